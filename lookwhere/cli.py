@@ -1,0 +1,57 @@
+"""The ``lookwhere`` command.
+
+Each subcommand lives in its package's ``cli`` module, which must be cheap to import: it defines
+``add_arguments(parser)`` and ``main(args) -> int`` and imports heavy libraries (torch, PsychoPy)
+only inside ``main``. So ``lookwhere run`` never imports torch, and ``--help`` is instant.
+Only this entry point configures logging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+__all__ = ["main", "SUBCOMMANDS"]
+
+#: subcommand → (module with add_arguments/main, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "analyze": ("analysis.cli", "score human fixation heatmaps against baselines and CNN maps"),
+    "precompute": ("analysis.cnn.cli", "compute the CNN attention maps of a stimulus set into a map store"),
+    "demo": ("lookwhere.demo", "run the main job on embedded defaults"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lookwhere", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(_module=module_name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lookwhere`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose + 1, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.main(args) or 0)
+    except (FileNotFoundError, ValueError, KeyError, OSError) as error:
+        # Input problems: one clear line, no traceback (use -vv for it).
+        logging.getLogger("lookwhere").debug("traceback", exc_info=True)
+        print(f"lookwhere {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

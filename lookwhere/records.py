@@ -1,0 +1,80 @@
+"""The one definition of a fixation, shared by the experiment, the wire protocol and the analysis.
+
+A fixation is stored as a row of a tidy :class:`pandas.DataFrame` whose columns are the fields of
+:class:`Fixation`, in that order, with the dtypes of :data:`FIXATION_DTYPES`.
+
+Coordinate frames
+-----------------
+Both frames are continuous pixel coordinates with the origin at the top-left *corner* of the
+top-left pixel, x to the right and y down: pixel ``(row, col)`` covers ``[col, col + 1) x
+[row, row + 1)``.  ``*_display_px`` is the screen the participant saw; ``*_image_px`` is the
+original (unscaled) image.  :class:`stimuli.geometry.DisplayGeometry` converts between them.
+
+Times
+-----
+``start_ms`` and ``end_ms`` are relative to the image onset of the fixation's trial;
+``stimulus_duration_ms`` is how long that image was shown.  A fixation lies entirely within the
+display period when ``0 <= start_ms`` and ``end_ms <= stimulus_duration_ms``.  Datasets that do not
+record times (e.g. OSIE) carry NaN there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+__all__ = ["Fixation", "FIXATION_COLUMNS", "FIXATION_DTYPES"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fixation:
+    """One fixation on one image shown in one trial.
+
+    Attributes
+    ----------
+    participant : str
+        Participant identifier (e.g. ``"P07"``, or the OSIE observer index as ``"s03"``).
+    session : str
+        Session identifier (a UUID for the project's own sessions, a file name for recordings).
+    trial : int
+        Trial index within the session, 0-based; -1 when unknown.
+    image : str
+        Image identifier: the stimulus file name without extension.
+    eye : str
+        ``"L"`` or ``"R"``; ``""`` when the dataset does not say.
+    start_ms, end_ms : float
+        Start and end relative to image onset, in ms (NaN when unknown).
+    duration_ms : float
+        Duration in ms as reported by the source (EyeLink: ``end - start + 1`` samples' worth).
+    x_display_px, y_display_px : float
+        Average gaze position on the screen, in display pixels (NaN when unknown).
+    x_image_px, y_image_px : float
+        The same position in original-image pixels.
+    stimulus_duration_ms : float
+        How long the image was displayed in this trial, in ms (NaN when unknown).
+    pupil : float
+        Average pupil size in tracker units (NaN when unknown).
+    """
+
+    participant: str
+    session: str
+    trial: int
+    image: str
+    eye: str
+    start_ms: float
+    end_ms: float
+    duration_ms: float
+    x_display_px: float
+    y_display_px: float
+    x_image_px: float
+    y_image_px: float
+    stimulus_duration_ms: float
+    pupil: float
+
+
+FIXATION_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Fixation))
+
+_DTYPE_OF = {"str": "string", "int": "int64", "float": "float64"}
+FIXATION_DTYPES: dict[str, str] = {
+    f.name: _DTYPE_OF[f.type] for f in dataclasses.fields(Fixation)  # type: ignore[index]
+}

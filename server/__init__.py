@@ -1,0 +1,1 @@
+"""Server package (see SPEC §3); built by its own issue."""

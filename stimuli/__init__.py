@@ -1,0 +1,1 @@
+"""Stimulus sets and display geometry, shared by the experiment and the analysis."""
