@@ -35,7 +35,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setup: installing Python packages into $VENV (first run takes a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # pysaliency builds from source and needs these at build time.
-    "$VENV/bin/python" -m pip install -q "cython" "numpy" "setuptools"
+    "$VENV/bin/python" -m pip install -q "cython" "numpy" "setuptools<81"
     "$VENV/bin/python" -m pip install -q -e ".[cnn,test]"
     echo "$want" > "$stamp"
 fi
