@@ -1,0 +1,57 @@
+"""``lookwhere analyze``: offline re-analysis of recorded fixations (see :mod:`analysis.offline`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _image_list(text: str) -> tuple[str, ...]:
+    ids = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not ids:
+        raise argparse.ArgumentTypeError("--images needs comma-separated image ids, e.g. 1001,1002")
+    return ids
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=["osie", "asc"], required=True, help="format of the fixation data")
+    parser.add_argument("--fixations", type=Path, required=True, help="fixations.mat (osie) or an .asc file/folder (asc)")
+    parser.add_argument("--stimuli", type=Path, required=True, help="folder of the stimulus images")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--images", type=_image_list, help="comma-separated image ids (default: all)")
+    parser.add_argument("--maps", type=Path, help="CNN map store (lookwhere precompute) to score too")
+    parser.add_argument("--sigma-px", type=float, default=20.0, help="Gaussian σ in image pixels (paper: 20)")
+    parser.add_argument("--kernel-size-px", type=int, default=80, help="kernel side in pixels (paper: 80); 0 = untruncated")
+    parser.add_argument("--no-duration-weighting", action="store_true", help="count fixations instead of adding durations")
+    parser.add_argument("--exclude-first-fixation", action="store_true", help="drop each trial's first fixation")
+    parser.add_argument("--metric-variant", choices=["mit", "pysaliency"], default="mit")
+    parser.add_argument("--scale", type=float, default=2.0, help="display scale of the recordings (asc)")
+    parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace):
+    from analysis.heatmap import HeatmapParams
+    from analysis.offline import AnalysisConfig
+
+    heatmap = HeatmapParams(
+        sigma_px=args.sigma_px,
+        kernel_size_px=args.kernel_size_px or None,
+        duration_weighted=not args.no_duration_weighting,
+        exclude_first_fixation=args.exclude_first_fixation,
+    )
+    return AnalysisConfig(
+        dataset=args.dataset, fixations=args.fixations, stimuli=args.stimuli, out=args.out,
+        images=args.images, maps=args.maps, heatmap=heatmap, metric_variant=args.metric_variant,
+        scale=args.scale, bootstrap_resamples=args.bootstrap, seed=args.seed,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from analysis.offline import run_analysis
+
+    result = run_analysis(config_from_args(args), progress=not args.no_progress)
+    print(f"report: {result.files['report']}")
+    print(f"scores: {result.files['scores']} ({len(result.scores)} rows)")
+    return 0

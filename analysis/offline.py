@@ -1,0 +1,282 @@
+"""Offline re-analysis (``lookwhere analyze``): fixations → heatmaps → scores → tables, figures, report.
+
+The pipeline, in the order it runs:
+
+1. read the fixations (OSIE ``fixations.mat``, EyeLink ASC recordings) into the tidy table and
+   put every fixation in original-image pixels;
+2. select the fixations that count (:func:`analysis.heatmap.select_fixations`), once;
+3. per image: the pooled human heatmap and fixation counts, the other images' fixations (for
+   shuffled AUC and the dataset prior), the centre-bias map (also the information-gain baseline);
+4. score every map (baselines, CNN maps from a map store) against the pooled human target, and
+   each participant against the others' heatmap (``human_loso``);
+5. write ``scores.csv``, ``loso_scores.csv``, ``heatmaps.npz``, ``params.json``, ``summary.csv``,
+   ``comparisons.csv``, the figures and ``report.html`` into the output folder.
+
+The live server scores with the same functions (:func:`analysis.metrics.score_map` on maps from
+:mod:`analysis.heatmap`), so live and offline numbers agree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from tqdm.auto import tqdm
+
+import lookwhere
+from analysis.baselines import center_bias, dataset_prior, leave_one_out_groups, shuffled_fixation_counts
+from analysis.heatmap import HeatmapParams, fixation_map, heatmap, select_fixations
+from analysis.metrics import METRICS, HumanTarget, score_map
+from stimuli.geometry import DEFAULT_SCALE, DisplayGeometry
+from stimuli.sets import StimulusSet
+
+__all__ = ["AnalysisConfig", "AnalysisResult", "load_fixations", "run_analysis"]
+
+logger = logging.getLogger(__name__)
+
+
+class AnalysisConfig(BaseModel):
+    """Everything an offline analysis depends on; written to ``params.json`` beside the results."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: Literal["osie", "asc"] = Field(description="format of the fixation data")
+    fixations: Path = Field(description="fixations.mat (osie), or an .asc file or folder of them (asc)")
+    stimuli: Path = Field(description="folder of the stimulus images")
+    out: Path = Field(description="output folder (created)")
+    images: tuple[str, ...] | None = Field(None, description="image ids to analyse (default: all with fixations)")
+    maps: Path | None = Field(None, description="CNN map store to score beside the baselines")
+    heatmap: HeatmapParams = HeatmapParams()
+    metrics: tuple[str, ...] = METRICS
+    metric_variant: Literal["mit", "pysaliency"] = "mit"
+    center_bias_sigma_fraction: float = Field(0.25, gt=0)
+    scale: float = Field(DEFAULT_SCALE, gt=0, description="display scale of the recordings (asc)")
+    bootstrap_resamples: int = Field(10_000, ge=100)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    seed: int = 0
+    n_overlays: int = Field(6, ge=0, description="images shown as overlays in the report")
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(METRICS))
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
+        return value
+
+
+@dataclass
+class AnalysisResult:
+    """What :func:`run_analysis` produced (the tables also lie on disk in ``out``)."""
+
+    out: Path
+    scores: pd.DataFrame
+    summary: pd.DataFrame
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> pd.DataFrame:
+    """Read the configured fixation data into a table with image coordinates."""
+    if not config.fixations.exists():
+        raise FileNotFoundError(f"fixation data {config.fixations} does not exist")
+    if config.dataset == "osie":
+        from analysis.readers import read_osie
+
+        return read_osie(config.fixations, images=config.images)
+    from analysis.fixations import add_image_coordinates
+    from analysis.readers import read_eyelink_asc
+
+    paths = sorted(config.fixations.glob("*.asc")) if config.fixations.is_dir() else [config.fixations]
+    if not paths:
+        raise FileNotFoundError(f"no .asc files in {config.fixations}")
+    tables = []
+    for path in paths:
+        recording = read_eyelink_asc(path)
+        table = recording.fixations[recording.fixations["image"] != ""]
+        if table.empty:
+            logger.warning("%s: no fixation belongs to a trial with an image id; skipped", path)
+            continue
+        screen_w, screen_h = recording.display_px
+        geometries = {
+            image_id: DisplayGeometry.fit(
+                *stimulus_set.size(image_id),
+                screen_width_px=screen_w, screen_height_px=screen_h, scale=config.scale,
+            )
+            for image_id in table["image"].unique()
+        }
+        tables.append(add_image_coordinates(table, geometries))
+    if not tables:
+        raise ValueError(f"no fixation in {config.fixations} is tied to an image (no '!V TRIAL_VAR image' or '!V IMGLOAD' messages)")
+    return pd.concat(tables, ignore_index=True)
+
+
+def _images_to_analyse(config: AnalysisConfig, fixations: pd.DataFrame, stimulus_set: StimulusSet) -> list[str]:
+    available = set(stimulus_set.image_ids)
+    with_fixations = set(fixations["image"].unique())
+    if config.images is not None:
+        missing_images = sorted(set(config.images) - available)
+        missing_fix = sorted(set(config.images) - with_fixations)
+        problems = []
+        if missing_images:
+            problems.append(f"not in the stimulus folder {config.stimuli}: {missing_images[:10]}")
+        if missing_fix:
+            problems.append(f"without fixations in {config.fixations}: {missing_fix[:10]}")
+        if problems:
+            raise ValueError("cannot analyse the requested images; " + "; ".join(problems))
+        return list(config.images)
+    images = sorted(with_fixations & available)
+    skipped = len(with_fixations - available)
+    if skipped:
+        logger.info("%d images have fixations but no file in %s; they are left out", skipped, config.stimuli)
+    if not images:
+        raise ValueError(f"no image of {config.stimuli} has fixations in {config.fixations}")
+    return images
+
+
+def _open_store(config: AnalysisConfig):
+    if config.maps is None:
+        return None
+    from analysis.cnn.store import MapStore
+
+    return MapStore.open(config.maps)
+
+
+def run_analysis(config: AnalysisConfig, *, progress: bool = True) -> AnalysisResult:
+    """Run the whole offline analysis described by ``config``; see the module docstring."""
+    stimulus_set = StimulusSet(config.stimuli)
+    fixations = load_fixations(config, stimulus_set)
+    images = _images_to_analyse(config, fixations, stimulus_set)
+    fixations = fixations[fixations["image"].isin(images)]
+    shapes = {image_id: stimulus_set.shape(image_id) for image_id in images}
+    store = _open_store(config)
+    store_maps = [] if store is None else list(store.map_names)
+    if store is not None:
+        missing = sorted(set(images) - set(store.image_ids))
+        if missing:
+            raise ValueError(
+                f"map store {config.maps} has no maps for {len(missing)} images (e.g. {missing[:5]}); "
+                "run `lookwhere precompute` for them or pass --images"
+            )
+
+    selected = select_fixations(fixations, config.heatmap)
+    logger.info("%d of %d fixations on %d images count towards the heatmaps", len(selected), len(fixations), len(images))
+    # Selection happened once above; the per-group heatmaps below must not select again
+    # (first-fixation exclusion is not idempotent).
+    no_selection = config.heatmap.model_copy(update={"within_display_only": False, "exclude_first_fixation": False})
+    by_image = dict(tuple(selected.groupby("image", sort=False)))
+
+    score_rows: list[dict] = []
+    loso_rows: list[dict] = []
+    human_maps: dict[str, np.ndarray] = {}
+    for image_id in tqdm(images, desc="scoring images", unit="image", disable=not progress):
+        shape = shapes[image_id]
+        rows = by_image.get(image_id, selected.iloc[:0])
+        centre = center_bias(shape, sigma_fraction=config.center_bias_sigma_fraction)
+        shuffled = shuffled_fixation_counts(selected, shapes, image=image_id)
+        human = heatmap(rows, shape=shape, params=no_selection)
+        human_maps[image_id] = human
+        target = HumanTarget(
+            human_map=human, fixation_map=_counts(rows, shape), other_fixation_map=shuffled, baseline_map=centre
+        )
+        maps = {
+            "center_bias": centre,
+            "dataset_prior": dataset_prior(selected, shapes, image=image_id, params=no_selection),
+        }
+        if store is not None:
+            maps.update(store.load(image_id, shape=shape))
+        for map_name, saliency in maps.items():
+            values = score_map(saliency, target, metrics=config.metrics, seed=config.seed, variant=config.metric_variant)
+            score_rows.extend({"image": image_id, "map": map_name, "metric": m, "value": v} for m, v in values.items())
+
+        for participant, own, others in leave_one_out_groups(rows):
+            own_target = HumanTarget(
+                human_map=heatmap(own, shape=shape, params=no_selection),
+                fixation_map=_counts(own, shape), other_fixation_map=shuffled, baseline_map=centre,
+            )
+            values = score_map(
+                heatmap(others, shape=shape, params=no_selection), own_target,
+                metrics=config.metrics, seed=config.seed, variant=config.metric_variant,
+            )
+            loso_rows.extend({"image": image_id, "participant": participant, "metric": m, "value": v} for m, v in values.items())
+
+    loso = pd.DataFrame(loso_rows, columns=["image", "participant", "metric", "value"])
+    if not loso.empty:
+        ceiling = loso.groupby(["image", "metric"], sort=False)["value"].mean().reset_index()
+        ceiling.insert(1, "map", "human_loso")
+        score_rows.extend(ceiling.to_dict("records"))
+    scores = pd.DataFrame(score_rows, columns=["image", "map", "metric", "value"])
+    kinds = {"center_bias": "baseline", "dataset_prior": "baseline", "human_loso": "human"}
+    scores["kind"] = scores["map"].map(lambda name: kinds.get(name, "cnn"))
+    untrained = bool(store is not None and store.is_untrained)
+    scores["untrained"] = (scores["kind"] == "cnn") & untrained
+
+    return _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected)
+
+
+def _counts(rows: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
+    return fixation_map(rows["x_image_px"].to_numpy(), rows["y_image_px"].to_numpy(), shape=shape)
+
+
+def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected) -> AnalysisResult:
+    from analysis import report
+    from analysis.stats import paired_comparisons, summarize_scores
+
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "scores": out / "scores.csv",
+        "loso_scores": out / "loso_scores.csv",
+        "heatmaps": out / "heatmaps.npz",
+        "params": out / "params.json",
+        "summary": out / "summary.csv",
+        "comparisons": out / "comparisons.csv",
+    }
+    scores.to_csv(files["scores"], index=False)
+    loso.to_csv(files["loso_scores"], index=False)
+    np.savez_compressed(files["heatmaps"], **human_maps)
+
+    stat_options = dict(n_resamples=config.bootstrap_resamples, confidence=config.confidence, seed=config.seed)
+    summary = summarize_scores(scores, **stat_options)
+    summary["untrained"] = summary["map"].isin(scores.loc[scores["untrained"], "map"].unique())
+    summary.to_csv(files["summary"], index=False)
+    comparisons = [
+        paired_comparisons(scores, metric=metric, **stat_options)
+        for metric in config.metrics
+        if scores.loc[scores["metric"] == metric, "map"].nunique() > 1
+    ]
+    comparison_table = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
+    comparison_table.to_csv(files["comparisons"], index=False)
+
+    params = {
+        "lookwhere_version": lookwhere.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "config": json.loads(config.model_dump_json()),
+        "n_images": int(scores["image"].nunique()),
+        "n_fixations_read": int(len(fixations)),
+        "n_fixations_used": int(len(selected)),
+        "n_participants": int(fixations["participant"].nunique()),
+        "maps": sorted(scores["map"].unique()),
+        "map_store": None if store is None else {"path": str(config.maps), "maps": store_maps, "metadata": store.metadata},
+        "notes": {
+            "human_loso": "mean over participants of each participant's fixations/heatmap scored against the other participants' heatmap",
+            "information_gain_baseline": "center_bias",
+            "shuffled_auc_negatives": "fixations of all other images, in normalised coordinates",
+        },
+    }
+    files["params"].write_text(json.dumps(params, indent=2, default=str))
+
+    files.update(report.write_report(
+        out, config=config, scores=scores, summary=summary, comparisons=comparison_table,
+        human_maps=human_maps, stimulus_set=stimulus_set, store=store, params=params,
+    ))
+    logger.info("wrote %s", ", ".join(str(p.name) for p in files.values()))
+    return AnalysisResult(out=out, scores=scores, summary=summary, files=files)
