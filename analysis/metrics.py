@@ -1,0 +1,888 @@
+"""Map-comparison metrics: the paper's MAE (eq. 15) and the MIT saliency-benchmark set.
+
+Every metric compares one saliency map (a CNN map or a baseline, any scale) with what people did on
+the same image: the blurred human heatmap (MAE, CC, SIM, KL) or the fixation locations (NSS, the
+AUCs, information gain). All arrays are ``(H, W)`` in original-image pixels, row = y, origin at the
+top-left corner; pixel ``(row, col)`` covers ``[col, col+1) x [row, row+1)``.
+
+Definitions
+-----------
+By default (``variant="mit"``) each metric transcribes the MATLAB code of the MIT saliency benchmark,
+cvzoya/saliency ``code_forMetrics`` (Bylinskii et al., "What do different evaluation metrics tell us
+about saliency models?", TPAMI 2019). ``variant="pysaliency"`` reproduces pysaliency 0.2.22
+(matthias-k/pysaliency ``metrics.py``, ``saliency_map_models.py``, ``roc_cython.pyx``) where the two
+disagree; the tests pin both.
+
+============  ==============================  ===========================================================
+metric        MIT source (default)            pysaliency counterpart (``variant="pysaliency"``)
+============  ==============================  ===========================================================
+mae           paper eq. 15                    none (min-max scaling: SPEC §2 replication note)
+nss           ``NSS.m``                       ``metrics.NSS`` via ``SaliencyMapModel.NSSs``
+cc            ``CC.m``                        ``metrics.CC``
+sim           ``similarity.m``                ``metrics.SIM``
+kl_div        ``KLdiv.m``                     ``metrics.image_based_kl_divergence`` (model ``KLDiv``)
+auc_judd      ``AUC_Judd.m``                  ``SaliencyMapModel.AUC_Judd`` (``nonfixations='unfixated'``,
+                                              ``thresholds='fixations'``)
+auc_borji     ``AUC_Borji.m``                 none (its ``AUC(nonfixations='uniform')`` is the exact
+                                              rank AUC, a different estimator)
+auc_shuffled  ``AUC_shuffled.m``              none (its ``sAUC`` is the exact rank AUC against all
+                                              other-image fixations, a different estimator)
+info_gain     ``InfoGain.m``                  ``Model.information_gain`` of ``SaliencyMapNormalizingModel``
+============  ==============================  ===========================================================
+
+Documented differences between MIT and pysaliency
+-------------------------------------------------
+- **Duplicate fixations.** MIT binarises the fixation map (``fixationMap > 0``): a pixel fixated
+  three times counts once. pysaliency evaluates per fixation, so repeats weigh more (NSS, AUC-Judd
+  positives, information gain).
+- **Tie handling in AUC-Judd.** MIT sweeps the sorted fixated values and sets ``tp = i / N`` even
+  when several fixated pixels share a value (the curve then steps back in ``fp``); pysaliency counts
+  every positive ``>= threshold``. MIT breaks ties by jittering the map with ``rand / 1e7``
+  (uniform), pysaliency with ``randn * 1e-7`` (Gaussian, seed 42); the noise therefore differs and the
+  two agree exactly only without jitter on a map without ties. The jitter is added to the *raw* map in
+  both, so it is large relative to maps with a tiny range (densities): give maps a range near 1.
+- **NSS standard deviation.** MATLAB ``std`` divides by ``N - 1``, numpy's by ``N`` (relative
+  difference ``1/(2N)``, 1e-6 on 800x600). A constant map gives NaN (MIT, 0/0) or 0 (pysaliency).
+- **SIM normalisation.** MIT min-max scales each map to [0, 1] before dividing by its sum, so a map's
+  offset does not count; pysaliency only shifts maps with negative values and divides by the sum.
+- **Epsilons.** MIT uses MATLAB ``eps`` (2.220446049250313e-16) inside KL's logarithm and quotient and
+  in information gain's logarithms. pysaliency's default image-based KL adds ``1e-20`` to each map
+  (``minimum_value``) and uses no epsilon in the logarithm; its ``MIT_KLDiv`` uses ``2.2204e-16``.
+  Its information gain uses no epsilon (a fixation on a zero of the map gives ``-inf``).
+- **KL image-based vs fixation-based.** Both ``kl_div`` variants are image-based, KL(human || map)
+  between the two maps as distributions. pysaliency also offers a fixation-based KL (histograms of
+  saliency at fixations vs non-fixations) which is a different quantity and not provided here.
+- **Information gain normalisation.** MIT min-max scales both maps before turning them into
+  distributions (a constant map gives NaN); pysaliency divides by the sum (shifting negative maps).
+- **Coordinate truncation.** This module takes per-pixel fixation counts; building them is the
+  caller's job. The project convention (floor of continuous coordinates) equals pysaliency's
+  ``x_int = int(x)`` truncation for coordinates inside the image.
+- **Resizing.** MATLAB ``imresize``-s the saliency map to the fixation map's size; here every map must
+  already have the same ``(H, W)`` (the caller upsamples CNN maps, SPEC §2) and a mismatch raises.
+- **Negative maps in KL.** MATLAB's ``KLdiv`` has no rule for negative values (complex logarithms);
+  both variants here shift a map with negative values to a minimum of 0 first, as pysaliency does.
+
+Undefined results
+-----------------
+A metric that is undefined for valid inputs (a constant map where the definition divides by its
+range or standard deviation, an empty fixation map, no other-image fixations, a missing baseline)
+returns NaN and logs one INFO line saying why; it never raises for those. Invalid inputs (wrong
+shape or dimensionality, NaN or inf values, negative fixation counts, unknown options) raise
+``ValueError`` before any work.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+
+from analysis._checks import as_2d_float, check_choice, check_positive, check_same_shape
+
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "HumanTarget",
+    "METRICS",
+    "MATLAB_EPS",
+    "Variant",
+    "auc_borji",
+    "auc_judd",
+    "auc_shuffled",
+    "cc",
+    "info_gain",
+    "kl_div",
+    "mae",
+    "nss",
+    "score_map",
+    "sim",
+]
+
+logger = logging.getLogger(__name__)
+
+Variant = Literal["mit", "pysaliency"]
+_VARIANTS = ("mit", "pysaliency")
+
+#: MATLAB ``eps`` (spacing of doubles at 1), the regulariser of the MIT KL and information gain.
+MATLAB_EPS = float(np.finfo(np.float64).eps)
+#: pysaliency's default ``minimum_value`` for image-based KL divergence.
+_PYSALIENCY_KL_MINIMUM = 1e-20
+#: Scale of the AUC-Judd tie-breaking jitter: MATLAB adds ``rand(size(map)) / 10000000``.
+_JITTER_DIVISOR = 1e7
+
+METRICS: tuple[str, ...] = (
+    "mae",
+    "nss",
+    "cc",
+    "sim",
+    "kl_div",
+    "auc_judd",
+    "auc_borji",
+    "auc_shuffled",
+    "info_gain",
+)
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "mae": False,
+    "nss": True,
+    "cc": True,
+    "sim": True,
+    "kl_div": False,
+    "auc_judd": True,
+    "auc_borji": True,
+    "auc_shuffled": True,
+    "info_gain": True,
+}
+
+# Each random metric draws from its own stream (seed, stream id), so its value does not depend on
+# which other metrics were computed in the same call.
+_STREAM = {"auc_judd": 1, "auc_borji": 2, "auc_shuffled": 3}
+
+
+# --------------------------------------------------------------------------------------------------
+# Prepared inputs: validated once, statistics computed on first use and then shared between metrics.
+# --------------------------------------------------------------------------------------------------
+
+
+class _Map:
+    """A validated real-valued ``(H, W)`` map, flattened to float64 ``(H*W,)``."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.shape = values.shape
+        self.flat = values.ravel()
+
+    @cached_property
+    def lo(self) -> float:
+        return float(self.flat.min())
+
+    @cached_property
+    def hi(self) -> float:
+        return float(self.flat.max())
+
+    @property
+    def range(self) -> float:
+        return self.hi - self.lo
+
+    @property
+    def is_constant(self) -> bool:
+        return self.range == 0.0
+
+    @cached_property
+    def sum(self) -> float:
+        return float(self.flat.sum())
+
+    @cached_property
+    def centered(self) -> np.ndarray:
+        return self.flat - self.flat.mean()
+
+    @cached_property
+    def centered_sum_sq(self) -> float:
+        return float(np.dot(self.centered, self.centered))
+
+    @cached_property
+    def minmax(self) -> np.ndarray:
+        """The map scaled to [0, 1]; a constant map becomes all zeros."""
+        if self.is_constant:
+            return np.zeros_like(self.flat)
+        return (self.flat - self.lo) * (1.0 / self.range)
+
+    @cached_property
+    def minmax_sum(self) -> float:
+        # sum((x - lo) / range) without another pass over the map
+        return (self.sum - self.flat.size * self.lo) / self.range if not self.is_constant else 0.0
+
+    def minmax_at(self, index: np.ndarray) -> np.ndarray:
+        """Min-max scaled values at flat indices ``index`` (any shape); the map must not be constant."""
+        return (self.flat[index] - self.lo) * (1.0 / self.range)
+
+    @cached_property
+    def density_mit_sim(self) -> np.ndarray | None:
+        """MIT ``similarity.m``: min-max, then divide by the sum; zero map stays zero; None if constant ≠ 0."""
+        if self.is_constant:
+            return np.zeros_like(self.flat) if self.lo == 0.0 else None
+        return (self.flat - self.lo) * (1.0 / (self.sum - self.flat.size * self.lo))
+
+    def density_sum(self, *, minimum_value: float, zero_to_uniform: bool) -> np.ndarray:
+        """Shift a map with negative values to minimum 0, add ``minimum_value``, divide by the sum.
+
+        An all-zero result stays zero (MIT ``KLdiv.m``) or becomes uniform (pysaliency
+        ``convert_saliency_map_to_density``), as ``zero_to_uniform`` says.
+        """
+        offset = minimum_value - min(self.lo, 0.0)
+        total = self.sum + self.flat.size * offset
+        if total == 0.0:
+            if zero_to_uniform:
+                return np.full_like(self.flat, 1.0 / self.flat.size)
+            return np.zeros_like(self.flat)
+        return (self.flat + offset) * (1.0 / total) if offset else self.flat * (1.0 / total)
+
+    @cached_property
+    def density_mit_kl(self) -> np.ndarray:
+        return self.density_sum(minimum_value=0.0, zero_to_uniform=False)
+
+    @cached_property
+    def density_pysaliency_kl(self) -> np.ndarray:
+        return self.density_sum(minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
+
+    @cached_property
+    def density_pysaliency(self) -> np.ndarray:
+        return self.density_sum(minimum_value=0.0, zero_to_uniform=True)
+
+
+class _Fixations:
+    """The fixated pixels of a validated ``(H, W)`` count map: flat indices and counts."""
+
+    def __init__(self, counts: np.ndarray) -> None:
+        flat = counts.ravel()
+        self.n_pixels = flat.size
+        self.index = np.flatnonzero(flat > 0)
+        self.counts = flat[self.index]
+
+    def __len__(self) -> int:
+        return self.index.size
+
+
+def _as_counts(array, name: str) -> np.ndarray:
+    """Validate a fixation-count map: finite float64 ``(H, W)``, no negative counts."""
+    counts = as_2d_float(array, name)
+    if (counts < 0).any():
+        raise ValueError(
+            f"{name} holds fixation counts and must be >= 0; got minimum {counts.min()!r}"
+        )
+    return counts
+
+
+def _check_variant(variant: str) -> None:
+    check_choice("variant", variant, _VARIANTS)
+
+
+def _undefined(metric: str, why: str) -> float:
+    logger.info("%s is undefined here (%s); returning NaN", metric, why)
+    return float("nan")
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Trapezoidal area along the last axis (MATLAB ``trapz(x, y)``; np.trapz left numpy 2.4)."""
+    return 0.5 * np.sum(np.diff(x, axis=-1) * (y[..., 1:] + y[..., :-1]), axis=-1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Kernels on prepared inputs (no validation). Public functions and score_map share them.
+# --------------------------------------------------------------------------------------------------
+
+
+def _mae(s: _Map, h: _Map, normalize: str) -> float:
+    if normalize == "none":
+        return float(np.mean(np.abs(s.flat - h.flat)))
+    return float(np.mean(np.abs(s.minmax - h.minmax)))
+
+
+def _nss(s: _Map, fix: _Fixations, variant: str) -> float:
+    if not len(fix):
+        return _undefined("nss", "the fixation map is empty")
+    if variant == "mit":
+        if s.is_constant:
+            return _undefined("nss", "the saliency map is constant (MATLAB std = 0)")
+        std = np.sqrt(s.centered_sum_sq / (s.flat.size - 1))
+        return float(s.centered[fix.index].mean() / std)
+    # pysaliency: population std, a constant map is left un-scaled (all zeros), per-fixation mean
+    std = np.sqrt(s.centered_sum_sq / s.flat.size)
+    values = s.centered[fix.index] / std if std else s.centered[fix.index]
+    return float(np.average(values, weights=fix.counts))
+
+
+def _cc(s: _Map, h: _Map, variant: str) -> float:
+    if s.is_constant or h.is_constant:
+        if variant == "pysaliency" and s.is_constant and not h.is_constant:
+            return 0.0
+        return _undefined("cc", "a map is constant (zero standard deviation)")
+    return float(np.dot(s.centered, h.centered) / np.sqrt(s.centered_sum_sq * h.centered_sum_sq))
+
+
+def _sim(s: _Map, h: _Map, variant: str) -> float:
+    if variant == "mit":
+        p, q = s.density_mit_sim, h.density_mit_sim
+        if p is None or q is None:
+            return _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
+    else:
+        p, q = s.density_pysaliency, h.density_pysaliency
+    return float(np.minimum(p, q).sum())
+
+
+def _kl_div(s: _Map, h: _Map, variant: str) -> float:
+    if variant == "mit":
+        p, q = s.density_mit_kl, h.density_mit_kl
+        # sum(q .* log(eps + q ./ (p + eps))), in one scratch buffer; q = 0 terms vanish
+        log_ratio = p + MATLAB_EPS
+        np.divide(q, log_ratio, out=log_ratio)
+        log_ratio += MATLAB_EPS
+        np.log(log_ratio, out=log_ratio)
+        return float(np.dot(q, log_ratio))
+    p, q = s.density_pysaliency_kl, h.density_pysaliency_kl
+    return float(np.dot(q, np.log(q) - np.log(p)))
+
+
+def _info_gain(s: _Map, fix: _Fixations, b: _Map, variant: str) -> float:
+    if not len(fix):
+        return _undefined("info_gain", "the fixation map is empty")
+    if variant == "mit":
+        if s.is_constant or b.is_constant:
+            return _undefined("info_gain", "a map is constant (MIT min-max gives 0/0)")
+        p = s.minmax_at(fix.index) / s.minmax_sum
+        q = b.minmax_at(fix.index) / b.minmax_sum
+        return float(np.mean(np.log2(MATLAB_EPS + p) - np.log2(MATLAB_EPS + q)))
+    with np.errstate(divide="ignore"):
+        gains = np.log2(s.density_pysaliency[fix.index]) - np.log2(b.density_pysaliency[fix.index])
+    return float(np.average(gains, weights=fix.counts))
+
+
+_N_BINS = 1 << 16
+
+
+def _count_at_least(values: np.ndarray, lo: float, hi: float, thresholds: np.ndarray) -> np.ndarray:
+    """Number of ``values`` (float64 ``(N,)``) that are ``>=`` each threshold.
+
+    Equivalent to ``N - np.searchsorted(np.sort(values), thresholds, side="left")`` but avoids sorting
+    all N values: values are bucketed into ``_N_BINS`` equal bins over ``[lo, hi]`` (any range that
+    roughly covers the values; outliers are clipped into the end buckets) by arithmetic; buckets
+    holding no threshold are counted whole, and only the values in the few buckets that hold a
+    threshold are sorted. The bucket function (float32 cast, subtract, scale, truncate, clip) is
+    monotone non-decreasing, so a value in a higher bucket than a threshold is strictly greater than
+    it; the comparisons inside a threshold's bucket are exact, in float64.
+    """
+    if hi <= lo:
+        return np.where(thresholds <= lo, values.size, 0)
+    lo32, scale32 = np.float32(lo), np.float32(_N_BINS / (hi - lo))
+
+    def bucket(x: np.ndarray) -> np.ndarray:
+        b = x.astype(np.float32)
+        b -= lo32
+        b *= scale32
+        np.clip(b, 0, _N_BINS - 1, out=b)
+        return b.astype(np.int32)
+
+    value_bucket = bucket(values)
+    threshold_bucket = bucket(thresholds)
+    holds_threshold = np.zeros(_N_BINS, dtype=bool)
+    holds_threshold[threshold_bucket] = True
+    candidates = np.sort(values[holds_threshold[value_bucket]])
+    per_bucket = np.bincount(value_bucket, minlength=_N_BINS)
+    per_bucket[holds_threshold] = 0
+    # above[b] = values in non-threshold buckets strictly above bucket b
+    above = np.zeros(_N_BINS + 1, dtype=np.int64)
+    above[:-1] = np.cumsum(per_bucket[::-1])[::-1]
+    return above[threshold_bucket + 1] + candidates.size - np.searchsorted(candidates, thresholds, "left")
+
+
+def _jittered(s: _Map, seed: int) -> np.ndarray:
+    """The map plus MATLAB's tie-breaking noise ``U[0, 1) / 1e7``, flat float64."""
+    rng = np.random.default_rng([seed, _STREAM["auc_judd"]])
+    values = rng.random(s.flat.size)
+    values /= _JITTER_DIVISOR
+    values += s.flat
+    return values
+
+
+def _auc_judd(s: _Map, fix: _Fixations, jitter: bool, seed: int, variant: str) -> float:
+    n_fix = len(fix)
+    if not n_fix:
+        return _undefined("auc_judd", "the fixation map is empty")
+    if n_fix == s.flat.size:
+        return _undefined("auc_judd", "every pixel is fixated (no negatives)")
+    if jitter:
+        values, lo, hi = _jittered(s, seed), s.lo, s.hi + 1.0 / _JITTER_DIVISOR
+    elif s.is_constant:
+        return _undefined("auc_judd", "the saliency map is constant and jitter is off")
+    else:
+        values, lo, hi = s.flat, s.lo, s.hi
+    # Min-max scaling (MATLAB) preserves the order, so the ROC is computed on the raw values.
+    order = np.argsort(values[fix.index])[::-1]
+    positives = values[fix.index[order]]
+    at_least = _count_at_least(values, lo, hi, positives)
+    n_negatives = values.size - n_fix
+    if variant == "mit":
+        rank = np.arange(1, n_fix + 1)
+        tp = rank / n_fix
+        fp = (at_least - rank) / n_negatives
+    else:
+        # Tie-aware: at each distinct threshold count every positive >= it (last of its tie group).
+        weights = fix.counts[order]
+        last_of_group = np.append(positives[1:] != positives[:-1], True)
+        tp = np.cumsum(weights)[last_of_group] / weights.sum()
+        fixated_at_least = np.arange(1, n_fix + 1)[last_of_group]
+        fp = (at_least[last_of_group] - fixated_at_least) / n_negatives
+    tp = np.concatenate(([0.0], tp, [1.0]))
+    fp = np.concatenate(([0.0], fp, [1.0]))
+    return float(_trapezoid(tp, fp))
+
+
+def _thresholds(step: float) -> np.ndarray:
+    """MATLAB ``0:step:1``, the threshold grid of the Borji AUCs on a min-max scaled map.
+
+    MATLAB stops at the largest sampled value instead of 1; thresholds above it add only repeated
+    (0, 0) points to the ROC, which have no area, so one grid serves every split.
+    """
+    return step * np.arange(int(np.floor(1.0 / step + 1e-9)) + 1)
+
+
+def _auc_sampled(s: _Map, fix: _Fixations, negative_index: np.ndarray, step: float) -> float:
+    """Mean AUC over splits; ``negative_index`` is ``(n_splits, n_negatives)`` flat pixel indices."""
+    thresholds = _thresholds(step)
+    n_thresholds = thresholds.size
+    positives = s.minmax_at(fix.index)
+    tp = _fraction_at_least(positives[None, :], thresholds)[0]
+    fp = _fraction_at_least(s.minmax_at(negative_index), thresholds)
+    n_splits = fp.shape[0]
+    # ROC points from the highest threshold down, framed by (0, 0) and (1, 1) as in MATLAB
+    zeros, ones = np.zeros((n_splits, 1)), np.ones((n_splits, 1))
+    x = np.hstack((zeros, fp[:, ::-1], ones))
+    y = np.hstack((zeros, np.broadcast_to(tp[::-1], (n_splits, n_thresholds)), ones))
+    return float(_trapezoid(y, x).mean())
+
+
+def _fraction_at_least(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Per row of ``values`` ``(R, M)``, the fraction ``>=`` each of the sorted ``thresholds`` ``(K,)``."""
+    n_rows, n_values = values.shape
+    n_thresholds = thresholds.size
+    n_below_or_equal = np.searchsorted(thresholds, values, side="right")  # thresholds <= value
+    offsets = (n_thresholds + 1) * np.arange(n_rows)[:, None]
+    counts = np.bincount((n_below_or_equal + offsets).ravel(), minlength=n_rows * (n_thresholds + 1))
+    counts = counts.reshape(n_rows, n_thresholds + 1)
+    # values >= thresholds[k]  <=>  n_below_or_equal > k
+    at_least = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    return at_least / n_values
+
+
+def _auc_borji(s: _Map, fix: _Fixations, n_splits: int, step: float, seed: int) -> float:
+    if len(fix) <= 1:
+        return _undefined("auc_borji", f"{len(fix)} fixated pixel(s); MIT needs at least 2")
+    if s.is_constant:
+        return _undefined("auc_borji", "the saliency map is constant (MIT min-max gives 0/0)")
+    rng = np.random.default_rng([seed, _STREAM["auc_borji"]])
+    # MATLAB randi: as many uniform pixel draws (with replacement) as fixated pixels, per split
+    negative_index = rng.integers(0, s.flat.size, size=(n_splits, len(fix)))
+    return _auc_sampled(s, fix, negative_index, step)
+
+
+def _auc_shuffled(
+    s: _Map, fix: _Fixations, other_index: np.ndarray, n_splits: int, step: float, seed: int
+) -> float:
+    if not len(fix):
+        return _undefined("auc_shuffled", "the fixation map is empty")
+    if not other_index.size:
+        return _undefined("auc_shuffled", "other_fixation_map is empty")
+    if s.is_constant:
+        return _undefined("auc_shuffled", "the saliency map is constant (MIT min-max gives 0/0)")
+    rng = np.random.default_rng([seed, _STREAM["auc_shuffled"]])
+    # MATLAB randperm per split, first min(N_fix, N_other) of the other-image fixated pixels
+    n_draw = min(len(fix), other_index.size)
+    draws = np.stack([rng.choice(other_index.size, n_draw, replace=False) for _ in range(n_splits)])
+    return _auc_sampled(s, fix, other_index[draws], step)
+
+
+# --------------------------------------------------------------------------------------------------
+# Public metrics, one per definition.
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_splits(n_splits: int, step: float) -> None:
+    if not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
+        raise ValueError(f"n_splits must be a positive integer; got {n_splits!r}")
+    check_positive("step", step)
+    if step > 1:
+        raise ValueError(f"step must be <= 1 (thresholds sweep [0, 1]); got {step!r}")
+
+
+def mae(saliency_map, human_map, *, normalize: Literal["minmax", "none"] = "minmax") -> float:
+    """Mean absolute error between a map and the human heatmap (paper eq. 15).
+
+    ``MAE = 1 / (W H) * sum_x sum_y |S(x, y) - G(x, y)|``.
+
+    Parameters
+    ----------
+    saliency_map, human_map : array_like, shape (H, W)
+        The network (or baseline) map S and the blurred human heatmap G, finite, any scale.
+    normalize : {"minmax", "none"}
+        ``"minmax"`` (default, SPEC §2 replication note "Scale of the human map for MAE") scales both
+        maps to [0, 1] first; a constant map becomes all zeros. ``"none"`` is the paper-literal
+        eq. 15 on the maps as given.
+
+    Returns
+    -------
+    float
+        MAE in the maps' units (in [0, 1] with ``"minmax"``); lower is better.
+    """
+    check_choice("normalize", normalize, ("minmax", "none"))
+    s, h = as_2d_float(saliency_map, "saliency_map"), as_2d_float(human_map, "human_map")
+    check_same_shape(saliency_map=s, human_map=h)
+    return _mae(_Map(s), _Map(h), normalize)
+
+
+def nss(saliency_map, fixation_map, *, variant: Variant = "mit") -> float:
+    """Normalized scanpath saliency: mean of the z-scored map at fixated pixels (MIT ``NSS.m``).
+
+    Parameters
+    ----------
+    saliency_map : array_like, shape (H, W)
+        Finite, any scale.
+    fixation_map : array_like, shape (H, W)
+        Fixation counts per pixel (>= 0).
+    variant : {"mit", "pysaliency"}
+        ``"mit"``: each fixated pixel once, standard deviation with ``N - 1``; NaN for a constant map.
+        ``"pysaliency"``: each fixation (repeats weigh more), standard deviation with ``N``; 0 for a
+        constant map.
+
+    Returns
+    -------
+    float
+        NSS in standard deviations (0 = chance); NaN for an empty fixation map.
+    """
+    _check_variant(variant)
+    s, f = as_2d_float(saliency_map, "saliency_map"), _as_counts(fixation_map, "fixation_map")
+    check_same_shape(saliency_map=s, fixation_map=f)
+    return _nss(_Map(s), _Fixations(f), variant)
+
+
+def cc(saliency_map, human_map, *, variant: Variant = "mit") -> float:
+    """Pearson linear correlation coefficient between the two maps (MIT ``CC.m``).
+
+    Parameters
+    ----------
+    saliency_map, human_map : array_like, shape (H, W)
+        Finite, any scale.
+    variant : {"mit", "pysaliency"}
+        Differ only for constant maps: NaN (MIT), or 0 when only ``saliency_map`` is constant
+        (pysaliency).
+
+    Returns
+    -------
+    float
+        In [-1, 1]; NaN when a map is constant (see ``variant``).
+    """
+    _check_variant(variant)
+    s, h = as_2d_float(saliency_map, "saliency_map"), as_2d_float(human_map, "human_map")
+    check_same_shape(saliency_map=s, human_map=h)
+    return _cc(_Map(s), _Map(h), variant)
+
+
+def sim(saliency_map, human_map, *, variant: Variant = "mit") -> float:
+    """Similarity (histogram intersection) of the two maps as distributions (MIT ``similarity.m``).
+
+    ``SIM = sum_i min(P_i, Q_i)`` with P, Q the maps turned into distributions.
+
+    Parameters
+    ----------
+    saliency_map, human_map : array_like, shape (H, W)
+        Finite, any scale.
+    variant : {"mit", "pysaliency"}
+        ``"mit"``: min-max scale each map to [0, 1], then divide by its sum (an all-zero map stays
+        zero; a constant non-zero map gives NaN). ``"pysaliency"``: shift a map with negative values
+        to minimum 0, divide by its sum (an all-zero map becomes uniform).
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 for identical distributions.
+    """
+    _check_variant(variant)
+    s, h = as_2d_float(saliency_map, "saliency_map"), as_2d_float(human_map, "human_map")
+    check_same_shape(saliency_map=s, human_map=h)
+    return _sim(_Map(s), _Map(h), variant)
+
+
+def kl_div(saliency_map, human_map, *, variant: Variant = "mit") -> float:
+    """Image-based KL divergence KL(human || saliency) of the maps as distributions (MIT ``KLdiv.m``).
+
+    ``"mit"``: ``P = S / sum(S)``, ``Q = G / sum(G)`` (an all-zero map stays zero),
+    ``KL = sum_i Q_i log(eps + Q_i / (P_i + eps))`` with MATLAB ``eps``.
+    ``"pysaliency"`` (its default image-based KL): ``P = (S + 1e-20) / sum``, likewise Q,
+    ``KL = sum_i Q_i (log Q_i - log P_i)``. Maps with negative values are first shifted to minimum 0.
+
+    Parameters
+    ----------
+    saliency_map, human_map : array_like, shape (H, W)
+        Finite, any scale.
+    variant : {"mit", "pysaliency"}
+
+    Returns
+    -------
+    float
+        KL divergence in nats (>= 0 up to the epsilons); lower is better.
+    """
+    _check_variant(variant)
+    s, h = as_2d_float(saliency_map, "saliency_map"), as_2d_float(human_map, "human_map")
+    check_same_shape(saliency_map=s, human_map=h)
+    return _kl_div(_Map(s), _Map(h), variant)
+
+
+def auc_judd(
+    saliency_map, fixation_map, *, jitter: bool = True, seed: int = 0, variant: Variant = "mit"
+) -> float:
+    """Area under the ROC curve, thresholds at the fixated values (MIT ``AUC_Judd.m``).
+
+    Positives are the fixated pixels; negatives all other pixels. ``"mit"`` uses each fixated pixel
+    once and MIT's ``tp = i / N`` sweep; ``"pysaliency"`` weighs each pixel by its fixation count and
+    counts ties exactly (as ``SaliencyMapModel.AUC_Judd``).
+
+    Parameters
+    ----------
+    saliency_map : array_like, shape (H, W)
+        Finite. The jitter is absolute (``U[0, 1) / 1e7`` added to the raw map, as in MATLAB), so
+        give maps a range near 1.
+    fixation_map : array_like, shape (H, W)
+        Fixation counts per pixel (>= 0).
+    jitter : bool
+        Break ties with the seeded jitter (MIT default). Without it a constant map gives NaN.
+    seed : int
+        Seed of the jitter.
+    variant : {"mit", "pysaliency"}
+
+    Returns
+    -------
+    float
+        AUC in [0, 1], 0.5 = chance; NaN for an empty fixation map.
+    """
+    _check_variant(variant)
+    s, f = as_2d_float(saliency_map, "saliency_map"), _as_counts(fixation_map, "fixation_map")
+    check_same_shape(saliency_map=s, fixation_map=f)
+    return _auc_judd(_Map(s), _Fixations(f), jitter, seed, variant)
+
+
+def auc_borji(
+    saliency_map, fixation_map, *, n_splits: int = 100, step: float = 0.1, seed: int = 0
+) -> float:
+    """AUC against uniformly sampled pixels, averaged over random splits (MIT ``AUC_Borji.m``).
+
+    The map is min-max scaled to [0, 1]; thresholds sweep ``0:step:1``; each split draws as many
+    pixels (uniformly, with replacement) as there are fixated pixels. Fixated pixels count once.
+
+    Parameters
+    ----------
+    saliency_map : array_like, shape (H, W)
+        Finite, any scale.
+    fixation_map : array_like, shape (H, W)
+        Fixation counts per pixel (>= 0); needs at least 2 fixated pixels (MIT), else NaN.
+    n_splits : int
+        Number of random negative sets.
+    step : float
+        Threshold step on the [0, 1] scaled map, in (0, 1].
+    seed : int
+        Seed of the sampling.
+
+    Returns
+    -------
+    float
+        Mean AUC over the splits; NaN for a constant map.
+    """
+    _check_splits(n_splits, step)
+    s, f = as_2d_float(saliency_map, "saliency_map"), _as_counts(fixation_map, "fixation_map")
+    check_same_shape(saliency_map=s, fixation_map=f)
+    return _auc_borji(_Map(s), _Fixations(f), n_splits, step, seed)
+
+
+def auc_shuffled(
+    saliency_map,
+    fixation_map,
+    other_fixation_map,
+    *,
+    n_splits: int = 100,
+    step: float = 0.1,
+    seed: int = 0,
+) -> float:
+    """Shuffled AUC: negatives are fixated pixels of other images (MIT ``AUC_shuffled.m``).
+
+    As :func:`auc_borji`, except that each split draws, without replacement, ``min(N_fix, N_other)``
+    of the pixels fixated on other images; this discounts centre bias.
+
+    Parameters
+    ----------
+    saliency_map : array_like, shape (H, W)
+        Finite, any scale.
+    fixation_map : array_like, shape (H, W)
+        Fixation counts per pixel (>= 0).
+    other_fixation_map : array_like, shape (H, W)
+        Counts of fixations made on other images, already mapped onto this image's pixel grid
+        (binarised, as MIT's ``otherMap``).
+    n_splits, step, seed
+        As :func:`auc_borji`.
+
+    Returns
+    -------
+    float
+        Mean AUC over the splits; NaN for a constant map or an empty fixation map.
+    """
+    _check_splits(n_splits, step)
+    s, f = as_2d_float(saliency_map, "saliency_map"), _as_counts(fixation_map, "fixation_map")
+    other = _as_counts(other_fixation_map, "other_fixation_map")
+    check_same_shape(saliency_map=s, fixation_map=f, other_fixation_map=other)
+    other_index = np.flatnonzero(other.ravel() > 0)
+    return _auc_shuffled(_Map(s), _Fixations(f), other_index, n_splits, step, seed)
+
+
+def info_gain(saliency_map, fixation_map, baseline_map, *, variant: Variant = "mit") -> float:
+    """Information gain of the map over a baseline at the fixations, in bits (MIT ``InfoGain.m``).
+
+    ``"mit"``: both maps min-max scaled, divided by their sums into P and B, then
+    ``IG = mean over fixated pixels of log2(eps + P) - log2(eps + B)``. ``"pysaliency"``: maps
+    divided by their sums (negative maps shifted), mean over fixations (repeats weigh more) without
+    epsilon, as ``information_gain`` of a ``SaliencyMapNormalizingModel``.
+
+    Parameters
+    ----------
+    saliency_map, baseline_map : array_like, shape (H, W)
+        Finite, any scale. The baseline is usually a centre-bias map.
+    fixation_map : array_like, shape (H, W)
+        Fixation counts per pixel (>= 0).
+    variant : {"mit", "pysaliency"}
+
+    Returns
+    -------
+    float
+        Bits per fixation (0 = no better than the baseline); NaN for an empty fixation map or (MIT)
+        a constant map.
+    """
+    _check_variant(variant)
+    s, f = as_2d_float(saliency_map, "saliency_map"), _as_counts(fixation_map, "fixation_map")
+    b = as_2d_float(baseline_map, "baseline_map")
+    check_same_shape(saliency_map=s, fixation_map=f, baseline_map=b)
+    return _info_gain(_Map(s), _Fixations(f), _Map(b), variant)
+
+
+# --------------------------------------------------------------------------------------------------
+# All metrics for one map against one image's human data.
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class HumanTarget:
+    """Everything a map is scored against, for one image; validated once, reusable for many maps.
+
+    Parameters
+    ----------
+    human_map : array_like, shape (H, W)
+        The blurred human heatmap (any scale).
+    fixation_map : array_like, shape (H, W)
+        Fixation counts per pixel (>= 0), in image pixels.
+    other_fixation_map : array_like, shape (H, W), optional
+        Counts of fixations from other images on this image's grid, for shuffled AUC.
+    baseline_map : array_like, shape (H, W), optional
+        The information-gain baseline (centre bias by default in the pipeline).
+
+    Notes
+    -----
+    The arrays are stored as validated float64 copies; statistics of the human data (its scaled
+    versions, fixated pixels) are computed on first use and kept, so scoring many maps against one
+    target repeats none of that work. ``eq=False``: arrays have no single truth value.
+    """
+
+    human_map: np.ndarray
+    fixation_map: np.ndarray
+    other_fixation_map: np.ndarray | None = None
+    baseline_map: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        arrays = {
+            "human_map": as_2d_float(self.human_map, "human_map"),
+            "fixation_map": _as_counts(self.fixation_map, "fixation_map"),
+        }
+        if self.other_fixation_map is not None:
+            arrays["other_fixation_map"] = _as_counts(self.other_fixation_map, "other_fixation_map")
+        if self.baseline_map is not None:
+            arrays["baseline_map"] = as_2d_float(self.baseline_map, "baseline_map")
+        check_same_shape(**arrays)
+        for name, array in arrays.items():
+            array = array.copy()  # never freeze or alias the caller's array
+            array.flags.writeable = False
+            object.__setattr__(self, name, array)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.human_map.shape
+
+    @cached_property
+    def _human(self) -> _Map:
+        return _Map(self.human_map)
+
+    @cached_property
+    def _fixations(self) -> _Fixations:
+        return _Fixations(self.fixation_map)
+
+    @cached_property
+    def _other_index(self) -> np.ndarray | None:
+        if self.other_fixation_map is None:
+            return None
+        return np.flatnonzero(self.other_fixation_map.ravel() > 0)
+
+    @cached_property
+    def _baseline(self) -> _Map | None:
+        return None if self.baseline_map is None else _Map(self.baseline_map)
+
+
+def score_map(
+    saliency_map,
+    target: HumanTarget,
+    *,
+    metrics: tuple[str, ...] | list[str] = METRICS,
+    seed: int = 0,
+    variant: Variant = "mit",
+) -> dict[str, float]:
+    """Score one map against one image's human data with several metrics, sharing the work.
+
+    The map is validated and flattened once; its range, mean-centred copy and scaled versions are
+    computed once for every metric that needs them. AUC-Borji and shuffled AUC use MIT's definitions
+    (100 splits, step 0.1) under either ``variant``. This is what the offline analysis and the live
+    server call.
+
+    Parameters
+    ----------
+    saliency_map : array_like, shape (H, W)
+        Finite, any scale, already at the target's ``(H, W)`` (upsample CNN maps first).
+    target : HumanTarget
+        The image's human heatmap, fixations and optional shuffled-AUC / information-gain inputs.
+    metrics : sequence of str
+        Names from :data:`METRICS`, in the order wanted.
+    seed : int
+        Seed of the random parts (AUC-Judd jitter, AUC-Borji and shuffled-AUC sampling); each metric
+        uses its own stream, so a value equals the one its standalone function gives with this seed.
+    variant : {"mit", "pysaliency"}
+        Passed to the metrics that have one.
+
+    Returns
+    -------
+    dict
+        ``{metric: value}`` in the order of ``metrics``. A metric that is undefined for these inputs
+        (constant map, empty fixations) or whose input the target lacks (``other_fixation_map`` for
+        ``auc_shuffled``, ``baseline_map`` for ``info_gain``) is NaN, with an INFO log line.
+    """
+    _check_variant(variant)
+    unknown = [name for name in metrics if name not in METRICS]
+    if unknown:
+        raise ValueError(f"metrics must be names from {METRICS}; got unknown {unknown}")
+    if not isinstance(target, HumanTarget):
+        raise TypeError(f"target must be a HumanTarget; got {type(target).__name__}")
+    s_array = as_2d_float(saliency_map, "saliency_map")
+    check_same_shape(saliency_map=s_array, target=target.human_map)
+    s = _Map(s_array)
+
+    human, fix = target._human, target._fixations
+    compute = {
+        "mae": lambda: _mae(s, human, "minmax"),
+        "nss": lambda: _nss(s, fix, variant),
+        "cc": lambda: _cc(s, human, variant),
+        "sim": lambda: _sim(s, human, variant),
+        "kl_div": lambda: _kl_div(s, human, variant),
+        "auc_judd": lambda: _auc_judd(s, fix, True, seed, variant),
+        "auc_borji": lambda: _auc_borji(s, fix, 100, 0.1, seed),
+        "auc_shuffled": lambda: (
+            _undefined("auc_shuffled", "the target has no other_fixation_map")
+            if target._other_index is None
+            else _auc_shuffled(s, fix, target._other_index, 100, 0.1, seed)
+        ),
+        "info_gain": lambda: (
+            _undefined("info_gain", "the target has no baseline_map")
+            if target._baseline is None
+            else _info_gain(s, fix, target._baseline, variant)
+        ),
+    }
+    return {name: compute[name]() for name in metrics}
