@@ -121,12 +121,13 @@ def _check_images(images: Sequence[str] | None) -> list[str] | None:
 def _load_struct(path: Path) -> np.ndarray:
     """The ``fixations`` cell array as a 1-D object array of MATLAB structs."""
     from scipy.io import loadmat  # heavy import, only needed here
+    from scipy.io.matlab import MatReadError
 
     if not path.is_file():
         raise FileNotFoundError(f"OSIE fixation file {path} does not exist; pass the path of fixations.mat")
     try:
         contents = loadmat(path, squeeze_me=True, struct_as_record=False)
-    except (ValueError, TypeError, OSError) as error:
+    except (MatReadError, ValueError, TypeError, OSError) as error:
         raise ValueError(f"{path} is not a readable MATLAB .mat file ({error}); pass OSIE's eye/fixations.mat") from error
     if "fixations" not in contents:
         found = sorted(key for key in contents if not key.startswith("__"))
