@@ -1,0 +1,189 @@
+"""Build (or resume) the map store of a stimulus set: ``lookwhere precompute`` without the CLI.
+
+Order of work: (1) the CAM fit — one forward pass per fitting image, GAP of relu5_3 and class
+scores, ridge regression (:mod:`analysis.cnn.cam`) — unless the store already holds its weights;
+(2) every map of every unfinished image, batch by batch (:func:`analysis.cnn.engine.compute_maps`),
+each image written atomically. An interrupted run therefore resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from analysis.cnn.cam import DEFAULT_RIDGE_ALPHA, fit_cam_weights
+from analysis.cnn.engine import MAP_NAMES, MapParameters, compute_maps, fitting_features
+from analysis.cnn.model import (BLOCK_OUTPUTS, IMAGENET_MEAN, IMAGENET_STD, TARGET_LAYER,
+                                AttentionVGG16, preprocess)
+from analysis.cnn.store import MapStore, MapStoreWriter
+from stimuli.sets import StimulusSet
+
+__all__ = ["precompute_store", "resolve_device"]
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; ``"cpu"``/``"cuda"`` as given (checked)."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda'; got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but torch sees no CUDA device; use --device cpu or auto")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def _store_metadata(model: AttentionVGG16, stimuli: StimulusSet, *, input_size: int | None,
+                    parameters: MapParameters, ridge_alpha: float) -> dict:
+    import torchvision
+
+    return {
+        "map_names": list(MAP_NAMES),
+        "model": {
+            "architecture": "torchvision.models.vgg16",
+            "relus": "out-of-place; guided rule only in the Guided Backprop pass",
+            "block_outputs": {name: f"features[{index}]" for name, index in BLOCK_OUTPUTS.items()},
+            "cam_family_layer": f"{TARGET_LAYER} (features[{BLOCK_OUTPUTS[TARGET_LAYER]}])",
+        },
+        "weights": {
+            "label": model.weights.label,
+            "untrained": model.weights.untrained,
+            "seed": model.weights.seed,
+            "sha256": model.weights.sha256,
+        },
+        "input": {
+            "size": "native" if input_size is None else [input_size, input_size],
+            "resize": "whole image, bilinear with antialias, aspect ratio not kept, never cropped",
+            "channels": "RGB",
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+        },
+        "parameters": {
+            **parameters.as_dict(),
+            "target": "top-1 class",
+            "cam_features": "spatial mean of relu5_3 (GAP)",
+            "cam_ridge_alpha": ridge_alpha,
+            "cam_fitting_set": "the images of the first run",
+            "upsampling": "bilinear, align_corners=False, on load",
+        },
+        "stimuli": str(stimuli.folder),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "numpy": np.__version__,
+        },
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _batches(image_ids: list[str], shapes: dict[str, tuple[int, int]], batch_size: int):
+    """Consecutive runs of at most ``batch_size`` ids whose network input has the same shape."""
+    batch: list[str] = []
+    for image_id in image_ids:
+        if batch and (len(batch) == batch_size or shapes[image_id] != shapes[batch[0]]):
+            yield batch
+            batch = []
+        batch.append(image_id)
+    if batch:
+        yield batch
+
+
+def _load_batch(stimuli: StimulusSet, image_ids: list[str], input_size: int | None,
+                device: torch.device) -> torch.Tensor:
+    return torch.stack([preprocess(stimuli.load_rgb(i), input_size=input_size) for i in image_ids]).to(device)
+
+
+def precompute_store(model: AttentionVGG16, stimuli: StimulusSet, out, *, input_size: int | None = 224,
+                     batch_size: int = 8, device: str = "auto",
+                     parameters: MapParameters = MapParameters(),
+                     image_ids: list[str] | None = None, ridge_alpha: float = DEFAULT_RIDGE_ALPHA,
+                     progress: bool = True) -> MapStore:
+    """Compute every map of every image of ``stimuli`` into the store at ``out``; resumable.
+
+    Parameters
+    ----------
+    model : AttentionVGG16
+        From :func:`analysis.cnn.model.load_vgg16`; moved to ``device``.
+    stimuli : StimulusSet
+    out : path
+        Store folder. If it holds a store built with the same model, weights, input geometry and
+        parameters, finished images are skipped; with other settings a ValueError is raised.
+    input_size : int or None
+        Square network input side (default 224); None: native image size.
+    batch_size : int
+        Images per forward pass (native size: consecutive images of equal size only).
+    device : {"auto", "cpu", "cuda"}
+    parameters : MapParameters
+    image_ids : list of str, optional
+        Subset of the stimulus set (default: all). The first run's images are also the CAM fitting set.
+    ridge_alpha : float
+        CAM ridge strength (:func:`analysis.cnn.cam.fit_cam_weights`).
+    progress : bool
+        Show tqdm progress bars.
+
+    Returns
+    -------
+    MapStore
+        The store, reopened.
+    """
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    all_ids = stimuli.image_ids
+    ids = all_ids if image_ids is None else list(image_ids)
+    unknown = sorted(set(ids) - set(all_ids))
+    if unknown:
+        raise KeyError(f"images {unknown} are not in the stimulus set {stimuli.folder} "
+                       f"(ids are file names without extension, e.g. {all_ids[:3]})")
+    if not ids:
+        raise ValueError(f"no images to compute: the stimulus set {stimuli.folder} is empty or --images is empty")
+    torch_device = resolve_device(device)
+    model = model.to(torch_device)
+    writer = MapStoreWriter(out, _store_metadata(model, stimuli, input_size=input_size,
+                                                 parameters=parameters, ridge_alpha=ridge_alpha))
+    shapes = {i: stimuli.shape(i) for i in ids}
+    network_shapes = shapes if input_size is None else {i: (input_size, input_size) for i in ids}
+
+    if not writer.has_cam_weights():
+        features, scores = [], []
+        for batch in tqdm(list(_batches(ids, network_shapes, batch_size)), desc="CAM fit (forward)",
+                          unit="batch", disable=not progress):
+            gap, batch_scores = fitting_features(model, _load_batch(stimuli, batch, input_size, torch_device))
+            features.append(gap.numpy())
+            scores.append(batch_scores.numpy())
+        fit = fit_cam_weights(np.concatenate(features), np.concatenate(scores), ridge_alpha=ridge_alpha)
+        writer.write_cam_weights(fit.weights, fit.bias, info={
+            "fitting_image_ids": ids, "ridge_alpha": fit.ridge_alpha, "ridge_lambda": fit.ridge_lambda,
+        })
+        logger.info("CAM regression fitted on %d images (ridge lambda %.3g)", len(ids), fit.ridge_lambda)
+    cam_weights = torch.from_numpy(MapStore.open(out).cam_weights()[0]).to(torch_device)
+
+    finished = writer.finished_ids
+    todo = [i for i in ids if i not in finished]
+    if len(todo) < len(ids):
+        logger.info("%d of %d images already in %s; computing the other %d", len(ids) - len(todo),
+                    len(ids), out, len(todo))
+    with tqdm(total=len(todo), desc="attention maps", unit="image", disable=not progress) as bar:
+        for batch in _batches(todo, network_shapes, batch_size):
+            result = compute_maps(model, _load_batch(stimuli, batch, input_size, torch_device),
+                                  cam_weights=cam_weights, parameters=parameters)
+            for row, image_id in enumerate(batch):
+                writer.write_image(
+                    image_id,
+                    {name: m[row].numpy() for name, m in result.maps.items()},
+                    record={
+                        "target_class": int(result.targets[row]),
+                        "target_score": float(result.target_scores[row]),
+                        "original_shape": list(shapes[image_id]),
+                        "network_shape": list(network_shapes[image_id]),
+                    },
+                )
+                bar.update(1)
+    return MapStore.open(out)
