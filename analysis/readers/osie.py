@@ -25,7 +25,8 @@ data alone cannot tell the two conventions apart (``fix_x`` spans [1.2, 799.2], 
 ``map(max(1, min(round(fix_y), h)), max(1, min(round(fix_x), w)))`` — the 1-based pixel whose centre
 is nearest — and ``showEyeData.m`` plots ``fix_x``/``fix_y`` directly over ``imshow``, whose pixel
 ``k`` is centred on ``k``. With the shift, ``floor(x_image_px)`` is exactly the 0-based column that
-code marks (MATLAB's ``round`` sends ``k + 0.5`` up, as ``floor`` does). The shifted range is [0.7, 798.7] × [0.7, 598.7], inside the image.
+code marks (MATLAB's ``round`` sends ``k + 0.5`` up, as ``floor`` does). The shifted range is
+[0.7, 798.7] × [0.7, 598.7], inside the image.
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ def _check_images(images: Sequence[str] | None) -> list[str] | None:
     if images is None:
         return None
     if isinstance(images, str):
-        raise TypeError(f"images must be a sequence of image ids, e.g. [{images!r}]; got the string {images!r}")
+        raise TypeError(
+            f"images must be a sequence of image ids, e.g. [{images!r}]; got the string {images!r}"
+        )
     wanted = list(images)
     bad = [image for image in wanted if not isinstance(image, str)]
     if bad:
@@ -128,16 +131,22 @@ def _load_struct(path: Path) -> np.ndarray:
     try:
         contents = loadmat(path, squeeze_me=True, struct_as_record=False)
     except (MatReadError, ValueError, TypeError, OSError) as error:
-        raise ValueError(f"{path} is not a readable MATLAB .mat file ({error}); pass OSIE's eye/fixations.mat") from error
+        raise ValueError(
+            f"{path} is not a readable MATLAB .mat file ({error}); pass OSIE's eye/fixations.mat"
+        ) from error
     if "fixations" not in contents:
         found = sorted(key for key in contents if not key.startswith("__"))
-        raise ValueError(f"{path} has no variable 'fixations' (found {found}); is it OSIE's eye/fixations.mat?")
+        raise ValueError(
+            f"{path} has no variable 'fixations' (found {found}); is it OSIE's eye/fixations.mat?"
+        )
     return np.atleast_1d(contents["fixations"])
 
 
 def _image_id(entry, index: int, path: Path) -> str:
     if not hasattr(entry, "img") or not hasattr(entry, "subjects"):
-        raise ValueError(f"{path}: fixations[{index}] lacks the fields 'img' and 'subjects' of the OSIE struct")
+        raise ValueError(
+            f"{path}: fixations[{index}] lacks the fields 'img' and 'subjects' of the OSIE struct"
+        )
     return Path(str(entry.img)).stem
 
 

@@ -7,6 +7,7 @@ OSIE, and hand-computed arithmetic. Edge cases are made by editing a real file i
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from pathlib import Path
@@ -196,6 +197,29 @@ def test_image_from_imgload_and_trial_var(recordings, eyelink_dir, tmp_path):
     assert recording.trials["image"].tolist() == ["", "1001", "", ""]
     assert set(recording.fixations.loc[recording.fixations["trial"] == 1, "image"]) == {"1001"}
     assert (recording.fixations["participant"] == "P07").all()
+
+
+def test_message_separators_and_fractional_times(recordings):
+    # The 2 kHz fixture mixes "MSG\t" and "MSG " and writes half-millisecond stamps.
+    recording = recordings["pymovements/eyelink_monocular_2khz_example.asc"]
+    assert recording.trials["trial_id"].tolist() == ["0", "1", "2", "3", "4"]
+    # "MSG\t2135819.5 !CAL" (hand-copied)
+    assert 2135819.5 in recording.messages["time_tracker_ms"].tolist()
+
+
+def test_detection_is_logged(eyelink_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="analysis.readers.eyelink"):
+        _quiet_read(eyelink_dir / "eyelinkparser/data1.asc")
+    assert "trials marked by start_trial messages" in caplog.text
+    assert "76 fixations" in caplog.text
+
+
+def test_latin1_file_is_decoded(eyelink_dir, tmp_path):
+    data = (eyelink_dir / "cili/mono250.asc").read_bytes()
+    variant = tmp_path / "latin1.asc"
+    variant.write_bytes(data.replace(b"TRIALID 0\n", b"TRIALID 0\nMSG\t5885900 Stra\xdfe\n", 1))
+    recording = _quiet_read(variant)[0]
+    assert "Straße" in recording.messages["text"].tolist()
 
 
 def test_read_eyelink_returns_the_fixation_table(eyelink_dir, recordings):
