@@ -47,13 +47,14 @@ def center_bias(shape: tuple[int, int], *, sigma_fraction: float = 0.25) -> np.n
     Returns
     -------
     ndarray, shape (H, W), float64
-        Evaluated at pixel centres ``(col + 0.5, row + 0.5)``, maximum 1.
+        Evaluated at pixel centres ``(col + 0.5, row + 0.5)``, scaled to a maximum of 1.
     """
     check_positive("sigma_fraction", sigma_fraction)
     height, width = shape
     y = (np.arange(height) + 0.5 - height / 2) / (sigma_fraction * height)
     x = (np.arange(width) + 0.5 - width / 2) / (sigma_fraction * width)
-    return np.exp(-0.5 * y[:, None] ** 2) * np.exp(-0.5 * x[None, :] ** 2)
+    bias = np.exp(-0.5 * y[:, None] ** 2) * np.exp(-0.5 * x[None, :] ** 2)
+    return bias / bias.max()
 
 
 def other_images_on_grid(
