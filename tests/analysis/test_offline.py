@@ -86,3 +86,46 @@ def test_cli_errors_are_clear(osie_fixations_path, osie_stimuli, tmp_path, capsy
                      "--stimuli", str(osie_stimuli), "--out", str(tmp_path / "o"), "--images", "1001,9999"])
     assert code == 2
     assert "9999" in capsys.readouterr().err
+
+
+def _tag_trials_with_images(source, target, images):
+    """Copy a real ASC file, adding a Data Viewer `!V TRIAL_VAR image` message to each trial."""
+    lines, n = [], 0
+    for line in source.read_text().splitlines(keepends=True):
+        lines.append(line)
+        if "TRIALID" in line and line.startswith("MSG"):
+            time = line.split()[1]
+            lines.append(f"MSG\t{time} !V TRIAL_VAR image {images[n % len(images)]}\n")
+            n += 1
+    target.write_text("".join(lines))
+    return n
+
+
+def test_asc_recordings_are_mapped_to_images(eyelink_dir, osie_stimuli, tmp_path):
+    """Two real remote-mode recordings (1024×768 screen), tagged with OSIE image ids: 800×600 does
+    not fit ×2, so the 1.28 fitting scale must be used to map gaze back to image pixels."""
+    from analysis.fixations import add_image_coordinates
+    from analysis.readers import read_eyelink_asc
+    from stimuli.geometry import DisplayGeometry
+
+    recordings = tmp_path / "asc"
+    recordings.mkdir()
+    for name in ("monoRemote500", "binoRemote500"):
+        assert _tag_trials_with_images(eyelink_dir / "cili" / f"{name}.asc", recordings / f"{name}.asc", ["1001", "1002"]) == 4
+    out = tmp_path / "out"
+    code = cli_main(["analyze", "--dataset", "asc", "--fixations", str(recordings), "--stimuli", str(osie_stimuli),
+                     "--out", str(out), "--bootstrap", "200", "--no-progress"])
+    assert code == 0
+    params = json.loads((out / "params.json").read_text())
+    assert params["n_participants"] == 2 and params["n_images"] == 2
+
+    geometry = DisplayGeometry.fit(800, 600, screen_width_px=1024, screen_height_px=768)
+    assert geometry.scale_x == pytest.approx(1.28)
+    tables = []
+    for name in ("monoRemote500", "binoRemote500"):
+        fixations = read_eyelink_asc(recordings / f"{name}.asc").fixations
+        tables.append(add_image_coordinates(fixations, {"1001": geometry, "1002": geometry}))
+    pooled = pd.concat(tables)
+    expected = heatmap(pooled[pooled["image"] == "1002"], shape=(600, 800), params=HeatmapParams())
+    np.testing.assert_allclose(np.load(out / "heatmaps.npz")["1002"], expected, atol=1e-12)
+    assert expected.max() > 0
