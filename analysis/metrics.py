@@ -344,48 +344,67 @@ def _info_gain(s: _Map, fix: _Fixations, b: _Map, variant: str) -> float:
     return float(np.average(gains, weights=fix.counts))
 
 
-# A bucket keeps the exponent and the top 7 mantissa bits of a non-negative float32 (65536 buckets
+# A bucket keeps the exponent and the top 7 mantissa bits of a non-negative float32 (32768 buckets
 # of relative width 2**-7): fine everywhere on the value scale, unlike equal-width bins, which put
 # a whole near-zero background into one bin.
 _BUCKET_SHIFT = 16
 _N_BUCKETS = 1 << (31 - _BUCKET_SHIFT)
 
 
-def _count_at_least(values: np.ndarray, lo: float, thresholds: np.ndarray) -> np.ndarray:
-    """Number of ``values`` (float64 ``(N,)``) that are ``>=`` each of ``thresholds`` (``(K,)``).
+def _bucket(values: np.ndarray, lo: float) -> np.ndarray:
+    """Monotone non-decreasing bucket number of each value ``>= lo``: a value in a higher bucket than
+    another is strictly greater. Subtracting ``lo`` gives floats >= +0.0, whose bit patterns order
+    like their values."""
+    shifted = np.subtract(values, lo).astype(np.float32)
+    return np.right_shift(shifted.view(np.int32), _BUCKET_SHIFT, dtype=np.intp)
 
-    Both must be ``>= lo``. Equivalent to ``N - np.searchsorted(np.sort(values), thresholds,
-    side="left")`` without sorting all N values: values are bucketed by arithmetic; buckets holding
-    no threshold are counted whole, and only the values in the few buckets that hold a threshold are
-    sorted. The bucket function (subtract ``lo``, cast to float32, take the bit pattern's top bits) is
-    monotone non-decreasing, so a value in a higher bucket than a threshold is strictly greater than
-    it; comparisons inside a threshold's bucket are exact, in float64.
+
+def _judd_positives_and_counts(
+    s: _Map, fix: _Fixations, rng: np.random.Generator | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (jittered) values at the fixated pixels and, per value, how many pixels are ``>=`` it.
+
+    Returns ``positives`` ``(N_fix,)`` sorted descending, ``order`` such that ``positives[k]``
+    belongs to pixel ``fix.index[order[k]]``, and ``at_least`` ``(N_fix,)``: pixels ``>=`` each.
+
+    This is MATLAB's ``sum(S >= thresh)`` per threshold without sorting the map: pixels are bucketed
+    by :func:`_bucket`; buckets that cannot hold a pixel within the jitter of a fixated value are
+    counted whole, and only the pixels in the others ("candidates", typically a few thousand) are
+    jittered, sorted and compared exactly. MATLAB jitters every pixel with ``U[0, 1) / 1e7``; a pixel
+    farther than that from every fixated value keeps its order whatever its noise, so drawing noise
+    only for the candidates gives the same distribution of results.
     """
+    values = s.flat
+    fixated = values[fix.index]
+    # Candidate buckets: within (twice, for rounding) the jitter of a fixated value.
+    margin = 2.0 / _JITTER_DIVISOR if rng is not None else 0.0
+    first = _bucket(np.maximum(fixated - margin, s.lo), s.lo)
+    last = _bucket(fixated + margin, s.lo)
+    near_marks = np.zeros(_N_BUCKETS + 1, dtype=np.intp)
+    np.add.at(near_marks, first, 1)
+    np.add.at(near_marks, last + 1, -1)
+    is_near = np.cumsum(near_marks[:-1]) > 0
 
-    def bucket(x: np.ndarray) -> np.ndarray:
-        shifted = np.subtract(x, lo).astype(np.float32)  # >= +0.0, so its bits order like its value
-        return shifted.view(np.int32) >> _BUCKET_SHIFT
+    value_bucket = _bucket(values, s.lo)
+    candidate_index = np.flatnonzero(is_near[value_bucket])
+    candidates = values[candidate_index]
+    if rng is not None:
+        candidates = candidates + rng.random(candidate_index.size) / _JITTER_DIVISOR
+    # fixated pixels are candidates (their own bucket is near)
+    order = np.argsort(candidates[np.searchsorted(candidate_index, fix.index)])[::-1]
+    positives = candidates[np.searchsorted(candidate_index, fix.index[order])]
 
-    value_bucket = bucket(values)
-    threshold_bucket = bucket(thresholds)
-    holds_threshold = np.zeros(_N_BUCKETS, dtype=bool)
-    holds_threshold[threshold_bucket] = True
-    candidates = np.sort(values[holds_threshold[value_bucket]])
+    # Non-candidates above a threshold's last near bucket are above it; the rest are below it.
     per_bucket = np.bincount(value_bucket, minlength=_N_BUCKETS)
-    per_bucket[holds_threshold] = 0
-    # above[b] = values in buckets without a threshold, strictly above bucket b
-    above = np.zeros(_N_BUCKETS + 1, dtype=np.int64)
+    per_bucket[is_near] = 0
+    above = np.zeros(_N_BUCKETS + 1, dtype=np.intp)
     above[:-1] = np.cumsum(per_bucket[::-1])[::-1]
-    return above[threshold_bucket + 1] + candidates.size - np.searchsorted(candidates, thresholds, "left")
-
-
-def _jittered(s: _Map, seed: int) -> np.ndarray:
-    """The map plus MATLAB's tie-breaking noise ``U[0, 1) / 1e7``, flat float64."""
-    rng = np.random.default_rng([seed, _STREAM["auc_judd"]])
-    values = rng.random(s.flat.size)
-    values /= _JITTER_DIVISOR
-    values += s.flat
-    return values
+    # Candidates >= each threshold, by ranking them among the few thresholds rather than sorting
+    # them (a tied background, e.g. a zero region with a fixation on it, makes many candidates).
+    n_thresholds_at_most = np.searchsorted(positives[::-1], candidates, side="right")
+    n_candidates_at_least = np.cumsum(np.bincount(n_thresholds_at_most, minlength=positives.size + 1)[::-1])
+    # positives[k] is the (k+1)-th largest threshold: candidates >= it rank above N_fix - 1 - k
+    return positives, order, above[last[order] + 1] + n_candidates_at_least[:-1]
 
 
 def _auc_judd(s: _Map, fix: _Fixations, jitter: bool, seed: int, variant: str) -> float:
@@ -394,17 +413,12 @@ def _auc_judd(s: _Map, fix: _Fixations, jitter: bool, seed: int, variant: str) -
         return _undefined("auc_judd", "the fixation map is empty")
     if n_fix == s.flat.size:
         return _undefined("auc_judd", "every pixel is fixated (no negatives)")
-    if jitter:
-        values = _jittered(s, seed)  # the noise is >= 0, so s.lo still bounds the values below
-    elif s.is_constant:
+    if not jitter and s.is_constant:
         return _undefined("auc_judd", "the saliency map is constant and jitter is off")
-    else:
-        values = s.flat
+    rng = np.random.default_rng([seed, _STREAM["auc_judd"]]) if jitter else None
     # Min-max scaling (MATLAB) preserves the order, so the ROC is computed on the raw values.
-    order = np.argsort(values[fix.index])[::-1]
-    positives = values[fix.index[order]]
-    at_least = _count_at_least(values, s.lo, positives)
-    n_negatives = values.size - n_fix
+    positives, order, at_least = _judd_positives_and_counts(s, fix, rng)
+    n_negatives = s.flat.size - n_fix
     if variant == "mit":
         rank = np.arange(1, n_fix + 1)
         tp = rank / n_fix
