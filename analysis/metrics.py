@@ -293,10 +293,12 @@ def _nss(s: _Map, fix: _Fixations, variant: str) -> float:
             return _undefined("nss", "the saliency map is constant (MATLAB std = 0)")
         std = np.sqrt(s.centered_sum_sq / (s.flat.size - 1))
         return float(s.centered[fix.index].mean() / std)
-    # pysaliency: population std, a constant map is left un-scaled (all zeros), per-fixation mean
+    # pysaliency: a constant map is left un-scaled (all zeros after centring), population std,
+    # per-fixation mean
+    if s.is_constant:
+        return 0.0
     std = np.sqrt(s.centered_sum_sq / s.flat.size)
-    values = s.centered[fix.index] / std if std else s.centered[fix.index]
-    return float(np.average(values, weights=fix.counts))
+    return float(np.average(s.centered[fix.index] / std, weights=fix.counts))
 
 
 def _cc(s: _Map, h: _Map, variant: str) -> float:
