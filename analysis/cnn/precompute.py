@@ -1,7 +1,8 @@
 """Build (or resume) the map store of a stimulus set: ``lookwhere precompute`` without the CLI.
 
-Order of work: (1) the CAM fit — one forward pass per fitting image, GAP of relu5_3 and class
-scores, ridge regression (:mod:`analysis.cnn.cam`) — unless the store already holds its weights;
+Order of work: (1) the CAM fit — one forward pass per image of the stimulus set (the fitting set),
+GAP of relu5_3 and class scores, ridge regression (:mod:`analysis.cnn.cam`) — unless the store
+already holds its weights;
 (2) every map of every unfinished image, batch by batch (:func:`analysis.cnn.engine.compute_maps`),
 each image written atomically. An interrupted run therefore resumes where it stopped.
 """
@@ -70,7 +71,7 @@ def _store_metadata(model: AttentionVGG16, stimuli: StimulusSet, *, input_size: 
             "target": "top-1 class",
             "cam_features": "spatial mean of relu5_3 (GAP)",
             "cam_ridge_alpha": ridge_alpha,
-            "cam_fitting_set": "the images of the first run",
+            "cam_fitting_set": "every image of the stimulus set",
             "upsampling": "bilinear, align_corners=False, on load",
         },
         "stimuli": str(stimuli.folder),
@@ -123,7 +124,8 @@ def precompute_store(model: AttentionVGG16, stimuli: StimulusSet, out, *, input_
     device : {"auto", "cpu", "cuda"}
     parameters : MapParameters
     image_ids : list of str, optional
-        Subset of the stimulus set (default: all). The first run's images are also the CAM fitting set.
+        Subset of the stimulus set to compute (default: all). The CAM fitting set is always the
+        whole stimulus set (SPEC §2), so a subset gets the same CAM weights as a full run.
     ridge_alpha : float
         CAM ridge strength (:func:`analysis.cnn.cam.fit_cam_weights`).
     progress : bool
@@ -144,25 +146,31 @@ def precompute_store(model: AttentionVGG16, stimuli: StimulusSet, out, *, input_
                        f"(ids are file names without extension, e.g. {all_ids[:3]})")
     if not ids:
         raise ValueError(f"no images to compute: the stimulus set {stimuli.folder} is empty or --images is empty")
+    shapes = {i: stimuli.shape(i) for i in all_ids}
+    if input_size is None:
+        # Five 2×2 poolings need >= 32 px per side, else pool5 fails deep inside torch.
+        too_small = {i: shape for i, shape in shapes.items() if min(shape) < 32}
+        if too_small:
+            raise ValueError(f"images {too_small} ((H, W) in px) are smaller than 32 px, too small for VGG16 "
+                             "at native size; use --input-size 224")
     torch_device = resolve_device(device)
     model = model.to(torch_device)
     writer = MapStoreWriter(out, _store_metadata(model, stimuli, input_size=input_size,
                                                  parameters=parameters, ridge_alpha=ridge_alpha))
-    shapes = {i: stimuli.shape(i) for i in ids}
-    network_shapes = shapes if input_size is None else {i: (input_size, input_size) for i in ids}
+    network_shapes = shapes if input_size is None else {i: (input_size, input_size) for i in all_ids}
 
     if not writer.has_cam_weights():
         features, scores = [], []
-        for batch in tqdm(list(_batches(ids, network_shapes, batch_size)), desc="CAM fit (forward)",
+        for batch in tqdm(list(_batches(all_ids, network_shapes, batch_size)), desc="CAM fit (forward)",
                           unit="batch", disable=not progress):
             gap, batch_scores = fitting_features(model, _load_batch(stimuli, batch, input_size, torch_device))
             features.append(gap.numpy())
             scores.append(batch_scores.numpy())
         fit = fit_cam_weights(np.concatenate(features), np.concatenate(scores), ridge_alpha=ridge_alpha)
         writer.write_cam_weights(fit.weights, fit.bias, info={
-            "fitting_image_ids": ids, "ridge_alpha": fit.ridge_alpha, "ridge_lambda": fit.ridge_lambda,
+            "fitting_image_ids": all_ids, "ridge_alpha": fit.ridge_alpha, "ridge_lambda": fit.ridge_lambda,
         })
-        logger.info("CAM regression fitted on %d images (ridge lambda %.3g)", len(ids), fit.ridge_lambda)
+        logger.info("CAM regression fitted on %d images (ridge lambda %.3g)", len(all_ids), fit.ridge_lambda)
     cam_weights = torch.from_numpy(MapStore.open(out).cam_weights()[0]).to(torch_device)
 
     finished = writer.finished_ids
