@@ -369,12 +369,15 @@ def _judd_positives_and_counts(
     Returns ``positives`` ``(N_fix,)`` sorted descending, ``order`` such that ``positives[k]``
     belongs to pixel ``fix.index[order[k]]``, and ``at_least`` ``(N_fix,)``: pixels ``>=`` each.
 
-    This is MATLAB's ``sum(S >= thresh)`` per threshold without sorting the map: pixels are bucketed
+    This is MATLAB's ``sum(S >= thresh)`` per threshold without sorting the map. Pixels are bucketed
     by :func:`_bucket`; buckets that cannot hold a pixel within the jitter of a fixated value are
-    counted whole, and only the pixels in the others ("candidates", typically a few thousand) are
-    jittered, sorted and compared exactly. MATLAB jitters every pixel with ``U[0, 1) / 1e7``; a pixel
-    farther than that from every fixated value keeps its order whatever its noise, so drawing noise
-    only for the candidates gives the same distribution of results.
+    counted whole. Only the pixels in the other buckets ("candidates", typically a few thousand) are
+    jittered and ranked among the thresholds. MATLAB jitters every pixel with ``U[0, 1) / 1e7``; a
+    pixel farther than that from every fixated value keeps its order whatever its noise, so drawing
+    noise only for the candidates gives the same distribution of results. The unfixated pixels tied
+    at the map's minimum (a zero background: often most of a CNN map) are counted from their
+    distribution instead: their jittered values are i.i.d. uniform over ``[min, min + 1e-7)``, so
+    how many fall between consecutive thresholds is multinomial in the gaps' lengths.
     """
     values = s.flat
     fixated = values[fix.index]
@@ -390,23 +393,40 @@ def _judd_positives_and_counts(
     value_bucket = _bucket(values, s.lo)
     candidate_index = np.flatnonzero(is_near[value_bucket])
     candidates = values[candidate_index]
+    fixated_position = np.searchsorted(candidate_index, fix.index)  # fixated pixels are candidates
+    tied_at_minimum = candidates == s.lo
+    tied_at_minimum[fixated_position] = False
+    n_tied = int(np.count_nonzero(tied_at_minimum))
+    if n_tied:
+        kept = ~tied_at_minimum
+        fixated_position = np.cumsum(kept)[fixated_position] - 1
+        candidates = candidates[kept]
     if rng is not None:
-        candidates = candidates + rng.random(candidate_index.size) / _JITTER_DIVISOR
-    # fixated pixels are candidates (their own bucket is near)
-    order = np.argsort(candidates[np.searchsorted(candidate_index, fix.index)])[::-1]
-    positives = candidates[np.searchsorted(candidate_index, fix.index[order])]
+        candidates = candidates + rng.random(candidates.size) / _JITTER_DIVISOR
+    order = np.argsort(candidates[fixated_position])[::-1]
+    positives = candidates[fixated_position[order]]
 
     # Non-candidates above a threshold's last near bucket are above it; the rest are below it.
     per_bucket = np.bincount(value_bucket, minlength=_N_BUCKETS)
     per_bucket[is_near] = 0
     above = np.zeros(_N_BUCKETS + 1, dtype=np.intp)
     above[:-1] = np.cumsum(per_bucket[::-1])[::-1]
-    # Candidates >= each threshold, by ranking them among the few thresholds rather than sorting
-    # them (a tied background, e.g. a zero region with a fixation on it, makes many candidates).
-    n_thresholds_at_most = np.searchsorted(positives[::-1], candidates, side="right")
-    n_candidates_at_least = np.cumsum(np.bincount(n_thresholds_at_most, minlength=positives.size + 1)[::-1])
-    # positives[k] is the (k+1)-th largest threshold: candidates >= it rank above N_fix - 1 - k
-    return positives, order, above[last[order] + 1] + n_candidates_at_least[:-1]
+    # Candidates >= each threshold, by ranking them among the few thresholds: bin b of
+    # n_thresholds_at_most holds the candidates above exactly b of the ascending thresholds.
+    ascending = positives[::-1]
+    n_thresholds_at_most = np.searchsorted(ascending, candidates, side="right")
+    per_rank = np.bincount(n_thresholds_at_most, minlength=ascending.size + 1)
+    if n_tied:
+        if rng is None:  # all exactly at the minimum: above the thresholds equal to it
+            per_rank[np.searchsorted(ascending, s.lo, side="right")] += n_tied
+        else:
+            # thresholds as fractions of the jitter range; gap b lies above exactly b thresholds
+            cuts = np.clip((ascending - s.lo) * _JITTER_DIVISOR, 0.0, 1.0)
+            gaps = np.diff(cuts, prepend=0.0, append=1.0)
+            per_rank += rng.multinomial(n_tied, gaps / gaps.sum())
+    # positives[k] is the (k+1)-th largest threshold: candidates >= it rank N_fix - k or higher
+    n_candidates_at_least = np.cumsum(per_rank[::-1])[:-1]
+    return positives, order, above[last[order] + 1] + n_candidates_at_least
 
 
 def _auc_judd(s: _Map, fix: _Fixations, jitter: bool, seed: int, variant: str) -> float:

@@ -208,10 +208,11 @@ def test_auc_judd_without_jitter_equals_matlab_loop(kind):
 
 
 def test_auc_judd_jitter_matches_matlab_full_map_jitter_in_distribution():
-    # Noise is drawn only for pixels near a fixated value; the mean over seeds must match MATLAB's
-    # whole-map jitter on a tie-heavy map (standard error of each mean ~ 3e-4).
+    # Noise is drawn only for pixels near a fixated value, and the unfixated zero background is
+    # counted from its multinomial distribution; the mean and spread over seeds must match MATLAB's
+    # whole-map jitter on a map of ties with a zero background (standard error of each mean ~ 3e-4).
     rng = np.random.default_rng(5)
-    saliency_map = np.round(rng.random((40, 50)), 1)
+    saliency_map = np.round(rng.random((40, 50)), 1) * (rng.random((40, 50)) < 0.5)
     fixation_map = _fixation_counts(rng, 60, shape=(40, 50))
     ours = [auc_judd(saliency_map, fixation_map, seed=k) for k in range(150)]
     matlab = [
