@@ -42,7 +42,8 @@ fixation's pixel centre, and libraries disagree on which way:
   ``floor((k+1)/2)`` (1-based), which for a symmetric kernel is the same thing. Both centre the blob
   on ``j``, the top-left corner: -0.5 px. So the MATLAB result is the SciPy result moved by one
   whole pixel up and left, ``matlab[r, c] = scipy[r + 1, c + 1]`` away from the bottom and right
-  edges. ``even_kernel_centre="matlab"`` reproduces it. For odd sizes all of them agree.
+  edges. ``even_kernel_centre="matlab"`` reproduces it. For odd sizes all of them agree. (Checked
+  against MATLAB's documented example and the documented index rules; MATLAB itself was not run.)
 
 ``scipy.ndimage.gaussian_filter(sigma=20, truncate=2)`` is *not* the paper's kernel: its radius is
 ``int(2 * 20 + 0.5) = 40``, so it has 81 taps at integer offsets ±40, centred on the pixel. On OSIE
@@ -83,12 +84,13 @@ _METHODS = ("auto", "splat", "separable")
 _BACKENDS = ("numpy", "torch")
 
 # Cost model of method="auto" in :func:`blur`, in BLAS multiply-adds (measured on the 2-core
-# development machine): splatting one pixel costs a Python-level slice update (≈ 3 µs, worth 1e5
-# BLAS multiply-adds) plus k² taps updated through a strided view at about 1/70 of BLAS speed; the
-# separable route is two dense products, H·W·(H + W) multiply-adds. For 800×600 and k = 80 the
-# break-even is about 1200 nonzero pixels; a pooled OSIE map has ~150, one observer's ~10.
-_SPLAT_OVERHEAD_MACS = 1.0e5
-_SPLAT_MACS_PER_TAP = 70.0
+# development machine, where BLAS runs at ~25 G multiply-adds/s): splatting one pixel costs a
+# Python-level slice update (≈ 2 µs, worth 5e4 multiply-adds) plus k² taps updated through a
+# strided view at about 1/30 of BLAS speed; the separable route costs ~2k multiply-adds per pixel
+# and axis. For 800×600 and k = 80 the break-even is ~600 nonzero pixels (≈ 6 ms); a pooled OSIE
+# map has ~120, one observer's ~9.
+_SPLAT_OVERHEAD_MACS = 5.0e4
+_SPLAT_MACS_PER_TAP = 30.0
 
 
 class HeatmapParams(BaseModel):
@@ -148,12 +150,12 @@ def _resolve_kernel_size(sigma_px: float, kernel_size_px: int | None) -> int:
     return 2 * math.ceil(4 * sigma_px) + 1 if kernel_size_px is None else kernel_size_px
 
 
-def _check_kernel_args(sigma_px: float, size_px: int | None) -> None:
+def _check_kernel_args(sigma_px: float, size_px: int | None, *, size_name: str = "kernel_size_px") -> None:
     check_positive("sigma_px", sigma_px)
     if size_px is not None and (
         isinstance(size_px, bool) or not isinstance(size_px, (int, np.integer)) or size_px < 1
     ):
-        raise ValueError(f"kernel_size_px must be an integer >= 1 or None (untruncated); got {size_px!r}")
+        raise ValueError(f"{size_name} must be an integer >= 1 or None (untruncated); got {size_px!r}")
 
 
 def _gaussian_1d(sigma_px: float, size_px: int) -> np.ndarray:
@@ -187,9 +189,9 @@ def gaussian_kernel(*, sigma_px: float, size_px: int) -> np.ndarray:
     For ``fspecial('gaussian', 80, 20)`` the kernel spans ±2σ and keeps 0.9111 of the untruncated
     Gaussian's mass; dividing by the sum redistributes the missing ≈ 9 %.
     """
-    _check_kernel_args(sigma_px, size_px)
     if size_px is None:
-        raise ValueError("size_px must be an integer >= 1; got None")
+        raise ValueError("size_px must be an integer >= 1; got None (for the untruncated size use blur or HeatmapParams)")
+    _check_kernel_args(sigma_px, size_px, size_name="size_px")
     offsets = np.arange(size_px) - (size_px - 1) / 2
     u, v = np.meshgrid(offsets, offsets)
     h = np.exp(-(u * u + v * v) / (2 * sigma_px * sigma_px))
@@ -305,19 +307,19 @@ def fixation_map(x_image_px, y_image_px, *, shape: tuple[int, int], weights=None
 def _choose_method(nnz: int, shape: tuple[int, int], kernel: _Kernel) -> str:
     height, width = shape
     splat_cost = nnz * (_SPLAT_OVERHEAD_MACS + _SPLAT_MACS_PER_TAP * kernel.size**2)
-    return "splat" if splat_cost < height * width * (height + width) else "separable"
+    separable_cost = 2 * height * width * (min(2 * kernel.size, height) + min(2 * kernel.size, width))
+    return "splat" if splat_cost < separable_cost else "separable"
 
 
-def _splat(rows, cols, values, shape: tuple[int, int], kernel: _Kernel) -> np.ndarray:
-    """Blur the map holding ``values`` at pixels ``(rows, cols)`` and 0 elsewhere.
+def _splat(rows, cols, values, kernel: _Kernel, out: np.ndarray) -> np.ndarray:
+    """Add to ``out`` (H, W) the blur of the map holding ``values`` at ``(rows, cols)``, 0 elsewhere.
 
     Input pixel j adds ``value * full[i - j + origin]`` at output pixel i, i.e. the whole kernel
     placed with its top-left tap at ``(r - origin, c - origin)``, clipped to the image: exactly the
     terms of the direct convolution.
     """
-    height, width = shape
+    height, width = out.shape
     k = kernel.size
-    out = np.zeros(shape)
     for r, c, value in zip(rows.tolist(), cols.tolist(), values.tolist()):
         r0, c0 = r - kernel.origin, c - kernel.origin
         rs, cs = max(r0, 0), max(c0, 0)
@@ -326,10 +328,30 @@ def _splat(rows, cols, values, shape: tuple[int, int], kernel: _Kernel) -> np.nd
     return out
 
 
-def _separable(dense: np.ndarray, kernel: _Kernel) -> np.ndarray:
-    """Blur a dense ``(H, W)`` map as ``T_H @ map @ T_W.T`` with banded 1-D convolution matrices."""
+def _bands(n: int, kernel: _Kernel):
+    """Blocks ``(i0, i1, j0, j1)`` of the banded ``(n, n)`` matrix: rows ``i0:i1`` are zero outside
+    columns ``j0:j1`` (row i is nonzero for ``i + origin - k < j <= i + origin``)."""
+    k, origin = kernel.size, kernel.origin
+    for i0 in range(0, n, k):
+        i1 = min(i0 + k, n)
+        yield i0, i1, max(i0 + origin - k + 1, 0), min(i1 + origin, n)
+
+
+def _separable(dense: np.ndarray, kernel: _Kernel, out: np.ndarray | None = None) -> np.ndarray:
+    """Blur a dense ``(H, W)`` map as ``T_H @ map @ T_W.T`` with banded 1-D convolution matrices.
+
+    Each product runs block by block over the band only (blocks of k rows against the 2k - 1
+    columns they touch), 2·k·H·W multiply-adds per axis instead of H²·W.
+    """
     height, width = dense.shape
-    return _banded(height, kernel) @ dense @ _banded(width, kernel).T
+    t_h, t_w = _banded(height, kernel), _banded(width, kernel)
+    vertical = np.empty_like(dense)
+    for i0, i1, j0, j1 in _bands(height, kernel):
+        np.matmul(t_h[i0:i1, j0:j1], dense[j0:j1], out=vertical[i0:i1])
+    out = np.empty_like(dense) if out is None else out
+    for i0, i1, j0, j1 in _bands(width, kernel):
+        np.matmul(vertical[:, j0:j1], t_w[i0:i1, j0:j1].T, out=out[:, i0:i1])
+    return out
 
 
 def _blur_torch(fixmap: np.ndarray, kernel: _Kernel, device) -> np.ndarray:
@@ -369,7 +391,8 @@ def blur(
     method : {"auto", "splat", "separable"}
         ``"splat"`` adds the kernel at every nonzero pixel, O(nnz · k²), exact and fast for the
         sparse maps of fixations; ``"separable"`` multiplies by two banded matrices holding the
-        normalised 1-D factor (the kernel is their outer product), O(H · W · (H + W)) in BLAS.
+        normalised 1-D factor (the kernel is their outer product), block by block along the band,
+        O(H · W · k) in BLAS.
         ``"auto"`` picks the cheaper one from the number of nonzero pixels.
     backend : {"numpy", "torch"}
         ``"torch"`` runs the separable route with torch in float64 on ``device`` (e.g. ``"cuda"``);
@@ -395,7 +418,7 @@ def blur(
     if method == "separable":
         return _separable(f, kernel)
     rows, cols = np.nonzero(f)
-    return _splat(rows, cols, f[rows, cols], f.shape, kernel)
+    return _splat(rows, cols, f[rows, cols], kernel, np.zeros(f.shape))
 
 
 # --------------------------------------------------------------------------------------------
@@ -459,6 +482,11 @@ def select_fixations(fixations: pd.DataFrame, params: HeatmapParams = HeatmapPar
        within the period of display"). Rows with a NaN among these times cannot be judged and are
        kept; their number is logged once per call.
     """
+    return fixations[_selection_mask(fixations, params)]
+
+
+def _selection_mask(fixations: pd.DataFrame, params: HeatmapParams) -> np.ndarray:
+    """Boolean mask of the rows :func:`select_fixations` keeps."""
     _check_columns(fixations, _TRIAL_KEY + _TIME_COLUMNS, "select_fixations")
     keep = np.ones(len(fixations), dtype=bool)
     if params.exclude_first_fixation:
@@ -476,20 +504,20 @@ def select_fixations(fixations: pd.DataFrame, params: HeatmapParams = HeatmapPar
             )
         with np.errstate(invalid="ignore"):
             keep &= ~((start < 0) | (end > shown))
-    return fixations[keep]
+    return keep
 
 
-def _weights(fixations: pd.DataFrame, params: HeatmapParams) -> np.ndarray:
+def _weights(duration_ms: np.ndarray, params: HeatmapParams) -> np.ndarray:
+    """What each selected fixation adds at its pixel: its duration (ms) or 1."""
     if not params.duration_weighted:
-        return np.ones(len(fixations))
-    duration = fixations["duration_ms"].to_numpy(dtype=np.float64)
-    bad = ~(np.isfinite(duration) & (duration >= 0))
+        return np.ones(duration_ms.size)
+    bad = ~(np.isfinite(duration_ms) & (duration_ms >= 0))
     if bad.any():
         raise ValueError(
             f"duration_ms must be finite and >= 0 for duration weighting; {int(bad.sum())} rows are not "
-            f"(first: {duration[bad][:3].tolist()}); fix the table or use duration_weighted=False"
+            f"(first: {duration_ms[bad][:3].tolist()}); fix the table or use duration_weighted=False"
         )
-    return duration
+    return duration_ms
 
 
 def _normalize(m: np.ndarray, how: str, *, what: str) -> np.ndarray:
@@ -509,29 +537,29 @@ def _normalize(m: np.ndarray, how: str, *, what: str) -> np.ndarray:
     return m
 
 
-def _render(rows, cols, weights, shape: tuple[int, int], params: HeatmapParams, *, what: str) -> np.ndarray:
+def _render(rows, cols, weights, params: HeatmapParams, *, out: np.ndarray, what: str) -> np.ndarray:
     """Prenormalise, blur and normalise one fixation map given as (possibly repeated) pixels.
 
-    ``weights`` are >= 0 (checked by :func:`_weights`), so the map's maximum is that of its
-    nonzero pixels.
+    Writes into ``out``, a zeroed ``(H, W)`` array, and returns it. ``weights`` are >= 0 (checked
+    by :func:`_weights`), so the map's maximum is that of its nonzero pixels.
     """
-    height, width = shape
+    width = out.shape[1]
     flat, inverse = np.unique(rows * width + cols, return_inverse=True)
     values = np.bincount(inverse, weights=weights, minlength=flat.size)
     top = values.max(initial=0.0)
     if top == 0:
         logger.info("%s: no fixations left; the heatmap is all zero", what)
-        return np.zeros(shape)
+        return out
     if params.prenormalize == "max":
         values /= top
     kernel = _kernel(params.sigma_px, params.resolved_kernel_size_px, params.even_kernel_centre)
     rows, cols = np.divmod(flat, width)
-    if _choose_method(flat.size, shape, kernel) == "splat":
-        out = _splat(rows, cols, values, shape, kernel)
+    if _choose_method(flat.size, out.shape, kernel) == "splat":
+        _splat(rows, cols, values, kernel, out)
     else:
-        dense = np.zeros(shape)
+        dense = np.zeros(out.shape)
         dense[rows, cols] = values
-        out = _separable(dense, kernel)
+        _separable(dense, kernel, out=out)
     return _normalize(out, params.final_normalization, what=what)
 
 
@@ -561,10 +589,21 @@ def heatmap(
     """
     shape = _check_shape(shape)
     _check_columns(fixations, ("x_image_px", "y_image_px", "duration_ms"), "heatmap")
-    selected = select_fixations(fixations, params)
-    weights = _weights(selected, params)
-    rows, cols, keep = _pixels(selected["x_image_px"], selected["y_image_px"], *shape, what="heatmap")
-    return _render(rows, cols, weights[keep], shape, params, what="heatmap")
+    images = fixations["image"].unique() if "image" in fixations.columns else []
+    if len(images) > 1:
+        raise ValueError(
+            f"heatmap makes the map of one image, but fixations holds {len(images)} images "
+            f"(e.g. {[str(i) for i in images[:3]]}); select one image's rows or use heatmaps()"
+        )
+    chosen = _selection_mask(fixations, params)
+    x, y, duration = _columns(fixations, chosen)
+    rows, cols, keep = _pixels(x, y, *shape, what="heatmap")
+    return _render(rows, cols, _weights(duration, params)[keep], params, out=np.zeros(shape), what="heatmap")
+
+
+def _columns(fixations: pd.DataFrame, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x_image_px``, ``y_image_px`` and ``duration_ms`` of the chosen rows, as float64 arrays."""
+    return tuple(fixations[c].to_numpy(dtype=np.float64)[chosen] for c in ("x_image_px", "y_image_px", "duration_ms"))
 
 
 def heatmaps(
@@ -596,10 +635,11 @@ def heatmaps(
 
     Notes
     -----
-    Selection, weighting, pixel lookup and duplicate-pixel sums run once over the whole table; each
+    Selection, weighting, pixel lookup and grouping run once over the whole table, in NumPy; each
     map is then blurred from its few nonzero pixels (see :func:`blur`, ``method="auto"``), so a
-    per-observer map costs about a millisecond instead of a dense convolution. Memory: each
-    800×600 map is 3.8 MB; call per chunk of images for thousands of maps.
+    per-observer map costs about a millisecond instead of a dense convolution.
+
+    Memory: each 800×600 map is 3.8 MB; call per chunk of images for thousands of maps.
     """
     by = list(by)
     if "image" not in by:
@@ -613,28 +653,29 @@ def heatmaps(
             "pass the sizes of every image (e.g. from the stimulus set)"
         )
     checked = {str(i): _check_shape(shapes[i], f"shapes[{i!r}]") for i in images}
-    selected = select_fixations(fixations, params)
-    image_of_row = selected["image"].astype(str)
-    rows, cols, keep = _pixels(
-        selected["x_image_px"],
-        selected["y_image_px"],
-        image_of_row.map({i: h for i, (h, _) in checked.items()}).to_numpy(dtype=np.int64),
-        image_of_row.map({i: w for i, (_, w) in checked.items()}).to_numpy(dtype=np.int64),
-        what="heatmaps",
-    )
-    weights = _weights(selected, params)[keep]
-    # A single column is grouped by name, so that pandas returns scalar keys in every version.
-    grouper = by if len(by) > 1 else by[0]
-    groups = selected.loc[keep, by].groupby(grouper, sort=False, dropna=False).indices
-    members = {_as_tuple(key): at for key, at in groups.items()}
-    empty = np.empty(0, dtype=np.int64)
+
+    grouped = fixations.groupby(by if len(by) > 1 else by[0], sort=True, dropna=False)
+    keys = [_as_tuple(key) for key in grouped.size().index]
+    group_of_row = grouped.ngroup().to_numpy()
+    image_code, image_ids = pd.factorize(fixations["image"])
+    heights, widths = np.array([checked[str(i)] for i in image_ids], dtype=np.int64).reshape(-1, 2).T
+
+    chosen = _selection_mask(fixations, params)
+    x, y, duration = _columns(fixations, chosen)
+    code = image_code[chosen]
+    rows, cols, keep = _pixels(x, y, heights[code], widths[code], what="heatmaps")
+    weights = _weights(duration, params)[keep]
+    # The kept points sorted by group: group g owns order[bounds[g]:bounds[g + 1]].
+    group = group_of_row[chosen][keep]
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(len(keys) + 1))
+
     result: dict[tuple, np.ndarray] = {}
-    for key in fixations.groupby(grouper, sort=True, dropna=False).groups:
-        key = _as_tuple(key)
-        at = members.get(key, empty)
+    for g, key in enumerate(keys):
+        at = order[bounds[g] : bounds[g + 1]]
+        shape = checked[str(key[by.index("image")])]
         result[key] = _render(
-            rows[at], cols[at], weights[at], checked[str(key[by.index("image")])], params,
-            what=f"heatmaps{dict(zip(by, key))}",
+            rows[at], cols[at], weights[at], params, out=np.zeros(shape), what=f"heatmaps{dict(zip(by, key))}"
         )
     return result
 

@@ -121,7 +121,7 @@ def test_params_untruncated_size_and_validation():
 def test_gaussian_kernel_validation():
     with pytest.raises(ValueError, match="sigma_px must be a finite number > 0; got -1"):
         gaussian_kernel(sigma_px=-1, size_px=80)
-    with pytest.raises(ValueError, match="kernel_size_px must be an integer >= 1.*got 80.5"):
+    with pytest.raises(ValueError, match="size_px must be an integer >= 1.*got 80.5"):
         gaussian_kernel(sigma_px=20, size_px=80.5)
 
 
@@ -374,6 +374,8 @@ def test_heatmap_validation():
         heatmap(fixations.drop(columns="x_image_px"), shape=(30, 40))
     with pytest.raises(ValueError, match=r"duration_ms must be finite and >= 0.*\[-5.0\]"):
         heatmap(table([dict(duration_ms=-5.0)]), shape=(30, 40))
+    with pytest.raises(ValueError, match=r"fixations holds 2 images \(e.g. \['a', 'b'\]\); select one"):
+        heatmap(table([dict(image="a"), dict(image="b")]), shape=(30, 40))
     with pytest.raises(TypeError, match="must be a pandas DataFrame"):
         heatmap(fixations.to_numpy(), shape=(30, 40))
 
