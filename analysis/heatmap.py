@@ -206,6 +206,7 @@ class _Kernel:
     full: np.ndarray  # (k, k), the fspecial kernel
     factor: np.ndarray  # (k,), with outer(factor, factor) == full to ~1e-19
     origin: int  # output pixel i receives input pixel j with weight full[i - j + origin]
+    band: np.ndarray  # (k, 2k - 1), band[a, b] = factor[a - b + k - 1]: one block of the 1-D convolution matrix
 
     @property
     def size(self) -> int:
@@ -219,17 +220,17 @@ def _kernel(sigma_px: float, size_px: int, even_kernel_centre: str) -> _Kernel:
     factor = _gaussian_1d(sigma_px, size_px)
     factor.setflags(write=False)
     origin = (size_px - 1) // 2 if even_kernel_centre == "scipy" else size_px // 2
-    return _Kernel(full=full, factor=factor, origin=origin)
+    band = _toeplitz(factor, size_px, 2 * size_px - 1, shift=size_px - 1)
+    band.setflags(write=False)
+    return _Kernel(full=full, factor=factor, origin=origin, band=band)
 
 
-@functools.lru_cache(maxsize=16)
-def _banded(n: int, kernel: _Kernel) -> np.ndarray:
-    """``(n, n)`` matrix T with ``T @ f`` = the 1-D "same" convolution of ``f`` with the factor."""
-    m = np.arange(n)[:, None] - np.arange(n)[None, :] + kernel.origin
-    inside = (m >= 0) & (m < kernel.size)
-    t = np.zeros((n, n))
-    t[inside] = kernel.factor[m[inside]]
-    t.setflags(write=False)
+def _toeplitz(factor: np.ndarray, n_rows: int, n_cols: int, *, shift: int) -> np.ndarray:
+    """``(n_rows, n_cols)`` matrix T with ``T[i, j] = factor[i - j + shift]`` (0 outside the factor)."""
+    m = np.arange(n_rows)[:, None] - np.arange(n_cols)[None, :] + shift
+    inside = (m >= 0) & (m < factor.size)
+    t = np.zeros((n_rows, n_cols))
+    t[inside] = factor[m[inside]]
     return t
 
 
@@ -329,28 +330,33 @@ def _splat(rows, cols, values, kernel: _Kernel, out: np.ndarray) -> np.ndarray:
 
 
 def _bands(n: int, kernel: _Kernel):
-    """Blocks ``(i0, i1, j0, j1)`` of the banded ``(n, n)`` matrix: rows ``i0:i1`` are zero outside
-    columns ``j0:j1`` (row i is nonzero for ``i + origin - k < j <= i + origin``)."""
+    """Blocks of the ``(n, n)`` 1-D convolution matrix ``T[i, j] = factor[i - j + origin]``.
+
+    Yields ``(i0, i1, j0, j1, block)``: rows ``i0:i1`` of T are zero outside columns ``j0:j1``
+    and equal ``block`` there. Every block is a window of ``kernel.band`` (T is Toeplitz), so no
+    ``(n, n)`` matrix is ever built.
+    """
     k, origin = kernel.size, kernel.origin
     for i0 in range(0, n, k):
         i1 = min(i0 + k, n)
-        yield i0, i1, max(i0 + origin - k + 1, 0), min(i1 + origin, n)
+        first = i0 + origin - k + 1  # column of band[:, 0]
+        j0, j1 = max(first, 0), min(i1 + origin, n)
+        yield i0, i1, j0, j1, kernel.band[: i1 - i0, j0 - first : j1 - first]
 
 
 def _separable(dense: np.ndarray, kernel: _Kernel, out: np.ndarray | None = None) -> np.ndarray:
-    """Blur a dense ``(H, W)`` map as ``T_H @ map @ T_W.T`` with banded 1-D convolution matrices.
+    """Blur a dense ``(H, W)`` map as ``T_H @ map @ T_W.T`` with the 1-D convolution matrices.
 
-    Each product runs block by block over the band only (blocks of k rows against the 2k - 1
-    columns they touch), 2·k·H·W multiply-adds per axis instead of H²·W.
+    The products run block by block over the band only (k rows against the 2k - 1 columns they
+    touch): about 2·k·H·W multiply-adds per axis in BLAS instead of H²·W.
     """
     height, width = dense.shape
-    t_h, t_w = _banded(height, kernel), _banded(width, kernel)
     vertical = np.empty_like(dense)
-    for i0, i1, j0, j1 in _bands(height, kernel):
-        np.matmul(t_h[i0:i1, j0:j1], dense[j0:j1], out=vertical[i0:i1])
+    for i0, i1, j0, j1, block in _bands(height, kernel):
+        np.matmul(block, dense[j0:j1], out=vertical[i0:i1])
     out = np.empty_like(dense) if out is None else out
-    for i0, i1, j0, j1 in _bands(width, kernel):
-        np.matmul(vertical[:, j0:j1], t_w[i0:i1, j0:j1].T, out=out[:, i0:i1])
+    for i0, i1, j0, j1, block in _bands(width, kernel):
+        np.matmul(vertical[:, j0:j1], block.T, out=out[:, i0:i1])
     return out
 
 
@@ -358,11 +364,13 @@ def _blur_torch(fixmap: np.ndarray, kernel: _Kernel, device) -> np.ndarray:
     import torch  # optional dependency, imported only when asked for
 
     height, width = fixmap.shape
-    # copies: the cached banded matrices are read-only, which torch cannot wrap
-    ty = torch.tensor(_banded(height, kernel), dtype=torch.float64, device=device)
-    tx = torch.tensor(_banded(width, kernel), dtype=torch.float64, device=device)
+    # Whole (n, n) convolution matrices: on a GPU two dense products beat the blockwise loop.
+    t_h, t_w = (
+        torch.as_tensor(_toeplitz(kernel.factor, n, n, shift=kernel.origin), dtype=torch.float64, device=device)
+        for n in (height, width)
+    )
     f = torch.as_tensor(fixmap, dtype=torch.float64, device=device)
-    return (ty @ f @ tx.T).cpu().numpy()
+    return (t_h @ f @ t_w.T).cpu().numpy()
 
 
 def blur(
