@@ -190,7 +190,9 @@ def gaussian_kernel(*, sigma_px: float, size_px: int) -> np.ndarray:
     Gaussian's mass; dividing by the sum redistributes the missing ≈ 9 %.
     """
     if size_px is None:
-        raise ValueError("size_px must be an integer >= 1; got None (for the untruncated size use blur or HeatmapParams)")
+        raise ValueError(
+            "size_px must be an integer >= 1; got None (for the untruncated size use blur or HeatmapParams)"
+        )
     _check_kernel_args(sigma_px, size_px, size_name="size_px")
     offsets = np.arange(size_px) - (size_px - 1) / 2
     u, v = np.meshgrid(offsets, offsets)
@@ -206,7 +208,7 @@ class _Kernel:
     full: np.ndarray  # (k, k), the fspecial kernel
     factor: np.ndarray  # (k,), with outer(factor, factor) == full to ~1e-19
     origin: int  # output pixel i receives input pixel j with weight full[i - j + origin]
-    band: np.ndarray  # (k, 2k - 1), band[a, b] = factor[a - b + k - 1]: one block of the 1-D convolution matrix
+    band: np.ndarray  # (k, 2k - 1), factor[a - b + k - 1] at [a, b]: a block of the 1-D convolution matrix
 
     @property
     def size(self) -> int:
@@ -293,7 +295,8 @@ def fixation_map(x_image_px, y_image_px, *, shape: tuple[int, int], weights=None
     y = np.asarray(y_image_px, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape:
         raise ValueError(
-            f"x_image_px and y_image_px must be 1-D arrays of equal length; got shapes {x.shape} and {y.shape}"
+            "x_image_px and y_image_px must be 1-D arrays of equal length; "
+            f"got shapes {x.shape} and {y.shape}"
         )
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != x.shape:
@@ -366,7 +369,7 @@ def _blur_torch(fixmap: np.ndarray, kernel: _Kernel, device) -> np.ndarray:
     height, width = fixmap.shape
     # Whole (n, n) convolution matrices: on a GPU two dense products beat the blockwise loop.
     t_h, t_w = (
-        torch.as_tensor(_toeplitz(kernel.factor, n, n, shift=kernel.origin), dtype=torch.float64, device=device)
+        torch.as_tensor(_toeplitz(kernel.factor, n, n, shift=kernel.origin), dtype=torch.float64).to(device)
         for n in (height, width)
     )
     f = torch.as_tensor(fixmap, dtype=torch.float64, device=device)
@@ -435,7 +438,10 @@ def blur(
 
 def _check_columns(fixations: pd.DataFrame, needed: Sequence[str], what: str) -> None:
     if not isinstance(fixations, pd.DataFrame):
-        raise TypeError(f"fixations must be a pandas DataFrame (lookwhere.records columns); got {type(fixations).__name__}")
+        raise TypeError(
+            "fixations must be a pandas DataFrame (lookwhere.records columns); "
+            f"got {type(fixations).__name__}"
+        )
     missing = [c for c in needed if c not in fixations.columns]
     if missing:
         raise ValueError(
@@ -611,7 +617,8 @@ def heatmap(
 
 def _columns(fixations: pd.DataFrame, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``x_image_px``, ``y_image_px`` and ``duration_ms`` of the chosen rows, as float64 arrays."""
-    return tuple(fixations[c].to_numpy(dtype=np.float64)[chosen] for c in ("x_image_px", "y_image_px", "duration_ms"))
+    names = ("x_image_px", "y_image_px", "duration_ms")
+    return tuple(fixations[name].to_numpy(dtype=np.float64)[chosen] for name in names)
 
 
 def heatmaps(

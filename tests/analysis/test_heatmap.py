@@ -70,7 +70,9 @@ def placed(kernel: np.ndarray, shape: tuple[int, int], row: int, col: int, origi
 # ------------------------------------------------------------------------------------ kernel
 
 
-@pytest.mark.parametrize(("size", "sigma"), [(80, 20.0), (81, 20.0), (3, 1.0), (2, 5.0), (1, 3.0), (80, 2.0), (161, 20.0)])
+@pytest.mark.parametrize(
+    ("size", "sigma"), [(80, 20.0), (81, 20.0), (3, 1.0), (2, 5.0), (1, 3.0), (80, 2.0), (161, 20.0)]
+)
 def test_kernel_equals_fspecial_transcription(size, sigma):
     # (80, 2.0) reaches fspecial's eps threshold in the corners.
     kernel = gaussian_kernel(sigma_px=sigma, size_px=size)
@@ -194,6 +196,23 @@ def test_matlab_anchor_follows_matlab_conv_same():
     )
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (7, 200), (200, 7), (81, 161)])
+def test_matlab_anchor_on_small_and_odd_images(shape):
+    rng = np.random.default_rng(sum(shape) + 1)
+    fixmap = sparse_map(shape, 5, rng)
+    full2d = scipy.signal.convolve2d(fixmap, K80, mode="full")
+    matlab = full2d[40 : 40 + shape[0], 40 : 40 + shape[1]]
+    for method in ("splat", "separable"):
+        assert np.abs(blur(fixmap, even_kernel_centre="matlab", method=method) - matlab).max() < 1e-9
+
+
+def test_auto_method_picks_splat_for_fixations_and_separable_for_dense_maps():
+    kernel = hm._kernel(20.0, 80, "scipy")
+    assert hm._choose_method(150, (600, 800), kernel) == "splat"  # a pooled OSIE map
+    assert hm._choose_method(5000, (600, 800), kernel) == "separable"
+    assert hm._choose_method(600 * 800, (600, 800), kernel) == "separable"
+
+
 def test_untruncated_kernel_equals_ndimage_gaussian_filter():
     rng = np.random.default_rng(5)
     fixmap = sparse_map((150, 130), 25, rng)
@@ -251,7 +270,8 @@ def test_blur_torch_backend_on_cuda():
 
 
 def test_fixation_map_floor_convention_and_weights():
-    fixmap = fixation_map([0.0, 0.999, 1.0, 3.5, 3.9], [0.0, 0.2, 0.0, 2.999, 2.0], shape=(3, 4), weights=[1, 2, 4, 8, 16])
+    x, y = [0.0, 0.999, 1.0, 3.5, 3.9], [0.0, 0.2, 0.0, 2.999, 2.0]
+    fixmap = fixation_map(x, y, shape=(3, 4), weights=[1, 2, 4, 8, 16])
     expected = np.zeros((3, 4))
     expected[0, 0] = 1 + 2  # both in pixel (0, 0)
     expected[0, 1] = 4
@@ -320,7 +340,7 @@ def test_display_period_filter(caplog):
 
 def test_first_fixation_exclusion():
     fixations = table([
-        dict(trial=0, start_ms=-900.0, end_ms=-300.0, stimulus_duration_ms=5000.0),  # before onset: not "first"
+        dict(trial=0, start_ms=-900.0, end_ms=-300.0, stimulus_duration_ms=5000.0),  # ends before onset
         dict(trial=0, start_ms=-100.0, end_ms=250.0, stimulus_duration_ms=5000.0),  # in progress at onset
         dict(trial=0, start_ms=300.0, end_ms=600.0, stimulus_duration_ms=5000.0),
         dict(trial=1, start_ms=0.0, end_ms=180.0, stimulus_duration_ms=5000.0),  # starts at onset
@@ -350,14 +370,17 @@ def test_heatmap_without_fixations_is_zero_not_nan(caplog):
 
 
 def test_final_normalizations():
-    fixations = table([dict(x_image_px=5.0, y_image_px=5.0), dict(x_image_px=100.0, y_image_px=20.0, duration_ms=50.0)])
+    fixations = table([
+        dict(x_image_px=5.0, y_image_px=5.0), dict(x_image_px=100.0, y_image_px=20.0, duration_ms=50.0)
+    ])
     base = heatmap(fixations, shape=(60, 120))
     peak = heatmap(fixations, shape=(60, 120), params=HeatmapParams(final_normalization="max"))
     np.testing.assert_allclose(peak, base / base.max(), rtol=1e-14)
     total = heatmap(fixations, shape=(60, 120), params=HeatmapParams(final_normalization="sum"))
     assert total.sum() == pytest.approx(1.0, abs=1e-12)
     stretched = heatmap(fixations, shape=(60, 120), params=HeatmapParams(final_normalization="minmax"))
-    np.testing.assert_allclose(stretched, (base - base.min()) / (base.max() - base.min()), rtol=1e-13, atol=1e-15)
+    expected = (base - base.min()) / (base.max() - base.min())
+    np.testing.assert_allclose(stretched, expected, rtol=1e-13, atol=1e-15)
 
 
 def test_minmax_on_a_constant_map_warns(caplog):
@@ -395,7 +418,9 @@ def study_table(rng: np.random.Generator) -> pd.DataFrame:
                     start_ms=start, end_ms=start + 150.0, duration_ms=150.0 + i, stimulus_duration_ms=5000.0,
                 ))
     # P04 looked at "b" only before onset: all of it filtered out.
-    rows.append(dict(image="b", participant="P04", start_ms=-300.0, end_ms=-10.0, stimulus_duration_ms=5000.0))
+    rows.append(
+        dict(image="b", participant="P04", start_ms=-300.0, end_ms=-10.0, stimulus_duration_ms=5000.0)
+    )
     return table(rows)
 
 
@@ -438,10 +463,20 @@ def osie_table(path, images: list[str]) -> pd.DataFrame:
         if image not in images:
             continue
         for s, subject in enumerate(entry.subjects):
-            x, y, d = (np.atleast_1d(v).astype(float) for v in (subject.fix_x, subject.fix_y, subject.fix_duration))
+            x, y, d = (
+                np.atleast_1d(v).astype(float) for v in (subject.fix_x, subject.fix_y, subject.fix_duration)
+            )
             rows += [dict(image=image, participant=f"s{s + 1:02d}", trial=-1, x_image_px=xi - 0.5,
                           y_image_px=yi - 0.5, duration_ms=di) for xi, yi, di in zip(x, y, d)]
     return table(rows)
+
+
+def duration_map(rows: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
+    """The paper's fixation matrix built directly with np.add.at (independent of analysis.heatmap)."""
+    fixmap = np.zeros(shape)
+    index = np.floor(rows["y_image_px"]).astype(int), np.floor(rows["x_image_px"]).astype(int)
+    np.add.at(fixmap, index, rows["duration_ms"])
+    return fixmap
 
 
 @pytest.mark.slow
@@ -453,16 +488,14 @@ def test_osie_heatmaps_equal_convolve2d_route(osie_fixations_path):
     assert len(pooled) == 2 and len(per_observer) == 30
 
     one = fixations[fixations["image"] == "1001"]
-    reference_map = np.zeros((600, 800))
-    np.add.at(reference_map, (np.floor(one["y_image_px"]).astype(int), np.floor(one["x_image_px"]).astype(int)), one["duration_ms"])
+    reference_map = duration_map(one, (600, 800))
     reference_map /= reference_map.max()
     reference = scipy.signal.convolve2d(reference_map, K80, mode="same")  # the ~7 s direct route
     assert np.abs(pooled[("1001",)] - reference).max() < 1e-9
 
     for (image, participant), out in list(per_observer.items())[:15]:
         rows = fixations[(fixations["image"] == image) & (fixations["participant"] == participant)]
-        single = np.zeros((600, 800))
-        np.add.at(single, (np.floor(rows["y_image_px"]).astype(int), np.floor(rows["x_image_px"]).astype(int)), rows["duration_ms"])
+        single = duration_map(rows, (600, 800))
         expected = scipy.signal.fftconvolve(single / single.max(), K80, mode="same")
         assert np.abs(out - expected).max() < 1e-9
 
