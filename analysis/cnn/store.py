@@ -196,6 +196,7 @@ class MapStore:
         folder.mkdir(parents=True, exist_ok=True)
         written = []
         for image_id in self.image_ids if image_ids is None else image_ids:
+            self._file(image_id)  # a clear KeyError for an image without maps
             shape = tuple(self.metadata["images"][image_id]["original_shape"])
             target = folder / f"{image_id}.npz"
             np.savez_compressed(target, **self.load(image_id, shape=shape))
