@@ -146,7 +146,13 @@ _STREAM = {"auc_judd": 1, "auc_borji": 2, "auc_shuffled": 3}
 
 
 class _Map:
-    """A validated real-valued ``(H, W)`` map, flattened to float64 ``(H*W,)``."""
+    """A validated real-valued ``(H, W)`` map, flattened to float64 ``(H*W,)``.
+
+    Scalars (range, sum, moments) are computed on first use and kept. Arrays derived from the map are
+    recomputed by each metric that needs them, except the mean-centred copy, which NSS and CC share
+    within one call; long-lived maps (those of a :class:`HumanTarget`) therefore keep no array but
+    their own, so a target costs no more memory than its inputs.
+    """
 
     def __init__(self, values: np.ndarray) -> None:
         self.shape = values.shape
@@ -173,37 +179,48 @@ class _Map:
         return float(self.flat.sum())
 
     @cached_property
+    def mean(self) -> float:
+        return self.sum / self.flat.size
+
+    @cached_property
     def centered(self) -> np.ndarray:
-        return self.flat - self.flat.mean()
+        """The map minus its mean (kept: used on per-call saliency maps only)."""
+        return self.flat - self.mean
 
     @cached_property
     def centered_sum_sq(self) -> float:
-        return _inner(self.centered, self.centered)
+        # Reuse the centred copy where this map keeps one; a long-lived map keeps only this scalar.
+        centered = self.__dict__.get("centered")
+        if centered is None:
+            centered = self.flat - self.mean
+        return _inner(centered, centered)
 
-    @cached_property
     def minmax(self) -> np.ndarray:
         """The map scaled to [0, 1]; a constant map becomes all zeros."""
         if self.is_constant:
             return np.zeros_like(self.flat)
-        return (self.flat - self.lo) * (1.0 / self.range)
+        scaled = np.subtract(self.flat, self.lo)
+        scaled *= 1.0 / self.range
+        return scaled
 
     @cached_property
     def minmax_sum(self) -> float:
-        # sum((x - lo) / range) without another pass over the map
+        """``sum((x - lo) / range)``, from the sum, without another pass; 0 for a constant map."""
         return (self.sum - self.flat.size * self.lo) / self.range if not self.is_constant else 0.0
 
     def minmax_at(self, index: np.ndarray) -> np.ndarray:
         """Min-max scaled values at flat indices ``index`` (any shape); the map must not be constant."""
         return (self.flat[index] - self.lo) * (1.0 / self.range)
 
-    @cached_property
     def density_mit_sim(self) -> np.ndarray | None:
         """MIT ``similarity.m``: min-max, then divide by the sum; zero map stays zero; None if constant ≠ 0."""
         if self.is_constant:
             return np.zeros_like(self.flat) if self.lo == 0.0 else None
-        return (self.flat - self.lo) * (1.0 / (self.sum - self.flat.size * self.lo))
+        density = np.subtract(self.flat, self.lo)
+        density *= 1.0 / (self.sum - self.flat.size * self.lo)
+        return density
 
-    def density_sum(self, *, minimum_value: float, zero_to_uniform: bool) -> np.ndarray:
+    def density(self, *, minimum_value: float, zero_to_uniform: bool) -> np.ndarray:
         """Shift a map with negative values to minimum 0, add ``minimum_value``, divide by the sum.
 
         An all-zero result stays zero (MIT ``KLdiv.m``) or becomes uniform (pysaliency
@@ -215,19 +232,9 @@ class _Map:
             if zero_to_uniform:
                 return np.full_like(self.flat, 1.0 / self.flat.size)
             return np.zeros_like(self.flat)
-        return (self.flat + offset) * (1.0 / total) if offset else self.flat * (1.0 / total)
-
-    @cached_property
-    def density_mit_kl(self) -> np.ndarray:
-        return self.density_sum(minimum_value=0.0, zero_to_uniform=False)
-
-    @cached_property
-    def density_pysaliency_kl(self) -> np.ndarray:
-        return self.density_sum(minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
-
-    @cached_property
-    def density_pysaliency(self) -> np.ndarray:
-        return self.density_sum(minimum_value=0.0, zero_to_uniform=True)
+        density = np.add(self.flat, offset)
+        density *= 1.0 / total
+        return density
 
 
 class _Fixations:
@@ -281,8 +288,11 @@ def _trapezoid(y: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def _mae(s: _Map, h: _Map, normalize: str) -> float:
     if normalize == "none":
-        return float(np.mean(np.abs(s.flat - h.flat)))
-    return float(np.mean(np.abs(s.minmax - h.minmax)))
+        difference = np.subtract(s.flat, h.flat)
+    else:
+        difference = s.minmax()
+        difference -= h.minmax()
+    return float(np.abs(difference, out=difference).mean())
 
 
 def _nss(s: _Map, fix: _Fixations, variant: str) -> float:
@@ -306,30 +316,36 @@ def _cc(s: _Map, h: _Map, variant: str) -> float:
         if variant == "pysaliency" and s.is_constant and not h.is_constant:
             return 0.0
         return _undefined("cc", "a map is constant (zero standard deviation)")
-    return _inner(s.centered, h.centered) / np.sqrt(s.centered_sum_sq * h.centered_sum_sq)
+    # sum((s - mean s) h) = sum((s - mean s)(h - mean h)): saves centring the long-lived human map
+    return _inner(s.centered, h.flat) / np.sqrt(s.centered_sum_sq * h.centered_sum_sq)
 
 
 def _sim(s: _Map, h: _Map, variant: str) -> float:
     if variant == "mit":
-        p, q = s.density_mit_sim, h.density_mit_sim
+        p, q = s.density_mit_sim(), h.density_mit_sim()
         if p is None or q is None:
             return _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
     else:
-        p, q = s.density_pysaliency, h.density_pysaliency
-    return float(np.minimum(p, q).sum())
+        p = s.density(minimum_value=0.0, zero_to_uniform=True)
+        q = h.density(minimum_value=0.0, zero_to_uniform=True)
+    return float(np.minimum(p, q, out=p).sum())
 
 
 def _kl_div(s: _Map, h: _Map, variant: str) -> float:
     if variant == "mit":
-        p, q = s.density_mit_kl, h.density_mit_kl
+        p = s.density(minimum_value=0.0, zero_to_uniform=False)
+        q = h.density(minimum_value=0.0, zero_to_uniform=False)
         # sum(q .* log(eps + q ./ (p + eps))), in one scratch buffer; q = 0 terms vanish
         log_ratio = p + MATLAB_EPS
         np.divide(q, log_ratio, out=log_ratio)
         log_ratio += MATLAB_EPS
         np.log(log_ratio, out=log_ratio)
         return _inner(q, log_ratio)
-    p, q = s.density_pysaliency_kl, h.density_pysaliency_kl
-    return _inner(q, np.log(q) - np.log(p))
+    p = s.density(minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
+    q = h.density(minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
+    log_ratio = np.log(q)
+    log_ratio -= np.log(p, out=p)
+    return _inner(q, log_ratio)
 
 
 def _info_gain(s: _Map, fix: _Fixations, b: _Map, variant: str) -> float:
@@ -342,8 +358,17 @@ def _info_gain(s: _Map, fix: _Fixations, b: _Map, variant: str) -> float:
         q = b.minmax_at(fix.index) / b.minmax_sum
         return float(np.mean(np.log2(MATLAB_EPS + p) - np.log2(MATLAB_EPS + q)))
     with np.errstate(divide="ignore"):
-        gains = np.log2(s.density_pysaliency[fix.index]) - np.log2(b.density_pysaliency[fix.index])
+        gains = np.log2(_density_at(s, fix.index)) - np.log2(_density_at(b, fix.index))
     return float(np.average(gains, weights=fix.counts))
+
+
+def _density_at(m: _Map, index: np.ndarray) -> np.ndarray:
+    """pysaliency's density (negative maps shifted, divided by the sum, zero -> uniform) at ``index``."""
+    offset = -min(m.lo, 0.0)
+    total = m.sum + m.flat.size * offset
+    if total == 0.0:
+        return np.full(index.shape, 1.0 / m.flat.size)
+    return (m.flat[index] + offset) / total
 
 
 # A bucket keeps the exponent and the top 7 mantissa bits of a non-negative float32 (32768 buckets
@@ -355,10 +380,11 @@ _N_BUCKETS = 1 << (31 - _BUCKET_SHIFT)
 
 def _bucket(values: np.ndarray, lo: float) -> np.ndarray:
     """Monotone non-decreasing bucket number of each value ``>= lo``: a value in a higher bucket than
-    another is strictly greater. Subtracting ``lo`` gives floats >= +0.0, whose bit patterns order
-    like their values."""
-    shifted = np.subtract(values, lo).astype(np.float32)
-    return np.right_shift(shifted.view(np.int32), _BUCKET_SHIFT, dtype=np.intp)
+    another is strictly greater. Subtracting ``lo`` gives floats >= 0, whose bit patterns order like
+    their values once the sign bit of a -0.0 is cleared."""
+    bits = np.subtract(values, lo).astype(np.float32).view(np.int32)
+    np.bitwise_and(bits, 0x7FFFFFFF, out=bits)
+    return np.right_shift(bits, _BUCKET_SHIFT, dtype=np.intp)
 
 
 def _judd_positives_and_counts(
@@ -517,8 +543,28 @@ def _auc_shuffled(
     rng = np.random.default_rng([seed, _STREAM["auc_shuffled"]])
     # MATLAB randperm per split, first min(N_fix, N_other) of the other-image fixated pixels
     n_draw = min(len(fix), other_index.size)
-    draws = np.stack([rng.choice(other_index.size, n_draw, replace=False) for _ in range(n_splits)])
+    draws = _distinct_draws(rng, other_index.size, n_draw, n_splits)
     return _auc_sampled(s, fix, other_index[draws], step)
+
+
+def _distinct_draws(rng: np.random.Generator, population: int, size: int, n_rows: int) -> np.ndarray:
+    """``(n_rows, size)`` indices into ``range(population)``, distinct within a row; each row is a
+    uniformly random ``size``-subset (as the first ``size`` entries of MATLAB's ``randperm``).
+
+    Rows are drawn with replacement and repeated entries redrawn until none is left. The procedure
+    treats every element alike, so every subset is equally likely; it needs few rounds while
+    ``size`` is well below ``population``, and dense draws use permutations instead.
+    """
+    if 4 * size > population:
+        return np.stack([rng.permutation(population)[:size] for _ in range(n_rows)])
+    draws = rng.integers(0, population, size=(n_rows, size))
+    while True:
+        order = np.argsort(draws, axis=1)
+        ordered = np.take_along_axis(draws, order, axis=1)
+        rows, columns = np.nonzero(ordered[:, 1:] == ordered[:, :-1])
+        if not rows.size:
+            return draws
+        draws[rows, order[rows, columns + 1]] = rng.integers(0, population, size=rows.size)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -811,9 +857,11 @@ class HumanTarget:
 
     Notes
     -----
-    The arrays are stored as validated float64 copies; statistics of the human data (its scaled
-    versions, fixated pixels) are computed on first use and kept, so scoring many maps against one
-    target repeats none of that work. ``eq=False``: arrays have no single truth value.
+    The arrays are validated and kept as float64 (converted only when given another dtype, so usually
+    the caller's own arrays: do not modify them afterwards). Scalars of the human data (range, sums,
+    moments), the fixated pixels and the other-image fixated pixels are computed on first use and kept,
+    so scoring many maps against one target repeats none of that work, while a target holds no
+    array beyond its inputs. ``eq=False``: arrays have no single truth value.
     """
 
     human_map: np.ndarray
@@ -832,8 +880,6 @@ class HumanTarget:
             arrays["baseline_map"] = as_2d_float(self.baseline_map, "baseline_map")
         check_same_shape(**arrays)
         for name, array in arrays.items():
-            array = array.copy()  # never freeze or alias the caller's array
-            array.flags.writeable = False
             object.__setattr__(self, name, array)
 
     @property
