@@ -46,8 +46,9 @@ fixation's pixel centre, and libraries disagree on which way:
   against MATLAB's documented example and the documented index rules; MATLAB itself was not run.)
 
 ``scipy.ndimage.gaussian_filter(sigma=20, truncate=2)`` is *not* the paper's kernel: its radius is
-``int(2 * 20 + 0.5) = 40``, so it has 81 taps at integer offsets ±40, centred on the pixel. On OSIE
-maps it differs from the 80×80 kernel by several % of the map's maximum.
+``int(2 * 20 + 0.5) = 40``, so it has 81 taps at integer offsets ±40, centred on the pixel. On the
+200 pooled OSIE maps it differs from the 80×80 kernel by 3.5 % of the map's maximum (median; 5.5 %
+at worst; ``bench/bench_heatmap.py``).
 """
 
 from __future__ import annotations
@@ -654,7 +655,9 @@ def heatmaps(
     map is then blurred from its few nonzero pixels (see :func:`blur`, ``method="auto"``), so a
     per-observer map costs about a millisecond instead of a dense convolution.
 
-    Memory: each 800×600 map is 3.8 MB; call per chunk of images for thousands of maps.
+    Memory: the maps of one call that share an image size are views into one ``(n, H, W)`` block
+    (an 800×600 map is 3.8 MB), freed when the last of them is; ``.copy()`` a map to keep it alone,
+    and call per chunk of images for thousands of maps.
     """
     by = list(by)
     if "image" not in by:
@@ -685,13 +688,16 @@ def heatmaps(
     order = np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(len(keys) + 1))
 
+    # One zeroed block per image size rather than one allocation per map: NumPy asks the kernel for
+    # huge pages above 4 MB, and faulting in fresh memory 4 kB at a time costs more than the blur
+    # of a sparse map (2-4× per 800×600 map on the development VM).
+    shape_of_key = [checked[str(key[by.index("image")])] for key in keys]
+    blocks = {shape: iter(np.zeros((shape_of_key.count(shape), *shape))) for shape in set(shape_of_key)}
     result: dict[tuple, np.ndarray] = {}
-    for g, key in enumerate(keys):
+    for g, (key, shape) in enumerate(zip(keys, shape_of_key)):
         at = order[bounds[g] : bounds[g + 1]]
-        shape = checked[str(key[by.index("image")])]
-        result[key] = _render(
-            rows[at], cols[at], weights[at], params, out=np.zeros(shape), what=f"heatmaps{dict(zip(by, key))}"
-        )
+        what = f"heatmaps{dict(zip(by, key))}"
+        result[key] = _render(rows[at], cols[at], weights[at], params, out=next(blocks[shape]), what=what)
     return result
 
 
