@@ -347,6 +347,7 @@ def test_score_map_never_raises_on_undefined_inputs(caplog, smooth):
         (lambda s: mae(s, s, normalize="max"), "normalize must be one of"),
         (lambda s: auc_borji(s, s, n_splits=0), "n_splits must be a positive integer; got 0"),
         (lambda s: auc_borji(s, s, step=2.0), "step must be <= 1"),
+        (lambda s: auc_judd(s, s, seed=-1), "seed must be a non-negative integer; got -1"),
         (lambda s: score_map(s, HumanTarget(s, s), metrics=("nss", "emd")), r"unknown \['emd'\]"),
         (lambda s: HumanTarget(s, s, baseline_map=s[:10]), "baseline_map"),
     ],
