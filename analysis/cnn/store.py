@@ -43,23 +43,17 @@ _CAM_FILE = "cam_weights.npz"
 _MAPS_DIR = "maps"
 
 
-def _interpolation_matrix(size_in: int, size_out: int) -> np.ndarray:
-    """``(size_out, size_in)`` matrix of 1-D linear interpolation, ``align_corners=False``.
+def _interpolation_taps(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """1-D linear interpolation with ``align_corners=False``: ``(low, high, weight_high)``, each ``(size_out,)``.
 
-    Output pixel ``j`` samples the input at ``(j + 0.5) · size_in / size_out - 0.5`` (pixel
-    centres aligned), clamped at 0 below and to the last pixel above, as ``torch.nn.functional
-    .interpolate(mode="bilinear", align_corners=False)`` without antialiasing and OpenCV's
-    ``INTER_LINEAR``.
+    Output pixel ``j`` samples the input at ``(j + 0.5) · size_in / size_out - 0.5`` (pixel centres
+    aligned), clamped at 0 below and to the last pixel above, as ``torch.nn.functional.interpolate(
+    mode="bilinear", align_corners=False)`` without antialiasing and OpenCV's ``INTER_LINEAR``.
     """
     source = np.maximum((np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5, 0.0)
     low = np.minimum(np.floor(source).astype(np.int64), size_in - 1)
     high = np.minimum(low + 1, size_in - 1)
-    weight_high = source - low
-    matrix = np.zeros((size_out, size_in))
-    rows = np.arange(size_out)
-    np.add.at(matrix, (rows, low), 1.0 - weight_high)
-    np.add.at(matrix, (rows, high), weight_high)
-    return matrix
+    return low, high, source - low
 
 
 def resize_bilinear(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -76,7 +70,7 @@ def resize_bilinear(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     -------
     np.ndarray, shape (H, W), float32
         Equals ``torch.nn.functional.interpolate(..., mode="bilinear", align_corners=False)``
-        to float32 rounding (computed in float64).
+        and OpenCV's ``INTER_LINEAR``, computed in float64 and rounded once.
     """
     array = np.asarray(array, dtype=np.float64)
     if array.ndim != 2 or array.size == 0:
@@ -84,9 +78,11 @@ def resize_bilinear(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     height, width = (int(s) for s in shape)
     if height < 1 or width < 1:
         raise ValueError(f"shape must be (H, W) with H, W >= 1; got {shape!r}")
-    rows = _interpolation_matrix(array.shape[0], height)
-    cols = _interpolation_matrix(array.shape[1], width)
-    return (rows @ array @ cols.T).astype(np.float32)
+    # Separable: interpolate along rows, then along columns (two taps each).
+    low, high, weight = _interpolation_taps(array.shape[0], height)
+    rows = array[low] * (1.0 - weight)[:, None] + array[high] * weight[:, None]
+    low, high, weight = _interpolation_taps(array.shape[1], width)
+    return (rows[:, low] * (1.0 - weight) + rows[:, high] * weight).astype(np.float32)
 
 
 def _atomic_write_json(path: Path, content: dict) -> None:

@@ -159,3 +159,23 @@ def test_weights_from_a_local_state_dict(vgg, tmp_path):
     torch.save({"not": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a state dict of torchvision's vgg16"):
         load_vgg16(tmp_path / "other.pt")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_maps_equal_cpu_maps(vgg, images, cam_weights):
+    """Same maps on CUDA as on the CPU (TF32 off, so float32 all the way)."""
+    import copy
+
+    model = copy.deepcopy(vgg).cuda()
+    matmul_tf32, cudnn_tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        gpu = compute_maps(model, images.cuda(), cam_weights=cam_weights.cuda())
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul_tf32, cudnn_tf32
+    cpu = compute_maps(vgg, images, cam_weights=cam_weights)
+    torch.testing.assert_close(gpu.targets, cpu.targets)
+    for name in MAP_NAMES:
+        scale = float(cpu.maps[name].abs().max())
+        torch.testing.assert_close(gpu.maps[name], cpu.maps[name], rtol=1e-3, atol=1e-4 * scale)
