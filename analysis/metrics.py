@@ -171,7 +171,6 @@ class _Map:
     """
 
     def __init__(self, values: np.ndarray) -> None:
-        self.shape = values.shape
         self.flat = values.ravel()
 
     @cached_property
@@ -258,7 +257,6 @@ class _Fixations:
 
     def __init__(self, counts: np.ndarray) -> None:
         flat = counts.ravel()
-        self.n_pixels = flat.size
         self.index = np.flatnonzero(flat > 0)
         self.counts = flat[self.index]
 
@@ -287,8 +285,8 @@ def _undefined(metric: str, why: str) -> float:
 
 def _inner(a: np.ndarray, b: np.ndarray) -> float:
     """Sum of the element-wise product. Not np.dot: OpenBLAS threads it, which thrashes on a busy
-    machine (measured 0.04 ms idle vs 10+ ms under load on 2 cores), and the pairwise sum is as
-    accurate."""
+    machine (0.04 ms idle, over 10 ms under load on 2 cores, measured on 800x600); numpy's pairwise
+    sum is at least as accurate."""
     return float(np.multiply(a, b).sum())
 
 
