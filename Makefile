@@ -14,4 +14,4 @@ test: setup
 	bash scripts/test.sh $(ARGS)
 
 bench: setup
-	$(PY) bench/run_all.py $(ARGS)
+	$(PY) bench/run_all.py
