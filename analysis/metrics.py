@@ -228,7 +228,10 @@ class _Map:
         return (self.flat[index] - self.lo) * (1.0 / self.range)
 
     def density_mit_sim(self) -> np.ndarray | None:
-        """MIT ``similarity.m``: min-max, then divide by the sum; zero map stays zero; None if constant ≠ 0."""
+        """MIT ``similarity.m``: min-max, then divide by the sum.
+
+        An all-zero map stays zero; a constant non-zero map gives None (0/0 in MATLAB).
+        """
         if self.is_constant:
             return np.zeros_like(self.flat) if self.lo == 0.0 else None
         density = np.subtract(self.flat, self.lo)
@@ -449,7 +452,9 @@ def _judd_positives_and_counts(
     # Non-candidates above a threshold's last near bucket are above it; the rest are below it.
     per_bucket = np.bincount(value_bucket, minlength=_N_BUCKETS)
     per_bucket[is_near] = 0
-    above = per_bucket.sum() - np.concatenate(([0], np.cumsum(per_bucket)))  # above[b]: buckets >= b
+    above = per_bucket.sum() - np.concatenate(
+        ([0], np.cumsum(per_bucket))
+    )  # above[b]: buckets >= b
     # Candidates >= each threshold, by ranking them among the few thresholds: bin b of
     # n_thresholds_at_most holds the candidates above exactly b of the ascending thresholds.
     ascending = positives[::-1]
@@ -521,12 +526,14 @@ def _auc_sampled(s: _Map, fix: _Fixations, negative_index: np.ndarray, step: flo
 
 
 def _fraction_at_least(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Per row of ``values`` ``(R, M)``, the fraction ``>=`` each of the sorted ``thresholds`` ``(K,)``."""
+    """Per row of ``values`` ``(R, M)``: the fraction ``>=`` each sorted threshold, ``(R, K)``."""
     n_rows, n_values = values.shape
     n_thresholds = thresholds.size
     n_below_or_equal = np.searchsorted(thresholds, values, side="right")  # thresholds <= value
     offsets = (n_thresholds + 1) * np.arange(n_rows)[:, None]
-    counts = np.bincount((n_below_or_equal + offsets).ravel(), minlength=n_rows * (n_thresholds + 1))
+    counts = np.bincount(
+        (n_below_or_equal + offsets).ravel(), minlength=n_rows * (n_thresholds + 1)
+    )
     counts = counts.reshape(n_rows, n_thresholds + 1)
     # values >= thresholds[k]  <=>  n_below_or_equal > k
     at_least = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1][:, 1:]
@@ -560,7 +567,9 @@ def _auc_shuffled(
     return _auc_sampled(s, fix, other_index[draws], step)
 
 
-def _distinct_draws(rng: np.random.Generator, population: int, size: int, n_rows: int) -> np.ndarray:
+def _distinct_draws(
+    rng: np.random.Generator, population: int, size: int, n_rows: int
+) -> np.ndarray:
     """``(n_rows, size)`` indices into ``range(population)``, distinct within a row; each row is a
     uniformly random ``size``-subset (as the first ``size`` entries of MATLAB's ``randperm``).
 

@@ -71,7 +71,9 @@ def import_pysaliency():
 
 
 def _unavailable(*args, **kwargs):
-    raise RuntimeError("pkg_resources is stubbed out: pysaliency's resource helpers are unavailable")
+    raise RuntimeError(
+        "pkg_resources is stubbed out: pysaliency's resource helpers are unavailable"
+    )
 
 
 def load_osie(n_images: int):
@@ -99,7 +101,10 @@ def counts(shape, xs, ys) -> np.ndarray:
 def centre_gaussian(shape) -> np.ndarray:
     height, width = shape
     y, x = np.mgrid[:height, :width]
-    return np.exp(-(((y + 0.5 - height / 2) / (height / 4)) ** 2 + ((x + 0.5 - width / 2) / (width / 4)) ** 2) / 2)
+    return np.exp(
+        -(((y + 0.5 - height / 2) / (height / 4)) ** 2 + ((x + 0.5 - width / 2) / (width / 4)) ** 2)
+        / 2
+    )
 
 
 def build_inputs(n_images: int):
@@ -119,7 +124,9 @@ def build_inputs(n_images: int):
         for fixation_map in fixation_maps
     ]
     maps = {
-        "other observers": [gaussian_filter(counts(shape, *train), SIGMA_PX) for shape, train, _ in images],
+        "other observers": [
+            gaussian_filter(counts(shape, *train), SIGMA_PX) for shape, train, _ in images
+        ],
         "centre Gaussian": [centre] * len(images),
     }
     return maps, targets, images
@@ -150,7 +157,9 @@ def pysaliency_scores(pysaliency, saliency_maps, targets, images):
     n = len(images)
     shape = images[0][0]
     # Distinct tiny stimuli: pysaliency only needs their size and a distinct id per image.
-    stimuli = pysaliency.Stimuli([np.full(shape, i % 251, np.uint8) + (np.arange(shape[1]) == i // 251) for i in range(n)])
+    stimuli = pysaliency.Stimuli(
+        [np.full(shape, i % 251, np.uint8) + (np.arange(shape[1]) == i // 251) for i in range(n)]
+    )
     xs = np.concatenate([test[0] for _, _, test in images])
     ys = np.concatenate([test[1] for _, _, test in images])
     ns = np.concatenate([np.full(test[0].size, i) for i, (_, _, test) in enumerate(images)])
@@ -174,8 +183,12 @@ def pysaliency_scores(pysaliency, saliency_maps, targets, images):
                 stimuli, fixations, nonfixations="unfixated", thresholds="fixations"
             )
         ),
-        "auc_borji": lambda: np.asarray(model.AUC_per_image(stimuli, fixations, nonfixations="uniform")),
-        "auc_shuffled": lambda: np.asarray(model.AUC_per_image(stimuli, fixations, nonfixations="shuffled")),
+        "auc_borji": lambda: np.asarray(
+            model.AUC_per_image(stimuli, fixations, nonfixations="uniform")
+        ),
+        "auc_shuffled": lambda: np.asarray(
+            model.AUC_per_image(stimuli, fixations, nonfixations="shuffled")
+        ),
         "info_gain": lambda: per_image(
             SaliencyMapNormalizingModel(model).information_gains(
                 stimuli, fixations, SaliencyMapNormalizingModel(baseline)
@@ -207,10 +220,15 @@ def our_scores(saliency_maps, targets):
     for saliency_map, target in zip(saliency_maps, targets):
         metrics.score_map(saliency_map, target)
     seconds["all"] = time.perf_counter() - start
-    comparable = [metrics.score_map(m, t, variant="pysaliency") for m, t in zip(saliency_maps, targets)]
+    comparable = [
+        metrics.score_map(m, t, variant="pysaliency") for m, t in zip(saliency_maps, targets)
+    ]
     values = {name: np.array([scores[name] for scores in comparable]) for name in metrics.METRICS}
     values["auc_judd"] = np.array(
-        [metrics.auc_judd(m, t.fixation_map, jitter=False, variant="pysaliency") for m, t in zip(saliency_maps, targets)]
+        [
+            metrics.auc_judd(m, t.fixation_map, jitter=False, variant="pysaliency")
+            for m, t in zip(saliency_maps, targets)
+        ]
     )
     return values, seconds
 
@@ -222,7 +240,9 @@ def numpy_mae(saliency_maps, targets):
         return (a - a.min()) / (a.max() - a.min())
 
     start = time.perf_counter()
-    values = np.array([np.mean(np.abs(scaled(m) - scaled(t.human_map))) for m, t in zip(saliency_maps, targets)])
+    values = np.array(
+        [np.mean(np.abs(scaled(m) - scaled(t.human_map))) for m, t in zip(saliency_maps, targets)]
+    )
     return values, time.perf_counter() - start
 
 
@@ -253,7 +273,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200, help="number of OSIE images (max 200)")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="alternate the two libraries this many times, keep each one's fastest"
+        "--repeat",
+        type=int,
+        default=1,
+        help="alternate the two libraries this many times, keep each one's fastest",
     )
     args = parser.parse_args()
     pysaliency = import_pysaliency()
@@ -291,7 +314,9 @@ def main() -> None:
         print()
         total_ours += our_seconds["all"]
         total_theirs += theirs_all
-    print(f"overall: ours {total_ours:.2f} s, pysaliency {total_theirs:.2f} s, ratio {total_theirs / total_ours:.1f}x")
+    print(
+        f"overall: ours {total_ours:.2f} s, pysaliency {total_theirs:.2f} s, ratio {total_theirs / total_ours:.1f}x"
+    )
 
 
 if __name__ == "__main__":

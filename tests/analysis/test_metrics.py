@@ -77,7 +77,9 @@ def test_nss_of_a_single_spike():
     fixation_map = np.zeros(SHAPE)
     fixation_map[10, 20] = 3.0  # repeats change neither value: one fixated pixel
     assert nss(spike, fixation_map) == pytest.approx((n - 1) / np.sqrt(n), rel=1e-12)
-    assert nss(spike, fixation_map, variant="pysaliency") == pytest.approx(np.sqrt(n - 1), rel=1e-12)
+    assert nss(spike, fixation_map, variant="pysaliency") == pytest.approx(
+        np.sqrt(n - 1), rel=1e-12
+    )
 
 
 def test_nss_duplicates_count_once_in_mit_and_per_fixation_in_pysaliency():
@@ -86,7 +88,9 @@ def test_nss_duplicates_count_once_in_mit_and_per_fixation_in_pysaliency():
     z_mit = (np.array([1.0, 3.0]) - 1.5) / np.std([0, 1, 2, 3], ddof=1)
     assert nss(s, fixations) == pytest.approx(z_mit.mean(), rel=1e-12)
     z_pys = (np.array([1.0, 3.0]) - 1.5) / np.std([0, 1, 2, 3])
-    assert nss(s, fixations, variant="pysaliency") == pytest.approx((3 * z_pys[0] + z_pys[1]) / 4, rel=1e-12)
+    assert nss(s, fixations, variant="pysaliency") == pytest.approx(
+        (3 * z_pys[0] + z_pys[1]) / 4, rel=1e-12
+    )
 
 
 def test_cc_of_a_map_with_itself_and_its_negative(smooth):
@@ -131,7 +135,9 @@ def test_auc_judd_of_a_perfect_map_is_one_and_of_a_constant_map_one_half():
     i = np.arange(1, n_fix + 1)
     tp = np.r_[0.0, i / n_fix, 1.0]
     fp = np.r_[0.0, (n_fix - i) / (n - n_fix), 1.0]
-    assert auc_judd(perfect, fixation_map, jitter=False) == pytest.approx(np.trapezoid(tp, fp), abs=1e-15)
+    assert auc_judd(perfect, fixation_map, jitter=False) == pytest.approx(
+        np.trapezoid(tp, fp), abs=1e-15
+    )
     # constant map: the jitter orders pixels at random, AUC ~ 0.5 (sd ~ 1 / sqrt(12 N_fix) = 0.007)
     many = _fixation_counts(rng, 2000, shape=(100, 100))
     assert auc_judd(np.ones((100, 100)), many, seed=3) == pytest.approx(0.5, abs=0.03)
@@ -229,7 +235,9 @@ def test_sampled_auc_equals_matlab_loop_for_the_same_draws(smooth):
     ours = metrics._auc_sampled(
         metrics._Map(saliency_map), metrics._Fixations(fixation_map), negative_index, 0.1
     )
-    assert ours == pytest.approx(_matlab_auc_borji(saliency_map, fixation_map, negative_index, 0.1), abs=1e-12)
+    assert ours == pytest.approx(
+        _matlab_auc_borji(saliency_map, fixation_map, negative_index, 0.1), abs=1e-12
+    )
 
 
 def test_shuffled_draws_are_uniform_subsets():
@@ -251,7 +259,9 @@ def test_negative_zero_in_a_map_is_handled():
     signed = saliency_map.copy()
     signed[saliency_map == 0] = -0.0
     fixation_map = _fixation_counts(rng, 80)
-    assert auc_judd(signed, fixation_map, jitter=False) == auc_judd(saliency_map, fixation_map, jitter=False)
+    assert auc_judd(signed, fixation_map, jitter=False) == auc_judd(
+        saliency_map, fixation_map, jitter=False
+    )
     assert auc_judd(signed, fixation_map) == auc_judd(saliency_map, fixation_map)
 
 
@@ -278,7 +288,9 @@ def test_affine_invariance(smooth):
 def test_sum_normalisation_invariance(smooth):
     s, g, _ = smooth
     for variant in ("mit", "pysaliency"):
-        assert sim(5.0 * s, g, variant=variant) == pytest.approx(sim(s, g, variant=variant), abs=1e-12)
+        assert sim(5.0 * s, g, variant=variant) == pytest.approx(
+            sim(s, g, variant=variant), abs=1e-12
+        )
         assert kl_div(5.0 * s, 0.1 * g, variant=variant) == pytest.approx(
             kl_div(s, g, variant=variant), abs=1e-12
         )
@@ -339,10 +351,16 @@ def test_score_map_never_raises_on_undefined_inputs(caplog, smooth):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda s: mae(s, np.zeros((3, 3))), r"same \(H, W\) shape.*saliency_map \(60, 80\).*human_map \(3, 3\)"),
+        (
+            lambda s: mae(s, np.zeros((3, 3))),
+            r"same \(H, W\) shape.*saliency_map \(60, 80\).*human_map \(3, 3\)",
+        ),
         (lambda s: nss(np.where(s > 0.5, np.nan, s), s), "saliency_map holds .* non-finite"),
         (lambda s: nss(s, -s), "fixation_map holds fixation counts and must be >= 0"),
-        (lambda s: cc(s[None], s), r"saliency_map must be a 2-D \(H, W\) array; got shape \(1, 60, 80\)"),
+        (
+            lambda s: cc(s[None], s),
+            r"saliency_map must be a 2-D \(H, W\) array; got shape \(1, 60, 80\)",
+        ),
         (lambda s: sim(s, s, variant="matlab"), "variant must be one of"),
         (lambda s: mae(s, s, normalize="max"), "normalize must be one of"),
         (lambda s: auc_borji(s, s, n_splits=0), "n_splits must be a positive integer; got 0"),
@@ -413,7 +431,8 @@ def test_every_metric_has_a_direction():
 
 def _import_pysaliency():
     """pysaliency 0.2.22 imports pkg_resources (gone from setuptools >= 81; only its MATLAB-model and
-    download helpers use it) and calls np.trapz (gone from numpy 2.4): stub/alias them, here only."""
+    download helpers use it) and calls np.trapz (gone from numpy 2.4): stub/alias them, here only.
+    """
     pytest.importorskip("pysaliency", reason="pysaliency (test extra) is not installed")
     try:
         with warnings.catch_warnings():
@@ -500,11 +519,17 @@ def test_nss_matches_pysaliency(osie, pys):
         n = centre.size
         for m, im in zip(maps, images):
             unique = pysaliency.metrics.NSS(m, *np.nonzero(im["fixation_map"].T)).mean()
-            assert nss(m, im["fixation_map"]) == pytest.approx(unique * np.sqrt((n - 1) / n), rel=1e-12)
-    assert any((im["fixation_map"] > 1).any() for im in images), "the MIT/pysaliency difference is exercised"
+            assert nss(m, im["fixation_map"]) == pytest.approx(
+                unique * np.sqrt((n - 1) / n), rel=1e-12
+            )
+    assert any(
+        (im["fixation_map"] > 1).any() for im in images
+    ), "the MIT/pysaliency difference is exercised"
 
 
-@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # pysaliency's log(0) where maps are 0
+@pytest.mark.filterwarnings(
+    "ignore:divide by zero:RuntimeWarning"
+)  # pysaliency's log(0) where maps are 0
 def test_cc_sim_kl_match_pysaliency(osie, pys):
     images, centre = osie
     pysaliency, stimuli, _, ArrayModel = pys
@@ -512,9 +537,13 @@ def test_cc_sim_kl_match_pysaliency(osie, pys):
     for maps in ([im["saliency"] for im in images], [centre] * len(images)):
         model = ArrayModel(maps)
         humans = [im["human"] for im in images]
-        np.testing.assert_allclose([cc(m, h) for m, h in zip(maps, humans)], model.CCs(stimuli, human), rtol=1e-12)
         np.testing.assert_allclose(
-            [sim(m, h, variant="pysaliency") for m, h in zip(maps, humans)], model.SIMs(stimuli, human), rtol=1e-12
+            [cc(m, h) for m, h in zip(maps, humans)], model.CCs(stimuli, human), rtol=1e-12
+        )
+        np.testing.assert_allclose(
+            [sim(m, h, variant="pysaliency") for m, h in zip(maps, humans)],
+            model.SIMs(stimuli, human),
+            rtol=1e-12,
         )
         np.testing.assert_allclose(
             [kl_div(m, h, variant="pysaliency") for m, h in zip(maps, humans)],
@@ -537,8 +566,13 @@ def test_auc_judd_matches_pysaliency_without_jitter(osie, pys):
     images, centre = osie
     pysaliency, stimuli, fixations, ArrayModel = pys
     for maps in ([im["saliency"] for im in images], [centre] * len(images)):
-        theirs = ArrayModel(maps).AUC_per_image(stimuli, fixations, nonfixations="unfixated", thresholds="fixations")
-        ours = [auc_judd(m, im["fixation_map"], jitter=False, variant="pysaliency") for m, im in zip(maps, images)]
+        theirs = ArrayModel(maps).AUC_per_image(
+            stimuli, fixations, nonfixations="unfixated", thresholds="fixations"
+        )
+        ours = [
+            auc_judd(m, im["fixation_map"], jitter=False, variant="pysaliency")
+            for m, im in zip(maps, images)
+        ]
         np.testing.assert_allclose(ours, theirs, rtol=1e-12)
         # MIT (binarised fixations) equals pysaliency given each fixated pixel once, on a map without
         # ties (a 1e-12 ramp breaks the exact zeros of the blurred map; MIT's tie rule differs)
@@ -546,9 +580,13 @@ def test_auc_judd_matches_pysaliency_without_jitter(osie, pys):
         for m, im in zip(maps, images):
             once = (im["fixation_map"] > 0).astype(float)
             mit = auc_judd(m + ramp, im["fixation_map"], jitter=False)
-            assert mit == pytest.approx(auc_judd(m + ramp, once, jitter=False, variant="pysaliency"), abs=1e-12)
+            assert mit == pytest.approx(
+                auc_judd(m + ramp, once, jitter=False, variant="pysaliency"), abs=1e-12
+            )
             if (im["fixation_map"] > 1).any():  # repeats weigh more in pysaliency
-                weighted = auc_judd(m + ramp, im["fixation_map"], jitter=False, variant="pysaliency")
+                weighted = auc_judd(
+                    m + ramp, im["fixation_map"], jitter=False, variant="pysaliency"
+                )
                 assert mit != pytest.approx(weighted, abs=1e-9)
     # With jitter the noise differs (uniform here, Gaussian there) and only breaks ties; on a map
     # with few ties (the centre Gaussian's mirror pairs) the value barely moves. (On the blurred
@@ -566,8 +604,13 @@ def test_info_gain_matches_pysaliency(osie, pys):
     maps = [im["saliency"] + 1e-3 for im in images]  # no zeros: pysaliency's log has no epsilon
     model = SaliencyMapNormalizingModel(ArrayModel(maps))
     baseline = SaliencyMapNormalizingModel(ArrayModel([centre] * len(images)))
-    theirs = _per_image(model.information_gains(stimuli, fixations, baseline), fixations, len(images))
-    ours = [info_gain(m, im["fixation_map"], centre, variant="pysaliency") for m, im in zip(maps, images)]
+    theirs = _per_image(
+        model.information_gains(stimuli, fixations, baseline), fixations, len(images)
+    )
+    ours = [
+        info_gain(m, im["fixation_map"], centre, variant="pysaliency")
+        for m, im in zip(maps, images)
+    ]
     np.testing.assert_allclose(ours, theirs, rtol=1e-10)
     # MIT min-max scales both maps first, which changes the value
     assert info_gain(maps[0], images[0]["fixation_map"], centre) != pytest.approx(ours[0], rel=1e-3)
