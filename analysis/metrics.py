@@ -250,6 +250,8 @@ class _Map:
             if zero_to_uniform:
                 return np.full_like(self.flat, 1.0 / self.flat.size)
             return np.zeros_like(self.flat)
+        if not offset:
+            return np.multiply(self.flat, 1.0 / total)
         density = np.add(self.flat, offset)
         density *= 1.0 / total
         return density
