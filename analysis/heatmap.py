@@ -653,9 +653,9 @@ def heatmaps(
     -----
     Selection, weighting, pixel lookup and grouping run once over the whole table, in NumPy; each
     map is then blurred from its few nonzero pixels (see :func:`blur`, ``method="auto"``). On the
-    200 OSIE images (800×600) this takes ≈ 1.8 ms per pooled map and ≈ 1.6 ms per observer's map,
-    mostly the first touch of the output memory, against ≈ 19 ms for ``fftconvolve`` on the 2-core
-    development VM (``bench/bench_heatmap.py``).
+    200 OSIE images (800×600) this takes ≈ 2 ms per pooled map and ≈ 1–2 ms per observer's map,
+    largely the first touch of the output memory, against ≈ 20–30 ms for ``fftconvolve`` on the
+    shared 2-core development VM (``bench/bench_heatmap.py``; timings vary ~2× with its load).
 
     Memory: the maps of one call that share an image size are views into one ``(n, H, W)`` block
     (an 800×600 map is 3.8 MB), freed when the last of them is; ``.copy()`` a map to keep it alone,
