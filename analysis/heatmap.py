@@ -20,10 +20,10 @@ The kernel and its centre
 -------------------------
 ``fspecial('gaussian', k, sigma)`` samples ``exp(-(u² + v²) / (2 sigma²))`` at the offsets
 ``u, v = -(k-1)/2, ..., (k-1)/2`` and divides by the sum. For ``k = 80`` the offsets are the
-half-integers ±0.5 … ±39.5, so the kernel is truncated at ±2σ (σ = 20) and drops ≈ 9 % of the
-Gaussian's mass (it keeps 0.9111, ≈ erf(√2)²); the normalisation spreads that mass over the kept
-taps. The kernel is exactly the outer product of two normalised 1-D Gaussians (to ~1e-19), which
-the dense route exploits.
+half-integers ±0.5 … ±39.5, so the kernel is truncated at ±2σ (σ = 20) and drops ≈ 9 % of
+the Gaussian's mass (it keeps 0.9111, ≈ erf(√2)²); the normalisation spreads that mass over the
+kept taps. The kernel is exactly the outer product of two normalised 1-D Gaussians (to ~1e-19),
+which the dense route exploits.
 
 With an even size the kernel's centre falls on the corner between its four middle taps (0-based
 rows/columns 39 and 40), so "same"-size convolution must put the result half a pixel off the
@@ -151,12 +151,16 @@ def _resolve_kernel_size(sigma_px: float, kernel_size_px: int | None) -> int:
     return 2 * math.ceil(4 * sigma_px) + 1 if kernel_size_px is None else kernel_size_px
 
 
-def _check_kernel_args(sigma_px: float, size_px: int | None, *, size_name: str = "kernel_size_px") -> None:
+def _check_kernel_args(
+    sigma_px: float, size_px: int | None, *, size_name: str = "kernel_size_px"
+) -> None:
     check_positive("sigma_px", sigma_px)
     if size_px is not None and (
         isinstance(size_px, bool) or not isinstance(size_px, (int, np.integer)) or size_px < 1
     ):
-        raise ValueError(f"{size_name} must be an integer >= 1 or None (untruncated); got {size_px!r}")
+        raise ValueError(
+            f"{size_name} must be an integer >= 1 or None (untruncated); got {size_px!r}"
+        )
 
 
 def _gaussian_1d(sigma_px: float, size_px: int) -> np.ndarray:
@@ -192,7 +196,8 @@ def gaussian_kernel(*, sigma_px: float, size_px: int) -> np.ndarray:
     """
     if size_px is None:
         raise ValueError(
-            "size_px must be an integer >= 1; got None (for the untruncated size use blur or HeatmapParams)"
+            "size_px must be an integer >= 1; got None "
+            "(for the untruncated size use blur or HeatmapParams)"
         )
     _check_kernel_args(sigma_px, size_px, size_name="size_px")
     offsets = np.arange(size_px) - (size_px - 1) / 2
@@ -209,7 +214,9 @@ class _Kernel:
     full: np.ndarray  # (k, k), the fspecial kernel
     factor: np.ndarray  # (k,), with outer(factor, factor) == full to ~1e-19
     origin: int  # output pixel i receives input pixel j with weight full[i - j + origin]
-    band: np.ndarray  # (k, 2k - 1), factor[a - b + k - 1] at [a, b]: a block of the 1-D convolution matrix
+    band: (
+        np.ndarray
+    )  # (k, 2k - 1), factor[a - b + k - 1] at [a, b]: a block of the 1-D convolution matrix
 
     @property
     def size(self) -> int:
@@ -229,7 +236,7 @@ def _kernel(sigma_px: float, size_px: int, even_kernel_centre: str) -> _Kernel:
 
 
 def _toeplitz(factor: np.ndarray, n_rows: int, n_cols: int, *, shift: int) -> np.ndarray:
-    """``(n_rows, n_cols)`` matrix T with ``T[i, j] = factor[i - j + shift]`` (0 outside the factor)."""
+    """``(n_rows, n_cols)`` matrix holding ``factor[i - j + shift]`` at ``[i, j]``, else 0."""
     m = np.arange(n_rows)[:, None] - np.arange(n_cols)[None, :] + shift
     inside = (m >= 0) & (m < factor.size)
     t = np.zeros((n_rows, n_cols))
@@ -256,7 +263,10 @@ def _pixels(x_px, y_px, height: int, width: int, *, what: str):
         n_nan = int(np.count_nonzero(np.isnan(x) | np.isnan(y)))
         logger.info(
             "%s: dropped %d of %d fixations outside the image (%d of them with NaN coordinates)",
-            what, n_dropped, keep.size, n_nan,
+            what,
+            n_dropped,
+            keep.size,
+            n_nan,
         )
     return np.floor(y[keep]).astype(np.int64), np.floor(x[keep]).astype(np.int64), keep
 
@@ -265,7 +275,9 @@ def _check_shape(shape, name: str = "shape") -> tuple[int, int]:
     ok = (
         isinstance(shape, (tuple, list))
         and len(shape) == 2
-        and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape)
+        and all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape
+        )
     )
     if not ok:
         raise ValueError(f"{name} must be (height_px, width_px), two integers >= 1; got {shape!r}")
@@ -303,7 +315,9 @@ def fixation_map(x_image_px, y_image_px, *, shape: tuple[int, int], weights=None
     if w.shape != x.shape:
         raise ValueError(f"weights must have the shape of x_image_px {x.shape}; got {w.shape}")
     if not np.isfinite(w).all():
-        raise ValueError(f"weights hold {int((~np.isfinite(w)).sum())} non-finite values; clean them first")
+        raise ValueError(
+            f"weights hold {int((~np.isfinite(w)).sum())} non-finite values; clean them first"
+        )
     rows, cols, keep = _pixels(x, y, height, width, what="fixation_map")
     flat = np.bincount(rows * width + cols, weights=w[keep], minlength=height * width)
     return flat.reshape(height, width)
@@ -312,12 +326,14 @@ def fixation_map(x_image_px, y_image_px, *, shape: tuple[int, int], weights=None
 def _choose_method(nnz: int, shape: tuple[int, int], kernel: _Kernel) -> str:
     height, width = shape
     splat_cost = nnz * (_SPLAT_OVERHEAD_MACS + _SPLAT_MACS_PER_TAP * kernel.size**2)
-    separable_cost = 2 * height * width * (min(2 * kernel.size, height) + min(2 * kernel.size, width))
+    separable_cost = (
+        2 * height * width * (min(2 * kernel.size, height) + min(2 * kernel.size, width))
+    )
     return "splat" if splat_cost < separable_cost else "separable"
 
 
 def _splat(rows, cols, values, kernel: _Kernel, out: np.ndarray) -> np.ndarray:
-    """Add to ``out`` (H, W) the blur of the map holding ``values`` at ``(rows, cols)``, 0 elsewhere.
+    """Add to ``out`` (H, W) the blur of the map with ``values`` at ``(rows, cols)``, 0 elsewhere.
 
     Input pixel j adds ``value * full[i - j + origin]`` at output pixel i, i.e. the whole kernel
     placed with its top-left tap at ``(r - origin, c - origin)``, clipped to the image: exactly the
@@ -370,7 +386,9 @@ def _blur_torch(fixmap: np.ndarray, kernel: _Kernel, device) -> np.ndarray:
     height, width = fixmap.shape
     # Whole (n, n) convolution matrices: on a GPU two dense products beat the blockwise loop.
     t_h, t_w = (
-        torch.as_tensor(_toeplitz(kernel.factor, n, n, shift=kernel.origin), dtype=torch.float64).to(device)
+        torch.as_tensor(
+            _toeplitz(kernel.factor, n, n, shift=kernel.origin), dtype=torch.float64
+        ).to(device)
         for n in (height, width)
     )
     f = torch.as_tensor(fixmap, dtype=torch.float64, device=device)
@@ -422,7 +440,9 @@ def blur(
     check_choice("even_kernel_centre", even_kernel_centre, _CENTRES)
     check_choice("method", method, _METHODS)
     check_choice("backend", backend, _BACKENDS)
-    kernel = _kernel(float(sigma_px), _resolve_kernel_size(sigma_px, kernel_size_px), even_kernel_centre)
+    kernel = _kernel(
+        float(sigma_px), _resolve_kernel_size(sigma_px, kernel_size_px), even_kernel_centre
+    )
     if backend == "torch":
         return _blur_torch(f, kernel, device)
     if method == "auto":
@@ -466,7 +486,9 @@ def _first_fixation_mask(fixations: pd.DataFrame) -> np.ndarray:
     return mask
 
 
-def select_fixations(fixations: pd.DataFrame, params: HeatmapParams = HeatmapParams()) -> pd.DataFrame:
+def select_fixations(
+    fixations: pd.DataFrame, params: HeatmapParams = HeatmapParams()
+) -> pd.DataFrame:
     """The fixations that enter the heatmap (paper §2), in table order.
 
     Parameters
@@ -515,7 +537,8 @@ def _selection_mask(fixations: pd.DataFrame, params: HeatmapParams) -> np.ndarra
             logger.info(
                 "select_fixations: %d of %d fixations have no start/end/stimulus duration (NaN); "
                 "kept, since the display-period filter cannot judge them",
-                int(unknown.sum()), len(fixations),
+                int(unknown.sum()),
+                len(fixations),
             )
         with np.errstate(invalid="ignore"):
             keep &= ~((start < 0) | (end > shown))
@@ -529,8 +552,9 @@ def _weights(duration_ms: np.ndarray, params: HeatmapParams) -> np.ndarray:
     bad = ~(np.isfinite(duration_ms) & (duration_ms >= 0))
     if bad.any():
         raise ValueError(
-            f"duration_ms must be finite and >= 0 for duration weighting; {int(bad.sum())} rows are not "
-            f"(first: {duration_ms[bad][:3].tolist()}); fix the table or use duration_weighted=False"
+            "duration_ms must be finite and >= 0 for duration weighting; "
+            f"{int(bad.sum())} rows are not (first: {duration_ms[bad][:3].tolist()}); "
+            "fix the table or use duration_weighted=False"
         )
     return duration_ms
 
@@ -547,12 +571,16 @@ def _normalize(m: np.ndarray, how: str, *, what: str) -> np.ndarray:
             m -= bottom
             m /= top - bottom
         else:  # e.g. a 1-pixel image: no range to stretch
-            logger.warning("%s: the map is constant (%g); min-max normalisation gives all zeros", what, top)
+            logger.warning(
+                "%s: the map is constant (%g); min-max normalisation gives all zeros", what, top
+            )
             m[...] = 0.0
     return m
 
 
-def _render(rows, cols, weights, params: HeatmapParams, *, out: np.ndarray, what: str) -> np.ndarray:
+def _render(
+    rows, cols, weights, params: HeatmapParams, *, out: np.ndarray, what: str
+) -> np.ndarray:
     """Prenormalise, blur and normalise one fixation map given as (possibly repeated) pixels.
 
     Writes into ``out``, a zeroed ``(H, W)`` array, and returns it. ``weights`` are >= 0 (checked
@@ -581,7 +609,7 @@ def _render(rows, cols, weights, params: HeatmapParams, *, out: np.ndarray, what
 def heatmap(
     fixations: pd.DataFrame, *, shape: tuple[int, int], params: HeatmapParams = HeatmapParams()
 ) -> np.ndarray:
-    """The human fixation heatmap of the given rows, pooled over whoever is in the table (paper §2).
+    """The human fixation heatmap of the given rows, pooled over their participants (paper §2).
 
     Parameters
     ----------
@@ -599,8 +627,8 @@ def heatmap(
     numpy.ndarray
         ``(H, W)`` float64: :func:`select_fixations` → :func:`fixation_map` at
         ``(floor(y_image_px), floor(x_image_px))`` with weights ``duration_ms`` (or 1) → divide by
-        the maximum → :func:`blur` → ``final_normalization``. With no fixations left the map is all
-        zero (logged), never NaN.
+        the maximum → :func:`blur` → ``final_normalization``. With no fixations left the map is
+        all zero (logged), never NaN.
     """
     shape = _check_shape(shape)
     _check_columns(fixations, ("x_image_px", "y_image_px", "duration_ms"), "heatmap")
@@ -613,10 +641,14 @@ def heatmap(
     chosen = _selection_mask(fixations, params)
     x, y, duration = _columns(fixations, chosen)
     rows, cols, keep = _pixels(x, y, *shape, what="heatmap")
-    return _render(rows, cols, _weights(duration, params)[keep], params, out=np.zeros(shape), what="heatmap")
+    return _render(
+        rows, cols, _weights(duration, params)[keep], params, out=np.zeros(shape), what="heatmap"
+    )
 
 
-def _columns(fixations: pd.DataFrame, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _columns(
+    fixations: pd.DataFrame, chosen: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``x_image_px``, ``y_image_px`` and ``duration_ms`` of the chosen rows, as float64 arrays."""
     names = ("x_image_px", "y_image_px", "duration_ms")
     return tuple(fixations[name].to_numpy(dtype=np.float64)[chosen] for name in names)
@@ -653,9 +685,9 @@ def heatmaps(
     -----
     Selection, weighting, pixel lookup and grouping run once over the whole table, in NumPy; each
     map is then blurred from its few nonzero pixels (see :func:`blur`, ``method="auto"``). On the
-    200 OSIE images (800×600) this takes ≈ 2 ms per pooled map and ≈ 1–2 ms per observer's map,
-    largely the first touch of the output memory, against ≈ 20–30 ms for ``fftconvolve`` on the
-    shared 2-core development VM (``bench/bench_heatmap.py``; timings vary ~2× with its load).
+    200 OSIE images (800×600) this takes ≈ 2 ms per pooled map and ≈ 1–2 ms per observer's
+    map, largely the first touch of the output memory, against ≈ 20–30 ms for ``fftconvolve`` on
+    the shared 2-core development VM (``bench/bench_heatmap.py``; timings vary ~2× with its load).
 
     Memory: the maps of one call that share an image size are views into one ``(n, H, W)`` block
     (an 800×600 map is 3.8 MB), freed when the last of them is; ``.copy()`` a map to keep it alone,
@@ -678,7 +710,9 @@ def heatmaps(
     keys = [_as_tuple(key) for key in grouped.size().index]
     group_of_row = grouped.ngroup().to_numpy()
     image_code, image_ids = pd.factorize(fixations["image"])
-    heights, widths = np.array([checked[str(i)] for i in image_ids], dtype=np.int64).reshape(-1, 2).T
+    heights, widths = (
+        np.array([checked[str(i)] for i in image_ids], dtype=np.int64).reshape(-1, 2).T
+    )
 
     chosen = _selection_mask(fixations, params)
     x, y, duration = _columns(fixations, chosen)
@@ -694,12 +728,16 @@ def heatmaps(
     # huge pages above 4 MB, and faulting in fresh memory 4 kB at a time costs more than the blur
     # of a sparse map (2-4× per 800×600 map on the development VM).
     shape_of_key = [checked[str(key[by.index("image")])] for key in keys]
-    blocks = {shape: iter(np.zeros((shape_of_key.count(shape), *shape))) for shape in set(shape_of_key)}
+    blocks = {
+        shape: iter(np.zeros((shape_of_key.count(shape), *shape))) for shape in set(shape_of_key)
+    }
     result: dict[tuple, np.ndarray] = {}
     for g, (key, shape) in enumerate(zip(keys, shape_of_key)):
         at = order[bounds[g] : bounds[g + 1]]
         what = f"heatmaps{dict(zip(by, key))}"
-        result[key] = _render(rows[at], cols[at], weights[at], params, out=next(blocks[shape]), what=what)
+        result[key] = _render(
+            rows[at], cols[at], weights[at], params, out=next(blocks[shape]), what=what
+        )
     return result
 
 

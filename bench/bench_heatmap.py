@@ -49,7 +49,7 @@ SHAPE = (600, 800)  # every OSIE stimulus is 800×600
 
 
 def load_osie(path: Path, n_images: int) -> pd.DataFrame:
-    """Fixations of the first ``n_images`` stimuli (1001, 1002, …) as a lookwhere.records table."""
+    """Fixations of the first ``n_images`` stimuli (1001, 1002, …), lookwhere.records columns."""
     entries = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)["fixations"]
     wanted = {str(1001 + i) for i in range(n_images)}
     names = ("image", "participant", "x_image_px", "y_image_px", "duration_ms")
@@ -63,12 +63,25 @@ def load_osie(path: Path, n_images: int) -> pd.DataFrame:
             columns["image"] += [image] * x.size
             columns["participant"] += [f"s{s + 1:02d}"] * x.size
             columns["x_image_px"] += (x - 0.5).tolist()
-            columns["y_image_px"] += (np.atleast_1d(subject.fix_y).astype(np.float64) - 0.5).tolist()
-            columns["duration_ms"] += np.atleast_1d(subject.fix_duration).astype(np.float64).tolist()
+            columns["y_image_px"] += (
+                np.atleast_1d(subject.fix_y).astype(np.float64) - 0.5
+            ).tolist()
+            columns["duration_ms"] += (
+                np.atleast_1d(subject.fix_duration).astype(np.float64).tolist()
+            )
     frame = pd.DataFrame(columns)
     n = len(frame)
-    neutral = dict(session="osie", trial=-1, eye="", start_ms=np.nan, end_ms=np.nan, x_display_px=np.nan,
-                   y_display_px=np.nan, stimulus_duration_ms=np.nan, pupil=np.nan)
+    neutral = dict(
+        session="osie",
+        trial=-1,
+        eye="",
+        start_ms=np.nan,
+        end_ms=np.nan,
+        x_display_px=np.nan,
+        y_display_px=np.nan,
+        stimulus_duration_ms=np.nan,
+        pupil=np.nan,
+    )
     for name, value in neutral.items():
         frame[name] = [value] * n
     return frame[list(FIXATION_COLUMNS)].astype(FIXATION_DTYPES)
@@ -117,7 +130,10 @@ def run(fixations: pd.DataFrame, by: tuple[str, ...], chunk: int, kernel: np.nda
         if by == ("image",):  # the dense route on the same maps
             fixmaps = {key: fixation_matrix(group) for key, group in groups}
             t0 = time.perf_counter()
-            dense = {key: blur(fixmap / fixmap.max(), method="separable") for key, fixmap in fixmaps.items()}
+            dense = {
+                key: blur(fixmap / fixmap.max(), method="separable")
+                for key, fixmap in fixmaps.items()
+            }
             seconds["separable"] += time.perf_counter() - t0
             diffs["separable"] = max(diffs["separable"], largest_difference(dense, expected))
             del dense, fixmaps
@@ -126,36 +142,51 @@ def run(fixations: pd.DataFrame, by: tuple[str, ...], chunk: int, kernel: np.nda
 
 
 def ndimage_gap(fixations: pd.DataFrame) -> np.ndarray:
-    """Per image: max |gaussian_filter(σ=20, truncate=2) - paper map| / max(paper map), pooled maps."""
+    """Per pooled image map: max |gaussian_filter(σ=20, truncate=2) - paper| / max(paper)."""
     gaps = []
     for image, group in fixations.groupby("image"):
         fixmap = fixation_matrix(group)
         fixmap /= fixmap.max()
         paper = blur(fixmap)
-        ndimage_81 = scipy.ndimage.gaussian_filter(fixmap, sigma=20.0, mode="constant", truncate=2.0)
+        ndimage_81 = scipy.ndimage.gaussian_filter(
+            fixmap, sigma=20.0, mode="constant", truncate=2.0
+        )
         gaps.append(np.abs(ndimage_81 - paper).max() / paper.max())
     return np.array(gaps)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=200, help="number of OSIE images, 1..200 (default 200)")
-    parser.add_argument("--chunk", type=int, default=10, help="images per heatmaps() call (default 10)")
-    parser.add_argument("--fixations", type=Path, default=DEFAULT_FIXATIONS, help="OSIE fixations.mat")
+    parser.add_argument(
+        "--images", type=int, default=200, help="number of OSIE images, 1..200 (default 200)"
+    )
+    parser.add_argument(
+        "--chunk", type=int, default=10, help="images per heatmaps() call (default 10)"
+    )
+    parser.add_argument(
+        "--fixations", type=Path, default=DEFAULT_FIXATIONS, help="OSIE fixations.mat"
+    )
     args = parser.parse_args()
     if not 1 <= args.images <= 200:
         parser.error(f"--images must be in 1..200 (the stimuli in shared/data); got {args.images}")
     if not args.fixations.is_file():
-        parser.error(f"--fixations {args.fixations} does not exist; pass the path of OSIE's fixations.mat")
+        parser.error(
+            f"--fixations {args.fixations} does not exist; pass the path of OSIE's fixations.mat"
+        )
     logging.basicConfig(level=logging.WARNING)
 
     fixations = load_osie(args.fixations, args.images)
     kernel = gaussian_kernel(sigma_px=20.0, size_px=80)
-    heatmaps(fixations.head(50), {i: SHAPE for i in fixations["image"].unique()})  # warm the kernel caches
-    print(f"OSIE: {fixations['image'].nunique()} images, {fixations['participant'].nunique()} observers, "
-          f"{len(fixations)} fixations; kernel 80×80, σ = 20 px; reference scipy.signal.fftconvolve")
-    header = (f"{'maps':<13}{'route':<34}{'n maps':>7}{'total s':>10}{'per map ms':>12}{'speed-up':>10}"
-              f"{'max |diff|':>12}")
+    heatmaps(fixations.head(50), {i: SHAPE for i in fixations["image"].unique()})  # warm the caches
+    n_images, n_observers = fixations["image"].nunique(), fixations["participant"].nunique()
+    print(
+        f"OSIE: {n_images} images, {n_observers} observers, {len(fixations)} fixations; "
+        "kernel 80×80, σ = 20 px; reference scipy.signal.fftconvolve"
+    )
+    header = (
+        f"{'maps':<13}{'route':<34}{'n maps':>7}{'total s':>10}{'per map ms':>12}{'speed-up':>10}"
+        f"{'max |diff|':>12}"
+    )
     print(header)
     print("-" * len(header))
     for label, by in (("pooled", ("image",)), ("per observer", ("image", "participant"))):
@@ -167,12 +198,17 @@ def main() -> int:
         for route, name in rows:
             ratio = seconds["reference"] / seconds[name]
             shown = f"{diffs[name]:.1e}" if name in diffs else "—"
-            print(f"{label:<13}{route:<34}{n:>7}{seconds[name]:>10.2f}{1e3 * seconds[name] / n:>12.2f}"
-                  f"{ratio:>9.1f}×{shown:>12}")
+            total = seconds[name]
+            print(
+                f"{label:<13}{route:<34}{n:>7}{total:>10.2f}{1e3 * total / n:>12.2f}"
+                f"{ratio:>9.1f}×{shown:>12}"
+            )
     gaps = ndimage_gap(fixations)
     print("\nscipy.ndimage.gaussian_filter(sigma=20, truncate=2), 81 taps, vs the 80×80 kernel:")
-    print(f"max |diff| / map max = {100 * np.median(gaps):.1f} % (median over images), "
-          f"{100 * gaps.max():.1f} % (worst image)")
+    print(
+        f"max |diff| / map max = {100 * np.median(gaps):.1f} % (median over images), "
+        f"{100 * gaps.max():.1f} % (worst image)"
+    )
     return 0
 
 

@@ -1,9 +1,10 @@
 """Tests of analysis.heatmap (paper §2 "Data Processing").
 
-Oracles: a line-by-line transcription of MATLAB's ``fspecial.m`` (gaussian branch) and closed-form
-kernel values; ``scipy.signal.convolve2d(mode="same")`` with the explicit kernel; MATLAB's
-documented ``conv(..., 'same')`` example for the even-kernel anchor; ``scipy.ndimage.gaussian_filter``
-for the untruncated kernel; hand-made fixation tables with known answers; real OSIE fixations.
+Oracles: a line-by-line transcription of MATLAB's ``fspecial.m`` (gaussian branch) and
+closed-form kernel values; ``scipy.signal.convolve2d(mode="same")`` with the explicit kernel;
+MATLAB's documented ``conv(..., 'same')`` example for the even-kernel anchor;
+``scipy.ndimage.gaussian_filter`` for the untruncated kernel; hand-made fixation tables with known
+answers; real OSIE fixations.
 """
 
 from __future__ import annotations
@@ -48,22 +49,37 @@ def fspecial_gaussian(size: int, sigma: float) -> np.ndarray:
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
-    """A fixation table with the lookwhere.records columns; unspecified fields get neutral values."""
+    """A fixation table with the lookwhere.records columns; unspecified fields are neutral."""
     defaults = dict(
-        participant="P01", session="S1", trial=0, image="img", eye="R", start_ms=np.nan, end_ms=np.nan,
-        duration_ms=100.0, x_display_px=np.nan, y_display_px=np.nan, x_image_px=10.5, y_image_px=10.5,
-        stimulus_duration_ms=np.nan, pupil=np.nan,
+        participant="P01",
+        session="S1",
+        trial=0,
+        image="img",
+        eye="R",
+        start_ms=np.nan,
+        end_ms=np.nan,
+        duration_ms=100.0,
+        x_display_px=np.nan,
+        y_display_px=np.nan,
+        x_image_px=10.5,
+        y_image_px=10.5,
+        stimulus_duration_ms=np.nan,
+        pupil=np.nan,
     )
     frame = pd.DataFrame([{**defaults, **row} for row in rows], columns=list(FIXATION_COLUMNS))
     return frame.astype(FIXATION_DTYPES)
 
 
-def placed(kernel: np.ndarray, shape: tuple[int, int], row: int, col: int, origin: int) -> np.ndarray:
+def placed(
+    kernel: np.ndarray, shape: tuple[int, int], row: int, col: int, origin: int
+) -> np.ndarray:
     """The kernel pasted with its top-left tap at (row - origin, col - origin), clipped: the
     hand-derived response of a "same" convolution to a unit impulse at (row, col)."""
     k = kernel.shape[0]
     padded = np.zeros((shape[0] + 2 * k, shape[1] + 2 * k))
-    padded[row - origin + k : row - origin + 2 * k, col - origin + k : col - origin + 2 * k] = kernel
+    padded[row - origin + k : row - origin + 2 * k, col - origin + k : col - origin + 2 * k] = (
+        kernel
+    )
     return padded[k:-k, k:-k]
 
 
@@ -71,7 +87,8 @@ def placed(kernel: np.ndarray, shape: tuple[int, int], row: int, col: int, origi
 
 
 @pytest.mark.parametrize(
-    ("size", "sigma"), [(80, 20.0), (81, 20.0), (3, 1.0), (2, 5.0), (1, 3.0), (80, 2.0), (161, 20.0)]
+    ("size", "sigma"),
+    [(80, 20.0), (81, 20.0), (3, 1.0), (2, 5.0), (1, 3.0), (80, 2.0), (161, 20.0)],
 )
 def test_kernel_equals_fspecial_transcription(size, sigma):
     # (80, 2.0) reaches fspecial's eps threshold in the corners.
@@ -95,7 +112,8 @@ def test_kernel_80_drops_nine_percent_of_the_mass():
     offsets = np.arange(80) - 39.5
     unnormalised = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * 20.0**2))
     kept = unnormalised.sum() / (2 * math.pi * 20.0**2)  # the untruncated integral is 2πσ²
-    assert kept == pytest.approx(math.erf(math.sqrt(2)) ** 2, abs=1e-4)  # ±2σ in each axis: 0.9111
+    # ±2σ in each axis: erf(√2)² = 0.9111
+    assert kept == pytest.approx(math.erf(math.sqrt(2)) ** 2, abs=1e-4)
     assert 1 - kept == pytest.approx(0.0889, abs=5e-4)
     assert K80.max() == pytest.approx(unnormalised.max() / unnormalised.sum(), rel=1e-14)
 
@@ -104,14 +122,22 @@ def test_kernel_is_outer_product_of_normalised_1d_gaussians():
     for size, sigma in [(80, 20.0), (81, 20.0), (80, 2.0)]:
         factor = hm._gaussian_1d(sigma, size)
         assert factor.sum() == pytest.approx(1.0, abs=1e-15)
-        assert np.abs(np.outer(factor, factor) - gaussian_kernel(sigma_px=sigma, size_px=size)).max() < 1e-17
+        assert (
+            np.abs(np.outer(factor, factor) - gaussian_kernel(sigma_px=sigma, size_px=size)).max()
+            < 1e-17
+        )
 
 
 def test_params_untruncated_size_and_validation():
     assert HeatmapParams().resolved_kernel_size_px == 80
     assert HeatmapParams(kernel_size_px=None).resolved_kernel_size_px == 161  # 2 * ceil(4 * 20) + 1
     assert HeatmapParams(sigma_px=2.3, kernel_size_px=None).resolved_kernel_size_px == 21
-    for bad in [dict(sigma_px=0), dict(sigma_px=float("nan")), dict(kernel_size_px=0), dict(sigma=20)]:
+    for bad in [
+        dict(sigma_px=0),
+        dict(sigma_px=float("nan")),
+        dict(kernel_size_px=0),
+        dict(sigma=20),
+    ]:
         with pytest.raises(ValidationError):
             HeatmapParams(**bad)
     params = HeatmapParams(final_normalization="minmax")
@@ -173,11 +199,14 @@ def test_blur_of_an_impulse_is_the_kernel_half_a_pixel_down_right():
 
 
 def test_matlab_anchor_follows_matlab_conv_same():
-    # MATLAB documentation of conv: conv([-1 2 3 -2 0 1 2], [2 4 -1 1], 'same') = [15 5 -9 7 6 7 -1],
-    # i.e. MATLAB keeps the full convolution from 0-based index k//2 (here 2), NumPy from (k-1)//2.
+    # MATLAB documentation of conv:
+    # conv([-1 2 3 -2 0 1 2], [2 4 -1 1], 'same') = [15 5 -9 7 6 7 -1], i.e. MATLAB keeps the
+    # full convolution from 0-based index k//2 (here 2), NumPy from (k-1)//2.
     u, v = np.array([-1, 2, 3, -2, 0, 1, 2]), np.array([2, 4, -1, 1])
     full = np.convolve(u, v, "full")
-    np.testing.assert_array_equal(full[len(v) // 2 : len(v) // 2 + len(u)], [15, 5, -9, 7, 6, 7, -1])
+    np.testing.assert_array_equal(
+        full[len(v) // 2 : len(v) // 2 + len(u)], [15, 5, -9, 7, 6, 7, -1]
+    )
     np.testing.assert_array_equal(np.convolve(u, v, "same"), full[(len(v) - 1) // 2 :][: len(u)])
 
     rng = np.random.default_rng(4)
@@ -192,7 +221,8 @@ def test_matlab_anchor_follows_matlab_conv_same():
     assert np.abs(matlab[:-1, :-1] - scipy_same[1:, 1:]).max() < 1e-15
     # Odd kernels have one centre: both anchors agree.
     np.testing.assert_array_equal(
-        blur(fixmap, kernel_size_px=81, even_kernel_centre="matlab"), blur(fixmap, kernel_size_px=81)
+        blur(fixmap, kernel_size_px=81, even_kernel_centre="matlab"),
+        blur(fixmap, kernel_size_px=81),
     )
 
 
@@ -203,7 +233,9 @@ def test_matlab_anchor_on_small_and_odd_images(shape):
     full2d = scipy.signal.convolve2d(fixmap, K80, mode="full")
     matlab = full2d[40 : 40 + shape[0], 40 : 40 + shape[1]]
     for method in ("splat", "separable"):
-        assert np.abs(blur(fixmap, even_kernel_centre="matlab", method=method) - matlab).max() < 1e-9
+        assert (
+            np.abs(blur(fixmap, even_kernel_centre="matlab", method=method) - matlab).max() < 1e-9
+        )
 
 
 def test_auto_method_picks_splat_for_fixations_and_separable_for_dense_maps():
@@ -231,7 +263,12 @@ def test_gaussian_filter_truncate_2_is_not_the_paper_kernel():
     impulse[100, 100] = 1.0
     ndimage_81 = scipy.ndimage.gaussian_filter(impulse, sigma=20.0, mode="constant", truncate=2.0)
     ours = blur(impulse)
-    assert scipy.ndimage.gaussian_filter1d(np.eye(1, 201, 100)[0], 20.0, truncate=2.0).nonzero()[0].size == 81
+    assert (
+        scipy.ndimage.gaussian_filter1d(np.eye(1, 201, 100)[0], 20.0, truncate=2.0)
+        .nonzero()[0]
+        .size
+        == 81
+    )
     # Half a pixel of shift and a different renormalisation: ~1.5 % of the peak on an impulse.
     assert np.abs(ours - ndimage_81).max() / ours.max() > 0.01
 
@@ -277,7 +314,9 @@ def test_fixation_map_floor_convention_and_weights():
     expected[0, 1] = 4
     expected[2, 3] = 8 + 16
     np.testing.assert_array_equal(fixmap, expected)
-    np.testing.assert_array_equal(fixation_map([1.5], [0.5], shape=(1, 2)), [[0.0, 1.0]])  # default weight 1
+    np.testing.assert_array_equal(
+        fixation_map([1.5], [0.5], shape=(1, 2)), [[0.0, 1.0]]
+    )  # default weight 1
 
 
 def test_fixation_map_drops_off_image_points_and_logs(caplog):
@@ -286,7 +325,9 @@ def test_fixation_map_drops_off_image_points_and_logs(caplog):
     with caplog.at_level(logging.INFO, logger="analysis.heatmap"):
         fixmap = fixation_map(x, y, shape=(3, 4))
     assert fixmap.sum() == 1 and fixmap[2, 3] == 1
-    assert "dropped 5 of 6 fixations outside the image (1 of them with NaN coordinates)" in caplog.text
+    assert (
+        "dropped 5 of 6 fixations outside the image (1 of them with NaN coordinates)" in caplog.text
+    )
 
 
 def test_fixation_map_validation():
@@ -310,27 +351,37 @@ def test_heatmap_of_one_fixation_is_the_kernel():
 
 
 def test_duration_weighting():
-    fixations = table([
-        dict(x_image_px=50.0, y_image_px=50.0, duration_ms=100.0),
-        dict(x_image_px=120.0, y_image_px=80.0, duration_ms=300.0),
-        dict(x_image_px=120.9, y_image_px=80.9, duration_ms=100.0),  # same pixel as the previous one
-    ])
+    fixations = table(
+        [
+            dict(x_image_px=50.0, y_image_px=50.0, duration_ms=100.0),
+            dict(x_image_px=120.0, y_image_px=80.0, duration_ms=300.0),
+            dict(
+                x_image_px=120.9, y_image_px=80.9, duration_ms=100.0
+            ),  # same pixel as the previous one
+        ]
+    )
     shape = (150, 200)
     at_first = placed(K80, shape, 50, 50, origin=39)
     at_second = placed(K80, shape, 80, 120, origin=39)
-    np.testing.assert_allclose(heatmap(fixations, shape=shape), 0.25 * at_first + at_second, atol=1e-16)
+    np.testing.assert_allclose(
+        heatmap(fixations, shape=shape), 0.25 * at_first + at_second, atol=1e-16
+    )
     counted = heatmap(fixations, shape=shape, params=HeatmapParams(duration_weighted=False))
     np.testing.assert_allclose(counted, 0.5 * at_first + at_second, atol=1e-16)
 
 
 def test_display_period_filter(caplog):
-    fixations = table([
-        dict(start_ms=-40.0, end_ms=200.0, stimulus_duration_ms=5000.0),  # straddles onset
-        dict(start_ms=0.0, end_ms=5000.0, stimulus_duration_ms=5000.0),  # exactly the period: kept
-        dict(start_ms=4900.0, end_ms=5100.0, stimulus_duration_ms=5000.0),  # straddles offset
-        dict(start_ms=300.0, end_ms=500.0, stimulus_duration_ms=5000.0),
-        dict(start_ms=np.nan, end_ms=np.nan, stimulus_duration_ms=np.nan),  # no times: kept
-    ])
+    fixations = table(
+        [
+            dict(start_ms=-40.0, end_ms=200.0, stimulus_duration_ms=5000.0),  # straddles onset
+            dict(
+                start_ms=0.0, end_ms=5000.0, stimulus_duration_ms=5000.0
+            ),  # exactly the period: kept
+            dict(start_ms=4900.0, end_ms=5100.0, stimulus_duration_ms=5000.0),  # straddles offset
+            dict(start_ms=300.0, end_ms=500.0, stimulus_duration_ms=5000.0),
+            dict(start_ms=np.nan, end_ms=np.nan, stimulus_duration_ms=np.nan),  # no times: kept
+        ]
+    )
     with caplog.at_level(logging.INFO, logger="analysis.heatmap"):
         kept = select_fixations(fixations, HeatmapParams())
     assert kept.index.tolist() == [1, 3, 4]
@@ -339,15 +390,25 @@ def test_display_period_filter(caplog):
 
 
 def test_first_fixation_exclusion():
-    fixations = table([
-        dict(trial=0, start_ms=-900.0, end_ms=-300.0, stimulus_duration_ms=5000.0),  # ends before onset
-        dict(trial=0, start_ms=-100.0, end_ms=250.0, stimulus_duration_ms=5000.0),  # in progress at onset
-        dict(trial=0, start_ms=300.0, end_ms=600.0, stimulus_duration_ms=5000.0),
-        dict(trial=1, start_ms=0.0, end_ms=180.0, stimulus_duration_ms=5000.0),  # starts at onset
-        dict(trial=1, start_ms=200.0, end_ms=400.0, stimulus_duration_ms=5000.0),
-        dict(trial=0, participant="P02", image="other"),  # no times: the trial's first row ...
-        dict(trial=0, participant="P02", image="other"),
-    ]).set_index(pd.Index([7, 7, 8, 9, 10, 11, 12]))  # repeated labels must not confuse it
+    fixations = table(
+        [
+            dict(
+                trial=0, start_ms=-900.0, end_ms=-300.0, stimulus_duration_ms=5000.0
+            ),  # ends before onset
+            dict(
+                trial=0, start_ms=-100.0, end_ms=250.0, stimulus_duration_ms=5000.0
+            ),  # in progress at onset
+            dict(trial=0, start_ms=300.0, end_ms=600.0, stimulus_duration_ms=5000.0),
+            dict(
+                trial=1, start_ms=0.0, end_ms=180.0, stimulus_duration_ms=5000.0
+            ),  # starts at onset
+            dict(trial=1, start_ms=200.0, end_ms=400.0, stimulus_duration_ms=5000.0),
+            dict(trial=0, participant="P02", image="other"),  # no times: the trial's first row ...
+            dict(trial=0, participant="P02", image="other"),
+        ]
+    ).set_index(
+        pd.Index([7, 7, 8, 9, 10, 11, 12])
+    )  # repeated labels must not confuse it
     params = HeatmapParams(exclude_first_fixation=True, within_display_only=False)
     kept = select_fixations(fixations, params)
     assert len(kept) == 4
@@ -370,23 +431,31 @@ def test_heatmap_without_fixations_is_zero_not_nan(caplog):
 
 
 def test_final_normalizations():
-    fixations = table([
-        dict(x_image_px=5.0, y_image_px=5.0), dict(x_image_px=100.0, y_image_px=20.0, duration_ms=50.0)
-    ])
+    fixations = table(
+        [
+            dict(x_image_px=5.0, y_image_px=5.0),
+            dict(x_image_px=100.0, y_image_px=20.0, duration_ms=50.0),
+        ]
+    )
     base = heatmap(fixations, shape=(60, 120))
     peak = heatmap(fixations, shape=(60, 120), params=HeatmapParams(final_normalization="max"))
     np.testing.assert_allclose(peak, base / base.max(), rtol=1e-14)
     total = heatmap(fixations, shape=(60, 120), params=HeatmapParams(final_normalization="sum"))
     assert total.sum() == pytest.approx(1.0, abs=1e-12)
-    stretched = heatmap(fixations, shape=(60, 120), params=HeatmapParams(final_normalization="minmax"))
+    stretched = heatmap(
+        fixations, shape=(60, 120), params=HeatmapParams(final_normalization="minmax")
+    )
     expected = (base - base.min()) / (base.max() - base.min())
     np.testing.assert_allclose(stretched, expected, rtol=1e-13, atol=1e-15)
 
 
 def test_minmax_on_a_constant_map_warns(caplog):
     with caplog.at_level(logging.WARNING, logger="analysis.heatmap"):
-        out = heatmap(table([dict(x_image_px=0.5, y_image_px=0.5)]), shape=(1, 1),
-                      params=HeatmapParams(final_normalization="minmax"))
+        out = heatmap(
+            table([dict(x_image_px=0.5, y_image_px=0.5)]),
+            shape=(1, 1),
+            params=HeatmapParams(final_normalization="minmax"),
+        )
     np.testing.assert_array_equal(out, [[0.0]])
     assert "constant" in caplog.text
 
@@ -397,7 +466,9 @@ def test_heatmap_validation():
         heatmap(fixations.drop(columns="x_image_px"), shape=(30, 40))
     with pytest.raises(ValueError, match=r"duration_ms must be finite and >= 0.*\[-5.0\]"):
         heatmap(table([dict(duration_ms=-5.0)]), shape=(30, 40))
-    with pytest.raises(ValueError, match=r"fixations holds 2 images \(e.g. \['a', 'b'\]\); select one"):
+    with pytest.raises(
+        ValueError, match=r"fixations holds 2 images \(e.g. \['a', 'b'\]\); select one"
+    ):
         heatmap(table([dict(image="a"), dict(image="b")]), shape=(30, 40))
     with pytest.raises(TypeError, match="must be a pandas DataFrame"):
         heatmap(fixations.to_numpy(), shape=(30, 40))
@@ -412,14 +483,24 @@ def study_table(rng: np.random.Generator) -> pd.DataFrame:
         for participant in ("P01", "P02", "P03"):
             for i in range(6):
                 start = float(rng.uniform(-200, 5000))
-                rows.append(dict(
-                    image=image, participant=participant, trial=0 if image == "a" else 1,
-                    x_image_px=float(rng.uniform(-5, 105)), y_image_px=float(rng.uniform(0, 70)),
-                    start_ms=start, end_ms=start + 150.0, duration_ms=150.0 + i, stimulus_duration_ms=5000.0,
-                ))
+                rows.append(
+                    dict(
+                        image=image,
+                        participant=participant,
+                        trial=0 if image == "a" else 1,
+                        x_image_px=float(rng.uniform(-5, 105)),
+                        y_image_px=float(rng.uniform(0, 70)),
+                        start_ms=start,
+                        end_ms=start + 150.0,
+                        duration_ms=150.0 + i,
+                        stimulus_duration_ms=5000.0,
+                    )
+                )
     # P04 looked at "b" only before onset: all of it filtered out.
     rows.append(
-        dict(image="b", participant="P04", start_ms=-300.0, end_ms=-10.0, stimulus_duration_ms=5000.0)
+        dict(
+            image="b", participant="P04", start_ms=-300.0, end_ms=-10.0, stimulus_duration_ms=5000.0
+        )
     )
     return table(rows)
 
@@ -437,7 +518,9 @@ def test_heatmaps_equal_heatmap_per_group(by):
         expected = heatmap(group, shape=shapes[image], params=params)
         np.testing.assert_allclose(maps[tuple(key)], expected, rtol=0, atol=1e-15)
     if "participant" in by:
-        np.testing.assert_array_equal(maps[tuple({"image": "b", "participant": "P04"}[c] for c in by)], 0.0)
+        np.testing.assert_array_equal(
+            maps[tuple({"image": "b", "participant": "P04"}[c] for c in by)], 0.0
+        )
 
 
 def test_heatmaps_validation():
@@ -464,15 +547,25 @@ def osie_table(path, images: list[str]) -> pd.DataFrame:
             continue
         for s, subject in enumerate(entry.subjects):
             x, y, d = (
-                np.atleast_1d(v).astype(float) for v in (subject.fix_x, subject.fix_y, subject.fix_duration)
+                np.atleast_1d(v).astype(float)
+                for v in (subject.fix_x, subject.fix_y, subject.fix_duration)
             )
-            rows += [dict(image=image, participant=f"s{s + 1:02d}", trial=-1, x_image_px=xi - 0.5,
-                          y_image_px=yi - 0.5, duration_ms=di) for xi, yi, di in zip(x, y, d)]
+            rows += [
+                dict(
+                    image=image,
+                    participant=f"s{s + 1:02d}",
+                    trial=-1,
+                    x_image_px=xi - 0.5,
+                    y_image_px=yi - 0.5,
+                    duration_ms=di,
+                )
+                for xi, yi, di in zip(x, y, d)
+            ]
     return table(rows)
 
 
 def duration_map(rows: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
-    """The paper's fixation matrix built directly with np.add.at (independent of analysis.heatmap)."""
+    """The paper's fixation matrix built with np.add.at, independently of analysis.heatmap."""
     fixmap = np.zeros(shape)
     index = np.floor(rows["y_image_px"]).astype(int), np.floor(rows["x_image_px"]).astype(int)
     np.add.at(fixmap, index, rows["duration_ms"])
@@ -499,6 +592,8 @@ def test_osie_heatmaps_equal_convolve2d_route(osie_fixations_path):
         expected = scipy.signal.fftconvolve(single / single.max(), K80, mode="same")
         assert np.abs(out - expected).max() < 1e-9
 
-    # SPEC §2: ndimage's 81-tap truncate=2 filter is measurably not the paper's kernel on real maps.
-    ndimage_81 = scipy.ndimage.gaussian_filter(reference_map, sigma=20.0, mode="constant", truncate=2.0)
+    # SPEC §2: ndimage's 81-tap truncate=2 filter is measurably not the paper's kernel.
+    ndimage_81 = scipy.ndimage.gaussian_filter(
+        reference_map, sigma=20.0, mode="constant", truncate=2.0
+    )
     assert np.abs(ndimage_81 - reference).max() / reference.max() > 0.01
