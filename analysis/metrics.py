@@ -507,7 +507,8 @@ def _thresholds(step: float) -> np.ndarray:
     """MATLAB ``0:step:1``, the threshold grid of the Borji AUCs on a min-max scaled map.
 
     MATLAB stops at the largest sampled value instead of 1; thresholds above it add only repeated
-    (0, 0) points to the ROC, which have no area, so one grid serves every split.
+    (0, 0) points to the ROC, which have no area, so one grid serves every split. ``k * step`` may
+    differ from MATLAB's colon in the last bit, which matters only for a value exactly on a threshold.
     """
     return step * np.arange(int(np.floor(1.0 / step + 1e-9)) + 1)
 
