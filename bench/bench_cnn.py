@@ -9,15 +9,17 @@ Default mode (CPU-friendly, a couple of minutes on 2 cores): the same seeded ima
   plain forward (hooks on the five block outputs) and ``torch.autograd.grad`` of the Gestalt Total for
   the dense sensitivities — the sum of their times.
 
-Each side runs in its own subprocess with only its own model, so that its peak memory is its own:
-peak RSS from ``resource.getrusage`` (CPU; it includes the ≈0.55 GB of weights and the
-initialisation, so the increment over the peak after loading is printed too) or ``torch.cuda.max_memory_allocated`` (CUDA).
+Times: both sides in one process, interleaved (A B A B …) after a warm-up so that load from other
+processes hits both alike; the minimum is reported (with the median). Peak memory: each side
+in its own subprocess with only its own model: peak RSS from ``resource.getrusage`` (CPU; it
+includes the ≈0.55 GB of weights and the initialisation, so the increment over the peak after
+loading is printed too) or ``torch.cuda.max_memory_allocated`` (CUDA).
 
 ``--gpu-sweep``: images/s of the shared passes at 224×224 for batch sizes 1, 2, 4, …, 64 with TF32 off
 and on (``torch.backends.cuda.matmul.allow_tf32`` and ``torch.backends.cudnn.allow_tf32``), plus
 the captum reference at one batch size for the ratio on that device.
 
-Run: ``.venv/bin/python bench/bench_cnn.py [--images 4] [--size 224] [--repeats 2]`` or
+Run: ``.venv/bin/python bench/bench_cnn.py [--images 4] [--size 224] [--repeats 3]`` or
 ``.venv/bin/python bench/bench_cnn.py --gpu-sweep``. Weights are untrained (seed 0): timing does not
 depend on them.
 """
@@ -116,51 +118,75 @@ def _time(torch, function, *, repeats: int, device) -> float:
 
 
 def worker(args) -> None:
-    """One side of the comparison, in its own process; prints one JSON line."""
+    """Peak memory of one side, in its own process (one warm-up + one call); prints one JSON line."""
     torch, model, images, cam_weights, targets = _setup(args.device, args.worker, args.size, args.images)
-    device = images.device
     rss_after_load = _rss_mb()
-    if device.type == "cuda":
+    if images.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    if args.worker == "shared":
-        seconds = _time(torch, lambda: _shared(torch, model, images, cam_weights, targets),
-                        repeats=args.repeats, device=device)
-    else:
-        seconds = _time(torch, lambda: _captum_one_by_one(torch, model, images, targets),
-                        repeats=args.repeats, device=device)
-    result = {"side": args.worker, "seconds": seconds, "images_per_s": args.images / seconds,
-              "peak_rss_mb": _rss_mb(), "rss_after_load_mb": rss_after_load}
-    if device.type == "cuda":
+    for _ in range(2):
+        if args.worker == "shared":
+            _shared(torch, model, images, cam_weights, targets)
+        else:
+            _captum_one_by_one(torch, model, images, targets)
+    result = {"peak_rss_mb": _rss_mb(), "rss_after_load_mb": rss_after_load}
+    if images.device.type == "cuda":
         result["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     print(json.dumps(result))
 
 
-def _run_worker(side: str, args) -> dict:
+def _peak_memory(side: str, args) -> dict:
     command = [sys.executable, __file__, "--worker", side, "--device", args.device, "--images", str(args.images),
-               "--size", str(args.size), "--repeats", str(args.repeats)]
+               "--size", str(args.size)]
     output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
+def _interleaved_times(torch, functions: dict, *, repeats: int, device) -> dict[str, list[float]]:
+    """Wall times of each function, alternating A B A B … after one warm-up call of each, so that
+    load from other processes hits both sides alike."""
+    for function in functions.values():
+        function()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            function()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def compare(args) -> None:
-    shared = _run_worker("shared", args)
-    captum = _run_worker("captum", args)
-    import torch
+    memory = {side: _peak_memory(side, args) for side in ("shared", "captum")}
+    torch, model, images, cam_weights, targets = _setup(args.device, "shared", args.size, args.images)
+    stock = _setup(args.device, "captum", args.size, 1)[1]
+    times = _interleaved_times(torch, {
+        "shared": lambda: _shared(torch, model, images, cam_weights, targets),
+        "captum": lambda: _captum_one_by_one(torch, stock, images, targets),
+    }, repeats=args.repeats, device=images.device)
 
     print(f"# CNN attention maps: {args.images} images at {args.size}x{args.size}, one batch, device {args.device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, median of {args.repeats} after warm-up")
-    header = f"{'method':<46} {'s/batch':>9} {'images/s':>9} {'peak RSS MiB':>13} {'RSS-load MiB':>13}"
-    if "cuda_peak_mb" in shared:
+          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; times: min (median) of {args.repeats} "
+          "interleaved runs after a warm-up; memory: separate process per side")
+    header = f"{'method':<50} {'s/batch':>15} {'images/s':>9} {'peak RSS MiB':>13} {'over load MiB':>14}"
+    cuda = "cuda_peak_mb" in memory["shared"]
+    if cuda:
         header += f" {'CUDA peak MiB':>14}"
     print(header)
-    for label, row in (("shared passes (all 13 maps)", shared),
-                       ("captum one by one (GradCAM+GB+GGC+dense fwd/bwd)", captum)):
-        line = (f"{label:<46} {row['seconds']:>9.3f} {row['images_per_s']:>9.2f} {row['peak_rss_mb']:>13.0f} "
-                f"{row['peak_rss_mb'] - row['rss_after_load_mb']:>13.0f}")
-        if "cuda_peak_mb" in row:
+    labels = {"shared": "shared passes (all 13 maps)",
+              "captum": "captum one by one (GradCAM+GB+GGC+dense fwd/bwd)"}
+    for side, label in labels.items():
+        best, median = min(times[side]), sorted(times[side])[len(times[side]) // 2]
+        row = memory[side]
+        line = (f"{label:<50} {best:>6.3f} ({median:>6.3f}) {args.images / best:>9.2f} {row['peak_rss_mb']:>13.0f} "
+                f"{row['peak_rss_mb'] - row['rss_after_load_mb']:>14.0f}")
+        if cuda:
             line += f" {row['cuda_peak_mb']:>14.0f}"
         print(line)
-    print(f"speed-up shared / captum: {captum['seconds'] / shared['seconds']:.2f}x (target >= 2x)")
+    print(f"speed-up shared / captum (min times): {min(times['captum']) / min(times['shared']):.2f}x (target >= 2x)")
 
 
 def gpu_sweep(args) -> None:
@@ -195,10 +221,11 @@ def gpu_sweep(args) -> None:
         images = torch.randn(batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)).to(device)
         with torch.no_grad():
             targets = model(images).argmax(dim=1)
-        shared = _time(torch, lambda: _shared(torch, model, images, cam_weights, targets), repeats=args.repeats,
-                       device=device)
-        captum = _time(torch, lambda: _captum_one_by_one(torch, stock, images, targets), repeats=args.repeats,
-                       device=device)
+        times = _interleaved_times(torch, {
+            "shared": lambda: _shared(torch, model, images, cam_weights, targets),
+            "captum": lambda: _captum_one_by_one(torch, stock, images, targets),
+        }, repeats=args.repeats, device=device)
+        shared, captum = min(times["shared"]), min(times["captum"])
         print(f"TF32 {'on' if tf32 else 'off'}, batch {batch}: shared {batch / shared:.1f} images/s, captum one by one "
               f"{batch / captum:.1f} images/s, speed-up {captum / shared:.2f}x", flush=True)
 
@@ -207,7 +234,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4, help="images in the batch (default 4)")
     parser.add_argument("--size", type=int, default=224, help="input side in px (default 224)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed repetitions after a warm-up (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions after a warm-up (default 3)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--gpu-sweep", action="store_true", help="images/s for batch sizes 1..64, TF32 off/on")
     parser.add_argument("--sweep-batches", default="1,2,4,8,16,32,64", help="batch sizes of the sweep")

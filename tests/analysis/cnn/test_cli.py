@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from analysis.cnn.store import MapStore
@@ -47,3 +48,18 @@ def test_precompute_command_reports_input_errors(tmp_path, capsys):
     assert main(["precompute", "--stimuli", str(tmp_path / "absent"), "--out", str(tmp_path / "s"),
                  "--weights", "untrained"]) == 2
     assert "stimulus folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_precompute_on_real_osie_images(osie_stimuli, tmp_path):
+    """Two real OSIE photographs (800×600 JPEG) at a 64 px input; the CAM fit reads all 200."""
+    arguments = ["precompute", "--stimuli", str(osie_stimuli), "--out", str(tmp_path / "store"), "--weights",
+                 "untrained", "--input-size", "64", "--batch-size", "16", "--device", "cpu", "--no-progress",
+                 "--images", "1001,1002"]
+    assert main(arguments) == 0
+    store = MapStore.open(tmp_path / "store")
+    assert store.image_ids == ["1001", "1002"]
+    assert len(store.metadata["cam"]["fitting_image_ids"]) == 200
+    assert store.metadata["images"]["1001"]["original_shape"] == [600, 800]
+    maps = store.load("1001", shape=(600, 800))
+    assert all(m.shape == (600, 800) and np.isfinite(m).all() for m in maps.values())
