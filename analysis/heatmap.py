@@ -689,9 +689,8 @@ def heatmaps(
     map, largely the first touch of the output memory, against ≈ 20–30 ms for ``fftconvolve`` on
     the shared 2-core development VM (``bench/bench_heatmap.py``; timings vary ~2× with its load).
 
-    Memory: the maps of one call that share an image size are views into one ``(n, H, W)`` block
-    (an 800×600 map is 3.8 MB), freed when the last of them is; ``.copy()`` a map to keep it alone,
-    and call per chunk of images for thousands of maps.
+    Memory: an 800×600 map is 3.8 MB; call per chunk of images for thousands of maps. (One
+    ``(n, H, W)`` block for all maps was tried and was slower in the benchmark.)
     """
     by = list(by)
     if "image" not in by:
@@ -724,20 +723,12 @@ def heatmaps(
     order = np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(len(keys) + 1))
 
-    # One zeroed block per image size rather than one allocation per map: NumPy asks the kernel for
-    # huge pages above 4 MB, and faulting in fresh memory 4 kB at a time costs more than the blur
-    # of a sparse map (2-4× per 800×600 map on the development VM).
-    shape_of_key = [checked[str(key[by.index("image")])] for key in keys]
-    blocks = {
-        shape: iter(np.zeros((shape_of_key.count(shape), *shape))) for shape in set(shape_of_key)
-    }
     result: dict[tuple, np.ndarray] = {}
-    for g, (key, shape) in enumerate(zip(keys, shape_of_key)):
+    for g, key in enumerate(keys):
         at = order[bounds[g] : bounds[g + 1]]
+        out = np.zeros(checked[str(key[by.index("image")])])
         what = f"heatmaps{dict(zip(by, key))}"
-        result[key] = _render(
-            rows[at], cols[at], weights[at], params, out=next(blocks[shape]), what=what
-        )
+        result[key] = _render(rows[at], cols[at], weights[at], params, out=out, what=what)
     return result
 
 
