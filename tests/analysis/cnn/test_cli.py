@@ -34,7 +34,7 @@ def test_precompute_command_builds_resumes_and_exports(tmp_path, caplog):
     assert MapStore.open(tmp_path / "store").image_ids == ["a"]
     # Second run over the whole set resumes: "a" is kept, "b" added, then everything exported.
     arguments = arguments[:-2] + ["--export-npz", str(tmp_path / "npz")]
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="analysis.cnn.precompute"):
         assert main(arguments) == 0
     assert "1 of 2 images already in" in caplog.text
     store = MapStore.open(tmp_path / "store")
