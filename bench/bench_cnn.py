@@ -194,8 +194,9 @@ def gpu_sweep(args) -> None:
     stock = _setup(args.device, "captum", args.size, 1)[1]
     device = torch.device(args.device)
     sizes = [int(s) for s in args.sweep_batches.split(",")]
-    print(f"# shared passes, {args.size}x{args.size}, device {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, "
-          f"torch {torch.__version__}, median of {args.repeats} after warm-up")
+    device_label = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    print(f"# shared passes, {args.size}x{args.size}, device {device_label}, torch {torch.__version__}, "
+          f"median of {args.repeats} after warm-up")
     print(f"{'TF32':<5} {'batch':>5} {'s/batch':>9} {'images/s':>9} {'CUDA peak MiB':>14}")
     for tf32 in (False, True):
         torch.backends.cuda.matmul.allow_tf32 = tf32

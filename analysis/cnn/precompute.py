@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import platform
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision
 from tqdm.auto import tqdm
 
 from analysis.cnn.cam import DEFAULT_RIDGE_ALPHA, fit_cam_weights
@@ -43,8 +43,6 @@ def resolve_device(device: str) -> torch.device:
 
 def _store_metadata(model: AttentionVGG16, stimuli: StimulusSet, *, input_size: int | None,
                     parameters: MapParameters, ridge_alpha: float) -> dict:
-    import torchvision
-
     return {
         "map_names": list(MAP_NAMES),
         "model": {

@@ -189,8 +189,12 @@ def test_precompute_resumes_after_an_interruption(vgg, stimuli, tmp_path, monkey
 
     computed: list[int] = []
     real_compute = precompute_module.compute_maps
-    monkeypatch.setattr(precompute_module, "compute_maps",
-                        lambda model, images, **kw: computed.append(images.shape[0]) or real_compute(model, images, **kw))
+
+    def counting_compute(model, images, **options):
+        computed.append(images.shape[0])
+        return real_compute(model, images, **options)
+
+    monkeypatch.setattr(precompute_module, "compute_maps", counting_compute)
     monkeypatch.setattr(precompute_module, "fit_cam_weights", lambda *a, **k: pytest.fail("CAM refitted"))
     store = precompute_store(vgg, stimuli, tmp_path / "store", input_size=32, batch_size=1, device="cpu",
                              progress=False)
