@@ -232,6 +232,19 @@ def _read_record(path: Path, image_id: str) -> dict:
         raise _store_error(path, f"image file {file} is unreadable ({error})") from error
 
 
+def _differences(stored: dict, requested: dict, keys) -> list[tuple[str, object, object]]:
+    """``(dotted key, stored, requested)`` for each differing entry, one level into dict sections."""
+    found = []
+    for key in keys:
+        old, new = stored.get(key), requested.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += [(f"{key}.{sub}", old.get(sub), new.get(sub))
+                      for sub in sorted(set(old) | set(new)) if old.get(sub) != new.get(sub)]
+        elif old != new:
+            found.append((key, old, new))
+    return found
+
+
 class MapStoreWriter:
     """Creates a store or resumes one; writes image files atomically.
 
@@ -254,9 +267,9 @@ class MapStoreWriter:
             existing = _read_metadata(self.path)
             # Compare through JSON so tuples and lists (and int keys) compare as stored.
             new = json.loads(json.dumps(metadata))
-            differing = [key for key in RESUME_KEYS if existing[key] != new[key]]
+            differing = _differences(existing, new, RESUME_KEYS)
             if differing:
-                details = "; ".join(f"{key}: stored {existing[key]!r}, requested {new[key]!r}" for key in differing)
+                details = "; ".join(f"{key}: stored {old!r}, requested {value!r}" for key, old, value in differing)
                 raise ValueError(
                     f"map store {self.path} was built with other settings ({details}); "
                     "use the same settings to resume it, or another --out for a new store"
