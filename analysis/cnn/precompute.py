@@ -42,7 +42,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def _store_metadata(model: AttentionVGG16, stimuli: StimulusSet, *, input_size: int | None,
-                    parameters: MapParameters, ridge_alpha: float) -> dict:
+                    parameters: MapParameters, ridge_alpha: float, device: torch.device) -> dict:
     return {
         "map_names": list(MAP_NAMES),
         "model": {
@@ -73,6 +73,13 @@ def _store_metadata(model: AttentionVGG16, stimuli: StimulusSet, *, input_size: 
             "upsampling": "bilinear, align_corners=False, on load",
         },
         "stimuli": str(stimuli.folder),
+        # Of the run that created the store (TF32 convolutions/matmuls change maps by ~1e-3 relative).
+        "device": {
+            "type": device.type,
+            "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        },
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -153,8 +160,8 @@ def precompute_store(model: AttentionVGG16, stimuli: StimulusSet, out, *, input_
                              "at native size; use --input-size 224")
     torch_device = resolve_device(device)
     model = model.to(torch_device)
-    writer = MapStoreWriter(out, _store_metadata(model, stimuli, input_size=input_size,
-                                                 parameters=parameters, ridge_alpha=ridge_alpha))
+    writer = MapStoreWriter(out, _store_metadata(model, stimuli, input_size=input_size, parameters=parameters,
+                                                 ridge_alpha=ridge_alpha, device=torch_device))
     network_shapes = shapes if input_size is None else {i: (input_size, input_size) for i in all_ids}
 
     if not writer.has_cam_weights():

@@ -156,6 +156,7 @@ def test_precompute_builds_a_complete_store(vgg, stimuli, tmp_path):
     assert metadata["parameters"]["gt"] == "sum" and metadata["parameters"]["layer_norm"] == "minmax"
     assert metadata["model"]["block_outputs"]["relu5_3"] == "features[29]"
     assert {"torch", "torchvision", "numpy", "python"} <= set(metadata["versions"])
+    assert metadata["device"]["type"] == "cpu" and "tf32_cudnn" in metadata["device"]
     assert metadata["cam"]["fitting_image_ids"] == store.image_ids and metadata["cam"]["ridge_alpha"] == 0.01
     record = metadata["images"]["im1"]
     assert record["original_shape"] == [45, 35] and record["network_shape"] == [32, 32]
