@@ -26,6 +26,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cnn", action="store_true", help="score the baselines only (no map store)")
 
 
+def _build_map_store(stimuli: Path, out: Path, images: tuple[str, ...]) -> Path:
+    """CNN maps of the demo images: ImageNet weights when torchvision can load them, else untrained."""
+    from analysis.cnn.model import load_vgg16
+    from analysis.cnn.precompute import precompute_store
+    from stimuli.sets import StimulusSet
+
+    try:
+        model = load_vgg16("imagenet")
+    except FileNotFoundError as error:
+        logger.warning("%s", error)
+        logger.warning("the demo continues with UNTRAINED weights; its CNN maps are labelled untrained")
+        model = load_vgg16("untrained", seed=0)
+    precompute_store(model, StimulusSet(stimuli), out, image_ids=list(images))
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
     from analysis.heatmap import HeatmapParams
     from analysis.offline import AnalysisConfig, run_analysis
@@ -40,12 +56,7 @@ def main(args: argparse.Namespace) -> int:
         )
     started = time.perf_counter()
     images = tuple(StimulusSet(stimuli).image_ids[: args.images])
-    maps = None
-    if not args.no_cnn:
-        from analysis.cnn.cli import build_store
-
-        maps = args.out / "maps"
-        build_store(stimuli=stimuli, out=maps, images=images, weights="auto")
+    maps = None if args.no_cnn else _build_map_store(stimuli, args.out / "maps", images)
     config = AnalysisConfig(
         dataset="osie", fixations=fixations, stimuli=stimuli, out=args.out, images=images,
         maps=maps, heatmap=HeatmapParams(), bootstrap_resamples=2000,
