@@ -129,3 +129,37 @@ def test_asc_recordings_are_mapped_to_images(eyelink_dir, osie_stimuli, tmp_path
     expected = heatmap(pooled[pooled["image"] == "1002"], shape=(600, 800), params=HeatmapParams())
     np.testing.assert_allclose(np.load(out / "heatmaps.npz")["1002"], expected, atol=1e-12)
     assert expected.max() > 0
+
+
+def test_map_store_maps_are_scored_and_labelled_untrained(osie_fixations_path, osie_stimuli, tmp_path):
+    """A real (small-input, untrained) map store: every CNN map is scored beside the baselines and
+    carries the untrained label in the tables and the report."""
+    import shutil
+
+    from analysis.cnn.engine import MAP_NAMES
+    from analysis.cnn.model import load_vgg16
+    from analysis.cnn.precompute import precompute_store
+    from stimuli.sets import StimulusSet
+
+    stimuli = tmp_path / "stimuli"
+    stimuli.mkdir()
+    for image_id in ("1001", "1002"):
+        shutil.copy(osie_stimuli / f"{image_id}.jpg", stimuli)
+    store = precompute_store(load_vgg16("untrained", seed=0), StimulusSet(stimuli), tmp_path / "maps",
+                             input_size=64, batch_size=2, progress=False)
+    config = AnalysisConfig(dataset="osie", fixations=osie_fixations_path, stimuli=stimuli, out=tmp_path / "out",
+                            maps=store.path, bootstrap_resamples=200, n_overlays=1)
+    result = run_analysis(config, progress=False)
+    scores = result.scores
+    assert set(MAP_NAMES) <= set(scores["map"])
+    assert scores.loc[scores["kind"] == "cnn", "untrained"].all()
+    assert not scores.loc[scores["kind"] != "cnn", "untrained"].any()
+    # The pipeline scores exactly the store's maps at image size (oracle: numpy's Pearson r).
+    stored = np.load(result.out / "heatmaps.npz")["1002"]
+    gradcam = store.load("1002", shape=(600, 800))["gradcam"]
+    value = scores[(scores.image == "1002") & (scores["map"] == "gradcam") & (scores.metric == "cc")]["value"].item()
+    assert value == pytest.approx(np.corrcoef(gradcam.ravel(), stored.ravel())[0, 1], abs=1e-6)
+    report = (result.out / "report.html").read_text()
+    assert "gradcam (untrained)" in report and "<b>untrained</b>" in report
+    params = json.loads((result.out / "params.json").read_text())
+    assert params["map_store"]["metadata"]

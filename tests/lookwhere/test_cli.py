@@ -1,0 +1,37 @@
+"""The ``lookwhere`` command: subcommands, lazy imports, the demo on real data."""
+
+import subprocess
+import sys
+
+import pytest
+
+from lookwhere.cli import SUBCOMMANDS, build_parser, main
+
+
+def test_every_subcommand_has_help():
+    parser = build_parser()
+    for name in SUBCOMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([name, "--help"])
+        assert exit_info.value.code == 0
+
+
+def test_building_the_parser_imports_neither_torch_nor_matplotlib():
+    code = (
+        "import sys; from lookwhere.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'matplotlib', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_demo_without_cnn_on_real_data(shared_data, tmp_path, capsys):
+    code = main(["demo", "--data", str(shared_data / "osie"), "--images", "2", "--no-cnn", "--out", str(tmp_path)])
+    assert code == 0
+    assert (tmp_path / "report.html").is_file()
+    assert "report:" in capsys.readouterr().out
+
+
+def test_demo_without_data_says_where_it_looked(tmp_path, capsys):
+    assert main(["demo", "--data", str(tmp_path / "nowhere"), "--no-cnn", "--out", str(tmp_path / "o")]) == 2
+    assert "nowhere" in capsys.readouterr().err
