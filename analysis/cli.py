@@ -24,7 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel-size-px", type=int, default=80, help="kernel side in pixels (paper: 80); 0 = untruncated")
     parser.add_argument("--no-duration-weighting", action="store_true", help="count fixations instead of adding durations")
     parser.add_argument("--exclude-first-fixation", action="store_true", help="drop each trial's first fixation")
-    parser.add_argument("--metric-variant", choices=["mit", "pysaliency"], default="mit")
+    parser.add_argument("--metric-variant", choices=["mit", "pysaliency"], default="mit",
+                        help="metric definitions: MIT saliency benchmark (default) or pysaliency")
+    parser.add_argument("--mae-normalize", choices=["minmax", "none"], default="minmax",
+                        help="min-max both maps before MAE (default); 'none' is the paper-literal MAE")
     parser.add_argument("--scale", type=float, default=2.0, help="display scale of the recordings (asc)")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
     parser.add_argument("--seed", type=int, default=0)
@@ -44,6 +47,7 @@ def config_from_args(args: argparse.Namespace):
     return AnalysisConfig(
         dataset=args.dataset, fixations=args.fixations, stimuli=args.stimuli, out=args.out,
         images=args.images, maps=args.maps, heatmap=heatmap, metric_variant=args.metric_variant,
+        mae_normalize=args.mae_normalize,
         scale=args.scale, bootstrap_resamples=args.bootstrap, seed=args.seed,
     )
 

@@ -945,6 +945,7 @@ def score_map(
     metrics: tuple[str, ...] | list[str] = METRICS,
     seed: int = 0,
     variant: Variant = "mit",
+    mae_normalize: Literal["minmax", "none"] = "minmax",
 ) -> dict[str, float]:
     """Score one map against one image's human data with several metrics, sharing the work.
 
@@ -966,6 +967,8 @@ def score_map(
         uses its own stream, so a value equals the one its standalone function gives with this seed.
     variant : {"mit", "pysaliency"}
         Passed to the metrics that have one.
+    mae_normalize : {"minmax", "none"}
+        Passed to :func:`mae` as ``normalize`` (``"none"`` is the paper-literal MAE).
 
     Returns
     -------
@@ -976,6 +979,7 @@ def score_map(
     """
     _check_variant(variant)
     _check_seed(seed)
+    check_choice("mae_normalize", mae_normalize, ("minmax", "none"))
     unknown = [name for name in metrics if name not in METRICS]
     if unknown:
         raise ValueError(f"metrics must be names from {METRICS}; got unknown {unknown}")
@@ -987,7 +991,7 @@ def score_map(
 
     human, fix = target._human, target._fixations
     compute = {
-        "mae": lambda: _mae(s, human, "minmax"),
+        "mae": lambda: _mae(s, human, mae_normalize),
         "nss": lambda: _nss(s, fix, variant),
         "cc": lambda: _cc(s, human, variant),
         "sim": lambda: _sim(s, human, variant),

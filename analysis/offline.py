@@ -56,6 +56,9 @@ class AnalysisConfig(BaseModel):
     heatmap: HeatmapParams = HeatmapParams()
     metrics: tuple[str, ...] = METRICS
     metric_variant: Literal["mit", "pysaliency"] = "mit"
+    mae_normalize: Literal["minmax", "none"] = Field(
+        "minmax", description="min-max both maps to [0, 1] before MAE (SPEC §2); 'none' is paper-literal"
+    )
     center_bias_sigma_fraction: float = Field(0.25, gt=0)
     scale: float = Field(DEFAULT_SCALE, gt=0, description="display scale of the recordings (asc)")
     bootstrap_resamples: int = Field(10_000, ge=100)
@@ -171,6 +174,8 @@ def run_analysis(config: AnalysisConfig, *, progress: bool = True) -> AnalysisRe
     # (first-fixation exclusion is not idempotent).
     no_selection = config.heatmap.model_copy(update={"within_display_only": False, "exclude_first_fixation": False})
     by_image = dict(tuple(selected.groupby("image", sort=False)))
+    scoring = dict(metrics=config.metrics, seed=config.seed, variant=config.metric_variant,
+                   mae_normalize=config.mae_normalize)
 
     score_rows: list[dict] = []
     loso_rows: list[dict] = []
@@ -192,7 +197,7 @@ def run_analysis(config: AnalysisConfig, *, progress: bool = True) -> AnalysisRe
         if store is not None:
             maps.update(store.load(image_id, shape=shape))
         for map_name, saliency in maps.items():
-            values = score_map(saliency, target, metrics=config.metrics, seed=config.seed, variant=config.metric_variant)
+            values = score_map(saliency, target, **scoring)
             score_rows.extend({"image": image_id, "map": map_name, "metric": m, "value": v} for m, v in values.items())
 
         for participant, own, others in leave_one_out_groups(rows):
@@ -200,10 +205,7 @@ def run_analysis(config: AnalysisConfig, *, progress: bool = True) -> AnalysisRe
                 human_map=heatmap(own, shape=shape, params=no_selection),
                 fixation_map=_counts(own, shape), other_fixation_map=shuffled, baseline_map=centre,
             )
-            values = score_map(
-                heatmap(others, shape=shape, params=no_selection), own_target,
-                metrics=config.metrics, seed=config.seed, variant=config.metric_variant,
-            )
+            values = score_map(heatmap(others, shape=shape, params=no_selection), own_target, **scoring)
             loso_rows.extend({"image": image_id, "participant": participant, "metric": m, "value": v} for m, v in values.items())
 
     loso = pd.DataFrame(loso_rows, columns=["image", "participant", "metric", "value"])

@@ -614,3 +614,21 @@ def test_info_gain_matches_pysaliency(osie, pys):
     np.testing.assert_allclose(ours, theirs, rtol=1e-10)
     # MIT min-max scales both maps first, which changes the value
     assert info_gain(maps[0], images[0]["fixation_map"], centre) != pytest.approx(ours[0], rel=1e-3)
+
+
+def test_score_map_passes_the_mae_normalisation():
+    # Oracle: the standalone eq. 15 in both modes.
+    rng = np.random.default_rng(7)
+    saliency, human = rng.random((12, 16)) * 3, rng.random((12, 16)) * 0.2
+    counts = np.zeros((12, 16))
+    counts[3, 4] = 1
+    target = HumanTarget(human_map=human, fixation_map=counts)
+    for mode in ("minmax", "none"):
+        assert score_map(saliency, target, metrics=("mae",), mae_normalize=mode)["mae"] == mae(
+            saliency, human, normalize=mode
+        )
+    assert score_map(saliency, target, metrics=("mae",), mae_normalize="none")["mae"] == pytest.approx(
+        np.abs(saliency - human).mean()
+    )
+    with pytest.raises(ValueError, match="mae_normalize"):
+        score_map(saliency, target, metrics=("mae",), mae_normalize="max")
