@@ -29,7 +29,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import types  # noqa: E402
 import warnings  # noqa: E402
 from importlib.metadata import version  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -49,31 +48,13 @@ N_SPLIT_OBSERVERS = 7
 
 
 def import_pysaliency():
-    """Import pysaliency 0.2.22 despite two environment incompatibilities (test/bench only).
-
-    It imports ``pkg_resources`` at module level (gone from setuptools >= 81; only its MATLAB-model
-    and dataset-download helpers use it, never the metrics), and calls ``np.trapz`` (removed in
-    numpy 2.4).
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # its own deprecation notice
-            import pkg_resources  # noqa: F401
-    except ImportError:
-        stub = types.ModuleType("pkg_resources")
-        stub.resource_string = stub.resource_listdir = _unavailable
-        sys.modules["pkg_resources"] = stub
+    """Import pysaliency 0.2.22, which calls ``np.trapz`` (removed in numpy 2.4): alias it here."""
     if not hasattr(np, "trapz"):
         np.trapz = np.trapezoid
-    import pysaliency
-
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # its own pkg_resources deprecation notice
+        import pysaliency
     return pysaliency
-
-
-def _unavailable(*args, **kwargs):
-    raise RuntimeError(
-        "pkg_resources is stubbed out: pysaliency's resource helpers are unavailable"
-    )
 
 
 def load_osie(n_images: int):

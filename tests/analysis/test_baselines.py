@@ -2,7 +2,6 @@
 and the plain heatmap of the other images for the dataset prior."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 

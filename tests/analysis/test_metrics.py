@@ -8,8 +8,6 @@ definitions, and pysaliency 0.2.22 on real OSIE images and fixations.
 from __future__ import annotations
 
 import logging
-import sys
-import types
 import warnings
 
 import numpy as np
@@ -430,20 +428,12 @@ def test_every_metric_has_a_direction():
 
 
 def _import_pysaliency():
-    """pysaliency 0.2.22 imports pkg_resources (gone from setuptools >= 81; only its MATLAB-model and
-    download helpers use it) and calls np.trapz (gone from numpy 2.4): stub/alias them, here only.
-    """
-    pytest.importorskip("pysaliency", reason="pysaliency (test extra) is not installed")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pkg_resources  # noqa: F401
-    except ImportError:
-        sys.modules["pkg_resources"] = types.ModuleType("pkg_resources")
+    """pysaliency 0.2.22 (a test dependency) calls np.trapz, removed in numpy 2.4: alias it here."""
     if not hasattr(np, "trapz"):
         np.trapz = np.trapezoid
-    import pysaliency
-
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its own pkg_resources deprecation notice
+        import pysaliency
     return pysaliency
 
 
