@@ -155,9 +155,12 @@ def _table(frame: pd.DataFrame, *, digits: int = 4) -> str:
 def _html(config, summary, comparisons, files, overlay_paths, params, untrained) -> str:
     store_note = ""
     if params.get("map_store"):
-        meta = params["map_store"]["metadata"]
-        weights = meta.get("weights_label", meta.get("weights", "?"))
-        store_note = f"<p>CNN maps from <code>{html.escape(str(config.maps))}</code>, weights: <b>{html.escape(str(weights))}</b>.</p>"
+        weights = params["map_store"]["metadata"]["weights"]
+        label = weights["label"] + (f" (seed {weights['seed']})" if weights.get("seed") is not None else "")
+        store_note = (
+            f"<p>CNN maps from <code>{html.escape(str(config.maps))}</code>, VGG16 weights: "
+            f"<b>{html.escape(label)}</b>.</p>"
+        )
         if untrained:
             store_note += (
                 '<p class="warn">These CNN maps come from <b>untrained</b> (random) weights: they test the '
@@ -165,6 +168,7 @@ def _html(config, summary, comparisons, files, overlay_paths, params, untrained)
             )
     wide = summary.pivot_table(index="map", columns="metric", values="mean", aggfunc="first", sort=False)
     wide = wide.reindex(columns=[m for m in config.metrics if m in wide.columns]).reset_index()
+    wide.columns.name = None
     wide["map"] = [map_label(n, untrained=n in untrained) for n in wide["map"]]
     figures = "".join(f"<h3>{html.escape(name)}</h3>{_embed(path)}" for name, path in files.items() if path.suffix == ".png")
     overlays = "".join(_embed(path) for path in overlay_paths)
