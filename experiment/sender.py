@@ -1,0 +1,259 @@
+"""The experiment side of the stream: non-blocking, journalled, replaying sender.
+
+The trial loop calls :meth:`Sender.send` for every record and :meth:`Sender.service` once per
+frame; between trials it calls :meth:`Sender.flush`. Nothing here ever waits for the server (see
+:mod:`lookwhere.protocol` for the delivery scheme and :mod:`lookwhere.transport` for the socket).
+This module never imports torch or the analysis package.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import zmq
+
+from lookwhere import protocol
+from lookwhere.protocol import TOPIC_ACK, TOPIC_HELLO, TOPIC_REPLAY, Heartbeat, ProtocolError, Record
+from lookwhere.transport import CurveKeys, make_socket
+
+__all__ = ["Sender"]
+
+logger = logging.getLogger(__name__)
+
+
+class Sender:
+    """Send protocol records to the server without ever blocking the caller.
+
+    Parameters
+    ----------
+    endpoint : str
+        The server's ZeroMQ endpoint, e.g. ``"tcp://127.0.0.1:5570"``.
+    journal_path : str or Path
+        Local append-only journal (concatenated msgpack record maps, readable with
+        :func:`lookwhere.protocol.read_journal`); created, or appended to.
+    session : str, optional
+        Session UUID; a new random one by default.
+    context : zmq.Context, optional
+        Defaults to the process's shared instance.
+    curve : CurveKeys, optional
+        Client keys plus the server's public key, for CURVE mode.
+    heartbeat_interval_s : float or None
+        :meth:`service` sends a :class:`~lookwhere.protocol.Heartbeat` this often (None: never).
+    resend_after_s : float
+        With records unacknowledged and no acknowledgement for this long, :meth:`service` sends a
+        hello so the server says what it lacks (its reply triggers the replay).
+    max_sends_per_service : int
+        Most messages one :meth:`service` call transmits, bounding its cost after a reconnect.
+    session_clock_ms : callable, optional
+        Returns milliseconds since the session started (for heartbeats); by default, since this
+        sender was created.
+
+    Notes
+    -----
+    Why a per-frame :meth:`service` call and not a background thread: the PsychoPy loop holds
+    the GIL for its frame work, and a thread unpacking acknowledgements or resending a backlog
+    would take the GIL from it for up to the interpreter's switch interval (5 ms), i.e. a
+    dropped frame; the socket would also need a lock, since ZeroMQ sockets are not thread-safe.
+    Called from the loop, the work happens where the task has time for it and its cost is
+    bounded (``max_sends_per_service``). Every socket call is ``zmq.NOBLOCK``: when the server is
+    absent (``IMMEDIATE``: no pipe) or stalled (high-water mark reached) the send fails with
+    ``zmq.Again`` at once and the record waits in memory, where :meth:`service` resends it.
+
+    Unacknowledged records are kept in memory (and all records in the journal); when the server
+    acknowledges ``seq`` (cumulatively) they are dropped. The journal is written through a 1 MiB
+    buffer and reaches the disk in :meth:`flush` only (the task calls it between trials).
+
+    Not thread-safe: use a sender from one thread.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        journal_path: str | Path,
+        *,
+        session: str | None = None,
+        context: zmq.Context | None = None,
+        curve: CurveKeys | None = None,
+        heartbeat_interval_s: float | None = 1.0,
+        resend_after_s: float = 0.5,
+        max_sends_per_service: int = 500,
+        session_clock_ms: Callable[[], float] | None = None,
+    ) -> None:
+        if heartbeat_interval_s is not None and not heartbeat_interval_s > 0:
+            raise ValueError(f"heartbeat_interval_s must be > 0 or None; got {heartbeat_interval_s!r}")
+        if not resend_after_s > 0:
+            raise ValueError(f"resend_after_s must be > 0; got {resend_after_s!r}")
+        if max_sends_per_service < 1:
+            raise ValueError(f"max_sends_per_service must be >= 1; got {max_sends_per_service!r}")
+        self.session = str(uuid.uuid4()) if session is None else session
+        protocol.FIELD_RULES["session"]("session", self.session)  # fails early on a bad UUID
+        self.endpoint = endpoint
+        self.journal_path = Path(journal_path)
+        self._heartbeat_interval_s = heartbeat_interval_s
+        self._resend_after_s = resend_after_s
+        self._max_sends = max_sends_per_service
+        t0 = time.monotonic()
+        self._session_clock_ms = session_clock_ms or (lambda: (time.monotonic() - t0) * 1000.0)
+
+        self._journal = open(self.journal_path, "ab", buffering=1 << 20)  # noqa: SIM115 (closed in close())
+        self._socket = make_socket(context or zmq.Context.instance(), "sender", curve=curve)
+        self._socket.connect(endpoint)
+
+        self._pending: dict[int, tuple[bytes, bytes]] = {}  # seq -> frames, for seq > acked_seq
+        self.last_seq = 0  # last seq assigned
+        self.acked_seq = 0  # every seq <= this is persisted by the server
+        self._next_send = 1  # next seq to transmit
+        self._last_progress = t0  # last time the acked seq advanced (or the sender started)
+        self._last_hello = float("-inf")
+        self._last_heartbeat = t0
+        #: counts for health displays: ``sent``, ``would_block`` (send refused, kept for later),
+        #: ``resent`` (replayed transmissions), ``hellos``, ``acks``, ``replay_requests``, ``bad_replies``
+        self.stats = dict.fromkeys(
+            ("sent", "would_block", "resent", "hellos", "acks", "replay_requests", "bad_replies"), 0
+        )
+        self._closed = False
+        logger.info("sender for session %s connecting to %s, journal %s", self.session, endpoint, journal_path)
+
+    # -- the caller's API ------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """How many records the server has not acknowledged yet."""
+        return len(self._pending)
+
+    def send(self, record_type: type[Record], /, **fields: Any) -> Record:
+        """Stamp, validate, journal and send one record; never blocks.
+
+        Parameters
+        ----------
+        record_type : type of Record
+            One of :data:`lookwhere.protocol.RECORD_TYPES`' values.
+        **fields
+            The record's own fields (not ``session``, ``seq`` or ``v``, which the sender sets).
+
+        Returns
+        -------
+        Record
+            The record as sent, with its ``seq``.
+
+        Raises
+        ------
+        lookwhere.protocol.ProtocolError
+            When a field breaks the schema (e.g. NaN gaze); no seq is used up then.
+        """
+        record = record_type(session=self.session, seq=self.last_seq + 1, **fields)
+        frames = protocol.encode(record)
+        self.last_seq = record.seq
+        self._journal.write(frames[1])
+        self._pending[record.seq] = frames
+        if self._next_send == record.seq and self._transmit(frames):
+            self._next_send += 1
+        return record
+
+    def service(self) -> None:
+        """Once per frame: take in acknowledgements, resend what is due, send a heartbeat if due.
+
+        Non-blocking; transmits at most ``max_sends_per_service`` messages.
+        """
+        now = time.monotonic()
+        self._drain_replies(now)
+        for _ in range(self._max_sends):
+            if self._next_send > self.last_seq or not self._transmit(self._pending[self._next_send]):
+                break
+            self.stats["resent"] += 1
+            self._next_send += 1
+        if self._pending and now - self._last_progress > self._resend_after_s and now - self._last_hello > self._resend_after_s:
+            self._last_hello = now
+            self.stats["hellos"] += 1
+            self._transmit(protocol.encode_control(TOPIC_HELLO, self.session, self._next_send - 1))
+        if self._heartbeat_interval_s is not None and now - self._last_heartbeat >= self._heartbeat_interval_s:
+            self._last_heartbeat = now
+            self.send(Heartbeat, t_session_ms=self._session_clock_ms(), wall_time_s=time.time(), pending=self.pending)
+
+    def flush(self, *, fsync: bool = True) -> None:
+        """Write the journal to disk (between trials, never per record).
+
+        Parameters
+        ----------
+        fsync : bool
+            Also ``os.fsync`` the file, so the journal survives a power cut (default); a few ms.
+        """
+        self._journal.flush()
+        if fsync:
+            os.fsync(self._journal.fileno())
+
+    def close(self) -> None:
+        """Flush the journal and close the socket (LINGER 0: unsent messages are dropped, the
+        journal has them). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.flush()
+        self._journal.close()
+        self._socket.close()
+        if self._pending:
+            logger.warning(
+                "session %s closed with %d records unacknowledged (seq %d..%d); they are in %s",
+                self.session, len(self._pending), self.acked_seq + 1, self.last_seq, self.journal_path,
+            )
+
+    def __enter__(self) -> "Sender":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _transmit(self, frames: tuple[bytes, bytes]) -> bool:
+        try:
+            self._socket.send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.stats["would_block"] += 1
+            return False
+        self.stats["sent"] += 1
+        return True
+
+    def _drain_replies(self, now: float) -> None:
+        while True:
+            try:
+                frames = self._socket.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                if len(frames) != 2:
+                    raise ProtocolError("bad_frames", f"{len(frames)} frames")
+                session, seq = protocol.decode_control(frames[0], frames[1])
+            except ProtocolError as exc:
+                self.stats["bad_replies"] += 1
+                logger.warning("dropped a malformed reply from the server: %s", exc)
+                continue
+            # An ack may cover what was sent; a replay may start just past it ("nothing missing").
+            limit = self.last_seq + (frames[0] == TOPIC_REPLAY)
+            if session != self.session or seq > limit:
+                self.stats["bad_replies"] += 1
+                logger.warning("reply for session %s seq %d does not match this sender (last seq %d)",
+                               session, seq, self.last_seq)
+                continue
+            if frames[0] == TOPIC_ACK:
+                self.stats["acks"] += 1
+                self._acknowledge(seq, now)
+            elif frames[0] == TOPIC_REPLAY:
+                self.stats["replay_requests"] += 1
+                # The server holds everything before from_seq and wants the rest again.
+                self._acknowledge(seq - 1, now)
+                self._next_send = min(self._next_send, seq)
+
+    def _acknowledge(self, seq: int, now: float) -> None:
+        if seq <= self.acked_seq:
+            return
+        for done in range(self.acked_seq + 1, seq + 1):
+            del self._pending[done]
+        self.acked_seq = seq
+        self._next_send = max(self._next_send, seq + 1)
+        self._last_progress = now

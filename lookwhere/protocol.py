@@ -1,0 +1,543 @@
+"""The one definition of the wire protocol between the experiment and the analysis server.
+
+Messages
+--------
+Every message is two ZeroMQ frames ``[topic, payload]`` (the Pupil Labs convention): ``topic`` is
+the ASCII record kind (``b"fixation"``) or a control topic (``b"ctl.ack"``), ``payload`` one
+msgpack map. Record maps carry ``kind`` (equal to the topic, so that a journal entry describes
+itself), ``v`` (:data:`SCHEMA_VERSION`), ``session`` (a UUID string) and ``seq`` (gap-free per
+session, starting at 1), then the fields of their record class. Maps must hold exactly those keys:
+a missing or an unknown key is an error, so that a version mismatch cannot pass silently.
+
+Record kinds (:data:`RECORD_TYPES`): :class:`SessionStart`, :class:`SessionEnd`,
+:class:`TrialStart`, :class:`TrialEnd`, :class:`FixationRecord`, :class:`GazeSample`,
+:class:`MicLevel`, :class:`Heartbeat`.
+
+Delivery (zguide ch. 5 "Clone", turned around)
+----------------------------------------------
+The experiment's DEALER sends records; the server's ROUTER persists them and answers
+``ctl.ack {session, seq}`` (cumulative: every record up to ``seq`` is on disk). A sender that has
+unacknowledged records sends ``ctl.hello {session, last_seq}``; the server answers with an ack and,
+when it lacks records, ``ctl.replay {session, from_seq}``, which it also sends when it sees a gap.
+The server accepts records strictly in ``seq`` order (go-back-N), so a replay always restarts at the
+first missing record and the persisted stream is exactly ``1..n`` with no duplicates.
+
+Units and frames follow :mod:`lookwhere.records`: ``*_px`` are continuous display or image pixels
+(origin at the top-left corner), ``*_tracker_ms`` tracker clock time, ``*_session_ms`` time since
+the session started, ``*_ms`` without a clock name relative to the trial's image onset.
+
+Validation
+----------
+:func:`decode` checks every field against one rule table (:data:`FIELD_RULES`): exact Python types
+(``bool`` is not an int), finite and bounded numbers (NaN only where a field allows "unknown"),
+known kinds and version, UUID sessions. It raises :class:`ProtocolError` whose ``reason`` is one of
+:data:`REJECT_REASONS`, for counting. Never pickle: msgpack only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator
+
+import msgpack
+
+from lookwhere.records import Fixation
+from stimuli.geometry import DisplayGeometry
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MAX_MESSAGE_BYTES",
+    "COORD_LIMIT_PX",
+    "TOPIC_HELLO",
+    "TOPIC_ACK",
+    "TOPIC_REPLAY",
+    "REJECT_REASONS",
+    "FIELD_RULES",
+    "ProtocolError",
+    "Record",
+    "SessionStart",
+    "SessionEnd",
+    "TrialStart",
+    "TrialEnd",
+    "FixationRecord",
+    "GazeSample",
+    "MicLevel",
+    "Heartbeat",
+    "RECORD_TYPES",
+    "record_map",
+    "encode",
+    "decode",
+    "validate_map",
+    "encode_control",
+    "decode_control",
+    "read_journal",
+]
+
+SCHEMA_VERSION = 1
+#: Largest accepted message, in bytes; also the sockets' ``MAXMSGSIZE`` (a fixation is ~600 B).
+MAX_MESSAGE_BYTES = 64 * 1024
+#: Coordinates farther than this from the screen origin are rejected as out of range.  EyeLink
+#: reports lost tracking as ~1e8 px, so a finite bound catches it; 10 screens' worth is generous.
+COORD_LIMIT_PX = 20_000.0
+_MAX_STR = 256
+_MAX_TIME_MS = 1e13  # ~300 years: catches garbage, never a real clock
+
+TOPIC_HELLO = b"ctl.hello"
+TOPIC_ACK = b"ctl.ack"
+TOPIC_REPLAY = b"ctl.replay"
+
+REJECT_REASONS = (
+    "bad_frames",  # not exactly two frames
+    "oversize",  # payload larger than MAX_MESSAGE_BYTES
+    "not_msgpack",  # payload does not unpack as one msgpack object
+    "not_a_map",  # payload is not a map with string keys
+    "unknown_kind",  # topic is not a record kind or control topic
+    "kind_mismatch",  # map's kind differs from the topic
+    "wrong_version",  # v is not SCHEMA_VERSION
+    "missing_field",
+    "unknown_field",
+    "wrong_type",
+    "out_of_range",  # NaN/inf where not allowed, bounds, bad UUID, bad eye code
+)
+
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the protocol; ``reason`` is one of :data:`REJECT_REASONS`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Field rules: one table keyed by field name, so a name means the same thing in every record.
+# A rule takes the received value and returns it normalised (ints accepted as floats) or raises.
+
+
+def _wrong_type(name: str, value: Any, expected: str) -> ProtocolError:
+    return ProtocolError("wrong_type", f"{name} must be {expected}; got {type(value).__name__}")
+
+
+def _string(*, choices: frozenset[str] | None = None, pattern: re.Pattern | None = None) -> Callable:
+    def check(name: str, value: Any) -> str:
+        if type(value) is not str:
+            raise _wrong_type(name, value, "a string")
+        if len(value) > _MAX_STR:
+            raise ProtocolError("out_of_range", f"{name} is {len(value)} characters long; at most {_MAX_STR}")
+        if choices is not None and value not in choices:
+            raise ProtocolError("out_of_range", f"{name} must be one of {sorted(choices)}; got {value!r}")
+        if pattern is not None and pattern.fullmatch(value) is None:
+            raise ProtocolError("out_of_range", f"{name} must match {pattern.pattern}; got {value!r}")
+        return value
+
+    return check
+
+
+def _integer(lo: int, hi: int) -> Callable:
+    def check(name: str, value: Any) -> int:
+        if type(value) is not int:
+            raise _wrong_type(name, value, "an integer")
+        if not lo <= value <= hi:
+            raise ProtocolError("out_of_range", f"{name} must lie in [{lo}, {hi}]; got {value}")
+        return value
+
+    return check
+
+
+def _number(lo: float, hi: float, *, nan_ok: bool = False) -> Callable:
+    def check(name: str, value: Any) -> float:
+        kind = type(value)
+        if kind is int:
+            value = float(value)
+        elif kind is not float:
+            raise _wrong_type(name, value, "a number")
+        if value != value:  # NaN
+            if nan_ok:
+                return value
+            raise ProtocolError("out_of_range", f"{name} must not be NaN")
+        if not lo <= value <= hi:  # also rejects ±inf
+            raise ProtocolError("out_of_range", f"{name} must lie in [{lo:g}, {hi:g}]; got {value!r}")
+        return value
+
+    return check
+
+
+def _version(name: str, value: Any) -> int:
+    if type(value) is not int or value != SCHEMA_VERSION:
+        raise ProtocolError("wrong_version", f"v must be {SCHEMA_VERSION}; got {value!r}")
+    return value
+
+
+_COORD = _number(-COORD_LIMIT_PX, COORD_LIMIT_PX)
+_TIME = _number(-_MAX_TIME_MS, _MAX_TIME_MS)
+_DURATION = _number(0.0, _MAX_TIME_MS)
+_SIZE = _integer(1, 100_000)
+_COUNT = _integer(0, 2**53)
+
+#: Rule of every field name used by any record (see the module docstring for units and frames).
+FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
+    "v": _version,
+    "session": _string(pattern=_UUID_RE),
+    "seq": _integer(1, 2**53),
+    "participant": _string(),
+    "image": _string(),
+    "tracker": _string(),
+    "reason": _string(),
+    "eye": _string(choices=frozenset({"L", "R", ""})),
+    "trial": _integer(0, 1_000_000),
+    "n_trials": _COUNT,
+    "n_fixations": _COUNT,
+    "dropped_frames": _COUNT,
+    "xruns": _COUNT,
+    "pending": _COUNT,
+    **{name: _SIZE for name in DisplayGeometry.__dataclass_fields__},
+    "x_display_px": _COORD,
+    "y_display_px": _COORD,
+    "x_image_px": _COORD,
+    "y_image_px": _COORD,
+    "start_ms": _TIME,
+    "end_ms": _TIME,
+    "duration_ms": _DURATION,
+    "stimulus_duration_ms": _DURATION,
+    "pupil": _number(0.0, 1e9, nan_ok=True),  # tracker units; NaN when the tracker has none
+    "wall_time_s": _number(0.0, 1e11),  # Unix time
+    "rms_dbfs": _number(-400.0, 0.0),
+    "peak_dbfs": _number(-400.0, 0.0),
+    **{f"{edge}_{clock}_ms": _TIME for edge in ("start", "end") for clock in ("tracker", "session")},
+    **{f"{t}_{clock}_ms": _TIME for t in ("onset", "offset", "t") for clock in ("tracker", "session")},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """Fields every record carries; subclasses add their own and set ``kind``.
+
+    Attributes
+    ----------
+    session : str
+        Session UUID (lower-case, hyphenated).
+    seq : int
+        Position in the session's stream: 1, 2, 3, ... with no gap.
+    v : int
+        Schema version, :data:`SCHEMA_VERSION`.
+    """
+
+    kind: ClassVar[str] = ""
+    session: str
+    seq: int
+    v: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionStart(Record):
+    """A session begins: who, on which tracker backend and screen, how many trials planned."""
+
+    kind: ClassVar[str] = "session_start"
+    participant: str
+    tracker: str
+    n_trials: int
+    screen_width_px: int
+    screen_height_px: int
+    wall_time_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionEnd(Record):
+    """A session ends; ``reason`` is e.g. ``"completed"``, ``"quit"``, ``"error"``."""
+
+    kind: ClassVar[str] = "session_end"
+    reason: str
+    n_trials: int  # trials completed
+    t_session_ms: float
+
+
+_GEOMETRY_FIELDS = tuple(DisplayGeometry.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrialStart(Record):
+    """An image appeared (flip-locked onset on both clocks) with its display geometry.
+
+    The geometry fields are those of :meth:`stimuli.geometry.DisplayGeometry.to_dict`; build them
+    with ``TrialStart(..., **geometry.to_dict())`` and get the object back with :meth:`geometry`.
+    """
+
+    kind: ClassVar[str] = "trial_start"
+    trial: int
+    image: str
+    onset_tracker_ms: float
+    onset_session_ms: float
+    stimulus_duration_ms: float  # planned display time
+    image_width_px: int
+    image_height_px: int
+    display_width_px: int
+    display_height_px: int
+    screen_width_px: int
+    screen_height_px: int
+
+    def geometry(self) -> DisplayGeometry:
+        """The trial's :class:`~stimuli.geometry.DisplayGeometry`."""
+        return DisplayGeometry(**{name: getattr(self, name) for name in _GEOMETRY_FIELDS})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrialEnd(Record):
+    """An image was taken off the screen."""
+
+    kind: ClassVar[str] = "trial_end"
+    trial: int
+    image: str
+    offset_tracker_ms: float
+    offset_session_ms: float
+    n_fixations: int
+    dropped_frames: int
+
+
+_FIXATION_TIMES = ("start_tracker_ms", "end_tracker_ms", "start_session_ms", "end_session_ms")
+
+
+def _to_fixation(self) -> Fixation:
+    """The :class:`lookwhere.records.Fixation` this record carries (times relative to onset)."""
+    return Fixation(**{name: getattr(self, name) for name in Fixation.__dataclass_fields__})
+
+
+# The wire fixation is the one fixation record (lookwhere.records.Fixation, same field names and
+# meaning) plus the same start and end on the tracker and session clocks.  It is generated from
+# Fixation's fields, so the two can never drift apart; ``session`` is the record's own.
+FixationRecord = dataclasses.make_dataclass(
+    "FixationRecord",
+    [
+        (f.name, f.type)
+        for f in dataclasses.fields(Fixation)
+        if f.name not in Record.__dataclass_fields__
+    ]
+    + [(name, "float") for name in _FIXATION_TIMES],
+    bases=(Record,),
+    namespace={"kind": "fixation", "to_fixation": _to_fixation, "__module__": __name__},
+    frozen=True,
+    slots=True,
+    kw_only=True,
+)
+FixationRecord.__doc__ = """One fixation: every field of :class:`lookwhere.records.Fixation` (start/end
+relative to image onset, average gaze in display and image pixels, eye, duration, pupil) plus
+``start_tracker_ms``, ``end_tracker_ms`` (tracker clock) and ``start_session_ms``,
+``end_session_ms`` (since session start).  :meth:`to_fixation` returns the analysis record."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GazeSample(Record):
+    """One gaze sample for the live cursor (optional; the analysis never uses it)."""
+
+    kind: ClassVar[str] = "gaze"
+    trial: int
+    t_tracker_ms: float
+    t_session_ms: float
+    eye: str
+    x_display_px: float
+    y_display_px: float
+    pupil: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MicLevel(Record):
+    """Microphone input level over the last block, in dB full scale, and overruns so far."""
+
+    kind: ClassVar[str] = "mic_level"
+    trial: int
+    t_session_ms: float
+    rms_dbfs: float
+    peak_dbfs: float
+    xruns: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat(Record):
+    """Sender liveness; ``pending`` is how many records the sender holds unacknowledged."""
+
+    kind: ClassVar[str] = "heartbeat"
+    t_session_ms: float
+    wall_time_s: float
+    pending: int
+
+
+RECORD_TYPES: dict[str, type[Record]] = {
+    cls.kind: cls
+    for cls in (SessionStart, SessionEnd, TrialStart, TrialEnd, FixationRecord, GazeSample, MicLevel, Heartbeat)
+}
+_TOPIC_TYPES: dict[bytes, type[Record]] = {kind.encode("ascii"): cls for kind, cls in RECORD_TYPES.items()}
+
+
+def _field_checks(cls: type[Record]) -> tuple[tuple[str, Callable], ...]:
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in FIELD_RULES]
+    if missing:  # a programming error in this module, caught at import
+        raise RuntimeError(f"{cls.__name__} fields {missing} have no rule in FIELD_RULES")
+    return tuple((f.name, FIELD_RULES[f.name]) for f in dataclasses.fields(cls))
+
+
+_CHECKS = {kind: _field_checks(cls) for kind, cls in RECORD_TYPES.items()}
+_KEYS = {kind: frozenset(name for name, _ in checks) | {"kind"} for kind, checks in _CHECKS.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding and decoding
+
+
+def record_map(record: Record) -> dict[str, Any]:
+    """The wire map of ``record`` (``kind`` first, then its fields)."""
+    out = {"kind": record.kind}
+    for name, _ in _CHECKS[record.kind]:
+        out[name] = getattr(record, name)
+    return out
+
+
+def validate_map(data: Any) -> Record:
+    """Check a decoded map against its kind's schema and build the record.
+
+    Parameters
+    ----------
+    data : Any
+        What msgpack produced; must be a ``dict`` with a ``kind`` key.
+
+    Returns
+    -------
+    Record
+        An instance of ``RECORD_TYPES[data["kind"]]`` (numbers normalised: ints given for float
+        fields become floats).
+
+    Raises
+    ------
+    ProtocolError
+        With the first problem found; ``reason`` is one of :data:`REJECT_REASONS`.
+    """
+    if type(data) is not dict:
+        raise ProtocolError("not_a_map", f"payload must be a map; got {type(data).__name__}")
+    kind = data.get("kind")
+    checks = _CHECKS.get(kind) if type(kind) is str else None
+    if checks is None:
+        raise ProtocolError("unknown_kind", f"kind {kind!r} is not one of {sorted(RECORD_TYPES)}")
+    # The version is checked first so that a newer sender is reported as such, not as field errors.
+    _version("v", data.get("v"))
+    if len(data) != len(_KEYS[kind]) or data.keys() != _KEYS[kind]:
+        keys = _KEYS[kind]
+        missing = sorted(keys - data.keys())
+        if missing:
+            raise ProtocolError("missing_field", f"{kind} lacks {missing}")
+        raise ProtocolError("unknown_field", f"{kind} has unknown fields {sorted(map(str, data.keys() - keys))}")
+    values = {name: check(name, data[name]) for name, check in checks}
+    return RECORD_TYPES[kind](**values)
+
+
+def encode(record: Record) -> tuple[bytes, bytes]:
+    """The two frames ``(topic, payload)`` of ``record``; the record is validated first.
+
+    Raises
+    ------
+    ProtocolError
+        When a field breaks its rule (so a bad record fails at the sender, not at the server).
+    """
+    data = record_map(record)
+    validate_map(data)
+    return record.kind.encode("ascii"), msgpack.packb(data, use_bin_type=True)
+
+
+def _unpack(payload: bytes) -> Any:
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("oversize", f"payload is {len(payload)} bytes; at most {MAX_MESSAGE_BYTES}")
+    try:
+        return msgpack.unpackb(
+            payload, raw=False, strict_map_key=True, use_list=True,
+            max_str_len=MAX_MESSAGE_BYTES, max_bin_len=MAX_MESSAGE_BYTES,
+            max_array_len=4096, max_map_len=256,
+        )
+    # msgpack signals malformed input with several ValueError subclasses (ExtraData, FormatError,
+    # StackError, UnicodeDecodeError) and TypeError/OverflowError for unusable keys or numbers.
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ProtocolError("not_msgpack", f"{type(exc).__name__}: {exc}") from None
+
+
+def decode(topic: bytes, payload: bytes) -> Record:
+    """Validate the frames of one record message and build the record.
+
+    Parameters
+    ----------
+    topic : bytes
+        The record kind, ASCII.
+    payload : bytes
+        One msgpack map.
+
+    Raises
+    ------
+    ProtocolError
+        When anything is wrong; the caller counts ``reason`` and drops the message.
+    """
+    if topic not in _TOPIC_TYPES:
+        raise ProtocolError("unknown_kind", f"topic {topic[:40]!r} is not a record kind")
+    data = _unpack(payload)
+    if type(data) is dict and data.get("kind") != _TOPIC_TYPES[topic].kind:
+        raise ProtocolError("kind_mismatch", f"topic {topic!r} carries kind {data.get('kind')!r}")
+    return validate_map(data)
+
+
+_CONTROL_FIELDS = {TOPIC_HELLO: "last_seq", TOPIC_ACK: "seq", TOPIC_REPLAY: "from_seq"}
+
+
+def encode_control(topic: bytes, session: str, seq: int) -> tuple[bytes, bytes]:
+    """Frames of a control message: hello ``{last_seq}``, ack ``{seq}`` or replay ``{from_seq}``."""
+    return topic, msgpack.packb({"v": SCHEMA_VERSION, "session": session, _CONTROL_FIELDS[topic]: seq})
+
+
+def decode_control(topic: bytes, payload: bytes) -> tuple[str, int]:
+    """``(session, seq)`` of a control message; ``seq`` may be 0 (nothing sent or persisted yet).
+
+    Raises
+    ------
+    ProtocolError
+        When the topic is not a control topic or the map is malformed.
+    """
+    name = _CONTROL_FIELDS.get(topic)
+    if name is None:
+        raise ProtocolError("unknown_kind", f"topic {topic[:40]!r} is not a control topic")
+    data = _unpack(payload)
+    if type(data) is not dict:
+        raise ProtocolError("not_a_map", f"payload must be a map; got {type(data).__name__}")
+    if data.keys() != {"v", "session", name}:
+        raise ProtocolError("missing_field", f"{topic.decode()} needs exactly v, session, {name}")
+    _version("v", data["v"])
+    return FIELD_RULES["session"]("session", data["session"]), _integer(0, 2**53)(name, data[name])
+
+
+def read_journal(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Iterate over a journal: a file of concatenated msgpack record maps.
+
+    Both the sender's local journal and the server's per-session journals use this format.
+
+    Yields
+    ------
+    offset : int
+        Byte offset just past the object.
+    data : Any
+        The decoded object (validate it with :func:`validate_map`).
+
+    Notes
+    -----
+    Stops silently at a truncated last object (a write cut short by a crash): the caller can
+    truncate the file to the last yielded offset.
+    """
+    with open(path, "rb") as file:
+        unpacker = msgpack.Unpacker(file, raw=False, strict_map_key=True, max_buffer_size=16 * MAX_MESSAGE_BYTES)
+        try:
+            for data in unpacker:
+                yield unpacker.tell(), data
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ProtocolError("not_msgpack", f"{path} is corrupt after byte {unpacker.tell()}: {exc}") from None
