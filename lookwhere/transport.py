@@ -138,6 +138,11 @@ def make_socket(context: zmq.Context, role: str, *, curve: CurveKeys | None = No
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {sorted(ROLES)}; got {role!r}")
+    if curve is not None and (role == "receiver") != (curve.server_public is None):
+        raise ValueError(
+            "the receiver's CurveKeys must have server_public=None (it is the server)" if role == "receiver"
+            else "the sender's CurveKeys need server_public, the server's public key"
+        )
     spec = ROLES[role]
     sock = context.socket(spec.socket_type)
     sock.setsockopt(zmq.LINGER, spec.linger_ms)
@@ -156,11 +161,7 @@ def make_socket(context: zmq.Context, role: str, *, curve: CurveKeys | None = No
         sock.curve_publickey = curve.public
         sock.curve_secretkey = curve.secret
         if role == "receiver":
-            if curve.server_public is not None:
-                raise ValueError("the receiver's CurveKeys must have server_public=None (it is the server)")
             sock.curve_server = True
         else:
-            if curve.server_public is None:
-                raise ValueError("the sender's CurveKeys need server_public, the server's public key")
             sock.curve_serverkey = curve.server_public
     return sock

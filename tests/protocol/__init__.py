@@ -1,0 +1,1 @@
+"""Tests of lookwhere.protocol and lookwhere.transport."""
