@@ -1,0 +1,551 @@
+"""The PsychoPy session: drift correction, image trials, records and one shutdown path (SPEC §2, §4).
+
+:class:`Session` runs a whole session from a :class:`~experiment.config.SessionConfig`::
+
+    with Session(config) as session:
+        session.run()
+
+Per trial: ``TRIALID`` → drift correction (the product's own screen: central dot, space accepts,
+Esc opens the tracker setup, ``q`` quits after confirmation; the real EyeLink runs its own
+``doDriftCorrect``) → start recording → the image, scaled and centred by
+:class:`stimuli.geometry.DisplayGeometry`, for ``duration_ms`` with ``IMAGE_ONSET`` /
+``IMAGE_OFFSET`` sent from ``win.callOnFlip`` (so their times are those of the flips) and every
+tracker event drained each frame → stop recording → ``TRIAL_RESULT``. Records, audio and the
+stream's flush happen between trials only.
+
+Clocks: ``*_session_s`` is ``time.perf_counter()`` relative to the session's start (the clock of
+the microphone alignment); ``*_tracker_ms`` the tracker's; ``*_psychopy_s`` PsychoPy's
+``logging.defaultClock``; ``*_unix_s`` wall time.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import signal
+import sys
+import time
+from dataclasses import asdict, replace
+from typing import Callable, Protocol
+
+import numpy as np
+
+from experiment.config import SessionConfig, trial_order
+from experiment.preflight import PreflightError, preflight
+from experiment.records import SessionRecords
+from experiment.trackers import Tracker, make_tracker
+from lookwhere.records import Fixation
+from stimuli.geometry import DisplayGeometry
+from stimuli.sets import StimulusSet
+
+__all__ = ["Session", "RecordSink", "NullSink", "SessionInterrupted", "QuitRequested", "frame_summary"]
+
+logger = logging.getLogger(__name__)
+
+#: Intervals longer than this many nominal frame periods count as dropped frames.
+DROPPED_FRAME_FACTOR = 1.5
+#: EyeLink examples wait this long after startRecording so the first samples reach the link.
+RECORDING_LEAD_S = 0.1
+#: Microphone level below which preflight calls the input silent.
+SILENT_DBFS = -80.0
+
+
+class RecordSink(Protocol):
+    """Where the session's live records go (the ZeroMQ stream sender implements it).
+
+    ``send`` must never block (it is called inside the frame loop); ``service`` is called once per
+    frame to do a bounded amount of I/O; ``flush`` between trials; ``close`` at shutdown.
+    """
+
+    def send(self, record: dict) -> None: ...
+
+    def service(self) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullSink:
+    """A :class:`RecordSink` that drops everything (no live stream)."""
+
+    def send(self, record: dict) -> None:
+        pass
+
+    def service(self) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class SessionInterrupted(Exception):
+    """SIGTERM received: the session shuts down through its normal path."""
+
+
+class QuitRequested(Exception):
+    """The operator quit (confirmed)."""
+
+
+def frame_summary(intervals_ms: np.ndarray, *, frame_period_ms: float) -> dict:
+    """Summary of one trial's frame intervals.
+
+    Parameters
+    ----------
+    intervals_ms : ndarray, shape (N,)
+        Time between consecutive flips of the image period, ms.
+    frame_period_ms : float
+        Nominal frame period; intervals above :data:`DROPPED_FRAME_FACTOR` times it are dropped
+        frames.
+
+    Returns
+    -------
+    dict
+        ``frames``, ``interval_mean_ms``, ``interval_p50_ms``, ``interval_p99_ms``,
+        ``interval_max_ms``, ``dropped_frames``.
+    """
+    intervals_ms = np.asarray(intervals_ms, dtype=float)
+    if intervals_ms.size == 0:
+        return {"frames": 0, "dropped_frames": 0}
+    return {
+        "frames": int(intervals_ms.size + 1),
+        "interval_mean_ms": float(intervals_ms.mean()),
+        "interval_p50_ms": float(np.percentile(intervals_ms, 50)),
+        "interval_p99_ms": float(np.percentile(intervals_ms, 99)),
+        "interval_max_ms": float(intervals_ms.max()),
+        "dropped_frames": int((intervals_ms > DROPPED_FRAME_FACTOR * frame_period_ms).sum()),
+    }
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in ("lookwhere", "psychopy", "sr-research-pylink", "sounddevice", "soundfile", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+class Session:
+    """One participant's session; use as a context manager so every exit saves everything.
+
+    Parameters
+    ----------
+    config : SessionConfig
+        The settings (for ``resume``, the ones saved in the session folder).
+    sink : RecordSink or None
+        Live record stream; None = :class:`NullSink`.
+    resume : bool
+        Continue the session in ``config.session_dir`` at its first unfinished trial, recording a
+        new EDF segment. Without it, a folder that already holds trials is refused.
+    keys : callable or None
+        Returns the names of the keys pressed since the last call (PsychoPy names: ``"space"``,
+        ``"escape"``); default ``psychopy.event.getKeys``. Tests inject scripted keys here.
+    """
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        sink: RecordSink | None = None,
+        resume: bool = False,
+        keys: Callable[[], list[str]] | None = None,
+    ) -> None:
+        self.config = config
+        self.sink = sink if sink is not None else NullSink()
+        self.resume = resume
+        self._keys = keys
+        self.stimuli = StimulusSet(config.stimuli)
+        self.order = trial_order(self.stimuli.image_ids, seed=config.seed, trials=config.trials)
+        self.records = SessionRecords(config.session_dir)
+        self.window = None
+        self.tracker: Tracker | None = None
+        self.microphone = None
+        self.manifest: dict = {}
+        self._recording = False
+        self._closed = False
+        self._t0 = time.perf_counter()
+        self._frame_period_ms = 1000.0 / config.refresh_hz
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> "Session":
+        self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is None:
+            status = "completed"
+        elif issubclass(kind, QuitRequested):
+            status = "quit by operator"
+        elif issubclass(kind, (KeyboardInterrupt, SessionInterrupted)):
+            status = f"interrupted ({kind.__name__})"
+        else:
+            status = f"failed: {kind.__name__}: {error}"
+        self.close(status)
+        signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+    def _on_sigterm(self, signum, frame) -> None:
+        raise SessionInterrupted("SIGTERM")
+
+    def _elapsed_s(self, t_perf_s: float) -> float:
+        return t_perf_s - self._t0
+
+    def start(self) -> list[dict]:
+        """Preflight, open the records, window, microphone and tracker; return done trials."""
+        done = self._open_records()
+        self.microphone = preflight(self.config, self.stimuli, self.order[len(done):])
+        if self.microphone is not None:
+            self.microphone.start()
+            time.sleep(0.3)
+            if not self.microphone.level_dbfs > SILENT_DBFS:
+                raise PreflightError(
+                    [f"microphone {self.microphone.device_name!r} is silent ({self.microphone.level_dbfs:.1f} dBFS); "
+                     "check that it is plugged in and unmuted"]
+                )
+        self._open_window()
+        segment = len(self.manifest.get("segments", []))
+        edf_name = self.config.edf_segment_name(segment)
+        self.tracker = make_tracker(self.config, self.stimuli, window=self.window)
+        description = self.tracker.connect()
+        self.tracker.open_edf(edf_name)
+        self.tracker.configure(
+            screen_width_px=self.config.screen_width_px,
+            screen_height_px=self.config.screen_height_px,
+            sample_rate_hz=self.config.sample_rate_hz,
+        )
+        self.manifest.setdefault("segments", []).append(
+            {
+                "segment": segment,
+                "edf_name": edf_name,
+                "tracker": description,
+                "started_unix_s": time.time(),
+                "first_trial": len(done),
+                "frame_period_ms": self._frame_period_ms,
+                "clock_offsets": self._clock_offsets(),
+                "microphone": None if self.microphone is None else {
+                    "device": self.microphone.device_name,
+                    "samplerate_hz": self.microphone.samplerate_hz,
+                    "latency_s": self.microphone.latency_s,
+                },
+                "calibrations": [],
+            }
+        )
+        self._calibrate()
+        self.sink.send({"kind": "session_start", "session": self.config.session_id,
+                        "participant": self.config.participant, "trials": len(self.order)})
+        return done
+
+    def _open_records(self) -> list[dict]:
+        existing = self.records.completed_trials()
+        if self.resume:
+            done = self.records.repair()
+            self.manifest = self.records.read_manifest()
+            expected = [row["image"] for row in done]
+            if expected != self.order[: len(done)]:
+                raise ValueError(
+                    f"the trials recorded in {self.records.folder} do not follow the order of its "
+                    "configuration; was config.json edited? Resume with the original configuration"
+                )
+            logger.info("resuming at trial %d of %d", len(done), len(self.order))
+        else:
+            if existing:
+                raise ValueError(
+                    f"{self.records.folder} already holds {len(existing)} trials; pass --resume to "
+                    "continue that session or choose another --out/--participant"
+                )
+            done = []
+            self.config.save(self.records.config_path)
+            self.manifest = {"session": self.config.session_id, "participant": self.config.participant,
+                             "seed": self.config.seed, "order": self.order, "versions": _versions(),
+                             "created_unix_s": time.time()}
+        self.manifest["status"] = "running"
+        return done
+
+    def _clock_offsets(self) -> dict:
+        """Simultaneous readings of every clock, to convert between them later."""
+        from psychopy import logging as psychopy_logging
+
+        perf = time.perf_counter()
+        offsets = {
+            "session_s": self._elapsed_s(perf),
+            "psychopy_s": psychopy_logging.defaultClock.getTime(),
+            "unix_s": time.time(),
+        }
+        if self.tracker is not None:
+            offsets["tracker_ms"] = self.tracker.tracker_time_ms()
+        return offsets
+
+    def _open_window(self) -> None:
+        from psychopy import visual
+
+        config = self.config
+        self.window = visual.Window(
+            size=(config.screen_width_px, config.screen_height_px), fullscr=config.fullscreen,
+            units="pix", color="black", colorSpace="rgb", allowGUI=False, waitBlanking=True,
+        )
+        self.window.mouseVisible = False
+        size = tuple(int(v) for v in self.window.size)
+        if size != (config.screen_width_px, config.screen_height_px):
+            raise PreflightError(
+                [f"the window is {size[0]}×{size[1]} px but the configuration says "
+                 f"{config.screen_width_px}×{config.screen_height_px}; set the screen size to match the display"]
+            )
+        rate = self.window.getActualFrameRate(nIdentical=10, nMaxFrames=120, nWarmUpFrames=10, threshold=1)
+        if rate:
+            self._frame_period_ms = 1000.0 / rate
+        else:
+            logger.warning("could not measure the refresh rate; assuming %g Hz", config.refresh_hz)
+        logger.info("frame period %.2f ms", self._frame_period_ms)
+
+    def _get_keys(self) -> list[str]:
+        if self._keys is not None:
+            return self._keys()
+        from psychopy import event
+
+        return event.getKeys()
+
+    def _calibrate(self) -> None:
+        result = self.tracker.calibrate()
+        logger.info("calibration: %s", result)
+        self.manifest["segments"][-1]["calibrations"].append({"unix_s": time.time(), **result})
+        self.records.write_manifest(self.manifest)
+
+    def close(self, status: str = "completed") -> None:
+        """Save everything and release every resource; safe to call more than once.
+
+        Each step runs even when an earlier one fails, so a broken device never costs the records.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        logger.info("closing session: %s", status)
+        segment = self.manifest.get("segments", [{}])[-1] if self.manifest.get("segments") else None
+
+        def attempt(step: str, action: Callable[[], object]):
+            try:
+                return action()
+            except Exception:  # noqa: BLE001 — shutdown must go on; the failure is logged.
+                logger.exception("shutdown step %r failed", step)
+                return None
+
+        if self.tracker is not None:
+            if self._recording:
+                attempt("stop recording", self.tracker.stop_recording)
+            edf = attempt(
+                "receive EDF",
+                lambda: self.tracker.receive_edf(self.records.folder / f"{segment['edf_name']}.edf"),
+            )
+            if segment is not None:
+                segment["edf"] = edf
+            attempt("close tracker", self.tracker.close)
+        if self.microphone is not None:
+            attempt("close microphone", self.microphone.close)
+            if segment is not None:
+                segment["mic_overruns"] = self.microphone.overruns
+        attempt("send session end", lambda: self.sink.send({"kind": "session_end", "status": status}))
+        attempt("close stream", self.sink.close)
+        if self.window is not None:
+            attempt("close window", self.window.close)
+        if segment is not None:
+            segment["ended_unix_s"] = time.time()
+            segment["status"] = status
+        if self.manifest:
+            self.manifest["status"] = status
+            self.manifest["trials_done"] = len(self.records.completed_trials())
+            attempt("write manifest", lambda: self.records.write_manifest(self.manifest))
+
+    # ------------------------------------------------------------------ trials
+    def run(self) -> int:
+        """Run every remaining trial; return how many ran in this call."""
+        done = self.start()
+        for index in range(len(done), len(self.order)):
+            self.run_trial(index)
+        return len(self.order) - len(done)
+
+    def _drift_correction(self) -> dict:
+        """The drift-correction step; return its result for the trial row."""
+        if self.tracker.has_drift_correction:
+            import pylink
+
+            while True:
+                result = self.tracker.drift_correct(self.config.screen_width_px / 2, self.config.screen_height_px / 2)
+                if result.get("error") != pylink.ESC_KEY:
+                    return result
+        return self._own_drift_screen()
+
+    def _own_drift_screen(self) -> dict:
+        """Central dot; space accepts, Esc opens the tracker setup, ``q`` asks to quit."""
+        from psychopy import visual
+
+        dot = visual.Circle(self.window, radius=8, fillColor="white", lineColor="white", units="pix")
+        centre = visual.Circle(self.window, radius=2, fillColor="black", lineColor="black", units="pix")
+        auto_ms = self.config.auto_accept_drift_ms
+        started = time.perf_counter()
+        recalibrations = 0
+        self._get_keys()  # forget keys pressed during the previous trial
+        while True:
+            dot.draw()
+            centre.draw()
+            self.window.flip()
+            keys = self._get_keys()
+            if "space" in keys:
+                accepted_by = "space"
+                break
+            if "escape" in keys:
+                self._calibrate()
+                recalibrations += 1
+            if "q" in keys:
+                self._confirm_quit()
+            if auto_ms is not None and (time.perf_counter() - started) * 1000.0 >= auto_ms:
+                accepted_by = "auto"
+                break
+        result = self.tracker.drift_correct(self.config.screen_width_px / 2, self.config.screen_height_px / 2)
+        return {**result, "accepted_by": accepted_by, "wait_ms": (time.perf_counter() - started) * 1000.0,
+                "recalibrations": recalibrations}
+
+    def _confirm_quit(self) -> None:
+        from psychopy import visual
+
+        text = visual.TextStim(self.window, text="Quit the session?  y = yes, n = no", color="white", units="pix", height=32)
+        while True:
+            text.draw()
+            self.window.flip()
+            keys = self._get_keys()
+            if "y" in keys:
+                raise QuitRequested("operator confirmed quit")
+            if "n" in keys or "escape" in keys:
+                return
+
+    def run_trial(self, index: int) -> dict:
+        """Run trial ``index`` of the order and append its records; return its row."""
+        from psychopy import visual
+        from psychopy.logging import defaultClock as psychopy_clock
+
+        config, tracker, window = self.config, self.tracker, self.window
+        image_id = self.order[index]
+        path = self.stimuli.path(image_id)
+        width, height = self.stimuli.size(image_id)
+        geometry = DisplayGeometry.fit(
+            width, height, screen_width_px=config.screen_width_px,
+            screen_height_px=config.screen_height_px, scale=config.scale,
+        )
+        stimulus = visual.ImageStim(
+            window, image=str(path), units="pix", pos=(0, 0),
+            size=(geometry.display_width_px, geometry.display_height_px),
+        )
+        tracker.send_message(f"TRIALID {index}")
+        tracker.send_message(f"!V TRIAL_VAR image {image_id}")
+        drift = self._drift_correction()
+        self.sink.send({"kind": "trial_start", "trial": index, "image": image_id, "geometry": geometry.to_dict()})
+
+        tracker.start_recording()
+        self._recording = True
+        time.sleep(RECORDING_LEAD_S)
+        onset: dict = {}
+        offset: dict = {}
+
+        def mark(times: dict, message: str) -> None:
+            # Runs right after the flip returns: every clock is read back to back.
+            times["perf_s"] = time.perf_counter()
+            times["tracker_ms"] = tracker.tracker_time_ms()
+            tracker.send_message(message)
+            times["psychopy_s"] = psychopy_clock.getTime()
+            times["unix_s"] = time.time()
+
+        window.callOnFlip(mark, onset, "IMAGE_ONSET")
+        stimulus.draw()
+        window.flip()
+        tracker.send_message(
+            f"!V IMGLOAD CENTER {path.name} {config.screen_width_px // 2} {config.screen_height_px // 2} "
+            f"{geometry.display_width_px} {geometry.display_height_px}"
+        )
+        pending: list = []  # (TrackerFixation) of this trial, converted at the end
+        flips = [onset["perf_s"]]
+        overhead_s = []
+        deadline_s = onset["perf_s"] + config.duration_ms / 1000.0
+        period_s = self._frame_period_ms / 1000.0
+        while True:
+            busy = time.perf_counter()
+            for event in tracker.drain():
+                pending.append(event)
+                self.sink.send(self._live_record(event, index, image_id, geometry, onset["tracker_ms"]))
+            self.sink.service()
+            overhead_s.append(time.perf_counter() - busy)
+            # The next flip is the offset when it lands within half a frame of the deadline.
+            if flips[-1] + period_s >= deadline_s - period_s / 2:
+                break
+            stimulus.draw()
+            window.flip()
+            flips.append(time.perf_counter())
+        window.callOnFlip(mark, offset, "IMAGE_OFFSET")
+        window.flip()
+        flips.append(offset["perf_s"])
+        tracker.stop_recording()
+        self._recording = False
+        pending.extend(tracker.drain())
+
+        stimulus_duration_ms = (offset["perf_s"] - onset["perf_s"]) * 1000.0
+        audio = None
+        if self.microphone is not None:
+            audio_path = self.records.audio_dir / f"trial{index:03d}_{image_id}.wav"
+            audio = self.microphone.save(audio_path, start_s=onset["perf_s"], end_s=offset["perf_s"])
+            tracker.send_message(f"!V TRIAL_VAR mic_file {audio_path.name}")
+        tracker.send_message("TRIAL_RESULT 0")
+        fixations = [
+            replace(self._fixation(e, index, image_id, geometry, onset["tracker_ms"]), stimulus_duration_ms=stimulus_duration_ms)
+            for e in pending
+        ]
+        overhead_us = np.asarray(overhead_s) * 1e6
+        row = {
+            "trial": index,
+            "image": image_id,
+            "segment": len(self.manifest["segments"]) - 1,
+            "onset_session_s": self._elapsed_s(onset["perf_s"]),
+            "onset_tracker_ms": onset["tracker_ms"],
+            "onset_psychopy_s": onset["psychopy_s"],
+            "onset_unix_s": onset["unix_s"],
+            "offset_session_s": self._elapsed_s(offset["perf_s"]),
+            "offset_tracker_ms": offset["tracker_ms"],
+            "stimulus_duration_ms": stimulus_duration_ms,
+            **frame_summary(np.diff(flips) * 1000.0, frame_period_ms=self._frame_period_ms),
+            "loop_overhead_p50_us": float(np.percentile(overhead_us, 50)),
+            "loop_overhead_p99_us": float(np.percentile(overhead_us, 99)),
+            "drift_correction": drift,
+            "mic_file": None if audio is None else f"audio/{audio['file']}",
+            "mic_offset_ms": None if audio is None else audio["offset_ms"],
+            "mic_frames": None if audio is None else audio["frames"],
+            "mic_level_dbfs": None if audio is None else audio["level_dbfs"],
+            "mic_overruns": None if audio is None else audio["overruns"],
+            "fixations": len(fixations),
+            "geometry": geometry.to_dict(),
+        }
+        self.records.append_trial(row, fixations)
+        self.sink.send({"kind": "trial_end", "trial": index, "image": image_id,
+                        "stimulus_duration_ms": stimulus_duration_ms, "fixations": len(fixations)})
+        self.sink.flush()
+        logger.info("trial %d/%d (%s): %d fixations, %d dropped frames", index + 1, len(self.order),
+                    image_id, len(fixations), row["dropped_frames"])
+        return row
+
+    def _fixation(self, event, trial: int, image_id: str, geometry: DisplayGeometry, onset_tracker_ms: float) -> Fixation:
+        x_image, y_image = geometry.display_to_image(event.x_display_px, event.y_display_px)
+        return Fixation(
+            participant=self.config.participant, session=self.config.session_id, trial=trial,
+            image=image_id, eye=event.eye,
+            start_ms=event.start_tracker_ms - onset_tracker_ms, end_ms=event.end_tracker_ms - onset_tracker_ms,
+            duration_ms=event.duration_ms, x_display_px=event.x_display_px, y_display_px=event.y_display_px,
+            x_image_px=float(x_image), y_image_px=float(y_image),
+            stimulus_duration_ms=self.config.duration_ms, pupil=event.pupil,
+        )
+
+    def _live_record(self, event, trial: int, image_id: str, geometry: DisplayGeometry, onset_tracker_ms: float) -> dict:
+        """The streamed form of a fixation (nominal stimulus duration; the file holds the measured one)."""
+        record = asdict(self._fixation(event, trial, image_id, geometry, onset_tracker_ms))
+        record.update(kind="fixation", start_tracker_ms=event.start_tracker_ms, end_tracker_ms=event.end_tracker_ms)
+        return record

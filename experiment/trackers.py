@@ -1,0 +1,462 @@
+"""Eye-tracker backends behind one interface (SPEC §4).
+
+``eyelink``
+    Real hardware through SR Research's ``pylink`` (PyPI ``sr-research-pylink``), following the
+    call sequence of SR Research's PsychoPy examples.
+``eyelink-dummy``
+    pylink's own dummy connection (``pylink.EyeLink(None)``): every call succeeds, no data
+    arrive. As in SR Research's examples, calibration and drift correction are skipped (SPEC §10).
+``simulated``
+    A simulated participant with EyeLink-like timing: fixations on a tracker clock (ms, arbitrary
+    origin) that become available only once they have ended, as ``ENDFIX`` events do over the
+    link. Fixations replay recorded scanpaths when given, or come from a generative model.
+
+Every backend reports fixations as :class:`TrackerFixation` in display pixels and tracker ms; the
+task converts them to image coordinates and onset-relative times.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stimuli.geometry import DisplayGeometry
+from stimuli.sets import StimulusSet
+
+__all__ = [
+    "TrackerFixation",
+    "Tracker",
+    "SimulatedTracker",
+    "EyeLinkTracker",
+    "make_tracker",
+    "read_scanpaths",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerFixation:
+    """One ended fixation as the tracker reports it.
+
+    Attributes
+    ----------
+    eye : str
+        ``"L"`` or ``"R"``.
+    start_tracker_ms, end_tracker_ms : float
+        First and last sample of the fixation on the tracker clock, in ms.
+    duration_ms : float
+        ``end - start`` plus one sample interval (EyeLink's ``EFIX`` convention).
+    x_display_px, y_display_px : float
+        Average gaze on the screen, display pixels, origin top-left.
+    pupil : float
+        Average pupil size in tracker units (NaN when unknown).
+    """
+
+    eye: str
+    start_tracker_ms: float
+    end_tracker_ms: float
+    duration_ms: float
+    x_display_px: float
+    y_display_px: float
+    pupil: float
+
+
+class Tracker(ABC):
+    """The interface the task drives, in SPEC §4 order.
+
+    ``connect → open_edf → configure → calibrate → (per trial: drift_correct → start_recording →
+    send_message/drain each frame → stop_recording) → close`` where ``close`` closes the EDF,
+    transfers it (:meth:`receive_edf`) and disconnects.
+    """
+
+    #: whether :meth:`drift_correct` runs the tracker's own drift correction; when False the task
+    #: shows its own drift-correction screen only.
+    has_drift_correction: bool = False
+
+    def connect(self) -> str:
+        """Connect; return a description of the tracker (version) for the manifest."""
+        return type(self).__name__
+
+    def open_edf(self, name: str) -> None:
+        """Open the host-side data file ``name`` (≤ 8 characters, no extension)."""
+
+    def configure(self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int) -> None:
+        """Send the configuration commands (sampling rate, calibration type, coordinates, filters)."""
+
+    def calibrate(self) -> dict:
+        """Calibrate and validate; return the results for the manifest."""
+        return {"skipped": True, "reason": f"{type(self).__name__} has no calibration"}
+
+    def drift_correct(self, x_display_px: float, y_display_px: float) -> dict:
+        """Drift-correct at a screen position; return the result for the trial row."""
+        return {"performed": False}
+
+    @abstractmethod
+    def tracker_time_ms(self) -> float:
+        """Current time on the tracker clock, in ms."""
+
+    def start_recording(self) -> None:
+        """Start recording samples and events."""
+
+    def stop_recording(self) -> None:
+        """Stop recording."""
+
+    def send_message(self, text: str) -> None:
+        """Write a message into the tracker's data file (time-stamped by the tracker)."""
+
+    @abstractmethod
+    def drain(self) -> list[TrackerFixation]:
+        """Every fixation that ended since the last call; never blocks."""
+
+    def receive_edf(self, destination: Path) -> dict:
+        """Close the data file and copy it to ``destination``; return the transfer's outcome."""
+        return {"transferred": False, "reason": f"{type(self).__name__} writes no EDF"}
+
+    def close(self) -> None:
+        """Disconnect (idempotent)."""
+
+
+def read_scanpaths(path: Path) -> dict[str, list[np.ndarray]]:
+    """Read recorded scanpaths for :class:`SimulatedTracker`.
+
+    Parameters
+    ----------
+    path : Path
+        CSV with columns ``observer, image, x_image_px, y_image_px, duration_ms``; rows of one
+        observer and image are in viewing order.
+
+    Returns
+    -------
+    dict
+        image id → list (one per observer) of ``(N, 3)`` float arrays ``(x_image_px,
+        y_image_px, duration_ms)``, original-image pixels.
+    """
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype={"image": str, "observer": str})
+    missing = {"observer", "image", "x_image_px", "y_image_px", "duration_ms"} - set(table.columns)
+    if missing:
+        raise ValueError(
+            f"scanpath table {path} lacks the columns {sorted(missing)}; it has {list(table.columns)}"
+        )
+    scanpaths: dict[str, list[np.ndarray]] = {}
+    for (image, _), rows in table.groupby(["image", "observer"], sort=False):
+        values = rows[["x_image_px", "y_image_px", "duration_ms"]].to_numpy(dtype=float)
+        scanpaths.setdefault(str(image), []).append(values)
+    return scanpaths
+
+
+class SimulatedTracker(Tracker):
+    """A simulated participant with EyeLink-like event timing.
+
+    The participant looks at the screen centre until ``IMAGE_ONSET`` is sent, then explores the
+    image announced by the last ``!V TRIAL_VAR image <id>`` message. Fixation durations follow a
+    gamma distribution (shape 4, mean 250 ms) and saccades take a gamma-distributed 20–60 ms; the
+    fixation positions come from a replayed observer's scanpath when ``scanpaths`` holds the image,
+    otherwise from a density proportional to the image's local contrast times a centre-bias
+    Gaussian (σ = ¼ of the displayed image size), as viewers of natural images do.
+
+    Parameters
+    ----------
+    stimuli : StimulusSet
+        The set whose images are shown (to find the image's content and size).
+    screen_width_px, screen_height_px : int
+        Screen size.
+    scale : float
+        Requested display scale (as :meth:`DisplayGeometry.fit`).
+    sample_rate_hz : int
+        Sample rate whose interval quantises the event times.
+    seed : int
+        Seed of the simulated participant.
+    scanpaths : dict or None
+        From :func:`read_scanpaths`.
+    """
+
+    def __init__(
+        self,
+        stimuli: StimulusSet,
+        *,
+        screen_width_px: int,
+        screen_height_px: int,
+        scale: float,
+        sample_rate_hz: int = 250,
+        seed: int = 0,
+        scanpaths: dict[str, list[np.ndarray]] | None = None,
+    ) -> None:
+        self._stimuli = stimuli
+        self._screen = (screen_width_px, screen_height_px)
+        self._scale = scale
+        self._sample_ms = 1000.0 / sample_rate_hz
+        self._rng = np.random.default_rng(seed)
+        self._scanpaths = scanpaths or {}
+        # EyeLink's clock starts at the host's boot, not at 0: an arbitrary origin catches code
+        # that forgets to subtract the onset.
+        self._origin_ms = float(self._rng.integers(1_000_000, 9_000_000))
+        self._t0 = time.perf_counter()
+        self._recording = False
+        self._density: tuple[DisplayGeometry, np.ndarray, tuple[int, int]] | None = None
+        self._replay: list[np.ndarray] = []
+        self._pending: list[TrackerFixation] = []  # planned, not yet drained
+        self._plan_until_ms = 0.0
+        self._looking = False
+
+    def tracker_time_ms(self) -> float:
+        return self._origin_ms + (time.perf_counter() - self._t0) * 1000.0
+
+    def _quantise(self, t_ms: float) -> float:
+        return self._origin_ms + np.floor((t_ms - self._origin_ms) / self._sample_ms) * self._sample_ms
+
+    def send_message(self, text: str) -> None:
+        if text.startswith("!V TRIAL_VAR image "):
+            self._prepare_image(text.split(" ", 3)[3])
+        elif text == "IMAGE_ONSET":
+            self._replan(looking_at_image=True)
+        elif text == "IMAGE_OFFSET":
+            self._replan(looking_at_image=False)
+
+    def _prepare_image(self, image_id: str) -> None:
+        """Load the content density of the next image (between trials, never in a frame)."""
+        from PIL import Image
+
+        self._replay = []
+        if image_id in self._scanpaths:
+            observers = self._scanpaths[image_id]
+            self._replay = list(observers[int(self._rng.integers(len(observers)))])
+        width, height = self._stimuli.size(image_id)
+        geometry = DisplayGeometry.fit(
+            width, height, screen_width_px=self._screen[0], screen_height_px=self._screen[1],
+            scale=self._scale,
+        )
+        # Local contrast on an 8× smaller grey image: cheap and content-driven enough.
+        small = (max(width // 8, 1), max(height // 8, 1))
+        with Image.open(self._stimuli.path(image_id)) as image:
+            grey = np.asarray(image.convert("L").resize(small), dtype=float)
+        gy, gx = np.gradient(grey)
+        rows, cols = np.mgrid[0 : small[1], 0 : small[0]]
+        centre = np.exp(-(((cols - small[0] / 2) / (small[0] / 4)) ** 2 + ((rows - small[1] / 2) / (small[1] / 4)) ** 2) / 2)
+        density = ((np.hypot(gx, gy) + 1e-3) * centre).ravel()
+        # The cumulative density, so that drawing a position in the frame loop is one bisection.
+        self._density = (geometry, np.cumsum(density) / density.sum(), small)
+
+    def _next_position(self, looking_at_image: bool) -> tuple[float, float, float | None]:
+        """Display position of the next fixation and, when replaying, its recorded duration."""
+        cx, cy = self._screen[0] / 2, self._screen[1] / 2
+        if not looking_at_image or self._density is None:
+            return cx + self._rng.normal(0, 8), cy + self._rng.normal(0, 8), None
+        geometry, cdf, (small_w, small_h) = self._density
+        if self._replay:
+            x_img, y_img, duration = self._replay.pop(0)
+        else:
+            cell = min(int(np.searchsorted(cdf, self._rng.random())), cdf.size - 1)
+            x_img = (cell % small_w + self._rng.random()) * geometry.image_width_px / small_w
+            y_img = (cell // small_w + self._rng.random()) * geometry.image_height_px / small_h
+            duration = None
+        x_img = float(np.clip(x_img, 0, geometry.image_width_px - 1e-3))
+        y_img = float(np.clip(y_img, 0, geometry.image_height_px - 1e-3))
+        x, y = geometry.image_to_display(x_img, y_img)
+        return float(x), float(y), duration
+
+    def _replan(self, *, looking_at_image: bool) -> None:
+        """Cut the current fixation at now and plan the next ones for the new screen content."""
+        now = self.tracker_time_ms()
+        current = [f for f in self._pending if f.start_tracker_ms <= now]
+        self._pending = [self._end_at(f, min(f.end_tracker_ms, now)) for f in current]
+        self._plan_until_ms = now
+        self._looking = looking_at_image
+
+    def _end_at(self, fixation: TrackerFixation, end_ms: float) -> TrackerFixation:
+        end = max(self._quantise(end_ms), fixation.start_tracker_ms)
+        return TrackerFixation(
+            fixation.eye, fixation.start_tracker_ms, end, end - fixation.start_tracker_ms + self._sample_ms,
+            fixation.x_display_px, fixation.y_display_px, fixation.pupil,
+        )
+
+    def _plan(self, until_ms: float) -> None:
+        while self._plan_until_ms <= until_ms:
+            saccade_ms = float(np.clip(self._rng.gamma(4.0, 10.0), 20, 60))
+            x, y, duration = self._next_position(self._looking)
+            if duration is None:
+                duration = float(self._rng.gamma(4.0, 62.5))
+            start = self._quantise(self._plan_until_ms + saccade_ms)
+            end = self._quantise(start + max(duration, 2 * self._sample_ms))
+            self._pending.append(
+                TrackerFixation("R", start, end, end - start + self._sample_ms, x, y, float(self._rng.normal(900, 40)))
+            )
+            self._plan_until_ms = end
+
+    def start_recording(self) -> None:
+        self._recording = True
+        self._pending = []
+        self._plan_until_ms = self.tracker_time_ms()
+        self._looking = False
+
+    def stop_recording(self) -> None:
+        # EyeLink ends the current fixation when recording stops: its ENDFIX is the last event.
+        self._replan(looking_at_image=False)
+        self._recording = False
+
+    def drain(self) -> list[TrackerFixation]:
+        if not self._recording and not self._pending:
+            return []
+        now = self.tracker_time_ms()
+        if self._recording:
+            self._plan(now)
+        ended = [f for f in self._pending if f.end_tracker_ms <= now or not self._recording]
+        self._pending = [f for f in self._pending if f not in ended] if self._recording else []
+        return ended
+
+
+class EyeLinkTracker(Tracker):
+    """SR Research EyeLink through ``pylink`` (real or dummy connection).
+
+    Parameters
+    ----------
+    host : str or None
+        Host PC address; None opens pylink's dummy connection.
+    window : psychopy.visual.Window or None
+        Window for the calibration graphics (real tracker only).
+    """
+
+    def __init__(self, host: str | None, *, window=None) -> None:
+        import pylink
+
+        self._pylink = pylink
+        self._host = host
+        self._window = window
+        self._el = None
+        self._edf_name: str | None = None
+        self._sample_ms = 4.0
+        self.has_drift_correction = host is not None
+
+    @property
+    def dummy(self) -> bool:
+        return self._host is None
+
+    def connect(self) -> str:
+        try:
+            self._el = self._pylink.EyeLink(self._host)
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"cannot connect to the EyeLink host at {self._host}: {error}; check the cable and "
+                "the host PC's address (--host), or run with --tracker eyelink-dummy"
+            ) from error
+        if self.dummy:
+            return "pylink dummy connection"
+        return f"EyeLink {self._el.getTrackerVersion()} ({self._el.getTrackerVersionString()})"
+
+    def open_edf(self, name: str) -> None:
+        self._edf_name = name
+        self._el.openDataFile(f"{name}.EDF")
+        self._el.sendCommand("add_file_preamble_text 'lookwhere session'")
+
+    def configure(self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int) -> None:
+        el = self._el
+        self._sample_ms = 1000.0 / sample_rate_hz
+        el.setOfflineMode()
+        el.sendCommand(f"sample_rate {sample_rate_hz}")
+        el.sendCommand("calibration_type = HV9")
+        el.sendCommand(f"screen_pixel_coords = 0 0 {screen_width_px - 1} {screen_height_px - 1}")
+        el.sendMessage(f"DISPLAY_COORDS 0 0 {screen_width_px - 1} {screen_height_px - 1}")
+        el.sendCommand("file_event_filter = LEFT,RIGHT,FIXATION,SACCADE,BLINK,MESSAGE,BUTTON,INPUT")
+        el.sendCommand("file_sample_data = LEFT,RIGHT,GAZE,HREF,RAW,AREA,HTARGET,GAZERES,BUTTON,STATUS,INPUT")
+        el.sendCommand("link_event_filter = LEFT,RIGHT,FIXATION,FIXUPDATE,SACCADE,BLINK,BUTTON,INPUT")
+        el.sendCommand("link_sample_data = LEFT,RIGHT,GAZE,GAZERES,AREA,HTARGET,STATUS,INPUT")
+        if not self.dummy and self._window is not None:
+            from experiment.calibration import CalibrationGraphics
+
+            self._pylink.openGraphicsEx(CalibrationGraphics(self._el, self._window))
+
+    def calibrate(self) -> dict:
+        if self.dummy:
+            # doTrackerSetup never returns in dummy mode (SPEC §10); SR Research's examples skip it.
+            return {"skipped": True, "reason": "dummy connection"}
+        self._el.doTrackerSetup()
+        return {"result": self._el.getCalibrationResult(), "message": self._el.getCalibrationMessage()}
+
+    def drift_correct(self, x_display_px: float, y_display_px: float) -> dict:
+        if self.dummy:
+            return {"performed": False}
+        # draw=1: the calibration graphics draw the target; allow_setup=1: Esc enters setup.
+        error = self._el.doDriftCorrect(int(x_display_px), int(y_display_px), 1, 1)
+        return {"performed": True, "error": int(error), "message": self._el.getCalibrationMessage()}
+
+    def tracker_time_ms(self) -> float:
+        # The dummy connection's trackerTime() is meaningless (2**32 - 1): use the local clock.
+        return float(self._pylink.currentTime() if self.dummy else self._el.trackerTime())
+
+    def start_recording(self) -> None:
+        self._el.setOfflineMode()
+        error = self._el.startRecording(1, 1, 1, 1)
+        if error:
+            raise RuntimeError(f"EyeLink startRecording failed with error {error}")
+
+    def stop_recording(self) -> None:
+        self._el.stopRecording()
+
+    def send_message(self, text: str) -> None:
+        self._el.sendMessage(text)
+
+    def drain(self) -> list[TrackerFixation]:
+        pylink = self._pylink
+        fixations = []
+        while True:
+            kind = self._el.getNextData()
+            if not kind:
+                return fixations
+            if kind != pylink.ENDFIX:
+                continue
+            event = self._el.getFloatData()
+            x, y = event.getAverageGaze()
+            start, end = float(event.getStartTime()), float(event.getEndTime())
+            fixations.append(
+                TrackerFixation(
+                    "L" if event.getEye() == pylink.LEFT_EYE else "R", start, end,
+                    end - start + self._sample_ms, float(x), float(y), float(event.getAveragePupilSize()),
+                )
+            )
+
+    def receive_edf(self, destination: Path, *, retries: int = 3) -> dict:
+        if self._el is None or self._edf_name is None:
+            return {"transferred": False, "reason": "no EDF was opened"}
+        host_name = f"{self._edf_name}.EDF"
+        self._el.setOfflineMode()
+        self._el.closeDataFile()
+        if self.dummy:
+            return {"transferred": False, "host_file": host_name, "reason": "dummy connection"}
+        for attempt in range(1, retries + 1):
+            try:
+                size = self._el.receiveDataFile(host_name, str(destination))
+            except RuntimeError as error:
+                logger.warning("EDF transfer attempt %d/%d failed: %s", attempt, retries, error)
+                continue
+            on_disk = Path(destination).stat().st_size if Path(destination).exists() else -1
+            if size > 0 and on_disk == size:
+                return {"transferred": True, "host_file": host_name, "path": str(destination), "bytes": size}
+            logger.warning("EDF transfer attempt %d/%d: %d bytes sent, %d on disk", attempt, retries, size, on_disk)
+        return {"transferred": False, "host_file": host_name, "reason": f"{retries} attempts failed"}
+
+    def close(self) -> None:
+        if self._el is not None:
+            self._el.close()
+            self._el = None
+
+
+def make_tracker(config, stimuli: StimulusSet, *, window=None) -> Tracker:
+    """The backend named by ``config.tracker`` (a :class:`experiment.config.SessionConfig`)."""
+    if config.tracker == "simulated":
+        return SimulatedTracker(
+            stimuli,
+            screen_width_px=config.screen_width_px,
+            screen_height_px=config.screen_height_px,
+            scale=config.scale,
+            sample_rate_hz=config.sample_rate_hz,
+            seed=config.seed,
+            scanpaths=read_scanpaths(config.scanpaths) if config.scanpaths else None,
+        )
+    return EyeLinkTracker(None if config.tracker == "eyelink-dummy" else config.host, window=window)

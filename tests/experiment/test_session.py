@@ -1,0 +1,137 @@
+"""Whole sessions in a real PsychoPy window under Xvfb, with the virtual microphone.
+
+Each session runs as ``python -m experiment`` in a subprocess (as the lab runs it), with short
+trials (400 ms) to keep the file fast.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from experiment.config import trial_order
+from experiment.records import SessionRecords
+from lookwhere.records import FIXATION_COLUMNS
+from stimuli.sets import StimulusSet
+from tests.experiment.conftest import MIC_LEVEL_DBFS, run_session, start_session
+
+DURATION_MS = 400
+COMMON = ("--duration-ms", str(DURATION_MS), "--auto-accept-drift-ms", "150", "--windowed")
+
+
+def _check_complete_session(folder, stimuli, *, seed: int, trials: int) -> SessionRecords:
+    records = SessionRecords(folder)
+    rows = records.completed_trials()
+    # Oracle for the order: the seeded permutation of the sorted ids (config.trial_order).
+    expected = trial_order(StimulusSet(stimuli).image_ids, seed=seed, trials=trials)
+    assert [row["trial"] for row in rows] == list(range(trials))
+    assert [row["image"] for row in rows] == expected
+    for row in rows:
+        # Offset is the first flip within half a frame of the deadline (Xvfb frames are ~5–20 ms).
+        assert abs(row["stimulus_duration_ms"] - DURATION_MS) < 40
+        audio, rate = sf.read(folder / row["mic_file"])
+        assert abs(audio.size / rate * 1000 - row["stimulus_duration_ms"]) < 25
+        # The virtual microphone plays a 0.25-amplitude sine: -15.05 dBFS (16-bit rounding aside).
+        assert row["mic_level_dbfs"] == pytest.approx(MIC_LEVEL_DBFS, abs=0.5)
+        assert row["frames"] > 10 and row["interval_p50_ms"] > 0
+    manifest = records.read_manifest()
+    assert manifest["status"] == "completed"
+    assert manifest["seed"] == seed and manifest["order"] == expected
+    return records
+
+
+def test_simulated_session_complete(session_env, four_images, tmp_path):
+    result = run_session(
+        session_env, "--participant", "P01", "--stimuli", str(four_images), "--tracker", "simulated",
+        "--out", str(tmp_path), "--trials", "3", "--seed", "11", *COMMON,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = _check_complete_session(tmp_path / "P01", four_images, seed=11, trials=3)
+    fixations = records.read_fixations()
+    assert tuple(fixations.columns) == FIXATION_COLUMNS
+    rows = records.completed_trials()
+    assert fixations.groupby("trial").size().to_dict() == {r["trial"]: r["fixations"] for r in rows}
+    # ~250 ms fixations over 400 ms: at least one per trial; all on the 800×600 image, which the
+    # simulated participant looks at (pre-onset fixations are on the central dot, also on it).
+    assert (fixations.groupby("trial").size() >= 1).all()
+    assert fixations["x_image_px"].between(0, 800).all() and fixations["y_image_px"].between(0, 600).all()
+    # Display → image mapping: 800×600 at scale 1.8 (×2 does not fit 1080 px), centred.
+    np.testing.assert_allclose(fixations["x_image_px"], (fixations["x_display_px"] - 240) / 1.8)
+    np.testing.assert_allclose(fixations["y_image_px"], fixations["y_display_px"] / 1.8)
+    # EyeLink-like events: 250 Hz sample grid, duration = end - start + one sample.
+    np.testing.assert_allclose(fixations["duration_ms"], fixations["end_ms"] - fixations["start_ms"] + 4)
+    assert (fixations["start_ms"] < fixations["stimulus_duration_ms"]).all()
+    assert (fixations["participant"] == "P01").all()
+
+
+def test_eyelink_dummy_session_complete(session_env, four_images, tmp_path):
+    result = run_session(
+        session_env, "--participant", "P02", "--stimuli", str(four_images), "--tracker", "eyelink-dummy",
+        "--out", str(tmp_path), "--trials", "2", "--seed", "5", *COMMON,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = _check_complete_session(tmp_path / "P02", four_images, seed=5, trials=2)
+    segment = records.read_manifest()["segments"][0]
+    assert segment["tracker"] == "pylink dummy connection"
+    assert segment["edf"] == {"transferred": False, "host_file": "P02.EDF", "reason": "dummy connection"}
+    # The dummy connection delivers no events: the trials ran, with no fixations.
+    assert [row["fixations"] for row in records.completed_trials()] == [0, 0]
+
+
+def _wait_for_trials(folder, count: int, process, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    path = folder / "trials.jsonl"
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= count:
+            return
+        assert process.poll() is None, process.stdout.read()[-3000:]
+        time.sleep(0.02)
+    pytest.fail(f"{count} trials were not written within {timeout_s} s")
+
+
+def test_sigkill_then_resume_has_every_trial_once(session_env, four_images, tmp_path):
+    arguments = ("--participant", "P03", "--stimuli", str(four_images), "--tracker", "simulated",
+                 "--out", str(tmp_path), "--seed", "7", *COMMON)
+    folder = tmp_path / "P03"
+    process = start_session(session_env, *arguments)
+    _wait_for_trials(folder, 2, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    before = (folder / "trials.jsonl").read_text().splitlines()
+    done_before = [json.loads(line)["trial"] for line in before if line.endswith("}")]
+
+    refused = run_session(session_env, *arguments)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+
+    resumed = run_session(session_env, *arguments, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    records = _check_complete_session(folder, four_images, seed=7, trials=4)
+    after = (folder / "trials.jsonl").read_text().splitlines()
+    # Completed trials are kept byte for byte; the rest were run by the resumed segment.
+    assert after[: len(done_before)] == before[: len(done_before)]
+    assert [json.loads(line)["segment"] for line in after] == [0] * len(done_before) + [1] * (4 - len(done_before))
+    fixations = records.read_fixations()
+    assert not fixations.duplicated(["trial", "start_ms"]).any()
+    assert sorted(fixations["trial"].unique()) == [0, 1, 2, 3]
+    segments = records.read_manifest()["segments"]
+    assert [s["edf_name"] for s in segments] == ["P03", "P03_1"]
+    assert segments[1]["first_trial"] == len(done_before)
+
+
+def test_sigterm_saves_and_marks_interrupted(session_env, four_images, tmp_path):
+    folder = tmp_path / "P04"
+    process = start_session(session_env, "--participant", "P04", "--stimuli", str(four_images),
+                            "--tracker", "simulated", "--out", str(tmp_path), "--seed", "3", *COMMON)
+    _wait_for_trials(folder, 1, process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 1
+    records = SessionRecords(folder)
+    manifest = records.read_manifest()
+    assert manifest["status"] == "interrupted (SessionInterrupted)"
+    assert manifest["trials_done"] == len(records.completed_trials()) >= 1
+    assert manifest["segments"][0]["status"] == manifest["status"]
