@@ -12,6 +12,7 @@ import logging
 import os
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -104,7 +105,12 @@ class Sender:
         self._socket = make_socket(context or zmq.Context.instance(), "sender", curve=curve)
         self._socket.connect(endpoint)
 
-        self._pending: dict[int, tuple[bytes, bytes]] = {}  # seq -> frames, for seq > acked_seq
+        # Topic and payload of seq acked_seq+1, acked_seq+2, ...: deques, because a dict or a list
+        # this size (100k+ records while the server is away) resizes in one O(n) step, a
+        # multi-ms stall; and bytes only (no tuples), which the garbage collector does not track,
+        # so a backlog does not trigger full collections on the caller's thread either.
+        self._pending_topics: deque[bytes] = deque()
+        self._pending: deque[bytes] = deque()
         self.last_seq = 0  # last seq assigned
         self.acked_seq = 0  # every seq <= this is persisted by the server
         self._next_send = 1  # next seq to transmit
@@ -147,11 +153,12 @@ class Sender:
             When a field breaks the schema (e.g. NaN gaze); no seq is used up then.
         """
         record = record_type(session=self.session, seq=self.last_seq + 1, **fields)
-        frames = protocol.encode(record)
+        topic, payload = protocol.encode(record)
         self.last_seq = record.seq
-        self._journal.write(frames[1])
-        self._pending[record.seq] = frames
-        if self._next_send == record.seq and self._transmit(frames):
+        self._journal.write(payload)
+        self._pending_topics.append(topic)
+        self._pending.append(payload)
+        if self._next_send == record.seq and self._transmit(topic, payload):
             self._next_send += 1
         return record
 
@@ -163,14 +170,17 @@ class Sender:
         now = time.monotonic()
         self._drain_replies(now)
         for _ in range(self._max_sends):
-            if self._next_send > self.last_seq or not self._transmit(self._pending[self._next_send]):
+            if self._next_send > self.last_seq:
+                break
+            index = self._next_send - self.acked_seq - 1
+            if not self._transmit(self._pending_topics[index], self._pending[index]):
                 break
             self.stats["resent"] += 1
             self._next_send += 1
         if self._pending and now - self._last_progress > self._resend_after_s and now - self._last_hello > self._resend_after_s:
             self._last_hello = now
             self.stats["hellos"] += 1
-            self._transmit(protocol.encode_control(TOPIC_HELLO, self.session, self._next_send - 1))
+            self._transmit(*protocol.encode_control(TOPIC_HELLO, self.session, self._next_send - 1))
         if self._heartbeat_interval_s is not None and now - self._last_heartbeat >= self._heartbeat_interval_s:
             self._last_heartbeat = now
             self.send(Heartbeat, t_session_ms=self._session_clock_ms(), wall_time_s=time.time(), pending=self.pending)
@@ -210,9 +220,9 @@ class Sender:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _transmit(self, frames: tuple[bytes, bytes]) -> bool:
+    def _transmit(self, topic: bytes, payload: bytes) -> bool:
         try:
-            self._socket.send_multipart(frames, flags=zmq.NOBLOCK)
+            self._socket.send_multipart((topic, payload), flags=zmq.NOBLOCK)
         except zmq.Again:
             self.stats["would_block"] += 1
             return False
@@ -252,8 +262,9 @@ class Sender:
     def _acknowledge(self, seq: int, now: float) -> None:
         if seq <= self.acked_seq:
             return
-        for done in range(self.acked_seq + 1, seq + 1):
-            del self._pending[done]
+        for _ in range(seq - self.acked_seq):
+            self._pending_topics.popleft()
+            self._pending.popleft()
         self.acked_seq = seq
         self._next_send = max(self._next_send, seq + 1)
         self._last_progress = now

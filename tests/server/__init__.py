@@ -1,0 +1,1 @@
+"""Tests of the stream receiver, the sender and their faults."""
