@@ -49,7 +49,9 @@ class Sender:
         With records unacknowledged and no acknowledgement for this long, :meth:`service` sends a
         hello so the server says what it lacks (its reply triggers the replay).
     max_sends_per_service : int
-        Most messages one :meth:`service` call transmits, bounding its cost after a reconnect.
+        Most messages one :meth:`service` call transmits, bounding its cost after a reconnect
+        (~5 µs each: 100 is ~0.5 ms of a frame, and drains 6000 records/s at 60 Hz, twenty times
+        a session's rate of ~270 records/s).
     session_clock_ms : callable, optional
         Returns milliseconds since the session started (for heartbeats); by default, since this
         sender was created.
@@ -82,7 +84,7 @@ class Sender:
         curve: CurveKeys | None = None,
         heartbeat_interval_s: float | None = 1.0,
         resend_after_s: float = 0.5,
-        max_sends_per_service: int = 500,
+        max_sends_per_service: int = 100,
         session_clock_ms: Callable[[], float] | None = None,
     ) -> None:
         if heartbeat_interval_s is not None and not heartbeat_interval_s > 0:
@@ -177,7 +179,8 @@ class Sender:
                 break
             self.stats["resent"] += 1
             self._next_send += 1
-        if self._pending and now - self._last_progress > self._resend_after_s and now - self._last_hello > self._resend_after_s:
+        silent_s = now - max(self._last_progress, self._last_hello)
+        if self._pending and silent_s > self._resend_after_s:
             self._last_hello = now
             self.stats["hellos"] += 1
             self._transmit(*protocol.encode_control(TOPIC_HELLO, self.session, self._next_send - 1))

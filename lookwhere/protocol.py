@@ -37,7 +37,6 @@ known kinds and version, UUID sessions. It raises :class:`ProtocolError` whose `
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path

@@ -46,11 +46,13 @@ class SessionJournal:
         self.path = path
         self.session = path.stem
         self.last_seq = 0
+        #: kind of the last record found when the file was opened ("" for a new file)
+        self.last_kind = ""
         good_offset = 0
         if path.exists():
             for offset, data in protocol.read_journal(path):
                 record = self._checked(data, good_offset)
-                self.last_seq = record.seq
+                self.last_seq, self.last_kind = record.seq, record.kind
                 good_offset = offset
             size = path.stat().st_size
             if size > good_offset:

@@ -17,6 +17,12 @@ At start the journals are reloaded, so the last contiguous ``seq`` of every sess
 restart (even after SIGKILL) and a sender's replay fills exactly what is missing.
 Liveness: a session is alive while it sent anything (records, heartbeats, hellos) within
 ``liveness_timeout_s``.
+
+Replies (acks, replay requests) go to the peer that last sent a valid message for the session.
+A peer that sends records of someone else's session (possible on an open loopback port, or with
+an allowed CURVE key) diverts them until the real sender's next message; the real sender then
+recovers through its hello, and nothing is stored twice because of (session, seq) de-duplication.
+Whether an image id belongs to the stimulus set is for the live state to check, not the stream.
 """
 
 from __future__ import annotations
@@ -130,7 +136,8 @@ class Receiver:
         self._max_batch = max_batch
         self.store = JournalStore(data_dir)
         self._sessions: dict[str, _Session] = {
-            name: _Session(last_seq=journal.last_seq) for name, journal in self.store.journals.items()
+            name: _Session(last_seq=journal.last_seq, ended=journal.last_kind == "session_end")
+            for name, journal in self.store.journals.items()
         }
         context = context or zmq.Context.instance()
         self._auth = start_authenticator(context, allowed_keys_dir) if curve is not None else None
@@ -197,7 +204,11 @@ class Receiver:
 
     def serve(self, on_records: Callable[[list[Record]], None], *, stop: threading.Event,
               timeout_ms: int = 100) -> None:
-        """Call :meth:`poll` until ``stop`` is set, passing each non-empty batch to ``on_records``."""
+        """Call :meth:`poll` until ``stop`` is set, passing each non-empty batch to ``on_records``.
+
+        Run it in one thread (e.g. a server's background thread): the receiver, like its socket,
+        is not thread-safe; hand the records to other threads through ``on_records``.
+        """
         while not stop.is_set():
             records = self.poll(timeout_ms)
             if records:

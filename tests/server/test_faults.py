@@ -135,7 +135,6 @@ def test_curve_admits_only_allowed_clients(tmp_path):
     server_public, server_secret = create_keys(tmp_path / "server_keys", name="server")
     allowed_dir = tmp_path / "allowed"
     create_keys(allowed_dir, name="rig1")
-    _, rig1_secret = allowed_dir / "rig1.key", allowed_dir / "rig1.key_secret"
     _, intruder_secret = create_keys(tmp_path / "intruder", name="intruder")
     (allowed_dir / "rig1.key_secret").rename(tmp_path / "rig1.key_secret")  # the list holds public keys only
     context = zmq.Context()

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import math
 import random
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -21,6 +24,8 @@ from tests.protocol._samples import record_map
 from tests.server._stream import KINDS, pump, send_sample
 
 pytestmark = pytest.mark.timeout(60)
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _journal_maps(path):
@@ -185,3 +190,12 @@ def test_fuzz_ten_thousand_malformed_messages(tmp_path):
         send_sample(sender, "trial_end")
         pump(receiver, [sender], lambda: sender.acked_seq == 21)
         assert receiver.sessions()[sender.session].last_seq == 21
+
+
+def test_the_sender_imports_neither_torch_nor_the_analysis(tmp_path):
+    """The experiment process must stay light: checked in a fresh interpreter."""
+    code = ("import sys, experiment.sender; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'analysis', 'server')); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
