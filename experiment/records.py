@@ -58,13 +58,15 @@ class SessionRecords:
     Parameters
     ----------
     folder : Path
-        Session folder; created when missing.
+        Session folder; :meth:`create` makes it (reading needs no folder).
     """
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.audio_dir.mkdir(exist_ok=True)
+
+    def create(self) -> None:
+        """Create the session folder and its ``audio/`` subfolder."""
+        self.audio_dir.mkdir(parents=True, exist_ok=True)
 
     config_path = property(lambda self: self.folder / "config.json")
     manifest_path = property(lambda self: self.folder / "manifest.json")

@@ -198,8 +198,14 @@ class Session:
 
     def start(self) -> list[dict]:
         """Preflight, open the records, window, microphone and tracker; return done trials."""
+        existing = self.records.completed_trials()
+        if existing and not self.resume:
+            raise ValueError(
+                f"{self.records.folder} already holds {len(existing)} trials; pass --resume to "
+                "continue that session or choose another --out/--participant"
+            )
+        self.microphone = preflight(self.config, self.stimuli, self.order[len(existing):])
         done = self._open_records()
-        self.microphone = preflight(self.config, self.stimuli, self.order[len(done):])
         if self.microphone is not None:
             self.microphone.start()
             time.sleep(0.3)
@@ -242,7 +248,7 @@ class Session:
         return done
 
     def _open_records(self) -> list[dict]:
-        existing = self.records.completed_trials()
+        self.records.create()
         if self.resume:
             done = self.records.repair()
             self.manifest = self.records.read_manifest()
@@ -254,11 +260,6 @@ class Session:
                 )
             logger.info("resuming at trial %d of %d", len(done), len(self.order))
         else:
-            if existing:
-                raise ValueError(
-                    f"{self.records.folder} already holds {len(existing)} trials; pass --resume to "
-                    "continue that session or choose another --out/--participant"
-                )
             done = []
             self.config.save(self.records.config_path)
             self.manifest = {"session": self.config.session_id, "participant": self.config.participant,

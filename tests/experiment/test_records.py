@@ -1,0 +1,53 @@
+"""Session records: append, torn writes, resume repair, the tidy fixation table."""
+
+from __future__ import annotations
+
+import math
+
+from experiment.records import SessionRecords
+from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES, Fixation
+
+
+def _fixation(trial: int, start_ms: float) -> Fixation:
+    return Fixation("P07", "s", trial, f"img{trial}", "R", start_ms, start_ms + 96, 100.0,
+                    960.0, 540.0, 400.0, 300.0, 5000.0, math.nan)
+
+
+def test_append_then_read_back_the_tidy_table(tmp_path):
+    records = SessionRecords(tmp_path / "P07")
+    records.create()
+    records.append_trial({"trial": 0, "image": "img0"}, [_fixation(0, 10.0), _fixation(0, 200.0)])
+    records.append_trial({"trial": 1, "image": "img1"}, [])
+    table = records.read_fixations()
+    assert tuple(table.columns) == FIXATION_COLUMNS
+    assert {c: str(t) for c, t in table.dtypes.items()} == FIXATION_DTYPES
+    assert table["start_ms"].tolist() == [10.0, 200.0] and table["pupil"].isna().all()
+    assert [row["trial"] for row in records.completed_trials()] == [0, 1]
+
+
+def test_repair_drops_a_torn_row_and_orphan_fixations(tmp_path):
+    records = SessionRecords(tmp_path / "P07")
+    records.create()
+    records.append_trial({"trial": 0, "image": "img0"}, [_fixation(0, 10.0)])
+    # A kill after trial 1's fixations were written but before its row was complete:
+    records.append_trial({"trial": 1, "image": "img1"}, [_fixation(1, 20.0), _fixation(1, 300.0)])
+    text = records.trials_path.read_text()
+    records.trials_path.write_text(text[: text.rindex("{") + 5])
+    assert [row["trial"] for row in records.completed_trials()] == [0]
+    done = records.repair()
+    assert [row["trial"] for row in done] == [0]
+    assert records.read_fixations()["trial"].tolist() == [0]
+    assert records.trials_path.read_text().count("\n") == 1
+    # Repeating the repair changes nothing (idempotent).
+    records.repair()
+    assert records.read_fixations()["trial"].tolist() == [0]
+
+
+def test_manifest_is_replaced_atomically(tmp_path):
+    records = SessionRecords(tmp_path / "P07")
+    records.create()
+    assert records.read_manifest() == {}
+    records.write_manifest({"status": "running"})
+    records.write_manifest({"status": "completed"})
+    assert records.read_manifest() == {"status": "completed"}
+    assert not list(records.folder.glob("*.tmp"))

@@ -1,0 +1,95 @@
+"""Tracker backends: the simulated participant's EyeLink-like timing, replay, pylink's dummy."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiment.trackers import EyeLinkTracker, SimulatedTracker, read_scanpaths
+from stimuli.geometry import DisplayGeometry
+from stimuli.sets import StimulusSet
+
+
+@pytest.fixture
+def tracker(four_images):
+    return SimulatedTracker(StimulusSet(four_images), screen_width_px=1920, screen_height_px=1080,
+                            scale=2.0, sample_rate_hz=250, seed=1)
+
+
+def _record(tracker, image_id: str, seconds: float) -> tuple[float, list]:
+    tracker.send_message(f"!V TRIAL_VAR image {image_id}")
+    tracker.start_recording()
+    tracker.send_message("IMAGE_ONSET")
+    onset = tracker.tracker_time_ms()
+    events = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        drained = tracker.drain()
+        # EyeLink sends ENDFIX when a fixation ends: nothing may arrive before its end.
+        assert all(e.end_tracker_ms <= tracker.tracker_time_ms() for e in drained)
+        events += drained
+        time.sleep(0.005)
+    tracker.send_message("IMAGE_OFFSET")
+    tracker.stop_recording()
+    events += tracker.drain()
+    assert tracker.drain() == []
+    return onset, events
+
+
+def test_simulated_fixations_have_eyelink_timing_and_lie_on_the_image(tracker):
+    onset, events = _record(tracker, "1001", 1.5)
+    assert 3 <= len(events) <= 15  # mean fixation 250 ms + saccade 40 ms over 1.5 s ≈ 5
+    start = np.array([e.start_tracker_ms for e in events])
+    end = np.array([e.end_tracker_ms for e in events])
+    # Samples every 4 ms (250 Hz) on the tracker clock; duration counts the last sample.
+    np.testing.assert_allclose((start - start[0]) % 4, 0, atol=1e-6)
+    np.testing.assert_allclose([e.duration_ms for e in events], end - start + 4)
+    assert (start[1:] >= end[:-1]).all() and (end >= start).all()  # no overlap: saccades between
+    assert start[0] > 1e6  # an arbitrary clock origin, like the EyeLink host's
+    geometry = DisplayGeometry.fit(800, 600, scale=2.0)
+    on_image = [e for e in events if e.start_tracker_ms >= onset]
+    x, y = geometry.display_to_image([e.x_display_px for e in on_image], [e.y_display_px for e in on_image])
+    assert geometry.on_image(x, y).all()
+
+
+def test_simulated_replays_recorded_scanpaths(four_images, tmp_path):
+    path = tmp_path / "scanpaths.csv"
+    pd.DataFrame({"observer": ["s1"] * 3, "image": ["1002"] * 3, "x_image_px": [100.0, 400.0, 700.0],
+                  "y_image_px": [50.0, 300.0, 550.0], "duration_ms": [120.0, 160.0, 2000.0]}).to_csv(path, index=False)
+    tracker = SimulatedTracker(StimulusSet(four_images), screen_width_px=1920, screen_height_px=1080,
+                               scale=2.0, seed=2, scanpaths=read_scanpaths(path))
+    _, events = _record(tracker, "1002", 0.6)
+    geometry = DisplayGeometry.fit(800, 600, scale=2.0)
+    x, y = geometry.display_to_image([e.x_display_px for e in events], [e.y_display_px for e in events])
+    # The recorded positions, in order (oracle: the table); the last is cut by the offset.
+    np.testing.assert_allclose(x[:3], [100, 400, 700])
+    np.testing.assert_allclose(y[:3], [50, 300, 550])
+    assert [round(e.duration_ms) for e in events[:2]] == [124, 164]  # 120/160 ms on the 4-ms grid, + 1 sample
+
+
+def test_read_scanpaths_names_missing_columns(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("image,x,y\n1001,1,2\n")
+    with pytest.raises(ValueError, match="lacks the columns.*duration_ms"):
+        read_scanpaths(path)
+
+
+def test_eyelink_dummy_connection_runs_the_call_sequence():
+    tracker = EyeLinkTracker(None)
+    assert tracker.connect() == "pylink dummy connection"
+    tracker.open_edf("TEST")
+    tracker.configure(screen_width_px=1920, screen_height_px=1080, sample_rate_hz=250)
+    assert tracker.calibrate()["skipped"] and tracker.drift_correct(960, 540) == {"performed": False}
+    tracker.start_recording()
+    tracker.send_message("IMAGE_ONSET")
+    first = tracker.tracker_time_ms()
+    time.sleep(0.02)
+    assert tracker.tracker_time_ms() - first >= 15  # a real ms clock, not the dummy's 2**32 - 1
+    assert tracker.drain() == []
+    tracker.stop_recording()
+    assert tracker.receive_edf("unused.edf")["transferred"] is False
+    tracker.close()
+    tracker.close()
