@@ -1,1 +1,25 @@
-"""Experiment package (see SPEC §3); built by its own issue."""
+"""The lab side (SPEC §4): the PsychoPy naming task with an eye tracker, microphone and safe records.
+
+Modules
+-------
+config
+    :class:`~experiment.config.SessionConfig`, the validated settings of a session.
+trackers
+    One tracker interface; backends ``eyelink``, ``eyelink-dummy`` and ``simulated``.
+calibration
+    EyeLink calibration graphics in the PsychoPy window (``pylink.EyeLinkCustomDisplay``).
+task
+    :class:`~experiment.task.Session`: drift correction, trials, one shutdown path.
+records
+    Append-only session records and what ``--resume`` reads back.
+microphone
+    One input stream per session, one WAV per trial.
+preflight
+    Every check that can fail before the participant sees anything.
+sender
+    The live stream to the analysis server (wire protocol in :mod:`lookwhere.protocol`).
+cli
+    ``lookwhere run``.
+
+The experiment process never imports torch or :mod:`analysis`.
+"""

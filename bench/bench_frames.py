@@ -1,0 +1,147 @@
+"""Benchmark: the experiment's frame loop — per-frame overhead and frame intervals.
+
+Runs real trials of :class:`experiment.task.Session` (PsychoPy window, 800×600 OSIE images shown
+at the fitting scale on 1920×1080, ``duration_ms`` each) in one window, alternating three variants
+of the per-frame work between flips:
+
+``reference``
+    a tracker whose ``drain`` returns nothing and the null stream: the loop's own cost;
+``simulated``
+    the simulated participant (fixation events with EyeLink timing) and the null stream;
+``simulated+pack``
+    the same, plus a stream stand-in that serialises every record with msgpack (the cost a wire
+    sender adds per fixation before any socket I/O).
+
+Per-frame overhead is the time from the flip's return to the end of drain + stream service (what
+the trial row records as ``loop_overhead_*``); frame intervals are flip-to-flip. Under Xvfb
+there is no vsync: flips return when the software renderer is done, so the interval
+distribution measures rendering cost, not a display's refresh; "dropped" uses the frame period
+PsychoPy measured on a blank screen at start-up.
+
+Starts its own Xvfb (``:N``, 1920×1080×24) unless ``--use-display`` is given.
+
+Usage: ``.venv/bin/python bench/bench_frames.py [--duration-ms 5000] [--repeat 1] [--use-display]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STIMULI = ROOT.parent / "shared" / "data" / "osie" / "stimuli"
+
+
+def start_xvfb() -> tuple[subprocess.Popen, str]:
+    for number in range(150, 250):
+        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
+            break
+    process = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"Xvfb :{number} did not start")
+        time.sleep(0.05)
+    return process, f":{number}"
+
+
+class SilentTracker:
+    """The reference: a tracker that never has an event."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def drain(self):
+        return []
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+class PackingSink:
+    """A stream stand-in: serialises every record with msgpack and keeps the bytes."""
+
+    def __init__(self) -> None:
+        import msgpack
+
+        self._packer = msgpack.Packer()
+        self.sent: list[bytes] = []
+
+    def send(self, record: dict) -> None:
+        self.sent.append(self._packer.pack(record))
+
+    def service(self) -> None:
+        pass
+
+    def flush(self) -> None:
+        self.sent.clear()
+
+    def close(self) -> None:
+        pass
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration-ms", type=float, default=5000.0)
+    parser.add_argument("--repeat", type=int, default=1, help="trials per variant (alternating)")
+    parser.add_argument("--use-display", action="store_true", help="use $DISPLAY instead of a private Xvfb")
+    args = parser.parse_args()
+    if not STIMULI.is_dir():
+        print(f"needs the OSIE stimuli at {STIMULI}", file=sys.stderr)
+        return 1
+    xvfb = None
+    if not args.use_display:
+        xvfb, os.environ["DISPLAY"] = start_xvfb()
+    from experiment.config import SessionConfig
+    from experiment.task import NullSink, Session
+
+    variants = ["reference", "simulated", "simulated+pack"]
+    trials = len(variants) * args.repeat
+    workdir = Path(tempfile.mkdtemp(prefix="bench_frames_"))
+    try:
+        stimuli = workdir / "stimuli"
+        stimuli.mkdir()
+        for i in range(trials):
+            shutil.copy(STIMULI / f"{1001 + i}.jpg", stimuli)
+        config = SessionConfig(participant="BENCH", stimuli=stimuli, out=workdir / "out", tracker="simulated",
+                               trials=trials, duration_ms=args.duration_ms, microphone=False,
+                               auto_accept_drift_ms=0, seed=0, min_free_mb=0)
+        rows = []
+        with Session(config) as session:
+            session.start()
+            simulated = session.tracker
+            for index in range(trials):
+                variant = variants[index % len(variants)]
+                session.tracker = SilentTracker(simulated) if variant == "reference" else simulated
+                session.sink = PackingSink() if variant == "simulated+pack" else NullSink()
+                rows.append((variant, session.run_trial(index)))
+            session.tracker = simulated
+            frame_period_ms = session._frame_period_ms
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if xvfb is not None:
+            xvfb.terminate()
+    print(f"frame loop, {args.duration_ms:.0f} ms trials, {args.repeat} per variant; "
+          f"frame period measured at start-up {frame_period_ms:.2f} ms")
+    header = (f"{'variant':<16}{'fix':>5}{'overhead p50 µs':>17}{'p99 µs':>9}{'frames':>8}"
+              f"{'interval p50 ms':>17}{'p99 ms':>8}{'max ms':>8}{'dropped':>9}{'shown ms':>10}")
+    print(header)
+    print("-" * len(header))
+    for variant, row in rows:
+        print(f"{variant:<16}{row['fixations']:>5}{row['loop_overhead_p50_us']:>17.1f}{row['loop_overhead_p99_us']:>9.1f}"
+              f"{row['frames']:>8}{row['interval_p50_ms']:>17.2f}{row['interval_p99_ms']:>8.2f}"
+              f"{row['interval_max_ms']:>8.2f}{row['dropped_frames']:>9}{row['stimulus_duration_ms']:>10.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
