@@ -1,21 +1,21 @@
 """Fault tests: SIGKILL of the receiver mid-stream, a sender facing an absent or stalled server,
 CURVE with a client off the allow-list, a message over MAXMSGSIZE.
 
-Oracles: the sender's own journal (every record it produced, once, in order: what an
-uninterrupted run persists, as ``test_every_kind_travels_persists_and_is_acknowledged`` shows
-byte for byte) and wall-clock bounds on each send.
+Oracles: an uninterrupted run of the same stream (same session, same records) and the sender's
+own journal, compared byte for byte; wall-clock bounds on each send.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import msgpack
 import numpy as np
 import pytest
 import zmq
@@ -24,6 +24,7 @@ from experiment.sender import Sender
 from lookwhere import protocol
 from lookwhere.transport import CurveKeys, create_keys, make_socket
 from server.receiver import Receiver
+from tests.protocol._samples import SESSION
 from tests.server._stream import KINDS, pump, send_sample
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,13 +51,14 @@ def _start_receiver(data_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
     return process, endpoint
 
 
-@pytest.mark.timeout(90)
-def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path):
-    n_records, kill_at, restart_at = 3000, 1000, 1600
-    data_dir = tmp_path / "server"
-    process, endpoint = _start_receiver(data_dir, 0)
+def _stream(folder: Path, n_records: int, *, kill_at: int | None = None, restart_at: int | None = None):
+    """Stream ``n_records`` of session SESSION to a receiver process persisting into ``folder``;
+    optionally SIGKILL it after record ``kill_at`` and restart it (same port, same folder) after
+    ``restart_at``. Returns the persisted journal's bytes, the ack count at the kill, the sender."""
+    process, endpoint = _start_receiver(folder, 0)
     port = int(endpoint.rsplit(":", 1)[1])
-    sender = Sender(endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None, resend_after_s=0.1)
+    sender = Sender(endpoint, folder.parent / f"{folder.name}-rig.msgpack", session=SESSION,
+                    heartbeat_interval_s=None, resend_after_s=0.1)
     acked_when_killed = None
     try:
         for i in range(1, n_records + 1):
@@ -69,31 +71,54 @@ def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path):
                 process.wait(timeout=10)
                 acked_when_killed = sender.acked_seq
             if i == restart_at:
-                process, _ = _start_receiver(data_dir, port)
+                process, _ = _start_receiver(folder, port)
         pump(None, [sender], lambda: sender.acked_seq == n_records, timeout_s=30)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
         sender.close()
-    sent = [data for _, data in protocol.read_journal(tmp_path / "rig.msgpack")]
-    persisted = [data for _, data in protocol.read_journal(data_dir / "stream" / f"{sender.session}.msgpack")]
-    print(f"SIGKILL test: {n_records} records, acked {acked_when_killed} at the kill, "
-          f"sender stats {sender.stats}")
+    return (folder / "stream" / f"{SESSION}.msgpack").read_bytes(), acked_when_killed, sender
+
+
+@pytest.mark.timeout(90)
+def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path):
+    n_records, kill_at, restart_at = 3000, 1000, 1600
+    reference, _, _ = _stream(tmp_path / "uninterrupted", n_records)
+    persisted, acked_when_killed, sender = _stream(tmp_path / "killed", n_records,
+                                                   kill_at=kill_at, restart_at=restart_at)
+    seqs = [data["seq"] for _, data in protocol.read_journal(tmp_path / "killed" / "stream" / f"{SESSION}.msgpack")]
+    print(f"SIGKILL test: {n_records} records, {acked_when_killed} acknowledged when the receiver was killed "
+          f"after record {kill_at}, restarted after {restart_at}; sender stats {sender.stats}")
     assert 0 < acked_when_killed < kill_at  # the kill really happened mid-stream
-    assert sender.stats["replay_requests"] + sender.stats["hellos"] >= 1
-    assert [d["seq"] for d in persisted] == list(range(1, n_records + 1))
-    assert msgpack.packb(persisted) == msgpack.packb(sent)  # same records, same values (NaN-safe)
+    assert sender.stats["replay_requests"] + sender.stats["hellos"] >= 1  # and recovery was needed
+    assert seqs == list(range(1, n_records + 1))  # none lost, none twice
+    assert persisted == reference  # byte for byte what the uninterrupted run persisted
+    assert persisted == (tmp_path / "killed-rig.msgpack").read_bytes()  # = the sender's own journal
 
 
-def _send_times_us(sender: Sender, n: int) -> np.ndarray:
+def _send_times_us(sender: Sender, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Wall time of each send (µs) and the voluntary context switches of this thread during it.
+
+    A send that blocks puts the thread to sleep: a voluntary switch. A slow send without one was
+    preempted (this machine's 2 cores are shared), which no code of ours can prevent. The garbage
+    collector is off meanwhile, as a PsychoPy task keeps it during trials: its full collections of
+    this pytest process (~10 ms) are not the sender's.
+    """
     times = np.empty(n)
-    for i in range(n):
-        start = time.perf_counter_ns()
-        send_sample(sender, "gaze")
-        times[i] = (time.perf_counter_ns() - start) / 1000
-        if i % 50 == 0:
-            sender.service()
-    return times
+    sleeps = np.empty(n, dtype=np.int64)
+    gc.disable()
+    try:
+        for i in range(n):
+            before = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
+            start = time.perf_counter_ns()
+            send_sample(sender, "gaze")
+            times[i] = (time.perf_counter_ns() - start) / 1000
+            sleeps[i] = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw - before
+            if i % 50 == 0:
+                sender.service()
+    finally:
+        gc.enable()
+    return times, sleeps
 
 
 @pytest.mark.timeout(60)
@@ -109,14 +134,14 @@ def test_sender_never_blocks(tmp_path, server):
             endpoint = probe.getsockopt_string(zmq.LAST_ENDPOINT)
     else:
         process, endpoint = _start_receiver(tmp_path / "server", 0)
-    n = 150_000 if server == "stalled" else 20_000
+    n = 50_000 if server == "stalled" else 20_000  # the stalled wall comes at ~30k records
     try:
         with Sender(endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None) as sender:
             if process is not None:
                 send_sample(sender, "session_start")
                 pump(None, [sender], lambda: sender.acked_seq == 1)  # connected and served ...
                 process.send_signal(signal.SIGSTOP)  # ... then frozen
-            times_us = _send_times_us(sender, n)
+            times_us, sleeps = _send_times_us(sender, n)
             would_block = sender.stats["would_block"]
             assert sender.pending == n  # nothing acknowledged, everything kept for replay
     finally:
@@ -124,10 +149,17 @@ def test_sender_never_blocks(tmp_path, server):
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
     p50, p99, worst = np.percentile(times_us, 50), np.percentile(times_us, 99), times_us.max()
+    slow = times_us > 1000
     print(f"server {server}: send p50 {p50:.1f} µs, p99 {p99:.1f} µs, max {worst:.0f} µs, "
-          f"refused {would_block} times for {n} records")
+          f"refused {would_block} times for {n} records; {slow.sum()} sends over 1 ms, "
+          f"{sleeps[slow].sum()} of them slept; {sleeps.sum()} sleeps in all sends")
     assert would_block > 0  # the sends really hit a wall
-    assert p99 < 200 and worst < 5000  # measured p50 ~8, p99 ~12-22, max ~300-500 µs on 2 cores
+    # Measured on the shared 2-core VM: p50 ~8 µs, p99 ~15-40 µs, max 0.3-16 ms, every send over
+    # 1 ms preempted (involuntary switches), none asleep. A blocking send would hang (SNDTIMEO
+    # aside, ZeroMQ waits for a peer forever), so these bounds are generous yet decisive.
+    assert p99 < 200
+    assert sleeps[slow].sum() == 0
+    assert worst < 50_000
 
 
 @pytest.mark.timeout(60)

@@ -57,6 +57,18 @@ def test_every_kind_travels_persists_and_is_acknowledged(tmp_path):
         tmp_path / "server" / "stream" / f"{sender.session}.msgpack").read_bytes()
 
 
+def _rebind(data_dir, port: int, timeout_s: float = 5.0) -> Receiver:
+    """A new receiver on ``port``: libzmq frees the old listener asynchronously after close()."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return Receiver(data_dir, port=port)
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def test_restarted_receiver_reloads_and_a_replay_fills_exactly_the_gap(tmp_path):
     with Receiver(tmp_path / "server") as receiver:
         endpoint = receiver.endpoint
@@ -68,7 +80,7 @@ def test_restarted_receiver_reloads_and_a_replay_fills_exactly_the_gap(tmp_path)
     for _ in range(30):  # server down: nothing goes out, nothing blocks
         send_sample(sender, "gaze")
     assert sender.pending == 30
-    with Receiver(tmp_path / "server", port=port) as receiver:
+    with _rebind(tmp_path / "server", port) as receiver:
         assert receiver.sessions()[sender.session].last_seq == 50  # reloaded from disk
         accepted = []
         pump(receiver, [sender], lambda: sender.acked_seq == 80, sink=accepted)
@@ -136,6 +148,8 @@ def _malformed_messages(rng: random.Random, session: str, accepted_seq: int):
         lambda: ([b"fixation", msgpack.packb({**good, "v": rng.choice([0, 2, 99, "1", None])})], "wrong_version"),
         lambda: ([b"fixation", msgpack.packb({**good, "colour": "red"})], "unknown_field"),
         lambda: ([b"gaze", msgpack.packb(good)], "kind_mismatch"),
+        lambda: ([protocol.TOPIC_HELLO, msgpack.packb({"v": 1, "session": session})], "missing_field"),
+        lambda: ([protocol.TOPIC_ACK, msgpack.packb({"v": 1, "session": session, "seq": 1})], "unknown_kind"),
         lambda: ([b"fixation", msgpack.packb({**good, "image": oversize_image})], "oversize"),
         lambda: ([b"fixation", msgpack.packb(record_map(
             "fixation", rng.randint(1, accepted_seq), session=session))], "duplicates"),
