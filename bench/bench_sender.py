@@ -11,8 +11,10 @@ Three server conditions, the receiver always in a separate process as in the lab
 
 The stream is a session's mix (a gaze sample per record, a mic level every 25th, a fixation every
 60th) sent as fast as possible, with :meth:`Sender.service` called every 4 records (one 60 Hz
-frame of 250 Hz gaze). Timed: each ``Sender.send`` (build, validate, encode, journal, NOBLOCK send)
-and each ``service`` call. The reference, in the same run and condition, is the floor ZeroMQ itself
+frame of 250 Hz gaze) and :meth:`Sender.flush` between "trials" of 1350 records (5 s). Timed: each ``Sender.send`` (build, validate, encode, journal, NOBLOCK send)
+and each ``service`` call, with the garbage collector off (as a PsychoPy task runs its trials);
+"slept" counts sends during which the thread went to sleep (a voluntary context switch, what a
+blocking call does). The reference, in the same run and condition, is the floor ZeroMQ itself
 sets: a raw ``send_multipart(NOBLOCK)`` of an already encoded gaze record on a socket from the same
 factory.
 """
@@ -20,7 +22,9 @@ factory.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
+import resource
 import signal
 import subprocess
 import sys
@@ -49,6 +53,7 @@ while True:
     receiver.poll(20)
 """
 RECORDS_PER_FRAME = 4
+RECORDS_PER_TRIAL = 1350  # 5 s of 250 Hz gaze plus fixations and mic levels
 
 
 def start_receiver(data_dir: Path) -> tuple[subprocess.Popen, str]:
@@ -83,16 +88,27 @@ def time_sender(endpoint: str, journal: Path, n: int, *, process: subprocess.Pop
             process.send_signal(signal.SIGSTOP)
         send_ns = np.empty(n, dtype=np.int64)
         service_ns = np.empty(n // RECORDS_PER_FRAME, dtype=np.int64)
-        for i, record_type in enumerate(kinds):
-            fields = FIELDS[record_type.kind]
-            start = time.perf_counter_ns()
-            sender.send(record_type, **fields)
-            send_ns[i] = time.perf_counter_ns() - start
-            if (i + 1) % RECORDS_PER_FRAME == 0:
+        slept = np.zeros(n, dtype=bool)  # sends during which the thread slept (voluntary switch)
+        gc.disable()  # as a PsychoPy task does during trials
+        try:
+            for i, record_type in enumerate(kinds):
+                fields = FIELDS[record_type.kind]
+                switches = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
                 start = time.perf_counter_ns()
-                sender.service()
-                service_ns[i // RECORDS_PER_FRAME] = time.perf_counter_ns() - start
-        return send_ns, service_ns, sender.stats["would_block"], sender.pending
+                sender.send(record_type, **fields)
+                send_ns[i] = time.perf_counter_ns() - start
+                slept[i] = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw != switches
+                if (i + 1) % RECORDS_PER_FRAME == 0:
+                    start = time.perf_counter_ns()
+                    sender.service()
+                    service_ns[i // RECORDS_PER_FRAME] = time.perf_counter_ns() - start
+                if (i + 1) % RECORDS_PER_TRIAL == 0:
+                    sender.flush()  # between trials, untimed, as the task does
+        finally:
+            gc.enable()
+        longest_sleep_us = send_ns[slept].max() / 1e3 if slept.any() else 0.0
+        return send_ns, service_ns, sender.stats["would_block"], sender.pending, \
+            f"{slept.sum()} (≤{longest_sleep_us:.0f} µs)"
 
 
 def time_raw(endpoint: str, n: int) -> tuple[np.ndarray, int]:
@@ -124,22 +140,25 @@ def main() -> int:
             n = args.records * (3 if condition == "stalled" else 1)
             process, endpoint = (None, free_endpoint()) if condition == "absent" else start_receiver(tmp / condition)
             try:
-                send_ns, service_ns, refused, pending = time_sender(
+                send_ns, service_ns, refused, pending, slept = time_sender(
                     endpoint, tmp / f"{condition}.msgpack", n, process=process, stall=condition == "stalled")
                 raw_ns, raw_refused = time_raw(endpoint, n)
             finally:
                 if process is not None:
                     process.send_signal(signal.SIGKILL)
                     process.wait()
-            rows.append((condition, "Sender.send", n, *stats_us(send_ns), refused, pending))
-            rows.append((condition, "Sender.service", len(service_ns), *stats_us(service_ns), "", ""))
-            rows.append((condition, "raw zmq send (ref.)", n, *stats_us(raw_ns), raw_refused, ""))
+            rows.append((condition, "Sender.send", n, *stats_us(send_ns), refused, pending, slept))
+            rows.append((condition, "Sender.service", len(service_ns), *stats_us(service_ns), "", "", ""))
+            rows.append((condition, "raw zmq send (ref.)", n, *stats_us(raw_ns), raw_refused, "", ""))
     print(f"{'server':8} {'operation':22} {'calls':>7} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9} "
-          f"{'refused':>8} {'unacked':>8}")
-    for condition, operation, calls, p50, p99, worst, refused, pending in rows:
+          f"{'refused':>8} {'unacked':>8} {'slept':>14}")
+    for condition, operation, calls, p50, p99, worst, refused, pending, slept in rows:
         print(f"{condition:8} {operation:22} {calls:7d} {p50:8.1f} {p99:8.1f} {worst:9.0f} "
-              f"{refused!s:>8} {pending!s:>8}")
-    print("refused: sends that met zmq.Again (kept for replay); unacked: records awaiting an ack at the end")
+              f"{refused!s:>8} {pending!s:>8} {slept!s:>14}")
+    print("refused: sends that met zmq.Again (kept for replay); unacked: records awaiting an ack at the end;\n"
+          "slept: sends during which the thread slept (voluntary context switch; a blocking send would),\n"
+          "with the longest such send: brief lock waits inside libzmq/the kernel, not network waits;\n"
+          "a max in ms without a sleep is preemption on this shared 2-core machine (see the raw reference)")
     return 0
 
 
