@@ -154,14 +154,16 @@ def test_sender_never_blocks(tmp_path, server):
     slow = times_us > 1000
     print(f"server {server}: send p50 {p50:.1f} µs, p99 {p99:.1f} µs, max {worst:.0f} µs, "
           f"refused {would_block} times for {n} records; {slow.sum()} sends over 1 ms, "
-          f"{sleeps[slow].sum()} of them slept; {sleeps.sum()} sleeps in all sends")
+          f"{(sleeps[slow] > 0).sum()} of them slept; {(sleeps > 0).sum()} sends slept in all")
     assert would_block > 0  # the sends really hit a wall
-    # Measured on the shared 2-core VM: p50 ~8 µs, p99 ~15-40 µs, max 0.3-16 ms, every send over
-    # 1 ms preempted (involuntary switches), none asleep. A blocking send would hang (SNDTIMEO
-    # aside, ZeroMQ waits for a peer forever), so these bounds are generous yet decisive.
+    # Measured on the shared 2-core VM: p50 ~8-11 µs, p99 ~15-50 µs; the max (0.4-44 ms) depends
+    # on how busy the machine is: those sends were preempted (involuntary switches; the raw zmq
+    # send of bench/bench_sender.py shows the same maxima). A blocking send would sleep on every
+    # refused record and, with the server stalled for the whole loop, never return at all; so a
+    # bound on sleeps and a max far above the machine's noise are both decisive.
     assert p99 < 200
-    assert sleeps[slow].sum() == 0
-    assert worst < 50_000
+    assert (sleeps > 0).sum() < 0.01 * n  # 0 when the machine is quiet; a blocking sender: > would_block
+    assert worst < 250_000
 
 
 @pytest.mark.timeout(60)
