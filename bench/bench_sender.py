@@ -11,12 +11,13 @@ Three server conditions, the receiver always in a separate process as in the lab
 
 The stream is a session's mix (a gaze sample per record, a mic level every 25th, a fixation every
 60th) sent as fast as possible, with :meth:`Sender.service` called every 4 records (one 60 Hz
-frame of 250 Hz gaze) and :meth:`Sender.flush` between "trials" of 1350 records (5 s). Timed: each ``Sender.send`` (build, validate, encode, journal, NOBLOCK send)
-and each ``service`` call, with the garbage collector off (as a PsychoPy task runs its trials);
-"slept" counts sends during which the thread went to sleep (a voluntary context switch, what a
-blocking call does). The reference, in the same run and condition, is the floor ZeroMQ itself
-sets: a raw ``send_multipart(NOBLOCK)`` of an already encoded gaze record on a socket from the same
-factory.
+frame of 250 Hz gaze) and :meth:`Sender.flush` between "trials" of 1350 records (5 s), untimed.
+Timed: each ``Sender.send`` (build, validate, encode, journal, NOBLOCK send) and each ``service``
+call, with the garbage collector off (as a PsychoPy task runs its trials). "slept" counts sends
+during which the thread went to sleep (a voluntary context switch, what a blocking call does).
+The reference, in the same run and condition, is the floor ZeroMQ itself sets: a raw
+``send_multipart(NOBLOCK)`` of an already encoded gaze record on a socket from the same factory.
+Absolute maxima on a shared machine are preemptions; compare them with the reference's.
 """
 
 from __future__ import annotations
