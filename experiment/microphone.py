@@ -26,7 +26,7 @@ class MicrophoneError(RuntimeError):
 def rms_dbfs(samples: np.ndarray) -> float:
     """RMS level of float samples in [-1, 1], in dB relative to full scale (-inf for silence)."""
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
-    return 20.0 * np.log10(rms) if rms > 0 else -np.inf
+    return float(20.0 * np.log10(rms)) if rms > 0 else -np.inf
 
 
 class Microphone:
@@ -67,7 +67,8 @@ class Microphone:
         self._frames = 0  # frames captured since the stream started
         self._anchor: tuple[int, float] | None = None  # (frame count, perf_counter s) of last block end
         self.overruns = 0
-        self.level_dbfs = -np.inf
+        self.level_dbfs = -np.inf  # RMS of the last callback block
+        self.peak_dbfs = -np.inf
         self._stream = sd.InputStream(
             device=device, channels=1, samplerate=samplerate_hz, dtype="float32", callback=self._callback
         )
@@ -87,6 +88,16 @@ class Microphone:
             self._frames += frames
             self._anchor = (self._frames, arrived - self.latency_s)
         self.level_dbfs = rms_dbfs(block)
+        peak = float(np.max(np.abs(block))) if frames else 0.0
+        self.peak_dbfs = float(20.0 * np.log10(peak)) if peak > 0 else -np.inf
+
+    def level(self) -> dict:
+        """The input level of the last block: ``rms_dbfs``, ``peak_dbfs`` and ``xruns`` so far.
+
+        Silence reads -200 dBFS rather than -inf, so the value stays a finite number on the wire.
+        """
+        return {"rms_dbfs": min(max(self.level_dbfs, -200.0), 0.0), "peak_dbfs": min(max(self.peak_dbfs, -200.0), 0.0),
+                "xruns": self.overruns}
 
     def start(self) -> None:
         self._stream.start()

@@ -48,10 +48,17 @@ DROPPED_FRAME_FACTOR = 1.5
 RECORDING_LEAD_S = 0.1
 #: Microphone level below which preflight calls the input silent.
 SILENT_DBFS = -80.0
+#: How often the frame loop streams the microphone level.
+MIC_LEVEL_INTERVAL_S = 0.25
 
 
 class RecordSink(Protocol):
-    """Where the session's live records go (the ZeroMQ stream sender implements it).
+    """Where the session's live records go (the ZeroMQ stream sender, through an adapter).
+
+    Each record is a dict with ``"kind"`` (``session_start``, ``trial_start``, ``fixation``,
+    ``mic_level``, ``trial_end``, ``session_end``) and exactly the fields of the matching
+    :data:`lookwhere.protocol.RECORD_TYPES` class other than ``session``, ``seq`` and ``v``
+    (which the sender stamps), so an adapter is ``sender.send(RECORD_TYPES[kind], **fields)``.
 
     ``send`` must never block (it is called inside the frame loop); ``service`` is called once per
     frame to do a bounded amount of I/O; ``flush`` between trials; ``close`` at shutdown.
@@ -243,8 +250,10 @@ class Session:
             }
         )
         self._calibrate()
-        self.sink.send({"kind": "session_start", "session": self.config.session_id,
-                        "participant": self.config.participant, "trials": len(self.order)})
+        self.sink.send({"kind": "session_start", "participant": self.config.participant,
+                        "tracker": self.config.tracker, "n_trials": len(self.order),
+                        "screen_width_px": self.config.screen_width_px,
+                        "screen_height_px": self.config.screen_height_px, "wall_time_s": time.time()})
         return done
 
     def _open_records(self) -> list[dict]:
@@ -349,7 +358,10 @@ class Session:
             attempt("close microphone", self.microphone.close)
             if segment is not None:
                 segment["mic_overruns"] = self.microphone.overruns
-        attempt("send session end", lambda: self.sink.send({"kind": "session_end", "status": status}))
+        attempt("send session end", lambda: self.sink.send(
+            {"kind": "session_end", "reason": status, "n_trials": len(self.records.completed_trials()),
+             "t_session_ms": self._elapsed_s(time.perf_counter()) * 1000.0}
+        ))
         attempt("close stream", self.sink.close)
         if self.window is not None:
             attempt("close window", self.window.close)
@@ -443,7 +455,6 @@ class Session:
         tracker.send_message(f"TRIALID {index}")
         tracker.send_message(f"!V TRIAL_VAR image {image_id}")
         drift = self._drift_correction()
-        self.sink.send({"kind": "trial_start", "trial": index, "image": image_id, "geometry": geometry.to_dict()})
 
         tracker.start_recording()
         self._recording = True
@@ -466,6 +477,11 @@ class Session:
             f"!V IMGLOAD CENTER {path.name} {config.screen_width_px // 2} {config.screen_height_px // 2} "
             f"{geometry.display_width_px} {geometry.display_height_px}"
         )
+        onset_session_ms = self._elapsed_s(onset["perf_s"]) * 1000.0
+        self.sink.send({"kind": "trial_start", "trial": index, "image": image_id,
+                        "onset_tracker_ms": onset["tracker_ms"], "onset_session_ms": onset_session_ms,
+                        "stimulus_duration_ms": config.duration_ms, **geometry.to_dict()})
+        next_level_s = onset["perf_s"]
         pending: list = []  # (TrackerFixation) of this trial, converted at the end
         flips = [onset["perf_s"]]
         overhead_s = []
@@ -475,7 +491,12 @@ class Session:
             busy = time.perf_counter()
             for event in tracker.drain():
                 pending.append(event)
-                self.sink.send(self._live_record(event, index, image_id, geometry, onset["tracker_ms"]))
+                self.sink.send(self._live_record(event, index, image_id, geometry, onset["tracker_ms"],
+                                                 onset_session_ms))
+            if self.microphone is not None and busy >= next_level_s:
+                next_level_s = busy + MIC_LEVEL_INTERVAL_S
+                self.sink.send({"kind": "mic_level", "trial": index, "t_session_ms": self._elapsed_s(busy) * 1000.0,
+                                **self.microphone.level()})
             self.sink.service()
             overhead_s.append(time.perf_counter() - busy)
             # The next flip is the offset when it lands within half a frame of the deadline.
@@ -489,7 +510,10 @@ class Session:
         flips.append(offset["perf_s"])
         tracker.stop_recording()
         self._recording = False
-        pending.extend(tracker.drain())
+        # The fixation under way at the offset ends with the recording: it is streamed too.
+        for event in tracker.drain():
+            pending.append(event)
+            self.sink.send(self._live_record(event, index, image_id, geometry, onset["tracker_ms"], onset_session_ms))
 
         stimulus_duration_ms = (offset["perf_s"] - onset["perf_s"]) * 1000.0
         audio = None
@@ -528,7 +552,9 @@ class Session:
         }
         self.records.append_trial(row, fixations)
         self.sink.send({"kind": "trial_end", "trial": index, "image": image_id,
-                        "stimulus_duration_ms": stimulus_duration_ms, "fixations": len(fixations)})
+                        "offset_tracker_ms": offset["tracker_ms"],
+                        "offset_session_ms": self._elapsed_s(offset["perf_s"]) * 1000.0,
+                        "n_fixations": len(fixations), "dropped_frames": row["dropped_frames"]})
         self.sink.flush()
         logger.info("trial %d/%d (%s): %d fixations, %d dropped frames", index + 1, len(self.order),
                     image_id, len(fixations), row["dropped_frames"])
@@ -545,8 +571,14 @@ class Session:
             stimulus_duration_ms=self.config.duration_ms, pupil=event.pupil,
         )
 
-    def _live_record(self, event, trial: int, image_id: str, geometry: DisplayGeometry, onset_tracker_ms: float) -> dict:
-        """The streamed form of a fixation (nominal stimulus duration; the file holds the measured one)."""
+    def _live_record(self, event, trial: int, image_id: str, geometry: DisplayGeometry, onset_tracker_ms: float,
+                     onset_session_ms: float) -> dict:
+        """The streamed form of a fixation: the fixation record (with the nominal stimulus duration;
+        the file holds the measured one) plus its start and end on the tracker and session clocks."""
         record = asdict(self._fixation(event, trial, image_id, geometry, onset_tracker_ms))
-        record.update(kind="fixation", start_tracker_ms=event.start_tracker_ms, end_tracker_ms=event.end_tracker_ms)
+        del record["session"]  # the stream stamps its own
+        record.update(
+            kind="fixation", start_tracker_ms=event.start_tracker_ms, end_tracker_ms=event.end_tracker_ms,
+            start_session_ms=onset_session_ms + record["start_ms"], end_session_ms=onset_session_ms + record["end_ms"],
+        )
         return record

@@ -210,7 +210,7 @@ class SimulatedTracker(Tracker):
         return self._origin_ms + (time.perf_counter() - self._t0) * 1000.0
 
     def _quantise(self, t_ms: float) -> float:
-        return self._origin_ms + np.floor((t_ms - self._origin_ms) / self._sample_ms) * self._sample_ms
+        return self._origin_ms + float(np.floor((t_ms - self._origin_ms) / self._sample_ms)) * self._sample_ms
 
     def send_message(self, text: str) -> None:
         if text.startswith("!V TRIAL_VAR image "):

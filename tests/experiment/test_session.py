@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -18,7 +20,7 @@ from experiment.config import trial_order
 from experiment.records import SessionRecords
 from lookwhere.records import FIXATION_COLUMNS
 from stimuli.sets import StimulusSet
-from tests.experiment.conftest import MIC_LEVEL_DBFS, run_session, start_session
+from tests.experiment.conftest import MIC_LEVEL_DBFS, REPO, run_session, start_session
 
 DURATION_MS = 400
 COMMON = ("--duration-ms", str(DURATION_MS), "--auto-accept-drift-ms", "150", "--windowed")
@@ -135,3 +137,19 @@ def test_sigterm_saves_and_marks_interrupted(session_env, four_images, tmp_path)
     assert manifest["status"] == "interrupted (SessionInterrupted)"
     assert manifest["trials_done"] == len(records.completed_trials()) >= 1
     assert manifest["segments"][0]["status"] == manifest["status"]
+
+
+def test_stream_hook_receives_valid_protocol_records(session_env, four_images, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tests.experiment._sink_probe", str(four_images), str(tmp_path)],
+                            cwd=REPO, env=session_env, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stderr[-3000:]
+    observed = json.loads(result.stdout.split("OBSERVED ", 1)[1])
+    kinds = observed["kinds"]
+    # Every record passed lookwhere.protocol.encode's schema check (the probe raises otherwise).
+    assert kinds[0] == "session_start" and kinds[-1] == "session_end"
+    assert kinds.count("trial_start") == kinds.count("trial_end") == 2
+    rows = SessionRecords(tmp_path / "SINK").completed_trials()
+    assert kinds.count("fixation") == sum(row["fixations"] for row in rows)
+    assert kinds.count("mic_level") >= 2 * 2  # every 250 ms over 600 ms trials
+    assert observed["calls"]["flush"] == 2 and observed["calls"]["close"] == 1
+    assert observed["calls"]["service"] >= sum(row["frames"] for row in rows) - 2

@@ -1,0 +1,47 @@
+"""Run a short simulated session in-process with a sink that checks every record against the wire
+protocol (run by test_session.py with the private display and virtual microphone).
+
+Usage: ``python -m tests.experiment._sink_probe STIMULI OUT``; prints ``OBSERVED <json>``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from experiment.config import SessionConfig
+from experiment.task import Session
+from lookwhere import protocol
+
+
+class CheckingSink:
+    """Builds and encodes (validates) the protocol record of every dict it receives."""
+
+    def __init__(self, session: str) -> None:
+        self.session = session
+        self.kinds: list[str] = []
+        self.calls = {"service": 0, "flush": 0, "close": 0}
+
+    def send(self, record: dict) -> None:
+        fields = dict(record)
+        kind = fields.pop("kind")
+        protocol.encode(protocol.RECORD_TYPES[kind](session=self.session, seq=len(self.kinds) + 1, **fields))
+        self.kinds.append(kind)
+
+    def service(self) -> None:
+        self.calls["service"] += 1
+
+    def flush(self) -> None:
+        self.calls["flush"] += 1
+
+    def close(self) -> None:
+        self.calls["close"] += 1
+
+
+config = SessionConfig(participant="SINK", stimuli=Path(sys.argv[1]), out=Path(sys.argv[2]), tracker="simulated",
+                       trials=2, duration_ms=600, auto_accept_drift_ms=100, seed=1, min_free_mb=0)
+sink = CheckingSink(config.session_id)
+with Session(config, sink=sink) as session:
+    session.run()
+print("OBSERVED " + json.dumps({"kinds": sink.kinds, "calls": sink.calls}))
