@@ -36,7 +36,8 @@ class Sender:
         The server's ZeroMQ endpoint, e.g. ``"tcp://127.0.0.1:5570"``.
     journal_path : str or Path
         Local append-only journal (concatenated msgpack record maps, readable with
-        :func:`lookwhere.protocol.read_journal`); created, or appended to.
+        :func:`lookwhere.protocol.read_journal`); created, or appended to. Records carry their
+        session, so one file may hold several sessions.
     session : str, optional
         Session UUID; a new random one by default.
     context : zmq.Context, optional
@@ -103,9 +104,14 @@ class Sender:
         t0 = time.monotonic()
         self._session_clock_ms = session_clock_ms or (lambda: (time.monotonic() - t0) * 1000.0)
 
+        # 1 MiB: a 5-s trial (~1350 records, ~400 KB) never fills it, so no send() writes to disk.
         self._journal = open(self.journal_path, "ab", buffering=1 << 20)  # noqa: SIM115 (closed in close())
-        self._socket = make_socket(context or zmq.Context.instance(), "sender", curve=curve)
-        self._socket.connect(endpoint)
+        try:
+            self._socket = make_socket(context or zmq.Context.instance(), "sender", curve=curve)
+            self._socket.connect(endpoint)
+        except (zmq.ZMQError, ValueError):
+            self._journal.close()
+            raise
 
         # Topic and payload of seq acked_seq+1, acked_seq+2, ...: deques, because a dict or a list
         # this size (100k+ records while the server is away) resizes in one O(n) step, a
@@ -119,8 +125,9 @@ class Sender:
         self._last_progress = t0  # last time the acked seq advanced (or the sender started)
         self._last_hello = float("-inf")
         self._last_heartbeat = t0
-        #: counts for health displays: ``sent``, ``would_block`` (send refused, kept for later),
-        #: ``resent`` (replayed transmissions), ``hellos``, ``acks``, ``replay_requests``, ``bad_replies``
+        #: counts for health displays: ``sent`` (every transmission), ``would_block`` (refused,
+        #: kept for later), ``resent`` (transmissions made by :meth:`service`: records refused
+        #: earlier or replayed), ``hellos``, ``acks``, ``replay_requests``, ``bad_replies``
         self.stats = dict.fromkeys(
             ("sent", "would_block", "resent", "hellos", "acks", "replay_requests", "bad_replies"), 0
         )
