@@ -125,16 +125,17 @@ def test_sigkill_then_resume_has_every_trial_once(session_env, four_images, tmp_
     assert segments[1]["first_trial"] == len(done_before)
 
 
-def test_sigterm_saves_and_marks_interrupted(session_env, four_images, tmp_path):
+@pytest.mark.parametrize(("signum", "cause"), [(signal.SIGTERM, "SessionInterrupted"), (signal.SIGINT, "KeyboardInterrupt")])
+def test_sigterm_and_ctrl_c_save_and_mark_interrupted(session_env, four_images, tmp_path, signum, cause):
     folder = tmp_path / "P04"
     process = start_session(session_env, "--participant", "P04", "--stimuli", str(four_images),
                             "--tracker", "simulated", "--out", str(tmp_path), "--seed", "3", *COMMON)
     _wait_for_trials(folder, 1, process)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     assert process.wait(timeout=30) == 1
     records = SessionRecords(folder)
     manifest = records.read_manifest()
-    assert manifest["status"] == "interrupted (SessionInterrupted)"
+    assert manifest["status"] == f"interrupted ({cause})"
     assert manifest["trials_done"] == len(records.completed_trials()) >= 1
     assert manifest["segments"][0]["status"] == manifest["status"]
 
@@ -153,3 +154,15 @@ def test_stream_hook_receives_valid_protocol_records(session_env, four_images, t
     assert kinds.count("mic_level") >= 2 * 2  # every 250 ms over 600 ms trials
     assert observed["calls"]["flush"] == 2 and observed["calls"]["close"] == 1
     assert observed["calls"]["service"] >= sum(row["frames"] for row in rows) - 2
+
+
+def test_operator_keys_on_the_drift_correction_screen(session_env, four_images, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tests.experiment._keys_probe", str(four_images), str(tmp_path)],
+                            cwd=REPO, env=session_env, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stderr[-3000:]
+    observed = json.loads(result.stdout.split("OBSERVED ", 1)[1])
+    first, second = observed["a"]
+    assert (first["accepted_by"], first["recalibrations"]) == ("space", 1)  # Esc → setup, then space
+    assert (second["accepted_by"], second["recalibrations"]) == ("space", 0)
+    assert first["performed"] is False  # the simulated tracker has no drift correction of its own
+    assert observed["b_quit"] and observed["b_status"] == "quit by operator" and observed["b_trials"] == 0
