@@ -104,13 +104,13 @@ class Sender:
         t0 = time.monotonic()
         self._session_clock_ms = session_clock_ms or (lambda: (time.monotonic() - t0) * 1000.0)
 
-        # 1 MiB: a 5-s trial (~1350 records, ~400 KB) never fills it, so no send() writes to disk.
-        self._journal = open(self.journal_path, "ab", buffering=1 << 20)  # noqa: SIM115 (closed in close())
+        self._socket = make_socket(context or zmq.Context.instance(), "sender", curve=curve)
         try:
-            self._socket = make_socket(context or zmq.Context.instance(), "sender", curve=curve)
             self._socket.connect(endpoint)
-        except (zmq.ZMQError, ValueError):
-            self._journal.close()
+            # 1 MiB: a 5-s trial (~1350 records, ~400 KB) never fills it, so send() never writes.
+            self._journal = open(self.journal_path, "ab", buffering=1 << 20)  # noqa: SIM115 (closed in close())
+        except BaseException:  # a bad endpoint or journal path: leave no open socket behind
+            self._socket.close()
             raise
 
         # Topic and payload of seq acked_seq+1, acked_seq+2, ...: deques, because a dict or a list

@@ -142,7 +142,13 @@ class Receiver:
         context = context or zmq.Context.instance()
         self._auth = start_authenticator(context, allowed_keys_dir) if curve is not None else None
         self._socket = make_socket(context, "receiver", curve=curve)
-        self._socket.bind(f"tcp://{host}:{port if port else '*'}")
+        if curve is None and host not in ("127.0.0.1", "localhost", "::1"):
+            logger.warning("receiver bound to %s without CURVE: anyone on the network can stream to it", host)
+        try:
+            self._socket.bind(f"tcp://{host}:{port if port else '*'}")
+        except zmq.ZMQError:  # e.g. the port is taken: release what was opened, then say so
+            self.close()
+            raise
         #: the bound endpoint, e.g. ``"tcp://127.0.0.1:43517"``
         self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._poller = zmq.Poller()

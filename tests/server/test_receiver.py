@@ -213,3 +213,14 @@ def test_the_sender_imports_neither_torch_nor_the_analysis(tmp_path):
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bad_arguments_are_refused_with_the_value(tmp_path):
+    with pytest.raises(zmq.ZMQError):
+        Sender("tcp://nowhere:not-a-port", tmp_path / "rig.msgpack")
+    with pytest.raises(protocol.ProtocolError, match="session must match"):
+        Sender("tcp://127.0.0.1:5555", tmp_path / "rig.msgpack", session="P07")
+    with pytest.raises(ValueError, match="port must be in 0..65535"):
+        Receiver(tmp_path / "server", port=70000)
+    with pytest.raises(ValueError, match="CURVE needs both"):
+        Receiver(tmp_path / "server", allowed_keys_dir=tmp_path)
