@@ -190,7 +190,7 @@ FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "tracker": _string(),
     "reason": _string(),
     "eye": _string(choices=frozenset({"L", "R", ""})),
-    "trial": _integer(0, 1_000_000),
+    "trial": _integer(0, 1_000_000),  # Fixation's -1 ("unknown") never occurs live
     "n_trials": _COUNT,
     "n_fixations": _COUNT,
     "dropped_frames": _COUNT,
