@@ -13,9 +13,10 @@ Esc opens the tracker setup, ``q`` quits after confirmation; the real EyeLink ru
 tracker event drained each frame → stop recording → ``TRIAL_RESULT``. Records, audio and the
 stream's flush happen between trials only.
 
-Clocks: ``*_session_s`` is ``time.perf_counter()`` relative to the session's start (the clock of
-the microphone alignment); ``*_tracker_ms`` the tracker's; ``*_psychopy_s`` PsychoPy's
-``logging.defaultClock``; ``*_unix_s`` wall time.
+Clocks: ``*_session_s`` is ``time.perf_counter()`` relative to the start of this run (the clock
+of the microphone alignment; a resumed session's new segment starts it afresh); ``*_tracker_ms``
+the tracker's; ``*_psychopy_s`` PsychoPy's ``logging.defaultClock``; ``*_unix_s`` wall time. Each
+segment's ``clock_offsets`` in the manifest are simultaneous readings of all of them.
 """
 
 from __future__ import annotations
@@ -175,6 +176,7 @@ class Session:
         self.tracker: Tracker | None = None
         self.microphone = None
         self.manifest: dict = {}
+        self._segment: dict | None = None  # this run's entry in manifest["segments"]
         self._recording = False
         self._closed = False
         self._t0 = time.perf_counter()
@@ -223,32 +225,32 @@ class Session:
                 )
         self._open_window()
         segment = len(self.manifest.get("segments", []))
-        edf_name = self.config.edf_segment_name(segment)
+        # The segment is in the manifest before the tracker is touched, so that the shutdown path
+        # knows which EDF to fetch whatever fails next.
+        self._segment = {
+            "segment": segment,
+            "edf_name": self.config.edf_segment_name(segment),
+            "versions": _versions(),
+            "started_unix_s": time.time(),
+            "first_trial": len(done),
+            "frame_period_ms": self._frame_period_ms,
+            "microphone": None if self.microphone is None else {
+                "device": self.microphone.device_name,
+                "samplerate_hz": self.microphone.samplerate_hz,
+                "latency_s": self.microphone.latency_s,
+            },
+            "calibrations": [],
+        }
+        self.manifest.setdefault("segments", []).append(self._segment)
         self.tracker = make_tracker(self.config, self.stimuli, window=self.window)
-        description = self.tracker.connect()
-        self.tracker.open_edf(edf_name)
+        self._segment["tracker"] = self.tracker.connect()
+        self.tracker.open_edf(self._segment["edf_name"])
         self.tracker.configure(
             screen_width_px=self.config.screen_width_px,
             screen_height_px=self.config.screen_height_px,
             sample_rate_hz=self.config.sample_rate_hz,
         )
-        self.manifest.setdefault("segments", []).append(
-            {
-                "segment": segment,
-                "edf_name": edf_name,
-                "tracker": description,
-                "started_unix_s": time.time(),
-                "first_trial": len(done),
-                "frame_period_ms": self._frame_period_ms,
-                "clock_offsets": self._clock_offsets(),
-                "microphone": None if self.microphone is None else {
-                    "device": self.microphone.device_name,
-                    "samplerate_hz": self.microphone.samplerate_hz,
-                    "latency_s": self.microphone.latency_s,
-                },
-                "calibrations": [],
-            }
-        )
+        self._segment["clock_offsets"] = self._clock_offsets()
         self._calibrate()
         self.sink.send({"kind": "session_start", "participant": self.config.participant,
                         "tracker": self.config.tracker, "n_trials": len(self.order),
@@ -272,8 +274,7 @@ class Session:
             done = []
             self.config.save(self.records.config_path)
             self.manifest = {"session": self.config.session_id, "participant": self.config.participant,
-                             "seed": self.config.seed, "order": self.order, "versions": _versions(),
-                             "created_unix_s": time.time()}
+                             "seed": self.config.seed, "order": self.order, "created_unix_s": time.time()}
         self.manifest["status"] = "running"
         return done
 
@@ -323,7 +324,7 @@ class Session:
     def _calibrate(self) -> None:
         result = self.tracker.calibrate()
         logger.info("calibration: %s", result)
-        self.manifest["segments"][-1]["calibrations"].append({"unix_s": time.time(), **result})
+        self._segment["calibrations"].append({"unix_s": time.time(), **result})
         self.records.write_manifest(self.manifest)
 
     def close(self, status: str = "completed") -> None:
@@ -335,7 +336,7 @@ class Session:
             return
         self._closed = True
         logger.info("closing session: %s", status)
-        segment = self.manifest.get("segments", [{}])[-1] if self.manifest.get("segments") else None
+        segment = self._segment
 
         def attempt(step: str, action: Callable[[], object]):
             try:
@@ -347,12 +348,10 @@ class Session:
         if self.tracker is not None:
             if self._recording:
                 attempt("stop recording", self.tracker.stop_recording)
-            edf = attempt(
-                "receive EDF",
-                lambda: self.tracker.receive_edf(self.records.folder / f"{segment['edf_name']}.edf"),
-            )
             if segment is not None:
-                segment["edf"] = edf
+                segment["edf"] = attempt(
+                    "receive EDF", lambda: self.tracker.receive_edf(self.records.folder / f"{segment['edf_name']}.edf")
+                )
             attempt("close tracker", self.tracker.close)
         if self.microphone is not None:
             attempt("close microphone", self.microphone.close)
@@ -530,7 +529,7 @@ class Session:
         row = {
             "trial": index,
             "image": image_id,
-            "segment": len(self.manifest["segments"]) - 1,
+            "segment": self._segment["segment"],
             "onset_session_s": self._elapsed_s(onset["perf_s"]),
             "onset_tracker_ms": onset["tracker_ms"],
             "onset_psychopy_s": onset["psychopy_s"],
