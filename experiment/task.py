@@ -6,7 +6,8 @@
         session.run()
 
 Per trial: ``TRIALID`` → drift correction (the product's own screen: central dot, space accepts,
-Esc opens the tracker setup, ``q`` quits after confirmation; the real EyeLink runs its own
+Esc opens the tracker setup, ``p`` pauses, ``s`` skips the trial, ``q`` quits after confirmation; the
+real EyeLink runs its own
 ``doDriftCorrect``) → start recording → the image, scaled and centred by
 :class:`stimuli.geometry.DisplayGeometry`, for ``duration_ms`` with ``IMAGE_ONSET`` /
 ``IMAGE_OFFSET`` sent from ``win.callOnFlip`` (so their times are those of the flips) and every
@@ -39,7 +40,7 @@ from lookwhere.records import Fixation
 from stimuli.geometry import DisplayGeometry
 from stimuli.sets import StimulusSet
 
-__all__ = ["Session", "RecordSink", "NullSink", "SessionInterrupted", "QuitRequested", "frame_summary"]
+__all__ = ["Session", "RecordSink", "NullSink", "SessionInterrupted", "QuitRequested", "SkipTrial", "frame_summary"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,10 @@ class SessionInterrupted(Exception):
 
 class QuitRequested(Exception):
     """The operator quit (confirmed)."""
+
+
+class SkipTrial(Exception):
+    """The operator skipped the trial at its drift-correction screen."""
 
 
 def frame_summary(intervals_ms: np.ndarray, *, frame_period_ms: float) -> dict:
@@ -392,7 +397,11 @@ class Session:
         return self._own_drift_screen()
 
     def _own_drift_screen(self) -> dict:
-        """Central dot; space accepts, Esc opens the tracker setup, ``q`` asks to quit."""
+        """Central dot until space (or the simulated participant's auto-accept).
+
+        Operator keys: Esc opens the tracker setup (recalibration), ``p`` pauses until ``p`` again,
+        ``s`` skips the trial (:class:`SkipTrial`), ``q`` quits after confirmation.
+        """
         from psychopy import visual
 
         dot = visual.Circle(self.window, radius=8, fillColor="white", lineColor="white", units="pix")
@@ -414,6 +423,10 @@ class Session:
                 recalibrations += 1
             if "q" in keys:
                 self._confirm_quit()
+            if "s" in keys:
+                raise SkipTrial
+            if "p" in keys:
+                self._show_until("Paused: press p to continue", "p")
             if auto_ms is not None and (time.perf_counter() - started) * 1000.0 >= auto_ms:
                 accepted_by = "auto"
                 break
@@ -421,18 +434,21 @@ class Session:
         return {**result, "accepted_by": accepted_by, "wait_ms": (time.perf_counter() - started) * 1000.0,
                 "recalibrations": recalibrations}
 
-    def _confirm_quit(self) -> None:
+    def _show_until(self, message: str, *keys: str) -> str:
+        """Show ``message`` until one of ``keys`` is pressed; return that key."""
         from psychopy import visual
 
-        text = visual.TextStim(self.window, text="Quit the session?  y = yes, n = no", color="white", units="pix", height=32)
+        text = visual.TextStim(self.window, text=message, color="white", units="pix", height=32)
         while True:
             text.draw()
             self.window.flip()
-            keys = self._get_keys()
-            if "y" in keys:
-                raise QuitRequested("operator confirmed quit")
-            if "n" in keys or "escape" in keys:
-                return
+            pressed = [key for key in self._get_keys() if key in keys]
+            if pressed:
+                return pressed[0]
+
+    def _confirm_quit(self) -> None:
+        if self._show_until("Quit the session?  y = yes, n = no", "y", "n", "escape") == "y":
+            raise QuitRequested("operator confirmed quit")
 
     def run_trial(self, index: int) -> dict:
         """Run trial ``index`` of the order and append its records; return its row."""
@@ -453,7 +469,17 @@ class Session:
         )
         tracker.send_message(f"TRIALID {index}")
         tracker.send_message(f"!V TRIAL_VAR image {image_id}")
-        drift = self._drift_correction()
+        try:
+            drift = self._drift_correction()
+        except SkipTrial:
+            # A skipped trial counts as done (resume does not repeat it) and has no data.
+            tracker.send_message("!V TRIAL_VAR skipped 1")
+            tracker.send_message("TRIAL_RESULT 1")
+            row = {"trial": index, "image": image_id, "segment": self._segment["segment"], "skipped": True,
+                   "fixations": 0}
+            self.records.append_trial(row, [])
+            logger.info("trial %d/%d (%s) skipped by the operator", index + 1, len(self.order), image_id)
+            return row
 
         tracker.start_recording()
         self._recording = True
@@ -547,6 +573,7 @@ class Session:
             "mic_level_dbfs": None if audio is None else audio["level_dbfs"],
             "mic_overruns": None if audio is None else audio["overruns"],
             "fixations": len(fixations),
+            "skipped": False,
             "geometry": geometry.to_dict(),
         }
         self.records.append_trial(row, fixations)

@@ -1,8 +1,9 @@
 """Drive the drift-correction screen with scripted keys (run by test_session.py).
 
 Usage: ``python -m tests.experiment._keys_probe STIMULI OUT``; prints ``OBSERVED <json>``.
-Session A: trial 0 sees Esc (→ tracker setup) then space; trial 1 sees space. Session B: ``q``,
-``n`` (quit cancelled), then ``q``, ``y`` (quit confirmed) at trial 0.
+Session A: trial 0 sees Esc (→ tracker setup) then space; trial 1 a pause (``p`` … ``p``) then
+space; trial 2 is skipped (``s``). Session B: ``q``, ``n`` (quit cancelled), then ``q``, ``y``
+(quit confirmed) at trial 0.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ def scripted(*presses: list[str]):
 
 
 observed = {}
-base = dict(stimuli=Path(sys.argv[1]), out=Path(sys.argv[2]), tracker="simulated", trials=2, duration_ms=200,
+base = dict(stimuli=Path(sys.argv[1]), out=Path(sys.argv[2]), tracker="simulated", trials=3, duration_ms=200,
             seed=1, microphone=False, min_free_mb=0)
 config = SessionConfig(participant="KEYS_A", **base)
-keys = scripted([], ["escape"], [], ["space"], [], ["space"])
+keys = scripted([], ["escape"], [], ["space"], [], ["p"], [], [], ["p"], ["space"], [], ["s"])
 with Session(config, keys=keys) as session:
     session.run()
-observed["a"] = [row["drift_correction"] for row in SessionRecords(config.session_dir).completed_trials()]
+observed["a"] = SessionRecords(config.session_dir).completed_trials()
 
 config = SessionConfig(participant="KEYS_B", **base)
 try:

@@ -161,8 +161,10 @@ def test_operator_keys_on_the_drift_correction_screen(session_env, four_images, 
                             cwd=REPO, env=session_env, capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, result.stderr[-3000:]
     observed = json.loads(result.stdout.split("OBSERVED ", 1)[1])
-    first, second = observed["a"]
-    assert (first["accepted_by"], first["recalibrations"]) == ("space", 1)  # Esc → setup, then space
-    assert (second["accepted_by"], second["recalibrations"]) == ("space", 0)
-    assert first["performed"] is False  # the simulated tracker has no drift correction of its own
+    first, second, third = observed["a"]
+    drift = first["drift_correction"]
+    assert (drift["accepted_by"], drift["recalibrations"]) == ("space", 1)  # Esc → setup, then space
+    assert drift["performed"] is False  # the simulated tracker has no drift correction of its own
+    assert (second["drift_correction"]["accepted_by"], second["skipped"]) == ("space", False)
+    assert third["skipped"] is True and third["fixations"] == 0 and "mic_file" not in third
     assert observed["b_quit"] and observed["b_status"] == "quit by operator" and observed["b_trials"] == 0
