@@ -42,10 +42,16 @@ STIMULI = ROOT.parent / "shared" / "data" / "osie" / "stimuli"
 
 def start_xvfb() -> tuple[subprocess.Popen, str]:
     for number in range(150, 250):
-        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
+        if (
+            not Path(f"/tmp/.X{number}-lock").exists()
+            and not Path(f"/tmp/.X11-unix/X{number}").exists()
+        ):
             break
-    process = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 10
     while not Path(f"/tmp/.X11-unix/X{number}").exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -93,7 +99,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration-ms", type=float, default=5000.0)
     parser.add_argument("--repeat", type=int, default=1, help="trials per variant (alternating)")
-    parser.add_argument("--use-display", action="store_true", help="use $DISPLAY instead of a private Xvfb")
+    parser.add_argument(
+        "--use-display", action="store_true", help="use $DISPLAY instead of a private Xvfb"
+    )
     args = parser.parse_args()
     if not STIMULI.is_dir():
         print(f"needs the OSIE stimuli at {STIMULI}", file=sys.stderr)
@@ -112,9 +120,18 @@ def main() -> int:
         stimuli.mkdir()
         for i in range(trials):
             shutil.copy(STIMULI / f"{1001 + i}.jpg", stimuli)
-        config = SessionConfig(participant="BENCH", stimuli=stimuli, out=workdir / "out", tracker="simulated",
-                               trials=trials, duration_ms=args.duration_ms, microphone=False,
-                               auto_accept_drift_ms=0, seed=0, min_free_mb=0)
+        config = SessionConfig(
+            participant="BENCH",
+            stimuli=stimuli,
+            out=workdir / "out",
+            tracker="simulated",
+            trials=trials,
+            duration_ms=args.duration_ms,
+            microphone=False,
+            auto_accept_drift_ms=0,
+            seed=0,
+            min_free_mb=0,
+        )
         rows = []
         with Session(config) as session:
             session.start()
@@ -130,16 +147,24 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
         if xvfb is not None:
             xvfb.terminate()
-    print(f"frame loop, {args.duration_ms:.0f} ms trials, {args.repeat} per variant; "
-          f"frame period measured at start-up {frame_period_ms:.2f} ms")
-    header = (f"{'variant':<16}{'fix':>5}{'overhead p50 µs':>17}{'p99 µs':>9}{'frames':>8}"
-              f"{'interval p50 ms':>17}{'p99 ms':>8}{'max ms':>8}{'dropped':>9}{'shown ms':>10}")
+    print(
+        f"frame loop, {args.duration_ms:.0f} ms trials, {args.repeat} per variant; "
+        f"frame period measured at start-up {frame_period_ms:.2f} ms"
+    )
+    header = (
+        f"{'variant':<16}{'fix':>5}{'overhead p50 µs':>17}{'p99 µs':>9}{'frames':>8}"
+        f"{'interval p50 ms':>17}{'p99 ms':>8}{'max ms':>8}{'dropped':>9}{'shown ms':>10}"
+    )
     print(header)
     print("-" * len(header))
     for variant, row in rows:
-        print(f"{variant:<16}{row['fixations']:>5}{row['loop_overhead_p50_us']:>17.1f}{row['loop_overhead_p99_us']:>9.1f}"
-              f"{row['frames']:>8}{row['interval_p50_ms']:>17.2f}{row['interval_p99_ms']:>8.2f}"
-              f"{row['interval_max_ms']:>8.2f}{row['dropped_frames']:>9}{row['stimulus_duration_ms']:>10.1f}")
+        print(
+            f"{variant:<16}{row['fixations']:>5}"
+            f"{row['loop_overhead_p50_us']:>17.1f}{row['loop_overhead_p99_us']:>9.1f}"
+            f"{row['frames']:>8}{row['interval_p50_ms']:>17.2f}{row['interval_p99_ms']:>8.2f}"
+            f"{row['interval_max_ms']:>8.2f}{row['dropped_frames']:>9}"
+            f"{row['stimulus_duration_ms']:>10.1f}"
+        )
     return 0
 
 

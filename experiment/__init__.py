@@ -1,4 +1,4 @@
-"""The lab side (SPEC §4): the PsychoPy naming task with an eye tracker, microphone and safe records.
+"""The lab side (SPEC §4): the PsychoPy naming task with eye tracker, microphone and safe records.
 
 Modules
 -------

@@ -26,10 +26,21 @@ logger = logging.getLogger(__name__)
 #: PsychoPy key name → pylink key code (letters map to their ASCII code).
 KEY_CODES = {
     **{f"f{n}": getattr(pylink, f"F{n}_KEY") for n in range(1, 11)},
-    "pageup": pylink.PAGE_UP, "pagedown": pylink.PAGE_DOWN,
-    "up": pylink.CURS_UP, "down": pylink.CURS_DOWN, "left": pylink.CURS_LEFT, "right": pylink.CURS_RIGHT,
-    "return": pylink.ENTER_KEY, "escape": pylink.ESC_KEY, "space": ord(" "), "tab": ord("\t"),
-    "backspace": ord("\b"), "equal": ord("+"), "num_add": ord("+"), "minus": ord("-"), "num_subtract": ord("-"),
+    "pageup": pylink.PAGE_UP,
+    "pagedown": pylink.PAGE_DOWN,
+    "up": pylink.CURS_UP,
+    "down": pylink.CURS_DOWN,
+    "left": pylink.CURS_LEFT,
+    "right": pylink.CURS_RIGHT,
+    "return": pylink.ENTER_KEY,
+    "escape": pylink.ESC_KEY,
+    "space": ord(" "),
+    "tab": ord("\t"),
+    "backspace": ord("\b"),
+    "equal": ord("+"),
+    "num_add": ord("+"),
+    "minus": ord("-"),
+    "num_subtract": ord("-"),
 }
 
 _CROSSHAIR_RGB = {
@@ -57,8 +68,14 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         default); tests inject keys here.
     """
 
-    def __init__(self, tracker, window, *, target_radius_px: float = 12.0,
-                 keys: Callable[[], list] | None = None) -> None:
+    def __init__(
+        self,
+        tracker,
+        window,
+        *,
+        target_radius_px: float = 12.0,
+        keys: Callable[[], list] | None = None,
+    ) -> None:
         from psychopy import visual
 
         super().__init__()
@@ -66,9 +83,12 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         self._window = window
         self._width_px, self._height_px = (int(v) for v in window.size)
         self._keys = keys
-        self.target = visual.Circle(window, radius=target_radius_px, fillColor="white", lineColor="white", units="pix")
-        self._target_centre = visual.Circle(window, radius=target_radius_px / 4, fillColor="black",
-                                            lineColor="black", units="pix")
+        self.target = visual.Circle(
+            window, radius=target_radius_px, fillColor="white", lineColor="white", units="pix"
+        )
+        self._target_centre = visual.Circle(
+            window, radius=target_radius_px / 4, fillColor="black", lineColor="black", units="pix"
+        )
         self._title = visual.TextStim(window, text="", color="white", units="pix", height=20)
         self._palette: np.ndarray | None = None  # (256, 3) uint8 RGB
         self._rows: list[np.ndarray] = []
@@ -124,7 +144,11 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
                 code = ord(name)
             else:
                 code = pylink.JUNK_KEY
-            modifier = 256 if modifiers.get("alt") else 64 if modifiers.get("ctrl") else 1 if modifiers.get("shift") else 0
+            modifier = (
+                256
+                if modifiers.get("alt")
+                else 64 if modifiers.get("ctrl") else 1 if modifiers.get("shift") else 0
+            )
             inputs.append(pylink.KeyInput(code, modifier))
         return inputs
 
@@ -143,7 +167,9 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         self._title.text = text
 
     def set_image_palette(self, r, g, b) -> None:
-        self._palette = np.stack([np.asarray(r), np.asarray(g), np.asarray(b)], axis=1).astype(np.uint8)
+        self._palette = np.stack([np.asarray(r), np.asarray(g), np.asarray(b)], axis=1).astype(
+            np.uint8
+        )
         self._rows = []
 
     def draw_image_line(self, width: int, line: int, totlines: int, buff) -> None:
@@ -171,11 +197,17 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         return x / 192 * width, y / 160 * height
 
     def draw_line(self, x1, y1, x2, y2, colorindex) -> None:
-        self._draw.line([self._scaled(x1, y1), self._scaled(x2, y2)], fill=_CROSSHAIR_RGB.get(colorindex, (128, 128, 128)))
+        self._draw.line(
+            [self._scaled(x1, y1), self._scaled(x2, y2)],
+            fill=_CROSSHAIR_RGB.get(colorindex, (128, 128, 128)),
+        )
 
     def draw_lozenge(self, x, y, width, height, colorindex) -> None:
         left, top = self._scaled(x, y)
         right, bottom = self._scaled(x + width, y + height)
         radius = min(right - left, bottom - top) / 2
-        self._draw.rounded_rectangle([left, top, right, bottom], radius=radius,
-                                     outline=_CROSSHAIR_RGB.get(colorindex, (128, 128, 128)))
+        self._draw.rounded_rectangle(
+            [left, top, right, bottom],
+            radius=radius,
+            outline=_CROSSHAIR_RGB.get(colorindex, (128, 128, 128)),
+        )

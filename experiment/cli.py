@@ -16,48 +16,105 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``lookwhere run`` to ``parser``."""
-    parser.add_argument("--participant", required=True, help="participant id, e.g. P07 (names the session folder)")
+    parser.add_argument(
+        "--participant", required=True, help="participant id, e.g. P07 (names the session folder)"
+    )
     parser.add_argument("--stimuli", type=Path, required=True, help="folder of stimulus images")
-    parser.add_argument("--tracker", choices=["eyelink", "eyelink-dummy", "simulated"], default="eyelink",
-                        help="tracker backend (default: eyelink)")
-    parser.add_argument("--host", default="100.1.1.1", help="EyeLink host PC address (default: 100.1.1.1)")
-    parser.add_argument("--out", type=Path, default=Path("sessions"), help="parent folder of session folders")
-    parser.add_argument("--trials", type=int, default=None, help="number of trials (default: every image once)")
-    parser.add_argument("--duration-ms", type=float, default=5000.0, help="image display time (default: 5000)")
-    parser.add_argument("--scale", type=float, default=2.0, help="display scale of the images (default: 2)")
-    parser.add_argument("--screen", type=int, nargs=2, metavar=("W", "H"), default=(1920, 1080),
-                        help="screen size in pixels (default: 1920 1080)")
-    parser.add_argument("--fullscreen", action=argparse.BooleanOptionalAction, default=False,
-                        help="full-screen window (--windowed is the same as --no-fullscreen)")
-    parser.add_argument("--windowed", dest="fullscreen", action="store_false", help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, default=None, help="seed of the image order (default: random, recorded)")
-    parser.add_argument("--edf-name", default="", help="EDF name on the host, ≤ 8 chars [A-Za-z0-9_]")
-    parser.add_argument("--no-mic", dest="microphone", action="store_false", help="do not record the microphone")
+    parser.add_argument(
+        "--tracker",
+        choices=["eyelink", "eyelink-dummy", "simulated"],
+        default="eyelink",
+        help="tracker backend (default: eyelink)",
+    )
+    parser.add_argument(
+        "--host", default="100.1.1.1", help="EyeLink host PC address (default: 100.1.1.1)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("sessions"), help="parent folder of session folders"
+    )
+    parser.add_argument(
+        "--trials", type=int, default=None, help="number of trials (default: every image once)"
+    )
+    parser.add_argument(
+        "--duration-ms", type=float, default=5000.0, help="image display time (default: 5000)"
+    )
+    parser.add_argument(
+        "--scale", type=float, default=2.0, help="display scale of the images (default: 2)"
+    )
+    parser.add_argument(
+        "--screen",
+        type=int,
+        nargs=2,
+        metavar=("W", "H"),
+        default=(1920, 1080),
+        help="screen size in pixels (default: 1920 1080)",
+    )
+    parser.add_argument(
+        "--fullscreen",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="full-screen window (--windowed is the same as --no-fullscreen)",
+    )
+    parser.add_argument(
+        "--windowed", dest="fullscreen", action="store_false", help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the image order (default: random, recorded)"
+    )
+    parser.add_argument(
+        "--edf-name", default="", help="EDF name on the host, ≤ 8 chars [A-Za-z0-9_]"
+    )
+    parser.add_argument(
+        "--no-mic", dest="microphone", action="store_false", help="do not record the microphone"
+    )
     parser.add_argument("--mic-device", default=None, help="sounddevice input device name or index")
-    parser.add_argument("--scanpaths", type=Path, default=None,
-                        help="simulated tracker: CSV of recorded scanpaths to replay")
-    parser.add_argument("--auto-accept-drift-ms", type=float, default=None,
-                        help="simulated participant: accept drift correction after this many ms")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the interrupted session of this participant in --out")
+    parser.add_argument(
+        "--scanpaths",
+        type=Path,
+        default=None,
+        help="simulated tracker: CSV of recorded scanpaths to replay",
+    )
+    parser.add_argument(
+        "--auto-accept-drift-ms",
+        type=float,
+        default=None,
+        help="simulated participant: accept drift correction after this many ms",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted session of this participant in --out",
+    )
 
 
 def build_config(args: argparse.Namespace):
-    """The :class:`~experiment.config.SessionConfig` of parsed arguments (the saved one on --resume)."""
+    """The :class:`~experiment.config.SessionConfig` of parsed arguments (saved one on --resume)."""
     from experiment.config import SessionConfig
 
     if args.resume:
         path = Path(args.out) / args.participant / "config.json"
         if not path.exists():
-            raise FileNotFoundError(f"--resume: no session to resume at {path.parent} (no config.json)")
+            raise FileNotFoundError(
+                f"--resume: no session to resume at {path.parent} (no config.json)"
+            )
         return SessionConfig.load(path)
     values = dict(
-        participant=args.participant, stimuli=args.stimuli, tracker=args.tracker, host=args.host,
-        out=args.out, trials=args.trials, duration_ms=args.duration_ms, scale=args.scale,
-        screen_width_px=args.screen[0], screen_height_px=args.screen[1], fullscreen=args.fullscreen,
-        edf_name=args.edf_name, microphone=args.microphone,
+        participant=args.participant,
+        stimuli=args.stimuli,
+        tracker=args.tracker,
+        host=args.host,
+        out=args.out,
+        trials=args.trials,
+        duration_ms=args.duration_ms,
+        scale=args.scale,
+        screen_width_px=args.screen[0],
+        screen_height_px=args.screen[1],
+        fullscreen=args.fullscreen,
+        edf_name=args.edf_name,
+        microphone=args.microphone,
         mic_device=int(args.mic_device) if str(args.mic_device).isdigit() else args.mic_device,
-        scanpaths=args.scanpaths, auto_accept_drift_ms=args.auto_accept_drift_ms,
+        scanpaths=args.scanpaths,
+        auto_accept_drift_ms=args.auto_accept_drift_ms,
     )
     if args.seed is not None:
         values["seed"] = args.seed
@@ -81,7 +138,11 @@ def main(args: argparse.Namespace) -> int:
     except PreflightError as error:
         raise ValueError(str(error)) from None
     except (QuitRequested, SessionInterrupted, KeyboardInterrupt) as error:
-        logger.warning("session ended early (%s); records saved in %s", type(error).__name__, config.session_dir)
+        logger.warning(
+            "session ended early (%s); records saved in %s",
+            type(error).__name__,
+            config.session_dir,
+        )
         return 1
     logger.info("session complete: %s", config.session_dir)
     return 0

@@ -48,7 +48,9 @@ class Microphone:
     input latency. That is the same clock as the task's onset times.
     """
 
-    def __init__(self, device: str | int | None = None, *, samplerate_hz: int = 44100, buffer_s: float = 30.0) -> None:
+    def __init__(
+        self, device: str | int | None = None, *, samplerate_hz: int = 44100, buffer_s: float = 30.0
+    ) -> None:
         import sounddevice as sd
 
         try:
@@ -57,7 +59,8 @@ class Microphone:
             available = [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
             raise MicrophoneError(
                 f"no microphone {device if device is not None else '(default input)'}: {error}; "
-                f"input devices found: {available or 'none'}. Connect one, pick it with mic_device, "
+                f"input devices found: {available or 'none'}. Connect one, pick it with "
+                "mic_device, "
                 "or run without the microphone (--no-mic)"
             ) from error
         self.device_name = str(info["name"])
@@ -65,12 +68,18 @@ class Microphone:
         self._ring = np.zeros(int(buffer_s * samplerate_hz), dtype=np.float32)
         self._lock = threading.Lock()
         self._frames = 0  # frames captured since the stream started
-        self._anchor: tuple[int, float] | None = None  # (frame count, perf_counter s) of last block end
+        self._anchor: tuple[int, float] | None = (
+            None  # (frame count, perf_counter s) of last block end
+        )
         self.overruns = 0
         self.level_dbfs = -np.inf  # RMS of the last callback block
         self.peak_dbfs = -np.inf
         self._stream = sd.InputStream(
-            device=device, channels=1, samplerate=samplerate_hz, dtype="float32", callback=self._callback
+            device=device,
+            channels=1,
+            samplerate=samplerate_hz,
+            dtype="float32",
+            callback=self._callback,
         )
         self.latency_s = float(self._stream.latency)
 
@@ -96,8 +105,11 @@ class Microphone:
 
         Silence reads -200 dBFS rather than -inf, so the value stays a finite number on the wire.
         """
-        return {"rms_dbfs": min(max(self.level_dbfs, -200.0), 0.0), "peak_dbfs": min(max(self.peak_dbfs, -200.0), 0.0),
-                "xruns": self.overruns}
+        return {
+            "rms_dbfs": min(max(self.level_dbfs, -200.0), 0.0),
+            "peak_dbfs": min(max(self.peak_dbfs, -200.0), 0.0),
+            "xruns": self.overruns,
+        }
 
     def start(self) -> None:
         self._stream.start()
@@ -106,7 +118,9 @@ class Microphone:
         """Stream frame index captured at ``time.perf_counter()`` time ``t_s`` (fractional)."""
         with self._lock:
             if self._anchor is None:
-                raise MicrophoneError("the microphone has delivered no audio yet; is the stream started?")
+                raise MicrophoneError(
+                    "the microphone has delivered no audio yet; is the stream started?"
+                )
             frames, at = self._anchor
         return frames + (t_s - at) * self.samplerate_hz
 

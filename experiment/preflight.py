@@ -37,7 +37,10 @@ def _check_output(folder: Path, min_free_mb: float) -> list[str]:
         return [f"output folder {folder} is not writable ({error}); pass a writable --out"]
     free_mb = shutil.disk_usage(folder).free / 2**20
     if free_mb < min_free_mb:
-        return [f"output folder {folder} has {free_mb:.0f} MB free, less than {min_free_mb:.0f} MB; free space or use another --out"]
+        return [
+            f"output folder {folder} has {free_mb:.0f} MB free, less than {min_free_mb:.0f} MB; "
+            "free space or use another --out"
+        ]
     return []
 
 
@@ -56,15 +59,23 @@ def _check_images(stimuli: StimulusSet, image_ids: list[str], config) -> list[st
             problems.append(f"image {image_id!r} cannot be read ({error}); replace or remove it")
             continue
         geometry = DisplayGeometry.fit(
-            width, height, screen_width_px=config.screen_width_px,
-            screen_height_px=config.screen_height_px, scale=config.scale,
+            width,
+            height,
+            screen_width_px=config.screen_width_px,
+            screen_height_px=config.screen_height_px,
+            scale=config.scale,
         )
         if geometry.scale_x < config.scale - 1e-9:
             reduced[image_id] = geometry.scale_x
     if reduced:
         logger.warning(
-            "%d of %d images do not fit the screen at scale %g and are shown smaller (scale %.3f–%.3f)",
-            len(reduced), len(image_ids), config.scale, min(reduced.values()), max(reduced.values()),
+            "%d of %d images do not fit the screen at scale %g and are shown smaller "
+            "(scale %.3f–%.3f)",
+            len(reduced),
+            len(image_ids),
+            config.scale,
+            min(reduced.values()),
+            max(reduced.values()),
         )
     return problems
 

@@ -1,4 +1,4 @@
-"""The PsychoPy session: drift correction, image trials, records and one shutdown path (SPEC §2, §4).
+"""The PsychoPy session: drift correction, image trials, records, one shutdown path (SPEC §2, §4).
 
 :class:`Session` runs a whole session from a :class:`~experiment.config.SessionConfig`::
 
@@ -6,10 +6,9 @@
         session.run()
 
 Per trial: ``TRIALID`` → drift correction (the product's own screen: central dot, space accepts,
-Esc opens the tracker setup, ``p`` pauses, ``s`` skips the trial, ``q`` quits after confirmation; the
-real EyeLink runs its own
-``doDriftCorrect``) → start recording → the image, scaled and centred by
-:class:`stimuli.geometry.DisplayGeometry`, for ``duration_ms`` with ``IMAGE_ONSET`` /
+Esc opens the tracker setup, ``p`` pauses, ``s`` skips the trial, ``q`` quits after confirmation;
+the real EyeLink runs its own ``doDriftCorrect``) → start recording → the image, scaled and
+centred by :class:`stimuli.geometry.DisplayGeometry`, for ``duration_ms`` with ``IMAGE_ONSET`` /
 ``IMAGE_OFFSET`` sent from ``win.callOnFlip`` (so their times are those of the flips) and every
 tracker event drained each frame → stop recording → ``TRIAL_RESULT``. Records, audio and the
 stream's flush happen between trials only.
@@ -40,7 +39,15 @@ from lookwhere.records import Fixation
 from stimuli.geometry import DisplayGeometry
 from stimuli.sets import StimulusSet
 
-__all__ = ["Session", "RecordSink", "NullSink", "SessionInterrupted", "QuitRequested", "SkipTrial", "frame_summary"]
+__all__ = [
+    "Session",
+    "RecordSink",
+    "NullSink",
+    "SessionInterrupted",
+    "QuitRequested",
+    "SkipTrial",
+    "frame_summary",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +144,14 @@ def _versions() -> dict:
     from importlib import metadata
 
     versions = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for package in ("lookwhere", "psychopy", "sr-research-pylink", "sounddevice", "soundfile", "numpy"):
+    for package in (
+        "lookwhere",
+        "psychopy",
+        "sr-research-pylink",
+        "sounddevice",
+        "soundfile",
+        "numpy",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -218,15 +232,18 @@ class Session:
                 f"{self.records.folder} already holds {len(existing)} trials; pass --resume to "
                 "continue that session or choose another --out/--participant"
             )
-        self.microphone = preflight(self.config, self.stimuli, self.order[len(existing):])
+        self.microphone = preflight(self.config, self.stimuli, self.order[len(existing) :])
         done = self._open_records()
         if self.microphone is not None:
             self.microphone.start()
             time.sleep(0.3)
             if not self.microphone.level_dbfs > SILENT_DBFS:
                 raise PreflightError(
-                    [f"microphone {self.microphone.device_name!r} is silent ({self.microphone.level_dbfs:.1f} dBFS); "
-                     "check that it is plugged in and unmuted"]
+                    [
+                        f"microphone {self.microphone.device_name!r} is silent "
+                        f"({self.microphone.level_dbfs:.1f} dBFS); "
+                        "check that it is plugged in and unmuted"
+                    ]
                 )
         self._open_window()
         segment = len(self.manifest.get("segments", []))
@@ -239,11 +256,15 @@ class Session:
             "started_unix_s": time.time(),
             "first_trial": len(done),
             "frame_period_ms": self._frame_period_ms,
-            "microphone": None if self.microphone is None else {
-                "device": self.microphone.device_name,
-                "samplerate_hz": self.microphone.samplerate_hz,
-                "latency_s": self.microphone.latency_s,
-            },
+            "microphone": (
+                None
+                if self.microphone is None
+                else {
+                    "device": self.microphone.device_name,
+                    "samplerate_hz": self.microphone.samplerate_hz,
+                    "latency_s": self.microphone.latency_s,
+                }
+            ),
             "calibrations": [],
         }
         self.manifest.setdefault("segments", []).append(self._segment)
@@ -257,10 +278,17 @@ class Session:
         )
         self._segment["clock_offsets"] = self._clock_offsets()
         self._calibrate()
-        self.sink.send({"kind": "session_start", "participant": self.config.participant,
-                        "tracker": self.config.tracker, "n_trials": len(self.order),
-                        "screen_width_px": self.config.screen_width_px,
-                        "screen_height_px": self.config.screen_height_px, "wall_time_s": time.time()})
+        self.sink.send(
+            {
+                "kind": "session_start",
+                "participant": self.config.participant,
+                "tracker": self.config.tracker,
+                "n_trials": len(self.order),
+                "screen_width_px": self.config.screen_width_px,
+                "screen_height_px": self.config.screen_height_px,
+                "wall_time_s": time.time(),
+            }
+        )
         return done
 
     def _open_records(self) -> list[dict]:
@@ -278,8 +306,13 @@ class Session:
         else:
             done = []
             self.config.save(self.records.config_path)
-            self.manifest = {"session": self.config.session_id, "participant": self.config.participant,
-                             "seed": self.config.seed, "order": self.order, "created_unix_s": time.time()}
+            self.manifest = {
+                "session": self.config.session_id,
+                "participant": self.config.participant,
+                "seed": self.config.seed,
+                "order": self.order,
+                "created_unix_s": time.time(),
+            }
         self.manifest["status"] = "running"
         return done
 
@@ -302,17 +335,27 @@ class Session:
 
         config = self.config
         self.window = visual.Window(
-            size=(config.screen_width_px, config.screen_height_px), fullscr=config.fullscreen,
-            units="pix", color="black", colorSpace="rgb", allowGUI=False, waitBlanking=True,
+            size=(config.screen_width_px, config.screen_height_px),
+            fullscr=config.fullscreen,
+            units="pix",
+            color="black",
+            colorSpace="rgb",
+            allowGUI=False,
+            waitBlanking=True,
         )
         self.window.mouseVisible = False
         size = tuple(int(v) for v in self.window.size)
         if size != (config.screen_width_px, config.screen_height_px):
             raise PreflightError(
-                [f"the window is {size[0]}×{size[1]} px but the configuration says "
-                 f"{config.screen_width_px}×{config.screen_height_px}; set the screen size to match the display"]
+                [
+                    f"the window is {size[0]}×{size[1]} px but the configuration says "
+                    f"{config.screen_width_px}×{config.screen_height_px}; "
+                    "set the screen size to match the display"
+                ]
             )
-        rate = self.window.getActualFrameRate(nIdentical=10, nMaxFrames=120, nWarmUpFrames=10, threshold=1)
+        rate = self.window.getActualFrameRate(
+            nIdentical=10, nMaxFrames=120, nWarmUpFrames=10, threshold=1
+        )
         if rate:
             self._frame_period_ms = 1000.0 / rate
         else:
@@ -355,17 +398,27 @@ class Session:
                 attempt("stop recording", self.tracker.stop_recording)
             if segment is not None:
                 segment["edf"] = attempt(
-                    "receive EDF", lambda: self.tracker.receive_edf(self.records.folder / f"{segment['edf_name']}.edf")
+                    "receive EDF",
+                    lambda: self.tracker.receive_edf(
+                        self.records.folder / f"{segment['edf_name']}.edf"
+                    ),
                 )
             attempt("close tracker", self.tracker.close)
         if self.microphone is not None:
             attempt("close microphone", self.microphone.close)
             if segment is not None:
                 segment["mic_overruns"] = self.microphone.overruns
-        attempt("send session end", lambda: self.sink.send(
-            {"kind": "session_end", "reason": status, "n_trials": len(self.records.completed_trials()),
-             "t_session_ms": self._elapsed_s(time.perf_counter()) * 1000.0}
-        ))
+        attempt(
+            "send session end",
+            lambda: self.sink.send(
+                {
+                    "kind": "session_end",
+                    "reason": status,
+                    "n_trials": len(self.records.completed_trials()),
+                    "t_session_ms": self._elapsed_s(time.perf_counter()) * 1000.0,
+                }
+            ),
+        )
         attempt("close stream", self.sink.close)
         if self.window is not None:
             attempt("close window", self.window.close)
@@ -391,7 +444,9 @@ class Session:
             import pylink
 
             while True:
-                result = self.tracker.drift_correct(self.config.screen_width_px / 2, self.config.screen_height_px / 2)
+                result = self.tracker.drift_correct(
+                    self.config.screen_width_px / 2, self.config.screen_height_px / 2
+                )
                 if result.get("error") != pylink.ESC_KEY:
                     return result
         return self._own_drift_screen()
@@ -404,8 +459,12 @@ class Session:
         """
         from psychopy import visual
 
-        dot = visual.Circle(self.window, radius=8, fillColor="white", lineColor="white", units="pix")
-        centre = visual.Circle(self.window, radius=2, fillColor="black", lineColor="black", units="pix")
+        dot = visual.Circle(
+            self.window, radius=8, fillColor="white", lineColor="white", units="pix"
+        )
+        centre = visual.Circle(
+            self.window, radius=2, fillColor="black", lineColor="black", units="pix"
+        )
         auto_ms = self.config.auto_accept_drift_ms
         started = time.perf_counter()
         recalibrations = 0
@@ -430,9 +489,15 @@ class Session:
             if auto_ms is not None and (time.perf_counter() - started) * 1000.0 >= auto_ms:
                 accepted_by = "auto"
                 break
-        result = self.tracker.drift_correct(self.config.screen_width_px / 2, self.config.screen_height_px / 2)
-        return {**result, "accepted_by": accepted_by, "wait_ms": (time.perf_counter() - started) * 1000.0,
-                "recalibrations": recalibrations}
+        result = self.tracker.drift_correct(
+            self.config.screen_width_px / 2, self.config.screen_height_px / 2
+        )
+        return {
+            **result,
+            "accepted_by": accepted_by,
+            "wait_ms": (time.perf_counter() - started) * 1000.0,
+            "recalibrations": recalibrations,
+        }
 
     def _show_until(self, message: str, *keys: str) -> str:
         """Show ``message`` until one of ``keys`` is pressed; return that key."""
@@ -460,11 +525,17 @@ class Session:
         path = self.stimuli.path(image_id)
         width, height = self.stimuli.size(image_id)
         geometry = DisplayGeometry.fit(
-            width, height, screen_width_px=config.screen_width_px,
-            screen_height_px=config.screen_height_px, scale=config.scale,
+            width,
+            height,
+            screen_width_px=config.screen_width_px,
+            screen_height_px=config.screen_height_px,
+            scale=config.scale,
         )
         stimulus = visual.ImageStim(
-            window, image=str(path), units="pix", pos=(0, 0),
+            window,
+            image=str(path),
+            units="pix",
+            pos=(0, 0),
             size=(geometry.display_width_px, geometry.display_height_px),
         )
         tracker.send_message(f"TRIALID {index}")
@@ -475,10 +546,17 @@ class Session:
             # A skipped trial counts as done (resume does not repeat it) and has no data.
             tracker.send_message("!V TRIAL_VAR skipped 1")
             tracker.send_message("TRIAL_RESULT 1")
-            row = {"trial": index, "image": image_id, "segment": self._segment["segment"], "skipped": True,
-                   "fixations": 0}
+            row = {
+                "trial": index,
+                "image": image_id,
+                "segment": self._segment["segment"],
+                "skipped": True,
+                "fixations": 0,
+            }
             self.records.append_trial(row, [])
-            logger.info("trial %d/%d (%s) skipped by the operator", index + 1, len(self.order), image_id)
+            logger.info(
+                "trial %d/%d (%s) skipped by the operator", index + 1, len(self.order), image_id
+            )
             return row
 
         tracker.start_recording()
@@ -499,13 +577,22 @@ class Session:
         stimulus.draw()
         window.flip()
         tracker.send_message(
-            f"!V IMGLOAD CENTER {path.name} {config.screen_width_px // 2} {config.screen_height_px // 2} "
+            f"!V IMGLOAD CENTER {path.name} "
+            f"{config.screen_width_px // 2} {config.screen_height_px // 2} "
             f"{geometry.display_width_px} {geometry.display_height_px}"
         )
         onset_session_ms = self._elapsed_s(onset["perf_s"]) * 1000.0
-        self.sink.send({"kind": "trial_start", "trial": index, "image": image_id,
-                        "onset_tracker_ms": onset["tracker_ms"], "onset_session_ms": onset_session_ms,
-                        "stimulus_duration_ms": config.duration_ms, **geometry.to_dict()})
+        self.sink.send(
+            {
+                "kind": "trial_start",
+                "trial": index,
+                "image": image_id,
+                "onset_tracker_ms": onset["tracker_ms"],
+                "onset_session_ms": onset_session_ms,
+                "stimulus_duration_ms": config.duration_ms,
+                **geometry.to_dict(),
+            }
+        )
         next_level_s = onset["perf_s"]
         pending: list = []  # (TrackerFixation) of this trial, converted at the end
         flips = [onset["perf_s"]]
@@ -516,12 +603,21 @@ class Session:
             busy = time.perf_counter()
             for event in tracker.drain():
                 pending.append(event)
-                self.sink.send(self._live_record(event, index, image_id, geometry, onset["tracker_ms"],
-                                                 onset_session_ms))
+                self.sink.send(
+                    self._live_record(
+                        event, index, image_id, geometry, onset["tracker_ms"], onset_session_ms
+                    )
+                )
             if self.microphone is not None and busy >= next_level_s:
                 next_level_s = busy + MIC_LEVEL_INTERVAL_S
-                self.sink.send({"kind": "mic_level", "trial": index, "t_session_ms": self._elapsed_s(busy) * 1000.0,
-                                **self.microphone.level()})
+                self.sink.send(
+                    {
+                        "kind": "mic_level",
+                        "trial": index,
+                        "t_session_ms": self._elapsed_s(busy) * 1000.0,
+                        **self.microphone.level(),
+                    }
+                )
             self.sink.service()
             overhead_s.append(time.perf_counter() - busy)
             # The next flip is the offset when it lands within half a frame of the deadline.
@@ -538,17 +634,26 @@ class Session:
         # The fixation under way at the offset ends with the recording: it is streamed too.
         for event in tracker.drain():
             pending.append(event)
-            self.sink.send(self._live_record(event, index, image_id, geometry, onset["tracker_ms"], onset_session_ms))
+            self.sink.send(
+                self._live_record(
+                    event, index, image_id, geometry, onset["tracker_ms"], onset_session_ms
+                )
+            )
 
         stimulus_duration_ms = (offset["perf_s"] - onset["perf_s"]) * 1000.0
         audio = None
         if self.microphone is not None:
             audio_path = self.records.audio_dir / f"trial{index:03d}_{image_id}.wav"
-            audio = self.microphone.save(audio_path, start_s=onset["perf_s"], end_s=offset["perf_s"])
+            audio = self.microphone.save(
+                audio_path, start_s=onset["perf_s"], end_s=offset["perf_s"]
+            )
             tracker.send_message(f"!V TRIAL_VAR mic_file {audio_path.name}")
         tracker.send_message("TRIAL_RESULT 0")
         fixations = [
-            replace(self._fixation(e, index, image_id, geometry, onset["tracker_ms"]), stimulus_duration_ms=stimulus_duration_ms)
+            replace(
+                self._fixation(e, index, image_id, geometry, onset["tracker_ms"]),
+                stimulus_duration_ms=stimulus_duration_ms,
+            )
             for e in pending
         ]
         overhead_us = np.asarray(overhead_s) * 1e6
@@ -577,34 +682,68 @@ class Session:
             "geometry": geometry.to_dict(),
         }
         self.records.append_trial(row, fixations)
-        self.sink.send({"kind": "trial_end", "trial": index, "image": image_id,
-                        "offset_tracker_ms": offset["tracker_ms"],
-                        "offset_session_ms": self._elapsed_s(offset["perf_s"]) * 1000.0,
-                        "n_fixations": len(fixations), "dropped_frames": row["dropped_frames"]})
+        self.sink.send(
+            {
+                "kind": "trial_end",
+                "trial": index,
+                "image": image_id,
+                "offset_tracker_ms": offset["tracker_ms"],
+                "offset_session_ms": self._elapsed_s(offset["perf_s"]) * 1000.0,
+                "n_fixations": len(fixations),
+                "dropped_frames": row["dropped_frames"],
+            }
+        )
         self.sink.flush()
-        logger.info("trial %d/%d (%s): %d fixations, %d dropped frames", index + 1, len(self.order),
-                    image_id, len(fixations), row["dropped_frames"])
+        logger.info(
+            "trial %d/%d (%s): %d fixations, %d dropped frames",
+            index + 1,
+            len(self.order),
+            image_id,
+            len(fixations),
+            row["dropped_frames"],
+        )
         return row
 
-    def _fixation(self, event, trial: int, image_id: str, geometry: DisplayGeometry, onset_tracker_ms: float) -> Fixation:
+    def _fixation(
+        self, event, trial: int, image_id: str, geometry: DisplayGeometry, onset_tracker_ms: float
+    ) -> Fixation:
         x_image, y_image = geometry.display_to_image(event.x_display_px, event.y_display_px)
         return Fixation(
-            participant=self.config.participant, session=self.config.session_id, trial=trial,
-            image=image_id, eye=event.eye,
-            start_ms=event.start_tracker_ms - onset_tracker_ms, end_ms=event.end_tracker_ms - onset_tracker_ms,
-            duration_ms=event.duration_ms, x_display_px=event.x_display_px, y_display_px=event.y_display_px,
-            x_image_px=float(x_image), y_image_px=float(y_image),
-            stimulus_duration_ms=self.config.duration_ms, pupil=event.pupil,
+            participant=self.config.participant,
+            session=self.config.session_id,
+            trial=trial,
+            image=image_id,
+            eye=event.eye,
+            start_ms=event.start_tracker_ms - onset_tracker_ms,
+            end_ms=event.end_tracker_ms - onset_tracker_ms,
+            duration_ms=event.duration_ms,
+            x_display_px=event.x_display_px,
+            y_display_px=event.y_display_px,
+            x_image_px=float(x_image),
+            y_image_px=float(y_image),
+            stimulus_duration_ms=self.config.duration_ms,
+            pupil=event.pupil,
         )
 
-    def _live_record(self, event, trial: int, image_id: str, geometry: DisplayGeometry, onset_tracker_ms: float,
-                     onset_session_ms: float) -> dict:
+    def _live_record(
+        self,
+        event,
+        trial: int,
+        image_id: str,
+        geometry: DisplayGeometry,
+        onset_tracker_ms: float,
+        onset_session_ms: float,
+    ) -> dict:
         """The streamed form of a fixation: the fixation record (with the nominal stimulus duration;
-        the file holds the measured one) plus its start and end on the tracker and session clocks."""
+        the file holds the measured one) plus its start and end on the tracker and session clocks.
+        """
         record = asdict(self._fixation(event, trial, image_id, geometry, onset_tracker_ms))
         del record["session"]  # the stream stamps its own
         record.update(
-            kind="fixation", start_tracker_ms=event.start_tracker_ms, end_tracker_ms=event.end_tracker_ms,
-            start_session_ms=onset_session_ms + record["start_ms"], end_session_ms=onset_session_ms + record["end_ms"],
+            kind="fixation",
+            start_tracker_ms=event.start_tracker_ms,
+            end_tracker_ms=event.end_tracker_ms,
+            start_session_ms=onset_session_ms + record["start_ms"],
+            end_session_ms=onset_session_ms + record["end_ms"],
         )
         return record

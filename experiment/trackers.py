@@ -70,9 +70,9 @@ class TrackerFixation:
 class Tracker(ABC):
     """The interface the task drives, in SPEC §4 order.
 
-    ``connect → open_edf → configure → calibrate → (per trial: drift_correct → start_recording →
-    send_message/drain each frame → stop_recording) → close`` where ``close`` closes the EDF,
-    transfers it (:meth:`receive_edf`) and disconnects.
+    ``connect → open_edf → configure → calibrate → (per trial: drift_correct →
+    start_recording → send_message/drain each frame → stop_recording) → receive_edf → close``;
+    :meth:`receive_edf` closes the data file and transfers it, :meth:`close` disconnects.
     """
 
     #: whether :meth:`drift_correct` runs the tracker's own drift correction; when False the task
@@ -86,8 +86,10 @@ class Tracker(ABC):
     def open_edf(self, name: str) -> None:
         """Open the host-side data file ``name`` (≤ 8 characters, no extension)."""
 
-    def configure(self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int) -> None:
-        """Send the configuration commands (sampling rate, calibration type, coordinates, filters)."""
+    def configure(
+        self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int
+    ) -> None:
+        """Send the configuration (sampling rate, calibration type, coordinates, filters)."""
 
     def calibrate(self) -> dict:
         """Calibrate and validate; return the results for the manifest."""
@@ -143,7 +145,8 @@ def read_scanpaths(path: Path) -> dict[str, list[np.ndarray]]:
     missing = {"observer", "image", "x_image_px", "y_image_px", "duration_ms"} - set(table.columns)
     if missing:
         raise ValueError(
-            f"scanpath table {path} lacks the columns {sorted(missing)}; it has {list(table.columns)}"
+            f"scanpath table {path} lacks the columns {sorted(missing)}; "
+            f"it has {list(table.columns)}"
         )
     scanpaths: dict[str, list[np.ndarray]] = {}
     for (image, _), rows in table.groupby(["image", "observer"], sort=False):
@@ -210,7 +213,10 @@ class SimulatedTracker(Tracker):
         return self._origin_ms + (time.perf_counter() - self._t0) * 1000.0
 
     def _quantise(self, t_ms: float) -> float:
-        return self._origin_ms + float(np.floor((t_ms - self._origin_ms) / self._sample_ms)) * self._sample_ms
+        return (
+            self._origin_ms
+            + float(np.floor((t_ms - self._origin_ms) / self._sample_ms)) * self._sample_ms
+        )
 
     def send_message(self, text: str) -> None:
         if text.startswith("!V TRIAL_VAR image "):
@@ -230,7 +236,10 @@ class SimulatedTracker(Tracker):
             self._replay = list(observers[int(self._rng.integers(len(observers)))])
         width, height = self._stimuli.size(image_id)
         geometry = DisplayGeometry.fit(
-            width, height, screen_width_px=self._screen[0], screen_height_px=self._screen[1],
+            width,
+            height,
+            screen_width_px=self._screen[0],
+            screen_height_px=self._screen[1],
             scale=self._scale,
         )
         # Local contrast on an 8× smaller grey image: cheap and content-driven enough.
@@ -239,7 +248,13 @@ class SimulatedTracker(Tracker):
             grey = np.asarray(image.convert("L").resize(small), dtype=float)
         gy, gx = np.gradient(grey)
         rows, cols = np.mgrid[0 : small[1], 0 : small[0]]
-        centre = np.exp(-(((cols - small[0] / 2) / (small[0] / 4)) ** 2 + ((rows - small[1] / 2) / (small[1] / 4)) ** 2) / 2)
+        centre = np.exp(
+            -(
+                ((cols - small[0] / 2) / (small[0] / 4)) ** 2
+                + ((rows - small[1] / 2) / (small[1] / 4)) ** 2
+            )
+            / 2
+        )
         density = ((np.hypot(gx, gy) + 1e-3) * centre).ravel()
         # The cumulative density, so that drawing a position in the frame loop is one bisection.
         self._density = (geometry, np.cumsum(density) / density.sum(), small)
@@ -274,8 +289,13 @@ class SimulatedTracker(Tracker):
     def _end_at(self, fixation: TrackerFixation, end_ms: float) -> TrackerFixation:
         end = max(self._quantise(end_ms), fixation.start_tracker_ms)
         return TrackerFixation(
-            fixation.eye, fixation.start_tracker_ms, end, end - fixation.start_tracker_ms + self._sample_ms,
-            fixation.x_display_px, fixation.y_display_px, fixation.pupil,
+            fixation.eye,
+            fixation.start_tracker_ms,
+            end,
+            end - fixation.start_tracker_ms + self._sample_ms,
+            fixation.x_display_px,
+            fixation.y_display_px,
+            fixation.pupil,
         )
 
     def _plan(self, until_ms: float) -> None:
@@ -287,7 +307,15 @@ class SimulatedTracker(Tracker):
             start = self._quantise(self._plan_until_ms + saccade_ms)
             end = self._quantise(start + max(duration, 2 * self._sample_ms))
             self._pending.append(
-                TrackerFixation("R", start, end, end - start + self._sample_ms, x, y, float(self._rng.normal(900, 40)))
+                TrackerFixation(
+                    "R",
+                    start,
+                    end,
+                    end - start + self._sample_ms,
+                    x,
+                    y,
+                    float(self._rng.normal(900, 40)),
+                )
             )
             self._plan_until_ms = end
 
@@ -356,7 +384,9 @@ class EyeLinkTracker(Tracker):
         self._el.openDataFile(f"{name}.EDF")
         self._el.sendCommand("add_file_preamble_text 'lookwhere session'")
 
-    def configure(self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int) -> None:
+    def configure(
+        self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int
+    ) -> None:
         el = self._el
         self._sample_ms = 1000.0 / sample_rate_hz
         el.setOfflineMode()
@@ -365,8 +395,12 @@ class EyeLinkTracker(Tracker):
         el.sendCommand(f"screen_pixel_coords = 0 0 {screen_width_px - 1} {screen_height_px - 1}")
         el.sendMessage(f"DISPLAY_COORDS 0 0 {screen_width_px - 1} {screen_height_px - 1}")
         el.sendCommand("file_event_filter = LEFT,RIGHT,FIXATION,SACCADE,BLINK,MESSAGE,BUTTON,INPUT")
-        el.sendCommand("file_sample_data = LEFT,RIGHT,GAZE,HREF,RAW,AREA,HTARGET,GAZERES,BUTTON,STATUS,INPUT")
-        el.sendCommand("link_event_filter = LEFT,RIGHT,FIXATION,FIXUPDATE,SACCADE,BLINK,BUTTON,INPUT")
+        el.sendCommand(
+            "file_sample_data = LEFT,RIGHT,GAZE,HREF,RAW,AREA,HTARGET,GAZERES,BUTTON,STATUS,INPUT"
+        )
+        el.sendCommand(
+            "link_event_filter = LEFT,RIGHT,FIXATION,FIXUPDATE,SACCADE,BLINK,BUTTON,INPUT"
+        )
         el.sendCommand("link_sample_data = LEFT,RIGHT,GAZE,GAZERES,AREA,HTARGET,STATUS,INPUT")
         if not self.dummy and self._window is not None:
             from experiment.calibration import CalibrationGraphics
@@ -375,10 +409,14 @@ class EyeLinkTracker(Tracker):
 
     def calibrate(self) -> dict:
         if self.dummy:
-            # doTrackerSetup never returns in dummy mode (SPEC §10); SR Research's examples skip it.
+            # doTrackerSetup never returns in dummy mode (SPEC §10); SR Research's examples
+            # skip it.
             return {"skipped": True, "reason": "dummy connection"}
         self._el.doTrackerSetup()
-        return {"result": self._el.getCalibrationResult(), "message": self._el.getCalibrationMessage()}
+        return {
+            "result": self._el.getCalibrationResult(),
+            "message": self._el.getCalibrationMessage(),
+        }
 
     def drift_correct(self, x_display_px: float, y_display_px: float) -> dict:
         if self.dummy:
@@ -417,8 +455,13 @@ class EyeLinkTracker(Tracker):
             start, end = float(event.getStartTime()), float(event.getEndTime())
             fixations.append(
                 TrackerFixation(
-                    "L" if event.getEye() == pylink.LEFT_EYE else "R", start, end,
-                    end - start + self._sample_ms, float(x), float(y), float(event.getAveragePupilSize()),
+                    "L" if event.getEye() == pylink.LEFT_EYE else "R",
+                    start,
+                    end,
+                    end - start + self._sample_ms,
+                    float(x),
+                    float(y),
+                    float(event.getAveragePupilSize()),
                 )
             )
 
@@ -438,9 +481,24 @@ class EyeLinkTracker(Tracker):
                 continue
             on_disk = Path(destination).stat().st_size if Path(destination).exists() else -1
             if size > 0 and on_disk == size:
-                return {"transferred": True, "host_file": host_name, "path": str(destination), "bytes": size}
-            logger.warning("EDF transfer attempt %d/%d: %d bytes sent, %d on disk", attempt, retries, size, on_disk)
-        return {"transferred": False, "host_file": host_name, "reason": f"{retries} attempts failed"}
+                return {
+                    "transferred": True,
+                    "host_file": host_name,
+                    "path": str(destination),
+                    "bytes": size,
+                }
+            logger.warning(
+                "EDF transfer attempt %d/%d: %d bytes sent, %d on disk",
+                attempt,
+                retries,
+                size,
+                on_disk,
+            )
+        return {
+            "transferred": False,
+            "host_file": host_name,
+            "reason": f"{retries} attempts failed",
+        }
 
     def close(self) -> None:
         if self._el is not None:

@@ -16,8 +16,12 @@ from psychopy import visual
 from experiment.calibration import CalibrationGraphics
 
 window = visual.Window(size=(1920, 1080), units="pix", color="black", fullscr=False, allowGUI=False)
-pressed = [[("space", {}), ("escape", {}), ("c", {"shift": True}), ("f1", {"alt": True}), ("kp_9", {})]]
-graphics = CalibrationGraphics(pylink.EyeLink(None), window, keys=lambda: pressed.pop() if pressed else [])
+pressed = [
+    [("space", {}), ("escape", {}), ("c", {"shift": True}), ("f1", {"alt": True}), ("kp_9", {})]
+]
+graphics = CalibrationGraphics(
+    pylink.EyeLink(None), window, keys=lambda: pressed.pop() if pressed else []
+)
 observed = {}
 graphics.setup_cal_display()
 graphics.draw_cal_target(100, 200)

@@ -24,8 +24,16 @@ def scripted(*presses: list[str]):
 
 
 observed = {}
-base = dict(stimuli=Path(sys.argv[1]), out=Path(sys.argv[2]), tracker="simulated", trials=3, duration_ms=200,
-            seed=1, microphone=False, min_free_mb=0)
+base = dict(
+    stimuli=Path(sys.argv[1]),
+    out=Path(sys.argv[2]),
+    tracker="simulated",
+    trials=3,
+    duration_ms=200,
+    seed=1,
+    microphone=False,
+    min_free_mb=0,
+)
 config = SessionConfig(participant="KEYS_A", **base)
 keys = scripted([], ["escape"], [], ["space"], [], ["p"], [], [], ["p"], ["space"], [], ["s"])
 with Session(config, keys=keys) as session:

@@ -26,7 +26,9 @@ class CheckingSink:
     def send(self, record: dict) -> None:
         fields = dict(record)
         kind = fields.pop("kind")
-        protocol.encode(protocol.RECORD_TYPES[kind](session=self.session, seq=len(self.kinds) + 1, **fields))
+        protocol.encode(
+            protocol.RECORD_TYPES[kind](session=self.session, seq=len(self.kinds) + 1, **fields)
+        )
         self.kinds.append(kind)
 
     def service(self) -> None:
@@ -39,8 +41,17 @@ class CheckingSink:
         self.calls["close"] += 1
 
 
-config = SessionConfig(participant="SINK", stimuli=Path(sys.argv[1]), out=Path(sys.argv[2]), tracker="simulated",
-                       trials=2, duration_ms=600, auto_accept_drift_ms=100, seed=1, min_free_mb=0)
+config = SessionConfig(
+    participant="SINK",
+    stimuli=Path(sys.argv[1]),
+    out=Path(sys.argv[2]),
+    tracker="simulated",
+    trials=2,
+    duration_ms=600,
+    auto_accept_drift_ms=100,
+    seed=1,
+    min_free_mb=0,
+)
 sink = CheckingSink(config.session_id)
 with Session(config, sink=sink) as session:
     session.run()

@@ -38,11 +38,15 @@ def xvfb_display():
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb)")
     for number in range(90, 190):
-        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
+        if (
+            not Path(f"/tmp/.X{number}-lock").exists()
+            and not Path(f"/tmp/.X11-unix/X{number}").exists()
+        ):
             break
     process = subprocess.Popen(
         ["Xvfb", f":{number}", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     socket = Path(f"/tmp/.X11-unix/X{number}")
     deadline = time.monotonic() + 10
@@ -99,16 +103,16 @@ def virtual_mic(tmp_path_factory):
     fifo = folder / "mic.pipe"
     os.mkfifo(fifo)
     config = folder / "asound.conf"
-    config.write_text(
-        f"""
+    config.write_text(f"""
 pcm.!default {{ type asym; playback.pcm "null"; capture.pcm "lookwhere_mic" }}
 pcm.lookwhere_mic {{
   type plug
   slave {{ pcm "lookwhere_mic_file"; format S16_LE; rate {MIC_RATE_HZ}; channels 1 }}
 }}
-pcm.lookwhere_mic_file {{ type file; slave.pcm "null"; file "/dev/null"; infile "{fifo}"; format "raw" }}
-"""
-    )
+pcm.lookwhere_mic_file {{
+  type file; slave.pcm "null"; file "/dev/null"; infile "{fifo}"; format "raw"
+}}
+""")
     writer = _PacedPipeWriter(fifo)
     writer.start()
     yield {"ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{config}"}
@@ -137,7 +141,11 @@ def run_session(env: dict, *arguments: str, timeout_s: float = 90) -> subprocess
     """Run ``python -m experiment`` with ``arguments``; return the finished process."""
     return subprocess.run(
         [sys.executable, "-m", "experiment", "-v", *arguments],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
     )
 
 
@@ -145,5 +153,9 @@ def start_session(env: dict, *arguments: str) -> subprocess.Popen:
     """Start ``python -m experiment`` with ``arguments`` in the background."""
     return subprocess.Popen(
         [sys.executable, "-m", "experiment", "-v", *arguments],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )

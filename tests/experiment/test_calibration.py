@@ -12,15 +12,25 @@ from tests.experiment.conftest import REPO
 
 
 def test_calibration_graphics_methods(session_env):
-    result = subprocess.run([sys.executable, "-m", "tests.experiment._calibration_probe"], cwd=REPO,
-                            env=session_env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.experiment._calibration_probe"],
+        cwd=REPO,
+        env=session_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     observed = json.loads(result.stdout.split("OBSERVED ", 1)[1])
     # pylink's (100, 200) from the top-left of 1920×1080 is (-860, 340) in PsychoPy pix units.
     assert observed["target_pos"] == [-860.0, 340.0]
     # Oracle: pylink's key codes; modifiers as SR Research's examples encode them.
     assert observed["keys"] == [
-        [ord(" "), 0], [pylink.ESC_KEY, 0], [ord("c"), 1], [pylink.F1_KEY, 256], [pylink.JUNK_KEY, 0],
+        [ord(" "), 0],
+        [pylink.ESC_KEY, 0],
+        [ord("c"), 1],
+        [pylink.F1_KEY, 256],
+        [pylink.JUNK_KEY, 0],
     ]
     assert observed["keys_again"] == 0
     # Camera line n holds palette indices n..n+3, grey level 10·index; the dummy connection's

@@ -9,8 +9,22 @@ from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES, Fixation
 
 
 def _fixation(trial: int, start_ms: float) -> Fixation:
-    return Fixation("P07", "s", trial, f"img{trial}", "R", start_ms, start_ms + 96, 100.0,
-                    960.0, 540.0, 400.0, 300.0, 5000.0, math.nan)
+    return Fixation(
+        "P07",
+        "s",
+        trial,
+        f"img{trial}",
+        "R",
+        start_ms,
+        start_ms + 96,
+        100.0,
+        960.0,
+        540.0,
+        400.0,
+        300.0,
+        5000.0,
+        math.nan,
+    )
 
 
 def test_append_then_read_back_the_tidy_table(tmp_path):

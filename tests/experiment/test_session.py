@@ -49,8 +49,20 @@ def _check_complete_session(folder, stimuli, *, seed: int, trials: int) -> Sessi
 
 def test_simulated_session_complete(session_env, four_images, tmp_path):
     result = run_session(
-        session_env, "--participant", "P01", "--stimuli", str(four_images), "--tracker", "simulated",
-        "--out", str(tmp_path), "--trials", "3", "--seed", "11", *COMMON,
+        session_env,
+        "--participant",
+        "P01",
+        "--stimuli",
+        str(four_images),
+        "--tracker",
+        "simulated",
+        "--out",
+        str(tmp_path),
+        "--trials",
+        "3",
+        "--seed",
+        "11",
+        *COMMON,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     records = _check_complete_session(tmp_path / "P01", four_images, seed=11, trials=3)
@@ -61,26 +73,47 @@ def test_simulated_session_complete(session_env, four_images, tmp_path):
     # ~250 ms fixations over 400 ms: at least one per trial; all on the 800×600 image, which the
     # simulated participant looks at (pre-onset fixations are on the central dot, also on it).
     assert (fixations.groupby("trial").size() >= 1).all()
-    assert fixations["x_image_px"].between(0, 800).all() and fixations["y_image_px"].between(0, 600).all()
+    assert (
+        fixations["x_image_px"].between(0, 800).all()
+        and fixations["y_image_px"].between(0, 600).all()
+    )
     # Display → image mapping: 800×600 at scale 1.8 (×2 does not fit 1080 px), centred.
     np.testing.assert_allclose(fixations["x_image_px"], (fixations["x_display_px"] - 240) / 1.8)
     np.testing.assert_allclose(fixations["y_image_px"], fixations["y_display_px"] / 1.8)
     # EyeLink-like events: 250 Hz sample grid, duration = end - start + one sample.
-    np.testing.assert_allclose(fixations["duration_ms"], fixations["end_ms"] - fixations["start_ms"] + 4)
+    np.testing.assert_allclose(
+        fixations["duration_ms"], fixations["end_ms"] - fixations["start_ms"] + 4
+    )
     assert (fixations["start_ms"] < fixations["stimulus_duration_ms"]).all()
     assert (fixations["participant"] == "P01").all()
 
 
 def test_eyelink_dummy_session_complete(session_env, four_images, tmp_path):
     result = run_session(
-        session_env, "--participant", "P02", "--stimuli", str(four_images), "--tracker", "eyelink-dummy",
-        "--out", str(tmp_path), "--trials", "2", "--seed", "5", *COMMON,
+        session_env,
+        "--participant",
+        "P02",
+        "--stimuli",
+        str(four_images),
+        "--tracker",
+        "eyelink-dummy",
+        "--out",
+        str(tmp_path),
+        "--trials",
+        "2",
+        "--seed",
+        "5",
+        *COMMON,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     records = _check_complete_session(tmp_path / "P02", four_images, seed=5, trials=2)
     segment = records.read_manifest()["segments"][0]
     assert segment["tracker"] == "pylink dummy connection"
-    assert segment["edf"] == {"transferred": False, "host_file": "P02.EDF", "reason": "dummy connection"}
+    assert segment["edf"] == {
+        "transferred": False,
+        "host_file": "P02.EDF",
+        "reason": "dummy connection",
+    }
     # The dummy connection delivers no events: the trials ran, with no fixations.
     assert [row["fixations"] for row in records.completed_trials()] == [0, 0]
 
@@ -97,8 +130,19 @@ def _wait_for_trials(folder, count: int, process, timeout_s: float = 60) -> None
 
 
 def test_sigkill_then_resume_has_every_trial_once(session_env, four_images, tmp_path):
-    arguments = ("--participant", "P03", "--stimuli", str(four_images), "--tracker", "simulated",
-                 "--out", str(tmp_path), "--seed", "7", *COMMON)
+    arguments = (
+        "--participant",
+        "P03",
+        "--stimuli",
+        str(four_images),
+        "--tracker",
+        "simulated",
+        "--out",
+        str(tmp_path),
+        "--seed",
+        "7",
+        *COMMON,
+    )
     folder = tmp_path / "P03"
     process = start_session(session_env, *arguments)
     _wait_for_trials(folder, 2, process)
@@ -116,7 +160,9 @@ def test_sigkill_then_resume_has_every_trial_once(session_env, four_images, tmp_
     after = (folder / "trials.jsonl").read_text().splitlines()
     # Completed trials are kept byte for byte; the rest were run by the resumed segment.
     assert after[: len(done_before)] == before[: len(done_before)]
-    assert [json.loads(line)["segment"] for line in after] == [0] * len(done_before) + [1] * (4 - len(done_before))
+    assert [json.loads(line)["segment"] for line in after] == [0] * len(done_before) + [1] * (
+        4 - len(done_before)
+    )
     fixations = records.read_fixations()
     assert not fixations.duplicated(["trial", "start_ms"]).any()
     assert sorted(fixations["trial"].unique()) == [0, 1, 2, 3]
@@ -125,11 +171,28 @@ def test_sigkill_then_resume_has_every_trial_once(session_env, four_images, tmp_
     assert segments[1]["first_trial"] == len(done_before)
 
 
-@pytest.mark.parametrize(("signum", "cause"), [(signal.SIGTERM, "SessionInterrupted"), (signal.SIGINT, "KeyboardInterrupt")])
-def test_sigterm_and_ctrl_c_save_and_mark_interrupted(session_env, four_images, tmp_path, signum, cause):
+@pytest.mark.parametrize(
+    ("signum", "cause"),
+    [(signal.SIGTERM, "SessionInterrupted"), (signal.SIGINT, "KeyboardInterrupt")],
+)
+def test_sigterm_and_ctrl_c_save_and_mark_interrupted(
+    session_env, four_images, tmp_path, signum, cause
+):
     folder = tmp_path / "P04"
-    process = start_session(session_env, "--participant", "P04", "--stimuli", str(four_images),
-                            "--tracker", "simulated", "--out", str(tmp_path), "--seed", "3", *COMMON)
+    process = start_session(
+        session_env,
+        "--participant",
+        "P04",
+        "--stimuli",
+        str(four_images),
+        "--tracker",
+        "simulated",
+        "--out",
+        str(tmp_path),
+        "--seed",
+        "3",
+        *COMMON,
+    )
     _wait_for_trials(folder, 1, process)
     process.send_signal(signum)
     assert process.wait(timeout=30) == 1
@@ -141,8 +204,14 @@ def test_sigterm_and_ctrl_c_save_and_mark_interrupted(session_env, four_images, 
 
 
 def test_stream_hook_receives_valid_protocol_records(session_env, four_images, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tests.experiment._sink_probe", str(four_images), str(tmp_path)],
-                            cwd=REPO, env=session_env, capture_output=True, text=True, timeout=90)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.experiment._sink_probe", str(four_images), str(tmp_path)],
+        cwd=REPO,
+        env=session_env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     observed = json.loads(result.stdout.split("OBSERVED ", 1)[1])
     kinds = observed["kinds"]
@@ -157,14 +226,27 @@ def test_stream_hook_receives_valid_protocol_records(session_env, four_images, t
 
 
 def test_operator_keys_on_the_drift_correction_screen(session_env, four_images, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tests.experiment._keys_probe", str(four_images), str(tmp_path)],
-                            cwd=REPO, env=session_env, capture_output=True, text=True, timeout=90)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.experiment._keys_probe", str(four_images), str(tmp_path)],
+        cwd=REPO,
+        env=session_env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     observed = json.loads(result.stdout.split("OBSERVED ", 1)[1])
     first, second, third = observed["a"]
     drift = first["drift_correction"]
-    assert (drift["accepted_by"], drift["recalibrations"]) == ("space", 1)  # Esc → setup, then space
+    assert (drift["accepted_by"], drift["recalibrations"]) == (
+        "space",
+        1,
+    )  # Esc → setup, then space
     assert drift["performed"] is False  # the simulated tracker has no drift correction of its own
     assert (second["drift_correction"]["accepted_by"], second["skipped"]) == ("space", False)
     assert third["skipped"] is True and third["fixations"] == 0 and "mic_file" not in third
-    assert observed["b_quit"] and observed["b_status"] == "quit by operator" and observed["b_trials"] == 0
+    assert (
+        observed["b_quit"]
+        and observed["b_status"] == "quit by operator"
+        and observed["b_trials"] == 0
+    )

@@ -15,8 +15,14 @@ from stimuli.sets import StimulusSet
 
 @pytest.fixture
 def tracker(four_images):
-    return SimulatedTracker(StimulusSet(four_images), screen_width_px=1920, screen_height_px=1080,
-                            scale=2.0, sample_rate_hz=250, seed=1)
+    return SimulatedTracker(
+        StimulusSet(four_images),
+        screen_width_px=1920,
+        screen_height_px=1080,
+        scale=2.0,
+        sample_rate_hz=250,
+        seed=1,
+    )
 
 
 def _record(tracker, image_id: str, seconds: float) -> tuple[float, list]:
@@ -51,23 +57,43 @@ def test_simulated_fixations_have_eyelink_timing_and_lie_on_the_image(tracker):
     assert start[0] > 1e6  # an arbitrary clock origin, like the EyeLink host's
     geometry = DisplayGeometry.fit(800, 600, scale=2.0)
     on_image = [e for e in events if e.start_tracker_ms >= onset]
-    x, y = geometry.display_to_image([e.x_display_px for e in on_image], [e.y_display_px for e in on_image])
+    x, y = geometry.display_to_image(
+        [e.x_display_px for e in on_image], [e.y_display_px for e in on_image]
+    )
     assert geometry.on_image(x, y).all()
 
 
 def test_simulated_replays_recorded_scanpaths(four_images, tmp_path):
     path = tmp_path / "scanpaths.csv"
-    pd.DataFrame({"observer": ["s1"] * 3, "image": ["1002"] * 3, "x_image_px": [100.0, 400.0, 700.0],
-                  "y_image_px": [50.0, 300.0, 550.0], "duration_ms": [120.0, 160.0, 2000.0]}).to_csv(path, index=False)
-    tracker = SimulatedTracker(StimulusSet(four_images), screen_width_px=1920, screen_height_px=1080,
-                               scale=2.0, seed=2, scanpaths=read_scanpaths(path))
+    pd.DataFrame(
+        {
+            "observer": ["s1"] * 3,
+            "image": ["1002"] * 3,
+            "x_image_px": [100.0, 400.0, 700.0],
+            "y_image_px": [50.0, 300.0, 550.0],
+            "duration_ms": [120.0, 160.0, 2000.0],
+        }
+    ).to_csv(path, index=False)
+    tracker = SimulatedTracker(
+        StimulusSet(four_images),
+        screen_width_px=1920,
+        screen_height_px=1080,
+        scale=2.0,
+        seed=2,
+        scanpaths=read_scanpaths(path),
+    )
     _, events = _record(tracker, "1002", 0.6)
     geometry = DisplayGeometry.fit(800, 600, scale=2.0)
-    x, y = geometry.display_to_image([e.x_display_px for e in events], [e.y_display_px for e in events])
+    x, y = geometry.display_to_image(
+        [e.x_display_px for e in events], [e.y_display_px for e in events]
+    )
     # The recorded positions, in order (oracle: the table); the last is cut by the offset.
     np.testing.assert_allclose(x[:3], [100, 400, 700])
     np.testing.assert_allclose(y[:3], [50, 300, 550])
-    assert [round(e.duration_ms) for e in events[:2]] == [124, 164]  # 120/160 ms on the 4-ms grid, + 1 sample
+    assert [round(e.duration_ms) for e in events[:2]] == [
+        124,
+        164,
+    ]  # 120/160 ms on the 4-ms grid, + 1 sample
 
 
 def test_read_scanpaths_names_missing_columns(tmp_path):
@@ -82,7 +108,9 @@ def test_eyelink_dummy_connection_runs_the_call_sequence():
     assert tracker.connect() == "pylink dummy connection"
     tracker.open_edf("TEST")
     tracker.configure(screen_width_px=1920, screen_height_px=1080, sample_rate_hz=250)
-    assert tracker.calibrate()["skipped"] and tracker.drift_correct(960, 540) == {"performed": False}
+    assert tracker.calibrate()["skipped"] and tracker.drift_correct(960, 540) == {
+        "performed": False
+    }
     tracker.start_recording()
     tracker.send_message("IMAGE_ONSET")
     first = tracker.tracker_time_ms()
