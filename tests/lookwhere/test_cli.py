@@ -35,3 +35,13 @@ def test_demo_without_cnn_on_real_data(shared_data, tmp_path, capsys):
 def test_demo_without_data_says_where_it_looked(tmp_path, capsys):
     assert main(["demo", "--data", str(tmp_path / "nowhere"), "--no-cnn", "--out", str(tmp_path / "o")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_keys_creates_a_curve_pair_zmq_can_load(tmp_path, capsys):
+    import zmq.auth
+
+    assert main(["keys", "--out", str(tmp_path), "--name", "rig1"]) == 0
+    public, secret = zmq.auth.load_certificate(str(tmp_path / "rig1.key_secret"))
+    assert len(public) == 40 and len(secret) == 40  # Z85-encoded 32-byte keys
+    assert zmq.auth.load_certificate(str(tmp_path / "rig1.key"))[0] == public
+    assert "rig1.key_secret" in capsys.readouterr().out
