@@ -539,6 +539,7 @@ class Session:
             size=(geometry.display_width_px, geometry.display_height_px),
         )
         tracker.send_message(f"TRIALID {index}")
+        tracker.status_message(f"TRIAL {index + 1}/{len(self.order)} {image_id}")
         tracker.send_message(f"!V TRIAL_VAR image {image_id}")
         try:
             drift = self._drift_correction()
@@ -657,6 +658,7 @@ class Session:
             for e in pending
         ]
         overhead_us = np.asarray(overhead_s) * 1e6
+        intervals_ms = np.diff(flips) * 1000.0
         row = {
             "trial": index,
             "image": image_id,
@@ -668,9 +670,10 @@ class Session:
             "offset_session_s": self._elapsed_s(offset["perf_s"]),
             "offset_tracker_ms": offset["tracker_ms"],
             "stimulus_duration_ms": stimulus_duration_ms,
-            **frame_summary(np.diff(flips) * 1000.0, frame_period_ms=self._frame_period_ms),
+            **frame_summary(intervals_ms, frame_period_ms=self._frame_period_ms),
             "loop_overhead_p50_us": float(np.percentile(overhead_us, 50)),
             "loop_overhead_p99_us": float(np.percentile(overhead_us, 99)),
+            "frame_intervals_ms": np.round(intervals_ms, 3).tolist(),
             "drift_correction": drift,
             "mic_file": None if audio is None else f"audio/{audio['file']}",
             "mic_offset_ms": None if audio is None else audio["offset_ms"],

@@ -112,6 +112,9 @@ class Tracker(ABC):
     def send_message(self, text: str) -> None:
         """Write a message into the tracker's data file (time-stamped by the tracker)."""
 
+    def status_message(self, text: str) -> None:
+        """Show a line on the tracker's own screen (the host PC's record_status_message)."""
+
     @abstractmethod
     def drain(self) -> list[TrackerFixation]:
         """Every fixation that ended since the last call; never blocks."""
@@ -440,6 +443,9 @@ class EyeLinkTracker(Tracker):
 
     def send_message(self, text: str) -> None:
         self._el.sendMessage(text)
+
+    def status_message(self, text: str) -> None:
+        self._el.sendCommand(f"record_status_message '{text}'")
 
     def drain(self) -> list[TrackerFixation]:
         pylink = self._pylink

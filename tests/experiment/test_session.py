@@ -41,6 +41,12 @@ def _check_complete_session(folder, stimuli, *, seed: int, trials: int) -> Sessi
         # The virtual microphone plays a 0.25-amplitude sine: -15.05 dBFS (16-bit rounding aside).
         assert row["mic_level_dbfs"] == pytest.approx(MIC_LEVEL_DBFS, abs=0.5)
         assert row["frames"] > 10 and row["interval_p50_ms"] > 0
+        # Flip-to-flip intervals tile the display period (onset flip to offset flip).
+        intervals = np.array(row["frame_intervals_ms"])
+        assert intervals.size == row["frames"] - 1
+        assert intervals.sum() == pytest.approx(
+            row["stimulus_duration_ms"], abs=0.01 * intervals.size
+        )
     manifest = records.read_manifest()
     assert manifest["status"] == "completed"
     assert manifest["seed"] == seed and manifest["order"] == expected
