@@ -68,11 +68,25 @@ class SessionRecords:
         """Create the session folder and its ``audio/`` subfolder."""
         self.audio_dir.mkdir(parents=True, exist_ok=True)
 
-    config_path = property(lambda self: self.folder / "config.json")
-    manifest_path = property(lambda self: self.folder / "manifest.json")
-    trials_path = property(lambda self: self.folder / "trials.jsonl")
-    fixations_path = property(lambda self: self.folder / "fixations.csv")
-    audio_dir = property(lambda self: self.folder / "audio")
+    @property
+    def config_path(self) -> Path:
+        return self.folder / "config.json"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / "manifest.json"
+
+    @property
+    def trials_path(self) -> Path:
+        return self.folder / "trials.jsonl"
+
+    @property
+    def fixations_path(self) -> Path:
+        return self.folder / "fixations.csv"
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.folder / "audio"
 
     def completed_trials(self) -> list[dict]:
         """Rows of ``trials.jsonl``, skipping a torn last line left by a killed process."""

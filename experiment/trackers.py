@@ -374,7 +374,8 @@ class EyeLinkTracker(Tracker):
         try:
             self._el = self._pylink.EyeLink(self._host)
         except RuntimeError as error:
-            raise RuntimeError(
+            # ConnectionError (an OSError): the CLI reports it as one line, not a traceback.
+            raise ConnectionError(
                 f"cannot connect to the EyeLink host at {self._host}: {error}; check the cable and "
                 "the host PC's address (--host), or run with --tracker eyelink-dummy"
             ) from error

@@ -121,3 +121,9 @@ def test_eyelink_dummy_connection_runs_the_call_sequence():
     assert tracker.receive_edf("unused.edf")["transferred"] is False
     tracker.close()
     tracker.close()
+
+
+def test_unreachable_eyelink_host_fails_with_a_clear_message():
+    # Nothing listens for EyeLink's protocol on the loopback address: pylink gives up in ~3 s.
+    with pytest.raises(ConnectionError, match=r"EyeLink host at 127\.0\.0\.1.*--tracker eyelink-dummy"):
+        EyeLinkTracker("127.0.0.1").connect()
