@@ -134,7 +134,10 @@ def read_scanpaths(path: Path) -> dict[str, list[np.ndarray]]:
     ----------
     path : Path
         CSV with columns ``observer, image, x_image_px, y_image_px, duration_ms``; rows of one
-        observer and image are in viewing order.
+        observer and image are in viewing order. A tidy fixation table
+        (:data:`lookwhere.records.FIXATION_COLUMNS`, e.g. OSIE through
+        ``analysis.readers.osie.read_osie(...).to_csv(...)`` or a session's ``fixations.csv``)
+        works as it is: its ``participant`` column stands for ``observer``.
 
     Returns
     -------
@@ -144,7 +147,9 @@ def read_scanpaths(path: Path) -> dict[str, list[np.ndarray]]:
     """
     import pandas as pd
 
-    table = pd.read_csv(path, dtype={"image": str, "observer": str})
+    table = pd.read_csv(path, dtype={"image": str, "observer": str, "participant": str})
+    if "observer" not in table.columns and "participant" in table.columns:
+        table = table.rename(columns={"participant": "observer"})
     missing = {"observer", "image", "x_image_px", "y_image_px", "duration_ms"} - set(table.columns)
     if missing:
         raise ValueError(

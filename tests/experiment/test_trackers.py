@@ -125,5 +125,22 @@ def test_eyelink_dummy_connection_runs_the_call_sequence():
 
 def test_unreachable_eyelink_host_fails_with_a_clear_message():
     # Nothing listens for EyeLink's protocol on the loopback address: pylink gives up in ~3 s.
-    with pytest.raises(ConnectionError, match=r"EyeLink host at 127\.0\.0\.1.*--tracker eyelink-dummy"):
+    with pytest.raises(
+        ConnectionError, match=r"EyeLink host at 127\.0\.0\.1.*--tracker eyelink-dummy"
+    ):
         EyeLinkTracker("127.0.0.1").connect()
+
+
+def test_replays_osie_observers_from_a_tidy_table(four_images, osie_fixations_path, tmp_path):
+    from analysis.readers.osie import read_osie  # the test may use analysis; the experiment may not
+
+    osie = read_osie(osie_fixations_path, images=["1003"])
+    path = tmp_path / "osie.csv"
+    osie.to_csv(path, index=False)
+    scanpaths = read_scanpaths(path)
+    # Oracle: the reader's own table, observer by observer, in viewing order.
+    assert len(scanpaths["1003"]) == osie["participant"].nunique()
+    first = osie[osie["participant"] == osie["participant"].iloc[0]]
+    np.testing.assert_allclose(
+        scanpaths["1003"][0], first[["x_image_px", "y_image_px", "duration_ms"]].to_numpy()
+    )
