@@ -232,6 +232,10 @@ class Session:
                 f"{self.records.folder} already holds {len(existing)} trials; pass --resume to "
                 "continue that session or choose another --out/--participant"
             )
+        if self.resume and len(existing) >= len(self.order):
+            raise ValueError(
+                f"{self.records.folder}: all {len(self.order)} trials are done; nothing to resume"
+            )
         self.microphone = preflight(self.config, self.stimuli, self.order[len(existing) :])
         done = self._open_records()
         if self.microphone is not None:

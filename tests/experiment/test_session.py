@@ -175,6 +175,8 @@ def test_sigkill_then_resume_has_every_trial_once(session_env, four_images, tmp_
     segments = records.read_manifest()["segments"]
     assert [s["edf_name"] for s in segments] == ["P03", "P03_1"]
     assert segments[1]["first_trial"] == len(done_before)
+    again = run_session(session_env, *arguments, "--resume")
+    assert again.returncode == 2 and "all 4 trials are done" in again.stderr
 
 
 @pytest.mark.parametrize(
