@@ -92,6 +92,17 @@ def test_simulated_session_complete(session_env, four_images, tmp_path):
     )
     assert (fixations["start_ms"] < fixations["stimulus_duration_ms"]).all()
     assert (fixations["participant"] == "P01").all()
+    # The analysis reads the session's table as it is: one paper heatmap per image shown, built
+    # from the fixations entirely within the display period (select_fixations' rule).
+    from analysis.heatmap import heatmaps  # the test may use analysis; the experiment may not
+
+    maps = heatmaps(fixations, {image: (600, 800) for image in fixations["image"].unique()})
+    inside = fixations[
+        (fixations["start_ms"] >= 0) & (fixations["end_ms"] <= fixations["stimulus_duration_ms"])
+    ]
+    assert sorted(key[0] for key, m in maps.items() if m.max() > 0) == sorted(
+        inside["image"].unique()
+    )
 
 
 def test_eyelink_dummy_session_complete(session_env, four_images, tmp_path):
