@@ -39,6 +39,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: ``getEye()`` of a pylink event: 0 left, 1 right (pylink documents but does not export these).
+_PYLINK_LEFT_EYE = 0
+
 
 @dataclass(frozen=True, slots=True)
 class TrackerFixation:
@@ -467,7 +470,7 @@ class EyeLinkTracker(Tracker):
             start, end = float(event.getStartTime()), float(event.getEndTime())
             fixations.append(
                 TrackerFixation(
-                    "L" if event.getEye() == pylink.LEFT_EYE else "R",
+                    "L" if event.getEye() == _PYLINK_LEFT_EYE else "R",
                     start,
                     end,
                     end - start + self._sample_ms,

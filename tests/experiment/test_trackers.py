@@ -144,3 +144,113 @@ def test_replays_osie_observers_from_a_tidy_table(four_images, osie_fixations_pa
     np.testing.assert_allclose(
         scanpaths["1003"][0], first[["x_image_px", "y_image_px", "duration_ms"]].to_numpy()
     )
+
+
+class _FakeEyeLink:
+    """Stands in for a connected ``pylink.EyeLink`` (no hardware here): scripted link events and
+    EDF transfers, with pylink's own constants."""
+
+    def __init__(self, events=(), transfers=()):
+        import pylink
+
+        self._pylink = pylink
+        self._events = list(events)
+        self._current = None
+        self._transfers = list(transfers)
+        self.calls: list[str] = []
+
+    def getNextData(self):
+        if not self._events:
+            return 0
+        self._current = self._events.pop(0)
+        return self._current[0]
+
+    def getFloatData(self):
+        return self._current[1]
+
+    def setOfflineMode(self):
+        self.calls.append("setOfflineMode")
+
+    def closeDataFile(self):
+        self.calls.append("closeDataFile")
+
+    def receiveDataFile(self, host_name, destination):
+        self.calls.append(f"receiveDataFile {host_name}")
+        outcome = self._transfers.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        sent, written = outcome
+        with open(destination, "wb") as handle:
+            handle.write(b"x" * written)
+        return sent
+
+
+class _EndFix:
+    def __init__(self, eye, start, end, x, y, pupil):
+        self._values = eye, start, end, (x, y), pupil
+
+    def getEye(self):
+        return self._values[0]
+
+    def getStartTime(self):
+        return self._values[1]
+
+    def getEndTime(self):
+        return self._values[2]
+
+    def getAverageGaze(self):
+        return self._values[3]
+
+    def getAveragePupilSize(self):
+        return self._values[4]
+
+
+def _connected(fake, sample_rate_hz=250) -> EyeLinkTracker:
+    tracker = EyeLinkTracker("100.1.1.1")
+    tracker._el = fake  # what connect() would have set on a real host
+    tracker._edf_name = "P07"
+    tracker._sample_ms = 1000.0 / sample_rate_hz
+    return tracker
+
+
+def test_eyelink_drain_keeps_only_end_of_fixation_events():
+    import pylink
+
+    fake = _FakeEyeLink(
+        events=[
+            (pylink.STARTFIX, None),
+            (pylink.ENDFIX, _EndFix(1, 1000, 1196, 812.5, 400.25, 950.0)),
+            (pylink.SAMPLE_TYPE, None),
+            (pylink.ENDFIX, _EndFix(0, 1240, 1500, 10.0, 20.0, 800.0)),
+        ]
+    )
+    fixations = _connected(fake).drain()  # getEye(): 0 left, 1 right
+    # EFIX convention: duration = end - start + one sample (4 ms at 250 Hz).
+    assert [(f.eye, f.start_tracker_ms, f.end_tracker_ms, f.duration_ms) for f in fixations] == [
+        ("R", 1000.0, 1196.0, 200.0),
+        ("L", 1240.0, 1500.0, 264.0),
+    ]
+    assert (fixations[0].x_display_px, fixations[0].y_display_px, fixations[0].pupil) == (
+        812.5,
+        400.25,
+        950.0,
+    )
+
+
+def test_eyelink_edf_transfer_retries_and_checks_the_size(tmp_path):
+    fake = _FakeEyeLink(transfers=[RuntimeError("link busy"), (2048, 2048)])
+    outcome = _connected(fake).receive_edf(tmp_path / "P07.edf")
+    assert outcome == {
+        "transferred": True,
+        "host_file": "P07.EDF",
+        "path": str(tmp_path / "P07.edf"),
+        "bytes": 2048,
+    }
+    assert fake.calls[:2] == ["setOfflineMode", "closeDataFile"]
+    assert fake.calls.count("receiveDataFile P07.EDF") == 2
+
+
+def test_eyelink_edf_transfer_that_keeps_failing_names_the_host_file(tmp_path):
+    fake = _FakeEyeLink(transfers=[(2048, 1000)] * 3)  # truncated every time
+    outcome = _connected(fake).receive_edf(tmp_path / "P07.edf", retries=3)
+    assert outcome == {"transferred": False, "host_file": "P07.EDF", "reason": "3 attempts failed"}
