@@ -85,6 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue the interrupted session of this participant in --out",
     )
+    parser.add_argument(
+        "--server",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="stream every record live to this analysis server (never blocks; an absent server "
+        "gets the records when it comes up, from the journal in the session folder)",
+    )
 
 
 def build_config(args: argparse.Namespace):
@@ -133,7 +140,12 @@ def main(args: argparse.Namespace) -> int:
     except ValidationError as error:
         raise ValueError(str(error)) from None
     try:
-        with Session(config, resume=args.resume) as session:
+        sink = None
+        if args.server:
+            from experiment.stream import open_stream
+
+            sink = open_stream(args.server, config.session_dir, session=config.session_id)
+        with Session(config, sink=sink, resume=args.resume) as session:
             session.run()
     except PreflightError as error:
         raise ValueError(str(error)) from None

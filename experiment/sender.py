@@ -37,7 +37,9 @@ class Sender:
     journal_path : str or Path
         Local append-only journal (concatenated msgpack record maps, readable with
         :func:`lookwhere.protocol.read_journal`); created, or appended to. Records carry their
-        session, so one file may hold several sessions.
+        session, so one file may hold several sessions. When it already holds records of
+        ``session`` (a resumed session), numbering continues after them and they are offered to
+        the server again, which keeps only what it lacks.
     session : str, optional
         Session UUID; a new random one by default.
     context : zmq.Context, optional
@@ -132,6 +134,12 @@ class Sender:
             ("sent", "would_block", "resent", "hellos", "acks", "replay_requests", "bad_replies"), 0
         )
         self._closed = False
+        try:
+            self._reload_journal()
+        except BaseException:
+            self._journal.close()
+            self._socket.close()
+            raise
         logger.info("sender for session %s connecting to %s, journal %s", self.session, endpoint, journal_path)
 
     # -- the caller's API ------------------------------------------------------------------------
@@ -229,6 +237,34 @@ class Sender:
         self.close()
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _reload_journal(self) -> None:
+        """Continue a resumed session: its journalled records become pending, seq goes on after them.
+
+        A record cut short by a crash ends the file; it is cut off so new records follow whole ones.
+        """
+        if not self.journal_path.exists() or self.journal_path.stat().st_size == 0:
+            return
+        self._journal.flush()
+        end = 0
+        for end, data in protocol.read_journal(self.journal_path):
+            record = protocol.validate_map(data)
+            if record.session != self.session:
+                continue
+            if record.seq != self.last_seq + 1:
+                raise ValueError(
+                    f"journal {self.journal_path} holds session {self.session} seq {record.seq} after "
+                    f"{self.last_seq}; it is not this sender's journal or was edited. Use a new journal."
+                )
+            topic, payload = protocol.encode(record)
+            self._pending_topics.append(topic)
+            self._pending.append(payload)
+            self.last_seq = record.seq
+        if end < self.journal_path.stat().st_size:
+            logger.warning("journal %s: cut off a record truncated by a crash at byte %d", self.journal_path, end)
+            os.truncate(self.journal_path, end)
+        if self.last_seq:
+            logger.info("resuming session %s after seq %d from %s", self.session, self.last_seq, self.journal_path)
 
     def _transmit(self, topic: bytes, payload: bytes) -> bool:
         try:

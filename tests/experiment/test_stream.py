@@ -1,0 +1,87 @@
+"""The live stream of a session (``lookwhere run --server``), over real ZeroMQ sockets.
+
+Oracles: the session's own records on disk (``fixations.csv``, ``trials.jsonl``) and the
+sender's journal; the receiver is the real one of the server package.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from experiment.records import SessionRecords
+from experiment.sender import Sender
+from experiment.stream import JOURNAL_NAME
+from lookwhere.protocol import FixationRecord, SessionEnd, read_journal
+from server.receiver import Receiver
+from tests.experiment.conftest import start_session
+from tests.server._stream import pump
+
+
+def test_session_streams_every_record_to_a_real_receiver(session_env, four_images, tmp_path):
+    with Receiver(tmp_path / "server") as receiver:
+        process = start_session(
+            session_env, "--participant", "S01", "--stimuli", str(four_images), "--tracker", "simulated",
+            "--out", str(tmp_path / "sessions"), "--trials", "2", "--seed", "3", "--duration-ms", "500",
+            "--auto-accept-drift-ms", "150", "--windowed", "--server", receiver.endpoint,
+        )
+        received = []
+        deadline = time.monotonic() + 90
+        while not any(isinstance(r, SessionEnd) for r in received):
+            assert time.monotonic() < deadline, "no session_end within 90 s"
+            if process.poll() not in (None, 0):
+                pytest.fail(f"session failed: {process.communicate()[0][-3000:]}")
+            received.extend(receiver.poll(50))
+        output = process.communicate(timeout=30)[0]
+        assert process.returncode == 0, output[-3000:]
+
+    records = SessionRecords(tmp_path / "sessions" / "S01")
+    on_disk = records.read_fixations()
+    streamed = [r.to_fixation() for r in received if isinstance(r, FixationRecord)]
+    assert len(streamed) == len(on_disk) > 0
+    np.testing.assert_allclose([f.x_display_px for f in streamed], on_disk["x_display_px"])
+    np.testing.assert_allclose([f.duration_ms for f in streamed], on_disk["duration_ms"])
+    # Gap-free numbering, and the receiver persisted exactly the sender's journal.
+    seqs = [r.seq for r in received]
+    assert seqs == list(range(1, len(seqs) + 1))
+    journal = [data["seq"] for _, data in read_journal(tmp_path / "sessions" / "S01" / JOURNAL_NAME)]
+    assert journal == seqs
+
+
+def test_a_resumed_sender_continues_its_session(tmp_path):
+    """A process killed mid-session leaves its journal; the resumed process numbers on from it
+    (a restart at seq 1 would be taken for duplicates) and a torn last record is cut off."""
+    session = "0b7c8d2e-1f3a-4c5b-9d6e-7f8a9b0c1d2e"
+    journal = tmp_path / JOURNAL_NAME
+    first = Sender("tcp://127.0.0.1:1", journal, session=session, heartbeat_interval_s=None)
+    for i in range(5):
+        first.send(SessionEnd, reason=f"part-{i}", n_trials=i, t_session_ms=1.0 + i)
+    first.close()
+    with open(journal, "ab") as file:
+        file.write(b"\x8a\xa4kind")  # a record torn by SIGKILL mid-write
+
+    with Receiver(tmp_path / "server") as receiver:
+        second = Sender(receiver.endpoint, journal, session=session, heartbeat_interval_s=None)
+        assert second.last_seq == 5 and second.pending == 5
+        record = second.send(SessionEnd, reason="resumed", n_trials=6, t_session_ms=9.0)
+        assert record.seq == 6
+        pump(receiver, [second], until=lambda: second.acked_seq == 6)
+        second.close()
+        persisted = list(receiver.persisted(session))
+    assert [r.seq for r in persisted] == [1, 2, 3, 4, 5, 6]
+    assert persisted[-1].reason == "resumed"
+    assert [data["seq"] for _, data in read_journal(journal)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_foreign_journal_is_refused(tmp_path):
+    session = "0b7c8d2e-1f3a-4c5b-9d6e-7f8a9b0c1d2e"
+    journal = tmp_path / JOURNAL_NAME
+    sender = Sender("tcp://127.0.0.1:1", journal, session=session, heartbeat_interval_s=None)
+    sender.send(SessionEnd, reason="a", n_trials=0, t_session_ms=1.0)
+    sender.close()
+    # Duplicate the journal's content: seq 1 twice can only come from an edited or mixed file.
+    journal.write_bytes(journal.read_bytes() * 2)
+    with pytest.raises(ValueError, match="not this sender's journal"):
+        Sender("tcp://127.0.0.1:1", journal, session=session)
