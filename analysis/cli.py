@@ -14,8 +14,9 @@ def _image_list(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["osie", "asc"], required=True, help="format of the fixation data")
-    parser.add_argument("--fixations", type=Path, required=True, help="fixations.mat (osie) or an .asc file/folder (asc)")
+    parser.add_argument("--dataset", choices=["osie", "asc", "session"], required=True, help="format of the fixation data")
+    parser.add_argument("--fixations", type=Path, required=True,
+                        help="fixations.mat (osie), an .asc file/folder (asc), or a session folder / folder of sessions (session)")
     parser.add_argument("--stimuli", type=Path, required=True, help="folder of the stimulus images")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--images", type=_image_list, help="comma-separated image ids (default: all)")

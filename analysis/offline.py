@@ -2,7 +2,8 @@
 
 The pipeline, in the order it runs:
 
-1. read the fixations (OSIE ``fixations.mat``, EyeLink ASC recordings) into the tidy table and
+1. read the fixations (OSIE ``fixations.mat``, EyeLink ASC recordings, the project's own session
+   records) into the tidy table and
    put every fixation in original-image pixels;
 2. select the fixations that count (:func:`analysis.heatmap.select_fixations`), once;
 3. per image: the pooled human heatmap and fixation counts, the other images' fixations (for
@@ -47,8 +48,11 @@ class AnalysisConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dataset: Literal["osie", "asc"] = Field(description="format of the fixation data")
-    fixations: Path = Field(description="fixations.mat (osie), or an .asc file or folder of them (asc)")
+    dataset: Literal["osie", "asc", "session"] = Field(description="format of the fixation data")
+    fixations: Path = Field(
+        description="fixations.mat (osie), an .asc file or folder of them (asc), or a lookwhere run "
+        "session folder or folder of sessions (session)"
+    )
     stimuli: Path = Field(description="folder of the stimulus images")
     out: Path = Field(description="output folder (created)")
     images: tuple[str, ...] | None = Field(None, description="image ids to analyse (default: all with fixations)")
@@ -93,6 +97,10 @@ def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> pd.Data
         from analysis.readers import read_osie
 
         return read_osie(config.fixations, images=config.images)
+    if config.dataset == "session":
+        from analysis.readers import read_session
+
+        return read_session(config.fixations)
     from analysis.fixations import add_image_coordinates
     from analysis.readers import read_eyelink_asc
 

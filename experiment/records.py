@@ -29,7 +29,7 @@ import logging
 import os
 from pathlib import Path
 
-from lookwhere.records import FIXATION_COLUMNS, Fixation
+from lookwhere.records import FIXATION_COLUMNS, SESSION_FIXATIONS_FILE, Fixation, read_fixation_csv
 
 __all__ = ["SessionRecords"]
 
@@ -82,7 +82,7 @@ class SessionRecords:
 
     @property
     def fixations_path(self) -> Path:
-        return self.folder / "fixations.csv"
+        return self.folder / SESSION_FIXATIONS_FILE
 
     @property
     def audio_dir(self) -> Path:
@@ -159,13 +159,7 @@ class SessionRecords:
 
     def read_fixations(self):
         """The fixation table as a pandas DataFrame with :data:`FIXATION_DTYPES`."""
-        import pandas as pd
-
-        from lookwhere.records import FIXATION_DTYPES
-
-        return pd.read_csv(
-            self.fixations_path, dtype=FIXATION_DTYPES, keep_default_na=False, na_values=["nan"]
-        )
+        return read_fixation_csv(self.fixations_path)
 
 
 def _csv_line(values) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["Fixation", "FIXATION_COLUMNS", "FIXATION_DTYPES"]
+__all__ = ["Fixation", "FIXATION_COLUMNS", "FIXATION_DTYPES", "SESSION_FIXATIONS_FILE", "read_fixation_csv"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +78,19 @@ _DTYPE_OF = {"str": "string", "int": "int64", "float": "float64"}
 FIXATION_DTYPES: dict[str, str] = {
     f.name: _DTYPE_OF[f.type] for f in dataclasses.fields(Fixation)  # type: ignore[index]
 }
+
+#: The fixation table of a recorded session, in its folder (written by :mod:`experiment.records`).
+SESSION_FIXATIONS_FILE = "fixations.csv"
+
+
+def read_fixation_csv(path):
+    """Read a fixation table written as CSV (``"nan"`` marks a missing number; ``""`` stays a string).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns and dtypes of :data:`FIXATION_DTYPES`.
+    """
+    import pandas as pd
+
+    return pd.read_csv(path, dtype=FIXATION_DTYPES, keep_default_na=False, na_values=["nan"])

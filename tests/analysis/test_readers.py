@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.readers import AscFormatError, read_eyelink, read_eyelink_asc, read_osie
@@ -406,3 +407,26 @@ def test_osie_bad_arguments(osie_fixations_path, tmp_path):
     (tmp_path / "bad.mat").write_text("not a mat file")
     with pytest.raises(ValueError, match="not a readable MATLAB"):
         read_osie(tmp_path / "bad.mat")
+
+
+def test_read_session_finds_sessions_and_says_when_there_is_none(tmp_path):
+    """Oracle: a table written by the project's own CSV convention reads back identically."""
+    from analysis.fixations import fixation_table
+    from analysis.readers import read_session
+    from lookwhere.records import FIXATION_COLUMNS, SESSION_FIXATIONS_FILE
+
+    table = fixation_table({
+        "participant": ["P1", "P1"], "session": ["s", "s"], "trial": [0, 1], "image": ["a", "b"],
+        "eye": ["", "R"], "start_ms": [10.0, float("nan")], "end_ms": [200.0, float("nan")],
+        "duration_ms": [190.0, 50.0], "x_display_px": [1.0, 2.0], "y_display_px": [3.0, 4.0],
+        "x_image_px": [0.5, 1.0], "y_image_px": [1.5, 2.0], "stimulus_duration_ms": [5000.0, 5000.0],
+        "pupil": [float("nan"), 800.0],
+    })
+    for participant in ("P1", "P2"):
+        (tmp_path / participant).mkdir()
+        table.to_csv(tmp_path / participant / SESSION_FIXATIONS_FILE, index=False, na_rep="nan")
+    one = read_session(tmp_path / "P1")
+    pd.testing.assert_frame_equal(one, table)
+    assert len(read_session(tmp_path)) == 4 and list(read_session(tmp_path).columns) == list(FIXATION_COLUMNS)
+    with pytest.raises(FileNotFoundError, match="no session in"):
+        read_session(tmp_path / "P1" / "missing")

@@ -11,9 +11,11 @@ import time
 import numpy as np
 import pytest
 
+from analysis.heatmap import heatmap
 from experiment.records import SessionRecords
 from experiment.sender import Sender
 from experiment.stream import JOURNAL_NAME
+from lookwhere.cli import main as cli_main
 from lookwhere.protocol import FixationRecord, SessionEnd, read_journal
 from server.receiver import Receiver
 from tests.experiment.conftest import start_session
@@ -48,6 +50,15 @@ def test_session_streams_every_record_to_a_real_receiver(session_env, four_image
     assert seqs == list(range(1, len(seqs) + 1))
     journal = [data["seq"] for _, data in read_journal(tmp_path / "sessions" / "S01" / JOURNAL_NAME)]
     assert journal == seqs
+
+    # Offline, the session's folder is a dataset: `lookwhere analyze --dataset session`.
+    out = tmp_path / "analysis"
+    assert cli_main(["analyze", "--dataset", "session", "--fixations", str(tmp_path / "sessions"),
+                     "--stimuli", str(four_images), "--out", str(out), "--bootstrap", "200", "--no-progress"]) == 0
+    heatmaps = np.load(out / "heatmaps.npz")
+    for image_id in on_disk["image"].unique():
+        rows = on_disk[on_disk["image"] == image_id]
+        np.testing.assert_allclose(heatmaps[image_id], heatmap(rows, shape=(600, 800)), atol=1e-12)
 
 
 def test_a_resumed_sender_continues_its_session(tmp_path):
