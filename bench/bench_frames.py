@@ -8,9 +8,9 @@ of the per-frame work between flips:
     a tracker whose ``drain`` returns nothing and the null stream: the loop's own cost;
 ``simulated``
     the simulated participant (fixation events with EyeLink timing) and the null stream;
-``simulated+pack``
-    the same, plus a stream stand-in that serialises every record with msgpack (the cost a wire
-    sender adds per fixation before any socket I/O).
+``simulated+stream``
+    the same, streaming every record through the real sender (:mod:`experiment.stream`) to a real
+    receiver running in another process (validation, msgpack, journal, ZeroMQ, acknowledgements).
 
 Per-frame overhead is the time from the flip's return to the end of drain + stream service (what
 the trial row records as ``loop_overhead_*``); frame intervals are flip-to-flip. Under Xvfb
@@ -73,26 +73,18 @@ class SilentTracker:
         return getattr(self._inner, name)
 
 
-class PackingSink:
-    """A stream stand-in: serialises every record with msgpack and keeps the bytes."""
-
-    def __init__(self) -> None:
-        import msgpack
-
-        self._packer = msgpack.Packer()
-        self.sent: list[bytes] = []
-
-    def send(self, record: dict) -> None:
-        self.sent.append(self._packer.pack(record))
-
-    def service(self) -> None:
-        pass
-
-    def flush(self) -> None:
-        self.sent.clear()
-
-    def close(self) -> None:
-        pass
+def start_receiver(folder: Path) -> tuple[subprocess.Popen, str]:
+    """A real :class:`server.receiver.Receiver` in its own process; returns it and its endpoint."""
+    code = (
+        "import sys; from server.receiver import Receiver\n"
+        "with Receiver(sys.argv[1]) as r:\n"
+        "    print(r.endpoint, flush=True)\n"
+        "    while True: r.poll(100)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    return process, process.stdout.readline().strip()
 
 
 def main() -> int:
@@ -112,9 +104,12 @@ def main() -> int:
     from experiment.config import SessionConfig
     from experiment.task import NullSink, Session
 
-    variants = ["reference", "simulated", "simulated+pack"]
+    from experiment.stream import open_stream
+
+    variants = ["reference", "simulated", "simulated+stream"]
     trials = len(variants) * args.repeat
     workdir = Path(tempfile.mkdtemp(prefix="bench_frames_"))
+    receiver, endpoint = start_receiver(workdir / "server")
     try:
         stimuli = workdir / "stimuli"
         stimuli.mkdir()
@@ -133,17 +128,20 @@ def main() -> int:
             min_free_mb=0,
         )
         rows = []
+        stream = open_stream(endpoint, workdir / "stream", session=config.session_id)
         with Session(config) as session:
             session.start()
             simulated = session.tracker
             for index in range(trials):
                 variant = variants[index % len(variants)]
                 session.tracker = SilentTracker(simulated) if variant == "reference" else simulated
-                session.sink = PackingSink() if variant == "simulated+pack" else NullSink()
+                session.sink = stream if variant == "simulated+stream" else NullSink()
                 rows.append((variant, session.run_trial(index)))
             session.tracker = simulated
+            session.sink = stream  # closed with the session
             frame_period_ms = session._frame_period_ms
     finally:
+        receiver.kill()
         shutil.rmtree(workdir, ignore_errors=True)
         if xvfb is not None:
             xvfb.terminate()
