@@ -96,3 +96,26 @@ def test_a_foreign_journal_is_refused(tmp_path):
     journal.write_bytes(journal.read_bytes() * 2)
     with pytest.raises(ValueError, match="not this sender's journal"):
         Sender("tcp://127.0.0.1:1", journal, session=session)
+
+
+def test_server_absent_the_session_completes_and_the_journal_holds_everything(session_env, four_images, tmp_path):
+    """Nothing listens on the endpoint: trials run at their normal length and every record the
+    task produced is in the journal, numbered without gaps, ready to be replayed."""
+    with Receiver(tmp_path / "probe") as probe:
+        endpoint = probe.endpoint  # a free port, closed again before the session starts
+    process = start_session(
+        session_env, "--participant", "S02", "--stimuli", str(four_images), "--tracker", "simulated",
+        "--out", str(tmp_path), "--trials", "2", "--seed", "5", "--duration-ms", "500",
+        "--auto-accept-drift-ms", "150", "--windowed", "--server", endpoint,
+    )
+    output = process.communicate(timeout=90)[0]
+    assert process.returncode == 0, output[-3000:]
+    records = SessionRecords(tmp_path / "S02")
+    rows = records.completed_trials()
+    assert len(rows) == 2
+    assert all(abs(row["stimulus_duration_ms"] - 500) < 40 for row in rows)
+    journal = [data for _, data in read_journal(tmp_path / "S02" / JOURNAL_NAME)]
+    assert [d["seq"] for d in journal] == list(range(1, len(journal) + 1))
+    kinds = [d["kind"] for d in journal]
+    assert kinds[0] == "session_start" and kinds[-1] == "session_end"
+    assert kinds.count("fixation") == len(records.read_fixations()) > 0
