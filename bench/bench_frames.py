@@ -31,33 +31,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STIMULI = ROOT.parent / "shared" / "data" / "osie" / "stimuli"
-
-
-def start_xvfb() -> tuple[subprocess.Popen, str]:
-    for number in range(150, 250):
-        if (
-            not Path(f"/tmp/.X{number}-lock").exists()
-            and not Path(f"/tmp/.X11-unix/X{number}").exists()
-        ):
-            break
-    process = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"Xvfb :{number} did not start")
-        time.sleep(0.05)
-    return process, f":{number}"
 
 
 class SilentTracker:
@@ -100,7 +79,10 @@ def main() -> int:
         return 1
     xvfb = None
     if not args.use_display:
-        xvfb, os.environ["DISPLAY"] = start_xvfb()
+        from experiment.xvfb import start_xvfb
+
+        xvfb = start_xvfb(first_display=150)
+        os.environ["DISPLAY"] = xvfb.display
     from experiment.config import SessionConfig
     from experiment.task import NullSink, Session
 
@@ -144,7 +126,7 @@ def main() -> int:
         receiver.kill()
         shutil.rmtree(workdir, ignore_errors=True)
         if xvfb is not None:
-            xvfb.terminate()
+            xvfb.close()
     print(
         f"frame loop, {args.duration_ms:.0f} ms trials, {args.repeat} per variant; "
         f"frame period measured at start-up {frame_period_ms:.2f} ms"

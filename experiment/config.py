@@ -16,6 +16,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from stimuli.geometry import DisplayGeometry
+
 __all__ = ["SessionConfig", "TrackerKind", "EDF_NAME_PATTERN", "trial_order"]
 
 TrackerKind = Literal["eyelink", "eyelink-dummy", "simulated"]
@@ -124,6 +126,16 @@ class SessionConfig(BaseModel):
     def session_dir(self) -> Path:
         """Folder of this session's records: ``out / participant``."""
         return Path(self.out) / self.participant
+
+    def geometry(self, image_width_px: int, image_height_px: int) -> DisplayGeometry:
+        """How an image of this size is shown on this session's screen (scale, centring)."""
+        return DisplayGeometry.fit(
+            image_width_px,
+            image_height_px,
+            screen_width_px=self.screen_width_px,
+            screen_height_px=self.screen_height_px,
+            scale=self.scale,
+        )
 
     def edf_segment_name(self, segment: int) -> str:
         """Host EDF name of recording segment ``segment`` (0 = first run, 1.. = resumes).

@@ -11,7 +11,6 @@ import shutil
 import uuid
 from pathlib import Path
 
-from stimuli.geometry import DisplayGeometry
 from stimuli.sets import StimulusSet
 
 __all__ = ["PreflightError", "preflight"]
@@ -58,13 +57,7 @@ def _check_images(stimuli: StimulusSet, image_ids: list[str], config) -> list[st
         except (OSError, KeyError) as error:
             problems.append(f"image {image_id!r} cannot be read ({error}); replace or remove it")
             continue
-        geometry = DisplayGeometry.fit(
-            width,
-            height,
-            screen_width_px=config.screen_width_px,
-            screen_height_px=config.screen_height_px,
-            scale=config.scale,
-        )
+        geometry = config.geometry(width, height)
         if geometry.scale_x < config.scale - 1e-9:
             reduced[image_id] = geometry.scale_x
     if reduced:

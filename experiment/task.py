@@ -528,13 +528,7 @@ class Session:
         image_id = self.order[index]
         path = self.stimuli.path(image_id)
         width, height = self.stimuli.size(image_id)
-        geometry = DisplayGeometry.fit(
-            width,
-            height,
-            screen_width_px=config.screen_width_px,
-            screen_height_px=config.screen_height_px,
-            scale=config.scale,
-        )
+        geometry = config.geometry(width, height)
         stimulus = visual.ImageStim(
             window,
             image=str(path),

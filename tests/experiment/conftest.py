@@ -13,6 +13,7 @@ Nothing here needs a display or a sound card on the machine:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from experiment.xvfb import start_xvfb
 from tests.conftest import SHARED_DATA
 
 MIC_RATE_HZ = 44100
@@ -35,29 +37,12 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def xvfb_display():
     """``":N"`` of a private Xvfb server (1920×1080×24), killed after the tests."""
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    for number in range(90, 190):
-        if (
-            not Path(f"/tmp/.X{number}-lock").exists()
-            and not Path(f"/tmp/.X11-unix/X{number}").exists()
-        ):
-            break
-    process = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    socket = Path(f"/tmp/.X11-unix/X{number}")
-    deadline = time.monotonic() + 10
-    while not socket.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"Xvfb :{number} did not start")
-        time.sleep(0.05)
-    yield f":{number}"
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        server = start_xvfb()
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    yield server.display
+    server.close()
 
 
 class _PacedPipeWriter(threading.Thread):
@@ -159,3 +144,18 @@ def start_session(env: dict, *arguments: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def run_probe(env: dict, module: str, *arguments: str, timeout_s: float = 90) -> dict:
+    """Run ``python -m tests.experiment.<module> ARGS`` and return the JSON it prints after
+    ``OBSERVED``; fails the test with the probe's stderr when it exits non-zero."""
+    result = subprocess.run(
+        [sys.executable, "-m", f"tests.experiment.{module}", *arguments],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.split("OBSERVED ", 1)[1])

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 
 import pylink
 
-from tests.experiment.conftest import REPO
+from tests.experiment.conftest import run_probe
 
 
 def test_calibration_graphics_methods(session_env):
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.experiment._calibration_probe"],
-        cwd=REPO,
-        env=session_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    observed = json.loads(result.stdout.split("OBSERVED ", 1)[1])
+    observed = run_probe(session_env, "_calibration_probe", timeout_s=60)
     # pylink's (100, 200) from the top-left of 1920×1080 is (-860, 340) in PsychoPy pix units.
     assert observed["target_pos"] == [-860.0, 340.0]
     # Oracle: pylink's key codes; modifiers as SR Research's examples encode them.

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -20,7 +18,7 @@ from experiment.config import trial_order
 from experiment.records import SessionRecords
 from lookwhere.records import FIXATION_COLUMNS
 from stimuli.sets import StimulusSet
-from tests.experiment.conftest import MIC_LEVEL_DBFS, REPO, run_session, start_session
+from tests.experiment.conftest import MIC_LEVEL_DBFS, run_probe, run_session, start_session
 
 DURATION_MS = 400
 COMMON = ("--duration-ms", str(DURATION_MS), "--auto-accept-drift-ms", "150", "--windowed")
@@ -223,16 +221,7 @@ def test_sigterm_and_ctrl_c_save_and_mark_interrupted(
 
 
 def test_stream_hook_receives_valid_protocol_records(session_env, four_images, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.experiment._sink_probe", str(four_images), str(tmp_path)],
-        cwd=REPO,
-        env=session_env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    observed = json.loads(result.stdout.split("OBSERVED ", 1)[1])
+    observed = run_probe(session_env, "_sink_probe", str(four_images), str(tmp_path), timeout_s=90)
     kinds = observed["kinds"]
     # Every record passed lookwhere.protocol.encode's schema check (the probe raises otherwise).
     assert kinds[0] == "session_start" and kinds[-1] == "session_end"
@@ -245,16 +234,7 @@ def test_stream_hook_receives_valid_protocol_records(session_env, four_images, t
 
 
 def test_operator_keys_on_the_drift_correction_screen(session_env, four_images, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.experiment._keys_probe", str(four_images), str(tmp_path)],
-        cwd=REPO,
-        env=session_env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    observed = json.loads(result.stdout.split("OBSERVED ", 1)[1])
+    observed = run_probe(session_env, "_keys_probe", str(four_images), str(tmp_path), timeout_s=90)
     first, second, third = observed["a"]
     drift = first["drift_correction"]
     assert (drift["accepted_by"], drift["recalibrations"]) == (
