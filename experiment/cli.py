@@ -81,6 +81,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="simulated participant: accept drift correction after this many ms",
     )
     parser.add_argument(
+        "--drift-start",
+        choices=["key", "gaze"],
+        default="key",
+        help="start each image on the space bar (key) or also once the gaze has held the "
+        "central dot (gaze) (default: key)",
+    )
+    parser.add_argument(
+        "--gaze-hold-ms",
+        type=float,
+        default=500.0,
+        help="gaze start: how long the gaze must stay on the dot (default: 500)",
+    )
+    parser.add_argument(
+        "--gaze-radius-px",
+        type=float,
+        default=60.0,
+        help="gaze start: distance from the dot that counts as on it (default: 60)",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="continue the interrupted session of this participant in --out",
@@ -122,6 +141,9 @@ def build_config(args: argparse.Namespace):
         mic_device=int(args.mic_device) if str(args.mic_device).isdigit() else args.mic_device,
         scanpaths=args.scanpaths,
         auto_accept_drift_ms=args.auto_accept_drift_ms,
+        drift_start=args.drift_start,
+        gaze_hold_ms=args.gaze_hold_ms,
+        gaze_radius_px=args.gaze_radius_px,
     )
     if args.seed is not None:
         values["seed"] = args.seed

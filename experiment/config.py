@@ -74,6 +74,15 @@ class SessionConfig(BaseModel):
     auto_accept_drift_ms : float or None
         Simulated participant: accept the drift-correction screen after this many ms without a
         key press (CI, demos). None waits for the space bar.
+    drift_start : {"key", "gaze"}
+        How the drift-correction screen hands over to the image: ``"key"`` waits for the space
+        bar; ``"gaze"`` also accepts once the live gaze has stayed within ``gaze_radius_px`` of
+        the central dot for ``gaze_hold_ms`` (the tracker records during that screen).
+    gaze_hold_ms : float
+        ``gaze`` start: how long the gaze must stay on the dot, ms.
+    gaze_radius_px : float
+        ``gaze`` start: largest distance of the gaze from the dot's centre that counts as on it,
+        display pixels.
     min_free_mb : float
         Preflight: least free space in the output folder's file system.
     session_id : str
@@ -102,6 +111,9 @@ class SessionConfig(BaseModel):
     mic_samplerate_hz: int = Field(default=44100, gt=0)
     scanpaths: Path | None = None
     auto_accept_drift_ms: float | None = Field(default=None, ge=0)
+    drift_start: Literal["key", "gaze"] = "key"
+    gaze_hold_ms: float = Field(default=500.0, gt=0)
+    gaze_radius_px: float = Field(default=60.0, gt=0)
     min_free_mb: float = Field(default=500.0, ge=0)
     session_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
 

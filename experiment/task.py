@@ -7,11 +7,18 @@
 
 Per trial: ``TRIALID`` → drift correction (the product's own screen: central dot, space accepts,
 Esc opens the tracker setup, ``p`` pauses, ``s`` skips the trial, ``q`` quits after confirmation;
-the real EyeLink runs its own ``doDriftCorrect``) → start recording → the image, scaled and
+the real EyeLink runs its own ``doDriftCorrect``; with ``drift_start="gaze"`` recording starts
+first and the dot screen also accepts once the gaze has held it, see :class:`GazeHold`) → start
+recording → the image, scaled and
 centred by :class:`stimuli.geometry.DisplayGeometry`, for ``duration_ms`` with ``IMAGE_ONSET`` /
 ``IMAGE_OFFSET`` sent from ``win.callOnFlip`` (so their times are those of the flips) and every
 tracker event drained each frame → stop recording → ``TRIAL_RESULT``. Records, audio and the
 stream's flush happen between trials only.
+
+``q`` or Esc while the image is shown aborts the trial (``!V TRIAL_VAR aborted 1``,
+``TRIAL_RESULT 2``; nothing of it is written to the records) and asks the operator to confirm
+the quit: yes ends the session (:class:`QuitRequested`, so ``--resume`` re-runs that trial), no
+runs the trial again from its drift correction (a new ``TRIALID`` with the same number).
 
 Clocks: ``*_session_s`` is ``time.perf_counter()`` relative to the start of this run (the clock
 of the microphone alignment; a resumed session's new segment starts it afresh); ``*_tracker_ms``
@@ -46,6 +53,7 @@ __all__ = [
     "SessionInterrupted",
     "QuitRequested",
     "SkipTrial",
+    "GazeHold",
     "frame_summary",
 ]
 
@@ -108,6 +116,57 @@ class QuitRequested(Exception):
 
 class SkipTrial(Exception):
     """The operator skipped the trial at its drift-correction screen."""
+
+
+class _TrialAborted(Exception):
+    """The operator pressed q or Esc during the image period."""
+
+
+#: ``TRIAL_RESULT`` codes in the EDF.
+TRIAL_DONE, TRIAL_SKIPPED, TRIAL_ABORTED = 0, 1, 2
+
+
+class GazeHold:
+    """Whether the gaze has stayed on a target for a hold time (gaze-contingent start).
+
+    Feed it every gaze sample with :meth:`update`; a sample off the target or a missing one
+    (None: blink, lost eye, no sample yet) restarts the hold.
+
+    Parameters
+    ----------
+    x_px, y_px : float
+        Target centre, display pixels.
+    radius_px : float
+        Largest distance from the centre that counts as on the target, display pixels (> 0).
+    hold_ms : float
+        How long the gaze must stay on the target, ms (> 0).
+    """
+
+    def __init__(self, x_px: float, y_px: float, *, radius_px: float, hold_ms: float) -> None:
+        for name, value in (("radius_px", radius_px), ("hold_ms", hold_ms)):
+            if not value > 0:
+                raise ValueError(f"{name} must be positive; got {value!r}")
+        self.x_px, self.y_px = float(x_px), float(y_px)
+        self.radius_px = float(radius_px)
+        self.hold_ms = float(hold_ms)
+        self._since_ms: float | None = None
+        self.held_ms = 0.0  #: how long the gaze has been on the target as of the last update
+
+    def reset(self) -> None:
+        """Restart the hold (after a pause or a recalibration the gaze must hold anew)."""
+        self._since_ms = None
+        self.held_ms = 0.0
+
+    def update(self, gaze: tuple[float, float] | None, t_ms: float) -> bool:
+        """Take the sample ``gaze`` (display px, or None) seen at ``t_ms`` (any ms clock,
+        non-decreasing); return True once the gaze has been on the target for ``hold_ms``."""
+        if gaze is None or np.hypot(gaze[0] - self.x_px, gaze[1] - self.y_px) > self.radius_px:
+            self.reset()
+            return False
+        if self._since_ms is None:
+            self._since_ms = t_ms
+        self.held_ms = t_ms - self._since_ms
+        return self.held_ms >= self.hold_ms
 
 
 def frame_summary(intervals_ms: np.ndarray, *, frame_period_ms: float) -> dict:
@@ -174,6 +233,12 @@ class Session:
     keys : callable or None
         Returns the names of the keys pressed since the last call (PsychoPy names: ``"space"``,
         ``"escape"``); default ``psychopy.event.getKeys``. Tests inject scripted keys here.
+
+    Attributes
+    ----------
+    screen : str or None
+        What the window shows while keys are read: ``"drift"``, ``"image"``, ``"paused"``,
+        ``"confirm"`` (lets a scripted key source press each key on the intended screen).
     """
 
     def __init__(
@@ -197,6 +262,7 @@ class Session:
         self.manifest: dict = {}
         self._segment: dict | None = None  # this run's entry in manifest["segments"]
         self._recording = False
+        self.screen: str | None = None
         self._closed = False
         self._t0 = time.perf_counter()
         self._frame_period_ms = 1000.0 / config.refresh_hz
@@ -373,8 +439,22 @@ class Session:
 
         return event.getKeys()
 
+    def _start_recording(self) -> None:
+        self.tracker.start_recording()
+        self._recording = True
+
+    def _stop_recording(self) -> None:
+        self.tracker.stop_recording()
+        self._recording = False
+
     def _calibrate(self) -> None:
+        # The tracker's setup runs in offline mode: a gaze-contingent screen's recording pauses.
+        recording = self._recording
+        if recording:
+            self._stop_recording()
         result = self.tracker.calibrate()
+        if recording:
+            self._start_recording()
         logger.info("calibration: %s", result)
         self._segment["calibrations"].append({"unix_s": time.time(), **result})
         self.records.write_manifest(self.manifest)
@@ -443,20 +523,33 @@ class Session:
         return len(self.order) - len(done)
 
     def _drift_correction(self) -> dict:
-        """The drift-correction step; return its result for the trial row."""
+        """The drift-correction step; return its result for the trial row.
+
+        With ``drift_start="gaze"`` recording is on when this returns (it started before the dot
+        screen, whose gaze samples it needs).
+        """
+        centre = (self.config.screen_width_px / 2, self.config.screen_height_px / 2)
+        gaze_start = self.config.drift_start == "gaze"
         if self.tracker.has_drift_correction:
             import pylink
 
             while True:
-                result = self.tracker.drift_correct(
-                    self.config.screen_width_px / 2, self.config.screen_height_px / 2
-                )
+                result = self.tracker.drift_correct(*centre)
                 if result.get("error") != pylink.ESC_KEY:
-                    return result
-        return self._own_drift_screen()
+                    break
+            if not gaze_start:
+                return result
+            # doDriftCorrect needs offline mode: the gaze-contingent start follows it.
+            self._start_recording()
+            return {**result, **self._own_drift_screen()}
+        if gaze_start:
+            self._start_recording()
+        screen = self._own_drift_screen()
+        return {**self.tracker.drift_correct(*centre), **screen}
 
     def _own_drift_screen(self) -> dict:
-        """Central dot until space (or the simulated participant's auto-accept).
+        """Central dot until space, the gaze's hold on it (``drift_start="gaze"``) or the
+        simulated participant's auto-accept; return how it was accepted for the trial row.
 
         Operator keys: Esc opens the tracker setup (recalibration), ``p`` pauses until ``p`` again,
         ``s`` skips the trial (:class:`SkipTrial`), ``q`` quits after confirmation.
@@ -469,14 +562,31 @@ class Session:
         centre = visual.Circle(
             self.window, radius=2, fillColor="black", lineColor="black", units="pix"
         )
-        auto_ms = self.config.auto_accept_drift_ms
+        config = self.config
+        auto_ms = config.auto_accept_drift_ms
+        hold = None
+        if config.drift_start == "gaze":
+            hold = GazeHold(
+                config.screen_width_px / 2,
+                config.screen_height_px / 2,
+                radius_px=config.gaze_radius_px,
+                hold_ms=config.gaze_hold_ms,
+            )
         started = time.perf_counter()
         recalibrations = 0
+        self.screen = "drift"
         self._get_keys()  # forget keys pressed during the previous trial
         while True:
             dot.draw()
             centre.draw()
             self.window.flip()
+            if hold is not None:
+                # Only the newest sample matters; the queued events of this screen are not the
+                # image's fixations and would otherwise pile up on the link.
+                self.tracker.drain()
+                if hold.update(self.tracker.gaze_position(), time.perf_counter() * 1000.0):
+                    accepted_by = "gaze"
+                    break
             keys = self._get_keys()
             if "space" in keys:
                 accepted_by = "space"
@@ -489,24 +599,28 @@ class Session:
             if "s" in keys:
                 raise SkipTrial
             if "p" in keys:
-                self._show_until("Paused: press p to continue", "p")
+                self._show_until("Paused: press p to continue", "p", screen="paused")
+            if hold is not None and {"escape", "q", "p"} & set(keys):
+                hold.reset()  # the dot was off the screen meanwhile
+            self.screen = "drift"
             if auto_ms is not None and (time.perf_counter() - started) * 1000.0 >= auto_ms:
                 accepted_by = "auto"
                 break
-        result = self.tracker.drift_correct(
-            self.config.screen_width_px / 2, self.config.screen_height_px / 2
-        )
-        return {
-            **result,
+        outcome = {
             "accepted_by": accepted_by,
             "wait_ms": (time.perf_counter() - started) * 1000.0,
             "recalibrations": recalibrations,
         }
+        if hold is not None:
+            outcome["gaze_hold_ms"] = hold.held_ms
+        return outcome
 
-    def _show_until(self, message: str, *keys: str) -> str:
-        """Show ``message`` until one of ``keys`` is pressed; return that key."""
+    def _show_until(self, message: str, *keys: str, screen: str) -> str:
+        """Show ``message`` (as :attr:`screen` ``screen``) until one of ``keys`` is pressed;
+        return that key."""
         from psychopy import visual
 
+        self.screen = screen
         text = visual.TextStim(self.window, text=message, color="white", units="pix", height=32)
         while True:
             text.draw()
@@ -516,51 +630,118 @@ class Session:
                 return pressed[0]
 
     def _confirm_quit(self) -> None:
-        if self._show_until("Quit the session?  y = yes, n = no", "y", "n", "escape") == "y":
+        answer = self._show_until(
+            "Quit the session?  y = yes, n = no", "y", "n", "escape", screen="confirm"
+        )
+        if answer == "y":
             raise QuitRequested("operator confirmed quit")
 
     def run_trial(self, index: int) -> dict:
-        """Run trial ``index`` of the order and append its records; return its row."""
-        from psychopy import visual
-        from psychopy.logging import defaultClock as psychopy_clock
+        """Run trial ``index`` of the order and append its records; return its row.
 
-        config, tracker, window = self.config, self.tracker, self.window
+        A run aborted during its image period (q or Esc) that the operator does not confirm as a
+        quit is run again from the drift correction; the row counts those runs in
+        ``aborted_runs``.
+        """
+        from psychopy import visual
+
+        config, tracker = self.config, self.tracker
         image_id = self.order[index]
         path = self.stimuli.path(image_id)
         width, height = self.stimuli.size(image_id)
         geometry = config.geometry(width, height)
         stimulus = visual.ImageStim(
-            window,
+            self.window,
             image=str(path),
             units="pix",
             pos=(0, 0),
             size=(geometry.display_width_px, geometry.display_height_px),
         )
-        tracker.send_message(f"TRIALID {index}")
-        tracker.status_message(f"TRIAL {index + 1}/{len(self.order)} {image_id}")
-        tracker.send_message(f"!V TRIAL_VAR image {image_id}")
-        try:
-            drift = self._drift_correction()
-        except SkipTrial:
-            # A skipped trial counts as done (resume does not repeat it) and has no data.
-            tracker.send_message("!V TRIAL_VAR skipped 1")
-            tracker.send_message("TRIAL_RESULT 1")
-            row = {
-                "trial": index,
-                "image": image_id,
-                "segment": self._segment["segment"],
-                "skipped": True,
-                "fixations": 0,
-            }
-            self.records.append_trial(row, [])
+        aborted_runs = 0
+        while True:
+            tracker.send_message(f"TRIALID {index}")
+            tracker.status_message(f"TRIAL {index + 1}/{len(self.order)} {image_id}")
+            tracker.send_message(f"!V TRIAL_VAR image {image_id}")
+            try:
+                drift = self._drift_correction()
+            except SkipTrial:
+                return self._skip_trial(index, image_id)
+            try:
+                row, fixations = self._present(index, stimulus, geometry, drift)
+            except _TrialAborted:
+                aborted_runs += 1
+                logger.warning(
+                    "trial %d/%d (%s) aborted during the image; asking to confirm the quit",
+                    index + 1,
+                    len(self.order),
+                    image_id,
+                )
+                self._confirm_quit()  # QuitRequested on yes: the trial stays undone
+                continue
+            row["aborted_runs"] = aborted_runs
+            self.records.append_trial(row, fixations)
+            self.sink.send(
+                {
+                    "kind": "trial_end",
+                    "trial": index,
+                    "image": image_id,
+                    "offset_tracker_ms": row["offset_tracker_ms"],
+                    "offset_session_ms": row["offset_session_s"] * 1000.0,
+                    "n_fixations": row["fixations"],
+                    "dropped_frames": row["dropped_frames"],
+                }
+            )
+            self.sink.flush()
             logger.info(
-                "trial %d/%d (%s) skipped by the operator", index + 1, len(self.order), image_id
+                "trial %d/%d (%s): %d fixations, %d dropped frames",
+                index + 1,
+                len(self.order),
+                image_id,
+                row["fixations"],
+                row["dropped_frames"],
             )
             return row
 
-        tracker.start_recording()
-        self._recording = True
-        time.sleep(RECORDING_LEAD_S)
+    def _skip_trial(self, index: int, image_id: str) -> dict:
+        """Record trial ``index`` as skipped: it counts as done (resume does not repeat it) and
+        has no data."""
+        if self._recording:  # a gaze-contingent drift screen records
+            self._stop_recording()
+        self.tracker.send_message("!V TRIAL_VAR skipped 1")
+        self.tracker.send_message(f"TRIAL_RESULT {TRIAL_SKIPPED}")
+        row = {
+            "trial": index,
+            "image": image_id,
+            "segment": self._segment["segment"],
+            "skipped": True,
+            "fixations": 0,
+        }
+        self.records.append_trial(row, [])
+        logger.info(
+            "trial %d/%d (%s) skipped by the operator", index + 1, len(self.order), image_id
+        )
+        return row
+
+    def _present(
+        self, index: int, stimulus, geometry: DisplayGeometry, drift: dict
+    ) -> tuple[dict, list[Fixation]]:
+        """The image period of trial ``index``: recording, image, audio; return the trial row
+        and its fixations (nothing is written to the records here).
+
+        Raises
+        ------
+        _TrialAborted
+            q or Esc pressed while the image was shown; recording is stopped, the trial's
+            fixations and audio are dropped.
+        """
+        from psychopy.logging import defaultClock as psychopy_clock
+
+        config, tracker, window = self.config, self.tracker, self.window
+        image_id = self.order[index]
+        path = self.stimuli.path(image_id)
+        if not self._recording:
+            self._start_recording()
+            time.sleep(RECORDING_LEAD_S)
         onset: dict = {}
         offset: dict = {}
 
@@ -598,6 +779,7 @@ class Session:
         overhead_s = []
         deadline_s = onset["perf_s"] + config.duration_ms / 1000.0
         period_s = self._frame_period_ms / 1000.0
+        self.screen = "image"
         while True:
             busy = time.perf_counter()
             for event in tracker.drain():
@@ -618,6 +800,8 @@ class Session:
                     }
                 )
             self.sink.service()
+            if {"q", "escape"} & set(self._get_keys()):
+                self._abort_image(index, image_id, mark, flips, len(pending))
             overhead_s.append(time.perf_counter() - busy)
             # The next flip is the offset when it lands within half a frame of the deadline.
             if flips[-1] + period_s >= deadline_s - period_s / 2:
@@ -628,8 +812,7 @@ class Session:
         window.callOnFlip(mark, offset, "IMAGE_OFFSET")
         window.flip()
         flips.append(offset["perf_s"])
-        tracker.stop_recording()
-        self._recording = False
+        self._stop_recording()
         # The fixation under way at the offset ends with the recording: it is streamed too.
         for event in tracker.drain():
             pending.append(event)
@@ -647,7 +830,7 @@ class Session:
                 audio_path, start_s=onset["perf_s"], end_s=offset["perf_s"]
             )
             tracker.send_message(f"!V TRIAL_VAR mic_file {audio_path.name}")
-        tracker.send_message("TRIAL_RESULT 0")
+        tracker.send_message(f"TRIAL_RESULT {TRIAL_DONE}")
         fixations = [
             replace(
                 self._fixation(e, index, image_id, geometry, onset["tracker_ms"]),
@@ -682,7 +865,25 @@ class Session:
             "skipped": False,
             "geometry": geometry.to_dict(),
         }
-        self.records.append_trial(row, fixations)
+        return row, fixations
+
+    def _abort_image(
+        self, index: int, image_id: str, mark, flips: list[float], n_fixations: int
+    ) -> None:
+        """End the image period at the next flip and raise :class:`_TrialAborted`.
+
+        The stream gets the ``trial_end`` of the aborted run (its ``trial_start`` and fixations
+        were already sent); the EDF gets ``IMAGE_OFFSET``, ``!V TRIAL_VAR aborted 1`` and
+        ``TRIAL_RESULT 2``.
+        """
+        offset: dict = {}
+        self.window.callOnFlip(mark, offset, "IMAGE_OFFSET")
+        self.window.flip()
+        flips.append(offset["perf_s"])
+        self._stop_recording()
+        self.tracker.drain()  # the aborted run's last events: not kept
+        self.tracker.send_message("!V TRIAL_VAR aborted 1")
+        self.tracker.send_message(f"TRIAL_RESULT {TRIAL_ABORTED}")
         self.sink.send(
             {
                 "kind": "trial_end",
@@ -690,20 +891,14 @@ class Session:
                 "image": image_id,
                 "offset_tracker_ms": offset["tracker_ms"],
                 "offset_session_ms": self._elapsed_s(offset["perf_s"]) * 1000.0,
-                "n_fixations": len(fixations),
-                "dropped_frames": row["dropped_frames"],
+                "n_fixations": n_fixations,
+                "dropped_frames": frame_summary(
+                    np.diff(flips) * 1000.0, frame_period_ms=self._frame_period_ms
+                )["dropped_frames"],
             }
         )
         self.sink.flush()
-        logger.info(
-            "trial %d/%d (%s): %d fixations, %d dropped frames",
-            index + 1,
-            len(self.order),
-            image_id,
-            len(fixations),
-            row["dropped_frames"],
-        )
-        return row
+        raise _TrialAborted
 
     def _fixation(
         self, event, trial: int, image_id: str, geometry: DisplayGeometry, onset_tracker_ms: float

@@ -41,6 +41,14 @@ logger = logging.getLogger(__name__)
 
 #: ``getEye()`` of a pylink event: 0 left, 1 right (pylink documents but does not export these).
 _PYLINK_LEFT_EYE = 0
+#: ``eyeAvailable()`` when both eyes are recorded.
+_PYLINK_BINOCULAR = 2
+#: Simulated participant: time from the drift-correction dot's appearance to the first fixation
+#: on it (a saccade's latency plus its duration), ms, drawn uniformly per trial.
+DOT_LATENCY_MS = (150.0, 400.0)
+#: Simulated participant: standard deviation of the sample-to-sample gaze jitter around the
+#: fixated position (fixational eye movements plus tracker noise), display px per axis.
+FIXATIONAL_NOISE_PX = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +130,17 @@ class Tracker(ABC):
     def drain(self) -> list[TrackerFixation]:
         """Every fixation that ended since the last call; never blocks."""
 
+    def gaze_position(self) -> tuple[float, float] | None:
+        """The newest gaze sample while recording; never blocks.
+
+        Returns
+        -------
+        tuple of float or None
+            ``(x_display_px, y_display_px)``, display pixels, origin top-left; None when not
+            recording, before the first sample, or when the sample is missing (blink, lost eye).
+        """
+        return None
+
     def receive_edf(self, destination: Path) -> dict:
         """Close the data file and copy it to ``destination``; return the transfer's outcome."""
         return {"transferred": False, "reason": f"{type(self).__name__} writes no EDF"}
@@ -169,12 +188,15 @@ def read_scanpaths(path: Path) -> dict[str, list[np.ndarray]]:
 class SimulatedTracker(Tracker):
     """A simulated participant with EyeLink-like event timing.
 
-    The participant looks at the screen centre until ``IMAGE_ONSET`` is sent, then explores the
-    image announced by the last ``!V TRIAL_VAR image <id>`` message. Fixation durations follow a
+    At each ``TRIALID`` message the drift-correction dot appears and the participant moves from
+    where they were looking to it after a latency drawn from :data:`DOT_LATENCY_MS`; they look
+    at the screen centre until ``IMAGE_ONSET`` is sent, then explore the image announced by the last ``!V TRIAL_VAR image <id>`` message. Fixation durations follow a
     gamma distribution (shape 4, mean 250 ms) and saccades take a gamma-distributed 20–60 ms; the
     fixation positions come from a replayed observer's scanpath when ``scanpaths`` holds the image,
     otherwise from a density proportional to the image's local contrast times a centre-bias
     Gaussian (σ = ¼ of the displayed image size), as viewers of natural images do.
+    :meth:`gaze_position` reports the current fixation's position plus Gaussian jitter of
+    :data:`FIXATIONAL_NOISE_PX`; during a saccade, the previous fixation's.
 
     Parameters
     ----------
@@ -219,6 +241,12 @@ class SimulatedTracker(Tracker):
         self._pending: list[TrackerFixation] = []  # planned, not yet drained
         self._plan_until_ms = 0.0
         self._looking = False
+        # Before the first trial the participant looks anywhere on the screen.
+        self._gaze_px = (
+            float(self._rng.uniform(0, screen_width_px)),
+            float(self._rng.uniform(0, screen_height_px)),
+        )
+        self._on_dot_from_ms = 0.0  # no fixation on the dot starts before this tracker time
 
     def tracker_time_ms(self) -> float:
         return self._origin_ms + (time.perf_counter() - self._t0) * 1000.0
@@ -230,7 +258,11 @@ class SimulatedTracker(Tracker):
         )
 
     def send_message(self, text: str) -> None:
-        if text.startswith("!V TRIAL_VAR image "):
+        if text.startswith("TRIALID"):
+            self._on_dot_from_ms = self.tracker_time_ms() + float(
+                self._rng.uniform(*DOT_LATENCY_MS)
+            )
+        elif text.startswith("!V TRIAL_VAR image "):
             self._prepare_image(text.split(" ", 3)[3])
         elif text == "IMAGE_ONSET":
             self._replan(looking_at_image=True)
@@ -315,7 +347,10 @@ class SimulatedTracker(Tracker):
             x, y, duration = self._next_position(self._looking)
             if duration is None:
                 duration = float(self._rng.gamma(4.0, 62.5))
-            start = self._quantise(self._plan_until_ms + saccade_ms)
+            start = self._plan_until_ms + saccade_ms
+            if not self._looking:
+                start = max(start, self._on_dot_from_ms)
+            start = self._quantise(start)
             end = self._quantise(start + max(duration, 2 * self._sample_ms))
             self._pending.append(
                 TrackerFixation(
@@ -349,7 +384,25 @@ class SimulatedTracker(Tracker):
             self._plan(now)
         ended = [f for f in self._pending if f.end_tracker_ms <= now or not self._recording]
         self._pending = [f for f in self._pending if f not in ended] if self._recording else []
+        if ended:
+            self._gaze_px = (ended[-1].x_display_px, ended[-1].y_display_px)
         return ended
+
+    def gaze_position(self) -> tuple[float, float] | None:
+        if not self._recording:
+            return None
+        now = self.tracker_time_ms()
+        self._plan(now)
+        # Pending fixations are in time order: the last one begun is the current (or, during a
+        # saccade, the previous) fixation; with none begun, the last one drained.
+        begun = [f for f in self._pending if f.start_tracker_ms <= now]
+        if begun:
+            self._gaze_px = (begun[-1].x_display_px, begun[-1].y_display_px)
+        x, y = self._gaze_px
+        return (
+            x + float(self._rng.normal(0, FIXATIONAL_NOISE_PX)),
+            y + float(self._rng.normal(0, FIXATIONAL_NOISE_PX)),
+        )
 
 
 class EyeLinkTracker(Tracker):
@@ -372,6 +425,7 @@ class EyeLinkTracker(Tracker):
         self._el = None
         self._edf_name: str | None = None
         self._sample_ms = 4.0
+        self._eye_used: int | None = None  # eyeAvailable() of the current recording
         self.has_drift_correction = host is not None
 
     @property
@@ -446,9 +500,29 @@ class EyeLinkTracker(Tracker):
         error = self._el.startRecording(1, 1, 1, 1)
         if error:
             raise RuntimeError(f"EyeLink startRecording failed with error {error}")
+        self._eye_used = self._el.eyeAvailable()
 
     def stop_recording(self) -> None:
         self._el.stopRecording()
+        self._eye_used = None
+
+    def gaze_position(self) -> tuple[float, float] | None:
+        if self._eye_used is None:
+            return None
+        sample = self._el.getNewestSample()  # None on the dummy connection
+        if sample is None:
+            return None
+        # Binocular recordings use the left eye, as SR Research's gaze-contingent examples do.
+        if self._eye_used == _PYLINK_LEFT_EYE or self._eye_used == _PYLINK_BINOCULAR:
+            eye = sample.getLeftEye() if sample.isLeftSample() else None
+        else:
+            eye = sample.getRightEye() if sample.isRightSample() else None
+        if eye is None:
+            return None
+        x, y = eye.getGaze()
+        if x == self._pylink.MISSING_DATA or y == self._pylink.MISSING_DATA:
+            return None
+        return float(x), float(y)
 
     def send_message(self, text: str) -> None:
         self._el.sendMessage(text)

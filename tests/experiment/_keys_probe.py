@@ -1,9 +1,11 @@
-"""Drive the drift-correction screen with scripted keys (run by test_session.py).
+"""Drive the session with scripted keys, each pressed on a named screen (run by test_session.py).
 
 Usage: ``python -m tests.experiment._keys_probe STIMULI OUT``; prints ``OBSERVED <json>``.
+
 Session A: trial 0 sees Esc (→ tracker setup) then space; trial 1 a pause (``p`` … ``p``) then
 space; trial 2 is skipped (``s``). Session B: ``q``, ``n`` (quit cancelled), then ``q``, ``y``
-(quit confirmed) at trial 0.
+(quit confirmed) at trial 0. Session C: ``q`` during trial 0's image, ``n`` (the trial runs
+again), Esc during trial 1's image, ``y`` (quit); then ``--resume`` finishes trials 1 and 2.
 """
 
 from __future__ import annotations
@@ -17,12 +19,33 @@ from experiment.records import SessionRecords
 from experiment.task import QuitRequested, Session
 
 
-def scripted(*presses: list[str]):
-    """A key source returning each list in turn (one per poll), then nothing."""
-    queue = [[]] + [list(p) for p in presses]  # the screen first discards stale keys
-    return lambda: queue.pop(0) if queue else []
+class Scripted:
+    """A key source pressing ``(screen, keys)`` steps in turn, each on its own screen.
+
+    A poll while the session shows ``screen`` (:attr:`Session.screen`) of the next step returns
+    that step's keys; a poll on any other screen returns nothing. The image period's per-frame
+    polls thus never eat a key meant for a later screen. ``("drift", [])`` steps stand for the
+    poll with which each drift-correction screen discards stale keys.
+    """
+
+    def __init__(self, *steps: tuple[str, list[str]]) -> None:
+        self.steps = list(steps)
+        self.session: Session | None = None
+
+    def __call__(self) -> list[str]:
+        if self.steps and self.steps[0][0] == self.session.screen:
+            return list(self.steps.pop(0)[1])
+        return []
 
 
+def run(config: SessionConfig, keys: Scripted, *, resume: bool = False) -> None:
+    with Session(config, keys=keys, resume=resume) as session:
+        keys.session = session
+        session.run()
+
+
+DISCARD = ("drift", [])
+SPACE = ("drift", ["space"])
 observed = {}
 base = dict(
     stimuli=Path(sys.argv[1]),
@@ -35,18 +58,60 @@ base = dict(
     min_free_mb=0,
 )
 config = SessionConfig(participant="KEYS_A", **base)
-keys = scripted([], ["escape"], [], ["space"], [], ["p"], [], [], ["p"], ["space"], [], ["s"])
-with Session(config, keys=keys) as session:
-    session.run()
+keys = Scripted(
+    DISCARD,
+    ("drift", ["escape"]),
+    SPACE,
+    DISCARD,
+    ("drift", ["p"]),
+    ("paused", []),
+    ("paused", ["p"]),
+    SPACE,
+    DISCARD,
+    ("drift", ["s"]),
+)
+run(config, keys)
 observed["a"] = SessionRecords(config.session_dir).completed_trials()
+observed["a_left"] = len(keys.steps)
 
 config = SessionConfig(participant="KEYS_B", **base)
+keys = Scripted(DISCARD, ("drift", ["q"]), ("confirm", ["n"]), ("drift", ["q"]), ("confirm", ["y"]))
 try:
-    with Session(config, keys=scripted(["q"], ["n"], ["q"], ["y"])) as session:
-        session.run()
+    run(config, keys)
 except QuitRequested:
     observed["b_quit"] = True
 records = SessionRecords(config.session_dir)
 observed["b_status"] = records.read_manifest()["status"]
 observed["b_trials"] = len(records.completed_trials())
+observed["b_left"] = len(keys.steps)
+
+config = SessionConfig(participant="KEYS_C", **{**base, "duration_ms": 600})
+keys = Scripted(
+    DISCARD,
+    SPACE,
+    ("image", []),  # a few frames of the image first
+    ("image", []),
+    ("image", ["q"]),
+    ("confirm", ["n"]),
+    DISCARD,
+    SPACE,  # trial 0 again, to its end
+    DISCARD,
+    SPACE,
+    ("image", ["escape"]),
+    ("confirm", ["y"]),
+)
+try:
+    run(config, keys)
+except QuitRequested:
+    observed["c_quit"] = True
+records = SessionRecords(config.session_dir)
+observed["c_status"] = records.read_manifest()["status"]
+observed["c_quit_rows"] = records.completed_trials()
+observed["c_quit_fixation_trials"] = sorted(set(records.read_fixations()["trial"].tolist()))
+observed["c_left"] = len(keys.steps)
+run(config, Scripted(DISCARD, SPACE, DISCARD, SPACE), resume=True)
+observed["c_rows"] = records.completed_trials()
+fixations = records.read_fixations()
+observed["c_fixations_per_trial"] = fixations.groupby("trial").size().to_dict()
+observed["c_fixation_duplicates"] = int(fixations.duplicated(["trial", "start_ms"]).sum())
 print("OBSERVED " + json.dumps(observed))

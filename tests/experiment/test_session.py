@@ -233,8 +233,15 @@ def test_stream_hook_receives_valid_protocol_records(session_env, four_images, t
     assert observed["calls"]["service"] >= sum(row["frames"] for row in rows) - 2
 
 
-def test_operator_keys_on_the_drift_correction_screen(session_env, four_images, tmp_path):
-    observed = run_probe(session_env, "_keys_probe", str(four_images), str(tmp_path), timeout_s=90)
+@pytest.fixture(scope="module")
+def keys_observed(session_env, four_images, tmp_path_factory) -> dict:
+    """What ``_keys_probe`` observed (its sessions run once for the tests below)."""
+    out = tmp_path_factory.mktemp("keys")
+    return run_probe(session_env, "_keys_probe", str(four_images), str(out), timeout_s=90)
+
+
+def test_operator_keys_on_the_drift_correction_screen(keys_observed):
+    observed = keys_observed
     first, second, third = observed["a"]
     drift = first["drift_correction"]
     assert (drift["accepted_by"], drift["recalibrations"]) == (
@@ -249,3 +256,65 @@ def test_operator_keys_on_the_drift_correction_screen(session_env, four_images, 
         and observed["b_status"] == "quit by operator"
         and observed["b_trials"] == 0
     )
+    # Every scripted key was read on the screen it was meant for.
+    assert observed["a_left"] == observed["b_left"] == observed["c_left"] == 0
+
+
+def test_quit_key_during_the_image_aborts_the_trial(keys_observed):
+    observed = keys_observed
+    # q during trial 0's image, n: the trial ran again to its end (one row, one aborted run);
+    # Esc during trial 1's image, y: the session quit with trial 1 not done and none of its data.
+    assert observed["c_quit"] and observed["c_status"] == "quit by operator"
+    (first,) = observed["c_quit_rows"]
+    assert (first["trial"], first["aborted_runs"], first["segment"]) == (0, 1, 0)
+    assert abs(first["stimulus_duration_ms"] - 600) < 40  # the re-run, not the aborted one
+    assert observed["c_quit_fixation_trials"] == [0]
+    # --resume re-ran trial 1 and ran trial 2: every trial once, trial 0 kept as it was.
+    rows = observed["c_rows"]
+    assert [(r["trial"], r["segment"], r["aborted_runs"]) for r in rows] == [
+        (0, 0, 1),
+        (1, 1, 0),
+        (2, 1, 0),
+    ]
+    assert rows[0] == first
+    assert observed["c_fixation_duplicates"] == 0
+    assert {int(t): n for t, n in observed["c_fixations_per_trial"].items()} == {
+        r["trial"]: r["fixations"] for r in rows
+    }
+
+
+def test_gaze_contingent_start(session_env, four_images, tmp_path):
+    # No key and no auto-accept: only the simulated participant's gaze can start the images.
+    result = run_session(
+        session_env,
+        "--participant",
+        "P05",
+        "--stimuli",
+        str(four_images),
+        "--tracker",
+        "simulated",
+        "--out",
+        str(tmp_path),
+        "--trials",
+        "3",
+        "--seed",
+        "13",
+        "--duration-ms",
+        str(DURATION_MS),
+        "--windowed",
+        "--drift-start",
+        "gaze",
+        "--gaze-hold-ms",
+        "300",
+        "--gaze-radius-px",
+        "60",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = _check_complete_session(tmp_path / "P05", four_images, seed=13, trials=3)
+    for row in records.completed_trials():
+        drift = row["drift_correction"]
+        assert drift["accepted_by"] == "gaze"
+        # Held for the hold time, accepted at the first flip after it (Xvfb frames ≤ ~20 ms).
+        assert 300 <= drift["gaze_hold_ms"] < 340
+        assert drift["wait_ms"] >= drift["gaze_hold_ms"]
+        assert row["fixations"] >= 1
