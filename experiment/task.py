@@ -9,7 +9,7 @@ Per trial: ``TRIALID`` → drift correction (the product's own screen: central d
 Esc opens the tracker setup, ``p`` pauses, ``s`` skips the trial, ``q`` quits after confirmation;
 the real EyeLink runs its own ``doDriftCorrect``; with ``drift_start="gaze"`` recording starts
 first and the dot screen also accepts once the gaze has held it, see :class:`GazeHold`) → start
-recording → the image, scaled and
+recording (unless a gaze start has) → the image, scaled and
 centred by :class:`stimuli.geometry.DisplayGeometry`, for ``duration_ms`` with ``IMAGE_ONSET`` /
 ``IMAGE_OFFSET`` sent from ``win.callOnFlip`` (so their times are those of the flips) and every
 tracker event drained each frame → stop recording → ``TRIAL_RESULT``. Records, audio and the

@@ -83,7 +83,10 @@ class Tracker(ABC):
 
     ``connect → open_edf → configure → calibrate → (per trial: drift_correct →
     start_recording → send_message/drain each frame → stop_recording) → receive_edf → close``;
-    :meth:`receive_edf` closes the data file and transfers it, :meth:`close` disconnects.
+    :meth:`receive_edf` closes the data file and transfers it, :meth:`close` disconnects. A
+    gaze-contingent start records during the drift-correction screen (``start_recording`` before
+    it, then :meth:`drain` and :meth:`gaze_position` each frame) and keeps recording through the
+    image.
     """
 
     #: whether :meth:`drift_correct` runs the tracker's own drift correction; when False the task

@@ -56,3 +56,25 @@ def test_trial_order_is_the_seeded_permutation_of_the_sorted_ids():
     assert trial_order(list(reversed(ids)), seed=9) == expected
     assert trial_order(ids, seed=9, trials=2) == expected[:2]
     assert trial_order(ids, seed=10) != expected or trial_order(ids, seed=11) != expected
+
+
+def test_gaze_start_settings_default_validate_and_come_from_the_cli(tmp_path):
+    import argparse
+
+    from experiment.cli import add_arguments, build_config
+
+    config = SessionConfig(participant="P07", stimuli=tmp_path)
+    assert (config.drift_start, config.gaze_hold_ms, config.gaze_radius_px) == ("key", 500.0, 60.0)
+    with pytest.raises(ValidationError, match="drift_start"):
+        SessionConfig(participant="P07", stimuli=tmp_path, drift_start="mouse")
+    for name in ("gaze_hold_ms", "gaze_radius_px"):
+        with pytest.raises(ValidationError, match=name):
+            SessionConfig(participant="P07", stimuli=tmp_path, **{name: 0})
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["--participant", "P07", "--stimuli", str(tmp_path), "--drift-start", "gaze"]
+        + ["--gaze-hold-ms", "300", "--gaze-radius-px", "45.5"]
+    )
+    config = build_config(args)
+    assert (config.drift_start, config.gaze_hold_ms, config.gaze_radius_px) == ("gaze", 300.0, 45.5)
