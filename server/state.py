@@ -1,0 +1,387 @@
+"""Live per-image state of the analysis server: fixations, heatmaps and scores as records arrive.
+
+Fed with the receiver's accepted protocol records in order (:meth:`LiveState.apply`), the state
+keeps the current session, participant, trial and image, and per image the fixations of the
+current participant and the pooled ones (every participant and session seen so far). Heatmaps and
+scores are computed on demand with the functions of :mod:`analysis` and cached until a fixation
+arrives, so live numbers equal those of :func:`analysis.offline.run_analysis` on the same
+fixations:
+
+* the fixations that count are chosen by :func:`analysis.heatmap.select_fixations` on the whole
+  pooled table (as offline, once over every image), heatmaps are built from them without a
+  second selection;
+* the analysed images are those with at least one pooled fixation; ``dataset_prior`` and the
+  shuffled-AUC negatives of an image are the *other analysed images'* selected pooled fixations so
+  far (offline: the other images of the analysis);
+* ``human_loso`` (at least two participants on the image) is the mean over participants of each
+  participant scored against the others' heatmap.
+
+Coordinates are those of the fixation records: continuous original-image pixels
+(``x_image_px``, ``y_image_px``), origin at the top-left corner of the top-left pixel.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import astuple
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from analysis.baselines import center_bias, dataset_prior, leave_one_out_groups, shuffled_fixation_counts
+from analysis.heatmap import HeatmapParams, fixation_map, heatmap, select_fixations
+from analysis.metrics import METRICS, HumanTarget, score_map
+from lookwhere.protocol import (
+    FixationRecord,
+    ProtocolError,
+    Record,
+    SessionEnd,
+    SessionStart,
+    TrialEnd,
+    TrialStart,
+    read_journal,
+    validate_map,
+)
+from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES, Fixation
+from stimuli.sets import StimulusSet
+
+__all__ = ["LiveState", "IGNORED_REASONS"]
+
+logger = logging.getLogger(__name__)
+
+#: Why a record can be counted and ignored by :meth:`LiveState.apply`.
+IGNORED_REASONS = (
+    "unknown_image",       # a trial whose image is not in the stimulus set
+    "bad_geometry",        # a trial whose display geometry is invalid or not the image's size
+    "no_trial",            # a fixation of a trial the state never saw start (or that was ignored)
+    "image_mismatch",      # a fixation naming another image than its trial's
+    "unknown_session",     # a trial or fixation before its session's start
+    "malformed_journal",   # an entry of a persisted journal failing validation (restart only)
+)
+
+
+class LiveState:
+    """Per-image fixations, heatmaps and scores, updated record by record.
+
+    Parameters
+    ----------
+    stimuli : StimulusSet
+        The images that may be shown; a trial with another image is counted and ignored.
+    maps : analysis.cnn.store.MapStore, optional
+        Model maps scored beside the baselines (``None``: baselines only). Maps are loaded at the
+        image's size, as offline.
+    params : HeatmapParams
+        How fixations are selected and become heatmaps (as ``lookwhere analyze --heatmap``).
+    metrics : tuple of str
+        Metric names from :data:`analysis.metrics.METRICS`.
+    seed : int
+        Seed of the random metrics (the same seed gives the offline values exactly).
+    metric_variant : {"mit", "pysaliency"}
+    mae_normalize : {"minmax", "none"}
+    center_bias_sigma_fraction : float
+        As :class:`analysis.offline.AnalysisConfig`.
+    """
+
+    def __init__(
+        self,
+        stimuli: StimulusSet,
+        *,
+        maps=None,
+        params: HeatmapParams = HeatmapParams(),
+        metrics: tuple[str, ...] = METRICS,
+        seed: int = 0,
+        metric_variant: Literal["mit", "pysaliency"] = "mit",
+        mae_normalize: Literal["minmax", "none"] = "minmax",
+        center_bias_sigma_fraction: float = 0.25,
+    ) -> None:
+        unknown = sorted(set(metrics) - set(METRICS))
+        if unknown:
+            raise ValueError(f"metrics holds unknown names {unknown}; choose from {list(METRICS)}")
+        if not center_bias_sigma_fraction > 0:
+            raise ValueError(f"center_bias_sigma_fraction must be > 0; got {center_bias_sigma_fraction!r}")
+        self.stimuli = stimuli
+        self.maps = maps
+        self.params = params
+        self.metrics = tuple(metrics)
+        self.seed = seed
+        self.center_bias_sigma_fraction = center_bias_sigma_fraction
+        self._scoring = dict(metrics=self.metrics, seed=seed, variant=metric_variant, mae_normalize=mae_normalize)
+        # Selection runs once over the pooled table; the per-image heatmaps must not select again
+        # (first-fixation exclusion is not idempotent) — exactly as analysis.offline.
+        self._no_selection = params.model_copy(update={"within_display_only": False, "exclude_first_fixation": False})
+        self._image_ids = set(stimuli.image_ids)
+        self._shapes: dict[str, tuple[int, int]] = {}
+        self._participants: dict[str, str] = {}  # session → participant
+        self._trials: dict[tuple[str, int], str | None] = {}  # (session, trial) → image, None: ignored
+        self._rows: list[tuple] = []  # pooled fixations in arrival order, FIXATION_COLUMNS
+        self._ignored: Counter[str] = Counter()
+        self._n_records = 0
+        self.session: str | None = None
+        self.participant: str | None = None
+        self.trial: int | None = None
+        self.image: str | None = None
+        self.n_trials_planned: int | None = None
+        self.session_ended: str | None = None
+        self._invalidate()
+
+    # -- feeding -----------------------------------------------------------------------------------
+
+    def apply(self, record: Record) -> set[str]:
+        """Take one accepted record (in ``seq`` order within its session).
+
+        Returns
+        -------
+        set of str
+            The images whose fixations changed (empty for every record but a counted fixation).
+            Every analysed image's scores may change with them (dataset prior, shuffled AUC).
+        """
+        self._n_records += 1
+        if isinstance(record, SessionStart):
+            self._participants[record.session] = record.participant
+            self.session, self.participant = record.session, record.participant
+            self.n_trials_planned, self.session_ended = record.n_trials, None
+            self.trial = self.image = None
+        elif isinstance(record, TrialStart):
+            self._start_trial(record)
+        elif isinstance(record, TrialEnd):
+            if record.session == self.session and record.trial == self.trial:
+                self.image = None
+        elif isinstance(record, SessionEnd):
+            if record.session == self.session:
+                self.session_ended, self.trial, self.image = record.reason, None, None
+        elif isinstance(record, FixationRecord):
+            return self._add_fixation(record)
+        return set()
+
+    def apply_all(self, records: Iterable[Record]) -> set[str]:
+        """:meth:`apply` each record; the union of the images changed."""
+        changed: set[str] = set()
+        for record in records:
+            changed |= self.apply(record)
+        return changed
+
+    def _ignore(self, reason: str, detail: str) -> None:
+        self._ignored[reason] += 1
+        logger.warning("record ignored (%s): %s", reason, detail)
+
+    def _start_trial(self, record: TrialStart) -> None:
+        key = (record.session, record.trial)
+        self._trials[key] = None
+        if record.session not in self._participants:
+            self._ignore("unknown_session", f"trial {record.trial} of session {record.session} before its start")
+            return
+        self.session, self.participant = record.session, self._participants[record.session]
+        self.trial, self.image = record.trial, None
+        if record.image not in self._image_ids:
+            self._ignore("unknown_image", f"trial {record.trial} shows {record.image!r}, not in {self.stimuli.folder}")
+            return
+        try:
+            geometry = record.geometry()
+        except (ValueError, TypeError) as exc:
+            self._ignore("bad_geometry", f"trial {record.trial} ({record.image}): {exc}")
+            return
+        size = self.stimuli.size(record.image)
+        if (geometry.image_width_px, geometry.image_height_px) != size:
+            self._ignore("bad_geometry", f"trial {record.trial} declares {record.image} as "
+                         f"{geometry.image_width_px}x{geometry.image_height_px} px; the file is {size[0]}x{size[1]}")
+            return
+        self._trials[key] = self.image = record.image
+
+    def _add_fixation(self, record: FixationRecord) -> set[str]:
+        if record.session not in self._participants:
+            self._ignore("unknown_session", f"fixation seq {record.seq} of session {record.session} before its start")
+            return set()
+        image = self._trials.get((record.session, record.trial))
+        if image is None:
+            self._ignore("no_trial", f"fixation seq {record.seq} of session {record.session}: trial "
+                         f"{record.trial} unknown or ignored")
+            return set()
+        if record.image != image:
+            self._ignore("image_mismatch", f"fixation seq {record.seq} names {record.image!r}; its trial showed {image!r}")
+            return set()
+        self._rows.append(astuple(record.to_fixation()))
+        if image not in self._shapes:
+            self._shapes[image] = self.stimuli.shape(image)
+        self._invalidate()
+        return {image}
+
+    def _invalidate(self) -> None:
+        self._table: pd.DataFrame | None = None
+        self._selected: pd.DataFrame | None = None
+        self._by_image: dict[str, pd.DataFrame] | None = None
+        self._scores: dict[str, dict[str, dict[str, float]]] = {}
+        self._heatmaps: dict[tuple[str, str | None], np.ndarray] = {}
+
+    # -- restart -----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_receiver_data(cls, data_dir, stimuli: StimulusSet, **options) -> "LiveState":
+        """Rebuild the pooled state from the receiver's persisted journals (``<data_dir>/stream``).
+
+        Sessions are replayed one after the other, ordered by their ``session_start`` wall time
+        (then by file name), each in ``seq`` order — the order a live server saw them when the
+        sessions ran one after another. Invalid entries are counted as ``malformed_journal``.
+
+        Parameters
+        ----------
+        data_dir : str or Path
+            The receiver's ``data_dir``.
+        stimuli : StimulusSet
+        **options
+            Keyword arguments of :class:`LiveState`.
+        """
+        state = cls(stimuli, **options)
+        folder = Path(data_dir) / "stream"
+        sessions = []
+        for path in sorted(folder.glob("*.msgpack")):
+            records: list[Record] = []
+            try:
+                for _, data in read_journal(path):
+                    try:
+                        records.append(validate_map(data))
+                    except ProtocolError as exc:
+                        state._ignore("malformed_journal", f"{path.name}: {exc}")
+            except ProtocolError as exc:  # a corrupt tail: keep what was readable
+                state._ignore("malformed_journal", str(exc))
+            start = next((r.wall_time_s for r in records if isinstance(r, SessionStart)), float("inf"))
+            sessions.append((start, path.name, records))
+        for _, _, records in sorted(sessions, key=lambda item: item[:2]):
+            state.apply_all(records)
+        logger.info("rebuilt the live state from %d journals in %s: %d fixations", len(sessions), folder, len(state._rows))
+        return state
+
+    # -- tables and maps ---------------------------------------------------------------------------
+
+    @property
+    def ignored(self) -> dict[str, int]:
+        """Records counted and ignored, by reason (see :data:`IGNORED_REASONS`)."""
+        return dict(self._ignored)
+
+    @property
+    def image_ids(self) -> list[str]:
+        """Images with at least one pooled fixation (the analysed images), sorted."""
+        return sorted(self._shapes)
+
+    def fixations(self) -> pd.DataFrame:
+        """The pooled fixation table (every counted fixation, arrival order, tidy columns/dtypes)."""
+        if self._table is None:
+            self._table = pd.DataFrame(self._rows, columns=list(FIXATION_COLUMNS)).astype(FIXATION_DTYPES)
+        return self._table
+
+    def _selected_by_image(self) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+        if self._selected is None:
+            self._selected = select_fixations(self.fixations(), self.params)
+            self._by_image = dict(tuple(self._selected.groupby("image", sort=False)))
+        return self._selected, self._by_image
+
+    def image_fixations(self, image_id: str, *, participant: str | None = None) -> pd.DataFrame:
+        """The selected pooled fixations of one image (of one participant when given)."""
+        self._check_image(image_id)
+        selected, by_image = self._selected_by_image()
+        rows = by_image.get(image_id, selected.iloc[:0])
+        return rows if participant is None else rows[rows["participant"] == participant]
+
+    def heatmap(self, image_id: str, *, participant: str | None = None) -> np.ndarray:
+        """Pooled heatmap (or one participant's), shape (H, W) of the image, float64.
+
+        Built by :func:`analysis.heatmap.heatmap` from :meth:`image_fixations`, as offline.
+        """
+        key = (image_id, participant)
+        if key not in self._heatmaps:
+            rows = self.image_fixations(image_id, participant=participant)
+            self._heatmaps[key] = heatmap(rows, shape=self._shapes[image_id], params=self._no_selection)
+        return self._heatmaps[key]
+
+    def scores(self, image_id: str) -> dict[str, dict[str, float]]:
+        """Scores of every map against the pooled human data of one image: map → metric → value.
+
+        Maps: ``center_bias``, ``dataset_prior``, the store's maps, and ``human_loso`` when at
+        least two participants have selected fixations on the image.
+        """
+        if image_id not in self._scores:
+            self._scores[image_id] = self._score_image(image_id)
+        return self._scores[image_id]
+
+    def _check_image(self, image_id: str) -> None:
+        if image_id not in self._shapes:
+            raise KeyError(f"image {image_id!r} has no fixation yet; images with fixations: {self.image_ids[:10]}")
+
+    def _counts(self, rows: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
+        return fixation_map(rows["x_image_px"].to_numpy(), rows["y_image_px"].to_numpy(), shape=shape)
+
+    def _score_image(self, image_id: str) -> dict[str, dict[str, float]]:
+        # Mirrors the per-image body of analysis.offline.run_analysis step for step (same
+        # functions, same arguments); see the module docstring.
+        self._check_image(image_id)
+        selected, _ = self._selected_by_image()
+        shape, shapes = self._shapes[image_id], self._shapes
+        rows = self.image_fixations(image_id)
+        centre = center_bias(shape, sigma_fraction=self.center_bias_sigma_fraction)
+        shuffled = shuffled_fixation_counts(selected, shapes, image=image_id)
+        target = HumanTarget(human_map=self.heatmap(image_id), fixation_map=self._counts(rows, shape),
+                             other_fixation_map=shuffled, baseline_map=centre)
+        maps = {
+            "center_bias": centre,
+            "dataset_prior": dataset_prior(selected, shapes, image=image_id, params=self._no_selection),
+        }
+        if self.maps is not None:
+            maps.update(self.maps.load(image_id, shape=shape))
+        scores = {name: score_map(saliency, target, **self._scoring) for name, saliency in maps.items()}
+
+        loso = []
+        for _, own, others in leave_one_out_groups(rows):
+            own_target = HumanTarget(
+                human_map=heatmap(own, shape=shape, params=self._no_selection),
+                fixation_map=self._counts(own, shape), other_fixation_map=shuffled, baseline_map=centre,
+            )
+            loso.append(score_map(heatmap(others, shape=shape, params=self._no_selection), own_target, **self._scoring))
+        if loso:
+            # The mean over participants, as offline's groupby mean.
+            scores["human_loso"] = {m: float(pd.Series([s[m] for s in loso]).mean()) for m in self.metrics}
+        return scores
+
+    # -- snapshots ---------------------------------------------------------------------------------
+
+    def session_summary(self) -> dict:
+        """JSON-ready snapshot of the current session and the pooled totals."""
+        table = self.fixations()
+        return {
+            "session": self.session,
+            "participant": self.participant,
+            "trial": self.trial,
+            "image": self.image,
+            "n_trials_planned": self.n_trials_planned,
+            "ended": self.session_ended,
+            "n_records": self._n_records,
+            "n_fixations": len(table),
+            "n_participants": int(table["participant"].nunique()),
+            "n_sessions": len(self._participants),
+            "images": self.image_ids,
+            "ignored": self.ignored,
+        }
+
+    def image_summary(self, image_id: str) -> dict:
+        """JSON-ready snapshot of one image: heatmap parameters, fixation counts, scores.
+
+        ``n_fixations`` counts the pooled fixations received, ``n_fixations_used`` those selected
+        for the heatmap; ``participant`` figures are the current participant's.
+        """
+        self._check_image(image_id)
+        table = self.fixations()
+        received = table[table["image"] == image_id]
+        used = self.image_fixations(image_id)
+        return {
+            "image": image_id,
+            "shape": list(self._shapes[image_id]),
+            "heatmap_params": self.params.model_dump(),
+            "n_fixations": len(received),
+            "n_fixations_used": len(used),
+            "n_participants": int(used["participant"].nunique()),
+            "participant": self.participant,
+            "n_fixations_participant": int((received["participant"] == self.participant).sum()),
+            "scores": self.scores(image_id),
+        }

@@ -1,0 +1,219 @@
+"""The live state equals the offline analysis on the same fixations.
+
+Oracle: :func:`analysis.offline.run_analysis` (``--dataset session``) on a ``fixations.csv`` holding
+the very fixations that were streamed — real OSIE fixations of three images by three observers
+(one session each), sent by the experiment's :class:`experiment.sender.Sender` to a real
+:class:`server.receiver.Receiver`. Heatmaps and deterministic scores agree to 1e-9; the seeded
+random AUCs agree exactly (same seed, same functions).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.offline import AnalysisConfig, run_analysis
+from analysis.readers import read_osie
+from experiment.sender import Sender
+from lookwhere import protocol
+from lookwhere.protocol import FixationRecord, SessionEnd, SessionStart, TrialEnd, TrialStart
+from server.receiver import Receiver
+from server.state import LiveState
+from stimuli.geometry import DisplayGeometry
+from stimuli.sets import StimulusSet
+from tests.protocol._samples import FIELDS
+from tests.server._stream import pump
+
+IMAGES = ("1001", "1002", "1003")
+OBSERVERS = ("s01", "s02", "s03")
+STIMULUS_MS = 2000.0
+RANDOM_METRICS = {"auc_judd", "auc_borji", "auc_shuffled"}
+
+
+def _timed(osie: pd.DataFrame) -> pd.DataFrame:
+    """OSIE gives durations only: lay each trial's fixations end to end from onset, so the last
+    ones overrun the 2 s display and the display filter has something to drop."""
+    table = osie.copy()
+    end = table.groupby(["participant", "image"], sort=False)["duration_ms"].cumsum()
+    table["start_ms"] = end - table["duration_ms"]
+    table["end_ms"] = end
+    return table
+
+
+def _stream(table: pd.DataFrame, stimuli: StimulusSet, receiver: Receiver, tmp_path) -> tuple[list, pd.DataFrame]:
+    """Send one session per participant; return the accepted records and the table as sent."""
+    accepted: list[protocol.Record] = []
+    sent_rows = []
+    for number, (participant, rows) in enumerate(table.groupby("participant", sort=True)):
+        session = str(uuid.UUID(int=number + 1))
+        sender = Sender(receiver.endpoint, tmp_path / f"{participant}.msgpack", session=session,
+                        heartbeat_interval_s=None)
+        sender.send(SessionStart, participant=participant, tracker="simulated", n_trials=len(IMAGES),
+                    screen_width_px=1920, screen_height_px=1080, wall_time_s=1_790_000_000.0 + number)
+        for trial, (image, trial_rows) in enumerate(rows.groupby("image", sort=False)):
+            geometry = DisplayGeometry.fit(*stimuli.size(image))
+            sender.send(TrialStart, trial=trial, image=image, onset_tracker_ms=1000.0 * trial,
+                        onset_session_ms=1000.0 * trial, stimulus_duration_ms=STIMULUS_MS, **geometry.to_dict())
+            x_display, y_display = geometry.image_to_display(trial_rows["x_image_px"].to_numpy(),
+                                                             trial_rows["y_image_px"].to_numpy())
+            for row, x_d, y_d in zip(trial_rows.itertuples(), x_display, y_display):
+                record = sender.send(
+                    FixationRecord, participant=participant, trial=trial, image=image, eye="",
+                    start_ms=row.start_ms, end_ms=row.end_ms, duration_ms=row.duration_ms,
+                    x_display_px=float(x_d), y_display_px=float(y_d), x_image_px=row.x_image_px,
+                    y_image_px=row.y_image_px, stimulus_duration_ms=STIMULUS_MS, pupil=float("nan"),
+                    start_tracker_ms=row.start_ms, end_tracker_ms=row.end_ms,
+                    start_session_ms=row.start_ms, end_session_ms=row.end_ms,
+                )
+                sent_rows.append(record.to_fixation())
+            sender.send(TrialEnd, trial=trial, image=image, offset_tracker_ms=1000.0 * trial + STIMULUS_MS,
+                        offset_session_ms=1000.0 * trial + STIMULUS_MS, n_fixations=len(trial_rows), dropped_frames=0)
+        last = sender.send(SessionEnd, reason="completed", n_trials=len(IMAGES), t_session_ms=9000.0)
+        pump(receiver, [sender], until=lambda: sender.acked_seq == last.seq, sink=accepted)
+        sender.close()
+    return accepted, pd.DataFrame(sent_rows)
+
+
+@pytest.fixture(scope="module")
+def streamed(osie_fixations_path, osie_stimuli, tmp_path_factory):
+    """The streamed experiment: live state, server data folder, offline result."""
+    tmp_path = tmp_path_factory.mktemp("state")
+    stimuli = StimulusSet(osie_stimuli)
+    osie = read_osie(osie_fixations_path, images=IMAGES)
+    table = _timed(osie[osie["participant"].isin(OBSERVERS)])
+    with Receiver(tmp_path / "server") as receiver:
+        records, sent = _stream(table, stimuli, receiver, tmp_path)
+    state = LiveState(stimuli, seed=7)
+    changed = state.apply_all(records)
+
+    session_dir = tmp_path / "sessions" / "all"
+    session_dir.mkdir(parents=True)
+    sent.to_csv(session_dir / "fixations.csv", index=False, na_rep="nan")
+    config = AnalysisConfig(dataset="session", fixations=tmp_path / "sessions", stimuli=osie_stimuli,
+                            out=tmp_path / "offline", seed=7, bootstrap_resamples=100, n_overlays=0)
+    offline = run_analysis(config, progress=False)
+    return dict(state=state, changed=changed, records=records, data=tmp_path / "server", stimuli=stimuli,
+                offline=offline, sent=sent)
+
+
+def test_live_heatmaps_and_scores_equal_offline(streamed):
+    state, offline = streamed["state"], streamed["offline"]
+    assert streamed["changed"] == set(IMAGES)
+    assert state.image_ids == sorted(IMAGES)
+    assert state.ignored == {}
+    assert len(state.fixations()) == len(streamed["sent"])
+
+    with np.load(offline.files["heatmaps"]) as expected:
+        assert sorted(expected.files) == sorted(IMAGES)
+        for image in IMAGES:
+            np.testing.assert_allclose(state.heatmap(image), expected[image], rtol=0, atol=1e-9)
+
+    live = pd.DataFrame(
+        [{"image": image, "map": name, "metric": metric, "value": value}
+         for image in IMAGES for name, values in state.scores(image).items() for metric, value in values.items()]
+    )
+    merged = offline.scores.merge(live, on=["image", "map", "metric"], how="outer", suffixes=("_offline", "_live"),
+                                  indicator=True)
+    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"]
+    assert set(merged["map"]) == {"center_bias", "dataset_prior", "human_loso"}
+    assert len(merged) == len(IMAGES) * 3 * len(state.metrics)
+    deterministic = ~merged["metric"].isin(RANDOM_METRICS) | (merged["map"] == "human_loso")
+    np.testing.assert_allclose(merged.loc[deterministic, "value_live"], merged.loc[deterministic, "value_offline"],
+                               rtol=0, atol=1e-9)
+    random_rows = merged[~deterministic]
+    assert RANDOM_METRICS <= set(state.metrics)
+    assert len(random_rows) == len(IMAGES) * 2 * len(RANDOM_METRICS)
+    assert (random_rows["value_live"].to_numpy() == random_rows["value_offline"].to_numpy()).all()
+
+
+def test_participant_heatmap_is_the_current_participants_fixations(streamed):
+    state = streamed["state"]
+    assert state.participant == OBSERVERS[-1] and state.session_ended == "completed"
+    rows = state.image_fixations("1001", participant=OBSERVERS[-1])
+    assert len(rows) > 0 and set(rows["participant"]) == {OBSERVERS[-1]}
+    own = state.heatmap("1001", participant=OBSERVERS[-1])
+    pooled = state.heatmap("1001")
+    # Prenormalised to max 1 per map, so the participant's map is not a share of the pooled one:
+    # it must differ, and must be zero wherever no kernel of theirs reaches (the oracle: more
+    # participants add mass, never remove it).
+    assert own.shape == pooled.shape == (600, 800)
+    assert not np.allclose(own, pooled)
+    assert np.all(pooled[own > 0] > 0)
+
+
+def test_restart_from_receiver_data_equals_the_live_state(streamed):
+    state = streamed["state"]
+    rebuilt = LiveState.from_receiver_data(streamed["data"], streamed["stimuli"], seed=7)
+    pd.testing.assert_frame_equal(rebuilt.fixations(), state.fixations())
+    for image in IMAGES:
+        np.testing.assert_array_equal(rebuilt.heatmap(image), state.heatmap(image))
+        assert rebuilt.scores(image) == state.scores(image)
+    assert rebuilt.session_summary() == {**state.session_summary(), "n_records": len(streamed["records"])}
+
+
+def test_summaries_are_json_ready(streamed):
+    import json
+
+    state = streamed["state"]
+    summary = json.loads(json.dumps(state.session_summary()))
+    assert summary["n_sessions"] == 3 and summary["n_participants"] == 3
+    assert summary["images"] == sorted(IMAGES) and summary["ignored"] == {}
+    image = json.loads(json.dumps(state.image_summary("1002")))
+    sent = streamed["sent"]
+    assert image["n_fixations"] == int((sent["image"] == "1002").sum())
+    # Fixations overrunning the 2 s display are dropped by the display filter (within_display_only).
+    in_display = sent[(sent["image"] == "1002") & (sent["end_ms"] <= STIMULUS_MS)]
+    assert image["n_fixations_used"] == len(in_display) < image["n_fixations"]
+    assert image["heatmap_params"]["sigma_px"] == 20.0
+    assert set(image["scores"]) == {"center_bias", "dataset_prior", "human_loso"}
+    assert set(image["scores"]["center_bias"]) == set(state.metrics)
+
+
+SESSION = str(uuid.UUID(int=99))
+
+
+def _record(kind: str, seq: int, **changes) -> protocol.Record:
+    return protocol.RECORD_TYPES[kind](session=SESSION, seq=seq, **{**FIELDS[kind], **changes})
+
+
+def test_unknown_image_and_bad_geometry_are_counted_not_fatal(osie_stimuli):
+    state = LiveState(StimulusSet(osie_stimuli), metrics=("cc",))
+    geometry = DisplayGeometry.fit(800, 600).to_dict()
+    fixation = dict(image="1001", x_image_px=400.0, y_image_px=300.0)
+    records = [
+        _record("fixation", 1, trial=0, **fixation),  # before the session start
+        _record("session_start", 2),
+        _record("trial_start", 3, trial=0, image="no_such_image", **geometry),
+        _record("fixation", 4, trial=0, image="no_such_image"),
+        _record("trial_start", 5, trial=1, image="1001", **{**geometry, "display_width_px": 5000}),
+        _record("fixation", 6, trial=1, **fixation),
+        _record("trial_start", 7, trial=2, image="1001", **{**geometry, "image_width_px": 801}),
+        _record("trial_start", 8, trial=3, image="1001", **geometry),
+        _record("fixation", 9, trial=3, **{**fixation, "image": "1002"}),
+        _record("fixation", 10, trial=3, **fixation),
+    ]
+    changed = [state.apply(record) for record in records]
+    assert changed[-1] == {"1001"} and not any(changed[:-1])
+    assert state.ignored == {"unknown_session": 1, "unknown_image": 1, "no_trial": 2, "bad_geometry": 2,
+                             "image_mismatch": 1}
+    assert len(state.fixations()) == 1 and state.image_ids == ["1001"]
+    assert set(state.scores("1001")) == {"center_bias", "dataset_prior"}  # one participant: no human_loso
+    with pytest.raises(KeyError, match="no fixation yet"):
+        state.heatmap("1002")
+
+
+def test_a_corrupt_journal_entry_is_counted_at_restart(osie_stimuli, tmp_path):
+    import msgpack
+
+    stream = tmp_path / "stream"
+    stream.mkdir()
+    good = protocol.record_map(_record("session_start", 1))
+    bad = {**protocol.record_map(_record("trial_start", 2, image="1001", **DisplayGeometry.fit(800, 600).to_dict())),
+           "trial": "three"}
+    (stream / f"{SESSION}.msgpack").write_bytes(msgpack.packb(good) + msgpack.packb(bad))
+    state = LiveState.from_receiver_data(tmp_path, StimulusSet(osie_stimuli))
+    assert state.ignored == {"malformed_journal": 1}
+    assert state.session_summary()["participant"] == FIELDS["session_start"]["participant"]
