@@ -46,7 +46,7 @@ from lookwhere.protocol import (
     read_journal,
     validate_map,
 )
-from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES, Fixation
+from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES
 from stimuli.sets import StimulusSet
 
 __all__ = ["LiveState", "IGNORED_REASONS"]

@@ -3,8 +3,8 @@
 Oracle: :func:`analysis.offline.run_analysis` (``--dataset session``) on a ``fixations.csv`` holding
 the very fixations that were streamed — real OSIE fixations of three images by three observers
 (one session each), sent by the experiment's :class:`experiment.sender.Sender` to a real
-:class:`server.receiver.Receiver`. Heatmaps and deterministic scores agree to 1e-9; the seeded
-random AUCs agree exactly (same seed, same functions).
+:class:`server.receiver.Receiver`, scored with the baselines and a small map store. Heatmaps and
+deterministic scores agree to 1e-9; the seeded random AUCs agree exactly (same seed, same functions).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.cnn.store import MapStore, MapStoreWriter
 from analysis.offline import AnalysisConfig, run_analysis
 from analysis.readers import read_osie
 from experiment.sender import Sender
@@ -31,6 +32,20 @@ IMAGES = ("1001", "1002", "1003")
 OBSERVERS = ("s01", "s02", "s03")
 STIMULUS_MS = 2000.0
 RANDOM_METRICS = {"auc_judd", "auc_borji", "auc_shuffled"}
+STORE_MAPS = ("cam_a", "cam_b")
+MAPS = {"center_bias", "dataset_prior", "human_loso", *STORE_MAPS}
+
+
+def _store(path) -> MapStore:
+    """A small map store of random native-size maps (16×16, upsampled by the store on load)."""
+    rng = np.random.default_rng(5)
+    writer = MapStoreWriter(path, {"map_names": list(STORE_MAPS), "model": {"architecture": "test"},
+                                   "weights": {"label": "untrained", "untrained": True, "seed": 0},
+                                   "input": {"size": [16, 16]}, "parameters": {}})
+    for image in IMAGES:
+        writer.write_image(image, {name: rng.random((16, 16)) for name in STORE_MAPS},
+                           record={"original_shape": [600, 800]})
+    return MapStore.open(path)
 
 
 def _timed(osie: pd.DataFrame) -> pd.DataFrame:
@@ -86,17 +101,18 @@ def streamed(osie_fixations_path, osie_stimuli, tmp_path_factory):
     table = _timed(osie[osie["participant"].isin(OBSERVERS)])
     with Receiver(tmp_path / "server") as receiver:
         records, sent = _stream(table, stimuli, receiver, tmp_path)
-    state = LiveState(stimuli, seed=7)
+    store = _store(tmp_path / "maps")
+    state = LiveState(stimuli, maps=store, seed=7)
     changed = state.apply_all(records)
 
     session_dir = tmp_path / "sessions" / "all"
     session_dir.mkdir(parents=True)
     sent.to_csv(session_dir / "fixations.csv", index=False, na_rep="nan")
     config = AnalysisConfig(dataset="session", fixations=tmp_path / "sessions", stimuli=osie_stimuli,
-                            out=tmp_path / "offline", seed=7, bootstrap_resamples=100, n_overlays=0)
+                            out=tmp_path / "offline", maps=store.path, seed=7, bootstrap_resamples=100, n_overlays=0)
     offline = run_analysis(config, progress=False)
     return dict(state=state, changed=changed, records=records, data=tmp_path / "server", stimuli=stimuli,
-                offline=offline, sent=sent)
+                store=store, offline=offline, sent=sent)
 
 
 def test_live_heatmaps_and_scores_equal_offline(streamed):
@@ -118,14 +134,14 @@ def test_live_heatmaps_and_scores_equal_offline(streamed):
     merged = offline.scores.merge(live, on=["image", "map", "metric"], how="outer", suffixes=("_offline", "_live"),
                                   indicator=True)
     assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"]
-    assert set(merged["map"]) == {"center_bias", "dataset_prior", "human_loso"}
-    assert len(merged) == len(IMAGES) * 3 * len(state.metrics)
+    assert set(merged["map"]) == MAPS
+    assert len(merged) == len(IMAGES) * len(MAPS) * len(state.metrics)
     deterministic = ~merged["metric"].isin(RANDOM_METRICS) | (merged["map"] == "human_loso")
     np.testing.assert_allclose(merged.loc[deterministic, "value_live"], merged.loc[deterministic, "value_offline"],
                                rtol=0, atol=1e-9)
     random_rows = merged[~deterministic]
     assert RANDOM_METRICS <= set(state.metrics)
-    assert len(random_rows) == len(IMAGES) * 2 * len(RANDOM_METRICS)
+    assert len(random_rows) == len(IMAGES) * (len(MAPS) - 1) * len(RANDOM_METRICS)
     assert (random_rows["value_live"].to_numpy() == random_rows["value_offline"].to_numpy()).all()
 
 
@@ -146,7 +162,7 @@ def test_participant_heatmap_is_the_current_participants_fixations(streamed):
 
 def test_restart_from_receiver_data_equals_the_live_state(streamed):
     state = streamed["state"]
-    rebuilt = LiveState.from_receiver_data(streamed["data"], streamed["stimuli"], seed=7)
+    rebuilt = LiveState.from_receiver_data(streamed["data"], streamed["stimuli"], maps=streamed["store"], seed=7)
     pd.testing.assert_frame_equal(rebuilt.fixations(), state.fixations())
     for image in IMAGES:
         np.testing.assert_array_equal(rebuilt.heatmap(image), state.heatmap(image))
@@ -168,7 +184,7 @@ def test_summaries_are_json_ready(streamed):
     in_display = sent[(sent["image"] == "1002") & (sent["end_ms"] <= STIMULUS_MS)]
     assert image["n_fixations_used"] == len(in_display) < image["n_fixations"]
     assert image["heatmap_params"]["sigma_px"] == 20.0
-    assert set(image["scores"]) == {"center_bias", "dataset_prior", "human_loso"}
+    assert set(image["scores"]) == MAPS
     assert set(image["scores"]["center_bias"]) == set(state.metrics)
 
 
