@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import astuple
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,9 @@ from lookwhere.protocol import (
 )
 from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES
 from stimuli.sets import StimulusSet
+
+if TYPE_CHECKING:
+    from analysis.cnn.store import MapStore
 
 __all__ = ["LiveState", "IGNORED_REASONS"]
 
@@ -84,13 +87,20 @@ class LiveState:
     mae_normalize : {"minmax", "none"}
     center_bias_sigma_fraction : float
         As :class:`analysis.offline.AnalysisConfig`.
+
+    Notes
+    -----
+    Not thread-safe: apply records and read results from one thread (or under one lock). Any
+    new fixation invalidates every cached table, heatmap and score, since the others' fixations
+    enter each image's dataset prior and shuffled-AUC negatives; the next query recomputes from
+    the pooled table (cost grows with the number of fixations, fine for a lab's sessions).
     """
 
     def __init__(
         self,
         stimuli: StimulusSet,
         *,
-        maps=None,
+        maps: MapStore | None = None,
         params: HeatmapParams = HeatmapParams(),
         metrics: tuple[str, ...] = METRICS,
         seed: int = 0,
@@ -310,9 +320,6 @@ class LiveState:
         if image_id not in self._shapes:
             raise KeyError(f"image {image_id!r} has no fixation yet; images with fixations: {self.image_ids[:10]}")
 
-    def _counts(self, rows: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
-        return fixation_map(rows["x_image_px"].to_numpy(), rows["y_image_px"].to_numpy(), shape=shape)
-
     def _score_image(self, image_id: str) -> dict[str, dict[str, float]]:
         # Mirrors the per-image body of analysis.offline.run_analysis step for step (same
         # functions, same arguments); see the module docstring.
@@ -322,7 +329,7 @@ class LiveState:
         rows = self.image_fixations(image_id)
         centre = center_bias(shape, sigma_fraction=self.center_bias_sigma_fraction)
         shuffled = shuffled_fixation_counts(selected, shapes, image=image_id)
-        target = HumanTarget(human_map=self.heatmap(image_id), fixation_map=self._counts(rows, shape),
+        target = HumanTarget(human_map=self.heatmap(image_id), fixation_map=_counts(rows, shape),
                              other_fixation_map=shuffled, baseline_map=centre)
         maps = {
             "center_bias": centre,
@@ -336,7 +343,7 @@ class LiveState:
         for _, own, others in leave_one_out_groups(rows):
             own_target = HumanTarget(
                 human_map=heatmap(own, shape=shape, params=self._no_selection),
-                fixation_map=self._counts(own, shape), other_fixation_map=shuffled, baseline_map=centre,
+                fixation_map=_counts(own, shape), other_fixation_map=shuffled, baseline_map=centre,
             )
             loso.append(score_map(heatmap(others, shape=shape, params=self._no_selection), own_target, **self._scoring))
         if loso:
@@ -385,3 +392,8 @@ class LiveState:
             "n_fixations_participant": int((received["participant"] == self.participant).sum()),
             "scores": self.scores(image_id),
         }
+
+
+def _counts(rows: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
+    """Fixation counts per pixel of ``rows``, shape ``shape`` (H, W), float64."""
+    return fixation_map(rows["x_image_px"].to_numpy(), rows["y_image_px"].to_numpy(), shape=shape)
