@@ -38,7 +38,15 @@ from analysis.metrics import METRICS, HumanTarget, score_map
 from stimuli.geometry import DEFAULT_SCALE, DisplayGeometry
 from stimuli.sets import StimulusSet
 
-__all__ = ["AnalysisConfig", "AnalysisResult", "load_fixations", "run_analysis"]
+__all__ = [
+    "AnalysisConfig",
+    "AnalysisResult",
+    "ImageScores",
+    "load_fixations",
+    "run_analysis",
+    "score_image",
+    "without_selection",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -178,10 +186,6 @@ def run_analysis(config: AnalysisConfig, *, progress: bool = True) -> AnalysisRe
 
     selected = select_fixations(fixations, config.heatmap)
     logger.info("%d of %d fixations on %d images count towards the heatmaps", len(selected), len(fixations), len(images))
-    # Selection happened once above; the per-group heatmaps below must not select again
-    # (first-fixation exclusion is not idempotent).
-    no_selection = config.heatmap.model_copy(update={"within_display_only": False, "exclude_first_fixation": False})
-    by_image = dict(tuple(selected.groupby("image", sort=False)))
     scoring = dict(metrics=config.metrics, seed=config.seed, variant=config.metric_variant,
                    mae_normalize=config.mae_normalize)
 
@@ -189,38 +193,20 @@ def run_analysis(config: AnalysisConfig, *, progress: bool = True) -> AnalysisRe
     loso_rows: list[dict] = []
     human_maps: dict[str, np.ndarray] = {}
     for image_id in tqdm(images, desc="scoring images", unit="image", disable=not progress):
-        shape = shapes[image_id]
-        rows = by_image.get(image_id, selected.iloc[:0])
-        centre = center_bias(shape, sigma_fraction=config.center_bias_sigma_fraction)
-        shuffled = shuffled_fixation_counts(selected, shapes, image=image_id)
-        human = heatmap(rows, shape=shape, params=no_selection)
-        human_maps[image_id] = human
-        target = HumanTarget(
-            human_map=human, fixation_map=_counts(rows, shape), other_fixation_map=shuffled, baseline_map=centre
+        result = score_image(
+            image_id, selected, shapes, params=without_selection(config.heatmap), scoring=scoring,
+            store=store, center_bias_sigma_fraction=config.center_bias_sigma_fraction,
         )
-        maps = {
-            "center_bias": centre,
-            "dataset_prior": dataset_prior(selected, shapes, image=image_id, params=no_selection),
-        }
-        if store is not None:
-            maps.update(store.load(image_id, shape=shape))
-        for map_name, saliency in maps.items():
-            values = score_map(saliency, target, **scoring)
+        human_maps[image_id] = result.human_map
+        maps = dict(result.scores)
+        if result.human_loso is not None:
+            maps["human_loso"] = result.human_loso
+        for map_name, values in maps.items():
             score_rows.extend({"image": image_id, "map": map_name, "metric": m, "value": v} for m, v in values.items())
-
-        for participant, own, others in leave_one_out_groups(rows):
-            own_target = HumanTarget(
-                human_map=heatmap(own, shape=shape, params=no_selection),
-                fixation_map=_counts(own, shape), other_fixation_map=shuffled, baseline_map=centre,
-            )
-            values = score_map(heatmap(others, shape=shape, params=no_selection), own_target, **scoring)
+        for participant, values in result.loso.items():
             loso_rows.extend({"image": image_id, "participant": participant, "metric": m, "value": v} for m, v in values.items())
 
     loso = pd.DataFrame(loso_rows, columns=["image", "participant", "metric", "value"])
-    if not loso.empty:
-        ceiling = loso.groupby(["image", "metric"], sort=False)["value"].mean().reset_index()
-        ceiling.insert(1, "map", "human_loso")
-        score_rows.extend(ceiling.to_dict("records"))
     scores = pd.DataFrame(score_rows, columns=["image", "map", "metric", "value"])
     kinds = {"center_bias": "baseline", "dataset_prior": "baseline", "human_loso": "human"}
     scores["kind"] = scores["map"].map(lambda name: kinds.get(name, "cnn"))
@@ -228,6 +214,91 @@ def run_analysis(config: AnalysisConfig, *, progress: bool = True) -> AnalysisRe
     scores["untrained"] = (scores["kind"] == "cnn") & untrained
 
     return _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected)
+
+
+def without_selection(params: HeatmapParams) -> HeatmapParams:
+    """``params`` with the fixation selection switched off.
+
+    Selection runs once over the pooled table (:func:`analysis.heatmap.select_fixations`); the
+    per-group heatmaps built from its result must not select again (first-fixation exclusion is not
+    idempotent).
+    """
+    return params.model_copy(update={"within_display_only": False, "exclude_first_fixation": False})
+
+
+@dataclass
+class ImageScores:
+    """Everything scored for one image (see :func:`score_image`)."""
+
+    human_map: np.ndarray
+    #: map name → metric → value, for the baselines and the store's maps
+    scores: dict[str, dict[str, float]]
+    #: participant → metric → value: that participant against the others' heatmap
+    loso: dict[str, dict[str, float]]
+
+    @property
+    def human_loso(self) -> dict[str, float] | None:
+        """The human ceiling: the mean over participants of :attr:`loso` (NaNs skipped); None
+        with fewer than two participants."""
+        if not self.loso:
+            return None
+        table = pd.DataFrame(self.loso.values())
+        return {metric: float(table[metric].mean()) for metric in table.columns}
+
+
+def score_image(
+    image_id: str,
+    selected: pd.DataFrame,
+    shapes: dict[str, tuple[int, int]],
+    *,
+    params: HeatmapParams,
+    scoring: dict,
+    store=None,
+    center_bias_sigma_fraction: float = 0.25,
+) -> ImageScores:
+    """Score every map of one image against the pooled human data; the one routine used offline
+    (:func:`run_analysis`) and live (:class:`server.state.LiveState`).
+
+    Parameters
+    ----------
+    image_id : str
+        The image scored.
+    selected : DataFrame
+        The selected fixations of every image (:func:`analysis.heatmap.select_fixations`); the
+        other images give the dataset prior and the shuffled-AUC negatives.
+    shapes : mapping of image id → (H, W)
+        Size of every image in ``selected``.
+    params : HeatmapParams
+        Heatmap parameters with selection off (:func:`without_selection`).
+    scoring : dict
+        Keyword arguments of :func:`analysis.metrics.score_map` (metrics, seed, variant,
+        mae_normalize).
+    store : MapStore, optional
+        CNN maps scored beside the baselines.
+    center_bias_sigma_fraction : float
+        Of the centre-bias baseline, which is also the information-gain baseline.
+    """
+    shape = shapes[image_id]
+    rows = selected[selected["image"] == image_id]
+    centre = center_bias(shape, sigma_fraction=center_bias_sigma_fraction)
+    shuffled = shuffled_fixation_counts(selected, shapes, image=image_id)
+    human = heatmap(rows, shape=shape, params=params)
+    target = HumanTarget(human_map=human, fixation_map=_counts(rows, shape), other_fixation_map=shuffled, baseline_map=centre)
+    maps = {
+        "center_bias": centre,
+        "dataset_prior": dataset_prior(selected, shapes, image=image_id, params=params),
+    }
+    if store is not None:
+        maps.update(store.load(image_id, shape=shape))
+    scores = {name: score_map(saliency, target, **scoring) for name, saliency in maps.items()}
+    loso = {}
+    for participant, own, others in leave_one_out_groups(rows):
+        own_target = HumanTarget(
+            human_map=heatmap(own, shape=shape, params=params),
+            fixation_map=_counts(own, shape), other_fixation_map=shuffled, baseline_map=centre,
+        )
+        loso[participant] = score_map(heatmap(others, shape=shape, params=params), own_target, **scoring)
+    return ImageScores(human_map=human, scores=scores, loso=loso)
 
 
 def _counts(rows: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:

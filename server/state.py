@@ -3,9 +3,9 @@
 Fed with the receiver's accepted protocol records in order (:meth:`LiveState.apply`), the state
 keeps the current session, participant, trial and image, and per image the fixations of the
 current participant and the pooled ones (every participant and session seen so far). Heatmaps and
-scores are computed on demand with the functions of :mod:`analysis` and cached until a fixation
-arrives, so live numbers equal those of :func:`analysis.offline.run_analysis` on the same
-fixations:
+scores are computed on demand by :func:`analysis.offline.score_image` — the routine the offline
+analysis runs per image — and cached until a fixation arrives, so live numbers equal those of
+:func:`analysis.offline.run_analysis` on the same fixations:
 
 * the fixations that count are chosen by :func:`analysis.heatmap.select_fixations` on the whole
   pooled table (as offline, once over every image), heatmaps are built from them without a
@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from analysis.baselines import center_bias, dataset_prior, leave_one_out_groups, shuffled_fixation_counts
-from analysis.heatmap import HeatmapParams, fixation_map, heatmap, select_fixations
-from analysis.metrics import METRICS, HumanTarget, score_map
+from analysis.heatmap import HeatmapParams, heatmap, select_fixations
+from analysis.metrics import METRICS
+from analysis.offline import score_image, without_selection
 from lookwhere.protocol import (
     FixationRecord,
     ProtocolError,
@@ -120,9 +120,7 @@ class LiveState:
         self.seed = seed
         self.center_bias_sigma_fraction = center_bias_sigma_fraction
         self._scoring = dict(metrics=self.metrics, seed=seed, variant=metric_variant, mae_normalize=mae_normalize)
-        # Selection runs once over the pooled table; the per-image heatmaps must not select again
-        # (first-fixation exclusion is not idempotent) — exactly as analysis.offline.
-        self._no_selection = params.model_copy(update={"within_display_only": False, "exclude_first_fixation": False})
+        self._no_selection = without_selection(params)
         self._image_ids = set(stimuli.image_ids)
         self._shapes: dict[str, tuple[int, int]] = {}
         self._participants: dict[str, str] = {}  # session → participant
@@ -321,34 +319,15 @@ class LiveState:
             raise KeyError(f"image {image_id!r} has no fixation yet; images with fixations: {self.image_ids[:10]}")
 
     def _score_image(self, image_id: str) -> dict[str, dict[str, float]]:
-        # Mirrors the per-image body of analysis.offline.run_analysis step for step (same
-        # functions, same arguments); see the module docstring.
         self._check_image(image_id)
         selected, _ = self._selected_by_image()
-        shape, shapes = self._shapes[image_id], self._shapes
-        rows = self.image_fixations(image_id)
-        centre = center_bias(shape, sigma_fraction=self.center_bias_sigma_fraction)
-        shuffled = shuffled_fixation_counts(selected, shapes, image=image_id)
-        target = HumanTarget(human_map=self.heatmap(image_id), fixation_map=_counts(rows, shape),
-                             other_fixation_map=shuffled, baseline_map=centre)
-        maps = {
-            "center_bias": centre,
-            "dataset_prior": dataset_prior(selected, shapes, image=image_id, params=self._no_selection),
-        }
-        if self.maps is not None:
-            maps.update(self.maps.load(image_id, shape=shape))
-        scores = {name: score_map(saliency, target, **self._scoring) for name, saliency in maps.items()}
-
-        loso = []
-        for _, own, others in leave_one_out_groups(rows):
-            own_target = HumanTarget(
-                human_map=heatmap(own, shape=shape, params=self._no_selection),
-                fixation_map=_counts(own, shape), other_fixation_map=shuffled, baseline_map=centre,
-            )
-            loso.append(score_map(heatmap(others, shape=shape, params=self._no_selection), own_target, **self._scoring))
-        if loso:
-            # The mean over participants, as offline's groupby mean.
-            scores["human_loso"] = {m: float(pd.Series([s[m] for s in loso]).mean()) for m in self.metrics}
+        result = score_image(
+            image_id, selected, self._shapes, params=self._no_selection, scoring=self._scoring,
+            store=self.maps, center_bias_sigma_fraction=self.center_bias_sigma_fraction,
+        )
+        scores = dict(result.scores)
+        if result.human_loso is not None:
+            scores["human_loso"] = result.human_loso
         return scores
 
     # -- snapshots ---------------------------------------------------------------------------------
@@ -392,8 +371,3 @@ class LiveState:
             "n_fixations_participant": int((received["participant"] == self.participant).sum()),
             "scores": self.scores(image_id),
         }
-
-
-def _counts(rows: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
-    """Fixation counts per pixel of ``rows``, shape ``shape`` (H, W), float64."""
-    return fixation_map(rows["x_image_px"].to_numpy(), rows["y_image_px"].to_numpy(), shape=shape)
