@@ -689,6 +689,7 @@ class Session:
                     "offset_session_ms": row["offset_session_s"] * 1000.0,
                     "n_fixations": row["fixations"],
                     "dropped_frames": row["dropped_frames"],
+                    "aborted": False,
                 }
             )
             self.sink.flush()
@@ -895,6 +896,7 @@ class Session:
                 "dropped_frames": frame_summary(
                     np.diff(flips) * 1000.0, frame_period_ms=self._frame_period_ms
                 )["dropped_frames"],
+                "aborted": True,
             }
         )
         self.sink.flush()

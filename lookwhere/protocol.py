@@ -168,6 +168,12 @@ def _number(lo: float, hi: float, *, nan_ok: bool = False) -> Callable:
     return check
 
 
+def _boolean(name: str, value: Any) -> bool:
+    if type(value) is not bool:
+        raise _wrong_type(name, value, "true or false")
+    return value
+
+
 def _version(name: str, value: Any) -> int:
     if type(value) is not int or value != SCHEMA_VERSION:
         raise ProtocolError("wrong_version", f"v must be {SCHEMA_VERSION}; got {value!r}")
@@ -196,6 +202,7 @@ FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "dropped_frames": _COUNT,
     "xruns": _COUNT,
     "pending": _COUNT,
+    "aborted": _boolean,
     **{name: _SIZE for name in DisplayGeometry.__dataclass_fields__},
     "x_display_px": _COORD,
     "y_display_px": _COORD,
@@ -292,7 +299,12 @@ class TrialStart(Record):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrialEnd(Record):
-    """An image was taken off the screen."""
+    """An image was taken off the screen.
+
+    ``aborted``: the operator ended the image early; that run of the trial is void (the
+    experiment keeps none of its data and runs the trial again), so its fixations must be
+    dropped by whoever counted them.
+    """
 
     kind: ClassVar[str] = "trial_end"
     trial: int
@@ -301,6 +313,7 @@ class TrialEnd(Record):
     offset_session_ms: float
     n_fixations: int
     dropped_frames: int
+    aborted: bool
 
 
 _FIXATION_TIMES = ("start_tracker_ms", "end_tracker_ms", "start_session_ms", "end_session_ms")

@@ -126,6 +126,8 @@ class LiveState:
         self._participants: dict[str, str] = {}  # session → participant
         self._trials: dict[tuple[str, int], str | None] = {}  # (session, trial) → image, None: ignored
         self._rows: list[tuple] = []  # pooled fixations in arrival order, FIXATION_COLUMNS
+        # (session, trial) → indices in _rows of the fixations of the trial's latest run
+        self._runs: dict[tuple[str, int], list[int]] = {}
         self._ignored: Counter[str] = Counter()
         self._n_records = 0
         self.session: str | None = None
@@ -158,6 +160,8 @@ class LiveState:
         elif isinstance(record, TrialEnd):
             if record.session == self.session and record.trial == self.trial:
                 self.image = None
+            if record.aborted:
+                return self._retract_run(record)
         elif isinstance(record, SessionEnd):
             if record.session == self.session:
                 self.session_ended, self.trial, self.image = record.reason, None, None
@@ -179,6 +183,7 @@ class LiveState:
     def _start_trial(self, record: TrialStart) -> None:
         key = (record.session, record.trial)
         self._trials[key] = None
+        self._runs[key] = []
         if record.session not in self._participants:
             self._ignore("unknown_session", f"trial {record.trial} of session {record.session} before its start")
             return
@@ -199,6 +204,19 @@ class LiveState:
             return
         self._trials[key] = self.image = record.image
 
+    def _retract_run(self, record: TrialEnd) -> set[str]:
+        """Drop the fixations of an aborted run of a trial (the experiment keeps none of its data
+        and runs the trial again), so the pooled state stays equal to the session's records."""
+        run = self._runs.pop((record.session, record.trial), [])
+        if not run:
+            return set()
+        doomed = set(run)
+        self._rows = [row for index, row in enumerate(self._rows) if index not in doomed]
+        self._runs = {key: [i - sum(j < i for j in run) for i in rows] for key, rows in self._runs.items()}
+        self._invalidate()
+        logger.info("trial %d of session %s aborted: %d fixations dropped", record.trial, record.session, len(run))
+        return {record.image}
+
     def _add_fixation(self, record: FixationRecord) -> set[str]:
         if record.session not in self._participants:
             self._ignore("unknown_session", f"fixation seq {record.seq} of session {record.session} before its start")
@@ -211,6 +229,7 @@ class LiveState:
         if record.image != image:
             self._ignore("image_mismatch", f"fixation seq {record.seq} names {record.image!r}; its trial showed {image!r}")
             return set()
+        self._runs.setdefault((record.session, record.trial), []).append(len(self._rows))
         self._rows.append(astuple(record.to_fixation()))
         if image not in self._shapes:
             self._shapes[image] = self.stimuli.shape(image)

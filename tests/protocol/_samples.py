@@ -15,7 +15,7 @@ FIELDS: dict[str, dict] = {
     "trial_start": dict(trial=3, image="000123", onset_tracker_ms=5_000_100.0, onset_session_ms=61_000.0,
                         stimulus_duration_ms=5000.0, **GEOMETRY.to_dict()),
     "trial_end": dict(trial=3, image="000123", offset_tracker_ms=5_005_100.0, offset_session_ms=66_000.0,
-                      n_fixations=17, dropped_frames=0),
+                      n_fixations=17, dropped_frames=0, aborted=False),
     "fixation": dict(participant="P07", trial=3, image="000123", eye="R", start_ms=212.0, end_ms=480.0,
                      duration_ms=269.0, x_display_px=960.5, y_display_px=540.25, x_image_px=400.2777,
                      y_image_px=300.1388, stimulus_duration_ms=5000.0, pupil=float("nan"),

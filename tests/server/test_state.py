@@ -85,7 +85,8 @@ def _stream(table: pd.DataFrame, stimuli: StimulusSet, receiver: Receiver, tmp_p
                 )
                 sent_rows.append(record.to_fixation())
             sender.send(TrialEnd, trial=trial, image=image, offset_tracker_ms=1000.0 * trial + STIMULUS_MS,
-                        offset_session_ms=1000.0 * trial + STIMULUS_MS, n_fixations=len(trial_rows), dropped_frames=0)
+                        offset_session_ms=1000.0 * trial + STIMULUS_MS, n_fixations=len(trial_rows), dropped_frames=0,
+                        aborted=False)
         last = sender.send(SessionEnd, reason="completed", n_trials=len(IMAGES), t_session_ms=9000.0)
         pump(receiver, [sender], until=lambda: sender.acked_seq == last.seq, sink=accepted)
         sender.close()
@@ -233,3 +234,28 @@ def test_a_corrupt_journal_entry_is_counted_at_restart(osie_stimuli, tmp_path):
     state = LiveState.from_receiver_data(tmp_path, StimulusSet(osie_stimuli))
     assert state.ignored == {"malformed_journal": 1}
     assert state.session_summary()["participant"] == FIELDS["session_start"]["participant"]
+
+
+def test_an_aborted_run_of_a_trial_is_dropped(osie_stimuli):
+    """The operator ended trial 0's image early: the experiment keeps none of that run and runs
+    the trial again, so the state keeps only the second run (oracle: the records kept on disk)."""
+    state = LiveState(StimulusSet(osie_stimuli), metrics=("cc",))
+    geometry = DisplayGeometry.fit(800, 600).to_dict()
+    fixation = dict(trial=0, image="1001", y_image_px=300.0)
+    records = [
+        _record("session_start", 1),
+        _record("trial_start", 2, trial=0, image="1001", **geometry),
+        _record("fixation", 3, **fixation, x_image_px=100.0),
+        _record("fixation", 4, **fixation, x_image_px=200.0),
+        _record("trial_end", 5, trial=0, image="1001", aborted=True),
+        _record("trial_start", 6, trial=0, image="1001", **geometry),
+        _record("fixation", 7, **fixation, x_image_px=300.0),
+        _record("trial_end", 8, trial=0, image="1001", aborted=False),
+        _record("trial_start", 9, trial=1, image="1002", **geometry),
+        _record("fixation", 10, trial=1, image="1002", x_image_px=50.0, y_image_px=60.0),
+        _record("trial_end", 11, trial=1, image="1002", aborted=False),
+    ]
+    changed = [state.apply(record) for record in records]
+    assert changed[4] == {"1001"}  # the retraction changes the image
+    assert state.fixations()["x_image_px"].tolist() == [300.0, 50.0]
+    assert state.image_fixations("1001")["x_image_px"].tolist() == [300.0]
