@@ -167,6 +167,12 @@ def main(args: argparse.Namespace) -> int:
             from experiment.stream import open_stream
 
             sink = open_stream(args.server, config.session_dir, session=config.session_id)
+            if not sink.sender.handshake():
+                logger.warning(
+                    "preflight: no analysis server answered at %s within 2 s; the session runs and "
+                    "its records wait in %s until the server comes up",
+                    args.server, sink.sender.journal_path,
+                )
         with Session(config, sink=sink, resume=args.resume) as session:
             session.run()
     except PreflightError as error:

@@ -203,6 +203,29 @@ class Sender:
             self._last_heartbeat = now
             self.send(Heartbeat, t_session_ms=self._session_clock_ms(), wall_time_s=time.time(), pending=self.pending)
 
+    def handshake(self, timeout_s: float = 2.0) -> bool:
+        """Ask the server whether it is there; for preflight only (this one waits, up to ``timeout_s``).
+
+        Returns
+        -------
+        bool
+            True when the server answered a hello (an acknowledgement or a replay request).
+            False is a warning, never a blocker: the session streams when the server comes.
+        """
+        answered = self.stats["acks"] + self.stats["replay_requests"]
+        deadline = time.monotonic() + timeout_s
+        next_hello = 0.0
+        while (now := time.monotonic()) < deadline:
+            if now >= next_hello:  # the connection may not be up yet (IMMEDIATE refuses sends)
+                self.stats["hellos"] += 1
+                self._transmit(*protocol.encode_control(TOPIC_HELLO, self.session, self.acked_seq))
+                next_hello = now + 0.2
+            if self._socket.poll(50, zmq.POLLIN):
+                self._drain_replies(time.monotonic())
+            if self.stats["acks"] + self.stats["replay_requests"] > answered:
+                return True
+        return False
+
     def flush(self, *, fsync: bool = True) -> None:
         """Write the journal to disk (between trials, never per record).
 

@@ -6,6 +6,7 @@ sender's journal; the receiver is the real one of the server package.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -119,3 +120,27 @@ def test_server_absent_the_session_completes_and_the_journal_holds_everything(se
     kinds = [d["kind"] for d in journal]
     assert kinds[0] == "session_start" and kinds[-1] == "session_end"
     assert kinds.count("fixation") == len(records.read_fixations()) > 0
+
+
+def test_handshake_says_whether_a_server_answers(tmp_path):
+    session = "0b7c8d2e-1f3a-4c5b-9d6e-7f8a9b0c1d2e"
+    with Receiver(tmp_path / "server") as receiver:
+        endpoint = receiver.endpoint
+        stop = threading.Event()
+
+        def serve():  # the receiver answers from its own loop, as the server does
+            while not stop.is_set():
+                receiver.poll(20)
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        try:
+            with Sender(endpoint, tmp_path / "a.journal", session=session, heartbeat_interval_s=None) as sender:
+                assert sender.handshake(timeout_s=5.0)
+        finally:
+            stop.set()
+            thread.join()
+    started = time.monotonic()
+    with Sender(endpoint, tmp_path / "b.journal", session=session, heartbeat_interval_s=None) as sender:
+        assert not sender.handshake(timeout_s=0.5)
+    assert time.monotonic() - started < 2.0
