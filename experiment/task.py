@@ -270,6 +270,9 @@ class Session:
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "Session":
         self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        # Ctrl-C must always reach the shutdown path: a process started in the background of a
+        # non-interactive shell inherits SIGINT ignored.
+        self._previous_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
@@ -283,6 +286,7 @@ class Session:
             status = f"failed: {kind.__name__}: {error}"
         self.close(status)
         signal.signal(signal.SIGTERM, self._previous_sigterm)
+        signal.signal(signal.SIGINT, self._previous_sigint)
 
     def _on_sigterm(self, signum, frame) -> None:
         raise SessionInterrupted("SIGTERM")
