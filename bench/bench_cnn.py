@@ -102,19 +102,22 @@ def _captum_one_by_one(torch, stock, images, targets):
             handle.remove()
 
 
+def _one_call_s(torch, function, device) -> float:
+    """Wall time of one call in seconds, waiting for queued CUDA work on both sides."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    function()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def _time(torch, function, *, repeats: int, device) -> float:
     """Median wall time of ``repeats`` calls after one warm-up call, in seconds."""
     function()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        function()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    times = sorted(_one_call_s(torch, function, device) for _ in range(repeats))
+    return times[len(times) // 2]
 
 
 def worker(args) -> None:
@@ -149,13 +152,7 @@ def _interleaved_times(torch, functions: dict, *, repeats: int, device) -> dict[
     times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(repeats):
         for name, function in functions.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            function()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(_one_call_s(torch, function, device))
     return times
 
 
