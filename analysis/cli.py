@@ -13,14 +13,9 @@ def _image_list(text: str) -> tuple[str, ...]:
     return ids
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["osie", "asc", "session"], required=True, help="format of the fixation data")
-    parser.add_argument("--fixations", type=Path, required=True,
-                        help="fixations.mat (osie), an .asc file/folder (asc), or a session folder / folder of sessions (session)")
-    parser.add_argument("--stimuli", type=Path, required=True, help="folder of the stimulus images")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--images", type=_image_list, help="comma-separated image ids (default: all)")
-    parser.add_argument("--maps", type=Path, help="CNN map store (lookwhere precompute) to score too")
+def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
+    """The heatmap and metric options, shared by ``lookwhere analyze`` and ``lookwhere serve`` so
+    that live and offline numbers are asked for the same way."""
     parser.add_argument("--sigma-px", type=float, default=20.0, help="Gaussian σ in image pixels (paper: 20)")
     parser.add_argument("--kernel-size-px", type=int, default=80, help="kernel side in pixels (paper: 80); 0 = untruncated")
     parser.add_argument("--no-duration-weighting", action="store_true", help="count fixations instead of adding durations")
@@ -29,25 +24,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="metric definitions: MIT saliency benchmark (default) or pysaliency")
     parser.add_argument("--mae-normalize", choices=["minmax", "none"], default="minmax",
                         help="min-max both maps before MAE (default); 'none' is the paper-literal MAE")
-    parser.add_argument("--scale", type=float, default=2.0, help="display scale of the recordings (asc)")
-    parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random metrics (shuffled AUC, AUC-Borji)")
 
 
-def config_from_args(args: argparse.Namespace):
+def heatmap_params_from_args(args: argparse.Namespace):
+    """The :class:`~analysis.heatmap.HeatmapParams` of :func:`add_scoring_arguments`' options."""
     from analysis.heatmap import HeatmapParams
-    from analysis.offline import AnalysisConfig
 
-    heatmap = HeatmapParams(
+    return HeatmapParams(
         sigma_px=args.sigma_px,
         kernel_size_px=args.kernel_size_px or None,
         duration_weighted=not args.no_duration_weighting,
         exclude_first_fixation=args.exclude_first_fixation,
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=["osie", "asc", "session"], required=True, help="format of the fixation data")
+    parser.add_argument("--fixations", type=Path, required=True,
+                        help="fixations.mat (osie), an .asc file/folder (asc), or a session folder / folder of sessions (session)")
+    parser.add_argument("--stimuli", type=Path, required=True, help="folder of the stimulus images")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--images", type=_image_list, help="comma-separated image ids (default: all)")
+    parser.add_argument("--maps", type=Path, help="CNN map store (lookwhere precompute) to score too")
+    add_scoring_arguments(parser)
+    parser.add_argument("--scale", type=float, default=2.0, help="display scale of the recordings (asc)")
+    parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace):
+    from analysis.offline import AnalysisConfig
+
     return AnalysisConfig(
         dataset=args.dataset, fixations=args.fixations, stimuli=args.stimuli, out=args.out,
-        images=args.images, maps=args.maps, heatmap=heatmap, metric_variant=args.metric_variant,
+        images=args.images, maps=args.maps, heatmap=heatmap_params_from_args(args), metric_variant=args.metric_variant,
         mae_normalize=args.mae_normalize,
         scale=args.scale, bootstrap_resamples=args.bootstrap, seed=args.seed,
     )

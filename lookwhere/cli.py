@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("analysis.cli", "score human fixation heatmaps against baselines and CNN maps"),
     "precompute": ("analysis.cnn.cli", "compute the CNN attention maps of a stimulus set into a map store"),
     "run": ("experiment.cli", "run one participant's session (PsychoPy, eye tracker, microphone)"),
+    "serve": ("server.cli", "run the live analysis server and the experimenter's dashboard"),
     "keys": ("lookwhere.keys", "create a CURVE key pair for encrypted streaming"),
     "demo": ("lookwhere.demo", "run the main job on embedded defaults"),
 }

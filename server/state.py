@@ -22,6 +22,7 @@ Coordinates are those of the fixation records: continuous original-image pixels
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -243,6 +244,19 @@ class LiveState:
         self._scores: dict[str, dict[str, dict[str, float]]] = {}
         self._heatmaps: dict[tuple[str, str | None], np.ndarray] = {}
 
+    def copy(self) -> "LiveState":
+        """An independent copy of the pooled state (caches empty), e.g. to score it in another
+        thread while this one keeps taking records; the stimuli and the map store are shared."""
+        clone = copy.copy(self)
+        clone._shapes = dict(self._shapes)
+        clone._participants = dict(self._participants)
+        clone._trials = dict(self._trials)
+        clone._rows = list(self._rows)
+        clone._runs = {key: list(rows) for key, rows in self._runs.items()}
+        clone._ignored = Counter(self._ignored)
+        clone._invalidate()
+        return clone
+
     # -- restart -----------------------------------------------------------------------------------
 
     @classmethod
@@ -287,6 +301,16 @@ class LiveState:
     def ignored(self) -> dict[str, int]:
         """Records counted and ignored, by reason (see :data:`IGNORED_REASONS`)."""
         return dict(self._ignored)
+
+    @property
+    def n_records(self) -> int:
+        """Records applied so far."""
+        return self._n_records
+
+    @property
+    def n_sessions(self) -> int:
+        """Sessions seen (their ``session_start`` applied)."""
+        return len(self._participants)
 
     @property
     def image_ids(self) -> list[str]:
@@ -361,10 +385,10 @@ class LiveState:
             "image": self.image,
             "n_trials_planned": self.n_trials_planned,
             "ended": self.session_ended,
-            "n_records": self._n_records,
+            "n_records": self.n_records,
             "n_fixations": len(table),
             "n_participants": int(table["participant"].nunique()),
-            "n_sessions": len(self._participants),
+            "n_sessions": self.n_sessions,
             "images": self.image_ids,
             "ignored": self.ignored,
         }

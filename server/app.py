@@ -1,0 +1,92 @@
+"""The analysis server's web application: assembles the routers around one :class:`LiveHub`.
+
+Long-lived resources — the stimulus set, the map store, the hub with its ZeroMQ receiver and
+threads — are created in :func:`lifespan` and kept on ``app.state``, never at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from server.config import ServeConfig
+from server.routes import dashboard, health, images, live, session
+from server.security import require_token
+
+__all__ = ["create_app", "write_server_info", "STATIC_DIR", "SERVER_INFO_FILE"]
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+SERVER_INFO_FILE = "server.json"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    from server.hub import LiveHub
+    from stimuli.sets import StimulusSet
+
+    config: ServeConfig = app.state.config
+    stimuli = StimulusSet(config.stimuli)
+    if not stimuli.image_ids:
+        raise FileNotFoundError(f"the stimulus folder {config.stimuli} holds no images (.jpg, .png, …)")
+    store = None
+    if config.maps is not None:
+        from analysis.cnn.store import MapStore
+
+        store = MapStore.open(config.maps)
+        missing = sorted(set(stimuli.image_ids) - set(store.image_ids))
+        if missing:
+            raise ValueError(f"map store {config.maps} lacks the maps of {len(missing)} stimuli "
+                             f"(e.g. {missing[:3]}); run `lookwhere precompute --stimuli {config.stimuli} --out {config.maps}`")
+    curve = None
+    if config.curve_secret is not None:
+        from lookwhere.transport import CurveKeys
+
+        curve = CurveKeys.load(config.curve_secret)
+    config.write(config.data_dir)
+    hub = LiveHub(stimuli, config.data_dir, maps=store, host=config.bind, zmq_port=config.zmq_port,
+                  curve=curve, allowed_keys_dir=config.curve_allowed, state_options=config.state_options())
+    app.state.hub = hub.start()
+    ready = write_server_info(config, hub.endpoint)
+    announce = getattr(app.state, "announce", None)
+    if announce is not None:
+        announce([f"dashboard: {ready['url']}", f"stream:    {hub.endpoint}  (lookwhere run --server {hub.endpoint})",
+                  f"data:      {config.data_dir}", "stop with Ctrl-C"])
+    try:
+        yield
+    finally:
+        hub.stop()
+        (config.data_dir / SERVER_INFO_FILE).unlink(missing_ok=True)
+
+
+def write_server_info(config: ServeConfig, zmq_endpoint: str) -> dict:
+    """Write ``<data_dir>/server.json`` (dashboard URL, stream endpoint, process id) so that
+    tools and the demo find a running server; removed at shutdown."""
+    host = f"[{config.bind}]" if ":" in config.bind else config.bind
+    url = f"http://{host}:{config.http_port}/" + (f"?token={config.token}" if config.token else "")
+    info = {"url": url, "zmq_endpoint": zmq_endpoint, "pid": os.getpid()}
+    path = config.data_dir / SERVER_INFO_FILE
+    path.write_text(json.dumps(info, indent=2) + "\n")
+    os.chmod(path, 0o600)  # it holds the token
+    return info
+
+
+def create_app(config: ServeConfig) -> FastAPI:
+    """The dashboard and its API for ``config`` (the hub starts with the app's lifespan)."""
+    app = FastAPI(title="lookwhere live analysis", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.config = config
+    protected = [Depends(require_token)]
+    app.include_router(dashboard.router, dependencies=protected)
+    app.include_router(health.router, dependencies=protected)
+    app.include_router(session.router, dependencies=protected)
+    app.include_router(images.router, dependencies=protected)
+    app.include_router(live.router)  # checks origin and token itself (no HTTP dependency on a socket)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

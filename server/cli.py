@@ -1,0 +1,58 @@
+"""``lookwhere serve``: the live analysis server and the experimenter's dashboard.
+
+Cheap to import: FastAPI, uvicorn and the analysis stack are imported only inside :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from analysis.cli import add_scoring_arguments, heatmap_params_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stimuli", type=Path, required=True, help="folder of the stimulus images")
+    parser.add_argument("--maps", type=Path, help="CNN map store (lookwhere precompute); without it: baselines only")
+    parser.add_argument("--data", type=Path, default=Path("lookwhere-data"),
+                        help="where records are persisted and the pooled state is reloaded from (default: ./lookwhere-data)")
+    parser.add_argument("--bind", default="127.0.0.1",
+                        help="interface for HTTP and ZeroMQ (default loopback; elsewhere a token is required)")
+    parser.add_argument("--http-port", type=int, default=8765, help="dashboard port (0: any free one)")
+    parser.add_argument("--zmq-port", type=int, default=5555, help="fixation stream port (0: any free one)")
+    parser.add_argument("--token", help="dashboard token when not on loopback (default: a random one, printed)")
+    parser.add_argument("--curve-secret", type=Path, help="server secret key file (lookwhere keys) for CURVE")
+    parser.add_argument("--curve-allowed", type=Path, help="folder of the allowed clients' public keys")
+    add_scoring_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    import socket
+
+    import uvicorn
+
+    from server.app import create_app
+    from server.config import ServeConfig
+
+    family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((args.bind, args.http_port))
+        listener.listen(128)  # clients that come before the app is up wait in the backlog
+    except OSError as error:
+        listener.close()
+        raise OSError(f"cannot listen on {args.bind}:{args.http_port} ({error.strerror}); "
+                      "choose another --http-port (0: any free one)") from None
+    config = ServeConfig(
+        stimuli=args.stimuli, maps=args.maps, data_dir=args.data, bind=args.bind,
+        http_port=listener.getsockname()[1], zmq_port=args.zmq_port, token=args.token,
+        curve_secret=args.curve_secret, curve_allowed=args.curve_allowed,
+        heatmap=heatmap_params_from_args(args), metric_variant=args.metric_variant,
+        mae_normalize=args.mae_normalize, seed=args.seed,
+    )
+    app = create_app(config)
+    app.state.announce = lambda lines: print("\n".join(lines), flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets-sansio"))
+    server.run(sockets=[listener])
+    return 0

@@ -1,0 +1,86 @@
+"""The validated configuration of ``lookwhere serve``, written next to the data it produces."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from analysis.heatmap import HeatmapParams
+
+__all__ = ["ServeConfig", "LOOPBACK_HOSTS", "CONFIG_FILE"]
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: Written in ``data_dir`` at every start (the previous one is kept as ``serve_config.prev.json``).
+CONFIG_FILE = "serve_config.json"
+
+
+class ServeConfig(BaseModel):
+    """What the analysis server serves and how it scores.
+
+    Attributes
+    ----------
+    stimuli : Path
+        Folder of the stimulus images.
+    maps : Path or None
+        Map store (``lookwhere precompute``); ``None``: baselines only.
+    data_dir : Path
+        Where records are persisted and the pooled state is rebuilt from.
+    bind : str
+        Interface of both the HTTP and the ZeroMQ servers. Anything but loopback requires a token.
+    http_port, zmq_port : int
+        0 picks a free port.
+    token : str or None
+        Required from clients when not on loopback (generated when not given).
+    curve_secret, curve_allowed : Path or None
+        Server secret key file and the folder of allowed client public keys (``lookwhere keys``).
+    heatmap, metric_variant, mae_normalize, seed
+        Scoring, exactly as ``lookwhere analyze``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stimuli: Path
+    maps: Path | None = None
+    data_dir: Path = Path("lookwhere-data")
+    bind: str = "127.0.0.1"
+    http_port: int = Field(8765, ge=0, le=65535)
+    zmq_port: int = Field(5555, ge=0, le=65535)
+    token: str | None = None
+    curve_secret: Path | None = None
+    curve_allowed: Path | None = None
+    heatmap: HeatmapParams = HeatmapParams()
+    metric_variant: Literal["mit", "pysaliency"] = "mit"
+    mae_normalize: Literal["minmax", "none"] = "minmax"
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "ServeConfig":
+        if (self.curve_secret is None) != (self.curve_allowed is None):
+            raise ValueError("--curve-secret and --curve-allowed go together (the server key and the "
+                             "folder of allowed client keys; make them with `lookwhere keys`)")
+        if self.token is None and not self.is_loopback:
+            object.__setattr__(self, "token", secrets.token_urlsafe(18))
+        return self
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.bind in LOOPBACK_HOSTS
+
+    def state_options(self) -> dict:
+        """Keyword arguments of :class:`server.state.LiveState`."""
+        return dict(params=self.heatmap, seed=self.seed, metric_variant=self.metric_variant,
+                    mae_normalize=self.mae_normalize)
+
+    def write(self, folder: Path) -> Path:
+        """Write the configuration (without the token) to ``folder/serve_config.json``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / CONFIG_FILE
+        if path.exists():
+            path.replace(folder / "serve_config.prev.json")
+        data = json.loads(self.model_dump_json(exclude={"token"}))
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        return path

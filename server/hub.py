@@ -1,0 +1,461 @@
+"""The live hub: the receiver thread, the scoring thread, and the dashboard's view of both.
+
+Two threads share one :class:`server.state.LiveState` under one lock:
+
+* the **receiver thread** polls :class:`server.receiver.Receiver`, applies every accepted record
+  to the state (microseconds) and refreshes the cheap sections of the view — session, trial,
+  gaze, the current trial's fixations, microphone, stream health — then wakes the subscribers;
+* the **scoring thread** waits until fixations changed, copies the state under the lock
+  (:meth:`LiveState.copy`) and, outside it, scores the image in focus on that copy (hundreds of
+  milliseconds with many maps) — so scoring never delays the records behind it. Heatmaps, scores
+  and the history served over HTTP all come from the latest scored copy, hence agree with each
+  other.
+
+The view is a dict of JSON-ready *sections*, each with a version number; a subscriber (a
+WebSocket client) asks :meth:`LiveHub.sections_since` for what changed since it last sent, so a
+slow client gets the latest state, never a backlog. Every number is the one the offline analysis
+computes (the state scores through :func:`analysis.offline.score_image`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lookwhere.protocol import (
+    FixationRecord,
+    GazeSample,
+    Heartbeat,
+    MicLevel,
+    Record,
+    SessionEnd,
+    SessionStart,
+    TrialEnd,
+    TrialStart,
+)
+from server.receiver import Receiver
+from server.state import LiveState
+from stimuli.sets import StimulusSet
+
+if TYPE_CHECKING:
+    from analysis.cnn.store import MapStore
+    from lookwhere.transport import CurveKeys
+
+__all__ = ["LiveHub", "SECTIONS"]
+
+logger = logging.getLogger(__name__)
+
+#: The sections of the dashboard's view, in the order a snapshot lists them.
+SECTIONS = ("session", "trial", "gaze", "fixations", "mic", "health", "scores", "history")
+
+_RATE_WINDOW_S = 5.0
+
+
+def _percentiles(values) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p99": None, "max": None, "n": 0}
+    array = np.asarray(values, dtype=float)
+    return {"p50": float(np.percentile(array, 50)), "p99": float(np.percentile(array, 99)),
+            "max": float(array.max()), "n": int(array.size)}
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with NaN and ±inf floats turned into ``None`` (JSON has neither), recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    return value
+
+
+class LiveHub:
+    """Receive records, keep the live state, score it, and publish the dashboard's view.
+
+    Parameters
+    ----------
+    stimuli : StimulusSet
+        The images the experiment may show.
+    data_dir : str or Path
+        The receiver's folder (journals in ``<data_dir>/stream``); the pooled state is rebuilt
+        from it at :meth:`start`.
+    maps : MapStore, optional
+        Model maps scored beside the baselines; ``None``: baselines only.
+    host : str
+        Interface of the ZeroMQ stream (loopback by default).
+    zmq_port : int
+        Port of the stream; 0 picks a free one (see :attr:`endpoint` after :meth:`start`).
+    curve, allowed_keys_dir
+        CURVE encryption and the allow-list of client keys, as :class:`Receiver`.
+    state_options : dict, optional
+        Keyword arguments of :class:`LiveState` (heatmap parameters, metrics, seed, variants).
+    health_interval_s : float
+        How often the health section is refreshed when nothing arrives.
+    """
+
+    def __init__(
+        self,
+        stimuli: StimulusSet,
+        data_dir: str | Path,
+        *,
+        maps: MapStore | None = None,
+        host: str = "127.0.0.1",
+        zmq_port: int = 0,
+        curve: CurveKeys | None = None,
+        allowed_keys_dir: str | Path | None = None,
+        state_options: dict | None = None,
+        health_interval_s: float = 1.0,
+    ) -> None:
+        self.stimuli = stimuli
+        self.maps = maps
+        self.data_dir = Path(data_dir)
+        self._receiver_options = dict(host=host, port=zmq_port, curve=curve, allowed_keys_dir=allowed_keys_dir)
+        self._state_options = dict(state_options or {})
+        self._health_interval_s = health_interval_s
+        self._lock = threading.Lock()  # the live state and the view
+        self._score_lock = threading.Lock()  # the scored copy (LiveState is not thread-safe)
+        self._stop = threading.Event()
+        self._dirty = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._subscribers: list[Callable[[], None]] = []
+        self._sections: dict[str, dict] = {}
+        self._versions: dict[str, int] = dict.fromkeys(SECTIONS, 0)
+        self.receiver: Receiver | None = None
+        self.endpoint: str | None = None
+        self.started_at = time.time()
+        self._started_monotonic = time.monotonic()
+        self.n_clients = 0
+
+    # -- life cycle --------------------------------------------------------------------------------
+
+    def start(self) -> "LiveHub":
+        """Rebuild the pooled state from ``data_dir``, bind the stream, start both threads."""
+        self.state = LiveState.from_receiver_data(self.data_dir, self.stimuli, maps=self.maps, **self._state_options)
+        self._scored = self.state.copy()
+        self._seq: dict[str, int] = {}
+        self._trial: dict | None = None
+        self._geometry = None
+        self._fixations: list[dict] = []
+        self._gaze: dict | None = None
+        self._mic: dict | None = None
+        self._tracker: dict[str, str] = {}
+        self._dropped_frames: dict[str, int] = {}
+        self._focus: str | None = self.state.image_ids[-1] if self.state.image_ids else None
+        self._arrivals: deque[tuple[float, str]] = deque()
+        self._latency_ms: deque[float] = deque(maxlen=240)
+        self._apply_ms: deque[float] = deque(maxlen=1000)
+        self._score_ms: deque[float] = deque(maxlen=100)
+        self.receiver = Receiver(self.data_dir, **self._receiver_options)
+        self.endpoint = self.receiver.endpoint
+        with self._lock:
+            self._refresh_session()
+            self._refresh_trial()
+            self._set("gaze", {"gaze": None})
+            self._refresh_fixations()
+            self._set("mic", {"mic": None})
+            self._refresh_health()
+        self._score()
+        for target, name in ((self._receive_loop, "lookwhere-receiver"), (self._score_loop, "lookwhere-scorer")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        logger.info("live hub: stream at %s, %d pooled fixations reloaded", self.endpoint, len(self.state.fixations()))
+        return self
+
+    def stop(self) -> None:
+        """Stop both threads and close the receiver (journals flushed). Idempotent."""
+        self._stop.set()
+        self._dirty.set()
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+        self._threads.clear()
+        if self.receiver is not None:
+            self.receiver.close()
+            self.receiver = None
+
+    # -- subscribers -------------------------------------------------------------------------------
+
+    def subscribe(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake()`` (from a hub thread; it must not block) whenever a section changes.
+
+        Returns the function that unsubscribes.
+        """
+        with self._lock:
+            self._subscribers.append(wake)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if wake in self._subscribers:
+                    self._subscribers.remove(wake)
+
+        return unsubscribe
+
+    def sections_since(self, sent: dict[str, int]) -> tuple[dict[str, dict], dict[str, int]]:
+        """The sections newer than the versions in ``sent`` (``{}``: all), and their versions."""
+        with self._lock:
+            changed = {name: self._sections[name] for name in SECTIONS
+                       if self._versions[name] > sent.get(name, -1)}
+            return changed, dict(self._versions)
+
+    def _set(self, name: str, content: dict) -> None:
+        self._sections[name] = jsonable(content)
+        self._versions[name] += 1
+
+    def _publish(self) -> None:
+        for wake in list(self._subscribers):
+            wake()
+
+    # -- the receiver thread -----------------------------------------------------------------------
+
+    def _receive_loop(self) -> None:
+        next_health = 0.0
+        while not self._stop.is_set():
+            try:
+                records = self.receiver.poll(50)
+            except Exception:  # a bug must not silently stop the stream: log it, keep receiving
+                logger.exception("receiver poll failed")
+                continue
+            now = time.monotonic()
+            if records or now >= next_health:
+                with self._lock:
+                    if records:
+                        self._take(records)
+                    if now >= next_health:
+                        self._refresh_health()
+                        next_health = now + self._health_interval_s
+                self._publish()
+
+    def _take(self, records: list[Record]) -> None:
+        """Apply a batch to the state and refresh the sections it touches (under the lock)."""
+        started = time.perf_counter()
+        touched: set[str] = set()
+        fixations_changed = False
+        for record in records:
+            self._seq[record.session] = record.seq
+            self._arrivals.append((time.monotonic(), record.kind))
+            changed = self.state.apply(record)
+            if changed:
+                fixations_changed = True
+                self._focus = next(iter(changed)) if self.state.image is None else self.state.image
+            touched |= self._view(record)
+        if fixations_changed:
+            self._dirty.set()
+        self._apply_ms.append((time.perf_counter() - started) * 1000.0)
+        for name in touched:
+            getattr(self, f"_refresh_{name}")()
+
+    def _view(self, record: Record) -> set[str]:
+        """Update the hub's own per-record view; the names of the sections to refresh."""
+        if isinstance(record, SessionStart):
+            self._tracker[record.session] = record.tracker
+            self._trial, self._fixations, self._gaze = None, [], None
+            return {"session", "trial", "fixations", "gaze"}
+        if isinstance(record, TrialStart):
+            if record.session != self.state.session or self.state.image != record.image:
+                return {"session"}  # ignored by the state (unknown image, bad geometry)
+            self._geometry = record.geometry()
+            self._trial = {"trial": record.trial, "image": record.image,
+                           "stimulus_duration_ms": record.stimulus_duration_ms,
+                           "onset_server_time_s": time.time(), "ended": False,
+                           "image_width_px": record.image_width_px, "image_height_px": record.image_height_px}
+            self._fixations, self._gaze = [], None
+            self._dirty.set()  # the focus moves to this image
+            self._focus = record.image if record.image in self.state.image_ids else self._focus
+            return {"session", "trial", "fixations", "gaze"}
+        if isinstance(record, TrialEnd):
+            self._dropped_frames[record.session] = self._dropped_frames.get(record.session, 0) + record.dropped_frames
+            if self._trial is not None and record.trial == self._trial["trial"]:
+                self._trial = {**self._trial, "ended": True, "aborted": record.aborted}
+                if record.aborted:
+                    self._fixations = []
+            return {"trial", "fixations", "session"}
+        if isinstance(record, SessionEnd):
+            return {"session", "trial"}
+        if isinstance(record, FixationRecord):
+            if self._trial is None or record.trial != self._trial["trial"] or record.session != self.state.session:
+                return set()
+            self._fixations.append({"seq": record.seq, "x_image_px": record.x_image_px, "y_image_px": record.y_image_px,
+                                    "duration_ms": record.duration_ms})
+            return {"fixations", "session"}
+        if isinstance(record, GazeSample):
+            if self._geometry is None or record.session != self.state.session:
+                return set()
+            x, y = self._geometry.display_to_image(record.x_display_px, record.y_display_px)
+            self._gaze = {"seq": record.seq, "x_image_px": float(x[0]), "y_image_px": float(y[0]),
+                          "t_session_ms": record.t_session_ms, "server_time_s": time.time()}
+            return {"gaze"}
+        if isinstance(record, MicLevel):
+            self._mic = {"rms_dbfs": record.rms_dbfs, "peak_dbfs": record.peak_dbfs, "xruns": record.xruns,
+                         "trial": record.trial, "server_time_s": time.time()}
+            return {"mic"}
+        if isinstance(record, Heartbeat):
+            self._latency_ms.append((time.time() - record.wall_time_s) * 1000.0)
+        return set()
+
+    def _refresh_session(self) -> None:
+        state = self.state
+        self._set("session", {
+            "session": state.session, "participant": state.participant, "trial": state.trial,
+            "n_trials": state.n_trials_planned, "image": state.image, "ended": state.session_ended,
+            "tracker": self._tracker.get(state.session), "last_seq": self._seq.get(state.session),
+            "n_records": state.n_records, "n_sessions": state.n_sessions,
+            "n_stimuli": len(self.stimuli.image_ids), "ignored": state.ignored,
+        })
+
+    def _refresh_trial(self) -> None:
+        self._set("trial", {"trial": self._trial})
+
+    def _refresh_fixations(self) -> None:
+        self._set("fixations", {"participant": self.state.participant, "session": self.state.session,
+                                "image": None if self._trial is None else self._trial["image"],
+                                "fixations": list(self._fixations)})
+
+    def _refresh_gaze(self) -> None:
+        self._set("gaze", {"gaze": self._gaze})
+
+    def _refresh_mic(self) -> None:
+        self._set("mic", {"mic": self._mic})
+
+    def _refresh_health(self) -> None:
+        now = time.monotonic()
+        while self._arrivals and self._arrivals[0][0] < now - _RATE_WINDOW_S:
+            self._arrivals.popleft()
+        window = max(min(_RATE_WINDOW_S, now - self._started_monotonic), 1e-3)
+        rates: dict[str, float] = {}
+        for _, kind in self._arrivals:
+            rates[kind] = rates.get(kind, 0.0) + 1.0
+        counters = self.receiver.counters if self.receiver is not None else {}
+        sessions = self.receiver.sessions() if self.receiver is not None else {}
+        current = sessions.get(self.state.session)
+        self._set("health", {
+            "rates_per_s": {kind: count / window for kind, count in sorted(rates.items())},
+            "receiver": counters,
+            "malformed_total": sum(counters.get("malformed", {}).values()),
+            "stream": None if current is None else {
+                "alive": current.alive, "silent_s": current.silent_s, "last_seq": current.last_seq,
+                "ended": current.ended},
+            "n_sessions_alive": sum(s.alive for s in sessions.values()),
+            "latency_ms": _percentiles(self._latency_ms),
+            "apply_ms": _percentiles(self._apply_ms),
+            "score_ms": _percentiles(self._score_ms),
+            "dropped_frames": self._dropped_frames.get(self.state.session, 0),
+            "gaze_age_s": None if self._gaze is None else time.time() - self._gaze["server_time_s"],
+            "ignored": self.state.ignored,
+            "clients": self.n_clients,
+            "uptime_s": time.time() - self.started_at,
+            "maps": self.maps_info(),
+        })
+
+    # -- the scoring thread ------------------------------------------------------------------------
+
+    def _score_loop(self) -> None:
+        while True:
+            self._dirty.wait()
+            if self._stop.is_set():
+                return
+            self._dirty.clear()
+            try:
+                self._score()
+            except Exception:  # keep scoring later records; the dashboard shows the last good scores
+                logger.exception("scoring failed")
+            self._publish()
+
+    def _score(self) -> None:
+        """Score a copy of the state for the image in focus; publish scores and history."""
+        started = time.perf_counter()
+        with self._lock:
+            snapshot = self.state.copy()
+            through = dict(self._seq)
+            focus = self._focus
+            participant = self.state.participant
+        with self._score_lock:
+            summary = self._summary(snapshot, focus) if focus is not None else None
+            table = snapshot.fixations()
+            history = [
+                {"image": image, "n_fixations": int(len(rows)), "n_participants": int(rows["participant"].nunique())}
+                for image, rows in table.groupby("image", sort=True)
+            ]
+            self._scored = snapshot
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        with self._lock:
+            self._score_ms.append(elapsed_ms)
+            self._set("scores", {"image": focus, "participant": participant, "through_seq": through,
+                                 "summary": summary, "score_ms": elapsed_ms, "maps": self.maps_info()})
+            self._set("history", {"images": history, "n_stimuli": len(self.stimuli.image_ids)})
+
+    # -- queries (any thread) ----------------------------------------------------------------------
+
+    def maps_info(self) -> dict:
+        """Which model maps are scored, and whether they come from untrained weights."""
+        if self.maps is None:
+            return {"names": [], "label": None, "untrained": False}
+        return {"names": list(self.maps.map_names), "label": self.maps.metadata["weights"].get("label"),
+                "untrained": self.maps.is_untrained}
+
+    def _summary(self, state: LiveState, image_id: str) -> dict:
+        if image_id not in state.image_ids:
+            self.stimuli.path(image_id)  # KeyError when the set does not hold it
+            return {"image": image_id, "shape": list(self.stimuli.shape(image_id)), "n_fixations": 0,
+                    "n_fixations_used": 0, "n_participants": 0, "participant": state.participant,
+                    "n_fixations_participant": 0, "heatmap_params": state.params.model_dump(), "scores": {}}
+        return jsonable(state.image_summary(image_id))
+
+    def image_summary(self, image_id: str) -> dict:
+        """Heatmap parameters, fixation counts and scores of one image, from the latest scored state.
+
+        Raises
+        ------
+        KeyError
+            ``image_id`` is not in the stimulus set.
+        """
+        with self._score_lock:
+            return self._summary(self._scored, image_id)
+
+    def heatmap(self, image_id: str, *, participant: str | None = None) -> np.ndarray | None:
+        """Pooled (or one participant's) heatmap of the latest scored state, ``(H, W)`` float64;
+        ``None`` while the image (or the participant on it) has no fixation."""
+        with self._score_lock:
+            state = self._scored
+            if image_id not in state.image_ids:
+                self.stimuli.path(image_id)
+                return None
+            if participant is not None and state.image_fixations(image_id, participant=participant).empty:
+                return None
+            return state.heatmap(image_id, participant=participant)
+
+    def model_map(self, image_id: str, name: str) -> np.ndarray:
+        """One model map of one image at the image's size, ``(H, W)`` float32.
+
+        Raises
+        ------
+        KeyError
+            No store, or the store has no such map or image.
+        """
+        if self.maps is None:
+            raise KeyError("the server runs without a map store (start it with --maps STORE)")
+        if name not in self.maps.map_names:
+            raise KeyError(f"map {name!r} is not in the store; it holds {list(self.maps.map_names)}")
+        return self.maps.load(image_id, shape=self.stimuli.shape(image_id))[name]
+
+    def health(self) -> dict:
+        """The health section, refreshed now."""
+        with self._lock:
+            self._refresh_health()
+            return self._sections["health"]
+
+    def session(self) -> dict:
+        """The current session and pooled totals (``LiveState.session_summary`` plus the trial)."""
+        with self._lock:
+            return jsonable({**self.state.session_summary(), "trial_info": self._trial,
+                             "last_seq": self._seq.get(self.state.session)})

@@ -1,0 +1,15 @@
+"""``GET /api/health``: stream, tracker and microphone health."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+router = APIRouter(prefix="/api", tags=["health"])
+
+
+@router.get("/health")
+def get_health(request: Request) -> dict:
+    """Message rates, receiver counters (accepted, duplicates, gaps, replays, malformed by reason),
+    sender→server latency from heartbeats, apply and scoring times (ms, p50/p99/max), ignored
+    records, dropped frames, connected dashboard clients, the map store's label."""
+    return request.app.state.hub.health()

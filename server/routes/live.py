@@ -1,0 +1,71 @@
+"""``WS /ws``: the dashboard's live feed.
+
+On connect the client gets a snapshot of every section; afterwards, whenever the hub changes,
+the sections newer than what this client was last sent — latest only, so a slow client skips
+intermediate states instead of queueing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+
+from server.security import websocket_allowed
+
+router = APIRouter(tags=["live"])
+logger = logging.getLogger(__name__)
+
+
+@router.websocket("/ws")
+async def live_feed(websocket: WebSocket) -> None:
+    refusal = websocket_allowed(websocket)
+    if refusal is not None:
+        logger.warning("WebSocket refused: %s", refusal)
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=refusal)
+        return
+    await websocket.accept()
+    hub = websocket.app.state.hub
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+
+    def notify() -> None:  # called from the hub's threads
+        try:
+            loop.call_soon_threadsafe(wake.set)
+        except RuntimeError:  # the event loop is closing
+            pass
+
+    unsubscribe = hub.subscribe(notify)
+    hub.n_clients += 1
+    sent: dict[str, int] = {}
+    closed = asyncio.ensure_future(_closed(websocket))
+    try:
+        while not closed.done():
+            sections, versions = hub.sections_since(sent)
+            if sections:
+                message = {"type": "update" if sent else "snapshot", "server_time_s": time.time(),
+                           "sections": sections}
+                await websocket.send_text(json.dumps(message, allow_nan=False))
+                sent = versions
+            waiter = asyncio.ensure_future(wake.wait())
+            await asyncio.wait({waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            wake.clear()
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        closed.cancel()
+        unsubscribe()
+        hub.n_clients -= 1
+
+
+async def _closed(websocket: WebSocket) -> None:
+    """Return when the client goes away (it sends nothing the server needs)."""
+    try:
+        while True:
+            await websocket.receive_text()
+    except (WebSocketDisconnect, RuntimeError):
+        return

@@ -1,0 +1,55 @@
+"""Who may read the dashboard: anyone on loopback; with the token elsewhere. WebSocket origins checked.
+
+The token travels as ``?token=`` on the first page load, which sets an HttpOnly cookie so that the
+page's own requests (images, API, WebSocket) carry it; tools may send ``Authorization: Bearer``.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import HTTPException, Request, WebSocket, status
+
+__all__ = ["TOKEN_COOKIE", "require_token", "websocket_allowed"]
+
+TOKEN_COOKIE = "lookwhere_token"
+
+
+def _offered_token(connection: Request | WebSocket) -> str | None:
+    header = connection.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return connection.query_params.get("token") or connection.cookies.get(TOKEN_COOKIE)
+
+
+def _token_ok(connection: Request | WebSocket) -> bool:
+    expected = connection.app.state.config.token
+    if expected is None:
+        return True
+    offered = _offered_token(connection)
+    return offered is not None and hmac.compare_digest(offered.encode(), expected.encode())
+
+
+async def require_token(request: Request) -> None:
+    """FastAPI dependency: 401 unless the request carries the server's token (when it has one)."""
+    if not _token_ok(request):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="this server is not on loopback and needs its token: open the URL that "
+                   "`lookwhere serve` printed (…?token=…) or send 'Authorization: Bearer TOKEN'",
+        )
+
+
+def websocket_allowed(websocket: WebSocket) -> str | None:
+    """Why a WebSocket must be refused (``None``: allowed).
+
+    A browser always sends ``Origin``; it must be this server's own page, so another site open in
+    the experimenter's browser cannot read the stream. Tools without ``Origin`` need the token only.
+    """
+    origin = websocket.headers.get("origin")
+    host = websocket.headers.get("host")
+    if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+        return f"origin {origin!r} is not this server ({host!r})"
+    if not _token_ok(websocket):
+        return "missing or wrong token"
+    return None
