@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("server.cli", "run the live analysis server and the experimenter's dashboard"),
     "keys": ("lookwhere.keys", "create a CURVE key pair for encrypted streaming"),
     "demo": ("lookwhere.demo", "run the main job on embedded defaults"),
+    "stimuli": ("stimuli.cli", "prepare and check stimulus sets (VOC 2007, the demo set, any folder)"),
 }
 
 
