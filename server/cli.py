@@ -37,6 +37,9 @@ def main(args: argparse.Namespace) -> int:
     family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: without it Nagle holds a WebSocket update back until the
+    # browser's delayed ACK (40 ms) whenever the previous one is still unacknowledged.
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         listener.bind((args.bind, args.http_port))
         listener.listen(128)  # clients that come before the app is up wait in the backlog

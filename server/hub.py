@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import sys
 import threading
 import time
 from collections import deque
@@ -57,6 +59,7 @@ logger = logging.getLogger(__name__)
 SECTIONS = ("session", "trial", "gaze", "fixations", "mic", "health", "scores", "history")
 
 _RATE_WINDOW_S = 5.0
+_SCORE_DELAY_S = 0.02
 
 
 def _percentiles(values) -> dict[str, float | None]:
@@ -118,6 +121,10 @@ class LiveHub:
         health_interval_s: float = 1.0,
     ) -> None:
         self.stimuli = stimuli
+        if maps is not None:
+            from analysis.cnn.store import RecentMaps
+
+            maps = RecentMaps(maps)
         self.maps = maps
         self.data_dir = Path(data_dir)
         self._receiver_options = dict(host=host, port=zmq_port, curve=curve, allowed_keys_dir=allowed_keys_dir)
@@ -166,6 +173,9 @@ class LiveHub:
             self._set("mic", {"mic": None})
             self._refresh_health()
         self._score()
+        # Scoring is CPU-bound Python: hand the GIL over every 0.5 ms (default 5 ms) so the
+        # receiver thread and the event loop answer within a millisecond while it runs.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))
         for target, name in ((self._receive_loop, "lookwhere-receiver"), (self._score_loop, "lookwhere-scorer")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -223,18 +233,17 @@ class LiveHub:
         while not self._stop.is_set():
             try:
                 records = self.receiver.poll(50)
-            except Exception:  # a bug must not silently stop the stream: log it, keep receiving
-                logger.exception("receiver poll failed")
-                continue
-            now = time.monotonic()
-            if records or now >= next_health:
-                with self._lock:
-                    if records:
-                        self._take(records)
-                    if now >= next_health:
-                        self._refresh_health()
-                        next_health = now + self._health_interval_s
-                self._publish()
+                now = time.monotonic()
+                if records or now >= next_health:
+                    with self._lock:
+                        if records:
+                            self._take(records)
+                        if now >= next_health:
+                            self._refresh_health()
+                            next_health = now + self._health_interval_s
+                    self._publish()
+            except Exception:  # records are persisted before this: log the bug, keep the stream alive
+                logger.exception("live hub: handling a batch failed")
 
     def _take(self, records: list[Record]) -> None:
         """Apply a batch to the state and refresh the sections it touches (under the lock)."""
@@ -292,7 +301,7 @@ class LiveHub:
             if self._geometry is None or record.session != self.state.session:
                 return set()
             x, y = self._geometry.display_to_image(record.x_display_px, record.y_display_px)
-            self._gaze = {"seq": record.seq, "x_image_px": float(x[0]), "y_image_px": float(y[0]),
+            self._gaze = {"seq": record.seq, "x_image_px": float(x), "y_image_px": float(y),
                           "t_session_ms": record.t_session_ms, "server_time_s": time.time()}
             return {"gaze"}
         if isinstance(record, MicLevel):
@@ -360,8 +369,15 @@ class LiveHub:
     # -- the scoring thread ------------------------------------------------------------------------
 
     def _score_loop(self) -> None:
+        try:  # Linux schedules threads by their own nice value: the receiver and the web server first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            logger.debug("could not lower the scoring thread's priority", exc_info=True)
         while True:
             self._dirty.wait()
+            # Let the receiver thread publish the record that set the flag before scoring takes
+            # the GIL for a few hundred ms; also coalesces a burst of fixations into one scoring.
+            self._stop.wait(_SCORE_DELAY_S)
             if self._stop.is_set():
                 return
             self._dirty.clear()

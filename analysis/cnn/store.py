@@ -23,12 +23,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MapStore", "MapStoreWriter", "resize_bilinear", "STORE_FORMAT", "STORE_FORMAT_VERSION",
+__all__ = ["MapStore", "RecentMaps", "MapStoreWriter", "resize_bilinear", "STORE_FORMAT", "STORE_FORMAT_VERSION",
            "RESUME_KEYS"]
 
 logger = logging.getLogger(__name__)
@@ -198,6 +200,48 @@ class MapStore:
             np.savez_compressed(target, **self.load(image_id, shape=shape))
             written.append(target)
         return written
+
+
+class RecentMaps:
+    """A :class:`MapStore` that keeps the upsampled maps of the last few images in memory.
+
+    For the live server, which scores the same image again at every fixation: loading and
+    upsampling 20 maps costs more than scoring them. Arrays are returned read-only, since every
+    caller shares them. Thread-safe; every other attribute is the store's.
+
+    Parameters
+    ----------
+    store : MapStore
+    max_images : int
+        Images kept (each ``len(map_names) × H × W × 4`` bytes).
+    """
+
+    def __init__(self, store: MapStore, *, max_images: int = 4) -> None:
+        if max_images < 1:
+            raise ValueError(f"max_images must be >= 1; got {max_images!r}")
+        self.store = store
+        self.max_images = max_images
+        self._recent: OrderedDict[tuple[str, tuple[int, int]], dict[str, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+    def load(self, image_id: str, *, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+        """As :meth:`MapStore.load`; the arrays are read-only."""
+        key = (image_id, tuple(shape))
+        with self._lock:
+            if key in self._recent:
+                self._recent.move_to_end(key)
+                return dict(self._recent[key])
+        maps = self.store.load(image_id, shape=shape)
+        for array in maps.values():
+            array.setflags(write=False)
+        with self._lock:
+            self._recent[key] = maps
+            while len(self._recent) > self.max_images:
+                self._recent.popitem(last=False)
+        return dict(maps)
 
 
 def _read_metadata(path: Path) -> dict:
