@@ -19,7 +19,7 @@ from server.config import ServeConfig
 from server.routes import dashboard, health, images, live, session
 from server.security import require_token
 
-__all__ = ["create_app", "write_server_info", "STATIC_DIR", "SERVER_INFO_FILE"]
+__all__ = ["create_app", "open_resources", "write_server_info", "STATIC_DIR", "SERVER_INFO_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +27,16 @@ STATIC_DIR = Path(__file__).parent / "static"
 SERVER_INFO_FILE = "server.json"
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI):
-    from server.hub import LiveHub
+def open_resources(config: ServeConfig):
+    """The stimulus set, map store (or ``None``) and CURVE keys (or ``None``) of ``config``, checked.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        An empty stimulus folder, an unreadable store, or one lacking some stimuli's maps.
+    """
     from stimuli.sets import StimulusSet
 
-    config: ServeConfig = app.state.config
     stimuli = StimulusSet(config.stimuli)
     if not stimuli.image_ids:
         raise FileNotFoundError(f"the stimulus folder {config.stimuli} holds no images (.jpg, .png, …)")
@@ -50,6 +54,15 @@ async def lifespan(app: FastAPI):
         from lookwhere.transport import CurveKeys
 
         curve = CurveKeys.load(config.curve_secret)
+    return stimuli, store, curve
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    from server.hub import LiveHub
+
+    config: ServeConfig = app.state.config
+    stimuli, store, curve = open_resources(config)
     config.write(config.data_dir)
     hub = LiveHub(stimuli, config.data_dir, maps=store, host=config.bind, zmq_port=config.zmq_port,
                   curve=curve, allowed_keys_dir=config.curve_allowed, state_options=config.state_options())

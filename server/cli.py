@@ -31,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from server.app import create_app
+    from server.app import create_app, open_resources
     from server.config import ServeConfig
 
     family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
@@ -54,6 +54,7 @@ def main(args: argparse.Namespace) -> int:
         heatmap=heatmap_params_from_args(args), metric_variant=args.metric_variant,
         mae_normalize=args.mae_normalize, seed=args.seed,
     )
+    open_resources(config)  # bad input: one clear line now, not a traceback from the web server
     app = create_app(config)
     app.state.announce = lambda lines: print("\n".join(lines), flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets-sansio"))

@@ -1,0 +1,138 @@
+"""``lookwhere serve`` as a real process: what its API reports equals the offline analysis.
+
+Real OSIE fixations of three images by three observers, one session each, streamed by the
+experiment's :class:`experiment.sender.Sender` over ZeroMQ to a running server; the oracle is
+:func:`analysis.offline.run_analysis` on the same fixations (as in ``test_state``, which checks the
+state itself; this checks the path through the hub, its scored copy and the JSON API). The server is
+then restarted on its data folder and must report the same.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.offline import AnalysisConfig, run_analysis
+from analysis.readers import read_osie
+from server.config import CONFIG_FILE
+from stimuli.sets import StimulusSet
+from tests.server._serve import serve_process
+from tests.server._sessions import IMAGES, MAPS, OBSERVERS, RANDOM_METRICS, small_store, stimulus_subset, stream, timed
+
+pytestmark = pytest.mark.slow
+
+
+def _api_scores(url: str) -> pd.DataFrame:
+    rows = []
+    for image in IMAGES:
+        summary = httpx.get(f"{url}api/images/{image}", timeout=30).raise_for_status().json()
+        rows += [{"image": image, "map": name, "metric": metric, "value": np.nan if value is None else value}
+                 for name, values in summary["scores"].items() for metric, value in values.items()]
+    return pd.DataFrame(rows)
+
+
+def _settled(url: str, n_fixations: int) -> None:
+    """Wait until the scored copy holds every fixation (scoring runs behind the stream)."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        history = httpx.get(f"{url}api/images", timeout=10).json()["images"]
+        if sum(row["n_fixations"] for row in history) == n_fixations:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the server's scored state never reached {n_fixations} fixations: {history}")
+
+
+@pytest.fixture(scope="module")
+def served(osie_fixations_path, osie_stimuli, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("serve")
+    osie = read_osie(osie_fixations_path, images=IMAGES)
+    table = timed(osie[osie["participant"].isin(OBSERVERS)])
+    store = small_store(tmp_path / "maps")
+    data = tmp_path / "data"
+    stimuli = stimulus_subset(osie_stimuli, IMAGES, tmp_path / "stimuli")
+    options = ("--maps", str(store.path), "--seed", "7")
+    with serve_process(stimuli, data, *options) as server:
+        _, sent = stream(table, StimulusSet(osie_stimuli), server["zmq_endpoint"], tmp_path)
+        _settled(server["url"], len(sent))
+        live = _api_scores(server["url"])
+        session = httpx.get(f"{server['url']}api/session", timeout=10).json()
+        health = httpx.get(f"{server['url']}api/health", timeout=10).json()
+    with serve_process(stimuli, data, *options) as server:
+        _settled(server["url"], len(sent))
+        restarted = _api_scores(server["url"])
+
+    session_dir = tmp_path / "sessions" / "all"
+    session_dir.mkdir(parents=True)
+    sent.to_csv(session_dir / "fixations.csv", index=False, na_rep="nan")
+    config = AnalysisConfig(dataset="session", fixations=tmp_path / "sessions", stimuli=osie_stimuli,
+                            out=tmp_path / "offline", maps=store.path, seed=7, bootstrap_resamples=100, n_overlays=0)
+    offline = run_analysis(config, progress=False)
+    return dict(live=live, restarted=restarted, offline=offline.scores, session=session, health=health,
+                sent=sent, data=data, stimuli=stimuli)
+
+
+def test_api_scores_equal_the_offline_analysis(served):
+    merged = served["offline"].merge(served["live"], on=["image", "map", "metric"], how="outer",
+                                     suffixes=("_offline", "_live"), indicator=True)
+    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"]
+    assert set(merged["map"]) == MAPS
+    deterministic = ~merged["metric"].isin(RANDOM_METRICS) | (merged["map"] == "human_loso")
+    np.testing.assert_allclose(merged.loc[deterministic, "value_live"], merged.loc[deterministic, "value_offline"],
+                               rtol=0, atol=1e-9)
+    # the seeded random AUCs: same seed, same functions, so equal (JSON keeps every digit of a float)
+    random_rows = merged[~deterministic]
+    np.testing.assert_array_equal(random_rows["value_live"], random_rows["value_offline"])
+
+
+def test_a_restarted_server_reports_the_same(served):
+    pd.testing.assert_frame_equal(served["restarted"], served["live"])
+
+
+def test_session_and_health_report_the_stream(served):
+    session, health = served["session"], served["health"]
+    assert session["participant"] == OBSERVERS[-1] and session["ended"] == "completed"
+    assert session["n_fixations"] == len(served["sent"]) and session["n_sessions"] == 3
+    assert session["images"] == sorted(IMAGES) and session["ignored"] == {}
+    receiver = health["receiver"]
+    assert receiver["accepted"] == session["n_records"]
+    assert receiver["gaps"] == 0 and receiver["duplicates"] == 0 and health["malformed_total"] == 0
+    assert health["maps"] == {"names": ["cam_a", "cam_b"], "label": "untrained", "untrained": True}
+
+
+def test_the_configuration_is_written_next_to_the_data(served):
+    config = json.loads((served["data"] / CONFIG_FILE).read_text())
+    assert config["stimuli"] == str(served["stimuli"]) and config["seed"] == 7
+    assert config["heatmap"]["sigma_px"] == 20.0 and "token" not in config
+    assert (served["data"] / "serve_config.prev.json").exists()  # the first start's, kept at restart
+
+
+def test_unknown_images_and_maps_are_404(osie_stimuli, tmp_path):
+    with serve_process(osie_stimuli, tmp_path / "data") as server:
+        url = server["url"]
+        for path in ("api/images/nope", "api/images/nope/stimulus", "api/images/1001/maps/cam.png",
+                     "api/images/..%2F..%2Fetc%2Fpasswd/stimulus", "static/..%2F..%2Fapp.py"):
+            response = httpx.get(url + path, timeout=10)
+            assert response.status_code == 404, (path, response.status_code, response.text)
+        assert httpx.get(url + "api/images/1001/heatmap.png", timeout=10).status_code == 204
+        assert httpx.get(url + "api/images/1001/stimulus", timeout=10).content == (osie_stimuli / "1001.jpg").read_bytes()
+
+
+def test_bad_input_is_one_line_and_exit_2(osie_stimuli, tmp_path):
+    import subprocess
+    import sys
+
+    store = small_store(tmp_path / "maps")  # maps for 3 images, the folder has 200
+    result = subprocess.run(
+        [sys.executable, "-m", "lookwhere", "serve", "--stimuli", str(osie_stimuli), "--maps", str(store.path),
+         "--data", str(tmp_path / "data"), "--http-port", "0", "--zmq-port", "0"],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"lookwhere serve: error: map store {store.path} lacks the maps of 197 stimuli (e.g. ['1004', '1005', "
+        f"'1006']); run `lookwhere precompute --stimuli {osie_stimuli} --out {store.path}`"]
