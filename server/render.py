@@ -46,7 +46,9 @@ def map_png(values: np.ndarray, *, colormap: str = "inferno", alpha_from_value: 
     index = np.clip((scaled * 255).round(), 0, 255).astype(np.uint8)
     rgba = np.empty(values.shape + (4,), dtype=np.uint8)
     rgba[..., :3] = _lookup_table(colormap)[index]
-    alpha = np.sqrt(scaled) * 230 if alpha_from_value else np.full(values.shape, 255.0)
+    # linear: the paper's kernel is cut at 80 px (σ 20), where it still has 0.135 of its peak,
+    # and a steeper ramp would draw that edge as a square around every fixation
+    alpha = scaled * 230 if alpha_from_value else np.full(values.shape, 255.0)
     rgba[..., 3] = np.where(finite, alpha, 0).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG", compress_level=1)
