@@ -1,33 +1,87 @@
-"""``lookwhere demo``: the main job on embedded defaults.
+"""``lookwhere demo``: the whole system on a fresh machine, in a few minutes.
 
-Today it re-analyses the real OSIE recordings that sit beside the project (``../shared/data/osie``):
-human heatmaps of the first images, every baseline, and — unless ``--no-cnn`` — a CNN map store of
-those images (untrained weights unless pretrained ones are cached, labelled as such), ending with
-the HTML report. The live session (server, dashboard, simulated participants) joins it when the
-experiment and server packages land.
+In the order it runs (each step prints what it did and where):
+
+1. **stimuli** — the bundled demo photographs (:func:`stimuli.demo_set.prepare_demo_set`), or with
+   ``--dataset osie`` OSIE's photographs; the first ``--trials`` images form the demo's set;
+2. **map store** — the CNN attention maps of those images (ImageNet weights when torchvision can
+   load them, otherwise untrained weights, labelled so everywhere);
+3. **server** — ``lookwhere serve`` in its own process; the dashboard's URL is printed;
+4. **participants** — ``lookwhere run`` with the simulated tracker, one process per participant,
+   one after the other, streaming live to the server (windowed on a display, under Xvfb without
+   one or with ``--headless``); with ``--dataset osie`` participant *k* replays OSIE observer *k*;
+5. **report** — the offline analysis of the recorded sessions (``lookwhere analyze --dataset
+   session``): tables, Fig. 9-style chart, overlays; the live scores the dashboard shows are
+   saved beside it and compared with the offline ones.
+
+Everything lands in ``--out``; the server keeps serving the dashboard with ``--keep-serving``
+until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "osie"
+SHARED_OSIE = Path(__file__).resolve().parents[2] / "shared" / "data" / "osie"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="OSIE folder (holds eye/fixations.mat and stimuli/)")
-    parser.add_argument("--images", type=int, default=12, help="how many images to analyse (first ones by id)")
-    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
+    parser.add_argument("--dataset", choices=["demo", "osie"], default="demo",
+                        help="demo: bundled photographs, simulated viewers (default); osie: OSIE's images, its observers replayed")
+    parser.add_argument("--stimuli", type=Path, default=SHARED_OSIE / "stimuli", help="OSIE stimuli folder (--dataset osie)")
+    parser.add_argument("--fixations", type=Path, default=SHARED_OSIE / "eye" / "fixations.mat",
+                        help="OSIE fixations.mat (--dataset osie)")
+    parser.add_argument("--participants", type=int, default=3, help="simulated participants (default 3)")
+    parser.add_argument("--trials", type=int, default=4, help="images per participant (default 4)")
+    parser.add_argument("--duration-ms", type=float, default=3000.0, help="image display time (default 3000; the study: 5000)")
+    parser.add_argument("--headless", action="store_true", help="run the experiment under a virtual display even when a screen is present")
+    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
+    parser.add_argument("--http-port", type=int, default=8765, help="dashboard port (0: any free one)")
+    parser.add_argument("--keep-serving", action="store_true", help="keep the dashboard up after the report, until Ctrl-C")
     parser.add_argument("--no-cnn", action="store_true", help="score the baselines only (no map store)")
 
 
-def _build_map_store(stimuli: Path, out: Path, images: tuple[str, ...]) -> Path:
-    """CNN maps of the demo images: ImageNet weights when torchvision can load them, else untrained."""
+def _lookwhere(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "lookwhere", *arguments]
+
+
+def _demo_stimuli(args: argparse.Namespace, out: Path) -> Path:
+    """The demo's stimulus folder: links to the first ``--trials`` images of the chosen set."""
+    from stimuli.sets import StimulusSet
+
+    if args.dataset == "demo":
+        from stimuli.demo_set import prepare_demo_set
+
+        source = StimulusSet(prepare_demo_set())
+    else:
+        if not args.fixations.is_file():
+            raise FileNotFoundError(f"OSIE fixations not found at {args.fixations}; pass --fixations "
+                                    "(e.g. ../shared/data/osie/eye/fixations.mat)")
+        source = StimulusSet(args.stimuli)
+    paths = list(source.paths.values())
+    if not 1 <= args.trials <= len(paths):
+        raise ValueError(f"--trials must be between 1 and the {len(paths)} images of {source.folder}; got {args.trials}")
+    folder = out / "stimuli"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.iterdir():
+        stale.unlink()
+    for path in paths[: args.trials]:
+        (folder / path.name).symlink_to(path.resolve())
+    return folder
+
+
+def _map_store(stimuli: Path, out: Path) -> Path:
+    """CNN maps of the demo's images: ImageNet weights when they load, else untrained (labelled)."""
     from analysis.cnn.model import load_vgg16
     from analysis.cnn.precompute import precompute_store
     from stimuli.sets import StimulusSet
@@ -36,32 +90,167 @@ def _build_map_store(stimuli: Path, out: Path, images: tuple[str, ...]) -> Path:
         model = load_vgg16("imagenet")
     except FileNotFoundError as error:
         logger.warning("%s", error)
-        logger.warning("the demo continues with UNTRAINED weights; its CNN maps are labelled untrained")
+        print("maps:      pretrained VGG16 weights are not available here: UNTRAINED weights "
+              "(seed 0) — the maps are labelled untrained everywhere", flush=True)
         model = load_vgg16("untrained", seed=0)
-    precompute_store(model, StimulusSet(stimuli), out, image_ids=list(images))
+    precompute_store(model, StimulusSet(stimuli), out, progress=False)
     return out
 
 
+def _scanpaths(fixations: Path, stimuli: Path, n_participants: int, out: Path) -> list[Path]:
+    """One scanpath file per participant: OSIE observer k's fixations on the demo's images."""
+    from analysis.readers import read_osie
+    from stimuli.sets import StimulusSet
+
+    table = read_osie(fixations, images=StimulusSet(stimuli).image_ids)
+    observers = sorted(table["participant"].unique())
+    if n_participants > len(observers):
+        raise ValueError(f"--participants {n_participants}: OSIE has {len(observers)} observers of these images")
+    files = []
+    for observer in observers[:n_participants]:
+        path = out / f"scanpaths_{observer}.csv"
+        table[table["participant"] == observer].to_csv(path, index=False)
+        files.append(path)
+    return files
+
+
+def _start_server(stimuli: Path, maps: Path | None, data: Path, http_port: int) -> tuple[subprocess.Popen, dict]:
+    from server.app import SERVER_INFO_FILE
+
+    (data / SERVER_INFO_FILE).unlink(missing_ok=True)
+    command = _lookwhere("serve", "--stimuli", str(stimuli), "--data", str(data), "--http-port", str(http_port),
+                         "--zmq-port", "0", *(("--maps", str(maps)) if maps else ()))
+    log = open(data.parent / "server.log", "w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (data / SERVER_INFO_FILE).exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the analysis server did not start; see {log.name}:\n"
+                               f"{Path(log.name).read_text()[-2000:]}")
+        time.sleep(0.1)
+    return process, json.loads((data / SERVER_INFO_FILE).read_text())
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _display_env(headless: bool):
+    """Environment for the experiment, and the virtual display started for it (or None)."""
+    if os.environ.get("DISPLAY") and not headless:
+        return dict(os.environ), None
+    from experiment.xvfb import start_xvfb
+
+    display = start_xvfb()
+    print(f"display:   virtual (Xvfb {display.display})", flush=True)
+    return {**os.environ, "DISPLAY": display.display}, display
+
+
+def _run_participants(args, stimuli: Path, endpoint: str, sessions: Path, scanpaths: list[Path] | None) -> None:
+    env, display = _display_env(args.headless)
+    try:
+        for index in range(args.participants):
+            participant = f"P{index + 1:02d}"
+            command = _lookwhere(
+                "run", "--participant", participant, "--stimuli", str(stimuli), "--tracker", "simulated",
+                "--out", str(sessions), "--trials", str(args.trials), "--duration-ms", str(args.duration_ms),
+                "--seed", str(index + 1), "--auto-accept-drift-ms", "300", "--windowed", "--no-mic",
+                "--server", endpoint, *(("--scanpaths", str(scanpaths[index])) if scanpaths else ()))
+            started = time.perf_counter()
+            print(f"session:   {participant} ({args.trials} images × {args.duration_ms:.0f} ms) …", flush=True)
+            result = subprocess.run(command, env=env, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise RuntimeError(f"participant {participant}'s session failed (exit {result.returncode}):\n"
+                                   f"{result.stderr[-3000:]}")
+            print(f"           done in {time.perf_counter() - started:.1f} s", flush=True)
+    finally:
+        if display is not None:
+            display.close()
+
+
+def live_scores(url: str, image_ids: list[str], *, n_fixations: int, timeout_s: float = 60.0):
+    """The scores the dashboard shows for every image, once the server has scored every fixation.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``image, map, metric, value`` (as the offline ``scores.csv``).
+    """
+    import urllib.request
+
+    import pandas as pd
+
+    def get(path: str):
+        with urllib.request.urlopen(url.split("?")[0] + path, timeout=30) as response:
+            return json.loads(response.read())
+
+    deadline = time.monotonic() + timeout_s
+    while sum(row["n_fixations"] for row in get("api/images")["images"]) < n_fixations:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not score all {n_fixations} fixations within {timeout_s:.0f} s")
+        time.sleep(0.2)
+    rows = []
+    for image in image_ids:
+        for name, values in get(f"api/images/{image}")["scores"].items():
+            rows += [{"image": image, "map": name, "metric": metric, "value": value} for metric, value in values.items()]
+    return pd.DataFrame(rows, columns=["image", "map", "metric", "value"]).astype({"value": float})
+
+
 def main(args: argparse.Namespace) -> int:
-    from analysis.heatmap import HeatmapParams
+    import pandas as pd
+
     from analysis.offline import AnalysisConfig, run_analysis
     from stimuli.sets import StimulusSet
 
-    fixations = args.data / "eye" / "fixations.mat"
-    stimuli = args.data / "stimuli"
-    if not fixations.is_file() or not stimuli.is_dir():
-        raise FileNotFoundError(
-            f"the demo data is not at {args.data} (expected eye/fixations.mat and stimuli/); "
-            "clone the project beside shared/ or pass --data"
-        )
+    if args.participants < 1:
+        raise ValueError(f"--participants must be >= 1; got {args.participants}")
     started = time.perf_counter()
-    images = tuple(StimulusSet(stimuli).image_ids[: args.images])
-    maps = None if args.no_cnn else _build_map_store(stimuli, args.out / "maps", images)
-    config = AnalysisConfig(
-        dataset="osie", fixations=fixations, stimuli=stimuli, out=args.out, images=images,
-        maps=maps, heatmap=HeatmapParams(), bootstrap_resamples=2000,
-    )
-    result = run_analysis(config)
-    print(f"demo finished in {time.perf_counter() - started:.0f} s")
-    print(f"report: {result.files['report'].resolve()}")
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    stimuli = _demo_stimuli(args, out)
+    image_ids = StimulusSet(stimuli).image_ids
+    print(f"stimuli:   {len(image_ids)} images ({', '.join(image_ids)}) in {stimuli}", flush=True)
+    scanpaths = _scanpaths(args.fixations, stimuli, args.participants, out) if args.dataset == "osie" else None
+    maps = None
+    if not args.no_cnn:
+        step = time.perf_counter()
+        maps = _map_store(stimuli, out / "maps")
+        print(f"maps:      {maps} ({time.perf_counter() - step:.0f} s)", flush=True)
+    data, sessions = out / "server", out / "sessions"
+    for folder in (data, sessions):  # a demo starts afresh; its pooled state is its own
+        if folder.exists():
+            import shutil
+
+            shutil.rmtree(folder)
+    data.mkdir()
+    server, info = _start_server(stimuli, maps, data, args.http_port)
+    try:
+        print(f"dashboard: {info['url']}", flush=True)
+        _run_participants(args, stimuli, info["zmq_endpoint"], sessions, scanpaths)
+        recorded = sum(len(pd.read_csv(path)) for path in sessions.glob("*/fixations.csv"))
+        live = live_scores(info["url"], image_ids, n_fixations=recorded)
+        config = AnalysisConfig(dataset="session", fixations=sessions, stimuli=stimuli, out=out / "report",
+                                maps=maps, bootstrap_resamples=2000)
+        result = run_analysis(config, progress=False)
+        live.to_csv(out / "report" / "live_scores.csv", index=False)
+        merged = result.scores.merge(live, on=["image", "map", "metric"], suffixes=("_offline", "_live"))
+        difference = (merged["value_offline"] - merged["value_live"]).abs().max()
+        print(f"live vs offline: {len(merged)} scores compared, largest difference {difference:.2g}", flush=True)
+        print(f"report:    {result.files['report']}", flush=True)
+        print(f"demo finished in {time.perf_counter() - started:.0f} s", flush=True)
+        if args.keep_serving:
+            print(f"the dashboard stays at {info['url']}; Ctrl-C to stop", flush=True)
+            try:
+                server.wait()
+            except KeyboardInterrupt:
+                pass
+    finally:
+        _stop(server)
     return 0

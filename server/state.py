@@ -14,7 +14,9 @@ analysis runs per image — and cached until a fixation arrives, so live numbers
   shuffled-AUC negatives of an image are the *other analysed images'* selected pooled fixations so
   far (offline: the other images of the analysis);
 * ``human_loso`` (at least two participants on the image) is the mean over participants of each
-  participant scored against the others' heatmap.
+  participant scored against the others' heatmap;
+* a fixation is streamed with the nominal display time; at its trial's end it takes the measured
+  one (``offset_session_ms − onset_session_ms``), which the session's ``fixations.csv`` holds.
 
 Coordinates are those of the fixation records: continuous original-image pixels
 (``x_image_px``, ``y_image_px``), origin at the top-left corner of the top-left pixel.
@@ -56,6 +58,8 @@ if TYPE_CHECKING:
 __all__ = ["LiveState", "IGNORED_REASONS"]
 
 logger = logging.getLogger(__name__)
+
+_SHOWN = FIXATION_COLUMNS.index("stimulus_duration_ms")
 
 #: Why a record can be counted and ignored by :meth:`LiveState.apply`.
 IGNORED_REASONS = (
@@ -129,6 +133,7 @@ class LiveState:
         self._rows: list[tuple] = []  # pooled fixations in arrival order, FIXATION_COLUMNS
         # (session, trial) → indices in _rows of the fixations of the trial's latest run
         self._runs: dict[tuple[str, int], list[int]] = {}
+        self._onsets: dict[tuple[str, int], float] = {}  # (session, trial) → onset_session_ms
         self._ignored: Counter[str] = Counter()
         self._n_records = 0
         self.session: str | None = None
@@ -163,6 +168,7 @@ class LiveState:
                 self.image = None
             if record.aborted:
                 return self._retract_run(record)
+            return self._measured_duration(record)
         elif isinstance(record, SessionEnd):
             if record.session == self.session:
                 self.session_ended, self.trial, self.image = record.reason, None, None
@@ -185,6 +191,7 @@ class LiveState:
         key = (record.session, record.trial)
         self._trials[key] = None
         self._runs[key] = []
+        self._onsets[key] = record.onset_session_ms
         if record.session not in self._participants:
             self._ignore("unknown_session", f"trial {record.trial} of session {record.session} before its start")
             return
@@ -216,6 +223,24 @@ class LiveState:
         self._runs = {key: [i - sum(j < i for j in run) for i in rows] for key, rows in self._runs.items()}
         self._invalidate()
         logger.info("trial %d of session %s aborted: %d fixations dropped", record.trial, record.session, len(run))
+        return {record.image}
+
+    def _measured_duration(self, record: TrialEnd) -> set[str]:
+        """Give the trial's fixations the display time measured by the experiment (offset − onset
+        on the session clock), as its ``fixations.csv`` holds; until the trial ends they carry the
+        nominal one, so a fixation ending in the last milliseconds of a late offset is selected
+        only from then on, as offline."""
+        key = (record.session, record.trial)
+        onset = self._onsets.get(key)
+        run = self._runs.get(key)
+        if onset is None or not run:
+            return set()
+        measured = record.offset_session_ms - onset
+        for index in run:
+            row = list(self._rows[index])
+            row[_SHOWN] = measured
+            self._rows[index] = tuple(row)
+        self._invalidate()
         return {record.image}
 
     def _add_fixation(self, record: FixationRecord) -> set[str]:
@@ -253,6 +278,7 @@ class LiveState:
         clone._trials = dict(self._trials)
         clone._rows = list(self._rows)
         clone._runs = {key: list(rows) for key, rows in self._runs.items()}
+        clone._onsets = dict(self._onsets)
         clone._ignored = Counter(self._ignored)
         clone._invalidate()
         return clone

@@ -193,3 +193,27 @@ def test_an_aborted_run_of_a_trial_is_dropped(osie_stimuli):
     assert changed[4] == {"1001"}  # the retraction changes the image
     assert state.fixations()["x_image_px"].tolist() == [300.0, 50.0]
     assert state.image_fixations("1001")["x_image_px"].tolist() == [300.0]
+
+
+def test_fixations_take_the_measured_display_time_at_trial_end(osie_stimuli):
+    """The stream carries the nominal display time with each fixation, the session file the
+    measured one (offset − onset): a fixation ending in the 6 ms by which a late offset exceeds
+    the nominal 1000 ms is dropped by the display filter until the trial ends, then kept, as
+    offline (oracle: ``select_fixations`` on the rows the experiment writes)."""
+    state = LiveState(StimulusSet(osie_stimuli), metrics=("cc",))
+    geometry = DisplayGeometry.fit(800, 600).to_dict()
+    timing = dict(stimulus_duration_ms=1000.0, start_ms=900.0, end_ms=1004.0, duration_ms=104.0)
+    records = [
+        _record("session_start", 1),
+        _record("trial_start", 2, trial=0, image="1001", onset_session_ms=5000.0, stimulus_duration_ms=1000.0,
+                **geometry),
+        _record("fixation", 3, trial=0, image="1001", x_image_px=100.0, y_image_px=100.0,
+                **{**timing, "start_ms": 100.0, "end_ms": 300.0, "duration_ms": 200.0}),
+        _record("fixation", 4, trial=0, image="1001", x_image_px=500.0, y_image_px=300.0, **timing),
+    ]
+    state.apply_all(records)
+    assert state.image_fixations("1001")["x_image_px"].tolist() == [100.0]
+    assert state.apply(_record("trial_end", 5, trial=0, image="1001", offset_session_ms=6006.0,
+                               aborted=False)) == {"1001"}
+    assert state.fixations()["stimulus_duration_ms"].tolist() == [1006.0, 1006.0]
+    assert state.image_fixations("1001")["x_image_px"].tolist() == [100.0, 500.0]
