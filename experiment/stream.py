@@ -28,6 +28,8 @@ class StreamSink:
     keep the data.
     """
 
+    wants_gaze = True
+
     def __init__(self, sender: Sender) -> None:
         self.sender = sender
         self.rejected = 0

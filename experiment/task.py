@@ -79,7 +79,10 @@ class RecordSink(Protocol):
 
     ``send`` must never block (it is called inside the frame loop); ``service`` is called once per
     frame to do a bounded amount of I/O; ``flush`` between trials; ``close`` at shutdown.
+    ``wants_gaze``: whether to send a ``gaze`` record every frame of an image (a live cursor).
     """
+
+    wants_gaze: bool
 
     def send(self, record: dict) -> None: ...
 
@@ -92,6 +95,8 @@ class RecordSink(Protocol):
 
 class NullSink:
     """A :class:`RecordSink` that drops everything (no live stream)."""
+
+    wants_gaze = False
 
     def send(self, record: dict) -> None:
         pass
@@ -794,6 +799,8 @@ class Session:
                         event, index, image_id, geometry, onset["tracker_ms"], onset_session_ms
                     )
                 )
+            if self.sink.wants_gaze:  # the dashboard's live cursor, once per frame
+                self._send_gaze(index, busy)
             if self.microphone is not None and busy >= next_level_s:
                 next_level_s = busy + MIC_LEVEL_INTERVAL_S
                 self.sink.send(
@@ -926,6 +933,22 @@ class Session:
             stimulus_duration_ms=self.config.duration_ms,
             pupil=event.pupil,
         )
+
+    def _send_gaze(self, trial: int, now_s: float) -> None:
+        gaze = self.tracker.gaze_position()
+        if gaze is not None:
+            self.sink.send(
+                {
+                    "kind": "gaze",
+                    "trial": trial,
+                    "t_tracker_ms": self.tracker.tracker_time_ms(),
+                    "t_session_ms": self._elapsed_s(now_s) * 1000.0,
+                    "eye": "",
+                    "x_display_px": gaze[0],
+                    "y_display_px": gaze[1],
+                    "pupil": float("nan"),
+                }
+            )
 
     def _live_record(
         self,

@@ -233,6 +233,9 @@ class SimulatedTracker(Tracker):
         self._scale = scale
         self._sample_ms = 1000.0 / sample_rate_hz
         self._rng = np.random.default_rng(seed)
+        # Gaze jitter draws from its own stream, so how often the gaze is read (every frame when
+        # streamed live, never otherwise) does not change the participant's fixations.
+        self._jitter_rng = np.random.default_rng([seed, 1])
         self._scanpaths = scanpaths or {}
         # EyeLink's clock starts at the host's boot, not at 0: an arbitrary origin catches code
         # that forgets to subtract the onset.
@@ -403,8 +406,8 @@ class SimulatedTracker(Tracker):
             self._gaze_px = (begun[-1].x_display_px, begun[-1].y_display_px)
         x, y = self._gaze_px
         return (
-            x + float(self._rng.normal(0, FIXATIONAL_NOISE_PX)),
-            y + float(self._rng.normal(0, FIXATIONAL_NOISE_PX)),
+            x + float(self._jitter_rng.normal(0, FIXATIONAL_NOISE_PX)),
+            y + float(self._jitter_rng.normal(0, FIXATIONAL_NOISE_PX)),
         )
 
 

@@ -18,6 +18,8 @@ from lookwhere import protocol
 class CheckingSink:
     """Builds and encodes (validates) the protocol record of every dict it receives."""
 
+    wants_gaze = True  # every frame's gaze record is validated too
+
     def __init__(self, session: str) -> None:
         self.session = session
         self.kinds: list[str] = []

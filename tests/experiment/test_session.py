@@ -229,6 +229,8 @@ def test_stream_hook_receives_valid_protocol_records(session_env, four_images, t
     rows = SessionRecords(tmp_path / "SINK").completed_trials()
     assert kinds.count("fixation") == sum(row["fixations"] for row in rows)
     assert kinds.count("mic_level") >= 2 * 2  # every 250 ms over 600 ms trials
+    # the live cursor: one gaze record per frame of an image while the tracker records
+    assert 0.9 * sum(row["frames"] for row in rows) <= kinds.count("gaze") <= sum(row["frames"] for row in rows)
     assert observed["calls"]["flush"] == 2 and observed["calls"]["close"] == 1
     assert observed["calls"]["service"] >= sum(row["frames"] for row in rows) - 2
 

@@ -1,4 +1,4 @@
-"""The ``lookwhere`` command: subcommands, lazy imports, the demo on real data."""
+"""The ``lookwhere`` command: subcommands, lazy imports, input errors, keys."""
 
 import subprocess
 import sys
@@ -25,16 +25,10 @@ def test_building_the_parser_imports_neither_torch_nor_matplotlib():
     assert out.strip() == "[]"
 
 
-def test_demo_without_cnn_on_real_data(shared_data, tmp_path, capsys):
-    code = main(["demo", "--data", str(shared_data / "osie"), "--images", "2", "--no-cnn", "--out", str(tmp_path)])
-    assert code == 0
-    assert (tmp_path / "report.html").is_file()
-    assert "report:" in capsys.readouterr().out
-
-
-def test_demo_without_data_says_where_it_looked(tmp_path, capsys):
-    assert main(["demo", "--data", str(tmp_path / "nowhere"), "--no-cnn", "--out", str(tmp_path / "o")]) == 2
-    assert "nowhere" in capsys.readouterr().err
+def test_demo_without_osie_data_says_where_it_looked(tmp_path, capsys):
+    arguments = ["demo", "--dataset", "osie", "--fixations", str(tmp_path / "nowhere.mat"), "--out", str(tmp_path / "o")]
+    assert main(arguments) == 2
+    assert "nowhere.mat" in capsys.readouterr().err
 
 
 def test_keys_creates_a_curve_pair_zmq_can_load(tmp_path, capsys):

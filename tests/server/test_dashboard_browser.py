@@ -26,7 +26,6 @@ from stimuli.sets import StimulusSet
 from tests.server._serve import serve_process
 from tests.server.conftest import UNTRAINED_MAPS
 
-CHROMIUM = Path("/usr/bin/chromium")
 IMAGE = "1001"
 PARTICIPANT = "P07"
 STIMULUS_MS = 20_000.0  # long enough that the countdown is still running at the end of the test
@@ -34,32 +33,6 @@ STIMULUS_MS = 20_000.0  # long enough that the countdown is still running at the
 FIXATIONS = ((400.0, 300.0, 320.0), (210.0, 140.0, 180.0), (620.0, 420.0, 450.0))
 BASELINES = {"center_bias", "dataset_prior"}  # one participant: no leave-one-out human map
 WAIT_MS = 10_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium driven by Playwright (no browser download: the machines are offline)."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium package to run the browser tests")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def artifacts(tmp_path) -> Path:
-    """Where screenshots go: $LOOKWHERE_TEST_ARTIFACTS (kept by CI), else the test's tmp_path."""
-    folder = Path(os.environ.get("LOOKWHERE_TEST_ARTIFACTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _deliver(sender: Sender, record_type, **fields):
