@@ -47,9 +47,10 @@ def timed(osie: pd.DataFrame) -> pd.DataFrame:
 
 
 def stream(table: pd.DataFrame, stimuli: StimulusSet, endpoint: str, tmp_path, *,
-           receiver: Receiver | None = None) -> tuple[list, pd.DataFrame]:
+           receiver: Receiver | None = None, after_trial=None) -> tuple[list, pd.DataFrame]:
     """Send one session per participant to ``endpoint``, each until acknowledged; return the
-    records ``receiver`` accepted (when it runs in this process) and the table as sent."""
+    records ``receiver`` accepted (when it runs in this process) and the table as sent.
+    ``after_trial(participant, trial, sender)`` is called after each trial's last record is sent."""
     accepted: list[protocol.Record] = []
     sent_rows = []
     for number, (participant, rows) in enumerate(table.groupby("participant", sort=True)):
@@ -77,6 +78,8 @@ def stream(table: pd.DataFrame, stimuli: StimulusSet, endpoint: str, tmp_path, *
             sender.send(TrialEnd, trial=trial, image=image, offset_tracker_ms=1000.0 * trial + STIMULUS_MS,
                         offset_session_ms=1000.0 * trial + STIMULUS_MS, n_fixations=len(trial_rows), dropped_frames=0,
                         aborted=False)
+            if after_trial is not None:
+                after_trial(participant, trial, sender)
         last = sender.send(SessionEnd, reason="completed", n_trials=len(IMAGES), t_session_ms=9000.0)
         pump(receiver, [sender], until=lambda: sender.acked_seq == last.seq, sink=accepted)
         sender.close()

@@ -74,7 +74,7 @@ def served(osie_fixations_path, osie_stimuli, tmp_path_factory):
                             out=tmp_path / "offline", maps=store.path, seed=7, bootstrap_resamples=100, n_overlays=0)
     offline = run_analysis(config, progress=False)
     return dict(live=live, restarted=restarted, offline=offline.scores, session=session, health=health,
-                sent=sent, data=data, stimuli=stimuli)
+                sent=sent, data=data, stimuli=stimuli, table=table, options=options)
 
 
 def test_api_scores_equal_the_offline_analysis(served):
@@ -125,3 +125,47 @@ def test_bad_input_is_one_line_and_exit_2(osie_stimuli, tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"lookwhere serve: error: map store {store.path} lacks the maps of 197 stimuli (e.g. ['1004', '1005', "
         f"'1006']); run `lookwhere precompute --stimuli {osie_stimuli} --out {store.path}`"]
+
+
+def test_sigkill_mid_session_then_restart_equals_the_uninterrupted_run(served, tmp_path):
+    """``lookwhere serve`` killed (SIGKILL) in the middle of the second participant's session and
+    restarted on its data folder: the senders replay what was not acknowledged, and the final
+    scores equal those of the uninterrupted run — nothing lost, nothing counted twice."""
+    import contextlib
+    import socket
+    import time
+
+    with socket.socket() as probe:  # the restarted server must listen where the sender reconnects
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = (*served["options"], "--zmq-port", str(port))
+    data = tmp_path / "data"
+    killed: dict = {}
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(serve_process(served["stimuli"], data, *options))
+
+        def kill_mid_session(participant: str, trial: int, sender) -> None:
+            if participant != OBSERVERS[1]:
+                return
+            if trial == 0:  # the server has taken the first trial of this session …
+                deadline = time.monotonic() + 10
+                while sender.acked_seq == 0 and time.monotonic() < deadline:
+                    sender.service()
+                    time.sleep(0.005)
+            elif trial == 1:  # … and the second is in flight when it dies
+                first["process"].kill()
+                first["process"].wait()
+                killed.update(acked=sender.acked_seq, pending=sender.pending)
+                killed["server"] = stack.enter_context(serve_process(served["stimuli"], data, *options))
+
+        _, sent = stream(served["table"], StimulusSet(served["stimuli"]), f"tcp://127.0.0.1:{port}", tmp_path,
+                         after_trial=kill_mid_session)
+        url = killed["server"]["url"]
+        _settled(url, len(sent))
+        after = _api_scores(url)
+        health = httpx.get(f"{url}api/health", timeout=10).json()
+    assert killed["acked"] > 0 and killed["pending"] > 0  # killed mid-session, records in flight
+    print(f"SIGKILL of lookwhere serve: {killed['acked']} records acknowledged, {killed['pending']} in flight; "
+          f"restarted server's receiver: {health['receiver']}")
+    pd.testing.assert_frame_equal(after, served["live"])
+
