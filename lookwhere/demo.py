@@ -24,7 +24,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -115,31 +114,14 @@ def _scanpaths(fixations: Path, stimuli: Path, n_participants: int, out: Path) -
 
 
 def _start_server(stimuli: Path, maps: Path | None, data: Path, http_port: int) -> tuple[subprocess.Popen, dict]:
-    from server.app import SERVER_INFO_FILE
+    from server.process import start_server
 
-    (data / SERVER_INFO_FILE).unlink(missing_ok=True)
-    command = _lookwhere("serve", "--stimuli", str(stimuli), "--data", str(data), "--http-port", str(http_port),
-                         "--zmq-port", "0", *(("--maps", str(maps)) if maps else ()))
     log = open(data.parent / "server.log", "w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not (data / SERVER_INFO_FILE).exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"the analysis server did not start; see {log.name}:\n"
-                               f"{Path(log.name).read_text()[-2000:]}")
-        time.sleep(0.1)
-    return process, json.loads((data / SERVER_INFO_FILE).read_text())
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    try:
+        return start_server(stimuli, data, "--http-port", str(http_port), "--zmq-port", "0",
+                            *(("--maps", str(maps)) if maps else ()), output=log, start_new_session=True)
+    except RuntimeError as error:
+        raise RuntimeError(f"{error}:\n{Path(log.name).read_text()[-2000:]}") from None
 
 
 def _display_env(headless: bool):
@@ -252,5 +234,7 @@ def main(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 pass
     finally:
-        _stop(server)
+        from server.process import stop_server
+
+        stop_server(server)
     return 0

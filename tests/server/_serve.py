@@ -3,42 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
-from server.app import SERVER_INFO_FILE
+from server.process import start_server, stop_server
 
 
 @contextlib.contextmanager
 def serve_process(stimuli: Path, data_dir: Path, *arguments: str, timeout_s: float = 60.0) -> Iterator[dict]:
-    """Run ``lookwhere serve`` on free ports; yield its ``server.json`` plus ``process``.
-
-    Stopped with SIGINT (the graceful path a user's Ctrl-C takes) when the block ends; its output
-    is attached to any failure to start.
-    """
-    info_file = Path(data_dir) / SERVER_INFO_FILE
-    info_file.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "lookwhere", "serve", "--stimuli", str(stimuli), "--data", str(data_dir),
-               "--http-port", "0", "--zmq-port", "0", *arguments]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    """Run ``lookwhere serve`` on free ports (unless ``arguments`` name them); yield its
+    ``server.json`` plus ``process``. Stopped with SIGINT, as a user's Ctrl-C, when the block ends."""
+    process, info = start_server(stimuli, data_dir, "--http-port", "0", "--zmq-port", "0", *arguments,
+                                 timeout_s=timeout_s)
     try:
-        deadline = time.monotonic() + timeout_s
-        while not info_file.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError(f"lookwhere serve did not start: {process.communicate()[0]}")
-            time.sleep(0.05)
-        yield {**json.loads(info_file.read_text()), "process": process}
+        yield {**info, "process": process}
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_server(process, timeout_s=15)

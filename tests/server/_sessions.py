@@ -92,3 +92,15 @@ def stimulus_subset(source, images, folder):
     for image in images:
         (folder / f"{image}.jpg").symlink_to(source / f"{image}.jpg")
     return folder
+
+
+def offline_analysis(sent: pd.DataFrame, stimuli, store_path, folder):
+    """The oracle: ``run_analysis`` (``--dataset session``, seed 7) on the very fixations sent."""
+    from analysis.offline import AnalysisConfig, run_analysis
+
+    session_dir = folder / "sessions" / "all"
+    session_dir.mkdir(parents=True)
+    sent.to_csv(session_dir / "fixations.csv", index=False, na_rep="nan")
+    config = AnalysisConfig(dataset="session", fixations=folder / "sessions", stimuli=stimuli,
+                            out=folder / "offline", maps=store_path, seed=7, bootstrap_resamples=100, n_overlays=0)
+    return run_analysis(config, progress=False)

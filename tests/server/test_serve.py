@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.offline import AnalysisConfig, run_analysis
 from analysis.readers import read_osie
 from server.config import CONFIG_FILE
 from stimuli.sets import StimulusSet
 from tests.server._serve import serve_process
-from tests.server._sessions import IMAGES, MAPS, OBSERVERS, RANDOM_METRICS, small_store, stimulus_subset, stream, timed
+from tests.server._sessions import (
+    IMAGES, MAPS, OBSERVERS, RANDOM_METRICS, offline_analysis, small_store, stimulus_subset, stream, timed,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -67,12 +68,7 @@ def served(osie_fixations_path, osie_stimuli, tmp_path_factory):
         _settled(server["url"], len(sent))
         restarted = _api_scores(server["url"])
 
-    session_dir = tmp_path / "sessions" / "all"
-    session_dir.mkdir(parents=True)
-    sent.to_csv(session_dir / "fixations.csv", index=False, na_rep="nan")
-    config = AnalysisConfig(dataset="session", fixations=tmp_path / "sessions", stimuli=osie_stimuli,
-                            out=tmp_path / "offline", maps=store.path, seed=7, bootstrap_resamples=100, n_overlays=0)
-    offline = run_analysis(config, progress=False)
+    offline = offline_analysis(sent, osie_stimuli, store.path, tmp_path)
     return dict(live=live, restarted=restarted, offline=offline.scores, session=session, health=health,
                 sent=sent, data=data, stimuli=stimuli, table=table, options=options)
 

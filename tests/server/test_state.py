@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.offline import AnalysisConfig, run_analysis
 from analysis.readers import read_osie
 from lookwhere import protocol
 from lookwhere.protocol import SessionStart, TrialEnd, TrialStart
@@ -24,7 +23,9 @@ from server.state import LiveState
 from stimuli.geometry import DisplayGeometry
 from stimuli.sets import StimulusSet
 from tests.protocol._samples import FIELDS
-from tests.server._sessions import IMAGES, MAPS, OBSERVERS, RANDOM_METRICS, STIMULUS_MS, small_store, stream, timed
+from tests.server._sessions import (
+    IMAGES, MAPS, OBSERVERS, RANDOM_METRICS, STIMULUS_MS, offline_analysis, small_store, stream, timed,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +41,7 @@ def streamed(osie_fixations_path, osie_stimuli, tmp_path_factory):
     state = LiveState(stimuli, maps=store, seed=7)
     changed = state.apply_all(records)
 
-    session_dir = tmp_path / "sessions" / "all"
-    session_dir.mkdir(parents=True)
-    sent.to_csv(session_dir / "fixations.csv", index=False, na_rep="nan")
-    config = AnalysisConfig(dataset="session", fixations=tmp_path / "sessions", stimuli=osie_stimuli,
-                            out=tmp_path / "offline", maps=store.path, seed=7, bootstrap_resamples=100, n_overlays=0)
-    offline = run_analysis(config, progress=False)
+    offline = offline_analysis(sent, osie_stimuli, store.path, tmp_path)
     return dict(state=state, changed=changed, records=records, data=tmp_path / "server", stimuli=stimuli,
                 store=store, offline=offline, sent=sent)
 
