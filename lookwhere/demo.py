@@ -113,17 +113,6 @@ def _scanpaths(fixations: Path, stimuli: Path, n_participants: int, out: Path) -
     return files
 
 
-def _start_server(stimuli: Path, maps: Path | None, data: Path, http_port: int) -> tuple[subprocess.Popen, dict]:
-    from server.process import start_server
-
-    log = open(data.parent / "server.log", "w")
-    try:
-        return start_server(stimuli, data, "--http-port", str(http_port), "--zmq-port", "0",
-                            *(("--maps", str(maps)) if maps else ()), output=log, start_new_session=True)
-    except RuntimeError as error:
-        raise RuntimeError(f"{error}:\n{Path(log.name).read_text()[-2000:]}") from None
-
-
 def _display_env(headless: bool):
     """Environment for the experiment, and the virtual display started for it (or None)."""
     if os.environ.get("DISPLAY") and not headless:
@@ -157,8 +146,9 @@ def _run_participants(args, stimuli: Path, endpoint: str, sessions: Path, scanpa
             display.close()
 
 
-def live_scores(url: str, image_ids: list[str], *, n_fixations: int, timeout_s: float = 60.0):
-    """The scores the dashboard shows for every image, once the server has scored every fixation.
+def live_scores(url: str, image_ids: list[str], *, last_seqs: dict[str, int], timeout_s: float = 60.0):
+    """The scores the dashboard shows for every image, once the server has applied every record the
+    sessions sent (``last_seqs``: session → last ``seq``) and scored the result.
 
     Returns
     -------
@@ -174,9 +164,14 @@ def live_scores(url: str, image_ids: list[str], *, n_fixations: int, timeout_s: 
             return json.loads(response.read())
 
     deadline = time.monotonic() + timeout_s
-    while sum(row["n_fixations"] for row in get("api/images")["images"]) < n_fixations:
+    def done() -> bool:
+        progress = get("api/images")
+        applied = progress["applied_seq"]
+        return progress["settled"] and all(applied.get(session, 0) >= seq for session, seq in last_seqs.items())
+
+    while not done():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the server did not score all {n_fixations} fixations within {timeout_s:.0f} s")
+            raise RuntimeError(f"the server did not score the sessions' last records within {timeout_s:.0f} s")
         time.sleep(0.2)
     rows = []
     for image in image_ids:
@@ -185,9 +180,19 @@ def live_scores(url: str, image_ids: list[str], *, n_fixations: int, timeout_s: 
     return pd.DataFrame(rows, columns=["image", "map", "metric", "value"]).astype({"value": float})
 
 
-def main(args: argparse.Namespace) -> int:
-    import pandas as pd
+def _last_seqs(sessions: Path) -> dict[str, int]:
+    """Session id → the last ``seq`` each session streamed (from its journal)."""
+    from experiment.stream import JOURNAL_NAME
+    from lookwhere.protocol import read_journal
 
+    last = {}
+    for journal in sessions.glob(f"*/{JOURNAL_NAME}"):
+        for _, data in read_journal(journal):
+            last[data["session"]] = data["seq"]
+    return last
+
+
+def main(args: argparse.Namespace) -> int:
     from analysis.offline import AnalysisConfig, run_analysis
     from stimuli.sets import StimulusSet
 
@@ -212,12 +217,15 @@ def main(args: argparse.Namespace) -> int:
 
             shutil.rmtree(folder)
     data.mkdir()
-    server, info = _start_server(stimuli, maps, data, args.http_port)
+    from server.process import start_server, stop_server
+
+    server, info = start_server(stimuli, data, "--http-port", str(args.http_port), "--zmq-port", "0",
+                                *(("--maps", str(maps)) if maps else ()), log_file=out / "server.log",
+                                start_new_session=True)
     try:
         print(f"dashboard: {info['url']}", flush=True)
         _run_participants(args, stimuli, info["zmq_endpoint"], sessions, scanpaths)
-        recorded = sum(len(pd.read_csv(path)) for path in sessions.glob("*/fixations.csv"))
-        live = live_scores(info["url"], image_ids, n_fixations=recorded)
+        live = live_scores(info["url"], image_ids, last_seqs=_last_seqs(sessions))
         config = AnalysisConfig(dataset="session", fixations=sessions, stimuli=stimuli, out=out / "report",
                                 maps=maps, bootstrap_resamples=2000)
         result = run_analysis(config, progress=False)
@@ -234,7 +242,5 @@ def main(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 pass
     finally:
-        from server.process import stop_server
-
         stop_server(server)
     return 0

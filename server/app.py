@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from server.config import ServeConfig
 from server.routes import dashboard, health, images, live, session
-from server.security import require_token
+from server.security import require_access
 
 __all__ = ["create_app", "open_resources", "write_server_info", "STATIC_DIR", "SERVER_INFO_FILE"]
 
@@ -86,8 +86,10 @@ def write_server_info(config: ServeConfig, zmq_endpoint: str) -> dict:
     url = f"http://{host}:{config.http_port}/" + (f"?token={config.token}" if config.token else "")
     info = {"url": url, "zmq_endpoint": zmq_endpoint, "pid": os.getpid()}
     path = config.data_dir / SERVER_INFO_FILE
-    path.write_text(json.dumps(info, indent=2) + "\n")
-    os.chmod(path, 0o600)  # it holds the token
+    path.unlink(missing_ok=True)
+    # created private: it holds the token
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(json.dumps(info, indent=2) + "\n")
     return info
 
 
@@ -95,7 +97,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     """The dashboard and its API for ``config`` (the hub starts with the app's lifespan)."""
     app = FastAPI(title="lookwhere live analysis", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.config = config
-    protected = [Depends(require_token)]
+    protected = [Depends(require_access)]
     app.include_router(dashboard.router, dependencies=protected)
     app.include_router(health.router, dependencies=protected)
     app.include_router(session.router, dependencies=protected)

@@ -159,6 +159,7 @@ class LiveHub:
         self._tracker: dict[str, str] = {}
         self._dropped_frames: dict[str, int] = {}
         self._focus: str | None = self.state.image_ids[-1] if self.state.image_ids else None
+        self._changes = self._scored_changes = 0  # fixation changes applied, and held by the scored copy
         self._arrivals: deque[tuple[float, str]] = deque()
         self._latency_ms: deque[float] = deque(maxlen=240)
         self._apply_ms: deque[float] = deque(maxlen=1000)
@@ -259,6 +260,7 @@ class LiveHub:
                 self._focus = next(iter(changed)) if self.state.image is None else self.state.image
             touched |= self._view(record)
         if fixations_changed:
+            self._changes += 1
             self._dirty.set()
         self._apply_ms.append((time.perf_counter() - started) * 1000.0)
         for name in touched:
@@ -392,6 +394,7 @@ class LiveHub:
         started = time.perf_counter()
         with self._lock:
             snapshot = self.state.copy()
+            changes = self._changes
             through = dict(self._seq)
             focus = self._focus
             participant = self.state.participant
@@ -408,6 +411,7 @@ class LiveHub:
             self._score_ms.append(elapsed_ms)
             self._set("scores", {"image": focus, "participant": participant, "through_seq": through,
                                  "summary": summary, "score_ms": elapsed_ms, "maps": self.maps_info()})
+            self._scored_changes = changes
             self._set("history", {"images": history, "n_stimuli": len(self.stimuli.image_ids)})
 
     # -- queries (any thread) ----------------------------------------------------------------------
@@ -464,14 +468,21 @@ class LiveHub:
             raise KeyError(f"map {name!r} is not in the store; it holds {list(self.maps.map_names)}")
         return self.maps.load(image_id, shape=self.stimuli.shape(image_id))[name]
 
-    def health(self) -> dict:
-        """The health section, refreshed now."""
+    def progress(self) -> dict:
+        """``applied_seq`` (session → last record applied) and ``settled`` (the scored copy holds
+        every fixation change applied): tools wait for both before reading final scores."""
         with self._lock:
-            self._refresh_health()
-            return self._sections["health"]
+            return {"applied_seq": dict(self._seq), "settled": self._scored_changes == self._changes}
+
+    def health(self) -> dict:
+        """The health section (refreshed each second by the receiver thread, which alone may
+        touch the receiver), with the client count and uptime of now."""
+        with self._lock:
+            health = self._sections["health"]
+        return {**health, "clients": self.n_clients, "uptime_s": time.time() - self.started_at}
 
     def session(self) -> dict:
         """The current session and pooled totals (``LiveState.session_summary`` plus the trial)."""
-        with self._lock:
-            return jsonable({**self.state.session_summary(), "trial_info": self._trial,
-                             "last_seq": self._seq.get(self.state.session)})
+        with self._lock:  # copying is cheap; building the summary's table is not: outside the lock
+            snapshot, trial, last_seq = self.state.copy(), self._trial, self._seq.get(self.state.session)
+        return jsonable({**snapshot.session_summary(), "trial_info": trial, "last_seq": last_seq})

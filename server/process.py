@@ -9,14 +9,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
-
 from server.app import SERVER_INFO_FILE
 
 __all__ = ["start_server", "stop_server"]
 
 
-def start_server(stimuli: Path, data_dir: Path, *arguments: str, output: IO | int = subprocess.PIPE,
+def start_server(stimuli: Path, data_dir: Path, *arguments: str, log_file: Path | None = None,
                  timeout_s: float = 60.0, **popen) -> tuple[subprocess.Popen, dict]:
     """Start ``python -m lookwhere serve --stimuli STIMULI --data DATA_DIR ARGUMENTS``.
 
@@ -25,8 +23,9 @@ def start_server(stimuli: Path, data_dir: Path, *arguments: str, output: IO | in
 
     Parameters
     ----------
-    output
-        Where the server's stdout and stderr go (a pipe by default).
+    log_file : Path, optional
+        Where the server's output goes (default ``<data_dir>/serve.log``). A file, never a pipe
+        nobody reads: a full pipe would block the server's logging, and with it the server.
     timeout_s : float
         How long it may take to start.
     **popen
@@ -35,20 +34,24 @@ def start_server(stimuli: Path, data_dir: Path, *arguments: str, output: IO | in
     Raises
     ------
     RuntimeError
-        The server exited or did not start within ``timeout_s``; the message holds its output when
-        it went to a pipe.
+        The server exited or did not start within ``timeout_s``; the message ends with its log.
     """
-    info_file = Path(data_dir) / SERVER_INFO_FILE
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_file = Path(log_file) if log_file is not None else data_dir / "serve.log"
+    info_file = data_dir / SERVER_INFO_FILE
     info_file.unlink(missing_ok=True)  # a server killed with SIGKILL leaves its own behind
     command = [sys.executable, "-m", "lookwhere", "serve", "--stimuli", str(stimuli), "--data", str(data_dir),
                *arguments]
-    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, text=True, **popen)
+    with open(log_file, "a") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **popen)
     deadline = time.monotonic() + timeout_s
     while not info_file.exists():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            said = process.communicate()[0] if output == subprocess.PIPE else ""
-            raise RuntimeError(f"lookwhere serve did not start (exit {process.poll()}): {said or 'see its log'}")
+            process.wait()
+            raise RuntimeError(f"lookwhere serve did not start (exit {process.returncode}); {log_file}:\n"
+                               f"{log_file.read_text()[-3000:]}")
         time.sleep(0.05)
     return process, json.loads(info_file.read_text())
 

@@ -1,5 +1,7 @@
 """Who may read the dashboard: anyone on loopback; with the token elsewhere. WebSocket origins checked.
 
+On loopback the ``Host`` header must name the loopback too: a web page whose own domain was
+re-pointed at 127.0.0.1 (DNS rebinding) would otherwise pass as same-origin and read the data.
 The token travels as ``?token=`` on the first page load, which sets an HttpOnly cookie so that the
 page's own requests (images, API, WebSocket) carry it; tools may send ``Authorization: Bearer``.
 """
@@ -10,7 +12,7 @@ import hmac
 
 from fastapi import HTTPException, Request, WebSocket, status
 
-__all__ = ["TOKEN_COOKIE", "require_token", "websocket_allowed"]
+__all__ = ["TOKEN_COOKIE", "require_access", "websocket_allowed"]
 
 TOKEN_COOKIE = "lookwhere_token"
 
@@ -22,6 +24,17 @@ def _offered_token(connection: Request | WebSocket) -> str | None:
     return connection.query_params.get("token") or connection.cookies.get(TOKEN_COOKIE)
 
 
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _host_ok(connection: Request | WebSocket) -> bool:
+    if not connection.app.state.config.is_loopback:
+        return True  # the token guards a server bound elsewhere
+    host = connection.headers.get("host", "")
+    name = host[: host.find("]") + 1] if host.startswith("[") else host.rsplit(":", 1)[0]
+    return name in _LOOPBACK_NAMES
+
+
 def _token_ok(connection: Request | WebSocket) -> bool:
     expected = connection.app.state.config.token
     if expected is None:
@@ -30,8 +43,13 @@ def _token_ok(connection: Request | WebSocket) -> bool:
     return offered is not None and hmac.compare_digest(offered.encode(), expected.encode())
 
 
-async def require_token(request: Request) -> None:
-    """FastAPI dependency: 401 unless the request carries the server's token (when it has one)."""
+async def require_access(request: Request) -> None:
+    """FastAPI dependency: 400 for a non-loopback ``Host`` on a loopback server; 401 unless the
+    request carries the server's token (when it has one)."""
+    if not _host_ok(request):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                            detail=f"host {request.headers.get('host')!r} is not this loopback server; "
+                                   "open the dashboard at http://127.0.0.1:PORT/")
     if not _token_ok(request):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -48,6 +66,8 @@ def websocket_allowed(websocket: WebSocket) -> str | None:
     """
     origin = websocket.headers.get("origin")
     host = websocket.headers.get("host")
+    if not _host_ok(websocket):
+        return f"host {host!r} is not this loopback server"
     if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
         return f"origin {origin!r} is not this server ({host!r})"
     if not _token_ok(websocket):

@@ -60,6 +60,7 @@ __all__ = ["LiveState", "IGNORED_REASONS"]
 logger = logging.getLogger(__name__)
 
 _SHOWN = FIXATION_COLUMNS.index("stimulus_duration_ms")
+_IMAGE = FIXATION_COLUMNS.index("image")
 
 #: Why a record can be counted and ignored by :meth:`LiveState.apply`.
 IGNORED_REASONS = (
@@ -185,10 +186,15 @@ class LiveState:
 
     def _ignore(self, reason: str, detail: str) -> None:
         self._ignored[reason] += 1
-        logger.warning("record ignored (%s): %s", reason, detail)
+        n = self._ignored[reason]
+        # One warning per reason, then one per 1000: a flood must not flood the log too.
+        log = logger.warning if n == 1 or n % 1000 == 0 else logger.debug
+        log("record ignored (%s, %d so far): %s", reason, n, detail)
 
     def _start_trial(self, record: TrialStart) -> None:
         key = (record.session, record.trial)
+        if self._runs.get(key):  # a run that never ended (the experiment crashed, then resumed):
+            self._drop_run(key)  # its data is not in the session's files, so not here either
         self._trials[key] = None
         self._runs[key] = []
         self._onsets[key] = record.onset_session_ms
@@ -215,15 +221,25 @@ class LiveState:
     def _retract_run(self, record: TrialEnd) -> set[str]:
         """Drop the fixations of an aborted run of a trial (the experiment keeps none of its data
         and runs the trial again), so the pooled state stays equal to the session's records."""
-        run = self._runs.pop((record.session, record.trial), [])
+        dropped = self._drop_run((record.session, record.trial))
+        if dropped:
+            logger.info("trial %d of session %s aborted: %d fixations dropped", record.trial, record.session, dropped)
+            return {record.image}
+        return set()
+
+    def _drop_run(self, key: tuple[str, int]) -> int:
+        """Remove the fixations of the latest run of trial ``key``; how many there were."""
+        run = self._runs.pop(key, [])
         if not run:
-            return set()
+            return 0
         doomed = set(run)
         self._rows = [row for index, row in enumerate(self._rows) if index not in doomed]
-        self._runs = {key: [i - sum(j < i for j in run) for i in rows] for key, rows in self._runs.items()}
+        self._runs = {k: [i - sum(j < i for j in run) for i in rows] for k, rows in self._runs.items()}
+        # an image left without fixations is no longer analysed (offline would not see it)
+        remaining = {row[_IMAGE] for row in self._rows}
+        self._shapes = {image: shape for image, shape in self._shapes.items() if image in remaining}
         self._invalidate()
-        logger.info("trial %d of session %s aborted: %d fixations dropped", record.trial, record.session, len(run))
-        return {record.image}
+        return len(run)
 
     def _measured_duration(self, record: TrialEnd) -> set[str]:
         """Give the trial's fixations the display time measured by the experiment (offset − onset

@@ -23,11 +23,13 @@ def _not_found(error: KeyError) -> HTTPException:
 
 @router.get("")
 def list_images(request: Request) -> dict:
-    """Every stimulus with its pooled fixation and participant counts (the history browser)."""
+    """Every stimulus with its pooled fixation and participant counts (the history browser), plus
+    ``applied_seq`` and ``settled`` (:meth:`server.hub.LiveHub.progress`)."""
     hub = request.app.state.hub
+    progress = hub.progress()  # first: "settled" then holds for the counts read after it
     counts = {row["image"]: row for row in hub.sections_since({})[0]["history"]["images"]}
     return {"images": [counts.get(image, {"image": image, "n_fixations": 0, "n_participants": 0})
-                       for image in hub.stimuli.image_ids]}
+                       for image in hub.stimuli.image_ids], **progress}
 
 
 @router.get("/{image_id}")

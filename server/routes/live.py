@@ -65,7 +65,7 @@ async def live_feed(websocket: WebSocket) -> None:
 async def _closed(websocket: WebSocket) -> None:
     """Return when the client goes away (it sends nothing the server needs)."""
     try:
-        while True:
-            await websocket.receive_text()
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
     except (WebSocketDisconnect, RuntimeError):
         return

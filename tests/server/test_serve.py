@@ -42,8 +42,9 @@ def _settled(url: str, n_fixations: int) -> None:
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        history = httpx.get(f"{url}api/images", timeout=10).json()["images"]
-        if sum(row["n_fixations"] for row in history) == n_fixations:
+        progress = httpx.get(f"{url}api/images", timeout=10).json()
+        history = progress["images"]
+        if progress["settled"] and sum(row["n_fixations"] for row in history) == n_fixations:
             return
         time.sleep(0.1)
     raise AssertionError(f"the server's scored state never reached {n_fixations} fixations: {history}")
@@ -164,4 +165,23 @@ def test_sigkill_mid_session_then_restart_equals_the_uninterrupted_run(served, t
     print(f"SIGKILL of lookwhere serve: {killed['acked']} records acknowledged, {killed['pending']} in flight; "
           f"restarted server's receiver: {health['receiver']}")
     pd.testing.assert_frame_equal(after, served["live"])
+
+
+def test_a_loopback_server_refuses_foreign_host_names(served, tmp_path):
+    """DNS rebinding: a page whose own domain now points at 127.0.0.1 sends its own name as
+    ``Host`` (and as ``Origin``); a loopback server answers only to loopback names."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with serve_process(served["stimuli"], tmp_path / "data") as server:
+        url = server["url"]
+        port = url.rsplit(":", 1)[1].strip("/")
+        assert httpx.get(f"{url}api/health", timeout=10).status_code == 200
+        assert httpx.get(f"http://localhost:{port}/api/health", timeout=10).status_code == 200
+        for path in ("", "api/health", "api/images/1001"):
+            response = httpx.get(url + path, headers={"Host": f"evil.example:{port}"}, timeout=10)
+            assert response.status_code == 400, (path, response.status_code)
+        with pytest.raises(InvalidStatus):
+            connect(f"ws://127.0.0.1:{port}/ws", additional_headers={"Host": f"evil.example:{port}"},
+                    origin=f"http://evil.example:{port}").close()
 

@@ -213,3 +213,22 @@ def test_fixations_take_the_measured_display_time_at_trial_end(osie_stimuli):
                                aborted=False)) == {"1001"}
     assert state.fixations()["stimulus_duration_ms"].tolist() == [1006.0, 1006.0]
     assert state.image_fixations("1001")["x_image_px"].tolist() == [100.0, 500.0]
+
+
+def test_a_run_cut_by_a_crash_is_dropped_when_the_trial_starts_again(osie_stimuli):
+    """The experiment crashed during trial 0 (no trial_end) and ``--resume`` ran it again in the
+    same session: the session's files hold only the second run, so the state does too; and an
+    image whose only fixations were dropped is no longer analysed (offline never sees it)."""
+    state = LiveState(StimulusSet(osie_stimuli), metrics=("cc",))
+    geometry = DisplayGeometry.fit(800, 600).to_dict()
+    state.apply_all([
+        _record("session_start", 1),
+        _record("trial_start", 2, trial=0, image="1001", **geometry),
+        _record("fixation", 3, trial=0, image="1001", x_image_px=100.0, y_image_px=300.0),
+        _record("trial_start", 4, trial=0, image="1002", **geometry),  # resumed: the order reshuffled
+        _record("fixation", 5, trial=0, image="1002", x_image_px=300.0, y_image_px=300.0),
+    ])
+    assert state.fixations()["x_image_px"].tolist() == [300.0]
+    assert state.image_ids == ["1002"]
+    with pytest.raises(KeyError, match="no fixation yet"):
+        state.scores("1001")
