@@ -45,6 +45,7 @@ from lookwhere.protocol import (
 )
 from server.receiver import Receiver
 from server.state import LiveState
+from server.thumbnails import ThumbnailCache
 from stimuli.sets import StimulusSet
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ class LiveHub:
 
             maps = RecentMaps(maps)
         self.maps = maps
+        self.thumbnails = None if maps is None else ThumbnailCache(Path(data_dir) / "thumbnails", maps, stimuli)
         self.data_dir = Path(data_dir)
         self._receiver_options = dict(host=host, port=zmq_port, curve=curve, allowed_keys_dir=allowed_keys_dir)
         self._state_options = dict(state_options or {})
@@ -159,6 +161,8 @@ class LiveHub:
         self._tracker: dict[str, str] = {}
         self._dropped_frames: dict[str, int] = {}
         self._focus: str | None = self.state.image_ids[-1] if self.state.image_ids else None
+        self._summaries: dict[str, dict] = {}  # image → its latest scored summary (shown at trial start)
+        self._history: dict[str, dict] = {}  # image → pooled counts of the latest scored state
         self._changes = self._scored_changes = 0  # fixation changes applied, and held by the scored copy
         self._arrivals: deque[tuple[float, str]] = deque()
         self._latency_ms: deque[float] = deque(maxlen=240)
@@ -281,8 +285,10 @@ class LiveHub:
                            "onset_server_time_s": time.time(), "ended": False,
                            "image_width_px": record.image_width_px, "image_height_px": record.image_height_px}
             self._fixations, self._gaze = [], None
-            self._dirty.set()  # the focus moves to this image
-            self._focus = record.image if record.image in self.state.image_ids else self._focus
+            self._dirty.set()  # the focus moves to this image: scored again with this trial's data
+            self._focus = record.image
+            self._set_scores(record.image, self._summaries.get(record.image) or self._unscored(record.image),
+                             through=dict(self._seq), participant=self.state.participant, trial_fixations=0)
             return {"session", "trial", "fixations", "gaze"}
         if isinstance(record, TrialEnd):
             self._dropped_frames[record.session] = self._dropped_frames.get(record.session, 0) + record.dropped_frames
@@ -398,38 +404,66 @@ class LiveHub:
             through = dict(self._seq)
             focus = self._focus
             participant = self.state.participant
+            in_trial = self._trial is not None and self._trial["image"] == focus and not self._trial["ended"]
+            trial_fixations = len(self._fixations) if in_trial else None
         with self._score_lock:
             summary = self._summary(snapshot, focus) if focus is not None else None
             table = snapshot.fixations()
-            history = [
-                {"image": image, "n_fixations": int(len(rows)), "n_participants": int(rows["participant"].nunique())}
+            history = {
+                image: {"image": image, "n_fixations": int(len(rows)), "n_participants": int(rows["participant"].nunique())}
                 for image, rows in table.groupby("image", sort=True)
-            ]
+            }
             self._scored = snapshot
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         with self._lock:
             self._score_ms.append(elapsed_ms)
-            self._set("scores", {"image": focus, "participant": participant, "through_seq": through,
-                                 "summary": summary, "score_ms": elapsed_ms, "maps": self.maps_info()})
+            self._history = history
+            if summary is not None and summary["n_fixations"]:
+                self._summaries[focus] = summary
+            self._set_scores(focus, summary, through=through, participant=participant,
+                             trial_fixations=trial_fixations, score_ms=elapsed_ms)
             self._scored_changes = changes
-            self._set("history", {"images": history, "n_stimuli": len(self.stimuli.image_ids)})
+            self._set("history", {"images": list(history.values()), "n_stimuli": len(self.stimuli.image_ids)})
+
+    def _set_scores(self, image: str | None, summary: dict | None, *, through: dict[str, int],
+                    participant: str | None, trial_fixations: int | None, score_ms: float | None = None) -> None:
+        """Publish the scores section (under the lock).
+
+        ``trial_fixations``: how many of the running trial's fixations the summary includes (0 at
+        trial start: the image's pooled state before this trial), None outside a trial.
+        """
+        self._set("scores", {"image": image, "participant": participant, "through_seq": through,
+                             "summary": summary, "trial_fixations": trial_fixations, "score_ms": score_ms,
+                             "maps": self.maps_info()})
+
+    def _unscored(self, image_id: str) -> dict:
+        """The summary of an image not scored since this server started: pooled counts, no scores
+        yet (``pending`` while it has fixations, which the scoring thread is about to score)."""
+        counts = self._history.get(image_id, {})
+        return self._empty_summary(self.state, image_id, n_fixations=counts.get("n_fixations", 0),
+                                   n_participants=counts.get("n_participants", 0), pending=bool(counts))
+
+    def _empty_summary(self, state: LiveState, image_id: str, *, n_fixations: int = 0, n_participants: int = 0,
+                       pending: bool = False) -> dict:
+        self.stimuli.path(image_id)  # KeyError when the set does not hold it
+        return {"image": image_id, "shape": list(self.stimuli.shape(image_id)), "n_fixations": n_fixations,
+                "n_fixations_used": None if pending else 0, "n_participants": n_participants,
+                "participant": state.participant, "n_fixations_participant": 0,
+                "heatmap_params": state.params.model_dump(), "scores": {}, "pending": pending}
 
     # -- queries (any thread) ----------------------------------------------------------------------
 
     def maps_info(self) -> dict:
         """Which model maps are scored, and whether they come from untrained weights."""
         if self.maps is None:
-            return {"names": [], "label": None, "untrained": False}
+            return {"names": [], "label": None, "untrained": False, "store_key": None}
         return {"names": list(self.maps.map_names), "label": self.maps.metadata["weights"].get("label"),
-                "untrained": self.maps.is_untrained}
+                "untrained": self.maps.is_untrained, "store_key": self.thumbnails.key}
 
     def _summary(self, state: LiveState, image_id: str) -> dict:
         if image_id not in state.image_ids:
-            self.stimuli.path(image_id)  # KeyError when the set does not hold it
-            return {"image": image_id, "shape": list(self.stimuli.shape(image_id)), "n_fixations": 0,
-                    "n_fixations_used": 0, "n_participants": 0, "participant": state.participant,
-                    "n_fixations_participant": 0, "heatmap_params": state.params.model_dump(), "scores": {}}
-        return jsonable(state.image_summary(image_id))
+            return self._empty_summary(state, image_id)
+        return jsonable({**state.image_summary(image_id), "pending": False})
 
     def image_summary(self, image_id: str) -> dict:
         """Heatmap parameters, fixation counts and scores of one image, from the latest scored state.

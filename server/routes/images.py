@@ -62,9 +62,30 @@ async def get_heatmap(request: Request, image_id: str, participant: str | None =
     return Response(await run_in_threadpool(map_png, values), media_type="image/png", headers=_NO_CACHE)
 
 
+@router.get("/{image_id}/thumbnails/{name}.png")
+def get_thumbnail(request: Request, image_id: str, name: str, store: str | None = None) -> Response:
+    """A model map's thumbnail, rendered once per store and cached on disk
+    (:class:`server.thumbnails.ThumbnailCache`). With ``?store=`` naming the current store (the
+    dashboard's links do) it is cached by the browser for good: another store has another key."""
+    thumbnails = request.app.state.hub.thumbnails
+    if thumbnails is None:
+        raise HTTPException(404, detail="the server runs without a map store (start it with --maps STORE)")
+    try:
+        path = thumbnails.path(image_id, name)
+    except KeyError as error:
+        raise _not_found(error) from None
+    etag = thumbnails.etag(image_id, name)
+    cache = "public, max-age=31536000, immutable" if store == thumbnails.key else "no-cache"
+    headers = {"ETag": etag, "Cache-Control": cache}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type="image/png", headers=headers)
+
+
 @router.get("/{image_id}/maps/{name}.png")
 async def get_model_map(request: Request, image_id: str, name: str) -> Response:
-    """One model map of the store at the image's size (untrained stores are labelled on the page)."""
+    """One model map of the store at the image's size, full resolution (the dashboard shows
+    :func:`get_thumbnail`; untrained stores are labelled on the page)."""
     hub = request.app.state.hub
     try:
         values = await run_in_threadpool(hub.model_map, image_id, name)

@@ -85,12 +85,19 @@ function renderView() {
   const stage = $("stage");
   const stimulus = $("stimulus");
   $("stage-empty").hidden = view.image !== null;
-  stimulus.hidden = view.image === null;
+  stimulus.hidden = view.image === null || stimulus.dataset.loaded !== "true";
   if (shape) stage.style.aspectRatio = `${shape.width} / ${shape.height}`;
   if (view.image !== shownImage) {
+    // Nothing of the previous image stays on the stage: every layer waits for its new source.
     shownImage = view.image;
+    stimulus.dataset.loaded = "false";
+    for (const testid of ["heatmap-pooled", "heatmap-participant"]) {
+      $(testid).removeAttribute("src");
+      $(testid).dataset.loaded = "false";
+    }
     if (view.image !== null) stimulus.src = `${imagePath(view.image)}/stimulus`;
   }
+  stimulus.dataset.image = view.image ?? "";
   renderModelMaps(view);
   $("stage-title").textContent = view.live ? "Current image" : `Image ${view.image} (history)`;
   renderHeatmaps(view);
@@ -158,7 +165,8 @@ function renderOverlay() {
   const shape = imageShape(view);
   if (!view.live || !view.trial || view.trial.image !== view.image || !shape) return;
   const scale = width / shape.width;
-  if ($("show-fixations").checked) drawFixations(context, live.sections.fixations?.fixations ?? [], scale);
+  const fixations = live.sections.fixations;
+  if ($("show-fixations").checked && fixations?.image === view.image) drawFixations(context, fixations.fixations, scale);
   const gaze = live.sections.gaze?.gaze;
   if ($("show-gaze").checked && gaze) drawGaze(context, gaze, scale);
 }
@@ -249,10 +257,7 @@ function mapKind(name) {
 function renderScores(view) {
   const { scores, maps, metrics } = scoreRows(view);
   const summary = view.summary;
-  setText("scores-caption", summary
-    ? `image ${summary.image} · ${summary.n_fixations_used} of ${summary.n_fixations} fixations used · ` +
-      `${summary.n_participants} participant${summary.n_participants === 1 ? "" : "s"}`
-    : "none yet");
+  setText("scores-caption", scoresCaption(view), { title: "" });
   setText("n-fixations-pooled", String(summary?.n_fixations ?? 0));
   setText("n-participants", String(summary?.n_participants ?? 0));
   setText("participants-word", summary?.n_participants === 1 ? "participant" : "participants");
@@ -275,12 +280,27 @@ function renderScores(view) {
     }
     return row;
   });
+  const empty = summary?.pending ? "Scoring the pooled fixations of this image…"
+    : "No fixation on this image yet: scores appear with the first one.";
   table.tBodies[0].replaceChildren(...(rows.length ? rows
-    : [el("tr", {}, el("td", { class: "muted" }, "No scores yet: they appear with the first fixation."))]));
+    : [el("tr", {}, el("td", { class: "muted", "data-testid": "scores-empty" }, empty))]));
 
   renderBarMetricChoices(metrics);
   renderBars(scores, sortedMaps(scores, maps));
   renderMapCaptions(scores);
+}
+
+// What the scores are computed from: during a trial, whether this trial's fixations are in yet.
+function scoresCaption(view) {
+  const summary = view.summary;
+  if (!summary) return "none yet";
+  const participants = `${summary.n_participants} participant${summary.n_participants === 1 ? "" : "s"}`;
+  const fixations = isNumber(summary.n_fixations_used)
+    ? `${summary.n_fixations_used} of ${summary.n_fixations} fixations used` : `${summary.n_fixations} fixations`;
+  const scored = live.sections.scores?.trial_fixations;
+  const when = !view.live ? "" : scored === 0 ? " · pooled before this trial" : isNumber(scored)
+    ? ` · with ${scored} fixation${scored === 1 ? "" : "s"} of this trial` : "";
+  return `image ${summary.image} · ${fixations} · ${participants}${when}`;
 }
 
 function headerCell(key, label, arrow) {
@@ -359,7 +379,8 @@ function renderModelMaps(view) {
         "No map store: baselines only (start the server with --maps STORE)."));
     } else if (view.image !== null) {
       const thumbnail = (name) => el("figure", { "data-testid": "model-map", "data-map": name },
-        el("img", { src: `${imagePath(view.image)}/maps/${encodeURIComponent(name)}.png`, alt: name }),
+        el("img", { src: `${imagePath(view.image)}/thumbnails/${encodeURIComponent(name)}.png` +
+          `?store=${encodeURIComponent(info.store_key)}`, alt: name }),
         el("figcaption", {}, el("span", { class: "name" }, name), el("span", { class: "score" })));
       container.replaceChildren(...info.names.map(thumbnail));
     }
@@ -594,6 +615,12 @@ function tick() {
 }
 
 function start() {
+  const stimulus = $("stimulus");
+  stimulus.addEventListener("load", () => {
+    // a late load of an earlier image's file must not show it
+    if (stimulus.getAttribute("src") === `${imagePath(shownImage)}/stimulus`) stimulus.dataset.loaded = "true";
+    renderView();
+  });
   watchHeatmap("heatmap-pooled");
   watchHeatmap("heatmap-participant");
   for (const input of document.querySelectorAll('input[name="heat"]')) input.addEventListener("change", applyLayers);

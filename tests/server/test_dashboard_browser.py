@@ -207,6 +207,105 @@ def test_live_session_on_the_dashboard(browser, osie_stimuli, untrained_store, t
     assert script_errors == []
 
 
+# Records, on every change of the page, what the header, the stage and the score table show.
+_RECORD_VIEWS = """() => {
+    window.views = [];
+    const text = (testid) => document.querySelector(`[data-testid="${testid}"]`).textContent;
+    const stimulus = document.querySelector('[data-testid="stimulus"]');
+    const observer = new MutationObserver(() => window.views.push({
+        header: text("image-id"),
+        stage: stimulus.hidden ? null : stimulus.dataset.image,
+        stageSrc: stimulus.hidden ? null : stimulus.getAttribute("src"),
+        empty: document.querySelector('[data-testid="scores-empty"]') !== null,
+        pooled: text("n-fixations-pooled"),
+        caption: text("scores-caption"),
+    }));
+    observer.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+}"""
+
+
+def _trial(sender: Sender, geometry: DisplayGeometry, trial: int, image: str, fixations) -> None:
+    from lookwhere.protocol import TrialEnd
+
+    _deliver(sender, TrialStart, trial=trial, image=image, onset_tracker_ms=10_000.0 * trial,
+             onset_session_ms=10_000.0 * trial, stimulus_duration_ms=2000.0, **geometry.to_dict())
+    for number, (x, y, duration_ms) in enumerate(fixations):
+        start_ms = 10_000.0 * trial + 300.0 + 400.0 * number
+        x_display, y_display = (float(v[0]) for v in geometry.image_to_display([x], [y]))
+        _deliver(sender, FixationRecord, participant=PARTICIPANT, trial=trial, image=image, eye="R",
+                 start_ms=start_ms, end_ms=start_ms + duration_ms, duration_ms=duration_ms, x_display_px=x_display,
+                 y_display_px=y_display, x_image_px=x, y_image_px=y, stimulus_duration_ms=2000.0,
+                 pupil=float("nan"), start_tracker_ms=start_ms, end_tracker_ms=start_ms + duration_ms,
+                 start_session_ms=start_ms, end_session_ms=start_ms + duration_ms)
+
+
+@pytest.mark.timeout(120)
+def test_trial_start_shows_the_pooled_state_at_once(browser, osie_stimuli, untrained_store, tmp_path, artifacts):
+    """Oracle: the records sent (counts, images) and the API's scores of the image before the trial;
+    the page is watched on every DOM change, so "at once" means no intermediate state is empty."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    other = "1002"
+    geometry = DisplayGeometry.fit(*StimulusSet(osie_stimuli).size(IMAGE))
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    testid = page.get_by_test_id
+    with serve_process(osie_stimuli, tmp_path / "data", "--maps", str(untrained_store)) as server:
+        api = httpx.Client(base_url=server["url"], timeout=10.0)
+        page.goto(server["url"])
+        expect(testid("connection")).to_have_attribute("data-state", "live")
+        sender = Sender(server["zmq_endpoint"], tmp_path / "rig.msgpack", heartbeat_interval_s=0.2)
+        _deliver(sender, SessionStart, participant=PARTICIPANT, tracker="simulated", n_trials=3,
+                 screen_width_px=1920, screen_height_px=1080, wall_time_s=time.time())
+        _trial(sender, geometry, 0, IMAGE, FIXATIONS)
+        expect(testid("n-fixations-pooled")).to_have_text(str(len(FIXATIONS)))
+        _trial(sender, geometry, 1, other, FIXATIONS[:1])
+        expect(testid("image-id")).to_have_text(other)
+        expect(testid("n-fixations-pooled")).to_have_text("1")
+        before = api.get(f"/api/images/{IMAGE}").json()["scores"]
+
+        page.evaluate(_RECORD_VIEWS)
+        _trial(sender, geometry, 2, IMAGE, [])  # back on the first image, no fixation yet
+        expect(testid("image-id")).to_have_text(IMAGE)
+        expect(testid("scores-caption")).to_contain_text("pooled before this trial")
+        _assert_cells_equal_api(_score_cells(page), before)
+        views = page.evaluate("() => window.views")
+        on_image = [view for view in views if view["header"] == IMAGE]
+        assert on_image, views
+        # from the first change showing the new header on, the table and the count are filled
+        assert not any(view["empty"] for view in on_image), on_image
+        assert {view["pooled"] for view in on_image} == {str(len(FIXATIONS))}, on_image
+        # the stage never shows an image other than the header's
+        shown = [view for view in views if view["stage"] is not None]
+        assert all(view["stage"] == view["header"] for view in shown), shown
+        assert all(view["stageSrc"] == f"/api/images/{view['header']}/stimulus" for view in shown), shown
+
+        # a 1366 px window: nothing scrolls sideways, the table fits its panel
+        widths = page.evaluate("""() => ({page: document.documentElement.scrollWidth, window: innerWidth,
+            table: document.querySelector('[data-testid=score-table]').scrollWidth,
+            panel: document.querySelector('.table-wrap').clientWidth})""")
+        assert widths["page"] <= widths["window"] and widths["table"] <= widths["panel"], widths
+        page.screenshot(path=artifacts / "dashboard-1366.png", full_page=True)
+
+        # thumbnails: from the disk cache, small, cached by the browser for good
+        expect(testid("model-map")).to_have_count(len(UNTRAINED_MAPS))
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=model-map] img')]"
+                               ".every(image => image.complete && image.naturalWidth > 0)")
+        source = testid("model-map").first.locator("img").get_attribute("src")
+        assert source.startswith(f"/api/images/{IMAGE}/thumbnails/") and "?store=" in source
+        first = api.get(source)
+        assert first.status_code == 200 and first.headers["content-type"] == "image/png"
+        assert len(first.content) <= 60_000
+        assert "immutable" in first.headers["cache-control"]
+        cached = list((tmp_path / "data" / "thumbnails").glob("*/*.png"))
+        assert len(cached) == len(UNTRAINED_MAPS) * 2  # both images shown so far, rendered once each
+        assert first.content in {path.read_bytes() for path in cached}
+        assert api.get(source, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+        sender.close()
+        api.close()
+    page.close()
+
+
 # -- the guards, probed without a browser --------------------------------------------------------
 
 TOKEN = "secret-token"
