@@ -158,7 +158,6 @@ class LiveHub:
         self._fixations: list[dict] = []
         self._gaze: dict | None = None
         self._mic: dict | None = None
-        self._tracker: dict[str, str] = {}
         self._dropped_frames: dict[str, int] = {}
         self._focus: str | None = self.state.image_ids[-1] if self.state.image_ids else None
         self._summaries: dict[str, dict] = {}  # image → its latest scored summary (shown at trial start)
@@ -273,7 +272,6 @@ class LiveHub:
     def _view(self, record: Record) -> set[str]:
         """Update the hub's own per-record view; the names of the sections to refresh."""
         if isinstance(record, SessionStart):
-            self._tracker[record.session] = record.tracker
             self._trial, self._fixations, self._gaze = None, [], None
             return {"session", "trial", "fixations", "gaze"}
         if isinstance(record, TrialStart):
@@ -325,7 +323,7 @@ class LiveHub:
         self._set("session", {
             "session": state.session, "participant": state.participant, "trial": state.trial,
             "n_trials": state.n_trials_planned, "image": state.image, "ended": state.session_ended,
-            "tracker": self._tracker.get(state.session), "last_seq": self._seq.get(state.session),
+            "tracker": state.tracker, "last_seq": self._seq.get(state.session),
             "n_records": state.n_records, "n_sessions": state.n_sessions,
             "n_stimuli": len(self.stimuli.image_ids), "ignored": state.ignored,
         })

@@ -130,6 +130,7 @@ class LiveState:
         self._image_ids = set(stimuli.image_ids)
         self._shapes: dict[str, tuple[int, int]] = {}
         self._participants: dict[str, str] = {}  # session → participant
+        self._trackers: dict[str, str] = {}  # session → tracker backend
         self._trials: dict[tuple[str, int], str | None] = {}  # (session, trial) → image, None: ignored
         self._rows: list[tuple] = []  # pooled fixations in arrival order, FIXATION_COLUMNS
         # (session, trial) → indices in _rows of the fixations of the trial's latest run
@@ -159,6 +160,7 @@ class LiveState:
         self._n_records += 1
         if isinstance(record, SessionStart):
             self._participants[record.session] = record.participant
+            self._trackers[record.session] = record.tracker
             self.session, self.participant = record.session, record.participant
             self.n_trials_planned, self.session_ended = record.n_trials, None
             self.trial = self.image = None
@@ -291,6 +293,7 @@ class LiveState:
         clone = copy.copy(self)
         clone._shapes = dict(self._shapes)
         clone._participants = dict(self._participants)
+        clone._trackers = dict(self._trackers)
         clone._trials = dict(self._trials)
         clone._rows = list(self._rows)
         clone._runs = {key: list(rows) for key, rows in self._runs.items()}
@@ -343,6 +346,11 @@ class LiveState:
     def ignored(self) -> dict[str, int]:
         """Records counted and ignored, by reason (see :data:`IGNORED_REASONS`)."""
         return dict(self._ignored)
+
+    @property
+    def tracker(self) -> str | None:
+        """The tracker backend of the current session (from its ``session_start``)."""
+        return self._trackers.get(self.session)
 
     @property
     def n_records(self) -> int:
@@ -423,6 +431,7 @@ class LiveState:
         return {
             "session": self.session,
             "participant": self.participant,
+            "tracker": self.tracker,
             "trial": self.trial,
             "image": self.image,
             "n_trials_planned": self.n_trials_planned,

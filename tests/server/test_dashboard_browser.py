@@ -203,6 +203,7 @@ def test_live_session_on_the_dashboard(browser, osie_stimuli, untrained_store, t
     with serve_process(osie_stimuli, data_dir, "--maps", str(untrained_store), "--http-port", port):
         expect(testid("connection")).to_have_attribute("data-state", "live", timeout=20_000)
         expect(testid("history-list").locator(f'[data-image="{IMAGE}"]')).to_contain_text(f"{len(FIXATIONS)} fix")
+        expect(testid("tracker")).to_have_text("simulated")  # rebuilt from the journal
     page.close()
     assert script_errors == []
 
