@@ -70,7 +70,7 @@ class TorchBackend:
 
     def array(self, values, dtype=None):
         dtype = self.xp.float64 if dtype is None or dtype == np.float64 else _torch_dtype(self.xp, dtype)
-        return self.xp.as_tensor(np.asarray(values), device=self.device).to(dtype)
+        return self.xp.as_tensor(np.array(values), device=self.device).to(dtype)  # a copy: numpy may be read-only
 
     def index(self, values):
         return self.xp.as_tensor(np.asarray(values, dtype=np.int64), device=self.device)

@@ -309,12 +309,15 @@ class _Maps:
             return _density(lo, total, n, minimum_value=0.0, zero_to_uniform=False)
         return _density(lo, total, n, minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
 
-    def kl_log(self, values):
-        """KL's per-pixel log term of the maps' distributions, ``values`` ``(M, ...)`` raw values:
-        MIT ``log(eps + p)``, pysaliency ``log(p)``."""
+    def kl_log(self, values, index: int | None = None):
+        """KL's per-pixel log term of the maps' distributions: MIT ``log(eps + p)``, pysaliency
+        ``log(p)``. ``values`` are raw values of every map ``(M, ...)``, or of map ``index``."""
         xp, be = self.be.xp, self.be
-        shape = (-1,) + (1,) * (values.ndim - 1)
-        offset, scale = (be.array(self.kl_offset).reshape(shape), be.array(self.kl_scale).reshape(shape))
+        if index is None:
+            shape = (-1,) + (1,) * (values.ndim - 1)
+            offset, scale = be.array(self.kl_offset).reshape(shape), be.array(self.kl_scale).reshape(shape)
+        else:
+            offset, scale = float(self.kl_offset[index]), float(self.kl_scale[index])
         p = (values + offset) * scale
         return xp.log(p + MATLAB_EPS) if self.variant == "mit" else xp.log(p)
 
@@ -322,8 +325,7 @@ class _Maps:
         """``sum(kl_log)`` over all pixels of map ``index`` (needed only when a heatmap has no
         zero background: min-max normalisation of a map covering the image)."""
         if np.isnan(self._scalars["kl_log_total"][index]):
-            values = self.raw[index].reshape(1, -1)
-            self._scalars["kl_log_total"][index] = float(self.be.numpy(self.kl_log(values).sum()))
+            self._scalars["kl_log_total"][index] = float(self.be.numpy(self.kl_log(self.raw[index], index).sum()))
         return float(self._scalars["kl_log_total"][index])
 
     def judd_counts(self, pixels: np.ndarray) -> np.ndarray:
@@ -646,7 +648,7 @@ class ImageEngine:
         raw = target.raw_ext[be.index(pixels)]
         values = maps.raw[index].reshape(-1)[be.index(pixels)]
         target.dot_centered[index] = ((values - float(maps.stats.mean[index])) * raw).sum()
-        target.dot_log[index] = (maps.kl_log(values.reshape(1, -1))[0] * raw).sum()
+        target.dot_log[index] = (maps.kl_log(values, index) * raw).sum()
 
     # -- results -------------------------------------------------------------------------------------
 

@@ -35,16 +35,10 @@ def reference_score_image(
     """
     shape = shapes[image_id]
     rows = selected[selected["image"] == image_id]
-    centre = center_bias(shape, sigma_fraction=center_bias_sigma_fraction)
-    shuffled = shuffled_fixation_counts(selected, shapes, image=image_id)
+    all_maps, centre, shuffled = _maps(image_id, selected, shapes, params, maps, center_bias_sigma_fraction)
     human = heatmap(rows, shape=shape, params=params)
     target = HumanTarget(human_map=human, fixation_map=_counts(rows, shape), other_fixation_map=shuffled,
                          baseline_map=centre)
-    all_maps = {
-        "center_bias": centre,
-        "dataset_prior": dataset_prior(selected, shapes, image=image_id, params=params),
-        **(maps or {}),
-    }
     scores = {name: score_map(saliency, target, **scoring) for name, saliency in all_maps.items()}
     loso = {}
     for participant, own, others in leave_one_out_groups(rows):
@@ -72,17 +66,21 @@ def reference_participant_scores(
     shape = shapes[image_id]
     rows = selected[selected["image"] == image_id]
     own = rows[rows["participant"] == participant]
-    centre = center_bias(shape, sigma_fraction=center_bias_sigma_fraction)
-    target = HumanTarget(
-        human_map=heatmap(own, shape=shape, params=params), fixation_map=_counts(own, shape),
-        other_fixation_map=shuffled_fixation_counts(selected, shapes, image=image_id), baseline_map=centre,
-    )
+    all_maps, centre, shuffled = _maps(image_id, selected, shapes, params, maps, center_bias_sigma_fraction)
+    target = HumanTarget(human_map=heatmap(own, shape=shape, params=params), fixation_map=_counts(own, shape),
+                         other_fixation_map=shuffled, baseline_map=centre)
+    return {name: score_map(saliency, target, **scoring) for name, saliency in all_maps.items()}
+
+
+def _maps(image_id, selected, shapes, params, maps, center_bias_sigma_fraction):
+    """The maps scored (baselines first), the centre bias and the shuffled-AUC counts."""
+    centre = center_bias(shapes[image_id], sigma_fraction=center_bias_sigma_fraction)
     all_maps = {
         "center_bias": centre,
         "dataset_prior": dataset_prior(selected, shapes, image=image_id, params=params),
         **(maps or {}),
     }
-    return {name: score_map(saliency, target, **scoring) for name, saliency in all_maps.items()}
+    return all_maps, centre, shuffled_fixation_counts(selected, shapes, image=image_id)
 
 
 def _counts(rows: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
