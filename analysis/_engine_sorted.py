@@ -45,16 +45,22 @@ class SortedValues:
         """Set the value of each of ``pixels`` (distinct flat indices), adding the new ones."""
         if not pixels.size:
             return
+        kept_values, kept_pixels = self.values, self.pixels
         present = self._member[pixels]
         if present.any():
             self._member[pixels[present]] = False
             keep = self._member[self.pixels]
-            self.values, self.pixels = self.values[keep], self.pixels[keep]
+            kept_values, kept_pixels = kept_values[keep], kept_pixels[keep]
         order = np.argsort(values, kind="stable")
         values, pixels = values[order], pixels[order]
-        at = np.searchsorted(self.values, values)
-        self.values = np.insert(self.values, at, values)
-        self.pixels = np.insert(self.pixels, at, pixels)
+        # merge: new entry j lands after the kept values below it and the j new ones before it
+        at = np.searchsorted(kept_values, values) + np.arange(values.size)
+        is_kept = np.ones(kept_values.size + values.size, dtype=bool)
+        is_kept[at] = False
+        self.values = np.empty(is_kept.size)
+        self.values[at], self.values[is_kept] = values, kept_values
+        self.pixels = np.empty(is_kept.size, dtype=np.int64)
+        self.pixels[at], self.pixels[is_kept] = pixels, kept_pixels
         self._member[pixels] = True
 
     def count_at_least(self, a, b, thresholds, noise: np.ndarray, noise_max: float) -> np.ndarray:

@@ -907,185 +907,145 @@ class ImageEngine:
 
 
 class _OthersMaps:
-    """The human ceiling's maps: for each participant, the others' heatmap ``(pooled raw - own raw)
-    * a + b``, scored against the participant's own target. Built per query."""
+    """The human ceiling's maps, built per query: for each participant, the others' heatmap
+    ``X = (pooled raw - own raw) * a + b`` scored against the participant's own target.
+
+    Where the participant's own heatmap is zero (outside their support), ``X`` is the pooled raw
+    transformed, so every metric runs over the participant's support plus whole-image scalars;
+    AUC-Judd's counts over the rest of the image come from the pooled raw kept sorted
+    (:class:`SortedValues`, CPU) or from a pass over every pixel (torch).
+    """
 
     def __init__(self, engine: ImageEngine) -> None:
         self.engine, self.be = engine, engine._be
         self.n = engine._layout.n_pixels
         self.pooled = engine._pooled
         self.pooled_fixated = self.pooled.fixated()
-        if self.be.sorted_counts:
-            self._sync_sorted()
+        self.pooled_total, self.pooled_total_sq = (float(self.be.numpy(x)) for x in (self.pooled.total,
+                                                                                      self.pooled.total_sq))
+        self.n_outside = self.n - int(self.pooled.support.sum())  # pixels where the pooled raw is 0
+        self.sorted = self._sorted_pooled() if self.be.sorted_counts else None
         self._pooled_logs = None
 
-    # sorted values (CPU): the pooled raw over its support, and per participant the pooled raw and
-    # the others' raw over the participant's support
-    def _sync_sorted(self) -> None:
+    def _sorted_pooled(self) -> SortedValues:
+        """The pooled raw over its support, sorted (brought up to date with the pending stamps)."""
         engine = self.engine
         if engine._sorted is None:
-            engine._sorted = {"pooled": SortedValues(self.n), "own": {}}
-        sorted_ = engine._sorted
-        if not engine._pending:
-            return
-        pixels = np.unique(np.concatenate([engine._layout.pixels_of(w) for w in engine._pending]))
-        engine._pending = []
-        pooled_raw = self.pooled.raw_ext
-        sorted_["pooled"].replace(pixels, pooled_raw[pixels])
-        for participant, own in engine._own.items():
-            mine = pixels[own.support[pixels]]
-            if participant not in sorted_["own"]:
-                sorted_["own"][participant] = (SortedValues(self.n), SortedValues(self.n))
-            with_pooled, with_others = sorted_["own"][participant]
-            with_pooled.replace(mine, pooled_raw[mine])
-            with_others.replace(mine, pooled_raw[mine] - own.raw_ext[mine])
-
-    def _extremes(self, participant: str, own: _Heatmap) -> tuple[float, float]:
-        """Min and max over all pixels of the others' raw map."""
-        if not self.be.sorted_counts:
-            others = self.pooled.raw - own.raw
-            return float(self.be.numpy(others.min())), float(self.be.numpy(others.max()))
-        sorted_ = self.engine._sorted
-        candidates_lo, candidates_hi = [], []
-        if self.pooled.support.sum() < self.n:
-            candidates_lo.append(0.0)
-            candidates_hi.append(0.0)
-        pooled = sorted_["pooled"]
-        for largest, out in ((False, candidates_lo), (True, candidates_hi)):
-            outside = pooled.extreme(largest=largest, excluded=own.support)
-            if outside is not None:
-                out.append(outside)
-            if participant in sorted_["own"]:
-                inside = sorted_["own"][participant][1].extreme(largest=largest)
-                if inside is not None:
-                    out.append(inside)
-        return min(candidates_lo), max(candidates_hi)
-
-    def _judd_counts(self, participant: str, own: _Heatmap, a: float, b: float, thresholds: np.ndarray) -> np.ndarray:
-        """How many pixels of the others' map ``raw * a + b``, jittered, are ``>=`` each threshold."""
-        noise = self.engine._maps.noise
-        if not self.be.sorted_counts:
-            others = ((self.pooled.raw_ext[: self.n] - own.raw_ext[: self.n]) * a + b) + self.engine._maps._device_noise
-            t = self.be.array(thresholds)
-            return self.be.numpy((others[None, :] >= t[:, None]).sum(axis=1)).astype(np.int64)
-        k = thresholds.size
-        a_k, b_k = np.full(k, a), np.full(k, b)
-        sorted_ = self.engine._sorted
-        counts = sorted_["pooled"].count_at_least(a_k, b_k, thresholds, noise, _NOISE_MAX)
-        if participant in sorted_["own"]:
-            with_pooled, with_others = sorted_["own"][participant]
-            counts -= with_pooled.count_at_least(a_k, b_k, thresholds, noise, _NOISE_MAX)
-            counts += with_others.count_at_least(a_k, b_k, thresholds, noise, _NOISE_MAX)
-        counts += self._outside_counts(a, b, thresholds)
-        return counts
-
-    def _outside_counts(self, a: float, b: float, thresholds: np.ndarray) -> np.ndarray:
-        """Pixels outside the pooled support (raw 0, value ``0 * a + b``) whose jittered value is
-        ``>=`` each threshold."""
-        support = self.pooled.support
-        n_outside = self.n - int(support.sum())
-        value = 0.0 * a + b
-        could = value + _NOISE_MAX >= thresholds
-        counts = np.zeros(thresholds.size, dtype=np.int64)
-        if not n_outside or not could.any():
-            return counts
-        noise = self.engine._maps.noise
-        all_sorted = _sorted_noise(self.engine.seed, self.n)
-        ones = np.ones(int(could.sum()))
-        everywhere = SortedValues.of_sorted(all_sorted).count_at_least(ones, ones * value, thresholds[could],
-                                                                        np.zeros(1), 0.0)
-        inside = noise[self.pooled.support_pixels()]
-        in_support = ((value + inside[None, :]) >= thresholds[could][:, None]).sum(axis=1)
-        counts[could] = everywhere - in_support
-        return counts
-
-    def _pooled_log_stats(self) -> tuple[int, float]:
-        """Pixels where the pooled raw is > 0, and the sum of its log there (pysaliency KL)."""
-        if self._pooled_logs is None:
-            raw = self.be.numpy(self.pooled.raw_ext[self.be.index(self.pooled.support_pixels())])
-            positive = raw[raw > 0]
-            self._pooled_logs = (positive.size, float(np.log(positive).sum()))
-        return self._pooled_logs
+            engine._sorted = SortedValues(self.n)
+        if engine._pending:
+            pixels = np.unique(np.concatenate([engine._layout.pixels_of(w) for w in engine._pending]))
+            engine._sorted.replace(pixels, self.pooled.raw_ext[pixels])
+            engine._pending = []
+        return engine._sorted
 
     def score(self, participant: str) -> dict[str, float]:
         engine, be, xp, n = self.engine, self.be, self.be.xp, self.n
         own = engine._own[participant]
         target = engine._target(own)
+        t = target.stats
         wanted = set(engine.metrics)
-        variant = engine.variant
-        # the others' map: raw = pooled - own, normalised like a heatmap of the others' fixations
-        pooled_pixels = self.pooled_fixated
-        own_pixels = own.fixated()
-        others_weight = pooled_pixels[1] - _lookup(own_pixels[0], own_pixels[1], pooled_pixels[0])
-        top = float(others_weight.max(initial=0.0))
-        lo_raw, hi_raw = self._extremes(participant, own)
-        total = float(be.numpy(self.pooled.total)) - float(be.numpy(own.total))
-        a, b = _heatmap_transform(top, lo_raw, hi_raw, total, engine.params, what=f"image {engine.image_id}")
-        # the participant's support (the whole image if their heatmap is all zero)
+        # the participant's support: there the others' map needs the own raw; elsewhere it is the
+        # pooled raw (the whole image when the own heatmap is all zero: pysaliency makes it uniform)
         region = np.arange(n) if target.empty_map else own.support_pixels()
         index = be.index(region)
         pooled_raw, own_raw = self.pooled.raw_ext[index], own.raw_ext[index]
-        x = (pooled_raw - own_raw) * a + b
-        h = own_raw * target.a + target.b
-        cross = float(be.numpy((pooled_raw * own_raw).sum()))
-        total_sq = float(be.numpy(self.pooled.total_sq)) - 2.0 * cross + float(be.numpy(own.total_sq))
-        stats = _MapStats.from_moments(np.float64(lo_raw), np.float64(hi_raw), np.float64(total), np.float64(total_sq),
-                                       n).transformed(a, b)
-        t = target.stats
-        lo, rng, x_total = float(stats.lo), float(stats.range), float(stats.total)
+        others_raw = pooled_raw - own_raw
+        cross = float(be.numpy((others_raw * own_raw).sum()))
+        a, b, stats = self._transform(own, region, others_raw, cross)
+        lo, rng, total = float(stats.lo), float(stats.range), float(stats.total)
+        others_sum = float(be.numpy(others_raw.sum()))
+        sum_inside = a * others_sum + region.size * b  # sum of X over the region
         values = {}
         if "mae" in wanted:
-            if engine.mae_normalize == "minmax":
-                x_scaled = x * 0.0 if stats.constant else _minmax_values(x, lo, rng)
-                h_scaled = h * 0.0 if t.constant else _minmax_values(h, float(t.lo), float(t.range))
-                inside = float(be.numpy(xp.abs(x_scaled - h_scaled).sum()))
-                outside = float(stats.minmax_sum) - float(be.numpy(x_scaled.sum()))
-            else:
-                inside = float(be.numpy(xp.abs(x - h).sum()))
-                outside = x_total - float(be.numpy(x.sum()))
-            values["mae"] = (inside + outside) / n
+            values["mae"] = self._mae(others_raw, own_raw, a, b, stats, target, others_sum)
         if "cc" in wanted:
-            covariance = float(be.numpy(((x - float(stats.mean)) * h).sum()))
+            covariance = (a * target.a * cross + (b - float(stats.mean)) * target.a * float(be.numpy(own.total))
+                          + target.b * (sum_inside - region.size * float(stats.mean)))
             values["cc"] = _cc_from(covariance, float(stats.centered_sum_sq), float(t.centered_sum_sq),
-                                    bool(stats.constant), bool(t.constant), variant)
+                                    bool(stats.constant), bool(t.constant), engine.variant)
         if "sim" in wanted:
-            if variant == "mit":
-                p, q = _sim_density(lo, rng, x_total, n), _sim_density(float(t.lo), float(t.range), float(t.total), n)
+            if engine.variant == "mit":
+                p, q = _sim_density(lo, rng, total, n), _sim_density(float(t.lo), float(t.range), float(t.total), n)
             else:
-                p = _density(lo, x_total, n, minimum_value=0.0, zero_to_uniform=True)
+                p = _density(lo, total, n, minimum_value=0.0, zero_to_uniform=True)
                 q = _density(float(t.lo), float(t.total), n, minimum_value=0.0, zero_to_uniform=True)
             values["sim"] = (_undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
-                             if p is None or q is None else float(be.numpy(xp.minimum(p(x), q(h)).sum())))
+                             if p is None or q is None else
+                             float(be.numpy(xp.minimum(_composed(p, a, b)(others_raw),
+                                                       _composed(q, target.a, target.b)(own_raw)).sum())))
         if "kl_div" in wanted:
-            values["kl_div"] = self._kl(x, h, stats, t, region, pooled_raw, a, b)
-        raw_fix = be.numpy(self.pooled.raw_ext[be.index(target.pixels)] - own.raw_ext[be.index(target.pixels)])
-        x_fix = raw_fix * a + b
+            values["kl_div"] = self._kl(others_raw, own_raw, a, b, stats, target, region, pooled_raw)
+        fixated = be.index(target.pixels)
+        x_fixated = be.numpy(self.pooled.raw_ext[fixated] - own.raw_ext[fixated]) * a + b
         if "nss" in wanted:
-            values["nss"] = _nss_from(x_fix - float(stats.mean), target.counts, float(stats.centered_sum_sq), n,
-                                      bool(stats.constant), variant)
+            values["nss"] = _nss_from(x_fixated - float(stats.mean), target.counts, float(stats.centered_sum_sq), n,
+                                      bool(stats.constant), engine.variant)
         if "auc_judd" in wanted:
-            values["auc_judd"] = self._judd(participant, own, target, x_fix, a, b)
+            values["auc_judd"] = self._judd(own, target, x_fixated, a, b, region, pooled_raw, others_raw)
         for metric in ("auc_borji", "auc_shuffled"):
             if metric in wanted:
-                values[metric] = self._borji(metric, own, target, x_fix, stats, a, b)
+                values[metric] = self._borji(metric, own, target, x_fixated, stats, a, b)
         if "info_gain" in wanted:
-            values["info_gain"] = engine._info_gain(x_fix[None, :], _MapStats(
+            values["info_gain"] = engine._info_gain(x_fixated[None, :], _MapStats(
                 lo=np.array([stats.lo]), hi=np.array([stats.hi]), total=np.array([stats.total]),
                 centered_sum_sq=np.array([stats.centered_sum_sq]), n_pixels=n), target)[0]
         return {metric: float(values[metric]) for metric in engine.metrics}
 
-    def _kl(self, x, h, stats: _MapStats, t: _MapStats, region, pooled_raw, a: float, b: float) -> float:
+    def _transform(self, own: _Heatmap, region: np.ndarray, others_raw, cross: float) -> tuple[float, float, _MapStats]:
+        """The others' heatmap normalisation ``(a, b)`` and the scalars of ``X``."""
+        engine, be, n = self.engine, self.be, self.n
+        pixels, weights, _ = self.pooled_fixated
+        own_pixels, own_weights, _ = own.fixated()
+        top = float((weights - _lookup(own_pixels, own_weights, pixels)).max(initial=0.0))
+        lo, hi = float(be.numpy(others_raw.min())), float(be.numpy(others_raw.max()))
+        if region.size < n:  # the rest of the image: pooled raw outside the participant's support
+            if self.n_outside:
+                lo, hi = min(lo, 0.0), max(hi, 0.0)
+            if self.sorted is not None:
+                for largest in (False, True):
+                    value = self.sorted.extreme(largest=largest, excluded=own.support)
+                    if value is not None:
+                        lo, hi = (lo, max(hi, value)) if largest else (min(lo, value), hi)
+            else:
+                rest = self.pooled.raw_ext[: n] - own.raw_ext[: n]
+                lo, hi = min(lo, float(be.numpy(rest.min()))), max(hi, float(be.numpy(rest.max())))
+        total = self.pooled_total - float(be.numpy(own.total))
+        # sum of squares of pooled - own: the own raw is zero outside the region
+        total_sq = self.pooled_total_sq - 2.0 * cross - float(be.numpy(own.total_sq))
+        a, b = _heatmap_transform(top, lo, hi, total, engine.params, what=f"image {engine.image_id}")
+        return a, b, _MapStats.from_moments(np.float64(lo), np.float64(hi), np.float64(total), np.float64(total_sq),
+                                            n).transformed(a, b)
+
+    def _mae(self, others_raw, own_raw, a, b, stats: _MapStats, target: _Target, others_sum: float) -> float:
+        """MAE over the region plus the rest of the image, where the own heatmap is zero (and the
+        others' map is >= its minimum, so ``|x - 0| = x``)."""
+        be, xp, n = self.be, self.be.xp, self.n
+        t = target.stats
+        if self.engine.mae_normalize == "minmax":
+            x_map = _scaled(a, b, float(stats.lo), float(stats.range))
+            h_map = _scaled(target.a, target.b, float(t.lo), float(t.range))
+            outside = float(stats.minmax_sum) - (x_map[0] * others_sum + others_raw.shape[0] * x_map[1])
+        else:
+            x_map, h_map = (a, b), (target.a, target.b)
+            outside = float(stats.total) - (a * others_sum + others_raw.shape[0] * b)
+        inside = float(be.numpy(xp.abs((others_raw * x_map[0] + (x_map[1] - h_map[1])) - own_raw * h_map[0]).sum()))
+        return (inside + outside) / n
+
+    def _kl(self, others_raw, own_raw, a, b, stats: _MapStats, target: _Target, region, pooled_raw) -> float:
         engine, be, xp, n = self.engine, self.be, self.be.xp, self.n
+        t = target.stats
         if engine.variant == "mit":
-            p = _density(float(stats.lo), float(stats.total), n, minimum_value=0.0, zero_to_uniform=False)(x)
-            q = _density(float(t.lo), float(t.total), n, minimum_value=0.0, zero_to_uniform=False)(h)
-            return float(be.numpy((q * xp.log(q / (p + MATLAB_EPS) + MATLAB_EPS)).sum()))
+            p = _density(float(stats.lo), float(stats.total), n, minimum_value=0.0, zero_to_uniform=False)
+            q = _composed(_density(float(t.lo), float(t.total), n, minimum_value=0.0, zero_to_uniform=False),
+                          target.a, target.b)(own_raw)
+            p_eps = _composed(p, a, b, shift=MATLAB_EPS)(others_raw)
+            return float(be.numpy((q * xp.log(q / p_eps + MATLAB_EPS)).sum()))
         p_density = _density(float(stats.lo), float(stats.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM,
                              zero_to_uniform=True)
         q_density = _density(float(t.lo), float(t.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM,
                              zero_to_uniform=True)
-        q = q_density(h)
-        inside = float(be.numpy((q * (xp.log(q) - xp.log(p_density(x)))).sum()))
+        q = _composed(q_density, target.a, target.b)(own_raw)
+        inside = float(be.numpy((q * (xp.log(q) - xp.log(_composed(p_density, a, b)(others_raw)))).sum()))
         n_outside = n - len(region)
         if not n_outside:
             return inside
@@ -1107,19 +1067,63 @@ class _OthersMaps:
                      + (n_outside - n_positive_outside) * math.log(p_density(np.zeros(1))[0]))
         return inside + q0 * (n_outside * math.log(q0) - log_p)
 
-    def _judd(self, participant: str, own: _Heatmap, target: _Target, x_fix: np.ndarray, a: float, b: float) -> float:
+    def _pooled_log_stats(self) -> tuple[int, float]:
+        """Pixels where the pooled raw is > 0, and the sum of its log there (pysaliency KL)."""
+        if self._pooled_logs is None:
+            raw = self.be.numpy(self.pooled.raw_ext[self.be.index(self.pooled.support_pixels())])
+            positive = raw[raw > 0]
+            self._pooled_logs = (positive.size, float(np.log(positive).sum()))
+        return self._pooled_logs
+
+    def _judd(self, own: _Heatmap, target: _Target, x_fixated: np.ndarray, a: float, b: float, region,
+              pooled_raw, others_raw) -> float:
         n_fix = target.pixels.size
         if not n_fix:
             return _undefined("auc_judd", "the fixation map is empty")
         if n_fix == self.n:
             return _undefined("auc_judd", "every pixel is fixated (no negatives)")
-        thresholds = x_fix + self.engine._maps.noise[target.pixels]
+        thresholds = x_fixated + self.engine._maps.noise[target.pixels]
         order = np.argsort(thresholds)[::-1]
         positives = thresholds[order]
-        counts = self._judd_counts(participant, own, a, b, positives)
+        counts = self._judd_counts(own, a, b, positives, region, pooled_raw, others_raw)
         return _judd_area(positives, counts, target.counts[order], self.n, self.engine.variant)
 
-    def _borji(self, metric: str, own: _Heatmap, target: _Target, x_fix: np.ndarray, stats: _MapStats,
+    def _judd_counts(self, own: _Heatmap, a: float, b: float, thresholds: np.ndarray, region, pooled_raw,
+                     others_raw) -> np.ndarray:
+        """How many pixels of the others' map, jittered, are ``>=`` each threshold: over the region
+        directly, elsewhere (where the map is ``pooled raw * a + b``) from the sorted pooled raw."""
+        be, n = self.be, self.n
+        noise = self.engine._maps.noise
+        if self.sorted is None:  # torch: every pixel at once
+            everywhere = (self.pooled.raw_ext[:n] - own.raw_ext[:n]) * a + b + self.engine._maps._device_noise
+            return _count_direct(be, everywhere, thresholds)
+        region_noise = noise[region]
+        counts = _count_direct(be, (others_raw * a + b) + region_noise, thresholds)
+        if region.size == n:
+            return counts
+        k = thresholds.size
+        a_k, b_k = np.full(k, a), np.full(k, b)
+        counts += self.sorted.count_at_least(a_k, b_k, thresholds, noise, _NOISE_MAX)
+        counts -= _count_direct(be, (pooled_raw * a + b) + region_noise, thresholds)
+        return counts + self._outside_counts(a, b, thresholds)
+
+    def _outside_counts(self, a: float, b: float, thresholds: np.ndarray) -> np.ndarray:
+        """Pixels outside the pooled support (raw 0, value ``0 * a + b``) whose jittered value is
+        ``>=`` each threshold."""
+        value = 0.0 * a + b
+        could = value + _NOISE_MAX >= thresholds
+        counts = np.zeros(thresholds.size, dtype=np.int64)
+        if not self.n_outside or not could.any():
+            return counts
+        noise = self.engine._maps.noise
+        ones = np.ones(int(could.sum()))
+        everywhere = SortedValues.of_sorted(_sorted_noise(self.engine.seed, self.n)).count_at_least(
+            ones, ones * value, thresholds[could], np.zeros(1), 0.0)
+        inside = noise[self.pooled.support_pixels()]
+        counts[could] = everywhere - _count_direct(self.be, value + inside, thresholds[could])
+        return counts
+
+    def _borji(self, metric: str, own: _Heatmap, target: _Target, x_fixated: np.ndarray, stats: _MapStats,
                a: float, b: float) -> float:
         engine, be = self.engine, self.be
         n_fix = target.pixels.size
@@ -1129,12 +1133,51 @@ class _OthersMaps:
         if stats.constant:
             return _undefined(metric, "the saliency map is constant (MIT min-max gives 0/0)")
         lo, rng = float(stats.lo), float(stats.range)
-        negatives = engine._negatives(metric, n_fix)
-        index = be.index(negatives)
-        x_neg = be.numpy((self.pooled.raw_ext[index] - own.raw_ext[index]) * a + b)
-        tp = _fraction_at_least(_threshold_codes(_minmax_values(x_fix, lo, rng), _STEP)[None, :], _N_THRESHOLDS)[0]
-        fp = _fraction_at_least(_threshold_codes(_minmax_values(x_neg, lo, rng), _STEP), _N_THRESHOLDS)
+        index = be.index(engine._negatives(metric, n_fix))
+        x_negatives = be.numpy(self.pooled.raw_ext[index] - own.raw_ext[index]) * a + b
+        tp = _fraction_at_least(_threshold_codes(_minmax_values(x_fixated, lo, rng), _STEP)[None, :], _N_THRESHOLDS)[0]
+        fp = _fraction_at_least(_threshold_codes(_minmax_values(x_negatives, lo, rng), _STEP), _N_THRESHOLDS)
         return float(_sampled_area(tp, fp))
+
+
+def _composed(density: _Affine, a: float, b: float, *, shift: float = 0.0):
+    """``density(raw * a + b) + shift`` as a function of ``raw``.
+
+    Folded into one multiply-add when ``b`` is 0. With ``b`` (min-max normalisation) the heatmap is
+    formed first, so that its minimum is exactly 0 as in :func:`analysis.heatmap.heatmap` (a
+    folded transform could dip a rounding error below 0, under KL's logarithm).
+    """
+    if density.constant is not None:
+        return _Affine(constant=density.constant + shift)
+    if b == 0.0:
+        return _Linear(a * density.scale, density.offset * density.scale + shift)
+    return lambda raw: density(raw * a + b) + shift
+
+
+@dataclass(frozen=True)
+class _Linear:
+    """``values * scale + offset``."""
+
+    scale: float
+    offset: float
+
+    def __call__(self, values):
+        return values * self.scale + self.offset if self.offset else values * self.scale
+
+
+def _scaled(a: float, b: float, lo: float, value_range: float) -> tuple[float, float]:
+    """``(scale, offset)`` of min-max scaling ``raw * a + b`` (all zero for a constant map)."""
+    if value_range == 0.0:
+        return 0.0, 0.0
+    return a / value_range, (b - lo) / value_range
+
+
+def _count_direct(be, values, thresholds: np.ndarray) -> np.ndarray:
+    """How many of ``values`` are ``>=`` each threshold, comparing every pair."""
+    if not thresholds.size:
+        return np.zeros(0, dtype=np.int64)
+    t = be.array(thresholds)
+    return be.numpy((values[None, :] >= t[:, None]).sum(axis=1)).astype(np.int64)
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
