@@ -339,14 +339,21 @@ def _splat(rows, cols, values, kernel: _Kernel, out: np.ndarray) -> np.ndarray:
     placed with its top-left tap at ``(r - origin, c - origin)``, clipped to the image: exactly the
     terms of the direct convolution.
     """
-    height, width = out.shape
-    k = kernel.size
     for r, c, value in zip(rows.tolist(), cols.tolist(), values.tolist()):
-        r0, c0 = r - kernel.origin, c - kernel.origin
-        rs, cs = max(r0, 0), max(c0, 0)
-        re, ce = min(r0 + k, height), min(c0 + k, width)
-        out[rs:re, cs:ce] += value * kernel.full[rs - r0 : re - r0, cs - c0 : ce - c0]
+        window, taps = _window(r, c, kernel, out.shape)
+        out[window] += value * kernel.full[taps]
     return out
+
+
+def _window(row: int, col: int, kernel: _Kernel, shape: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """Where the kernel of a fixation at pixel ``(row, col)`` lands, clipped to an image of ``shape``:
+    ``(window, taps)``, slices of the image and of ``kernel.full`` of the same size."""
+    height, width = shape
+    k = kernel.size
+    r0, c0 = row - kernel.origin, col - kernel.origin
+    rs, cs = max(r0, 0), max(c0, 0)
+    re, ce = min(r0 + k, height), min(c0 + k, width)
+    return (slice(rs, re), slice(cs, ce)), (slice(rs - r0, re - r0), slice(cs - c0, ce - c0))
 
 
 def _bands(n: int, kernel: _Kernel):

@@ -64,13 +64,16 @@ Documented differences between MIT and pysaliency
 
 Implementation (same definitions, less work)
 --------------------------------------------
-- AUC-Judd counts ``sum(S >= threshold)`` for all thresholds without sorting the map: pixels are
-  bucketed by the top bits of their float32 value; only pixels in buckets within the jitter of a
-  fixated value are jittered and ranked exactly. Pixels farther than the jitter from every fixated
-  value keep their order whatever their noise, and the unfixated pixels tied at the map's minimum
-  (a zero background) fall between consecutive thresholds with multinomial counts; both give the
-  same distribution of results as jittering every pixel. The tests check it against a line-by-line
-  transcription of the MATLAB loop.
+- AUC-Judd jitters every pixel as MATLAB does (``rand(size(map)) / 1e7``, one draw per pixel in
+  flat order from the stream ``(seed, auc_judd)``), so a pixel's noise depends on its position only,
+  never on the fixations; the same noise field serves every map of that size. ``sum(S >= threshold)``
+  is then an exact count over the sorted jittered map. This is what lets the incremental engine
+  (:mod:`analysis.engine`) sort a map's jittered values once and count each new threshold by
+  bisection. The tests check it against a line-by-line transcription of the MATLAB loop given the
+  same noise.
+- Min-max scaling divides by the range (rather than multiplying by its reciprocal), so a map's
+  maximum scales to exactly 1 and the Borji AUCs' top threshold counts it, however the range was
+  computed.
 - AUC-Borji and shuffled AUC use one threshold grid ``0:step:1`` for all splits (MATLAB stops at the
   split's largest value; the extra thresholds add only repeated (0, 0) points, no area) and count
   all splits at once. Shuffled-AUC draws are uniform random subsets, as MATLAB's ``randperm``.
@@ -89,6 +92,7 @@ shape or dimensionality, NaN or inf values, negative fixation counts, unknown op
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from functools import cached_property
@@ -211,12 +215,10 @@ class _Map:
         return _inner(centered, centered)
 
     def minmax(self) -> np.ndarray:
-        """The map scaled to [0, 1]; a constant map becomes all zeros."""
+        """The map scaled to [0, 1] (:func:`_minmax_values`); a constant map becomes all zeros."""
         if self.is_constant:
             return np.zeros_like(self.flat)
-        scaled = np.subtract(self.flat, self.lo)
-        scaled *= 1.0 / self.range
-        return scaled
+        return _minmax_values(self.flat, self.lo, self.range)
 
     @cached_property
     def minmax_sum(self) -> float:
@@ -225,36 +227,21 @@ class _Map:
 
     def minmax_at(self, index: np.ndarray) -> np.ndarray:
         """Min-max scaled values at flat indices ``index`` (any shape); the map must not be constant."""
-        return (self.flat[index] - self.lo) * (1.0 / self.range)
+        return _minmax_values(self.flat[index], self.lo, self.range)
 
     def density_mit_sim(self) -> np.ndarray | None:
-        """MIT ``similarity.m``: min-max, then divide by the sum.
+        """MIT ``similarity.m``: min-max, then divide by the sum (:func:`_sim_density`).
 
         An all-zero map stays zero; a constant non-zero map gives None (0/0 in MATLAB).
         """
-        if self.is_constant:
-            return np.zeros_like(self.flat) if self.lo == 0.0 else None
-        density = np.subtract(self.flat, self.lo)
-        density *= 1.0 / (self.sum - self.flat.size * self.lo)
-        return density
+        density = _sim_density(self.lo, self.range, self.sum, self.flat.size)
+        return None if density is None else density(self.flat)
 
     def density(self, *, minimum_value: float, zero_to_uniform: bool) -> np.ndarray:
-        """Shift a map with negative values to minimum 0, add ``minimum_value``, divide by the sum.
-
-        An all-zero result stays zero (MIT ``KLdiv.m``) or becomes uniform (pysaliency
-        ``convert_saliency_map_to_density``), as ``zero_to_uniform`` says.
-        """
-        offset = minimum_value - min(self.lo, 0.0)
-        total = self.sum + self.flat.size * offset
-        if total == 0.0:
-            if zero_to_uniform:
-                return np.full_like(self.flat, 1.0 / self.flat.size)
-            return np.zeros_like(self.flat)
-        if not offset:
-            return np.multiply(self.flat, 1.0 / total)
-        density = np.add(self.flat, offset)
-        density *= 1.0 / total
-        return density
+        """The map as a distribution (:func:`_density`)."""
+        return _density(
+            self.lo, self.sum, self.flat.size, minimum_value=minimum_value, zero_to_uniform=zero_to_uniform
+        )(self.flat)
 
 
 class _Fixations:
@@ -301,7 +288,59 @@ def _trapezoid(y: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
-# Kernels on prepared inputs (no validation). Public functions and score_map share them.
+# Value transforms, written once for the metrics here and the incremental engine
+# (:mod:`analysis.engine`), which applies them to numpy or torch arrays of a map's values.
+# --------------------------------------------------------------------------------------------------
+
+
+def _minmax_values(values, lo: float, value_range: float):
+    """``(values - lo) / range``: a true division, so the map's maximum becomes exactly 1 whatever
+    its range (``x * (1 / x)`` is not always 1); random AUCs compare these values with the
+    thresholds ``0, 0.1, ..., 1``."""
+    return (values - lo) / value_range
+
+
+@dataclass(frozen=True)
+class _Affine:
+    """The value transform ``(values + offset) * scale`` (``values * scale`` when ``offset`` is 0),
+    or the constant ``constant`` when it is set."""
+
+    offset: float = 0.0
+    scale: float = 1.0
+    constant: float | None = None
+
+    def __call__(self, values):
+        if self.constant is not None:
+            return values * 0.0 + self.constant  # numpy or torch alike
+        if not self.offset:
+            return values * self.scale
+        return (values + self.offset) * self.scale
+
+
+def _sim_density(lo: float, value_range: float, total: float, n_pixels: int) -> _Affine | None:
+    """MIT ``similarity.m``'s distribution of a map with minimum ``lo``, range and sum ``total``:
+    min-max, then divide by the sum. All zero stays zero; constant non-zero gives None (0/0)."""
+    if value_range == 0.0:
+        return _Affine(constant=0.0) if lo == 0.0 else None
+    return _Affine(offset=-lo, scale=1.0 / (total - n_pixels * lo))
+
+
+def _density(lo: float, total: float, n_pixels: int, *, minimum_value: float, zero_to_uniform: bool) -> _Affine:
+    """Shift a map with negative values to minimum 0, add ``minimum_value``, divide by the sum.
+
+    An all-zero result stays zero (MIT ``KLdiv.m``) or becomes uniform (pysaliency
+    ``convert_saliency_map_to_density``), as ``zero_to_uniform`` says.
+    """
+    offset = minimum_value - min(lo, 0.0)
+    shifted_total = total + n_pixels * offset
+    if shifted_total == 0.0:
+        return _Affine(constant=1.0 / n_pixels if zero_to_uniform else 0.0)
+    return _Affine(offset=offset, scale=1.0 / shifted_total)
+
+
+# --------------------------------------------------------------------------------------------------
+# Kernels on prepared inputs (no validation). Public functions and score_map share them; the
+# ``*_from`` functions finish a metric from the few numbers it needs, for the engine as well.
 # --------------------------------------------------------------------------------------------------
 
 
@@ -315,28 +354,42 @@ def _mae(s: _Map, h: _Map, normalize: str) -> float:
 
 
 def _nss(s: _Map, fix: _Fixations, variant: str) -> float:
-    if not len(fix):
+    centered = s.centered[fix.index] if not s.is_constant else None
+    return _nss_from(centered, fix.counts, s.centered_sum_sq, s.flat.size, s.is_constant, variant)
+
+
+def _nss_from(centered_at_fixations, counts, centered_sum_sq: float, n_pixels: int, constant: bool, variant: str) -> float:
+    """NSS from the mean-centred map at the fixated pixels and the centred sum of squares."""
+    if not len(counts):
         return _undefined("nss", "the fixation map is empty")
     if variant == "mit":
-        if s.is_constant:
+        if constant:
             return _undefined("nss", "the saliency map is constant (MATLAB std = 0)")
-        std = np.sqrt(s.centered_sum_sq / (s.flat.size - 1))
-        return float(s.centered[fix.index].mean() / std)
+        std = np.sqrt(centered_sum_sq / (n_pixels - 1))
+        return float(centered_at_fixations.mean() / std)
     # pysaliency: a constant map is left un-scaled (all zeros after centring), population std,
     # per-fixation mean
-    if s.is_constant:
+    if constant:
         return 0.0
-    std = np.sqrt(s.centered_sum_sq / s.flat.size)
-    return float(np.average(s.centered[fix.index] / std, weights=fix.counts))
+    std = np.sqrt(centered_sum_sq / n_pixels)
+    return float(np.average(centered_at_fixations / std, weights=counts))
 
 
 def _cc(s: _Map, h: _Map, variant: str) -> float:
     if s.is_constant or h.is_constant:
-        if variant == "pysaliency" and s.is_constant and not h.is_constant:
+        return _cc_from(0.0, 0.0, 0.0, s.is_constant, h.is_constant, variant)
+    # sum((s - mean s) h) = sum((s - mean s)(h - mean h)): saves centring the long-lived human map
+    return _cc_from(_inner(s.centered, h.flat), s.centered_sum_sq, h.centered_sum_sq, False, False, variant)
+
+
+def _cc_from(covariance_sum: float, s_centered_sum_sq: float, h_centered_sum_sq: float,
+             s_constant: bool, h_constant: bool, variant: str) -> float:
+    """CC from ``sum((s - mean s) h)`` and both centred sums of squares."""
+    if s_constant or h_constant:
+        if variant == "pysaliency" and s_constant and not h_constant:
             return 0.0
         return _undefined("cc", "a map is constant (zero standard deviation)")
-    # sum((s - mean s) h) = sum((s - mean s)(h - mean h)): saves centring the long-lived human map
-    return _inner(s.centered, h.flat) / np.sqrt(s.centered_sum_sq * h.centered_sum_sq)
+    return covariance_sum / np.sqrt(s_centered_sum_sq * h_centered_sum_sq)
 
 
 def _sim(s: _Map, h: _Map, variant: str) -> float:
@@ -373,106 +426,50 @@ def _info_gain(s: _Map, fix: _Fixations, b: _Map, variant: str) -> float:
     if variant == "mit":
         if s.is_constant or b.is_constant:
             return _undefined("info_gain", "a map is constant (MIT min-max gives 0/0)")
-        p = s.minmax_at(fix.index) / s.minmax_sum
-        q = b.minmax_at(fix.index) / b.minmax_sum
+        return _info_gain_from(s.minmax_at(fix.index) / s.minmax_sum, b.minmax_at(fix.index) / b.minmax_sum,
+                               fix.counts, variant)
+    return _info_gain_from(_density_at(s, fix.index), _density_at(b, fix.index), fix.counts, variant)
+
+
+def _info_gain_from(p, q, counts, variant: str) -> float:
+    """Information gain from the map's (``p``) and the baseline's (``q``) probability at each
+    fixated pixel (MIT: min-max scaled, divided by the sum; pysaliency: :func:`_density_values`)."""
+    if variant == "mit":
         return float(np.mean(np.log2(MATLAB_EPS + p) - np.log2(MATLAB_EPS + q)))
     with np.errstate(divide="ignore"):
-        gains = np.log2(_density_at(s, fix.index)) - np.log2(_density_at(b, fix.index))
-    return float(np.average(gains, weights=fix.counts))
+        gains = np.log2(p) - np.log2(q)
+    return float(np.average(gains, weights=counts))
 
 
 def _density_at(m: _Map, index: np.ndarray) -> np.ndarray:
     """pysaliency's density (negative maps shifted, divided by the sum, zero -> uniform) at ``index``."""
-    offset = -min(m.lo, 0.0)
-    total = m.sum + m.flat.size * offset
-    if total == 0.0:
-        return np.full(index.shape, 1.0 / m.flat.size)
-    return (m.flat[index] + offset) / total
+    return _density_values(m.flat[index], m.lo, m.sum, m.flat.size)
 
 
-# A bucket keeps the exponent and the top 7 mantissa bits of a non-negative float32 (32768 buckets
-# of relative width 2**-7): fine everywhere on the value scale, unlike equal-width bins, which put
-# a whole near-zero background into one bin.
-_BUCKET_SHIFT = 16
-_N_BUCKETS = 1 << (31 - _BUCKET_SHIFT)
+def _density_values(values, lo: float, total: float, n_pixels: int):
+    """pysaliency's density of a map with minimum ``lo`` and sum ``total``, at some of its values."""
+    offset = -min(lo, 0.0)
+    shifted_total = total + n_pixels * offset
+    if shifted_total == 0.0:
+        return values * 0.0 + 1.0 / n_pixels
+    return (values + offset) / shifted_total
 
 
-def _bucket(values: np.ndarray, lo: float) -> np.ndarray:
-    """Monotone non-decreasing bucket number of each value ``>= lo``: a value in a higher bucket than
-    another is strictly greater. Subtracting ``lo`` gives floats >= 0, whose bit patterns order like
-    their values once the sign bit of a -0.0 is cleared."""
-    bits = np.subtract(values, lo).astype(np.float32).view(np.int32)
-    np.bitwise_and(bits, 0x7FFFFFFF, out=bits)
-    return np.right_shift(bits, _BUCKET_SHIFT, dtype=np.intp)
+@functools.lru_cache(maxsize=4)
+def _judd_noise(seed: int, n_pixels: int) -> np.ndarray:
+    """MATLAB's AUC-Judd jitter ``rand(size(map)) / 1e7``: one uniform draw per pixel, in flat
+    (row-major) order, from the stream ``(seed, auc_judd)``. Read-only and shared: every map of that
+    size gets the same noise, whatever its fixations."""
+    noise = np.random.default_rng([seed, _STREAM["auc_judd"]]).random(n_pixels)
+    noise /= _JITTER_DIVISOR
+    noise.setflags(write=False)
+    return noise
 
 
-def _judd_positives_and_counts(
-    s: _Map, fix: _Fixations, rng: np.random.Generator | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The (jittered) values at the fixated pixels and, per value, how many pixels are ``>=`` it.
-
-    Returns ``positives`` ``(N_fix,)`` sorted descending, ``order`` such that ``positives[k]``
-    belongs to pixel ``fix.index[order[k]]``, and ``at_least`` ``(N_fix,)``: pixels ``>=`` each.
-
-    This is MATLAB's ``sum(S >= thresh)`` per threshold without sorting the map. Pixels are bucketed
-    by :func:`_bucket`; buckets that cannot hold a pixel within the jitter of a fixated value are
-    counted whole. Only the pixels in the other buckets ("candidates", typically a few thousand) are
-    jittered and ranked among the thresholds. MATLAB jitters every pixel with ``U[0, 1) / 1e7``; a
-    pixel farther than that from every fixated value keeps its order whatever its noise, so drawing
-    noise only for the candidates gives the same distribution of results. The unfixated pixels tied
-    at the map's minimum (a zero background: often most of a CNN map) are counted from their
-    distribution instead: their jittered values are i.i.d. uniform over ``[min, min + 1e-7)``, so
-    how many fall between consecutive thresholds is multinomial in the gaps' lengths.
-    """
-    values = s.flat
-    fixated = values[fix.index]
-    # Candidate buckets: within (twice, for rounding) the jitter of a fixated value.
-    margin = 2.0 / _JITTER_DIVISOR if rng is not None else 0.0
-    first = _bucket(np.maximum(fixated - margin, s.lo), s.lo)
-    last = _bucket(fixated + margin, s.lo)
-    near_marks = np.zeros(_N_BUCKETS + 1, dtype=np.intp)
-    np.add.at(near_marks, first, 1)
-    np.add.at(near_marks, last + 1, -1)
-    is_near = np.cumsum(near_marks[:-1]) > 0
-
-    value_bucket = _bucket(values, s.lo)
-    is_candidate = is_near[value_bucket]
-    n_tied = 0
-    if is_near[0]:  # the minimum's bucket is near: set its unfixated exact ties apart
-        tied_at_minimum = values == s.lo
-        tied_at_minimum[fix.index] = False
-        n_tied = int(np.count_nonzero(tied_at_minimum))
-        np.greater(is_candidate, tied_at_minimum, out=is_candidate)  # candidate and not tied
-    candidate_index = np.flatnonzero(is_candidate)
-    candidates = values[candidate_index]
-    fixated_position = np.searchsorted(candidate_index, fix.index)  # fixated pixels are candidates
-    if rng is not None:
-        candidates = candidates + rng.random(candidates.size) / _JITTER_DIVISOR
-    order = np.argsort(candidates[fixated_position])[::-1]
-    positives = candidates[fixated_position[order]]
-
-    # Non-candidates above a threshold's last near bucket are above it; the rest are below it.
-    per_bucket = np.bincount(value_bucket, minlength=_N_BUCKETS)
-    per_bucket[is_near] = 0
-    above = per_bucket.sum() - np.concatenate(
-        ([0], np.cumsum(per_bucket))
-    )  # above[b]: buckets >= b
-    # Candidates >= each threshold, by ranking them among the few thresholds: bin b of
-    # n_thresholds_at_most holds the candidates above exactly b of the ascending thresholds.
-    ascending = positives[::-1]
-    n_thresholds_at_most = np.searchsorted(ascending, candidates, side="right")
-    per_rank = np.bincount(n_thresholds_at_most, minlength=ascending.size + 1)
-    if n_tied:
-        if rng is None:  # all exactly at the minimum: above the thresholds equal to it
-            per_rank[np.searchsorted(ascending, s.lo, side="right")] += n_tied
-        else:
-            # thresholds as fractions of the jitter range; gap b lies above exactly b thresholds
-            cuts = np.clip((ascending - s.lo) * _JITTER_DIVISOR, 0.0, 1.0)
-            gaps = np.diff(cuts, prepend=0.0, append=1.0)
-            per_rank += rng.multinomial(n_tied, gaps / gaps.sum())
-    # positives[k] is the (k+1)-th largest threshold: candidates >= it rank N_fix - k or higher
-    n_candidates_at_least = np.cumsum(per_rank[::-1])[:-1]
-    return positives, order, above[last[order] + 1] + n_candidates_at_least
+def _count_at_least(sorted_values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """How many of ``sorted_values`` (ascending) are ``>=`` each threshold: MATLAB's
+    ``sum(S >= thresh)``, an exact count however the values were sorted or counted."""
+    return sorted_values.size - np.searchsorted(sorted_values, thresholds, side="left")
 
 
 def _auc_judd(s: _Map, fix: _Fixations, jitter: bool, seed: int, variant: str) -> float:
@@ -483,17 +480,31 @@ def _auc_judd(s: _Map, fix: _Fixations, jitter: bool, seed: int, variant: str) -
         return _undefined("auc_judd", "every pixel is fixated (no negatives)")
     if not jitter and s.is_constant:
         return _undefined("auc_judd", "the saliency map is constant and jitter is off")
-    rng = np.random.default_rng([seed, _STREAM["auc_judd"]]) if jitter else None
     # Min-max scaling (MATLAB) preserves the order, so the ROC is computed on the raw values.
-    positives, order, at_least = _judd_positives_and_counts(s, fix, rng)
-    n_negatives = s.flat.size - n_fix
+    values = s.flat + _judd_noise(seed, s.flat.size) if jitter else s.flat
+    fixated = values[fix.index]
+    order = np.argsort(fixated)[::-1]
+    positives = fixated[order]
+    return _judd_area(positives, _count_at_least(np.sort(values), positives), fix.counts[order],
+                      s.flat.size, variant)
+
+
+def _judd_area(positives: np.ndarray, at_least: np.ndarray, weights: np.ndarray, n_pixels: int,
+               variant: str) -> float:
+    """AUC-Judd's ROC area from its thresholds.
+
+    ``positives`` ``(N_fix,)`` are the (jittered) values at the fixated pixels sorted descending,
+    ``at_least`` how many of the map's pixels are ``>=`` each, ``weights`` each pixel's fixation
+    count in the same order.
+    """
+    n_fix = positives.size
+    n_negatives = n_pixels - n_fix
     if variant == "mit":
         rank = np.arange(1, n_fix + 1)
         tp = rank / n_fix
         fp = (at_least - rank) / n_negatives
     else:
         # Tie-aware: at each distinct threshold count every positive >= it (last of its tie group).
-        weights = fix.counts[order]
         last_of_group = np.append(positives[1:] != positives[:-1], True)
         tp = np.cumsum(weights)[last_of_group] / weights.sum()
         fixated_at_least = np.arange(1, n_fix + 1)[last_of_group]
@@ -513,34 +524,57 @@ def _thresholds(step: float) -> np.ndarray:
     return step * np.arange(int(np.floor(1.0 / step + 1e-9)) + 1)
 
 
-def _auc_sampled(s: _Map, fix: _Fixations, negative_index: np.ndarray, step: float) -> float:
-    """Mean AUC over splits; ``negative_index`` is ``(n_splits, n_negatives)`` flat pixel indices."""
-    thresholds = _thresholds(step)
-    n_thresholds = thresholds.size
-    positives = s.minmax_at(fix.index)
-    tp = _fraction_at_least(positives[None, :], thresholds)[0]
-    fp = _fraction_at_least(s.minmax_at(negative_index), thresholds)
-    n_splits = fp.shape[0]
-    # ROC points from the highest threshold down, framed by (0, 0) and (1, 1) as in MATLAB
-    zeros, ones = np.zeros((n_splits, 1)), np.ones((n_splits, 1))
-    x = np.hstack((zeros, fp[:, ::-1], ones))
-    y = np.hstack((zeros, np.broadcast_to(tp[::-1], (n_splits, n_thresholds)), ones))
-    return float(_trapezoid(y, x).mean())
+def _threshold_codes(scaled_values, step: float) -> np.ndarray:
+    """For min-max scaled values (any shape), how many thresholds of :func:`_thresholds` are ``<=``
+    each: value ``>= thresholds[k]`` exactly when its code is ``> k``."""
+    return np.searchsorted(_thresholds(step), scaled_values, side="right")
 
 
-def _fraction_at_least(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Per row of ``values`` ``(R, M)``: the fraction ``>=`` each sorted threshold, ``(R, K)``."""
-    n_rows, n_values = values.shape
-    n_thresholds = thresholds.size
-    n_below_or_equal = np.searchsorted(thresholds, values, side="right")  # thresholds <= value
+def _fraction_at_least(codes: np.ndarray, n_thresholds: int) -> np.ndarray:
+    """Per row of threshold codes ``(R, M)``: the fraction of values ``>=`` each threshold, ``(R, K)``."""
+    n_rows, n_values = codes.shape
     offsets = (n_thresholds + 1) * np.arange(n_rows)[:, None]
-    counts = np.bincount(
-        (n_below_or_equal + offsets).ravel(), minlength=n_rows * (n_thresholds + 1)
-    )
+    counts = np.bincount((codes + offsets).ravel(), minlength=n_rows * (n_thresholds + 1))
     counts = counts.reshape(n_rows, n_thresholds + 1)
-    # values >= thresholds[k]  <=>  n_below_or_equal > k
     at_least = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1][:, 1:]
     return at_least / n_values
+
+
+def _sampled_area(tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Mean ROC area over splits of the Borji AUCs, for any leading axes (e.g. one per map).
+
+    ``tp`` ``(..., K)``: fraction of positives ``>=`` each threshold; ``fp`` ``(..., n_splits, K)``:
+    the same for each split's negatives. Returns ``(...)``.
+    """
+    n_splits, n_thresholds = fp.shape[-2:]
+    # ROC points from the highest threshold down, framed by (0, 0) and (1, 1) as in MATLAB
+    zeros, ones = np.zeros((*fp.shape[:-1], 1)), np.ones((*fp.shape[:-1], 1))
+    x = np.concatenate((zeros, fp[..., ::-1], ones), axis=-1)
+    y = np.concatenate((zeros, np.broadcast_to(tp[..., None, ::-1], fp.shape), ones), axis=-1)
+    return _trapezoid(y, x).mean(axis=-1)
+
+
+def _auc_sampled(s: _Map, fix: _Fixations, negative_index: np.ndarray, step: float) -> float:
+    """Mean AUC over splits; ``negative_index`` is ``(n_splits, n_negatives)`` flat pixel indices."""
+    n_thresholds = _thresholds(step).size
+    tp = _fraction_at_least(_threshold_codes(s.minmax_at(fix.index)[None, :], step), n_thresholds)[0]
+    fp = _fraction_at_least(_threshold_codes(s.minmax_at(negative_index), step), n_thresholds)
+    return float(_sampled_area(tp, fp))
+
+
+def _borji_negatives(seed: int, n_pixels: int, n_fixated: int, n_splits: int) -> np.ndarray:
+    """AUC-Borji's negatives ``(n_splits, n_fixated)``: MATLAB ``randi``, as many uniform pixel draws
+    (with replacement) as fixated pixels per split. They depend only on these numbers, not on the map."""
+    rng = np.random.default_rng([seed, _STREAM["auc_borji"]])
+    return rng.integers(0, n_pixels, size=(n_splits, n_fixated))
+
+
+def _shuffled_negatives(seed: int, other_index: np.ndarray, n_fixated: int, n_splits: int) -> np.ndarray:
+    """Shuffled AUC's negatives ``(n_splits, min(n_fixated, n_other))``: per split MATLAB's
+    ``randperm``, the first ``min(N_fix, N_other)`` of the other-image fixated pixels."""
+    rng = np.random.default_rng([seed, _STREAM["auc_shuffled"]])
+    draws = _distinct_draws(rng, other_index.size, min(n_fixated, other_index.size), n_splits)
+    return other_index[draws]
 
 
 def _auc_borji(s: _Map, fix: _Fixations, n_splits: int, step: float, seed: int) -> float:
@@ -548,10 +582,7 @@ def _auc_borji(s: _Map, fix: _Fixations, n_splits: int, step: float, seed: int) 
         return _undefined("auc_borji", f"{len(fix)} fixated pixel(s); MIT needs at least 2")
     if s.is_constant:
         return _undefined("auc_borji", "the saliency map is constant (MIT min-max gives 0/0)")
-    rng = np.random.default_rng([seed, _STREAM["auc_borji"]])
-    # MATLAB randi: as many uniform pixel draws (with replacement) as fixated pixels, per split
-    negative_index = rng.integers(0, s.flat.size, size=(n_splits, len(fix)))
-    return _auc_sampled(s, fix, negative_index, step)
+    return _auc_sampled(s, fix, _borji_negatives(seed, s.flat.size, len(fix), n_splits), step)
 
 
 def _auc_shuffled(
@@ -563,11 +594,7 @@ def _auc_shuffled(
         return _undefined("auc_shuffled", "other_fixation_map is empty")
     if s.is_constant:
         return _undefined("auc_shuffled", "the saliency map is constant (MIT min-max gives 0/0)")
-    rng = np.random.default_rng([seed, _STREAM["auc_shuffled"]])
-    # MATLAB randperm per split, first min(N_fix, N_other) of the other-image fixated pixels
-    n_draw = min(len(fix), other_index.size)
-    draws = _distinct_draws(rng, other_index.size, n_draw, n_splits)
-    return _auc_sampled(s, fix, other_index[draws], step)
+    return _auc_sampled(s, fix, _shuffled_negatives(seed, other_index, len(fix), n_splits), step)
 
 
 def _distinct_draws(

@@ -13,8 +13,9 @@ The pipeline, in the order it runs:
 5. write ``scores.csv``, ``loso_scores.csv``, ``heatmaps.npz``, ``params.json``, ``summary.csv``,
    ``comparisons.csv``, the figures and ``report.html`` into the output folder.
 
-The live server scores with the same functions (:func:`analysis.metrics.score_map` on maps from
-:mod:`analysis.heatmap`), so live and offline numbers agree.
+Scores come from :class:`analysis.engine.ImageEngine`, which the live server updates fixation by
+fixation, so live and offline numbers agree; the engine equals :func:`analysis.metrics.score_map`
+on maps from :mod:`analysis.heatmap` (the definitions) to 1e-9.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
 import lookwhere
-from analysis.baselines import center_bias, dataset_prior, leave_one_out_groups, shuffled_fixation_counts
-from analysis.heatmap import HeatmapParams, fixation_map, heatmap, select_fixations
-from analysis.metrics import METRICS, HumanTarget, score_map
+from analysis.engine import ImageEngine
+from analysis.heatmap import HeatmapParams, select_fixations
+from analysis.metrics import METRICS
 from stimuli.geometry import DEFAULT_SCALE, DisplayGeometry
 from stimuli.sets import StimulusSet
 
@@ -255,9 +256,12 @@ def score_image(
     scoring: dict,
     store=None,
     center_bias_sigma_fraction: float = 0.25,
+    device: str = "cpu",
 ) -> ImageScores:
-    """Score every map of one image against the pooled human data; the one routine used offline
-    (:func:`run_analysis`) and live (:class:`server.state.LiveState`).
+    """Score every map of one image against the pooled human data, and the human ceiling.
+
+    A one-shot use of :class:`analysis.engine.ImageEngine`, the implementation the live server
+    updates fixation by fixation, so offline and live numbers come from the same code.
 
     Parameters
     ----------
@@ -277,32 +281,16 @@ def score_image(
         CNN maps scored beside the baselines.
     center_bias_sigma_fraction : float
         Of the centre-bias baseline, which is also the information-gain baseline.
+    device : str
+        Where the engine computes (:class:`analysis.engine.ImageEngine`); same results.
     """
     shape = shapes[image_id]
-    rows = selected[selected["image"] == image_id]
-    centre = center_bias(shape, sigma_fraction=center_bias_sigma_fraction)
-    shuffled = shuffled_fixation_counts(selected, shapes, image=image_id)
-    human = heatmap(rows, shape=shape, params=params)
-    target = HumanTarget(human_map=human, fixation_map=_counts(rows, shape), other_fixation_map=shuffled, baseline_map=centre)
-    maps = {
-        "center_bias": centre,
-        "dataset_prior": dataset_prior(selected, shapes, image=image_id, params=params),
-    }
-    if store is not None:
-        maps.update(store.load(image_id, shape=shape))
-    scores = {name: score_map(saliency, target, **scoring) for name, saliency in maps.items()}
-    loso = {}
-    for participant, own, others in leave_one_out_groups(rows):
-        own_target = HumanTarget(
-            human_map=heatmap(own, shape=shape, params=params),
-            fixation_map=_counts(own, shape), other_fixation_map=shuffled, baseline_map=centre,
-        )
-        loso[participant] = score_map(heatmap(others, shape=shape, params=params), own_target, **scoring)
-    return ImageScores(human_map=human, scores=scores, loso=loso)
-
-
-def _counts(rows: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
-    return fixation_map(rows["x_image_px"].to_numpy(), rows["y_image_px"].to_numpy(), shape=shape)
+    maps = store.load(image_id, shape=shape) if store is not None else {}
+    engine = ImageEngine(image_id, shape, maps, params=params, center_bias_sigma_fraction=center_bias_sigma_fraction,
+                         device=device, **scoring)
+    engine.set_context(selected, shapes)
+    engine.add_fixations(selected[selected["image"] == image_id])
+    return ImageScores(human_map=engine.heatmap(), scores=engine.scores(), loso=engine.loso())
 
 
 def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected) -> AnalysisResult:
