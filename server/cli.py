@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="dashboard token when not on loopback (default: a random one, printed)")
     parser.add_argument("--curve-secret", type=Path, help="server secret key file (lookwhere keys) for CURVE")
     parser.add_argument("--curve-allowed", type=Path, help="folder of the allowed clients' public keys")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where live scores are computed (default auto: CUDA when present); same numbers")
     add_scoring_arguments(parser)
 
 
@@ -52,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
         http_port=listener.getsockname()[1], zmq_port=args.zmq_port, token=args.token,
         curve_secret=args.curve_secret, curve_allowed=args.curve_allowed,
         heatmap=heatmap_params_from_args(args), metric_variant=args.metric_variant,
-        mae_normalize=args.mae_normalize, seed=args.seed,
+        mae_normalize=args.mae_normalize, seed=args.seed, device=args.device,
     )
     open_resources(config)  # bad input: one clear line now, not a traceback from the web server
     app = create_app(config)

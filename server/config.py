@@ -39,6 +39,8 @@ class ServeConfig(BaseModel):
         Server secret key file and the folder of allowed client public keys (``lookwhere keys``).
     heatmap, metric_variant, mae_normalize, seed
         Scoring, exactly as ``lookwhere analyze``.
+    device : {"auto", "cpu", "cuda"}
+        Where the live scores are computed (``auto``: CUDA when torch sees a GPU); same numbers.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -56,6 +58,7 @@ class ServeConfig(BaseModel):
     metric_variant: Literal["mit", "pysaliency"] = "mit"
     mae_normalize: Literal["minmax", "none"] = "minmax"
     seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
     def _check(self) -> "ServeConfig":
@@ -73,7 +76,7 @@ class ServeConfig(BaseModel):
     def state_options(self) -> dict:
         """Keyword arguments of :class:`server.state.LiveState`."""
         return dict(params=self.heatmap, seed=self.seed, metric_variant=self.metric_variant,
-                    mae_normalize=self.mae_normalize)
+                    mae_normalize=self.mae_normalize, device=self.device)
 
     def write(self, folder: Path) -> Path:
         """Write the configuration (without the token) to ``folder/serve_config.json``."""

@@ -5,16 +5,16 @@ Two threads share one :class:`server.state.LiveState` under one lock:
 * the **receiver thread** polls :class:`server.receiver.Receiver`, applies every accepted record
   to the state (microseconds) and refreshes the cheap sections of the view — session, trial,
   gaze, the current trial's fixations, microphone, stream health — then wakes the subscribers;
-* the **scoring thread** waits until fixations changed, copies the state under the lock
-  (:meth:`LiveState.copy`) and, outside it, scores the image in focus on that copy (hundreds of
-  milliseconds with many maps) — so scoring never delays the records behind it. Heatmaps, scores
-  and the history served over HTTP all come from the latest scored copy, hence agree with each
-  other.
+* the **scoring thread** waits until fixations changed, takes the image in focus from the state
+  under the lock (:meth:`LiveState.image_input`: its rows and versions) and, outside it, brings
+  that image's engine up to date (:class:`server.scoring.LiveScorer`: one kernel stamp and the
+  metrics' running statistics per new fixation) — so scoring never delays the records behind it.
+  Heatmaps and scores served over HTTP come from the same scorer (under its own lock).
 
 The view is a dict of JSON-ready *sections*, each with a version number; a subscriber (a
 WebSocket client) asks :meth:`LiveHub.sections_since` for what changed since it last sent, so a
 slow client gets the latest state, never a backlog. Every number is the one the offline analysis
-computes (the state scores through :func:`analysis.offline.score_image`).
+computes (both score with :class:`analysis.engine.ImageEngine`).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ class LiveHub:
         self._state_options = dict(state_options or {})
         self._health_interval_s = health_interval_s
         self._lock = threading.Lock()  # the live state and the view
-        self._score_lock = threading.Lock()  # the scored copy (LiveState is not thread-safe)
+        self._score_lock = threading.Lock()  # the scorer (its engines are not thread-safe)
         self._stop = threading.Event()
         self._dirty = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -151,7 +151,6 @@ class LiveHub:
     def start(self) -> "LiveHub":
         """Rebuild the pooled state from ``data_dir``, bind the stream, start both threads."""
         self.state = LiveState.from_receiver_data(self.data_dir, self.stimuli, maps=self.maps, **self._state_options)
-        self._scored = self.state.copy()
         self._seq: dict[str, int] = {}
         self._trial: dict | None = None
         self._geometry = None
@@ -161,8 +160,8 @@ class LiveHub:
         self._dropped_frames: dict[str, int] = {}
         self._focus: str | None = self.state.image_ids[-1] if self.state.image_ids else None
         self._summaries: dict[str, dict] = {}  # image → its latest scored summary (shown at trial start)
-        self._history: dict[str, dict] = {}  # image → pooled counts of the latest scored state
-        self._changes = self._scored_changes = 0  # fixation changes applied, and held by the scored copy
+        self._history: dict[str, dict] = {}  # image → pooled counts when last scored
+        self._changes = self._scored_changes = 0  # fixation changes applied, and taken by the last scoring
         self._arrivals: deque[tuple[float, str]] = deque()
         self._latency_ms: deque[float] = deque(maxlen=240)
         self._apply_ms: deque[float] = deque(maxlen=1000)
@@ -394,24 +393,22 @@ class LiveHub:
             self._publish()
 
     def _score(self) -> None:
-        """Score a copy of the state for the image in focus; publish scores and history."""
+        """Score the image in focus with the fixations applied so far; publish scores and history."""
         started = time.perf_counter()
         with self._lock:
-            snapshot = self.state.copy()
             changes = self._changes
             through = dict(self._seq)
             focus = self._focus
             participant = self.state.participant
+            item = self.state.image_input(focus) if focus in self.state.image_ids else None
             in_trial = self._trial is not None and self._trial["image"] == focus and not self._trial["ended"]
             trial_fixations = len(self._fixations) if in_trial else None
+            history = self.state.image_counts()
         with self._score_lock:
-            summary = self._summary(snapshot, focus) if focus is not None else None
-            table = snapshot.fixations()
-            history = {
-                image: {"image": image, "n_fixations": int(len(rows)), "n_participants": int(rows["participant"].nunique())}
-                for image, rows in table.groupby("image", sort=True)
-            }
-            self._scored = snapshot
+            if item is not None:
+                summary = jsonable(self.state.scorer.summary(item, self._context))
+            else:
+                summary = None if focus is None else self._empty_summary(focus)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         with self._lock:
             self._score_ms.append(elapsed_ms)
@@ -422,6 +419,11 @@ class LiveHub:
                              trial_fixations=trial_fixations, score_ms=elapsed_ms)
             self._scored_changes = changes
             self._set("history", {"images": list(history.values()), "n_stimuli": len(self.stimuli.image_ids)})
+
+    def _context(self) -> tuple[list[tuple], dict[str, tuple[int, int]]]:
+        """The other images' part of a score (:data:`server.scoring.ContextSource`), taken under the lock."""
+        with self._lock:
+            return self.state.context_rows()
 
     def _set_scores(self, image: str | None, summary: dict | None, *, through: dict[str, int],
                     participant: str | None, trial_fixations: int | None, score_ms: float | None = None) -> None:
@@ -438,16 +440,17 @@ class LiveHub:
         """The summary of an image not scored since this server started: pooled counts, no scores
         yet (``pending`` while it has fixations, which the scoring thread is about to score)."""
         counts = self._history.get(image_id, {})
-        return self._empty_summary(self.state, image_id, n_fixations=counts.get("n_fixations", 0),
+        return self._empty_summary(image_id, n_fixations=counts.get("n_fixations", 0),
                                    n_participants=counts.get("n_participants", 0), pending=bool(counts))
 
-    def _empty_summary(self, state: LiveState, image_id: str, *, n_fixations: int = 0, n_participants: int = 0,
+    def _empty_summary(self, image_id: str, *, n_fixations: int = 0, n_participants: int = 0,
                        pending: bool = False) -> dict:
         self.stimuli.path(image_id)  # KeyError when the set does not hold it
         return {"image": image_id, "shape": list(self.stimuli.shape(image_id)), "n_fixations": n_fixations,
                 "n_fixations_used": None if pending else 0, "n_participants": n_participants,
-                "participant": state.participant, "n_fixations_participant": 0,
-                "heatmap_params": state.params.model_dump(), "scores": {}, "pending": pending}
+                "participant": self.state.participant, "n_fixations_participant": 0,
+                "heatmap_params": self.state.params.model_dump(), "scores": {}, "participant_scores": None,
+                "pending": pending}
 
     # -- queries (any thread) ----------------------------------------------------------------------
 
@@ -458,33 +461,34 @@ class LiveHub:
         return {"names": list(self.maps.map_names), "label": self.maps.metadata["weights"].get("label"),
                 "untrained": self.maps.is_untrained, "store_key": self.thumbnails.key}
 
-    def _summary(self, state: LiveState, image_id: str) -> dict:
-        if image_id not in state.image_ids:
-            return self._empty_summary(state, image_id)
-        return jsonable({**state.image_summary(image_id), "pending": False})
+    def _image_input(self, image_id: str):
+        """The image's scoring input; None while it has no fixation (KeyError: not a stimulus)."""
+        self.stimuli.path(image_id)
+        with self._lock:
+            return self.state.image_input(image_id) if image_id in self.state.image_ids else None
 
     def image_summary(self, image_id: str) -> dict:
-        """Heatmap parameters, fixation counts and scores of one image, from the latest scored state.
+        """Heatmap parameters, fixation counts and scores of one image, with every fixation applied.
 
         Raises
         ------
         KeyError
             ``image_id`` is not in the stimulus set.
         """
+        item = self._image_input(image_id)
+        if item is None:
+            return self._empty_summary(image_id)
         with self._score_lock:
-            return self._summary(self._scored, image_id)
+            return jsonable(self.state.scorer.summary(item, self._context))
 
     def heatmap(self, image_id: str, *, participant: str | None = None) -> np.ndarray | None:
-        """Pooled (or one participant's) heatmap of the latest scored state, ``(H, W)`` float64;
-        ``None`` while the image (or the participant on it) has no fixation."""
+        """Pooled (or one participant's) heatmap with every fixation applied, ``(H, W)`` float64;
+        ``None`` while the image (or the participant on it) has no selected fixation."""
+        item = self._image_input(image_id)
+        if item is None:
+            return None
         with self._score_lock:
-            state = self._scored
-            if image_id not in state.image_ids:
-                self.stimuli.path(image_id)
-                return None
-            if participant is not None and state.image_fixations(image_id, participant=participant).empty:
-                return None
-            return state.heatmap(image_id, participant=participant)
+            return self.state.scorer.heatmap(item, self._context, participant=participant)
 
     def model_map(self, image_id: str, name: str) -> np.ndarray:
         """One model map of one image at the image's size, ``(H, W)`` float32.
@@ -501,8 +505,8 @@ class LiveHub:
         return self.maps.load(image_id, shape=self.stimuli.shape(image_id))[name]
 
     def progress(self) -> dict:
-        """``applied_seq`` (session → last record applied) and ``settled`` (the scored copy holds
-        every fixation change applied): tools wait for both before reading final scores."""
+        """``applied_seq`` (session → last record applied) and ``settled`` (the published scores
+        include every fixation change applied): tools wait for both before reading final scores."""
         with self._lock:
             return {"applied_seq": dict(self._seq), "settled": self._scored_changes == self._changes}
 

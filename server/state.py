@@ -3,8 +3,9 @@
 Fed with the receiver's accepted protocol records in order (:meth:`LiveState.apply`), the state
 keeps the current session, participant, trial and image, and per image the fixations of the
 current participant and the pooled ones (every participant and session seen so far). Heatmaps and
-scores are computed on demand by :func:`analysis.offline.score_image` — the routine the offline
-analysis runs per image — and cached until a fixation arrives, so live numbers equal those of
+scores come from :class:`server.scoring.LiveScorer`, which keeps an
+:class:`analysis.engine.ImageEngine` per recently scored image up to date fixation by fixation — the
+engine the offline analysis scores with — so live numbers equal those of
 :func:`analysis.offline.run_analysis` on the same fixations:
 
 * the fixations that count are chosen by :func:`analysis.heatmap.select_fixations` on the whole
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import astuple
 from pathlib import Path
@@ -35,9 +36,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from analysis.heatmap import HeatmapParams, heatmap, select_fixations
+from analysis.heatmap import HeatmapParams, select_fixations
 from analysis.metrics import METRICS
-from analysis.offline import score_image, without_selection
 from lookwhere.protocol import (
     FixationRecord,
     ProtocolError,
@@ -49,7 +49,8 @@ from lookwhere.protocol import (
     read_journal,
     validate_map,
 )
-from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES
+from lookwhere.records import FIXATION_COLUMNS
+from server.scoring import ImageInput, LiveScorer, fixation_table
 from stimuli.sets import StimulusSet
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 _SHOWN = FIXATION_COLUMNS.index("stimulus_duration_ms")
 _IMAGE = FIXATION_COLUMNS.index("image")
+_PARTICIPANT = FIXATION_COLUMNS.index("participant")
 
 #: Why a record can be counted and ignored by :meth:`LiveState.apply`.
 IGNORED_REASONS = (
@@ -93,13 +95,16 @@ class LiveState:
     mae_normalize : {"minmax", "none"}
     center_bias_sigma_fraction : float
         As :class:`analysis.offline.AnalysisConfig`.
+    device : {"auto", "cpu", "cuda"}
+        Where scores are computed (:class:`analysis.engine.ImageEngine`); the same numbers.
 
     Notes
     -----
-    Not thread-safe: apply records and read results from one thread (or under one lock). Any
-    new fixation invalidates every cached table, heatmap and score, since the others' fixations
-    enter each image's dataset prior and shuffled-AUC negatives; the next query recomputes from
-    the pooled table (cost grows with the number of fixations, fine for a lab's sessions).
+    Not thread-safe: apply records and read results from one thread (or under one lock). A
+    server applies records in one thread and scores in another: :meth:`image_input` takes what
+    scoring an image needs (cheap, under the lock), and :attr:`scorer` scores it outside the lock.
+    Each image's fixations carry a version, so a new fixation costs its own image's engine one
+    update, and the other images' priors one recomputation when they are scored next.
     """
 
     def __init__(
@@ -113,6 +118,7 @@ class LiveState:
         metric_variant: Literal["mit", "pysaliency"] = "mit",
         mae_normalize: Literal["minmax", "none"] = "minmax",
         center_bias_sigma_fraction: float = 0.25,
+        device: str = "cpu",
     ) -> None:
         unknown = sorted(set(metrics) - set(METRICS))
         if unknown:
@@ -125,8 +131,10 @@ class LiveState:
         self.metrics = tuple(metrics)
         self.seed = seed
         self.center_bias_sigma_fraction = center_bias_sigma_fraction
-        self._scoring = dict(metrics=self.metrics, seed=seed, variant=metric_variant, mae_normalize=mae_normalize)
-        self._no_selection = without_selection(params)
+        self._scorer_options = dict(
+            maps=maps, params=params, center_bias_sigma_fraction=center_bias_sigma_fraction, device=device,
+            scoring=dict(metrics=self.metrics, seed=seed, variant=metric_variant, mae_normalize=mae_normalize))
+        self._scorer: LiveScorer | None = None
         self._image_ids = set(stimuli.image_ids)
         self._shapes: dict[str, tuple[int, int]] = {}
         self._participants: dict[str, str] = {}  # session → participant
@@ -136,6 +144,9 @@ class LiveState:
         # (session, trial) → indices in _rows of the fixations of the trial's latest run
         self._runs: dict[tuple[str, int], list[int]] = {}
         self._onsets: dict[tuple[str, int], float] = {}  # (session, trial) → onset_session_ms
+        self._image_rows: defaultdict[str, list[int]] = defaultdict(list)  # image → indices in _rows
+        self._version = 0  # changes of the pooled fixations
+        self._image_versions: Counter[str] = Counter()  # image → changes of its fixations
         self._ignored: Counter[str] = Counter()
         self._n_records = 0
         self.session: str | None = None
@@ -235,11 +246,14 @@ class LiveState:
         if not run:
             return 0
         doomed = set(run)
+        self._changed(self._rows[run[0]][_IMAGE])
         self._rows = [row for index, row in enumerate(self._rows) if index not in doomed]
         self._runs = {k: [i - sum(j < i for j in run) for i in rows] for k, rows in self._runs.items()}
+        self._image_rows = defaultdict(list)
+        for index, row in enumerate(self._rows):
+            self._image_rows[row[_IMAGE]].append(index)
         # an image left without fixations is no longer analysed (offline would not see it)
-        remaining = {row[_IMAGE] for row in self._rows}
-        self._shapes = {image: shape for image, shape in self._shapes.items() if image in remaining}
+        self._shapes = {image: shape for image, shape in self._shapes.items() if image in self._image_rows}
         self._invalidate()
         return len(run)
 
@@ -258,6 +272,7 @@ class LiveState:
             row = list(self._rows[index])
             row[_SHOWN] = measured
             self._rows[index] = tuple(row)
+        self._changed(self._rows[run[0]][_IMAGE])
         self._invalidate()
         return {record.image}
 
@@ -274,22 +289,25 @@ class LiveState:
             self._ignore("image_mismatch", f"fixation seq {record.seq} names {record.image!r}; its trial showed {image!r}")
             return set()
         self._runs.setdefault((record.session, record.trial), []).append(len(self._rows))
+        self._image_rows[image].append(len(self._rows))
         self._rows.append(astuple(record.to_fixation()))
         if image not in self._shapes:
             self._shapes[image] = self.stimuli.shape(image)
+        self._changed(image)
         self._invalidate()
         return {image}
 
+    def _changed(self, image: str) -> None:
+        self._version += 1
+        self._image_versions[image] += 1
+
     def _invalidate(self) -> None:
         self._table: pd.DataFrame | None = None
-        self._selected: pd.DataFrame | None = None
-        self._by_image: dict[str, pd.DataFrame] | None = None
-        self._scores: dict[str, dict[str, dict[str, float]]] = {}
-        self._heatmaps: dict[tuple[str, str | None], np.ndarray] = {}
 
     def copy(self) -> "LiveState":
-        """An independent copy of the pooled state (caches empty), e.g. to score it in another
-        thread while this one keeps taking records; the stimuli and the map store are shared."""
+        """An independent copy of the pooled state (caches empty, a scorer of its own), e.g. to
+        read it in another thread while this one keeps taking records; the stimuli and the map
+        store are shared."""
         clone = copy.copy(self)
         clone._shapes = dict(self._shapes)
         clone._participants = dict(self._participants)
@@ -298,7 +316,10 @@ class LiveState:
         clone._rows = list(self._rows)
         clone._runs = {key: list(rows) for key, rows in self._runs.items()}
         clone._onsets = dict(self._onsets)
+        clone._image_rows = defaultdict(list, {image: list(rows) for image, rows in self._image_rows.items()})
+        clone._image_versions = Counter(self._image_versions)
         clone._ignored = Counter(self._ignored)
+        clone._scorer = None
         clone._invalidate()
         return clone
 
@@ -370,32 +391,52 @@ class LiveState:
     def fixations(self) -> pd.DataFrame:
         """The pooled fixation table (every counted fixation, arrival order, tidy columns/dtypes)."""
         if self._table is None:
-            self._table = pd.DataFrame(self._rows, columns=list(FIXATION_COLUMNS)).astype(FIXATION_DTYPES)
+            self._table = fixation_table(self._rows)
         return self._table
-
-    def _selected_by_image(self) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-        if self._selected is None:
-            self._selected = select_fixations(self.fixations(), self.params)
-            self._by_image = dict(tuple(self._selected.groupby("image", sort=False)))
-        return self._selected, self._by_image
 
     def image_fixations(self, image_id: str, *, participant: str | None = None) -> pd.DataFrame:
         """The selected pooled fixations of one image (of one participant when given)."""
-        self._check_image(image_id)
-        selected, by_image = self._selected_by_image()
-        rows = by_image.get(image_id, selected.iloc[:0])
+        rows = select_fixations(fixation_table(self.image_input(image_id).rows), self.params)
         return rows if participant is None else rows[rows["participant"] == participant]
 
-    def heatmap(self, image_id: str, *, participant: str | None = None) -> np.ndarray:
-        """Pooled heatmap (or one participant's), shape (H, W) of the image, float64.
+    def image_input(self, image_id: str) -> ImageInput:
+        """What scoring one image needs (its rows and versions), cheap to take under a lock.
 
-        Built by :func:`analysis.heatmap.heatmap` from :meth:`image_fixations`, as offline.
+        Raises
+        ------
+        KeyError
+            The image has no fixation yet.
         """
-        key = (image_id, participant)
-        if key not in self._heatmaps:
-            rows = self.image_fixations(image_id, participant=participant)
-            self._heatmaps[key] = heatmap(rows, shape=self._shapes[image_id], params=self._no_selection)
-        return self._heatmaps[key]
+        self._check_image(image_id)
+        return ImageInput(image=image_id, shape=self._shapes[image_id],
+                          rows=tuple(self._rows[index] for index in self._image_rows[image_id]),
+                          context_version=self._version - self._image_versions[image_id],
+                          participant=self.participant)
+
+    def context_rows(self) -> tuple[list[tuple], dict[str, tuple[int, int]]]:
+        """Every pooled fixation row and the shape of every image with fixations (the other images'
+        part of an image's scores: :data:`server.scoring.ContextSource`)."""
+        return list(self._rows), dict(self._shapes)
+
+    def image_counts(self) -> dict[str, dict]:
+        """Per image with fixations: pooled fixation and participant counts (all received)."""
+        return {image: {"image": image, "n_fixations": len(indices),
+                        "n_participants": len({self._rows[i][_PARTICIPANT] for i in indices})}
+                for image, indices in sorted(self._image_rows.items())}
+
+    @property
+    def scorer(self) -> LiveScorer:
+        """This state's :class:`~server.scoring.LiveScorer` (made on first use)."""
+        if self._scorer is None:
+            self._scorer = LiveScorer(**self._scorer_options)
+        return self._scorer
+
+    def heatmap(self, image_id: str, *, participant: str | None = None) -> np.ndarray:
+        """Pooled heatmap (or one participant's), shape (H, W) of the image, float64; zeros while
+        it has no selected fixation. Equal to :func:`analysis.heatmap.heatmap` of
+        :meth:`image_fixations`, as offline."""
+        values = self.scorer.heatmap(self.image_input(image_id), self.context_rows, participant=participant)
+        return np.zeros(self._shapes[image_id]) if values is None else values
 
     def scores(self, image_id: str) -> dict[str, dict[str, float]]:
         """Scores of every map against the pooled human data of one image: map → metric → value.
@@ -403,25 +444,11 @@ class LiveState:
         Maps: ``center_bias``, ``dataset_prior``, the store's maps, and ``human_loso`` when at
         least two participants have selected fixations on the image.
         """
-        if image_id not in self._scores:
-            self._scores[image_id] = self._score_image(image_id)
-        return self._scores[image_id]
+        return self.image_summary(image_id)["scores"]
 
     def _check_image(self, image_id: str) -> None:
         if image_id not in self._shapes:
             raise KeyError(f"image {image_id!r} has no fixation yet; images with fixations: {self.image_ids[:10]}")
-
-    def _score_image(self, image_id: str) -> dict[str, dict[str, float]]:
-        self._check_image(image_id)
-        selected, _ = self._selected_by_image()
-        result = score_image(
-            image_id, selected, self._shapes, params=self._no_selection, scoring=self._scoring,
-            store=self.maps, center_bias_sigma_fraction=self.center_bias_sigma_fraction,
-        )
-        scores = dict(result.scores)
-        if result.human_loso is not None:
-            scores["human_loso"] = result.human_loso
-        return scores
 
     # -- snapshots ---------------------------------------------------------------------------------
 
@@ -445,23 +472,10 @@ class LiveState:
         }
 
     def image_summary(self, image_id: str) -> dict:
-        """JSON-ready snapshot of one image: heatmap parameters, fixation counts, scores.
+        """JSON-ready snapshot of one image (:meth:`server.scoring.LiveScorer.summary`): heatmap
+        parameters, fixation counts, pooled scores and the current participant's scores.
 
         ``n_fixations`` counts the pooled fixations received, ``n_fixations_used`` those selected
         for the heatmap; ``participant`` figures are the current participant's.
         """
-        self._check_image(image_id)
-        table = self.fixations()
-        received = table[table["image"] == image_id]
-        used = self.image_fixations(image_id)
-        return {
-            "image": image_id,
-            "shape": list(self._shapes[image_id]),
-            "heatmap_params": self.params.model_dump(),
-            "n_fixations": len(received),
-            "n_fixations_used": len(used),
-            "n_participants": int(used["participant"].nunique()),
-            "participant": self.participant,
-            "n_fixations_participant": int((received["participant"] == self.participant).sum()),
-            "scores": self.scores(image_id),
-        }
+        return self.scorer.summary(self.image_input(image_id), self.context_rows)

@@ -269,7 +269,20 @@ def test_trial_start_shows_the_pooled_state_at_once(browser, osie_stimuli, untra
         _trial(sender, geometry, 2, IMAGE, [])  # back on the first image, no fixation yet
         expect(testid("image-id")).to_have_text(IMAGE)
         expect(testid("scores-caption")).to_contain_text("pooled before this trial")
-        _assert_cells_equal_api(_score_cells(page), before)
+        first_shown = _score_cells(page)  # the image's latest scores, shown with the trial
+        assert set(first_shown) == {(name, metric) for name, values in before.items() for metric in values}
+        # then scored again with every record so far (nothing new of this image: the same numbers)
+        deadline = time.monotonic() + 10
+        while not api.get("/api/images").json()["settled"]:
+            assert time.monotonic() < deadline, "the server did not settle"
+            time.sleep(0.05)
+        settled = api.get(f"/api/images/{IMAGE}").json()["scores"]
+        page.wait_for_function(
+            "(expected) => Object.entries(expected).every(([key, value]) => document.querySelector("
+            "`[data-testid=score-table] td[data-map=${key.split('|')[0]}][data-metric=${key.split('|')[1]}]`)"
+            ".dataset.value === (value === null ? '' : String(value)))",
+            arg={f"{name}|{metric}": value for name, values in settled.items() for metric, value in values.items()})
+        _assert_cells_equal_api(_score_cells(page), settled)
         views = page.evaluate("() => window.views")
         on_image = [view for view in views if view["header"] == IMAGE]
         assert on_image, views
