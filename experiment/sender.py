@@ -202,20 +202,7 @@ class Sender:
         Non-blocking; transmits at most ``max_sends_per_service`` messages.
         """
         now = time.monotonic()
-        self._drain_replies(now)
-        for _ in range(self._max_sends):
-            if self._next_send > self.last_seq:
-                break
-            index = self._next_send - self.acked_seq - 1
-            if not self._transmit(self._pending_topics[index], self._pending[index]):
-                break
-            self.stats["resent"] += 1
-            self._next_send += 1
-        silent_s = now - max(self._last_progress, self._last_hello)
-        if self._pending and silent_s > self._resend_after_s:
-            self._last_hello = now
-            self.stats["hellos"] += 1
-            self._transmit(*protocol.encode_control(TOPIC_HELLO, self.session, self._next_send - 1))
+        self._deliver(now)
         if self._heartbeat_interval_s is not None and now - self._last_heartbeat >= self._heartbeat_interval_s:
             self._last_heartbeat = now
             self.send(Heartbeat, t_session_ms=self._session_clock_ms(), wall_time_s=time.time(), pending=self.pending)
@@ -242,6 +229,24 @@ class Sender:
             if self.stats["acks"] + self.stats["replay_requests"] > answered:
                 return True
         return False
+
+    def drain(self, timeout_s: float = 5.0) -> bool:
+        """At the end of a session: wait up to ``timeout_s`` until the server has acknowledged
+        every record (resending and saying hello meanwhile), e.g. while a restarted server comes
+        back. Waits only if the server answered at some point: an absent one costs nothing.
+
+        Returns
+        -------
+        bool
+            True when nothing is left unacknowledged (what is left stays in the journal).
+        """
+        if self._pending and self.stats["acks"] + self.stats["replay_requests"]:
+            logger.info("waiting up to %g s for the server to acknowledge %d records", timeout_s, len(self._pending))
+            deadline = time.monotonic() + timeout_s
+            while self._pending and (now := time.monotonic()) < deadline:
+                self._deliver(now)
+                self._socket.poll(20, zmq.POLLIN)
+        return not self._pending
 
     def flush(self, *, fsync: bool = True) -> None:
         """Make the journal durable (between trials, never per record).
@@ -320,6 +325,23 @@ class Sender:
         view = memoryview(payload)
         while view:  # os.write may write less than asked (e.g. interrupted by a signal)
             view = view[os.write(self._journal_fd, view):]
+
+    def _deliver(self, now: float) -> None:
+        """Take in replies, (re)transmit what is due (bounded), say hello when acks stall."""
+        self._drain_replies(now)
+        for _ in range(self._max_sends):
+            if self._next_send > self.last_seq:
+                break
+            index = self._next_send - self.acked_seq - 1
+            if not self._transmit(self._pending_topics[index], self._pending[index]):
+                break
+            self.stats["resent"] += 1
+            self._next_send += 1
+        silent_s = now - max(self._last_progress, self._last_hello)
+        if self._pending and silent_s > self._resend_after_s:
+            self._last_hello = now
+            self.stats["hellos"] += 1
+            self._transmit(*protocol.encode_control(TOPIC_HELLO, self.session, self._next_send - 1))
 
     def _transmit(self, topic: bytes, payload: bytes) -> bool:
         try:

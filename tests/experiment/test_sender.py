@@ -179,3 +179,40 @@ def test_server_absent_at_resume_then_holding_more_gives_conflicts_then_a_jump(t
     assert _journal_payloads(journal)[20:] == kept + _payloads(["session_start"], 31)
     with Receiver(tmp_path / "server") as restarted:  # the counts survive a restart
         assert restarted.counters["conflicts"] == 5 and restarted.sessions()[SESSION].conflicts == 5
+
+
+def test_drain_at_the_end_of_a_session_waits_for_a_restarting_server(tmp_path):
+    """The last records were sent while the server was down: closing the session waits (bounded)
+    until the restarted server has them; a server never heard from costs no wait."""
+    with Receiver(tmp_path / "server") as receiver:
+        port = int(receiver.endpoint.rsplit(":", 1)[1])
+        sender = Sender(receiver.endpoint, tmp_path / "rig.journal", session=SESSION, heartbeat_interval_s=None,
+                        resend_after_s=0.1)
+        for _ in range(10):
+            send_sample(sender, "gaze")
+        pump(receiver, [sender], lambda: sender.acked_seq == 10)
+    for _ in range(5):
+        send_sample(sender, "fixation")
+    stop = threading.Event()
+
+    def restart() -> None:
+        time.sleep(0.5)
+        with _rebind(tmp_path / "server", port) as restarted:
+            restarted.serve(lambda records: None, stop=stop, timeout_ms=10)
+
+    thread = threading.Thread(target=restart)
+    thread.start()
+    try:
+        started = time.monotonic()
+        assert sender.drain(timeout_s=10.0)
+        assert sender.acked_seq == 15 and 0.5 < time.monotonic() - started < 10.0
+    finally:
+        stop.set()
+        thread.join()
+        sender.close()
+
+    absent = Sender(f"tcp://127.0.0.1:{port}", tmp_path / "absent.journal", heartbeat_interval_s=None)
+    send_sample(absent, "gaze")
+    started = time.monotonic()
+    assert not absent.drain(timeout_s=10.0) and time.monotonic() - started < 0.1
+    absent.close()
