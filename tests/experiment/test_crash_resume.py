@@ -152,6 +152,11 @@ def _check(folder: Path, data: Path, live: pd.DataFrame, health: dict, lab: dict
     for seq, (a, b) in enumerate(zip(held, sent), start=1):
         assert a == b, f"seq {seq}: the server holds {msgpack.unpackb(a)}, the session {msgpack.unpackb(b)}"
     assert health["receiver"]["conflicts"] == 0 and not (data / "stream" / CONFLICTS_FOLDER).exists()
+    assert health["ignored"] == {}  # every fixation had its trial, none came before its session
+    for log in folder.parent.parent.glob("run*.log"):  # no false alarm from the stream
+        warnings = [line for line in log.read_text().splitlines()
+                    if "WARNING experiment.sender" in line or "no analysis server answered" in line]
+        assert warnings == [], log
 
     offline = run_analysis(AnalysisConfig(dataset="session", fixations=folder.parent, stimuli=lab["stimuli"],
                                           maps=lab["maps"], out=out, seed=7, bootstrap_resamples=100, n_overlays=0),
