@@ -208,13 +208,18 @@ class Sender:
             self.send(Heartbeat, t_session_ms=self._session_clock_ms(), wall_time_s=time.time(), pending=self.pending)
 
     def handshake(self, timeout_s: float = 2.0) -> bool:
-        """Ask the server whether it is there; for preflight only (this one waits, up to ``timeout_s``).
+        """Ask the server whether it is there and what it holds of this session; at session start
+        only, before any trial (this one waits, up to ``timeout_s``).
+
+        The answer's seq is the server's last for the session: held records are acknowledged, and
+        numbering continues after it when it is beyond this sender's last seq (see the class notes).
 
         Returns
         -------
         bool
             True when the server answered a hello (an acknowledgement or a replay request).
-            False is a warning, never a blocker: the session streams when the server comes.
+            False is a warning, never a blocker: the session streams when the server comes (when it
+            then holds more of a resumed session than the journal, the overlap becomes conflicts).
         """
         answered = self.stats["acks"] + self.stats["replay_requests"]
         deadline = time.monotonic() + timeout_s

@@ -31,10 +31,10 @@ import pytest
 from analysis.cnn.store import MapStoreWriter
 from experiment.records import SessionRecords
 from experiment.stream import JOURNAL_NAME
-from lookwhere import protocol
 from server.process import start_server, stop_server
 from server.receiver import CONFLICTS_FOLDER
 from stimuli.sets import StimulusSet
+from tests.experiment.test_sender import _journal_payloads
 
 pytestmark = pytest.mark.slow
 
@@ -146,8 +146,8 @@ def _check(folder: Path, data: Path, live: pd.DataFrame, health: dict, lab: dict
     from analysis.offline import AnalysisConfig, run_analysis
 
     session = SessionRecords(folder).read_manifest()["session"]
-    sent = _payloads(folder / JOURNAL_NAME)
-    held = _payloads(data / "stream" / f"{session}.msgpack")
+    sent = _journal_payloads(folder / JOURNAL_NAME)
+    held = _journal_payloads(data / "stream" / f"{session}.msgpack")
     assert len(held) == len(sent)
     for seq, (a, b) in enumerate(zip(held, sent), start=1):
         assert a == b, f"seq {seq}: the server holds {msgpack.unpackb(a)}, the session {msgpack.unpackb(b)}"
@@ -169,14 +169,6 @@ def _check(folder: Path, data: Path, live: pd.DataFrame, health: dict, lab: dict
                                rtol=0, atol=1e-9)
     random_rows = merged[~deterministic]
     np.testing.assert_array_equal(random_rows["value_live"], random_rows["value_offline"])
-
-
-def _payloads(path: Path) -> list[bytes]:
-    data, start, out = path.read_bytes(), 0, []
-    for end, _ in protocol.read_journal(path):
-        out.append(data[start:end])
-        start = end
-    return out
 
 
 def _free_port() -> int:
