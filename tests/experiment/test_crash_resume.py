@@ -227,7 +227,7 @@ def test_run_killed_twenty_times_and_resumed(lab, xvfb_display, tmp_path):
 
 @pytest.mark.timeout(300)
 def test_serve_killed_at_random_moments_and_restarted(lab, xvfb_display, tmp_path):
-    """Kills at seeded random moments until trial 12 of 16 starts (the last restart must be
+    """Kills at seeded random moments until trial 13 of 16 starts (the last restart must be
     done before the session ends, or its last records would wait in its journal)."""
     rng = np.random.default_rng(20261128)
     lab = {**lab, "env": {**os.environ, "DISPLAY": xvfb_display}}
@@ -240,10 +240,12 @@ def test_serve_killed_at_random_moments_and_restarted(lab, xvfb_display, tmp_pat
     tail, trial, kills = _Tail(folder / JOURNAL_NAME), -1, []
     try:
         _wait_for(tail, "session_start", process, log)
-        while trial < N_IMAGES - 4:
-            time.sleep(rng.uniform(0.1, 1.0))
-            _kill(server)
+        while True:
+            time.sleep(rng.uniform(0.05, 0.8))
             trial = max([trial] + [r["trial"] for r in tail.new() if r["kind"] == "trial_start"])
+            if trial >= N_IMAGES - 3:
+                break
+            _kill(server)
             kills.append(f"trial {trial}/{tail.last_kind}")
             server, info = start_server(lab["stimuli"], data, *options)
         assert process.wait(timeout=120) == 0, log.read_text()[-3000:]
