@@ -61,7 +61,8 @@ def _journal_payloads(path: Path) -> list[bytes]:
 def _serving(receiver: Receiver):
     """The receiver answering from its own thread, as in the server (for the blocking handshake)."""
     stop = threading.Event()
-    thread = threading.Thread(target=receiver.serve, args=(lambda records: None,), kwargs={"stop": stop, "timeout_ms": 10})
+    thread = threading.Thread(target=receiver.serve, args=(lambda records: None,),
+                              kwargs={"stop": stop, "timeout_ms": 10})
     thread.start()
     try:
         yield
