@@ -9,6 +9,7 @@ This module never imports torch or the analysis package.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import time
 import uuid
@@ -38,8 +39,9 @@ class Sender:
         Local append-only journal (concatenated msgpack record maps, readable with
         :func:`lookwhere.protocol.read_journal`); created, or appended to. Records carry their
         session, so one file may hold several sessions. When it already holds records of
-        ``session`` (a resumed session), numbering continues after them and they are offered to
-        the server again, which keeps only what it lacks.
+        ``session`` (a resumed session), numbering continues after them (or after what the server
+        holds, when it answers with more) and they are offered to the server again, which keeps
+        only what it lacks.
     session : str, optional
         Session UUID; a new random one by default.
     context : zmq.Context, optional
@@ -71,8 +73,22 @@ class Sender:
     ``zmq.Again`` at once and the record waits in memory, where :meth:`service` resends it.
 
     Unacknowledged records are kept in memory (and all records in the journal); when the server
-    acknowledges ``seq`` (cumulatively) they are dropped. The journal is written through a 1 MiB
-    buffer and reaches the disk in :meth:`flush` only (the task calls it between trials).
+    acknowledges ``seq`` (cumulatively) they are dropped.
+
+    Journal: each record is handed to the kernel (``os.write`` on an ``O_APPEND`` descriptor, no
+    buffer in this process) *before* it is transmitted, so a SIGKILL of the experiment never loses
+    a record the server may hold, and a resumed sender never reuses a seq; :meth:`flush` (between
+    trials) fsyncs it, for a power cut.
+
+    The server's ack carries the last seq it holds for the session (also in reply to the hello
+    :meth:`handshake` sends at session start). When that is beyond this sender's last seq (its
+    journal lacks records the server got: a power cut before the fsync, an older lookwhere's
+    buffered journal, a replaced file), numbering jumps past it, so that new records never take a
+    seq the server holds. The jump stays in the journal as a forward step of seq, which a reload
+    reads as "the server held everything before it". Records this sender numbered inside the
+    server's range before it learned of it (the server was absent at resume) differ from the held
+    ones: the server keeps its own, counts them as conflicts and sets them aside (see
+    :mod:`server.receiver`); they also stay in this journal.
 
     Not thread-safe: use a sender from one thread.
     """
@@ -109,8 +125,7 @@ class Sender:
         self._socket = make_socket(context or zmq.Context.instance(), "sender", curve=curve)
         try:
             self._socket.connect(endpoint)
-            # 1 MiB: a 5-s trial (~1350 records, ~400 KB) never fills it, so send() never writes.
-            self._journal = open(self.journal_path, "ab", buffering=1 << 20)  # noqa: SIM115 (closed in close())
+            self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         except BaseException:  # a bad endpoint or journal path: leave no open socket behind
             self._socket.close()
             raise
@@ -127,19 +142,21 @@ class Sender:
         self._last_progress = t0  # last time the acked seq advanced (or the sender started)
         self._last_hello = float("-inf")
         self._last_heartbeat = t0
+        self._unreplayable = 0  # the replay start last reported as impossible
         #: counts for health displays: ``sent`` (every transmission), ``would_block`` (refused,
         #: kept for later), ``resent`` (transmissions made by :meth:`service`: records refused
-        #: earlier or replayed), ``hellos``, ``acks``, ``replay_requests``, ``bad_replies``
-        self.stats = dict.fromkeys(
-            ("sent", "would_block", "resent", "hellos", "acks", "replay_requests", "bad_replies"), 0
-        )
+        #: earlier or replayed), ``hellos``, ``acks``, ``replay_requests``, ``bad_replies``,
+        #: ``server_ahead`` (the server held seqs beyond this sender's last: numbering jumped)
+        self.stats = dict.fromkeys(("sent", "would_block", "resent", "hellos", "acks", "replay_requests",
+                                    "bad_replies", "server_ahead"), 0)
         self._closed = False
         try:
             self._reload_journal()
         except BaseException:
-            self._journal.close()
+            os.close(self._journal_fd)
             self._socket.close()
             raise
+        self._first_own_seq = self.last_seq + 1  # the first seq this sender numbers itself
         logger.info("sender for session %s connecting to %s, journal %s", self.session, endpoint, journal_path)
 
     # -- the caller's API ------------------------------------------------------------------------
@@ -171,8 +188,8 @@ class Sender:
         """
         record = record_type(session=self.session, seq=self.last_seq + 1, **fields)
         topic, payload = protocol.encode(record)
+        self._write_journal(payload)  # in the kernel before it can reach the server
         self.last_seq = record.seq
-        self._journal.write(payload)
         self._pending_topics.append(topic)
         self._pending.append(payload)
         if self._next_send == record.seq and self._transmit(topic, payload):
@@ -185,32 +202,24 @@ class Sender:
         Non-blocking; transmits at most ``max_sends_per_service`` messages.
         """
         now = time.monotonic()
-        self._drain_replies(now)
-        for _ in range(self._max_sends):
-            if self._next_send > self.last_seq:
-                break
-            index = self._next_send - self.acked_seq - 1
-            if not self._transmit(self._pending_topics[index], self._pending[index]):
-                break
-            self.stats["resent"] += 1
-            self._next_send += 1
-        silent_s = now - max(self._last_progress, self._last_hello)
-        if self._pending and silent_s > self._resend_after_s:
-            self._last_hello = now
-            self.stats["hellos"] += 1
-            self._transmit(*protocol.encode_control(TOPIC_HELLO, self.session, self._next_send - 1))
+        self._deliver(now)
         if self._heartbeat_interval_s is not None and now - self._last_heartbeat >= self._heartbeat_interval_s:
             self._last_heartbeat = now
             self.send(Heartbeat, t_session_ms=self._session_clock_ms(), wall_time_s=time.time(), pending=self.pending)
 
     def handshake(self, timeout_s: float = 2.0) -> bool:
-        """Ask the server whether it is there; for preflight only (this one waits, up to ``timeout_s``).
+        """Ask the server whether it is there and what it holds of this session; at session start
+        only, before any trial (this one waits, up to ``timeout_s``).
+
+        The answer's seq is the server's last for the session: held records are acknowledged, and
+        numbering continues after it when it is beyond this sender's last seq (see the class notes).
 
         Returns
         -------
         bool
             True when the server answered a hello (an acknowledgement or a replay request).
-            False is a warning, never a blocker: the session streams when the server comes.
+            False is a warning, never a blocker: the session streams when the server comes (when it
+            then holds more of a resumed session than the journal, the overlap becomes conflicts).
         """
         answered = self.stats["acks"] + self.stats["replay_requests"]
         deadline = time.monotonic() + timeout_s
@@ -226,27 +235,49 @@ class Sender:
                 return True
         return False
 
+    def drain(self, timeout_s: float = 5.0) -> bool:
+        """At the end of a session: wait up to ``timeout_s`` until the server has acknowledged
+        every record (resending and saying hello meanwhile), e.g. while a restarted server comes
+        back. Waits only if the server answered at some point: an absent one costs nothing.
+
+        Returns
+        -------
+        bool
+            True when nothing is left unacknowledged (what is left stays in the journal).
+        """
+        if self._pending and self.stats["acks"] + self.stats["replay_requests"]:
+            logger.info("waiting up to %g s for the server to acknowledge %d records", timeout_s, len(self._pending))
+            deadline = time.monotonic() + timeout_s
+            while self._pending and (now := time.monotonic()) < deadline:
+                self._deliver(now)
+                self._socket.poll(20, zmq.POLLIN)
+        return not self._pending
+
     def flush(self, *, fsync: bool = True) -> None:
-        """Write the journal to disk (between trials, never per record).
+        """Make the journal durable (between trials, never per record).
+
+        Every record is in the kernel since its :meth:`send`, which a killed process cannot
+        lose; the fsync makes it survive a power cut too.
 
         Parameters
         ----------
         fsync : bool
-            Also ``os.fsync`` the file, so the journal survives a power cut (default); a few ms.
+            ``os.fsync`` the file (default; a few ms). False does nothing.
         """
-        self._journal.flush()
         if fsync:
-            os.fsync(self._journal.fileno())
+            os.fsync(self._journal_fd)
 
     def close(self) -> None:
-        """Flush the journal and close the socket (LINGER 0: unsent messages are dropped, the
+        """Fsync the journal and close the socket (LINGER 0: unsent messages are dropped, the
         journal has them). Idempotent."""
         if self._closed:
             return
         self._closed = True
-        self.flush()
-        self._journal.close()
-        self._socket.close()
+        try:
+            self.flush()
+        finally:
+            os.close(self._journal_fd)
+            self._socket.close()
         if self._pending:
             logger.warning(
                 "session %s closed with %d records unacknowledged (seq %d..%d); they are in %s",
@@ -264,30 +295,58 @@ class Sender:
     def _reload_journal(self) -> None:
         """Continue a resumed session: its journalled records become pending, seq goes on after them.
 
-        A record cut short by a crash ends the file; it is cut off so new records follow whole ones.
+        Records are kept as the bytes journalled (re-encoding could change them, e.g. an int given
+        for a float field, and the server would take the resend for a conflict). A forward step of
+        seq is a jump made when the server held more (see the class notes): everything before it
+        is held by the server. A record cut short by a crash ends the file; it is cut off so new
+        records follow whole ones.
         """
-        if not self.journal_path.exists() or self.journal_path.stat().st_size == 0:
+        size = self.journal_path.stat().st_size
+        if size == 0:
             return
-        self._journal.flush()
-        end = 0
-        for end, data in protocol.read_journal(self.journal_path):
-            record = protocol.validate_map(data)
-            if record.session != self.session:
-                continue
-            if record.seq != self.last_seq + 1:
-                raise ValueError(
-                    f"journal {self.journal_path} holds session {self.session} seq {record.seq} after "
-                    f"{self.last_seq}; it is not this sender's journal or was edited. Use a new journal."
-                )
-            topic, payload = protocol.encode(record)
-            self._pending_topics.append(topic)
-            self._pending.append(payload)
-            self.last_seq = record.seq
-        if end < self.journal_path.stat().st_size:
+        start = end = 0
+        with open(self.journal_path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            for end, data in protocol.read_journal(self.journal_path):
+                record = protocol.validate_map(data)
+                if record.session == self.session:
+                    if record.seq <= self.last_seq:
+                        raise ValueError(
+                            f"journal {self.journal_path} holds session {self.session} seq {record.seq} after "
+                            f"{self.last_seq}; it is not this sender's journal or was edited. Use a new journal."
+                        )
+                    if record.seq > self.last_seq + 1:
+                        self._jump_to(record.seq - 1, time.monotonic())
+                    self._pending_topics.append(record.kind.encode("ascii"))
+                    self._pending.append(view[start:end])
+                    self.last_seq = record.seq
+                start = end
+        if end < size:
             logger.warning("journal %s: cut off a record truncated by a crash at byte %d", self.journal_path, end)
             os.truncate(self.journal_path, end)
         if self.last_seq:
             logger.info("resuming session %s after seq %d from %s", self.session, self.last_seq, self.journal_path)
+
+    def _write_journal(self, payload: bytes) -> None:
+        view = memoryview(payload)
+        while view:  # os.write may write less than asked (e.g. interrupted by a signal)
+            view = view[os.write(self._journal_fd, view):]
+
+    def _deliver(self, now: float) -> None:
+        """Take in replies, (re)transmit what is due (bounded), say hello when acks stall."""
+        self._drain_replies(now)
+        for _ in range(self._max_sends):
+            if self._next_send > self.last_seq:
+                break
+            index = self._next_send - self.acked_seq - 1
+            if not self._transmit(self._pending_topics[index], self._pending[index]):
+                break
+            self.stats["resent"] += 1
+            self._next_send += 1
+        silent_s = now - max(self._last_progress, self._last_hello)
+        if self._pending and silent_s > self._resend_after_s:
+            self._last_hello = now
+            self.stats["hellos"] += 1
+            self._transmit(*protocol.encode_control(TOPIC_HELLO, self.session, self._next_send - 1))
 
     def _transmit(self, topic: bytes, payload: bytes) -> bool:
         try:
@@ -305,28 +364,69 @@ class Sender:
             except zmq.Again:
                 return
             try:
-                if len(frames) != 2:
-                    raise ProtocolError("bad_frames", f"{len(frames)} frames")
+                if len(frames) != 2 or frames[0] not in (TOPIC_ACK, TOPIC_REPLAY):
+                    raise ProtocolError("bad_frames", f"{len(frames)} frames, topic {frames[0][:40]!r}")
                 session, seq = protocol.decode_control(frames[0], frames[1])
             except ProtocolError as exc:
                 self.stats["bad_replies"] += 1
                 logger.warning("dropped a malformed reply from the server: %s", exc)
                 continue
-            # An ack may cover what was sent; a replay may start just past it ("nothing missing").
-            limit = self.last_seq + (frames[0] == TOPIC_REPLAY)
-            if session != self.session or seq > limit:
+            if session != self.session:
                 self.stats["bad_replies"] += 1
-                logger.warning("reply for session %s seq %d does not match this sender (last seq %d)",
-                               session, seq, self.last_seq)
+                logger.warning("dropped a reply for session %s: this sender streams %s", session, self.session)
                 continue
-            if frames[0] == TOPIC_ACK:
-                self.stats["acks"] += 1
-                self._acknowledge(seq, now)
-            elif frames[0] == TOPIC_REPLAY:
-                self.stats["replay_requests"] += 1
-                # The server holds everything before from_seq and wants the rest again.
-                self._acknowledge(seq - 1, now)
-                self._next_send = min(self._next_send, seq)
+            replay = frames[0] == TOPIC_REPLAY
+            self.stats["replay_requests" if replay else "acks"] += 1
+            # An ack says the server holds 1..seq; a replay, that it holds 1..from_seq-1 and wants the rest.
+            held = seq - 1 if replay else seq
+            if held > self.last_seq:
+                self._server_ahead(held, now)
+                continue
+            self._acknowledge(held, now)
+            if replay:
+                if seq <= self.acked_seq:
+                    self._cannot_replay(seq)
+                self._next_send = max(self.acked_seq + 1, min(self._next_send, seq))
+
+    def _server_ahead(self, held: int, now: float) -> None:
+        """The server holds seq 1..``held``, more than this sender has numbered: jump past it."""
+        self.stats["server_ahead"] += 1
+        logger.warning(
+            "session %s: the server holds seq 1..%d, the journal %s only up to seq %d (records were lost from "
+            "it, e.g. by a power cut before its fsync, or an older lookwhere wrote it); numbering continues at "
+            "seq %d", self.session, held, self.journal_path, self.last_seq, held + 1,
+        )
+        own = max(self._next_send, self._first_own_seq)
+        if own <= self.last_seq:
+            # Numbered here before the server's range was known (it was away at the start): the
+            # server keeps its own records and sets these aside as conflicts; let those never
+            # transmitted reach it too (they also stay in the journal).
+            first = own - self.acked_seq - 1
+            for index in range(first, min(len(self._pending), first + self._max_sends)):
+                if not self._transmit(self._pending_topics[index], self._pending[index]):
+                    break
+        if self._first_own_seq <= self.last_seq:
+            logger.warning("session %s: seq %d..%d of this sender differ from the server's: it counts them as "
+                           "conflicts and keeps them aside", self.session, self._first_own_seq, self.last_seq)
+        self._jump_to(held, now)
+
+    def _jump_to(self, held: int, now: float) -> None:
+        """Number on after ``held``; the server holds every seq up to it."""
+        self._pending_topics.clear()
+        self._pending.clear()
+        self.acked_seq = self.last_seq = held
+        self._next_send = held + 1
+        self._last_progress = now
+
+    def _cannot_replay(self, from_seq: int) -> None:
+        if from_seq == self._unreplayable:
+            return
+        self._unreplayable = from_seq
+        logger.warning(
+            "session %s: the server asks for seq %d onwards, but it acknowledged seq 1..%d, which this sender "
+            "dropped from memory (did its data folder change?). They are in %s: run the session with --resume "
+            "to offer them again", self.session, from_seq, self.acked_seq, self.journal_path,
+        )
 
     def _acknowledge(self, seq: int, now: float) -> None:
         if seq <= self.acked_seq:

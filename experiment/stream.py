@@ -50,6 +50,7 @@ class StreamSink:
         self.sender.flush()
 
     def close(self) -> None:
+        self.sender.drain()  # the session is over: a few seconds for a restarting server
         self.sender.close()
 
 

@@ -688,7 +688,9 @@ class Session:
                 self._confirm_quit()  # QuitRequested on yes: the trial stays undone
                 continue
             row["aborted_runs"] = aborted_runs
-            self.records.append_trial(row, fixations)
+            # The stream's trial_end is journalled before the row marks the trial done: killed in
+            # between, the trial runs again on --resume and the server drops this run; never a
+            # trial done on disk whose end the stream lacks.
             self.sink.send(
                 {
                     "kind": "trial_end",
@@ -701,6 +703,7 @@ class Session:
                     "aborted": False,
                 }
             )
+            self.records.append_trial(row, fixations)
             self.sink.flush()
             logger.info(
                 "trial %d/%d (%s): %d fixations, %d dropped frames",

@@ -22,6 +22,12 @@ when it lacks records, ``ctl.replay {session, from_seq}``, which it also sends w
 The server accepts records strictly in ``seq`` order (go-back-N), so a replay always restarts at the
 first missing record and the persisted stream is exactly ``1..n`` with no duplicates.
 
+Every ack carries the last ``seq`` the server holds for the session, the reply to a hello too: a
+sender starting or resuming a session says hello first (a bounded wait, before any trial) and
+numbers on after the larger of its own last ``seq`` and the server's. A record arriving with a
+``seq`` the server holds is a duplicate when it is the same record, a *conflict* when its content
+differs (the server keeps its own and sets the other aside; see :mod:`server.receiver`).
+
 Units and frames follow :mod:`lookwhere.records`: ``*_px`` are continuous display or image pixels
 (origin at the top-left corner), ``*_tracker_ms`` tracker clock time, ``*_session_ms`` time since
 the session started, ``*_ms`` without a clock name relative to the trial's image onset.
@@ -505,7 +511,9 @@ _CONTROL_FIELDS = {TOPIC_HELLO: "last_seq", TOPIC_ACK: "seq", TOPIC_REPLAY: "fro
 
 
 def encode_control(topic: bytes, session: str, seq: int) -> tuple[bytes, bytes]:
-    """Frames of a control message: hello ``{last_seq}``, ack ``{seq}`` or replay ``{from_seq}``."""
+    """Frames of a control message: hello ``{last_seq}`` (the last seq the sender transmitted: the
+    server asks for a replay when it holds less), ack ``{seq}`` (the server's last held seq: 1..seq are persisted) or replay
+    ``{from_seq}`` (the server holds 1..from_seq-1 and wants the rest)."""
     return topic, msgpack.packb({"v": SCHEMA_VERSION, "session": session, _CONTROL_FIELDS[topic]: seq})
 
 

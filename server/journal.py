@@ -9,12 +9,16 @@ Durability: :meth:`SessionJournal.append` hands the bytes to the kernel with ``o
 user-space buffer), so a record survives the server process being killed the moment the call
 returns; :meth:`SessionJournal.sync` (``os.fsync``) makes it survive a power cut. The receiver
 calls ``sync`` once per batch of messages, before it acknowledges any of them (group commit).
+
+:meth:`SessionJournal.payload` reads a held record back (the receiver compares a resent seq with
+it: a duplicate or a conflict); the end offset of each record is kept for it, 8 bytes a record.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from array import array
 from pathlib import Path
 from typing import Iterator
 
@@ -48,18 +52,20 @@ class SessionJournal:
         self.last_seq = 0
         #: kind of the last record found when the file was opened ("" for a new file)
         self.last_kind = ""
+        self._ends = array("Q", [0])  # record seq ends at byte _ends[seq], starts at _ends[seq - 1]
         good_offset = 0
         if path.exists():
             for offset, data in protocol.read_journal(path):
                 record = self._checked(data, good_offset)
                 self.last_seq, self.last_kind = record.seq, record.kind
                 good_offset = offset
+                self._ends.append(offset)
             size = path.stat().st_size
             if size > good_offset:
                 logger.warning("%s: cutting a truncated record (%d bytes) after seq %d",
                                path, size - good_offset, self.last_seq)
                 os.truncate(path, good_offset)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
 
     def _checked(self, data: object, offset: int) -> Record:
         try:
@@ -81,6 +87,14 @@ class SessionJournal:
         while view:  # os.write may write less than asked (e.g. on a signal)
             view = view[os.write(self._fd, view):]
         self.last_seq = seq
+        self._ends.append(self._ends[-1] + len(payload))
+
+    def payload(self, seq: int) -> bytes:
+        """The msgpack payload of the held record ``seq`` (1..``last_seq``), as received."""
+        if not 1 <= seq <= self.last_seq:
+            raise ValueError(f"seq must be in 1..{self.last_seq} (the records {self.path} holds); got {seq}")
+        start = self._ends[seq - 1]
+        return os.pread(self._fd, self._ends[seq] - start, start)
 
     def sync(self) -> None:
         """``os.fsync`` the file."""

@@ -7,14 +7,28 @@ for messages, handles the batch that arrived and returns the records it accepted
 1. every message is validated (:func:`lookwhere.protocol.decode`); a malformed one is counted by
    reason, logged and dropped, so it never reaches the caller;
 2. a record is accepted only if its ``seq`` is the session's next one: it is appended to the
-   session's journal; an older ``seq`` is a duplicate (counted, acknowledged again); a newer one
-   reveals a gap (counted, dropped, and a replay from the first missing ``seq`` is requested);
+   session's journal; an older ``seq`` is compared with the record held at that ``seq``: the same
+   record is a duplicate (counted, acknowledged again), a different one a *conflict* (below); a
+   newer one reveals a gap (counted, dropped, and a replay from the first missing ``seq`` is
+   requested);
 3. after the batch the touched journals are fsynced (policy ``fsync=True``), and only then is each
    session's cumulative ack sent;
 4. the accepted records are returned, in ``seq`` order within each session.
 
 At start the journals are reloaded, so the last contiguous ``seq`` of every session survives a
-restart (even after SIGKILL) and a sender's replay fills exactly what is missing.
+restart (even after SIGKILL) and a sender's replay fills exactly what is missing. Every ack
+carries the session's last held ``seq``, the reply to a hello included: a resumed sender numbers
+on after it (see :class:`experiment.sender.Sender`).
+
+Conflicts: a record whose ``seq`` is held with *different content* (same bytes, or the same
+validated record, is a duplicate) comes from a sender that numbered it without knowing what the
+server held (its journal lost records the server had got, and the server was absent when it
+resumed). The held record stays, so the persisted stream and the live state do not change; the
+received one is counted (:attr:`Receiver.counters` ``conflicts``, and per session
+:attr:`SessionStatus.conflicts`, for the dashboard to show in red), logged with its session and
+``seq``, and appended to ``<data_dir>/stream/conflicts/<session>.msgpack`` (the same format as a
+journal, :func:`lookwhere.protocol.read_journal`; in arrival order, each distinct record once), so
+nothing a sender sent is lost. The files are reloaded at start, so the counts survive a restart.
 Liveness: a session is alive while it sent anything (records, heartbeats, hellos) within
 ``liveness_timeout_s``.
 
@@ -28,13 +42,15 @@ Whether an image id belongs to the stimulus set is for the live state to check, 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+import msgpack
 import zmq
 
 from lookwhere import protocol
@@ -42,9 +58,21 @@ from lookwhere.protocol import TOPIC_ACK, TOPIC_HELLO, TOPIC_REPLAY, ProtocolErr
 from lookwhere.transport import DEFAULT_HOST, CurveKeys, make_socket, start_authenticator
 from server.journal import JournalStore
 
-__all__ = ["Receiver", "SessionStatus"]
+__all__ = ["Receiver", "SessionStatus", "CONFLICTS_FOLDER"]
 
 logger = logging.getLogger(__name__)
+
+#: Where records conflicting with held ones are kept, under ``<data_dir>/stream``.
+CONFLICTS_FOLDER = "conflicts"
+
+
+def _same_record(held: bytes, payload: bytes, record: Record) -> bool:
+    """Whether ``payload`` (decoded: ``record``) is the record ``held`` at its seq: the same bytes
+    (a resend), or the same validated record (encoded afresh, e.g. an int given for a float field
+    turned into a float)."""
+    if held == payload:
+        return True
+    return protocol.encode(protocol.validate_map(msgpack.unpackb(held)))[1] == protocol.encode(record)[1]
 
 
 @dataclass(frozen=True)
@@ -62,6 +90,9 @@ class SessionStatus:
         ``silent_s <= liveness_timeout_s``.
     ended : bool
         A ``session_end`` record was accepted.
+    conflicts : int
+        Distinct records received with a held ``seq`` but different content (kept aside, never
+        applied; see the module notes). Anything above 0 needs the experimenter's attention.
     """
 
     session: str
@@ -69,6 +100,7 @@ class SessionStatus:
     silent_s: float
     alive: bool
     ended: bool
+    conflicts: int = 0
 
 
 @dataclass
@@ -80,6 +112,7 @@ class _Session:
     alive: bool = False
     replay_asked_for: int = 0  # the seq last asked for, and when
     replay_asked_at: float = float("-inf")
+    conflicts: set[tuple[int, bytes]] = field(default_factory=set)  # (seq, payload) kept aside
 
 
 class Receiver:
@@ -155,6 +188,8 @@ class Receiver:
         self._poller.register(self._socket, zmq.POLLIN)
         self._counters: Counter[str] = Counter()
         self._malformed: Counter[str] = Counter()
+        self._conflicts_dir = self.store.folder / CONFLICTS_FOLDER
+        self._reload_conflicts()
         logger.info("receiver bound to %s%s, data in %s", self.endpoint, " (CURVE)" if curve else "",
                     self.store.folder)
 
@@ -162,13 +197,16 @@ class Receiver:
 
     @property
     def counters(self) -> dict[str, object]:
-        """A snapshot: ``accepted``, ``duplicates``, ``gaps`` (records arriving past a hole),
-        ``replays`` (replay requests sent), ``hellos``, ``acks``, ``reply_failures`` and
-        ``malformed`` (reason → count, reasons from :data:`lookwhere.protocol.REJECT_REASONS`)."""
+        """A snapshot: ``accepted``, ``duplicates``, ``conflicts`` (distinct records whose seq was
+        held with other content, every session, persisted ones included; per session in
+        :meth:`sessions`), ``gaps`` (records arriving past a hole), ``replays`` (replay requests
+        sent), ``hellos``, ``acks``, ``reply_failures`` and ``malformed`` (reason → count, reasons
+        from :data:`lookwhere.protocol.REJECT_REASONS`)."""
         out: dict[str, object] = {
             name: self._counters[name]
             for name in ("accepted", "duplicates", "gaps", "replays", "hellos", "acks", "reply_failures")
         }
+        out["conflicts"] = sum(len(s.conflicts) for s in self._sessions.values())
         out["malformed"] = dict(self._malformed)
         return out
 
@@ -177,7 +215,7 @@ class Receiver:
         now = time.monotonic()
         return {
             name: SessionStatus(name, s.last_seq, now - s.last_seen,
-                                now - s.last_seen <= self._liveness_timeout_s, s.ended)
+                                now - s.last_seen <= self._liveness_timeout_s, s.ended, len(s.conflicts))
             for name, s in self._sessions.items()
         }
 
@@ -274,11 +312,49 @@ class Receiver:
             accepted.append(record)
             to_ack.add(session)
         elif record.seq <= state.last_seq:
-            self._counters["duplicates"] += 1
+            held = self.store.open(session).payload(record.seq)
+            if _same_record(held, payload, record):
+                self._counters["duplicates"] += 1
+            else:
+                self._keep_conflict(state, record, payload, held)
             to_ack.add(session)
         else:
             self._counters["gaps"] += 1
             self._request_replay(session, state, force=False)
+
+    def _keep_conflict(self, state: _Session, record: Record, payload: bytes, held: bytes) -> None:
+        """Count, log and set aside a record whose seq is held with other content."""
+        if (record.seq, payload) in state.conflicts:
+            return  # a resend of one already kept
+        state.conflicts.add((record.seq, payload))
+        self._conflicts_dir.mkdir(exist_ok=True)
+        path = self._conflicts_dir / f"{record.session}.msgpack"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)  # before the ack that tells the sender its record is taken care of
+        finally:
+            os.close(fd)
+        n = len(state.conflicts)
+        log = logger.warning if n <= 10 or n % 100 == 0 else logger.debug
+        log("session %s seq %d: CONFLICT, a %s record differing from the %s held at this seq (%d in this "
+            "session); the held one stays, the received one is kept aside in %s",
+            record.session, record.seq, record.kind, msgpack.unpackb(held)["kind"], n, path)
+
+    def _reload_conflicts(self) -> None:
+        for path in sorted(self._conflicts_dir.glob("*.msgpack")):
+            data = path.read_bytes()
+            start = 0
+            for end, entry in protocol.read_journal(path):
+                state = self._sessions.setdefault(path.stem, _Session())
+                state.conflicts.add((protocol.validate_map(entry).seq, data[start:end]))
+                start = end
+        total = sum(len(s.conflicts) for s in self._sessions.values())
+        if total:
+            logger.warning("%d conflicting records kept aside in %s (see the receiver's notes)", total,
+                           self._conflicts_dir)
 
     def _request_replay(self, session: str, state: _Session, *, force: bool) -> None:
         wanted = state.last_seq + 1

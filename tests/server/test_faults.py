@@ -116,7 +116,7 @@ def _send_times_us(sender: Sender, n: int) -> tuple[np.ndarray, np.ndarray]:
             sleeps[i] = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw - before
             if i % 50 == 0:
                 sender.service()
-            if i % 1350 == 0:  # between trials (5 s of records): the journal's 1 MiB buffer never fills
+            if i % 1350 == 0:  # between trials (5 s of records): the journal's fsync
                 sender.flush()
     finally:
         gc.enable()

@@ -19,7 +19,7 @@ import zmq
 from experiment.sender import Sender
 from lookwhere import protocol
 from lookwhere.transport import make_socket
-from server.receiver import Receiver
+from server.receiver import CONFLICTS_FOLDER, Receiver
 from tests.protocol._samples import record_map
 from tests.server._stream import KINDS, pump, send_sample
 
@@ -224,3 +224,39 @@ def test_bad_arguments_are_refused_with_the_value(tmp_path):
         Receiver(tmp_path / "server", port=70000)
     with pytest.raises(ValueError, match="CURVE needs both"):
         Receiver(tmp_path / "server", allowed_keys_dir=tmp_path)
+
+
+def test_a_held_seq_with_other_content_is_a_conflict_and_the_same_record_a_duplicate(tmp_path):
+    """Seq 3 arrives again: with another gaze position (twice), it is one conflict, counted, kept
+    aside on disk and never applied; with the same content (even encoded differently: an int for a
+    float field) it is a silent duplicate."""
+    with Receiver(tmp_path / "server") as receiver, \
+            Sender(receiver.endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None) as sender:
+        for _ in range(5):
+            send_sample(sender, "gaze")
+        pump(receiver, [sender], lambda: sender.acked_seq == 5)
+        journal = tmp_path / "server" / "stream" / f"{sender.session}.msgpack"
+        before = journal.read_bytes()
+        other = msgpack.packb(record_map("gaze", 3, session=sender.session, x_display_px=100.0))
+        same = record_map("gaze", 3, session=sender.session)
+        same["x_display_px"] = int(same["x_display_px"])
+        assert msgpack.packb(same) not in before  # other bytes, the same record
+        raw = make_socket(zmq.Context.instance(), "sender")
+        raw.connect(receiver.endpoint)
+        leaked: list = []
+        try:
+            pump(receiver, [], lambda: raw.poll(0, zmq.POLLOUT) != 0, timeout_s=5)
+            for payload in (other, other, msgpack.packb(same)):
+                raw.send_multipart([b"gaze", payload])
+            pump(receiver, [], lambda: receiver.counters["duplicates"] == 1, sink=leaked)
+        finally:
+            raw.close()
+        assert leaked == []
+        assert receiver.counters["conflicts"] == 1 and receiver.sessions()[sender.session].conflicts == 1
+        assert journal.read_bytes() == before
+        kept = tmp_path / "server" / "stream" / CONFLICTS_FOLDER / f"{sender.session}.msgpack"
+        assert kept.read_bytes() == other
+        session = sender.session
+    with Receiver(tmp_path / "server") as restarted:  # reloaded: the dashboard keeps showing it
+        assert restarted.counters["conflicts"] == 1 and restarted.sessions()[session].conflicts == 1
+        assert [r.seq for r in restarted.persisted(session)] == [1, 2, 3, 4, 5]
