@@ -358,7 +358,8 @@ class LiveHub:
             "malformed_total": sum(counters.get("malformed", {}).values()),
             "stream": None if current is None else {
                 "alive": current.alive, "silent_s": current.silent_s, "last_seq": current.last_seq,
-                "ended": current.ended},
+                "ended": current.ended, "conflicts": current.conflicts, "missing": current.missing},
+            "connections": self.receiver.n_connections if self.receiver is not None else 0,
             "n_sessions_alive": sum(s.alive for s in sessions.values()),
             "latency_ms": _percentiles(self._latency_ms),
             "apply_ms": _percentiles(self._apply_ms),

@@ -52,6 +52,7 @@ from typing import Callable, Iterator
 
 import msgpack
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from lookwhere import protocol
 from lookwhere.protocol import TOPIC_ACK, TOPIC_HELLO, TOPIC_REPLAY, ProtocolError, Record
@@ -93,6 +94,9 @@ class SessionStatus:
     conflicts : int
         Distinct records received with a held ``seq`` but different content (kept aside, never
         applied; see the module notes). Anything above 0 needs the experimenter's attention.
+    missing : int
+        Records known to be missing now: the highest ``seq`` seen past a hole minus ``last_seq``
+        (0 once the replay filled every gap: the gaps counted so far are recovered).
     """
 
     session: str
@@ -101,6 +105,7 @@ class SessionStatus:
     alive: bool
     ended: bool
     conflicts: int = 0
+    missing: int = 0
 
 
 @dataclass
@@ -113,6 +118,7 @@ class _Session:
     replay_asked_for: int = 0  # the seq last asked for, and when
     replay_asked_at: float = float("-inf")
     conflicts: set[tuple[int, bytes]] = field(default_factory=set)  # (seq, payload) kept aside
+    highest_seen: int = 0  # the largest seq received, held or not
 
 
 class Receiver:
@@ -175,6 +181,10 @@ class Receiver:
         context = context or zmq.Context.instance()
         self._auth = start_authenticator(context, allowed_keys_dir) if curve is not None else None
         self._socket = make_socket(context, "receiver", curve=curve)
+        # Connection events tell at once that a sender's connection closed (the experiment exited
+        # or crashed, the network went down), where silence would take the liveness timeout.
+        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self._n_connections = 0
         if curve is None and host not in ("127.0.0.1", "localhost", "::1"):
             logger.warning("receiver bound to %s without CURVE: anyone on the network can stream to it", host)
         try:
@@ -186,6 +196,7 @@ class Receiver:
         self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._poller = zmq.Poller()
         self._poller.register(self._socket, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
         self._counters: Counter[str] = Counter()
         self._malformed: Counter[str] = Counter()
         self._conflicts_dir = self.store.folder / CONFLICTS_FOLDER
@@ -215,9 +226,16 @@ class Receiver:
         now = time.monotonic()
         return {
             name: SessionStatus(name, s.last_seq, now - s.last_seen,
-                                now - s.last_seen <= self._liveness_timeout_s, s.ended, len(s.conflicts))
+                                now - s.last_seen <= self._liveness_timeout_s, s.ended, len(s.conflicts),
+                                max(0, s.highest_seen - s.last_seq))
             for name, s in self._sessions.items()
         }
+
+    @property
+    def n_connections(self) -> int:
+        """Senders connected now (TCP connections accepted and not yet closed): 0 while a session
+        is running means its experiment process is gone or its network is down."""
+        return self._n_connections
 
     def persisted(self, session: str) -> Iterator[Record]:
         """The persisted records of ``session`` in ``seq`` order (e.g. to rebuild state at start)."""
@@ -234,7 +252,10 @@ class Receiver:
             Newly persisted records, in ``seq`` order within each session; empty on timeout.
         """
         accepted: list[Record] = []
-        if self._poller.poll(timeout_ms):
+        ready = dict(self._poller.poll(timeout_ms))
+        if self._monitor in ready:
+            self._take_connection_events()
+        if self._socket in ready:
             to_ack: set[str] = set()
             for _ in range(self._max_batch):
                 try:
@@ -260,6 +281,8 @@ class Receiver:
 
     def close(self) -> None:
         """Close the socket, the journals and the authenticator."""
+        self._socket.disable_monitor()
+        self._monitor.close()
         self._socket.close()
         self.store.close()
         if self._auth is not None:
@@ -272,6 +295,18 @@ class Receiver:
         self.close()
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _take_connection_events(self) -> None:
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self._n_connections += 1
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                self._n_connections = max(0, self._n_connections - 1)
+                logger.info("a sender's connection closed (%d open)", self._n_connections)
 
     def _reject(self, exc: ProtocolError) -> None:
         self._malformed[exc.reason] += 1
@@ -299,6 +334,8 @@ class Receiver:
             state = self._sessions[session] = _Session()
         state.last_seen = time.monotonic()
         state.peer = peer
+        if record is not None:
+            state.highest_seen = max(state.highest_seen, record.seq)
         if record is None:
             self._counters["hellos"] += 1
             to_ack.add(session)

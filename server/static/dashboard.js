@@ -434,20 +434,28 @@ function renderHealth() {
   if (!health) return;
   const stream = health.stream;
   let streamText = "no session yet";
+  const disconnected = stream !== null && !stream.ended && health.connections === 0;
   if (stream !== null) {
     const silent = fmt(stream.silent_s, stream.alive ? 1 : 0);
     streamText = stream.ended ? "session ended"
-      : stream.alive ? `alive (last record ${silent} s ago)` : `SILENT for ${silent} s`;
+      : disconnected ? `disconnected (no sender connected; last record ${silent} s ago)`
+        : stream.alive ? `alive (last record ${silent} s ago)` : `SILENT for ${silent} s`;
   }
-  setText("health-stream", streamText, { warn: stream !== null && !stream.alive && !stream.ended });
+  setText("health-stream", streamText, { warn: disconnected || (stream !== null && !stream.alive && !stream.ended) });
   const rates = Object.entries(health.rates_per_s).map(([kind, rate]) =>
     el("span", { "data-kind": kind }, el("span", {}, kind), el("b", {}, `${rate.toFixed(1)}/s`)));
   $("health-rates").replaceChildren(...(rates.length ? rates : ["—"]));
   const receiver = health.receiver ?? {};
   setText("health-accepted", String(receiver.accepted ?? 0));
   setText("health-duplicates", String(receiver.duplicates ?? 0));
-  setText("health-gaps", String(receiver.gaps ?? 0), { warn: (receiver.gaps ?? 0) > 0 });
-  setText("health-replays", String(receiver.replays ?? 0));
+  // Gaps and replays are history; what matters now is whether records are still missing.
+  const missing = stream?.missing ?? 0;
+  const recovered = missing > 0 ? ` (${missing} missing now)` : (receiver.gaps ?? 0) > 0 ? " (recovered)" : "";
+  setText("health-gaps", `${receiver.gaps ?? 0}${recovered}`, { warn: missing > 0 });
+  setText("health-replays", `${receiver.replays ?? 0}${(receiver.replays ?? 0) > 0 && missing === 0 ? " (recovered)" : ""}`);
+  const conflicts = receiver.conflicts ?? 0;
+  setText("health-conflicts", conflicts ? `${conflicts}: records kept aside, see stream/conflicts` : "0",
+    { warn: conflicts > 0, title: "records whose seq the server already held with other content" });
   setText("health-malformed", String(health.malformed_total),
     { title: counts(receiver.malformed), warn: health.malformed_total > 0 });
   const ignored = counts(health.ignored);

@@ -102,15 +102,29 @@ def test_gap_triggers_a_replay_and_duplicates_are_dropped(tmp_path):
                 raw.send_multipart([b"gaze", msgpack.packb(record_map("gaze", seq, session=sender.session))])
             pump(receiver, [], lambda: receiver.counters["gaps"] == 4)
             assert receiver.counters["replays"] >= 1 and receiver.counters["accepted"] == 0
+            assert receiver.sessions()[sender.session].missing == 5  # seq 1..5 known missing
             # A duplicate of an accepted record is counted and acknowledged again, not stored twice.
             for _ in range(5):
                 send_sample(sender, "gaze")
             pump(receiver, [sender], lambda: sender.acked_seq == 5)
+            assert receiver.sessions()[sender.session].missing == 0  # the gaps are recovered
             raw.send_multipart([b"gaze", msgpack.packb(record_map("gaze", 3, session=sender.session))])
             pump(receiver, [], lambda: receiver.counters["duplicates"] == 1)
             assert [r.seq for r in receiver.persisted(sender.session)] == [1, 2, 3, 4, 5]
         finally:
             raw.close()
+
+
+def test_a_closed_connection_is_seen_at_once(tmp_path):
+    """Oracle: the senders opened and closed by the test (no waiting for the liveness timeout)."""
+    with Receiver(tmp_path / "server", liveness_timeout_s=60) as receiver:
+        senders = [Sender(receiver.endpoint, tmp_path / f"rig{i}.msgpack", heartbeat_interval_s=0.05) for i in range(2)]
+        pump(receiver, senders, lambda: receiver.n_connections == 2)
+        senders[0].close()
+        pump(receiver, senders[1:], lambda: receiver.n_connections == 1, timeout_s=2)
+        senders[1].close()
+        pump(receiver, [], lambda: receiver.n_connections == 0, timeout_s=2)
+        assert all(status.alive for status in receiver.sessions().values())  # silence alone: not yet
 
 
 def test_liveness_follows_the_heartbeats(tmp_path):
