@@ -218,8 +218,14 @@ function drawGaze(context, gaze, scale) {
 
 // -- scores: table, bars and model-map captions ---------------------------------------------------
 
+// The scores of the chosen target: the pooled heatmap (every participant), or the current
+// participant's own heatmap and fixations on this image (null until they have one there).
+function scoreTarget() {
+  return document.querySelector('input[name="target"]:checked').value;
+}
+
 function scoreRows(view) {
-  const scores = view.summary?.scores ?? {};
+  const scores = (scoreTarget() === "participant" ? view.summary?.participant_scores : view.summary?.scores) ?? {};
   const maps = Object.keys(scores);
   const metrics = [...new Set(maps.flatMap((name) => Object.keys(scores[name])))];
   return { scores, maps, metrics };
@@ -281,7 +287,10 @@ function renderScores(view) {
     return row;
   });
   const empty = summary?.pending ? "Scoring the pooled fixations of this image…"
-    : "No fixation on this image yet: scores appear with the first one.";
+    : scoreTarget() === "participant" && summary?.n_fixations
+      ? `No fixation of ${summary.participant ?? "this participant"} used on this image yet.`
+      : "No fixation on this image yet: scores appear with the first one.";
+  setText("target-participant-name", summary?.participant ?? "participant");
   table.tBodies[0].replaceChildren(...(rows.length ? rows
     : [el("tr", {}, el("td", { class: "muted", "data-testid": "scores-empty" }, empty))]));
 
@@ -385,7 +394,7 @@ function renderModelMaps(view) {
       container.replaceChildren(...info.names.map(thumbnail));
     }
   }
-  renderMapCaptions(view.summary?.scores ?? {});
+  renderMapCaptions(scoreRows(view).scores);
 }
 
 function renderMapCaptions(scores) {
@@ -632,6 +641,9 @@ function start() {
   watchHeatmap("heatmap-pooled");
   watchHeatmap("heatmap-participant");
   for (const input of document.querySelectorAll('input[name="heat"]')) input.addEventListener("change", applyLayers);
+  for (const input of document.querySelectorAll('input[name="target"]')) {
+    input.addEventListener("change", () => renderScores(currentView()));
+  }
   $("show-fixations").addEventListener("change", renderOverlay);
   $("show-gaze").addEventListener("change", renderOverlay);
   $("bar-metric").addEventListener("change", (event) => {

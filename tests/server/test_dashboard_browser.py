@@ -160,6 +160,13 @@ def test_live_session_on_the_dashboard(browser, osie_stimuli, untrained_store, t
         page.screenshot(path=screenshot, full_page=True)
         print(f"screenshot: {screenshot}")
 
+        # Scores against the participant's own heatmap, then back to the pooled one.
+        testid("target-participant").check()
+        expect(testid("target-participant-name")).to_have_text(PARTICIPANT)
+        _assert_cells_equal_api(_score_cells(page), summary["participant_scores"])
+        page.locator('input[name="target"][value="pooled"]').check()
+        _assert_cells_equal_api(_score_cells(page), summary["scores"])
+
         # Sorting: kl_div is lower-is-better, so the first click puts the smallest value on top.
         kl = {name: summary["scores"][name]["kl_div"] for name in summary["scores"]}
         ranked = sorted((name for name in kl if kl[name] is not None), key=kl.get)
