@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -40,15 +41,19 @@ def heatmap_params_from_args(args: argparse.Namespace):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["osie", "asc", "session"], required=True, help="format of the fixation data")
+    parser.add_argument("--dataset", choices=["osie", "eyelink", "asc", "session"], required=True,
+                        help="format of the fixation data ('asc' is an alias of 'eyelink')")
     parser.add_argument("--fixations", type=Path, required=True,
-                        help="fixations.mat (osie), an .asc file/folder (asc), or a session folder / folder of sessions (session)")
+                        help="fixations.mat (osie), an EyeLink .asc/.edf file or a folder of them (eyelink), "
+                             "or a session folder / folder of sessions (session)")
     parser.add_argument("--stimuli", type=Path, required=True, help="folder of the stimulus images")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--images", type=_image_list, help="comma-separated image ids (default: all)")
     parser.add_argument("--maps", type=Path, help="CNN map store (lookwhere precompute) to score too")
     add_scoring_arguments(parser)
-    parser.add_argument("--scale", type=float, default=2.0, help="display scale of the recordings (asc)")
+    parser.add_argument("--scale", type=float,
+                        help="drawn size / image size of the recordings (default: ×2 fitted to the screen, "
+                             "or the size in each trial's !V IMGLOAD)")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -70,4 +75,7 @@ def main(args: argparse.Namespace) -> int:
     result = run_analysis(config_from_args(args), progress=not args.no_progress)
     print(f"report: {result.files['report']}")
     print(f"scores: {result.files['scores']} ({len(result.scores)} rows)")
-    return 0
+    for file, why in result.failed.items():
+        print(f"left out: {file}: {why}", file=sys.stderr)
+    # The analysis of the readable files is complete; a non-zero status says some were left out.
+    return 1 if result.failed else 0

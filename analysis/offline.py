@@ -2,9 +2,10 @@
 
 The pipeline, in the order it runs:
 
-1. read the fixations (OSIE ``fixations.mat``, EyeLink ASC recordings, the project's own session
-   records) into the tidy table and
-   put every fixation in original-image pixels;
+1. read the fixations (OSIE ``fixations.mat``, EyeLink ASC and EDF recordings, the project's own
+   session records) into the tidy table and put every fixation in original-image pixels
+   (:mod:`analysis.readers.mapping`); a recording that cannot be read or mapped is reported and left
+   out;
 2. select the fixations that count (:func:`analysis.heatmap.select_fixations`), once;
 3. per image: the pooled human heatmap and fixation counts, the other images' fixations (for
    shuffled AUC and the dataset prior), the centre-bias map (also the information-gain baseline);
@@ -35,7 +36,8 @@ import lookwhere
 from analysis.baselines import center_bias, dataset_prior, leave_one_out_groups, shuffled_fixation_counts
 from analysis.heatmap import HeatmapParams, fixation_map, heatmap, select_fixations
 from analysis.metrics import METRICS, HumanTarget, score_map
-from stimuli.geometry import DEFAULT_SCALE, DisplayGeometry
+from analysis.fixations import StudyFixations
+from analysis.readers.eyelink import TrialRules
 from stimuli.sets import StimulusSet
 
 __all__ = [
@@ -56,10 +58,12 @@ class AnalysisConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dataset: Literal["osie", "asc", "session"] = Field(description="format of the fixation data")
+    dataset: Literal["osie", "eyelink", "asc", "session"] = Field(
+        description="format of the fixation data ('asc' is an alias of 'eyelink')"
+    )
     fixations: Path = Field(
-        description="fixations.mat (osie), an .asc file or folder of them (asc), or a lookwhere run "
-        "session folder or folder of sessions (session)"
+        description="fixations.mat (osie), an EyeLink .asc/.edf file or folder of them (eyelink), or a "
+        "lookwhere run session folder or folder of sessions (session)"
     )
     stimuli: Path = Field(description="folder of the stimulus images")
     out: Path = Field(description="output folder (created)")
@@ -72,7 +76,12 @@ class AnalysisConfig(BaseModel):
         "minmax", description="min-max both maps to [0, 1] before MAE (SPEC §2); 'none' is paper-literal"
     )
     center_bias_sigma_fraction: float = Field(0.25, gt=0)
-    scale: float = Field(DEFAULT_SCALE, gt=0, description="display scale of the recordings (asc)")
+    scale: float | None = Field(
+        None, gt=0, description="drawn size / image size (eyelink); default ×2 fitted to the screen, or "
+        "the recording's !V IMGLOAD size"
+    )
+    screen_px: tuple[int, int] | None = Field(None, description="screen size overriding the recordings' (eyelink)")
+    trial_rules: TrialRules = Field(TrialRules(), description="trial, image, onset and offset messages (eyelink)")
     bootstrap_resamples: int = Field(10_000, ge=100)
     confidence: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
@@ -95,45 +104,26 @@ class AnalysisResult:
     scores: pd.DataFrame
     summary: pd.DataFrame
     files: dict[str, Path] = field(default_factory=dict)
+    #: input file → why it was left out (the run analysed the others)
+    failed: dict[str, str] = field(default_factory=dict)
 
 
-def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> pd.DataFrame:
-    """Read the configured fixation data into a table with image coordinates."""
+def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> StudyFixations:
+    """Read the configured fixation data into a table with image coordinates, with its provenance."""
     if not config.fixations.exists():
         raise FileNotFoundError(f"fixation data {config.fixations} does not exist")
     if config.dataset == "osie":
         from analysis.readers import read_osie
 
-        return read_osie(config.fixations, images=config.images)
+        return StudyFixations(read_osie(config.fixations, images=config.images), files=[config.fixations])
     if config.dataset == "session":
         from analysis.readers import read_session
 
-        return read_session(config.fixations)
-    from analysis.fixations import add_image_coordinates
-    from analysis.readers import read_eyelink_asc
+        return StudyFixations(read_session(config.fixations), files=[config.fixations])
+    from analysis.readers.mapping import MappingOptions, read_recordings, recording_paths
 
-    paths = sorted(config.fixations.glob("*.asc")) if config.fixations.is_dir() else [config.fixations]
-    if not paths:
-        raise FileNotFoundError(f"no .asc files in {config.fixations}")
-    tables = []
-    for path in paths:
-        recording = read_eyelink_asc(path)
-        table = recording.fixations[recording.fixations["image"] != ""]
-        if table.empty:
-            logger.warning("%s: no fixation belongs to a trial with an image id; skipped", path)
-            continue
-        screen_w, screen_h = recording.display_px
-        geometries = {
-            image_id: DisplayGeometry.fit(
-                *stimulus_set.size(image_id),
-                screen_width_px=screen_w, screen_height_px=screen_h, scale=config.scale,
-            )
-            for image_id in table["image"].unique()
-        }
-        tables.append(add_image_coordinates(table, geometries))
-    if not tables:
-        raise ValueError(f"no fixation in {config.fixations} is tied to an image (no '!V TRIAL_VAR image' or '!V IMGLOAD' messages)")
-    return pd.concat(tables, ignore_index=True)
+    options = MappingOptions(rules=config.trial_rules, screen_px=config.screen_px, scale=config.scale)
+    return read_recordings(recording_paths(config.fixations), stimulus_set.size, options)
 
 
 def _images_to_analyse(config: AnalysisConfig, fixations: pd.DataFrame, stimulus_set: StimulusSet) -> list[str]:
@@ -170,7 +160,8 @@ def _open_store(config: AnalysisConfig):
 def run_analysis(config: AnalysisConfig, *, progress: bool = True) -> AnalysisResult:
     """Run the whole offline analysis described by ``config``; see the module docstring."""
     stimulus_set = StimulusSet(config.stimuli)
-    fixations = load_fixations(config, stimulus_set)
+    study = load_fixations(config, stimulus_set)
+    fixations = study.table
     images = _images_to_analyse(config, fixations, stimulus_set)
     fixations = fixations[fixations["image"].isin(images)]
     shapes = {image_id: stimulus_set.shape(image_id) for image_id in images}
@@ -213,7 +204,9 @@ def run_analysis(config: AnalysisConfig, *, progress: bool = True) -> AnalysisRe
     untrained = bool(store is not None and store.is_untrained)
     scores["untrained"] = (scores["kind"] == "cnn") & untrained
 
-    return _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected)
+    result = _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected)
+    result.failed = dict(study.failed)
+    return result
 
 
 def without_selection(params: HeatmapParams) -> HeatmapParams:

@@ -1,0 +1,316 @@
+"""From EyeLink recordings to a study's fixations on its images.
+
+One recording is mapped in this order (:func:`map_recording`):
+
+1. **units** — events in HREF units (head-referenced angles) cannot be placed on an image: refused;
+2. **trials → images** — each trial's image (the reader's :class:`~analysis.readers.eyelink.TrialRules`);
+   fixations outside trials or in trials without an image are dropped and counted;
+3. **placement** — per trial, where the image lay on the screen: the trial's ``!V IMGLOAD`` (``CENTER
+   x y [w h]``: centred at ``(x, y)``; ``TOP_LEFT x y [w h]``: top-left corner at ``(x, y)``; ``FILL``:
+   stretched over the screen; without ``w h`` the image was drawn at its own size), else centred at
+   the study's scale (:meth:`stimuli.geometry.DisplayGeometry.fit`, default ×2 fitted to the
+   screen). The screen size is the recording's (``DISPLAY_COORDS``, else ``GAZE_COORDS``) unless
+   ``screen_px`` overrides it; an explicit ``scale`` overrides the drawn size everywhere;
+4. **image coordinates** — :func:`analysis.fixations.add_image_coordinates` per trial.
+
+A recording that cannot be mapped raises :class:`MappingError`, whose message names the file and the
+option that fixes it; :func:`read_recordings` reports such a file and goes on with the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.fixations import ImagePlacement, StudyFixations, add_image_coordinates, empty_fixation_table
+from analysis.readers.eyelink import (
+    RECORDING_SUFFIXES,
+    EyeLinkDataWarning,
+    EyeLinkFormatError,
+    EyeLinkRecording,
+    TrialRules,
+    read_recording,
+)
+from stimuli.geometry import DEFAULT_SCALE, DisplayGeometry
+
+__all__ = ["MappingOptions", "MappingError", "recording_paths", "read_recordings", "map_recording", "imgload_placement"]
+
+logger = logging.getLogger(__name__)
+
+
+class MappingError(ValueError):
+    """A recording's fixations cannot be tied to images; the message names the option that fixes it."""
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    """How recordings are mapped to images (the ``lookwhere analyze`` options of each in brackets).
+
+    Attributes
+    ----------
+    rules : TrialRules
+        Trial, image, onset and offset messages (``--trial-start``, ``--image-message``,
+        ``--onset-message``, ``--offset-message``).
+    screen_px : (int, int), optional
+        Screen size overriding the recordings' own (``--screen W H``).
+    scale : float, optional
+        Drawn size / image size, overriding the default ×2 and any ``!V IMGLOAD`` size (``--scale``).
+    """
+
+    rules: TrialRules = TrialRules()
+    screen_px: tuple[int, int] | None = None
+    scale: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.screen_px is not None and not (
+            len(self.screen_px) == 2 and all(isinstance(v, (int, np.integer)) and v > 0 for v in self.screen_px)
+        ):
+            raise ValueError(f"--screen needs two positive integers W H; got {self.screen_px!r}")
+        if self.scale is not None and not (np.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"--scale must be a number > 0; got {self.scale!r}")
+
+
+def recording_paths(path) -> list[Path]:
+    """The EyeLink recordings at ``path``: the file itself, or every ``.asc``/``.edf`` file (any
+    letter case) directly in the folder, sorted by name.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist or the folder holds no recording.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"EyeLink recording or folder {path} does not exist")
+    if path.is_file():
+        return [path]
+    paths = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES)
+    if not paths:
+        raise FileNotFoundError(f"no EyeLink recording (.asc or .edf, any letter case) in {path}")
+    return paths
+
+
+def read_recordings(paths, image_sizes, options: MappingOptions = MappingOptions()) -> StudyFixations:
+    """Read and map every recording; a file that fails is reported and left out.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        EyeLink recordings (:func:`recording_paths`).
+    image_sizes : callable or mapping, image id → (width_px, height_px)
+        The stimulus images' sizes (e.g. ``StimulusSet(...).size``); ids it does not know are dropped
+        and counted (``"image not in the stimulus folder"``).
+    options : MappingOptions
+
+    Returns
+    -------
+    StudyFixations
+        The mapped fixations of every readable recording, the failed files with their reason, the
+        data warnings, and per-recording provenance.
+
+    Raises
+    ------
+    ValueError
+        When no recording could be mapped (listing each file's reason).
+    """
+    study = StudyFixations(table=empty_fixation_table(), files=list(paths))
+    tables = []
+    for path in study.files:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EyeLinkDataWarning)
+            try:
+                recording = read_recording(path, rules=options.rules)
+                table, summary = map_recording(recording, image_sizes, options)
+            except (EyeLinkFormatError, MappingError, OSError, ValueError) as error:
+                study.failed[str(path)] = str(error)
+                logger.error("%s: left out: %s", path, error)
+                continue
+            finally:
+                study.warnings.extend(str(w.message) for w in caught if issubclass(w.category, EyeLinkDataWarning))
+        tables.append(table)
+        study.recordings.append(summary)
+        study.counts["read"] += summary["counts"]["read"]
+        study.counts["read_per_eye"].update(summary["counts"]["read_per_eye"])
+        study.counts["dropped"].update(summary["counts"]["dropped"])
+    if not tables:
+        reasons = "\n".join(f"  {file}: {why}" for file, why in study.failed.items())
+        raise ValueError(f"no recording could be analysed:\n{reasons}")
+    study.table = pd.concat(tables, ignore_index=True)
+    study.counts["mapped"] = len(study.table)
+    return study
+
+
+def map_recording(recording: EyeLinkRecording, image_sizes, options: MappingOptions = MappingOptions()):
+    """The fixations of one recording on their images.
+
+    Parameters
+    ----------
+    recording : EyeLinkRecording
+    image_sizes : callable or mapping, image id → (width_px, height_px)
+    options : MappingOptions
+
+    Returns
+    -------
+    table : DataFrame
+        The recording's fixations that lie in a trial with a known image, image coordinates set.
+    summary : dict
+        Provenance: ``file``, ``format``, ``eyes``, ``units``, ``display_px``, ``display_source``,
+        ``rules`` (the patterns used), ``placements`` (placement source → trials), ``counts``
+        (``read``, ``read_per_eye``, ``dropped`` by reason, ``mapped``).
+
+    Raises
+    ------
+    MappingError
+        HREF units; no trial with an image; a trial that needs the screen size when it is unknown.
+    """
+    path = recording.path
+    if "HREF" in recording.units:
+        blocks = recording.blocks.loc[recording.blocks["units"] == "HREF", "start_line"].tolist()
+        raise MappingError(
+            f"{path}: events recorded in HREF units (head-referenced eye angles, recording blocks at "
+            f"lines {blocks[:5]}), not screen pixels; a heatmap needs gaze positions in display pixels. "
+            "Record with GAZE in file_event_data, or convert the EDF to ASC with gaze (not HREF) positions"
+        )
+    events = recording.fixation_events
+    fixations = recording.fixations
+    counts = {"read": len(fixations), "read_per_eye": Counter(fixations["eye"].astype(str)), "dropped": Counter()}
+    trials = recording.trials
+    keep = _count_drop(counts, fixations["trial"] < 0, "outside any trial")
+    keep &= _count_drop(counts, keep & (fixations["image"] == ""), "trial without an image")
+    if not keep.any():
+        raise MappingError(_no_image_message(recording))
+    known = {image: _size_of(image_sizes, image) is not None for image in fixations.loc[keep, "image"].unique()}
+    keep &= _count_drop(counts, keep & ~fixations["image"].map(known).fillna(False), "image not in the stimulus folder")
+    table = fixations[keep]
+    placements, sources = _placements(recording, table, image_sizes, options)
+    table = add_image_coordinates(table, placements, by="trial") if len(table) else table
+    counts["mapped"] = len(table)
+    summary = {
+        "file": str(path),
+        "format": recording.format,
+        "eyes": recording.eyes,
+        "units": recording.units or "unknown",
+        "display_px": list(options.screen_px or recording.display_px or ()) or None,
+        "display_source": "--screen" if options.screen_px else recording.display_source,
+        "rules": recording.rules,
+        "trials": len(trials),
+        "trials_without_onset": int(trials["onset_tracker_ms"].isna().sum()),
+        "placements": dict(Counter(sources.values())),
+        "counts": counts,
+    }
+    return table.reset_index(drop=True), summary
+
+
+def _count_drop(counts: dict, drop: pd.Series, reason: str) -> np.ndarray:
+    """Count the rows dropped for ``reason``; return the mask of rows kept."""
+    drop = np.asarray(drop, dtype=bool)
+    if drop.any():
+        counts["dropped"][reason] += int(drop.sum())
+    return ~drop
+
+
+def _size_of(image_sizes, image_id: str):
+    try:
+        return image_sizes(image_id) if callable(image_sizes) else image_sizes[image_id]
+    except KeyError:
+        return None
+
+
+def _no_image_message(recording: EyeLinkRecording) -> str:
+    path = recording.path
+    if recording.trials.empty:
+        what = (
+            f"no trial start message (looked for {recording.rules['trial_start'] or 'TRIALID or start_trial'}); "
+            "name the message that starts each trial with --trial-start REGEX"
+        )
+    else:
+        what = (
+            f"none of its {len(recording.trials)} trials names an image (no '!V TRIAL_VAR image' or "
+            "'!V IMGLOAD' message); name the message that carries the image with --image-message REGEX "
+            "(a named group 'image'), or list each trial's image with --trials-table CSV"
+        )
+    return f"{path}: no fixation can be tied to an image: {what}"
+
+
+# --- placement -------------------------------------------------------------------------------
+
+
+def imgload_placement(imgload: str, image_size: tuple[int, int], *, screen_px, scale: float | None) -> ImagePlacement:
+    """Where a ``!V IMGLOAD`` message put the image.
+
+    Parameters
+    ----------
+    imgload : str
+        The placement text after the file name, with the mode first: ``"CENTER 512 384 [800 600]"``,
+        ``"TOP_LEFT 0 0 [800 600]"`` or ``"FILL"``.
+    image_size : (int, int)
+        ``(width_px, height_px)`` of the image file.
+    screen_px : (int, int) or None
+        Screen size (needed by ``FILL`` only).
+    scale : float or None
+        Overrides the drawn size (image size × scale) when given.
+
+    Returns
+    -------
+    ImagePlacement
+
+    Raises
+    ------
+    ValueError
+        For an unknown mode or missing coordinates; ``FILL`` without a screen size.
+    """
+    mode, *values = imgload.split()
+    width, height = image_size
+    if mode == "FILL":
+        if screen_px is None:
+            raise ValueError("'!V IMGLOAD FILL' stretches the image over the screen, whose size is unknown")
+        return ImagePlacement(width, height, 0.0, 0.0, *screen_px)
+    if mode not in ("CENTER", "TOP_LEFT") or len(values) not in (2, 4):
+        raise ValueError(f"expected '!V IMGLOAD CENTER|TOP_LEFT <file> x y [width height]' or FILL; got {imgload!r}")
+    numbers = [float(v) for v in values]
+    drawn_w, drawn_h = (numbers[2], numbers[3]) if len(numbers) == 4 else (float(width), float(height))
+    if scale is not None:
+        drawn_w, drawn_h = width * scale, height * scale
+    x, y = numbers[:2]
+    if mode == "CENTER":
+        x, y = x - drawn_w / 2, y - drawn_h / 2
+    return ImagePlacement(width, height, x, y, drawn_w, drawn_h)
+
+
+def _placements(recording: EyeLinkRecording, table: pd.DataFrame, image_sizes, options: MappingOptions):
+    """Placement per trial of ``table``, and which source gave it (``"!V IMGLOAD"`` or ``"centred"``)."""
+    screen = options.screen_px or recording.display_px
+    trials = recording.trials.set_index("trial")
+    placements: dict[int, ImagePlacement] = {}
+    sources: dict[int, str] = {}
+    for trial in table["trial"].unique():
+        row = trials.loc[trial]
+        size = _size_of(image_sizes, row["image"])
+        if row["imgload"]:
+            try:
+                placements[trial] = imgload_placement(row["imgload"], size, screen_px=screen, scale=options.scale)
+            except ValueError as error:
+                raise MappingError(
+                    f"{recording.path}, line {row['start_line']} (trial {row['trial_id']}): {error}; "
+                    "pass the screen size with --screen W H"
+                ) from None
+            sources[trial] = "!V IMGLOAD"
+            continue
+        if screen is None:
+            raise MappingError(
+                f"{recording.path}: the screen size is unknown (no DISPLAY_COORDS or GAZE_COORDS message) "
+                "and trials without '!V IMGLOAD' are centred on it; pass it with --screen W H"
+            )
+        geometry = DisplayGeometry.fit(
+            *size, screen_width_px=screen[0], screen_height_px=screen[1],
+            scale=options.scale if options.scale is not None else DEFAULT_SCALE,
+        )
+        placements[trial] = ImagePlacement.from_geometry(geometry)
+        sources[trial] = "centred"
+    return placements, sources
