@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=float,
                         help="drawn size / image size of the recordings (default: ×2 fitted to the screen, "
                              "or the size in each trial's !V IMGLOAD)")
+    parser.add_argument("--eye", choices=["best", "left", "right", "both"], default="best",
+                        help="eye whose fixations count in binocular recordings: best (default) = the better "
+                             "last validation, else the right; both = each eye separately, both in the heatmaps")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -65,7 +68,7 @@ def config_from_args(args: argparse.Namespace):
         dataset=args.dataset, fixations=args.fixations, stimuli=args.stimuli, out=args.out,
         images=args.images, maps=args.maps, heatmap=heatmap_params_from_args(args), metric_variant=args.metric_variant,
         mae_normalize=args.mae_normalize,
-        scale=args.scale, bootstrap_resamples=args.bootstrap, seed=args.seed,
+        scale=args.scale, eye=args.eye, bootstrap_resamples=args.bootstrap, seed=args.seed,
     )
 
 

@@ -81,6 +81,9 @@ class AnalysisConfig(BaseModel):
         "the recording's !V IMGLOAD size"
     )
     screen_px: tuple[int, int] | None = Field(None, description="screen size overriding the recordings' (eyelink)")
+    eye: Literal["best", "left", "right", "both"] = Field(
+        "best", description="eye whose fixations count (eyelink): best = better last validation, else right"
+    )
     trial_rules: TrialRules = Field(TrialRules(), description="trial, image, onset and offset messages (eyelink)")
     bootstrap_resamples: int = Field(10_000, ge=100)
     confidence: float = Field(0.95, gt=0, lt=1)
@@ -122,7 +125,7 @@ def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> StudyFi
         return StudyFixations(read_session(config.fixations), files=[config.fixations])
     from analysis.readers.mapping import MappingOptions, read_recordings, recording_paths
 
-    options = MappingOptions(rules=config.trial_rules, screen_px=config.screen_px, scale=config.scale)
+    options = MappingOptions(rules=config.trial_rules, eye=config.eye, screen_px=config.screen_px, scale=config.scale)
     return read_recordings(recording_paths(config.fixations), stimulus_set.size, options)
 
 

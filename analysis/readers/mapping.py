@@ -3,15 +3,19 @@
 One recording is mapped in this order (:func:`map_recording`):
 
 1. **units** — events in HREF units (head-referenced angles) cannot be placed on an image: refused;
-2. **trials → images** — each trial's image (the reader's :class:`~analysis.readers.eyelink.TrialRules`);
+2. **eye** — ``best`` (the default): the eye whose last validation was better (lower mean error, then
+   lower maximum), else the right one; ``left`` or ``right``; or ``both``, each eye then forming its
+   own session (``file.asc:L``, ``file.asc:R``) so that per-trial selections such as the
+   first-fixation exclusion apply per eye. Both eyes are never pooled unless asked for;
+3. **trials → images** — each trial's image (the reader's :class:`~analysis.readers.eyelink.TrialRules`);
    fixations outside trials or in trials without an image are dropped and counted;
-3. **placement** — per trial, where the image lay on the screen: the trial's ``!V IMGLOAD`` (``CENTER
+4. **placement** — per trial, where the image lay on the screen: the trial's ``!V IMGLOAD`` (``CENTER
    x y [w h]``: centred at ``(x, y)``; ``TOP_LEFT x y [w h]``: top-left corner at ``(x, y)``; ``FILL``:
    stretched over the screen; without ``w h`` the image was drawn at its own size), else centred at
    the study's scale (:meth:`stimuli.geometry.DisplayGeometry.fit`, default ×2 fitted to the
    screen). The screen size is the recording's (``DISPLAY_COORDS``, else ``GAZE_COORDS``) unless
    ``screen_px`` overrides it; an explicit ``scale`` overrides the drawn size everywhere;
-4. **image coordinates** — :func:`analysis.fixations.add_image_coordinates` per trial.
+5. **image coordinates** — :func:`analysis.fixations.add_image_coordinates` per trial.
 
 A recording that cannot be mapped raises :class:`MappingError`, whose message names the file and the
 option that fixes it; :func:`read_recordings` reports such a file and goes on with the others.
@@ -37,9 +41,16 @@ from analysis.readers.eyelink import (
     TrialRules,
     read_recording,
 )
+from analysis.readers.calibration import last_validation
 from stimuli.geometry import DEFAULT_SCALE, DisplayGeometry
 
-__all__ = ["MappingOptions", "MappingError", "recording_paths", "read_recordings", "map_recording", "imgload_placement"]
+__all__ = [
+    "MappingOptions", "MappingError", "EYE_CHOICES", "recording_paths", "read_recordings", "map_recording",
+    "choose_eye", "imgload_placement",
+]
+
+EYE_CHOICES = ("best", "left", "right", "both")
+_EYE_LETTERS = {"left": "L", "right": "R"}
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +68,8 @@ class MappingOptions:
     rules : TrialRules
         Trial, image, onset and offset messages (``--trial-start``, ``--image-message``,
         ``--onset-message``, ``--offset-message``).
+    eye : {"best", "left", "right", "both"}
+        Which eye's fixations count (``--eye``); see the module docstring.
     screen_px : (int, int), optional
         Screen size overriding the recordings' own (``--screen W H``).
     scale : float, optional
@@ -64,10 +77,13 @@ class MappingOptions:
     """
 
     rules: TrialRules = TrialRules()
+    eye: str = "best"
     screen_px: tuple[int, int] | None = None
     scale: float | None = None
 
     def __post_init__(self) -> None:
+        if self.eye not in EYE_CHOICES:
+            raise ValueError(f"--eye must be one of {', '.join(EYE_CHOICES)}; got {self.eye!r}")
         if self.screen_px is not None and not (
             len(self.screen_px) == 2 and all(isinstance(v, (int, np.integer)) and v > 0 for v in self.screen_px)
         ):
@@ -135,6 +151,10 @@ def read_recordings(paths, image_sizes, options: MappingOptions = MappingOptions
                 study.warnings.extend(str(w.message) for w in caught if issubclass(w.category, EyeLinkDataWarning))
         tables.append(table)
         study.recordings.append(summary)
+        if len(summary["eye"]) > 1:
+            study.warnings.append(
+                f"{path}: both eyes' fixations count (--eye both): each fixation is in the heatmaps once per eye"
+            )
         study.counts["read"] += summary["counts"]["read"]
         study.counts["read_per_eye"].update(summary["counts"]["read_per_eye"])
         study.counts["dropped"].update(summary["counts"]["dropped"])
@@ -177,11 +197,12 @@ def map_recording(recording: EyeLinkRecording, image_sizes, options: MappingOpti
             f"lines {blocks[:5]}), not screen pixels; a heatmap needs gaze positions in display pixels. "
             "Record with GAZE in file_event_data, or convert the EDF to ASC with gaze (not HREF) positions"
         )
-    events = recording.fixation_events
     fixations = recording.fixations
     counts = {"read": len(fixations), "read_per_eye": Counter(fixations["eye"].astype(str)), "dropped": Counter()}
     trials = recording.trials
-    keep = _count_drop(counts, fixations["trial"] < 0, "outside any trial")
+    eye, eye_reason = choose_eye(recording, options.eye)
+    keep = _count_drop(counts, ~fixations["eye"].isin(list(eye)), "other eye")
+    keep &= _count_drop(counts, keep & (fixations["trial"] < 0), "outside any trial")
     keep &= _count_drop(counts, keep & (fixations["image"] == ""), "trial without an image")
     if not keep.any():
         raise MappingError(_no_image_message(recording))
@@ -190,11 +211,16 @@ def map_recording(recording: EyeLinkRecording, image_sizes, options: MappingOpti
     table = fixations[keep]
     placements, sources = _placements(recording, table, image_sizes, options)
     table = add_image_coordinates(table, placements, by="trial") if len(table) else table
+    if len(eye) > 1:
+        table = table.assign(session=table["session"] + ":" + table["eye"])
     counts["mapped"] = len(table)
+    counts["mapped_per_eye"] = Counter(table["eye"].astype(str))
     summary = {
         "file": str(path),
         "format": recording.format,
         "eyes": recording.eyes,
+        "eye": eye,
+        "eye_reason": eye_reason,
         "units": recording.units or "unknown",
         "display_px": list(options.screen_px or recording.display_px or ()) or None,
         "display_source": "--screen" if options.screen_px else recording.display_source,
@@ -205,6 +231,51 @@ def map_recording(recording: EyeLinkRecording, image_sizes, options: MappingOpti
         "counts": counts,
     }
     return table.reset_index(drop=True), summary
+
+
+def choose_eye(recording: EyeLinkRecording, choice: str = "best") -> tuple[str, str]:
+    """The eye(s) whose fixations count, and why.
+
+    Parameters
+    ----------
+    recording : EyeLinkRecording
+    choice : {"best", "left", "right", "both"}
+
+    Returns
+    -------
+    eyes : str
+        ``"L"``, ``"R"`` or ``"LR"``.
+    reason : str
+        E.g. ``"best: last validation 0.30° vs 0.35° mean error"``.
+
+    Raises
+    ------
+    MappingError
+        When the eye asked for was not recorded.
+    """
+    recorded = "".join(e for e in "LR" if e in recording.eyes or (recording.fixation_events["eye"] == e).any())
+    if choice in _EYE_LETTERS:
+        letter = _EYE_LETTERS[choice]
+        if letter not in recorded:
+            raise MappingError(
+                f"{recording.path}: no {choice}-eye data (eyes recorded: {recorded or 'none'}); "
+                "pass --eye best, or the eye that was recorded"
+            )
+        return letter, f"{choice}: asked for"
+    if choice == "both" or len(recorded) < 2:
+        return recorded, "both: asked for" if choice == "both" else "the only eye recorded"
+    last = {eye: last_validation(recording.validations, eye) for eye in "LR"}
+    if last["L"] is None or last["R"] is None:
+        validated = [eye for eye, row in last.items() if row is not None]
+        if validated:
+            return validated[0], f"best: the only eye with a validation ({last[validated[0]]['avg_deg']:.2f}° mean error)"
+        return "R", "best: no validation to compare, so the right eye"
+    quality = {eye: (row["avg_deg"], row["max_deg"]) for eye, row in last.items()}
+    eye = "L" if quality["L"] < quality["R"] else "R"
+    return eye, (
+        f"best: last validation {quality[eye][0]:.2f}° mean / {quality[eye][1]:.2f}° max error against "
+        f"{quality['LR'.replace(eye, '')][0]:.2f}° / {quality['LR'.replace(eye, '')][1]:.2f}°"
+    )
 
 
 def _count_drop(counts: dict, drop: pd.Series, reason: str) -> np.ndarray:

@@ -19,6 +19,7 @@ import pytest
 from analysis.readers import EyeLinkDataWarning, TrialRules, read_eyelink_asc
 from analysis.readers.mapping import MappingError, MappingOptions, imgload_placement, map_recording
 from lookwhere.cli import main as cli_main
+from tests.analysis._asc_edits import after_trialid, replace_lines, variant
 
 MONO500 = "cili/mono500.asc"  # left eye, 1024×768, 4 TRIALID trials, 12 EFIX lines
 
@@ -28,39 +29,6 @@ def read_quietly(path, **kwargs):
         warnings.simplefilter("always")
         recording = read_eyelink_asc(path, **kwargs)
     return recording, [str(w.message) for w in caught if issubclass(w.category, EyeLinkDataWarning)]
-
-
-def variant(source: Path, target: Path, edit) -> Path:
-    """Write ``target``: the lines of ``source`` (line ends kept) passed through ``edit``."""
-    lines = source.read_text().splitlines(keepends=True)
-    target.write_text("".join(edit(lines)))
-    return target
-
-
-def replace_lines(pattern: str, replacement):
-    """An edit replacing every line that matches ``pattern`` (``replacement(line)`` or a string;
-    an empty string deletes the line)."""
-    def edit(lines):
-        out = []
-        for line in lines:
-            if re.search(pattern, line):
-                line = replacement(line) if callable(replacement) else replacement
-            out.append(line)
-        return out
-    return edit
-
-
-def after_trialid(make_lines):
-    """An edit inserting ``make_lines(trial_number, time)`` after each ``TRIALID`` message."""
-    def edit(lines):
-        out, n = [], 0
-        for line in lines:
-            out.append(line)
-            if line.startswith("MSG") and "TRIALID" in line:
-                out.extend(make_lines(n, line.split()[1]))
-                n += 1
-        return out
-    return edit
 
 
 def assert_same_fixations(table, reference):
