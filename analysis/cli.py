@@ -51,10 +51,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=_image_list, help="comma-separated image ids (default: all)")
     parser.add_argument("--maps", type=Path, help="CNN map store (lookwhere precompute) to score too")
     add_scoring_arguments(parser)
-    parser.add_argument("--scale", type=float,
-                        help="drawn size / image size of the recordings (default: ×2 fitted to the screen, "
-                             "or the size in each trial's !V IMGLOAD)")
-    parser.add_argument("--eye", choices=["best", "left", "right", "both"], default="best",
+    mapping = parser.add_argument_group(
+        "EyeLink recordings (--dataset eyelink)",
+        "Which trial showed which image, and where; patterns are Python regular expressions searched in the "
+        "message text (anchor with ^). `lookwhere recording info FILE` lists the messages that repeat per trial.",
+    )
+    mapping.add_argument("--trial-start", metavar="REGEX",
+                         help="message that starts a trial; a named group 'trial' gives its id, else trials are "
+                              "numbered 0, 1, … (default: TRIALID, else start_trial)")
+    mapping.add_argument("--trial-end", metavar="REGEX",
+                         help="message that ends a trial (default with --trial-start: the next trial's start)")
+    mapping.add_argument("--image-message", metavar="REGEX",
+                         help="message naming the trial's image, with a named group 'image' "
+                              "(default: !V TRIAL_VAR image, else the !V IMGLOAD file)")
+    mapping.add_argument("--onset-message", metavar="REGEX",
+                         help="image onset message (default: IMAGE_ONSET, SYNCTIME or DISPLAY ON)")
+    mapping.add_argument("--offset-message", metavar="REGEX",
+                         help="image offset message (default: IMAGE_OFFSET, DISPLAY OFF or blank_screen)")
+    mapping.add_argument("--trials-table", type=Path, metavar="CSV",
+                         help="CSV with columns recording,trial,image[,onset_ms,offset_ms] (tracker ms), "
+                              "overriding the messages")
+    mapping.add_argument("--screen", type=int, nargs=2, metavar=("W", "H"),
+                         help="screen size in pixels, overriding DISPLAY_COORDS/GAZE_COORDS")
+    mapping.add_argument("--scale", type=float,
+                         help="drawn size / image size (default: ×2 fitted to the screen, or the size in each "
+                              "trial's !V IMGLOAD)")
+    mapping.add_argument("--eye", choices=["best", "left", "right", "both"], default="best",
                         help="eye whose fixations count in binocular recordings: best (default) = the better "
                              "last validation, else the right; both = each eye separately, both in the heatmaps")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
@@ -63,12 +85,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     from analysis.offline import AnalysisConfig
+    from analysis.readers.eyelink import DEFAULT_OFFSET_PATTERN, DEFAULT_ONSET_PATTERN, TrialRules
 
+    rules = TrialRules(
+        trial_start=args.trial_start, trial_end=args.trial_end, image=args.image_message,
+        onset=args.onset_message or DEFAULT_ONSET_PATTERN, offset=args.offset_message or DEFAULT_OFFSET_PATTERN,
+    )
     return AnalysisConfig(
         dataset=args.dataset, fixations=args.fixations, stimuli=args.stimuli, out=args.out,
         images=args.images, maps=args.maps, heatmap=heatmap_params_from_args(args), metric_variant=args.metric_variant,
-        mae_normalize=args.mae_normalize,
-        scale=args.scale, eye=args.eye, bootstrap_resamples=args.bootstrap, seed=args.seed,
+        mae_normalize=args.mae_normalize, trial_rules=rules, trials_table=args.trials_table,
+        screen_px=tuple(args.screen) if args.screen else None, scale=args.scale, eye=args.eye,
+        bootstrap_resamples=args.bootstrap, seed=args.seed,
     )
 
 

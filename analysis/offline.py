@@ -85,6 +85,9 @@ class AnalysisConfig(BaseModel):
         "best", description="eye whose fixations count (eyelink): best = better last validation, else right"
     )
     trial_rules: TrialRules = Field(TrialRules(), description="trial, image, onset and offset messages (eyelink)")
+    trials_table: Path | None = Field(
+        None, description="CSV recording,trial,image[,onset_ms,offset_ms] overriding the messages (eyelink)"
+    )
     bootstrap_resamples: int = Field(10_000, ge=100)
     confidence: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
@@ -123,9 +126,12 @@ def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> StudyFi
         from analysis.readers import read_session
 
         return StudyFixations(read_session(config.fixations), files=[config.fixations])
-    from analysis.readers.mapping import MappingOptions, read_recordings, recording_paths
+    from analysis.readers.mapping import MappingOptions, read_recordings, read_trials_table, recording_paths
 
-    options = MappingOptions(rules=config.trial_rules, eye=config.eye, screen_px=config.screen_px, scale=config.scale)
+    options = MappingOptions(
+        rules=config.trial_rules, eye=config.eye, screen_px=config.screen_px, scale=config.scale,
+        trials_table=None if config.trials_table is None else read_trials_table(config.trials_table),
+    )
     return read_recordings(recording_paths(config.fixations), stimulus_set.size, options)
 
 

@@ -96,6 +96,8 @@ __all__ = [
     "DEFAULT_OFFSET_PATTERN",
     "TRIAL_MARKERS",
     "RECORDING_SUFFIXES",
+    "image_id_from_name",
+    "fixation_table_from_events",
 ]
 
 logger = logging.getLogger(__name__)
@@ -400,9 +402,10 @@ def read_eyelink_asc(
     Warns
     -----
     EyeLinkDataWarning
-        For poor data: a recording block without ``END``, a trial without its end marker, trials
-        without an onset message, several sample rates, event durations that disagree with their
-        start and end, a malformed ``DISPLAY_COORDS``.
+        For poor data: a recording block without ``END``, a trial without its end marker, several
+        sample rates, event durations that disagree with their start and end, a malformed
+        ``DISPLAY_COORDS``. (Trials without an onset message are logged; :mod:`analysis.readers.mapping`
+        warns about the ones it uses.)
     """
     path = Path(path)
     participant = _check_text("participant", participant)
@@ -901,12 +904,12 @@ def _trial_table(trials: list[dict], messages: pd.DataFrame, rules: TrialRules, 
                 variables.update(zip(labels, found.group(1).split()))
             if (found := _IMGLOAD.match(text)) and not imgload:
                 imgload = f"{found.group(1)} {found.group(3).strip()}".strip()
-                image = _file_stem(found.group(2))
+                image = image_id_from_name(found.group(2))
         image_variable = next((value for name, value in variables.items() if name.lower() == "image"), "")
         if named:
-            image = _file_stem(named)
+            image = image_id_from_name(named)
         elif image_variable:
-            image = _file_stem(image_variable)
+            image = image_id_from_name(image_variable)
         rows.append(
             trial
             | {
@@ -925,10 +928,10 @@ def _trial_table(trials: list[dict], messages: pd.DataFrame, rules: TrialRules, 
     table = pd.DataFrame(rows, columns=columns)
     no_onset = table.loc[table["onset_tracker_ms"].isna(), "trial"].tolist()
     if no_onset:
-        _warn(
-            f"{path}: {len(no_onset)} of {len(table)} trials have no image onset message matching "
-            f"{rules.onset!r} (trials {no_onset[:10]}); their fixation times are NaN and the display "
-            "period cannot be checked. Name the study's onset message with --onset-message"
+        # Logged, not warned: whoever maps the trials to images may give the onsets another way.
+        logger.info(
+            "%s: %d of %d trials have no image onset message matching %r (trials %s); their fixation "
+            "times are NaN", path.name, len(no_onset), len(table), rules.onset, no_onset[:10],
         )
     return table.astype(
         {"trial": "int64", "trial_id": "string", "image": "string", "imgload": "string",
@@ -936,7 +939,7 @@ def _trial_table(trials: list[dict], messages: pd.DataFrame, rules: TrialRules, 
     )
 
 
-def _file_stem(name: str) -> str:
+def image_id_from_name(name: str) -> str:
     """Image id from a file name written on any system (``stimuli\\1001.jpg`` → ``1001``)."""
     return Path(name.strip().strip("\"'").replace("\\", "/")).stem
 

@@ -7,7 +7,9 @@ One recording is mapped in this order (:func:`map_recording`):
    lower maximum), else the right one; ``left`` or ``right``; or ``both``, each eye then forming its
    own session (``file.asc:L``, ``file.asc:R``) so that per-trial selections such as the
    first-fixation exclusion apply per eye. Both eyes are never pooled unless asked for;
-3. **trials → images** — each trial's image (the reader's :class:`~analysis.readers.eyelink.TrialRules`);
+3. **trials → images** — each trial's image (the reader's :class:`~analysis.readers.eyelink.TrialRules`),
+   or the trials table (``--trials-table``: columns ``recording,trial,image`` and optionally
+   ``onset_ms,offset_ms``, tracker-clock times that replace the onset and offset messages);
    fixations outside trials or in trials without an image are dropped and counted;
 4. **placement** — per trial, where the image lay on the screen: the trial's ``!V IMGLOAD`` (``CENTER
    x y [w h]``: centred at ``(x, y)``; ``TOP_LEFT x y [w h]``: top-left corner at ``(x, y)``; ``FILL``:
@@ -39,14 +41,17 @@ from analysis.readers.eyelink import (
     EyeLinkFormatError,
     EyeLinkRecording,
     TrialRules,
+    image_id_from_name,
+    fixation_table_from_events,
     read_recording,
 )
+from analysis.readers.info import format_candidates
 from analysis.readers.calibration import last_validation
 from stimuli.geometry import DEFAULT_SCALE, DisplayGeometry
 
 __all__ = [
     "MappingOptions", "MappingError", "EYE_CHOICES", "recording_paths", "read_recordings", "map_recording",
-    "choose_eye", "imgload_placement",
+    "choose_eye", "imgload_placement", "read_trials_table",
 ]
 
 EYE_CHOICES = ("best", "left", "right", "both")
@@ -68,6 +73,8 @@ class MappingOptions:
     rules : TrialRules
         Trial, image, onset and offset messages (``--trial-start``, ``--image-message``,
         ``--onset-message``, ``--offset-message``).
+    trials_table : DataFrame, optional
+        Each trial's image, overriding the messages (``--trials-table``; :func:`read_trials_table`).
     eye : {"best", "left", "right", "both"}
         Which eye's fixations count (``--eye``); see the module docstring.
     screen_px : (int, int), optional
@@ -78,6 +85,7 @@ class MappingOptions:
 
     rules: TrialRules = TrialRules()
     eye: str = "best"
+    trials_table: pd.DataFrame | None = None
     screen_px: tuple[int, int] | None = None
     scale: float | None = None
 
@@ -197,20 +205,27 @@ def map_recording(recording: EyeLinkRecording, image_sizes, options: MappingOpti
             f"lines {blocks[:5]}), not screen pixels; a heatmap needs gaze positions in display pixels. "
             "Record with GAZE in file_event_data, or convert the EDF to ASC with gaze (not HREF) positions"
         )
-    fixations = recording.fixations
+    trials, fixations = recording.trials, recording.fixations
+    if options.trials_table is not None:
+        trials = _trials_from_table(recording, options.trials_table)
+        fixations = fixation_table_from_events(
+            recording.fixation_events, trials,
+            participant=recording.fixations["participant"].iloc[0] if len(fixations) else path.stem,
+            session=path.name,
+        )
     counts = {"read": len(fixations), "read_per_eye": Counter(fixations["eye"].astype(str)), "dropped": Counter()}
-    trials = recording.trials
     eye, eye_reason = choose_eye(recording, options.eye)
     keep = _count_drop(counts, ~fixations["eye"].isin(list(eye)), "other eye")
     keep &= _count_drop(counts, keep & (fixations["trial"] < 0), "outside any trial")
     keep &= _count_drop(counts, keep & (fixations["image"] == ""), "trial without an image")
     if not keep.any():
-        raise MappingError(_no_image_message(recording))
+        raise MappingError(_no_image_message(recording, trials))
     known = {image: _size_of(image_sizes, image) is not None for image in fixations.loc[keep, "image"].unique()}
     keep &= _count_drop(counts, keep & ~fixations["image"].map(known).fillna(False), "image not in the stimulus folder")
     table = fixations[keep]
-    placements, sources = _placements(recording, table, image_sizes, options)
+    placements, sources = _placements(recording, trials, table, image_sizes, options)
     table = add_image_coordinates(table, placements, by="trial") if len(table) else table
+    display_rule = _display_rule(recording, trials, table, options)
     if len(eye) > 1:
         table = table.assign(session=table["session"] + ":" + table["eye"])
     counts["mapped"] = len(table)
@@ -226,11 +241,33 @@ def map_recording(recording: EyeLinkRecording, image_sizes, options: MappingOpti
         "display_source": "--screen" if options.screen_px else recording.display_source,
         "rules": recording.rules,
         "trials": len(trials),
-        "trials_without_onset": int(trials["onset_tracker_ms"].isna().sum()),
+        "display_period": display_rule,
         "placements": dict(Counter(sources.values())),
         "counts": counts,
     }
     return table.reset_index(drop=True), summary
+
+
+def _display_rule(recording: EyeLinkRecording, trials: pd.DataFrame, table: pd.DataFrame, options) -> dict:
+    """How the display period of the used trials is known; warns for trials that lack an onset."""
+    used = trials[trials["trial"].isin(table["trial"].unique())]
+    from_table = options.trials_table is not None and options.trials_table["onset_ms"].notna().any()
+    rule = {
+        "onset": "--trials-table onset_ms" if from_table else recording.rules["onset"],
+        "offset": "--trials-table offset_ms" if from_table else recording.rules["offset"],
+        "trials_used": len(used),
+        "trials_without_onset": int(used["onset_tracker_ms"].isna().sum()),
+        "trials_without_offset": int(used["offset_tracker_ms"].isna().sum()),
+    }
+    if rule["trials_without_onset"]:
+        message = (
+            f"{recording.path}: {rule['trials_without_onset']} of {len(used)} trials used have no image onset "
+            f"(onset message {rule['onset']!r}); their fixations are kept without the display-period check. "
+            "Name the onset message with --onset-message, or give onset_ms in --trials-table"
+        )
+        logger.warning(message)
+        warnings.warn(message, EyeLinkDataWarning, stacklevel=3)
+    return rule
 
 
 def choose_eye(recording: EyeLinkRecording, choice: str = "best") -> tuple[str, str]:
@@ -293,20 +330,130 @@ def _size_of(image_sizes, image_id: str):
         return None
 
 
-def _no_image_message(recording: EyeLinkRecording) -> str:
+def _no_image_message(recording: EyeLinkRecording, trials: pd.DataFrame) -> str:
     path = recording.path
-    if recording.trials.empty:
+    if trials.empty:
         what = (
             f"no trial start message (looked for {recording.rules['trial_start'] or 'TRIALID or start_trial'}); "
             "name the message that starts each trial with --trial-start REGEX"
         )
     else:
         what = (
-            f"none of its {len(recording.trials)} trials names an image (no '!V TRIAL_VAR image' or "
-            "'!V IMGLOAD' message); name the message that carries the image with --image-message REGEX "
-            "(a named group 'image'), or list each trial's image with --trials-table CSV"
+            f"none of its {len(trials)} trials names an image "
+            f"({'no message matches ' + repr(recording.rules['image']) if recording.rules['image'] else 'no !V TRIAL_VAR image or !V IMGLOAD message'}); "
+            "name the message that carries the image with --image-message REGEX (a named group 'image'), "
+            "or list each trial's image with --trials-table CSV"
         )
-    return f"{path}: no fixation can be tied to an image: {what}"
+    return (
+        f"{path}: no fixation can be tied to an image: {what}. Messages that repeat "
+        f"(`lookwhere recording info {path}` shows more):\n{format_candidates(recording)}"
+    )
+
+
+_TABLE_COLUMNS = {"recording": "string", "trial": "string", "image": "string", "onset_ms": "float64", "offset_ms": "float64"}
+
+
+def read_trials_table(path) -> pd.DataFrame:
+    """Read a ``--trials-table`` CSV: which image each trial of each recording showed.
+
+    Parameters
+    ----------
+    path : str or Path
+        A CSV with columns ``recording`` (the file name, with or without its suffix), ``trial``
+        (the trial id: the start marker's ``trial`` group, e.g. ``TRIALID 3`` → ``3``, else the 0-based
+        trial number), ``image`` (an image id or file name) and optionally ``onset_ms``,
+        ``offset_ms`` (tracker-clock times of the image onset and offset, replacing the messages).
+
+    Returns
+    -------
+    DataFrame
+        Those columns (string ids, float times; NaN where a time is blank), image ids as file stems.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what is missing or malformed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--trials-table {path} does not exist")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        raise ValueError(f"--trials-table {path} is not a readable CSV file: {error}") from None
+    missing = [name for name in ("recording", "trial", "image") if name not in table.columns]
+    if missing:
+        raise ValueError(
+            f"--trials-table {path} lacks the columns {missing}; it needs recording,trial,image and "
+            f"optionally onset_ms,offset_ms (found {list(table.columns)})"
+        )
+    for name in ("onset_ms", "offset_ms"):
+        if name in table.columns:
+            values = pd.to_numeric(table[name].replace("", np.nan), errors="coerce")
+            bad = table.index[values.isna() & (table[name] != "")]
+            if len(bad):
+                raise ValueError(
+                    f"--trials-table {path}, row {bad[0] + 2}: {name} must be a number (tracker ms); "
+                    f"got {table.loc[bad[0], name]!r}"
+                )
+            table[name] = values
+        else:
+            table[name] = np.nan
+    empty = table.index[(table["image"].str.strip() == "") | (table["trial"].str.strip() == "")]
+    if len(empty):
+        raise ValueError(f"--trials-table {path}, row {empty[0] + 2}: trial and image must not be empty")
+    duplicated = table.duplicated(["recording", "trial"])
+    if duplicated.any():
+        row = table[duplicated].iloc[0]
+        raise ValueError(
+            f"--trials-table {path} lists trial {row['trial']!r} of {row['recording']!r} twice; one row per trial"
+        )
+    table["image"] = [image_id_from_name(name) for name in table["image"]]
+    table["trial"] = table["trial"].str.strip()
+    return table[list(_TABLE_COLUMNS)].astype(_TABLE_COLUMNS)
+
+
+def _trials_from_table(recording: EyeLinkRecording, table: pd.DataFrame) -> pd.DataFrame:
+    """The recording's trials with the image (and onset/offset) of the trials table."""
+    path = recording.path
+    rows = table[table["recording"].isin([path.name, path.stem])]
+    if rows.empty:
+        raise MappingError(
+            f"{path}: not in --trials-table (its 'recording' column names {sorted(table['recording'].unique())[:5]}); "
+            f"add its trials as rows with recording {path.name!r}"
+        )
+    trials = recording.trials.copy()
+    if trials.empty:
+        raise MappingError(
+            f"{path}: --trials-table lists trials of this recording, but it has no trial start message "
+            f"(looked for {recording.rules['trial_start'] or 'TRIALID or start_trial'}); name it with "
+            f"--trial-start REGEX. Messages that repeat:\n{format_candidates(recording)}"
+        )
+    by_id = rows.set_index("trial")
+    unknown = sorted(set(by_id.index) - set(trials["trial_id"]))
+    if unknown:
+        raise MappingError(
+            f"{path}: --trials-table names trials {unknown[:5]} that the recording does not have (its trial "
+            f"ids: {trials['trial_id'].tolist()[:8]}{' …' if len(trials) > 8 else ''}); trial ids come from "
+            "the start message's 'trial' group (--trial-start), else they are 0, 1, …"
+        )
+    listed = trials["trial_id"].isin(by_id.index)
+    if not listed.all():
+        _warn_missing(path, trials.loc[~listed, "trial_id"].tolist())
+    trials["image"] = [by_id["image"].get(trial_id, "") for trial_id in trials["trial_id"]]
+    for column, name in (("onset_tracker_ms", "onset_ms"), ("offset_tracker_ms", "offset_ms")):
+        given = by_id[name].reindex(trials["trial_id"]).to_numpy(dtype=np.float64)
+        trials[column] = np.where(np.isnan(given), trials[column].to_numpy(dtype=np.float64), given)
+    trials["stimulus_duration_ms"] = trials["offset_tracker_ms"] - trials["onset_tracker_ms"]
+    return trials.astype({"image": "string"})
+
+
+def _warn_missing(path: Path, trial_ids: list[str]) -> None:
+    message = (
+        f"{path}: {len(trial_ids)} trials are not in --trials-table (ids {trial_ids[:5]}); their fixations are left out"
+    )
+    logger.warning(message)
+    warnings.warn(message, EyeLinkDataWarning, stacklevel=3)
 
 
 # --- placement -------------------------------------------------------------------------------
@@ -354,10 +501,10 @@ def imgload_placement(imgload: str, image_size: tuple[int, int], *, screen_px, s
     return ImagePlacement(width, height, x, y, drawn_w, drawn_h)
 
 
-def _placements(recording: EyeLinkRecording, table: pd.DataFrame, image_sizes, options: MappingOptions):
+def _placements(recording: EyeLinkRecording, trials: pd.DataFrame, table: pd.DataFrame, image_sizes, options):
     """Placement per trial of ``table``, and which source gave it (``"!V IMGLOAD"`` or ``"centred"``)."""
     screen = options.screen_px or recording.display_px
-    trials = recording.trials.set_index("trial")
+    trials = trials.set_index("trial")
     placements: dict[int, ImagePlacement] = {}
     sources: dict[int, str] = {}
     for trial in table["trial"].unique():

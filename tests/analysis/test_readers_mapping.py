@@ -7,16 +7,22 @@ rule applied to each eye's rows separately.
 
 from __future__ import annotations
 
+import json
 import warnings
 
+import numpy as np
 import pytest
 
 from analysis.heatmap import HeatmapParams, select_fixations
-from analysis.readers import read_eyelink_asc
-from analysis.readers.mapping import MappingError, MappingOptions, choose_eye, map_recording
+from analysis.readers import TrialRules, read_eyelink_asc
+from analysis.readers.mapping import MappingError, MappingOptions, choose_eye, map_recording, read_trials_table
+from lookwhere.cli import main as cli_main
 from tests.analysis._asc_edits import after_trialid, variant
 
 SIZES = {"1001": (800, 600), "1002": (800, 600)}
+
+# The cili files have no onset message the default rule knows: mapping warns, rightly, every time.
+pytestmark = pytest.mark.filterwarnings("ignore::analysis.readers.EyeLinkDataWarning")
 
 
 def _read(path):
@@ -92,3 +98,146 @@ def test_both_eyes_are_separate_sessions_so_the_first_fixation_goes_per_eye(tagg
         for _, rows in table.groupby("eye")
     )
     assert len(kept) == expected == len(table) - table.groupby(["trial", "eye"]).ngroups
+
+
+# --- trial mapping from the command line ------------------------------------------------------
+
+
+def custom_messages(lines):
+    """An edit leaving only a study's own trial messages: ``BEGIN_SCENE <n> scene=images/<id>.jpg``
+    instead of ``TRIALID``, ``END_SCENE`` instead of ``TRIAL_RESULT``; no ``!V`` messages."""
+    out, n = [], 0
+    for line in lines:
+        if line.startswith("MSG") and " TRIALID " in line:
+            line = f"MSG\t{line.split()[1]} BEGIN_SCENE {n} scene=images/{1001 + n % 2}.jpg\n"
+            n += 1
+        elif line.startswith("MSG") and " TRIAL_RESULT" in line:
+            line = f"MSG\t{line.split()[1]} END_SCENE\n"
+        elif line.startswith("MSG") and "!V " in line:
+            continue
+        out.append(line)
+    return out
+
+
+CUSTOM_RULES = dict(
+    trial_start=r"^BEGIN_SCENE (?P<trial>\d+)", image=r"scene=(?P<image>\S+)",
+    onset="Initial_display", offset="End_trial_display",
+)
+
+
+@pytest.fixture
+def custom(eyelink_dir, tmp_path):
+    return variant(eyelink_dir / "cili/mono500.asc", tmp_path / "custom.asc", custom_messages)
+
+
+def test_custom_messages_without_options_name_the_option_and_show_candidates(custom):
+    with pytest.raises(MappingError) as error:
+        map_recording(_read(custom), SIZES)
+    message = str(error.value)
+    assert "custom.asc: no fixation can be tied to an image: no trial start message" in message
+    assert "--trial-start REGEX" in message and "lookwhere recording info" in message
+    # The candidates: "4 × 'BEGIN_SCENE' e.g. line 74: 'BEGIN_SCENE 0 scene=images/1001.jpg'".
+    assert "4 × 'BEGIN_SCENE'" in message and "'End_trial_display'" in message
+
+
+def test_custom_trial_start_and_image_messages(custom):
+    recording = read_eyelink_asc(custom, rules=TrialRules(**CUSTOM_RULES))
+    trials = recording.trials
+    assert trials["trial_id"].tolist() == ["0", "1", "2", "3"]
+    assert trials["image"].tolist() == ["1001", "1002", "1001", "1002"]
+    # "MSG 7196804 -11 Initial_display" → 7196815; "MSG 7197767 -15 End_trial_display" → 7197782.
+    assert (trials.loc[0, "onset_tracker_ms"], trials.loc[0, "stimulus_duration_ms"]) == (7196815.0, 967.0)
+    # Without an end pattern a trial runs to the next start ("MSG 7199247 BEGIN_SCENE 1").
+    next_start = next(i for i, line in enumerate(custom.read_text().splitlines(), 1) if "BEGIN_SCENE 1" in line)
+    assert trials.loc[0, "end_line"] == next_start - 1 and np.isnan(trials.loc[0, "end_tracker_ms"])
+    table, summary = map_recording(recording, SIZES)
+    assert len(table) == 12 and summary["display_period"]["trials_without_onset"] == 0
+    ended = read_eyelink_asc(custom, rules=TrialRules(**CUSTOM_RULES, trial_end="^END_SCENE"))
+    assert ended.trials.loc[0, "end_tracker_ms"] == 7197861.0  # "MSG 7197861 END_SCENE"
+
+
+def test_trials_are_numbered_without_a_trial_group(custom):
+    rules = TrialRules(**(CUSTOM_RULES | {"trial_start": "^BEGIN_SCENE"}))
+    assert read_eyelink_asc(custom, rules=rules).trials["trial_id"].tolist() == ["0", "1", "2", "3"]
+
+
+def test_custom_messages_from_the_command_line(eyelink_dir, osie_stimuli, tmp_path, capsys):
+    folder = tmp_path / "custom"
+    folder.mkdir()
+    for name in ("mono500", "mono1000"):
+        variant(eyelink_dir / f"cili/{name}.asc", folder / f"{name}.asc", custom_messages)
+    out = tmp_path / "out"
+    base = ["analyze", "--dataset", "eyelink", "--fixations", str(folder), "--stimuli", str(osie_stimuli),
+            "--out", str(out), "--bootstrap", "200", "--no-progress"]
+    assert cli_main(base) == 2
+    err = capsys.readouterr().err
+    assert "no recording could be analysed" in err and "--trial-start REGEX" in err and "BEGIN_SCENE" in err
+    assert not out.exists()
+    options = ["--trial-start", CUSTOM_RULES["trial_start"], "--image-message", CUSTOM_RULES["image"],
+               "--onset-message", CUSTOM_RULES["onset"], "--offset-message", CUSTOM_RULES["offset"]]
+    assert cli_main(base + options) == 0
+    params = json.loads((out / "params.json").read_text())
+    assert params["n_images"] == 2 and params["n_participants"] == 2
+    # 12 + 10 EFIX lines; the display period drops those before Initial_display or after End_trial_display.
+    assert params["n_fixations_read"] == 22 and 0 < params["n_fixations_used"] < 22
+
+
+def test_an_invalid_pattern_names_the_option(osie_stimuli, eyelink_dir, tmp_path, capsys):
+    code = cli_main(["analyze", "--dataset", "eyelink", "--fixations", str(eyelink_dir / "cili/mono500.asc"),
+                     "--stimuli", str(osie_stimuli), "--out", str(tmp_path / "o"), "--image-message", "scene=(\\S+)"])
+    assert code == 2
+    assert "--image-message needs a named group 'image'" in capsys.readouterr().err
+
+
+# --- --trials-table ---------------------------------------------------------------------------
+
+
+def _table(tmp_path, text: str):
+    path = tmp_path / "trials.csv"
+    path.write_text(text)
+    return read_trials_table(path)
+
+
+def test_trials_table_names_the_images_and_onsets(tagged, tmp_path):
+    # mono500's trials are "TRIALID 0" … "TRIALID 3"; trial 0's onset is given (Target_display, 7197314).
+    table = _table(tmp_path, "recording,trial,image,onset_ms,offset_ms\n"
+                             "mono500.asc,0,stimuli/1002.jpg,7197314,\nmono500,1,1001,,\nmono500,2,1001,,\n"
+                             "other.asc,0,1001,,\n")
+    recording = _read(tagged["mono500"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fixations, summary = map_recording(recording, SIZES, MappingOptions(trials_table=table))
+    assert fixations.groupby("trial")["image"].first().to_dict() == {0: "1002", 1: "1001", 2: "1001"}
+    assert summary["counts"]["dropped"]["trial without an image"] == 2  # trial 3's two EFIX lines
+    assert any("1 trials are not in --trials-table (ids ['3'])" in str(w.message) for w in caught)
+    # "EFIX L 7196724 ..." starts 590 ms before the given onset.
+    assert fixations.loc[0, "start_ms"] == 7196724 - 7197314
+    assert summary["display_period"]["onset"] == "--trials-table onset_ms"
+    assert summary["display_period"]["trials_without_onset"] == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("recording,image\nmono500,1001\n", r"lacks the columns \['trial'\]"),
+        ("recording,trial,image,onset_ms\nmono500,0,1001,soon\n", r"row 2: onset_ms must be a number"),
+        ("recording,trial,image\nmono500,0,1001\nmono500,0,1002\n", "lists trial '0' of 'mono500' twice"),
+        ("recording,trial,image\nmono500,0,\n", "row 2: trial and image must not be empty"),
+    ],
+)
+def test_trials_table_format_errors(tmp_path, text, message):
+    with pytest.raises(ValueError, match=rf"--trials-table .*trials\.csv.*{message}"):
+        _table(tmp_path, text)
+
+
+def test_trials_table_mapping_errors_name_the_fix(tagged, custom, tmp_path):
+    recording = _read(tagged["mono500"])
+    options = MappingOptions(trials_table=_table(tmp_path, "recording,trial,image\nmono500,7,1001\n"))
+    with pytest.raises(MappingError, match=r"names trials \['7'\] that the recording does not have .*ids: \['0', '1', '2', '3'\]"):
+        map_recording(recording, SIZES, options)
+    options = MappingOptions(trials_table=_table(tmp_path, "recording,trial,image\nbino500,0,1001\n"))
+    with pytest.raises(MappingError, match=r"mono500\.asc: not in --trials-table .*\['bino500'\]"):
+        map_recording(recording, SIZES, options)
+    options = MappingOptions(trials_table=_table(tmp_path, "recording,trial,image\ncustom,0,1001\n"))
+    with pytest.raises(MappingError, match=r"(?s)no trial start message .*--trial-start REGEX.*BEGIN_SCENE"):
+        map_recording(_read(custom), SIZES, options)
