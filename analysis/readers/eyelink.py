@@ -513,7 +513,7 @@ def _parse_lines(lines: list[str], path: Path, ends_with_newline: bool, *, sampl
             continue
         if first == "*":
             if line.startswith("**"):
-                _parse_header(line, parsed)
+                add_header_line(line, parsed)
                 parsed.asc_lines += 1
             continue
         keyword = line.split(None, 1)[0]
@@ -561,7 +561,8 @@ def _format_error(
     )
 
 
-def _parse_header(line: str, parsed: _Parsed) -> None:
+def add_header_line(line: str, parsed: _Parsed) -> None:
+    """Record a ``** KEY: value`` header line (ASC files and an EDF's preamble)."""
     found = _HEADER.match(line)
     if found:
         parsed.header.setdefault(found.group(1).strip(), found.group(2).strip())
@@ -741,6 +742,7 @@ def _segment_trials(messages: list, markers, n_lines: int, path: Path) -> list[d
         return []
     start_re, end_re = markers
     trials: list[dict] = []
+    unended: list[str] = []
     open_trial: dict | None = None
     for line, time, _, text in messages:
         started = start_re.search(text)
@@ -748,7 +750,7 @@ def _segment_trials(messages: list, markers, n_lines: int, path: Path) -> list[d
             if open_trial is not None and end_re is None:
                 open_trial["end_line"] = line - 1
             elif open_trial is not None:
-                _close_unended(open_trial, line - 1, path, "the next trial starts")
+                unended.append(_close_unended(open_trial, line - 1, "the next trial starts"))
             trial_id = (started.groupdict().get("trial") or "").strip()
             open_trial = {
                 "trial": len(trials),
@@ -764,16 +766,18 @@ def _segment_trials(messages: list, markers, n_lines: int, path: Path) -> list[d
             open_trial["end_line"] = line
             open_trial = None
     if open_trial is not None and end_re is not None:
-        _close_unended(open_trial, n_lines, path, "the file ends")
+        unended.append(_close_unended(open_trial, n_lines, "the file ends"))
+    if unended:
+        _warn(
+            f"{path}: {len(unended)} of {len(trials)} trials have no end message; each keeps its events up "
+            f"to the next trial's start or the file's end: {'; '.join(unended[:3])}{'; …' if len(unended) > 3 else ''}"
+        )
     return trials
 
 
-def _close_unended(trial: dict, end_line: int, path: Path, why: str) -> None:
+def _close_unended(trial: dict, end_line: int, why: str) -> str:
     trial["end_line"] = end_line
-    _warn(
-        f"{path}: trial {trial['trial']} (start message at line {trial['start_line']}) has no end "
-        f"message before {why} (line {end_line}); its events up to there are kept"
-    )
+    return f"trial {trial['trial']} (start message at line {trial['start_line']}) has no end message before {why} (line {end_line})"
 
 
 def _validate(parsed: _Parsed, path: Path) -> None:

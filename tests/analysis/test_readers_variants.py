@@ -7,7 +7,6 @@ change the result), values hand-copied from the files, and placement arithmetic 
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from pathlib import Path
@@ -18,7 +17,6 @@ import pytest
 
 from analysis.readers import EyeLinkDataWarning, TrialRules, read_eyelink_asc
 from analysis.readers.mapping import MappingError, MappingOptions, imgload_placement, map_recording
-from lookwhere.cli import main as cli_main
 from tests.analysis._asc_edits import after_trialid, replace_lines, variant
 
 MONO500 = "cili/mono500.asc"  # left eye, 1024×768, 4 TRIALID trials, 12 EFIX lines
@@ -204,30 +202,3 @@ def test_no_image_names_the_options(mono500):
     with pytest.raises(MappingError, match=r"mono500\.asc: no fixation can be tied to an image: none of its 4 "
                                            r"trials names an image.*--image-message.*--trials-table"):
         map_recording(mono500, {"1001": (800, 600)})
-
-
-# --- a folder with a failing file -------------------------------------------------------------
-
-
-def test_a_failing_file_in_a_folder_is_reported_and_skipped(eyelink_dir, osie_stimuli, tmp_path, capsys):
-    folder = tmp_path / "recordings"
-    folder.mkdir()
-    tag = after_trialid(lambda n, t: [f"MSG\t{t} !V TRIAL_VAR image {1001 + n % 2}\n"])
-    variant(eyelink_dir / MONO500, folder / "good.asc", tag)
-    variant(eyelink_dir / "cili/mono1000.asc", folder / "upper.ASC", tag)  # any letter case
-
-    def broken(lines):
-        at = next(i for i, line in enumerate(lines) if line.startswith("EFIX"))
-        lines[at] = lines[at].replace("\t", "\t3x", 1)
-        return tag(lines)
-
-    variant(eyelink_dir / MONO500, folder / "broken.asc", broken)
-    out = tmp_path / "out"
-    code = cli_main(["analyze", "--dataset", "eyelink", "--fixations", str(folder), "--stimuli", str(osie_stimuli),
-                     "--out", str(out), "--bootstrap", "200", "--no-progress"])
-    assert code == 1
-    err = capsys.readouterr().err
-    assert re.search(r"left out: .*broken\.asc: .*broken\.asc, line \d+: expected EFIX", err)
-    params = json.loads((out / "params.json").read_text())
-    assert params["n_participants"] == 2 and params["n_images"] == 2
-    assert (out / "report.html").is_file()
