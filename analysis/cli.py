@@ -40,6 +40,33 @@ def heatmap_params_from_args(args: argparse.Namespace):
     )
 
 
+def add_trial_rule_arguments(parser) -> None:
+    """The trial, image, onset and offset message options (:class:`~analysis.readers.eyelink.TrialRules`),
+    shared by ``lookwhere analyze`` and ``lookwhere recording info``."""
+    parser.add_argument("--trial-start", metavar="REGEX",
+                        help="message that starts a trial; a named group 'trial' gives its id, else trials are "
+                             "numbered 0, 1, … (default: TRIALID, else start_trial)")
+    parser.add_argument("--trial-end", metavar="REGEX",
+                        help="message that ends a trial (default with --trial-start: the next trial's start)")
+    parser.add_argument("--image-message", metavar="REGEX",
+                        help="message naming the trial's image, with a named group 'image' "
+                             "(default: !V TRIAL_VAR image, else the !V IMGLOAD file)")
+    parser.add_argument("--onset-message", metavar="REGEX",
+                        help="image onset message (default: IMAGE_ONSET, SYNCTIME or DISPLAY ON)")
+    parser.add_argument("--offset-message", metavar="REGEX",
+                        help="image offset message (default: IMAGE_OFFSET, DISPLAY OFF or blank_screen)")
+
+
+def trial_rules_from_args(args: argparse.Namespace):
+    """The :class:`~analysis.readers.eyelink.TrialRules` of :func:`add_trial_rule_arguments`' options."""
+    from analysis.readers.eyelink import DEFAULT_OFFSET_PATTERN, DEFAULT_ONSET_PATTERN, TrialRules
+
+    return TrialRules(
+        trial_start=args.trial_start, trial_end=args.trial_end, image=args.image_message,
+        onset=args.onset_message or DEFAULT_ONSET_PATTERN, offset=args.offset_message or DEFAULT_OFFSET_PATTERN,
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=["osie", "eyelink", "asc", "session"], required=True,
                         help="format of the fixation data ('asc' is an alias of 'eyelink')")
@@ -56,18 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Which trial showed which image, and where; patterns are Python regular expressions searched in the "
         "message text (anchor with ^). `lookwhere recording info FILE` lists the messages that repeat per trial.",
     )
-    mapping.add_argument("--trial-start", metavar="REGEX",
-                         help="message that starts a trial; a named group 'trial' gives its id, else trials are "
-                              "numbered 0, 1, … (default: TRIALID, else start_trial)")
-    mapping.add_argument("--trial-end", metavar="REGEX",
-                         help="message that ends a trial (default with --trial-start: the next trial's start)")
-    mapping.add_argument("--image-message", metavar="REGEX",
-                         help="message naming the trial's image, with a named group 'image' "
-                              "(default: !V TRIAL_VAR image, else the !V IMGLOAD file)")
-    mapping.add_argument("--onset-message", metavar="REGEX",
-                         help="image onset message (default: IMAGE_ONSET, SYNCTIME or DISPLAY ON)")
-    mapping.add_argument("--offset-message", metavar="REGEX",
-                         help="image offset message (default: IMAGE_OFFSET, DISPLAY OFF or blank_screen)")
+    add_trial_rule_arguments(mapping)
     mapping.add_argument("--trials-table", type=Path, metavar="CSV",
                          help="CSV with columns recording,trial,image[,onset_ms,offset_ms] (tracker ms), "
                               "overriding the messages")
@@ -85,16 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     from analysis.offline import AnalysisConfig
-    from analysis.readers.eyelink import DEFAULT_OFFSET_PATTERN, DEFAULT_ONSET_PATTERN, TrialRules
 
-    rules = TrialRules(
-        trial_start=args.trial_start, trial_end=args.trial_end, image=args.image_message,
-        onset=args.onset_message or DEFAULT_ONSET_PATTERN, offset=args.offset_message or DEFAULT_OFFSET_PATTERN,
-    )
     return AnalysisConfig(
         dataset=args.dataset, fixations=args.fixations, stimuli=args.stimuli, out=args.out,
         images=args.images, maps=args.maps, heatmap=heatmap_params_from_args(args), metric_variant=args.metric_variant,
-        mae_normalize=args.mae_normalize, trial_rules=rules, trials_table=args.trials_table,
+        mae_normalize=args.mae_normalize, trial_rules=trial_rules_from_args(args), trials_table=args.trials_table,
         screen_px=tuple(args.screen) if args.screen else None, scale=args.scale, eye=args.eye,
         bootstrap_resamples=args.bootstrap, seed=args.seed,
     )

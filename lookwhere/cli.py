@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("lookwhere.keys", "create a CURVE key pair for encrypted streaming"),
     "demo": ("lookwhere.demo", "run the main job on embedded defaults"),
     "stimuli": ("stimuli.cli", "prepare and check stimulus sets (VOC 2007, the demo set, any folder)"),
+    "recording": ("analysis.readers.cli", "inspect an EyeLink recording (ASC or EDF) before analysing it"),
 }
 
 

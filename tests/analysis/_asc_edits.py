@@ -37,3 +37,25 @@ def after_trialid(make_lines):
                 n += 1
         return out
     return edit
+
+
+def custom_messages(lines):
+    """An edit leaving only a study's own trial messages: ``BEGIN_SCENE <n> scene=images/<id>.jpg``
+    instead of ``TRIALID``, ``END_SCENE`` instead of ``TRIAL_RESULT``; no ``!V`` messages."""
+    out, n = [], 0
+    for line in lines:
+        if line.startswith("MSG") and " TRIALID " in line:
+            line = f"MSG\t{line.split()[1]} BEGIN_SCENE {n} scene=images/{1001 + n % 2}.jpg\n"
+            n += 1
+        elif line.startswith("MSG") and " TRIAL_RESULT" in line:
+            line = f"MSG\t{line.split()[1]} END_SCENE\n"
+        elif line.startswith("MSG") and "!V " in line:
+            continue
+        out.append(line)
+    return out
+
+
+CUSTOM_RULES = dict(
+    trial_start=r"^BEGIN_SCENE (?P<trial>\d+)", image=r"scene=(?P<image>\S+)",
+    onset="Initial_display", offset="End_trial_display",
+)

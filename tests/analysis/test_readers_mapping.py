@@ -17,7 +17,7 @@ from analysis.heatmap import HeatmapParams, select_fixations
 from analysis.readers import TrialRules, read_eyelink_asc
 from analysis.readers.mapping import MappingError, MappingOptions, choose_eye, map_recording, read_trials_table
 from lookwhere.cli import main as cli_main
-from tests.analysis._asc_edits import after_trialid, variant
+from tests.analysis._asc_edits import CUSTOM_RULES, after_trialid, custom_messages, variant
 
 SIZES = {"1001": (800, 600), "1002": (800, 600)}
 
@@ -101,28 +101,6 @@ def test_both_eyes_are_separate_sessions_so_the_first_fixation_goes_per_eye(tagg
 
 
 # --- trial mapping from the command line ------------------------------------------------------
-
-
-def custom_messages(lines):
-    """An edit leaving only a study's own trial messages: ``BEGIN_SCENE <n> scene=images/<id>.jpg``
-    instead of ``TRIALID``, ``END_SCENE`` instead of ``TRIAL_RESULT``; no ``!V`` messages."""
-    out, n = [], 0
-    for line in lines:
-        if line.startswith("MSG") and " TRIALID " in line:
-            line = f"MSG\t{line.split()[1]} BEGIN_SCENE {n} scene=images/{1001 + n % 2}.jpg\n"
-            n += 1
-        elif line.startswith("MSG") and " TRIAL_RESULT" in line:
-            line = f"MSG\t{line.split()[1]} END_SCENE\n"
-        elif line.startswith("MSG") and "!V " in line:
-            continue
-        out.append(line)
-    return out
-
-
-CUSTOM_RULES = dict(
-    trial_start=r"^BEGIN_SCENE (?P<trial>\d+)", image=r"scene=(?P<image>\S+)",
-    onset="Initial_display", offset="End_trial_display",
-)
 
 
 @pytest.fixture
