@@ -14,6 +14,11 @@ The pipeline, in the order it runs:
 5. write ``scores.csv``, ``loso_scores.csv``, ``heatmaps.npz``, ``params.json``, ``summary.csv``,
    ``comparisons.csv``, the figures and ``report.html`` into the output folder.
 
+Outputs are whole or absent: ``--out`` and every input (fixation files, trial mapping, the analysed
+stimulus images, fully decoded) are checked before any scoring, the outputs are written into a
+temporary folder beside ``--out`` and moved into place at the end (:class:`analysis.outputs.StagedOutput`);
+a failed run leaves ``--out`` as it was.
+
 The live server scores with the same functions (:func:`analysis.metrics.score_map` on maps from
 :mod:`analysis.heatmap`), so live and offline numbers agree.
 """
@@ -23,12 +28,14 @@ from __future__ import annotations
 import json
 import logging
 import platform
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
@@ -37,6 +44,7 @@ from analysis.baselines import center_bias, dataset_prior, leave_one_out_groups,
 from analysis.heatmap import HeatmapParams, fixation_map, heatmap, select_fixations
 from analysis.metrics import METRICS, HumanTarget, score_map
 from analysis.fixations import StudyFixations
+from analysis.outputs import StagedOutput, package_versions, sha256_of
 from analysis.readers.eyelink import TrialRules
 from stimuli.sets import StimulusSet
 
@@ -112,6 +120,8 @@ class AnalysisResult:
     files: dict[str, Path] = field(default_factory=dict)
     #: input file → why it was left out (the run analysed the others)
     failed: dict[str, str] = field(default_factory=dict)
+    #: data warnings, each naming its file (also in params.json and the report)
+    warnings: list[str] = field(default_factory=list)
 
 
 def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> StudyFixations:
@@ -121,11 +131,13 @@ def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> StudyFi
     if config.dataset == "osie":
         from analysis.readers import read_osie
 
-        return StudyFixations(read_osie(config.fixations, images=config.images), files=[config.fixations])
+        table = read_osie(config.fixations, images=config.images)
+        return StudyFixations(table, files=[config.fixations], counts=_counts_read(table))
     if config.dataset == "session":
-        from analysis.readers import read_session
+        from analysis.readers.session import read_session, session_files
 
-        return StudyFixations(read_session(config.fixations), files=[config.fixations])
+        table = read_session(config.fixations)
+        return StudyFixations(table, files=session_files(config.fixations), counts=_counts_read(table))
     from analysis.readers.mapping import MappingOptions, read_recordings, read_trials_table, recording_paths
 
     options = MappingOptions(
@@ -135,7 +147,29 @@ def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> StudyFi
     return read_recordings(recording_paths(config.fixations), stimulus_set.size, options)
 
 
+def _counts_read(table: pd.DataFrame) -> dict:
+    return {"read": len(table), "read_per_eye": Counter(table["eye"].astype(str)), "dropped": Counter()}
+
+
 def _images_to_analyse(config: AnalysisConfig, fixations: pd.DataFrame, stimulus_set: StimulusSet) -> list[str]:
+    """The images to score; each is decoded in full first, as ``lookwhere stimuli check`` does."""
+    images = _image_ids(config, fixations, stimulus_set)
+    unreadable = []
+    for image_id in images:
+        try:
+            with Image.open(stimulus_set.path(image_id)) as image:
+                image.load()  # a truncated file fails here, not after the scoring
+        except (OSError, UnidentifiedImageError) as error:
+            unreadable.append(f"{stimulus_set.path(image_id)}: {error}")
+    if unreadable:
+        raise ValueError(
+            f"{len(unreadable)} stimulus images cannot be read (run `lookwhere stimuli check {config.stimuli}`; "
+            "replace them or leave them out with --images):\n  " + "\n  ".join(unreadable[:10])
+        )
+    return images
+
+
+def _image_ids(config: AnalysisConfig, fixations: pd.DataFrame, stimulus_set: StimulusSet) -> list[str]:
     available = set(stimulus_set.image_ids)
     with_fixations = set(fixations["image"].unique())
     if config.images is not None:
@@ -166,8 +200,25 @@ def _open_store(config: AnalysisConfig):
     return MapStore.open(config.maps)
 
 
-def run_analysis(config: AnalysisConfig, *, progress: bool = True) -> AnalysisResult:
-    """Run the whole offline analysis described by ``config``; see the module docstring."""
+def run_analysis(config: AnalysisConfig, *, progress: bool = True, command_line: list[str] | None = None) -> AnalysisResult:
+    """Run the whole offline analysis described by ``config``; see the module docstring.
+
+    ``command_line`` (the words typed) is recorded in ``params.json``. The outputs appear in
+    ``config.out`` only when the whole run succeeded.
+    """
+    output = StagedOutput(config.out)
+    try:
+        result = _analyse(config, output.path, progress=progress, command_line=command_line)
+    except BaseException:
+        output.discard()
+        raise
+    output.commit()
+    result.out = config.out
+    result.files = {name: config.out / path.relative_to(output.path) for name, path in result.files.items()}
+    return result
+
+
+def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line) -> AnalysisResult:
     stimulus_set = StimulusSet(config.stimuli)
     study = load_fixations(config, stimulus_set)
     fixations = study.table
@@ -213,8 +264,9 @@ def run_analysis(config: AnalysisConfig, *, progress: bool = True) -> AnalysisRe
     untrained = bool(store is not None and store.is_untrained)
     scores["untrained"] = (scores["kind"] == "cnn") & untrained
 
-    result = _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected)
-    result.failed = dict(study.failed)
+    result = _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
+                            out=out, study=study, command_line=command_line)
+    result.failed, result.warnings = dict(study.failed), list(study.warnings)
     return result
 
 
@@ -303,16 +355,47 @@ def score_image(
     return ImageScores(human_map=human, scores=scores, loso=loso)
 
 
+def _fixation_counts(config: AnalysisConfig, study: StudyFixations, fixations: pd.DataFrame, selected: pd.DataFrame) -> dict:
+    """Fixations read, dropped by reason (in the order the steps run) and used, in all and per eye."""
+    dropped = Counter(study.counts["dropped"])
+    dropped["image not analysed"] = len(study.table) - len(fixations)
+    first_only = config.heatmap.model_copy(update={"within_display_only": False})
+    after_first = len(select_fixations(fixations, first_only))
+    dropped["first fixation of its trial"] = len(fixations) - after_first
+    dropped["outside the display period"] = after_first - len(selected)
+    return {
+        "read": int(study.counts["read"]),
+        "read_per_eye": _per_eye(study.counts["read_per_eye"]),
+        "dropped": {reason: int(n) for reason, n in dropped.items() if n},
+        "used": len(selected),
+        "used_per_eye": _per_eye(Counter(selected["eye"].astype(str))),
+    }
+
+
+def _per_eye(counts: Counter) -> dict[str, int]:
+    return {eye or "unknown": int(n) for eye, n in counts.items()}
+
+
+def _display_period(config: AnalysisConfig, fixations: pd.DataFrame, study: StudyFixations) -> dict:
+    """The display-period rule actually applied, and to how many fixations it could not be."""
+    unknown = fixations[["start_ms", "end_ms", "stimulus_duration_ms"]].isna().any(axis=1)
+    return {
+        "rule": "0 <= start_ms and end_ms <= stimulus_duration_ms (ms from image onset)"
+        if config.heatmap.within_display_only else "not applied (within_display_only is off)",
+        "fixations_without_times_kept": int(unknown.sum()) if config.heatmap.within_display_only else None,
+        "per_recording": {r["file"]: r["display_period"] for r in study.recordings},
+    }
+
+
 def _counts(rows: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
     return fixation_map(rows["x_image_px"].to_numpy(), rows["y_image_px"].to_numpy(), shape=shape)
 
 
-def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected) -> AnalysisResult:
+def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
+                   *, out: Path, study: StudyFixations, command_line) -> AnalysisResult:
     from analysis import report
     from analysis.stats import paired_comparisons, summarize_scores
 
-    out = config.out
-    out.mkdir(parents=True, exist_ok=True)
     files = {
         "scores": out / "scores.csv",
         "loso_scores": out / "loso_scores.csv",
@@ -329,10 +412,12 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
     summary = summarize_scores(scores, **stat_options)
     summary["untrained"] = summary["map"].isin(scores.loc[scores["untrained"], "map"].unique())
     summary.to_csv(files["summary"], index=False)
+    # A metric compares maps only where two of them have scores (shuffled AUC needs two images).
+    scored = scores[scores["value"].notna()]
     comparisons = [
         paired_comparisons(scores, metric=metric, **stat_options)
         for metric in config.metrics
-        if scores.loc[scores["metric"] == metric, "map"].nunique() > 1
+        if scored.loc[scored["metric"] == metric, "map"].nunique() > 1
     ]
     comparison_table = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
     comparison_table.to_csv(files["comparisons"], index=False)
@@ -347,6 +432,17 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         "n_fixations_read": int(len(fixations)),
         "n_fixations_used": int(len(selected)),
         "n_participants": int(fixations["participant"].nunique()),
+        "command_line": command_line,
+        "packages": package_versions(),
+        "inputs_sha256": sha256_of(
+            [*study.files, *([config.trials_table] if config.trials_table else []),
+             *(stimulus_set.path(image_id) for image_id in human_maps)]
+        ),
+        "fixations": _fixation_counts(config, study, fixations, selected),
+        "display_period": _display_period(config, fixations, study),
+        "recordings": study.recordings,
+        "left_out": study.failed,
+        "warnings": study.warnings,
         "maps": sorted(scores["map"].unique()),
         "map_store": None if store is None else {"path": str(config.maps), "maps": store_maps, "metadata": store.metadata},
         "notes": {

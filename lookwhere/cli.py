@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lookwhere`` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the words typed, for provenance records
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     # -v/-vv raise the project's own loggers only; third-party chatter stays at WARNING.
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]

@@ -174,3 +174,7 @@ def test_a_folder_of_edf_files_from_the_command_line(edf_path, eyelink_dir, osie
     # Every fixation inside a trial is mapped: all but those before "TRIALID 1".
     outside = int((recording.fixations["trial"] < 0).sum())
     assert params["n_fixations_read"] == 2 * (121 - outside)
+    assert params["fixations"]["read"] == 242 and params["fixations"]["dropped"]["outside any trial"] == 2 * outside
+    assert sorted(Path(file).name for file in params["left_out"]) == ["broken.asc", "forged.edf"]
+    assert "2 files left out" in (out / "report.html").read_text()
+    assert {r["format"] for r in params["recordings"]} == {"edf"}
