@@ -75,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or a session folder / folder of sessions (session)")
     parser.add_argument("--stimuli", type=Path, required=True, help="folder of the stimulus images")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--source", choices=["edf", "link"],
+                        help="session: fixations from the transferred EDF or from the link record "
+                             "(default: the EDF when the session folder holds it)")
     parser.add_argument("--images", type=_image_list, help="comma-separated image ids (default: all)")
     parser.add_argument("--maps", type=Path, help="CNN map store (lookwhere precompute) to score too")
     add_scoring_arguments(parser)
@@ -105,7 +108,7 @@ def config_from_args(args: argparse.Namespace):
     return AnalysisConfig(
         dataset=args.dataset, fixations=args.fixations, stimuli=args.stimuli, out=args.out,
         images=args.images, maps=args.maps, heatmap=heatmap_params_from_args(args), metric_variant=args.metric_variant,
-        mae_normalize=args.mae_normalize, trial_rules=trial_rules_from_args(args), trials_table=args.trials_table,
+        mae_normalize=args.mae_normalize, trial_rules=trial_rules_from_args(args), source=args.source, trials_table=args.trials_table,
         screen_px=tuple(args.screen) if args.screen else None, scale=args.scale, eye=args.eye,
         bootstrap_resamples=args.bootstrap, seed=args.seed,
     )

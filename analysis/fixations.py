@@ -198,6 +198,9 @@ class StudyFixations:
     counts : dict
         Fixation counts: ``read`` (every fixation in the files), ``read_per_eye``, ``dropped``
         (reason → n) and ``mapped`` (in the table).
+    agreement : DataFrame or None
+        For sessions read from their EDF: how the link record agrees with it, per trial
+        (:func:`analysis.readers.session_edf.source_agreement`).
     """
 
     table: pd.DataFrame
@@ -206,3 +209,4 @@ class StudyFixations:
     warnings: list[str] = field(default_factory=list)
     recordings: list[dict] = field(default_factory=list)
     counts: dict = field(default_factory=lambda: {"read": 0, "read_per_eye": Counter(), "dropped": Counter()})
+    agreement: pd.DataFrame | None = None

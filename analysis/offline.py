@@ -89,6 +89,9 @@ class AnalysisConfig(BaseModel):
         "the recording's !V IMGLOAD size"
     )
     screen_px: tuple[int, int] | None = Field(None, description="screen size overriding the recordings' (eyelink)")
+    source: Literal["edf", "link"] | None = Field(
+        None, description="session: fixations from the transferred EDF or the link record (default: the EDF when present)"
+    )
     eye: Literal["best", "left", "right", "both"] = Field(
         "best", description="eye whose fixations count (eyelink): best = better last validation, else right"
     )
@@ -133,12 +136,13 @@ def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> StudyFi
 
         table = read_osie(config.fixations, images=config.images)
         return StudyFixations(table, files=[config.fixations], counts=_counts_read(table))
-    if config.dataset == "session":
-        from analysis.readers.session import read_session, session_files
-
-        table = read_session(config.fixations)
-        return StudyFixations(table, files=session_files(config.fixations), counts=_counts_read(table))
     from analysis.readers.mapping import MappingOptions, read_recordings, read_trials_table, recording_paths
+
+    if config.dataset == "session":
+        from analysis.readers.session_edf import read_session_fixations
+
+        options = MappingOptions(eye=config.eye, screen_px=config.screen_px, scale=config.scale)
+        return read_session_fixations(config.fixations, stimulus_set.size, source=config.source, options=options)
 
     options = MappingOptions(
         rules=config.trial_rules, eye=config.eye, screen_px=config.screen_px, scale=config.scale,
@@ -404,6 +408,9 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         "summary": out / "summary.csv",
         "comparisons": out / "comparisons.csv",
     }
+    if study.agreement is not None:
+        files["source_agreement"] = out / "source_agreement.csv"
+        study.agreement.to_csv(files["source_agreement"], index=False)
     scores.to_csv(files["scores"], index=False)
     loso.to_csv(files["loso_scores"], index=False)
     np.savez_compressed(files["heatmaps"], **human_maps)
@@ -442,6 +449,9 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         "display_period": _display_period(config, fixations, study),
         "recordings": study.recordings,
         "left_out": study.failed,
+        "source_agreement": None if study.agreement is None else {
+            name: int(study.agreement[name].sum()) for name in ("n_link", "n_edf", "n_matched")
+        },
         "warnings": study.warnings,
         "maps": sorted(scores["map"].unique()),
         "map_store": None if store is None else {"path": str(config.maps), "maps": store_maps, "metadata": store.metadata},

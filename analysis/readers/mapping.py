@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.fixations import ImagePlacement, StudyFixations, add_image_coordinates, empty_fixation_table
+from analysis.fixations import ImagePlacement, StudyFixations, add_image_coordinates, empty_fixation_table, fixation_table
 from analysis.readers.eyelink import (
     RECORDING_SUFFIXES,
     EyeLinkDataWarning,
@@ -227,7 +227,7 @@ def map_recording(recording: EyeLinkRecording, image_sizes, options: MappingOpti
     table = add_image_coordinates(table, placements, by="trial") if len(table) else table
     display_rule = _display_rule(recording, trials, table, options)
     if len(eye) > 1:
-        table = table.assign(session=table["session"] + ":" + table["eye"])
+        table = fixation_table(table.assign(session=table["session"] + ":" + table["eye"]))
     counts["mapped"] = len(table)
     counts["mapped_per_eye"] = Counter(table["eye"].astype(str))
     summary = {
