@@ -359,38 +359,6 @@ def score_image(
     return ImageScores(human_map=human, scores=scores, loso=loso)
 
 
-def _fixation_counts(config: AnalysisConfig, study: StudyFixations, fixations: pd.DataFrame, selected: pd.DataFrame) -> dict:
-    """Fixations read, dropped by reason (in the order the steps run) and used, in all and per eye."""
-    dropped = Counter(study.counts["dropped"])
-    dropped["image not analysed"] = len(study.table) - len(fixations)
-    first_only = config.heatmap.model_copy(update={"within_display_only": False})
-    after_first = len(select_fixations(fixations, first_only))
-    dropped["first fixation of its trial"] = len(fixations) - after_first
-    dropped["outside the display period"] = after_first - len(selected)
-    return {
-        "read": int(study.counts["read"]),
-        "read_per_eye": _per_eye(study.counts["read_per_eye"]),
-        "dropped": {reason: int(n) for reason, n in dropped.items() if n},
-        "used": len(selected),
-        "used_per_eye": _per_eye(Counter(selected["eye"].astype(str))),
-    }
-
-
-def _per_eye(counts: Counter) -> dict[str, int]:
-    return {eye or "unknown": int(n) for eye, n in counts.items()}
-
-
-def _display_period(config: AnalysisConfig, fixations: pd.DataFrame, study: StudyFixations) -> dict:
-    """The display-period rule actually applied, and to how many fixations it could not be."""
-    unknown = fixations[["start_ms", "end_ms", "stimulus_duration_ms"]].isna().any(axis=1)
-    return {
-        "rule": "0 <= start_ms and end_ms <= stimulus_duration_ms (ms from image onset)"
-        if config.heatmap.within_display_only else "not applied (within_display_only is off)",
-        "fixations_without_times_kept": int(unknown.sum()) if config.heatmap.within_display_only else None,
-        "per_recording": {r["file"]: r["display_period"] for r in study.recordings},
-    }
-
-
 def _counts(rows: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
     return fixation_map(rows["x_image_px"].to_numpy(), rows["y_image_px"].to_numpy(), shape=shape)
 
@@ -469,3 +437,35 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
     ))
     logger.info("wrote %s", ", ".join(str(p.name) for p in files.values()))
     return AnalysisResult(out=out, scores=scores, summary=summary, files=files)
+
+
+def _fixation_counts(config: AnalysisConfig, study: StudyFixations, fixations: pd.DataFrame, selected: pd.DataFrame) -> dict:
+    """Fixations read, dropped by reason (in the order the steps run) and used, in all and per eye."""
+    dropped = Counter(study.counts["dropped"])
+    dropped["image not analysed"] = len(study.table) - len(fixations)
+    first_only = config.heatmap.model_copy(update={"within_display_only": False})
+    after_first = len(select_fixations(fixations, first_only))
+    dropped["first fixation of its trial"] = len(fixations) - after_first
+    dropped["outside the display period"] = after_first - len(selected)
+    return {
+        "read": int(study.counts["read"]),
+        "read_per_eye": _per_eye(study.counts["read_per_eye"]),
+        "dropped": {reason: int(n) for reason, n in dropped.items() if n},
+        "used": len(selected),
+        "used_per_eye": _per_eye(Counter(selected["eye"].astype(str))),
+    }
+
+
+def _per_eye(counts: Counter) -> dict[str, int]:
+    return {eye or "unknown": int(n) for eye, n in counts.items()}
+
+
+def _display_period(config: AnalysisConfig, fixations: pd.DataFrame, study: StudyFixations) -> dict:
+    """The display-period rule actually applied, and to how many fixations it could not be."""
+    unknown = fixations[["start_ms", "end_ms", "stimulus_duration_ms"]].isna().any(axis=1)
+    return {
+        "rule": "0 <= start_ms and end_ms <= stimulus_duration_ms (ms from image onset)"
+        if config.heatmap.within_display_only else "not applied (within_display_only is off)",
+        "fixations_without_times_kept": int(unknown.sum()) if config.heatmap.within_display_only else None,
+        "per_recording": {r["file"]: r["display_period"] for r in study.recordings if "display_period" in r},
+    }
