@@ -121,8 +121,8 @@ def main(args: argparse.Namespace) -> int:
     result = run_analysis(config_from_args(args), progress=not args.no_progress, command_line=command_line)
     print(f"report: {result.files['report']}")
     print(f"scores: {result.files['scores']} ({len(result.scores)} rows)")
-    for file, why in result.failed.items():
-        print(f"left out: {file}: {why}", file=sys.stderr)
+    for why in result.failed.values():
+        print(f"left out: {why}", file=sys.stderr)
     if result.warnings:
         print(f"{len(result.warnings)} data warnings: see params.json and the report", file=sys.stderr)
     # The analysis of the readable files is complete; a non-zero status says some were left out.

@@ -189,7 +189,7 @@ class StudyFixations:
     files : list of Path
         Every input file read (the failed ones included).
     failed : dict of str → str
-        File → why it was left out (reported, the others analysed).
+        File → why it was left out (the message names the file; the others were analysed).
     warnings : list of str
         Data warnings, each naming its file.
     recordings : list of dict

@@ -152,8 +152,9 @@ def read_recordings(paths, image_sizes, options: MappingOptions = MappingOptions
                 recording = read_recording(path, rules=options.rules)
                 table, summary = map_recording(recording, image_sizes, options)
             except (EyeLinkFormatError, MappingError, OSError, ValueError) as error:
-                study.failed[str(path)] = str(error)
-                logger.error("%s: left out: %s", path, error)
+                # Every message of the readers names the file; an OS error's may not.
+                study.failed[str(path)] = str(error) if str(path) in str(error) else f"{path}: {error}"
+                logger.info("left out: %s", study.failed[str(path)])
                 continue
             finally:
                 study.warnings.extend(str(w.message) for w in caught if issubclass(w.category, EyeLinkDataWarning))
@@ -167,7 +168,7 @@ def read_recordings(paths, image_sizes, options: MappingOptions = MappingOptions
         study.counts["read_per_eye"].update(summary["counts"]["read_per_eye"])
         study.counts["dropped"].update(summary["counts"]["dropped"])
     if not tables:
-        reasons = "\n".join(f"  {file}: {why}" for file, why in study.failed.items())
+        reasons = "\n".join(f"  {why}" for why in study.failed.values())
         raise ValueError(f"no recording could be analysed:\n{reasons}")
     study.table = pd.concat(tables, ignore_index=True)
     study.counts["mapped"] = len(study.table)
