@@ -284,7 +284,7 @@ def choose_eye(recording: EyeLinkRecording, choice: str = "best") -> tuple[str, 
     eyes : str
         ``"L"``, ``"R"`` or ``"LR"``.
     reason : str
-        E.g. ``"best: last validation 0.30° vs 0.35° mean error"``.
+        E.g. ``"best: last validation 0.30° mean / 0.91° max error against 0.35° / 0.48°"``.
 
     Raises
     ------
@@ -333,17 +333,24 @@ def _size_of(image_sizes, image_id: str):
 
 def _no_image_message(recording: EyeLinkRecording, trials: pd.DataFrame) -> str:
     path = recording.path
+    with_image = int((trials["image"] != "").sum()) if len(trials) else 0
+    if with_image:
+        what = f"none of the fixations lies in one of its {with_image} trials that name an image"
+        return f"{path}: no fixation can be tied to an image: {what}"
     if trials.empty:
         what = (
             f"no trial start message (looked for {recording.rules['trial_start'] or 'TRIALID or start_trial'}); "
             "name the message that starts each trial with --trial-start REGEX"
         )
     else:
+        looked = (
+            f"no message matches {recording.rules['image']!r}" if recording.rules["image"]
+            else "no !V TRIAL_VAR image or !V IMGLOAD message"
+        )
         what = (
-            f"none of its {len(trials)} trials names an image "
-            f"({'no message matches ' + repr(recording.rules['image']) if recording.rules['image'] else 'no !V TRIAL_VAR image or !V IMGLOAD message'}); "
-            "name the message that carries the image with --image-message REGEX (a named group 'image'), "
-            "or list each trial's image with --trials-table CSV"
+            f"none of its {len(trials)} trials names an image ({looked}); name the message that carries the "
+            "image with --image-message REGEX (a named group 'image'), or list each trial's image with "
+            "--trials-table CSV"
         )
     return (
         f"{path}: no fixation can be tied to an image: {what}. Messages that repeat "
