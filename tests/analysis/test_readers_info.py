@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from analysis.readers import TrialRules
 from analysis.readers.info import format_info, recording_info
 from lookwhere.cli import main as cli_main

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.readers import EyeLinkDataWarning, TrialRules, read_eyelink_asc
+from analysis.readers import EyeLinkDataWarning, read_eyelink_asc
 from analysis.readers.mapping import MappingError, MappingOptions, imgload_placement, map_recording
 from tests.analysis._asc_edits import after_trialid, replace_lines, variant
 
