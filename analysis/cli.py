@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -39,16 +40,64 @@ def heatmap_params_from_args(args: argparse.Namespace):
     )
 
 
+def add_trial_rule_arguments(parser) -> None:
+    """The trial, image, onset and offset message options (:class:`~analysis.readers.eyelink.TrialRules`),
+    shared by ``lookwhere analyze`` and ``lookwhere recording info``."""
+    parser.add_argument("--trial-start", metavar="REGEX",
+                        help="message that starts a trial; a named group 'trial' gives its id, else trials are "
+                             "numbered 0, 1, … (default: TRIALID, else start_trial)")
+    parser.add_argument("--trial-end", metavar="REGEX",
+                        help="message that ends a trial (default with --trial-start: the next trial's start)")
+    parser.add_argument("--image-message", metavar="REGEX",
+                        help="message naming the trial's image, with a named group 'image' "
+                             "(default: !V TRIAL_VAR image, else the !V IMGLOAD file)")
+    parser.add_argument("--onset-message", metavar="REGEX",
+                        help="image onset message (default: IMAGE_ONSET, SYNCTIME or DISPLAY ON)")
+    parser.add_argument("--offset-message", metavar="REGEX",
+                        help="image offset message (default: IMAGE_OFFSET, DISPLAY OFF or blank_screen)")
+
+
+def trial_rules_from_args(args: argparse.Namespace):
+    """The :class:`~analysis.readers.eyelink.TrialRules` of :func:`add_trial_rule_arguments`' options."""
+    from analysis.readers.eyelink import DEFAULT_OFFSET_PATTERN, DEFAULT_ONSET_PATTERN, TrialRules
+
+    return TrialRules(
+        trial_start=args.trial_start, trial_end=args.trial_end, image=args.image_message,
+        onset=args.onset_message or DEFAULT_ONSET_PATTERN, offset=args.offset_message or DEFAULT_OFFSET_PATTERN,
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["osie", "asc", "session"], required=True, help="format of the fixation data")
+    parser.add_argument("--dataset", choices=["osie", "eyelink", "asc", "session"], required=True,
+                        help="format of the fixation data ('asc' is an alias of 'eyelink')")
     parser.add_argument("--fixations", type=Path, required=True,
-                        help="fixations.mat (osie), an .asc file/folder (asc), or a session folder / folder of sessions (session)")
+                        help="fixations.mat (osie), an EyeLink .asc/.edf file or a folder of them (eyelink), "
+                             "or a session folder / folder of sessions (session)")
     parser.add_argument("--stimuli", type=Path, required=True, help="folder of the stimulus images")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--source", choices=["edf", "link"],
+                        help="session: fixations from the transferred EDF or from the link record "
+                             "(default: the EDF when the session folder holds it)")
     parser.add_argument("--images", type=_image_list, help="comma-separated image ids (default: all)")
     parser.add_argument("--maps", type=Path, help="CNN map store (lookwhere precompute) to score too")
     add_scoring_arguments(parser)
-    parser.add_argument("--scale", type=float, default=2.0, help="display scale of the recordings (asc)")
+    mapping = parser.add_argument_group(
+        "EyeLink recordings (--dataset eyelink)",
+        "Which trial showed which image, and where; patterns are Python regular expressions searched in the "
+        "message text (anchor with ^). `lookwhere recording info FILE` lists the messages that repeat per trial.",
+    )
+    add_trial_rule_arguments(mapping)
+    mapping.add_argument("--trials-table", type=Path, metavar="CSV",
+                         help="CSV with columns recording,trial,image[,onset_ms,offset_ms] (tracker ms), "
+                              "overriding the messages")
+    mapping.add_argument("--screen", type=int, nargs=2, metavar=("W", "H"),
+                         help="screen size in pixels, overriding DISPLAY_COORDS/GAZE_COORDS")
+    mapping.add_argument("--scale", type=float,
+                         help="drawn size / image size (default: ×2 fitted to the screen, or the size in each "
+                              "trial's !V IMGLOAD)")
+    mapping.add_argument("--eye", choices=["best", "left", "right", "both"], default="best",
+                        help="eye whose fixations count in binocular recordings: best (default) = the better "
+                             "last validation, else the right; both = each eye separately, both in the heatmaps")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -59,15 +108,22 @@ def config_from_args(args: argparse.Namespace):
     return AnalysisConfig(
         dataset=args.dataset, fixations=args.fixations, stimuli=args.stimuli, out=args.out,
         images=args.images, maps=args.maps, heatmap=heatmap_params_from_args(args), metric_variant=args.metric_variant,
-        mae_normalize=args.mae_normalize,
-        scale=args.scale, bootstrap_resamples=args.bootstrap, seed=args.seed,
+        mae_normalize=args.mae_normalize, trial_rules=trial_rules_from_args(args), source=args.source, trials_table=args.trials_table,
+        screen_px=tuple(args.screen) if args.screen else None, scale=args.scale, eye=args.eye,
+        bootstrap_resamples=args.bootstrap, seed=args.seed,
     )
 
 
 def main(args: argparse.Namespace) -> int:
     from analysis.offline import run_analysis
 
-    result = run_analysis(config_from_args(args), progress=not args.no_progress)
+    command_line = ["lookwhere", *args.argv] if getattr(args, "argv", None) else None
+    result = run_analysis(config_from_args(args), progress=not args.no_progress, command_line=command_line)
     print(f"report: {result.files['report']}")
     print(f"scores: {result.files['scores']} ({len(result.scores)} rows)")
-    return 0
+    for why in result.failed.values():
+        print(f"left out: {why}", file=sys.stderr)
+    if result.warnings:
+        print(f"{len(result.warnings)} data warnings: see params.json and the report", file=sys.stderr)
+    # The analysis of the readable files is complete; a non-zero status says some were left out.
+    return 1 if result.failed else 0

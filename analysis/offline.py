@@ -2,9 +2,10 @@
 
 The pipeline, in the order it runs:
 
-1. read the fixations (OSIE ``fixations.mat``, EyeLink ASC recordings, the project's own session
-   records) into the tidy table and
-   put every fixation in original-image pixels;
+1. read the fixations (OSIE ``fixations.mat``, EyeLink ASC and EDF recordings, the project's own
+   session records) into the tidy table and put every fixation in original-image pixels
+   (:mod:`analysis.readers.mapping`); a recording that cannot be read or mapped is reported and left
+   out;
 2. select the fixations that count (:func:`analysis.heatmap.select_fixations`), once;
 3. per image: the pooled human heatmap and fixation counts, the other images' fixations (for
    shuffled AUC and the dataset prior), the centre-bias map (also the information-gain baseline);
@@ -12,6 +13,11 @@ The pipeline, in the order it runs:
    each participant against the others' heatmap (``human_loso``);
 5. write ``scores.csv``, ``loso_scores.csv``, ``heatmaps.npz``, ``params.json``, ``summary.csv``,
    ``comparisons.csv``, the figures and ``report.html`` into the output folder.
+
+Outputs are whole or absent: ``--out`` and every input (fixation files, trial mapping, the analysed
+stimulus images, fully decoded) are checked before any scoring, the outputs are written into a
+temporary folder beside ``--out`` and moved into place at the end (:class:`analysis.outputs.StagedOutput`);
+a failed run leaves ``--out`` as it was.
 
 Scores come from :class:`analysis.engine.ImageEngine`, which the live server updates fixation by
 fixation, so live and offline numbers agree; the engine equals :func:`analysis.metrics.score_map`
@@ -23,20 +29,24 @@ from __future__ import annotations
 import json
 import logging
 import platform
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
 import lookwhere
 from analysis.engine import ImageEngine
+from analysis.fixations import StudyFixations
 from analysis.heatmap import HeatmapParams, select_fixations
 from analysis.metrics import METRICS
-from stimuli.geometry import DEFAULT_SCALE, DisplayGeometry
+from analysis.outputs import StagedOutput, package_versions, sha256_of
+from analysis.readers.eyelink import TrialRules
 from stimuli.sets import StimulusSet
 
 __all__ = [
@@ -57,10 +67,12 @@ class AnalysisConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dataset: Literal["osie", "asc", "session"] = Field(description="format of the fixation data")
+    dataset: Literal["osie", "eyelink", "asc", "session"] = Field(
+        description="format of the fixation data ('asc' is an alias of 'eyelink')"
+    )
     fixations: Path = Field(
-        description="fixations.mat (osie), an .asc file or folder of them (asc), or a lookwhere run "
-        "session folder or folder of sessions (session)"
+        description="fixations.mat (osie), an EyeLink .asc/.edf file or folder of them (eyelink), or a "
+        "lookwhere run session folder or folder of sessions (session)"
     )
     stimuli: Path = Field(description="folder of the stimulus images")
     out: Path = Field(description="output folder (created)")
@@ -73,7 +85,21 @@ class AnalysisConfig(BaseModel):
         "minmax", description="min-max both maps to [0, 1] before MAE (SPEC §2); 'none' is paper-literal"
     )
     center_bias_sigma_fraction: float = Field(0.25, gt=0)
-    scale: float = Field(DEFAULT_SCALE, gt=0, description="display scale of the recordings (asc)")
+    scale: float | None = Field(
+        None, gt=0, description="drawn size / image size (eyelink); default ×2 fitted to the screen, or "
+        "the recording's !V IMGLOAD size"
+    )
+    screen_px: tuple[int, int] | None = Field(None, description="screen size overriding the recordings' (eyelink)")
+    source: Literal["edf", "link"] | None = Field(
+        None, description="session: fixations from the transferred EDF or the link record (default: the EDF when present)"
+    )
+    eye: Literal["best", "left", "right", "both"] = Field(
+        "best", description="eye whose fixations count (eyelink): best = better last validation, else right"
+    )
+    trial_rules: TrialRules = Field(TrialRules(), description="trial, image, onset and offset messages (eyelink)")
+    trials_table: Path | None = Field(
+        None, description="CSV recording,trial,image[,onset_ms,offset_ms] overriding the messages (eyelink)"
+    )
     bootstrap_resamples: int = Field(10_000, ge=100)
     confidence: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
@@ -96,48 +122,59 @@ class AnalysisResult:
     scores: pd.DataFrame
     summary: pd.DataFrame
     files: dict[str, Path] = field(default_factory=dict)
+    #: input file → why it was left out (the run analysed the others)
+    failed: dict[str, str] = field(default_factory=dict)
+    #: data warnings, each naming its file (also in params.json and the report)
+    warnings: list[str] = field(default_factory=list)
 
 
-def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> pd.DataFrame:
-    """Read the configured fixation data into a table with image coordinates."""
+def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> StudyFixations:
+    """Read the configured fixation data into a table with image coordinates, with its provenance."""
     if not config.fixations.exists():
         raise FileNotFoundError(f"fixation data {config.fixations} does not exist")
     if config.dataset == "osie":
         from analysis.readers import read_osie
 
-        return read_osie(config.fixations, images=config.images)
+        table = read_osie(config.fixations, images=config.images)
+        return StudyFixations(table, files=[config.fixations], counts=_counts_read(table))
+    from analysis.readers.mapping import MappingOptions, read_recordings, read_trials_table, recording_paths
+
     if config.dataset == "session":
-        from analysis.readers import read_session
+        from analysis.readers.session_edf import read_session_fixations
 
-        return read_session(config.fixations)
-    from analysis.fixations import add_image_coordinates
-    from analysis.readers import read_eyelink_asc
+        options = MappingOptions(eye=config.eye, screen_px=config.screen_px, scale=config.scale)
+        return read_session_fixations(config.fixations, stimulus_set.size, source=config.source, options=options)
 
-    paths = sorted(config.fixations.glob("*.asc")) if config.fixations.is_dir() else [config.fixations]
-    if not paths:
-        raise FileNotFoundError(f"no .asc files in {config.fixations}")
-    tables = []
-    for path in paths:
-        recording = read_eyelink_asc(path)
-        table = recording.fixations[recording.fixations["image"] != ""]
-        if table.empty:
-            logger.warning("%s: no fixation belongs to a trial with an image id; skipped", path)
-            continue
-        screen_w, screen_h = recording.display_px
-        geometries = {
-            image_id: DisplayGeometry.fit(
-                *stimulus_set.size(image_id),
-                screen_width_px=screen_w, screen_height_px=screen_h, scale=config.scale,
-            )
-            for image_id in table["image"].unique()
-        }
-        tables.append(add_image_coordinates(table, geometries))
-    if not tables:
-        raise ValueError(f"no fixation in {config.fixations} is tied to an image (no '!V TRIAL_VAR image' or '!V IMGLOAD' messages)")
-    return pd.concat(tables, ignore_index=True)
+    options = MappingOptions(
+        rules=config.trial_rules, eye=config.eye, screen_px=config.screen_px, scale=config.scale,
+        trials_table=None if config.trials_table is None else read_trials_table(config.trials_table),
+    )
+    return read_recordings(recording_paths(config.fixations), stimulus_set.size, options)
+
+
+def _counts_read(table: pd.DataFrame) -> dict:
+    return {"read": len(table), "read_per_eye": Counter(table["eye"].astype(str)), "dropped": Counter()}
 
 
 def _images_to_analyse(config: AnalysisConfig, fixations: pd.DataFrame, stimulus_set: StimulusSet) -> list[str]:
+    """The images to score; each is decoded in full first, as ``lookwhere stimuli check`` does."""
+    images = _image_ids(config, fixations, stimulus_set)
+    unreadable = []
+    for image_id in images:
+        try:
+            with Image.open(stimulus_set.path(image_id)) as image:
+                image.load()  # a truncated file fails here, not after the scoring
+        except (OSError, UnidentifiedImageError) as error:
+            unreadable.append(f"{stimulus_set.path(image_id)}: {error}")
+    if unreadable:
+        raise ValueError(
+            f"{len(unreadable)} stimulus images cannot be read (run `lookwhere stimuli check {config.stimuli}`; "
+            "replace them or leave them out with --images):\n  " + "\n  ".join(unreadable[:10])
+        )
+    return images
+
+
+def _image_ids(config: AnalysisConfig, fixations: pd.DataFrame, stimulus_set: StimulusSet) -> list[str]:
     available = set(stimulus_set.image_ids)
     with_fixations = set(fixations["image"].unique())
     if config.images is not None:
@@ -168,10 +205,28 @@ def _open_store(config: AnalysisConfig):
     return MapStore.open(config.maps)
 
 
-def run_analysis(config: AnalysisConfig, *, progress: bool = True) -> AnalysisResult:
-    """Run the whole offline analysis described by ``config``; see the module docstring."""
+def run_analysis(config: AnalysisConfig, *, progress: bool = True, command_line: list[str] | None = None) -> AnalysisResult:
+    """Run the whole offline analysis described by ``config``; see the module docstring.
+
+    ``command_line`` (the words typed) is recorded in ``params.json``. The outputs appear in
+    ``config.out`` only when the whole run succeeded.
+    """
+    output = StagedOutput(config.out)
+    try:
+        result = _analyse(config, output.path, progress=progress, command_line=command_line)
+    except BaseException:
+        output.discard()
+        raise
+    output.commit()
+    result.out = config.out
+    result.files = {name: config.out / path.relative_to(output.path) for name, path in result.files.items()}
+    return result
+
+
+def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line) -> AnalysisResult:
     stimulus_set = StimulusSet(config.stimuli)
-    fixations = load_fixations(config, stimulus_set)
+    study = load_fixations(config, stimulus_set)
+    fixations = study.table
     images = _images_to_analyse(config, fixations, stimulus_set)
     fixations = fixations[fixations["image"].isin(images)]
     shapes = {image_id: stimulus_set.shape(image_id) for image_id in images}
@@ -214,7 +269,10 @@ def run_analysis(config: AnalysisConfig, *, progress: bool = True) -> AnalysisRe
     untrained = bool(store is not None and store.is_untrained)
     scores["untrained"] = (scores["kind"] == "cnn") & untrained
 
-    return _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected)
+    result = _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
+                            out=out, study=study, command_line=command_line)
+    result.failed, result.warnings = dict(study.failed), list(study.warnings)
+    return result
 
 
 def without_selection(params: HeatmapParams) -> HeatmapParams:
@@ -293,12 +351,11 @@ def score_image(
     return ImageScores(human_map=engine.heatmap(), scores=engine.scores(), loso=engine.loso())
 
 
-def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected) -> AnalysisResult:
+def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
+                   *, out: Path, study: StudyFixations, command_line) -> AnalysisResult:
     from analysis import report
     from analysis.stats import paired_comparisons, summarize_scores
 
-    out = config.out
-    out.mkdir(parents=True, exist_ok=True)
     files = {
         "scores": out / "scores.csv",
         "loso_scores": out / "loso_scores.csv",
@@ -307,6 +364,9 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         "summary": out / "summary.csv",
         "comparisons": out / "comparisons.csv",
     }
+    if study.agreement is not None:
+        files["source_agreement"] = out / "source_agreement.csv"
+        study.agreement.to_csv(files["source_agreement"], index=False)
     scores.to_csv(files["scores"], index=False)
     loso.to_csv(files["loso_scores"], index=False)
     np.savez_compressed(files["heatmaps"], **human_maps)
@@ -315,10 +375,12 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
     summary = summarize_scores(scores, **stat_options)
     summary["untrained"] = summary["map"].isin(scores.loc[scores["untrained"], "map"].unique())
     summary.to_csv(files["summary"], index=False)
+    # A metric compares maps only where two of them have scores (shuffled AUC needs two images).
+    scored = scores[scores["value"].notna()]
     comparisons = [
         paired_comparisons(scores, metric=metric, **stat_options)
         for metric in config.metrics
-        if scores.loc[scores["metric"] == metric, "map"].nunique() > 1
+        if scored.loc[scored["metric"] == metric, "map"].nunique() > 1
     ]
     comparison_table = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
     comparison_table.to_csv(files["comparisons"], index=False)
@@ -333,6 +395,20 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         "n_fixations_read": int(len(fixations)),
         "n_fixations_used": int(len(selected)),
         "n_participants": int(fixations["participant"].nunique()),
+        "command_line": command_line,
+        "packages": package_versions(),
+        "inputs_sha256": sha256_of(
+            [*study.files, *([config.trials_table] if config.trials_table else []),
+             *(stimulus_set.path(image_id) for image_id in human_maps)]
+        ),
+        "fixations": _fixation_counts(config, study, fixations, selected),
+        "display_period": _display_period(config, fixations, study),
+        "recordings": study.recordings,
+        "left_out": study.failed,
+        "source_agreement": None if study.agreement is None else {
+            name: int(study.agreement[name].sum()) for name in ("n_link", "n_edf", "n_matched")
+        },
+        "warnings": study.warnings,
         "maps": sorted(scores["map"].unique()),
         "map_store": None if store is None else {"path": str(config.maps), "maps": store_maps, "metadata": store.metadata},
         "notes": {
@@ -349,3 +425,35 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
     ))
     logger.info("wrote %s", ", ".join(str(p.name) for p in files.values()))
     return AnalysisResult(out=out, scores=scores, summary=summary, files=files)
+
+
+def _fixation_counts(config: AnalysisConfig, study: StudyFixations, fixations: pd.DataFrame, selected: pd.DataFrame) -> dict:
+    """Fixations read, dropped by reason (in the order the steps run) and used, in all and per eye."""
+    dropped = Counter(study.counts["dropped"])
+    dropped["image not analysed"] = len(study.table) - len(fixations)
+    first_only = config.heatmap.model_copy(update={"within_display_only": False})
+    after_first = len(select_fixations(fixations, first_only))
+    dropped["first fixation of its trial"] = len(fixations) - after_first
+    dropped["outside the display period"] = after_first - len(selected)
+    return {
+        "read": int(study.counts["read"]),
+        "read_per_eye": _per_eye(study.counts["read_per_eye"]),
+        "dropped": {reason: int(n) for reason, n in dropped.items() if n},
+        "used": len(selected),
+        "used_per_eye": _per_eye(Counter(selected["eye"].astype(str))),
+    }
+
+
+def _per_eye(counts: Counter) -> dict[str, int]:
+    return {eye or "unknown": int(n) for eye, n in counts.items()}
+
+
+def _display_period(config: AnalysisConfig, fixations: pd.DataFrame, study: StudyFixations) -> dict:
+    """The display-period rule actually applied, and to how many fixations it could not be."""
+    unknown = fixations[["start_ms", "end_ms", "stimulus_duration_ms"]].isna().any(axis=1)
+    return {
+        "rule": "0 <= start_ms and end_ms <= stimulus_duration_ms (ms from image onset)"
+        if config.heatmap.within_display_only else "not applied (within_display_only is off)",
+        "fixations_without_times_kept": int(unknown.sum()) if config.heatmap.within_display_only else None,
+        "per_recording": {r["file"]: r["display_period"] for r in study.recordings if "display_period" in r},
+    }

@@ -152,6 +152,20 @@ def _table(frame: pd.DataFrame, *, digits: int = 4) -> str:
     return frame.to_html(index=False, float_format=lambda v: f"{v:.{digits}g}", border=0, classes="t")
 
 
+def _warnings_box(params: dict) -> str:
+    """The files left out and the data warnings of the run, in a box at the top (empty when none)."""
+    left_out = params.get("left_out") or {}
+    warnings = params.get("warnings") or []
+    if not left_out and not warnings:
+        return ""
+    items = [f"<li><b>left out</b> <code>{html.escape(file)}</code>: {html.escape(why)}</li>" for file, why in left_out.items()]
+    items += [f"<li>{html.escape(message)}</li>" for message in warnings]
+    return (
+        f'<div class="warn" id="data-warnings"><b>{len(left_out)} files left out, {len(warnings)} data warnings</b> '
+        f"(also in <code>params.json</code>)<ul>{''.join(items)}</ul></div>"
+    )
+
+
 def _html(config, summary, comparisons, files, overlay_paths, params, untrained) -> str:
     store_note = ""
     if params.get("map_store"):
@@ -166,6 +180,7 @@ def _html(config, summary, comparisons, files, overlay_paths, params, untrained)
                 '<p class="warn">These CNN maps come from <b>untrained</b> (random) weights: they test the '
                 "pipeline, they are not the paper's maps.</p>"
             )
+    warnings_box = _warnings_box(params)
     wide = summary.pivot_table(index="map", columns="metric", values="mean", aggfunc="first", sort=False)
     wide = wide.reindex(columns=[m for m in config.metrics if m in wide.columns]).reset_index()
     wide.columns.name = None
@@ -190,6 +205,7 @@ code {{ background: #f4f4f4; padding: 0 3px; }}
 Heatmap: σ = {config.heatmap.sigma_px:g} px, kernel {config.heatmap.kernel_size_px or 'untruncated'},
 duration-weighted: {config.heatmap.duration_weighted}. Metric definitions: {config.metric_variant.upper()}.
 Every parameter is in <code>params.json</code>.</p>
+{warnings_box}
 {store_note}
 <h2>Mean score per map and metric</h2>{_table(wide)}
 <p>Rows: <code>center_bias</code> (centred Gaussian), <code>dataset_prior</code> (fixation density of all other

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("lookwhere.keys", "create a CURVE key pair for encrypted streaming"),
     "demo": ("lookwhere.demo", "run the main job on embedded defaults"),
     "stimuli": ("stimuli.cli", "prepare and check stimulus sets (VOC 2007, the demo set, any folder)"),
+    "recording": ("analysis.readers.cli", "inspect an EyeLink recording (ASC or EDF) before analysing it"),
 }
 
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lookwhere`` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the words typed, for provenance records
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     # -v/-vv raise the project's own loggers only; third-party chatter stays at WARNING.
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]

@@ -14,7 +14,7 @@ import pandas as pd
 from analysis.fixations import validate_fixation_table
 from lookwhere.records import SESSION_FIXATIONS_FILE, read_fixation_csv
 
-__all__ = ["read_session"]
+__all__ = ["read_session", "session_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +41,7 @@ def read_session(path) -> pd.DataFrame:
         When a ``fixations.csv`` is not a valid fixation table (the message names the file).
     """
     path = Path(path)
-    files = [path / SESSION_FIXATIONS_FILE] if (path / SESSION_FIXATIONS_FILE).is_file() else sorted(
-        path.glob(f"*/{SESSION_FIXATIONS_FILE}")
-    )
-    if not files:
-        raise FileNotFoundError(
-            f"no session in {path}: expected {SESSION_FIXATIONS_FILE} there or in its sub-folders "
-            "(the folders lookwhere run writes)"
-        )
+    files = session_files(path)
     tables = []
     for file in files:
         try:
@@ -58,3 +51,23 @@ def read_session(path) -> pd.DataFrame:
         tables.append(validate_fixation_table(table, source=str(file)))
         logger.info("read %d fixations from %s", len(table), file)
     return pd.concat(tables, ignore_index=True)
+
+
+def session_files(path) -> list[Path]:
+    """The ``fixations.csv`` of the session at ``path``, or of every session folder in it.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is none.
+    """
+    path = Path(path)
+    files = [path / SESSION_FIXATIONS_FILE] if (path / SESSION_FIXATIONS_FILE).is_file() else sorted(
+        path.glob(f"*/{SESSION_FIXATIONS_FILE}")
+    )
+    if not files:
+        raise FileNotFoundError(
+            f"no session in {path}: expected {SESSION_FIXATIONS_FILE} there or in its sub-folders "
+            "(the folders lookwhere run writes)"
+        )
+    return files

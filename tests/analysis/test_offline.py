@@ -124,6 +124,8 @@ def test_asc_recordings_are_mapped_to_images(eyelink_dir, osie_stimuli, tmp_path
     tables = []
     for name in ("monoRemote500", "binoRemote500"):
         fixations = read_eyelink_asc(recordings / f"{name}.asc").fixations
+        # --eye best: binoRemote500's left eye validated better (0.25° against 0.27° mean error).
+        fixations = fixations[fixations["eye"] == "L"]
         tables.append(add_image_coordinates(fixations, {"1001": geometry, "1002": geometry}))
     pooled = pd.concat(tables)
     expected = heatmap(pooled[pooled["image"] == "1002"], shape=(600, 800), params=HeatmapParams())

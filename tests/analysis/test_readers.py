@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.readers import AscFormatError, read_eyelink, read_eyelink_asc, read_osie
-from analysis.readers.eyelink import AscDataWarning
+from analysis.readers import EyeLinkDataWarning, EyeLinkFormatError, TrialRules, read_eyelink, read_eyelink_asc, read_osie
 from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES
 
 ASC_FILES = [
@@ -34,7 +33,7 @@ def _quiet_read(path, **kwargs):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         recording = read_eyelink_asc(path, **kwargs)
-    return recording, [w for w in caught if issubclass(w.category, AscDataWarning)]
+    return recording, [w for w in caught if issubclass(w.category, EyeLinkDataWarning)]
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +108,7 @@ def test_first_and_last_fixation_values(recordings, name, first, last):
         ("cili/bino500.asc", (1024, 768), 500.0, "LR", False, (35.1875, 35.145)),
         ("cili/binoRemote250.asc", (1024, 768), 250.0, "LR", True, None),
         ("cili/monoRemote500.asc", (1024, 768), 500.0, "L", True, (36.40, 36.105)),
-        ("eyelinkparser/data1.asc", None, 1000.0, "R", False, None),
+        ("eyelinkparser/data1.asc", (1024, 768), 1000.0, "R", False, None),  # from GAZE_COORDS
         ("pymovements/eyelink_monocular_2khz_example.asc", (1280, 1024), 2000.0, "L", False, (37.17, 37.75)),
         ("pymovements/eyelink_monocular_no_dummy_example.asc", (1920, 1080), 500.0, "L", False, None),
     ],
@@ -177,7 +176,7 @@ def test_onset_offset_and_relative_times(recordings):
 
 
 def test_custom_onset_pattern(eyelink_dir):
-    fixations = _quiet_read(eyelink_dir / "cili/mono1000.asc", onset_pattern="Target_display")[0].fixations
+    fixations = _quiet_read(eyelink_dir / "cili/mono1000.asc", rules=TrialRules(onset="Target_display"))[0].fixations
     # "MSG 7710248 -15 Target_display" → onset 7710263; first EFIX starts at 7709686.
     assert fixations.loc[0, "start_ms"] == 7709686 - 7710263
     assert fixations["stimulus_duration_ms"].isna().all()
@@ -225,7 +224,7 @@ def test_latin1_file_is_decoded(eyelink_dir, tmp_path):
 
 def test_read_eyelink_returns_the_fixation_table(eyelink_dir, recordings):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AscDataWarning)
+        warnings.simplefilter("ignore", EyeLinkDataWarning)
         table = read_eyelink(eyelink_dir / "cili/mono500.asc")
     assert table.equals(recordings["cili/mono500.asc"].fixations)
 
@@ -252,7 +251,7 @@ def test_truncated_inside_an_event_line_is_an_error(mono1000_lines, tmp_path):
     at = _line_index(mono1000_lines, "EFIX", 3)
     variant = tmp_path / "cut.asc"
     variant.write_text("".join(mono1000_lines[:at]) + mono1000_lines[at][:20])
-    with pytest.raises(AscFormatError, match=rf"cut\.asc, line {at + 1}: expected EFIX .*truncated"):
+    with pytest.raises(EyeLinkFormatError, match=rf"cut\.asc, line {at + 1}: expected EFIX .*truncated"):
         read_eyelink_asc(variant)
 
 
@@ -263,7 +262,7 @@ def test_truncated_inside_samples_is_a_warned_partial_result(mono1000_lines, tmp
     variant.write_text("".join(mono1000_lines[:at]) + mono1000_lines[at][:9])
     recording, caught = _quiet_read(variant)
     text = " | ".join(str(w.message) for w in caught)
-    assert "does not end with a line break" in text
+    assert "ends inside a sample line without a line break" in text
     assert "has no END line" in text
     assert "has no end message before the file ends" in text
     assert len(recording.fixations) == 4
@@ -276,7 +275,7 @@ def test_garbage_in_an_efix_field_names_the_line(mono1000_lines, tmp_path):
     mono1000_lines[at] = "\t".join(fields)
     variant = tmp_path / "garbage.asc"
     variant.write_text("".join(mono1000_lines))
-    with pytest.raises(AscFormatError, match=rf"garbage\.asc, line {at + 1}: expected EFIX .*'3x5'"):
+    with pytest.raises(EyeLinkFormatError, match=rf"garbage\.asc, line {at + 1}: expected EFIX .*'3x5'"):
         read_eyelink_asc(variant)
 
 
@@ -301,20 +300,23 @@ def test_missing_trial_end_warns(mono1000_lines, tmp_path):
 
 def test_empty_file(tmp_path):
     (tmp_path / "empty.asc").write_text("")
-    with pytest.raises(AscFormatError, match="empty"):
+    with pytest.raises(EyeLinkFormatError, match="empty"):
         read_eyelink_asc(tmp_path / "empty.asc")
 
 
 def test_text_that_is_not_asc(tmp_path):
     (tmp_path / "table.csv").write_text("x,y\n1,2\n3,4\n")
-    with pytest.raises(AscFormatError, match="does not look like an EyeLink ASC file"):
+    with pytest.raises(EyeLinkFormatError, match="does not look like an EyeLink ASC file"):
         read_eyelink_asc(tmp_path / "table.csv")
 
 
 def test_binary_file(tmp_path):
     (tmp_path / "rec.edf").write_bytes(b"SR_RESEARCH\x00\x01\x02" * 10)
-    with pytest.raises(AscFormatError, match="binary file.*edf2asc"):
+    with pytest.raises(EyeLinkFormatError, match="is an EDF file, not an ASC file.*eyelinkio"):
         read_eyelink_asc(tmp_path / "rec.edf")
+    (tmp_path / "rec.bin").write_bytes(b"\x00\x01\x02" * 10)
+    with pytest.raises(EyeLinkFormatError, match="binary file, not an ASC file"):
+        read_eyelink_asc(tmp_path / "rec.bin")
 
 
 def test_missing_file(tmp_path):
@@ -323,16 +325,28 @@ def test_missing_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"onset_pattern": "("}, "onset_pattern is not a valid regular expression"),
-        ({"trial_markers": "TRIALID"}, "trial_markers must be a"),
-        ({"participant": ""}, "participant must be a non-empty string"),
+        ({"rules": "TRIALID"}, TypeError, "rules must be a TrialRules"),
+        ({"participant": ""}, ValueError, "participant must be a non-empty string"),
     ],
 )
-def test_invalid_options(eyelink_dir, kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_invalid_options(eyelink_dir, kwargs, error, message):
+    with pytest.raises(error, match=message):
         read_eyelink_asc(eyelink_dir / "cili/mono250.asc", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"onset": "("}, r"--onset-message \(onset\) is not a valid regular expression"),
+        ({"image": "scene=(\\S+)"}, "--image-message needs a named group 'image'"),
+        ({"trial_end": "END_TRIAL"}, "needs its trial start pattern \\(--trial-start\\)"),
+    ],
+)
+def test_invalid_trial_rules_name_the_option(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrialRules(**kwargs)
 
 
 # --- OSIE -------------------------------------------------------------------------------------
