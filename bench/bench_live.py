@@ -1,21 +1,36 @@
-"""Benchmark the live path end to end: send → state updated → WebSocket message received.
+"""Benchmark the live path end to end: send → state updated → scores on the dashboard, for the
+incremental engine and for the full recomputation it replaced, in one run.
 
-    .venv/bin/python bench/bench_live.py [--seconds S] [--maps N]
+    .venv/bin/python bench/bench_live.py [--seconds S] [--maps N] [--images N] [--device cpu|cuda|auto]
 
-A real ``lookwhere serve`` process (stimuli: OSIE's 800×600 photographs from ../shared/data, or
-generated 800×600 images when it is absent; a map store of N random 800×600 maps per image), an
-experiment-side :class:`experiment.sender.Sender` streaming a session at 250 Hz gaze plus
-4 fixations/s (a new 5 s trial every 20 fixations), and a WebSocket client in the same process
-(one clock). Latencies, from ``Sender.send`` returning to the client receiving the message:
+For each route, a real ``lookwhere serve`` process (stimuli: OSIE's 800×600 photographs from
+../shared/data, or generated 800×600 images when it is absent; a map store of N random 800×600
+maps per image), an experiment-side :class:`experiment.sender.Sender` streaming a session at
+250 Hz gaze plus 4 fixations/s (a new 5 s trial every 20 fixations, the images in turn, so each is
+seen again), and a WebSocket client in the same process (one clock). Routes:
 
-``gaze``        a gaze sample → the ``gaze`` section carrying its ``seq``;
-``fixation``    a fixation → the ``fixations`` section listing it (the state has applied it);
-``scores``      a fixation → the ``scores`` section scored through it (heatmap and every map ×
-                every metric recomputed on a copy of the state; coalesced: one scoring covers all
-                fixations that arrived during the previous one).
+``engine``      the product: :class:`server.scoring.LiveScorer` updates the image's
+                :class:`analysis.engine.ImageEngine` by each new fixation;
+``reference``   the route before the engine (``tests/analysis/_reference.py``: every heatmap and
+                every map × metric recomputed from scratch at each scoring; no participant scores),
+                run in the same server by swapping the scorer (``--serve-reference``).
 
-Reference, same run and connection: a WebSocket ping → pong round trip (the floor of the last leg).
-Targets here (CPU): fixation p50 ≤ 10 ms, p99 ≤ 30 ms.
+Latencies, from ``Sender.send`` returning to the client receiving the message:
+
+``fixation → fixations``  the state applied it; ``gaze → gaze``: the live cursor;
+``fixation → scores``     the ``scores`` section scored through it (20 maps × 9 metrics, the two
+                          baselines, the human ceiling and, for the engine, the participant's own
+                          scores; coalesced: one scoring covers the fixations that arrived during
+                          the previous one);
+``trial start → shown``   the ``scores`` section of the new image (its latest pooled scores, or
+                          an empty table for an image without fixations);
+``trial start → scored``  the first scoring of the new image in this trial (an engine is built
+                          for an image seen before only when it was evicted).
+
+Then the engine against the full recomputation for 200 fixations on one image, in process
+(``bench_engine.py``). Reference of the last leg: a WebSocket ping → pong on the same connection.
+Targets (issue 10): fixation → scores p99 ≤ 100 ms on the 2-core CPU machine (≥ 6× the old
+route), ≤ 15 ms on a GPU.
 """
 
 from __future__ import annotations
@@ -79,7 +94,7 @@ def _store(path: Path, stimuli: StimulusSet, n_maps: int) -> None:
 
 
 class _Client(threading.Thread):
-    """Receives the dashboard feed; stamps when each gaze/fixation seq and scoring first shows."""
+    """Receives the dashboard feed; stamps when each gaze/fixation seq and each scoring first shows."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
@@ -87,6 +102,7 @@ class _Client(threading.Thread):
 
         self.socket = connect(url.replace("http://", "ws://").split("?")[0] + "ws", max_size=None)
         self.seen: dict[tuple[str, int], float] = {}
+        self.scores: list[tuple[float, str | None, bool]] = []  # (time, image, scored now or shown as kept)
         self.pings_ms: list[float] = []
         self.messages = 0
 
@@ -101,9 +117,12 @@ class _Client(threading.Thread):
                     self.seen.setdefault(("gaze", gaze["seq"]), now)
                 for fixation in sections.get("fixations", {}).get("fixations", []):
                     self.seen.setdefault(("fixation", fixation["seq"]), now)
-                through = sections.get("scores", {}).get("through_seq") or {}
-                for seq in through.values():
-                    self.seen.setdefault(("scores", seq), now)
+                scores = sections.get("scores")
+                if scores is not None:
+                    self.scores.append((now, scores["image"], scores["score_ms"] is not None))
+                    if scores["score_ms"] is not None:
+                        for seq in (scores.get("through_seq") or {}).values():
+                            self.seen.setdefault(("scores", seq), now)
         except Exception:  # the socket closes at the end of the run
             pass
 
@@ -115,14 +134,14 @@ class _Client(threading.Thread):
 
 def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: float) -> dict[str, dict[int, float]]:
     """Stream a session in real time; the send time of each gaze and fixation seq."""
-    sent: dict[str, dict[int, float]] = {"gaze": {}, "fixation": {}}
+    sent: dict[str, dict[int, float]] = {"gaze": {}, "fixation": {}, "trial": {}}
     images = stimuli.image_ids
     sender.send(SessionStart, participant="bench", tracker="simulated", n_trials=len(images),
                 screen_width_px=1920, screen_height_px=1080, wall_time_s=time.time())
     rng = np.random.default_rng(2)
     start = time.perf_counter()
     next_gaze = next_fixation = next_ping = 0.0
-    n_fixations, trial, geometry = 0, -1, None
+    n_fixations, trial, geometry, image = 0, -1, None, None
     while (now := time.perf_counter() - start) < seconds:
         if n_fixations % FIXATIONS_PER_TRIAL == 0 and trial < n_fixations // FIXATIONS_PER_TRIAL:
             if trial >= 0:
@@ -134,6 +153,7 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
             geometry = DisplayGeometry.fit(*stimuli.size(image))
             sender.send(TrialStart, trial=trial, image=image, onset_tracker_ms=now * 1000, onset_session_ms=now * 1000,
                         stimulus_duration_ms=5000.0, **geometry.to_dict())
+            sent["trial"][trial] = (time.perf_counter(), image)
         if now >= next_gaze:
             x, y = rng.uniform(0, geometry.image_width_px), rng.uniform(0, geometry.image_height_px)
             xd, yd = geometry.image_to_display(x, y)
@@ -176,72 +196,156 @@ def _row(name: str, values_ms: list[float], missing: int = 0) -> str:
             f"| {array.size} | {missing} |")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=30.0, help="streaming time (default 30)")
-    parser.add_argument("--maps", type=int, default=20, help="model maps per image (default 20)")
-    parser.add_argument("--images", type=int, default=8, help="stimuli (a new one every 5 s trial)")
-    args = parser.parse_args()
+def _serve_reference(arguments: list[str]) -> int:
+    """``lookwhere serve`` with the full recomputation in place of the engine (the reference route)."""
+    import server.state
+    from analysis.heatmap import select_fixations
+    from analysis.offline import without_selection
+    from lookwhere.cli import main as lookwhere_main
+    from server.scoring import LiveScorer, fixation_table
+    from tests.analysis._reference import reference_score_image
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        stimuli = _stimuli(tmp / "stimuli", args.images)
-        print(f"map store: {args.maps} random maps × {len(stimuli.image_ids)} images …", flush=True)
-        _store(tmp / "maps", stimuli, args.maps)
-        data = tmp / "data"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "lookwhere", "serve", "--stimuli", str(stimuli.folder), "--maps", str(tmp / "maps"),
-             "--data", str(data), "--http-port", "0", "--zmq-port", "0"], cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 60
-            while not (data / SERVER_INFO_FILE).exists():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"lookwhere serve did not start: {process.stderr.read()}")
-                time.sleep(0.05)
-            info = json.loads((data / SERVER_INFO_FILE).read_text())
-            client = _Client(info["url"])
-            client.start()
-            sender = Sender(info["zmq_endpoint"], tmp / "journal.msgpack", session=str(uuid.uuid4()))
-            sent = _stream(sender, stimuli, client, args.seconds)
-            sender.close()
-            with urllib.request.urlopen(info["url"] + "api/health") as response:
-                health = json.loads(response.read())
-            client.socket.close()
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=20)
-            errors = process.stderr.read()
-            if errors.strip():
-                print(f"server stderr:\n{errors}", file=sys.stderr)
+    class FullRecomputation(LiveScorer):
+        """Every scoring recomputes the image from the whole pooled table, as before the engine."""
 
-    rows = []
-    for kind, label in (("gaze", "gaze → gaze section"), ("fixation", "fixation → fixations section (state updated)")):
+        def summary(self, item, context):
+            rows, shapes = context()
+            selected = select_fixations(fixation_table(rows), self.params)
+            options = self._engine_options
+            scoring = {key: options[key] for key in ("metrics", "seed", "variant", "mae_normalize")}
+            result = reference_score_image(
+                item.image, selected, shapes, params=without_selection(self.params), scoring=scoring,
+                maps=self.maps.load(item.image, shape=item.shape) if self.maps is not None else None,
+                center_bias_sigma_fraction=options["center_bias_sigma_fraction"])
+            scores = {**result.scores, **({"human_loso": result.human_loso} if result.loso else {})}
+            own = selected[selected["image"] == item.image]
+            table = fixation_table(item.rows)
+            return {"image": item.image, "shape": list(item.shape), "heatmap_params": self.params.model_dump(),
+                    "n_fixations": len(table), "n_fixations_used": len(own),
+                    "n_participants": int(own["participant"].nunique()), "participant": item.participant,
+                    "n_fixations_participant": int((table["participant"] == item.participant).sum()),
+                    "scores": scores, "participant_scores": None}
+
+    server.state.LiveScorer = FullRecomputation
+    return lookwhere_main(["serve", *arguments])
+
+
+def _run_route(route: str, tmp: Path, stimuli: StimulusSet, args) -> dict:
+    """Stream one session to a fresh server of ``route``; what the client saw and what was sent."""
+    data = tmp / f"data-{route}"
+    serve = ["--stimuli", str(stimuli.folder), "--maps", str(tmp / "maps"), "--data", str(data),
+             "--http-port", "0", "--zmq-port", "0", "--device", args.device]
+    command = ([sys.executable, __file__, "--serve-reference", *serve] if route == "reference"
+               else [sys.executable, "-m", "lookwhere", "serve", *serve])
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (data / SERVER_INFO_FILE).exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"lookwhere serve ({route}) did not start: {process.stderr.read()}")
+            time.sleep(0.05)
+        info = json.loads((data / SERVER_INFO_FILE).read_text())
+        client = _Client(info["url"])
+        client.start()
+        sender = Sender(info["zmq_endpoint"], tmp / f"journal-{route}.msgpack", session=str(uuid.uuid4()))
+        sent = _stream(sender, stimuli, client, args.seconds)
+        sender.close()
+        with urllib.request.urlopen(info["url"] + "api/health") as response:
+            health = json.loads(response.read())
+        client.socket.close()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        errors = process.stderr.read()
+        if "Traceback" in errors:
+            print(f"server ({route}) stderr:\n{errors}", file=sys.stderr)
+    return {"client": client, "sent": sent, "health": health}
+
+
+def _latencies(run: dict) -> dict[str, tuple[list[float], int]]:
+    """Per path: the latencies (ms) and how many were never seen."""
+    client, sent = run["client"], run["sent"]
+    out = {}
+    for kind in ("gaze", "fixation"):
         latencies = [(client.seen[(kind, seq)] - t) * 1000 for seq, t in sent[kind].items() if (kind, seq) in client.seen]
-        rows.append(_row(label, latencies, len(sent[kind]) - len(latencies)))
+        out[kind] = (latencies, len(sent[kind]) - len(latencies))
     # a scoring through seq S covers every fixation sent at or before S
     scored = sorted((seq, t) for (kind, seq), t in client.seen.items() if kind == "scores")
-    score_latency, missing = [], 0
+    latencies, missing = [], 0
     for seq, t_sent in sent["fixation"].items():
         first = next((t for s, t in scored if s >= seq), None)
         if first is None:
             missing += 1
         else:
-            score_latency.append((first - t_sent) * 1000)
-    rows.append(_row("fixation → scores section (every map × metric)", score_latency, missing))
-    rows.append(_row("reference: WebSocket ping → pong (same connection)", client.pings_ms))
+            latencies.append((first - t_sent) * 1000)
+    out["scores"] = (latencies, missing)
+    for label, scored_only in (("shown", False), ("scored", True)):
+        latencies, missing = [], 0
+        for t_sent, image in sent["trial"].values():
+            first = next((t for t, shown, now in client.scores if t >= t_sent and shown == image
+                          and (now or not scored_only)), None)
+            if first is None:
+                missing += 1
+            else:
+                latencies.append((first - t_sent) * 1000)
+        out[f"trial_{label}"] = (latencies, missing)
+    return out
 
-    n_fix = len(sent["fixation"])
-    print(f"\n{args.seconds:.0f} s stream: {len(sent['gaze'])} gaze samples ({GAZE_HZ:.0f} Hz), {n_fix} fixations "
-          f"({FIXATIONS_PER_S:.0f}/s), {args.maps} maps × 800×600, {client.messages} WebSocket messages; "
-          f"CPU threads: {os.cpu_count()}")
-    print("\n| path | p50 ms | p99 ms | max ms | n | not seen |\n|---|---|---|---|---|---|")
-    print("\n".join(rows))
-    scoring = health["score_ms"]
-    print(f"\nserver: scoring p50 {scoring['p50']:.0f} ms, p99 {scoring['p99']:.0f} ms over {scoring['n']} scorings; "
-          f"apply p50 {health['apply_ms']['p50']:.3f} ms, p99 {health['apply_ms']['p99']:.3f} ms; "
-          f"heartbeat latency p50 {health['latency_ms']['p50']:.2f} ms")
-    print("targets (CPU): fixation → state → WebSocket p50 ≤ 10 ms, p99 ≤ 30 ms")
+
+def main() -> int:
+    if sys.argv[1:2] == ["--serve-reference"]:
+        return _serve_reference(sys.argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=40.0, help="streaming time per route (default 40)")
+    parser.add_argument("--maps", type=int, default=20, help="model maps per image (default 20)")
+    parser.add_argument("--images", type=int, default=4, help="stimuli shown in turn, a new one every 5 s trial")
+    parser.add_argument("--device", default="auto", help="lookwhere serve --device (default auto)")
+    parser.add_argument("--routes", default="engine,reference", help="which routes to run (default both)")
+    parser.add_argument("--skip-engine-bench", action="store_true", help="skip the in-process 200-fixation comparison")
+    args = parser.parse_args()
+
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        stimuli = _stimuli(tmp / "stimuli", args.images)
+        print(f"map store: {args.maps} random maps × {len(stimuli.image_ids)} images …", flush=True)
+        _store(tmp / "maps", stimuli, args.maps)
+        for route in args.routes.split(","):
+            print(f"route {route}: streaming {args.seconds:.0f} s …", flush=True)
+            runs[route] = _run_route(route, tmp, stimuli, args)
+
+    labels = {"fixation": "fixation → fixations section (state updated)", "gaze": "gaze → gaze section",
+              "scores": "fixation → scores section (20 maps × 9 metrics + ceiling)",
+              "trial_shown": "trial start → scores shown", "trial_scored": "trial start → scored for this trial"}
+    print(f"\n{args.seconds:.0f} s stream per route: gaze {GAZE_HZ:.0f} Hz, {FIXATIONS_PER_S:.0f} fixations/s, "
+          f"{args.maps} maps × 800×600, {args.images} images in turn; CPU threads: {os.cpu_count()}")
+    print("\n| path | route | p50 ms | p99 ms | max ms | n | not seen |\n|---|---|---|---|---|---|---|")
+    latencies = {route: _latencies(run) for route, run in runs.items()}
+    for key, label in labels.items():
+        for route in runs:
+            values, missing = latencies[route][key]
+            print(_row(f"{label} | {route}", values, missing))
+    for route, run in runs.items():
+        print(_row(f"reference: WebSocket ping → pong | {route}", run["client"].pings_ms))
+    if {"engine", "reference"} <= set(runs):
+        engine, reference = (np.asarray(latencies[r]["scores"][0]) for r in ("engine", "reference"))
+        if engine.size and reference.size:
+            print(f"\nfixation → scores, reference / engine: p50 ×{np.percentile(reference, 50) / np.percentile(engine, 50):.1f}, "
+                  f"p99 ×{np.percentile(reference, 99) / np.percentile(engine, 99):.1f}")
+    for route, run in runs.items():
+        health = run["health"]
+        scoring = health["score_ms"]
+        print(f"server ({route}, scoring on {health.get('scoring_device')}): scoring p50 {scoring['p50']:.0f} ms, "
+              f"p99 {scoring['p99']:.0f} ms over {scoring['n']} scorings; apply p50 {health['apply_ms']['p50']:.3f} ms, "
+              f"p99 {health['apply_ms']['p99']:.3f} ms")
+    print("targets: fixation → scores p99 ≤ 100 ms on the 2-core CPU machine, ≤ 15 ms on a GPU; "
+          "fixation → state → WebSocket p50 ≤ 10 ms, p99 ≤ 30 ms")
+    if not args.skip_engine_bench:
+        print("\n200 fixations on one image, in process (bench_engine.py):", flush=True)
+        from bench_engine import main as engine_bench
+
+        engine_bench(["--fixations", "200", "--maps", str(args.maps), "--reference-every", "25",
+                      "--device", args.device])
     return 0
 
 

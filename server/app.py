@@ -49,6 +49,9 @@ def open_resources(config: ServeConfig):
         if missing:
             raise ValueError(f"map store {config.maps} lacks the maps of {len(missing)} stimuli "
                              f"(e.g. {missing[:3]}); run `lookwhere precompute --stimuli {config.stimuli} --out {config.maps}`")
+    from analysis._engine_backend import backend
+
+    backend(config.device)  # "cuda" without a GPU: say so before anything starts
     curve = None
     if config.curve_secret is not None:
         from lookwhere.transport import CurveKeys

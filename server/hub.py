@@ -151,6 +151,7 @@ class LiveHub:
     def start(self) -> "LiveHub":
         """Rebuild the pooled state from ``data_dir``, bind the stream, start both threads."""
         self.state = LiveState.from_receiver_data(self.data_dir, self.stimuli, maps=self.maps, **self._state_options)
+        self.scoring_device = self.state.scorer.device
         self._seq: dict[str, int] = {}
         self._trial: dict | None = None
         self._geometry = None
@@ -364,6 +365,7 @@ class LiveHub:
             "latency_ms": _percentiles(self._latency_ms),
             "apply_ms": _percentiles(self._apply_ms),
             "score_ms": _percentiles(self._score_ms),
+            "scoring_device": self.scoring_device,
             "dropped_frames": self._dropped_frames.get(self.state.session, 0),
             "gaze_age_s": None if self._gaze is None else time.time() - self._gaze["server_time_s"],
             "ignored": self.state.ignored,
@@ -401,15 +403,18 @@ class LiveHub:
             through = dict(self._seq)
             focus = self._focus
             participant = self.state.participant
-            item = self.state.image_input(focus) if focus in self.state.image_ids else None
+            item = None if focus is None else self.state.image_input(focus)
             in_trial = self._trial is not None and self._trial["image"] == focus and not self._trial["ended"]
             trial_fixations = len(self._fixations) if in_trial else None
             history = self.state.image_counts()
         with self._score_lock:
-            if item is not None:
+            if item is None:
+                summary = None
+            elif item.rows:
                 summary = jsonable(self.state.scorer.summary(item, self._context))
-            else:
-                summary = None if focus is None else self._empty_summary(focus)
+            else:  # a trial's image without fixations yet: ready its engine for the first one
+                self.state.scorer.prepare(item, self._context)
+                summary = self._empty_summary(focus)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         with self._lock:
             self._score_ms.append(elapsed_ms)

@@ -396,19 +396,23 @@ class LiveState:
 
     def image_fixations(self, image_id: str, *, participant: str | None = None) -> pd.DataFrame:
         """The selected pooled fixations of one image (of one participant when given)."""
+        self._check_image(image_id)
         rows = select_fixations(fixation_table(self.image_input(image_id).rows), self.params)
         return rows if participant is None else rows[rows["participant"] == participant]
 
     def image_input(self, image_id: str) -> ImageInput:
-        """What scoring one image needs (its rows and versions), cheap to take under a lock.
+        """What scoring one image needs (its rows and versions), cheap to take under a lock; no
+        rows for an image without fixations yet.
 
         Raises
         ------
         KeyError
-            The image has no fixation yet.
+            The image is not in the stimulus set.
         """
-        self._check_image(image_id)
-        return ImageInput(image=image_id, shape=self._shapes[image_id],
+        if image_id not in self._image_ids:
+            raise KeyError(f"image {image_id!r} is not in the stimulus set {self.stimuli.folder}")
+        shape = self._shapes[image_id] if image_id in self._shapes else self.stimuli.shape(image_id)
+        return ImageInput(image=image_id, shape=shape,
                           rows=tuple(self._rows[index] for index in self._image_rows[image_id]),
                           context_version=self._version - self._image_versions[image_id],
                           participant=self.participant)
@@ -435,6 +439,7 @@ class LiveState:
         """Pooled heatmap (or one participant's), shape (H, W) of the image, float64; zeros while
         it has no selected fixation. Equal to :func:`analysis.heatmap.heatmap` of
         :meth:`image_fixations`, as offline."""
+        self._check_image(image_id)
         values = self.scorer.heatmap(self.image_input(image_id), self.context_rows, participant=participant)
         return np.zeros(self._shapes[image_id]) if values is None else values
 
@@ -478,4 +483,5 @@ class LiveState:
         ``n_fixations`` counts the pooled fixations received, ``n_fixations_used`` those selected
         for the heatmap; ``participant`` figures are the current participant's.
         """
+        self._check_image(image_id)
         return self.scorer.summary(self.image_input(image_id), self.context_rows)

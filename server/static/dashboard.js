@@ -473,7 +473,7 @@ function renderHealth() {
   setText("health-latency",
     beats ? `${ms(health.latency_ms)} (${beats} heartbeat${beats === 1 ? "" : "s"})` : "no heartbeat yet");
   setText("health-apply", ms(health.apply_ms));
-  setText("health-score", ms(health.score_ms));
+  setText("health-score", `${ms(health.score_ms)} on ${health.scoring_device ?? "?"}`);
   setText("health-dropped", String(health.dropped_frames), { warn: health.dropped_frames > 0 });
   setText("health-clients", String(health.clients));
   setText("uptime", `up ${formatDuration(health.uptime_s)}`);
