@@ -19,7 +19,8 @@ Timing (:mod:`experiment.timing`): the refresh period is measured over blank fli
 opens. Each trial row holds the measured display duration (onset flip to offset flip,
 ``stimulus_duration_ms``), ``overrun`` (longer than requested by more than one frame period) and
 its dropped frames counted against the measured period; on a display without vsync (Xvfb) those
-are None ("not measurable (no vsync)"). The manifest and ``session_end`` carry the session's totals.
+are None ("not measurable (no vsync)"; on the stream: ``frame_timing="no_vsync"``). The manifest
+and ``session_end`` carry the session's totals.
 
 Every loop that waits for a person (calibration, drift correction, pause, quit confirmation)
 services the stream each frame, naming what it waits for, so heartbeats keep flowing.
@@ -193,6 +194,18 @@ class GazeHold:
             self._since_ms = t_ms
         self.held_ms = t_ms - self._since_ms
         return self.held_ms >= self.hold_ms
+
+
+def _streamed_dropped_frames(count: int | None) -> dict:
+    """``dropped_frames`` and ``frame_timing`` of a ``trial_end`` or ``session_end`` record.
+
+    The files say "not measurable" with None; the stream says it with ``frame_timing`` =
+    ``"no_vsync"`` and a placeholder 0 (see :data:`lookwhere.protocol.FRAME_TIMINGS`), since
+    servers that predate the field add the counts up.
+    """
+    if count is None:
+        return {"dropped_frames": 0, "frame_timing": "no_vsync"}
+    return {"dropped_frames": count, "frame_timing": "vsync"}
 
 
 def _versions() -> dict:
@@ -559,11 +572,10 @@ class Session:
                     "reason": status,
                     "n_trials": len(rows),
                     "t_session_ms": self._elapsed_s(time.perf_counter()) * 1000.0,
-                    "frame_timing": timing["frame_timing"],
                     "refresh_period_ms": (
                         float("nan") if self.refresh is None else self.refresh.period_ms
                     ),
-                    "dropped_frames": timing["dropped_frames"],
+                    **_streamed_dropped_frames(timing["dropped_frames"]),
                     "overruns": timing["overruns"],
                 }
             ),
@@ -751,7 +763,7 @@ class Session:
                     "offset_tracker_ms": row["offset_tracker_ms"],
                     "offset_session_ms": row["offset_session_s"] * 1000.0,
                     "n_fixations": row["fixations"],
-                    "dropped_frames": row["dropped_frames"],
+                    **_streamed_dropped_frames(row["dropped_frames"]),
                     "aborted": False,
                     "display_duration_ms": row["stimulus_duration_ms"],
                     "overrun": row["overrun"],
@@ -970,9 +982,9 @@ class Session:
                 "offset_tracker_ms": offset["tracker_ms"],
                 "offset_session_ms": self._elapsed_s(offset["perf_s"]) * 1000.0,
                 "n_fixations": n_fixations,
-                "dropped_frames": frame_summary(np.diff(flips) * 1000.0, refresh=self.refresh)[
-                    "dropped_frames"
-                ],
+                **_streamed_dropped_frames(
+                    frame_summary(np.diff(flips) * 1000.0, refresh=self.refresh)["dropped_frames"]
+                ),
                 "aborted": True,
                 "display_duration_ms": shown_ms,
                 "overrun": is_overrun(

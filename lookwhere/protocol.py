@@ -198,9 +198,11 @@ def _version(name: str, value: Any) -> int:
 #: :attr:`Heartbeat.waiting` values: what the task waits for (None: it is not waiting, e.g. it shows
 #: an image or works between trials).
 WAITING_FOR = ("calibration", "drift_correction", "pause", "confirm_quit")
-#: :attr:`SessionEnd.frame_timing` values: ``"vsync"`` (dropped frames counted against the refresh
-#: period measured at start), ``"no_vsync"`` (the display does not pace flips, e.g. Xvfb: dropped
-#: frames are not measurable and reported as None), ``"unknown"`` (an older sender).
+#: ``frame_timing`` values (:class:`TrialEnd`, :class:`SessionEnd`): ``"vsync"``: ``dropped_frames``
+#: counts refreshes missed, against the refresh period measured at start; ``"no_vsync"``: the
+#: display does not pace flips (e.g. Xvfb), dropped frames are not measurable and
+#: ``dropped_frames`` is 0, a placeholder to show as "not measurable (no vsync)", never as a count;
+#: ``"unknown"``: an older sender, whose counts used a nominal period.
 FRAME_TIMINGS = ("vsync", "no_vsync", "unknown")
 
 _COORD = _number(-COORD_LIMIT_PX, COORD_LIMIT_PX)
@@ -222,7 +224,7 @@ FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "trial": _integer(0, 1_000_000),  # Fixation's -1 ("unknown") never occurs live
     "n_trials": _COUNT,
     "n_fixations": _COUNT,
-    "dropped_frames": _or_none(_COUNT),  # None: not measurable (no vsync), see frame_timing
+    "dropped_frames": _COUNT,  # a count only where frame_timing is "vsync"
     "xruns": _COUNT,
     "pending": _COUNT,
     "aborted": _boolean,
@@ -295,9 +297,9 @@ class SessionEnd(Record):
 
     The frame-timing summary covers every completed trial of the session (all its segments):
     ``dropped_frames`` counted against ``refresh_period_ms``, the refresh period measured when the
-    window opened (the latest segment's), or None when ``frame_timing`` is ``"no_vsync"`` ("not
-    measurable (no vsync)"); ``overruns`` is the number of trials shown longer than requested by
-    more than one frame period.
+    window opened (the latest segment's), when ``frame_timing`` is ``"vsync"``; otherwise not
+    measurable (see :data:`FRAME_TIMINGS`). ``overruns`` is the number of trials shown longer than
+    requested by more than one frame period.
     """
 
     kind: ClassVar[str] = "session_end"
@@ -307,7 +309,7 @@ class SessionEnd(Record):
     t_session_ms: float
     frame_timing: str = "unknown"  # one of FRAME_TIMINGS
     refresh_period_ms: float = float("nan")
-    dropped_frames: int | None = None
+    dropped_frames: int = 0
     overruns: int = 0
 
 
@@ -350,20 +352,22 @@ class TrialEnd(Record):
 
     ``display_duration_ms``: how long the image was shown, measured from the onset flip to the
     offset flip; ``overrun``: it exceeded the requested duration by more than one frame period.
-    ``dropped_frames`` is None when it is not measurable (a display without vsync).
+    ``dropped_frames`` is a count only where ``frame_timing`` is ``"vsync"`` (see
+    :data:`FRAME_TIMINGS`).
     """
 
     kind: ClassVar[str] = "trial_end"
-    added: ClassVar[tuple[str, ...]] = ("display_duration_ms", "overrun")
+    added: ClassVar[tuple[str, ...]] = ("display_duration_ms", "overrun", "frame_timing")
     trial: int
     image: str
     offset_tracker_ms: float
     offset_session_ms: float
     n_fixations: int
-    dropped_frames: int | None
+    dropped_frames: int
     aborted: bool
     display_duration_ms: float = float("nan")
     overrun: bool | None = None
+    frame_timing: str = "unknown"  # one of FRAME_TIMINGS
 
 
 _FIXATION_TIMES = ("start_tracker_ms", "end_tracker_ms", "start_session_ms", "end_session_ms")

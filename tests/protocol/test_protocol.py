@@ -84,6 +84,8 @@ CASES = [
     (b"trial_end", lambda: _pack(record_map("trial_end", 1, overrun="yes")), "wrong_type"),
     (b"trial_end", lambda: _pack(record_map("trial_end", 1, display_duration_ms=-5.0)), "out_of_range"),
     (b"trial_end", lambda: _pack(record_map("trial_end", 1, dropped_frames=-1)), "out_of_range"),
+    (b"trial_end", lambda: _pack(record_map("trial_end", 1, dropped_frames=None)), "wrong_type"),  # servers sum it
+    (b"trial_end", lambda: _pack(record_map("trial_end", 1, frame_timing="gsync")), "out_of_range"),
     (b"trial_end", lambda: _pack({k: v for k, v in record_map("trial_end", 1).items() if k != "dropped_frames"}),
      "missing_field"),  # dropped_frames was there from the start: still required
     (b"session_end", lambda: _pack(record_map("session_end", 1, frame_timing="maybe")), "out_of_range"),
@@ -104,20 +106,18 @@ def test_schema_errors_name_their_reason(topic, make_payload, reason):
     assert info.value.reason in protocol.REJECT_REASONS
 
 
-def test_not_measurable_is_none_on_the_wire():
-    back = protocol.decode(b"trial_end", _pack(record_map("trial_end", 1, dropped_frames=None)))
-    assert back.dropped_frames is None
-    back = protocol.decode(b"session_end", _pack(record_map("session_end", 1, frame_timing="no_vsync",
-                                                             dropped_frames=None)))
-    assert (back.frame_timing, back.dropped_frames) == ("no_vsync", None)
+def test_not_measurable_and_not_waiting():
+    for kind in ("trial_end", "session_end"):
+        back = protocol.decode(kind.encode(), _pack(record_map(kind, 1, frame_timing="no_vsync", dropped_frames=0)))
+        assert (back.frame_timing, back.dropped_frames) == ("no_vsync", 0)
     back = protocol.decode(b"heartbeat", _pack(record_map("heartbeat", 1, waiting=None)))
     assert back.waiting is None
 
 
 #: What a map written before the fields were added reads as (oracle: the documented defaults).
 OLD_DEFAULTS = {
-    "trial_end": {"display_duration_ms": math.nan, "overrun": None},
-    "session_end": {"frame_timing": "unknown", "refresh_period_ms": math.nan, "dropped_frames": None,
+    "trial_end": {"display_duration_ms": math.nan, "overrun": None, "frame_timing": "unknown"},
+    "session_end": {"frame_timing": "unknown", "refresh_period_ms": math.nan, "dropped_frames": 0,
                     "overruns": 0},
     "heartbeat": {"waiting": None},
 }
