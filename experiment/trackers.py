@@ -426,7 +426,9 @@ class EyeLinkTracker(Tracker):
         correction waits for the operator (the task services its stream there).
     """
 
-    def __init__(self, host: str | None, *, window=None, idle: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, host: str | None, *, window=None, idle: Callable[[], None] | None = None
+    ) -> None:
         import pylink
 
         self._pylink = pylink
