@@ -15,8 +15,9 @@ of the per-frame work between flips:
 Per-frame overhead is the time from the flip's return to the end of drain + stream service (what
 the trial row records as ``loop_overhead_*``); frame intervals are flip-to-flip. Under Xvfb
 there is no vsync: flips return when the software renderer is done, so the interval
-distribution measures rendering cost, not a display's refresh; "dropped" uses the frame period
-PsychoPy measured on a blank screen at start-up.
+distribution measures rendering cost, not a display's refresh, and dropped frames are not
+measurable ("—"); with vsync they count refreshes missed against the period measured at start-up
+(:mod:`experiment.timing`).
 
 Starts its own Xvfb (``:N``, 1920×1080×24) unless ``--use-display`` is given.
 
@@ -121,7 +122,7 @@ def main() -> int:
                 rows.append((variant, session.run_trial(index)))
             session.tracker = simulated
             session.sink = stream  # closed with the session
-            frame_period_ms = session._frame_period_ms
+            refresh = session.refresh
     finally:
         receiver.kill()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -129,7 +130,8 @@ def main() -> int:
             xvfb.close()
     print(
         f"frame loop, {args.duration_ms:.0f} ms trials, {args.repeat} per variant; "
-        f"frame period measured at start-up {frame_period_ms:.2f} ms"
+        f"blank flip measured at start-up {refresh.period_ms:.2f} ms "
+        f"({'vsync' if refresh.vsync else 'no vsync: ' + refresh.reason})"
     )
     header = (
         f"{'variant':<16}{'fix':>5}{'overhead p50 µs':>17}{'p99 µs':>9}{'frames':>8}"
@@ -142,7 +144,8 @@ def main() -> int:
             f"{variant:<16}{row['fixations']:>5}"
             f"{row['loop_overhead_p50_us']:>17.1f}{row['loop_overhead_p99_us']:>9.1f}"
             f"{row['frames']:>8}{row['interval_p50_ms']:>17.2f}{row['interval_p99_ms']:>8.2f}"
-            f"{row['interval_max_ms']:>8.2f}{row['dropped_frames']:>9}"
+            f"{row['interval_max_ms']:>8.2f}"
+            f"{'—' if row['dropped_frames'] is None else row['dropped_frames']:>9}"
             f"{row['stimulus_duration_ms']:>10.1f}"
         )
     return 0

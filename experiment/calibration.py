@@ -66,6 +66,9 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
     keys : callable or None
         Returns ``[(name, modifiers)]`` like ``psychopy.event.getKeys(modifiers=True)`` (the
         default); tests inject keys here.
+    idle : callable or None
+        Called on every key poll: pylink polls :meth:`get_input_key` continuously while setup or
+        drift correction waits, so the task's stream is serviced (heartbeats) meanwhile.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         *,
         target_radius_px: float = 12.0,
         keys: Callable[[], list] | None = None,
+        idle: Callable[[], None] | None = None,
     ) -> None:
         from psychopy import visual
 
@@ -83,6 +87,7 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         self._window = window
         self._width_px, self._height_px = (int(v) for v in window.size)
         self._keys = keys
+        self._idle = idle
         self.target = visual.Circle(
             window, radius=target_radius_px, fillColor="white", lineColor="white", units="pix"
         )
@@ -90,6 +95,9 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
             window, radius=target_radius_px / 4, fillColor="black", lineColor="black", units="pix"
         )
         self._title = visual.TextStim(window, text="", color="white", units="pix", height=20)
+        # One stimulus refilled per camera frame: a new one per frame would leave its texture to
+        # the garbage collector (tens of MB per minute of camera setup).
+        self._camera_stim = visual.ImageStim(window, image=None, units="pix")
         self._palette: np.ndarray | None = None  # (256, 3) uint8 RGB
         self._rows: list[np.ndarray] = []
         self._camera = None  # PIL image of the last complete camera frame
@@ -130,6 +138,8 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
     # -- keys and mouse
     def get_input_key(self) -> list:
         """The pressed keys as ``pylink.KeyInput`` (pylink polls this)."""
+        if self._idle is not None:
+            self._idle()
         if self._keys is not None:
             pressed = self._keys()
         else:
@@ -175,7 +185,6 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
     def draw_image_line(self, width: int, line: int, totlines: int, buff) -> None:
         """Collect one camera line; on the last one, draw the frame (×2) with its title."""
         from PIL import Image, ImageDraw
-        from psychopy import visual
 
         self._rows.append(np.asarray(buff[:width], dtype=np.uint8))
         if line != totlines:
@@ -186,7 +195,9 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         self._draw = ImageDraw.Draw(self._camera)
         self.draw_cross_hair()
         shown = self._camera.resize((width * 2, totlines * 2))
-        visual.ImageStim(self._window, image=shown, units="pix", size=shown.size).draw()
+        self._camera_stim.image = shown
+        self._camera_stim.size = shown.size
+        self._camera_stim.draw()
         self._title.pos = (0, -totlines - 30)
         self._title.draw()
         self._window.flip()

@@ -15,6 +15,16 @@ centred by :class:`stimuli.geometry.DisplayGeometry`, for ``duration_ms`` with `
 tracker event drained each frame → stop recording → ``TRIAL_RESULT``. Records, audio and the
 stream's flush happen between trials only.
 
+Timing (:mod:`experiment.timing`): the refresh period is measured over blank flips when the window
+opens. Each trial row holds the measured display duration (onset flip to offset flip,
+``stimulus_duration_ms``), ``overrun`` (longer than requested by more than one frame period) and
+its dropped frames counted against the measured period; on a display without vsync (Xvfb) those
+are None ("not measurable (no vsync)"; on the stream: ``frame_timing="no_vsync"``). The manifest
+and ``session_end`` carry the session's totals.
+
+Every loop that waits for a person (calibration, drift correction, pause, quit confirmation)
+services the stream each frame, naming what it waits for, so heartbeats keep flowing.
+
 ``q`` or Esc while the image is shown aborts the trial (``!V TRIAL_VAR aborted 1``,
 ``TRIAL_RESULT 2``; nothing of it is written to the records) and asks the operator to confirm
 the quit: yes ends the session (:class:`QuitRequested`, so ``--resume`` re-runs that trial), no
@@ -33,14 +43,23 @@ import platform
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, replace
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
 from experiment.config import SessionConfig, trial_order
 from experiment.preflight import PreflightError, preflight
 from experiment.records import SessionRecords
+from experiment.timing import (
+    Refresh,
+    estimate_refresh,
+    frame_summary,
+    is_overrun,
+    offset_is_due,
+    session_frame_timing,
+)
 from experiment.trackers import Tracker, make_tracker
 from lookwhere.records import Fixation
 from stimuli.geometry import DisplayGeometry
@@ -54,13 +73,13 @@ __all__ = [
     "QuitRequested",
     "SkipTrial",
     "GazeHold",
-    "frame_summary",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Intervals longer than this many nominal frame periods count as dropped frames.
-DROPPED_FRAME_FACTOR = 1.5
+#: Blank flips shown before the refresh measurement (the first ones are irregular) and measured.
+REFRESH_WARMUP_FLIPS = 10
+REFRESH_MEASURED_FLIPS = 60
 #: EyeLink examples wait this long after startRecording so the first samples reach the link.
 RECORDING_LEAD_S = 0.1
 #: Microphone level below which preflight calls the input silent.
@@ -73,20 +92,23 @@ class RecordSink(Protocol):
     """Where the session's live records go (the ZeroMQ stream sender, through an adapter).
 
     Each record is a dict with ``"kind"`` (``session_start``, ``trial_start``, ``fixation``,
-    ``mic_level``, ``trial_end``, ``session_end``) and exactly the fields of the matching
+    ``gaze``, ``mic_level``, ``trial_end``, ``session_end``) and exactly the fields of the matching
     :data:`lookwhere.protocol.RECORD_TYPES` class other than ``session``, ``seq`` and ``v``
     (which the sender stamps), so an adapter is ``sender.send(RECORD_TYPES[kind], **fields)``.
 
     ``send`` must never block (it is called inside the frame loop); ``service`` is called once per
-    frame to do a bounded amount of I/O; ``flush`` between trials; ``close`` at shutdown.
-    ``wants_gaze``: whether to send a ``gaze`` record every frame of an image (a live cursor).
+    frame, also while the task waits for a person, to do a bounded amount of I/O and send the
+    heartbeats: ``waiting`` names what the task waits for (one of
+    :data:`lookwhere.protocol.WAITING_FOR`, None while it shows an image); ``flush`` between
+    trials; ``close`` at shutdown. ``wants_gaze``: whether to send a ``gaze`` record every frame
+    of an image (a live cursor).
     """
 
     wants_gaze: bool
 
     def send(self, record: dict) -> None: ...
 
-    def service(self) -> None: ...
+    def service(self, *, waiting: str | None = None) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -101,7 +123,7 @@ class NullSink:
     def send(self, record: dict) -> None:
         pass
 
-    def service(self) -> None:
+    def service(self, *, waiting: str | None = None) -> None:
         pass
 
     def flush(self) -> None:
@@ -174,34 +196,16 @@ class GazeHold:
         return self.held_ms >= self.hold_ms
 
 
-def frame_summary(intervals_ms: np.ndarray, *, frame_period_ms: float) -> dict:
-    """Summary of one trial's frame intervals.
+def _streamed_dropped_frames(count: int | None) -> dict:
+    """``dropped_frames`` and ``frame_timing`` of a ``trial_end`` or ``session_end`` record.
 
-    Parameters
-    ----------
-    intervals_ms : ndarray, shape (N,)
-        Time between consecutive flips of the image period, ms.
-    frame_period_ms : float
-        Nominal frame period; intervals above :data:`DROPPED_FRAME_FACTOR` times it are dropped
-        frames.
-
-    Returns
-    -------
-    dict
-        ``frames``, ``interval_mean_ms``, ``interval_p50_ms``, ``interval_p99_ms``,
-        ``interval_max_ms``, ``dropped_frames``.
+    The files say "not measurable" with None; the stream says it with ``frame_timing`` =
+    ``"no_vsync"`` and a placeholder 0 (see :data:`lookwhere.protocol.FRAME_TIMINGS`), since
+    servers that predate the field add the counts up.
     """
-    intervals_ms = np.asarray(intervals_ms, dtype=float)
-    if intervals_ms.size == 0:
-        return {"frames": 0, "dropped_frames": 0}
-    return {
-        "frames": int(intervals_ms.size + 1),
-        "interval_mean_ms": float(intervals_ms.mean()),
-        "interval_p50_ms": float(np.percentile(intervals_ms, 50)),
-        "interval_p99_ms": float(np.percentile(intervals_ms, 99)),
-        "interval_max_ms": float(intervals_ms.max()),
-        "dropped_frames": int((intervals_ms > DROPPED_FRAME_FACTOR * frame_period_ms).sum()),
-    }
+    if count is None:
+        return {"dropped_frames": 0, "frame_timing": "no_vsync"}
+    return {"dropped_frames": count, "frame_timing": "vsync"}
 
 
 def _versions() -> dict:
@@ -244,6 +248,8 @@ class Session:
     screen : str or None
         What the window shows while keys are read: ``"drift"``, ``"image"``, ``"paused"``,
         ``"confirm"`` (lets a scripted key source press each key on the intended screen).
+    refresh : experiment.timing.Refresh or None
+        The refresh period measured when the window opened.
     """
 
     def __init__(
@@ -270,7 +276,12 @@ class Session:
         self.screen: str | None = None
         self._closed = False
         self._t0 = time.perf_counter()
+        self.refresh: Refresh | None = None
+        # The period of the overrun rule: the measured refresh, or the nominal one where flips
+        # are not paced by a display.
         self._frame_period_ms = 1000.0 / config.refresh_hz
+        self._waiting: str | None = None  # what the task waits for, in its heartbeats
+        self._stimuli: dict = {}  # visual stimuli made once per window (see _make_stimuli)
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "Session":
@@ -334,6 +345,7 @@ class Session:
             "versions": _versions(),
             "started_unix_s": time.time(),
             "first_trial": len(done),
+            "refresh": self.refresh.to_dict(),
             "frame_period_ms": self._frame_period_ms,
             "microphone": (
                 None
@@ -347,7 +359,9 @@ class Session:
             "calibrations": [],
         }
         self.manifest.setdefault("segments", []).append(self._segment)
-        self.tracker = make_tracker(self.config, self.stimuli, window=self.window)
+        self.tracker = make_tracker(
+            self.config, self.stimuli, window=self.window, idle=self._service
+        )
         self._segment["tracker"] = self.tracker.connect()
         self.tracker.open_edf(self._segment["edf_name"])
         self.tracker.configure(
@@ -356,7 +370,7 @@ class Session:
             sample_rate_hz=self.config.sample_rate_hz,
         )
         self._segment["clock_offsets"] = self._clock_offsets()
-        self._calibrate()
+        # Announced before the calibration, whose heartbeats then belong to a known session.
         self.sink.send(
             {
                 "kind": "session_start",
@@ -368,6 +382,7 @@ class Session:
                 "wall_time_s": time.time(),
             }
         )
+        self._calibrate()
         return done
 
     def _open_records(self) -> list[dict]:
@@ -432,14 +447,60 @@ class Session:
                     "set the screen size to match the display"
                 ]
             )
-        rate = self.window.getActualFrameRate(
-            nIdentical=10, nMaxFrames=120, nWarmUpFrames=10, threshold=1
-        )
-        if rate:
-            self._frame_period_ms = 1000.0 / rate
+        self.refresh = self._measure_refresh()
+        if self.refresh.vsync:
+            self._frame_period_ms = self.refresh.period_ms
+            logger.info("refresh period %.2f ms (measured)", self.refresh.period_ms)
         else:
-            logger.warning("could not measure the refresh rate; assuming %g Hz", config.refresh_hz)
-        logger.info("frame period %.2f ms", self._frame_period_ms)
+            logger.warning(
+                "the display does not pace flips (%s): dropped frames are not measurable and the "
+                "overrun rule uses the nominal %g Hz",
+                self.refresh.reason,
+                config.refresh_hz,
+            )
+        self._make_stimuli()
+
+    def _measure_refresh(self) -> Refresh:
+        """Flip a blank screen; the refresh its flip intervals show
+        (:func:`experiment.timing.estimate_refresh`)."""
+        for _ in range(REFRESH_WARMUP_FLIPS):
+            self.window.flip()
+        flips = np.empty(REFRESH_MEASURED_FLIPS + 1)
+        for i in range(flips.size):
+            self.window.flip()
+            flips[i] = time.perf_counter()
+        return estimate_refresh(np.diff(flips) * 1000.0)
+
+    def _make_stimuli(self) -> None:
+        """The visual stimuli of every trial, made once: a stimulus made per trial holds OpenGL
+        textures and sits in reference cycles, so it is freed only by a full garbage collection
+        (the 1440×1080 image texture of every trial piled up: +1.3–1.6 MB RSS per trial)."""
+        from psychopy import visual
+
+        window = self.window
+        self._stimuli = {
+            "image": visual.ImageStim(window, image=None, units="pix", pos=(0, 0)),
+            "dot": visual.Circle(
+                window, radius=8, fillColor="white", lineColor="white", units="pix"
+            ),
+            "dot_centre": visual.Circle(
+                window, radius=2, fillColor="black", lineColor="black", units="pix"
+            ),
+            "message": visual.TextStim(window, text="", color="white", units="pix", height=32),
+        }
+
+    @contextmanager
+    def _waiting_for(self, what: str) -> Iterator[None]:
+        """Name what the task waits for in the heartbeats while the block runs (nestable)."""
+        previous, self._waiting = self._waiting, what
+        try:
+            yield
+        finally:
+            self._waiting = previous
+
+    def _service(self) -> None:
+        """The stream's per-frame I/O and heartbeat (also called by the tracker's setup screens)."""
+        self.sink.service(waiting=self._waiting)
 
     def _get_keys(self) -> list[str]:
         if self._keys is not None:
@@ -461,7 +522,8 @@ class Session:
         recording = self._recording
         if recording:
             self._stop_recording()
-        result = self.tracker.calibrate()
+        with self._waiting_for("calibration"):
+            result = self.tracker.calibrate()
         if recording:
             self._start_recording()
         logger.info("calibration: %s", result)
@@ -501,14 +563,21 @@ class Session:
             attempt("close microphone", self.microphone.close)
             if segment is not None:
                 segment["mic_overruns"] = self.microphone.overruns
+        rows = attempt("read the trials", self.records.completed_trials) or []
+        timing = session_frame_timing(rows, refresh=self.refresh)
         attempt(
             "send session end",
             lambda: self.sink.send(
                 {
                     "kind": "session_end",
                     "reason": status,
-                    "n_trials": len(self.records.completed_trials()),
+                    "n_trials": len(rows),
                     "t_session_ms": self._elapsed_s(time.perf_counter()) * 1000.0,
+                    "refresh_period_ms": (
+                        float("nan") if self.refresh is None else self.refresh.period_ms
+                    ),
+                    **_streamed_dropped_frames(timing["dropped_frames"]),
+                    "overruns": timing["overruns"],
                 }
             ),
         )
@@ -520,7 +589,9 @@ class Session:
             segment["status"] = status
         if self.manifest:
             self.manifest["status"] = status
-            self.manifest["trials_done"] = len(self.records.completed_trials())
+            self.manifest["trials_done"] = len(rows)
+            # frame_timing, dropped_frames (+ _note), overruns; each run's refresh: in its segment
+            self.manifest.update(timing)
             attempt("write manifest", lambda: self.records.write_manifest(self.manifest))
 
     # ------------------------------------------------------------------ trials
@@ -563,14 +634,7 @@ class Session:
         Operator keys: Esc opens the tracker setup (recalibration), ``p`` pauses until ``p`` again,
         ``s`` skips the trial (:class:`SkipTrial`), ``q`` quits after confirmation.
         """
-        from psychopy import visual
-
-        dot = visual.Circle(
-            self.window, radius=8, fillColor="white", lineColor="white", units="pix"
-        )
-        centre = visual.Circle(
-            self.window, radius=2, fillColor="black", lineColor="black", units="pix"
-        )
+        dot, centre = self._stimuli["dot"], self._stimuli["dot_centre"]
         config = self.config
         auto_ms = config.auto_accept_drift_ms
         hold = None
@@ -589,6 +653,7 @@ class Session:
             dot.draw()
             centre.draw()
             self.window.flip()
+            self._service()
             if hold is not None:
                 # Only the newest sample matters; the queued events of this screen are not the
                 # image's fixations and would otherwise pile up on the link.
@@ -608,7 +673,9 @@ class Session:
             if "s" in keys:
                 raise SkipTrial
             if "p" in keys:
-                self._show_until("Paused: press p to continue", "p", screen="paused")
+                self._show_until(
+                    "Paused: press p to continue", "p", screen="paused", waiting="pause"
+                )
             if hold is not None and {"escape", "q", "p"} & set(keys):
                 hold.reset()  # the dot was off the screen meanwhile
             self.screen = "drift"
@@ -624,23 +691,29 @@ class Session:
             outcome["gaze_hold_ms"] = hold.held_ms
         return outcome
 
-    def _show_until(self, message: str, *keys: str, screen: str) -> str:
-        """Show ``message`` (as :attr:`screen` ``screen``) until one of ``keys`` is pressed;
-        return that key."""
-        from psychopy import visual
-
+    def _show_until(self, message: str, *keys: str, screen: str, waiting: str) -> str:
+        """Show ``message`` (as :attr:`screen` ``screen``; heartbeats say ``waiting``) until one
+        of ``keys`` is pressed; return that key."""
         self.screen = screen
-        text = visual.TextStim(self.window, text=message, color="white", units="pix", height=32)
-        while True:
-            text.draw()
-            self.window.flip()
-            pressed = [key for key in self._get_keys() if key in keys]
-            if pressed:
-                return pressed[0]
+        text = self._stimuli["message"]
+        text.text = message
+        with self._waiting_for(waiting):
+            while True:
+                text.draw()
+                self.window.flip()
+                self._service()
+                pressed = [key for key in self._get_keys() if key in keys]
+                if pressed:
+                    return pressed[0]
 
     def _confirm_quit(self) -> None:
         answer = self._show_until(
-            "Quit the session?  y = yes, n = no", "y", "n", "escape", screen="confirm"
+            "Quit the session?  y = yes, n = no",
+            "y",
+            "n",
+            "escape",
+            screen="confirm",
+            waiting="confirm_quit",
         )
         if answer == "y":
             raise QuitRequested("operator confirmed quit")
@@ -652,27 +725,22 @@ class Session:
         quit is run again from the drift correction; the row counts those runs in
         ``aborted_runs``.
         """
-        from psychopy import visual
-
         config, tracker = self.config, self.tracker
         image_id = self.order[index]
         path = self.stimuli.path(image_id)
         width, height = self.stimuli.size(image_id)
         geometry = config.geometry(width, height)
-        stimulus = visual.ImageStim(
-            self.window,
-            image=str(path),
-            units="pix",
-            pos=(0, 0),
-            size=(geometry.display_width_px, geometry.display_height_px),
-        )
+        stimulus = self._stimuli["image"]  # one texture, refilled per trial
+        stimulus.image = str(path)
+        stimulus.size = (geometry.display_width_px, geometry.display_height_px)
         aborted_runs = 0
         while True:
             tracker.send_message(f"TRIALID {index}")
             tracker.status_message(f"TRIAL {index + 1}/{len(self.order)} {image_id}")
             tracker.send_message(f"!V TRIAL_VAR image {image_id}")
             try:
-                drift = self._drift_correction()
+                with self._waiting_for("drift_correction"):
+                    drift = self._drift_correction()
             except SkipTrial:
                 return self._skip_trial(index, image_id)
             try:
@@ -699,19 +767,25 @@ class Session:
                     "offset_tracker_ms": row["offset_tracker_ms"],
                     "offset_session_ms": row["offset_session_s"] * 1000.0,
                     "n_fixations": row["fixations"],
-                    "dropped_frames": row["dropped_frames"],
+                    **_streamed_dropped_frames(row["dropped_frames"]),
                     "aborted": False,
+                    "display_duration_ms": row["stimulus_duration_ms"],
+                    "overrun": row["overrun"],
                 }
             )
             self.records.append_trial(row, fixations)
             self.sink.flush()
-            logger.info(
-                "trial %d/%d (%s): %d fixations, %d dropped frames",
+            log = logger.warning if row["overrun"] else logger.info
+            log(
+                "trial %d/%d (%s): %d fixations, shown %.1f ms of %g%s, dropped frames: %s",
                 index + 1,
                 len(self.order),
                 image_id,
                 row["fixations"],
-                row["dropped_frames"],
+                row["stimulus_duration_ms"],
+                config.duration_ms,
+                " (OVERRUN)" if row["overrun"] else "",
+                "not measurable" if row["dropped_frames"] is None else row["dropped_frames"],
             )
             return row
 
@@ -791,7 +865,6 @@ class Session:
         flips = [onset["perf_s"]]
         overhead_s = []
         deadline_s = onset["perf_s"] + config.duration_ms / 1000.0
-        period_s = self._frame_period_ms / 1000.0
         self.screen = "image"
         while True:
             busy = time.perf_counter()
@@ -814,12 +887,11 @@ class Session:
                         **self.microphone.level(),
                     }
                 )
-            self.sink.service()
+            self._service()
             if {"q", "escape"} & set(self._get_keys()):
                 self._abort_image(index, image_id, mark, flips, len(pending))
             overhead_s.append(time.perf_counter() - busy)
-            # The next flip is the offset when it lands within half a frame of the deadline.
-            if flips[-1] + period_s >= deadline_s - period_s / 2:
+            if offset_is_due(flips, deadline_s, refresh=self.refresh):
                 break
             stimulus.draw()
             window.flip()
@@ -866,7 +938,14 @@ class Session:
             "offset_session_s": self._elapsed_s(offset["perf_s"]),
             "offset_tracker_ms": offset["tracker_ms"],
             "stimulus_duration_ms": stimulus_duration_ms,
-            **frame_summary(intervals_ms, frame_period_ms=self._frame_period_ms),
+            "requested_duration_ms": config.duration_ms,
+            "overrun": is_overrun(
+                stimulus_duration_ms,
+                requested_ms=config.duration_ms,
+                period_ms=self._frame_period_ms,
+            ),
+            "frame_period_ms": self._frame_period_ms,
+            **frame_summary(intervals_ms, refresh=self.refresh),
             "loop_overhead_p50_us": float(np.percentile(overhead_us, 50)),
             "loop_overhead_p99_us": float(np.percentile(overhead_us, 99)),
             "frame_intervals_ms": np.round(intervals_ms, 3).tolist(),
@@ -899,6 +978,7 @@ class Session:
         self.tracker.drain()  # the aborted run's last events: not kept
         self.tracker.send_message("!V TRIAL_VAR aborted 1")
         self.tracker.send_message(f"TRIAL_RESULT {TRIAL_ABORTED}")
+        shown_ms = (offset["perf_s"] - flips[0]) * 1000.0
         self.sink.send(
             {
                 "kind": "trial_end",
@@ -907,10 +987,14 @@ class Session:
                 "offset_tracker_ms": offset["tracker_ms"],
                 "offset_session_ms": self._elapsed_s(offset["perf_s"]) * 1000.0,
                 "n_fixations": n_fixations,
-                "dropped_frames": frame_summary(
-                    np.diff(flips) * 1000.0, frame_period_ms=self._frame_period_ms
-                )["dropped_frames"],
+                **_streamed_dropped_frames(
+                    frame_summary(np.diff(flips) * 1000.0, refresh=self.refresh)["dropped_frames"]
+                ),
                 "aborted": True,
+                "display_duration_ms": shown_ms,
+                "overrun": is_overrun(
+                    shown_ms, requested_ms=self.config.duration_ms, period_ms=self._frame_period_ms
+                ),
             }
         )
         self.sink.flush()

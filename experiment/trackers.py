@@ -22,6 +22,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -420,14 +421,20 @@ class EyeLinkTracker(Tracker):
         Host PC address; None opens pylink's dummy connection.
     window : psychopy.visual.Window or None
         Window for the calibration graphics (real tracker only).
+    idle : callable or None
+        Called once per poll of the calibration graphics while pylink's setup or drift
+        correction waits for the operator (the task services its stream there).
     """
 
-    def __init__(self, host: str | None, *, window=None) -> None:
+    def __init__(
+        self, host: str | None, *, window=None, idle: Callable[[], None] | None = None
+    ) -> None:
         import pylink
 
         self._pylink = pylink
         self._host = host
         self._window = window
+        self._idle = idle
         self._el = None
         self._edf_name: str | None = None
         self._sample_ms = 4.0
@@ -477,7 +484,9 @@ class EyeLinkTracker(Tracker):
         if not self.dummy and self._window is not None:
             from experiment.calibration import CalibrationGraphics
 
-            self._pylink.openGraphicsEx(CalibrationGraphics(self._el, self._window))
+            self._pylink.openGraphicsEx(
+                CalibrationGraphics(self._el, self._window, idle=self._idle)
+            )
 
     def calibrate(self) -> dict:
         if self.dummy:
@@ -601,8 +610,11 @@ class EyeLinkTracker(Tracker):
             self._el = None
 
 
-def make_tracker(config, stimuli: StimulusSet, *, window=None) -> Tracker:
-    """The backend named by ``config.tracker`` (a :class:`experiment.config.SessionConfig`)."""
+def make_tracker(
+    config, stimuli: StimulusSet, *, window=None, idle: Callable[[], None] | None = None
+) -> Tracker:
+    """The backend named by ``config.tracker`` (a :class:`experiment.config.SessionConfig`);
+    ``window`` and ``idle`` go to :class:`EyeLinkTracker`'s calibration graphics."""
     if config.tracker == "simulated":
         return SimulatedTracker(
             stimuli,
@@ -613,4 +625,6 @@ def make_tracker(config, stimuli: StimulusSet, *, window=None) -> Tracker:
             seed=config.seed,
             scanpaths=read_scanpaths(config.scanpaths) if config.scanpaths else None,
         )
-    return EyeLinkTracker(None if config.tracker == "eyelink-dummy" else config.host, window=window)
+    return EyeLinkTracker(
+        None if config.tracker == "eyelink-dummy" else config.host, window=window, idle=idle
+    )

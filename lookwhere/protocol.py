@@ -7,7 +7,11 @@ the ASCII record kind (``b"fixation"``) or a control topic (``b"ctl.ack"``), ``p
 msgpack map. Record maps carry ``kind`` (equal to the topic, so that a journal entry describes
 itself), ``v`` (:data:`SCHEMA_VERSION`), ``session`` (a UUID string) and ``seq`` (gap-free per
 session, starting at 1), then the fields of their record class. Maps must hold exactly those keys:
-a missing or an unknown key is an error, so that a version mismatch cannot pass silently.
+a missing or an unknown key is an error, so that a version mismatch cannot pass silently. The one
+exception is a field added to a record after its first release (the class's ``added`` names): a
+map without it, written by an older sender or read from an older journal, takes the field's
+default ("unknown"). Senders always write every field, so an older server rejects them loudly
+(``unknown_field``) instead of misreading them.
 
 Record kinds (:data:`RECORD_TYPES`): :class:`SessionStart`, :class:`SessionEnd`,
 :class:`TrialStart`, :class:`TrialEnd`, :class:`FixationRecord`, :class:`GazeSample`,
@@ -72,6 +76,8 @@ __all__ = [
     "GazeSample",
     "MicLevel",
     "Heartbeat",
+    "WAITING_FOR",
+    "FRAME_TIMINGS",
     "RECORD_TYPES",
     "record_map",
     "encode",
@@ -180,11 +186,30 @@ def _boolean(name: str, value: Any) -> bool:
     return value
 
 
+def _or_none(rule: Callable) -> Callable:
+    """``rule``, or None (nil on the wire) for "not measurable" / "not applicable"."""
+
+    def check(name: str, value: Any) -> Any:
+        return None if value is None else rule(name, value)
+
+    return check
+
+
 def _version(name: str, value: Any) -> int:
     if type(value) is not int or value != SCHEMA_VERSION:
         raise ProtocolError("wrong_version", f"v must be {SCHEMA_VERSION}; got {value!r}")
     return value
 
+
+#: :attr:`Heartbeat.waiting` values: what the task waits for (None: it is not waiting, e.g. it shows
+#: an image or works between trials).
+WAITING_FOR = ("calibration", "drift_correction", "pause", "confirm_quit")
+#: ``frame_timing`` values (:class:`TrialEnd`, :class:`SessionEnd`): ``"vsync"``: ``dropped_frames``
+#: counts refreshes missed, against the refresh period measured at start; ``"no_vsync"``: the
+#: display does not pace flips (e.g. Xvfb), dropped frames are not measurable and
+#: ``dropped_frames`` is 0, a placeholder to show as "not measurable (no vsync)", never as a count;
+#: ``"unknown"``: an older sender, whose counts used a nominal period.
+FRAME_TIMINGS = ("vsync", "no_vsync", "unknown")
 
 _COORD = _number(-COORD_LIMIT_PX, COORD_LIMIT_PX)
 _TIME = _number(-_MAX_TIME_MS, _MAX_TIME_MS)
@@ -205,10 +230,14 @@ FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "trial": _integer(0, 1_000_000),  # Fixation's -1 ("unknown") never occurs live
     "n_trials": _COUNT,
     "n_fixations": _COUNT,
-    "dropped_frames": _COUNT,
+    "dropped_frames": _COUNT,  # a count only where frame_timing is "vsync"
     "xruns": _COUNT,
     "pending": _COUNT,
     "aborted": _boolean,
+    "overrun": _or_none(_boolean),  # None: unknown (an older sender)
+    "overruns": _COUNT,
+    "frame_timing": _string(choices=frozenset(FRAME_TIMINGS)),
+    "waiting": _or_none(_string(choices=frozenset(WAITING_FOR))),
     **{name: _SIZE for name in DisplayGeometry.__dataclass_fields__},
     "x_display_px": _COORD,
     "y_display_px": _COORD,
@@ -218,6 +247,8 @@ FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "end_ms": _TIME,
     "duration_ms": _DURATION,
     "stimulus_duration_ms": _DURATION,
+    "display_duration_ms": _number(0.0, _MAX_TIME_MS, nan_ok=True),  # NaN: unknown (an older sender)
+    "refresh_period_ms": _number(0.0, 1e6, nan_ok=True),  # NaN: not measured
     "pupil": _number(0.0, 1e9, nan_ok=True),  # tracker units; NaN when the tracker has none
     "wall_time_s": _number(0.0, 1e11),  # Unix time
     "rms_dbfs": _number(-400.0, 0.0),
@@ -246,6 +277,8 @@ class Record:
     """
 
     kind: ClassVar[str] = ""
+    #: Fields added after the record's first release; a map may lack them (they take defaults).
+    added: ClassVar[tuple[str, ...]] = ()
     session: str
     seq: int
     v: int = SCHEMA_VERSION
@@ -266,12 +299,24 @@ class SessionStart(Record):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionEnd(Record):
-    """A session ends; ``reason`` is e.g. ``"completed"``, ``"quit"``, ``"error"``."""
+    """A session ends; ``reason`` is e.g. ``"completed"``, ``"quit"``, ``"error"``.
+
+    The frame-timing summary covers every completed trial of the session (all its segments):
+    ``dropped_frames`` counted against ``refresh_period_ms``, the refresh period measured when the
+    window opened (the latest segment's), when ``frame_timing`` is ``"vsync"``; otherwise not
+    measurable (see :data:`FRAME_TIMINGS`). ``overruns`` is the number of trials shown longer than
+    requested by more than one frame period.
+    """
 
     kind: ClassVar[str] = "session_end"
+    added: ClassVar[tuple[str, ...]] = ("frame_timing", "refresh_period_ms", "dropped_frames", "overruns")
     reason: str
     n_trials: int  # trials completed
     t_session_ms: float
+    frame_timing: str = "unknown"  # one of FRAME_TIMINGS
+    refresh_period_ms: float = float("nan")
+    dropped_frames: int = 0
+    overruns: int = 0
 
 
 _GEOMETRY_FIELDS = tuple(DisplayGeometry.__dataclass_fields__)
@@ -310,9 +355,15 @@ class TrialEnd(Record):
     ``aborted``: the operator ended the image early; that run of the trial is void (the
     experiment keeps none of its data and runs the trial again), so its fixations must be
     dropped by whoever counted them.
+
+    ``display_duration_ms``: how long the image was shown, measured from the onset flip to the
+    offset flip; ``overrun``: it exceeded the requested duration by more than one frame period.
+    ``dropped_frames`` is a count only where ``frame_timing`` is ``"vsync"`` (see
+    :data:`FRAME_TIMINGS`).
     """
 
     kind: ClassVar[str] = "trial_end"
+    added: ClassVar[tuple[str, ...]] = ("display_duration_ms", "overrun", "frame_timing")
     trial: int
     image: str
     offset_tracker_ms: float
@@ -320,6 +371,9 @@ class TrialEnd(Record):
     n_fixations: int
     dropped_frames: int
     aborted: bool
+    display_duration_ms: float = float("nan")
+    overrun: bool | None = None
+    frame_timing: str = "unknown"  # one of FRAME_TIMINGS
 
 
 _FIXATION_TIMES = ("start_tracker_ms", "end_tracker_ms", "start_session_ms", "end_session_ms")
@@ -381,12 +435,15 @@ class MicLevel(Record):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat(Record):
-    """Sender liveness; ``pending`` is how many records the sender holds unacknowledged."""
+    """Sender liveness; ``pending`` is how many records the sender holds unacknowledged;
+    ``waiting`` what the task waits for (one of :data:`WAITING_FOR`, or None)."""
 
     kind: ClassVar[str] = "heartbeat"
+    added: ClassVar[tuple[str, ...]] = ("waiting",)
     t_session_ms: float
     wall_time_s: float
     pending: int
+    waiting: str | None = None
 
 
 RECORD_TYPES: dict[str, type[Record]] = {
@@ -405,6 +462,7 @@ def _field_checks(cls: type[Record]) -> tuple[tuple[str, Callable], ...]:
 
 _CHECKS = {kind: _field_checks(cls) for kind, cls in RECORD_TYPES.items()}
 _KEYS = {kind: frozenset(name for name, _ in checks) | {"kind"} for kind, checks in _CHECKS.items()}
+_REQUIRED = {kind: _KEYS[kind] - frozenset(cls.added) for kind, cls in RECORD_TYPES.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,12 +505,14 @@ def validate_map(data: Any) -> Record:
     # The version is checked first so that a newer sender is reported as such, not as field errors.
     _version("v", data.get("v"))
     if len(data) != len(_KEYS[kind]) or data.keys() != _KEYS[kind]:
-        keys = _KEYS[kind]
-        missing = sorted(keys - data.keys())
+        missing = sorted(_REQUIRED[kind] - data.keys())
         if missing:
             raise ProtocolError("missing_field", f"{kind} lacks {missing}")
-        raise ProtocolError("unknown_field", f"{kind} has unknown fields {sorted(map(str, data.keys() - keys))}")
-    values = {name: check(name, data[name]) for name, check in checks}
+        unknown = data.keys() - _KEYS[kind]
+        if unknown:
+            raise ProtocolError("unknown_field", f"{kind} has unknown fields {sorted(map(str, unknown))}")
+        # an older sender's map without the fields added since: they keep their defaults
+    values = {name: check(name, data[name]) for name, check in checks if name in data}
     return RECORD_TYPES[kind](**values)
 
 

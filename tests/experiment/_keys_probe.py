@@ -6,6 +6,7 @@ Session A: trial 0 sees Esc (→ tracker setup) then space; trial 1 a pause (``p
 space; trial 2 is skipped (``s``). Session B: ``q``, ``n`` (quit cancelled), then ``q``, ``y``
 (quit confirmed) at trial 0. Session C: ``q`` during trial 0's image, ``n`` (the trial runs
 again), Esc during trial 1's image, ``y`` (quit); then ``--resume`` finishes trials 1 and 2.
+Every session notes, per screen, what the task said it waits for when it serviced its stream.
 """
 
 from __future__ import annotations
@@ -38,9 +39,34 @@ class Scripted:
         return []
 
 
+class WaitingLog:
+    """A record sink noting each ``(screen, waiting)`` pair its ``service`` calls see."""
+
+    wants_gaze = False
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self.seen: set[tuple] = set()
+
+    def send(self, record: dict) -> None:
+        pass
+
+    def service(self, *, waiting: str | None = None) -> None:
+        self.seen.add((self.session.screen, waiting))
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+waiting = WaitingLog()
+
+
 def run(config: SessionConfig, keys: Scripted, *, resume: bool = False) -> None:
-    with Session(config, keys=keys, resume=resume) as session:
-        keys.session = session
+    with Session(config, keys=keys, resume=resume, sink=waiting) as session:
+        keys.session = waiting.session = session
         session.run()
 
 
@@ -114,4 +140,5 @@ observed["c_rows"] = records.completed_trials()
 fixations = records.read_fixations()
 observed["c_fixations_per_trial"] = fixations.groupby("trial").size().to_dict()
 observed["c_fixation_duplicates"] = int(fixations.duplicated(["trial", "start_ms"]).sum())
+observed["waiting"] = sorted(waiting.seen, key=str)
 print("OBSERVED " + json.dumps(observed))

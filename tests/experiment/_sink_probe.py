@@ -33,7 +33,7 @@ class CheckingSink:
         )
         self.kinds.append(kind)
 
-    def service(self) -> None:
+    def service(self, *, waiting: str | None = None) -> None:
         self.calls["service"] += 1
 
     def flush(self) -> None:

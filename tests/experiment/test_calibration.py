@@ -21,6 +21,10 @@ def test_calibration_graphics_methods(session_env):
         [pylink.JUNK_KEY, 0],
     ]
     assert observed["keys_again"] == 0
+    # The task's stream is serviced on every key poll pylink makes (heartbeats during setup).
+    assert observed["idle_calls"] == [1, 0]
     # Camera line n holds palette indices n..n+3, grey level 10·index; the dummy connection's
     # cross-hair data put a white (CR_HAIR_COLOR) point on the top-left pixel.
     assert observed["camera"] == [[255, 20, 30, 40], [20, 30, 40, 50], [30, 40, 50, 60]]
+    # 20 more camera frames reuse one stimulus (one texture), none left to the garbage collector.
+    assert observed["image_stims_added"] == 0

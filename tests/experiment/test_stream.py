@@ -17,7 +17,7 @@ from experiment.records import SessionRecords
 from experiment.sender import Sender
 from experiment.stream import JOURNAL_NAME
 from lookwhere.cli import main as cli_main
-from lookwhere.protocol import FixationRecord, SessionEnd, read_journal
+from lookwhere.protocol import FixationRecord, Heartbeat, SessionEnd, TrialStart, read_journal
 from server.receiver import Receiver
 from tests.experiment.conftest import start_session
 from tests.server._stream import pump
@@ -60,6 +60,40 @@ def test_session_streams_every_record_to_a_real_receiver(session_env, four_image
     for image_id in on_disk["image"].unique():
         rows = on_disk[on_disk["image"] == image_id]
         np.testing.assert_allclose(heatmaps[image_id], heatmap(rows, shape=(600, 800)), atol=1e-12)
+
+
+def test_heartbeats_flow_while_the_task_waits_at_drift_correction(session_env, four_images, tmp_path):
+    """The task holds at its drift-correction screen for 2.5 s per trial (the simulated participant
+    accepts it then): heartbeats saying so reach a real receiver meanwhile, about one a second,
+    before the image's trial_start; the image's heartbeats say it waits for nothing."""
+    with Receiver(tmp_path / "server") as receiver:
+        process = start_session(
+            session_env, "--participant", "S03", "--stimuli", str(four_images), "--tracker", "simulated",
+            "--out", str(tmp_path / "sessions"), "--trials", "2", "--seed", "4", "--duration-ms", "1200",
+            "--auto-accept-drift-ms", "2500", "--windowed", "--no-mic", "--server", receiver.endpoint,
+        )
+        received = []
+        deadline = time.monotonic() + 90
+        while not any(isinstance(r, SessionEnd) for r in received):
+            assert time.monotonic() < deadline, "no session_end within 90 s"
+            if process.poll() not in (None, 0):
+                pytest.fail(f"session failed: {process.communicate()[0][-3000:]}")
+            received.extend(receiver.poll(50))
+        output = process.communicate(timeout=30)[0]
+        assert process.returncode == 0, output[-3000:]
+
+    starts = [r.seq for r in received if isinstance(r, TrialStart)]
+    beats = [r for r in received if isinstance(r, Heartbeat)]
+    at_drift = [[b for b in beats if b.waiting == "drift_correction" and b.seq < start] for start in starts]
+    for trial, before in enumerate(at_drift):
+        if trial:  # only this trial's drift screen: after the previous image's trial_end
+            before = [b for b in before if b.seq > starts[trial - 1]]
+        # one when the screen appears, then one per second of the 2.5 s wait
+        assert len(before) >= 3, [(b.seq, b.waiting, b.t_session_ms) for b in beats]
+        assert before[-1].t_session_ms - before[0].t_session_ms >= 1900
+    during_image = [b for b in beats if starts[0] < b.seq < starts[1] and b.waiting is None]
+    assert during_image  # the image's 1.2 s: the task waits for nothing
+    assert {b.waiting for b in beats} == {"drift_correction", None}
 
 
 def test_a_resumed_sender_continues_its_session(tmp_path):

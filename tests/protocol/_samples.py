@@ -11,11 +11,13 @@ GEOMETRY = DisplayGeometry.fit(800, 600)  # the paper's ×2 does not fit 1080 ro
 FIELDS: dict[str, dict] = {
     "session_start": dict(participant="P07", tracker="simulated", n_trials=200,
                           screen_width_px=1920, screen_height_px=1080, wall_time_s=1_790_000_000.5),
-    "session_end": dict(reason="completed", n_trials=200, t_session_ms=1_234_567.0),
+    "session_end": dict(reason="completed", n_trials=200, t_session_ms=1_234_567.0, frame_timing="vsync",
+                        refresh_period_ms=16.668, dropped_frames=12, overruns=1),
     "trial_start": dict(trial=3, image="000123", onset_tracker_ms=5_000_100.0, onset_session_ms=61_000.0,
                         stimulus_duration_ms=5000.0, **GEOMETRY.to_dict()),
     "trial_end": dict(trial=3, image="000123", offset_tracker_ms=5_005_100.0, offset_session_ms=66_000.0,
-                      n_fixations=17, dropped_frames=0, aborted=False),
+                      n_fixations=17, dropped_frames=0, aborted=False, display_duration_ms=5008.3, overrun=False,
+                      frame_timing="vsync"),
     "fixation": dict(participant="P07", trial=3, image="000123", eye="R", start_ms=212.0, end_ms=480.0,
                      duration_ms=269.0, x_display_px=960.5, y_display_px=540.25, x_image_px=400.2777,
                      y_image_px=300.1388, stimulus_duration_ms=5000.0, pupil=float("nan"),
@@ -24,7 +26,7 @@ FIELDS: dict[str, dict] = {
     "gaze": dict(trial=3, t_tracker_ms=5_000_316.0, t_session_ms=61_216.0, eye="R",
                  x_display_px=961.0, y_display_px=539.0, pupil=1480.0),
     "mic_level": dict(trial=3, t_session_ms=61_250.0, rms_dbfs=-31.5, peak_dbfs=-12.0, xruns=0),
-    "heartbeat": dict(t_session_ms=61_300.0, wall_time_s=1_790_000_061.3, pending=4),
+    "heartbeat": dict(t_session_ms=61_300.0, wall_time_s=1_790_000_061.3, pending=4, waiting="drift_correction"),
 }
 assert FIELDS.keys() == protocol.RECORD_TYPES.keys()
 

@@ -78,6 +78,18 @@ CASES = [
     (b"fixation", lambda: _pack(record_map("fixation", 1, v="1")), "wrong_version"),
     (b"saccade", lambda: _pack(record_map("fixation", 1)), "unknown_kind"),
     (b"gaze", lambda: _pack(record_map("fixation", 1)), "kind_mismatch"),
+    # the fields added after the first release are checked like any other
+    (b"heartbeat", lambda: _pack(record_map("heartbeat", 1, waiting="lunch")), "out_of_range"),
+    (b"heartbeat", lambda: _pack(record_map("heartbeat", 1, waiting=1)), "wrong_type"),
+    (b"trial_end", lambda: _pack(record_map("trial_end", 1, overrun="yes")), "wrong_type"),
+    (b"trial_end", lambda: _pack(record_map("trial_end", 1, display_duration_ms=-5.0)), "out_of_range"),
+    (b"trial_end", lambda: _pack(record_map("trial_end", 1, dropped_frames=-1)), "out_of_range"),
+    (b"trial_end", lambda: _pack(record_map("trial_end", 1, dropped_frames=None)), "wrong_type"),  # servers sum it
+    (b"trial_end", lambda: _pack(record_map("trial_end", 1, frame_timing="gsync")), "out_of_range"),
+    (b"trial_end", lambda: _pack({k: v for k, v in record_map("trial_end", 1).items() if k != "dropped_frames"}),
+     "missing_field"),  # dropped_frames was there from the start: still required
+    (b"session_end", lambda: _pack(record_map("session_end", 1, frame_timing="maybe")), "out_of_range"),
+    (b"session_end", lambda: _pack(record_map("session_end", 1, overruns=None)), "wrong_type"),
     (b"fixation", lambda: b"\xc1garbage", "not_msgpack"),
     (b"fixation", lambda: _pack(record_map("fixation", 1)) + b"\x00", "not_msgpack"),  # trailing data
     (b"fixation", lambda: _pack([1, 2, 3]), "not_a_map"),
@@ -92,6 +104,55 @@ def test_schema_errors_name_their_reason(topic, make_payload, reason):
         protocol.decode(topic, make_payload())
     assert info.value.reason == reason
     assert info.value.reason in protocol.REJECT_REASONS
+
+
+def test_not_measurable_and_not_waiting():
+    for kind in ("trial_end", "session_end"):
+        back = protocol.decode(kind.encode(), _pack(record_map(kind, 1, frame_timing="no_vsync", dropped_frames=0)))
+        assert (back.frame_timing, back.dropped_frames) == ("no_vsync", 0)
+    back = protocol.decode(b"heartbeat", _pack(record_map("heartbeat", 1, waiting=None)))
+    assert back.waiting is None
+
+
+#: What a map written before the fields were added reads as (oracle: the documented defaults).
+OLD_DEFAULTS = {
+    "trial_end": {"display_duration_ms": math.nan, "overrun": None, "frame_timing": "unknown"},
+    "session_end": {"frame_timing": "unknown", "refresh_period_ms": math.nan, "dropped_frames": 0,
+                    "overruns": 0},
+    "heartbeat": {"waiting": None},
+}
+
+
+def test_added_fields_are_exactly_the_optional_ones():
+    added = {kind: set(cls.added) for kind, cls in protocol.RECORD_TYPES.items() if cls.added}
+    assert added == {kind: set(fields) for kind, fields in OLD_DEFAULTS.items()}
+
+
+@pytest.mark.parametrize("kind", sorted(OLD_DEFAULTS))
+def test_an_older_senders_map_reads_with_the_added_fields_unknown(kind):
+    old = {k: v for k, v in record_map(kind, 3).items() if k not in OLD_DEFAULTS[kind]}
+    back = protocol.decode(kind.encode(), _pack(old))
+    for name, default in OLD_DEFAULTS[kind].items():
+        got = getattr(back, name)
+        assert got == default or (math.isnan(default) and math.isnan(got)), name
+    for name in old.keys() - {"kind"}:
+        assert getattr(back, name) == old[name]
+
+
+def test_an_older_journal_is_still_readable(tmp_path):
+    """A journal of the first release (maps without the added fields), as a resumed sender or a
+    restarted server reads it: every record validates and re-encodes with the new fields."""
+    old_maps = [{k: v for k, v in record_map(kind, seq).items() if k not in OLD_DEFAULTS[kind]}
+                for seq, kind in enumerate(("heartbeat", "trial_end", "session_end"), 1)]
+    path = tmp_path / "old.journal"
+    path.write_bytes(b"".join(_pack(data) for data in old_maps))
+    records = [protocol.validate_map(data) for _, data in protocol.read_journal(path)]
+    assert [r.seq for r in records] == [1, 2, 3]
+    for record in records:  # re-encoded with every field, stable from then on
+        topic, payload = protocol.encode(record)
+        assert set(msgpack.unpackb(payload)) == set(record_map(record.kind, 1))
+        assert protocol.encode(protocol.decode(topic, payload)) == (topic, payload)
+    assert records[1].dropped_frames == 0 and records[1].overrun is None
 
 
 def test_encode_rejects_a_bad_record_at_the_sender():
