@@ -158,7 +158,7 @@ class LiveHub:
         self._fixations: list[dict] = []
         self._gaze: dict | None = None
         self._mic: dict | None = None
-        self._dropped_frames: dict[str, int] = {}
+        self._waiting: dict[str, str | None] = {}  # session → what the task waits for (heartbeats)
         self._focus: str | None = self.state.image_ids[-1] if self.state.image_ids else None
         self._summaries: dict[str, dict] = {}  # image → its latest scored summary (shown at trial start)
         self._history: dict[str, dict] = {}  # image → pooled counts when last scored
@@ -289,7 +289,6 @@ class LiveHub:
                              through=dict(self._seq), participant=self.state.participant, trial_fixations=0)
             return {"session", "trial", "fixations", "gaze"}
         if isinstance(record, TrialEnd):
-            self._dropped_frames[record.session] = self._dropped_frames.get(record.session, 0) + record.dropped_frames
             if self._trial is not None and record.trial == self._trial["trial"]:
                 self._trial = {**self._trial, "ended": True, "aborted": record.aborted}
                 if record.aborted:
@@ -316,6 +315,9 @@ class LiveHub:
             return {"mic"}
         if isinstance(record, Heartbeat):
             self._latency_ms.append((time.time() - record.wall_time_s) * 1000.0)
+            if self._waiting.get(record.session) != record.waiting:
+                self._waiting[record.session] = record.waiting
+                return {"session"}
         return set()
 
     def _refresh_session(self) -> None:
@@ -324,6 +326,7 @@ class LiveHub:
             "session": state.session, "participant": state.participant, "trial": state.trial,
             "n_trials": state.n_trials_planned, "image": state.image, "ended": state.session_ended,
             "tracker": state.tracker, "last_seq": self._seq.get(state.session),
+            "waiting": self._waiting.get(state.session),
             "n_records": state.n_records, "n_sessions": state.n_sessions,
             "n_stimuli": len(self.stimuli.image_ids), "ignored": state.ignored,
         })
@@ -366,7 +369,7 @@ class LiveHub:
             "apply_ms": _percentiles(self._apply_ms),
             "score_ms": _percentiles(self._score_ms),
             "scoring_device": self.scoring_device,
-            "dropped_frames": self._dropped_frames.get(self.state.session, 0),
+            "timing": self.state.timing(),
             "gaze_age_s": None if self._gaze is None else time.time() - self._gaze["server_time_s"],
             "ignored": self.state.ignored,
             "clients": self.n_clients,

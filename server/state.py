@@ -139,6 +139,8 @@ class LiveState:
         self._shapes: dict[str, tuple[int, int]] = {}
         self._participants: dict[str, str] = {}  # session → participant
         self._trackers: dict[str, str] = {}  # session → tracker backend
+        self._timing: dict[str, dict] = {}  # session → display timing over its trials (:meth:`timing`)
+        self._requested_ms: dict[tuple[str, int], float] = {}  # (session, trial) → requested display time
         self._trials: dict[tuple[str, int], str | None] = {}  # (session, trial) → image, None: ignored
         self._rows: list[tuple] = []  # pooled fixations in arrival order, FIXATION_COLUMNS
         # (session, trial) → indices in _rows of the fixations of the trial's latest run
@@ -178,6 +180,7 @@ class LiveState:
         elif isinstance(record, TrialStart):
             self._start_trial(record)
         elif isinstance(record, TrialEnd):
+            self._time_trial(record)
             if record.session == self.session and record.trial == self.trial:
                 self.image = None
             if record.aborted:
@@ -211,6 +214,7 @@ class LiveState:
         self._trials[key] = None
         self._runs[key] = []
         self._onsets[key] = record.onset_session_ms
+        self._requested_ms[key] = record.stimulus_duration_ms
         if record.session not in self._participants:
             self._ignore("unknown_session", f"trial {record.trial} of session {record.session} before its start")
             return
@@ -230,6 +234,29 @@ class LiveState:
                          f"{geometry.image_width_px}x{geometry.image_height_px} px; the file is {size[0]}x{size[1]}")
             return
         self._trials[key] = self.image = record.image
+
+    def _time_trial(self, record: TrialEnd) -> None:
+        """Add one trial's display timing to its session's (:meth:`timing`)."""
+        timing = self._timing.setdefault(record.session, {
+            "frame_timing": "unknown", "dropped_frames": 0, "trials": 0, "overruns": 0, "last_overrun": None})
+        timing["frame_timing"] = record.frame_timing
+        timing["trials"] += 1
+        if record.frame_timing == "vsync":  # elsewhere the count is a placeholder (not measurable)
+            timing["dropped_frames"] += record.dropped_frames
+        if record.overrun:
+            timing["overruns"] += 1
+            timing["last_overrun"] = {"trial": record.trial, "image": record.image,
+                                      "display_duration_ms": record.display_duration_ms,
+                                      "requested_ms": self._requested_ms.get((record.session, record.trial))}
+
+    def timing(self, session: str | None = None) -> dict | None:
+        """Display timing of a session's trials (the current one by default), from its
+        ``trial_end`` records: ``frame_timing`` (``"vsync"``, ``"no_vsync"``: dropped frames not
+        measurable, ``"unknown"``: an older experiment), ``dropped_frames`` (with vsync only),
+        ``trials``, ``overruns`` (shown longer than requested by more than a frame) and
+        ``last_overrun`` (trial, image, measured and requested ms); None before its first trial end."""
+        timing = self._timing.get(self.session if session is None else session)
+        return None if timing is None else {**timing}
 
     def _retract_run(self, record: TrialEnd) -> set[str]:
         """Drop the fixations of an aborted run of a trial (the experiment keeps none of its data
@@ -312,6 +339,8 @@ class LiveState:
         clone._shapes = dict(self._shapes)
         clone._participants = dict(self._participants)
         clone._trackers = dict(self._trackers)
+        clone._timing = {session: dict(timing) for session, timing in self._timing.items()}
+        clone._requested_ms = dict(self._requested_ms)
         clone._trials = dict(self._trials)
         clone._rows = list(self._rows)
         clone._runs = {key: list(rows) for key, rows in self._runs.items()}

@@ -420,6 +420,12 @@ function renderCountdown() {
   const trial = live.sections.trial?.trial ?? null;
   const node = $("time-left");
   setText("image-id", trial?.image ?? "—");
+  const waiting = live.sections.session?.waiting ?? null;
+  if (waiting !== null && (trial === null || trial.ended)) {
+    node.textContent = `waiting: ${WAITING[waiting] ?? waiting}`;
+    node.dataset.seconds = "0";
+    return;
+  }
   if (trial === null) {
     node.textContent = "—";
     delete node.dataset.seconds;
@@ -474,9 +480,29 @@ function renderHealth() {
     beats ? `${ms(health.latency_ms)} (${beats} heartbeat${beats === 1 ? "" : "s"})` : "no heartbeat yet");
   setText("health-apply", ms(health.apply_ms));
   setText("health-score", `${ms(health.score_ms)} on ${health.scoring_device ?? "?"}`);
-  setText("health-dropped", String(health.dropped_frames), { warn: health.dropped_frames > 0 });
+  renderTiming(health.timing);
   setText("health-clients", String(health.clients));
   setText("uptime", `up ${formatDuration(health.uptime_s)}`);
+}
+
+const WAITING = { calibration: "calibration", drift_correction: "drift correction", pause: "pause",
+  confirm_quit: "quit confirmation" };
+
+// Display timing of this session's trials: dropped frames only where the display has vsync.
+function renderTiming(timing) {
+  if (!timing) {
+    setText("health-dropped", "no trial ended yet", { warn: false });
+    setText("health-overruns", "—", { warn: false });
+    return;
+  }
+  const measurable = timing.frame_timing === "vsync";
+  setText("health-dropped", measurable ? String(timing.dropped_frames)
+    : timing.frame_timing === "no_vsync" ? "not measurable (no vsync)" : "not reported",
+  { warn: measurable && timing.dropped_frames > 0, title: `over ${timing.trials} trials of this session` });
+  const last = timing.last_overrun;
+  setText("health-overruns", timing.overruns ? `${timing.overruns} of ${timing.trials} trials (last: trial ` +
+    `${last.trial + 1}, ${fmt(last.display_duration_ms, 0)} ms for ${fmt(last.requested_ms, 0)})` : `0 of ${timing.trials}`,
+  { warn: timing.overruns > 0 });
 }
 
 function formatDuration(seconds) {
@@ -575,7 +601,10 @@ function apply(message) {
   if (message.type === "snapshot") live.sections = {};
   Object.assign(live.sections, message.sections);
   if (changed.has("scores")) live.scoresVersion += 1; // a new scored state: heatmaps are redrawn
-  if (changed.has("session")) renderSession();
+  if (changed.has("session")) {
+    renderSession();
+    renderCountdown();
+  }
   if (changed.has("trial")) renderCountdown();
   if (changed.has("health")) renderHealth();
   if (changed.has("mic")) renderMic();

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from experiment.sender import Sender
-from lookwhere.protocol import FixationRecord, GazeSample, MicLevel, SessionStart, TrialStart
+from lookwhere.protocol import FixationRecord, GazeSample, Heartbeat, MicLevel, SessionStart, TrialEnd, TrialStart
 from stimuli.geometry import DisplayGeometry
 from stimuli.sets import StimulusSet
 from tests.server._serve import serve_process
@@ -233,8 +233,6 @@ _RECORD_VIEWS = """() => {
 
 
 def _trial(sender: Sender, geometry: DisplayGeometry, trial: int, image: str, fixations) -> None:
-    from lookwhere.protocol import TrialEnd
-
     _deliver(sender, TrialStart, trial=trial, image=image, onset_tracker_ms=10_000.0 * trial,
              onset_session_ms=10_000.0 * trial, stimulus_duration_ms=2000.0, **geometry.to_dict())
     for number, (x, y, duration_ms) in enumerate(fixations):
@@ -262,7 +260,7 @@ def test_trial_start_shows_the_pooled_state_at_once(browser, osie_stimuli, untra
         api = httpx.Client(base_url=server["url"], timeout=10.0)
         page.goto(server["url"])
         expect(testid("connection")).to_have_attribute("data-state", "live")
-        sender = Sender(server["zmq_endpoint"], tmp_path / "rig.msgpack", heartbeat_interval_s=0.2)
+        sender = Sender(server["zmq_endpoint"], tmp_path / "rig.msgpack", heartbeat_interval_s=None)
         _deliver(sender, SessionStart, participant=PARTICIPANT, tracker="simulated", n_trials=3,
                  screen_width_px=1920, screen_height_px=1080, wall_time_s=time.time())
         _trial(sender, geometry, 0, IMAGE, FIXATIONS)
@@ -322,6 +320,17 @@ def test_trial_start_shows_the_pooled_state_at_once(browser, osie_stimuli, untra
         assert len(cached) == len(UNTRAINED_MAPS) * 2  # both images shown so far, rendered once each
         assert first.content in {path.read_bytes() for path in cached}
         assert api.get(source, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+
+        # the trial ends late on a display without vsync; the task then waits at drift correction
+        _deliver(sender, TrialEnd, trial=2, image=IMAGE, offset_tracker_ms=22_350.0, offset_session_ms=22_350.0,
+                 n_fixations=0, dropped_frames=0, aborted=False, display_duration_ms=2350.0, overrun=True,
+                 frame_timing="no_vsync")
+        _deliver(sender, Heartbeat, t_session_ms=22_400.0, wall_time_s=time.time(), pending=0,
+                 waiting="drift_correction")
+        expect(testid("time-left")).to_have_text("waiting: drift correction")
+        expect(testid("health-dropped")).to_have_text("not measurable (no vsync)")
+        expect(testid("health-overruns")).to_have_text("1 of 1 trials (last: trial 3, 2350 ms for 2000)")
+        page.screenshot(path=artifacts / "dashboard-waiting.png", full_page=True)
         sender.close()
         api.close()
     page.close()
