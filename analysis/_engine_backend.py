@@ -12,6 +12,8 @@ processes (the experiment's) that must never load it.
 from __future__ import annotations
 
 import importlib.util
+import sys
+from pathlib import Path
 
 import numpy as np
 from scipy.special import xlogy
@@ -96,6 +98,12 @@ def _torch_dtype(torch, dtype):
             np.bool_: torch.bool}[dtype]
 
 
+def _gpu_may_be_present() -> bool:
+    """False where no NVIDIA device node exists (Linux), so "auto" needs no torch import (seconds)
+    to find that there is no GPU."""
+    return not sys.platform.startswith("linux") or any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def backend(device: str):
     """The backend for ``device``.
 
@@ -108,7 +116,7 @@ def backend(device: str):
     if device == "cpu":
         return NumpyBackend()
     if device == "auto":
-        if importlib.util.find_spec("torch") is None:
+        if importlib.util.find_spec("torch") is None or not _gpu_may_be_present():
             return NumpyBackend()
         import torch
 

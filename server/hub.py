@@ -176,7 +176,11 @@ class LiveHub:
             self._refresh_fixations()
             self._set("mic", {"mic": None})
             self._refresh_health()
-        self._score()
+            self._history = self.state.image_counts()
+            self._set_scores(self._focus, None, through={}, participant=self.state.participant, trial_fixations=None)
+            self._set("history", {"images": list(self._history.values()), "n_stimuli": len(self.stimuli.image_ids)})
+        self._changes += 1  # the scoring thread scores the image in focus first (its engine takes a second)
+        self._dirty.set()
         # Scoring is CPU-bound Python: hand the GIL over every 0.5 ms (default 5 ms) so the
         # receiver thread and the event loop answer within a millisecond while it runs.
         sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))
