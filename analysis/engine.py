@@ -244,6 +244,7 @@ class _Maps:
         self._scalars = {name: np.zeros(n_maps) for name in scalar_names}
         self.abs_tile_sums = np.zeros((layout.n_tiles, n_maps)) if mae_normalize == "none" else None
         self.version = 0
+        self._stats = None
         self._judd_counts: dict[int, np.ndarray] = {}  # fixated pixel → (M,) pixels >= its jittered value
         for index, values in enumerate(arrays):
             self._prepare(index, values)
@@ -256,8 +257,10 @@ class _Maps:
 
     @property
     def stats(self) -> _MapStats:
-        return _MapStats(lo=self.lo, hi=self.hi, total=self.total, centered_sum_sq=self.centered_sum_sq,
-                         n_pixels=self.layout.n_pixels)
+        if self._stats is None:
+            self._stats = _MapStats(lo=self.lo.copy(), hi=self.hi.copy(), total=self.total.copy(),
+                                    centered_sum_sq=self.centered_sum_sq.copy(), n_pixels=self.layout.n_pixels)
+        return self._stats
 
     def set(self, index: int, values: np.ndarray) -> None:
         """Replace map ``index`` (e.g. the dataset prior after a context change)."""
@@ -303,6 +306,7 @@ class _Maps:
                 s["sim_scale"][index] = (hi - lo) * sim.scale
                 s["sim_offset"][index] = (lo + sim.offset) * sim.scale
         self.version += 1
+        self._stats = None
 
     def _kl_density(self, lo: float, total: float, n: int) -> _Affine:
         if self.variant == "mit":
@@ -738,59 +742,74 @@ class ImageEngine:
 
     def _tile_sums(self, target: _Target, wanted: set) -> dict:
         """One pass over the tiles of the target's support for the metrics that compare every pixel:
-        MAE's ``sum |s - h|`` and SIM's ``sum min(p, q)`` per map, KL's ``sum q log q``."""
+        MAE's ``sum |s - h|`` and SIM's ``sum min(p, q)`` per map, KL's ``sum q log q``.
+
+        Outside the support the human map is 0, and so are its min-max scaled values and SIM's and
+        MIT KL's distributions; the maps' sums there follow from their whole-image sums.
+        """
         be, xp, maps, layout = self._be, self._be.xp, self._maps, self._layout
         n, stats = layout.n_pixels, target.stats
-        n_maps = len(maps.names)
         tiles = np.arange(layout.n_tiles) if target.empty_map else np.flatnonzero(target.heatmap.tiles)
-        step = be.tiles_per_step or max(tiles.size, 1)
+        n_valid = int(layout.valid[tiles].sum())
+        valid = be.array(layout.valid[tiles])
+        # the human map on the tiles (padding zeroed), and what each metric makes of it
+        h = (target.heatmap.raw_ext[be.index(layout.tile_pixels[tiles])] * target.a + target.b) * valid
+        per_map = {}  # metric → (human values on the tiles, per-map scale of the maps' scaled values)
+        result = {}
+        if "mae" in wanted and self.mae_normalize == "minmax":
+            h_scaled = h * 0.0 if stats.constant else _minmax_values(h, float(stats.lo), float(stats.range)) * valid
+            per_map["mae"] = (h_scaled, None)
+            result["mae"] = maps.stats.minmax_sum + float(be.numpy(h_scaled.sum()))
+        elif "mae" in wanted:
+            per_map["mae"] = (h, None)
         sim_q = (_sim_density(float(stats.lo), float(stats.range), float(stats.total), n) if self.variant == "mit"
                  else _density(float(stats.lo), float(stats.total), n, minimum_value=0.0, zero_to_uniform=True))
-        kl_q = self._kl_target_density(stats)
-        out = {"min_sum": np.zeros(n_maps), "h_sum": 0.0, "abs_sum": np.zeros(n_maps), "sim": np.zeros(n_maps),
-               "q_log_q": 0.0, "n_valid": 0}
-        sim_scale, sim_offset = (be.array(maps.sim_scale).reshape(1, -1, 1), be.array(maps.sim_offset).reshape(1, -1, 1))
-        lo_maps, range_maps = (be.array(maps.lo).reshape(1, -1, 1), be.array(maps.hi - maps.lo).reshape(1, -1, 1))
-        for start in range(0, tiles.size, step):
-            chunk = tiles[start:start + step]
-            valid = be.array(layout.valid[chunk])
-            h = (target.heatmap.raw_ext[be.index(layout.tile_pixels[chunk])] * target.a + target.b) * valid
-            scaled = maps.scaled_tiles[be.index(chunk)]
-            if "mae" in wanted and self.mae_normalize == "minmax":
-                h_scaled = (valid * 0.0 if stats.constant else _minmax_values(h, float(stats.lo), float(stats.range)) * valid)
-                out["h_sum"] += float(be.numpy(h_scaled.sum()))
-                out["min_sum"] += be.numpy(xp.minimum(scaled, h_scaled[:, None, :]).sum(axis=(0, 2)))
-            elif "mae" in wanted:
-                s = scaled * range_maps + lo_maps
-                out["abs_sum"] += be.numpy(xp.abs(s - h[:, None, :]).sum(axis=(0, 2)))
-            if "sim" in wanted and sim_q is not None:
-                q = sim_q(h) * valid
-                out["sim"] += be.numpy(xp.minimum(scaled * sim_scale + sim_offset, q[:, None, :]).sum(axis=(0, 2)))
-            if "kl_div" in wanted and kl_q.constant is None:
+        if "sim" in wanted and sim_q is not None:
+            per_map["sim"] = (sim_q(h) * valid, be.array(maps.sim_scale).reshape(1, -1, 1))
+        if "kl_div" in wanted:
+            kl_q = self._kl_target_density(stats)
+            q_log_q = 0.0
+            if kl_q.constant is None:
                 q = kl_q(h)
-                out["q_log_q"] += float(be.numpy((be.xlogy(q, q) * valid).sum()))
-            out["n_valid"] += int(layout.valid[chunk].sum())
-        result = {}
-        if "mae" in wanted:
-            if self.mae_normalize == "minmax":
-                scaled_total = np.where(maps.stats.constant, 0.0, maps.stats.minmax_sum)
-                result["mae"] = scaled_total + out["h_sum"] - 2.0 * out["min_sum"]
-            else:
-                n_padding = tiles.size * layout.tile_px**2 - out["n_valid"]
-                inside = out["abs_sum"] - n_padding * np.abs(maps.lo)
-                outside = maps.abs_total - maps.abs_tile_sums[tiles].sum(axis=0)
-                result["mae"] = inside + outside
+                q_log_q = float(be.numpy((be.xlogy(q, q) * valid).sum()))
+                if self.variant == "pysaliency":  # pixels outside the tiles hold q(0) = 1e-20 / sum
+                    q0 = float(kl_q(np.zeros(1))[0])
+                    q_log_q += (n - n_valid) * q0 * math.log(q0)
+            result["q_log_q"] = q_log_q
+        sums = {metric: np.zeros(len(maps.names)) for metric in per_map}
+        lo_maps, range_maps = be.array(maps.lo).reshape(1, -1, 1), be.array(maps.hi - maps.lo).reshape(1, -1, 1)
+        sim_offset = be.array(maps.sim_offset).reshape(1, -1, 1) if maps.sim_offset.any() else None
+        step = be.tiles_per_step or max(tiles.size, 1)
+        buffer = be.zeros((min(step, max(tiles.size, 1)), len(maps.names), layout.tile_px**2))
+        for at, first, count in _runs(tiles, step):
+            scaled = maps.scaled_tiles[first:first + count]  # a view: consecutive tiles
+            out = buffer[:count]
+            for metric, (human, scale) in per_map.items():
+                human = human[at:at + count, None, :]
+                if metric == "mae" and self.mae_normalize == "none":  # |lo + range * scaled - h|
+                    xp.multiply(scaled, range_maps, out=out)
+                    out += lo_maps
+                    out -= human
+                    xp.abs(out, out=out)
+                elif metric == "mae":  # sum |s - h| = sum s + sum h - 2 sum min(s, h)
+                    xp.minimum(scaled, human, out=out)
+                else:  # SIM: the maps' distributions are scaled * sim_scale + sim_offset
+                    xp.multiply(scaled, scale, out=out)
+                    if sim_offset is not None:
+                        out += sim_offset
+                    xp.minimum(out, human, out=out)
+                sums[metric] += be.numpy(out.sum(axis=(0, 2)))
+        if "mae" in wanted and self.mae_normalize == "minmax":
+            result["mae"] = result["mae"] - 2.0 * sums["mae"]
+        elif "mae" in wanted:
+            n_padding = tiles.size * layout.tile_px**2 - n_valid  # padding holds |lo - 0| each
+            result["mae"] = (sums["mae"] - n_padding * np.abs(maps.lo)
+                             + maps.abs_total - maps.abs_tile_sums[tiles].sum(axis=0))
         if "sim" in wanted:
+            result["sim"] = sums.get("sim", np.zeros(len(maps.names)))
             undefined = maps.sim_undefined.astype(bool) | (sim_q is None)
             for m in np.flatnonzero(undefined):
-                out["sim"][m] = _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
-            result["sim"] = out["sim"]
-        if "kl_div" in wanted:
-            q_log_q = out["q_log_q"]
-            if self.variant == "pysaliency":  # pixels outside the tiles hold q(0) = 1e-20 / sum
-                q0 = float(kl_q(np.zeros(1))[0])
-                q_log_q += (n - out["n_valid"]) * q0 * math.log(q0)
-            result["q_log_q"] = q_log_q
+                result["sim"][m] = _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
         return result
 
     def _kl_target_density(self, stats: _MapStats) -> _Affine:
@@ -1178,6 +1197,16 @@ def _count_direct(be, values, thresholds: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     t = be.array(thresholds)
     return be.numpy((values[None, :] >= t[:, None]).sum(axis=1)).astype(np.int64)
+
+
+def _runs(tiles: np.ndarray, step: int):
+    """Split sorted tile indices into runs of consecutive tiles of at most ``step``: yields
+    ``(position in tiles, first tile, count)``."""
+    breaks = np.flatnonzero(np.diff(tiles) != 1) + 1
+    for start, stop in zip(np.r_[0, breaks], np.r_[breaks, tiles.size]):
+        for at in range(int(start), int(stop), step):
+            count = min(step, int(stop) - at)
+            yield at, int(tiles[at]), count
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
