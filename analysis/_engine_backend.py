@@ -53,6 +53,12 @@ class NumpyBackend:
     def flatnonzero(self, mask):
         return np.flatnonzero(mask)
 
+    def amin(self, values, axis: int):
+        return values.min(axis=axis)
+
+    def amax(self, values, axis: int):
+        return values.max(axis=axis)
+
 
 class TorchBackend:
     """torch in float64 on ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"``). Counts compare every
@@ -89,6 +95,12 @@ class TorchBackend:
 
     def flatnonzero(self, mask):
         return self.xp.nonzero(mask.reshape(-1)).reshape(-1)
+
+    def amin(self, values, axis: int):
+        return self.xp.amin(values, dim=axis)
+
+    def amax(self, values, axis: int):
+        return self.xp.amax(values, dim=axis)
 
 
 def _torch_dtype(torch, dtype):

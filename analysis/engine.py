@@ -70,11 +70,11 @@ import pandas as pd
 
 from analysis._checks import as_2d_float, check_choice, check_positive
 from analysis._engine_backend import backend as _backend
-from analysis._engine_sorted import SortedValues
+from analysis._engine_loso import HumanCeiling
+from analysis._engine_state import N_SPLITS, N_THRESHOLDS, STEP, Heatmap, Layout, MapStats, Target, heatmap_transform
 from analysis.baselines import center_bias, other_images_on_grid
 from analysis.heatmap import HeatmapParams, _check_shape, _kernel, _window, fixation_map, heatmap
 from analysis.metrics import (
-    _JITTER_DIVISOR,
     _PYSALIENCY_KL_MINIMUM,
     MATLAB_EPS,
     METRICS,
@@ -95,7 +95,6 @@ from analysis.metrics import (
     _shuffled_negatives,
     _sim_density,
     _threshold_codes,
-    _thresholds,
     _undefined,
 )
 
@@ -106,115 +105,6 @@ logger = logging.getLogger(__name__)
 #: The maps every image is scored with before its model maps, in this order.
 BASELINE_MAPS = ("center_bias", "dataset_prior")
 
-_TILE_PX = 16  # side of the tiles the stacked map passes gather (a stamp of 80 px covers 36)
-_N_SPLITS, _STEP = 100, 0.1  # AUC-Borji / shuffled AUC as in score_map
-_N_THRESHOLDS = _thresholds(_STEP).size
-_NOISE_MAX = 1.0 / _JITTER_DIVISOR  # the AUC-Judd noise is in [0, 1e-7)
-
-
-# --------------------------------------------------------------------------------------------------
-# Geometry
-
-
-class _Layout:
-    """Pixels and tiles of one image. Flat pixel indices are row-major ``row * W + col``; index ``N``
-    is a sentinel (value 0) that pads the last row and column of tiles."""
-
-    def __init__(self, shape: tuple[int, int], tile_px: int = _TILE_PX) -> None:
-        self.shape = shape
-        height, width = shape
-        self.n_pixels = height * width
-        self.tile_px = tile_px
-        self.n_tile_rows, self.n_tile_cols = -(-height // tile_px), -(-width // tile_px)
-        rows = np.arange(self.n_tile_rows * tile_px)
-        cols = np.arange(self.n_tile_cols * tile_px)
-        flat = np.where((rows[:, None] < height) & (cols[None, :] < width), rows[:, None] * width + cols[None, :],
-                        self.n_pixels)
-        grid = flat.reshape(self.n_tile_rows, tile_px, self.n_tile_cols, tile_px).transpose(0, 2, 1, 3)
-        #: (n_tiles, tile_px²) flat pixel indices of each tile, N for padding
-        self.tile_pixels = grid.reshape(-1, tile_px * tile_px)
-        self.valid = self.tile_pixels < self.n_pixels
-
-    @property
-    def n_tiles(self) -> int:
-        return self.tile_pixels.shape[0]
-
-    def tiles_of(self, window: tuple[slice, slice]) -> np.ndarray:
-        """Flat indices of the tiles a window touches."""
-        rows = np.arange(window[0].start // self.tile_px, (window[0].stop - 1) // self.tile_px + 1)
-        cols = np.arange(window[1].start // self.tile_px, (window[1].stop - 1) // self.tile_px + 1)
-        return (rows[:, None] * self.n_tile_cols + cols[None, :]).ravel()
-
-    def pixels_of(self, window: tuple[slice, slice]) -> np.ndarray:
-        width = self.shape[1]
-        rows = np.arange(window[0].start, window[0].stop)
-        cols = np.arange(window[1].start, window[1].stop)
-        return (rows[:, None] * width + cols[None, :]).ravel()
-
-
-def _heatmap_transform(top: float, lo: float, hi: float, total: float, params: HeatmapParams,
-                       *, what: str) -> tuple[float, float]:
-    """``(a, b)`` such that the heatmap equals ``raw * a + b``.
-
-    ``raw`` is the blurred un-normalised fixation map (min ``lo``, max ``hi``, sum ``total``) and
-    ``top`` the fixation map's maximum, as :func:`analysis.heatmap._render` normalises: divide the
-    fixation map by its maximum (``prenormalize="max"``), blur, then ``final_normalization``. A map
-    without weight is all zero, before any normalisation.
-    """
-    if top == 0.0:
-        return 0.0, 0.0
-    final = params.final_normalization
-    if final == "none":
-        return (1.0 / top if params.prenormalize == "max" else 1.0), 0.0
-    if final == "max":
-        return 1.0 / hi, 0.0
-    if final == "sum":
-        return 1.0 / total, 0.0
-    if hi > lo:
-        scale = 1.0 / (hi - lo)
-        return scale, -lo * scale
-    logger.warning("%s: the map is constant (%g); min-max normalisation gives all zeros", what, hi)
-    return 0.0, 0.0
-
-
-@dataclass(frozen=True)
-class _MapStats:
-    """Whole-map scalars of one map, or of several (arrays ``(M,)``), as :class:`metrics._Map` has."""
-
-    lo: np.ndarray
-    hi: np.ndarray
-    total: np.ndarray
-    centered_sum_sq: np.ndarray
-    n_pixels: int
-
-    @classmethod
-    def from_moments(cls, lo, hi, total, total_sq, n_pixels: int) -> _MapStats:
-        """From the sum of squares: ``sum((x - mean)^2) = sum(x^2) - sum(x)^2 / N`` (>= 0)."""
-        return cls(lo=lo, hi=hi, total=total, n_pixels=n_pixels,
-                   centered_sum_sq=np.maximum(total_sq - total * total / n_pixels, 0.0))
-
-    @property
-    def range(self):
-        return self.hi - self.lo
-
-    @property
-    def constant(self):
-        return self.range == 0.0
-
-    @property
-    def mean(self):
-        return self.total / self.n_pixels
-
-    @property
-    def minmax_sum(self):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.constant, 0.0, (self.total - self.n_pixels * self.lo) / self.range)
-
-    def transformed(self, a: float, b: float) -> _MapStats:
-        """The scalars of ``x * a + b`` (``a >= 0``)."""
-        n = self.n_pixels
-        return _MapStats(lo=self.lo * a + b, hi=self.hi * a + b, total=a * self.total + n * b,
-                         centered_sum_sq=a * a * self.centered_sum_sq, n_pixels=n)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -229,7 +119,7 @@ class _Maps:
     codes; numpy ``sorted_jittered`` ``(M, N)`` (CPU backend). Scalars are numpy ``(M,)`` arrays.
     """
 
-    def __init__(self, be, layout: _Layout, names: list[str], arrays: list[np.ndarray], *, seed: int,
+    def __init__(self, be, layout: Layout, names: list[str], arrays: list[np.ndarray], *, seed: int,
                  variant: str, mae_normalize: str) -> None:
         self.be, self.layout, self.names = be, layout, names
         self.seed, self.variant, self.mae_normalize = seed, variant, mae_normalize
@@ -256,9 +146,9 @@ class _Maps:
         raise AttributeError(name)
 
     @property
-    def stats(self) -> _MapStats:
+    def stats(self) -> MapStats:
         if self._stats is None:
-            self._stats = _MapStats(lo=self.lo.copy(), hi=self.hi.copy(), total=self.total.copy(),
+            self._stats = MapStats(lo=self.lo.copy(), hi=self.hi.copy(), total=self.total.copy(),
                                     centered_sum_sq=self.centered_sum_sq.copy(), n_pixels=self.layout.n_pixels)
         return self._stats
 
@@ -281,7 +171,7 @@ class _Maps:
         self.raw[index] = be.array(values)
         tiles = np.append(scaled, 0.0)[layout.tile_pixels]
         self.scaled_tiles[:, index] = be.array(tiles)
-        self.codes[index] = be.array(_threshold_codes(scaled, _STEP), dtype=np.int8)
+        self.codes[index] = be.array(_threshold_codes(scaled, STEP), dtype=np.int8)
         if self.sorted_jittered is not None:
             self.sorted_jittered[index] = np.sort(flat + self.noise)
         if self.abs_tile_sums is not None:
@@ -366,95 +256,6 @@ class _Maps:
 
 
 # --------------------------------------------------------------------------------------------------
-# A heatmap being built
-
-
-class _Heatmap:
-    """One heatmap under construction (pooled, or one participant's): the stamped un-normalised map,
-    its support, the fixations behind it and the fixed maps' running dot products with it."""
-
-    def __init__(self, be, layout: _Layout, n_maps: int) -> None:
-        self.be, self.layout = be, layout
-        height, width = layout.shape
-        self.raw_ext = be.zeros(layout.n_pixels + 1)  # the map, flat, plus the zero sentinel
-        self.raw = self.raw_ext[: layout.n_pixels].reshape(height, width)
-        self.support = np.zeros(layout.n_pixels, dtype=bool)
-        self.tiles = np.zeros(layout.n_tiles, dtype=bool)
-        self.total = be.zeros(())
-        self.total_sq = be.zeros(())
-        self.peak = be.zeros(())
-        self.dot_centered = be.zeros(n_maps)  # sum((s - mean s) * raw) per fixed map
-        self.dot_log = be.zeros(n_maps)  # sum(kl_log(s) * raw) per fixed map
-        self._slots: dict[int, int] = {}  # fixated pixel → slot
-        self._weights: list[float] = []
-        self._counts: list[int] = []
-        self.version = 0
-        self._support_pixels = (None, None)
-
-    def add(self, pixel: int, weight: float, window, delta, dots) -> None:
-        """Add a fixation at flat ``pixel``: its kernel stamp ``delta`` (already times ``weight``)
-        on ``window`` and the fixed maps' dot products with it."""
-        old = self.raw[window]
-        new = old + delta
-        self.total_sq += (delta * (old + new)).sum()
-        self.raw[window] = new
-        self.total += delta.sum()
-        self.peak = self.be.xp.maximum(self.peak, new.max())
-        self.dot_centered += dots[0]
-        self.dot_log += dots[1]
-        self.support.reshape(self.layout.shape)[window] = True
-        self.tiles[self.layout.tiles_of(window)] = True
-        slot = self._slots.setdefault(pixel, len(self._weights))
-        if slot == len(self._weights):
-            self._weights.append(0.0)
-            self._counts.append(0)
-        self._weights[slot] += weight
-        self._counts[slot] += 1
-        self.version += 1
-
-    def fixated(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Fixated pixels (ascending flat index, as :class:`metrics._Fixations`), their summed
-        weights and their fixation counts."""
-        pixels = np.fromiter(self._slots, dtype=np.int64, count=len(self._slots))
-        slots = np.fromiter(self._slots.values(), dtype=np.int64, count=len(self._slots))
-        order = np.argsort(pixels)
-        weights, counts = np.asarray(self._weights), np.asarray(self._counts, dtype=np.float64)
-        return pixels[order], weights[slots[order]], counts[slots[order]]
-
-    def top(self) -> float:
-        """The fixation map's maximum (what ``prenormalize="max"`` divides by)."""
-        return max(self._weights, default=0.0)
-
-    def support_pixels(self) -> np.ndarray:
-        if self._support_pixels[0] != self.version:
-            self._support_pixels = (self.version, np.flatnonzero(self.support))
-        return self._support_pixels[1]
-
-    def stats(self) -> _MapStats:
-        """Scalars of ``raw``."""
-        be = self.be
-        lo = float(be.numpy(self.raw.min())) if self.support.all() else 0.0
-        return _MapStats.from_moments(np.float64(lo), np.float64(be.numpy(self.peak)), np.float64(be.numpy(self.total)),
-                                      np.float64(be.numpy(self.total_sq)), self.layout.n_pixels)
-
-
-@dataclass
-class _Target:
-    """A human target ready for scoring: heatmap ``raw * a + b`` and its scalars, the fixations."""
-
-    heatmap: _Heatmap
-    a: float
-    b: float
-    stats: _MapStats
-    pixels: np.ndarray
-    counts: np.ndarray
-
-    @property
-    def empty_map(self) -> bool:
-        return self.stats.total == 0.0
-
-
-# --------------------------------------------------------------------------------------------------
 # The engine
 
 
@@ -530,7 +331,7 @@ class ImageEngine:
         self.seed, self.variant, self.mae_normalize = seed, variant, mae_normalize
         self.device = device
         self._be = _backend(device)
-        self._layout = _Layout(shape)
+        self._layout = Layout(shape)
         kernel = _kernel(params.sigma_px, params.resolved_kernel_size_px, params.even_kernel_centre)
         self._kernel, self._kernel_device = kernel, self._be.array(kernel.full)
         centre = center_bias(shape, sigma_fraction=center_bias_sigma_fraction)
@@ -545,8 +346,8 @@ class ImageEngine:
 
     def _reset(self) -> None:
         n_maps = len(self._maps.names)
-        self._pooled = _Heatmap(self._be, self._layout, n_maps)
-        self._own: dict[str, _Heatmap] = {}
+        self._pooled = Heatmap(self._be, self._layout, n_maps)
+        self._own: dict[str, Heatmap] = {}
         self._rows: list[tuple[float, float, float, str]] = []
         self._pending: list[tuple[slice, slice]] = []  # stamp windows not yet in the sorted values
         self._sorted = None
@@ -581,7 +382,7 @@ class ImageEngine:
                 )
         own = self._own.get(participant)
         if own is None:
-            own = self._own[participant] = _Heatmap(self._be, self._layout, len(self._maps.names))
+            own = self._own[participant] = Heatmap(self._be, self._layout, len(self._maps.names))
         self._rows.append((float(x_image_px), float(y_image_px), float(duration_ms), participant))
         self.version += 1
         height, width = self.shape
@@ -646,7 +447,7 @@ class ImageEngine:
         centered = xp.einsum("mij,ij->m", values, delta) - mean * delta.sum()
         return centered, xp.einsum("mij,ij->m", maps.kl_log(values), delta)
 
-    def _refresh_dots(self, target: _Heatmap, index: int) -> None:
+    def _refresh_dots(self, target: Heatmap, index: int) -> None:
         pixels = target.support_pixels()
         be, maps = self._be, self._maps
         raw = target.raw_ext[be.index(pixels)]
@@ -694,23 +495,23 @@ class ImageEngine:
         table = pd.DataFrame(loso.values())
         return {metric: float(table[metric].mean()) for metric in table.columns}
 
-    def _participant(self, participant: str) -> _Heatmap:
+    def _participant(self, participant: str) -> Heatmap:
         own = self._own.get(str(participant))
         if own is None:
             raise KeyError(f"participant {participant!r} has no fixation on image {self.image_id!r}; "
                            f"participants: {self.participants}")
         return own
 
-    def _target(self, heat: _Heatmap) -> _Target:
+    def _target(self, heat: Heatmap) -> Target:
         stats = heat.stats()
-        a, b = _heatmap_transform(heat.top(), float(stats.lo), float(stats.hi), float(stats.total), self.params,
+        a, b = heatmap_transform(heat.top(), float(stats.lo), float(stats.hi), float(stats.total), self.params,
                                   what=f"image {self.image_id}")
         pixels, _, counts = heat.fixated()
-        return _Target(heatmap=heat, a=a, b=b, stats=stats.transformed(a, b), pixels=pixels, counts=counts)
+        return Target(heatmap=heat, a=a, b=b, stats=stats.transformed(a, b), pixels=pixels, counts=counts)
 
     # -- the fixed maps against a target -------------------------------------------------------------
 
-    def _score_maps(self, target: _Target) -> dict[str, dict[str, float]]:
+    def _score_maps(self, target: Target) -> dict[str, dict[str, float]]:
         maps, n = self._maps, self._layout.n_pixels
         wanted = set(self.metrics)
         sums = self._tile_sums(target, wanted)
@@ -740,7 +541,7 @@ class ImageEngine:
         return {name: {metric: float(values[metric][m]) for metric in self.metrics}
                 for m, name in enumerate(maps.names)}
 
-    def _tile_sums(self, target: _Target, wanted: set) -> dict:
+    def _tile_sums(self, target: Target, wanted: set) -> dict:
         """One pass over the tiles of the target's support for the metrics that compare every pixel:
         MAE's ``sum |s - h|`` and SIM's ``sum min(p, q)`` per map, KL's ``sum q log q``.
 
@@ -812,14 +613,14 @@ class ImageEngine:
                 result["sim"][m] = _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
         return result
 
-    def _kl_target_density(self, stats: _MapStats) -> _Affine:
+    def _kl_target_density(self, stats: MapStats) -> _Affine:
         n = self._layout.n_pixels
         if self.variant == "mit":
             return _density(float(stats.lo), float(stats.total), n, minimum_value=0.0, zero_to_uniform=False)
         return _density(float(stats.lo), float(stats.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM,
                         zero_to_uniform=True)
 
-    def _cc_maps(self, target: _Target) -> list[float]:
+    def _cc_maps(self, target: Target) -> list[float]:
         maps, n = self._maps, self._layout.n_pixels
         dots = self._be.numpy(target.heatmap.dot_centered)
         centered_total = maps.stats.total - n * maps.stats.mean
@@ -828,7 +629,7 @@ class ImageEngine:
                          bool(maps.stats.constant[m]), bool(target.stats.constant), self.variant)
                 for m in range(len(maps.names))]
 
-    def _kl_maps(self, target: _Target, q_log_q: float) -> np.ndarray:
+    def _kl_maps(self, target: Target, q_log_q: float) -> np.ndarray:
         """KL = sum(q log q) - sum(q * kl_log(p)); the second sum from the running dot product."""
         maps = self._maps
         q = self._kl_target_density(target.stats)
@@ -841,7 +642,7 @@ class ImageEngine:
                       else np.zeros(len(maps.names)))
         return q_log_q - q.scale * (target.a * dots + extra * log_totals)
 
-    def _judd_maps(self, target: _Target, raw_at: np.ndarray) -> list[float]:
+    def _judd_maps(self, target: Target, raw_at: np.ndarray) -> list[float]:
         maps, n = self._maps, self._layout.n_pixels
         n_fix = target.pixels.size
         if not n_fix:
@@ -861,12 +662,12 @@ class ImageEngine:
         key = (metric, n_fix, self.context_version)
         if key not in self._cache:
             if metric == "auc_borji":
-                self._cache[key] = _borji_negatives(self.seed, self._layout.n_pixels, n_fix, _N_SPLITS)
+                self._cache[key] = _borji_negatives(self.seed, self._layout.n_pixels, n_fix, N_SPLITS)
             else:
-                self._cache[key] = _shuffled_negatives(self.seed, self._other_index, n_fix, _N_SPLITS)
+                self._cache[key] = _shuffled_negatives(self.seed, self._other_index, n_fix, N_SPLITS)
         return self._cache[key]
 
-    def _borji_maps(self, target: _Target, metric: str) -> list[float]:
+    def _borji_maps(self, target: Target, metric: str) -> list[float]:
         maps = self._maps
         n_fix = target.pixels.size
         undefined = self._borji_undefined(metric, n_fix)
@@ -877,8 +678,8 @@ class ImageEngine:
             negatives = self._negatives(metric, n_fix)
             codes = maps.codes_at(negatives)
             n_maps, n_splits, n_neg = codes.shape
-            self._cache[key] = _fraction_at_least(codes.reshape(-1, n_neg), _N_THRESHOLDS).reshape(n_maps, n_splits, -1)
-        tp = _fraction_at_least(maps.codes_at(target.pixels), _N_THRESHOLDS)
+            self._cache[key] = _fraction_at_least(codes.reshape(-1, n_neg), N_THRESHOLDS).reshape(n_maps, n_splits, -1)
+        tp = _fraction_at_least(maps.codes_at(target.pixels), N_THRESHOLDS)
         areas = _sampled_area(tp, self._cache[key])
         return [_undefined(metric, "the saliency map is constant (MIT min-max gives 0/0)") if constant else area
                 for area, constant in zip(areas, maps.stats.constant)]
@@ -890,7 +691,7 @@ class ImageEngine:
             return "the fixation map is empty"
         return None if self._other_index.size else "other_fixation_map is empty"
 
-    def _info_gain(self, raw_at: np.ndarray, stats: _MapStats, target: _Target) -> list[float]:
+    def _info_gain(self, raw_at: np.ndarray, stats: MapStats, target: Target) -> list[float]:
         """Information gain of maps with values ``raw_at`` ``(K, n_fix)`` at the fixated pixels and
         scalars ``stats`` over the centre-bias baseline."""
         if not target.pixels.size:
@@ -921,282 +722,7 @@ class ImageEngine:
         participants = self.participants
         if len(participants) < 2:
             return {}
-        others = _OthersMaps(self)
-        return {p: others.score(p) for p in participants}
-
-
-class _OthersMaps:
-    """The human ceiling's maps, built per query: for each participant, the others' heatmap
-    ``X = (pooled raw - own raw) * a + b`` scored against the participant's own target.
-
-    Where the participant's own heatmap is zero (outside their support), ``X`` is the pooled raw
-    transformed, so every metric runs over the participant's support plus whole-image scalars;
-    AUC-Judd's counts over the rest of the image come from the pooled raw kept sorted
-    (:class:`SortedValues`, CPU) or from a pass over every pixel (torch).
-    """
-
-    def __init__(self, engine: ImageEngine) -> None:
-        self.engine, self.be = engine, engine._be
-        self.n = engine._layout.n_pixels
-        self.pooled = engine._pooled
-        self.pooled_fixated = self.pooled.fixated()
-        self.pooled_total, self.pooled_total_sq = (float(self.be.numpy(x)) for x in (self.pooled.total,
-                                                                                      self.pooled.total_sq))
-        self.n_outside = self.n - int(self.pooled.support.sum())  # pixels where the pooled raw is 0
-        self.sorted = self._sorted_pooled() if self.be.sorted_counts else None
-        self._pooled_logs = None
-
-    def _sorted_pooled(self) -> SortedValues:
-        """The pooled raw over its support, sorted (brought up to date with the pending stamps)."""
-        engine = self.engine
-        if engine._sorted is None:
-            engine._sorted = SortedValues(self.n)
-        if engine._pending:
-            pixels = np.unique(np.concatenate([engine._layout.pixels_of(w) for w in engine._pending]))
-            engine._sorted.replace(pixels, self.pooled.raw_ext[pixels])
-            engine._pending = []
-        return engine._sorted
-
-    def score(self, participant: str) -> dict[str, float]:
-        engine, be, xp, n = self.engine, self.be, self.be.xp, self.n
-        own = engine._own[participant]
-        target = engine._target(own)
-        t = target.stats
-        wanted = set(engine.metrics)
-        # the participant's support: there the others' map needs the own raw; elsewhere it is the
-        # pooled raw (the whole image when the own heatmap is all zero: pysaliency makes it uniform)
-        region = np.arange(n) if target.empty_map else own.support_pixels()
-        index = be.index(region)
-        pooled_raw, own_raw = self.pooled.raw_ext[index], own.raw_ext[index]
-        others_raw = pooled_raw - own_raw
-        cross = float(be.numpy((others_raw * own_raw).sum()))
-        a, b, stats = self._transform(own, region, others_raw, cross)
-        lo, rng, total = float(stats.lo), float(stats.range), float(stats.total)
-        others_sum = float(be.numpy(others_raw.sum()))
-        sum_inside = a * others_sum + region.size * b  # sum of X over the region
-        values = {}
-        if "mae" in wanted:
-            values["mae"] = self._mae(others_raw, own_raw, a, b, stats, target, others_sum)
-        if "cc" in wanted:
-            covariance = (a * target.a * cross + (b - float(stats.mean)) * target.a * float(be.numpy(own.total))
-                          + target.b * (sum_inside - region.size * float(stats.mean)))
-            values["cc"] = _cc_from(covariance, float(stats.centered_sum_sq), float(t.centered_sum_sq),
-                                    bool(stats.constant), bool(t.constant), engine.variant)
-        if "sim" in wanted:
-            if engine.variant == "mit":
-                p, q = _sim_density(lo, rng, total, n), _sim_density(float(t.lo), float(t.range), float(t.total), n)
-            else:
-                p = _density(lo, total, n, minimum_value=0.0, zero_to_uniform=True)
-                q = _density(float(t.lo), float(t.total), n, minimum_value=0.0, zero_to_uniform=True)
-            values["sim"] = (_undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
-                             if p is None or q is None else
-                             float(be.numpy(xp.minimum(_composed(p, a, b)(others_raw),
-                                                       _composed(q, target.a, target.b)(own_raw)).sum())))
-        if "kl_div" in wanted:
-            values["kl_div"] = self._kl(others_raw, own_raw, a, b, stats, target, region, pooled_raw)
-        fixated = be.index(target.pixels)
-        x_fixated = be.numpy(self.pooled.raw_ext[fixated] - own.raw_ext[fixated]) * a + b
-        if "nss" in wanted:
-            values["nss"] = _nss_from(x_fixated - float(stats.mean), target.counts, float(stats.centered_sum_sq), n,
-                                      bool(stats.constant), engine.variant)
-        if "auc_judd" in wanted:
-            values["auc_judd"] = self._judd(own, target, x_fixated, a, b, region, pooled_raw, others_raw)
-        for metric in ("auc_borji", "auc_shuffled"):
-            if metric in wanted:
-                values[metric] = self._borji(metric, own, target, x_fixated, stats, a, b)
-        if "info_gain" in wanted:
-            values["info_gain"] = engine._info_gain(x_fixated[None, :], _MapStats(
-                lo=np.array([stats.lo]), hi=np.array([stats.hi]), total=np.array([stats.total]),
-                centered_sum_sq=np.array([stats.centered_sum_sq]), n_pixels=n), target)[0]
-        return {metric: float(values[metric]) for metric in engine.metrics}
-
-    def _transform(self, own: _Heatmap, region: np.ndarray, others_raw, cross: float) -> tuple[float, float, _MapStats]:
-        """The others' heatmap normalisation ``(a, b)`` and the scalars of ``X``."""
-        engine, be, n = self.engine, self.be, self.n
-        pixels, weights, _ = self.pooled_fixated
-        own_pixels, own_weights, _ = own.fixated()
-        top = float((weights - _lookup(own_pixels, own_weights, pixels)).max(initial=0.0))
-        lo, hi = float(be.numpy(others_raw.min())), float(be.numpy(others_raw.max()))
-        if region.size < n:  # the rest of the image: pooled raw outside the participant's support
-            if self.n_outside:
-                lo, hi = min(lo, 0.0), max(hi, 0.0)
-            if self.sorted is not None:
-                for largest in (False, True):
-                    value = self.sorted.extreme(largest=largest, excluded=own.support)
-                    if value is not None:
-                        lo, hi = (lo, max(hi, value)) if largest else (min(lo, value), hi)
-            else:
-                rest = self.pooled.raw_ext[: n] - own.raw_ext[: n]
-                lo, hi = min(lo, float(be.numpy(rest.min()))), max(hi, float(be.numpy(rest.max())))
-        total = self.pooled_total - float(be.numpy(own.total))
-        # sum of squares of pooled - own: the own raw is zero outside the region
-        total_sq = self.pooled_total_sq - 2.0 * cross - float(be.numpy(own.total_sq))
-        a, b = _heatmap_transform(top, lo, hi, total, engine.params, what=f"image {engine.image_id}")
-        return a, b, _MapStats.from_moments(np.float64(lo), np.float64(hi), np.float64(total), np.float64(total_sq),
-                                            n).transformed(a, b)
-
-    def _mae(self, others_raw, own_raw, a, b, stats: _MapStats, target: _Target, others_sum: float) -> float:
-        """MAE over the region plus the rest of the image, where the own heatmap is zero (and the
-        others' map is >= its minimum, so ``|x - 0| = x``)."""
-        be, xp, n = self.be, self.be.xp, self.n
-        t = target.stats
-        if self.engine.mae_normalize == "minmax":
-            x_map = _scaled(a, b, float(stats.lo), float(stats.range))
-            h_map = _scaled(target.a, target.b, float(t.lo), float(t.range))
-            outside = float(stats.minmax_sum) - (x_map[0] * others_sum + others_raw.shape[0] * x_map[1])
-        else:
-            x_map, h_map = (a, b), (target.a, target.b)
-            outside = float(stats.total) - (a * others_sum + others_raw.shape[0] * b)
-        inside = float(be.numpy(xp.abs((others_raw * x_map[0] + (x_map[1] - h_map[1])) - own_raw * h_map[0]).sum()))
-        return (inside + outside) / n
-
-    def _kl(self, others_raw, own_raw, a, b, stats: _MapStats, target: _Target, region, pooled_raw) -> float:
-        engine, be, xp, n = self.engine, self.be, self.be.xp, self.n
-        t = target.stats
-        if engine.variant == "mit":
-            p = _density(float(stats.lo), float(stats.total), n, minimum_value=0.0, zero_to_uniform=False)
-            q = _composed(_density(float(t.lo), float(t.total), n, minimum_value=0.0, zero_to_uniform=False),
-                          target.a, target.b)(own_raw)
-            p_eps = _composed(p, a, b, shift=MATLAB_EPS)(others_raw)
-            return float(be.numpy((q * xp.log(q / p_eps + MATLAB_EPS)).sum()))
-        p_density = _density(float(stats.lo), float(stats.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM,
-                             zero_to_uniform=True)
-        q_density = _density(float(t.lo), float(t.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM,
-                             zero_to_uniform=True)
-        q = _composed(q_density, target.a, target.b)(own_raw)
-        inside = float(be.numpy((q * (xp.log(q) - xp.log(_composed(p_density, a, b)(others_raw)))).sum()))
-        n_outside = n - len(region)
-        if not n_outside:
-            return inside
-        # Outside the participant's support q is q(0); there the others' map is the pooled raw
-        # * a + b, so sum(log p) comes from the pooled raw's log-sum minus the support's part.
-        q0 = float(q_density(np.zeros(1))[0])
-        if b != 0.0 or p_density.constant is not None:
-            outside_pixels = np.setdiff1d(np.arange(n), region)
-            raw = self.pooled.raw_ext[be.index(outside_pixels)]
-            log_p = float(be.numpy(xp.log(p_density(raw * a + b)).sum()))
-        else:
-            n_positive, log_total = self._pooled_log_stats()
-            raw_inside = be.numpy(pooled_raw)
-            positive_inside = raw_inside[raw_inside > 0]
-            n_positive_outside = n_positive - positive_inside.size
-            log_raw_outside = log_total - float(np.log(positive_inside).sum())
-            # log((r * a + 1e-20) * scale) = log(a) + log(r) + log(scale) for r * a >> 1e-20
-            log_p = (n_positive_outside * (math.log(a) + math.log(p_density.scale)) + log_raw_outside
-                     + (n_outside - n_positive_outside) * math.log(p_density(np.zeros(1))[0]))
-        return inside + q0 * (n_outside * math.log(q0) - log_p)
-
-    def _pooled_log_stats(self) -> tuple[int, float]:
-        """Pixels where the pooled raw is > 0, and the sum of its log there (pysaliency KL)."""
-        if self._pooled_logs is None:
-            raw = self.be.numpy(self.pooled.raw_ext[self.be.index(self.pooled.support_pixels())])
-            positive = raw[raw > 0]
-            self._pooled_logs = (positive.size, float(np.log(positive).sum()))
-        return self._pooled_logs
-
-    def _judd(self, own: _Heatmap, target: _Target, x_fixated: np.ndarray, a: float, b: float, region,
-              pooled_raw, others_raw) -> float:
-        n_fix = target.pixels.size
-        if not n_fix:
-            return _undefined("auc_judd", "the fixation map is empty")
-        if n_fix == self.n:
-            return _undefined("auc_judd", "every pixel is fixated (no negatives)")
-        thresholds = x_fixated + self.engine._maps.noise[target.pixels]
-        order = np.argsort(thresholds)[::-1]
-        positives = thresholds[order]
-        counts = self._judd_counts(own, a, b, positives, region, pooled_raw, others_raw)
-        return _judd_area(positives, counts, target.counts[order], self.n, self.engine.variant)
-
-    def _judd_counts(self, own: _Heatmap, a: float, b: float, thresholds: np.ndarray, region, pooled_raw,
-                     others_raw) -> np.ndarray:
-        """How many pixels of the others' map, jittered, are ``>=`` each threshold: over the region
-        directly, elsewhere (where the map is ``pooled raw * a + b``) from the sorted pooled raw."""
-        be, n = self.be, self.n
-        noise = self.engine._maps.noise
-        if self.sorted is None:  # torch: every pixel at once
-            everywhere = (self.pooled.raw_ext[:n] - own.raw_ext[:n]) * a + b + self.engine._maps._device_noise
-            return _count_direct(be, everywhere, thresholds)
-        region_noise = noise[region]
-        counts = _count_direct(be, (others_raw * a + b) + region_noise, thresholds)
-        if region.size == n:
-            return counts
-        k = thresholds.size
-        a_k, b_k = np.full(k, a), np.full(k, b)
-        counts += self.sorted.count_at_least(a_k, b_k, thresholds, noise, _NOISE_MAX)
-        counts -= _count_direct(be, (pooled_raw * a + b) + region_noise, thresholds)
-        return counts + self._outside_counts(a, b, thresholds)
-
-    def _outside_counts(self, a: float, b: float, thresholds: np.ndarray) -> np.ndarray:
-        """Pixels outside the pooled support (raw 0, value ``0 * a + b``) whose jittered value is
-        ``>=`` each threshold."""
-        value = 0.0 * a + b
-        could = value + _NOISE_MAX >= thresholds
-        counts = np.zeros(thresholds.size, dtype=np.int64)
-        if not self.n_outside or not could.any():
-            return counts
-        noise = self.engine._maps.noise
-        ones = np.ones(int(could.sum()))
-        everywhere = SortedValues.of_sorted(_sorted_noise(self.engine.seed, self.n)).count_at_least(
-            ones, ones * value, thresholds[could], np.zeros(1), 0.0)
-        inside = noise[self.pooled.support_pixels()]
-        counts[could] = everywhere - _count_direct(self.be, value + inside, thresholds[could])
-        return counts
-
-    def _borji(self, metric: str, own: _Heatmap, target: _Target, x_fixated: np.ndarray, stats: _MapStats,
-               a: float, b: float) -> float:
-        engine, be = self.engine, self.be
-        n_fix = target.pixels.size
-        undefined = engine._borji_undefined(metric, n_fix)
-        if undefined:
-            return _undefined(metric, undefined)
-        if stats.constant:
-            return _undefined(metric, "the saliency map is constant (MIT min-max gives 0/0)")
-        lo, rng = float(stats.lo), float(stats.range)
-        index = be.index(engine._negatives(metric, n_fix))
-        x_negatives = be.numpy(self.pooled.raw_ext[index] - own.raw_ext[index]) * a + b
-        tp = _fraction_at_least(_threshold_codes(_minmax_values(x_fixated, lo, rng), _STEP)[None, :], _N_THRESHOLDS)[0]
-        fp = _fraction_at_least(_threshold_codes(_minmax_values(x_negatives, lo, rng), _STEP), _N_THRESHOLDS)
-        return float(_sampled_area(tp, fp))
-
-
-def _composed(density: _Affine, a: float, b: float, *, shift: float = 0.0):
-    """``density(raw * a + b) + shift`` as a function of ``raw``.
-
-    Folded into one multiply-add when ``b`` is 0. With ``b`` (min-max normalisation) the heatmap is
-    formed first, so that its minimum is exactly 0 as in :func:`analysis.heatmap.heatmap` (a
-    folded transform could dip a rounding error below 0, under KL's logarithm).
-    """
-    if density.constant is not None:
-        return _Affine(constant=density.constant + shift)
-    if b == 0.0:
-        return _Linear(a * density.scale, density.offset * density.scale + shift)
-    return lambda raw: density(raw * a + b) + shift
-
-
-@dataclass(frozen=True)
-class _Linear:
-    """``values * scale + offset``."""
-
-    scale: float
-    offset: float
-
-    def __call__(self, values):
-        return values * self.scale + self.offset if self.offset else values * self.scale
-
-
-def _scaled(a: float, b: float, lo: float, value_range: float) -> tuple[float, float]:
-    """``(scale, offset)`` of min-max scaling ``raw * a + b`` (all zero for a constant map)."""
-    if value_range == 0.0:
-        return 0.0, 0.0
-    return a / value_range, (b - lo) / value_range
-
-
-def _count_direct(be, values, thresholds: np.ndarray) -> np.ndarray:
-    """How many of ``values`` are ``>=`` each threshold, comparing every pair."""
-    if not thresholds.size:
-        return np.zeros(0, dtype=np.int64)
-    t = be.array(thresholds)
-    return be.numpy((values[None, :] >= t[:, None]).sum(axis=1)).astype(np.int64)
+        return HumanCeiling(self).scores()
 
 
 def _runs(tiles: np.ndarray, step: int):
@@ -1207,22 +733,3 @@ def _runs(tiles: np.ndarray, step: int):
         for at in range(int(start), int(stop), step):
             count = min(step, int(stop) - at)
             yield at, int(tiles[at]), count
-
-
-def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """``values`` of sorted ``keys`` at ``queries``; 0 where a query is not a key."""
-    at = np.searchsorted(keys, queries)
-    found = at < keys.size
-    found[found] = keys[at[found]] == queries[found]
-    out = np.zeros(queries.size)
-    out[found] = values[at[found]]
-    return out
-
-
-@functools.lru_cache(maxsize=4)
-def _sorted_noise(seed: int, n_pixels: int) -> np.ndarray:
-    """The AUC-Judd noise field sorted (shared by every engine of that size and seed)."""
-    values = np.sort(_judd_noise(seed, n_pixels))
-    values.setflags(write=False)
-    return values
-

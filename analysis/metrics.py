@@ -530,14 +530,19 @@ def _threshold_codes(scaled_values, step: float) -> np.ndarray:
     return np.searchsorted(_thresholds(step), scaled_values, side="right")
 
 
-def _fraction_at_least(codes: np.ndarray, n_thresholds: int) -> np.ndarray:
-    """Per row of threshold codes ``(R, M)``: the fraction of values ``>=`` each threshold, ``(R, K)``."""
-    n_rows, n_values = codes.shape
-    offsets = (n_thresholds + 1) * np.arange(n_rows)[:, None]
-    counts = np.bincount((codes + offsets).ravel(), minlength=n_rows * (n_thresholds + 1))
-    counts = counts.reshape(n_rows, n_thresholds + 1)
+def _fraction_at_least(codes: np.ndarray, n_thresholds: int, n_values: np.ndarray | None = None) -> np.ndarray:
+    """Per row of threshold codes ``(R, M)``: the fraction of values ``>=`` each threshold, ``(R, K)``.
+
+    Rows may be padded: codes above ``n_thresholds`` are ignored, and ``n_values`` ``(R,)`` gives each
+    row's number of values (default ``M``).
+    """
+    n_rows, width = codes.shape
+    n_bins = n_thresholds + 2  # the last bin collects the padding
+    offsets = n_bins * np.arange(n_rows)[:, None]
+    counts = np.bincount((np.minimum(codes, n_thresholds + 1) + offsets).ravel(), minlength=n_rows * n_bins)
+    counts = counts.reshape(n_rows, n_bins)[:, :-1]
     at_least = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1][:, 1:]
-    return at_least / n_values
+    return at_least / (width if n_values is None else n_values[:, None])
 
 
 def _sampled_area(tp: np.ndarray, fp: np.ndarray) -> np.ndarray:

@@ -1,0 +1,470 @@
+"""The human ceiling of the incremental engine (:mod:`analysis.engine`), all participants at once.
+
+For each participant ``p`` the map is the others' heatmap ``X = (pooled raw - own raw) * a + b``
+(normalised like a heatmap of the others' fixations) and the target is ``p``'s own heatmap and
+fixations, as :func:`analysis.baselines.leave_one_out_groups` with :func:`analysis.metrics.score_map`.
+Every fixation changes every participant's ``X`` (and its normalisation), so this runs per query.
+
+Where ``p``'s own heatmap is zero ``X`` is the pooled raw transformed, so on the CPU the metrics
+run over ``p``'s support only (a row of a padded ``(participants, pixels)`` batch) plus whole-image
+scalars; AUC-Judd's counts over the rest of the image come from the pooled raw kept sorted
+(:class:`analysis._engine_sorted.SortedValues`). A GPU compares every pixel instead. Batches hold
+a few participants on the CPU (arrays that stay in the cache, two threads) and all of them on a GPU
+(few kernel launches, one transfer per step).
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis._engine_sorted import SortedValues
+from analysis._engine_state import N_THRESHOLDS, NOISE_MAX, STEP, MapStats, heatmap_transform, lookup, sorted_noise
+from analysis.metrics import (
+    _PYSALIENCY_KL_MINIMUM,
+    MATLAB_EPS,
+    _Affine,
+    _cc_from,
+    _density,
+    _fraction_at_least,
+    _judd_area,
+    _minmax_values,
+    _nss_from,
+    _sampled_area,
+    _sim_density,
+    _threshold_codes,
+    _undefined,
+)
+
+__all__ = ["HumanCeiling"]
+
+#: Pixels per CPU batch (participants x support): ~2 MB per float64 array, a few in the cache.
+_CPU_BATCH_PIXELS = 250_000
+
+
+@dataclass
+class _Batch:
+    """Participants scored together: their support pixels as rows of a padded index matrix
+    (``None``: every pixel, in order), the gathered raws and per-participant scalars."""
+
+    names: list[str]
+    owns: list
+    targets: list
+    index: np.ndarray | None  # (P, L) flat pixels, N for padding
+    lengths: np.ndarray  # (P,) real entries per row
+
+
+class HumanCeiling:
+    """Scores of every participant against the others' heatmap; see the module docstring."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.be = engine, engine._be
+        self.n = engine._layout.n_pixels
+        self.pooled = engine._pooled
+        self.pooled_fixated = self.pooled.fixated()
+        self.pooled_total = float(self.be.numpy(self.pooled.total))
+        self.pooled_total_sq = float(self.be.numpy(self.pooled.total_sq))
+        self.n_outside = self.n - int(self.pooled.support.sum())  # pixels where the pooled raw is 0
+        self.sorted = self._sorted_pooled() if self.be.sorted_counts else None
+        self.noise = engine._maps.noise
+        self._noise_ext = None
+
+    def scores(self) -> dict[str, dict[str, float]]:
+        engine = self.engine
+        names = engine.participants
+        if len(names) < 2:
+            return {}
+        owns = [engine._own[name] for name in names]
+        targets = [engine._target(own) for own in owns]
+        for target in targets:  # fill the caches the batches share before any thread runs
+            for metric in ("auc_borji", "auc_shuffled"):
+                if metric in engine.metrics and not engine._borji_undefined(metric, target.pixels.size):
+                    engine._negatives(metric, target.pixels.size)
+        if self.sorted is not None:
+            self._support_noise()
+        batches = self._batches(names, owns, targets)
+        if self.be.sorted_counts and len(batches) > 1:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                results = list(pool.map(self._score_batch, batches))
+        else:
+            results = [self._score_batch(batch) for batch in batches]
+        scores = {name: values for batch_scores in results for name, values in batch_scores.items()}
+        return {name: scores[name] for name in names}
+
+    # -- batches -------------------------------------------------------------------------------------
+
+    def _batches(self, names, owns, targets) -> list[_Batch]:
+        if not self.be.sorted_counts:  # a GPU: everyone, every pixel
+            return [_Batch(names, owns, targets, None, np.full(len(names), self.n))]
+        regular, batches = [], []
+        for name, own, target in zip(names, owns, targets):
+            if target.empty_map:  # pysaliency makes an all-zero target uniform: the whole image
+                batches.append(_Batch([name], [own], [target], np.arange(self.n)[None, :], np.array([self.n])))
+            else:
+                regular.append((name, own, target, own.support_pixels()))
+        group: list = []
+        for item in regular:
+            if group and (len(group) + 1) * max(g[3].size for g in [*group, item]) > _CPU_BATCH_PIXELS:
+                batches.append(self._padded(group))
+                group = []
+            group.append(item)
+        if group:
+            batches.append(self._padded(group))
+        return batches
+
+    def _padded(self, group) -> _Batch:
+        lengths = np.array([g[3].size for g in group])
+        index = np.full((len(group), lengths.max()), self.n, dtype=np.int64)
+        for row, g in enumerate(group):
+            index[row, : g[3].size] = g[3]
+        return _Batch([g[0] for g in group], [g[1] for g in group], [g[2] for g in group], index, lengths)
+
+    def _sorted_pooled(self) -> SortedValues:
+        """The pooled raw over its support, sorted (brought up to date with the pending stamps)."""
+        engine = self.engine
+        if engine._sorted is None:
+            engine._sorted = SortedValues(self.n)
+        if engine._pending:
+            pixels = np.unique(np.concatenate([engine._layout.pixels_of(w) for w in engine._pending]))
+            engine._sorted.replace(pixels, self.pooled.raw_ext[pixels])
+            engine._pending = []
+        return engine._sorted
+
+    def _support_noise(self) -> np.ndarray:
+        """The AUC-Judd noise at the pooled support's pixels, sorted (CPU)."""
+        if not hasattr(self, "_support_noise_sorted"):
+            self._support_noise_sorted = np.sort(self.noise[self.pooled.support_pixels()])
+        return self._support_noise_sorted
+
+    # -- one batch -----------------------------------------------------------------------------------
+
+    def _score_batch(self, batch: _Batch) -> dict[str, dict[str, float]]:
+        engine, be, xp, n = self.engine, self.be, self.be.xp, self.n
+        wanted = set(engine.metrics)
+        n_rows = len(batch.names)
+        if batch.index is None:
+            pooled = self.pooled.raw_ext[:n].reshape(1, -1)
+            own = xp.stack([o.raw_ext[:n] for o in batch.owns])
+            valid = None
+        else:
+            index = be.index(batch.index)
+            pooled = self.pooled.raw_ext[index]
+            own = be.zeros(batch.index.shape)
+            for row, o in enumerate(batch.owns):
+                own[row, : batch.lengths[row]] = o.raw_ext[index[row, : batch.lengths[row]]]
+            valid = be.array(batch.index < n)
+        others = pooled - own
+        # per participant: extremes, sum and cross product of the others' raw over the rows
+        if valid is None:
+            low, high = be.amin(others, 1), be.amax(others, 1)
+        else:
+            low = be.amin(xp.where(valid > 0, others, math.inf), 1)
+            high = be.amax(xp.where(valid > 0, others, -math.inf), 1)
+        row_sums = be.numpy(xp.stack([low, high, others.sum(axis=1), (others * own).sum(axis=1)]))
+        rows = [self._row(batch, k, *row_sums[:, k]) for k in range(n_rows)]
+
+        def column(values):  # per-participant scalars as a (P, 1) device column
+            return be.array(np.asarray(values, dtype=np.float64)).reshape(-1, 1)
+
+        a, b = column([r.a for r in rows]), column([r.b for r in rows])
+        own_a, own_b = column([r.target.a for r in rows]), column([r.target.b for r in rows])
+        x = others * a + b
+        h = own * own_a + own_b
+        sums = {}
+        if "mae" in wanted:
+            sums["mae"] = self._mae_sums(rows, x, h, valid, column)
+        if "sim" in wanted:
+            sums["sim"] = self._density_sums(rows, x, h, valid, column, "sim")
+        if "kl_div" in wanted:
+            sums["kl_div"] = self._density_sums(rows, x, h, valid, column, "kl_div")
+        for r in rows:
+            r.x_fixated = self._x_at(r, r.target.pixels)
+        if "auc_judd" in wanted:
+            sums["auc_judd"] = self._judd_counts(batch, rows, x, pooled, a, b)
+        if "auc_borji" in wanted or "auc_shuffled" in wanted:
+            self._negative_values(batch, rows, wanted)
+        return {r.name: self._finish(r, sums, k) for k, r in enumerate(rows)}
+
+    def _row(self, batch: _Batch, k: int, low: float, high: float, others_sum: float, cross: float) -> _Row:
+        """One participant's scalars: the others' normalisation and the scalars of ``X``."""
+        engine = self.engine
+        own, target = batch.owns[k], batch.targets[k]
+        pixels, weights, _ = self.pooled_fixated
+        own_pixels, own_weights, _ = own.fixated()
+        top = float((weights - lookup(own_pixels, own_weights, pixels)).max(initial=0.0))
+        length = int(batch.lengths[k])
+        if length < self.n:  # the rest of the image: the pooled raw outside the participant's support
+            if self.n_outside:
+                low, high = min(low, 0.0), max(high, 0.0)
+            for largest in (False, True):
+                value = self.sorted.extreme(largest=largest, excluded=own.support)
+                if value is not None:
+                    low, high = (low, max(high, value)) if largest else (min(low, value), high)
+        own_total, own_total_sq = (float(self.be.numpy(x)) for x in (own.total, own.total_sq))
+        total = self.pooled_total - own_total
+        # sum of squares of pooled - own (the own raw is zero outside the participant's support)
+        total_sq = self.pooled_total_sq - 2.0 * cross - own_total_sq
+        a, b = heatmap_transform(top, low, high, total, engine.params, what=f"image {engine.image_id}")
+        stats = MapStats.from_moments(np.float64(low), np.float64(high), np.float64(total), np.float64(total_sq),
+                                      self.n).transformed(a, b)
+        return _Row(name=batch.names[k], own=own, target=target, a=a, b=b, stats=stats, length=length,
+                    x_sum_inside=a * others_sum + length * b, others_cross=cross, own_total=own_total)
+
+    # -- metrics over the rows -------------------------------------------------------------------------
+
+    def _mae_sums(self, rows, x, h, valid, column) -> np.ndarray:
+        """MAE's ``sum |x - h|`` over all pixels: the rows, then the rest of the image, where the
+        own heatmap is zero and ``|x - 0| = x`` (the others' map is >= its minimum)."""
+        be, xp = self.be, self.be.xp
+        if self.engine.mae_normalize == "minmax":
+            x_maps = [_scaled_map(r.stats) for r in rows]
+            h_maps = [_scaled_map(r.target.stats) for r in rows]
+            x_scaled = x * column([m[0] for m in x_maps]) + column([m[1] for m in x_maps])
+            h_scaled = h * column([m[0] for m in h_maps]) + column([m[1] for m in h_maps])
+            inside_x = [m[0] * r.x_sum_inside + r.length * m[1] for m, r in zip(x_maps, rows)]
+            whole_x = [float(r.stats.minmax_sum) for r in rows]
+        else:
+            x_scaled, h_scaled = x, h
+            inside_x = [r.x_sum_inside for r in rows]
+            whole_x = [float(r.stats.total) for r in rows]
+        difference = xp.abs(x_scaled - h_scaled)
+        inside = be.numpy((difference if valid is None else difference * valid).sum(axis=1))
+        return inside + np.asarray(whole_x) - np.asarray(inside_x)
+
+    def _density_sums(self, rows, x, h, valid, column, metric: str) -> np.ndarray:
+        """SIM's ``sum min(p, q)`` or KL's sum, over the rows; the rest of the image adds nothing
+        (q = 0 there) except pysaliency KL's tiny ``q(0)`` terms, added by :meth:`_finish`."""
+        be, xp, n = self.be, self.be.xp, self.n
+        densities = [self._densities(r, metric) for r in rows]
+        undefined = [p is None or q is None for p, q in densities]
+        p_maps = [_affine_parts(p) for p, _ in densities]
+        q_maps = [_affine_parts(q) for _, q in densities]
+        p = (x + column([m[0] for m in p_maps])) * column([m[1] for m in p_maps]) + column([m[2] for m in p_maps])
+        q = (h + column([m[0] for m in q_maps])) * column([m[1] for m in q_maps]) + column([m[2] for m in q_maps])
+        if metric == "sim":
+            terms = xp.minimum(p, q)
+        elif self.engine.variant == "mit":  # q log(eps + q / (p + eps)), as metrics._kl_div
+            terms = q * xp.log(q / (p + MATLAB_EPS) + MATLAB_EPS)
+        else:
+            terms = q * (xp.log(q) - xp.log(p))
+        if valid is not None:
+            terms = xp.where(valid > 0, terms, 0.0)
+        totals = be.numpy(terms.sum(axis=1))
+        return np.where(undefined, np.nan, totals)
+
+    def _densities(self, r: _Row, metric: str) -> tuple[_Affine | None, _Affine | None]:
+        n, s, t = self.n, r.stats, r.target.stats
+        if metric == "sim" and self.engine.variant == "mit":
+            return (_sim_density(float(s.lo), float(s.range), float(s.total), n),
+                    _sim_density(float(t.lo), float(t.range), float(t.total), n))
+        if metric == "sim":
+            options = dict(minimum_value=0.0, zero_to_uniform=True)
+        elif self.engine.variant == "mit":
+            options = dict(minimum_value=0.0, zero_to_uniform=False)
+        else:
+            options = dict(minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
+        return _density(float(s.lo), float(s.total), n, **options), _density(float(t.lo), float(t.total), n, **options)
+
+    def _judd_counts(self, batch: _Batch, rows, x, pooled, a, b) -> np.ndarray:
+        """Per participant, how many pixels of the others' map, jittered, are ``>=`` each of its
+        thresholds (its fixated values, jittered, descending)."""
+        be, xp, n = self.be, self.be.xp, self.n
+        thresholds, orders = [], []
+        for r in rows:
+            values = r.x_fixated + self.noise[r.target.pixels]
+            order = np.argsort(values)[::-1]
+            thresholds.append(values[order])
+            orders.append(order)
+        width = max(t.size for t in thresholds)
+        padded = np.full((len(rows), max(width, 1)), np.inf)
+        for k, t in enumerate(thresholds):
+            padded[k, : t.size] = t
+        noise = self._noise_at(batch)
+        jittered = x + noise
+        counts = _count_rows(be, jittered, padded)
+        if (batch.lengths < n).all():  # rows are supports: the rest of the image has X = pooled raw * a + b
+            counts -= _count_rows(be, (pooled * a + b) + noise, padded)  # all pixels minus the rows
+            for k, r in enumerate(rows):
+                counts[k] += self._pooled_counts(r.a, r.b, padded[k])
+        for k, r in enumerate(rows):
+            r.judd = (thresholds[k], counts[k, : thresholds[k].size], orders[k])
+        return counts
+
+    def _noise_at(self, batch: _Batch):
+        """The noise field on the batch's rows (padding: -inf, never counted)."""
+        if self._noise_ext is None:
+            self._noise_ext = self.be.array(np.append(self.noise, -np.inf))
+        if batch.index is None:
+            return self._noise_ext[: self.n].reshape(1, -1)
+        return self._noise_ext[self.be.index(batch.index)]
+
+    def _pooled_counts(self, a: float, b: float, thresholds: np.ndarray) -> np.ndarray:
+        """Over every pixel: how many ``(pooled raw * a + b) + noise`` are ``>=`` each threshold
+        (sorted pooled raw over its support; outside it the raw is 0)."""
+        finite = np.isfinite(thresholds)
+        t = thresholds[finite]
+        k = t.size
+        counts = np.zeros(thresholds.size, dtype=np.int64)
+        counts[finite] = self.sorted.count_at_least(np.full(k, a), np.full(k, b), t, self.noise, NOISE_MAX)
+        value = 0.0 * a + b  # outside the pooled support
+        could = np.zeros(thresholds.size, dtype=bool)
+        could[finite] = value + NOISE_MAX >= t
+        if self.n_outside and could.any():
+            ones = np.ones(int(could.sum()))
+            everywhere = SortedValues.of_sorted(sorted_noise(self.engine.seed, self.n)).count_at_least(
+                ones, ones * value, thresholds[could], np.zeros(1), 0.0)
+            in_support = SortedValues.of_sorted(self._support_noise()).count_at_least(
+                ones, ones * value, thresholds[could], np.zeros(1), 0.0)
+            counts[could] += everywhere - in_support
+        return counts
+
+    def _x_at(self, r: _Row, pixels: np.ndarray) -> np.ndarray:
+        """The others' map ``X`` of row ``r`` at flat ``pixels`` (numpy, any shape)."""
+        index = self.be.index(pixels)
+        return self.be.numpy(self.pooled.raw_ext[index] - r.own.raw_ext[index]) * r.a + r.b
+
+    def _negative_values(self, batch: _Batch, rows, wanted) -> None:
+        engine = self.engine
+        for r in rows:
+            r.negatives = {}
+            for metric in ("auc_borji", "auc_shuffled"):
+                n_fix = r.target.pixels.size
+                if metric in wanted and not engine._borji_undefined(metric, n_fix) and not r.stats.constant:
+                    r.negatives[metric] = self._x_at(r, engine._negatives(metric, n_fix))
+
+    # -- one participant's scores --------------------------------------------------------------------
+
+    def _finish(self, r: _Row, sums: dict, k: int) -> dict[str, float]:
+        engine, n = self.engine, self.n
+        s, t = r.stats, r.target.stats
+        values = {}
+        if "mae" in sums:
+            values["mae"] = sums["mae"][k] / n
+        if "cc" in engine.metrics:
+            mean = float(s.mean)
+            covariance = (r.target.a * (r.a * r.others_cross + (r.b - mean) * r.own_total)
+                          + r.target.b * (r.x_sum_inside - r.length * mean))
+            values["cc"] = _cc_from(covariance, float(s.centered_sum_sq), float(t.centered_sum_sq),
+                                    bool(s.constant), bool(t.constant), engine.variant)
+        if "sim" in sums:
+            values["sim"] = (sums["sim"][k] if np.isfinite(sums["sim"][k])
+                             else _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)"))
+        if "kl_div" in sums:
+            values["kl_div"] = sums["kl_div"][k] + self._kl_outside(r)
+        if "nss" in engine.metrics:
+            values["nss"] = _nss_from(r.x_fixated - float(s.mean), r.target.counts, float(s.centered_sum_sq), n,
+                                      bool(s.constant), engine.variant)
+        if "auc_judd" in sums:
+            values["auc_judd"] = self._judd(r)
+        for metric in ("auc_borji", "auc_shuffled"):
+            if metric in engine.metrics:
+                values[metric] = self._borji(r, metric)
+        if "info_gain" in engine.metrics:
+            stats = MapStats(lo=np.array([s.lo]), hi=np.array([s.hi]), total=np.array([s.total]),
+                             centered_sum_sq=np.array([s.centered_sum_sq]), n_pixels=n)
+            values["info_gain"] = engine._info_gain(r.x_fixated[None, :], stats, r.target)[0]
+        return {metric: float(values[metric]) for metric in engine.metrics}
+
+    def _judd(self, r: _Row) -> float:
+        n_fix = r.target.pixels.size
+        if not n_fix:
+            return _undefined("auc_judd", "the fixation map is empty")
+        if n_fix == self.n:
+            return _undefined("auc_judd", "every pixel is fixated (no negatives)")
+        positives, counts, order = r.judd
+        return _judd_area(positives, counts, r.target.counts[order], self.n, self.engine.variant)
+
+    def _borji(self, r: _Row, metric: str) -> float:
+        undefined = self.engine._borji_undefined(metric, r.target.pixels.size)
+        if undefined:
+            return _undefined(metric, undefined)
+        if r.stats.constant:
+            return _undefined(metric, "the saliency map is constant (MIT min-max gives 0/0)")
+        lo, value_range = float(r.stats.lo), float(r.stats.range)
+        tp = _fraction_at_least(_threshold_codes(_minmax_values(r.x_fixated, lo, value_range), STEP)[None, :],
+                                N_THRESHOLDS)[0]
+        fp = _fraction_at_least(_threshold_codes(_minmax_values(r.negatives[metric], lo, value_range), STEP),
+                                N_THRESHOLDS)
+        return float(_sampled_area(tp, fp))
+
+    def _kl_outside(self, r: _Row) -> float:
+        """pysaliency KL's terms outside the participant's support, where q is ``q(0)`` (1e-20 over
+        the sum): ``q(0) * sum(log q(0) - log p)`` with ``p`` from the pooled raw there."""
+        n, s, t = self.n, r.stats, r.target.stats
+        n_outside = n - r.length
+        if self.engine.variant == "mit" or not n_outside:
+            return 0.0
+        options = dict(minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
+        p_density = _density(float(s.lo), float(s.total), n, **options)
+        q0 = float(_density(float(t.lo), float(t.total), n, **options)(np.zeros(1))[0])
+        outside = np.setdiff1d(np.arange(n), r.own.support_pixels()) if r.b != 0.0 else None
+        if outside is not None:
+            raw = self.be.numpy(self.pooled.raw_ext[self.be.index(outside)])
+            log_p = float(np.log(p_density(raw * r.a + r.b)).sum())
+        else:
+            n_positive, log_total = self._pooled_log_stats()
+            inside = self.be.numpy(self.pooled.raw_ext[self.be.index(r.own.support_pixels())])
+            positive_inside = inside[inside > 0]
+            n_positive_outside = n_positive - positive_inside.size
+            log_raw_outside = log_total - float(np.log(positive_inside).sum())
+            # log((raw * a + 1e-20) * scale) = log(a) + log(raw) + log(scale) where raw * a >> 1e-20
+            log_p = (n_positive_outside * (math.log(r.a) + math.log(p_density.scale)) + log_raw_outside
+                     + (n_outside - n_positive_outside) * math.log(p_density(np.zeros(1))[0]))
+        return q0 * (n_outside * math.log(q0) - log_p)
+
+    def _pooled_log_stats(self) -> tuple[int, float]:
+        """Pixels where the pooled raw is > 0, and the sum of its log there (pysaliency KL)."""
+        if not hasattr(self, "_pooled_logs"):
+            raw = self.be.numpy(self.pooled.raw_ext[self.be.index(self.pooled.support_pixels())])
+            positive = raw[raw > 0]
+            self._pooled_logs = (positive.size, float(np.log(positive).sum()))
+        return self._pooled_logs
+
+
+@dataclass
+class _Row:
+    """One participant of a batch: the others' normalisation ``X = raw * a + b`` and its scalars."""
+
+    name: str
+    own: object
+    target: object
+    a: float
+    b: float
+    stats: MapStats
+    length: int  # pixels in the participant's row (their support, or the whole image)
+    x_sum_inside: float  # sum of X over the row
+    others_cross: float  # sum((pooled - own) * own)
+    own_total: float
+    judd: tuple | None = None
+    x_fixated: np.ndarray | None = None
+    negatives: dict | None = None
+
+
+def _scaled_map(stats: MapStats) -> tuple[float, float]:
+    """``(scale, offset)`` with ``x * scale + offset`` the min-max scaling of a map with these
+    scalars (all zero for a constant map)."""
+    if stats.constant:
+        return 0.0, 0.0
+    value_range = float(stats.range)
+    return 1.0 / value_range, -float(stats.lo) / value_range
+
+
+def _affine_parts(density: _Affine | None) -> tuple[float, float, float]:
+    """``(offset, scale, constant)`` with ``(x + offset) * scale + constant`` equal to ``density``
+    (zeros for an undefined one, whose result is replaced by NaN)."""
+    if density is None:
+        return 0.0, 0.0, 0.0
+    if density.constant is not None:
+        return 0.0, 0.0, density.constant
+    return density.offset, density.scale, 0.0
+
+
+def _count_rows(be, values, thresholds: np.ndarray) -> np.ndarray:
+    """``counts[p, k]``: how many of row ``p`` of ``values`` are ``>=`` ``thresholds[p, k]``."""
+    xp = be.xp
+    t = be.array(thresholds)
+    columns = [(values >= t[:, k : k + 1]).sum(axis=1) for k in range(thresholds.shape[1])]
+    return be.numpy(xp.stack(columns, 1)).astype(np.int64)
