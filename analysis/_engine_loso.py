@@ -8,9 +8,9 @@ Every fixation changes every participant's ``X`` (and its normalisation), so thi
 Where ``p``'s own heatmap is zero ``X`` is the pooled raw transformed, so on the CPU the metrics
 run over ``p``'s support only (a row of a padded ``(participants, pixels)`` batch) plus whole-image
 scalars; AUC-Judd's counts over the rest of the image come from the pooled raw kept sorted
-(:class:`analysis._engine_sorted.SortedValues`). A GPU compares every pixel instead. Batches hold
-a few participants on the CPU (arrays that stay in the cache, two threads) and all of them on a GPU
-(few kernel launches, one transfer per step).
+(:class:`analysis._engine_sorted.SortedValues`). The CPU scores one participant per batch (arrays
+that stay in the cache; two threads); a GPU scores all of them in one batch over every pixel (few
+kernel launches, few transfers).
 """
 
 from __future__ import annotations
@@ -41,20 +41,23 @@ from analysis.metrics import (
 
 __all__ = ["HumanCeiling"]
 
-#: Pixels per CPU batch (participants x support): ~2 MB per float64 array, a few in the cache.
-_CPU_BATCH_PIXELS = 250_000
+#: Above this many comparisons, AUC-Judd counts compare one threshold at a time.
+_MAX_COMPARISONS = 50_000_000
 
 
 @dataclass
 class _Batch:
-    """Participants scored together: their support pixels as rows of a padded index matrix
-    (``None``: every pixel, in order), the gathered raws and per-participant scalars."""
+    """Participants scored together, as the rows of ``(P, L)`` arrays: one participant over their
+    support pixels (``pixels``, CPU), or every participant over every pixel (``pixels`` None)."""
 
     names: list[str]
     owns: list
     targets: list
-    index: np.ndarray | None  # (P, L) flat pixels, N for padding
-    lengths: np.ndarray  # (P,) real entries per row
+    pixels: np.ndarray | None
+
+    @property
+    def length(self) -> int | None:
+        return None if self.pixels is None else self.pixels.size
 
 
 class HumanCeiling:
@@ -68,9 +71,8 @@ class HumanCeiling:
         self.pooled_total = float(self.be.numpy(self.pooled.total))
         self.pooled_total_sq = float(self.be.numpy(self.pooled.total_sq))
         self.n_outside = self.n - int(self.pooled.support.sum())  # pixels where the pooled raw is 0
-        self.sorted = self._sorted_pooled() if self.be.sorted_counts else None
         self.noise = engine._maps.noise
-        self._noise_ext = None
+        self.sorted = self._sorted_pooled() if self.be.sorted_counts else None
 
     def scores(self) -> dict[str, dict[str, float]]:
         engine = self.engine
@@ -83,8 +85,6 @@ class HumanCeiling:
             for metric in ("auc_borji", "auc_shuffled"):
                 if metric in engine.metrics and not engine._borji_undefined(metric, target.pixels.size):
                     engine._negatives(metric, target.pixels.size)
-        if self.sorted is not None:
-            self._support_noise()
         batches = self._batches(names, owns, targets)
         if self.be.sorted_counts and len(batches) > 1:
             with ThreadPoolExecutor(max_workers=2) as pool:
@@ -98,94 +98,63 @@ class HumanCeiling:
 
     def _batches(self, names, owns, targets) -> list[_Batch]:
         if not self.be.sorted_counts:  # a GPU: everyone, every pixel
-            return [_Batch(names, owns, targets, None, np.full(len(names), self.n))]
-        regular, batches = [], []
-        for name, own, target in zip(names, owns, targets):
-            if target.empty_map:  # pysaliency makes an all-zero target uniform: the whole image
-                batches.append(_Batch([name], [own], [target], np.arange(self.n)[None, :], np.array([self.n])))
-            else:
-                regular.append((name, own, target, own.support_pixels()))
-        group: list = []
-        for item in regular:
-            if group and (len(group) + 1) * max(g[3].size for g in [*group, item]) > _CPU_BATCH_PIXELS:
-                batches.append(self._padded(group))
-                group = []
-            group.append(item)
-        if group:
-            batches.append(self._padded(group))
-        return batches
-
-    def _padded(self, group) -> _Batch:
-        lengths = np.array([g[3].size for g in group])
-        index = np.full((len(group), lengths.max()), self.n, dtype=np.int64)
-        for row, g in enumerate(group):
-            index[row, : g[3].size] = g[3]
-        return _Batch([g[0] for g in group], [g[1] for g in group], [g[2] for g in group], index, lengths)
+            return [_Batch(names, owns, targets, None)]
+        # pysaliency makes an all-zero target uniform: then the participant's row is the whole image
+        return [_Batch([name], [own], [target], np.arange(self.n) if target.empty_map else own.support_pixels())
+                for name, own, target in zip(names, owns, targets)]
 
     def _sorted_pooled(self) -> SortedValues:
         """The pooled raw over its support, sorted (brought up to date with the pending stamps)."""
         engine = self.engine
         if engine._sorted is None:
             engine._sorted = SortedValues(self.n)
+            engine._sorted_support_noise = SortedValues(self.n)  # the noise over the pooled support
         if engine._pending:
             pixels = np.unique(np.concatenate([engine._layout.pixels_of(w) for w in engine._pending]))
             engine._sorted.replace(pixels, self.pooled.raw_ext[pixels])
+            new = pixels[~engine._sorted_support_noise.contains(pixels)]
+            engine._sorted_support_noise.replace(new, self.noise[new])
             engine._pending = []
         return engine._sorted
-
-    def _support_noise(self) -> np.ndarray:
-        """The AUC-Judd noise at the pooled support's pixels, sorted (CPU)."""
-        if not hasattr(self, "_support_noise_sorted"):
-            self._support_noise_sorted = np.sort(self.noise[self.pooled.support_pixels()])
-        return self._support_noise_sorted
 
     # -- one batch -----------------------------------------------------------------------------------
 
     def _score_batch(self, batch: _Batch) -> dict[str, dict[str, float]]:
         engine, be, xp, n = self.engine, self.be, self.be.xp, self.n
         wanted = set(engine.metrics)
-        n_rows = len(batch.names)
-        if batch.index is None:
+        if batch.pixels is None:
             pooled = self.pooled.raw_ext[:n].reshape(1, -1)
             own = xp.stack([o.raw_ext[:n] for o in batch.owns])
-            valid = None
         else:
-            index = be.index(batch.index)
-            pooled = self.pooled.raw_ext[index]
-            own = be.zeros(batch.index.shape)
-            for row, o in enumerate(batch.owns):
-                own[row, : batch.lengths[row]] = o.raw_ext[index[row, : batch.lengths[row]]]
-            valid = be.array(batch.index < n)
+            index = be.index(batch.pixels)
+            pooled = self.pooled.raw_ext[index].reshape(1, -1)
+            own = batch.owns[0].raw_ext[index].reshape(1, -1)
         others = pooled - own
-        # per participant: extremes, sum and cross product of the others' raw over the rows
-        if valid is None:
-            low, high = be.amin(others, 1), be.amax(others, 1)
-        else:
-            low = be.amin(xp.where(valid > 0, others, math.inf), 1)
-            high = be.amax(xp.where(valid > 0, others, -math.inf), 1)
-        row_sums = be.numpy(xp.stack([low, high, others.sum(axis=1), (others * own).sum(axis=1)]))
-        rows = [self._row(batch, k, *row_sums[:, k]) for k in range(n_rows)]
+        # per participant: extremes, sum and cross product of the others' raw over the row
+        row_sums = be.numpy(xp.stack([be.amin(others, 1), be.amax(others, 1), others.sum(axis=1),
+                                      (others * own).sum(axis=1)]))
+        rows = [self._row(batch, k, *row_sums[:, k]) for k in range(len(batch.names))]
 
-        def column(values):  # per-participant scalars as a (P, 1) device column
+        def column(values):  # per-participant scalars as a (P, 1) column
             return be.array(np.asarray(values, dtype=np.float64)).reshape(-1, 1)
 
         a, b = column([r.a for r in rows]), column([r.b for r in rows])
-        own_a, own_b = column([r.target.a for r in rows]), column([r.target.b for r in rows])
-        x = others * a + b
-        h = own * own_a + own_b
+        x = others * a + b if any(r.b for r in rows) else others * a
+        h = own * column([r.target.a for r in rows])
+        if any(r.target.b for r in rows):
+            h = h + column([r.target.b for r in rows])
         sums = {}
         if "mae" in wanted:
-            sums["mae"] = self._mae_sums(rows, x, h, valid, column)
-        if "sim" in wanted:
-            sums["sim"] = self._density_sums(rows, x, h, valid, column, "sim")
-        if "kl_div" in wanted:
-            sums["kl_div"] = self._density_sums(rows, x, h, valid, column, "kl_div")
+            sums["mae"] = self._mae_sums(rows, x, h, column)
+        for metric in ("sim", "kl_div"):
+            if metric in wanted:
+                sums[metric] = self._density_sums(rows, x, h, column, metric)
         for r in rows:
             r.x_fixated = self._x_at(r, r.target.pixels)
         if "auc_judd" in wanted:
             sums["auc_judd"] = self._judd_counts(batch, rows, x, pooled, a, b)
         if "auc_borji" in wanted or "auc_shuffled" in wanted:
-            self._negative_values(batch, rows, wanted)
+            self._negative_values(rows, wanted)
         return {r.name: self._finish(r, sums, k) for k, r in enumerate(rows)}
 
     def _row(self, batch: _Batch, k: int, low: float, high: float, others_sum: float, cross: float) -> _Row:
@@ -195,7 +164,7 @@ class HumanCeiling:
         pixels, weights, _ = self.pooled_fixated
         own_pixels, own_weights, _ = own.fixated()
         top = float((weights - lookup(own_pixels, own_weights, pixels)).max(initial=0.0))
-        length = int(batch.lengths[k])
+        length = self.n if batch.pixels is None else batch.pixels.size
         if length < self.n:  # the rest of the image: the pooled raw outside the participant's support
             if self.n_outside:
                 low, high = min(low, 0.0), max(high, 0.0)
@@ -215,26 +184,25 @@ class HumanCeiling:
 
     # -- metrics over the rows -------------------------------------------------------------------------
 
-    def _mae_sums(self, rows, x, h, valid, column) -> np.ndarray:
+    def _mae_sums(self, rows, x, h, column) -> np.ndarray:
         """MAE's ``sum |x - h|`` over all pixels: the rows, then the rest of the image, where the
         own heatmap is zero and ``|x - 0| = x`` (the others' map is >= its minimum)."""
         be, xp = self.be, self.be.xp
         if self.engine.mae_normalize == "minmax":
             x_maps = [_scaled_map(r.stats) for r in rows]
             h_maps = [_scaled_map(r.target.stats) for r in rows]
-            x_scaled = x * column([m[0] for m in x_maps]) + column([m[1] for m in x_maps])
-            h_scaled = h * column([m[0] for m in h_maps]) + column([m[1] for m in h_maps])
+            x_scaled = _affine(x, column([m[0] for m in x_maps]), [m[1] for m in x_maps], column)
+            h_scaled = _affine(h, column([m[0] for m in h_maps]), [m[1] for m in h_maps], column)
             inside_x = [m[0] * r.x_sum_inside + r.length * m[1] for m, r in zip(x_maps, rows)]
             whole_x = [float(r.stats.minmax_sum) for r in rows]
         else:
             x_scaled, h_scaled = x, h
             inside_x = [r.x_sum_inside for r in rows]
             whole_x = [float(r.stats.total) for r in rows]
-        difference = xp.abs(x_scaled - h_scaled)
-        inside = be.numpy((difference if valid is None else difference * valid).sum(axis=1))
+        inside = be.numpy(xp.abs(x_scaled - h_scaled).sum(axis=1))
         return inside + np.asarray(whole_x) - np.asarray(inside_x)
 
-    def _density_sums(self, rows, x, h, valid, column, metric: str) -> np.ndarray:
+    def _density_sums(self, rows, x, h, column, metric: str) -> np.ndarray:
         """SIM's ``sum min(p, q)`` or KL's sum, over the rows; the rest of the image adds nothing
         (q = 0 there) except pysaliency KL's tiny ``q(0)`` terms, added by :meth:`_finish`."""
         be, xp, n = self.be, self.be.xp, self.n
@@ -242,16 +210,14 @@ class HumanCeiling:
         undefined = [p is None or q is None for p, q in densities]
         p_maps = [_affine_parts(p) for p, _ in densities]
         q_maps = [_affine_parts(q) for _, q in densities]
-        p = (x + column([m[0] for m in p_maps])) * column([m[1] for m in p_maps]) + column([m[2] for m in p_maps])
-        q = (h + column([m[0] for m in q_maps])) * column([m[1] for m in q_maps]) + column([m[2] for m in q_maps])
+        p = _density_of(x, p_maps, column)
+        q = _density_of(h, q_maps, column)
         if metric == "sim":
             terms = xp.minimum(p, q)
         elif self.engine.variant == "mit":  # q log(eps + q / (p + eps)), as metrics._kl_div
             terms = q * xp.log(q / (p + MATLAB_EPS) + MATLAB_EPS)
         else:
             terms = q * (xp.log(q) - xp.log(p))
-        if valid is not None:
-            terms = xp.where(valid > 0, terms, 0.0)
         totals = be.numpy(terms.sum(axis=1))
         return np.where(undefined, np.nan, totals)
 
@@ -282,24 +248,15 @@ class HumanCeiling:
         padded = np.full((len(rows), max(width, 1)), np.inf)
         for k, t in enumerate(thresholds):
             padded[k, : t.size] = t
-        noise = self._noise_at(batch)
-        jittered = x + noise
-        counts = _count_rows(be, jittered, padded)
-        if (batch.lengths < n).all():  # rows are supports: the rest of the image has X = pooled raw * a + b
-            counts -= _count_rows(be, (pooled * a + b) + noise, padded)  # all pixels minus the rows
-            for k, r in enumerate(rows):
-                counts[k] += self._pooled_counts(r.a, r.b, padded[k])
+        noise = self.engine._maps.noise_at(None if batch.pixels is None else self.be.index(batch.pixels))
+        counts = _count_rows(be, x + noise, padded)
+        if batch.pixels is not None and batch.pixels.size < n:
+            # the rest of the image, where X = pooled raw * a + b: every pixel minus the row's
+            counts -= _count_rows(be, (pooled * a + b) + noise, padded)
+            counts[0] += self._pooled_counts(rows[0].a, rows[0].b, padded[0])
         for k, r in enumerate(rows):
             r.judd = (thresholds[k], counts[k, : thresholds[k].size], orders[k])
         return counts
-
-    def _noise_at(self, batch: _Batch):
-        """The noise field on the batch's rows (padding: -inf, never counted)."""
-        if self._noise_ext is None:
-            self._noise_ext = self.be.array(np.append(self.noise, -np.inf))
-        if batch.index is None:
-            return self._noise_ext[: self.n].reshape(1, -1)
-        return self._noise_ext[self.be.index(batch.index)]
 
     def _pooled_counts(self, a: float, b: float, thresholds: np.ndarray) -> np.ndarray:
         """Over every pixel: how many ``(pooled raw * a + b) + noise`` are ``>=`` each threshold
@@ -316,7 +273,7 @@ class HumanCeiling:
             ones = np.ones(int(could.sum()))
             everywhere = SortedValues.of_sorted(sorted_noise(self.engine.seed, self.n)).count_at_least(
                 ones, ones * value, thresholds[could], np.zeros(1), 0.0)
-            in_support = SortedValues.of_sorted(self._support_noise()).count_at_least(
+            in_support = self.engine._sorted_support_noise.count_at_least(
                 ones, ones * value, thresholds[could], np.zeros(1), 0.0)
             counts[could] += everywhere - in_support
         return counts
@@ -326,7 +283,7 @@ class HumanCeiling:
         index = self.be.index(pixels)
         return self.be.numpy(self.pooled.raw_ext[index] - r.own.raw_ext[index]) * r.a + r.b
 
-    def _negative_values(self, batch: _Batch, rows, wanted) -> None:
+    def _negative_values(self, rows, wanted) -> None:
         engine = self.engine
         for r in rows:
             r.negatives = {}
@@ -463,8 +420,22 @@ def _affine_parts(density: _Affine | None) -> tuple[float, float, float]:
 
 
 def _count_rows(be, values, thresholds: np.ndarray) -> np.ndarray:
-    """``counts[p, k]``: how many of row ``p`` of ``values`` are ``>=`` ``thresholds[p, k]``."""
-    xp = be.xp
+    """``counts[p, k]``: how many of row ``p`` of ``values`` ``(P, L)`` are ``>=`` ``thresholds[p, k]``."""
     t = be.array(thresholds)
-    columns = [(values >= t[:, k : k + 1]).sum(axis=1) for k in range(thresholds.shape[1])]
-    return be.numpy(xp.stack(columns, 1)).astype(np.int64)
+    if values.shape[0] * values.shape[1] * t.shape[1] <= _MAX_COMPARISONS:
+        counts = (values[:, None, :] >= t[:, :, None]).sum(axis=2)
+    else:
+        counts = be.xp.stack([(values >= t[:, k : k + 1]).sum(axis=1) for k in range(t.shape[1])], 1)
+    return be.numpy(counts).astype(np.int64)
+
+
+def _affine(values, scale, offsets: list[float], column):
+    """``values * scale + offset`` with per-row offsets (skipped when all are 0)."""
+    return values * scale + column(offsets) if any(offsets) else values * scale
+
+
+def _density_of(values, parts: list[tuple[float, float, float]], column):
+    """``(values + offset) * scale + constant`` per row (:func:`_affine_parts`), skipping zero terms."""
+    offsets, scales, constants = zip(*parts)
+    out = (values + column(offsets)) * column(scales) if any(offsets) else values * column(scales)
+    return out + column(constants) if any(constants) else out

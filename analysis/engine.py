@@ -246,6 +246,11 @@ class _Maps:
     def _device_noise(self):
         return self.be.array(self.noise)
 
+    def noise_at(self, index=None):
+        """The AUC-Judd noise on the device, ``(1, N)`` or at backend ``index`` ``(1, L)``."""
+        noise = self._device_noise
+        return (noise if index is None else noise[index]).reshape(1, -1)
+
     def at(self, pixels: np.ndarray) -> np.ndarray:
         """The maps' raw values at flat ``pixels``: numpy ``(M, len(pixels))``."""
         return self.be.numpy(self.raw.reshape(len(self.names), -1)[:, self.be.index(pixels)])
@@ -350,7 +355,8 @@ class ImageEngine:
         self._own: dict[str, Heatmap] = {}
         self._rows: list[tuple[float, float, float, str]] = []
         self._pending: list[tuple[slice, slice]] = []  # stamp windows not yet in the sorted values
-        self._sorted = None
+        self._sorted = None  # the pooled raw over its support, sorted (CPU)
+        self._sorted_support_noise = None  # the AUC-Judd noise over the pooled support, sorted (CPU)
         self._cache: dict = {}
         self.version = 0
 
