@@ -56,6 +56,14 @@ class NumpyBackend:
     def amin(self, values, axis: int):
         return values.min(axis=axis)
 
+    def count_nonzero(self, values, axis: int):
+        return np.count_nonzero(values, axis=axis)
+
+    def take(self, values, index, out):
+        """``values[index]`` (1-D) into ``out`` (any shape of ``index``'s size)."""
+        # mode "clip": with out=, the default "raise" copies through a buffer
+        return np.take(values, index, out=out.reshape(-1), mode="clip").reshape(out.shape)
+
     def amax(self, values, axis: int):
         return values.max(axis=axis)
 
@@ -98,6 +106,14 @@ class TorchBackend:
 
     def amin(self, values, axis: int):
         return self.xp.amin(values, dim=axis)
+
+    def count_nonzero(self, values, axis: int):
+        return self.xp.count_nonzero(values, dim=axis)
+
+    def take(self, values, index, out):
+        """``values[index]`` (1-D) into ``out`` (any shape of ``index``'s size)."""
+        self.xp.index_select(values, 0, index, out=out.reshape(-1))
+        return out
 
     def amax(self, values, axis: int):
         return self.xp.amax(values, dim=axis)

@@ -39,7 +39,7 @@ from analysis.metrics import (
     _undefined,
 )
 
-__all__ = ["HumanCeiling"]
+__all__ = ["HumanCeiling", "Workspace"]
 
 #: Above this many comparisons, AUC-Judd counts compare one threshold at a time.
 _MAX_COMPARISONS = 50_000_000
@@ -86,11 +86,14 @@ class HumanCeiling:
                 if metric in engine.metrics and not engine._borji_undefined(metric, target.pixels.size):
                     engine._negatives(metric, target.pixels.size)
         batches = self._batches(names, owns, targets)
-        if self.be.sorted_counts and len(batches) > 1:
+        workspaces = engine._workspaces
+        if self.be.sorted_counts and len(batches) > 1:  # the CPU: two threads (numpy releases the GIL)
+            halves = [(batches[::2], workspaces[0]), (batches[1::2], workspaces[1])]
             with ThreadPoolExecutor(max_workers=2) as pool:
-                results = list(pool.map(self._score_batch, batches))
+                results = [r for part in pool.map(lambda half: [self._score_batch(b, half[1]) for b in half[0]],
+                                                  halves) for r in part]
         else:
-            results = [self._score_batch(batch) for batch in batches]
+            results = [self._score_batch(batch, workspaces[0]) for batch in batches]
         scores = {name: values for batch_scores in results for name, values in batch_scores.items()}
         return {name: scores[name] for name in names}
 
@@ -119,40 +122,42 @@ class HumanCeiling:
 
     # -- one batch -----------------------------------------------------------------------------------
 
-    def _score_batch(self, batch: _Batch) -> dict[str, dict[str, float]]:
+    def _score_batch(self, batch: _Batch, ws: Workspace) -> dict[str, dict[str, float]]:
         engine, be, xp, n = self.engine, self.be, self.be.xp, self.n
         wanted = set(engine.metrics)
         if batch.pixels is None:
+            shape = (len(batch.names), n)
             pooled = self.pooled.raw_ext[:n].reshape(1, -1)
-            own = xp.stack([o.raw_ext[:n] for o in batch.owns])
+            own = ws("own", shape)
+            for row, o in enumerate(batch.owns):
+                own[row] = o.raw_ext[:n]
         else:
+            shape = (1, batch.pixels.size)
             index = be.index(batch.pixels)
-            pooled = self.pooled.raw_ext[index].reshape(1, -1)
-            own = batch.owns[0].raw_ext[index].reshape(1, -1)
-        others = pooled - own
+            pooled = be.take(self.pooled.raw_ext, index, ws("pooled", shape))
+            own = be.take(batch.owns[0].raw_ext, index, ws("own", shape))
+        x, scratch = ws("x", shape), ws("scratch", shape)
+        xp.subtract(pooled, own, out=x)  # the others' raw, until it becomes X below
         # per participant: extremes, sum and cross product of the others' raw over the row
-        row_sums = be.numpy(xp.stack([be.amin(others, 1), be.amax(others, 1), others.sum(axis=1),
-                                      (others * own).sum(axis=1)]))
+        row_sums = be.numpy(xp.stack([be.amin(x, 1), be.amax(x, 1), x.sum(axis=1),
+                                      xp.multiply(x, own, out=scratch).sum(axis=1)]))
         rows = [self._row(batch, k, *row_sums[:, k]) for k in range(len(batch.names))]
 
         def column(values):  # per-participant scalars as a (P, 1) column
             return be.array(np.asarray(values, dtype=np.float64)).reshape(-1, 1)
 
-        a, b = column([r.a for r in rows]), column([r.b for r in rows])
-        x = others * a + b if any(r.b for r in rows) else others * a
-        h = own * column([r.target.a for r in rows])
-        if any(r.target.b for r in rows):
-            h = h + column([r.target.b for r in rows])
+        _affine_into(xp, x, [(0.0, r.a, r.b) for r in rows], column, out=x)  # X = raw * a + b
+        h = _affine_into(xp, own, [(0.0, r.target.a, r.target.b) for r in rows], column, out=own)
         sums = {}
         if "mae" in wanted:
-            sums["mae"] = self._mae_sums(rows, x, h, column)
+            sums["mae"] = self._mae_sums(rows, x, h, column, ws)
         for metric in ("sim", "kl_div"):
             if metric in wanted:
-                sums[metric] = self._density_sums(rows, x, h, column, metric)
+                sums[metric] = self._density_sums(rows, x, h, column, metric, ws)
         for r in rows:
             r.x_fixated = self._x_at(r, r.target.pixels)
         if "auc_judd" in wanted:
-            sums["auc_judd"] = self._judd_counts(batch, rows, x, pooled, a, b)
+            sums["auc_judd"] = self._judd_counts(batch, rows, x, pooled, column, ws)
         if "auc_borji" in wanted or "auc_shuffled" in wanted:
             self._negative_values(rows, wanted)
         return {r.name: self._finish(r, sums, k) for k, r in enumerate(rows)}
@@ -184,40 +189,45 @@ class HumanCeiling:
 
     # -- metrics over the rows -------------------------------------------------------------------------
 
-    def _mae_sums(self, rows, x, h, column) -> np.ndarray:
+    def _mae_sums(self, rows, x, h, column, ws: Workspace) -> np.ndarray:
         """MAE's ``sum |x - h|`` over all pixels: the rows, then the rest of the image, where the
         own heatmap is zero and ``|x - 0| = x`` (the others' map is >= its minimum)."""
         be, xp = self.be, self.be.xp
+        difference = ws("terms", x.shape)
         if self.engine.mae_normalize == "minmax":
             x_maps = [_scaled_map(r.stats) for r in rows]
             h_maps = [_scaled_map(r.target.stats) for r in rows]
-            x_scaled = _affine(x, column([m[0] for m in x_maps]), [m[1] for m in x_maps], column)
-            h_scaled = _affine(h, column([m[0] for m in h_maps]), [m[1] for m in h_maps], column)
+            _affine_into(xp, x, [(0.0, *m) for m in x_maps], column, out=difference)
+            xp.subtract(difference, _affine_into(xp, h, [(0.0, *m) for m in h_maps], column, out=ws("scratch", x.shape)),
+                        out=difference)
             inside_x = [m[0] * r.x_sum_inside + r.length * m[1] for m, r in zip(x_maps, rows)]
             whole_x = [float(r.stats.minmax_sum) for r in rows]
         else:
-            x_scaled, h_scaled = x, h
+            xp.subtract(x, h, out=difference)
             inside_x = [r.x_sum_inside for r in rows]
             whole_x = [float(r.stats.total) for r in rows]
-        inside = be.numpy(xp.abs(x_scaled - h_scaled).sum(axis=1))
+        inside = be.numpy(xp.abs(difference, out=difference).sum(axis=1))
         return inside + np.asarray(whole_x) - np.asarray(inside_x)
 
-    def _density_sums(self, rows, x, h, column, metric: str) -> np.ndarray:
+    def _density_sums(self, rows, x, h, column, metric: str, ws: Workspace) -> np.ndarray:
         """SIM's ``sum min(p, q)`` or KL's sum, over the rows; the rest of the image adds nothing
         (q = 0 there) except pysaliency KL's tiny ``q(0)`` terms, added by :meth:`_finish`."""
-        be, xp, n = self.be, self.be.xp, self.n
+        be, xp = self.be, self.be.xp
         densities = [self._densities(r, metric) for r in rows]
         undefined = [p is None or q is None for p, q in densities]
-        p_maps = [_affine_parts(p) for p, _ in densities]
-        q_maps = [_affine_parts(q) for _, q in densities]
-        p = _density_of(x, p_maps, column)
-        q = _density_of(h, q_maps, column)
+        p = _affine_into(xp, x, [_affine_parts(p) for p, _ in densities], column, out=ws("terms", x.shape))
+        q = _affine_into(xp, h, [_affine_parts(q) for _, q in densities], column, out=ws("scratch", x.shape))
         if metric == "sim":
-            terms = xp.minimum(p, q)
+            terms = xp.minimum(p, q, out=p)
         elif self.engine.variant == "mit":  # q log(eps + q / (p + eps)), as metrics._kl_div
-            terms = q * xp.log(q / (p + MATLAB_EPS) + MATLAB_EPS)
-        else:
-            terms = q * (xp.log(q) - xp.log(p))
+            p += MATLAB_EPS
+            terms = xp.divide(q, p, out=p)
+            terms += MATLAB_EPS
+            terms = xp.multiply(xp.log(terms, out=terms), q, out=terms)
+        else:  # q (log q - log p)
+            log_q = xp.log(q, out=ws("log q", x.shape))
+            terms = xp.subtract(log_q, xp.log(p, out=p), out=p)
+            terms = xp.multiply(terms, q, out=terms)
         totals = be.numpy(terms.sum(axis=1))
         return np.where(undefined, np.nan, totals)
 
@@ -234,7 +244,7 @@ class HumanCeiling:
             options = dict(minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
         return _density(float(s.lo), float(s.total), n, **options), _density(float(t.lo), float(t.total), n, **options)
 
-    def _judd_counts(self, batch: _Batch, rows, x, pooled, a, b) -> np.ndarray:
+    def _judd_counts(self, batch: _Batch, rows, x, pooled, column, ws: Workspace) -> np.ndarray:
         """Per participant, how many pixels of the others' map, jittered, are ``>=`` each of its
         thresholds (its fixated values, jittered, descending)."""
         be, xp, n = self.be, self.be.xp, self.n
@@ -248,11 +258,15 @@ class HumanCeiling:
         padded = np.full((len(rows), max(width, 1)), np.inf)
         for k, t in enumerate(thresholds):
             padded[k, : t.size] = t
-        noise = self.engine._maps.noise_at(None if batch.pixels is None else self.be.index(batch.pixels))
-        counts = _count_rows(be, x + noise, padded)
+        noise = self.engine._maps.noise_at()
+        if batch.pixels is not None:
+            noise = be.take(noise.reshape(-1), be.index(batch.pixels), ws("noise", x.shape))
+        jittered = ws("terms", x.shape)
+        counts = _count_rows(be, xp.add(x, noise, out=jittered), padded, ws)
         if batch.pixels is not None and batch.pixels.size < n:
-            # the rest of the image, where X = pooled raw * a + b: every pixel minus the row's
-            counts -= _count_rows(be, (pooled * a + b) + noise, padded)
+            # the rest of the image, where X = pooled raw * a + b: every pixel, minus the row's
+            _affine_into(xp, pooled, [(0.0, r.a, r.b) for r in rows], column, out=jittered)
+            counts -= _count_rows(be, xp.add(jittered, noise, out=jittered), padded, ws)
             counts[0] += self._pooled_counts(rows[0].a, rows[0].b, padded[0])
         for k, r in enumerate(rows):
             r.judd = (thresholds[k], counts[k, : thresholds[k].size], orders[k])
@@ -419,23 +433,48 @@ def _affine_parts(density: _Affine | None) -> tuple[float, float, float]:
     return density.offset, density.scale, 0.0
 
 
-def _count_rows(be, values, thresholds: np.ndarray) -> np.ndarray:
+def _count_rows(be, values, thresholds: np.ndarray, ws: Workspace) -> np.ndarray:
     """``counts[p, k]``: how many of row ``p`` of ``values`` ``(P, L)`` are ``>=`` ``thresholds[p, k]``."""
     t = be.array(thresholds)
-    if values.shape[0] * values.shape[1] * t.shape[1] <= _MAX_COMPARISONS:
-        counts = (values[:, None, :] >= t[:, :, None]).sum(axis=2)
+    n_rows, length = values.shape
+    if n_rows * length * t.shape[1] <= _MAX_COMPARISONS:
+        above = be.xp.greater_equal(values[:, None, :], t[:, :, None], out=ws("above", (n_rows, t.shape[1], length),
+                                                                            dtype=bool))
+        counts = be.count_nonzero(above, 2)
     else:
-        counts = be.xp.stack([(values >= t[:, k : k + 1]).sum(axis=1) for k in range(t.shape[1])], 1)
+        above = ws("above", (n_rows, length), dtype=bool)
+        counts = be.xp.stack([be.count_nonzero(be.xp.greater_equal(values, t[:, k : k + 1], out=above), 1)
+                              for k in range(t.shape[1])], 1)
     return be.numpy(counts).astype(np.int64)
 
 
-def _affine(values, scale, offsets: list[float], column):
-    """``values * scale + offset`` with per-row offsets (skipped when all are 0)."""
-    return values * scale + column(offsets) if any(offsets) else values * scale
-
-
-def _density_of(values, parts: list[tuple[float, float, float]], column):
-    """``(values + offset) * scale + constant`` per row (:func:`_affine_parts`), skipping zero terms."""
+def _affine_into(xp, values, parts: list[tuple[float, float, float]], column, *, out):
+    """``(values + offset) * scale + constant`` per row, written to ``out`` (zero terms skipped).
+    ``parts``: one ``(offset, scale, constant)`` per row."""
     offsets, scales, constants = zip(*parts)
-    out = (values + column(offsets)) * column(scales) if any(offsets) else values * column(scales)
-    return out + column(constants) if any(constants) else out
+    if any(offsets):
+        xp.add(values, column(offsets), out=out)
+        xp.multiply(out, column(scales), out=out)
+    else:
+        xp.multiply(values, column(scales), out=out)
+    if any(constants):
+        xp.add(out, column(constants), out=out)
+    return out
+
+
+class Workspace:
+    """Scratch arrays reused across participants and queries. On the CPU a fresh temporary the size
+    of a participant's support (~40k values) is mapped and page-faulted anew each time, which costs
+    more than the arithmetic on it."""
+
+    def __init__(self, be) -> None:
+        self.be = be
+        self._store: dict = {}
+
+    def __call__(self, name: str, shape: tuple[int, ...], dtype=np.float64):
+        size = int(np.prod(shape))
+        store = self._store.get(name)
+        if store is None or store.shape[0] < size:
+            store = self.be.zeros(max(size, 0 if store is None else 2 * store.shape[0]), dtype=dtype)
+            self._store[name] = store
+        return store[:size].reshape(shape)

@@ -63,6 +63,7 @@ import functools
 import logging
 import math
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +71,7 @@ import pandas as pd
 
 from analysis._checks import as_2d_float, check_choice, check_positive
 from analysis._engine_backend import backend as _backend
-from analysis._engine_loso import HumanCeiling
+from analysis._engine_loso import HumanCeiling, Workspace
 from analysis._engine_state import N_SPLITS, N_THRESHOLDS, STEP, Heatmap, Layout, MapStats, Target, heatmap_transform
 from analysis.baselines import center_bias, other_images_on_grid
 from analysis.heatmap import HeatmapParams, _check_shape, _kernel, _window, fixation_map, heatmap
@@ -92,6 +93,7 @@ from analysis.metrics import (
     _minmax_values,
     _nss_from,
     _sampled_area,
+    _shuffled_draws,
     _shuffled_negatives,
     _sim_density,
     _threshold_codes,
@@ -344,6 +346,8 @@ class ImageEngine:
                            [centre, np.zeros(shape), *model_maps.values()],
                            seed=seed, variant=variant, mae_normalize=mae_normalize)
         self._other_index = np.empty(0, dtype=np.int64)
+        self._borji_stream = _BorjiStream(self._maps, seed)
+        self._workspaces = (Workspace(self._be), Workspace(self._be))  # scratch of the human ceiling (two threads)
         self.context_version = None
         self._reset()
 
@@ -437,6 +441,7 @@ class ImageEngine:
         self._other_index = np.flatnonzero(counts.ravel() > 0)
         index = self._maps.names.index("dataset_prior")
         self._maps.set(index, prior)
+        self._borji_stream.refresh(index)
         for target in (self._pooled, *self._own.values()):
             self._refresh_dots(target, index)
         self.context_version = version
@@ -583,12 +588,36 @@ class ImageEngine:
                     q0 = float(kl_q(np.zeros(1))[0])
                     q_log_q += (n - n_valid) * q0 * math.log(q0)
             result["q_log_q"] = q_log_q
+        step = be.tiles_per_step or max(tiles.size, 1)
+        runs = list(_runs(tiles, step))
+        if be.tiles_per_step and len(runs) > 1:  # the CPU: two threads (numpy releases the GIL)
+            halves = (runs[::2], runs[1::2])
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                parts = list(pool.map(lambda part: self._stacked_sums(part, per_map, step), halves))
+            sums = {metric: parts[0][metric] + parts[1][metric] for metric in per_map}
+        else:
+            sums = self._stacked_sums(runs, per_map, step)
+        if "mae" in wanted and self.mae_normalize == "minmax":
+            result["mae"] = result["mae"] - 2.0 * sums["mae"]
+        elif "mae" in wanted:
+            n_padding = tiles.size * layout.tile_px**2 - n_valid  # padding holds |lo - 0| each
+            result["mae"] = (sums["mae"] - n_padding * np.abs(maps.lo)
+                             + maps.abs_total - maps.abs_tile_sums[tiles].sum(axis=0))
+        if "sim" in wanted:
+            result["sim"] = sums.get("sim", np.zeros(len(maps.names)))
+            undefined = maps.sim_undefined.astype(bool) | (sim_q is None)
+            for m in np.flatnonzero(undefined):
+                result["sim"][m] = _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
+        return result
+
+    def _stacked_sums(self, runs, per_map: dict, step: int) -> dict[str, np.ndarray]:
+        """Per metric of ``per_map``, the sum over the runs of tiles of each map's pixel terms."""
+        be, xp, maps, layout = self._be, self._be.xp, self._maps, self._layout
         sums = {metric: np.zeros(len(maps.names)) for metric in per_map}
         lo_maps, range_maps = be.array(maps.lo).reshape(1, -1, 1), be.array(maps.hi - maps.lo).reshape(1, -1, 1)
         sim_offset = be.array(maps.sim_offset).reshape(1, -1, 1) if maps.sim_offset.any() else None
-        step = be.tiles_per_step or max(tiles.size, 1)
-        buffer = be.zeros((min(step, max(tiles.size, 1)), len(maps.names), layout.tile_px**2))
-        for at, first, count in _runs(tiles, step):
+        buffer = be.zeros((step, len(maps.names), layout.tile_px**2))
+        for at, first, count in runs:
             scaled = maps.scaled_tiles[first:first + count]  # a view: consecutive tiles
             out = buffer[:count]
             for metric, (human, scale) in per_map.items():
@@ -606,18 +635,7 @@ class ImageEngine:
                         out += sim_offset
                     xp.minimum(out, human, out=out)
                 sums[metric] += be.numpy(out.sum(axis=(0, 2)))
-        if "mae" in wanted and self.mae_normalize == "minmax":
-            result["mae"] = result["mae"] - 2.0 * sums["mae"]
-        elif "mae" in wanted:
-            n_padding = tiles.size * layout.tile_px**2 - n_valid  # padding holds |lo - 0| each
-            result["mae"] = (sums["mae"] - n_padding * np.abs(maps.lo)
-                             + maps.abs_total - maps.abs_tile_sums[tiles].sum(axis=0))
-        if "sim" in wanted:
-            result["sim"] = sums.get("sim", np.zeros(len(maps.names)))
-            undefined = maps.sim_undefined.astype(bool) | (sim_q is None)
-            for m in np.flatnonzero(undefined):
-                result["sim"][m] = _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
-        return result
+        return sums
 
     def _kl_target_density(self, stats: MapStats) -> _Affine:
         n = self._layout.n_pixels
@@ -681,14 +699,24 @@ class ImageEngine:
             return [_undefined(metric, undefined)] * len(maps.names)
         key = (metric, "fp", n_fix, maps.version, self.context_version)
         if key not in self._cache:
-            negatives = self._negatives(metric, n_fix)
-            codes = maps.codes_at(negatives)
-            n_maps, n_splits, n_neg = codes.shape
-            self._cache[key] = _fraction_at_least(codes.reshape(-1, n_neg), N_THRESHOLDS).reshape(n_maps, n_splits, -1)
+            if metric == "auc_borji":
+                self._cache[key] = self._borji_stream.fractions(n_fix)
+            else:
+                draws = _shuffled_draws(self.seed, self._other_index.size, n_fix, N_SPLITS)
+                codes = self._other_codes()[:, draws]
+                n_maps, n_splits, n_neg = codes.shape
+                self._cache[key] = _fraction_at_least(codes.reshape(-1, n_neg), N_THRESHOLDS).reshape(n_maps, n_splits, -1)
         tp = _fraction_at_least(maps.codes_at(target.pixels), N_THRESHOLDS)
         areas = _sampled_area(tp, self._cache[key])
         return [_undefined(metric, "the saliency map is constant (MIT min-max gives 0/0)") if constant else area
                 for area, constant in zip(areas, maps.stats.constant)]
+
+    def _other_codes(self) -> np.ndarray:
+        """The fixed maps' Borji codes at the other images' pixels ``(M, n_other)``."""
+        key = ("other codes", self._maps.version, self.context_version)
+        if key not in self._cache:
+            self._cache[key] = self._maps.codes_at(self._other_index)
+        return self._cache[key]
 
     def _borji_undefined(self, metric: str, n_fix: int) -> str | None:
         if metric == "auc_borji":
@@ -739,3 +767,42 @@ def _runs(tiles: np.ndarray, step: int):
         for at in range(int(start), int(stop), step):
             count = min(step, int(stop) - at)
             yield at, int(tiles[at]), count
+
+
+class _BorjiStream:
+    """The fixed maps' AUC-Borji negatives, counted once for every number of fixated pixels.
+
+    For ``n`` fixated pixels the negatives are the first ``100 n`` draws of one random stream
+    (split ``i`` takes draws ``i n .. (i + 1) n - 1``; :func:`analysis.metrics._borji_negatives`).
+    Each map's threshold codes at the stream's pixels are kept as running counts ``(M, draws + 1, K)``
+    (int32, ``44 M K`` bytes per fixated pixel), so a split's counts are the difference of two rows.
+    Each extension re-draws the negatives as the definition does and checks that the stream is a
+    prefix of them, rebuilding if it is not.
+    """
+
+    def __init__(self, maps: _Maps, seed: int) -> None:
+        self.maps, self.seed = maps, seed
+        self.stream = np.empty(0, dtype=np.int64)
+        self.running = np.zeros((len(maps.names), 1, N_THRESHOLDS), dtype=np.int32)
+
+    def fractions(self, n_fix: int) -> np.ndarray:
+        """``(M, 100, K)``: per map, split and threshold, the fraction of negatives ``>=`` it."""
+        length = N_SPLITS * n_fix
+        if length > self.stream.size:
+            draws = _borji_negatives(self.seed, self.maps.layout.n_pixels, n_fix, N_SPLITS).ravel()
+            kept = self.stream.size if np.array_equal(draws[: self.stream.size], self.stream) else 0
+            self.stream, self.running = draws, self.running[:, : kept + 1]
+            self.running = np.concatenate([self.running, self._running(draws[kept:], self.running[:, -1:])], axis=1)
+        bounds = self.running[:, : length + 1 : n_fix]  # (M, 101, K): counts before each split
+        return np.diff(bounds, axis=1) / n_fix
+
+    def refresh(self, index: int) -> None:
+        """Recount map ``index`` (after it changed)."""
+        if self.stream.size:
+            self.running[index, 1:] = self._running(self.stream, np.zeros((1, 1, N_THRESHOLDS), np.int32),
+                                                    rows=[index])[0]
+
+    def _running(self, pixels: np.ndarray, start: np.ndarray, rows=None) -> np.ndarray:
+        codes = self.maps.codes_at(pixels)[rows if rows is not None else slice(None)]
+        above = codes[:, :, None] > np.arange(N_THRESHOLDS)  # value >= threshold k
+        return start + np.cumsum(above, axis=1, dtype=np.int32)

@@ -577,9 +577,13 @@ def _borji_negatives(seed: int, n_pixels: int, n_fixated: int, n_splits: int) ->
 def _shuffled_negatives(seed: int, other_index: np.ndarray, n_fixated: int, n_splits: int) -> np.ndarray:
     """Shuffled AUC's negatives ``(n_splits, min(n_fixated, n_other))``: per split MATLAB's
     ``randperm``, the first ``min(N_fix, N_other)`` of the other-image fixated pixels."""
+    return other_index[_shuffled_draws(seed, other_index.size, n_fixated, n_splits)]
+
+
+def _shuffled_draws(seed: int, n_other: int, n_fixated: int, n_splits: int) -> np.ndarray:
+    """Which of the ``n_other`` other-image pixels each split of shuffled AUC draws (positions)."""
     rng = np.random.default_rng([seed, _STREAM["auc_shuffled"]])
-    draws = _distinct_draws(rng, other_index.size, min(n_fixated, other_index.size), n_splits)
-    return other_index[draws]
+    return _distinct_draws(rng, n_other, min(n_fixated, n_other), n_splits)
 
 
 def _auc_borji(s: _Map, fix: _Fixations, n_splits: int, step: float, seed: int) -> float:
