@@ -94,8 +94,19 @@ class HumanCeiling:
                                                   halves) for r in part]
         else:
             results = [self._score_batch(batch, workspaces[0]) for batch in batches]
-        scores = {name: values for batch_scores in results for name, values in batch_scores.items()}
-        return {name: scores[name] for name in names}
+        by_name = {r.name: r for rows in results for r in rows}
+        rows = [by_name[name] for name in names]
+        # the small per-participant steps, for everyone at once
+        borji = {metric: self._borji(rows, metric) for metric in ("auc_borji", "auc_shuffled")
+                 if metric in engine.metrics}
+        baselines = self._centre_at(rows) if "info_gain" in engine.metrics else None
+        return {r.name: self._finish(r, borji, baselines, k) for k, r in enumerate(rows)}
+
+    def _centre_at(self, rows) -> list[np.ndarray]:
+        """The centre-bias map (the information-gain baseline) at each participant's fixated pixels."""
+        maps = self.engine._maps
+        values = maps.at(np.concatenate([r.target.pixels for r in rows]))[maps.names.index("center_bias")]
+        return np.split(values, np.cumsum([r.target.pixels.size for r in rows])[:-1])
 
     # -- batches -------------------------------------------------------------------------------------
 
@@ -122,7 +133,8 @@ class HumanCeiling:
 
     # -- one batch -----------------------------------------------------------------------------------
 
-    def _score_batch(self, batch: _Batch, ws: Workspace) -> dict[str, dict[str, float]]:
+    def _score_batch(self, batch: _Batch, ws: Workspace) -> list[_Row]:
+        """The batch's participants with their sums over the rows (:attr:`_Row.sums`)."""
         engine, be, xp, n = self.engine, self.be, self.be.xp, self.n
         wanted = set(engine.metrics)
         if batch.pixels is None:
@@ -160,7 +172,9 @@ class HumanCeiling:
             sums["auc_judd"] = self._judd_counts(batch, rows, x, pooled, column, ws)
         if "auc_borji" in wanted or "auc_shuffled" in wanted:
             self._negative_values(rows, wanted)
-        return {r.name: self._finish(r, sums, k) for k, r in enumerate(rows)}
+        for k, r in enumerate(rows):
+            r.sums = {metric: values[k] for metric, values in sums.items()}
+        return rows
 
     def _row(self, batch: _Batch, k: int, low: float, high: float, others_sum: float, cross: float) -> _Row:
         """One participant's scalars: the others' normalisation and the scalars of ``X``."""
@@ -308,35 +322,32 @@ class HumanCeiling:
 
     # -- one participant's scores --------------------------------------------------------------------
 
-    def _finish(self, r: _Row, sums: dict, k: int) -> dict[str, float]:
+    def _finish(self, r: _Row, borji: dict, baselines, k: int) -> dict[str, float]:
         engine, n = self.engine, self.n
         s, t = r.stats, r.target.stats
-        values = {}
-        if "mae" in sums:
-            values["mae"] = sums["mae"][k] / n
+        values = {metric: values[k] for metric, values in borji.items()}
+        if "mae" in r.sums:
+            values["mae"] = r.sums["mae"] / n
         if "cc" in engine.metrics:
             mean = float(s.mean)
             covariance = (r.target.a * (r.a * r.others_cross + (r.b - mean) * r.own_total)
                           + r.target.b * (r.x_sum_inside - r.length * mean))
             values["cc"] = _cc_from(covariance, float(s.centered_sum_sq), float(t.centered_sum_sq),
                                     bool(s.constant), bool(t.constant), engine.variant)
-        if "sim" in sums:
-            values["sim"] = (sums["sim"][k] if np.isfinite(sums["sim"][k])
+        if "sim" in r.sums:
+            values["sim"] = (r.sums["sim"] if np.isfinite(r.sums["sim"])
                              else _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)"))
-        if "kl_div" in sums:
-            values["kl_div"] = sums["kl_div"][k] + self._kl_outside(r)
+        if "kl_div" in r.sums:
+            values["kl_div"] = r.sums["kl_div"] + self._kl_outside(r)
         if "nss" in engine.metrics:
             values["nss"] = _nss_from(r.x_fixated - float(s.mean), r.target.counts, float(s.centered_sum_sq), n,
                                       bool(s.constant), engine.variant)
-        if "auc_judd" in sums:
+        if "auc_judd" in r.sums:
             values["auc_judd"] = self._judd(r)
-        for metric in ("auc_borji", "auc_shuffled"):
-            if metric in engine.metrics:
-                values[metric] = self._borji(r, metric)
         if "info_gain" in engine.metrics:
             stats = MapStats(lo=np.array([s.lo]), hi=np.array([s.hi]), total=np.array([s.total]),
                              centered_sum_sq=np.array([s.centered_sum_sq]), n_pixels=n)
-            values["info_gain"] = engine._info_gain(r.x_fixated[None, :], stats, r.target)[0]
+            values["info_gain"] = engine._info_gain(r.x_fixated[None, :], stats, r.target, baseline=baselines[k])[0]
         return {metric: float(values[metric]) for metric in engine.metrics}
 
     def _judd(self, r: _Row) -> float:
@@ -348,18 +359,36 @@ class HumanCeiling:
         positives, counts, order = r.judd
         return _judd_area(positives, counts, r.target.counts[order], self.n, self.engine.variant)
 
-    def _borji(self, r: _Row, metric: str) -> float:
-        undefined = self.engine._borji_undefined(metric, r.target.pixels.size)
-        if undefined:
-            return _undefined(metric, undefined)
-        if r.stats.constant:
-            return _undefined(metric, "the saliency map is constant (MIT min-max gives 0/0)")
-        lo, value_range = float(r.stats.lo), float(r.stats.range)
-        tp = _fraction_at_least(_threshold_codes(_minmax_values(r.x_fixated, lo, value_range), STEP)[None, :],
-                                N_THRESHOLDS)[0]
-        fp = _fraction_at_least(_threshold_codes(_minmax_values(r.negatives[metric], lo, value_range), STEP),
-                                N_THRESHOLDS)
-        return float(_sampled_area(tp, fp))
+    def _borji(self, rows, metric: str) -> np.ndarray:
+        """AUC-Borji or shuffled AUC of every participant: the ragged positives and negatives of all
+        participants as padded code arrays (padding coded past the thresholds, ignored)."""
+        values = np.full(len(rows), np.nan)
+        defined = []
+        for k, r in enumerate(rows):
+            undefined = self.engine._borji_undefined(metric, r.target.pixels.size)
+            if undefined:
+                _undefined(metric, undefined)
+            elif r.stats.constant:
+                _undefined(metric, "the saliency map is constant (MIT min-max gives 0/0)")
+            else:
+                defined.append(k)
+        if not defined:
+            return values
+        positives = [self._codes(rows[k], rows[k].x_fixated) for k in defined]
+        negatives = [self._codes(rows[k], rows[k].negatives[metric]) for k in defined]
+        tp = _fraction_at_least(_padded_codes(positives), N_THRESHOLDS, np.array([c.size for c in positives]))
+        widths = np.array([c.shape[1] for c in negatives])
+        padded = np.full((len(defined), negatives[0].shape[0], widths.max()), N_THRESHOLDS + 1)
+        for row, codes in enumerate(negatives):
+            padded[row, :, : codes.shape[1]] = codes
+        fp = _fraction_at_least(padded.reshape(-1, widths.max()), N_THRESHOLDS, np.repeat(widths, padded.shape[1]))
+        values[defined] = _sampled_area(tp, fp.reshape(len(defined), padded.shape[1], -1))
+        return values
+
+    @staticmethod
+    def _codes(r: _Row, values: np.ndarray) -> np.ndarray:
+        """Borji threshold codes of the others' map values (min-max scaled as the whole map)."""
+        return _threshold_codes(_minmax_values(values, float(r.stats.lo), float(r.stats.range)), STEP)
 
     def _kl_outside(self, r: _Row) -> float:
         """pysaliency KL's terms outside the participant's support, where q is ``q(0)`` (1e-20 over
@@ -412,6 +441,15 @@ class _Row:
     judd: tuple | None = None
     x_fixated: np.ndarray | None = None
     negatives: dict | None = None
+    sums: dict | None = None
+
+
+def _padded_codes(rows: list[np.ndarray]) -> np.ndarray:
+    """Ragged code rows as one ``(R, width)`` array, padded with a code past every threshold."""
+    padded = np.full((len(rows), max(max(r.size for r in rows), 1)), N_THRESHOLDS + 1)
+    for k, codes in enumerate(rows):
+        padded[k, : codes.size] = codes
+    return padded
 
 
 def _scaled_map(stats: MapStats) -> tuple[float, float]:

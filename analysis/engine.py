@@ -725,14 +725,15 @@ class ImageEngine:
             return "the fixation map is empty"
         return None if self._other_index.size else "other_fixation_map is empty"
 
-    def _info_gain(self, raw_at: np.ndarray, stats: MapStats, target: Target) -> list[float]:
+    def _info_gain(self, raw_at: np.ndarray, stats: MapStats, target: Target, *, baseline=None) -> list[float]:
         """Information gain of maps with values ``raw_at`` ``(K, n_fix)`` at the fixated pixels and
-        scalars ``stats`` over the centre-bias baseline."""
+        scalars ``stats`` over the centre-bias baseline (whose values there are ``baseline``)."""
         if not target.pixels.size:
             return [_undefined("info_gain", "the fixation map is empty")] * len(raw_at)
         maps, n = self._maps, self._layout.n_pixels
         centre = maps.names.index("center_bias")
-        baseline = maps.at(target.pixels)[centre]
+        if baseline is None:
+            baseline = maps.at(target.pixels)[centre]
         b_stats = maps.stats
         if self.variant == "mit":
             q = _minmax_values(baseline, b_stats.lo[centre], b_stats.range[centre]) / b_stats.minmax_sum[centre]
