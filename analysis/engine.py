@@ -30,9 +30,10 @@ What a fixation updates, and what is left for the query
   support touches only. KL is ``sum(q log q) - sum(q log(eps + p))`` (within 2.2e-16 of MIT's
   ``sum(q log(eps + q / (p + eps)))``, since ``sum(p) = 1``): a pass over the support for the human
   map alone plus the running dot product. The human ceiling's others' map changes with every
-  fixation, so its metrics run over the participant's own support, its extremes and its AUC-Judd
-  counts come from sorted values (:mod:`analysis._engine_sorted`) on the CPU, or from a pass over
-  every pixel on a GPU.
+  fixation, so its metrics run over each participant's own support (where the own heatmap is not
+  zero; elsewhere the others' map is the pooled one, known from whole-image scalars), its AUC-Judd
+  counts there directly and elsewhere from the pooled raw kept sorted (:mod:`analysis._engine_sorted`,
+  :mod:`analysis._engine_loso`); a GPU compares every pixel instead.
 - **Context.** The dataset prior and the shuffled-AUC negatives depend on the *other* images'
   fixations: :meth:`ImageEngine.set_context` recomputes them, once per change of those (a version
   the caller keeps), not per fixation of this image.
@@ -51,10 +52,19 @@ jittered value to change a count.
 Memory (per image, float64 state)
 ---------------------------------
 Per map and pixel: 8 bytes (the map) + 8 (min-max scaled, in tiles) + 1 (Borji threshold code) + 8
-(sorted jittered values, CPU backend only) = **25 bytes** (17 on a torch device); 20 maps of
-800x600 take 240 MB. Per participant and pixel: 8 (own heatmap) + 1 (support mask) + up to 24
-(sorted values of the human ceiling, CPU only, over the participant's support). Plus 8 bytes per
-pixel for the noise field, ~3 for the pooled heatmap and its support.
+(sorted jittered values, CPU backend only) = **25 bytes** (17 on a torch device): 20 maps of 800x600
+take 240 MB (163 MB on a GPU). Per participant and pixel: 9 bytes (own heatmap, support mask). Per
+pixel: 8 (the AUC-Judd noise field, shared by the engines of one size and seed) + 9 (pooled
+heatmap, support) + up to 24 (the pooled heatmap sorted, CPU) + scratch of the human ceiling
+(~40 bytes per pixel of the largest participant support on the CPU; ``7 x participants`` per pixel
+on a GPU). The Borji stream table grows with the fixated pixels: ``44 x maps`` bytes per pixel
+fixated. A server keeps a few engines (e.g. the current image's and the next one's), not one per image.
+
+Threads and devices
+-------------------
+Not thread-safe (one caller at a time). On the CPU a query runs two worker threads of its own for
+the stacked tile pass and the human ceiling (numpy releases the GIL), which matters on a two-core
+machine; torch is imported only for a torch ``device``.
 """
 
 from __future__ import annotations
@@ -157,8 +167,10 @@ class _Maps:
     def set(self, index: int, values: np.ndarray) -> None:
         """Replace map ``index`` (e.g. the dataset prior after a context change)."""
         self._prepare(index, values)
-        for pixel, counts in self._judd_counts.items():
-            counts[index] = self._count_jittered(index, pixel)
+        if self._judd_counts:
+            pixels = np.fromiter(self._judd_counts, dtype=np.int64)
+            for pixel, count in zip(pixels.tolist(), self._count_jittered(pixels, [index])[0]):
+                self._judd_counts[pixel][index] = count
 
     def _prepare(self, index: int, values: np.ndarray) -> None:
         be, layout = self.be, self.layout
@@ -186,7 +198,8 @@ class _Maps:
         s["kl_offset"][index], s["kl_scale"][index] = (kl.offset, kl.scale) if kl.constant is None else (0.0, 0.0)
         s["kl_log_total"][index] = np.nan
         if self.variant == "pysaliency":
-            s["kl_log_total"][index] = float(np.log(kl(flat)).sum())
+            with np.errstate(divide="ignore"):  # a 0 in the density: -inf, as metrics' KL gives inf
+                s["kl_log_total"][index] = float(np.log(kl(flat)).sum())
         sim = (_sim_density(lo, hi - lo, total, n) if self.variant == "mit"
                else _density(lo, total, n, minimum_value=0.0, zero_to_uniform=True))
         s["sim_undefined"][index] = sim is None
@@ -227,22 +240,26 @@ class _Maps:
     def judd_counts(self, pixels: np.ndarray) -> np.ndarray:
         """``(M, len(pixels))``: how many pixels of each map are ``>=`` its jittered value at each
         of ``pixels`` (MATLAB's ``sum(S >= thresh)``), kept per pixel."""
-        columns = []
-        for pixel in pixels.tolist():
-            counts = self._judd_counts.get(pixel)
-            if counts is None:
-                counts = np.array([self._count_jittered(m, pixel) for m in range(len(self.names))])
-                self._judd_counts[pixel] = counts
-            columns.append(counts)
-        return np.stack(columns, axis=1) if columns else np.zeros((len(self.names), 0), dtype=np.int64)
+        missing = np.array([p for p in pixels.tolist() if p not in self._judd_counts], dtype=np.int64)
+        if missing.size:
+            for pixel, counts in zip(missing.tolist(), self._count_jittered(missing).T):
+                self._judd_counts[pixel] = counts.copy()
+        if not pixels.size:
+            return np.zeros((len(self.names), 0), dtype=np.int64)
+        return np.stack([self._judd_counts[p] for p in pixels.tolist()], axis=1)
 
-    def _count_jittered(self, index: int, pixel: int) -> int:
-        threshold = self.be.numpy(self.raw[index].reshape(-1)[pixel]) + self.noise[pixel]
+    def _count_jittered(self, pixels: np.ndarray, maps: list[int] | None = None) -> np.ndarray:
+        """``(maps, len(pixels))`` counts of jittered values ``>=`` the jittered value at each pixel:
+        by bisection of the sorted jittered maps (CPU) or comparing every pixel (torch)."""
+        maps = list(range(len(self.names))) if maps is None else maps
+        thresholds = self.at(pixels)[maps] + self.noise[pixels]  # as metrics: values + noise, at the pixel
         if self.sorted_jittered is not None:
-            row = self.sorted_jittered[index]
-            return int(row.size - np.searchsorted(row, threshold, side="left"))
-        jittered = self.raw[index].reshape(-1) + self._device_noise
-        return int(self.be.numpy((jittered >= float(threshold)).sum()))
+            return np.stack([self.sorted_jittered[m].size - np.searchsorted(self.sorted_jittered[m], row, side="left")
+                             for m, row in zip(maps, thresholds)])
+        jittered = self.raw.reshape(len(self.names), -1)[maps] + self._device_noise
+        t = self.be.array(thresholds)
+        counts = [(jittered >= t[:, k : k + 1]).sum(axis=1) for k in range(t.shape[1])]
+        return self.be.numpy(self.be.xp.stack(counts, 1)).astype(np.int64)
 
     @functools.cached_property
     def _device_noise(self):
