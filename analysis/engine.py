@@ -365,6 +365,7 @@ class ImageEngine:
         self._other_index = np.empty(0, dtype=np.int64)
         self._borji_stream = _BorjiStream(self._maps, seed)
         self._workspaces = (Workspace(self._be), Workspace(self._be))  # scratch of the human ceiling (two threads)
+        self._buffers = [None, None]  # scratch of the stacked tile pass (two threads)
         self.context_version = None
         self._reset()
 
@@ -610,7 +611,7 @@ class ImageEngine:
         if be.tiles_per_step and len(runs) > 1:  # the CPU: two threads (numpy releases the GIL)
             halves = (runs[::2], runs[1::2])
             with ThreadPoolExecutor(max_workers=2) as pool:
-                parts = list(pool.map(lambda part: self._stacked_sums(part, per_map, step), halves))
+                parts = list(pool.map(lambda slot: self._stacked_sums(halves[slot], per_map, step, slot), (0, 1)))
             sums = {metric: parts[0][metric] + parts[1][metric] for metric in per_map}
         else:
             sums = self._stacked_sums(runs, per_map, step)
@@ -627,13 +628,15 @@ class ImageEngine:
                 result["sim"][m] = _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
         return result
 
-    def _stacked_sums(self, runs, per_map: dict, step: int) -> dict[str, np.ndarray]:
+    def _stacked_sums(self, runs, per_map: dict, step: int, slot: int = 0) -> dict[str, np.ndarray]:
         """Per metric of ``per_map``, the sum over the runs of tiles of each map's pixel terms."""
         be, xp, maps, layout = self._be, self._be.xp, self._maps, self._layout
         sums = {metric: np.zeros(len(maps.names)) for metric in per_map}
         lo_maps, range_maps = be.array(maps.lo).reshape(1, -1, 1), be.array(maps.hi - maps.lo).reshape(1, -1, 1)
         sim_offset = be.array(maps.sim_offset).reshape(1, -1, 1) if maps.sim_offset.any() else None
-        buffer = be.zeros((step, len(maps.names), layout.tile_px**2))
+        buffer = self._buffers[slot]
+        if buffer is None or buffer.shape[0] < step:
+            buffer = self._buffers[slot] = be.zeros((step, len(maps.names), layout.tile_px**2))
         for at, first, count in runs:
             scaled = maps.scaled_tiles[first:first + count]  # a view: consecutive tiles
             out = buffer[:count]
@@ -801,7 +804,7 @@ class _BorjiStream:
     def __init__(self, maps: _Maps, seed: int) -> None:
         self.maps, self.seed = maps, seed
         self.stream = np.empty(0, dtype=np.int64)
-        self.running = np.zeros((len(maps.names), 1, N_THRESHOLDS), dtype=np.int32)
+        self._running = np.zeros((len(maps.names), 1, N_THRESHOLDS), dtype=np.int32)  # capacity grows x2
 
     def fractions(self, n_fix: int) -> np.ndarray:
         """``(M, 100, K)``: per map, split and threshold, the fraction of negatives ``>=`` it."""
@@ -809,18 +812,22 @@ class _BorjiStream:
         if length > self.stream.size:
             draws = _borji_negatives(self.seed, self.maps.layout.n_pixels, n_fix, N_SPLITS).ravel()
             kept = self.stream.size if np.array_equal(draws[: self.stream.size], self.stream) else 0
-            self.stream, self.running = draws, self.running[:, : kept + 1]
-            self.running = np.concatenate([self.running, self._running(draws[kept:], self.running[:, -1:])], axis=1)
-        bounds = self.running[:, : length + 1 : n_fix]  # (M, 101, K): counts before each split
+            if self._running.shape[1] < length + 1:
+                grown = np.zeros((self._running.shape[0], 2 * length + 1, N_THRESHOLDS), dtype=np.int32)
+                grown[:, : kept + 1] = self._running[:, : kept + 1]
+                self._running = grown
+            self._running[:, kept + 1 : length + 1] = self._count(draws[kept:], self._running[:, kept : kept + 1])
+            self.stream = draws
+        bounds = self._running[:, : length + 1 : n_fix]  # (M, 101, K): counts before each split
         return np.diff(bounds, axis=1) / n_fix
 
     def refresh(self, index: int) -> None:
         """Recount map ``index`` (after it changed)."""
         if self.stream.size:
-            self.running[index, 1:] = self._running(self.stream, np.zeros((1, 1, N_THRESHOLDS), np.int32),
-                                                    rows=[index])[0]
+            start = np.zeros((1, 1, N_THRESHOLDS), np.int32)
+            self._running[index, 1 : self.stream.size + 1] = self._count(self.stream, start, rows=[index])[0]
 
-    def _running(self, pixels: np.ndarray, start: np.ndarray, rows=None) -> np.ndarray:
+    def _count(self, pixels: np.ndarray, start: np.ndarray, rows=None) -> np.ndarray:
         codes = self.maps.codes_at(pixels)[rows if rows is not None else slice(None)]
         above = codes[:, :, None] > np.arange(N_THRESHOLDS)  # value >= threshold k
         return start + np.cumsum(above, axis=1, dtype=np.int32)
