@@ -606,15 +606,14 @@ class ImageEngine:
                     q0 = float(kl_q(np.zeros(1))[0])
                     q_log_q += (n - n_valid) * q0 * math.log(q0)
             result["q_log_q"] = q_log_q
-        step = be.tiles_per_step or max(tiles.size, 1)
-        runs = list(_runs(tiles, step))
-        if be.tiles_per_step and len(runs) > 1:  # the CPU: two threads (numpy releases the GIL)
+        if not be.tiles_per_step:  # a GPU: every tile in one gather
+            sums = self._stacked_sums([(0, be.index(tiles), tiles.size)], per_map)
+        else:  # the CPU: runs of consecutive tiles (views, cache-sized), in two threads
+            runs = list(_runs(tiles, be.tiles_per_step))
             halves = (runs[::2], runs[1::2])
             with ThreadPoolExecutor(max_workers=2) as pool:
-                parts = list(pool.map(lambda slot: self._stacked_sums(halves[slot], per_map, step, slot), (0, 1)))
+                parts = list(pool.map(lambda slot: self._stacked_sums(halves[slot], per_map, slot), (0, 1)))
             sums = {metric: parts[0][metric] + parts[1][metric] for metric in per_map}
-        else:
-            sums = self._stacked_sums(runs, per_map, step)
         if "mae" in wanted and self.mae_normalize == "minmax":
             result["mae"] = result["mae"] - 2.0 * sums["mae"]
         elif "mae" in wanted:
@@ -628,17 +627,21 @@ class ImageEngine:
                 result["sim"][m] = _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
         return result
 
-    def _stacked_sums(self, runs, per_map: dict, step: int, slot: int = 0) -> dict[str, np.ndarray]:
-        """Per metric of ``per_map``, the sum over the runs of tiles of each map's pixel terms."""
+    def _stacked_sums(self, runs, per_map: dict, slot: int = 0) -> dict[str, np.ndarray]:
+        """Per metric of ``per_map``, the sum over tiles of each map's pixel terms. ``runs`` are
+        ``(position in the selected tiles, tiles, count)`` with tiles a slice start (consecutive
+        tiles: a view) or a backend index of tiles (a gather)."""
         be, xp, maps, layout = self._be, self._be.xp, self._maps, self._layout
-        sums = {metric: np.zeros(len(maps.names)) for metric in per_map}
+        sums = {metric: be.zeros(len(maps.names)) for metric in per_map}
         lo_maps, range_maps = be.array(maps.lo).reshape(1, -1, 1), be.array(maps.hi - maps.lo).reshape(1, -1, 1)
         sim_offset = be.array(maps.sim_offset).reshape(1, -1, 1) if maps.sim_offset.any() else None
+        largest = max((count for _, _, count in runs), default=0)
         buffer = self._buffers[slot]
-        if buffer is None or buffer.shape[0] < step:
-            buffer = self._buffers[slot] = be.zeros((step, len(maps.names), layout.tile_px**2))
+        if buffer is None or buffer.shape[0] < largest:
+            buffer = self._buffers[slot] = be.zeros((largest, len(maps.names), layout.tile_px**2))
         for at, first, count in runs:
-            scaled = maps.scaled_tiles[first:first + count]  # a view: consecutive tiles
+            scaled = (maps.scaled_tiles[first:first + count] if isinstance(first, int)
+                      else maps.scaled_tiles[first])
             out = buffer[:count]
             for metric, (human, scale) in per_map.items():
                 human = human[at:at + count, None, :]
@@ -654,8 +657,8 @@ class ImageEngine:
                     if sim_offset is not None:
                         out += sim_offset
                     xp.minimum(out, human, out=out)
-                sums[metric] += be.numpy(out.sum(axis=(0, 2)))
-        return sums
+                sums[metric] += out.sum(axis=(0, 2))
+        return {metric: be.numpy(total) for metric, total in sums.items()}
 
     def _kl_target_density(self, stats: MapStats) -> _Affine:
         n = self._layout.n_pixels
