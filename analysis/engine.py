@@ -74,7 +74,6 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -118,7 +117,6 @@ logger = logging.getLogger(__name__)
 BASELINE_MAPS = ("center_bias", "dataset_prior")
 
 
-
 # --------------------------------------------------------------------------------------------------
 # The image's fixed maps (baselines and model maps), prepared once
 
@@ -141,21 +139,19 @@ class _Maps:
         self.scaled_tiles = be.zeros((layout.n_tiles, n_maps, layout.tile_px**2))
         self.codes = be.zeros((n_maps, layout.n_pixels), dtype=np.int8)
         self.sorted_jittered = np.empty((n_maps, layout.n_pixels)) if be.sorted_counts else None
-        scalar_names = ("lo", "hi", "total", "centered_sum_sq", "abs_total", "kl_offset", "kl_scale",
-                        "kl_log_total", "sim_scale", "sim_offset", "sim_undefined")
-        self._scalars = {name: np.zeros(n_maps) for name in scalar_names}
+        # per-map scalars, (M,) each
+        self.lo, self.hi, self.total, self.centered_sum_sq = (np.zeros(n_maps) for _ in range(4))
+        self.abs_total = np.zeros(n_maps)  # sum |s| (MAE without min-max)
+        self.kl_offset, self.kl_scale = np.zeros(n_maps), np.zeros(n_maps)  # KL's density (x + offset) * scale
+        self._kl_log_totals = np.full(n_maps, np.nan)  # sum of KL's log term, computed when needed
+        self.sim_scale, self.sim_offset = np.zeros(n_maps), np.zeros(n_maps)  # SIM's density of the scaled map
+        self.sim_undefined = np.zeros(n_maps, dtype=bool)
         self.abs_tile_sums = np.zeros((layout.n_tiles, n_maps)) if mae_normalize == "none" else None
         self.version = 0
         self._stats = None
         self._judd_counts: dict[int, np.ndarray] = {}  # fixated pixel → (M,) pixels >= its jittered value
         for index, values in enumerate(arrays):
             self._prepare(index, values)
-
-    def __getattr__(self, name: str):
-        scalars = self.__dict__.get("_scalars", {})
-        if name in scalars:
-            return scalars[name]
-        raise AttributeError(name)
 
     @property
     def stats(self) -> MapStats:
@@ -178,9 +174,8 @@ class _Maps:
         lo, hi, total = float(flat.min()), float(flat.max()), float(flat.sum())
         n = flat.size
         centered = flat - total / n
-        s = self._scalars
-        s["lo"][index], s["hi"][index], s["total"][index] = lo, hi, total
-        s["centered_sum_sq"][index] = float(np.multiply(centered, centered).sum())  # as metrics._Map
+        self.lo[index], self.hi[index], self.total[index] = lo, hi, total
+        self.centered_sum_sq[index] = float(np.multiply(centered, centered).sum())  # as metrics._Map
         scaled = np.zeros(n) if hi == lo else _minmax_values(flat, lo, hi - lo)
         self.raw[index] = be.array(values)
         tiles = np.append(scaled, 0.0)[layout.tile_pixels]
@@ -190,26 +185,26 @@ class _Maps:
             self.sorted_jittered[index] = np.sort(flat + self.noise)
         if self.abs_tile_sums is not None:
             self.abs_tile_sums[:, index] = np.append(np.abs(flat), 0.0)[layout.tile_pixels].sum(axis=1)
-            s["abs_total"][index] = float(np.abs(flat).sum())
+            self.abs_total[index] = float(np.abs(flat).sum())
         kl = self._kl_density(lo, total, n)
         # KL's density is never a non-zero constant (pysaliency adds 1e-20 before dividing), so
         # the MIT all-zero case is (values + 0) * 0
         assert kl.constant in (None, 0.0)
-        s["kl_offset"][index], s["kl_scale"][index] = (kl.offset, kl.scale) if kl.constant is None else (0.0, 0.0)
-        s["kl_log_total"][index] = np.nan
+        self.kl_offset[index], self.kl_scale[index] = (kl.offset, kl.scale) if kl.constant is None else (0.0, 0.0)
+        self._kl_log_totals[index] = np.nan
         if self.variant == "pysaliency":
             with np.errstate(divide="ignore"):  # a 0 in the density: -inf, as metrics' KL gives inf
-                s["kl_log_total"][index] = float(np.log(kl(flat)).sum())
+                self._kl_log_totals[index] = float(np.log(kl(flat)).sum())
         sim = (_sim_density(lo, hi - lo, total, n) if self.variant == "mit"
                else _density(lo, total, n, minimum_value=0.0, zero_to_uniform=True))
-        s["sim_undefined"][index] = sim is None
+        self.sim_undefined[index] = sim is None
         if sim is not None:
             # the SIM density as a function of the min-max scaled map: scaled * sim_scale + sim_offset
             if sim.constant is not None:
-                s["sim_scale"][index], s["sim_offset"][index] = 0.0, sim.constant
+                self.sim_scale[index], self.sim_offset[index] = 0.0, sim.constant
             else:
-                s["sim_scale"][index] = (hi - lo) * sim.scale
-                s["sim_offset"][index] = (lo + sim.offset) * sim.scale
+                self.sim_scale[index] = (hi - lo) * sim.scale
+                self.sim_offset[index] = (lo + sim.offset) * sim.scale
         self.version += 1
         self._stats = None
 
@@ -233,9 +228,9 @@ class _Maps:
     def kl_log_total(self, index: int) -> float:
         """``sum(kl_log)`` over all pixels of map ``index`` (needed only when a heatmap has no
         zero background: min-max normalisation of a map covering the image)."""
-        if np.isnan(self._scalars["kl_log_total"][index]):
-            self._scalars["kl_log_total"][index] = float(self.be.numpy(self.kl_log(self.raw[index], index).sum()))
-        return float(self._scalars["kl_log_total"][index])
+        if np.isnan(self._kl_log_totals[index]):
+            self._kl_log_totals[index] = float(self.be.numpy(self.kl_log(self.raw[index], index).sum()))
+        return float(self._kl_log_totals[index])
 
     def judd_counts(self, pixels: np.ndarray) -> np.ndarray:
         """``(M, len(pixels))``: how many pixels of each map are ``>=`` its jittered value at each
@@ -577,7 +572,7 @@ class ImageEngine:
         Outside the support the human map is 0, and so are its min-max scaled values and SIM's and
         MIT KL's distributions; the maps' sums there follow from their whole-image sums.
         """
-        be, xp, maps, layout = self._be, self._be.xp, self._maps, self._layout
+        be, maps, layout = self._be, self._maps, self._layout
         n, stats = layout.n_pixels, target.stats
         tiles = np.arange(layout.n_tiles) if target.empty_map else np.flatnonzero(target.heatmap.tiles)
         n_valid = int(layout.valid[tiles].sum())

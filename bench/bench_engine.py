@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     for k, row in enumerate(rows[COLUMNS].itertuples(index=False), start=1):
         start = time.perf_counter()
         engine.add_fixation(*row)
-        scores, loso = engine.scores(), engine.loso()
+        scores = engine.scores()
+        engine.loso()
         engine.participant_scores(row.participant)
         engine_s.append(time.perf_counter() - start)
         if args.reference_every and (k % args.reference_every == 0 or k == 1):
