@@ -55,10 +55,6 @@ class _Batch:
     targets: list
     pixels: np.ndarray | None
 
-    @property
-    def length(self) -> int | None:
-        return None if self.pixels is None else self.pixels.size
-
 
 class HumanCeiling:
     """Scores of every participant against the others' heatmap; see the module docstring."""
