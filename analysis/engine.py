@@ -57,7 +57,7 @@ take 240 MB (163 MB on a GPU). Per participant and pixel: 9 bytes (own heatmap, 
 pixel: 8 (the AUC-Judd noise field, shared by the engines of one size and seed) + 9 (pooled
 heatmap, support) + up to 24 (the pooled heatmap sorted, CPU) + scratch of the human ceiling
 (~40 bytes per pixel of the largest participant support on the CPU; ``7 x participants`` per pixel
-on a GPU). The Borji stream table grows with the fixated pixels: ``44 x maps`` bytes per pixel
+on a GPU). The Borji stream table grows with the fixated pixels: ``2200 x maps`` bytes per pixel
 fixated. A server keeps a few engines (e.g. the current image's and the next one's), not one per image.
 
 Threads and devices
@@ -793,8 +793,10 @@ class _BorjiStream:
 
     For ``n`` fixated pixels the negatives are the first ``100 n`` draws of one random stream
     (split ``i`` takes draws ``i n .. (i + 1) n - 1``; :func:`analysis.metrics._borji_negatives`).
-    Each map's threshold codes at the stream's pixels are kept as running counts ``(M, draws + 1, K)``
-    (int32, ``44 M K`` bytes per fixated pixel), so a split's counts are the difference of two rows.
+    Each map's threshold codes at the stream's pixels are kept as running counts ``(M, draws + 1, K)``,
+    so a split's counts are the difference of two rows; uint16 that wraps around, since a split's
+    count (below 65536 fixated pixels) is exact modulo 2^16 (``2 x 100 x K`` bytes per map and
+    fixated pixel).
     Each extension re-draws the negatives as the definition does and checks that the stream is a
     prefix of them, rebuilding if it is not.
     """
@@ -802,7 +804,7 @@ class _BorjiStream:
     def __init__(self, maps: _Maps, seed: int) -> None:
         self.maps, self.seed = maps, seed
         self.stream = np.empty(0, dtype=np.int64)
-        self._running = np.zeros((len(maps.names), 1, N_THRESHOLDS), dtype=np.int32)  # capacity grows x2
+        self._running = np.zeros((len(maps.names), 1, N_THRESHOLDS), dtype=np.uint16)  # capacity grows x2
 
     def fractions(self, n_fix: int) -> np.ndarray:
         """``(M, 100, K)``: per map, split and threshold, the fraction of negatives ``>=`` it."""
@@ -811,7 +813,7 @@ class _BorjiStream:
             draws = _borji_negatives(self.seed, self.maps.layout.n_pixels, n_fix, N_SPLITS).ravel()
             kept = self.stream.size if np.array_equal(draws[: self.stream.size], self.stream) else 0
             if self._running.shape[1] < length + 1:
-                grown = np.zeros((self._running.shape[0], 2 * length + 1, N_THRESHOLDS), dtype=np.int32)
+                grown = np.zeros((self._running.shape[0], 2 * length + 1, N_THRESHOLDS), dtype=np.uint16)
                 grown[:, : kept + 1] = self._running[:, : kept + 1]
                 self._running = grown
             self._running[:, kept + 1 : length + 1] = self._count(draws[kept:], self._running[:, kept : kept + 1])
@@ -822,10 +824,10 @@ class _BorjiStream:
     def refresh(self, index: int) -> None:
         """Recount map ``index`` (after it changed)."""
         if self.stream.size:
-            start = np.zeros((1, 1, N_THRESHOLDS), np.int32)
+            start = np.zeros((1, 1, N_THRESHOLDS), np.uint16)
             self._running[index, 1 : self.stream.size + 1] = self._count(self.stream, start, rows=[index])[0]
 
     def _count(self, pixels: np.ndarray, start: np.ndarray, rows=None) -> np.ndarray:
         codes = self.maps.codes_at(pixels)[rows if rows is not None else slice(None)]
         above = codes[:, :, None] > np.arange(N_THRESHOLDS)  # value >= threshold k
-        return start + np.cumsum(above, axis=1, dtype=np.int32)
+        return start + np.cumsum(above, axis=1, dtype=np.uint16)
