@@ -55,6 +55,20 @@ class NumpyBackend:
     def flatnonzero(self, mask):
         return np.flatnonzero(mask)
 
+    def amin(self, values, axis: int):
+        return values.min(axis=axis)
+
+    def count_nonzero(self, values, axis: int):
+        return np.count_nonzero(values, axis=axis)
+
+    def take(self, values, index, out):
+        """``values[index]`` (1-D) into ``out`` (any shape of ``index``'s size)."""
+        # mode "clip": with out=, the default "raise" copies through a buffer
+        return np.take(values, index, out=out.reshape(-1), mode="clip").reshape(out.shape)
+
+    def amax(self, values, axis: int):
+        return values.max(axis=axis)
+
 
 class TorchBackend:
     """torch in float64 on ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"``). Counts compare every
@@ -91,6 +105,20 @@ class TorchBackend:
 
     def flatnonzero(self, mask):
         return self.xp.nonzero(mask.reshape(-1)).reshape(-1)
+
+    def amin(self, values, axis: int):
+        return self.xp.amin(values, dim=axis)
+
+    def count_nonzero(self, values, axis: int):
+        return self.xp.count_nonzero(values, dim=axis)
+
+    def take(self, values, index, out):
+        """``values[index]`` (1-D) into ``out`` (any shape of ``index``'s size)."""
+        self.xp.index_select(values, 0, index, out=out.reshape(-1))
+        return out
+
+    def amax(self, values, axis: int):
+        return self.xp.amax(values, dim=axis)
 
 
 def _torch_dtype(torch, dtype):

@@ -41,6 +41,10 @@ class SortedValues:
     def __len__(self) -> int:
         return self.values.size
 
+    def contains(self, pixels: np.ndarray) -> np.ndarray:
+        """Which of ``pixels`` have an entry (bool, same shape)."""
+        return self._member[pixels]
+
     def replace(self, pixels: np.ndarray, values: np.ndarray) -> None:
         """Set the value of each of ``pixels`` (distinct flat indices), adding the new ones."""
         if not pixels.size:

@@ -30,9 +30,10 @@ What a fixation updates, and what is left for the query
   support touches only. KL is ``sum(q log q) - sum(q log(eps + p))`` (within 2.2e-16 of MIT's
   ``sum(q log(eps + q / (p + eps)))``, since ``sum(p) = 1``): a pass over the support for the human
   map alone plus the running dot product. The human ceiling's others' map changes with every
-  fixation, so its metrics run over the participant's own support, its extremes and its AUC-Judd
-  counts come from sorted values (:mod:`analysis._engine_sorted`) on the CPU, or from a pass over
-  every pixel on a GPU.
+  fixation, so its metrics run over each participant's own support (where the own heatmap is not
+  zero; elsewhere the others' map is the pooled one, known from whole-image scalars), its AUC-Judd
+  counts there directly and elsewhere from the pooled raw kept sorted (:mod:`analysis._engine_sorted`,
+  :mod:`analysis._engine_loso`); a GPU compares every pixel instead.
 - **Context.** The dataset prior and the shuffled-AUC negatives depend on the *other* images'
   fixations: :meth:`ImageEngine.set_context` recomputes them, once per change of those (a version
   the caller keeps), not per fixation of this image.
@@ -51,10 +52,19 @@ jittered value to change a count.
 Memory (per image, float64 state)
 ---------------------------------
 Per map and pixel: 8 bytes (the map) + 8 (min-max scaled, in tiles) + 1 (Borji threshold code) + 8
-(sorted jittered values, CPU backend only) = **25 bytes** (17 on a torch device); 20 maps of
-800x600 take 240 MB. Per participant and pixel: 8 (own heatmap) + 1 (support mask) + up to 24
-(sorted values of the human ceiling, CPU only, over the participant's support). Plus 8 bytes per
-pixel for the noise field, ~3 for the pooled heatmap and its support.
+(sorted jittered values, CPU backend only) = **25 bytes** (17 on a torch device): 20 maps of 800x600
+take 240 MB (163 MB on a GPU). Per participant and pixel: 9 bytes (own heatmap, support mask). Per
+pixel: 8 (the AUC-Judd noise field, shared by the engines of one size and seed) + 9 (pooled
+heatmap, support) + up to 24 (the pooled heatmap sorted, CPU) + scratch of the human ceiling
+(~40 bytes per pixel of the largest participant support on the CPU; ``7 x participants`` per pixel
+on a GPU). The Borji stream table grows with the fixated pixels: ``2200 x maps`` bytes per pixel
+fixated. A server keeps a few engines (e.g. the current image's and the next one's), not one per image.
+
+Threads and devices
+-------------------
+Not thread-safe (one caller at a time). On the CPU a query runs two worker threads of its own for
+the stacked tile pass and the human ceiling (numpy releases the GIL), which matters on a two-core
+machine; torch is imported only for a torch ``device``.
 """
 
 from __future__ import annotations
@@ -63,18 +73,18 @@ import functools
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
 from analysis._checks import as_2d_float, check_choice, check_positive
 from analysis._engine_backend import backend as _backend
-from analysis._engine_sorted import SortedValues
+from analysis._engine_loso import HumanCeiling, Workspace
+from analysis._engine_state import N_SPLITS, N_THRESHOLDS, STEP, Heatmap, Layout, MapStats, Target, heatmap_transform
 from analysis.baselines import center_bias, other_images_on_grid
 from analysis.heatmap import HeatmapParams, _check_shape, _kernel, _window, fixation_map, heatmap
 from analysis.metrics import (
-    _JITTER_DIVISOR,
     _PYSALIENCY_KL_MINIMUM,
     MATLAB_EPS,
     METRICS,
@@ -92,10 +102,10 @@ from analysis.metrics import (
     _minmax_values,
     _nss_from,
     _sampled_area,
+    _shuffled_draws,
     _shuffled_negatives,
     _sim_density,
     _threshold_codes,
-    _thresholds,
     _undefined,
 )
 
@@ -105,116 +115,6 @@ logger = logging.getLogger(__name__)
 
 #: The maps every image is scored with before its model maps, in this order.
 BASELINE_MAPS = ("center_bias", "dataset_prior")
-
-_TILE_PX = 16  # side of the tiles the stacked map passes gather (a stamp of 80 px covers 36)
-_N_SPLITS, _STEP = 100, 0.1  # AUC-Borji / shuffled AUC as in score_map
-_N_THRESHOLDS = _thresholds(_STEP).size
-_NOISE_MAX = 1.0 / _JITTER_DIVISOR  # the AUC-Judd noise is in [0, 1e-7)
-
-
-# --------------------------------------------------------------------------------------------------
-# Geometry
-
-
-class _Layout:
-    """Pixels and tiles of one image. Flat pixel indices are row-major ``row * W + col``; index ``N``
-    is a sentinel (value 0) that pads the last row and column of tiles."""
-
-    def __init__(self, shape: tuple[int, int], tile_px: int = _TILE_PX) -> None:
-        self.shape = shape
-        height, width = shape
-        self.n_pixels = height * width
-        self.tile_px = tile_px
-        self.n_tile_rows, self.n_tile_cols = -(-height // tile_px), -(-width // tile_px)
-        rows = np.arange(self.n_tile_rows * tile_px)
-        cols = np.arange(self.n_tile_cols * tile_px)
-        flat = np.where((rows[:, None] < height) & (cols[None, :] < width), rows[:, None] * width + cols[None, :],
-                        self.n_pixels)
-        grid = flat.reshape(self.n_tile_rows, tile_px, self.n_tile_cols, tile_px).transpose(0, 2, 1, 3)
-        #: (n_tiles, tile_px²) flat pixel indices of each tile, N for padding
-        self.tile_pixels = grid.reshape(-1, tile_px * tile_px)
-        self.valid = self.tile_pixels < self.n_pixels
-
-    @property
-    def n_tiles(self) -> int:
-        return self.tile_pixels.shape[0]
-
-    def tiles_of(self, window: tuple[slice, slice]) -> np.ndarray:
-        """Flat indices of the tiles a window touches."""
-        rows = np.arange(window[0].start // self.tile_px, (window[0].stop - 1) // self.tile_px + 1)
-        cols = np.arange(window[1].start // self.tile_px, (window[1].stop - 1) // self.tile_px + 1)
-        return (rows[:, None] * self.n_tile_cols + cols[None, :]).ravel()
-
-    def pixels_of(self, window: tuple[slice, slice]) -> np.ndarray:
-        width = self.shape[1]
-        rows = np.arange(window[0].start, window[0].stop)
-        cols = np.arange(window[1].start, window[1].stop)
-        return (rows[:, None] * width + cols[None, :]).ravel()
-
-
-def _heatmap_transform(top: float, lo: float, hi: float, total: float, params: HeatmapParams,
-                       *, what: str) -> tuple[float, float]:
-    """``(a, b)`` such that the heatmap equals ``raw * a + b``.
-
-    ``raw`` is the blurred un-normalised fixation map (min ``lo``, max ``hi``, sum ``total``) and
-    ``top`` the fixation map's maximum, as :func:`analysis.heatmap._render` normalises: divide the
-    fixation map by its maximum (``prenormalize="max"``), blur, then ``final_normalization``. A map
-    without weight is all zero, before any normalisation.
-    """
-    if top == 0.0:
-        return 0.0, 0.0
-    final = params.final_normalization
-    if final == "none":
-        return (1.0 / top if params.prenormalize == "max" else 1.0), 0.0
-    if final == "max":
-        return 1.0 / hi, 0.0
-    if final == "sum":
-        return 1.0 / total, 0.0
-    if hi > lo:
-        scale = 1.0 / (hi - lo)
-        return scale, -lo * scale
-    logger.warning("%s: the map is constant (%g); min-max normalisation gives all zeros", what, hi)
-    return 0.0, 0.0
-
-
-@dataclass(frozen=True)
-class _MapStats:
-    """Whole-map scalars of one map, or of several (arrays ``(M,)``), as :class:`metrics._Map` has."""
-
-    lo: np.ndarray
-    hi: np.ndarray
-    total: np.ndarray
-    centered_sum_sq: np.ndarray
-    n_pixels: int
-
-    @classmethod
-    def from_moments(cls, lo, hi, total, total_sq, n_pixels: int) -> _MapStats:
-        """From the sum of squares: ``sum((x - mean)^2) = sum(x^2) - sum(x)^2 / N`` (>= 0)."""
-        return cls(lo=lo, hi=hi, total=total, n_pixels=n_pixels,
-                   centered_sum_sq=np.maximum(total_sq - total * total / n_pixels, 0.0))
-
-    @property
-    def range(self):
-        return self.hi - self.lo
-
-    @property
-    def constant(self):
-        return self.range == 0.0
-
-    @property
-    def mean(self):
-        return self.total / self.n_pixels
-
-    @property
-    def minmax_sum(self):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.constant, 0.0, (self.total - self.n_pixels * self.lo) / self.range)
-
-    def transformed(self, a: float, b: float) -> _MapStats:
-        """The scalars of ``x * a + b`` (``a >= 0``)."""
-        n = self.n_pixels
-        return _MapStats(lo=self.lo * a + b, hi=self.hi * a + b, total=a * self.total + n * b,
-                         centered_sum_sq=a * a * self.centered_sum_sq, n_pixels=n)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -229,7 +129,7 @@ class _Maps:
     codes; numpy ``sorted_jittered`` ``(M, N)`` (CPU backend). Scalars are numpy ``(M,)`` arrays.
     """
 
-    def __init__(self, be, layout: _Layout, names: list[str], arrays: list[np.ndarray], *, seed: int,
+    def __init__(self, be, layout: Layout, names: list[str], arrays: list[np.ndarray], *, seed: int,
                  variant: str, mae_normalize: str) -> None:
         self.be, self.layout, self.names = be, layout, names
         self.seed, self.variant, self.mae_normalize = seed, variant, mae_normalize
@@ -239,31 +139,34 @@ class _Maps:
         self.scaled_tiles = be.zeros((layout.n_tiles, n_maps, layout.tile_px**2))
         self.codes = be.zeros((n_maps, layout.n_pixels), dtype=np.int8)
         self.sorted_jittered = np.empty((n_maps, layout.n_pixels)) if be.sorted_counts else None
-        scalar_names = ("lo", "hi", "total", "centered_sum_sq", "abs_total", "kl_offset", "kl_scale",
-                        "kl_log_total", "sim_scale", "sim_offset", "sim_undefined")
-        self._scalars = {name: np.zeros(n_maps) for name in scalar_names}
+        # per-map scalars, (M,) each
+        self.lo, self.hi, self.total, self.centered_sum_sq = (np.zeros(n_maps) for _ in range(4))
+        self.abs_total = np.zeros(n_maps)  # sum |s| (MAE without min-max)
+        self.kl_offset, self.kl_scale = np.zeros(n_maps), np.zeros(n_maps)  # KL's density (x + offset) * scale
+        self._kl_log_totals = np.full(n_maps, np.nan)  # sum of KL's log term, computed when needed
+        self.sim_scale, self.sim_offset = np.zeros(n_maps), np.zeros(n_maps)  # SIM's density of the scaled map
+        self.sim_undefined = np.zeros(n_maps, dtype=bool)
         self.abs_tile_sums = np.zeros((layout.n_tiles, n_maps)) if mae_normalize == "none" else None
         self.version = 0
+        self._stats = None
         self._judd_counts: dict[int, np.ndarray] = {}  # fixated pixel → (M,) pixels >= its jittered value
         for index, values in enumerate(arrays):
             self._prepare(index, values)
 
-    def __getattr__(self, name: str):
-        scalars = self.__dict__.get("_scalars", {})
-        if name in scalars:
-            return scalars[name]
-        raise AttributeError(name)
-
     @property
-    def stats(self) -> _MapStats:
-        return _MapStats(lo=self.lo, hi=self.hi, total=self.total, centered_sum_sq=self.centered_sum_sq,
-                         n_pixels=self.layout.n_pixels)
+    def stats(self) -> MapStats:
+        if self._stats is None:
+            self._stats = MapStats(lo=self.lo.copy(), hi=self.hi.copy(), total=self.total.copy(),
+                                    centered_sum_sq=self.centered_sum_sq.copy(), n_pixels=self.layout.n_pixels)
+        return self._stats
 
     def set(self, index: int, values: np.ndarray) -> None:
         """Replace map ``index`` (e.g. the dataset prior after a context change)."""
         self._prepare(index, values)
-        for pixel, counts in self._judd_counts.items():
-            counts[index] = self._count_jittered(index, pixel)
+        if self._judd_counts:
+            pixels = np.fromiter(self._judd_counts, dtype=np.int64)
+            for pixel, count in zip(pixels.tolist(), self._count_jittered(pixels, [index])[0]):
+                self._judd_counts[pixel][index] = count
 
     def _prepare(self, index: int, values: np.ndarray) -> None:
         be, layout = self.be, self.layout
@@ -271,38 +174,39 @@ class _Maps:
         lo, hi, total = float(flat.min()), float(flat.max()), float(flat.sum())
         n = flat.size
         centered = flat - total / n
-        s = self._scalars
-        s["lo"][index], s["hi"][index], s["total"][index] = lo, hi, total
-        s["centered_sum_sq"][index] = float(np.multiply(centered, centered).sum())  # as metrics._Map
+        self.lo[index], self.hi[index], self.total[index] = lo, hi, total
+        self.centered_sum_sq[index] = float(np.multiply(centered, centered).sum())  # as metrics._Map
         scaled = np.zeros(n) if hi == lo else _minmax_values(flat, lo, hi - lo)
         self.raw[index] = be.array(values)
         tiles = np.append(scaled, 0.0)[layout.tile_pixels]
         self.scaled_tiles[:, index] = be.array(tiles)
-        self.codes[index] = be.array(_threshold_codes(scaled, _STEP), dtype=np.int8)
+        self.codes[index] = be.array(_threshold_codes(scaled, STEP), dtype=np.int8)
         if self.sorted_jittered is not None:
             self.sorted_jittered[index] = np.sort(flat + self.noise)
         if self.abs_tile_sums is not None:
             self.abs_tile_sums[:, index] = np.append(np.abs(flat), 0.0)[layout.tile_pixels].sum(axis=1)
-            s["abs_total"][index] = float(np.abs(flat).sum())
+            self.abs_total[index] = float(np.abs(flat).sum())
         kl = self._kl_density(lo, total, n)
         # KL's density is never a non-zero constant (pysaliency adds 1e-20 before dividing), so
         # the MIT all-zero case is (values + 0) * 0
         assert kl.constant in (None, 0.0)
-        s["kl_offset"][index], s["kl_scale"][index] = (kl.offset, kl.scale) if kl.constant is None else (0.0, 0.0)
-        s["kl_log_total"][index] = np.nan
+        self.kl_offset[index], self.kl_scale[index] = (kl.offset, kl.scale) if kl.constant is None else (0.0, 0.0)
+        self._kl_log_totals[index] = np.nan
         if self.variant == "pysaliency":
-            s["kl_log_total"][index] = float(np.log(kl(flat)).sum())
+            with np.errstate(divide="ignore"):  # a 0 in the density: -inf, as metrics' KL gives inf
+                self._kl_log_totals[index] = float(np.log(kl(flat)).sum())
         sim = (_sim_density(lo, hi - lo, total, n) if self.variant == "mit"
                else _density(lo, total, n, minimum_value=0.0, zero_to_uniform=True))
-        s["sim_undefined"][index] = sim is None
+        self.sim_undefined[index] = sim is None
         if sim is not None:
             # the SIM density as a function of the min-max scaled map: scaled * sim_scale + sim_offset
             if sim.constant is not None:
-                s["sim_scale"][index], s["sim_offset"][index] = 0.0, sim.constant
+                self.sim_scale[index], self.sim_offset[index] = 0.0, sim.constant
             else:
-                s["sim_scale"][index] = (hi - lo) * sim.scale
-                s["sim_offset"][index] = (lo + sim.offset) * sim.scale
+                self.sim_scale[index] = (hi - lo) * sim.scale
+                self.sim_offset[index] = (lo + sim.offset) * sim.scale
         self.version += 1
+        self._stats = None
 
     def _kl_density(self, lo: float, total: float, n: int) -> _Affine:
         if self.variant == "mit":
@@ -324,33 +228,42 @@ class _Maps:
     def kl_log_total(self, index: int) -> float:
         """``sum(kl_log)`` over all pixels of map ``index`` (needed only when a heatmap has no
         zero background: min-max normalisation of a map covering the image)."""
-        if np.isnan(self._scalars["kl_log_total"][index]):
-            self._scalars["kl_log_total"][index] = float(self.be.numpy(self.kl_log(self.raw[index], index).sum()))
-        return float(self._scalars["kl_log_total"][index])
+        if np.isnan(self._kl_log_totals[index]):
+            self._kl_log_totals[index] = float(self.be.numpy(self.kl_log(self.raw[index], index).sum()))
+        return float(self._kl_log_totals[index])
 
     def judd_counts(self, pixels: np.ndarray) -> np.ndarray:
         """``(M, len(pixels))``: how many pixels of each map are ``>=`` its jittered value at each
         of ``pixels`` (MATLAB's ``sum(S >= thresh)``), kept per pixel."""
-        columns = []
-        for pixel in pixels.tolist():
-            counts = self._judd_counts.get(pixel)
-            if counts is None:
-                counts = np.array([self._count_jittered(m, pixel) for m in range(len(self.names))])
-                self._judd_counts[pixel] = counts
-            columns.append(counts)
-        return np.stack(columns, axis=1) if columns else np.zeros((len(self.names), 0), dtype=np.int64)
+        missing = np.array([p for p in pixels.tolist() if p not in self._judd_counts], dtype=np.int64)
+        if missing.size:
+            for pixel, counts in zip(missing.tolist(), self._count_jittered(missing).T):
+                self._judd_counts[pixel] = counts.copy()
+        if not pixels.size:
+            return np.zeros((len(self.names), 0), dtype=np.int64)
+        return np.stack([self._judd_counts[p] for p in pixels.tolist()], axis=1)
 
-    def _count_jittered(self, index: int, pixel: int) -> int:
-        threshold = self.be.numpy(self.raw[index].reshape(-1)[pixel]) + self.noise[pixel]
+    def _count_jittered(self, pixels: np.ndarray, maps: list[int] | None = None) -> np.ndarray:
+        """``(maps, len(pixels))`` counts of jittered values ``>=`` the jittered value at each pixel:
+        by bisection of the sorted jittered maps (CPU) or comparing every pixel (torch)."""
+        maps = list(range(len(self.names))) if maps is None else maps
+        thresholds = self.at(pixels)[maps] + self.noise[pixels]  # as metrics: values + noise, at the pixel
         if self.sorted_jittered is not None:
-            row = self.sorted_jittered[index]
-            return int(row.size - np.searchsorted(row, threshold, side="left"))
-        jittered = self.raw[index].reshape(-1) + self._device_noise
-        return int(self.be.numpy((jittered >= float(threshold)).sum()))
+            return np.stack([self.sorted_jittered[m].size - np.searchsorted(self.sorted_jittered[m], row, side="left")
+                             for m, row in zip(maps, thresholds)])
+        jittered = self.raw.reshape(len(self.names), -1)[maps] + self._device_noise
+        t = self.be.array(thresholds)
+        counts = [(jittered >= t[:, k : k + 1]).sum(axis=1) for k in range(t.shape[1])]
+        return self.be.numpy(self.be.xp.stack(counts, 1)).astype(np.int64)
 
     @functools.cached_property
     def _device_noise(self):
         return self.be.array(self.noise)
+
+    def noise_at(self, index=None):
+        """The AUC-Judd noise on the device, ``(1, N)`` or at backend ``index`` ``(1, L)``."""
+        noise = self._device_noise
+        return (noise if index is None else noise[index]).reshape(1, -1)
 
     def at(self, pixels: np.ndarray) -> np.ndarray:
         """The maps' raw values at flat ``pixels``: numpy ``(M, len(pixels))``."""
@@ -359,95 +272,6 @@ class _Maps:
     def codes_at(self, pixels: np.ndarray) -> np.ndarray:
         """Borji threshold codes at flat ``pixels`` (any shape): numpy ``(M, *pixels.shape)``."""
         return self.be.numpy(self.codes[:, self.be.index(pixels)])
-
-
-# --------------------------------------------------------------------------------------------------
-# A heatmap being built
-
-
-class _Heatmap:
-    """One heatmap under construction (pooled, or one participant's): the stamped un-normalised map,
-    its support, the fixations behind it and the fixed maps' running dot products with it."""
-
-    def __init__(self, be, layout: _Layout, n_maps: int) -> None:
-        self.be, self.layout = be, layout
-        height, width = layout.shape
-        self.raw_ext = be.zeros(layout.n_pixels + 1)  # the map, flat, plus the zero sentinel
-        self.raw = self.raw_ext[: layout.n_pixels].reshape(height, width)
-        self.support = np.zeros(layout.n_pixels, dtype=bool)
-        self.tiles = np.zeros(layout.n_tiles, dtype=bool)
-        self.total = be.zeros(())
-        self.total_sq = be.zeros(())
-        self.peak = be.zeros(())
-        self.dot_centered = be.zeros(n_maps)  # sum((s - mean s) * raw) per fixed map
-        self.dot_log = be.zeros(n_maps)  # sum(kl_log(s) * raw) per fixed map
-        self._slots: dict[int, int] = {}  # fixated pixel → slot
-        self._weights: list[float] = []
-        self._counts: list[int] = []
-        self.version = 0
-        self._support_pixels = (None, None)
-
-    def add(self, pixel: int, weight: float, window, delta, dots) -> None:
-        """Add a fixation at flat ``pixel``: its kernel stamp ``delta`` (already times ``weight``)
-        on ``window`` and the fixed maps' dot products with it."""
-        old = self.raw[window]
-        new = old + delta
-        self.total_sq += (delta * (old + new)).sum()
-        self.raw[window] = new
-        self.total += delta.sum()
-        self.peak = self.be.xp.maximum(self.peak, new.max())
-        self.dot_centered += dots[0]
-        self.dot_log += dots[1]
-        self.support.reshape(self.layout.shape)[window] = True
-        self.tiles[self.layout.tiles_of(window)] = True
-        slot = self._slots.setdefault(pixel, len(self._weights))
-        if slot == len(self._weights):
-            self._weights.append(0.0)
-            self._counts.append(0)
-        self._weights[slot] += weight
-        self._counts[slot] += 1
-        self.version += 1
-
-    def fixated(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Fixated pixels (ascending flat index, as :class:`metrics._Fixations`), their summed
-        weights and their fixation counts."""
-        pixels = np.fromiter(self._slots, dtype=np.int64, count=len(self._slots))
-        slots = np.fromiter(self._slots.values(), dtype=np.int64, count=len(self._slots))
-        order = np.argsort(pixels)
-        weights, counts = np.asarray(self._weights), np.asarray(self._counts, dtype=np.float64)
-        return pixels[order], weights[slots[order]], counts[slots[order]]
-
-    def top(self) -> float:
-        """The fixation map's maximum (what ``prenormalize="max"`` divides by)."""
-        return max(self._weights, default=0.0)
-
-    def support_pixels(self) -> np.ndarray:
-        if self._support_pixels[0] != self.version:
-            self._support_pixels = (self.version, np.flatnonzero(self.support))
-        return self._support_pixels[1]
-
-    def stats(self) -> _MapStats:
-        """Scalars of ``raw``."""
-        be = self.be
-        lo = float(be.numpy(self.raw.min())) if self.support.all() else 0.0
-        return _MapStats.from_moments(np.float64(lo), np.float64(be.numpy(self.peak)), np.float64(be.numpy(self.total)),
-                                      np.float64(be.numpy(self.total_sq)), self.layout.n_pixels)
-
-
-@dataclass
-class _Target:
-    """A human target ready for scoring: heatmap ``raw * a + b`` and its scalars, the fixations."""
-
-    heatmap: _Heatmap
-    a: float
-    b: float
-    stats: _MapStats
-    pixels: np.ndarray
-    counts: np.ndarray
-
-    @property
-    def empty_map(self) -> bool:
-        return self.stats.total == 0.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -526,7 +350,7 @@ class ImageEngine:
         self.seed, self.variant, self.mae_normalize = seed, variant, mae_normalize
         self.device = device
         self._be = _backend(device)
-        self._layout = _Layout(shape)
+        self._layout = Layout(shape)
         kernel = _kernel(params.sigma_px, params.resolved_kernel_size_px, params.even_kernel_centre)
         self._kernel, self._kernel_device = kernel, self._be.array(kernel.full)
         centre = center_bias(shape, sigma_fraction=center_bias_sigma_fraction)
@@ -534,6 +358,9 @@ class ImageEngine:
                            [centre, np.zeros(shape), *model_maps.values()],
                            seed=seed, variant=variant, mae_normalize=mae_normalize)
         self._other_index = np.empty(0, dtype=np.int64)
+        self._borji_stream = _BorjiStream(self._maps, seed)
+        self._workspaces = (Workspace(self._be), Workspace(self._be))  # scratch of the human ceiling (two threads)
+        self._buffers = [None, None]  # scratch of the stacked tile pass (two threads)
         self.context_version = None
         self._reset()
 
@@ -541,11 +368,12 @@ class ImageEngine:
 
     def _reset(self) -> None:
         n_maps = len(self._maps.names)
-        self._pooled = _Heatmap(self._be, self._layout, n_maps)
-        self._own: dict[str, _Heatmap] = {}
+        self._pooled = Heatmap(self._be, self._layout, n_maps)
+        self._own: dict[str, Heatmap] = {}
         self._rows: list[tuple[float, float, float, str]] = []
         self._pending: list[tuple[slice, slice]] = []  # stamp windows not yet in the sorted values
-        self._sorted = None
+        self._sorted = None  # the pooled raw over its support, sorted (CPU)
+        self._sorted_support_noise = None  # the AUC-Judd noise over the pooled support, sorted (CPU)
         self._cache: dict = {}
         self.version = 0
 
@@ -577,7 +405,7 @@ class ImageEngine:
                 )
         own = self._own.get(participant)
         if own is None:
-            own = self._own[participant] = _Heatmap(self._be, self._layout, len(self._maps.names))
+            own = self._own[participant] = Heatmap(self._be, self._layout, len(self._maps.names))
         self._rows.append((float(x_image_px), float(y_image_px), float(duration_ms), participant))
         self.version += 1
         height, width = self.shape
@@ -626,6 +454,7 @@ class ImageEngine:
         self._other_index = np.flatnonzero(counts.ravel() > 0)
         index = self._maps.names.index("dataset_prior")
         self._maps.set(index, prior)
+        self._borji_stream.refresh(index)
         for target in (self._pooled, *self._own.values()):
             self._refresh_dots(target, index)
         self.context_version = version
@@ -642,7 +471,7 @@ class ImageEngine:
         centered = xp.einsum("mij,ij->m", values, delta) - mean * delta.sum()
         return centered, xp.einsum("mij,ij->m", maps.kl_log(values), delta)
 
-    def _refresh_dots(self, target: _Heatmap, index: int) -> None:
+    def _refresh_dots(self, target: Heatmap, index: int) -> None:
         pixels = target.support_pixels()
         be, maps = self._be, self._maps
         raw = target.raw_ext[be.index(pixels)]
@@ -690,23 +519,23 @@ class ImageEngine:
         table = pd.DataFrame(loso.values())
         return {metric: float(table[metric].mean()) for metric in table.columns}
 
-    def _participant(self, participant: str) -> _Heatmap:
+    def _participant(self, participant: str) -> Heatmap:
         own = self._own.get(str(participant))
         if own is None:
             raise KeyError(f"participant {participant!r} has no fixation on image {self.image_id!r}; "
                            f"participants: {self.participants}")
         return own
 
-    def _target(self, heat: _Heatmap) -> _Target:
+    def _target(self, heat: Heatmap) -> Target:
         stats = heat.stats()
-        a, b = _heatmap_transform(heat.top(), float(stats.lo), float(stats.hi), float(stats.total), self.params,
+        a, b = heatmap_transform(heat.top(), float(stats.lo), float(stats.hi), float(stats.total), self.params,
                                   what=f"image {self.image_id}")
         pixels, _, counts = heat.fixated()
-        return _Target(heatmap=heat, a=a, b=b, stats=stats.transformed(a, b), pixels=pixels, counts=counts)
+        return Target(heatmap=heat, a=a, b=b, stats=stats.transformed(a, b), pixels=pixels, counts=counts)
 
     # -- the fixed maps against a target -------------------------------------------------------------
 
-    def _score_maps(self, target: _Target) -> dict[str, dict[str, float]]:
+    def _score_maps(self, target: Target) -> dict[str, dict[str, float]]:
         maps, n = self._maps, self._layout.n_pixels
         wanted = set(self.metrics)
         sums = self._tile_sums(target, wanted)
@@ -736,71 +565,104 @@ class ImageEngine:
         return {name: {metric: float(values[metric][m]) for metric in self.metrics}
                 for m, name in enumerate(maps.names)}
 
-    def _tile_sums(self, target: _Target, wanted: set) -> dict:
+    def _tile_sums(self, target: Target, wanted: set) -> dict:
         """One pass over the tiles of the target's support for the metrics that compare every pixel:
-        MAE's ``sum |s - h|`` and SIM's ``sum min(p, q)`` per map, KL's ``sum q log q``."""
-        be, xp, maps, layout = self._be, self._be.xp, self._maps, self._layout
+        MAE's ``sum |s - h|`` and SIM's ``sum min(p, q)`` per map, KL's ``sum q log q``.
+
+        Outside the support the human map is 0, and so are its min-max scaled values and SIM's and
+        MIT KL's distributions; the maps' sums there follow from their whole-image sums.
+        """
+        be, maps, layout = self._be, self._maps, self._layout
         n, stats = layout.n_pixels, target.stats
-        n_maps = len(maps.names)
         tiles = np.arange(layout.n_tiles) if target.empty_map else np.flatnonzero(target.heatmap.tiles)
-        step = be.tiles_per_step or max(tiles.size, 1)
+        n_valid = int(layout.valid[tiles].sum())
+        valid = be.array(layout.valid[tiles])
+        # the human map on the tiles (padding zeroed), and what each metric makes of it
+        h = (target.heatmap.raw_ext[be.index(layout.tile_pixels[tiles])] * target.a + target.b) * valid
+        per_map = {}  # metric → (human values on the tiles, per-map scale of the maps' scaled values)
+        result = {}
+        if "mae" in wanted and self.mae_normalize == "minmax":
+            h_scaled = h * 0.0 if stats.constant else _minmax_values(h, float(stats.lo), float(stats.range)) * valid
+            per_map["mae"] = (h_scaled, None)
+            result["mae"] = maps.stats.minmax_sum + float(be.numpy(h_scaled.sum()))
+        elif "mae" in wanted:
+            per_map["mae"] = (h, None)
         sim_q = (_sim_density(float(stats.lo), float(stats.range), float(stats.total), n) if self.variant == "mit"
                  else _density(float(stats.lo), float(stats.total), n, minimum_value=0.0, zero_to_uniform=True))
-        kl_q = self._kl_target_density(stats)
-        out = {"min_sum": np.zeros(n_maps), "h_sum": 0.0, "abs_sum": np.zeros(n_maps), "sim": np.zeros(n_maps),
-               "q_log_q": 0.0, "n_valid": 0}
-        sim_scale, sim_offset = (be.array(maps.sim_scale).reshape(1, -1, 1), be.array(maps.sim_offset).reshape(1, -1, 1))
-        lo_maps, range_maps = (be.array(maps.lo).reshape(1, -1, 1), be.array(maps.hi - maps.lo).reshape(1, -1, 1))
-        for start in range(0, tiles.size, step):
-            chunk = tiles[start:start + step]
-            valid = be.array(layout.valid[chunk])
-            h = (target.heatmap.raw_ext[be.index(layout.tile_pixels[chunk])] * target.a + target.b) * valid
-            scaled = maps.scaled_tiles[be.index(chunk)]
-            if "mae" in wanted and self.mae_normalize == "minmax":
-                h_scaled = (valid * 0.0 if stats.constant else _minmax_values(h, float(stats.lo), float(stats.range)) * valid)
-                out["h_sum"] += float(be.numpy(h_scaled.sum()))
-                out["min_sum"] += be.numpy(xp.minimum(scaled, h_scaled[:, None, :]).sum(axis=(0, 2)))
-            elif "mae" in wanted:
-                s = scaled * range_maps + lo_maps
-                out["abs_sum"] += be.numpy(xp.abs(s - h[:, None, :]).sum(axis=(0, 2)))
-            if "sim" in wanted and sim_q is not None:
-                q = sim_q(h) * valid
-                out["sim"] += be.numpy(xp.minimum(scaled * sim_scale + sim_offset, q[:, None, :]).sum(axis=(0, 2)))
-            if "kl_div" in wanted and kl_q.constant is None:
+        if "sim" in wanted and sim_q is not None:
+            per_map["sim"] = (sim_q(h) * valid, be.array(maps.sim_scale).reshape(1, -1, 1))
+        if "kl_div" in wanted:
+            kl_q = self._kl_target_density(stats)
+            q_log_q = 0.0
+            if kl_q.constant is None:
                 q = kl_q(h)
-                out["q_log_q"] += float(be.numpy((be.xlogy(q, q) * valid).sum()))
-            out["n_valid"] += int(layout.valid[chunk].sum())
-        result = {}
-        if "mae" in wanted:
-            if self.mae_normalize == "minmax":
-                scaled_total = np.where(maps.stats.constant, 0.0, maps.stats.minmax_sum)
-                result["mae"] = scaled_total + out["h_sum"] - 2.0 * out["min_sum"]
-            else:
-                n_padding = tiles.size * layout.tile_px**2 - out["n_valid"]
-                inside = out["abs_sum"] - n_padding * np.abs(maps.lo)
-                outside = maps.abs_total - maps.abs_tile_sums[tiles].sum(axis=0)
-                result["mae"] = inside + outside
+                q_log_q = float(be.numpy((be.xlogy(q, q) * valid).sum()))
+                if self.variant == "pysaliency":  # pixels outside the tiles hold q(0) = 1e-20 / sum
+                    q0 = float(kl_q(np.zeros(1))[0])
+                    q_log_q += (n - n_valid) * q0 * math.log(q0)
+            result["q_log_q"] = q_log_q
+        if not be.tiles_per_step:  # a GPU: every tile in one gather
+            sums = self._stacked_sums([(0, be.index(tiles), tiles.size)], per_map)
+        else:  # the CPU: runs of consecutive tiles (views, cache-sized), in two threads
+            runs = list(_runs(tiles, be.tiles_per_step))
+            halves = (runs[::2], runs[1::2])
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                parts = list(pool.map(lambda slot: self._stacked_sums(halves[slot], per_map, slot), (0, 1)))
+            sums = {metric: parts[0][metric] + parts[1][metric] for metric in per_map}
+        if "mae" in wanted and self.mae_normalize == "minmax":
+            result["mae"] = result["mae"] - 2.0 * sums["mae"]
+        elif "mae" in wanted:
+            n_padding = tiles.size * layout.tile_px**2 - n_valid  # padding holds |lo - 0| each
+            result["mae"] = (sums["mae"] - n_padding * np.abs(maps.lo)
+                             + maps.abs_total - maps.abs_tile_sums[tiles].sum(axis=0))
         if "sim" in wanted:
+            result["sim"] = sums.get("sim", np.zeros(len(maps.names)))
             undefined = maps.sim_undefined.astype(bool) | (sim_q is None)
             for m in np.flatnonzero(undefined):
-                out["sim"][m] = _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
-            result["sim"] = out["sim"]
-        if "kl_div" in wanted:
-            q_log_q = out["q_log_q"]
-            if self.variant == "pysaliency":  # pixels outside the tiles hold q(0) = 1e-20 / sum
-                q0 = float(kl_q(np.zeros(1))[0])
-                q_log_q += (n - out["n_valid"]) * q0 * math.log(q0)
-            result["q_log_q"] = q_log_q
+                result["sim"][m] = _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
         return result
 
-    def _kl_target_density(self, stats: _MapStats) -> _Affine:
+    def _stacked_sums(self, runs, per_map: dict, slot: int = 0) -> dict[str, np.ndarray]:
+        """Per metric of ``per_map``, the sum over tiles of each map's pixel terms. ``runs`` are
+        ``(position in the selected tiles, tiles, count)`` with tiles a slice start (consecutive
+        tiles: a view) or a backend index of tiles (a gather)."""
+        be, xp, maps, layout = self._be, self._be.xp, self._maps, self._layout
+        sums = {metric: be.zeros(len(maps.names)) for metric in per_map}
+        lo_maps, range_maps = be.array(maps.lo).reshape(1, -1, 1), be.array(maps.hi - maps.lo).reshape(1, -1, 1)
+        sim_offset = be.array(maps.sim_offset).reshape(1, -1, 1) if maps.sim_offset.any() else None
+        largest = max((count for _, _, count in runs), default=0)
+        buffer = self._buffers[slot]
+        if buffer is None or buffer.shape[0] < largest:
+            buffer = self._buffers[slot] = be.zeros((largest, len(maps.names), layout.tile_px**2))
+        for at, first, count in runs:
+            scaled = (maps.scaled_tiles[first:first + count] if isinstance(first, int)
+                      else maps.scaled_tiles[first])
+            out = buffer[:count]
+            for metric, (human, scale) in per_map.items():
+                human = human[at:at + count, None, :]
+                if metric == "mae" and self.mae_normalize == "none":  # |lo + range * scaled - h|
+                    xp.multiply(scaled, range_maps, out=out)
+                    out += lo_maps
+                    out -= human
+                    xp.abs(out, out=out)
+                elif metric == "mae":  # sum |s - h| = sum s + sum h - 2 sum min(s, h)
+                    xp.minimum(scaled, human, out=out)
+                else:  # SIM: the maps' distributions are scaled * sim_scale + sim_offset
+                    xp.multiply(scaled, scale, out=out)
+                    if sim_offset is not None:
+                        out += sim_offset
+                    xp.minimum(out, human, out=out)
+                sums[metric] += xp.einsum("cmt->m", out)  # twice as fast as sum(axis=(0, 2)) in numpy
+        return {metric: be.numpy(total) for metric, total in sums.items()}
+
+    def _kl_target_density(self, stats: MapStats) -> _Affine:
         n = self._layout.n_pixels
         if self.variant == "mit":
             return _density(float(stats.lo), float(stats.total), n, minimum_value=0.0, zero_to_uniform=False)
         return _density(float(stats.lo), float(stats.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM,
                         zero_to_uniform=True)
 
-    def _cc_maps(self, target: _Target) -> list[float]:
+    def _cc_maps(self, target: Target) -> list[float]:
         maps, n = self._maps, self._layout.n_pixels
         dots = self._be.numpy(target.heatmap.dot_centered)
         centered_total = maps.stats.total - n * maps.stats.mean
@@ -809,7 +671,7 @@ class ImageEngine:
                          bool(maps.stats.constant[m]), bool(target.stats.constant), self.variant)
                 for m in range(len(maps.names))]
 
-    def _kl_maps(self, target: _Target, q_log_q: float) -> np.ndarray:
+    def _kl_maps(self, target: Target, q_log_q: float) -> np.ndarray:
         """KL = sum(q log q) - sum(q * kl_log(p)); the second sum from the running dot product."""
         maps = self._maps
         q = self._kl_target_density(target.stats)
@@ -822,7 +684,7 @@ class ImageEngine:
                       else np.zeros(len(maps.names)))
         return q_log_q - q.scale * (target.a * dots + extra * log_totals)
 
-    def _judd_maps(self, target: _Target, raw_at: np.ndarray) -> list[float]:
+    def _judd_maps(self, target: Target, raw_at: np.ndarray) -> list[float]:
         maps, n = self._maps, self._layout.n_pixels
         n_fix = target.pixels.size
         if not n_fix:
@@ -842,12 +704,12 @@ class ImageEngine:
         key = (metric, n_fix, self.context_version)
         if key not in self._cache:
             if metric == "auc_borji":
-                self._cache[key] = _borji_negatives(self.seed, self._layout.n_pixels, n_fix, _N_SPLITS)
+                self._cache[key] = _borji_negatives(self.seed, self._layout.n_pixels, n_fix, N_SPLITS)
             else:
-                self._cache[key] = _shuffled_negatives(self.seed, self._other_index, n_fix, _N_SPLITS)
+                self._cache[key] = _shuffled_negatives(self.seed, self._other_index, n_fix, N_SPLITS)
         return self._cache[key]
 
-    def _borji_maps(self, target: _Target, metric: str) -> list[float]:
+    def _borji_maps(self, target: Target, metric: str) -> list[float]:
         maps = self._maps
         n_fix = target.pixels.size
         undefined = self._borji_undefined(metric, n_fix)
@@ -855,14 +717,24 @@ class ImageEngine:
             return [_undefined(metric, undefined)] * len(maps.names)
         key = (metric, "fp", n_fix, maps.version, self.context_version)
         if key not in self._cache:
-            negatives = self._negatives(metric, n_fix)
-            codes = maps.codes_at(negatives)
-            n_maps, n_splits, n_neg = codes.shape
-            self._cache[key] = _fraction_at_least(codes.reshape(-1, n_neg), _N_THRESHOLDS).reshape(n_maps, n_splits, -1)
-        tp = _fraction_at_least(maps.codes_at(target.pixels), _N_THRESHOLDS)
+            if metric == "auc_borji":
+                self._cache[key] = self._borji_stream.fractions(n_fix)
+            else:
+                draws = _shuffled_draws(self.seed, self._other_index.size, n_fix, N_SPLITS)
+                codes = self._other_codes()[:, draws]
+                n_maps, n_splits, n_neg = codes.shape
+                self._cache[key] = _fraction_at_least(codes.reshape(-1, n_neg), N_THRESHOLDS).reshape(n_maps, n_splits, -1)
+        tp = _fraction_at_least(maps.codes_at(target.pixels), N_THRESHOLDS)
         areas = _sampled_area(tp, self._cache[key])
         return [_undefined(metric, "the saliency map is constant (MIT min-max gives 0/0)") if constant else area
                 for area, constant in zip(areas, maps.stats.constant)]
+
+    def _other_codes(self) -> np.ndarray:
+        """The fixed maps' Borji codes at the other images' pixels ``(M, n_other)``."""
+        key = ("other codes", self._maps.version, self.context_version)
+        if key not in self._cache:
+            self._cache[key] = self._maps.codes_at(self._other_index)
+        return self._cache[key]
 
     def _borji_undefined(self, metric: str, n_fix: int) -> str | None:
         if metric == "auc_borji":
@@ -871,14 +743,15 @@ class ImageEngine:
             return "the fixation map is empty"
         return None if self._other_index.size else "other_fixation_map is empty"
 
-    def _info_gain(self, raw_at: np.ndarray, stats: _MapStats, target: _Target) -> list[float]:
+    def _info_gain(self, raw_at: np.ndarray, stats: MapStats, target: Target, *, baseline=None) -> list[float]:
         """Information gain of maps with values ``raw_at`` ``(K, n_fix)`` at the fixated pixels and
-        scalars ``stats`` over the centre-bias baseline."""
+        scalars ``stats`` over the centre-bias baseline (whose values there are ``baseline``)."""
         if not target.pixels.size:
             return [_undefined("info_gain", "the fixation map is empty")] * len(raw_at)
         maps, n = self._maps, self._layout.n_pixels
         centre = maps.names.index("center_bias")
-        baseline = maps.at(target.pixels)[centre]
+        if baseline is None:
+            baseline = maps.at(target.pixels)[centre]
         b_stats = maps.stats
         if self.variant == "mit":
             q = _minmax_values(baseline, b_stats.lo[centre], b_stats.range[centre]) / b_stats.minmax_sum[centre]
@@ -902,298 +775,59 @@ class ImageEngine:
         participants = self.participants
         if len(participants) < 2:
             return {}
-        others = _OthersMaps(self)
-        return {p: others.score(p) for p in participants}
+        return HumanCeiling(self).scores()
 
 
-class _OthersMaps:
-    """The human ceiling's maps, built per query: for each participant, the others' heatmap
-    ``X = (pooled raw - own raw) * a + b`` scored against the participant's own target.
+def _runs(tiles: np.ndarray, step: int):
+    """Split sorted tile indices into runs of consecutive tiles of at most ``step``: yields
+    ``(position in tiles, first tile, count)``."""
+    breaks = np.flatnonzero(np.diff(tiles) != 1) + 1
+    for start, stop in zip(np.r_[0, breaks], np.r_[breaks, tiles.size]):
+        for at in range(int(start), int(stop), step):
+            count = min(step, int(stop) - at)
+            yield at, int(tiles[at]), count
 
-    Where the participant's own heatmap is zero (outside their support), ``X`` is the pooled raw
-    transformed, so every metric runs over the participant's support plus whole-image scalars;
-    AUC-Judd's counts over the rest of the image come from the pooled raw kept sorted
-    (:class:`SortedValues`, CPU) or from a pass over every pixel (torch).
+
+class _BorjiStream:
+    """The fixed maps' AUC-Borji negatives, counted once for every number of fixated pixels.
+
+    For ``n`` fixated pixels the negatives are the first ``100 n`` draws of one random stream
+    (split ``i`` takes draws ``i n .. (i + 1) n - 1``; :func:`analysis.metrics._borji_negatives`).
+    Each map's threshold codes at the stream's pixels are kept as running counts ``(M, draws + 1, K)``,
+    so a split's counts are the difference of two rows; uint16 that wraps around, since a split's
+    count (below 65536 fixated pixels) is exact modulo 2^16 (``2 x 100 x K`` bytes per map and
+    fixated pixel).
+    Each extension re-draws the negatives as the definition does and checks that the stream is a
+    prefix of them, rebuilding if it is not.
     """
 
-    def __init__(self, engine: ImageEngine) -> None:
-        self.engine, self.be = engine, engine._be
-        self.n = engine._layout.n_pixels
-        self.pooled = engine._pooled
-        self.pooled_fixated = self.pooled.fixated()
-        self.pooled_total, self.pooled_total_sq = (float(self.be.numpy(x)) for x in (self.pooled.total,
-                                                                                      self.pooled.total_sq))
-        self.n_outside = self.n - int(self.pooled.support.sum())  # pixels where the pooled raw is 0
-        self.sorted = self._sorted_pooled() if self.be.sorted_counts else None
-        self._pooled_logs = None
+    def __init__(self, maps: _Maps, seed: int) -> None:
+        self.maps, self.seed = maps, seed
+        self.stream = np.empty(0, dtype=np.int64)
+        self._running = np.zeros((len(maps.names), 1, N_THRESHOLDS), dtype=np.uint16)  # capacity grows x2
 
-    def _sorted_pooled(self) -> SortedValues:
-        """The pooled raw over its support, sorted (brought up to date with the pending stamps)."""
-        engine = self.engine
-        if engine._sorted is None:
-            engine._sorted = SortedValues(self.n)
-        if engine._pending:
-            pixels = np.unique(np.concatenate([engine._layout.pixels_of(w) for w in engine._pending]))
-            engine._sorted.replace(pixels, self.pooled.raw_ext[pixels])
-            engine._pending = []
-        return engine._sorted
+    def fractions(self, n_fix: int) -> np.ndarray:
+        """``(M, 100, K)``: per map, split and threshold, the fraction of negatives ``>=`` it."""
+        length = N_SPLITS * n_fix
+        if length > self.stream.size:
+            draws = _borji_negatives(self.seed, self.maps.layout.n_pixels, n_fix, N_SPLITS).ravel()
+            kept = self.stream.size if np.array_equal(draws[: self.stream.size], self.stream) else 0
+            if self._running.shape[1] < length + 1:
+                grown = np.zeros((self._running.shape[0], 2 * length + 1, N_THRESHOLDS), dtype=np.uint16)
+                grown[:, : kept + 1] = self._running[:, : kept + 1]
+                self._running = grown
+            self._running[:, kept + 1 : length + 1] = self._count(draws[kept:], self._running[:, kept : kept + 1])
+            self.stream = draws
+        bounds = self._running[:, : length + 1 : n_fix]  # (M, 101, K): counts before each split
+        return np.diff(bounds, axis=1) / n_fix
 
-    def score(self, participant: str) -> dict[str, float]:
-        engine, be, xp, n = self.engine, self.be, self.be.xp, self.n
-        own = engine._own[participant]
-        target = engine._target(own)
-        t = target.stats
-        wanted = set(engine.metrics)
-        # the participant's support: there the others' map needs the own raw; elsewhere it is the
-        # pooled raw (the whole image when the own heatmap is all zero: pysaliency makes it uniform)
-        region = np.arange(n) if target.empty_map else own.support_pixels()
-        index = be.index(region)
-        pooled_raw, own_raw = self.pooled.raw_ext[index], own.raw_ext[index]
-        others_raw = pooled_raw - own_raw
-        cross = float(be.numpy((others_raw * own_raw).sum()))
-        a, b, stats = self._transform(own, region, others_raw, cross)
-        lo, rng, total = float(stats.lo), float(stats.range), float(stats.total)
-        others_sum = float(be.numpy(others_raw.sum()))
-        sum_inside = a * others_sum + region.size * b  # sum of X over the region
-        values = {}
-        if "mae" in wanted:
-            values["mae"] = self._mae(others_raw, own_raw, a, b, stats, target, others_sum)
-        if "cc" in wanted:
-            covariance = (a * target.a * cross + (b - float(stats.mean)) * target.a * float(be.numpy(own.total))
-                          + target.b * (sum_inside - region.size * float(stats.mean)))
-            values["cc"] = _cc_from(covariance, float(stats.centered_sum_sq), float(t.centered_sum_sq),
-                                    bool(stats.constant), bool(t.constant), engine.variant)
-        if "sim" in wanted:
-            if engine.variant == "mit":
-                p, q = _sim_density(lo, rng, total, n), _sim_density(float(t.lo), float(t.range), float(t.total), n)
-            else:
-                p = _density(lo, total, n, minimum_value=0.0, zero_to_uniform=True)
-                q = _density(float(t.lo), float(t.total), n, minimum_value=0.0, zero_to_uniform=True)
-            values["sim"] = (_undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
-                             if p is None or q is None else
-                             float(be.numpy(xp.minimum(_composed(p, a, b)(others_raw),
-                                                       _composed(q, target.a, target.b)(own_raw)).sum())))
-        if "kl_div" in wanted:
-            values["kl_div"] = self._kl(others_raw, own_raw, a, b, stats, target, region, pooled_raw)
-        fixated = be.index(target.pixels)
-        x_fixated = be.numpy(self.pooled.raw_ext[fixated] - own.raw_ext[fixated]) * a + b
-        if "nss" in wanted:
-            values["nss"] = _nss_from(x_fixated - float(stats.mean), target.counts, float(stats.centered_sum_sq), n,
-                                      bool(stats.constant), engine.variant)
-        if "auc_judd" in wanted:
-            values["auc_judd"] = self._judd(own, target, x_fixated, a, b, region, pooled_raw, others_raw)
-        for metric in ("auc_borji", "auc_shuffled"):
-            if metric in wanted:
-                values[metric] = self._borji(metric, own, target, x_fixated, stats, a, b)
-        if "info_gain" in wanted:
-            values["info_gain"] = engine._info_gain(x_fixated[None, :], _MapStats(
-                lo=np.array([stats.lo]), hi=np.array([stats.hi]), total=np.array([stats.total]),
-                centered_sum_sq=np.array([stats.centered_sum_sq]), n_pixels=n), target)[0]
-        return {metric: float(values[metric]) for metric in engine.metrics}
+    def refresh(self, index: int) -> None:
+        """Recount map ``index`` (after it changed)."""
+        if self.stream.size:
+            start = np.zeros((1, 1, N_THRESHOLDS), np.uint16)
+            self._running[index, 1 : self.stream.size + 1] = self._count(self.stream, start, rows=[index])[0]
 
-    def _transform(self, own: _Heatmap, region: np.ndarray, others_raw, cross: float) -> tuple[float, float, _MapStats]:
-        """The others' heatmap normalisation ``(a, b)`` and the scalars of ``X``."""
-        engine, be, n = self.engine, self.be, self.n
-        pixels, weights, _ = self.pooled_fixated
-        own_pixels, own_weights, _ = own.fixated()
-        top = float((weights - _lookup(own_pixels, own_weights, pixels)).max(initial=0.0))
-        lo, hi = float(be.numpy(others_raw.min())), float(be.numpy(others_raw.max()))
-        if region.size < n:  # the rest of the image: pooled raw outside the participant's support
-            if self.n_outside:
-                lo, hi = min(lo, 0.0), max(hi, 0.0)
-            if self.sorted is not None:
-                for largest in (False, True):
-                    value = self.sorted.extreme(largest=largest, excluded=own.support)
-                    if value is not None:
-                        lo, hi = (lo, max(hi, value)) if largest else (min(lo, value), hi)
-            else:
-                rest = self.pooled.raw_ext[: n] - own.raw_ext[: n]
-                lo, hi = min(lo, float(be.numpy(rest.min()))), max(hi, float(be.numpy(rest.max())))
-        total = self.pooled_total - float(be.numpy(own.total))
-        # sum of squares of pooled - own: the own raw is zero outside the region
-        total_sq = self.pooled_total_sq - 2.0 * cross - float(be.numpy(own.total_sq))
-        a, b = _heatmap_transform(top, lo, hi, total, engine.params, what=f"image {engine.image_id}")
-        return a, b, _MapStats.from_moments(np.float64(lo), np.float64(hi), np.float64(total), np.float64(total_sq),
-                                            n).transformed(a, b)
-
-    def _mae(self, others_raw, own_raw, a, b, stats: _MapStats, target: _Target, others_sum: float) -> float:
-        """MAE over the region plus the rest of the image, where the own heatmap is zero (and the
-        others' map is >= its minimum, so ``|x - 0| = x``)."""
-        be, xp, n = self.be, self.be.xp, self.n
-        t = target.stats
-        if self.engine.mae_normalize == "minmax":
-            x_map = _scaled(a, b, float(stats.lo), float(stats.range))
-            h_map = _scaled(target.a, target.b, float(t.lo), float(t.range))
-            outside = float(stats.minmax_sum) - (x_map[0] * others_sum + others_raw.shape[0] * x_map[1])
-        else:
-            x_map, h_map = (a, b), (target.a, target.b)
-            outside = float(stats.total) - (a * others_sum + others_raw.shape[0] * b)
-        inside = float(be.numpy(xp.abs((others_raw * x_map[0] + (x_map[1] - h_map[1])) - own_raw * h_map[0]).sum()))
-        return (inside + outside) / n
-
-    def _kl(self, others_raw, own_raw, a, b, stats: _MapStats, target: _Target, region, pooled_raw) -> float:
-        engine, be, xp, n = self.engine, self.be, self.be.xp, self.n
-        t = target.stats
-        if engine.variant == "mit":
-            p = _density(float(stats.lo), float(stats.total), n, minimum_value=0.0, zero_to_uniform=False)
-            q = _composed(_density(float(t.lo), float(t.total), n, minimum_value=0.0, zero_to_uniform=False),
-                          target.a, target.b)(own_raw)
-            p_eps = _composed(p, a, b, shift=MATLAB_EPS)(others_raw)
-            return float(be.numpy((q * xp.log(q / p_eps + MATLAB_EPS)).sum()))
-        p_density = _density(float(stats.lo), float(stats.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM,
-                             zero_to_uniform=True)
-        q_density = _density(float(t.lo), float(t.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM,
-                             zero_to_uniform=True)
-        q = _composed(q_density, target.a, target.b)(own_raw)
-        inside = float(be.numpy((q * (xp.log(q) - xp.log(_composed(p_density, a, b)(others_raw)))).sum()))
-        n_outside = n - len(region)
-        if not n_outside:
-            return inside
-        # Outside the participant's support q is q(0); there the others' map is the pooled raw
-        # * a + b, so sum(log p) comes from the pooled raw's log-sum minus the support's part.
-        q0 = float(q_density(np.zeros(1))[0])
-        if b != 0.0 or p_density.constant is not None:
-            outside_pixels = np.setdiff1d(np.arange(n), region)
-            raw = self.pooled.raw_ext[be.index(outside_pixels)]
-            log_p = float(be.numpy(xp.log(p_density(raw * a + b)).sum()))
-        else:
-            n_positive, log_total = self._pooled_log_stats()
-            raw_inside = be.numpy(pooled_raw)
-            positive_inside = raw_inside[raw_inside > 0]
-            n_positive_outside = n_positive - positive_inside.size
-            log_raw_outside = log_total - float(np.log(positive_inside).sum())
-            # log((r * a + 1e-20) * scale) = log(a) + log(r) + log(scale) for r * a >> 1e-20
-            log_p = (n_positive_outside * (math.log(a) + math.log(p_density.scale)) + log_raw_outside
-                     + (n_outside - n_positive_outside) * math.log(p_density(np.zeros(1))[0]))
-        return inside + q0 * (n_outside * math.log(q0) - log_p)
-
-    def _pooled_log_stats(self) -> tuple[int, float]:
-        """Pixels where the pooled raw is > 0, and the sum of its log there (pysaliency KL)."""
-        if self._pooled_logs is None:
-            raw = self.be.numpy(self.pooled.raw_ext[self.be.index(self.pooled.support_pixels())])
-            positive = raw[raw > 0]
-            self._pooled_logs = (positive.size, float(np.log(positive).sum()))
-        return self._pooled_logs
-
-    def _judd(self, own: _Heatmap, target: _Target, x_fixated: np.ndarray, a: float, b: float, region,
-              pooled_raw, others_raw) -> float:
-        n_fix = target.pixels.size
-        if not n_fix:
-            return _undefined("auc_judd", "the fixation map is empty")
-        if n_fix == self.n:
-            return _undefined("auc_judd", "every pixel is fixated (no negatives)")
-        thresholds = x_fixated + self.engine._maps.noise[target.pixels]
-        order = np.argsort(thresholds)[::-1]
-        positives = thresholds[order]
-        counts = self._judd_counts(own, a, b, positives, region, pooled_raw, others_raw)
-        return _judd_area(positives, counts, target.counts[order], self.n, self.engine.variant)
-
-    def _judd_counts(self, own: _Heatmap, a: float, b: float, thresholds: np.ndarray, region, pooled_raw,
-                     others_raw) -> np.ndarray:
-        """How many pixels of the others' map, jittered, are ``>=`` each threshold: over the region
-        directly, elsewhere (where the map is ``pooled raw * a + b``) from the sorted pooled raw."""
-        be, n = self.be, self.n
-        noise = self.engine._maps.noise
-        if self.sorted is None:  # torch: every pixel at once
-            everywhere = (self.pooled.raw_ext[:n] - own.raw_ext[:n]) * a + b + self.engine._maps._device_noise
-            return _count_direct(be, everywhere, thresholds)
-        region_noise = noise[region]
-        counts = _count_direct(be, (others_raw * a + b) + region_noise, thresholds)
-        if region.size == n:
-            return counts
-        k = thresholds.size
-        a_k, b_k = np.full(k, a), np.full(k, b)
-        counts += self.sorted.count_at_least(a_k, b_k, thresholds, noise, _NOISE_MAX)
-        counts -= _count_direct(be, (pooled_raw * a + b) + region_noise, thresholds)
-        return counts + self._outside_counts(a, b, thresholds)
-
-    def _outside_counts(self, a: float, b: float, thresholds: np.ndarray) -> np.ndarray:
-        """Pixels outside the pooled support (raw 0, value ``0 * a + b``) whose jittered value is
-        ``>=`` each threshold."""
-        value = 0.0 * a + b
-        could = value + _NOISE_MAX >= thresholds
-        counts = np.zeros(thresholds.size, dtype=np.int64)
-        if not self.n_outside or not could.any():
-            return counts
-        noise = self.engine._maps.noise
-        ones = np.ones(int(could.sum()))
-        everywhere = SortedValues.of_sorted(_sorted_noise(self.engine.seed, self.n)).count_at_least(
-            ones, ones * value, thresholds[could], np.zeros(1), 0.0)
-        inside = noise[self.pooled.support_pixels()]
-        counts[could] = everywhere - _count_direct(self.be, value + inside, thresholds[could])
-        return counts
-
-    def _borji(self, metric: str, own: _Heatmap, target: _Target, x_fixated: np.ndarray, stats: _MapStats,
-               a: float, b: float) -> float:
-        engine, be = self.engine, self.be
-        n_fix = target.pixels.size
-        undefined = engine._borji_undefined(metric, n_fix)
-        if undefined:
-            return _undefined(metric, undefined)
-        if stats.constant:
-            return _undefined(metric, "the saliency map is constant (MIT min-max gives 0/0)")
-        lo, rng = float(stats.lo), float(stats.range)
-        index = be.index(engine._negatives(metric, n_fix))
-        x_negatives = be.numpy(self.pooled.raw_ext[index] - own.raw_ext[index]) * a + b
-        tp = _fraction_at_least(_threshold_codes(_minmax_values(x_fixated, lo, rng), _STEP)[None, :], _N_THRESHOLDS)[0]
-        fp = _fraction_at_least(_threshold_codes(_minmax_values(x_negatives, lo, rng), _STEP), _N_THRESHOLDS)
-        return float(_sampled_area(tp, fp))
-
-
-def _composed(density: _Affine, a: float, b: float, *, shift: float = 0.0):
-    """``density(raw * a + b) + shift`` as a function of ``raw``.
-
-    Folded into one multiply-add when ``b`` is 0. With ``b`` (min-max normalisation) the heatmap is
-    formed first, so that its minimum is exactly 0 as in :func:`analysis.heatmap.heatmap` (a
-    folded transform could dip a rounding error below 0, under KL's logarithm).
-    """
-    if density.constant is not None:
-        return _Affine(constant=density.constant + shift)
-    if b == 0.0:
-        return _Linear(a * density.scale, density.offset * density.scale + shift)
-    return lambda raw: density(raw * a + b) + shift
-
-
-@dataclass(frozen=True)
-class _Linear:
-    """``values * scale + offset``."""
-
-    scale: float
-    offset: float
-
-    def __call__(self, values):
-        return values * self.scale + self.offset if self.offset else values * self.scale
-
-
-def _scaled(a: float, b: float, lo: float, value_range: float) -> tuple[float, float]:
-    """``(scale, offset)`` of min-max scaling ``raw * a + b`` (all zero for a constant map)."""
-    if value_range == 0.0:
-        return 0.0, 0.0
-    return a / value_range, (b - lo) / value_range
-
-
-def _count_direct(be, values, thresholds: np.ndarray) -> np.ndarray:
-    """How many of ``values`` are ``>=`` each threshold, comparing every pair."""
-    if not thresholds.size:
-        return np.zeros(0, dtype=np.int64)
-    t = be.array(thresholds)
-    return be.numpy((values[None, :] >= t[:, None]).sum(axis=1)).astype(np.int64)
-
-
-def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """``values`` of sorted ``keys`` at ``queries``; 0 where a query is not a key."""
-    at = np.searchsorted(keys, queries)
-    found = at < keys.size
-    found[found] = keys[at[found]] == queries[found]
-    out = np.zeros(queries.size)
-    out[found] = values[at[found]]
-    return out
-
-
-@functools.lru_cache(maxsize=4)
-def _sorted_noise(seed: int, n_pixels: int) -> np.ndarray:
-    """The AUC-Judd noise field sorted (shared by every engine of that size and seed)."""
-    values = np.sort(_judd_noise(seed, n_pixels))
-    values.setflags(write=False)
-    return values
-
+    def _count(self, pixels: np.ndarray, start: np.ndarray, rows=None) -> np.ndarray:
+        codes = self.maps.codes_at(pixels)[rows if rows is not None else slice(None)]
+        above = codes[:, :, None] > np.arange(N_THRESHOLDS)  # value >= threshold k
+        return start + np.cumsum(above, axis=1, dtype=np.uint16)

@@ -530,14 +530,19 @@ def _threshold_codes(scaled_values, step: float) -> np.ndarray:
     return np.searchsorted(_thresholds(step), scaled_values, side="right")
 
 
-def _fraction_at_least(codes: np.ndarray, n_thresholds: int) -> np.ndarray:
-    """Per row of threshold codes ``(R, M)``: the fraction of values ``>=`` each threshold, ``(R, K)``."""
-    n_rows, n_values = codes.shape
-    offsets = (n_thresholds + 1) * np.arange(n_rows)[:, None]
-    counts = np.bincount((codes + offsets).ravel(), minlength=n_rows * (n_thresholds + 1))
-    counts = counts.reshape(n_rows, n_thresholds + 1)
+def _fraction_at_least(codes: np.ndarray, n_thresholds: int, n_values: np.ndarray | None = None) -> np.ndarray:
+    """Per row of threshold codes ``(R, M)``: the fraction of values ``>=`` each threshold, ``(R, K)``.
+
+    Rows may be padded: codes above ``n_thresholds`` are ignored, and ``n_values`` ``(R,)`` gives each
+    row's number of values (default ``M``).
+    """
+    n_rows, width = codes.shape
+    n_bins = n_thresholds + 2  # the last bin collects the padding
+    offsets = n_bins * np.arange(n_rows)[:, None]
+    counts = np.bincount((np.minimum(codes, n_thresholds + 1) + offsets).ravel(), minlength=n_rows * n_bins)
+    counts = counts.reshape(n_rows, n_bins)[:, :-1]
     at_least = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1][:, 1:]
-    return at_least / n_values
+    return at_least / (width if n_values is None else n_values[:, None])
 
 
 def _sampled_area(tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
@@ -572,9 +577,13 @@ def _borji_negatives(seed: int, n_pixels: int, n_fixated: int, n_splits: int) ->
 def _shuffled_negatives(seed: int, other_index: np.ndarray, n_fixated: int, n_splits: int) -> np.ndarray:
     """Shuffled AUC's negatives ``(n_splits, min(n_fixated, n_other))``: per split MATLAB's
     ``randperm``, the first ``min(N_fix, N_other)`` of the other-image fixated pixels."""
+    return other_index[_shuffled_draws(seed, other_index.size, n_fixated, n_splits)]
+
+
+def _shuffled_draws(seed: int, n_other: int, n_fixated: int, n_splits: int) -> np.ndarray:
+    """Which of the ``n_other`` other-image pixels each split of shuffled AUC draws (positions)."""
     rng = np.random.default_rng([seed, _STREAM["auc_shuffled"]])
-    draws = _distinct_draws(rng, other_index.size, min(n_fixated, other_index.size), n_splits)
-    return other_index[draws]
+    return _distinct_draws(rng, n_other, min(n_fixated, n_other), n_splits)
 
 
 def _auc_borji(s: _Map, fix: _Fixations, n_splits: int, step: float, seed: int) -> float:

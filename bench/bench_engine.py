@@ -14,13 +14,16 @@ from 20 other OSIE images. After each fixation:
                ``score_image``: every heatmap and every map x metric from scratch; no participant
                scores), timed every ``--reference-every`` fixations (it takes seconds).
 
-Prints p50 / p99 / max per fixation and the ratio. Targets (issue 10): engine p99 <= 100 ms on the
-2-core development machine, <= 15 ms on a GPU. The first engine scores also check equality.
+Prints p50 / p99 / max per fixation (wall clock) and the ratio, and the process CPU time per
+fixation (all threads: the engine runs two on a CPU), which tells the cost from the machine's load
+(wall ~ CPU / 2 on an idle 2-core machine). Targets (issue 10): engine p99 <= 100 ms on the 2-core
+development machine, <= 15 ms on a GPU. The first engine scores also check equality.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,18 +82,21 @@ def main(argv: list[str] | None = None) -> None:
     engine.set_context(others, shapes)
     build_s = time.perf_counter() - start
 
-    engine_s, reference_s, checked = [], [], 0
+    engine_s, reference_s, engine_cpu, reference_cpu, checked = [], [], [], [], 0
     for k, row in enumerate(rows[COLUMNS].itertuples(index=False), start=1):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         engine.add_fixation(*row)
-        scores, loso = engine.scores(), engine.loso()
+        scores = engine.scores()
+        engine.loso()
         engine.participant_scores(row.participant)
         engine_s.append(time.perf_counter() - start)
+        engine_cpu.append(time.process_time() - start_cpu)
         if args.reference_every and (k % args.reference_every == 0 or k == 1):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             expected = reference_score_image(image, pd.concat([others, rows.iloc[:k]]), shapes, params=params,
                                              scoring={}, maps=maps)
             reference_s.append(time.perf_counter() - start)
+            reference_cpu.append(time.process_time() - start_cpu)
             if checked < 3:  # the benchmark is also a check
                 for name, values in expected.scores.items():
                     for metric, value in values.items():
@@ -101,15 +107,21 @@ def main(argv: list[str] | None = None) -> None:
           f"participants, {args.maps} model maps + 2 baselines + human ceiling, 9 metrics; device {args.device}")
     print(f"engine set-up (maps prepared, context): {build_s * 1000:.0f} ms")
     print()
-    print(f"{'route (ms per fixation)':<44} {'n':>5} {'p50':>9} {'p99':>9} {'max':>9}")
+    print(f"{'route (ms per fixation)':<44} {'n':>5} {'p50':>9} {'p99':>9} {'max':>9} {'CPU p50':>9} {'CPU p99':>9}")
     p50, p99, top = _percentiles(engine_s)
-    print(f"{'engine: update + pooled + ceiling + own':<44} {len(engine_s):>5} {p50:>9.1f} {p99:>9.1f} {top:>9.1f}")
+    c50, c99, _ = _percentiles(engine_cpu)
+    print(f"{'engine: update + pooled + ceiling + own':<44} {len(engine_s):>5} {p50:>9.1f} {p99:>9.1f} {top:>9.1f} "
+          f"{c50:>9.1f} {c99:>9.1f}")
     if reference_s:
         r50, r99, rtop = _percentiles(reference_s)
-        print(f"{'reference: full recomputation (sampled)':<44} {len(reference_s):>5} {r50:>9.1f} {r99:>9.1f} {rtop:>9.1f}")
-        print(f"{'ratio reference / engine':<44} {'':>5} {r50 / p50:>9.1f} {r99 / p99:>9.1f} {rtop / top:>9.1f}")
+        rc50, rc99, _ = _percentiles(reference_cpu)
+        print(f"{'reference: full recomputation (sampled)':<44} {len(reference_s):>5} {r50:>9.1f} {r99:>9.1f} "
+              f"{rtop:>9.1f} {rc50:>9.1f} {rc99:>9.1f}")
+        print(f"{'ratio reference / engine':<44} {'':>5} {r50 / p50:>9.1f} {r99 / p99:>9.1f} {rtop / top:>9.1f} "
+              f"{rc50 / c50:>9.1f} {rc99 / c99:>9.1f}")
     last = engine_s[-len(engine_s) // 10:]
     print(f"engine over the last 10% of fixations: p50 {_percentiles(last)[0]:.1f} ms")
+    print(f"machine load (1-minute average) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
