@@ -18,10 +18,11 @@ seen again), and a WebSocket client in the same process (one clock). Routes:
 Latencies, from ``Sender.send`` returning to the client receiving the message:
 
 ``fixation → fixations``  the state applied it; ``gaze → gaze``: the live cursor;
-``fixation → scores``     the ``scores`` section scored through it (20 maps × 9 metrics, the two
-                          baselines, the human ceiling and, for the engine, the participant's own
-                          scores; coalesced: one scoring covers the fixations that arrived during
-                          the previous one);
+``fixation → scores``     the ``scores`` section scored through it: the 20 maps and the two
+                          baselines × 9 metrics (coalesced: one scoring covers the fixations that
+                          arrived during the previous one);
+``… with the ceiling``    the same section completed with the human ceiling (every participant
+                          against the others) and, for the engine, the participant's own scores;
 ``trial start → shown``   the ``scores`` section of the new image (its latest pooled scores, or
                           an empty table for an image without fixations);
 ``trial start → scored``  the first scoring of the new image in this trial (an engine is built
@@ -121,8 +122,11 @@ class _Client(threading.Thread):
                 if scores is not None:
                     self.scores.append((now, scores["image"], scores["score_ms"] is not None))
                     if scores["score_ms"] is not None:
+                        complete = (scores.get("summary") or {}).get("complete", True)
                         for seq in (scores.get("through_seq") or {}).values():
                             self.seen.setdefault(("scores", seq), now)
+                            if complete:
+                                self.seen.setdefault(("complete", seq), now)
         except Exception:  # the socket closes at the end of the run
             pass
 
@@ -208,7 +212,11 @@ def _serve_reference(arguments: list[str]) -> int:
     class FullRecomputation(LiveScorer):
         """Every scoring recomputes the image from the whole pooled table, as before the engine."""
 
-        def summary(self, item, context):
+        last = None  # (item, summary): the hub asks twice per scoring (first and complete)
+
+        def summary(self, item, context, *, complete=True):  # one step: the full recomputation
+            if self.last is not None and self.last[0] == item:
+                return self.last[1]
             rows, shapes = context()
             selected = select_fixations(fixation_table(rows), self.params)
             options = self._engine_options
@@ -220,11 +228,13 @@ def _serve_reference(arguments: list[str]) -> int:
             scores = {**result.scores, **({"human_loso": result.human_loso} if result.loso else {})}
             own = selected[selected["image"] == item.image]
             table = fixation_table(item.rows)
-            return {"image": item.image, "shape": list(item.shape), "heatmap_params": self.params.model_dump(),
-                    "n_fixations": len(table), "n_fixations_used": len(own),
-                    "n_participants": int(own["participant"].nunique()), "participant": item.participant,
-                    "n_fixations_participant": int((table["participant"] == item.participant).sum()),
-                    "scores": scores, "participant_scores": None}
+            summary = {"image": item.image, "shape": list(item.shape), "heatmap_params": self.params.model_dump(),
+                       "n_fixations": len(table), "n_fixations_used": len(own),
+                       "n_participants": int(own["participant"].nunique()), "participant": item.participant,
+                       "n_fixations_participant": int((table["participant"] == item.participant).sum()),
+                       "scores": scores, "participant_scores": None, "complete": True}
+            self.last = (item, summary)
+            return summary
 
     server.state.LiveScorer = FullRecomputation
     return lookwhere_main(["serve", *arguments])
@@ -270,15 +280,16 @@ def _latencies(run: dict) -> dict[str, tuple[list[float], int]]:
         latencies = [(client.seen[(kind, seq)] - t) * 1000 for seq, t in sent[kind].items() if (kind, seq) in client.seen]
         out[kind] = (latencies, len(sent[kind]) - len(latencies))
     # a scoring through seq S covers every fixation sent at or before S
-    scored = sorted((seq, t) for (kind, seq), t in client.seen.items() if kind == "scores")
-    latencies, missing = [], 0
-    for seq, t_sent in sent["fixation"].items():
-        first = next((t for s, t in scored if s >= seq), None)
-        if first is None:
-            missing += 1
-        else:
-            latencies.append((first - t_sent) * 1000)
-    out["scores"] = (latencies, missing)
+    for stage in ("scores", "complete"):
+        scored = sorted((seq, t) for (kind, seq), t in client.seen.items() if kind == stage)
+        latencies, missing = [], 0
+        for seq, t_sent in sent["fixation"].items():
+            first = next((t for s, t in scored if s >= seq), None)
+            if first is None:
+                missing += 1
+            else:
+                latencies.append((first - t_sent) * 1000)
+        out[stage] = (latencies, missing)
     for label, scored_only in (("shown", False), ("scored", True)):
         latencies, missing = [], 0
         for t_sent, image in sent["trial"].values():
@@ -315,7 +326,8 @@ def main() -> int:
             runs[route] = _run_route(route, tmp, stimuli, args)
 
     labels = {"fixation": "fixation → fixations section (state updated)", "gaze": "gaze → gaze section",
-              "scores": "fixation → scores section (20 maps × 9 metrics + ceiling)",
+              "scores": "fixation → scores of the 20 maps + 2 baselines × 9 metrics",
+              "complete": "fixation → with the human ceiling and the participant's own",
               "trial_shown": "trial start → scores shown", "trial_scored": "trial start → scored for this trial"}
     print(f"\n{args.seconds:.0f} s stream per route: gaze {GAZE_HZ:.0f} Hz, {FIXATIONS_PER_S:.0f} fixations/s, "
           f"{args.maps} maps × 800×600, {args.images} images in turn; CPU threads: {os.cpu_count()}")

@@ -19,6 +19,7 @@ computes (both score with :class:`analysis.engine.ImageEngine`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -403,7 +404,9 @@ class LiveHub:
             self._publish()
 
     def _score(self) -> None:
-        """Score the image in focus with the fixations applied so far; publish scores and history."""
+        """Score the image in focus with the fixations applied so far; publish the scores in two
+        steps — the baselines' and model maps' first, then with the human ceiling and the
+        participant's own scores — and the history."""
         started = time.perf_counter()
         with self._lock:
             changes = self._changes
@@ -412,12 +415,17 @@ class LiveHub:
             participant = self.state.participant
             item = None if focus is None else self.state.image_input(focus)
             in_trial = self._trial is not None and self._trial["image"] == focus and not self._trial["ended"]
-            trial_fixations = len(self._fixations) if in_trial else None
+            publish = functools.partial(self._set_scores, focus, through=through, participant=participant,
+                                        trial_fixations=len(self._fixations) if in_trial else None)
             history = self.state.image_counts()
         with self._score_lock:
             if item is None:
                 summary = None
             elif item.rows:
+                first = jsonable(self.state.scorer.summary(item, self._context, complete=False))
+                with self._lock:
+                    publish(self._with_previous_rows(first), score_ms=(time.perf_counter() - started) * 1000.0)
+                self._publish()
                 summary = jsonable(self.state.scorer.summary(item, self._context))
             else:  # a trial's image without fixations yet: ready its engine for the first one
                 self.state.scorer.prepare(item, self._context)
@@ -428,10 +436,19 @@ class LiveHub:
             self._history = history
             if summary is not None and summary["n_fixations"]:
                 self._summaries[focus] = summary
-            self._set_scores(focus, summary, through=through, participant=participant,
-                             trial_fixations=trial_fixations, score_ms=elapsed_ms)
+            publish(summary, score_ms=elapsed_ms)
             self._scored_changes = changes
             self._set("history", {"images": list(history.values()), "n_stimuli": len(self.stimuli.image_ids)})
+
+    def _with_previous_rows(self, summary: dict) -> dict:
+        """A first-step summary with the ceiling and participant scores of the image's previous
+        complete one, listed in ``updating`` (the dashboard shows them as being updated)."""
+        previous = self._summaries.get(summary["image"]) or {}
+        scores = dict(summary["scores"])
+        if "human_loso" in previous.get("scores", {}):
+            scores["human_loso"] = previous["scores"]["human_loso"]
+        return {**summary, "scores": scores, "participant_scores": previous.get("participant_scores"),
+                "updating": ["human_loso", "participant_scores"]}
 
     def _context(self) -> tuple[list[tuple], dict[str, tuple[int, int]]]:
         """The other images' part of a score (:data:`server.scoring.ContextSource`), taken under the lock."""

@@ -109,17 +109,26 @@ class LiveScorer:
         self._engines: OrderedDict[str, ImageEngine] = OrderedDict()
         self._keys: dict[str, list[tuple]] = {}  # image → the engine's fixations, in order added
 
-    def summary(self, item: ImageInput, context: ContextSource) -> dict:
+    def summary(self, item: ImageInput, context: ContextSource, *, complete: bool = True) -> dict:
         """The image's fixation counts, pooled scores (with ``human_loso`` when two participants
         have fixations), and the current participant's scores (``participant_scores``, None while
-        they have no selected fixation on it): JSON-ready apart from NaN."""
+        they have no selected fixation on it): JSON-ready apart from NaN.
+
+        ``complete=False`` skips the human ceiling and the participant's scores, which take most of
+        the time (every participant against the others): the baselines' and model maps' scores come
+        first, and the same call with ``complete=True`` adds the rest without updating twice.
+        ``complete`` in the result says which it is.
+        """
         table, selected = self._tables(item)
         engine = self._update(item, selected, context)
         scores = dict(engine.scores())
-        ceiling = engine.human_loso()
-        if ceiling is not None:
-            scores["human_loso"] = ceiling
-        has_own = item.participant is not None and item.participant in engine.participants
+        own = None
+        if complete:
+            ceiling = engine.human_loso()
+            if ceiling is not None:
+                scores["human_loso"] = ceiling
+            if item.participant is not None and item.participant in engine.participants:
+                own = engine.participant_scores(item.participant)
         return {
             "image": item.image,
             "shape": list(item.shape),
@@ -130,7 +139,8 @@ class LiveScorer:
             "participant": item.participant,
             "n_fixations_participant": int((table["participant"] == item.participant).sum()),
             "scores": scores,
-            "participant_scores": engine.participant_scores(item.participant) if has_own else None,
+            "participant_scores": own,
+            "complete": complete,
         }
 
     def prepare(self, item: ImageInput, context: ContextSource) -> None:

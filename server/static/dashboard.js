@@ -274,9 +274,14 @@ function renderScores(view) {
   for (const metric of metrics) headRow.append(headerCell(metric, metric, LOWER_IS_BETTER.has(metric) ? "↓" : "↑"));
   table.tHead.replaceChildren(headRow);
   const bests = Object.fromEntries(metrics.map((m) => [m, best(maps.map((name) => scores[name][m]), m)]));
+  // rows still showing the previous fixation's values while the server computes them
+  const updating = new Set(view.summary?.updating ?? []);
+  const stale = (name) => updating.has(name) || (scoreTarget() === "participant" && updating.has("participant_scores"));
   const rows = sortedMaps(scores, maps).map((name) => {
     const kind = mapKind(name);
-    const row = el("tr", { "data-map": name, class: kind }, el("th", { scope: "row", title: kind }, name));
+    const row = el("tr", { "data-map": name, class: `${kind}${stale(name) ? " updating" : ""}`,
+      title: stale(name) ? "updating: these are the values before the last fixation" : null },
+    el("th", { scope: "row", title: kind }, name));
     for (const metric of metrics) {
       const value = scores[name][metric];
       row.append(el("td", {

@@ -229,7 +229,7 @@ def test_run_killed_twenty_times_and_resumed(lab, xvfb_display, tmp_path):
 def test_serve_killed_at_random_moments_and_restarted(lab, xvfb_display, tmp_path):
     """Four kills at seeded random moments, all before trial 13 of 16 starts (the last restart
     must be done before the session ends, or its last records would wait in its journal); the
-    trials last 2 s here, so that a restart (3 s on an idle CI machine, up to ~8 s loaded) leaves
+    trials last 3 s here, so that a restart (3 s on an idle CI machine, up to ~10 s loaded) leaves
     room for the next kill."""
     rng = np.random.default_rng(20261128)
     lab = {**lab, "env": {**os.environ, "DISPLAY": xvfb_display}}
@@ -238,7 +238,7 @@ def test_serve_killed_at_random_moments_and_restarted(lab, xvfb_display, tmp_pat
     options = (*SERVE, "--zmq-port", str(port), "--maps", str(lab["maps"]))
     server, info = start_server(lab["stimuli"], data, *options)
     log = tmp_path / "run.log"
-    process = _start_run(lab, out, "S01", f"tcp://127.0.0.1:{port}", log, "--duration-ms", "2000")
+    process = _start_run(lab, out, "S01", f"tcp://127.0.0.1:{port}", log, "--duration-ms", "3000")
     tail, trial, kills = _Tail(folder / JOURNAL_NAME), -1, []
     try:
         _wait_for(tail, "session_start", process, log)

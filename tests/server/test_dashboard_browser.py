@@ -81,6 +81,16 @@ def _assert_cells_equal_api(cells: dict, scores: dict) -> None:
             assert abs(float(text) - value) <= 0.0005 + 1e-12, (key, text, value)
 
 
+def _wait_cells_equal(page, scores: dict) -> None:
+    """Wait until the score table shows ``scores`` (the API's), then check every cell."""
+    page.wait_for_function(
+        "(expected) => Object.entries(expected).every(([key, value]) => document.querySelector("
+        "`[data-testid=score-table] td[data-map=${key.split('|')[0]}][data-metric=${key.split('|')[1]}]`)"
+        "?.dataset.value === (value === null ? '' : String(value)))",
+        arg={f"{name}|{metric}": value for name, values in scores.items() for metric, value in values.items()})
+    _assert_cells_equal_api(_score_cells(page), scores)
+
+
 @pytest.mark.timeout(120)
 def test_live_session_on_the_dashboard(browser, osie_stimuli, untrained_store, tmp_path, artifacts):
     from playwright.sync_api import expect
@@ -163,7 +173,7 @@ def test_live_session_on_the_dashboard(browser, osie_stimuli, untrained_store, t
         # Scores against the participant's own heatmap, then back to the pooled one.
         testid("target-participant").check()
         expect(testid("target-participant-name")).to_have_text(PARTICIPANT)
-        _assert_cells_equal_api(_score_cells(page), summary["participant_scores"])
+        _wait_cells_equal(page, summary["participant_scores"])  # the second step of the scoring
         page.locator('input[name="target"][value="pooled"]').check()
         _assert_cells_equal_api(_score_cells(page), summary["scores"])
 
@@ -281,13 +291,7 @@ def test_trial_start_shows_the_pooled_state_at_once(browser, osie_stimuli, untra
         while not api.get("/api/images").json()["settled"]:
             assert time.monotonic() < deadline, "the server did not settle"
             time.sleep(0.05)
-        settled = api.get(f"/api/images/{IMAGE}").json()["scores"]
-        page.wait_for_function(
-            "(expected) => Object.entries(expected).every(([key, value]) => document.querySelector("
-            "`[data-testid=score-table] td[data-map=${key.split('|')[0]}][data-metric=${key.split('|')[1]}]`)"
-            ".dataset.value === (value === null ? '' : String(value)))",
-            arg={f"{name}|{metric}": value for name, values in settled.items() for metric, value in values.items()})
-        _assert_cells_equal_api(_score_cells(page), settled)
+        _wait_cells_equal(page, api.get(f"/api/images/{IMAGE}").json()["scores"])
         views = page.evaluate("() => window.views")
         on_image = [view for view in views if view["header"] == IMAGE]
         assert on_image, views
