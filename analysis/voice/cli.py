@@ -18,8 +18,8 @@ def add_detector_arguments(parser) -> None:
     parser.add_argument("--min-speech-ms", type=float, default=100.0, help="shorter speech is dropped (default 100)")
     parser.add_argument("--min-silence-ms", type=float, default=200.0,
                         help="shorter pauses do not end an utterance (default 200)")
-    parser.add_argument("--min-voiced-ms", type=float, default=50.0,
-                        help="utterances with less voicing are breaths or clicks and dropped (default 50; 0 keeps all)")
+    parser.add_argument("--min-voiced-ms", type=float, default=30.0,
+                        help="utterances with less voicing are breaths or clicks and dropped (default 30; 0 keeps all)")
     parser.add_argument("--no-refine", action="store_true",
                         help="keep the detector's frame edges instead of the acoustic rise and fall")
     parser.add_argument("--names", choices=["on", "off"], default="on",

@@ -56,7 +56,7 @@ class VoiceParams(BaseModel):
     min_speech_ms: float = Field(100.0, ge=0, description="shorter runs of speech frames are dropped")
     min_silence_ms: float = Field(200.0, ge=0, description="shorter pauses do not end an utterance")
     min_voiced_ms: float = Field(
-        50.0, ge=0, description="less voicing (periodic sound, 70–400 Hz pitch) than this and it is not a name spoken "
+        30.0, ge=0, description="less voicing (periodic sound, 70–400 Hz pitch) than this and it is not a name spoken "
         "aloud: a breath, a click, a whisper; 0 keeps every utterance"
     )
     refine: bool = Field(True, description="move each end to the acoustic rise/fall (refine_bounds)")
