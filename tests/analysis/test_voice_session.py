@@ -6,10 +6,11 @@ which a thread plays, in real time, a looped tape of espeak-ng words in digital 
 
 Oracle: each word's first non-zero sample in the trial's WAV (16-bit silence is exactly 0), plus
 the WAV's recorded offset from ``trials.jsonl``. Neither the tape's wall-clock schedule nor its
-samples can be the oracle: this virtual microphone does not reproduce its input faithfully (the
-recorded words are stretched by ~8 % against the tape and the tape position jumps within a trial;
-no overrun is reported), so only the WAV's own content says when a word was recorded.
-"""
+samples can be the oracle: this virtual microphone is not a faithful device. ALSA's ``file`` plugin
+over the unpaced ``null`` PCM asks for ~48,500 frames a second from a pipe fed at 44,100 and fills
+what the pipe lacks with zeros (measured: 145,540 frames captured in 3 s, a ramp interrupted 1,858
+times), so the recorded words are stretched and now and then cut; no overrun is reported. Only the
+WAV's own content says when a word was recorded, and only whole-length runs of sound count as words."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.voice.recordings import audio_trials, detect_trials, read_wav
+from lookwhere.cli import main
 from tests.analysis._speech import ESPEAK, RATE_HZ, synthesize
 from tests.conftest import SHARED_DATA
 
@@ -35,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 TAPE_S = 4.0
 # ms into each loop of the tape; the first word is long and early: the experiment's preflight checks
 # that the microphone is not silent 0.3 s after it starts.
-TAPE_WORDS = (["motorbike", "chair", "horse"], [50.0, 1700.0, 3000.0])
+TAPE_WORDS = (["motorbike", "chair", "horse", "dog"], [50.0, 1250.0, 2250.0, 3250.0])
 DURATION_MS = 2500
 TOLERANCE_MS = 20  # the issue's target for the median error
 
@@ -72,11 +75,12 @@ class _TapePlayer(threading.Thread):
         self.join(timeout=5)
 
 
-@pytest.fixture
-def speaking_session(tmp_path):
-    """A finished 3-trial session recorded while the tape played; yields its folder."""
+@pytest.fixture(scope="module")
+def speaking_session(tmp_path_factory):
+    """A finished 4-trial session recorded while the tape played; yields its folder and stimulus folder."""
     from experiment.xvfb import start_xvfb
 
+    tmp_path = tmp_path_factory.mktemp("speaking")
     stimuli = SHARED_DATA / "osie" / "stimuli"
     if not stimuli.is_dir():
         pytest.skip(f"real data folder {stimuli} is absent")
@@ -86,7 +90,7 @@ def speaking_session(tmp_path):
         pytest.skip(str(error))
     images = tmp_path / "stimuli"
     images.mkdir()
-    for name in ("1001.jpg", "1002.jpg", "1003.jpg"):
+    for name in ("1001.jpg", "1002.jpg", "1003.jpg", "1004.jpg"):
         (images / name).symlink_to(stimuli / name)
     fifo = tmp_path / "mic.pipe"
     os.mkfifo(fifo)
@@ -107,11 +111,11 @@ pcm.lookwhere_mic_file {{ type file; slave.pcm "null"; file "/dev/null"; infile 
     try:
         result = subprocess.run(
             [sys.executable, "-m", "experiment", "--participant", "P01", "--stimuli", str(images), "--tracker",
-             "simulated", "--out", str(tmp_path / "sessions"), "--trials", "3", "--seed", "2", "--duration-ms",
+             "simulated", "--out", str(tmp_path / "sessions"), "--trials", "4", "--seed", "2", "--duration-ms",
              str(DURATION_MS), "--auto-accept-drift-ms", "150", "--windowed"],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr[-3000:]
-        yield tmp_path / "sessions" / "P01"
+        yield tmp_path / "sessions" / "P01", images
     finally:
         player.stop()
         display.close()
@@ -128,22 +132,44 @@ def _word_onsets_ms(samples: np.ndarray, rate_hz: int) -> tuple[list[float], lis
 
 
 def test_utterances_are_found_at_their_image_relative_times(speaking_session):
-    folder = speaking_session
+    folder, _ = speaking_session
     rows = {row["trial"]: row for row in map(json.loads, (folder / "trials.jsonl").read_text().splitlines())}
     table = detect_trials(audio_trials([folder]))
-    checked = 0
+    errors_ms = []
     for trial, row in rows.items():
         samples, rate_hz = read_wav(folder / row["mic_file"])
         starts, ends = _word_onsets_ms(samples, rate_hz)
         duration_ms = samples.size * 1000 / rate_hz
-        # Words wholly inside the WAV, in image-relative time.
-        truth = [start + row["mic_offset_ms"] for start, end in zip(starts, ends) if start > 20 and end < duration_ms - 20]
         found = table.loc[table["trial"] == trial, "onset_ms"].to_numpy()
-        for onset_ms in truth:
-            assert found.size and np.min(np.abs(found - onset_ms)) <= TOLERANCE_MS, (trial, onset_ms, found)
-            checked += 1
-        # Nothing else is speech: every utterance starts with a word (or with a word cut by the WAV's start).
+        # Words wholly inside the WAV, in image-relative time. The microphone's jumps can leave a
+        # fragment of a word, or glue two fragments: only runs of a whole word's length count.
+        for start, end in zip(starts, ends):
+            if start > 50 and end < duration_ms - 50 and end - start >= 300:
+                onset_ms = start + row["mic_offset_ms"]
+                errors_ms.append(np.min(np.abs(found - onset_ms)) if found.size else np.inf)
+        # Nothing is invented in the silence: every utterance starts within a run of sound (where
+        # the microphone's jumps glued two words together, the second one's onset is inside a run).
+        runs = [(start + row["mic_offset_ms"] - TOLERANCE_MS, end + row["mic_offset_ms"]) for start, end in zip(starts, ends)]
         for onset_ms in found:
-            assert any(abs(onset_ms - start - row["mic_offset_ms"]) <= TOLERANCE_MS for start in starts)
-    assert checked >= 3
+            assert any(lo <= onset_ms <= hi for lo, hi in runs), (trial, onset_ms, runs)
+    errors_ms = np.array(errors_ms)
+    print("onset errors (ms):", np.round(errors_ms, 1))
+    assert errors_ms.size >= 2
+    assert np.median(errors_ms) <= 10 and np.mean(errors_ms <= TOLERANCE_MS) >= 0.75, errors_ms
     assert table["aligned"].all() and (table["participant"] == "P01").all()
+
+
+def test_the_session_report_has_naming_and_time_course(speaking_session, tmp_path):
+    folder, images = speaking_session
+    out = tmp_path / "report"
+    assert main(["analyze", "--dataset", "session", "--fixations", str(folder.parent), "--stimuli", str(images),
+                 "--out", str(out), "--bootstrap", "100", "--max-fixation-index", "3", "--no-progress"]) == 0
+    utterances = pd.read_csv(out / "utterances.csv")
+    assert len(utterances) >= 3 and set(utterances["source"]) == {"automatic"}
+    # Names come from the grammar of every class (OSIE has no classes); the decoder may find none.
+    assert utterances["word"].notna().any()
+    naming = pd.read_csv(out / "naming.csv")
+    assert (naming["n_fixations"] > 0).any() and len(pd.read_csv(out / "naming_scores.csv")) > 0
+    report = (out / "report.html").read_text()
+    for figure in ("naming_latency", "naming_scores", "timecourse_time", "timecourse_index", "first_fixation_latency"):
+        assert f'alt="{figure}.png"' in report
