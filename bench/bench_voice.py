@@ -21,6 +21,10 @@ error|, share within 50 ms, median |offset error|, utterances invented in the sp
 the silent/noise-only trials, and CPU seconds per minute of audio (``time.process_time``, resampling
 included, synthesis excluded). Targets (issue 14): median |onset error| ≤ 20 ms, ≥ 90 % within
 50 ms, no utterance invented in silent or noise-only trials.
+
+Then the names (:class:`analysis.voice.names.NameRecognizer`) of every word the default route found,
+with a grammar of the word's class and two others (as a VOC image with three classes would have):
+share whose class is right, and CPU ms per utterance.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.voice.detect import VoiceParams, detect_utterances  # noqa: E402
+from analysis.voice.detect import ANALYSIS_RATE_HZ, VoiceParams, _resample, detect_utterances  # noqa: E402
+from analysis.voice.names import NameRecognizer, read_synonyms  # noqa: E402
 from tests.analysis._speech import CONDITIONS, naming_trials, noise_only_trials  # noqa: E402
 
 ROUTES = {
@@ -115,6 +120,33 @@ def main(argv: list[str] | None = None) -> None:
             cell = f"{np.median(np.abs(found)):.1f}" if found.size else "—"
             cells.append(f"{cell} ({np.isnan(errors).sum()})")
         print(f"{condition:<10}" + "".join(f"{c:>22}" for c in cells))
+    print()
+    bench_names(trials)
+
+
+def bench_names(trials) -> None:
+    """Recognise the name of every word the default route finds; print accuracy and CPU time."""
+    synonyms = read_synonyms()
+    class_of = dict(zip(synonyms["name"], synonyms["class"]))
+    classes = sorted(set(synonyms["class"]))
+    recognizer = NameRecognizer(synonyms)
+    rng = np.random.default_rng(0)
+    right, cpu_s = [], 0.0
+    for trial in trials:
+        audio = _resample(trial.samples, trial.rate_hz)
+        for utterance in detect_utterances(trial.samples, trial.rate_hz):
+            word = next((w for w, on in zip(trial.words, trial.onsets_ms) if abs(on - utterance.onset_ms) <= 300), None)
+            if word is None or word not in class_of:
+                continue
+            others = rng.choice([c for c in classes if c != class_of[word]], size=2, replace=False)
+            start = int(max(utterance.onset_ms - 100, 0) * ANALYSIS_RATE_HZ / 1000)
+            stop = int((utterance.offset_ms + 100) * ANALYSIS_RATE_HZ / 1000)
+            started = time.process_time()
+            _, said_class, _ = recognizer.recognise(audio[start:stop], [class_of[word], *others])
+            cpu_s += time.process_time() - started
+            right.append(said_class == class_of[word])
+    print(f"names (pocketsphinx, grammar of 3 classes): {np.mean(right):.0%} of {len(right)} utterances "
+          f"get the right class; {cpu_s / max(len(right), 1) * 1000:.0f} ms CPU per utterance")
 
 
 if __name__ == "__main__":

@@ -256,11 +256,13 @@ def refine_bounds(audio_16k: np.ndarray, bounds, *, search: int, min_gap: int) -
     broadband, pink) stays near its median. A frame is active when its excess exceeds the noise
     frames' median by eight robust spreads (at least 0.5).
 
-    Each onset walks back from the strongest frame of the detector's first 64 ms while frames are
-    active (gaps under 20 ms bridged: a stop closure, a fricative–vowel boundary), at most
-    ``search`` samples and never into the previous utterance. Each offset is the last active frame
-    reached from the onset through gaps shorter than ``min_gap``, at most ``search`` past the
-    detector's end. An utterance with no active frame keeps the detector's bounds.
+    Active frames form bursts (gaps under 40 ms bridged: a stop closure, a fricative–vowel
+    boundary). An utterance starts with the burst that holds the strongest frame of the detector's
+    first 64 ms (if that burst begins at most ``search`` before the detector's edge); the next
+    bursts join it across silences shorter than ``min_gap``, up to ``search`` past the detector's
+    end, and it ends with the last of them. A longer silence inside the detector's run starts a
+    new utterance (the detector bridged two words). Where nothing stands out of the noise, the
+    detector's bounds are kept; utterances that come to overlap are joined.
 
     Parameters
     ----------
@@ -302,8 +304,10 @@ def refine_bounds(audio_16k: np.ndarray, bounds, *, search: int, min_gap: int) -
             # new utterance (the detector bridged two words), one after its end closes the last.
             groups = [[onset[0], onset[1]]]
             for burst in bursts:
-                if burst[0] < onset[1] or burst[0] > min(last, active.size) + search // _HOP:
+                if burst[0] < onset[1]:
                     continue
+                if burst[0] > last + search // _HOP:
+                    break
                 if burst[0] - groups[-1][1] < gap_frames:
                     groups[-1][1] = burst[1]
                 elif burst[0] < last:
