@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from analysis.voice.cli import add_detector_arguments, voice_params_from_args
+
 
 def _image_list(text: str) -> tuple[str, ...]:
     ids = tuple(part.strip() for part in text.split(",") if part.strip())
@@ -98,12 +100,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mapping.add_argument("--eye", choices=["best", "left", "right", "both"], default="best",
                         help="eye whose fixations count in binocular recordings: best (default) = the better "
                              "last validation, else the right; both = each eye separately, both in the heatmaps")
+    timecourse = parser.add_argument_group("Time course", "Scores per viewing-time bin and per fixation index")
+    timecourse.add_argument("--time-bin-ms", type=float, default=1000.0, help="width of the time bins (default 1000)")
+    timecourse.add_argument("--max-fixation-index", type=int, default=10,
+                            help="score the 1st … nth fixation of each trial (default 10; 0: none)")
+    timecourse.add_argument("--no-timecourse", action="store_true", help="skip the time course")
+    naming = parser.add_argument_group(
+        "Naming (--dataset session)",
+        "Utterances in each trial's recording (as lookwhere voice detect), reviewed values from the session's "
+        "voice_corrections.jsonl where present, and the fixations before each utterance's onset.",
+    )
+    naming.add_argument("--voice", choices=["on", "off"], default="on",
+                        help="find the utterances and align fixations to them (default on)")
+    naming.add_argument("--voice-corrections", choices=["use", "ignore"], default="use",
+                        help="use reviewed utterances where present (default) or the automatic ones only")
+    naming.add_argument("--naming-window-ms", type=float, default=1000.0,
+                        help="fixations this long before each utterance's onset (default 1000)")
+    naming.add_argument("--boxes", type=Path,
+                        help="object boxes: a VOC Annotations folder or a CSV image,class,xmin_px,ymin_px,xmax_px,ymax_px "
+                             "(default: Annotations/ or boxes.csv in the stimulus folder)")
+    add_detector_arguments(naming)
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def config_from_args(args: argparse.Namespace):
+    from analysis.naming import NamingParams
     from analysis.offline import AnalysisConfig
+    from analysis.timecourse import TimecourseParams
 
     return AnalysisConfig(
         dataset=args.dataset, fixations=args.fixations, stimuli=args.stimuli, out=args.out,
@@ -111,6 +135,11 @@ def config_from_args(args: argparse.Namespace):
         mae_normalize=args.mae_normalize, trial_rules=trial_rules_from_args(args), source=args.source, trials_table=args.trials_table,
         screen_px=tuple(args.screen) if args.screen else None, scale=args.scale, eye=args.eye,
         bootstrap_resamples=args.bootstrap, seed=args.seed,
+        timecourse=TimecourseParams(enabled=not args.no_timecourse, bin_ms=args.time_bin_ms,
+                                    max_fixation_index=args.max_fixation_index),
+        naming=NamingParams(enabled=args.voice == "on", voice=voice_params_from_args(args), names=args.names == "on",
+                            synonyms=args.synonyms, corrections=args.voice_corrections,
+                            window_ms=args.naming_window_ms, boxes=args.boxes),
     )
 
 

@@ -45,8 +45,10 @@ from analysis.engine import ImageEngine
 from analysis.fixations import StudyFixations
 from analysis.heatmap import HeatmapParams, select_fixations
 from analysis.metrics import METRICS
+from analysis.naming import NamingParams
 from analysis.outputs import StagedOutput, package_versions, sha256_of
 from analysis.readers.eyelink import TrialRules
+from analysis.timecourse import TimecourseParams
 from stimuli.sets import StimulusSet
 
 __all__ = [
@@ -104,6 +106,8 @@ class AnalysisConfig(BaseModel):
     confidence: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
     n_overlays: int = Field(6, ge=0, description="images shown as overlays in the report")
+    naming: NamingParams = Field(NamingParams(), description="session: utterances and naming-aligned fixations")
+    timecourse: TimecourseParams = Field(TimecourseParams(), description="scores per viewing-time bin and fixation index")
 
     @field_validator("metrics")
     @classmethod
@@ -248,12 +252,15 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
     score_rows: list[dict] = []
     loso_rows: list[dict] = []
     human_maps: dict[str, np.ndarray] = {}
+    extras = _extra_analyses(config, fixations, selected, shapes, progress=progress)
     for image_id in tqdm(images, desc="scoring images", unit="image", disable=not progress):
         result = score_image(
             image_id, selected, shapes, params=without_selection(config.heatmap), scoring=scoring,
             store=store, center_bias_sigma_fraction=config.center_bias_sigma_fraction,
         )
         human_maps[image_id] = result.human_map
+        for extra in extras:  # after the whole-image results: they reuse the image's engine
+            extra.score_image(image_id, result.engine)
         maps = dict(result.scores)
         if result.human_loso is not None:
             maps["human_loso"] = result.human_loso
@@ -270,9 +277,28 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
     scores["untrained"] = (scores["kind"] == "cnn") & untrained
 
     result = _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
-                            out=out, study=study, command_line=command_line)
+                            out=out, study=study, command_line=command_line, extras=extras)
     result.failed, result.warnings = dict(study.failed), list(study.warnings)
     return result
+
+
+def _extra_analyses(config: AnalysisConfig, fixations, selected, shapes, *, progress: bool) -> list:
+    """The time course (every dataset) and, for sessions with audio, the naming-aligned fixations.
+
+    Each has ``score_image(image_id, engine)``, ``write(out, *, stat_options)``, ``record()`` and
+    ``tables`` (:class:`analysis.timecourse.TimecourseAnalysis`, :class:`analysis.naming.NamingAnalysis`).
+    """
+    extras = []
+    if config.timecourse.enabled:
+        from analysis.timecourse import TimecourseAnalysis
+
+        extras.append(TimecourseAnalysis(config.timecourse, selected, fixations, shapes))
+    if config.dataset == "session" and config.naming.enabled:
+        from analysis.naming import naming_analysis
+
+        naming = naming_analysis(config.naming, config.fixations, selected, stimuli=config.stimuli, progress=progress)
+        extras += [naming] if naming is not None else []
+    return extras
 
 
 def without_selection(params: HeatmapParams) -> HeatmapParams:
@@ -294,6 +320,8 @@ class ImageScores:
     scores: dict[str, dict[str, float]]
     #: participant → metric → value: that participant against the others' heatmap
     loso: dict[str, dict[str, float]]
+    #: the image's engine, for scoring other sets of its fixations afterwards
+    engine: ImageEngine | None = field(default=None, repr=False, compare=False)
 
     @property
     def human_loso(self) -> dict[str, float] | None:
@@ -348,11 +376,11 @@ def score_image(
                          device=device, **scoring)
     engine.set_context(selected, shapes)
     engine.add_fixations(selected[selected["image"] == image_id])
-    return ImageScores(human_map=engine.heatmap(), scores=engine.scores(), loso=engine.loso())
+    return ImageScores(human_map=engine.heatmap(), scores=engine.scores(), loso=engine.loso(), engine=engine)
 
 
 def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
-                   *, out: Path, study: StudyFixations, command_line) -> AnalysisResult:
+                   *, out: Path, study: StudyFixations, command_line, extras=()) -> AnalysisResult:
     from analysis import report
     from analysis.stats import paired_comparisons, summarize_scores
 
@@ -417,11 +445,15 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
             "shuffled_auc_negatives": "fixations of all other images, in normalised coordinates",
         },
     }
+    for extra in extras:
+        files.update(extra.write(out, stat_options=stat_options))
+        params.update(extra.record())
     files["params"].write_text(json.dumps(params, indent=2, default=str))
 
     files.update(report.write_report(
         out, config=config, scores=scores, summary=summary, comparisons=comparison_table,
         human_maps=human_maps, stimulus_set=stimulus_set, store=store, params=params,
+        tables={name: table for extra in extras for name, table in extra.tables.items()},
     ))
     logger.info("wrote %s", ", ".join(str(p.name) for p in files.values()))
     return AnalysisResult(out=out, scores=scores, summary=summary, files=files)

@@ -4,6 +4,13 @@
   methods, dense-model layers, human ceiling) with its bootstrap CI;
 * ``metrics.png`` — the same for every metric, one panel each;
 * ``overlays/<image>.png`` — the human heatmap over the image (paper Fig. 1), beside every map;
+* ``timecourse_time.png``, ``timecourse_index.png`` — every map's score per viewing-time bin and per
+  fixation index, with bootstrap CIs (:mod:`analysis.timecourse`);
+* ``first_fixation_latency.png``, ``first_fixation_landing.png`` — when and where each trial's first
+  fixation landed;
+* ``naming_latency.png``, ``naming_scores.png`` — for sessions with audio: the first utterance's
+  onset per trial, and every map scored on the fixations just before each utterance
+  (:mod:`analysis.naming`);
 * ``report.html`` — all of it, images embedded, opening with no other file.
 
 Maps computed with untrained weights are labelled "(untrained)" in every figure and table.
@@ -16,13 +23,15 @@ import html
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # library code: never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["map_label", "plot_metric_bars", "write_report", "METRIC_TITLES"]
+__all__ = ["map_label", "plot_metric_bars", "plot_timecourse", "plot_first_fixation_latency",
+           "plot_first_fixation_landing", "plot_naming_latency", "write_report", "METRIC_TITLES"]
 
 METRIC_TITLES = {
     "mae": "MAE (eq. 15) ↓",
@@ -83,9 +92,103 @@ def plot_metric_bars(summary: pd.DataFrame, *, metric: str, ax=None):
     return ax
 
 
-def _save(fig, path: Path) -> Path:
+def plot_timecourse(summary: pd.DataFrame, *, axis: str, metrics, untrained=frozenset()):
+    """Every map's mean score per bin with its CI band, one panel per metric.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        :func:`analysis.timecourse.summarize` (``axis, bin, start_ms, end_ms, map, metric, mean, ci_low, ci_high``).
+    axis : {"time", "fixation_index"}
+        Which time course: x is the bin's centre in seconds, or the fixation's index.
+    metrics : sequence of str
+        Panels, in order (metrics without scores are skipped).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    rows = summary[summary["axis"] == axis]
+    metrics = [m for m in metrics if m in set(rows["metric"])]
+    cols = min(3, max(len(metrics), 1))
+    n_rows = int(np.ceil(max(len(metrics), 1) / cols))
+    height_in = 3.2 * n_rows + 1.2  # panels, plus the title above and the legend below
+    fig, axes = plt.subplots(n_rows, cols, figsize=(5.5 * cols, height_in), squeeze=False)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.axis("off")
+    colours = plt.get_cmap("tab20")
+    for ax, metric in zip(axes.ravel(), metrics):
+        for number, (name, line) in enumerate(rows[rows["metric"] == metric].groupby("map", sort=False)):
+            line = line.sort_values("bin")
+            x = (line["start_ms"] + line["end_ms"]) / 2000 if axis == "time" else line["bin"]
+            colour = _KIND_COLOURS["human"] if name == "human_loso" else colours(number % 20)
+            ax.plot(x, line["mean"], marker="o", ms=3, color=colour, label=map_label(name, untrained=name in untrained))
+            ax.fill_between(x, line["ci_low"], line["ci_high"], color=colour, alpha=0.15, linewidth=0)
+        ax.set_title(METRIC_TITLES.get(metric, metric), fontsize=9)
+        ax.set_xlabel("viewing time (s, bin centre)" if axis == "time" else "fixation index (1 = first)", fontsize=8)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=axis != "time"))
+        ax.grid(alpha=0.3)
+    if metrics:
+        handles, labels = axes.ravel()[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7, frameon=False)
+    what = "viewing-time bin" if axis == "time" else "fixation index"
+    fig.suptitle(f"Score per {what}: mean over images, bootstrap CI", fontsize=10, y=1 - 0.12 / height_in)
+    fig.subplots_adjust(left=0.06, right=0.98, top=1 - 0.6 / height_in, bottom=0.95 / height_in, hspace=0.5,
+                        wspace=0.22)
+    return fig
+
+
+def plot_first_fixation_latency(first: pd.DataFrame):
+    """Histogram of the first fixation's latency (ms after image onset) over trials, median marked."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    latency = first["latency_ms"].dropna().to_numpy(float)
+    if latency.size:
+        ax.hist(latency, bins=min(40, max(5, latency.size // 3)), color=_KIND_COLOURS["cnn"])
+        ax.axvline(np.median(latency), color="k", ls="--", label=f"median {np.median(latency):.0f} ms")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("first fixation latency (ms after image onset)")
+    ax.set_ylabel("trials")
+    ax.set_title(f"First fixation latency ({latency.size} trials)", fontsize=10)
+    return fig
+
+
+def plot_first_fixation_landing(first: pd.DataFrame):
+    """Where each trial's first fixation landed, as a fraction of the image's width and height."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.add_patch(plt.Rectangle((0, 0), 1, 1, fill=False, color="0.4"))
+    ax.scatter(first["x_fraction"], first["y_fraction"], s=10, alpha=0.5, color=_KIND_COLOURS["cnn"])
+    ax.plot([0.5], [0.5], "k+", ms=12, label="image centre")
+    ax.set_xlim(-0.1, 1.1)
+    ax.set_ylim(1.1, -0.1)  # image rows grow downwards
+    ax.set_aspect("equal")
+    ax.set_xlabel("x / image width")
+    ax.set_ylabel("y / image height")
+    distance = first["distance_from_centre_px"].dropna()
+    median = f", median {distance.median():.0f} px from the centre" if len(distance) else ""
+    ax.set_title(f"First fixation landing ({len(first)} trials{median})", fontsize=9)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+def plot_naming_latency(utterances: pd.DataFrame):
+    """Histogram of each trial's first utterance onset (the naming latency), median marked."""
+    keys = ["participant", "session", "trial"]
+    first = utterances.sort_values("onset_ms").groupby(keys, sort=False).head(1)["onset_ms"].to_numpy(float)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if first.size:
+        ax.hist(first, bins=min(40, max(5, first.size // 3)), color=_KIND_COLOURS["dense"])
+        ax.axvline(np.median(first), color="k", ls="--", label=f"median {np.median(first):.0f} ms")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("first utterance onset (ms after image onset)")
+    ax.set_ylabel("trials")
+    ax.set_title(f"Naming latency ({first.size} trials with speech)", fontsize=10)
+    return fig
+
+
+def _save(fig, path: Path, *, tight: bool = True) -> Path:
+    """Save and close ``fig``; ``tight=False`` keeps the figure's own layout (much faster for many panels)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return path
 
@@ -115,8 +218,14 @@ def _embed(path: Path) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
 
 
-def write_report(out: Path, *, config, scores, summary, comparisons, human_maps, stimulus_set, store, params) -> dict[str, Path]:
-    """Write the figures and ``report.html`` into ``out``; return their paths by name."""
+def write_report(out: Path, *, config, scores, summary, comparisons, human_maps, stimulus_set, store, params,
+                 tables: dict[str, pd.DataFrame] | None = None) -> dict[str, Path]:
+    """Write the figures and ``report.html`` into ``out``; return their paths by name.
+
+    ``tables`` holds the time-course and naming tables when those ran (``timecourse_summary``,
+    ``first_fixations``, ``utterances``, ``naming``, ``naming_summary``); each gets its figures and
+    section.
+    """
     files: dict[str, Path] = {}
     metrics = [m for m in config.metrics if m in set(summary["metric"])]
     for metric in ("mae",) if "mae" in metrics else metrics[:1]:
@@ -143,9 +252,61 @@ def write_report(out: Path, *, config, scores, summary, comparisons, human_maps,
         fig = _overlay_figure(stimulus_set.load_rgb(image_id), maps, title=f"image {image_id}", untrained=untrained)
         overlay_paths.append(_save(fig, out / "overlays" / f"{image_id}.png"))
 
+    sections = _timecourse_section(out, tables or {}, config, untrained, files)
+    sections += _naming_section(out, tables or {}, config, untrained, files)
     files["report"] = out / "report.html"
-    files["report"].write_text(_html(config, summary, comparisons, files, overlay_paths, params, untrained))
+    files["report"].write_text(_html(config, summary, comparisons, files, overlay_paths, params, untrained, sections))
     return files
+
+
+def _timecourse_section(out: Path, tables: dict, config, untrained: set, files: dict) -> str:
+    """Figures of the time course and the first fixations (added to ``files``), and their HTML."""
+    if "timecourse_summary" not in tables:
+        return ""
+    summary, first = tables["timecourse_summary"], tables["first_fixations"]
+    parts = ["<h2>Time course</h2><p>Every map scored on the fixations of each viewing-time bin and of each "
+             "fixation index (all participants pooled per image), mean over images with bootstrap CIs; "
+             "<code>human_loso</code> is the human ceiling within the bin. Tables: <code>timecourse_summary.csv</code>, "
+             "<code>timecourse_scores.csv</code>, <code>first_fixations.csv</code>.</p>"]
+    for axis, name in (("time", "timecourse_time"), ("fixation_index", "timecourse_index")):
+        if (summary["axis"] == axis).any():
+            files[name] = _save(plot_timecourse(summary, axis=axis, metrics=config.metrics, untrained=untrained),
+                                out / f"{name}.png", tight=False)
+            parts.append(_embed(files[name]))
+    for name, plot in (("first_fixation_latency", plot_first_fixation_latency),
+                       ("first_fixation_landing", plot_first_fixation_landing)):
+        if len(first):
+            files[name] = _save(plot(first), out / f"{name}.png")
+            parts.append(_embed(files[name]))
+    return "".join(parts)
+
+
+def _naming_section(out: Path, tables: dict, config, untrained: set, files: dict) -> str:
+    """Figures and tables of the utterances and the naming-aligned fixations, and their HTML."""
+    if "utterances" not in tables:
+        return ""
+    utterances, naming, summary = tables["utterances"], tables["naming"], tables["naming_summary"]
+    counts = utterances["source"].value_counts().to_dict() if len(utterances) else {}
+    parts = [f"<h2>Naming</h2><p>{len(utterances)} utterances ({counts.get('automatic', 0)} automatic, "
+             f"{counts.get('corrected', 0)} corrected by review) in <code>utterances.csv</code>; names are automatic "
+             "(pocketsphinx) unless corrected. Fixations in the window before each onset: <code>naming.csv</code>, "
+             "their scores <code>naming_scores.csv</code> and <code>naming_summary.csv</code>.</p>"]
+    if len(utterances):
+        files["naming_latency"] = _save(plot_naming_latency(utterances), out / "naming_latency.png")
+        parts.append(_embed(files["naming_latency"]))
+    if len(summary):
+        metric = "mae" if "mae" in set(summary["metric"]) else summary["metric"].iloc[0]
+        shown = summary.assign(untrained=summary["map"].isin(untrained))
+        fig, ax = plt.subplots(figsize=(max(6, 0.55 * shown["map"].nunique() + 2), 4))
+        plot_metric_bars(shown, metric=metric, ax=ax)
+        ax.set_title(f"Naming-aligned {METRIC_TITLES.get(metric, metric)} (fixations before each onset)", fontsize=9)
+        files["naming_scores"] = _save(fig, out / "naming_scores.png")
+        parts.append(_embed(files["naming_scores"]))
+    if "named_fixated" in naming.columns and naming["named_fixated"].notna().any():
+        share = naming["named_fixated"].dropna().astype(bool)
+        parts.append(f"<p>The named object was fixated in the window before {share.sum()} of {share.size} named "
+                     f"utterances ({share.mean():.0%}) where the image has object boxes.</p>")
+    return "".join(parts)
 
 
 def _table(frame: pd.DataFrame, *, digits: int = 4) -> str:
@@ -166,7 +327,7 @@ def _warnings_box(params: dict) -> str:
     )
 
 
-def _html(config, summary, comparisons, files, overlay_paths, params, untrained) -> str:
+def _html(config, summary, comparisons, files, overlay_paths, params, untrained, sections: str = "") -> str:
     store_note = ""
     if params.get("map_store"):
         weights = params["map_store"]["metadata"]["weights"]
@@ -185,7 +346,9 @@ def _html(config, summary, comparisons, files, overlay_paths, params, untrained)
     wide = wide.reindex(columns=[m for m in config.metrics if m in wide.columns]).reset_index()
     wide.columns.name = None
     wide["map"] = [map_label(n, untrained=n in untrained) for n in wide["map"]]
-    figures = "".join(f"<h3>{html.escape(name)}</h3>{_embed(path)}" for name, path in files.items() if path.suffix == ".png")
+    # The time-course and naming figures sit in their own sections.
+    figures = "".join(f"<h3>{html.escape(name)}</h3>{_embed(path)}" for name, path in files.items()
+                      if name == "metrics" or name.startswith("fig9_"))
     overlays = "".join(_embed(path) for path in overlay_paths)
     comparison_html = _table(comparisons[comparisons["metric"] == "mae"]) if len(comparisons) else "<p>—</p>"
     return f"""<!doctype html>
@@ -212,6 +375,7 @@ Every parameter is in <code>params.json</code>.</p>
 images), <code>human_loso</code> (each participant against the others: the human ceiling), then the CNN maps.</p>
 <h2>Figures</h2>{figures}
 <h2>Paired comparisons (MAE, Wilcoxon signed-rank, Holm-corrected)</h2>{comparison_html}
+{sections}
 <h2>Overlays</h2>{overlays}
 <h2>Summary with confidence intervals</h2>{_table(summary)}
 </body></html>

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
 VENV=${VENV:-.venv}
-SYSTEM_PACKAGES=(xvfb libportaudio2 chromium)
+# espeak-ng speaks the test words of the voice-onset tests (tests/analysis/_speech.py).
+SYSTEM_PACKAGES=(xvfb libportaudio2 chromium espeak-ng)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
