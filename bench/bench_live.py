@@ -156,7 +156,8 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
             image = images[trial % len(images)]
             geometry = DisplayGeometry.fit(*stimuli.size(image))
             sender.send(TrialStart, trial=trial, image=image, onset_tracker_ms=now * 1000, onset_session_ms=now * 1000,
-                        stimulus_duration_ms=5000.0, **geometry.to_dict())
+                        stimulus_duration_ms=5000.0, next_image=images[(trial + 1) % len(images)],
+                        **geometry.to_dict())
             sent["trial"][trial] = (time.perf_counter(), image)
         if now >= next_gaze:
             x, y = rng.uniform(0, geometry.image_width_px), rng.uniform(0, geometry.image_height_px)

@@ -858,6 +858,7 @@ class Session:
                 "onset_session_ms": onset_session_ms,
                 "stimulus_duration_ms": config.duration_ms,
                 **geometry.to_dict(),
+                "next_image": self.order[index + 1] if index + 1 < len(self.order) else None,
             }
         )
         next_level_s = onset["perf_s"]

@@ -224,6 +224,7 @@ FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "seq": _integer(1, 2**53),
     "participant": _string(),
     "image": _string(),
+    "next_image": _or_none(_string()),
     "tracker": _string(),
     "reason": _string(),
     "eye": _string(choices=frozenset({"L", "R", ""})),
@@ -328,9 +329,12 @@ class TrialStart(Record):
 
     The geometry fields are those of :meth:`stimuli.geometry.DisplayGeometry.to_dict`; build them
     with ``TrialStart(..., **geometry.to_dict())`` and get the object back with :meth:`geometry`.
+    ``next_image``: the image the next trial will show (None for the last), so that the server
+    prepares its maps during this trial.
     """
 
     kind: ClassVar[str] = "trial_start"
+    added: ClassVar[tuple[str, ...]] = ("next_image",)
     trial: int
     image: str
     onset_tracker_ms: float
@@ -342,6 +346,7 @@ class TrialStart(Record):
     display_height_px: int
     screen_width_px: int
     screen_height_px: int
+    next_image: str | None = None
 
     def geometry(self) -> DisplayGeometry:
         """The trial's :class:`~stimuli.geometry.DisplayGeometry`."""

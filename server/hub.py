@@ -290,6 +290,8 @@ class LiveHub:
             self._fixations, self._gaze = [], None
             self._dirty.set()  # the focus moves to this image: scored again with this trial's data
             self._focus = record.image
+            if record.next_image is not None and record.next_image in self.stimuli.image_ids:
+                self.state.scorer.prepare_in_background(self.state.image_input(record.next_image), self._context)
             self._set_scores(record.image, self._summaries.get(record.image) or self._unscored(record.image),
                              through=dict(self._seq), participant=self.state.participant, trial_fixations=0)
             return {"session", "trial", "fixations", "gaze"}

@@ -12,14 +12,22 @@ kernel stamp and the metrics' running statistics (:mod:`analysis.engine`), not a
 * the dataset prior and shuffled-AUC negatives come from the other images' selected fixations:
   recomputed only when those changed (``context_version``), i.e. about once per trial.
 
+Preparing an image's maps takes about a second (20 maps of 800×600 on 2 CPU cores), more than a
+fixation's update by far; so the image of the *next* trial (``trial_start.next_image``) is
+prepared in a background thread at low priority while the current trial runs
+(:meth:`LiveScorer.prepare_in_background`), and is ready when its trial starts.
+
 Engines are kept for the last ``max_images`` images (each holds about 25 bytes per map and pixel:
 240 MB for 20 maps of 800×600, see :mod:`analysis.engine`), so memory is bounded whatever the
-number of stimuli. Not thread-safe: one thread (or one lock) at a time.
+number of stimuli. Not thread-safe apart from :meth:`LiveScorer.prepare_in_background`: one
+thread (or one lock) at a time.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,6 +116,8 @@ class LiveScorer:
         self.max_images = max_images
         self._engines: OrderedDict[str, ImageEngine] = OrderedDict()
         self._keys: dict[str, list[tuple]] = {}  # image → the engine's fixations, in order added
+        self._lock = threading.Lock()  # the two above, against the background preparation
+        self._preparing: dict[str, threading.Thread] = {}
 
     def summary(self, item: ImageInput, context: ContextSource, *, complete: bool = True) -> dict:
         """The image's fixation counts, pooled scores (with ``human_loso`` when two participants
@@ -149,6 +159,38 @@ class LiveScorer:
         (the first one of a trial is not used by default, so there is more time still)."""
         self._update(item, self._tables(item)[1], context)
 
+    def prepare_in_background(self, item: ImageInput, context: ContextSource) -> None:
+        """Prepare the image's engine (maps, fixations so far, other images) in a background thread
+        at low priority, unless it is prepared or being prepared; a later call for the image waits
+        for it instead of preparing it twice. Returns at once; thread-safe."""
+        with self._lock:
+            if item.image in self._engines or item.image in self._preparing:
+                return
+            thread = threading.Thread(target=self._prepare_quietly, args=(item, context), daemon=True,
+                                      name=f"lookwhere-prepare-{item.image}")
+            self._preparing[item.image] = thread
+        thread.start()
+
+    def _prepare_quietly(self, item: ImageInput, context: ContextSource) -> None:
+        try:  # Linux schedules threads by their own nice value: scoring the current trial comes first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 15)
+        except (AttributeError, OSError):
+            logger.debug("could not lower the preparing thread's priority", exc_info=True)
+        try:
+            engine = self._new_engine(item)
+            _, selected = self._tables(item)
+            engine.add_fixations(selected)
+            rows, shapes = context()
+            engine.set_context(select_fixations(fixation_table(rows), self.params), shapes,
+                               version=item.context_version)
+            with self._lock:
+                self._insert(item.image, engine, list(selected[_KEY_COLUMNS].itertuples(index=False, name=None)))
+        except Exception:  # the image is then prepared when its trial starts
+            logger.exception("preparing image %s in the background failed", item.image)
+        finally:
+            with self._lock:
+                del self._preparing[item.image]
+
     def heatmap(self, item: ImageInput, context: ContextSource, *, participant: str | None = None) -> np.ndarray | None:
         """The pooled heatmap (or ``participant``'s), ``(H, W)`` float64; None without fixations."""
         _, selected = self._tables(item)
@@ -164,29 +206,46 @@ class LiveScorer:
         return table, select_fixations(table, self.params)
 
     def _update(self, item: ImageInput, selected: pd.DataFrame, context: ContextSource) -> ImageEngine:
-        engine = self._engine(item)
+        engine, held = self._engine(item)
         keys = list(selected[_KEY_COLUMNS].itertuples(index=False, name=None))
-        held = self._keys[item.image]
         if keys[:len(held)] == held:
             engine.add_fixations(selected.iloc[len(held):])
         else:  # a retracted run or a changed selection: exactness first
             logger.debug("image %s: rebuilding its engine from %d fixations", item.image, len(keys))
             engine.replace_fixations(selected)
-        self._keys[item.image] = keys
+        with self._lock:
+            if self._engines.get(item.image) is engine:
+                self._keys[item.image] = keys
         if engine.context_version != item.context_version:
             rows, shapes = context()
             engine.set_context(select_fixations(fixation_table(rows), self.params), shapes,
                                version=item.context_version)
         return engine
 
-    def _engine(self, item: ImageInput) -> ImageEngine:
-        engine = self._engines.get(item.image)
-        if engine is None:
-            maps = self.maps.load(item.image, shape=item.shape) if self.maps is not None else {}
-            engine = self._engines[item.image] = ImageEngine(item.image, item.shape, maps, **self._engine_options)
-            self._keys[item.image] = []
-            while len(self._engines) > self.max_images:
-                dropped, _ = self._engines.popitem(last=False)
-                del self._keys[dropped]
-        self._engines.move_to_end(item.image)
-        return engine
+    def _engine(self, item: ImageInput) -> tuple[ImageEngine, list[tuple]]:
+        """The image's engine and the fixations it holds (a new engine: none)."""
+        preparing = self._preparing.get(item.image)
+        if preparing is not None:
+            preparing.join()  # being prepared: wait for it rather than prepare it twice
+        with self._lock:
+            engine = self._engines.get(item.image)
+            if engine is not None:
+                self._engines.move_to_end(item.image)
+                return engine, self._keys[item.image]
+        engine = self._new_engine(item)
+        with self._lock:
+            self._insert(item.image, engine, [])
+        return engine, []
+
+    def _new_engine(self, item: ImageInput) -> ImageEngine:
+        maps = self.maps.load(item.image, shape=item.shape) if self.maps is not None else {}
+        return ImageEngine(item.image, item.shape, maps, **self._engine_options)
+
+    def _insert(self, image: str, engine: ImageEngine, keys: list[tuple]) -> None:
+        """Keep ``engine`` (holding ``keys``) as the most recent; drop the least recent beyond
+        ``max_images`` (under the lock)."""
+        self._engines[image], self._keys[image] = engine, keys
+        self._engines.move_to_end(image)
+        while len(self._engines) > self.max_images:
+            dropped, _ = self._engines.popitem(last=False)
+            del self._keys[dropped]

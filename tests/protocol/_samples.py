@@ -13,7 +13,7 @@ FIELDS: dict[str, dict] = {
                           screen_width_px=1920, screen_height_px=1080, wall_time_s=1_790_000_000.5),
     "session_end": dict(reason="completed", n_trials=200, t_session_ms=1_234_567.0, frame_timing="vsync",
                         refresh_period_ms=16.668, dropped_frames=12, overruns=1),
-    "trial_start": dict(trial=3, image="000123", onset_tracker_ms=5_000_100.0, onset_session_ms=61_000.0,
+    "trial_start": dict(trial=3, image="000123", next_image="000124", onset_tracker_ms=5_000_100.0, onset_session_ms=61_000.0,
                         stimulus_duration_ms=5000.0, **GEOMETRY.to_dict()),
     "trial_end": dict(trial=3, image="000123", offset_tracker_ms=5_005_100.0, offset_session_ms=66_000.0,
                       n_fixations=17, dropped_frames=0, aborted=False, display_duration_ms=5008.3, overrun=False,

@@ -120,6 +120,7 @@ OLD_DEFAULTS = {
     "session_end": {"frame_timing": "unknown", "refresh_period_ms": math.nan, "dropped_frames": 0,
                     "overruns": 0},
     "heartbeat": {"waiting": None},
+    "trial_start": {"next_image": None},
 }
 
 

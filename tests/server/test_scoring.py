@@ -1,0 +1,83 @@
+"""server.scoring.LiveScorer: incremental updates and background preparation give the numbers of a
+scorer that builds each image at once.
+
+Oracle: a fresh LiveScorer asked once for the final state (one engine, all fixations added
+together), itself held equal to the full recomputation by tests/analysis/test_engine.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis.heatmap import HeatmapParams
+from analysis.readers import read_osie
+from lookwhere.records import FIXATION_COLUMNS
+from server.scoring import ImageInput, LiveScorer
+
+IMAGES = ("1001", "1002", "1003")
+SHAPE = (600, 800)
+
+
+@pytest.fixture(scope="module")
+def rows(osie_fixations_path):
+    table = read_osie(osie_fixations_path, images=list(IMAGES))
+    table = table[table["participant"].isin(sorted(table["participant"].unique())[:3])]
+    return [tuple(row) for row in table[list(FIXATION_COLUMNS)].itertuples(index=False, name=None)]
+
+
+def _scorer(**options) -> LiveScorer:
+    rng = np.random.default_rng(5)
+    maps = {image: {"noise": rng.random(SHAPE)} for image in IMAGES}
+
+    class Maps:  # the store's interface: maps at the image's size
+        map_names = ("noise",)
+
+        def load(self, image, *, shape):
+            return maps[image]
+
+    return LiveScorer(maps=Maps(), params=HeatmapParams(), scoring=dict(seed=3), center_bias_sigma_fraction=0.25,
+                      **options)
+
+
+def _input(rows, image: str, version: int) -> ImageInput:
+    own = tuple(row for row in rows if row[FIXATION_COLUMNS.index("image")] == image)
+    return ImageInput(image=image, shape=SHAPE, rows=own, context_version=version, participant=own[-1][FIXATION_COLUMNS.index("participant")] if own else None)
+
+
+def _context(rows):
+    return lambda: (list(rows), {image: SHAPE for image in IMAGES})
+
+
+def test_updates_and_background_preparation_equal_a_fresh_scorer(rows):
+    image, other = IMAGES[0], IMAGES[1]
+    mine = [row for row in rows if row[FIXATION_COLUMNS.index("image")] == image]
+    others = [row for row in rows if row[FIXATION_COLUMNS.index("image")] != image]
+    scorer = _scorer()
+    scorer.prepare_in_background(_input(others, image, 1), _context(others))  # before its trial
+    preparing = scorer._preparing.get(image)
+    if preparing is not None:
+        preparing.join()
+    prepared = scorer._engines[image]
+    for k in range(1, len(mine) + 1, 7):  # the trial: fixations arrive, scored as they come
+        seen = others + mine[:k]
+        summary = scorer.summary(_input(seen, image, 1), _context(seen))
+    summary = scorer.summary(_input(rows, image, 1), _context(rows))
+    assert scorer._engines[image] is prepared  # updated, never rebuilt
+    expected = _scorer().summary(_input(rows, image, 1), _context(rows))
+    assert summary.keys() == expected.keys()
+    for name, values in expected["scores"].items():
+        for metric, value in values.items():
+            assert summary["scores"][name][metric] == pytest.approx(value, abs=1e-9, nan_ok=True), (name, metric)
+    assert summary["participant_scores"] is not None
+    # another image asked for while it is being prepared waits for that preparation
+    scorer.prepare_in_background(_input(rows, other, 2), _context(rows))
+    assert scorer.summary(_input(rows, other, 2), _context(rows))["n_fixations"] > 0
+    assert not scorer._preparing
+
+
+def test_engines_are_kept_for_the_last_images_only(rows):
+    scorer = _scorer(max_images=2)
+    for image in IMAGES:
+        scorer.summary(_input(rows, image, 1), _context(rows))
+    assert list(scorer._engines) == list(IMAGES[1:])
