@@ -141,7 +141,8 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
     sent: dict[str, dict[int, float]] = {"gaze": {}, "fixation": {}, "trial": {}}
     images = stimuli.image_ids
     sender.send(SessionStart, participant="bench", tracker="simulated", n_trials=len(images),
-                screen_width_px=1920, screen_height_px=1080, wall_time_s=time.time())
+                screen_width_px=1920, screen_height_px=1080, wall_time_s=time.time(), first_image=images[0])
+    time.sleep(2.0)  # the calibration, during which the server prepares the first image
     rng = np.random.default_rng(2)
     start = time.perf_counter()
     next_gaze = next_fixation = next_ping = 0.0

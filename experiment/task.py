@@ -380,6 +380,7 @@ class Session:
                 "screen_width_px": self.config.screen_width_px,
                 "screen_height_px": self.config.screen_height_px,
                 "wall_time_s": time.time(),
+                "first_image": self.order[len(done)] if len(done) < len(self.order) else None,
             }
         )
         self._calibrate()

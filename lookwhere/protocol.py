@@ -225,6 +225,7 @@ FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "participant": _string(),
     "image": _string(),
     "next_image": _or_none(_string()),
+    "first_image": _or_none(_string()),
     "tracker": _string(),
     "reason": _string(),
     "eye": _string(choices=frozenset({"L", "R", ""})),
@@ -287,15 +288,19 @@ class Record:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionStart(Record):
-    """A session begins: who, on which tracker backend and screen, how many trials planned."""
+    """A session begins: who, on which tracker backend and screen, how many trials planned;
+    ``first_image``: the image of the first trial to run (None: none left), so that the server
+    prepares its maps during the calibration."""
 
     kind: ClassVar[str] = "session_start"
+    added: ClassVar[tuple[str, ...]] = ("first_image",)
     participant: str
     tracker: str
     n_trials: int
     screen_width_px: int
     screen_height_px: int
     wall_time_s: float
+    first_image: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -278,6 +278,7 @@ class LiveHub:
         """Update the hub's own per-record view; the names of the sections to refresh."""
         if isinstance(record, SessionStart):
             self._trial, self._fixations, self._gaze = None, [], None
+            self._prepare(record.first_image)
             return {"session", "trial", "fixations", "gaze"}
         if isinstance(record, TrialStart):
             if record.session != self.state.session or self.state.image != record.image:
@@ -290,8 +291,7 @@ class LiveHub:
             self._fixations, self._gaze = [], None
             self._dirty.set()  # the focus moves to this image: scored again with this trial's data
             self._focus = record.image
-            if record.next_image is not None and record.next_image in self.stimuli.image_ids:
-                self.state.scorer.prepare_in_background(self.state.image_input(record.next_image), self._context)
+            self._prepare(record.next_image)
             self._set_scores(record.image, self._summaries.get(record.image) or self._unscored(record.image),
                              through=dict(self._seq), participant=self.state.participant, trial_fixations=0)
             return {"session", "trial", "fixations", "gaze"}
@@ -326,6 +326,11 @@ class LiveHub:
                 self._waiting[record.session] = record.waiting
                 return {"session"}
         return set()
+
+    def _prepare(self, image: str | None) -> None:
+        """Prepare the maps of the image a trial will show soon, in the background (under the lock)."""
+        if image is not None and image in self.stimuli.image_ids:
+            self.state.scorer.prepare_in_background(self.state.image_input(image), self._context)
 
     def _refresh_session(self) -> None:
         state = self.state

@@ -14,7 +14,7 @@ kernel stamp and the metrics' running statistics (:mod:`analysis.engine`), not a
 
 Preparing an image's maps takes about a second (20 maps of 800×600 on 2 CPU cores), more than a
 fixation's update by far; so the image of the *next* trial (``trial_start.next_image``) is
-prepared in a background thread at low priority while the current trial runs
+prepared in a background thread (below the receiver's priority) while the current trial runs
 (:meth:`LiveScorer.prepare_in_background`), and is ready when its trial starts.
 
 Engines are kept for the last ``max_images`` images (each holds about 25 bytes per map and pixel:
@@ -161,7 +161,7 @@ class LiveScorer:
 
     def prepare_in_background(self, item: ImageInput, context: ContextSource) -> None:
         """Prepare the image's engine (maps, fixations so far, other images) in a background thread
-        at low priority, unless it is prepared or being prepared; a later call for the image waits
+        at the scoring thread's priority, unless it is prepared or being prepared; a later call for the image waits
         for it instead of preparing it twice. Returns at once; thread-safe."""
         with self._lock:
             if item.image in self._engines or item.image in self._preparing:
@@ -172,8 +172,10 @@ class LiveScorer:
         thread.start()
 
     def _prepare_quietly(self, item: ImageInput, context: ContextSource) -> None:
-        try:  # Linux schedules threads by their own nice value: scoring the current trial comes first
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 15)
+        # The scoring thread's priority, not lower: it may come to wait for this preparation, and
+        # under load a lower one would starve (Linux schedules threads by their own nice value).
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         except (AttributeError, OSError):
             logger.debug("could not lower the preparing thread's priority", exc_info=True)
         try:

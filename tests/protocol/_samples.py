@@ -9,7 +9,7 @@ GEOMETRY = DisplayGeometry.fit(800, 600)  # the paper's ×2 does not fit 1080 ro
 
 #: record kind -> the record's own fields (everything but session, seq, v)
 FIELDS: dict[str, dict] = {
-    "session_start": dict(participant="P07", tracker="simulated", n_trials=200,
+    "session_start": dict(first_image="000123", participant="P07", tracker="simulated", n_trials=200,
                           screen_width_px=1920, screen_height_px=1080, wall_time_s=1_790_000_000.5),
     "session_end": dict(reason="completed", n_trials=200, t_session_ms=1_234_567.0, frame_timing="vsync",
                         refresh_period_ms=16.668, dropped_frames=12, overruns=1),

@@ -121,6 +121,7 @@ OLD_DEFAULTS = {
                     "overruns": 0},
     "heartbeat": {"waiting": None},
     "trial_start": {"next_image": None},
+    "session_start": {"first_image": None},
 }
 
 
