@@ -136,8 +136,8 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
     """Stream a session in real time; the send time of each gaze and fixation seq."""
     sent: dict[str, dict[int, float]] = {"gaze": {}, "fixation": {}, "trial": {}}
     images = stimuli.image_ids
-    sender.send(SessionStart, participant="bench", tracker="simulated", n_trials=len(images),
-                screen_width_px=1920, screen_height_px=1080, wall_time_s=time.time())
+    sender.send(SessionStart(participant="bench", tracker="simulated", n_trials=len(images),
+                screen_width_px=1920, screen_height_px=1080, wall_time_s=time.time()))
     rng = np.random.default_rng(2)
     start = time.perf_counter()
     next_gaze = next_fixation = next_ping = 0.0
@@ -145,31 +145,30 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
     while (now := time.perf_counter() - start) < seconds:
         if n_fixations % FIXATIONS_PER_TRIAL == 0 and trial < n_fixations // FIXATIONS_PER_TRIAL:
             if trial >= 0:
-                sender.send(TrialEnd, trial=trial, image=image, offset_tracker_ms=now * 1000, offset_session_ms=now * 1000,
-                            n_fixations=FIXATIONS_PER_TRIAL, dropped_frames=0, aborted=False)
+                sender.send(TrialEnd(trial=trial, image=image, offset_tracker_ms=now * 1000, offset_session_ms=now * 1000,
+                            n_fixations=FIXATIONS_PER_TRIAL, dropped_frames=0, aborted=False))
                 sender.flush(fsync=False)
             trial += 1
             image = images[trial % len(images)]
             geometry = DisplayGeometry.fit(*stimuli.size(image))
-            sender.send(TrialStart, trial=trial, image=image, onset_tracker_ms=now * 1000, onset_session_ms=now * 1000,
-                        stimulus_duration_ms=5000.0, **geometry.to_dict())
+            sender.send(TrialStart(trial=trial, image=image, onset_tracker_ms=now * 1000, onset_session_ms=now * 1000,
+                        stimulus_duration_ms=5000.0, **geometry.to_dict()))
             sent["trial"][trial] = (time.perf_counter(), image)
         if now >= next_gaze:
             x, y = rng.uniform(0, geometry.image_width_px), rng.uniform(0, geometry.image_height_px)
             xd, yd = geometry.image_to_display(x, y)
-            record = sender.send(GazeSample, trial=trial, t_tracker_ms=now * 1000, t_session_ms=now * 1000, eye="R",
-                                 x_display_px=float(xd), y_display_px=float(yd), pupil=1000.0)
+            record = sender.send(GazeSample(trial=trial, t_tracker_ms=now * 1000, t_session_ms=now * 1000, eye="R",
+                                 x_display_px=float(xd), y_display_px=float(yd), pupil=1000.0))
             sent["gaze"][record.seq] = time.perf_counter()
             next_gaze += 1.0 / GAZE_HZ
         if now >= next_fixation:
             x, y = rng.uniform(0, geometry.image_width_px), rng.uniform(0, geometry.image_height_px)
             xd, yd = geometry.image_to_display(x, y)
             t_ms = now * 1000
-            record = sender.send(
-                FixationRecord, participant="bench", trial=trial, image=image, eye="R",
+            record = sender.send(FixationRecord(participant="bench", trial=trial, image=image, eye="R",
                 start_ms=t_ms - 200, end_ms=t_ms, duration_ms=200.0, x_display_px=float(xd), y_display_px=float(yd),
                 x_image_px=float(x), y_image_px=float(y), stimulus_duration_ms=5000.0, pupil=1000.0,
-                start_tracker_ms=t_ms - 200, end_tracker_ms=t_ms, start_session_ms=t_ms - 200, end_session_ms=t_ms)
+                start_tracker_ms=t_ms - 200, end_tracker_ms=t_ms, start_session_ms=t_ms - 200, end_session_ms=t_ms))
             sent["fixation"][record.seq] = time.perf_counter()
             n_fixations += 1
             next_fixation += 1.0 / FIXATIONS_PER_S
@@ -179,7 +178,7 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
         sender.service()
         # sleep until the next record is due: the bench's own CPU use must not delay the server
         time.sleep(max(0.0, min(next_gaze, next_fixation, next_ping) - (time.perf_counter() - start)))
-    sender.send(SessionEnd, reason="completed", n_trials=trial, t_session_ms=seconds * 1000)
+    sender.send(SessionEnd(reason="completed", n_trials=trial, t_session_ms=seconds * 1000))
     deadline = time.monotonic() + 30
     while sender.pending and time.monotonic() < deadline:
         sender.service()

@@ -84,7 +84,7 @@ def time_sender(endpoint: str, journal: Path, n: int, *, process: subprocess.Pop
     kinds[::60] = [protocol.FixationRecord] * len(kinds[::60])
     with Sender(endpoint, journal, heartbeat_interval_s=None) as sender:
         if stall:
-            sender.send(protocol.SessionStart, **FIELDS["session_start"])
+            sender.send(protocol.SessionStart(**FIELDS["session_start"]))
             deadline = time.monotonic() + 10
             while sender.acked_seq < 1:  # connected and served, then frozen
                 if time.monotonic() > deadline:
@@ -101,7 +101,7 @@ def time_sender(endpoint: str, journal: Path, n: int, *, process: subprocess.Pop
                 fields = FIELDS[record_type.kind]
                 switches = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
                 start = time.perf_counter_ns()
-                sender.send(record_type, **fields)
+                sender.send(record_type(**fields))
                 send_ns[i] = time.perf_counter_ns() - start
                 slept[i] = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw != switches
                 if (i + 1) % RECORDS_PER_FRAME == 0:

@@ -8,6 +8,7 @@ This module never imports torch or the analysis package.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import mmap
 import os
@@ -15,7 +16,7 @@ import time
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import zmq
 
@@ -166,27 +167,31 @@ class Sender:
         """How many records the server has not acknowledged yet."""
         return len(self._pending)
 
-    def send(self, record_type: type[Record], /, **fields: Any) -> Record:
+    def send(self, record: Record, /) -> Record:
         """Stamp, validate, journal and send one record; never blocks.
 
         Parameters
         ----------
-        record_type : type of Record
-            One of :data:`lookwhere.protocol.RECORD_TYPES`' values.
-        **fields
-            The record's own fields (not ``session``, ``seq`` or ``v``, which the sender sets).
+        record : Record
+            One of :data:`lookwhere.protocol.RECORD_TYPES`' classes, built without ``session``
+            and ``seq`` (the sender stamps them).
 
         Returns
         -------
         Record
-            The record as sent, with its ``seq``.
+            The record as sent, with this sender's session and its ``seq``.
 
         Raises
         ------
+        ValueError
+            When ``record`` already carries a ``seq`` (a record is sent once; a resend is the
+            sender's own business).
         lookwhere.protocol.ProtocolError
             When a field breaks the schema (e.g. NaN gaze); no seq is used up then.
         """
-        record = record_type(session=self.session, seq=self.last_seq + 1, **fields)
+        if record.seq:
+            raise ValueError(f"{record.kind} record already has seq {record.seq}; send records built without one")
+        record = dataclasses.replace(record, session=self.session, seq=self.last_seq + 1)
         topic, payload = protocol.encode(record)
         self._write_journal(payload)  # in the kernel before it can reach the server
         self.last_seq = record.seq
@@ -205,7 +210,7 @@ class Sender:
         self._deliver(now)
         if self._heartbeat_interval_s is not None and now - self._last_heartbeat >= self._heartbeat_interval_s:
             self._last_heartbeat = now
-            self.send(Heartbeat, t_session_ms=self._session_clock_ms(), wall_time_s=time.time(), pending=self.pending)
+            self.send(Heartbeat(t_session_ms=self._session_clock_ms(), wall_time_s=time.time(), pending=self.pending))
 
     def handshake(self, timeout_s: float = 2.0) -> bool:
         """Ask the server whether it is there and what it holds of this session; at session start

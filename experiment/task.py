@@ -44,8 +44,8 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, replace
-from typing import Callable, Iterator, Protocol
+from dataclasses import replace
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -61,6 +61,16 @@ from experiment.timing import (
     session_frame_timing,
 )
 from experiment.trackers import Tracker, make_tracker
+from lookwhere.protocol import (
+    FixationRecord,
+    GazeSample,
+    MicLevel,
+    Record,
+    SessionEnd,
+    SessionStart,
+    TrialEnd,
+    TrialStart,
+)
 from lookwhere.records import Fixation
 from stimuli.geometry import DisplayGeometry
 from stimuli.sets import StimulusSet
@@ -91,10 +101,11 @@ MIC_LEVEL_INTERVAL_S = 0.25
 class RecordSink(Protocol):
     """Where the session's live records go (the ZeroMQ stream sender, through an adapter).
 
-    Each record is a dict with ``"kind"`` (``session_start``, ``trial_start``, ``fixation``,
-    ``gaze``, ``mic_level``, ``trial_end``, ``session_end``) and exactly the fields of the matching
-    :data:`lookwhere.protocol.RECORD_TYPES` class other than ``session``, ``seq`` and ``v``
-    (which the sender stamps), so an adapter is ``sender.send(RECORD_TYPES[kind], **fields)``.
+    Each record is a :mod:`lookwhere.protocol` record (:class:`~lookwhere.protocol.SessionStart`,
+    :class:`~lookwhere.protocol.TrialStart`, :class:`~lookwhere.protocol.FixationRecord`,
+    :class:`~lookwhere.protocol.GazeSample`, :class:`~lookwhere.protocol.MicLevel`,
+    :class:`~lookwhere.protocol.TrialEnd`, :class:`~lookwhere.protocol.SessionEnd`) built without
+    ``session`` and ``seq``, which the sender stamps (:meth:`experiment.sender.Sender.send`).
 
     ``send`` must never block (it is called inside the frame loop); ``service`` is called once per
     frame, also while the task waits for a person, to do a bounded amount of I/O and send the
@@ -106,7 +117,7 @@ class RecordSink(Protocol):
 
     wants_gaze: bool
 
-    def send(self, record: dict) -> None: ...
+    def send(self, record: Record) -> None: ...
 
     def service(self, *, waiting: str | None = None) -> None: ...
 
@@ -120,7 +131,7 @@ class NullSink:
 
     wants_gaze = False
 
-    def send(self, record: dict) -> None:
+    def send(self, record: Record) -> None:
         pass
 
     def service(self, *, waiting: str | None = None) -> None:
@@ -196,7 +207,7 @@ class GazeHold:
         return self.held_ms >= self.hold_ms
 
 
-def _streamed_dropped_frames(count: int | None) -> dict:
+def _streamed_dropped_frames(count: int | None) -> dict[str, Any]:
     """``dropped_frames`` and ``frame_timing`` of a ``trial_end`` or ``session_end`` record.
 
     The files say "not measurable" with None; the stream says it with ``frame_timing`` =
@@ -372,15 +383,14 @@ class Session:
         self._segment["clock_offsets"] = self._clock_offsets()
         # Announced before the calibration, whose heartbeats then belong to a known session.
         self.sink.send(
-            {
-                "kind": "session_start",
-                "participant": self.config.participant,
-                "tracker": self.config.tracker,
-                "n_trials": len(self.order),
-                "screen_width_px": self.config.screen_width_px,
-                "screen_height_px": self.config.screen_height_px,
-                "wall_time_s": time.time(),
-            }
+            SessionStart(
+                participant=self.config.participant,
+                tracker=self.config.tracker,
+                n_trials=len(self.order),
+                screen_width_px=self.config.screen_width_px,
+                screen_height_px=self.config.screen_height_px,
+                wall_time_s=time.time(),
+            )
         )
         self._calibrate()
         return done
@@ -568,17 +578,16 @@ class Session:
         attempt(
             "send session end",
             lambda: self.sink.send(
-                {
-                    "kind": "session_end",
-                    "reason": status,
-                    "n_trials": len(rows),
-                    "t_session_ms": self._elapsed_s(time.perf_counter()) * 1000.0,
-                    "refresh_period_ms": (
+                SessionEnd(
+                    reason=status,
+                    n_trials=len(rows),
+                    t_session_ms=self._elapsed_s(time.perf_counter()) * 1000.0,
+                    refresh_period_ms=(
                         float("nan") if self.refresh is None else self.refresh.period_ms
                     ),
                     **_streamed_dropped_frames(timing["dropped_frames"]),
-                    "overruns": timing["overruns"],
-                }
+                    overruns=timing["overruns"],
+                )
             ),
         )
         attempt("close stream", self.sink.close)
@@ -760,18 +769,17 @@ class Session:
             # between, the trial runs again on --resume and the server drops this run; never a
             # trial done on disk whose end the stream lacks.
             self.sink.send(
-                {
-                    "kind": "trial_end",
-                    "trial": index,
-                    "image": image_id,
-                    "offset_tracker_ms": row["offset_tracker_ms"],
-                    "offset_session_ms": row["offset_session_s"] * 1000.0,
-                    "n_fixations": row["fixations"],
+                TrialEnd(
+                    trial=index,
+                    image=image_id,
+                    offset_tracker_ms=row["offset_tracker_ms"],
+                    offset_session_ms=row["offset_session_s"] * 1000.0,
+                    n_fixations=row["fixations"],
                     **_streamed_dropped_frames(row["dropped_frames"]),
-                    "aborted": False,
-                    "display_duration_ms": row["stimulus_duration_ms"],
-                    "overrun": row["overrun"],
-                }
+                    aborted=False,
+                    display_duration_ms=row["stimulus_duration_ms"],
+                    overrun=row["overrun"],
+                )
             )
             self.records.append_trial(row, fixations)
             self.sink.flush()
@@ -850,15 +858,14 @@ class Session:
         )
         onset_session_ms = self._elapsed_s(onset["perf_s"]) * 1000.0
         self.sink.send(
-            {
-                "kind": "trial_start",
-                "trial": index,
-                "image": image_id,
-                "onset_tracker_ms": onset["tracker_ms"],
-                "onset_session_ms": onset_session_ms,
-                "stimulus_duration_ms": config.duration_ms,
+            TrialStart(
+                trial=index,
+                image=image_id,
+                onset_tracker_ms=onset["tracker_ms"],
+                onset_session_ms=onset_session_ms,
+                stimulus_duration_ms=config.duration_ms,
                 **geometry.to_dict(),
-            }
+            )
         )
         next_level_s = onset["perf_s"]
         pending: list = []  # (TrackerFixation) of this trial, converted at the end
@@ -880,12 +887,11 @@ class Session:
             if self.microphone is not None and busy >= next_level_s:
                 next_level_s = busy + MIC_LEVEL_INTERVAL_S
                 self.sink.send(
-                    {
-                        "kind": "mic_level",
-                        "trial": index,
-                        "t_session_ms": self._elapsed_s(busy) * 1000.0,
+                    MicLevel(
+                        trial=index,
+                        t_session_ms=self._elapsed_s(busy) * 1000.0,
                         **self.microphone.level(),
-                    }
+                    )
                 )
             self._service()
             if {"q", "escape"} & set(self._get_keys()):
@@ -980,22 +986,21 @@ class Session:
         self.tracker.send_message(f"TRIAL_RESULT {TRIAL_ABORTED}")
         shown_ms = (offset["perf_s"] - flips[0]) * 1000.0
         self.sink.send(
-            {
-                "kind": "trial_end",
-                "trial": index,
-                "image": image_id,
-                "offset_tracker_ms": offset["tracker_ms"],
-                "offset_session_ms": self._elapsed_s(offset["perf_s"]) * 1000.0,
-                "n_fixations": n_fixations,
+            TrialEnd(
+                trial=index,
+                image=image_id,
+                offset_tracker_ms=offset["tracker_ms"],
+                offset_session_ms=self._elapsed_s(offset["perf_s"]) * 1000.0,
+                n_fixations=n_fixations,
                 **_streamed_dropped_frames(
                     frame_summary(np.diff(flips) * 1000.0, refresh=self.refresh)["dropped_frames"]
                 ),
-                "aborted": True,
-                "display_duration_ms": shown_ms,
-                "overrun": is_overrun(
+                aborted=True,
+                display_duration_ms=shown_ms,
+                overrun=is_overrun(
                     shown_ms, requested_ms=self.config.duration_ms, period_ms=self._frame_period_ms
                 ),
-            }
+            )
         )
         self.sink.flush()
         raise _TrialAborted
@@ -1025,16 +1030,15 @@ class Session:
         gaze = self.tracker.gaze_position()
         if gaze is not None:
             self.sink.send(
-                {
-                    "kind": "gaze",
-                    "trial": trial,
-                    "t_tracker_ms": self.tracker.tracker_time_ms(),
-                    "t_session_ms": self._elapsed_s(now_s) * 1000.0,
-                    "eye": "",
-                    "x_display_px": gaze[0],
-                    "y_display_px": gaze[1],
-                    "pupil": float("nan"),
-                }
+                GazeSample(
+                    trial=trial,
+                    t_tracker_ms=self.tracker.tracker_time_ms(),
+                    t_session_ms=self._elapsed_s(now_s) * 1000.0,
+                    eye="",
+                    x_display_px=gaze[0],
+                    y_display_px=gaze[1],
+                    pupil=float("nan"),
+                )
             )
 
     def _live_record(
@@ -1045,17 +1049,13 @@ class Session:
         geometry: DisplayGeometry,
         onset_tracker_ms: float,
         onset_session_ms: float,
-    ) -> dict:
+    ) -> FixationRecord:
         """The streamed form of a fixation: the fixation record (with the nominal stimulus duration;
         the file holds the measured one) plus its start and end on the tracker and session clocks.
         """
-        record = asdict(self._fixation(event, trial, image_id, geometry, onset_tracker_ms))
-        del record["session"]  # the stream stamps its own
-        record.update(
-            kind="fixation",
+        return FixationRecord.of(
+            self._fixation(event, trial, image_id, geometry, onset_tracker_ms),
             start_tracker_ms=event.start_tracker_ms,
             end_tracker_ms=event.end_tracker_ms,
-            start_session_ms=onset_session_ms + record["start_ms"],
-            end_session_ms=onset_session_ms + record["end_ms"],
+            onset_session_ms=onset_session_ms,
         )
-        return record

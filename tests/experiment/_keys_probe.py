@@ -18,6 +18,7 @@ from pathlib import Path
 from experiment.config import SessionConfig
 from experiment.records import SessionRecords
 from experiment.task import QuitRequested, Session
+from lookwhere.protocol import Record
 
 
 class Scripted:
@@ -48,7 +49,7 @@ class WaitingLog:
         self.session: Session | None = None
         self.seen: set[tuple] = set()
 
-    def send(self, record: dict) -> None:
+    def send(self, record: Record) -> None:
         pass
 
     def service(self, *, waiting: str | None = None) -> None:

@@ -103,7 +103,7 @@ def test_a_resumed_sender_continues_its_session(tmp_path):
     journal = tmp_path / JOURNAL_NAME
     first = Sender("tcp://127.0.0.1:1", journal, session=session, heartbeat_interval_s=None)
     for i in range(5):
-        first.send(SessionEnd, reason=f"part-{i}", n_trials=i, t_session_ms=1.0 + i)
+        first.send(SessionEnd(reason=f"part-{i}", n_trials=i, t_session_ms=1.0 + i))
     first.close()
     with open(journal, "ab") as file:
         file.write(b"\x8a\xa4kind")  # a record torn by SIGKILL mid-write
@@ -111,7 +111,7 @@ def test_a_resumed_sender_continues_its_session(tmp_path):
     with Receiver(tmp_path / "server") as receiver:
         second = Sender(receiver.endpoint, journal, session=session, heartbeat_interval_s=None)
         assert second.last_seq == 5 and second.pending == 5
-        record = second.send(SessionEnd, reason="resumed", n_trials=6, t_session_ms=9.0)
+        record = second.send(SessionEnd(reason="resumed", n_trials=6, t_session_ms=9.0))
         assert record.seq == 6
         pump(receiver, [second], until=lambda: second.acked_seq == 6)
         second.close()
@@ -125,7 +125,7 @@ def test_a_foreign_journal_is_refused(tmp_path):
     session = "0b7c8d2e-1f3a-4c5b-9d6e-7f8a9b0c1d2e"
     journal = tmp_path / JOURNAL_NAME
     sender = Sender("tcp://127.0.0.1:1", journal, session=session, heartbeat_interval_s=None)
-    sender.send(SessionEnd, reason="a", n_trials=0, t_session_ms=1.0)
+    sender.send(SessionEnd(reason="a", n_trials=0, t_session_ms=1.0))
     sender.close()
     # Duplicate the journal's content: seq 1 twice can only come from an edited or mixed file.
     journal.write_bytes(journal.read_bytes() * 2)

@@ -37,14 +37,24 @@ def test_every_kind_round_trips(kind):
 
 
 def test_fixation_record_is_the_fixation_plus_clock_times():
-    fixation_fields = [f.name for f in dataclasses.fields(Fixation)]
-    wire_fields = {f.name for f in dataclasses.fields(protocol.FixationRecord)}
-    assert wire_fields == set(fixation_fields) | {"seq", "v", "start_tracker_ms", "end_tracker_ms",
-                                                  "start_session_ms", "end_session_ms"}
+    """FixationRecord is written out by hand: its fields must stay Fixation's (same names, same
+    types, same order after the record's own ``session``) plus the four clock times."""
+    clock = {name: "float" for name in ("start_tracker_ms", "end_tracker_ms", "start_session_ms", "end_session_ms")}
+    fixation_types = {f.name: f.type for f in dataclasses.fields(Fixation)}
+    wire_types = {f.name: f.type for f in dataclasses.fields(protocol.FixationRecord)}
+    assert wire_types == {**fixation_types, "seq": "int", "v": "int", **clock}
+    order = [name for name in wire_types if name in fixation_types]
+    assert order == ["session", *(name for name in fixation_types if name != "session")]
     record = protocol.FixationRecord(session=SESSION, seq=1, **FIELDS["fixation"])
     fixation = record.to_fixation()
     assert isinstance(fixation, Fixation)
     assert fixation.session == SESSION and fixation.x_display_px == 960.5 and fixation.duration_ms == 269.0
+    # and back: the wire record of a fixation, its session left to the sender
+    rebuilt = protocol.FixationRecord.of(
+        fixation, start_tracker_ms=record.start_tracker_ms, end_tracker_ms=record.end_tracker_ms,
+        onset_session_ms=record.start_session_ms - record.start_ms)
+    assert (rebuilt.session, rebuilt.seq) == ("", 0)
+    assert protocol.encode(dataclasses.replace(rebuilt, session=SESSION, seq=1)) == protocol.encode(record)
 
 
 def test_trial_start_carries_the_display_geometry():

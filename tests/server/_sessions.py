@@ -57,30 +57,28 @@ def stream(table: pd.DataFrame, stimuli: StimulusSet, endpoint: str, tmp_path, *
         session = str(uuid.UUID(int=number + 1))
         sender = Sender(endpoint, tmp_path / f"{participant}.msgpack", session=session,
                         heartbeat_interval_s=None)
-        sender.send(SessionStart, participant=participant, tracker="simulated", n_trials=len(IMAGES),
-                    screen_width_px=1920, screen_height_px=1080, wall_time_s=1_790_000_000.0 + number)
+        sender.send(SessionStart(participant=participant, tracker="simulated", n_trials=len(IMAGES),
+                    screen_width_px=1920, screen_height_px=1080, wall_time_s=1_790_000_000.0 + number))
         for trial, (image, trial_rows) in enumerate(rows.groupby("image", sort=False)):
             geometry = DisplayGeometry.fit(*stimuli.size(image))
-            sender.send(TrialStart, trial=trial, image=image, onset_tracker_ms=1000.0 * trial,
-                        onset_session_ms=1000.0 * trial, stimulus_duration_ms=STIMULUS_MS, **geometry.to_dict())
+            sender.send(TrialStart(trial=trial, image=image, onset_tracker_ms=1000.0 * trial,
+                        onset_session_ms=1000.0 * trial, stimulus_duration_ms=STIMULUS_MS, **geometry.to_dict()))
             x_display, y_display = geometry.image_to_display(trial_rows["x_image_px"].to_numpy(),
                                                              trial_rows["y_image_px"].to_numpy())
             for row, x_d, y_d in zip(trial_rows.itertuples(), x_display, y_display):
-                record = sender.send(
-                    FixationRecord, participant=participant, trial=trial, image=image, eye="",
+                record = sender.send(FixationRecord(participant=participant, trial=trial, image=image, eye="",
                     start_ms=row.start_ms, end_ms=row.end_ms, duration_ms=row.duration_ms,
                     x_display_px=float(x_d), y_display_px=float(y_d), x_image_px=row.x_image_px,
                     y_image_px=row.y_image_px, stimulus_duration_ms=STIMULUS_MS, pupil=float("nan"),
                     start_tracker_ms=row.start_ms, end_tracker_ms=row.end_ms,
-                    start_session_ms=row.start_ms, end_session_ms=row.end_ms,
-                )
+                    start_session_ms=row.start_ms, end_session_ms=row.end_ms,))
                 sent_rows.append(record.to_fixation())
-            sender.send(TrialEnd, trial=trial, image=image, offset_tracker_ms=1000.0 * trial + STIMULUS_MS,
+            sender.send(TrialEnd(trial=trial, image=image, offset_tracker_ms=1000.0 * trial + STIMULUS_MS,
                         offset_session_ms=1000.0 * trial + STIMULUS_MS, n_fixations=len(trial_rows), dropped_frames=0,
-                        aborted=False)
+                        aborted=False))
             if after_trial is not None:
                 after_trial(participant, trial, sender)
-        last = sender.send(SessionEnd, reason="completed", n_trials=len(IMAGES), t_session_ms=9000.0)
+        last = sender.send(SessionEnd(reason="completed", n_trials=len(IMAGES), t_session_ms=9000.0))
         pump(receiver, [sender], until=lambda: sender.acked_seq == last.seq, sink=accepted)
         sender.close()
     return accepted, pd.DataFrame(sent_rows)

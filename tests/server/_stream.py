@@ -15,7 +15,7 @@ KINDS = sorted(protocol.RECORD_TYPES)
 
 def send_sample(sender: Sender, kind: str) -> protocol.Record:
     """Send the sample record of ``kind``."""
-    return sender.send(protocol.RECORD_TYPES[kind], **FIELDS[kind])
+    return sender.send(protocol.RECORD_TYPES[kind](**FIELDS[kind]))
 
 
 def pump(receiver: Receiver | None, senders: list[Sender], until: Callable[[], bool], *,

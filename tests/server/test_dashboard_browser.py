@@ -37,7 +37,7 @@ WAIT_MS = 10_000
 
 def _deliver(sender: Sender, record_type, **fields):
     """Send a record and service the sender until the server acknowledged it."""
-    record = sender.send(record_type, **fields)
+    record = sender.send(record_type(**fields))
     deadline = time.monotonic() + 10.0
     while sender.acked_seq < record.seq:
         assert time.monotonic() < deadline, f"the server did not acknowledge {record.kind} seq {record.seq}"
