@@ -85,7 +85,8 @@ def main() -> int:
         xvfb = start_xvfb(first_display=150)
         os.environ["DISPLAY"] = xvfb.display
     from experiment.config import SessionConfig
-    from experiment.task import NullSink, Session
+    from experiment.services import NullSink
+    from experiment.task import Session
 
     from experiment.stream import open_stream
 
@@ -114,15 +115,15 @@ def main() -> int:
         stream = open_stream(endpoint, workdir / "stream", session=config.session_id)
         with Session(config) as session:
             session.start()
-            simulated = session.tracker
+            simulated = session.devices.tracker
             for index in range(trials):
                 variant = variants[index % len(variants)]
-                session.tracker = SilentTracker(simulated) if variant == "reference" else simulated
-                session.sink = stream if variant == "simulated+stream" else NullSink()
-                rows.append((variant, session.run_trial(index)))
-            session.tracker = simulated
-            session.sink = stream  # closed with the session
-            refresh = session.refresh
+                session.devices.tracker = SilentTracker(simulated) if variant == "reference" else simulated
+                session.services.sink = stream if variant == "simulated+stream" else NullSink()
+                rows.append((variant, session.run_trial(index).to_dict()))
+            session.devices.tracker = simulated
+            session.services.sink = stream  # closed with the session
+            refresh = session.devices.refresh
     finally:
         receiver.kill()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -89,7 +89,7 @@ def main() -> int:
                 session.run_trial(index)
                 if index + 1 in checkpoints:
                     table.append((index + 1, rss_mb(), len(gc.get_objects())))
-            refresh = session.refresh
+            refresh = session.devices.refresh
     finally:
         if receiver is not None:
             receiver.kill()

@@ -155,7 +155,9 @@ def main(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from experiment.preflight import PreflightError
-    from experiment.task import QuitRequested, Session, SessionInterrupted
+    from experiment.lifecycle import SessionInterrupted
+    from experiment.operator_screens import QuitRequested
+    from experiment.task import Session
 
     try:
         config = build_config(args)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from experiment.config import SessionConfig
 from experiment.records import SessionRecords
-from experiment.task import QuitRequested, Session
+from experiment.operator_screens import QuitRequested
+from experiment.task import Session
 from lookwhere.protocol import Record
 
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from experiment.task import GazeHold
+from experiment.operator_screens import GazeHold
 from experiment.trackers import (
     DOT_LATENCY_MS,
     FIXATIONAL_NOISE_PX,

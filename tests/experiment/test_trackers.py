@@ -108,7 +108,7 @@ def test_eyelink_dummy_connection_runs_the_call_sequence():
     assert tracker.connect() == "pylink dummy connection"
     tracker.open_edf("TEST")
     tracker.configure(screen_width_px=1920, screen_height_px=1080, sample_rate_hz=250)
-    assert tracker.calibrate()["skipped"] and tracker.drift_correct(960, 540) == {
+    assert tracker.calibrate().skipped and tracker.drift_correct(960, 540).to_dict() == {
         "performed": False
     }
     tracker.start_recording()
@@ -118,7 +118,7 @@ def test_eyelink_dummy_connection_runs_the_call_sequence():
     assert tracker.tracker_time_ms() - first >= 15  # a real ms clock, not the dummy's 2**32 - 1
     assert tracker.drain() == []
     tracker.stop_recording()
-    assert tracker.receive_edf("unused.edf")["transferred"] is False
+    assert tracker.receive_edf("unused.edf").transferred is False
     tracker.close()
     tracker.close()
 
@@ -239,7 +239,7 @@ def test_eyelink_drain_keeps_only_end_of_fixation_events():
 
 def test_eyelink_edf_transfer_retries_and_checks_the_size(tmp_path):
     fake = _FakeEyeLink(transfers=[RuntimeError("link busy"), (2048, 2048)])
-    outcome = _connected(fake).receive_edf(tmp_path / "P07.edf")
+    outcome = _connected(fake).receive_edf(tmp_path / "P07.edf").to_dict()
     assert outcome == {
         "transferred": True,
         "host_file": "P07.EDF",
@@ -252,5 +252,5 @@ def test_eyelink_edf_transfer_retries_and_checks_the_size(tmp_path):
 
 def test_eyelink_edf_transfer_that_keeps_failing_names_the_host_file(tmp_path):
     fake = _FakeEyeLink(transfers=[(2048, 1000)] * 3)  # truncated every time
-    outcome = _connected(fake).receive_edf(tmp_path / "P07.edf", retries=3)
+    outcome = _connected(fake).receive_edf(tmp_path / "P07.edf", retries=3).to_dict()
     assert outcome == {"transferred": False, "host_file": "P07.EDF", "reason": "3 attempts failed"}
