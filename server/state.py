@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import astuple
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -40,6 +41,9 @@ from analysis.heatmap import HeatmapParams, select_fixations
 from analysis.metrics import METRICS
 from lookwhere.protocol import (
     FixationRecord,
+    GazeSample,
+    Heartbeat,
+    MicLevel,
     ProtocolError,
     Record,
     SessionEnd,
@@ -51,12 +55,14 @@ from lookwhere.protocol import (
 )
 from lookwhere.records import FIXATION_COLUMNS
 from server.scoring import ImageInput, LiveScorer, fixation_table
+from server.sections import GazePoint, MicReading, TrialFixation, TrialInfo
+from stimuli.geometry import DisplayGeometry
 from stimuli.sets import StimulusSet
 
 if TYPE_CHECKING:
     from analysis.cnn.store import MapStore
 
-__all__ = ["LiveState", "IGNORED_REASONS"]
+__all__ = ["LiveState", "LiveView", "Change", "IGNORED_REASONS"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +79,58 @@ IGNORED_REASONS = (
     "unknown_session",     # a trial or fixation before its session's start
     "malformed_journal",   # an entry of a persisted journal failing validation (restart only)
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What applying one record changed (:meth:`LiveState.apply`); the hub turns it into sections.
+
+    Attributes
+    ----------
+    session : bool
+        The current session, trial number, image or what the task waits for.
+    trial : bool
+        The live trial (:attr:`LiveView.trial`) started, ended or was aborted.
+    trial_fixations : bool
+        The live trial's fixations (:attr:`LiveView.fixations`).
+    gaze, mic : bool
+        The latest gaze sample, the latest microphone level.
+    images : frozenset of str
+        Images whose pooled fixations changed; every analysed image's scores may change with them
+        (dataset prior, shuffled AUC).
+    started : str or None
+        The image of a trial that started (and was accepted): the one the dashboard now shows.
+    sent_wall_time_s : float or None
+        A heartbeat's send time (the sender's wall clock), for the stream's latency.
+    """
+
+    session: bool = False
+    trial: bool = False
+    trial_fixations: bool = False
+    gaze: bool = False
+    mic: bool = False
+    images: frozenset[str] = frozenset()
+    started: str | None = None
+    sent_wall_time_s: float | None = None
+
+
+@dataclass
+class LiveView:
+    """What arrived live: the trial shown now, its fixations, the latest gaze and microphone level,
+    what each session's task waits for, the last record applied per session. A state rebuilt from
+    the journals starts with an empty view (nothing is live before a record arrives)."""
+
+    trial: TrialInfo | None = None
+    geometry: DisplayGeometry | None = None  # the live trial's, to map gaze to image pixels
+    fixations: list[TrialFixation] = field(default_factory=list)
+    gaze: GazePoint | None = None
+    mic: MicReading | None = None
+    waiting: dict[str, str | None] = field(default_factory=dict)  # session → heartbeats' "waiting"
+    applied_seq: dict[str, int] = field(default_factory=dict)  # session → last record applied
+
+    def copy(self) -> LiveView:
+        return LiveView(self.trial, self.geometry, list(self.fixations), self.gaze, self.mic, dict(self.waiting),
+                        dict(self.applied_seq))
 
 
 class LiveState:
@@ -157,47 +215,44 @@ class LiveState:
         self.image: str | None = None
         self.n_trials_planned: int | None = None
         self.session_ended: str | None = None
+        self.live = LiveView()
         self._invalidate()
 
     # -- feeding -----------------------------------------------------------------------------------
 
-    def apply(self, record: Record) -> set[str]:
-        """Take one accepted record (in ``seq`` order within its session).
+    def apply(self, record: Record) -> Change:
+        """Take one accepted record (in ``seq`` order within its session); return what changed.
 
-        Returns
-        -------
-        set of str
-            The images whose fixations changed (empty for every record but a counted fixation).
-            Every analysed image's scores may change with them (dataset prior, shuffled AUC).
+        The one dispatch on record kinds of the server: the pooled fixations, the current session
+        and trial, and the live view (the trial shown, its fixations, gaze, microphone, what the
+        task waits for) all follow from here.
         """
         self._n_records += 1
-        if isinstance(record, SessionStart):
-            self._participants[record.session] = record.participant
-            self._trackers[record.session] = record.tracker
-            self.session, self.participant = record.session, record.participant
-            self.n_trials_planned, self.session_ended = record.n_trials, None
-            self.trial = self.image = None
-        elif isinstance(record, TrialStart):
-            self._start_trial(record)
-        elif isinstance(record, TrialEnd):
-            self._time_trial(record)
-            if record.session == self.session and record.trial == self.trial:
-                self.image = None
-            if record.aborted:
-                return self._retract_run(record)
-            return self._measured_duration(record)
-        elif isinstance(record, SessionEnd):
-            if record.session == self.session:
-                self.session_ended, self.trial, self.image = record.reason, None, None
-        elif isinstance(record, FixationRecord):
-            return self._add_fixation(record)
-        return set()
+        self.live.applied_seq[record.session] = record.seq
+        match record:
+            case SessionStart():
+                return self._start_session(record)
+            case TrialStart():
+                return self._start_trial(record)
+            case TrialEnd():
+                return self._end_trial(record)
+            case SessionEnd():
+                return self._end_session(record)
+            case FixationRecord():
+                return self._add_fixation(record)
+            case GazeSample():
+                return self._gaze_sample(record)
+            case MicLevel():
+                return self._mic_level(record)
+            case Heartbeat():
+                return self._heartbeat(record)
+        return Change()
 
     def apply_all(self, records: Iterable[Record]) -> set[str]:
-        """:meth:`apply` each record; the union of the images changed."""
+        """:meth:`apply` each record; the union of the images whose fixations changed."""
         changed: set[str] = set()
         for record in records:
-            changed |= self.apply(record)
+            changed |= self.apply(record).images
         return changed
 
     def _ignore(self, reason: str, detail: str) -> None:
@@ -207,33 +262,100 @@ class LiveState:
         log = logger.warning if n == 1 or n % 1000 == 0 else logger.debug
         log("record ignored (%s, %d so far): %s", reason, n, detail)
 
-    def _start_trial(self, record: TrialStart) -> None:
+    def _start_session(self, record: SessionStart) -> Change:
+        self._participants[record.session] = record.participant
+        self._trackers[record.session] = record.tracker
+        self.session, self.participant = record.session, record.participant
+        self.n_trials_planned, self.session_ended = record.n_trials, None
+        self.trial = self.image = None
+        self.live.trial, self.live.geometry, self.live.gaze = None, None, None
+        self.live.fixations = []
+        return Change(session=True, trial=True, trial_fixations=True, gaze=True)
+
+    def _start_trial(self, record: TrialStart) -> Change:
         key = (record.session, record.trial)
+        dropped: frozenset[str] = frozenset()
         if self._runs.get(key):  # a run that never ended (the experiment crashed, then resumed):
-            self._drop_run(key)  # its data is not in the session's files, so not here either
+            dropped = self._drop_run(key)  # its data is not in the session's files, so not here either
         self._trials[key] = None
         self._runs[key] = []
         self._onsets[key] = record.onset_session_ms
         self._requested_ms[key] = record.stimulus_duration_ms
         if record.session not in self._participants:
             self._ignore("unknown_session", f"trial {record.trial} of session {record.session} before its start")
-            return
+            return Change(session=True, images=dropped)
         self.session, self.participant = record.session, self._participants[record.session]
         self.trial, self.image = record.trial, None
+        geometry = self._trial_geometry(record)
+        if geometry is None:
+            return Change(session=True, images=dropped)
+        self._trials[key] = self.image = record.image
+        self.live.geometry = geometry
+        self.live.trial = TrialInfo(
+            trial=record.trial,
+            image=record.image,
+            stimulus_duration_ms=record.stimulus_duration_ms,
+            onset_server_time_s=time.time(),
+            image_width_px=record.image_width_px,
+            image_height_px=record.image_height_px,
+        )
+        self.live.fixations, self.live.gaze = [], None
+        return Change(session=True, trial=True, trial_fixations=True, gaze=True, images=dropped,
+                      started=record.image)
+
+    def _trial_geometry(self, record: TrialStart) -> DisplayGeometry | None:
+        """The trial's display geometry; None (counted, ignored) for an unknown image or a geometry
+        that is invalid or not the image's size."""
         if record.image not in self._image_ids:
             self._ignore("unknown_image", f"trial {record.trial} shows {record.image!r}, not in {self.stimuli.folder}")
-            return
+            return None
         try:
             geometry = record.geometry()
         except (ValueError, TypeError) as exc:
             self._ignore("bad_geometry", f"trial {record.trial} ({record.image}): {exc}")
-            return
+            return None
         size = self.stimuli.size(record.image)
         if (geometry.image_width_px, geometry.image_height_px) != size:
             self._ignore("bad_geometry", f"trial {record.trial} declares {record.image} as "
                          f"{geometry.image_width_px}x{geometry.image_height_px} px; the file is {size[0]}x{size[1]}")
-            return
-        self._trials[key] = self.image = record.image
+            return None
+        return geometry
+
+    def _end_trial(self, record: TrialEnd) -> Change:
+        self._time_trial(record)
+        if record.session == self.session and record.trial == self.trial:
+            self.image = None
+        live = self.live.trial
+        if live is not None and record.trial == live.trial:
+            self.live.trial = live.model_copy(update={"ended": True, "aborted": record.aborted})
+            if record.aborted:
+                self.live.fixations = []
+        images = self._retract_run(record) if record.aborted else self._measured_duration(record)
+        return Change(session=True, trial=True, trial_fixations=True, images=images)
+
+    def _end_session(self, record: SessionEnd) -> Change:
+        if record.session == self.session:
+            self.session_ended, self.trial, self.image = record.reason, None, None
+        return Change(session=True, trial=True)
+
+    def _gaze_sample(self, record: GazeSample) -> Change:
+        geometry = self.live.geometry
+        if geometry is None or record.session != self.session:
+            return Change()
+        x, y = geometry.display_to_image(record.x_display_px, record.y_display_px)
+        self.live.gaze = GazePoint(seq=record.seq, x_image_px=float(x), y_image_px=float(y),
+                                   t_session_ms=record.t_session_ms, server_time_s=time.time())
+        return Change(gaze=True)
+
+    def _mic_level(self, record: MicLevel) -> Change:
+        self.live.mic = MicReading(rms_dbfs=record.rms_dbfs, peak_dbfs=record.peak_dbfs, xruns=record.xruns,
+                                   trial=record.trial, server_time_s=time.time())
+        return Change(mic=True)
+
+    def _heartbeat(self, record: Heartbeat) -> Change:
+        waiting_changed = self.live.waiting.get(record.session) != record.waiting
+        self.live.waiting[record.session] = record.waiting
+        return Change(session=waiting_changed, sent_wall_time_s=record.wall_time_s)
 
     def _time_trial(self, record: TrialEnd) -> None:
         """Add one trial's display timing to its session's (:meth:`timing`)."""
@@ -258,33 +380,35 @@ class LiveState:
         timing = self._timing.get(self.session if session is None else session)
         return None if timing is None else {**timing}
 
-    def _retract_run(self, record: TrialEnd) -> set[str]:
+    def _retract_run(self, record: TrialEnd) -> frozenset[str]:
         """Drop the fixations of an aborted run of a trial (the experiment keeps none of its data
         and runs the trial again), so the pooled state stays equal to the session's records."""
+        run = self._runs.get((record.session, record.trial), [])
         dropped = self._drop_run((record.session, record.trial))
         if dropped:
-            logger.info("trial %d of session %s aborted: %d fixations dropped", record.trial, record.session, dropped)
-            return {record.image}
-        return set()
+            logger.info("trial %d of session %s aborted: %d fixations dropped", record.trial, record.session, len(run))
+        return dropped
 
-    def _drop_run(self, key: tuple[str, int]) -> int:
-        """Remove the fixations of the latest run of trial ``key``; how many there were."""
+    def _drop_run(self, key: tuple[str, int]) -> frozenset[str]:
+        """Remove the fixations of the latest run of trial ``key``; the image they were on (none
+        when the run had no fixation)."""
         run = self._runs.pop(key, [])
         if not run:
-            return 0
+            return frozenset()
         doomed = set(run)
-        self._changed(self._rows[run[0]][_IMAGE])
+        image = self._rows[run[0]][_IMAGE]
+        self._changed(image)
         self._rows = [row for index, row in enumerate(self._rows) if index not in doomed]
         self._runs = {k: [i - sum(j < i for j in run) for i in rows] for k, rows in self._runs.items()}
         self._image_rows = defaultdict(list)
         for index, row in enumerate(self._rows):
             self._image_rows[row[_IMAGE]].append(index)
         # an image left without fixations is no longer analysed (offline would not see it)
-        self._shapes = {image: shape for image, shape in self._shapes.items() if image in self._image_rows}
+        self._shapes = {name: shape for name, shape in self._shapes.items() if name in self._image_rows}
         self._invalidate()
-        return len(run)
+        return frozenset({image})
 
-    def _measured_duration(self, record: TrialEnd) -> set[str]:
+    def _measured_duration(self, record: TrialEnd) -> frozenset[str]:
         """Give the trial's fixations the display time measured by the experiment (offset − onset
         on the session clock), as its ``fixations.csv`` holds; until the trial ends they carry the
         nominal one, so a fixation ending in the last milliseconds of a late offset is selected
@@ -293,7 +417,7 @@ class LiveState:
         onset = self._onsets.get(key)
         run = self._runs.get(key)
         if onset is None or not run:
-            return set()
+            return frozenset()
         measured = record.offset_session_ms - onset
         for index in run:
             row = list(self._rows[index])
@@ -301,20 +425,20 @@ class LiveState:
             self._rows[index] = tuple(row)
         self._changed(self._rows[run[0]][_IMAGE])
         self._invalidate()
-        return {record.image}
+        return frozenset({record.image})
 
-    def _add_fixation(self, record: FixationRecord) -> set[str]:
+    def _add_fixation(self, record: FixationRecord) -> Change:
         if record.session not in self._participants:
             self._ignore("unknown_session", f"fixation seq {record.seq} of session {record.session} before its start")
-            return set()
+            return Change()
         image = self._trials.get((record.session, record.trial))
         if image is None:
             self._ignore("no_trial", f"fixation seq {record.seq} of session {record.session}: trial "
                          f"{record.trial} unknown or ignored")
-            return set()
+            return Change()
         if record.image != image:
             self._ignore("image_mismatch", f"fixation seq {record.seq} names {record.image!r}; its trial showed {image!r}")
-            return set()
+            return Change()
         self._runs.setdefault((record.session, record.trial), []).append(len(self._rows))
         self._image_rows[image].append(len(self._rows))
         self._rows.append(astuple(record.to_fixation()))
@@ -322,7 +446,12 @@ class LiveState:
             self._shapes[image] = self.stimuli.shape(image)
         self._changed(image)
         self._invalidate()
-        return {image}
+        live = self.live.trial
+        if live is None or record.trial != live.trial or record.session != self.session:
+            return Change(images=frozenset({image}))
+        self.live.fixations.append(TrialFixation(seq=record.seq, x_image_px=record.x_image_px,
+                                                 y_image_px=record.y_image_px, duration_ms=record.duration_ms))
+        return Change(session=True, trial_fixations=True, images=frozenset({image}))
 
     def _changed(self, image: str) -> None:
         self._version += 1
@@ -348,6 +477,7 @@ class LiveState:
         clone._image_rows = defaultdict(list, {image: list(rows) for image, rows in self._image_rows.items()})
         clone._image_versions = Counter(self._image_versions)
         clone._ignored = Counter(self._ignored)
+        clone.live = self.live.copy()
         clone._scorer = None
         clone._invalidate()
         return clone
@@ -387,6 +517,7 @@ class LiveState:
             sessions.append((start, path.name, records))
         for _, _, records in sorted(sessions, key=lambda item: item[:2]):
             state.apply_all(records)
+        state.live = LiveView()  # nothing is live before a record arrives
         logger.info("rebuilt the live state from %d journals in %s: %d fixations", len(sessions), folder, len(state._rows))
         return state
 

@@ -19,7 +19,7 @@ from analysis.readers import read_osie
 from lookwhere import protocol
 from lookwhere.protocol import SessionStart, TrialEnd, TrialStart
 from server.receiver import Receiver
-from server.state import LiveState
+from server.state import Change, LiveState
 from stimuli.geometry import DisplayGeometry
 from stimuli.sets import StimulusSet
 from tests.protocol._samples import FIELDS
@@ -142,7 +142,7 @@ def test_unknown_image_and_bad_geometry_are_counted_not_fatal(osie_stimuli):
         _record("fixation", 9, trial=3, **{**fixation, "image": "1002"}),
         _record("fixation", 10, trial=3, **fixation),
     ]
-    changed = [state.apply(record) for record in records]
+    changed = [state.apply(record).images for record in records]
     assert changed[-1] == {"1001"} and not any(changed[:-1])
     assert state.ignored == {"unknown_session": 1, "unknown_image": 1, "no_trial": 2, "bad_geometry": 2,
                              "image_mismatch": 1}
@@ -185,7 +185,7 @@ def test_an_aborted_run_of_a_trial_is_dropped(osie_stimuli):
         _record("fixation", 10, trial=1, image="1002", x_image_px=50.0, y_image_px=60.0),
         _record("trial_end", 11, trial=1, image="1002", aborted=False),
     ]
-    changed = [state.apply(record) for record in records]
+    changed = [state.apply(record).images for record in records]
     assert changed[4] == {"1001"}  # the retraction changes the image
     assert state.fixations()["x_image_px"].tolist() == [300.0, 50.0]
     assert state.image_fixations("1001")["x_image_px"].tolist() == [300.0]
@@ -210,7 +210,7 @@ def test_fixations_take_the_measured_display_time_at_trial_end(osie_stimuli):
     state.apply_all(records)
     assert state.image_fixations("1001")["x_image_px"].tolist() == [100.0]
     assert state.apply(_record("trial_end", 5, trial=0, image="1001", offset_session_ms=6006.0,
-                               aborted=False)) == {"1001"}
+                               aborted=False)).images == {"1001"}
     assert state.fixations()["stimulus_duration_ms"].tolist() == [1006.0, 1006.0]
     assert state.image_fixations("1001")["x_image_px"].tolist() == [100.0, 500.0]
 
@@ -232,3 +232,29 @@ def test_a_run_cut_by_a_crash_is_dropped_when_the_trial_starts_again(osie_stimul
     assert state.image_ids == ["1002"]
     with pytest.raises(KeyError, match="no fixation yet"):
         state.scores("1001")
+
+
+def test_apply_says_what_changed_and_keeps_the_live_view(osie_stimuli):
+    """One dispatch: each record is applied once and says what it changed; the live view (trial,
+    its fixations, gaze, what the task waits for) follows. Oracle: the records, by hand."""
+    state = LiveState(StimulusSet(osie_stimuli), metrics=("cc",))
+    geometry = DisplayGeometry.fit(800, 600)
+    assert state.apply(_record("session_start", 1)) == Change(session=True, trial=True, trial_fixations=True, gaze=True)
+    ignored = state.apply(_record("trial_start", 2, trial=0, image="no_such_image", **geometry.to_dict()))
+    assert ignored == Change(session=True) and state.live.trial is None
+    started = state.apply(_record("trial_start", 3, trial=1, image="1001", **geometry.to_dict()))
+    assert started.started == "1001" and state.live.trial is not None and state.live.trial.image == "1001"
+    fixation = state.apply(_record("fixation", 4, trial=1, image="1001", x_image_px=400.0, y_image_px=300.0))
+    assert fixation == Change(session=True, trial_fixations=True, images=frozenset({"1001"}))
+    assert [f.x_image_px for f in state.live.fixations] == [400.0]
+    x_display, y_display = (float(v[0]) for v in geometry.image_to_display([200.0], [100.0]))
+    assert state.apply(_record("gaze", 5, x_display_px=x_display, y_display_px=y_display)) == Change(gaze=True)
+    assert state.live.gaze is not None
+    assert (state.live.gaze.x_image_px, state.live.gaze.y_image_px) == pytest.approx((200.0, 100.0))
+    beat = state.apply(_record("heartbeat", 6, waiting="drift_correction"))
+    assert beat == Change(session=True, sent_wall_time_s=FIELDS["heartbeat"]["wall_time_s"])
+    assert not state.apply(_record("heartbeat", 7, waiting="drift_correction")).session  # no change of waiting
+    aborted = state.apply(_record("trial_end", 8, trial=1, image="1001", aborted=True))
+    assert aborted.images == {"1001"} and state.live.fixations == []
+    assert state.live.trial is not None and state.live.trial.ended and state.live.trial.aborted
+    assert state.live.applied_seq == {SESSION: 8}
