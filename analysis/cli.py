@@ -5,6 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from analysis import scoring_config
+from analysis.scoring_config import ScoringConfig
+
+if TYPE_CHECKING:
+    from analysis.offline import AnalysisConfig
 
 
 def _image_list(text: str) -> tuple[str, ...]:
@@ -15,29 +24,24 @@ def _image_list(text: str) -> tuple[str, ...]:
 
 
 def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
-    """The heatmap and metric options, shared by ``lookwhere analyze`` and ``lookwhere serve`` so
-    that live and offline numbers are asked for the same way."""
-    parser.add_argument("--sigma-px", type=float, default=20.0, help="Gaussian σ in image pixels (paper: 20)")
-    parser.add_argument("--kernel-size-px", type=int, default=80, help="kernel side in pixels (paper: 80); 0 = untruncated")
-    parser.add_argument("--no-duration-weighting", action="store_true", help="count fixations instead of adding durations")
-    parser.add_argument("--exclude-first-fixation", action="store_true", help="drop each trial's first fixation")
-    parser.add_argument("--metric-variant", choices=["mit", "pysaliency"], default="mit",
-                        help="metric definitions: MIT saliency benchmark (default) or pysaliency")
-    parser.add_argument("--mae-normalize", choices=["minmax", "none"], default="minmax",
-                        help="min-max both maps before MAE (default); 'none' is the paper-literal MAE")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random metrics (shuffled AUC, AUC-Borji)")
+    """The scoring options (one per :class:`~analysis.scoring_config.ScoringConfig` choice, generated
+    from it), shared by ``lookwhere analyze`` and ``lookwhere serve`` so that live and offline numbers
+    are asked for the same way."""
+    scoring_config.add_arguments(parser)
 
 
-def heatmap_params_from_args(args: argparse.Namespace):
-    """The :class:`~analysis.heatmap.HeatmapParams` of :func:`add_scoring_arguments`' options."""
-    from analysis.heatmap import HeatmapParams
+def scoring_from_args(args: argparse.Namespace) -> ScoringConfig:
+    """The :class:`~analysis.scoring_config.ScoringConfig` of :func:`add_scoring_arguments`' options.
 
-    return HeatmapParams(
-        sigma_px=args.sigma_px,
-        kernel_size_px=args.kernel_size_px or None,
-        duration_weighted=not args.no_duration_weighting,
-        exclude_first_fixation=args.exclude_first_fixation,
-    )
+    Raises
+    ------
+    ValueError
+        A value the configuration refuses, with the reason.
+    """
+    try:
+        return scoring_config.from_args(args)
+    except ValidationError as error:
+        raise ValueError(str(error)) from None
 
 
 def add_trial_rule_arguments(parser) -> None:
@@ -102,15 +106,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
+    """The :class:`~analysis.offline.AnalysisConfig` of ``lookwhere analyze``'s options."""
     from analysis.offline import AnalysisConfig
 
     return AnalysisConfig(
+        **dict(scoring_from_args(args)),
         dataset=args.dataset, fixations=args.fixations, stimuli=args.stimuli, out=args.out,
-        images=args.images, maps=args.maps, heatmap=heatmap_params_from_args(args), metric_variant=args.metric_variant,
-        mae_normalize=args.mae_normalize, trial_rules=trial_rules_from_args(args), source=args.source, trials_table=args.trials_table,
-        screen_px=tuple(args.screen) if args.screen else None, scale=args.scale, eye=args.eye,
-        bootstrap_resamples=args.bootstrap, seed=args.seed,
+        images=args.images, maps=args.maps, trial_rules=trial_rules_from_args(args), source=args.source,
+        trials_table=args.trials_table, screen_px=tuple(args.screen) if args.screen else None, scale=args.scale,
+        eye=args.eye, bootstrap_resamples=args.bootstrap,
     )
 
 

@@ -30,12 +30,29 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from lookwhere.protocol import MAX_MESSAGE_BYTES
 
-__all__ = ["ROLES", "DEFAULT_HOST", "CurveKeys", "make_socket", "create_keys", "start_authenticator"]
+__all__ = [
+    "ROLES",
+    "DEFAULT_HOST",
+    "LOOPBACK_HOSTS",
+    "is_loopback",
+    "CurveKeys",
+    "make_socket",
+    "create_keys",
+    "start_authenticator",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Loopback by default; binding elsewhere is an explicit choice (and should use CURVE).
 DEFAULT_HOST = "127.0.0.1"
+#: The names of the loopback interface: the only hosts served without a token or CURVE.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an interface or a ``Host`` header's name, IPv6 with or without brackets)
+    names the loopback interface."""
+    return host.removeprefix("[").removesuffix("]") in LOOPBACK_HOSTS
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,8 @@ async def lifespan(app: FastAPI):
     stimuli, store, curve = open_resources(config)
     config.write(config.data_dir)
     hub = LiveHub(stimuli, config.data_dir, maps=store, host=config.bind, zmq_port=config.zmq_port,
-                  curve=curve, allowed_keys_dir=config.curve_allowed, state_options=config.state_options())
+                  curve=curve, allowed_keys_dir=config.curve_allowed,
+                  state_options=dict(scoring=config.scoring, device=config.device))
     app.state.hub = hub.start()
     ready = write_server_info(config, hub.endpoint)
     announce = getattr(app.state, "announce", None)

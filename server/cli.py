@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from analysis.cli import add_scoring_arguments, heatmap_params_from_args
+from analysis.cli import add_scoring_arguments, scoring_from_args
+from lookwhere.transport import DEFAULT_HOST
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--maps", type=Path, help="CNN map store (lookwhere precompute); without it: baselines only")
     parser.add_argument("--data", type=Path, default=Path("lookwhere-data"),
                         help="where records are persisted and the pooled state is reloaded from (default: ./lookwhere-data)")
-    parser.add_argument("--bind", default="127.0.0.1",
+    parser.add_argument("--bind", default=DEFAULT_HOST,
                         help="interface for HTTP and ZeroMQ (default loopback; elsewhere a token is required)")
     parser.add_argument("--http-port", type=int, default=8765, help="dashboard port (0: any free one)")
     parser.add_argument("--zmq-port", type=int, default=5555, help="fixation stream port (0: any free one)")
@@ -50,11 +51,10 @@ def main(args: argparse.Namespace) -> int:
         raise OSError(f"cannot listen on {args.bind}:{args.http_port} ({error.strerror}); "
                       "choose another --http-port (0: any free one)") from None
     config = ServeConfig(
+        **dict(scoring_from_args(args)),
         stimuli=args.stimuli, maps=args.maps, data_dir=args.data, bind=args.bind,
         http_port=listener.getsockname()[1], zmq_port=args.zmq_port, token=args.token,
-        curve_secret=args.curve_secret, curve_allowed=args.curve_allowed,
-        heatmap=heatmap_params_from_args(args), metric_variant=args.metric_variant,
-        mae_normalize=args.mae_normalize, seed=args.seed, device=args.device,
+        curve_secret=args.curve_secret, curve_allowed=args.curve_allowed, device=args.device,
     )
     open_resources(config)  # bad input: one clear line now, not a traceback from the web server
     app = create_app(config)

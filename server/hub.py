@@ -35,6 +35,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from analysis.cnn.store import RecentMaps
+from analysis.registry import BASELINE_MAPS, HUMAN_MAPS, METRIC_REGISTRY, map_kind
 from lookwhere.protocol import Record
 from lookwhere.transport import DEFAULT_HOST
 from server.receiver import Receiver
@@ -47,6 +48,7 @@ from server.sections import (
     HistorySection,
     ImageSummary,
     MapsInfo,
+    MetricInfo,
     MicSection,
     ScoresSection,
     SessionReport,
@@ -406,10 +408,15 @@ class LiveHub:
         ``trial_fixations``: how many of the running trial's fixations the summary includes (0 at
         trial start: the image's pooled state before this trial), None outside a trial.
         """
+        maps = self.maps_info()
         self._set("scores", ScoresSection(
             image=image, participant=participant, through_seq=through,
             summary=None if summary is None else ImageSummary.model_validate(summary),
-            trial_fixations=trial_fixations, score_ms=score_ms, maps=self.maps_info()))
+            trial_fixations=trial_fixations, score_ms=score_ms, maps=maps,
+            metrics=[MetricInfo(name=name, title=METRIC_REGISTRY[name].title,
+                                higher_is_better=METRIC_REGISTRY[name].higher_is_better)
+                     for name in self.state.metrics],
+            map_kinds={name: map_kind(name) for name in (*BASELINE_MAPS, *HUMAN_MAPS, *maps.names)}))
 
     def _unscored(self, image_id: str) -> dict[str, Any]:
         """The summary of an image not scored since this server started: pooled counts, no scores

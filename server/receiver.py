@@ -56,7 +56,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from lookwhere import protocol
 from lookwhere.protocol import TOPIC_ACK, TOPIC_HELLO, TOPIC_REPLAY, ProtocolError, Record
-from lookwhere.transport import DEFAULT_HOST, CurveKeys, make_socket, start_authenticator
+from lookwhere.transport import DEFAULT_HOST, CurveKeys, is_loopback, make_socket, start_authenticator
 from server.journal import JournalStore
 
 __all__ = ["Receiver", "SessionStatus", "CONFLICTS_FOLDER"]
@@ -185,7 +185,7 @@ class Receiver:
         # or crashed, the network went down), where silence would take the liveness timeout.
         self._monitor = self._socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self._n_connections = 0
-        if curve is None and host not in ("127.0.0.1", "localhost", "::1"):
+        if curve is None and not is_loopback(host):
             logger.warning("receiver bound to %s without CURVE: anyone on the network can stream to it", host)
         try:
             self._socket.bind(f"tcp://{host}:{port if port else '*'}")

@@ -29,8 +29,9 @@ import pandas as pd
 
 from analysis._engine_backend import backend
 from analysis.engine import ImageEngine
-from analysis.heatmap import HeatmapParams, select_fixations
+from analysis.heatmap import select_fixations
 from analysis.offline import without_selection
+from analysis.scoring_config import ScoringConfig
 from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES
 
 __all__ = ["ImageInput", "LiveScorer", "fixation_table"]
@@ -81,30 +82,29 @@ class LiveScorer:
     ----------
     maps : MapStore or RecentMaps, optional
         Model maps scored beside the baselines (loaded at each image's size).
-    params : HeatmapParams
-        With the selection switches as configured (selection runs here).
-    scoring : dict
-        ``metrics``, ``seed``, ``variant``, ``mae_normalize`` (:class:`analysis.engine.ImageEngine`).
-    center_bias_sigma_fraction : float
+    scoring : ScoringConfig
+        How to score; its heatmap parameters with the selection switches as configured (selection
+        runs here).
     device : {"auto", "cpu", "cuda"}
         Where the engines compute (same results).
     max_images : int
         Engines kept; the least recently scored image's engine is dropped beyond.
     """
 
-    def __init__(self, *, maps=None, params: HeatmapParams, scoring: dict, center_bias_sigma_fraction: float,
-                 device: str = "cpu", max_images: int = 3) -> None:
+    def __init__(self, *, maps=None, scoring: ScoringConfig, device: str = "cpu", max_images: int = 3) -> None:
         if max_images < 1:
             raise ValueError(f"max_images must be >= 1; got {max_images!r}")
         self.maps = maps
-        self.params = params
+        self.scoring = scoring
+        self.params = scoring.heatmap
         # resolved once, here: a device that is not there fails at start, and "auto" imports
         # torch now rather than in the first scoring
         resolved = backend(device)
         #: where the engines compute: "cpu" (numpy) or a torch device such as "cuda:0"
         self.device = "cpu" if resolved.name == "numpy" else str(resolved.device)
-        self._engine_options = dict(params=without_selection(params), center_bias_sigma_fraction=center_bias_sigma_fraction,
-                                    device=self.device, **scoring)
+        self._engine_options = dict(params=without_selection(scoring.heatmap), device=self.device,
+                                    center_bias_sigma_fraction=scoring.center_bias_sigma_fraction,
+                                    **scoring.engine_options())
         self.max_images = max_images
         self._engines: OrderedDict[str, ImageEngine] = OrderedDict()
         self._keys: dict[str, list[tuple]] = {}  # image → the engine's fixations, in order added

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from analysis.heatmap import HeatmapParams
+from analysis.registry import MapKind
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -237,10 +238,20 @@ class ImageSummary(_Model):
     pending: bool = False
 
 
+class MetricInfo(_Model):
+    """A metric of :data:`analysis.registry.METRIC_REGISTRY`: name, title, direction."""
+
+    name: str
+    title: str
+    higher_is_better: bool
+
+
 class ScoresSection(_Model):
     """The scores of the image in focus; ``through_seq``: the last record of each session they
     include; ``trial_fixations``: how many of the running trial's fixations (0 at its start: the
-    pooled state before it; None outside a trial)."""
+    pooled state before it; None outside a trial). ``metrics`` (the scored metrics, in order) and
+    ``map_kinds`` (every map the server scores → its kind) are the registries of
+    :mod:`analysis.registry`, for the page's titles, directions and colours."""
 
     image: str | None
     participant: str | None
@@ -249,6 +260,8 @@ class ScoresSection(_Model):
     trial_fixations: int | None
     score_ms: float | None
     maps: MapsInfo
+    metrics: list[MetricInfo]
+    map_kinds: dict[str, MapKind]
 
 
 class HistoryEntry(_Model):

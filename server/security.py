@@ -12,6 +12,8 @@ import hmac
 
 from fastapi import HTTPException, Request, WebSocket, status
 
+from lookwhere.transport import is_loopback
+
 __all__ = ["TOKEN_COOKIE", "require_access", "websocket_allowed"]
 
 TOKEN_COOKIE = "lookwhere_token"
@@ -24,15 +26,12 @@ def _offered_token(connection: Request | WebSocket) -> str | None:
     return connection.query_params.get("token") or connection.cookies.get(TOKEN_COOKIE)
 
 
-_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-
-
 def _host_ok(connection: Request | WebSocket) -> bool:
     if not connection.app.state.config.is_loopback:
         return True  # the token guards a server bound elsewhere
     host = connection.headers.get("host", "")
     name = host[: host.find("]") + 1] if host.startswith("[") else host.rsplit(":", 1)[0]
-    return name in _LOOPBACK_NAMES
+    return is_loopback(name)
 
 
 def _token_ok(connection: Request | WebSocket) -> bool:

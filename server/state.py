@@ -32,13 +32,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from analysis.heatmap import HeatmapParams, select_fixations
-from analysis.metrics import METRICS
+from analysis.scoring_config import ScoringConfig
 from lookwhere.protocol import (
     FixationRecord,
     GazeSample,
@@ -60,7 +60,7 @@ from stimuli.geometry import DisplayGeometry
 from stimuli.sets import StimulusSet
 
 if TYPE_CHECKING:
-    from analysis.cnn.store import MapStore
+    from analysis.cnn.store import MapStore, RecentMaps
 
 __all__ = ["LiveState", "LiveView", "Change", "IGNORED_REASONS"]
 
@@ -143,16 +143,9 @@ class LiveState:
     maps : analysis.cnn.store.MapStore, optional
         Model maps scored beside the baselines (``None``: baselines only). Maps are loaded at the
         image's size, as offline.
-    params : HeatmapParams
-        How fixations are selected and become heatmaps (as ``lookwhere analyze --heatmap``).
-    metrics : tuple of str
-        Metric names from :data:`analysis.metrics.METRICS`.
-    seed : int
-        Seed of the random metrics (the same seed gives the offline values exactly).
-    metric_variant : {"mit", "pysaliency"}
-    mae_normalize : {"minmax", "none"}
-    center_bias_sigma_fraction : float
-        As :class:`analysis.offline.AnalysisConfig`.
+    scoring : ScoringConfig
+        How fixations are selected, become heatmaps and are scored: as ``lookwhere analyze``'s (the
+        same seed gives the offline values exactly).
     device : {"auto", "cpu", "cuda"}
         Where scores are computed (:class:`analysis.engine.ImageEngine`); the same numbers.
 
@@ -169,29 +162,14 @@ class LiveState:
         self,
         stimuli: StimulusSet,
         *,
-        maps: MapStore | None = None,
-        params: HeatmapParams = HeatmapParams(),
-        metrics: tuple[str, ...] = METRICS,
-        seed: int = 0,
-        metric_variant: Literal["mit", "pysaliency"] = "mit",
-        mae_normalize: Literal["minmax", "none"] = "minmax",
-        center_bias_sigma_fraction: float = 0.25,
+        maps: MapStore | RecentMaps | None = None,
+        scoring: ScoringConfig = ScoringConfig(),
         device: str = "cpu",
     ) -> None:
-        unknown = sorted(set(metrics) - set(METRICS))
-        if unknown:
-            raise ValueError(f"metrics holds unknown names {unknown}; choose from {list(METRICS)}")
-        if not center_bias_sigma_fraction > 0:
-            raise ValueError(f"center_bias_sigma_fraction must be > 0; got {center_bias_sigma_fraction!r}")
         self.stimuli = stimuli
         self.maps = maps
-        self.params = params
-        self.metrics = tuple(metrics)
-        self.seed = seed
-        self.center_bias_sigma_fraction = center_bias_sigma_fraction
-        self._scorer_options = dict(
-            maps=maps, params=params, center_bias_sigma_fraction=center_bias_sigma_fraction, device=device,
-            scoring=dict(metrics=self.metrics, seed=seed, variant=metric_variant, mae_normalize=mae_normalize))
+        self.scoring = scoring
+        self._device = device
         self._scorer: LiveScorer | None = None
         self._image_ids = set(stimuli.image_ids)
         self._shapes: dict[str, tuple[int, int]] = {}
@@ -589,10 +567,20 @@ class LiveState:
                 for image, indices in sorted(self._image_rows.items())}
 
     @property
+    def params(self) -> HeatmapParams:
+        """How fixations are selected and become heatmaps (``scoring.heatmap``)."""
+        return self.scoring.heatmap
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics scored (``scoring.metrics``)."""
+        return self.scoring.metrics
+
+    @property
     def scorer(self) -> LiveScorer:
         """This state's :class:`~server.scoring.LiveScorer` (made on first use)."""
         if self._scorer is None:
-            self._scorer = LiveScorer(**self._scorer_options)
+            self._scorer = LiveScorer(maps=self.maps, scoring=self.scoring, device=self._device)
         return self._scorer
 
     def heatmap(self, image_id: str, *, participant: str | None = None) -> np.ndarray:

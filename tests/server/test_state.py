@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from analysis.readers import read_osie
+from analysis.scoring_config import ScoringConfig
 from lookwhere import protocol
 from lookwhere.protocol import SessionStart, TrialEnd, TrialStart
 from server.receiver import Receiver
@@ -38,7 +39,7 @@ def streamed(osie_fixations_path, osie_stimuli, tmp_path_factory):
     with Receiver(tmp_path / "server") as receiver:
         records, sent = stream(table, stimuli, receiver.endpoint, tmp_path, receiver=receiver)
     store = small_store(tmp_path / "maps")
-    state = LiveState(stimuli, maps=store, seed=7)
+    state = LiveState(stimuli, maps=store, scoring=ScoringConfig(seed=7))
     changed = state.apply_all(records)
 
     offline = offline_analysis(sent, osie_stimuli, store.path, tmp_path)
@@ -93,7 +94,8 @@ def test_participant_heatmap_is_the_current_participants_fixations(streamed):
 
 def test_restart_from_receiver_data_equals_the_live_state(streamed):
     state = streamed["state"]
-    rebuilt = LiveState.from_receiver_data(streamed["data"], streamed["stimuli"], maps=streamed["store"], seed=7)
+    rebuilt = LiveState.from_receiver_data(streamed["data"], streamed["stimuli"], maps=streamed["store"],
+                                           scoring=ScoringConfig(seed=7))
     pd.testing.assert_frame_equal(rebuilt.fixations(), state.fixations())
     for image in IMAGES:
         np.testing.assert_array_equal(rebuilt.heatmap(image), state.heatmap(image))
@@ -127,7 +129,7 @@ def _record(kind: str, seq: int, **changes) -> protocol.Record:
 
 
 def test_unknown_image_and_bad_geometry_are_counted_not_fatal(osie_stimuli):
-    state = LiveState(StimulusSet(osie_stimuli), metrics=("cc",))
+    state = LiveState(StimulusSet(osie_stimuli), scoring=ScoringConfig(metrics=("cc",)))
     geometry = DisplayGeometry.fit(800, 600).to_dict()
     fixation = dict(image="1001", x_image_px=400.0, y_image_px=300.0)
     records = [
@@ -169,7 +171,7 @@ def test_a_corrupt_journal_entry_is_counted_at_restart(osie_stimuli, tmp_path):
 def test_an_aborted_run_of_a_trial_is_dropped(osie_stimuli):
     """The operator ended trial 0's image early: the experiment keeps none of that run and runs
     the trial again, so the state keeps only the second run (oracle: the records kept on disk)."""
-    state = LiveState(StimulusSet(osie_stimuli), metrics=("cc",))
+    state = LiveState(StimulusSet(osie_stimuli), scoring=ScoringConfig(metrics=("cc",)))
     geometry = DisplayGeometry.fit(800, 600).to_dict()
     fixation = dict(trial=0, image="1001", y_image_px=300.0)
     records = [
@@ -196,7 +198,7 @@ def test_fixations_take_the_measured_display_time_at_trial_end(osie_stimuli):
     measured one (offset − onset): a fixation ending in the 6 ms by which a late offset exceeds
     the nominal 1000 ms is dropped by the display filter until the trial ends, then kept, as
     offline (oracle: ``select_fixations`` on the rows the experiment writes)."""
-    state = LiveState(StimulusSet(osie_stimuli), metrics=("cc",))
+    state = LiveState(StimulusSet(osie_stimuli), scoring=ScoringConfig(metrics=("cc",)))
     geometry = DisplayGeometry.fit(800, 600).to_dict()
     timing = dict(stimulus_duration_ms=1000.0, start_ms=900.0, end_ms=1004.0, duration_ms=104.0)
     records = [
@@ -219,7 +221,7 @@ def test_a_run_cut_by_a_crash_is_dropped_when_the_trial_starts_again(osie_stimul
     """The experiment crashed during trial 0 (no trial_end) and ``--resume`` ran it again in the
     same session: the session's files hold only the second run, so the state does too; and an
     image whose only fixations were dropped is no longer analysed (offline never sees it)."""
-    state = LiveState(StimulusSet(osie_stimuli), metrics=("cc",))
+    state = LiveState(StimulusSet(osie_stimuli), scoring=ScoringConfig(metrics=("cc",)))
     geometry = DisplayGeometry.fit(800, 600).to_dict()
     state.apply_all([
         _record("session_start", 1),
@@ -237,7 +239,7 @@ def test_a_run_cut_by_a_crash_is_dropped_when_the_trial_starts_again(osie_stimul
 def test_apply_says_what_changed_and_keeps_the_live_view(osie_stimuli):
     """One dispatch: each record is applied once and says what it changed; the live view (trial,
     its fixations, gaze, what the task waits for) follows. Oracle: the records, by hand."""
-    state = LiveState(StimulusSet(osie_stimuli), metrics=("cc",))
+    state = LiveState(StimulusSet(osie_stimuli), scoring=ScoringConfig(metrics=("cc",)))
     geometry = DisplayGeometry.fit(800, 600)
     assert state.apply(_record("session_start", 1)) == Change(session=True, trial=True, trial_fixations=True, gaze=True)
     ignored = state.apply(_record("trial_start", 2, trial=0, image="no_such_image", **geometry.to_dict()))
