@@ -1,6 +1,6 @@
 """Whole sessions in a real PsychoPy window under Xvfb, with the virtual microphone.
 
-Each session runs as ``python -m experiment`` in a subprocess (as the lab runs it), with short
+Each session runs as ``lookwhere run`` in a subprocess (as the lab runs it), with short
 trials (400 ms) to keep the file fast.
 """
 
