@@ -47,18 +47,31 @@ def scoring_from_args(args: argparse.Namespace) -> ScoringConfig:
 def add_trial_rule_arguments(parser) -> None:
     """The trial, image, onset and offset message options (:class:`~analysis.readers.eyelink.TrialRules`),
     shared by ``lookwhere analyze`` and ``lookwhere recording info``."""
-    parser.add_argument("--trial-start", metavar="REGEX",
-                        help="message that starts a trial; a named group 'trial' gives its id, else trials are "
-                             "numbered 0, 1, … (default: TRIALID, else start_trial)")
-    parser.add_argument("--trial-end", metavar="REGEX",
-                        help="message that ends a trial (default with --trial-start: the next trial's start)")
-    parser.add_argument("--image-message", metavar="REGEX",
-                        help="message naming the trial's image, with a named group 'image' "
-                             "(default: !V TRIAL_VAR image, else the !V IMGLOAD file)")
-    parser.add_argument("--onset-message", metavar="REGEX",
-                        help="image onset message (default: IMAGE_ONSET, SYNCTIME or DISPLAY ON)")
-    parser.add_argument("--offset-message", metavar="REGEX",
-                        help="image offset message (default: IMAGE_OFFSET, DISPLAY OFF or blank_screen)")
+    parser.add_argument(
+        "--trial-start",
+        metavar="REGEX",
+        help="message that starts a trial; a named group 'trial' gives its id, else trials are "
+        "numbered 0, 1, … (default: TRIALID, else start_trial)",
+    )
+    parser.add_argument(
+        "--trial-end",
+        metavar="REGEX",
+        help="message that ends a trial (default with --trial-start: the next trial's start)",
+    )
+    parser.add_argument(
+        "--image-message",
+        metavar="REGEX",
+        help="message naming the trial's image, with a named group 'image' "
+        "(default: !V TRIAL_VAR image, else the !V IMGLOAD file)",
+    )
+    parser.add_argument(
+        "--onset-message", metavar="REGEX", help="image onset message (default: IMAGE_ONSET, SYNCTIME or DISPLAY ON)"
+    )
+    parser.add_argument(
+        "--offset-message",
+        metavar="REGEX",
+        help="image offset message (default: IMAGE_OFFSET, DISPLAY OFF or blank_screen)",
+    )
 
 
 def trial_rules_from_args(args: argparse.Namespace):
@@ -66,22 +79,36 @@ def trial_rules_from_args(args: argparse.Namespace):
     from analysis.readers.eyelink import DEFAULT_OFFSET_PATTERN, DEFAULT_ONSET_PATTERN, TrialRules
 
     return TrialRules(
-        trial_start=args.trial_start, trial_end=args.trial_end, image=args.image_message,
-        onset=args.onset_message or DEFAULT_ONSET_PATTERN, offset=args.offset_message or DEFAULT_OFFSET_PATTERN,
+        trial_start=args.trial_start,
+        trial_end=args.trial_end,
+        image=args.image_message,
+        onset=args.onset_message or DEFAULT_ONSET_PATTERN,
+        offset=args.offset_message or DEFAULT_OFFSET_PATTERN,
     )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["osie", "eyelink", "asc", "session"], required=True,
-                        help="format of the fixation data ('asc' is an alias of 'eyelink')")
-    parser.add_argument("--fixations", type=Path, required=True,
-                        help="fixations.mat (osie), an EyeLink .asc/.edf file or a folder of them (eyelink), "
-                             "or a session folder / folder of sessions (session)")
+    parser.add_argument(
+        "--dataset",
+        choices=["osie", "eyelink", "asc", "session"],
+        required=True,
+        help="format of the fixation data ('asc' is an alias of 'eyelink')",
+    )
+    parser.add_argument(
+        "--fixations",
+        type=Path,
+        required=True,
+        help="fixations.mat (osie), an EyeLink .asc/.edf file or a folder of them (eyelink), "
+        "or a session folder / folder of sessions (session)",
+    )
     parser.add_argument("--stimuli", type=Path, required=True, help="folder of the stimulus images")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--source", choices=["edf", "link"],
-                        help="session: fixations from the transferred EDF or from the link record "
-                             "(default: the EDF when the session folder holds it)")
+    parser.add_argument(
+        "--source",
+        choices=["edf", "link"],
+        help="session: fixations from the transferred EDF or from the link record "
+        "(default: the EDF when the session folder holds it)",
+    )
     parser.add_argument("--images", type=_image_list, help="comma-separated image ids (default: all)")
     parser.add_argument("--maps", type=Path, help="CNN map store (lookwhere precompute) to score too")
     add_scoring_arguments(parser)
@@ -91,17 +118,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "message text (anchor with ^). `lookwhere recording info FILE` lists the messages that repeat per trial.",
     )
     add_trial_rule_arguments(mapping)
-    mapping.add_argument("--trials-table", type=Path, metavar="CSV",
-                         help="CSV with columns recording,trial,image[,onset_ms,offset_ms] (tracker ms), "
-                              "overriding the messages")
-    mapping.add_argument("--screen", type=int, nargs=2, metavar=("W", "H"),
-                         help="screen size in pixels, overriding DISPLAY_COORDS/GAZE_COORDS")
-    mapping.add_argument("--scale", type=float,
-                         help="drawn size / image size (default: ×2 fitted to the screen, or the size in each "
-                              "trial's !V IMGLOAD)")
-    mapping.add_argument("--eye", choices=["best", "left", "right", "both"], default="best",
-                        help="eye whose fixations count in binocular recordings: best (default) = the better "
-                             "last validation, else the right; both = each eye separately, both in the heatmaps")
+    mapping.add_argument(
+        "--trials-table",
+        type=Path,
+        metavar="CSV",
+        help="CSV with columns recording,trial,image[,onset_ms,offset_ms] (tracker ms), overriding the messages",
+    )
+    mapping.add_argument(
+        "--screen",
+        type=int,
+        nargs=2,
+        metavar=("W", "H"),
+        help="screen size in pixels, overriding DISPLAY_COORDS/GAZE_COORDS",
+    )
+    mapping.add_argument(
+        "--scale",
+        type=float,
+        help="drawn size / image size (default: ×2 fitted to the screen, or the size in each trial's !V IMGLOAD)",
+    )
+    mapping.add_argument(
+        "--eye",
+        choices=["best", "left", "right", "both"],
+        default="best",
+        help="eye whose fixations count in binocular recordings: best (default) = the better "
+        "last validation, else the right; both = each eye separately, both in the heatmaps",
+    )
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -112,10 +153,19 @@ def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
 
     return AnalysisConfig(
         **dict(scoring_from_args(args)),
-        dataset=args.dataset, fixations=args.fixations, stimuli=args.stimuli, out=args.out,
-        images=args.images, maps=args.maps, trial_rules=trial_rules_from_args(args), source=args.source,
-        trials_table=args.trials_table, screen_px=tuple(args.screen) if args.screen else None, scale=args.scale,
-        eye=args.eye, bootstrap_resamples=args.bootstrap,
+        dataset=args.dataset,
+        fixations=args.fixations,
+        stimuli=args.stimuli,
+        out=args.out,
+        images=args.images,
+        maps=args.maps,
+        trial_rules=trial_rules_from_args(args),
+        source=args.source,
+        trials_table=args.trials_table,
+        screen_px=tuple(args.screen) if args.screen else None,
+        scale=args.scale,
+        eye=args.eye,
+        bootstrap_resamples=args.bootstrap,
     )
 
 

@@ -22,8 +22,18 @@ logger = logging.getLogger(__name__)
 RESULT_MARKER = "params.json"
 """The file every analysis writes: a folder holding it is an earlier analysis, safe to replace."""
 
-_PACKAGES = ("lookwhere", "numpy", "scipy", "pandas", "pydantic", "matplotlib", "pillow", "eyelinkio", "torch",
-             "torchvision")
+_PACKAGES = (
+    "lookwhere",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pydantic",
+    "matplotlib",
+    "pillow",
+    "eyelinkio",
+    "torch",
+    "torchvision",
+)
 
 
 class StagedOutput:

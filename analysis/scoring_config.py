@@ -116,10 +116,18 @@ class _Option:
 
 _HEATMAP_OPTIONS = (
     _Option(("heatmap", "sigma_px"), "--sigma-px", "Gaussian σ in image pixels (paper: 20)"),
-    _Option(("heatmap", "kernel_size_px"), "--kernel-size-px", "kernel side in pixels (paper: 80); 0 = untruncated",
-            none_as=0),
-    _Option(("heatmap", "duration_weighted"), "--no-duration-weighting", "count fixations instead of adding durations",
-            negate=True),
+    _Option(
+        ("heatmap", "kernel_size_px"),
+        "--kernel-size-px",
+        "kernel side in pixels (paper: 80); 0 = untruncated",
+        none_as=0,
+    ),
+    _Option(
+        ("heatmap", "duration_weighted"),
+        "--no-duration-weighting",
+        "count fixations instead of adding durations",
+        negate=True,
+    ),
     _Option(("heatmap", "exclude_first_fixation"), "--exclude-first-fixation", "drop each trial's first fixation"),
 )
 _OPTIONS = (

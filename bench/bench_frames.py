@@ -61,9 +61,7 @@ def start_receiver(folder: Path) -> tuple[subprocess.Popen, str]:
         "    print(r.endpoint, flush=True)\n"
         "    while True: r.poll(100)\n"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     return process, process.stdout.readline().strip()
 
 
@@ -71,9 +69,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration-ms", type=float, default=5000.0)
     parser.add_argument("--repeat", type=int, default=1, help="trials per variant (alternating)")
-    parser.add_argument(
-        "--use-display", action="store_true", help="use $DISPLAY instead of a private Xvfb"
-    )
+    parser.add_argument("--use-display", action="store_true", help="use $DISPLAY instead of a private Xvfb")
     args = parser.parse_args()
     if not STIMULI.is_dir():
         print(f"needs the OSIE stimuli at {STIMULI}", file=sys.stderr)
@@ -86,9 +82,8 @@ def main() -> int:
         os.environ["DISPLAY"] = xvfb.display
     from experiment.config import SessionConfig
     from experiment.services import NullSink
-    from experiment.task import Session
-
     from experiment.stream import open_stream
+    from experiment.task import Session
 
     variants = ["reference", "simulated", "simulated+stream"]
     trials = len(variants) * args.repeat

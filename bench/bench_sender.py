@@ -63,8 +63,9 @@ RECORDS_PER_TRIAL = 1350  # 5 s of 250 Hz gaze plus fixations and mic levels
 
 
 def start_receiver(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-c", _RECEIVER_SCRIPT, str(data_dir)], cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", _RECEIVER_SCRIPT, str(data_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     return process, process.stdout.readline().strip()
 
 
@@ -113,8 +114,13 @@ def time_sender(endpoint: str, journal: Path, n: int, *, process: subprocess.Pop
         finally:
             gc.enable()
         longest_sleep_us = send_ns[slept].max() / 1e3 if slept.any() else 0.0
-        return send_ns, service_ns, sender.stats["would_block"], sender.pending, \
-            f"{slept.sum()} (≤{longest_sleep_us:.0f} µs)"
+        return (
+            send_ns,
+            service_ns,
+            sender.stats["would_block"],
+            sender.pending,
+            f"{slept.sum()} (≤{longest_sleep_us:.0f} µs)",
+        )
 
 
 def time_raw(endpoint: str, n: int) -> tuple[np.ndarray, int]:
@@ -173,7 +179,8 @@ def main() -> int:
             process, endpoint = (None, free_endpoint()) if condition == "absent" else start_receiver(tmp / condition)
             try:
                 send_ns, service_ns, refused, pending, slept = time_sender(
-                    endpoint, tmp / f"{condition}.msgpack", n, process=process, stall=condition == "stalled")
+                    endpoint, tmp / f"{condition}.msgpack", n, process=process, stall=condition == "stalled"
+                )
                 raw_ns, raw_refused = time_raw(endpoint, n)
             finally:
                 if process is not None:
@@ -185,15 +192,21 @@ def main() -> int:
         unbuffered_ns, buffered_ns = time_journal(tmp, args.records)
         rows.append(("-", "journal os.write", args.records, *stats_us(unbuffered_ns), "", "", ""))
         rows.append(("-", "1 MiB buffer (former)", args.records, *stats_us(buffered_ns), "", "", ""))
-    print(f"{'server':8} {'operation':22} {'calls':>7} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9} "
-          f"{'refused':>8} {'unacked':>8} {'slept':>14}")
+    print(
+        f"{'server':8} {'operation':22} {'calls':>7} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9} "
+        f"{'refused':>8} {'unacked':>8} {'slept':>14}"
+    )
     for condition, operation, calls, p50, p99, worst, refused, pending, slept in rows:
-        print(f"{condition:8} {operation:22} {calls:7d} {p50:8.1f} {p99:8.1f} {worst:9.0f} "
-              f"{refused!s:>8} {pending!s:>8} {slept!s:>14}")
-    print("refused: sends that met zmq.Again (kept for replay); unacked: records awaiting an ack at the end;\n"
-          "slept: sends during which the thread slept (voluntary context switch; a blocking send would),\n"
-          "with the longest such send: brief lock waits inside libzmq/the kernel, not network waits;\n"
-          "a max in ms without a sleep is preemption on this shared 2-core machine (see the raw reference)")
+        print(
+            f"{condition:8} {operation:22} {calls:7d} {p50:8.1f} {p99:8.1f} {worst:9.0f} "
+            f"{refused!s:>8} {pending!s:>8} {slept!s:>14}"
+        )
+    print(
+        "refused: sends that met zmq.Again (kept for replay); unacked: records awaiting an ack at the end;\n"
+        "slept: sends during which the thread slept (voluntary context switch; a blocking send would),\n"
+        "with the longest such send: brief lock waits inside libzmq/the kernel, not network waits;\n"
+        "a max in ms without a sleep is preemption on this shared 2-core machine (see the raw reference)"
+    )
     return 0
 
 

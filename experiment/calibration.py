@@ -13,10 +13,9 @@ window uses PsychoPy ``pix`` units, origin at the centre, y up.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
-
 import pylink
 
 __all__ = ["CalibrationGraphics", "KEY_CODES"]
@@ -88,9 +87,7 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         self._width_px, self._height_px = (int(v) for v in window.size)
         self._keys = keys
         self._idle = idle
-        self.target = visual.Circle(
-            window, radius=target_radius_px, fillColor="white", lineColor="white", units="pix"
-        )
+        self.target = visual.Circle(window, radius=target_radius_px, fillColor="white", lineColor="white", units="pix")
         self._target_centre = visual.Circle(
             window, radius=target_radius_px / 4, fillColor="black", lineColor="black", units="pix"
         )
@@ -155,9 +152,7 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
             else:
                 code = pylink.JUNK_KEY
             modifier = (
-                256
-                if modifiers.get("alt")
-                else 64 if modifiers.get("ctrl") else 1 if modifiers.get("shift") else 0
+                256 if modifiers.get("alt") else 64 if modifiers.get("ctrl") else 1 if modifiers.get("shift") else 0
             )
             inputs.append(pylink.KeyInput(code, modifier))
         return inputs
@@ -177,9 +172,7 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         self._title.text = text
 
     def set_image_palette(self, r, g, b) -> None:
-        self._palette = np.stack([np.asarray(r), np.asarray(g), np.asarray(b)], axis=1).astype(
-            np.uint8
-        )
+        self._palette = np.stack([np.asarray(r), np.asarray(g), np.asarray(b)], axis=1).astype(np.uint8)
         self._rows = []
 
     def draw_image_line(self, width: int, line: int, totlines: int, buff) -> None:

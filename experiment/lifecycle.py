@@ -319,7 +319,7 @@ def _attempt(step: str, action: Callable[[], Any]) -> Any:
     """Run one shutdown step; a failure is logged and the shutdown goes on (returns None)."""
     try:
         return action()
-    except Exception:  # noqa: BLE001 — shutdown must go on; the failure is logged.
+    except Exception:
         logger.exception("shutdown step %r failed", step)
         return None
 

@@ -161,7 +161,7 @@ class OperatorScreens:
         started = time.perf_counter()
         recalibrations = 0
         services.screen = "drift"
-        services.keys()  # forget keys pressed during the previous trial
+        services.read_keys()  # forget keys pressed during the previous trial
         while True:
             devices.visuals.dot.draw()
             devices.visuals.dot_centre.draw()
@@ -170,7 +170,7 @@ class OperatorScreens:
             if hold is not None and self._gaze_held(hold):
                 accepted_by = "gaze"
                 break
-            keys = services.keys()
+            keys = services.read_keys()
             if "space" in keys:
                 accepted_by = "space"
                 break
@@ -221,7 +221,7 @@ class OperatorScreens:
                 text.draw()
                 self.devices.window.flip()
                 services.service()
-                pressed = [key for key in services.keys() if key in keys]
+                pressed = [key for key in services.read_keys() if key in keys]
                 if pressed:
                     return pressed[0]
 

@@ -264,9 +264,7 @@ class ImagePeriod:
         audio = self._save_audio(onset, offset)
         devices.tracker.send_message(f"TRIAL_RESULT {TRIAL_DONE}")
         shown_ms = (offset.perf_s - onset.perf_s) * 1000.0
-        fixations = [
-            replace(self._fixation(event, onset), stimulus_duration_ms=shown_ms) for event in self._events
-        ]
+        fixations = [replace(self._fixation(event, onset), stimulus_duration_ms=shown_ms) for event in self._events]
         row = self._row(onset, offset, drift_correction, audio, n_fixations=len(fixations))
         return row, fixations, self._trial_end(onset, offset, aborted=False)
 
@@ -311,7 +309,7 @@ class ImagePeriod:
                 level = devices.microphone.level()
                 services.send(MicLevel(trial=self.trial, t_session_ms=self.clock.session_ms(busy), **level))
             services.service()
-            if {"q", "escape"} & set(services.keys()):
+            if {"q", "escape"} & set(services.read_keys()):
                 self._abort(onset)
             self._overhead_s.append(time.perf_counter() - busy)
             if offset_is_due(self._flips, deadline_s, refresh=devices.refresh):
@@ -403,9 +401,7 @@ class ImagePeriod:
             **streamed_frame_timing(summary["dropped_frames"]),
             aborted=aborted,
             display_duration_ms=shown_ms,
-            overrun=is_overrun(
-                shown_ms, requested_ms=self.config.duration_ms, period_ms=self.devices.frame_period_ms
-            ),
+            overrun=is_overrun(shown_ms, requested_ms=self.config.duration_ms, period_ms=self.devices.frame_period_ms),
         )
 
     def _save_audio(self, onset: FlipTimes, offset: FlipTimes) -> dict[str, Any] | None:

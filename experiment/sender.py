@@ -15,8 +15,8 @@ import os
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import zmq
 
@@ -148,8 +148,9 @@ class Sender:
         #: kept for later), ``resent`` (transmissions made by :meth:`service`: records refused
         #: earlier or replayed), ``hellos``, ``acks``, ``replay_requests``, ``bad_replies``,
         #: ``server_ahead`` (the server held seqs beyond this sender's last: numbering jumped)
-        self.stats = dict.fromkeys(("sent", "would_block", "resent", "hellos", "acks", "replay_requests",
-                                    "bad_replies", "server_ahead"), 0)
+        self.stats = dict.fromkeys(
+            ("sent", "would_block", "resent", "hellos", "acks", "replay_requests", "bad_replies", "server_ahead"), 0
+        )
         self._closed = False
         try:
             self._reload_journal()
@@ -286,10 +287,14 @@ class Sender:
         if self._pending:
             logger.warning(
                 "session %s closed with %d records unacknowledged (seq %d..%d); they are in %s",
-                self.session, len(self._pending), self.acked_seq + 1, self.last_seq, self.journal_path,
+                self.session,
+                len(self._pending),
+                self.acked_seq + 1,
+                self.last_seq,
+                self.journal_path,
             )
 
-    def __enter__(self) -> "Sender":
+    def __enter__(self) -> Sender:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -334,7 +339,7 @@ class Sender:
     def _write_journal(self, payload: bytes) -> None:
         view = memoryview(payload)
         while view:  # os.write may write less than asked (e.g. interrupted by a signal)
-            view = view[os.write(self._journal_fd, view):]
+            view = view[os.write(self._journal_fd, view) :]
 
     def _deliver(self, now: float) -> None:
         """Take in replies, (re)transmit what is due (bounded), say hello when acks stall."""
@@ -399,7 +404,12 @@ class Sender:
         logger.warning(
             "session %s: the server holds seq 1..%d, the journal %s only up to seq %d (records were lost from "
             "it, e.g. by a power cut before its fsync, or an older lookwhere wrote it); numbering continues at "
-            "seq %d", self.session, held, self.journal_path, self.last_seq, held + 1,
+            "seq %d",
+            self.session,
+            held,
+            self.journal_path,
+            self.last_seq,
+            held + 1,
         )
         own = max(self._next_send, self._first_own_seq)
         if own <= self.last_seq:
@@ -411,8 +421,13 @@ class Sender:
                 if not self._transmit(self._pending_topics[index], self._pending[index]):
                     break
         if self._first_own_seq <= self.last_seq:
-            logger.warning("session %s: seq %d..%d of this sender differ from the server's: it counts them as "
-                           "conflicts and keeps them aside", self.session, self._first_own_seq, self.last_seq)
+            logger.warning(
+                "session %s: seq %d..%d of this sender differ from the server's: it counts them as "
+                "conflicts and keeps them aside",
+                self.session,
+                self._first_own_seq,
+                self.last_seq,
+            )
         self._jump_to(held, now)
 
     def _jump_to(self, held: int, now: float) -> None:
@@ -430,7 +445,11 @@ class Sender:
         logger.warning(
             "session %s: the server asks for seq %d onwards, but it acknowledged seq 1..%d, which this sender "
             "dropped from memory (did its data folder change?). They are in %s: run the session with --resume "
-            "to offer them again", self.session, from_seq, self.acked_seq, self.journal_path,
+            "to offer them again",
+            self.session,
+            from_seq,
+            self.acked_seq,
+            self.journal_path,
         )
 
     def _acknowledge(self, seq: int, now: float) -> None:

@@ -1,9 +1,9 @@
 """What every frame loop of the session does: service the live stream and read the operator's keys.
 
 Every loop that shows something — the image, the drift-correction dot, a pause or a question —
-calls :meth:`FrameServices.service` once per frame (the stream's I/O and heartbeats, which say what
-the task waits for) and reads keys with :meth:`FrameServices.keys` (recording which screen they
-are read on, so a scripted key source can press each key on the intended screen).
+calls :meth:`FrameServices.service` once per frame (the stream's I/O and heartbeats, which say
+what the task waits for) and reads keys with :meth:`FrameServices.read_keys` (recording which
+screen they are read on, so a scripted key source can press each key on the intended screen).
 """
 
 from __future__ import annotations
@@ -112,6 +112,6 @@ class FrameServices:
         finally:
             self.waiting = previous
 
-    def keys(self) -> list[str]:
+    def read_keys(self) -> list[str]:
         """The keys pressed since the last call."""
         return self._keys()

@@ -82,7 +82,5 @@ def open_stream(endpoint: str, session_dir: Path, *, session: str) -> StreamSink
     with the records the journal already holds (the server keeps only what it lacks)."""
     session_dir.mkdir(parents=True, exist_ok=True)
     # The sink sends the heartbeats: only the task knows what it waits for.
-    sender = Sender(
-        endpoint, session_dir / JOURNAL_NAME, session=session, heartbeat_interval_s=None
-    )
+    sender = Sender(endpoint, session_dir / JOURNAL_NAME, session=session, heartbeat_interval_s=None)
     return StreamSink(sender)

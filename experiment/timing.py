@@ -12,8 +12,9 @@ All times are in ms; ``intervals_ms`` are flip-to-flip intervals, shape ``(N,)``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -164,9 +165,7 @@ class Tracker(ABC):
     def open_edf(self, name: str) -> None:
         """Open the host-side data file ``name`` (≤ 8 characters, no extension)."""
 
-    def configure(
-        self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int
-    ) -> None:
+    def configure(self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int) -> None:
         """Send the configuration (sampling rate, calibration type, coordinates, filters)."""
 
     def calibrate(self) -> CalibrationResult:
@@ -241,10 +240,7 @@ def read_scanpaths(path: Path) -> dict[str, list[np.ndarray]]:
         table = table.rename(columns={"participant": "observer"})
     missing = {"observer", "image", "x_image_px", "y_image_px", "duration_ms"} - set(table.columns)
     if missing:
-        raise ValueError(
-            f"scanpath table {path} lacks the columns {sorted(missing)}; "
-            f"it has {list(table.columns)}"
-        )
+        raise ValueError(f"scanpath table {path} lacks the columns {sorted(missing)}; it has {list(table.columns)}")
     scanpaths: dict[str, list[np.ndarray]] = {}
     for (image, _), rows in table.groupby(["image", "observer"], sort=False):
         values = rows[["x_image_px", "y_image_px", "duration_ms"]].to_numpy(dtype=float)
@@ -257,9 +253,10 @@ class SimulatedTracker(Tracker):
 
     At each ``TRIALID`` message the drift-correction dot appears and the participant moves from
     where they were looking to it after a latency drawn from :data:`DOT_LATENCY_MS`; they look
-    at the screen centre until ``IMAGE_ONSET`` is sent, then explore the image announced by the last ``!V TRIAL_VAR image <id>`` message. Fixation durations follow a
-    gamma distribution (shape 4, mean 250 ms) and saccades take a gamma-distributed 20–60 ms; the
-    fixation positions come from a replayed observer's scanpath when ``scanpaths`` holds the image,
+    at the screen centre until ``IMAGE_ONSET`` is sent, then explore the image announced by the
+    last ``!V TRIAL_VAR image <id>`` message. Fixation durations follow a gamma distribution
+    (shape 4, mean 250 ms) and saccades take a gamma-distributed 20–60 ms; the fixation positions
+    come from a replayed observer's scanpath when ``scanpaths`` holds the image,
     otherwise from a density proportional to the image's local contrast times a centre-bias
     Gaussian (σ = ¼ of the displayed image size), as viewers of natural images do.
     :meth:`gaze_position` reports the current fixation's position plus Gaussian jitter of
@@ -322,16 +319,11 @@ class SimulatedTracker(Tracker):
         return self._origin_ms + (time.perf_counter() - self._t0) * 1000.0
 
     def _quantise(self, t_ms: float) -> float:
-        return (
-            self._origin_ms
-            + float(np.floor((t_ms - self._origin_ms) / self._sample_ms)) * self._sample_ms
-        )
+        return self._origin_ms + float(np.floor((t_ms - self._origin_ms) / self._sample_ms)) * self._sample_ms
 
     def send_message(self, text: str) -> None:
         if text.startswith("TRIALID"):
-            self._on_dot_from_ms = self.tracker_time_ms() + float(
-                self._rng.uniform(*DOT_LATENCY_MS)
-            )
+            self._on_dot_from_ms = self.tracker_time_ms() + float(self._rng.uniform(*DOT_LATENCY_MS))
         elif text.startswith("!V TRIAL_VAR image "):
             self._prepare_image(text.split(" ", 3)[3])
         elif text == "IMAGE_ONSET":
@@ -362,11 +354,7 @@ class SimulatedTracker(Tracker):
         gy, gx = np.gradient(grey)
         rows, cols = np.mgrid[0 : small[1], 0 : small[0]]
         centre = np.exp(
-            -(
-                ((cols - small[0] / 2) / (small[0] / 4)) ** 2
-                + ((rows - small[1] / 2) / (small[1] / 4)) ** 2
-            )
-            / 2
+            -(((cols - small[0] / 2) / (small[0] / 4)) ** 2 + ((rows - small[1] / 2) / (small[1] / 4)) ** 2) / 2
         )
         density = ((np.hypot(gx, gy) + 1e-3) * centre).ravel()
         # The cumulative density, so that drawing a position in the frame loop is one bisection.
@@ -489,9 +477,7 @@ class EyeLinkTracker(Tracker):
         correction waits for the operator (the task services its stream there).
     """
 
-    def __init__(
-        self, host: str | None, *, window=None, idle: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, host: str | None, *, window=None, idle: Callable[[], None] | None = None) -> None:
         import pylink
 
         self._pylink = pylink
@@ -533,9 +519,7 @@ class EyeLinkTracker(Tracker):
         self._link.openDataFile(f"{name}.EDF")
         self._link.sendCommand("add_file_preamble_text 'lookwhere session'")
 
-    def configure(
-        self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int
-    ) -> None:
+    def configure(self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int) -> None:
         el = self._link
         self._sample_ms = 1000.0 / sample_rate_hz
         el.setOfflineMode()
@@ -544,19 +528,13 @@ class EyeLinkTracker(Tracker):
         el.sendCommand(f"screen_pixel_coords = 0 0 {screen_width_px - 1} {screen_height_px - 1}")
         el.sendMessage(f"DISPLAY_COORDS 0 0 {screen_width_px - 1} {screen_height_px - 1}")
         el.sendCommand("file_event_filter = LEFT,RIGHT,FIXATION,SACCADE,BLINK,MESSAGE,BUTTON,INPUT")
-        el.sendCommand(
-            "file_sample_data = LEFT,RIGHT,GAZE,HREF,RAW,AREA,HTARGET,GAZERES,BUTTON,STATUS,INPUT"
-        )
-        el.sendCommand(
-            "link_event_filter = LEFT,RIGHT,FIXATION,FIXUPDATE,SACCADE,BLINK,BUTTON,INPUT"
-        )
+        el.sendCommand("file_sample_data = LEFT,RIGHT,GAZE,HREF,RAW,AREA,HTARGET,GAZERES,BUTTON,STATUS,INPUT")
+        el.sendCommand("link_event_filter = LEFT,RIGHT,FIXATION,FIXUPDATE,SACCADE,BLINK,BUTTON,INPUT")
         el.sendCommand("link_sample_data = LEFT,RIGHT,GAZE,GAZERES,AREA,HTARGET,STATUS,INPUT")
         if not self.dummy and self._window is not None:
             from experiment.calibration import CalibrationGraphics
 
-            self._pylink.openGraphicsEx(
-                CalibrationGraphics(self._link, self._window, idle=self._idle)
-            )
+            self._pylink.openGraphicsEx(CalibrationGraphics(self._link, self._window, idle=self._idle))
 
     def calibrate(self) -> CalibrationResult:
         if self.dummy:
@@ -564,9 +542,7 @@ class EyeLinkTracker(Tracker):
             # skip it.
             return CalibrationResult(skipped=True, reason="dummy connection")
         self._link.doTrackerSetup()
-        return CalibrationResult(
-            result=self._link.getCalibrationResult(), message=self._link.getCalibrationMessage()
-        )
+        return CalibrationResult(result=self._link.getCalibrationResult(), message=self._link.getCalibrationMessage())
 
     def drift_correct(self, x_display_px: float, y_display_px: float) -> DriftResult:
         if self.dummy:
@@ -654,9 +630,7 @@ class EyeLinkTracker(Tracker):
                 continue
             on_disk = Path(destination).stat().st_size if Path(destination).exists() else -1
             if size > 0 and on_disk == size:
-                return EdfTransfer(
-                    transferred=True, host_file=host_name, path=str(destination), bytes=size
-                )
+                return EdfTransfer(transferred=True, host_file=host_name, path=str(destination), bytes=size)
             logger.warning(
                 "EDF transfer attempt %d/%d: %d bytes sent, %d on disk",
                 attempt,
@@ -664,9 +638,7 @@ class EyeLinkTracker(Tracker):
                 size,
                 on_disk,
             )
-        return EdfTransfer(
-            transferred=False, host_file=host_name, reason=f"{retries} attempts failed"
-        )
+        return EdfTransfer(transferred=False, host_file=host_name, reason=f"{retries} attempts failed")
 
     def close(self) -> None:
         if self._el is not None:
@@ -674,9 +646,7 @@ class EyeLinkTracker(Tracker):
             self._el = None
 
 
-def make_tracker(
-    config, stimuli: StimulusSet, *, window=None, idle: Callable[[], None] | None = None
-) -> Tracker:
+def make_tracker(config, stimuli: StimulusSet, *, window=None, idle: Callable[[], None] | None = None) -> Tracker:
     """The backend named by ``config.tracker`` (a :class:`experiment.config.SessionConfig`);
     ``window`` and ``idle`` go to :class:`EyeLinkTracker`'s calibration graphics."""
     if config.tracker == "simulated":
@@ -689,6 +659,4 @@ def make_tracker(
             seed=config.seed,
             scanpaths=read_scanpaths(config.scanpaths) if config.scanpaths else None,
         )
-    return EyeLinkTracker(
-        None if config.tracker == "eyelink-dummy" else config.host, window=window, idle=idle
-    )
+    return EyeLinkTracker(None if config.tracker == "eyelink-dummy" else config.host, window=window, idle=idle)

@@ -48,9 +48,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import msgpack
 
@@ -563,9 +564,14 @@ def _unpack(payload: bytes) -> Any:
         raise ProtocolError("oversize", f"payload is {len(payload)} bytes; at most {MAX_MESSAGE_BYTES}")
     try:
         return msgpack.unpackb(
-            payload, raw=False, strict_map_key=True, use_list=True,
-            max_str_len=MAX_MESSAGE_BYTES, max_bin_len=MAX_MESSAGE_BYTES,
-            max_array_len=4096, max_map_len=256,
+            payload,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            max_str_len=MAX_MESSAGE_BYTES,
+            max_bin_len=MAX_MESSAGE_BYTES,
+            max_array_len=4096,
+            max_map_len=256,
         )
     # msgpack signals malformed input with several ValueError subclasses (ExtraData, FormatError,
     # StackError, UnicodeDecodeError) and TypeError/OverflowError for unusable keys or numbers.
@@ -601,8 +607,9 @@ _CONTROL_FIELDS = {TOPIC_HELLO: "last_seq", TOPIC_ACK: "seq", TOPIC_REPLAY: "fro
 
 def encode_control(topic: bytes, session: str, seq: int) -> tuple[bytes, bytes]:
     """Frames of a control message: hello ``{last_seq}`` (the last seq the sender transmitted: the
-    server asks for a replay when it holds less), ack ``{seq}`` (the server's last held seq: 1..seq are persisted) or replay
-    ``{from_seq}`` (the server holds 1..from_seq-1 and wants the rest)."""
+    server asks for a replay when it holds less), ack ``{seq}`` (the server's last held seq:
+    1..seq are persisted) or replay ``{from_seq}`` (the server holds 1..from_seq-1 and wants the
+    rest)."""
     return topic, msgpack.packb({"v": SCHEMA_VERSION, "session": session, _CONTROL_FIELDS[topic]: seq})
 
 

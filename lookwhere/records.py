@@ -76,7 +76,8 @@ FIXATION_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Fix
 
 _DTYPE_OF = {"str": "string", "int": "int64", "float": "float64"}
 FIXATION_DTYPES: dict[str, str] = {
-    f.name: _DTYPE_OF[f.type] for f in dataclasses.fields(Fixation)  # type: ignore[index]
+    f.name: _DTYPE_OF[f.type]
+    for f in dataclasses.fields(Fixation)  # type: ignore[index]
 }
 
 #: The fixation table of a recorded session, in its folder (written by :mod:`experiment.records`).

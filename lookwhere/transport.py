@@ -87,7 +87,7 @@ class CurveKeys:
     server_public: bytes | None = None
 
     @classmethod
-    def load(cls, secret_file: str | Path, *, server_public_file: str | Path | None = None) -> "CurveKeys":
+    def load(cls, secret_file: str | Path, *, server_public_file: str | Path | None = None) -> CurveKeys:
         """Read a ``.key_secret`` file written by :func:`create_keys` (and the server's ``.key``)."""
         public, secret = zmq.auth.load_certificate(str(secret_file))
         if secret is None:
@@ -157,7 +157,8 @@ def make_socket(context: zmq.Context, role: str, *, curve: CurveKeys | None = No
         raise ValueError(f"role must be one of {sorted(ROLES)}; got {role!r}")
     if curve is not None and (role == "receiver") != (curve.server_public is None):
         raise ValueError(
-            "the receiver's CurveKeys must have server_public=None (it is the server)" if role == "receiver"
+            "the receiver's CurveKeys must have server_public=None (it is the server)"
+            if role == "receiver"
             else "the sender's CurveKeys need server_public, the server's public key"
         )
     spec = ROLES[role]

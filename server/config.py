@@ -58,8 +58,10 @@ class ServeConfig(ScoringConfig):
     @model_validator(mode="after")
     def _check(self) -> ServeConfig:
         if (self.curve_secret is None) != (self.curve_allowed is None):
-            raise ValueError("--curve-secret and --curve-allowed go together (the server key and the "
-                             "folder of allowed client keys; make them with `lookwhere keys`)")
+            raise ValueError(
+                "--curve-secret and --curve-allowed go together (the server key and the "
+                "folder of allowed client keys; make them with `lookwhere keys`)"
+            )
         if self.token is None and not self.is_loopback:
             object.__setattr__(self, "token", secrets.token_urlsafe(18))
         return self

@@ -39,6 +39,7 @@ from analysis.registry import BASELINE_MAPS, HUMAN_MAPS, METRIC_REGISTRY, map_ki
 from lookwhere.protocol import Record
 from lookwhere.transport import DEFAULT_HOST
 from server.receiver import Receiver
+from server.scoring import ImageInput
 from server.sections import (
     SECTIONS,
     FixationsSection,
@@ -57,7 +58,6 @@ from server.sections import (
     TrialSection,
     jsonable,
 )
-from server.scoring import ImageInput
 from server.state import Change, LiveState
 from server.thumbnails import ThumbnailCache
 from stimuli.sets import StimulusSet
@@ -78,14 +78,23 @@ def _percentiles(values: deque[float]) -> dict[str, Any]:
     if not values:
         return {"p50": None, "p99": None, "max": None, "n": 0}
     array = np.asarray(values, dtype=float)
-    return {"p50": float(np.percentile(array, 50)), "p99": float(np.percentile(array, 99)),
-            "max": float(array.max()), "n": int(array.size)}
+    return {
+        "p50": float(np.percentile(array, 50)),
+        "p99": float(np.percentile(array, 99)),
+        "max": float(array.max()),
+        "n": int(array.size),
+    }
 
 
 def _sections_of(change: Change) -> set[str]:
     """The sections a state change refreshes (the scores and history follow the scoring thread)."""
-    parts = (("session", change.session), ("trial", change.trial), ("fixations", change.trial_fixations),
-             ("gaze", change.gaze), ("mic", change.mic))
+    parts = (
+        ("session", change.session),
+        ("trial", change.trial),
+        ("fixations", change.trial_fixations),
+        ("gaze", change.gaze),
+        ("mic", change.mic),
+    )
     return {name for name, changed in parts if changed}
 
 
@@ -132,7 +141,9 @@ class LiveHub:
         self.stimuli = stimuli
         self.data_dir = Path(data_dir)
         self.maps = None if maps is None else RecentMaps(maps)
-        self.thumbnails = None if self.maps is None else ThumbnailCache(self.data_dir / "thumbnails", self.maps, stimuli)
+        self.thumbnails = (
+            None if self.maps is None else ThumbnailCache(self.data_dir / "thumbnails", self.maps, stimuli)
+        )
         self._health_interval_s = health_interval_s
         self._lock = threading.Lock()  # the live state and the view
         self._score_lock = threading.Lock()  # the scorer (its engines are not thread-safe)
@@ -155,8 +166,9 @@ class LiveHub:
         self.scoring_device = self.state.scorer.device
         self._focus: str | None = self.state.image_ids[-1] if self.state.image_ids else None
         self._history = self.state.image_counts()  # image → pooled counts when last scored
-        self.receiver = Receiver(self.data_dir, host=host, port=zmq_port, curve=curve,
-                                 allowed_keys_dir=allowed_keys_dir)
+        self.receiver = Receiver(
+            self.data_dir, host=host, port=zmq_port, curve=curve, allowed_keys_dir=allowed_keys_dir
+        )
         #: the stream's bound endpoint, e.g. ``"tcp://127.0.0.1:43517"``
         self.endpoint = self.receiver.endpoint
         with self._lock:
@@ -212,8 +224,7 @@ class LiveHub:
         """The sections newer than the versions in ``sent`` (``{}``: all), as JSON-ready dicts, and
         their versions."""
         with self._lock:
-            changed = {name: self._sections[name] for name in SECTIONS
-                       if self._versions[name] > sent.get(name, -1)}
+            changed = {name: self._sections[name] for name in SECTIONS if self._versions[name] > sent.get(name, -1)}
             return changed, dict(self._versions)
 
     def _set(self, name: str, section: BaseModel) -> None:
@@ -272,9 +283,13 @@ class LiveHub:
         again with this trial's data."""
         self._dirty.set()
         self._focus = image
-        self._set_scores(image, self._summaries.get(image) or self._unscored(image),
-                         through=dict(self.state.live.applied_seq), participant=self.state.participant,
-                         trial_fixations=0)
+        self._set_scores(
+            image,
+            self._summaries.get(image) or self._unscored(image),
+            through=dict(self.state.live.applied_seq),
+            participant=self.state.participant,
+            trial_fixations=0,
+        )
 
     def _refresh(self, name: str) -> None:
         """Publish section ``name`` from the state (session, trial, fixations, gaze, mic)."""
@@ -282,17 +297,29 @@ class LiveHub:
         section: BaseModel
         if name == "session":
             section = SessionSection(
-                session=state.session, participant=state.participant, trial=state.trial,
-                n_trials=state.n_trials_planned, image=state.image, ended=state.session_ended,
-                tracker=state.tracker, last_seq=None if state.session is None else live.applied_seq.get(state.session),
-                waiting=None if state.session is None else live.waiting.get(state.session), n_records=state.n_records,
-                n_sessions=state.n_sessions, n_stimuli=len(self.stimuli.image_ids), ignored=state.ignored)
+                session=state.session,
+                participant=state.participant,
+                trial=state.trial,
+                n_trials=state.n_trials_planned,
+                image=state.image,
+                ended=state.session_ended,
+                tracker=state.tracker,
+                last_seq=None if state.session is None else live.applied_seq.get(state.session),
+                waiting=None if state.session is None else live.waiting.get(state.session),
+                n_records=state.n_records,
+                n_sessions=state.n_sessions,
+                n_stimuli=len(self.stimuli.image_ids),
+                ignored=state.ignored,
+            )
         elif name == "trial":
             section = TrialSection(trial=live.trial)
         elif name == "fixations":
-            section = FixationsSection(participant=state.participant, session=state.session,
-                                       image=None if live.trial is None else live.trial.image,
-                                       fixations=list(live.fixations))
+            section = FixationsSection(
+                participant=state.participant,
+                session=state.session,
+                image=None if live.trial is None else live.trial.image,
+                fixations=list(live.fixations),
+            )
         elif name == "gaze":
             section = GazeSection(gaze=live.gaze)
         elif name == "mic":
@@ -321,9 +348,16 @@ class LiveHub:
             "rates_per_s": {kind: count / window for kind, count in sorted(rates.items())},
             "receiver": counters,
             "malformed_total": sum(malformed.values()),
-            "stream": None if current is None else StreamStatus(
-                alive=current.alive, silent_s=jsonable(current.silent_s), last_seq=current.last_seq,
-                ended=current.ended, conflicts=current.conflicts, missing=current.missing),
+            "stream": None
+            if current is None
+            else StreamStatus(
+                alive=current.alive,
+                silent_s=jsonable(current.silent_s),
+                last_seq=current.last_seq,
+                ended=current.ended,
+                conflicts=current.conflicts,
+                missing=current.missing,
+            ),
             "connections": self.receiver.n_connections,
             "n_sessions_alive": sum(s.alive for s in sessions.values()),
             "latency_ms": _percentiles(self._latency_ms),
@@ -339,8 +373,12 @@ class LiveHub:
         }
 
     def _set_history(self) -> None:
-        self._set("history", HistorySection(images=[HistoryEntry(**row) for row in self._history.values()],
-                                            n_stimuli=len(self.stimuli.image_ids)))
+        self._set(
+            "history",
+            HistorySection(
+                images=[HistoryEntry(**row) for row in self._history.values()], n_stimuli=len(self.stimuli.image_ids)
+            ),
+        )
 
     # -- the scoring thread ------------------------------------------------------------------------
 
@@ -391,8 +429,14 @@ class LiveHub:
             self._history = history
             if summary is not None and focus is not None and summary["n_fixations"]:
                 self._summaries[focus] = summary
-            self._set_scores(focus, summary, through=through, participant=participant,
-                             trial_fixations=trial_fixations, score_ms=elapsed_ms)
+            self._set_scores(
+                focus,
+                summary,
+                through=through,
+                participant=participant,
+                trial_fixations=trial_fixations,
+                score_ms=elapsed_ms,
+            )
             self._scored_changes = changes
             self._set_history()
 
@@ -401,38 +445,72 @@ class LiveHub:
         with self._lock:
             return self.state.context_rows()
 
-    def _set_scores(self, image: str | None, summary: dict[str, Any] | None, *, through: dict[str, int],
-                    participant: str | None, trial_fixations: int | None, score_ms: float | None = None) -> None:
+    def _set_scores(
+        self,
+        image: str | None,
+        summary: dict[str, Any] | None,
+        *,
+        through: dict[str, int],
+        participant: str | None,
+        trial_fixations: int | None,
+        score_ms: float | None = None,
+    ) -> None:
         """Publish the scores section (under the lock).
 
         ``trial_fixations``: how many of the running trial's fixations the summary includes (0 at
         trial start: the image's pooled state before this trial), None outside a trial.
         """
         maps = self.maps_info()
-        self._set("scores", ScoresSection(
-            image=image, participant=participant, through_seq=through,
-            summary=None if summary is None else ImageSummary.model_validate(summary),
-            trial_fixations=trial_fixations, score_ms=score_ms, maps=maps,
-            metrics=[MetricInfo(name=name, title=METRIC_REGISTRY[name].title,
-                                higher_is_better=METRIC_REGISTRY[name].higher_is_better)
-                     for name in self.state.metrics],
-            map_kinds={name: map_kind(name) for name in (*BASELINE_MAPS, *HUMAN_MAPS, *maps.names)}))
+        self._set(
+            "scores",
+            ScoresSection(
+                image=image,
+                participant=participant,
+                through_seq=through,
+                summary=None if summary is None else ImageSummary.model_validate(summary),
+                trial_fixations=trial_fixations,
+                score_ms=score_ms,
+                maps=maps,
+                metrics=[
+                    MetricInfo(
+                        name=name,
+                        title=METRIC_REGISTRY[name].title,
+                        higher_is_better=METRIC_REGISTRY[name].higher_is_better,
+                    )
+                    for name in self.state.metrics
+                ],
+                map_kinds={name: map_kind(name) for name in (*BASELINE_MAPS, *HUMAN_MAPS, *maps.names)},
+            ),
+        )
 
     def _unscored(self, image_id: str) -> dict[str, Any]:
         """The summary of an image not scored since this server started: pooled counts, no scores
         yet (``pending`` while it has fixations, which the scoring thread is about to score)."""
         counts = self._history.get(image_id, {})
-        return self._empty_summary(image_id, n_fixations=counts.get("n_fixations", 0),
-                                   n_participants=counts.get("n_participants", 0), pending=bool(counts))
+        return self._empty_summary(
+            image_id,
+            n_fixations=counts.get("n_fixations", 0),
+            n_participants=counts.get("n_participants", 0),
+            pending=bool(counts),
+        )
 
-    def _empty_summary(self, image_id: str, *, n_fixations: int = 0, n_participants: int = 0,
-                       pending: bool = False) -> dict[str, Any]:
+    def _empty_summary(
+        self, image_id: str, *, n_fixations: int = 0, n_participants: int = 0, pending: bool = False
+    ) -> dict[str, Any]:
         self.stimuli.path(image_id)  # KeyError when the set does not hold it
-        return {"image": image_id, "shape": list(self.stimuli.shape(image_id)), "n_fixations": n_fixations,
-                "n_fixations_used": None if pending else 0, "n_participants": n_participants,
-                "participant": self.state.participant, "n_fixations_participant": 0,
-                "heatmap_params": self.state.params.model_dump(), "scores": {}, "participant_scores": None,
-                "pending": pending}
+        return {
+            "image": image_id,
+            "shape": list(self.stimuli.shape(image_id)),
+            "n_fixations": n_fixations,
+            "n_fixations_used": None if pending else 0,
+            "n_participants": n_participants,
+            "participant": self.state.participant,
+            "n_fixations_participant": 0,
+            "heatmap_params": self.state.params.model_dump(),
+            "scores": {},
+            "participant_scores": None,
+            "pending": pending,
+        }
 
     # -- queries (any thread) ----------------------------------------------------------------------
 
@@ -440,8 +518,12 @@ class LiveHub:
         """Which model maps are scored, and whether they come from untrained weights."""
         if self.maps is None or self.thumbnails is None:
             return MapsInfo(names=[], label=None, untrained=False, store_key=None)
-        return MapsInfo(names=list(self.maps.map_names), label=self.maps.metadata["weights"].get("label"),
-                        untrained=self.maps.is_untrained, store_key=self.thumbnails.key)
+        return MapsInfo(
+            names=list(self.maps.map_names),
+            label=self.maps.metadata["weights"].get("label"),
+            untrained=self.maps.is_untrained,
+            store_key=self.thumbnails.key,
+        )
 
     def _image_input(self, image_id: str) -> ImageInput | None:
         """The image's scoring input; None while it has no fixation (KeyError: not a stimulus)."""
@@ -497,13 +579,21 @@ class LiveHub:
         touch the receiver), with the client count and uptime of now."""
         with self._lock:
             health = self._sections["health"]
-        return HealthSection.model_validate({**health, "clients": self.n_clients, "uptime_s": time.time() - self.started_at})
+        return HealthSection.model_validate(
+            {**health, "clients": self.n_clients, "uptime_s": time.time() - self.started_at}
+        )
 
     def session(self) -> SessionReport:
         """The current session and pooled totals (``LiveState.session_summary`` plus the live trial)."""
         with self._lock:  # copying is cheap; building the summary's table is not: outside the lock
             snapshot = self.state.copy()
         live = snapshot.live
-        return SessionReport.model_validate(jsonable({
-            **snapshot.session_summary(), "trial_info": live.trial,
-            "last_seq": None if snapshot.session is None else live.applied_seq.get(snapshot.session)}))
+        return SessionReport.model_validate(
+            jsonable(
+                {
+                    **snapshot.session_summary(),
+                    "trial_info": live.trial,
+                    "last_seq": None if snapshot.session is None else live.applied_seq.get(snapshot.session),
+                }
+            )
+        )

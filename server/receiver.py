@@ -46,9 +46,9 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import msgpack
 import zmq
@@ -165,8 +165,10 @@ class Receiver:
         max_batch: int = 1000,
     ) -> None:
         if (curve is None) != (allowed_keys_dir is None):
-            raise ValueError("CURVE needs both curve (the server keys) and allowed_keys_dir (client keys); "
-                             f"got curve={'set' if curve else None}, allowed_keys_dir={allowed_keys_dir!r}")
+            raise ValueError(
+                "CURVE needs both curve (the server keys) and allowed_keys_dir (client keys); "
+                f"got curve={'set' if curve else None}, allowed_keys_dir={allowed_keys_dir!r}"
+            )
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be in 0..65535 (0: any free port); got {port!r}")
         self._fsync = fsync
@@ -201,8 +203,7 @@ class Receiver:
         self._malformed: Counter[str] = Counter()
         self._conflicts_dir = self.store.folder / CONFLICTS_FOLDER
         self._reload_conflicts()
-        logger.info("receiver bound to %s%s, data in %s", self.endpoint, " (CURVE)" if curve else "",
-                    self.store.folder)
+        logger.info("receiver bound to %s%s, data in %s", self.endpoint, " (CURVE)" if curve else "", self.store.folder)
 
     # -- consumer API ----------------------------------------------------------------------------
 
@@ -225,9 +226,15 @@ class Receiver:
         """Stream health of every known session (persisted ones included)."""
         now = time.monotonic()
         return {
-            name: SessionStatus(name, s.last_seq, now - s.last_seen,
-                                now - s.last_seen <= self._liveness_timeout_s, s.ended, len(s.conflicts),
-                                max(0, s.highest_seen - s.last_seq))
+            name: SessionStatus(
+                name,
+                s.last_seq,
+                now - s.last_seen,
+                now - s.last_seen <= self._liveness_timeout_s,
+                s.ended,
+                len(s.conflicts),
+                max(0, s.highest_seen - s.last_seq),
+            )
             for name, s in self._sessions.items()
         }
 
@@ -267,8 +274,9 @@ class Receiver:
         self._update_liveness()
         return accepted
 
-    def serve(self, on_records: Callable[[list[Record]], None], *, stop: threading.Event,
-              timeout_ms: int = 100) -> None:
+    def serve(
+        self, on_records: Callable[[list[Record]], None], *, stop: threading.Event, timeout_ms: int = 100
+    ) -> None:
         """Call :meth:`poll` until ``stop`` is set, passing each non-empty batch to ``on_records``.
 
         Run it in one thread (e.g. a server's background thread): the receiver, like its socket,
@@ -288,7 +296,7 @@ class Receiver:
         if self._auth is not None:
             self._auth.stop()
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -370,15 +378,22 @@ class Receiver:
         try:
             view = memoryview(payload)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)  # before the ack that tells the sender its record is taken care of
         finally:
             os.close(fd)
         n = len(state.conflicts)
         log = logger.warning if n <= 10 or n % 100 == 0 else logger.debug
-        log("session %s seq %d: CONFLICT, a %s record differing from the %s held at this seq (%d in this "
+        log(
+            "session %s seq %d: CONFLICT, a %s record differing from the %s held at this seq (%d in this "
             "session); the held one stays, the received one is kept aside in %s",
-            record.session, record.seq, record.kind, msgpack.unpackb(held)["kind"], n, path)
+            record.session,
+            record.seq,
+            record.kind,
+            msgpack.unpackb(held)["kind"],
+            n,
+            path,
+        )
 
     def _reload_conflicts(self) -> None:
         for path in sorted(self._conflicts_dir.glob("*.msgpack")):
@@ -390,8 +405,9 @@ class Receiver:
                 start = end
         total = sum(len(s.conflicts) for s in self._sessions.values())
         if total:
-            logger.warning("%d conflicting records kept aside in %s (see the receiver's notes)", total,
-                           self._conflicts_dir)
+            logger.warning(
+                "%d conflicting records kept aside in %s (see the receiver's notes)", total, self._conflicts_dir
+            )
 
     def _request_replay(self, session: str, state: _Session, *, force: bool) -> None:
         wanted = state.last_seq + 1
@@ -430,5 +446,9 @@ class Receiver:
                 if alive:
                     logger.info("session %s: sender is streaming (last seq %d)", name, state.last_seq)
                 elif not state.ended:
-                    logger.warning("session %s: no message for %.1f s (last seq %d)",
-                                   name, self._liveness_timeout_s, state.last_seq)
+                    logger.warning(
+                        "session %s: no message for %.1f s (last seq %d)",
+                        name,
+                        self._liveness_timeout_s,
+                        state.last_seq,
+                    )

@@ -102,9 +102,12 @@ class LiveScorer:
         resolved = backend(device)
         #: where the engines compute: "cpu" (numpy) or a torch device such as "cuda:0"
         self.device = "cpu" if resolved.name == "numpy" else str(resolved.device)
-        self._engine_options = dict(params=without_selection(scoring.heatmap), device=self.device,
-                                    center_bias_sigma_fraction=scoring.center_bias_sigma_fraction,
-                                    **scoring.engine_options())
+        self._engine_options = dict(
+            params=without_selection(scoring.heatmap),
+            device=self.device,
+            center_bias_sigma_fraction=scoring.center_bias_sigma_fraction,
+            **scoring.engine_options(),
+        )
         self.max_images = max_images
         self._engines: OrderedDict[str, ImageEngine] = OrderedDict()
         self._keys: dict[str, list[tuple]] = {}  # image → the engine's fixations, in order added
@@ -157,16 +160,17 @@ class LiveScorer:
         engine = self._engine(item)
         keys = list(selected[_KEY_COLUMNS].itertuples(index=False, name=None))
         held = self._keys[item.image]
-        if keys[:len(held)] == held:
-            engine.add_fixations(selected.iloc[len(held):])
+        if keys[: len(held)] == held:
+            engine.add_fixations(selected.iloc[len(held) :])
         else:  # a retracted run or a changed selection: exactness first
             logger.debug("image %s: rebuilding its engine from %d fixations", item.image, len(keys))
             engine.replace_fixations(selected)
         self._keys[item.image] = keys
         if engine.context_version != item.context_version:
             rows, shapes = context()
-            engine.set_context(select_fixations(fixation_table(rows), self.params), shapes,
-                               version=item.context_version)
+            engine.set_context(
+                select_fixations(fixation_table(rows), self.params), shapes, version=item.context_version
+            )
         return engine
 
     def _engine(self, item: ImageInput) -> ImageEngine:

@@ -46,14 +46,16 @@ async def require_access(request: Request) -> None:
     """FastAPI dependency: 400 for a non-loopback ``Host`` on a loopback server; 401 unless the
     request carries the server's token (when it has one)."""
     if not _host_ok(request):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                            detail=f"host {request.headers.get('host')!r} is not this loopback server; "
-                                   "open the dashboard at http://127.0.0.1:PORT/")
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            detail=f"host {request.headers.get('host')!r} is not this loopback server; "
+            "open the dashboard at http://127.0.0.1:PORT/",
+        )
     if not _token_ok(request):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="this server is not on loopback and needs its token: open the URL that "
-                   "`lookwhere serve` printed (…?token=…) or send 'Authorization: Bearer TOKEN'",
+            "`lookwhere serve` printed (…?token=…) or send 'Authorization: Bearer TOKEN'",
         )
 
 

@@ -72,12 +72,12 @@ _PARTICIPANT = FIXATION_COLUMNS.index("participant")
 
 #: Why a record can be counted and ignored by :meth:`LiveState.apply`.
 IGNORED_REASONS = (
-    "unknown_image",       # a trial whose image is not in the stimulus set
-    "bad_geometry",        # a trial whose display geometry is invalid or not the image's size
-    "no_trial",            # a fixation of a trial the state never saw start (or that was ignored)
-    "image_mismatch",      # a fixation naming another image than its trial's
-    "unknown_session",     # a trial or fixation before its session's start
-    "malformed_journal",   # an entry of a persisted journal failing validation (restart only)
+    "unknown_image",  # a trial whose image is not in the stimulus set
+    "bad_geometry",  # a trial whose display geometry is invalid or not the image's size
+    "no_trial",  # a fixation of a trial the state never saw start (or that was ignored)
+    "image_mismatch",  # a fixation naming another image than its trial's
+    "unknown_session",  # a trial or fixation before its session's start
+    "malformed_journal",  # an entry of a persisted journal failing validation (restart only)
 )
 
 
@@ -129,8 +129,15 @@ class LiveView:
     applied_seq: dict[str, int] = field(default_factory=dict)  # session → last record applied
 
     def copy(self) -> LiveView:
-        return LiveView(self.trial, self.geometry, list(self.fixations), self.gaze, self.mic, dict(self.waiting),
-                        dict(self.applied_seq))
+        return LiveView(
+            self.trial,
+            self.geometry,
+            list(self.fixations),
+            self.gaze,
+            self.mic,
+            dict(self.waiting),
+            dict(self.applied_seq),
+        )
 
 
 class LiveState:
@@ -278,8 +285,7 @@ class LiveState:
             image_height_px=record.image_height_px,
         )
         self.live.fixations, self.live.gaze = [], None
-        return Change(session=True, trial=True, trial_fixations=True, gaze=True, images=dropped,
-                      started=record.image)
+        return Change(session=True, trial=True, trial_fixations=True, gaze=True, images=dropped, started=record.image)
 
     def _trial_geometry(self, record: TrialStart) -> DisplayGeometry | None:
         """The trial's display geometry; None (counted, ignored) for an unknown image or a geometry
@@ -294,8 +300,11 @@ class LiveState:
             return None
         size = self.stimuli.size(record.image)
         if (geometry.image_width_px, geometry.image_height_px) != size:
-            self._ignore("bad_geometry", f"trial {record.trial} declares {record.image} as "
-                         f"{geometry.image_width_px}x{geometry.image_height_px} px; the file is {size[0]}x{size[1]}")
+            self._ignore(
+                "bad_geometry",
+                f"trial {record.trial} declares {record.image} as "
+                f"{geometry.image_width_px}x{geometry.image_height_px} px; the file is {size[0]}x{size[1]}",
+            )
             return None
         return geometry
 
@@ -321,13 +330,23 @@ class LiveState:
         if geometry is None or record.session != self.session:
             return Change()
         x, y = geometry.display_to_image(record.x_display_px, record.y_display_px)
-        self.live.gaze = GazePoint(seq=record.seq, x_image_px=float(x), y_image_px=float(y),
-                                   t_session_ms=record.t_session_ms, server_time_s=time.time())
+        self.live.gaze = GazePoint(
+            seq=record.seq,
+            x_image_px=float(x),
+            y_image_px=float(y),
+            t_session_ms=record.t_session_ms,
+            server_time_s=time.time(),
+        )
         return Change(gaze=True)
 
     def _mic_level(self, record: MicLevel) -> Change:
-        self.live.mic = MicReading(rms_dbfs=record.rms_dbfs, peak_dbfs=record.peak_dbfs, xruns=record.xruns,
-                                   trial=record.trial, server_time_s=time.time())
+        self.live.mic = MicReading(
+            rms_dbfs=record.rms_dbfs,
+            peak_dbfs=record.peak_dbfs,
+            xruns=record.xruns,
+            trial=record.trial,
+            server_time_s=time.time(),
+        )
         return Change(mic=True)
 
     def _heartbeat(self, record: Heartbeat) -> Change:
@@ -337,17 +356,22 @@ class LiveState:
 
     def _time_trial(self, record: TrialEnd) -> None:
         """Add one trial's display timing to its session's (:meth:`timing`)."""
-        timing = self._timing.setdefault(record.session, {
-            "frame_timing": "unknown", "dropped_frames": 0, "trials": 0, "overruns": 0, "last_overrun": None})
+        timing = self._timing.setdefault(
+            record.session,
+            {"frame_timing": "unknown", "dropped_frames": 0, "trials": 0, "overruns": 0, "last_overrun": None},
+        )
         timing["frame_timing"] = record.frame_timing
         timing["trials"] += 1
         if record.frame_timing == "vsync":  # elsewhere the count is a placeholder (not measurable)
             timing["dropped_frames"] += record.dropped_frames
         if record.overrun:
             timing["overruns"] += 1
-            timing["last_overrun"] = {"trial": record.trial, "image": record.image,
-                                      "display_duration_ms": record.display_duration_ms,
-                                      "requested_ms": self._requested_ms.get((record.session, record.trial))}
+            timing["last_overrun"] = {
+                "trial": record.trial,
+                "image": record.image,
+                "display_duration_ms": record.display_duration_ms,
+                "requested_ms": self._requested_ms.get((record.session, record.trial)),
+            }
 
     def timing(self, session: str | None = None) -> dict | None:
         """Display timing of a session's trials (the current one by default), from its
@@ -411,11 +435,15 @@ class LiveState:
             return Change()
         image = self._trials.get((record.session, record.trial))
         if image is None:
-            self._ignore("no_trial", f"fixation seq {record.seq} of session {record.session}: trial "
-                         f"{record.trial} unknown or ignored")
+            self._ignore(
+                "no_trial",
+                f"fixation seq {record.seq} of session {record.session}: trial {record.trial} unknown or ignored",
+            )
             return Change()
         if record.image != image:
-            self._ignore("image_mismatch", f"fixation seq {record.seq} names {record.image!r}; its trial showed {image!r}")
+            self._ignore(
+                "image_mismatch", f"fixation seq {record.seq} names {record.image!r}; its trial showed {image!r}"
+            )
             return Change()
         self._runs.setdefault((record.session, record.trial), []).append(len(self._rows))
         self._image_rows[image].append(len(self._rows))
@@ -427,8 +455,14 @@ class LiveState:
         live = self.live.trial
         if live is None or record.trial != live.trial or record.session != self.session:
             return Change(images=frozenset({image}))
-        self.live.fixations.append(TrialFixation(seq=record.seq, x_image_px=record.x_image_px,
-                                                 y_image_px=record.y_image_px, duration_ms=record.duration_ms))
+        self.live.fixations.append(
+            TrialFixation(
+                seq=record.seq,
+                x_image_px=record.x_image_px,
+                y_image_px=record.y_image_px,
+                duration_ms=record.duration_ms,
+            )
+        )
         return Change(session=True, trial_fixations=True, images=frozenset({image}))
 
     def _changed(self, image: str) -> None:
@@ -438,7 +472,7 @@ class LiveState:
     def _invalidate(self) -> None:
         self._table: pd.DataFrame | None = None
 
-    def copy(self) -> "LiveState":
+    def copy(self) -> LiveState:
         """An independent copy of the pooled state (caches empty, a scorer of its own), e.g. to
         read it in another thread while this one keeps taking records; the stimuli and the map
         store are shared."""
@@ -463,7 +497,7 @@ class LiveState:
     # -- restart -----------------------------------------------------------------------------------
 
     @classmethod
-    def from_receiver_data(cls, data_dir, stimuli: StimulusSet, **options) -> "LiveState":
+    def from_receiver_data(cls, data_dir, stimuli: StimulusSet, **options) -> LiveState:
         """Rebuild the pooled state from the receiver's persisted journals (``<data_dir>/stream``).
 
         Sessions are replayed one after the other, ordered by their ``session_start`` wall time
@@ -496,7 +530,9 @@ class LiveState:
         for _, _, records in sorted(sessions, key=lambda item: item[:2]):
             state.apply_all(records)
         state.live = LiveView()  # nothing is live before a record arrives
-        logger.info("rebuilt the live state from %d journals in %s: %d fixations", len(sessions), folder, len(state._rows))
+        logger.info(
+            "rebuilt the live state from %d journals in %s: %d fixations", len(sessions), folder, len(state._rows)
+        )
         return state
 
     # -- tables and maps ---------------------------------------------------------------------------
@@ -550,10 +586,13 @@ class LiveState:
         if image_id not in self._image_ids:
             raise KeyError(f"image {image_id!r} is not in the stimulus set {self.stimuli.folder}")
         shape = self._shapes[image_id] if image_id in self._shapes else self.stimuli.shape(image_id)
-        return ImageInput(image=image_id, shape=shape,
-                          rows=tuple(self._rows[index] for index in self._image_rows[image_id]),
-                          context_version=self._version - self._image_versions[image_id],
-                          participant=self.participant)
+        return ImageInput(
+            image=image_id,
+            shape=shape,
+            rows=tuple(self._rows[index] for index in self._image_rows[image_id]),
+            context_version=self._version - self._image_versions[image_id],
+            participant=self.participant,
+        )
 
     def context_rows(self) -> tuple[list[tuple], dict[str, tuple[int, int]]]:
         """Every pooled fixation row and the shape of every image with fixations (the other images'
@@ -562,9 +601,14 @@ class LiveState:
 
     def image_counts(self) -> dict[str, dict]:
         """Per image with fixations: pooled fixation and participant counts (all received)."""
-        return {image: {"image": image, "n_fixations": len(indices),
-                        "n_participants": len({self._rows[i][_PARTICIPANT] for i in indices})}
-                for image, indices in sorted(self._image_rows.items())}
+        return {
+            image: {
+                "image": image,
+                "n_fixations": len(indices),
+                "n_participants": len({self._rows[i][_PARTICIPANT] for i in indices}),
+            }
+            for image, indices in sorted(self._image_rows.items())
+        }
 
     @property
     def params(self) -> HeatmapParams:

@@ -156,8 +156,9 @@ def minmax_per_image(maps: torch.Tensor) -> torch.Tensor:
     return scaled.reshape(maps.shape)
 
 
-def dense_attention_maps(features: dict[str, torch.Tensor], sensitivities: dict[str, torch.Tensor], *,
-                         layer_norm: str = "minmax") -> dict[str, torch.Tensor]:
+def dense_attention_maps(
+    features: dict[str, torch.Tensor], sensitivities: dict[str, torch.Tensor], *, layer_norm: str = "minmax"
+) -> dict[str, torch.Tensor]:
     """Per-layer maps and dense combinations (eq. 5–14) from block outputs and their sensitivities.
 
     Parameters

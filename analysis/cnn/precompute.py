@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import torch
@@ -20,8 +20,7 @@ from tqdm.auto import tqdm
 
 from analysis.cnn.cam import DEFAULT_RIDGE_ALPHA, fit_cam_weights
 from analysis.cnn.engine import MAP_NAMES, MapParameters, compute_maps, fitting_features
-from analysis.cnn.model import (BLOCK_OUTPUTS, IMAGENET_MEAN, IMAGENET_STD, TARGET_LAYER,
-                                AttentionVGG16, preprocess)
+from analysis.cnn.model import BLOCK_OUTPUTS, IMAGENET_MEAN, IMAGENET_STD, TARGET_LAYER, AttentionVGG16, preprocess
 from analysis.cnn.store import MapStore, MapStoreWriter
 from stimuli.sets import StimulusSet
 
@@ -41,8 +40,15 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _store_metadata(model: AttentionVGG16, stimuli: StimulusSet, *, input_size: int | None,
-                    parameters: MapParameters, ridge_alpha: float, device: torch.device) -> dict:
+def _store_metadata(
+    model: AttentionVGG16,
+    stimuli: StimulusSet,
+    *,
+    input_size: int | None,
+    parameters: MapParameters,
+    ridge_alpha: float,
+    device: torch.device,
+) -> dict:
     return {
         "map_names": list(MAP_NAMES),
         "model": {
@@ -86,7 +92,7 @@ def _store_metadata(model: AttentionVGG16, stimuli: StimulusSet, *, input_size: 
             "torchvision": torchvision.__version__,
             "numpy": np.__version__,
         },
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -102,16 +108,25 @@ def _batches(image_ids: list[str], shapes: dict[str, tuple[int, int]], batch_siz
         yield batch
 
 
-def _load_batch(stimuli: StimulusSet, image_ids: list[str], input_size: int | None,
-                device: torch.device) -> torch.Tensor:
+def _load_batch(
+    stimuli: StimulusSet, image_ids: list[str], input_size: int | None, device: torch.device
+) -> torch.Tensor:
     return torch.stack([preprocess(stimuli.load_rgb(i), input_size=input_size) for i in image_ids]).to(device)
 
 
-def precompute_store(model: AttentionVGG16, stimuli: StimulusSet, out, *, input_size: int | None = 224,
-                     batch_size: int = 8, device: str = "auto",
-                     parameters: MapParameters = MapParameters(),
-                     image_ids: list[str] | None = None, ridge_alpha: float = DEFAULT_RIDGE_ALPHA,
-                     progress: bool = True) -> MapStore:
+def precompute_store(
+    model: AttentionVGG16,
+    stimuli: StimulusSet,
+    out,
+    *,
+    input_size: int | None = 224,
+    batch_size: int = 8,
+    device: str = "auto",
+    parameters: MapParameters = MapParameters(),
+    image_ids: list[str] | None = None,
+    ridge_alpha: float = DEFAULT_RIDGE_ALPHA,
+    progress: bool = True,
+) -> MapStore:
     """Compute every map of every image of ``stimuli`` into the store at ``out``; resumable.
 
     Parameters
@@ -147,8 +162,10 @@ def precompute_store(model: AttentionVGG16, stimuli: StimulusSet, out, *, input_
     ids = all_ids if image_ids is None else list(image_ids)
     unknown = sorted(set(ids) - set(all_ids))
     if unknown:
-        raise KeyError(f"images {unknown} are not in the stimulus set {stimuli.folder} "
-                       f"(ids are file names without extension, e.g. {all_ids[:3]})")
+        raise KeyError(
+            f"images {unknown} are not in the stimulus set {stimuli.folder} "
+            f"(ids are file names without extension, e.g. {all_ids[:3]})"
+        )
     if not ids:
         raise ValueError(f"no images to compute: the stimulus set {stimuli.folder} is empty or --images is empty")
     shapes = {i: stimuli.shape(i) for i in all_ids}
@@ -156,37 +173,58 @@ def precompute_store(model: AttentionVGG16, stimuli: StimulusSet, out, *, input_
         # Five 2×2 poolings need >= 32 px per side, else pool5 fails deep inside torch.
         too_small = {i: shape for i, shape in shapes.items() if min(shape) < 32}
         if too_small:
-            raise ValueError(f"images {too_small} ((H, W) in px) are smaller than 32 px, too small for VGG16 "
-                             "at native size; use --input-size 224")
+            raise ValueError(
+                f"images {too_small} ((H, W) in px) are smaller than 32 px, too small for VGG16 "
+                "at native size; use --input-size 224"
+            )
     torch_device = resolve_device(device)
     model = model.to(torch_device)
-    writer = MapStoreWriter(out, _store_metadata(model, stimuli, input_size=input_size, parameters=parameters,
-                                                 ridge_alpha=ridge_alpha, device=torch_device))
+    writer = MapStoreWriter(
+        out,
+        _store_metadata(
+            model, stimuli, input_size=input_size, parameters=parameters, ridge_alpha=ridge_alpha, device=torch_device
+        ),
+    )
     network_shapes = shapes if input_size is None else {i: (input_size, input_size) for i in all_ids}
 
     if not writer.has_cam_weights():
         features, scores = [], []
-        for batch in tqdm(list(_batches(all_ids, network_shapes, batch_size)), desc="CAM fit (forward)",
-                          unit="batch", disable=not progress):
+        for batch in tqdm(
+            list(_batches(all_ids, network_shapes, batch_size)),
+            desc="CAM fit (forward)",
+            unit="batch",
+            disable=not progress,
+        ):
             gap, batch_scores = fitting_features(model, _load_batch(stimuli, batch, input_size, torch_device))
             features.append(gap.numpy())
             scores.append(batch_scores.numpy())
         fit = fit_cam_weights(np.concatenate(features), np.concatenate(scores), ridge_alpha=ridge_alpha)
-        writer.write_cam_weights(fit.weights, fit.bias, info={
-            "fitting_image_ids": all_ids, "ridge_alpha": fit.ridge_alpha, "ridge_lambda": fit.ridge_lambda,
-        })
+        writer.write_cam_weights(
+            fit.weights,
+            fit.bias,
+            info={
+                "fitting_image_ids": all_ids,
+                "ridge_alpha": fit.ridge_alpha,
+                "ridge_lambda": fit.ridge_lambda,
+            },
+        )
         logger.info("CAM regression fitted on %d images (ridge lambda %.3g)", len(all_ids), fit.ridge_lambda)
     cam_weights = torch.from_numpy(MapStore.open(out).cam_weights()[0]).to(torch_device)
 
     finished = writer.finished_ids
     todo = [i for i in ids if i not in finished]
     if len(todo) < len(ids):
-        logger.info("%d of %d images already in %s; computing the other %d", len(ids) - len(todo),
-                    len(ids), out, len(todo))
+        logger.info(
+            "%d of %d images already in %s; computing the other %d", len(ids) - len(todo), len(ids), out, len(todo)
+        )
     with tqdm(total=len(todo), desc="attention maps", unit="image", disable=not progress) as bar:
         for batch in _batches(todo, network_shapes, batch_size):
-            result = compute_maps(model, _load_batch(stimuli, batch, input_size, torch_device),
-                                  cam_weights=cam_weights, parameters=parameters)
+            result = compute_maps(
+                model,
+                _load_batch(stimuli, batch, input_size, torch_device),
+                cam_weights=cam_weights,
+                parameters=parameters,
+            )
             for row, image_id in enumerate(batch):
                 writer.write_image(
                     image_id,

@@ -30,8 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MapStore", "RecentMaps", "MapStoreWriter", "resize_bilinear", "STORE_FORMAT", "STORE_FORMAT_VERSION",
-           "RESUME_KEYS"]
+__all__ = [
+    "MapStore",
+    "RecentMaps",
+    "MapStoreWriter",
+    "resize_bilinear",
+    "STORE_FORMAT",
+    "STORE_FORMAT_VERSION",
+    "RESUME_KEYS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +132,7 @@ class MapStore:
         self.is_untrained = bool(metadata["weights"]["untrained"])
 
     @classmethod
-    def open(cls, path) -> "MapStore":
+    def open(cls, path) -> MapStore:
         """Open the store at ``path``.
 
         Raises
@@ -259,8 +266,9 @@ def _read_metadata(path: Path) -> dict:
     if not isinstance(metadata, dict) or metadata.get("format") != STORE_FORMAT:
         raise _store_error(path, f"{file.name} does not describe a {STORE_FORMAT}")
     if metadata.get("format_version") != STORE_FORMAT_VERSION:
-        raise _store_error(path, f"format version {metadata.get('format_version')!r} is not the supported "
-                                 f"{STORE_FORMAT_VERSION}")
+        raise _store_error(
+            path, f"format version {metadata.get('format_version')!r} is not the supported {STORE_FORMAT_VERSION}"
+        )
     missing = [key for key in RESUME_KEYS if key not in metadata]
     if missing:
         raise _store_error(path, f"{file.name} lacks the sections {missing}")
@@ -282,8 +290,11 @@ def _differences(stored: dict, requested: dict, keys) -> list[tuple[str, object,
     for key in keys:
         old, new = stored.get(key), requested.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
-            found += [(f"{key}.{sub}", old.get(sub), new.get(sub))
-                      for sub in sorted(set(old) | set(new)) if old.get(sub) != new.get(sub)]
+            found += [
+                (f"{key}.{sub}", old.get(sub), new.get(sub))
+                for sub in sorted(set(old) | set(new))
+                if old.get(sub) != new.get(sub)
+            ]
         elif old != new:
             found.append((key, old, new))
     return found
@@ -338,8 +349,9 @@ class MapStoreWriter:
 
     def write_cam_weights(self, weights: np.ndarray, bias: np.ndarray, *, info: dict) -> None:
         """Store the CAM regression (``weights (C, K)``, ``bias (C,)``) and ``info`` in metadata ``cam``."""
-        _atomic_savez(self.path / _CAM_FILE, {"weights": np.asarray(weights, np.float32),
-                                              "bias": np.asarray(bias, np.float32)})
+        _atomic_savez(
+            self.path / _CAM_FILE, {"weights": np.asarray(weights, np.float32), "bias": np.asarray(bias, np.float32)}
+        )
         self.metadata["cam"] = info
         _atomic_write_json(self.path / _METADATA_FILE, self.metadata)
 

@@ -91,6 +91,7 @@ def format_candidates_rows(rows: list[dict]) -> list[str]:
         for row in rows
     ]
 
+
 def recording_info(path, *, rules: TrialRules | None = None) -> dict:
     """Everything a user asks first about an EyeLink recording, as plain data (JSON-ready).
 
@@ -135,8 +136,11 @@ def recording_info(path, *, rules: TrialRules | None = None) -> dict:
         "header": recording.header,
         "eyes": [_EYE_NAMES[e] for e in recording.eyes],
         "sample_rate_hz": recording.sample_rate_hz,
-        "display": None if recording.display_px is None else {
-            "width_px": recording.display_px[0], "height_px": recording.display_px[1],
+        "display": None
+        if recording.display_px is None
+        else {
+            "width_px": recording.display_px[0],
+            "height_px": recording.display_px[1],
             "source": recording.display_source,
         },
         "units": recording.units or None,
@@ -148,9 +152,13 @@ def recording_info(path, *, rules: TrialRules | None = None) -> dict:
         "recorded_s": round(float((blocks["end_tracker_ms"] - blocks["start_tracker_ms"]).sum()) / 1000, 3),
         "counts": {
             name: {_EYE_NAMES.get(e, e): int(n) for e, n in sorted(Counter(table["eye"]).items())}
-            for name, table in (("fixations", recording.fixation_events), ("saccades", recording.saccades),
-                                ("blinks", recording.blinks))
-        } | {"messages": len(recording.messages)},
+            for name, table in (
+                ("fixations", recording.fixation_events),
+                ("saccades", recording.saccades),
+                ("blinks", recording.blinks),
+            )
+        }
+        | {"messages": len(recording.messages)},
         "trials": {
             "count": len(trials),
             "rule": {key: recording.rules[key] for key in ("trial_start", "trial_end", "image", "onset", "offset")},
@@ -226,10 +234,13 @@ def format_info(info: dict) -> str:
         f"{info['recorded_s']:.1f} s in {info['recording_blocks']} blocks; tracking {info['tracking'] or '?'}"
         f"{', remote' if info['remote'] else ''}; pupil {info['pupil'] or '?'}",
         f"  display      {shown}; units {info['units'] or '?'}; resolution {info['resolution_ppd'] or '?'} px/deg",
-        "  counts       " + "; ".join(
+        "  counts       "
+        + "; ".join(
             f"{name} " + (", ".join(f"{eye} {n}" for eye, n in per_eye.items()) or "0")
-            for name, per_eye in info["counts"].items() if name != "messages"
-        ) + f"; messages {info['counts']['messages']}",
+            for name, per_eye in info["counts"].items()
+            if name != "messages"
+        )
+        + f"; messages {info['counts']['messages']}",
         f"  trials       {trials['count']} (start /{trials['rule']['trial_start'] or ''}/); with an image "
         f"{trials['with_image']}, with an onset {trials['with_onset']}, with an offset {trials['with_offset']}"
         + (f"; images {', '.join(trials['images'])}" if trials["images"] else ""),

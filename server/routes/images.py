@@ -29,8 +29,10 @@ def list_images(request: Request) -> ImageList:
     hub = request.app.state.hub
     progress = hub.progress()  # first: "settled" then holds for the counts read after it
     counts = {row["image"]: row for row in hub.sections_since({})[0]["history"]["images"]}
-    images = [HistoryEntry.model_validate(counts.get(image, {"image": image, "n_fixations": 0, "n_participants": 0}))
-              for image in hub.stimuli.image_ids]
+    images = [
+        HistoryEntry.model_validate(counts.get(image, {"image": image, "n_fixations": 0, "n_participants": 0}))
+        for image in hub.stimuli.image_ids
+    ]
     return ImageList(images=images, **progress)
 
 

@@ -10,6 +10,7 @@ the page checks before it reads anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -36,10 +37,8 @@ async def live_feed(websocket: WebSocket) -> None:
     wake = asyncio.Event()
 
     def notify() -> None:  # called from the hub's threads
-        try:
+        with contextlib.suppress(RuntimeError):  # the event loop may be closing
             loop.call_soon_threadsafe(wake.set)
-        except RuntimeError:  # the event loop is closing
-            pass
 
     unsubscribe = hub.subscribe(notify)
     hub.n_clients += 1
@@ -51,8 +50,12 @@ async def live_feed(websocket: WebSocket) -> None:
             if sections:
                 # the sections are already JSON-ready: built here, not through LiveMessage, so
                 # they are not validated again for every client
-                message = {"type": "update" if sent else "snapshot", "v": SCHEMA_VERSION,
-                           "server_time_s": time.time(), "sections": sections}
+                message = {
+                    "type": "update" if sent else "snapshot",
+                    "v": SCHEMA_VERSION,
+                    "server_time_s": time.time(),
+                    "sections": sections,
+                }
                 await websocket.send_text(json.dumps(message, allow_nan=False))
                 sent = versions
             waiter = asyncio.ensure_future(wake.wait())

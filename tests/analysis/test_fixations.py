@@ -11,9 +11,20 @@ from stimuli.geometry import DisplayGeometry
 
 def _fixation(**overrides):
     values = dict(
-        participant="P01", session="s", trial=0, image="img", eye="R", start_ms=10.0, end_ms=210.0,
-        duration_ms=200.0, x_display_px=960.0, y_display_px=540.0, x_image_px=np.nan,
-        y_image_px=np.nan, stimulus_duration_ms=5000.0, pupil=np.nan,
+        participant="P01",
+        session="s",
+        trial=0,
+        image="img",
+        eye="R",
+        start_ms=10.0,
+        end_ms=210.0,
+        duration_ms=200.0,
+        x_display_px=960.0,
+        y_display_px=540.0,
+        x_image_px=np.nan,
+        y_image_px=np.nan,
+        stimulus_duration_ms=5000.0,
+        pupil=np.nan,
     )
     values.update(overrides)
     return Fixation(**values)

@@ -30,13 +30,32 @@ def test_no_option_gives_the_defaults():
 
 
 def test_every_option_reaches_its_field():
-    config = _parse("--sigma-px", "25", "--kernel-size-px", "0", "--no-duration-weighting", "--exclude-first-fixation",
-                    "--metrics", "cc, nss", "--metric-variant", "pysaliency", "--mae-normalize", "none", "--seed", "7",
-                    "--center-bias-sigma-fraction", "0.3")
+    config = _parse(
+        "--sigma-px",
+        "25",
+        "--kernel-size-px",
+        "0",
+        "--no-duration-weighting",
+        "--exclude-first-fixation",
+        "--metrics",
+        "cc, nss",
+        "--metric-variant",
+        "pysaliency",
+        "--mae-normalize",
+        "none",
+        "--seed",
+        "7",
+        "--center-bias-sigma-fraction",
+        "0.3",
+    )
     assert config == ScoringConfig(
         heatmap=HeatmapParams(sigma_px=25.0, kernel_size_px=None, duration_weighted=False, exclude_first_fixation=True),
-        metrics=("cc", "nss"), metric_variant="pysaliency", mae_normalize="none", seed=7,
-        center_bias_sigma_fraction=0.3)
+        metrics=("cc", "nss"),
+        metric_variant="pysaliency",
+        mae_normalize="none",
+        seed=7,
+        center_bias_sigma_fraction=0.3,
+    )
 
 
 def test_bad_values_are_refused_with_the_reason():
@@ -64,4 +83,9 @@ def test_the_metric_registry_lists_every_metric_with_its_direction():
 
 def test_map_kinds():
     assert [map_kind(name) for name in ("center_bias", "dataset_prior", "human_loso", "gradcam", "dense_conv54")] == [
-        "baseline", "baseline", "human", "cnn", "cnn"]
+        "baseline",
+        "baseline",
+        "human",
+        "cnn",
+        "cnn",
+    ]

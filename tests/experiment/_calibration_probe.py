@@ -17,9 +17,7 @@ from psychopy import visual
 from experiment.calibration import CalibrationGraphics
 
 window = visual.Window(size=(1920, 1080), units="pix", color="black", fullscr=False, allowGUI=False)
-pressed = [
-    [("space", {}), ("escape", {}), ("c", {"shift": True}), ("f1", {"alt": True}), ("kp_9", {})]
-]
+pressed = [[("space", {}), ("escape", {}), ("c", {"shift": True}), ("f1", {"alt": True}), ("kp_9", {})]]
 idle_calls = []
 graphics = CalibrationGraphics(
     pylink.EyeLink(None),

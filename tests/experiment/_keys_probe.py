@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from experiment.config import SessionConfig
-from experiment.records import SessionRecords
 from experiment.operator_screens import QuitRequested
+from experiment.records import SessionRecords
 from experiment.task import Session
 from lookwhere.protocol import Record
 

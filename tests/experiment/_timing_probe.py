@@ -77,8 +77,7 @@ print(
             "session_end": next(r for r in sink.records if r["kind"] == "session_end"),
             "refresh": manifest["segments"][0]["refresh"],
             "manifest_frame_timing": {
-                key: manifest[key]
-                for key in ("frame_timing", "dropped_frames", "dropped_frames_note", "overruns")
+                key: manifest[key] for key in ("frame_timing", "dropped_frames", "dropped_frames_note", "overruns")
             },
         }
     )

@@ -82,9 +82,7 @@ def test_simulated_participant_looks_at_the_dot_after_a_latency(four_images):
 
 
 def test_simulated_gaze_jitter_has_the_stated_spread(four_images):
-    tracker = SimulatedTracker(
-        StimulusSet(four_images), screen_width_px=1920, screen_height_px=1080, scale=2.0, seed=4
-    )
+    tracker = SimulatedTracker(StimulusSet(four_images), screen_width_px=1920, screen_height_px=1080, scale=2.0, seed=4)
     tracker.start_recording()  # no TRIALID: the current position is held (no fixation yet)
     gaze = np.array([tracker.gaze_position() for _ in range(2000)])
     # Sample standard deviation of 2000 draws: within ±10 % of σ (its s.e. is σ/√4000 ≈ 1.6 %).

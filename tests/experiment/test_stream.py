@@ -26,9 +26,26 @@ from tests.server._stream import pump
 def test_session_streams_every_record_to_a_real_receiver(session_env, four_images, tmp_path):
     with Receiver(tmp_path / "server") as receiver:
         process = start_session(
-            session_env, "--participant", "S01", "--stimuli", str(four_images), "--tracker", "simulated",
-            "--out", str(tmp_path / "sessions"), "--trials", "2", "--seed", "3", "--duration-ms", "500",
-            "--auto-accept-drift-ms", "150", "--windowed", "--server", receiver.endpoint,
+            session_env,
+            "--participant",
+            "S01",
+            "--stimuli",
+            str(four_images),
+            "--tracker",
+            "simulated",
+            "--out",
+            str(tmp_path / "sessions"),
+            "--trials",
+            "2",
+            "--seed",
+            "3",
+            "--duration-ms",
+            "500",
+            "--auto-accept-drift-ms",
+            "150",
+            "--windowed",
+            "--server",
+            receiver.endpoint,
         )
         received = []
         deadline = time.monotonic() + 90
@@ -54,8 +71,25 @@ def test_session_streams_every_record_to_a_real_receiver(session_env, four_image
 
     # Offline, the session's folder is a dataset: `lookwhere analyze --dataset session`.
     out = tmp_path / "analysis"
-    assert cli_main(["analyze", "--dataset", "session", "--fixations", str(tmp_path / "sessions"),
-                     "--stimuli", str(four_images), "--out", str(out), "--bootstrap", "200", "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "analyze",
+                "--dataset",
+                "session",
+                "--fixations",
+                str(tmp_path / "sessions"),
+                "--stimuli",
+                str(four_images),
+                "--out",
+                str(out),
+                "--bootstrap",
+                "200",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     heatmaps = np.load(out / "heatmaps.npz")
     for image_id in on_disk["image"].unique():
         rows = on_disk[on_disk["image"] == image_id]
@@ -68,9 +102,27 @@ def test_heartbeats_flow_while_the_task_waits_at_drift_correction(session_env, f
     before the image's trial_start; the image's heartbeats say it waits for nothing."""
     with Receiver(tmp_path / "server") as receiver:
         process = start_session(
-            session_env, "--participant", "S03", "--stimuli", str(four_images), "--tracker", "simulated",
-            "--out", str(tmp_path / "sessions"), "--trials", "2", "--seed", "4", "--duration-ms", "1200",
-            "--auto-accept-drift-ms", "2500", "--windowed", "--no-mic", "--server", receiver.endpoint,
+            session_env,
+            "--participant",
+            "S03",
+            "--stimuli",
+            str(four_images),
+            "--tracker",
+            "simulated",
+            "--out",
+            str(tmp_path / "sessions"),
+            "--trials",
+            "2",
+            "--seed",
+            "4",
+            "--duration-ms",
+            "1200",
+            "--auto-accept-drift-ms",
+            "2500",
+            "--windowed",
+            "--no-mic",
+            "--server",
+            receiver.endpoint,
         )
         received = []
         deadline = time.monotonic() + 90
@@ -139,9 +191,26 @@ def test_server_absent_the_session_completes_and_the_journal_holds_everything(se
     with Receiver(tmp_path / "probe") as probe:
         endpoint = probe.endpoint  # a free port, closed again before the session starts
     process = start_session(
-        session_env, "--participant", "S02", "--stimuli", str(four_images), "--tracker", "simulated",
-        "--out", str(tmp_path), "--trials", "2", "--seed", "5", "--duration-ms", "500",
-        "--auto-accept-drift-ms", "150", "--windowed", "--server", endpoint,
+        session_env,
+        "--participant",
+        "S02",
+        "--stimuli",
+        str(four_images),
+        "--tracker",
+        "simulated",
+        "--out",
+        str(tmp_path),
+        "--trials",
+        "2",
+        "--seed",
+        "5",
+        "--duration-ms",
+        "500",
+        "--auto-accept-drift-ms",
+        "150",
+        "--windowed",
+        "--server",
+        endpoint,
     )
     output = process.communicate(timeout=90)[0]
     assert process.returncode == 0, output[-3000:]

@@ -26,7 +26,15 @@ def test_building_the_parser_imports_neither_torch_nor_matplotlib():
 
 
 def test_demo_without_osie_data_says_where_it_looked(tmp_path, capsys):
-    arguments = ["demo", "--dataset", "osie", "--fixations", str(tmp_path / "nowhere.mat"), "--out", str(tmp_path / "o")]
+    arguments = [
+        "demo",
+        "--dataset",
+        "osie",
+        "--fixations",
+        str(tmp_path / "nowhere.mat"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
     assert main(arguments) == 2
     assert "nowhere.mat" in capsys.readouterr().err
 

@@ -51,8 +51,11 @@ def test_fixation_record_is_the_fixation_plus_clock_times():
     assert fixation.session == SESSION and fixation.x_display_px == 960.5 and fixation.duration_ms == 269.0
     # and back: the wire record of a fixation, its session left to the sender
     rebuilt = protocol.FixationRecord.of(
-        fixation, start_tracker_ms=record.start_tracker_ms, end_tracker_ms=record.end_tracker_ms,
-        onset_session_ms=record.start_session_ms - record.start_ms)
+        fixation,
+        start_tracker_ms=record.start_tracker_ms,
+        end_tracker_ms=record.end_tracker_ms,
+        onset_session_ms=record.start_session_ms - record.start_ms,
+    )
     assert (rebuilt.session, rebuilt.seq) == ("", 0)
     assert protocol.encode(dataclasses.replace(rebuilt, session=SESSION, seq=1)) == protocol.encode(record)
 
@@ -70,8 +73,11 @@ def test_integers_are_accepted_for_float_fields():
 
 CASES = [
     # (topic, payload maker, expected reason)
-    (b"fixation", lambda: _pack({k: v for k, v in record_map("fixation", 1).items() if k != "x_display_px"}),
-     "missing_field"),
+    (
+        b"fixation",
+        lambda: _pack({k: v for k, v in record_map("fixation", 1).items() if k != "x_display_px"}),
+        "missing_field",
+    ),
     (b"fixation", lambda: _pack(record_map("fixation", 1, extra=1)), "unknown_field"),
     (b"fixation", lambda: _pack(record_map("fixation", 1, x_display_px="960")), "wrong_type"),
     (b"fixation", lambda: _pack(record_map("fixation", 1, trial=3.0)), "wrong_type"),
@@ -96,15 +102,21 @@ CASES = [
     (b"trial_end", lambda: _pack(record_map("trial_end", 1, dropped_frames=-1)), "out_of_range"),
     (b"trial_end", lambda: _pack(record_map("trial_end", 1, dropped_frames=None)), "wrong_type"),  # servers sum it
     (b"trial_end", lambda: _pack(record_map("trial_end", 1, frame_timing="gsync")), "out_of_range"),
-    (b"trial_end", lambda: _pack({k: v for k, v in record_map("trial_end", 1).items() if k != "dropped_frames"}),
-     "missing_field"),  # dropped_frames was there from the start: still required
+    (
+        b"trial_end",
+        lambda: _pack({k: v for k, v in record_map("trial_end", 1).items() if k != "dropped_frames"}),
+        "missing_field",
+    ),  # dropped_frames was there from the start: still required
     (b"session_end", lambda: _pack(record_map("session_end", 1, frame_timing="maybe")), "out_of_range"),
     (b"session_end", lambda: _pack(record_map("session_end", 1, overruns=None)), "wrong_type"),
     (b"fixation", lambda: b"\xc1garbage", "not_msgpack"),
     (b"fixation", lambda: _pack(record_map("fixation", 1)) + b"\x00", "not_msgpack"),  # trailing data
     (b"fixation", lambda: _pack([1, 2, 3]), "not_a_map"),
-    (b"fixation", lambda: _pack({**record_map("fixation", 1), "image": "x" * (protocol.MAX_MESSAGE_BYTES + 1)}),
-     "oversize"),
+    (
+        b"fixation",
+        lambda: _pack({**record_map("fixation", 1), "image": "x" * (protocol.MAX_MESSAGE_BYTES + 1)}),
+        "oversize",
+    ),
 ]
 
 
@@ -127,8 +139,7 @@ def test_not_measurable_and_not_waiting():
 #: What a map written before the fields were added reads as (oracle: the documented defaults).
 OLD_DEFAULTS = {
     "trial_end": {"display_duration_ms": math.nan, "overrun": None, "frame_timing": "unknown"},
-    "session_end": {"frame_timing": "unknown", "refresh_period_ms": math.nan, "dropped_frames": 0,
-                    "overruns": 0},
+    "session_end": {"frame_timing": "unknown", "refresh_period_ms": math.nan, "dropped_frames": 0, "overruns": 0},
     "heartbeat": {"waiting": None},
 }
 
@@ -152,8 +163,10 @@ def test_an_older_senders_map_reads_with_the_added_fields_unknown(kind):
 def test_an_older_journal_is_still_readable(tmp_path):
     """A journal of the first release (maps without the added fields), as a resumed sender or a
     restarted server reads it: every record validates and re-encodes with the new fields."""
-    old_maps = [{k: v for k, v in record_map(kind, seq).items() if k not in OLD_DEFAULTS[kind]}
-                for seq, kind in enumerate(("heartbeat", "trial_end", "session_end"), 1)]
+    old_maps = [
+        {k: v for k, v in record_map(kind, seq).items() if k not in OLD_DEFAULTS[kind]}
+        for seq, kind in enumerate(("heartbeat", "trial_end", "session_end"), 1)
+    ]
     path = tmp_path / "old.journal"
     path.write_bytes(b"".join(_pack(data) for data in old_maps))
     records = [protocol.validate_map(data) for _, data in protocol.read_journal(path)]
@@ -183,8 +196,9 @@ def test_control_messages_round_trip_and_are_checked():
 
 
 def test_read_journal_stops_at_a_truncated_tail(tmp_path):
-    payloads = [protocol.encode(protocol.Heartbeat(session=SESSION, seq=i, **FIELDS["heartbeat"]))[1]
-                for i in (1, 2, 3)]
+    payloads = [
+        protocol.encode(protocol.Heartbeat(session=SESSION, seq=i, **FIELDS["heartbeat"]))[1] for i in (1, 2, 3)
+    ]
     path = tmp_path / "j.msgpack"
     path.write_bytes(b"".join(payloads)[:-5])
     entries = list(protocol.read_journal(path))
