@@ -103,7 +103,7 @@ def sha256_of(paths) -> dict[str, str]:
 
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages the results depend on (None when not installed)."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in _PACKAGES:
         try:
             versions[name] = metadata.version(name)

@@ -47,6 +47,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -140,9 +141,57 @@ class _Client(threading.Thread):
         self.pings_ms.append((time.perf_counter() - started) * 1000.0)
 
 
-def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: float) -> dict[str, dict[int, float]]:
+def _random_point(rng: np.random.Generator, geometry: DisplayGeometry) -> tuple[float, float, float, float]:
+    """A uniform random point of the image: ``(x_image_px, y_image_px, x_display_px, y_display_px)``."""
+    x, y = rng.uniform(0, geometry.image_width_px), rng.uniform(0, geometry.image_height_px)
+    xd, yd = geometry.image_to_display(x, y)
+    return float(x), float(y), float(xd), float(yd)
+
+
+def _fixation(trial: int, image: str, point: tuple[float, float, float, float], *, end_ms: float) -> FixationRecord:
+    """A 200 ms fixation at ``point`` (:func:`_random_point`) ending at ``end_ms`` (every clock)."""
+    x, y, xd, yd = point
+    start_ms = end_ms - 200
+    return FixationRecord(
+        participant="bench",
+        trial=trial,
+        image=image,
+        eye="R",
+        start_ms=start_ms,
+        end_ms=end_ms,
+        duration_ms=200.0,
+        x_display_px=xd,
+        y_display_px=yd,
+        x_image_px=x,
+        y_image_px=y,
+        stimulus_duration_ms=5000.0,
+        pupil=1000.0,
+        start_tracker_ms=start_ms,
+        end_tracker_ms=end_ms,
+        start_session_ms=start_ms,
+        end_session_ms=end_ms,
+    )
+
+
+def _end_trial(sender: Sender, trial: int, image: str, *, now_ms: float) -> None:
+    sender.send(
+        TrialEnd(
+            trial=trial,
+            image=image,
+            offset_tracker_ms=now_ms,
+            offset_session_ms=now_ms,
+            n_fixations=FIXATIONS_PER_TRIAL,
+            dropped_frames=0,
+            aborted=False,
+        )
+    )
+    sender.flush(fsync=False)
+
+
+def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: float) -> dict[str, dict[int, Any]]:
     """Stream a session in real time; the send time of each gaze and fixation seq."""
-    sent: dict[str, dict[int, float]] = {"gaze": {}, "fixation": {}, "trial": {}}
+    # gaze and fixation: seq → send time; trial: trial → (start time, image)
+    sent: dict[str, dict[int, Any]] = {"gaze": {}, "fixation": {}, "trial": {}}
     images = stimuli.image_ids
     sender.send(
         SessionStart(
@@ -157,22 +206,13 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
     rng = np.random.default_rng(2)
     start = time.perf_counter()
     next_gaze = next_fixation = next_ping = 0.0
-    n_fixations, trial, geometry, image = 0, -1, None, None
+    n_fixations, trial = 0, -1
+    image = images[0]
+    geometry = DisplayGeometry.fit(*stimuli.size(image))
     while (now := time.perf_counter() - start) < seconds:
         if n_fixations % FIXATIONS_PER_TRIAL == 0 and trial < n_fixations // FIXATIONS_PER_TRIAL:
             if trial >= 0:
-                sender.send(
-                    TrialEnd(
-                        trial=trial,
-                        image=image,
-                        offset_tracker_ms=now * 1000,
-                        offset_session_ms=now * 1000,
-                        n_fixations=FIXATIONS_PER_TRIAL,
-                        dropped_frames=0,
-                        aborted=False,
-                    )
-                )
-                sender.flush(fsync=False)
+                _end_trial(sender, trial, image, now_ms=now * 1000)
             trial += 1
             image = images[trial % len(images)]
             geometry = DisplayGeometry.fit(*stimuli.size(image))
@@ -188,46 +228,22 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
             )
             sent["trial"][trial] = (time.perf_counter(), image)
         if now >= next_gaze:
-            x, y = rng.uniform(0, geometry.image_width_px), rng.uniform(0, geometry.image_height_px)
-            xd, yd = geometry.image_to_display(x, y)
-            record = sender.send(
+            x, y, xd, yd = _random_point(rng, geometry)
+            gaze = sender.send(
                 GazeSample(
                     trial=trial,
                     t_tracker_ms=now * 1000,
                     t_session_ms=now * 1000,
                     eye="R",
-                    x_display_px=float(xd),
-                    y_display_px=float(yd),
+                    x_display_px=xd,
+                    y_display_px=yd,
                     pupil=1000.0,
                 )
             )
-            sent["gaze"][record.seq] = time.perf_counter()
+            sent["gaze"][gaze.seq] = time.perf_counter()
             next_gaze += 1.0 / GAZE_HZ
         if now >= next_fixation:
-            x, y = rng.uniform(0, geometry.image_width_px), rng.uniform(0, geometry.image_height_px)
-            xd, yd = geometry.image_to_display(x, y)
-            t_ms = now * 1000
-            record = sender.send(
-                FixationRecord(
-                    participant="bench",
-                    trial=trial,
-                    image=image,
-                    eye="R",
-                    start_ms=t_ms - 200,
-                    end_ms=t_ms,
-                    duration_ms=200.0,
-                    x_display_px=float(xd),
-                    y_display_px=float(yd),
-                    x_image_px=float(x),
-                    y_image_px=float(y),
-                    stimulus_duration_ms=5000.0,
-                    pupil=1000.0,
-                    start_tracker_ms=t_ms - 200,
-                    end_tracker_ms=t_ms,
-                    start_session_ms=t_ms - 200,
-                    end_session_ms=t_ms,
-                )
-            )
+            record = sender.send(_fixation(trial, image, _random_point(rng, geometry), end_ms=now * 1000))
             sent["fixation"][record.seq] = time.perf_counter()
             n_fixations += 1
             next_fixation += 1.0 / FIXATIONS_PER_S
@@ -298,8 +314,12 @@ def _serve_reference(arguments: list[str]) -> int:
                 "participant_scores": None,
             }
 
-    server.state.LiveScorer = FullRecomputation
+    server.state.LiveScorer = FullRecomputation  # type: ignore[misc]  # monkeypatched: what LiveState scores with
     return lookwhere_main(["serve", *arguments])
+
+
+def _read(stream: IO[str] | None) -> str:
+    return "" if stream is None else stream.read()
 
 
 def _run_route(route: str, tmp: Path, stimuli: StimulusSet, args) -> dict:
@@ -329,7 +349,7 @@ def _run_route(route: str, tmp: Path, stimuli: StimulusSet, args) -> dict:
         deadline = time.monotonic() + 60
         while not (data / SERVER_INFO_FILE).exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"lookwhere serve ({route}) did not start: {process.stderr.read()}")
+                raise SystemExit(f"lookwhere serve ({route}) did not start: {_read(process.stderr)}")
             time.sleep(0.05)
         info = json.loads((data / SERVER_INFO_FILE).read_text())
         client = _Client(info["url"])
@@ -343,7 +363,7 @@ def _run_route(route: str, tmp: Path, stimuli: StimulusSet, args) -> dict:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
-        errors = process.stderr.read()
+        errors = _read(process.stderr)
         if "Traceback" in errors:
             print(f"server ({route}) stderr:\n{errors}", file=sys.stderr)
     return {"client": client, "sent": sent, "health": health}
@@ -396,8 +416,8 @@ def main() -> int:
     args = parser.parse_args()
 
     runs = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
         stimuli = _stimuli(tmp / "stimuli", args.images)
         print(f"map store: {args.maps} random maps × {len(stimuli.image_ids)} images …", flush=True)
         _store(tmp / "maps", stimuli, args.maps)

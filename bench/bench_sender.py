@@ -66,6 +66,7 @@ def start_receiver(data_dir: Path) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [sys.executable, "-c", _RECEIVER_SCRIPT, str(data_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
+    assert process.stdout is not None  # piped
     return process, process.stdout.readline().strip()
 
 
@@ -80,7 +81,7 @@ def stats_us(times_ns: np.ndarray) -> tuple[float, float, float]:
 
 
 def time_sender(endpoint: str, journal: Path, n: int, *, process: subprocess.Popen | None, stall: bool):
-    kinds = [protocol.GazeSample] * n
+    kinds: list[type[protocol.Record]] = [protocol.GazeSample] * n
     kinds[::25] = [protocol.MicLevel] * len(kinds[::25])
     kinds[::60] = [protocol.FixationRecord] * len(kinds[::60])
     with Sender(endpoint, journal, heartbeat_interval_s=None) as sender:
@@ -92,6 +93,8 @@ def time_sender(endpoint: str, journal: Path, n: int, *, process: subprocess.Pop
                     raise RuntimeError("the receiver did not acknowledge the first record within 10 s")
                 sender.service()
                 time.sleep(0.005)
+            if process is None:
+                raise ValueError("stall=True needs the receiver's process")
             process.send_signal(signal.SIGSTOP)
         send_ns = np.empty(n, dtype=np.int64)
         service_ns = np.empty(n // RECORDS_PER_FRAME, dtype=np.int64)
@@ -172,8 +175,8 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the sender warns about the backlog it is left with
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
         for condition in ("up", "absent", "stalled"):
             n = args.records * (3 if condition == "stalled" else 1)
             process, endpoint = (None, free_endpoint()) if condition == "absent" else start_receiver(tmp / condition)

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pylink
+
+if TYPE_CHECKING:
+    from PIL import ImageDraw
 
 __all__ = ["CalibrationGraphics", "KEY_CODES"]
 
@@ -95,10 +99,11 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         # One stimulus refilled per camera frame: a new one per frame would leave its texture to
         # the garbage collector (tens of MB per minute of camera setup).
         self._camera_stim = visual.ImageStim(window, image=None, units="pix")
-        self._palette: np.ndarray | None = None  # (256, 3) uint8 RGB
+        # (256, 3) uint8 RGB, pylink's palette once set_image_palette ran (a grey ramp before)
+        self._palette = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
         self._rows: list[np.ndarray] = []
-        self._camera = None  # PIL image of the last complete camera frame
-        self._draw = None
+        self._camera_size = (192, 160)  # of the last complete camera frame, px
+        self._draw: ImageDraw.ImageDraw | None = None  # on the last complete camera frame
 
     # -- display
     def setup_cal_display(self) -> None:
@@ -184,10 +189,11 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
             return
         indices = np.stack(self._rows)
         self._rows = []
-        self._camera = Image.fromarray(self._palette[indices], mode="RGB")
-        self._draw = ImageDraw.Draw(self._camera)
+        camera = Image.fromarray(self._palette[indices], mode="RGB")
+        self._camera_size = camera.size
+        self._draw = ImageDraw.Draw(camera)
         self.draw_cross_hair()
-        shown = self._camera.resize((width * 2, totlines * 2))
+        shown = camera.resize((width * 2, totlines * 2))
         self._camera_stim.image = shown
         self._camera_stim.size = shown.size
         self._camera_stim.draw()
@@ -197,10 +203,12 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
 
     def _scaled(self, x: float, y: float) -> tuple[float, float]:
         # pylink draws cross hairs on a 192×160 grid whatever the camera image's size.
-        width, height = self._camera.size
+        width, height = self._camera_size
         return x / 192 * width, y / 160 * height
 
     def draw_line(self, x1, y1, x2, y2, colorindex) -> None:
+        if self._draw is None:  # no camera frame yet: nothing to draw on
+            return
         self._draw.line(
             [self._scaled(x1, y1), self._scaled(x2, y2)],
             fill=_CROSSHAIR_RGB.get(colorindex, (128, 128, 128)),
@@ -210,6 +218,8 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         left, top = self._scaled(x, y)
         right, bottom = self._scaled(x + width, y + height)
         radius = min(right - left, bottom - top) / 2
+        if self._draw is None:
+            return
         self._draw.rounded_rectangle(
             [left, top, right, bottom],
             radius=radius,

@@ -287,7 +287,12 @@ class ImagePeriod:
                 onset_tracker_ms=onset.tracker_ms,
                 onset_session_ms=self.clock.session_ms(onset.perf_s),
                 stimulus_duration_ms=config.duration_ms,
-                **geometry.to_dict(),
+                image_width_px=geometry.image_width_px,
+                image_height_px=geometry.image_height_px,
+                display_width_px=geometry.display_width_px,
+                display_height_px=geometry.display_height_px,
+                screen_width_px=geometry.screen_width_px,
+                screen_height_px=geometry.screen_height_px,
             )
         )
         return onset

@@ -8,7 +8,6 @@ This module never imports torch or the analysis package.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import mmap
 import os
@@ -17,6 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import zmq
 
@@ -27,6 +27,8 @@ from lookwhere.transport import CurveKeys, make_socket
 __all__ = ["Sender"]
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Record)
 
 
 class Sender:
@@ -168,7 +170,7 @@ class Sender:
         """How many records the server has not acknowledged yet."""
         return len(self._pending)
 
-    def send(self, record: Record, /) -> Record:
+    def send(self, record: R, /) -> R:
         """Stamp, validate, journal and send one record; never blocks.
 
         Parameters
@@ -192,8 +194,7 @@ class Sender:
         """
         if record.seq:
             raise ValueError(f"{record.kind} record already has seq {record.seq}; send records built without one")
-        record = dataclasses.replace(record, session=self.session, seq=self.last_seq + 1)
-        topic, payload = protocol.encode(record)
+        record, (topic, payload) = protocol.stamp(record, session=self.session, seq=self.last_seq + 1)
         self._write_journal(payload)  # in the kernel before it can reach the server
         self.last_seq = record.seq
         self._pending_topics.append(topic)

@@ -227,11 +227,11 @@ def session_frame_timing(rows: Iterable[dict], *, refresh: Refresh | None) -> di
         ``overrun``).
     """
     shown = [row for row in rows if not row.get("skipped")]
-    counts = [row.get("dropped_frames") for row in shown]
+    counts: list[int | None] = [row.get("dropped_frames") for row in shown]
     measurable = refresh is not None and refresh.vsync and None not in counts
     return {
         "frame_timing": "vsync" if measurable else "no_vsync",
-        "dropped_frames": int(sum(counts)) if measurable else None,
+        "dropped_frames": sum(count for count in counts if count is not None) if measurable else None,
         "dropped_frames_note": None if measurable else NO_VSYNC,
         "overruns": sum(bool(row.get("overrun")) for row in shown),
     }

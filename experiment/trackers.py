@@ -592,7 +592,7 @@ class EyeLinkTracker(Tracker):
 
     def drain(self) -> list[TrackerFixation]:
         pylink, link = self._pylink, self._link
-        fixations = []
+        fixations: list[TrackerFixation] = []
         while True:
             kind = link.getNextData()
             if not kind:

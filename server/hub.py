@@ -342,12 +342,11 @@ class LiveHub:
         counters = self.receiver.counters
         sessions = self.receiver.sessions()
         current = None if self.state.session is None else sessions.get(self.state.session)
-        malformed: dict[str, int] = counters.get("malformed", {})  # type: ignore[assignment]
         gaze = self.state.live.gaze
         return {
             "rates_per_s": {kind: count / window for kind, count in sorted(rates.items())},
             "receiver": counters,
-            "malformed_total": sum(malformed.values()),
+            "malformed_total": sum(counters["malformed"].values()),
             "stream": None
             if current is None
             else StreamStatus(

@@ -49,6 +49,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import msgpack
 import zmq
@@ -74,6 +75,20 @@ def _same_record(held: bytes, payload: bytes, record: Record) -> bool:
     if held == payload:
         return True
     return protocol.encode(protocol.validate_map(msgpack.unpackb(held)))[1] == protocol.encode(record)[1]
+
+
+class Counters(TypedDict):
+    """:attr:`Receiver.counters`."""
+
+    accepted: int
+    duplicates: int
+    gaps: int
+    replays: int
+    hellos: int
+    acks: int
+    reply_failures: int
+    conflicts: int
+    malformed: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -181,7 +196,11 @@ class Receiver:
             for name, journal in self.store.journals.items()
         }
         context = context or zmq.Context.instance()
-        self._auth = start_authenticator(context, allowed_keys_dir) if curve is not None else None
+        self._auth = (
+            start_authenticator(context, allowed_keys_dir)
+            if curve is not None and allowed_keys_dir is not None  # both or neither, checked above
+            else None
+        )
         self._socket = make_socket(context, "receiver", curve=curve)
         # Connection events tell at once that a sender's connection closed (the experiment exited
         # or crashed, the network went down), where silence would take the liveness timeout.
@@ -208,19 +227,24 @@ class Receiver:
     # -- consumer API ----------------------------------------------------------------------------
 
     @property
-    def counters(self) -> dict[str, object]:
+    def counters(self) -> Counters:
         """A snapshot: ``accepted``, ``duplicates``, ``conflicts`` (distinct records whose seq was
         held with other content, every session, persisted ones included; per session in
         :meth:`sessions`), ``gaps`` (records arriving past a hole), ``replays`` (replay requests
         sent), ``hellos``, ``acks``, ``reply_failures`` and ``malformed`` (reason → count, reasons
         from :data:`lookwhere.protocol.REJECT_REASONS`)."""
-        out: dict[str, object] = {
-            name: self._counters[name]
-            for name in ("accepted", "duplicates", "gaps", "replays", "hellos", "acks", "reply_failures")
-        }
-        out["conflicts"] = sum(len(s.conflicts) for s in self._sessions.values())
-        out["malformed"] = dict(self._malformed)
-        return out
+        counts = self._counters
+        return Counters(
+            accepted=counts["accepted"],
+            duplicates=counts["duplicates"],
+            gaps=counts["gaps"],
+            replays=counts["replays"],
+            hellos=counts["hellos"],
+            acks=counts["acks"],
+            reply_failures=counts["reply_failures"],
+            conflicts=sum(len(s.conflicts) for s in self._sessions.values()),
+            malformed=dict(self._malformed),
+        )
 
     def sessions(self) -> dict[str, SessionStatus]:
         """Stream health of every known session (persisted ones included)."""
@@ -431,6 +455,9 @@ class Receiver:
             self._reply(state.peer, protocol.encode_control(TOPIC_ACK, session, state.last_seq))
 
     def _reply(self, peer: bytes | None, frames: tuple[bytes, bytes]) -> None:
+        if peer is None:  # never heard from this session's sender since the start: it will say hello
+            self._counters["reply_failures"] += 1
+            return
         try:
             self._socket.send_multipart((peer, *frames), flags=zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # peer gone (EHOSTUNREACH) or stalled (EAGAIN): it will say hello

@@ -122,7 +122,7 @@ class LiveScorer:
         ceiling = engine.human_loso()
         if ceiling is not None:
             scores["human_loso"] = ceiling
-        has_own = item.participant is not None and item.participant in engine.participants
+        own = item.participant if item.participant in engine.participants else None
         return {
             "image": item.image,
             "shape": list(item.shape),
@@ -133,7 +133,7 @@ class LiveScorer:
             "participant": item.participant,
             "n_fixations_participant": int((table["participant"] == item.participant).sum()),
             "scores": scores,
-            "participant_scores": engine.participant_scores(item.participant) if has_own else None,
+            "participant_scores": None if own is None else engine.participant_scores(own),
         }
 
     def prepare(self, item: ImageInput, context: ContextSource) -> None:

@@ -379,7 +379,8 @@ class LiveState:
         measurable, ``"unknown"``: an older experiment), ``dropped_frames`` (with vsync only),
         ``trials``, ``overruns`` (shown longer than requested by more than a frame) and
         ``last_overrun`` (trial, image, measured and requested ms); None before its first trial end."""
-        timing = self._timing.get(self.session if session is None else session)
+        key = self.session if session is None else session
+        timing = None if key is None else self._timing.get(key)
         return None if timing is None else {**timing}
 
     def _retract_run(self, record: TrialEnd) -> frozenset[str]:
@@ -545,7 +546,7 @@ class LiveState:
     @property
     def tracker(self) -> str | None:
         """The tracker backend of the current session (from its ``session_start``)."""
-        return self._trackers.get(self.session)
+        return None if self.session is None else self._trackers.get(self.session)
 
     @property
     def n_records(self) -> int:

@@ -123,7 +123,7 @@ def check_folder(
         problems.append(Problem("error", f"no images in {folder} (looked for {', '.join(IMAGE_SUFFIXES)})"))
     if (folder / MANIFEST_NAME).is_file():
         problems += _check_manifest(folder / MANIFEST_NAME, by_id)
-    return FolderReport(folder, tuple(screen_px), scale, images, tuple(problems))
+    return FolderReport(folder, (screen_px[0], screen_px[1]), scale, images, tuple(problems))
 
 
 def _check_image(path: Path, *, duplicates: list[str], screen_px: tuple[int, int], scale: float) -> ImageReport:

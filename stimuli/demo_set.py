@@ -140,7 +140,9 @@ def _read_entries(folder: Path) -> list[ManifestEntry] | None:
 def _is_demo_folder(folder: Path) -> bool:
     """Whether the folder was written by :func:`prepare_demo_set` (its manifest names skimage sources)."""
     entries = _read_entries(folder)
-    return bool(entries) and all(entry.extra.get("source", "").startswith("skimage.data.") for entry in entries)
+    if not entries:
+        return False
+    return all(entry.extra.get("source", "").startswith("skimage.data.") for entry in entries)
 
 
 def _is_complete(folder: Path) -> bool:

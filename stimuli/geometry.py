@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -173,8 +174,8 @@ class DisplayGeometry:
         y = np.asarray(y_image_px, dtype=float)
         return (x >= 0) & (x < self.image_width_px) & (y >= 0) & (y < self.image_height_px)
 
-    def to_dict(self) -> dict[str, int]:
-        """Plain-data form, for records and the wire protocol."""
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (every value an int, in pixels), for records and the wire protocol."""
         return {
             "image_width_px": self.image_width_px,
             "image_height_px": self.image_height_px,

@@ -340,6 +340,19 @@ def build_manifest(
     ]
 
 
+def _unpinned(entries: list[ManifestEntry], manifest: Path, *, record_checksums: bool) -> list[str]:
+    """The images the manifest has no SHA-256 for; an error unless they are to be recorded."""
+    unpinned = [entry.image_id for entry in entries if not entry.sha256]
+    if unpinned and not record_checksums:
+        raise ValueError(
+            f"the manifest {manifest} has no SHA-256 for {len(unpinned)} of its {len(entries)} images "
+            f"(e.g. {', '.join(unpinned[:3])}), so those files cannot be verified. Pass --record-checksums "
+            "to record them from this copy (sizes are still checked) in the manifest.csv written with the "
+            "folder, or --manifest with a manifest that has them"
+        )
+    return unpinned
+
+
 def prepare_voc2007(
     vocdevkit: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -384,14 +397,7 @@ def prepare_voc2007(
     entries = read_manifest(manifest)
     if not entries:
         raise ValueError(f"the manifest {manifest} lists no images")
-    unpinned = [entry.image_id for entry in entries if not entry.sha256]
-    if unpinned and not record_checksums:
-        raise ValueError(
-            f"the manifest {manifest} has no SHA-256 for {len(unpinned)} of its {len(entries)} images "
-            f"(e.g. {', '.join(unpinned[:3])}), so those files cannot be verified. Pass --record-checksums "
-            "to record them from this copy (sizes are still checked) in the manifest.csv written with the "
-            "folder, or --manifest with a manifest that has them"
-        )
+    unpinned = _unpinned(entries, manifest, record_checksums=record_checksums)
     jpeg_folder = voc2007_root(vocdevkit) / "JPEGImages"
 
     def fill(staging: Path) -> None:

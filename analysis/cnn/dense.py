@@ -24,6 +24,8 @@ Notation: ``f_n`` is the output of conv block n (post-ReLU: relu1_2 … relu5_3,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch.nn import functional as F
 
@@ -156,6 +158,16 @@ def minmax_per_image(maps: torch.Tensor) -> torch.Tensor:
     return scaled.reshape(maps.shape)
 
 
+def _sum(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
+    """``sum(tensors)`` in the same order, typed: the first tensor plus the others, left to right."""
+    total: torch.Tensor | None = None
+    for tensor in tensors:
+        total = tensor if total is None else total + tensor
+    if total is None:
+        raise ValueError("nothing to sum")
+    return total
+
+
 def dense_attention_maps(
     features: dict[str, torch.Tensor], sensitivities: dict[str, torch.Tensor], *, layer_norm: str = "minmax"
 ) -> dict[str, torch.Tensor]:
@@ -190,7 +202,7 @@ def dense_attention_maps(
     for combination in COMBINATION_NAMES:
         lowest = int(combination[-1]) - 1  # "dense_conv543" sums layers 5..3 at layer 3's size
         size = prepared[layer_names[lowest]].shape[1:]
-        maps[combination] = sum(
+        maps[combination] = _sum(
             F.interpolate(prepared[name][:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
             for name in layer_names[lowest:]
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import platform
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -158,6 +159,34 @@ def precompute_store(
     """
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    ids, shapes = _checked_images(stimuli, image_ids, input_size)
+    torch_device = resolve_device(device)
+    model = model.to(torch_device)
+    writer = MapStoreWriter(
+        out,
+        _store_metadata(
+            model, stimuli, input_size=input_size, parameters=parameters, ridge_alpha=ridge_alpha, device=torch_device
+        ),
+    )
+    network_shapes = shapes if input_size is None else {i: (input_size, input_size) for i in shapes}
+    inputs = _Inputs(stimuli, shapes, network_shapes, input_size, batch_size, torch_device)
+    if not writer.has_cam_weights():
+        _fit_cam(model, writer, inputs, ridge_alpha=ridge_alpha, progress=progress)
+    cam_weights = torch.from_numpy(MapStore.open(out).cam_weights()[0]).to(torch_device)
+    finished = writer.finished_ids
+    todo = [i for i in ids if i not in finished]
+    if len(todo) < len(ids):
+        logger.info(
+            "%d of %d images already in %s; computing the other %d", len(ids) - len(todo), len(ids), out, len(todo)
+        )
+    _write_maps(model, writer, inputs, todo, cam_weights=cam_weights, parameters=parameters, progress=progress)
+    return MapStore.open(out)
+
+
+def _checked_images(
+    stimuli: StimulusSet, image_ids: list[str] | None, input_size: int | None
+) -> tuple[list[str], dict[str, tuple[int, int]]]:
+    """The images to compute (checked) and the shape ``(H, W)`` of every image of the set."""
     all_ids = stimuli.image_ids
     ids = all_ids if image_ids is None else list(image_ids)
     unknown = sorted(set(ids) - set(all_ids))
@@ -177,54 +206,58 @@ def precompute_store(
                 f"images {too_small} ((H, W) in px) are smaller than 32 px, too small for VGG16 "
                 "at native size; use --input-size 224"
             )
-    torch_device = resolve_device(device)
-    model = model.to(torch_device)
-    writer = MapStoreWriter(
-        out,
-        _store_metadata(
-            model, stimuli, input_size=input_size, parameters=parameters, ridge_alpha=ridge_alpha, device=torch_device
-        ),
-    )
-    network_shapes = shapes if input_size is None else {i: (input_size, input_size) for i in all_ids}
+    return ids, shapes
 
-    if not writer.has_cam_weights():
-        features, scores = [], []
-        for batch in tqdm(
-            list(_batches(all_ids, network_shapes, batch_size)),
-            desc="CAM fit (forward)",
-            unit="batch",
-            disable=not progress,
-        ):
-            gap, batch_scores = fitting_features(model, _load_batch(stimuli, batch, input_size, torch_device))
-            features.append(gap.numpy())
-            scores.append(batch_scores.numpy())
-        fit = fit_cam_weights(np.concatenate(features), np.concatenate(scores), ridge_alpha=ridge_alpha)
-        writer.write_cam_weights(
-            fit.weights,
-            fit.bias,
-            info={
-                "fitting_image_ids": all_ids,
-                "ridge_alpha": fit.ridge_alpha,
-                "ridge_lambda": fit.ridge_lambda,
-            },
-        )
-        logger.info("CAM regression fitted on %d images (ridge lambda %.3g)", len(all_ids), fit.ridge_lambda)
-    cam_weights = torch.from_numpy(MapStore.open(out).cam_weights()[0]).to(torch_device)
 
-    finished = writer.finished_ids
-    todo = [i for i in ids if i not in finished]
-    if len(todo) < len(ids):
-        logger.info(
-            "%d of %d images already in %s; computing the other %d", len(ids) - len(todo), len(ids), out, len(todo)
-        )
+@dataclass(frozen=True)
+class _Inputs:
+    """How the stimuli become network input batches: every image's ``(H, W)``, its size at the
+    network's input, the input side (None: native), the batch size and the device."""
+
+    stimuli: StimulusSet
+    shapes: dict[str, tuple[int, int]]
+    network_shapes: dict[str, tuple[int, int]]
+    input_size: int | None
+    batch_size: int
+    device: torch.device
+
+    def batches(self, image_ids: list[str]) -> list[list[str]]:
+        return list(_batches(image_ids, self.network_shapes, self.batch_size))
+
+    def load(self, batch: list[str]) -> torch.Tensor:
+        return _load_batch(self.stimuli, batch, self.input_size, self.device)
+
+
+def _fit_cam(
+    model: AttentionVGG16, writer: MapStoreWriter, inputs: _Inputs, *, ridge_alpha: float, progress: bool
+) -> None:
+    """Fit the CAM regression on every image of the set (SPEC §2) and store its weights."""
+    all_ids = list(inputs.shapes)
+    features, scores = [], []
+    for batch in tqdm(inputs.batches(all_ids), desc="CAM fit (forward)", unit="batch", disable=not progress):
+        gap, batch_scores = fitting_features(model, inputs.load(batch))
+        features.append(gap.numpy())
+        scores.append(batch_scores.numpy())
+    fit = fit_cam_weights(np.concatenate(features), np.concatenate(scores), ridge_alpha=ridge_alpha)
+    info = {"fitting_image_ids": all_ids, "ridge_alpha": fit.ridge_alpha, "ridge_lambda": fit.ridge_lambda}
+    writer.write_cam_weights(fit.weights, fit.bias, info=info)
+    logger.info("CAM regression fitted on %d images (ridge lambda %.3g)", len(all_ids), fit.ridge_lambda)
+
+
+def _write_maps(
+    model: AttentionVGG16,
+    writer: MapStoreWriter,
+    inputs: _Inputs,
+    todo: list[str],
+    *,
+    cam_weights: torch.Tensor,
+    parameters: MapParameters,
+    progress: bool,
+) -> None:
+    """Compute and store the maps of the images ``todo``, batch by batch."""
     with tqdm(total=len(todo), desc="attention maps", unit="image", disable=not progress) as bar:
-        for batch in _batches(todo, network_shapes, batch_size):
-            result = compute_maps(
-                model,
-                _load_batch(stimuli, batch, input_size, torch_device),
-                cam_weights=cam_weights,
-                parameters=parameters,
-            )
+        for batch in inputs.batches(todo):
+            result = compute_maps(model, inputs.load(batch), cam_weights=cam_weights, parameters=parameters)
             for row, image_id in enumerate(batch):
                 writer.write_image(
                     image_id,
@@ -232,9 +265,8 @@ def precompute_store(
                     record={
                         "target_class": int(result.targets[row]),
                         "target_score": float(result.target_scores[row]),
-                        "original_shape": list(shapes[image_id]),
-                        "network_shape": list(network_shapes[image_id]),
+                        "original_shape": list(inputs.shapes[image_id]),
+                        "network_shape": list(inputs.network_shapes[image_id]),
                     },
                 )
                 bar.update(1)
-    return MapStore.open(out)

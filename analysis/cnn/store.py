@@ -104,7 +104,7 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write a compressed npz under a temporary name (not ``*.npz``), then rename it into place."""
     temporary = path.with_name(f".{path.name}.tmp")
     with open(temporary, "wb") as handle:  # a file object stops numpy from appending ".npz"
-        np.savez_compressed(handle, **arrays)
+        np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     os.replace(temporary, path)
 
 
@@ -202,9 +202,10 @@ class MapStore:
         written = []
         for image_id in self.image_ids if image_ids is None else image_ids:
             self._file(image_id)  # a clear KeyError for an image without maps
-            shape = tuple(self.metadata["images"][image_id]["original_shape"])
+            height, width = self.metadata["images"][image_id]["original_shape"]
+            shape = (int(height), int(width))
             target = folder / f"{image_id}.npz"
-            np.savez_compressed(target, **self.load(image_id, shape=shape))
+            np.savez_compressed(target, **self.load(image_id, shape=shape))  # type: ignore[arg-type]  # numpy's stub
             written.append(target)
         return written
 
@@ -236,7 +237,7 @@ class RecentMaps:
 
     def load(self, image_id: str, *, shape: tuple[int, int]) -> dict[str, np.ndarray]:
         """As :meth:`MapStore.load`; the arrays are read-only."""
-        key = (image_id, tuple(shape))
+        key = (image_id, (int(shape[0]), int(shape[1])))
         with self._lock:
             if key in self._recent:
                 self._recent.move_to_end(key)

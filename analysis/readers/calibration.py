@@ -56,7 +56,7 @@ def calibration_tables(messages: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
         The same columns, plus ``avg_deg``, ``max_deg``, ``offset_deg`` (degrees of visual angle)
         and ``offset_x_px``, ``offset_y_px``; NaN for an aborted validation.
     """
-    rows = {"CALIBRATION": [], "VALIDATION": []}
+    rows: dict[str, list[list]] = {"CALIBRATION": [], "VALIDATION": []}
     for time, text, line in zip(messages["time_tracker_ms"], messages["text"], messages["line"]):
         found = _SUMMARY.match(text)
         if found is None:

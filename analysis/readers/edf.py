@@ -47,6 +47,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -167,7 +168,7 @@ def _scan(path: str, samples: bool) -> dict:
 
     from eyelinkio.edf import _edf2py as api
 
-    raw = {
+    raw: dict[str, Any] = {
         "error": "",
         "header": [],
         "messages": [],

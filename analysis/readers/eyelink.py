@@ -77,6 +77,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 import pandas as pd
@@ -214,13 +215,20 @@ class TrialRules:
     def __post_init__(self) -> None:
         for name in ("trial_start", "trial_end", "image", "onset", "offset"):
             self.compiled(name)
-        if self.image is not None and "image" not in self.compiled("image").groupindex:
+        if self.image is not None and "image" not in self.required("image").groupindex:
             raise ValueError(
                 f"{self.OPTIONS['image']} needs a named group 'image' that captures the image file or id, "
                 f"e.g. 'scene=(?P<image>\\S+)'; got {self.image!r}"
             )
         if self.trial_end is not None and self.trial_start is None:
             raise ValueError("a trial end pattern needs its trial start pattern (--trial-start)")
+
+    def required(self, name: str) -> re.Pattern:
+        """The compiled pattern of attribute ``name``, which must be set."""
+        pattern = self.compiled(name)
+        if pattern is None:
+            raise ValueError(f"{self.OPTIONS[name]} ({name}) is not set")
+        return pattern
 
     def compiled(self, name: str) -> re.Pattern | None:
         """The compiled pattern of attribute ``name`` (None when unset)."""
@@ -682,7 +690,7 @@ def _parse_end(rest: str, block: dict) -> None:
 def _sample_table(parsed: _Parsed) -> pd.DataFrame:
     """Samples in long form, one row per eye: ``time x y pupil`` or ``time xl yl pl xr yr pr``."""
     rows = []
-    for block_index, line in parsed.samples:
+    for block_index, line in parsed.samples or ():
         fields = line.split()
         eyes = parsed.blocks[block_index]["eyes"] or "L"
         time = float(fields[0])
@@ -740,7 +748,7 @@ def build_recording(parsed: _Parsed, path: Path, *, participant: str | None, rul
 def _choose_trial_markers(messages: list, rules: TrialRules, path: Path):
     """(start, end or None) compiled patterns, or None when no trial start message occurs."""
     if rules.trial_start is not None:
-        start_re = rules.compiled("trial_start")
+        start_re = rules.required("trial_start")
         if not any(start_re.search(text) for _, _, _, text in messages):
             logger.info("%s: no message matches the trial start %r", path.name, rules.trial_start)
             return None
@@ -839,7 +847,8 @@ def _validate(parsed: _Parsed, path: Path) -> None:
 def _warn(message: str) -> None:
     logger.warning(message)
     # Attribute the warning to the reader's caller, however deep in the pipeline it arose.
-    frame, level = sys._getframe(1), 2
+    frame: FrameType | None = sys._getframe(1)
+    level = 2
     while frame is not None and frame.f_globals.get("__name__", "").startswith("analysis.readers."):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, EyeLinkDataWarning, stacklevel=level)
@@ -921,66 +930,34 @@ def _build_tables(parsed: _Parsed, trials: list[dict], rules: TrialRules, path: 
     } | events
 
 
+_TRIAL_COLUMNS = [
+    "trial",
+    "trial_id",
+    "start_tracker_ms",
+    "end_tracker_ms",
+    "onset_tracker_ms",
+    "offset_tracker_ms",
+    "stimulus_duration_ms",
+    "image",
+    "imgload",
+    "variables",
+    "start_line",
+    "end_line",
+]
+
+
 def _trial_table(trials: list[dict], messages: pd.DataFrame, rules: TrialRules, path: Path) -> pd.DataFrame:
     """Add onset/offset, image and variables to each trial, from the messages within it."""
     lines = messages["line"].to_numpy()
     texts = messages["text"].tolist()
     times = messages["time_tracker_ms"].to_numpy()
-    onset_re, offset_re, image_re = rules.compiled("onset"), rules.compiled("offset"), rules.compiled("image")
     labels = next((found.group(1).split() for text in texts if (found := _TRIAL_VAR_LABELS.match(text))), [])
     rows = []
     for trial in trials:
         first = np.searchsorted(lines, trial["start_line"], side="left")
         stop = np.searchsorted(lines, trial["end_line"], side="right")
-        onset = offset = math.nan
-        image = imgload = named = ""
-        variables: dict[str, str] = {}
-        for text, time in zip(texts[first:stop], times[first:stop]):
-            if math.isnan(onset) and onset_re.search(text):
-                onset = time
-            elif not math.isnan(onset) and math.isnan(offset) and offset_re.search(text):
-                offset = time
-            if image_re is not None and not named and (found := image_re.search(text)):
-                named = (found.group("image") or "").strip()
-            if found := _TRIAL_VARIABLE.match(text):
-                variables[found.group(1)] = found.group(2).strip()
-            elif found := _TRIAL_VAR_DATA.match(text):
-                # Experiment Builder's older form: values in the order of !V TRIAL_VAR_LABELS.
-                variables.update(zip(labels, found.group(1).split()))
-            if (found := _IMGLOAD.match(text)) and not imgload:
-                imgload = f"{found.group(1)} {found.group(3).strip()}".strip()
-                image = image_id_from_name(found.group(2))
-        image_variable = next((value for name, value in variables.items() if name.lower() == "image"), "")
-        if named:
-            image = image_id_from_name(named)
-        elif image_variable:
-            image = image_id_from_name(image_variable)
-        rows.append(
-            trial
-            | {
-                "onset_tracker_ms": onset,
-                "offset_tracker_ms": offset,
-                "stimulus_duration_ms": offset - onset,
-                "image": image,
-                "imgload": imgload,
-                "variables": variables,
-            }
-        )
-    columns = [
-        "trial",
-        "trial_id",
-        "start_tracker_ms",
-        "end_tracker_ms",
-        "onset_tracker_ms",
-        "offset_tracker_ms",
-        "stimulus_duration_ms",
-        "image",
-        "imgload",
-        "variables",
-        "start_line",
-        "end_line",
-    ]
-    table = pd.DataFrame(rows, columns=columns)
+        rows.append(trial | _trial_messages(texts[first:stop], times[first:stop], rules, labels))
+    table = pd.DataFrame(rows, columns=_TRIAL_COLUMNS)
     no_onset = table.loc[table["onset_tracker_ms"].isna(), "trial"].tolist()
     if no_onset:
         # Logged, not warned: whoever maps the trials to images may give the onsets another way.
@@ -1002,6 +979,43 @@ def _trial_table(trials: list[dict], messages: pd.DataFrame, rules: TrialRules, 
             "end_line": "int64",
         }
     )
+
+
+def _trial_messages(texts: list[str], times: np.ndarray, rules: TrialRules, labels: list[str]) -> dict:
+    """Onset and offset (tracker ms), image, ``!V IMGLOAD`` and trial variables of one trial, from
+    its messages ``texts`` at ``times``; ``labels``: the recording's ``!V TRIAL_VAR_LABELS``."""
+    onset_re, offset_re, image_re = rules.required("onset"), rules.required("offset"), rules.compiled("image")
+    onset = offset = math.nan
+    image = imgload = named = ""
+    variables: dict[str, str] = {}
+    for text, time in zip(texts, times):
+        if math.isnan(onset) and onset_re.search(text):
+            onset = time
+        elif not math.isnan(onset) and math.isnan(offset) and offset_re.search(text):
+            offset = time
+        if image_re is not None and not named and (found := image_re.search(text)):
+            named = (found.group("image") or "").strip()
+        if found := _TRIAL_VARIABLE.match(text):
+            variables[found.group(1)] = found.group(2).strip()
+        elif found := _TRIAL_VAR_DATA.match(text):
+            # Experiment Builder's older form: values in the order of !V TRIAL_VAR_LABELS.
+            variables.update(zip(labels, found.group(1).split()))
+        if (found := _IMGLOAD.match(text)) and not imgload:
+            imgload = f"{found.group(1)} {found.group(3).strip()}".strip()
+            image = image_id_from_name(found.group(2))
+    image_variable = next((value for name, value in variables.items() if name.lower() == "image"), "")
+    if named:
+        image = image_id_from_name(named)
+    elif image_variable:
+        image = image_id_from_name(image_variable)
+    return {
+        "onset_tracker_ms": onset,
+        "offset_tracker_ms": offset,
+        "stimulus_duration_ms": offset - onset,
+        "image": image,
+        "imgload": imgload,
+        "variables": variables,
+    }
 
 
 def image_id_from_name(name: str) -> str:
@@ -1081,7 +1095,8 @@ def _display(parsed: _Parsed, path: Path) -> tuple[tuple[int, int] | None, str |
     if parsed.gaze_coords is not None:
         left, top, right, bottom = parsed.gaze_coords
         # SR Research writes the last pixel (1919), PyGaze the size (1920): screen sizes are even.
-        size = tuple(int(round(b - a)) + (int(round(b - a)) % 2) for a, b in ((left, right), (top, bottom)))
+        width, height = (int(round(b - a)) + (int(round(b - a)) % 2) for a, b in ((left, right), (top, bottom)))
+        size = (width, height)
         logger.info(
             "%s: no DISPLAY_COORDS message; display size %s from GAZE_COORDS %s", path.name, size, parsed.gaze_coords
         )

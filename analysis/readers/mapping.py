@@ -318,13 +318,12 @@ def choose_eye(recording: EyeLinkRecording, choice: str = "best") -> tuple[str, 
         return recorded, "both: asked for" if choice == "both" else "the only eye recorded"
     last = {eye: last_validation(recording.validations, eye) for eye in "LR"}
     if last["L"] is None or last["R"] is None:
-        validated = [eye for eye, row in last.items() if row is not None]
+        validated = [(eye, row) for eye, row in last.items() if row is not None]
         if validated:
-            return validated[
-                0
-            ], f"best: the only eye with a validation ({last[validated[0]]['avg_deg']:.2f}° mean error)"
+            eye, row = validated[0]
+            return eye, f"best: the only eye with a validation ({row['avg_deg']:.2f}° mean error)"
         return "R", "best: no validation to compare, so the right eye"
-    quality = {eye: (row["avg_deg"], row["max_deg"]) for eye, row in last.items()}
+    quality = {eye: (row["avg_deg"], row["max_deg"]) for eye, row in last.items() if row is not None}
     eye = "L" if quality["L"] < quality["R"] else "R"
     return eye, (
         f"best: last validation {quality[eye][0]:.2f}° mean / {quality[eye][1]:.2f}° max error against "

@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -144,7 +145,7 @@ def _image_id(entry, index: int, path: Path) -> str:
     return Path(str(entry.img)).stem
 
 
-def _build_table(selected: list[tuple[str, object]], path: Path) -> pd.DataFrame:
+def _build_table(selected: list[tuple[str, Any]], path: Path) -> pd.DataFrame:
     """Flatten (image, struct) pairs into the fixation table, converting coordinates once."""
     images, participants, xs, ys, durations = [], [], [], [], []
     for image, entry in selected:

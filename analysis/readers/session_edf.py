@@ -191,7 +191,7 @@ def source_agreement(link: pd.DataFrame, edf: pd.DataFrame, *, tolerance_ms: flo
         pairs = []
         for eye, edf_eye in edf_rows.groupby("eye"):
             candidates = link_rows[link_rows["eye"] == eye]
-            used = set()
+            used: set[int] = set()
             for fixation in edf_eye.itertuples():
                 gaps = (candidates["start_ms"] - fixation.start_ms).abs()
                 gaps = gaps[~gaps.index.isin(used) & (gaps <= tolerance_ms)]

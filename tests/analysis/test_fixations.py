@@ -1,5 +1,7 @@
 """The tidy fixation table. Oracle: the schema of lookwhere.records and hand-computed coordinates."""
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,8 +11,8 @@ from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES, Fixation
 from stimuli.geometry import DisplayGeometry
 
 
-def _fixation(**overrides):
-    values = dict(
+def _fixation(**overrides: Any) -> Fixation:
+    values: dict[str, Any] = dict(
         participant="P01",
         session="s",
         trial=0,

@@ -38,6 +38,7 @@ class StallingSink:
         self.records.append(protocol.record_map(stamped))
 
     def service(self, *, waiting: str | None = None) -> None:
+        assert self.session is not None  # set before the session runs
         if self.session.screen == "image" and waiting is None:
             self.image_frames += 1
             if self.image_frames == 3:

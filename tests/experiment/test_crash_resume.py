@@ -303,7 +303,8 @@ def test_serve_killed_at_random_moments_and_restarted(lab, xvfb_display, tmp_pat
     server, info = start_server(lab["stimuli"], data, *options)
     log = tmp_path / "run.log"
     process = _start_run(lab, out, "S01", f"tcp://127.0.0.1:{port}", log, "--duration-ms", "2000")
-    tail, trial, kills = _Tail(folder / JOURNAL_NAME), -1, []
+    tail, trial = _Tail(folder / JOURNAL_NAME), -1
+    kills: list[str] = []
     try:
         _wait_for(tail, "session_start", process, log)
         while True:

@@ -64,7 +64,9 @@ def test_simulated_participant_looks_at_the_dot_after_a_latency(four_images):
         tracker.start_recording()
         samples = []
         while time.perf_counter() - shown < 0.6:
-            x, y = tracker.gaze_position()
+            gaze = tracker.gaze_position()
+            assert gaze is not None  # the simulated participant always has a sample while recording
+            x, y = gaze
             samples.append((time.perf_counter() - shown, np.hypot(x - 960, y - 540)))
             tracker.drain()
             time.sleep(0.002)

@@ -90,6 +90,7 @@ def test_a_killed_sender_has_journalled_every_record_it_sent(tmp_path):
         )
         try:
             with _serving(receiver):
+                assert process.stdout is not None  # piped
                 assert int(process.stdout.readline()) == n_records
                 process.kill()  # right after the sends
                 process.wait()

@@ -17,7 +17,7 @@ from experiment.records import SessionRecords
 from experiment.sender import Sender
 from experiment.stream import JOURNAL_NAME
 from lookwhere.cli import main as cli_main
-from lookwhere.protocol import FixationRecord, Heartbeat, SessionEnd, TrialStart, read_journal
+from lookwhere.protocol import FixationRecord, Heartbeat, Record, SessionEnd, TrialStart, read_journal
 from server.receiver import Receiver
 from tests.experiment.conftest import start_session
 from tests.server._stream import pump
@@ -47,7 +47,7 @@ def test_session_streams_every_record_to_a_real_receiver(session_env, four_image
             "--server",
             receiver.endpoint,
         )
-        received = []
+        received: list[Record] = []
         deadline = time.monotonic() + 90
         while not any(isinstance(r, SessionEnd) for r in received):
             assert time.monotonic() < deadline, "no session_end within 90 s"
@@ -124,7 +124,7 @@ def test_heartbeats_flow_while_the_task_waits_at_drift_correction(session_env, f
             "--server",
             receiver.endpoint,
         )
-        received = []
+        received: list[Record] = []
         deadline = time.monotonic() + 90
         while not any(isinstance(r, SessionEnd) for r in received):
             assert time.monotonic() < deadline, "no session_end within 90 s"
@@ -169,7 +169,7 @@ def test_a_resumed_sender_continues_its_session(tmp_path):
         second.close()
         persisted = list(receiver.persisted(session))
     assert [r.seq for r in persisted] == [1, 2, 3, 4, 5, 6]
-    assert persisted[-1].reason == "resumed"
+    assert isinstance(persisted[-1], SessionEnd) and persisted[-1].reason == "resumed"
     assert [data["seq"] for _, data in read_journal(journal)] == [1, 2, 3, 4, 5, 6]
 
 

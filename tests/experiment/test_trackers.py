@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -112,7 +113,7 @@ def test_eyelink_dummy_connection_runs_the_call_sequence():
     assert tracker.tracker_time_ms() - first >= 15  # a real ms clock, not the dummy's 2**32 - 1
     assert tracker.drain() == []
     tracker.stop_recording()
-    assert tracker.receive_edf("unused.edf").transferred is False
+    assert tracker.receive_edf(Path("unused.edf")).transferred is False
     tracker.close()
     tracker.close()
 
@@ -156,6 +157,7 @@ class _FakeEyeLink:
         return self._current[0]
 
     def getFloatData(self):
+        assert self._current is not None  # getNextData ran
         return self._current[1]
 
     def setOfflineMode(self):

@@ -44,6 +44,7 @@ def test_keys_creates_a_curve_pair_zmq_can_load(tmp_path, capsys):
 
     assert main(["keys", "--out", str(tmp_path), "--name", "rig1"]) == 0
     public, secret = zmq.auth.load_certificate(str(tmp_path / "rig1.key_secret"))
+    assert public is not None and secret is not None
     assert len(public) == 40 and len(secret) == 40  # Z85-encoded 32-byte keys
     assert zmq.auth.load_certificate(str(tmp_path / "rig1.key"))[0] == public
     assert "rig1.key_secret" in capsys.readouterr().out

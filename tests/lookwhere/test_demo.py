@@ -42,6 +42,7 @@ class _Demo:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
+        assert self.process.stdout is not None  # piped
         for line in self.process.stdout:
             self.output.append(line)
             self.lines.put(line)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from typing import Any
 
 import msgpack
 import pytest
@@ -34,6 +35,19 @@ def test_every_kind_round_trips(kind):
         got = getattr(back, name)
         assert got == value or (math.isnan(value) and math.isnan(got)), name
     assert protocol.encode(back) == (topic, payload)  # byte-identical re-encoding
+
+
+@pytest.mark.parametrize("kind", sorted(protocol.RECORD_TYPES))
+def test_stamp_numbers_a_record_as_encode_would(kind):
+    """The sender's path (a record built without session and seq, stamped) gives the frames that
+    :func:`protocol.encode` gives for the numbered record (oracle)."""
+    bare = protocol.RECORD_TYPES[kind](**FIELDS[kind])
+    assert (bare.session, bare.seq) == ("", 0)
+    stamped, frames = protocol.stamp(bare, session=SESSION, seq=7)
+    assert type(stamped) is type(bare) and (stamped.session, stamped.seq) == (SESSION, 7)
+    assert frames == protocol.encode(dataclasses.replace(bare, session=SESSION, seq=7))
+    with pytest.raises(protocol.ProtocolError, match="session"):
+        protocol.encode(bare)  # unnumbered: refused on the wire
 
 
 def test_fixation_record_is_the_fixation_plus_clock_times():
@@ -68,6 +82,7 @@ def test_trial_start_carries_the_display_geometry():
 
 def test_integers_are_accepted_for_float_fields():
     back = protocol.decode(b"mic_level", _pack(record_map("mic_level", 1, rms_dbfs=-30)))
+    assert isinstance(back, protocol.MicLevel)
     assert back.rms_dbfs == -30.0 and type(back.rms_dbfs) is float
 
 
@@ -131,13 +146,14 @@ def test_schema_errors_name_their_reason(topic, make_payload, reason):
 def test_not_measurable_and_not_waiting():
     for kind in ("trial_end", "session_end"):
         back = protocol.decode(kind.encode(), _pack(record_map(kind, 1, frame_timing="no_vsync", dropped_frames=0)))
+        assert isinstance(back, protocol.TrialEnd | protocol.SessionEnd)
         assert (back.frame_timing, back.dropped_frames) == ("no_vsync", 0)
     back = protocol.decode(b"heartbeat", _pack(record_map("heartbeat", 1, waiting=None)))
-    assert back.waiting is None
+    assert isinstance(back, protocol.Heartbeat) and back.waiting is None
 
 
 #: What a map written before the fields were added reads as (oracle: the documented defaults).
-OLD_DEFAULTS = {
+OLD_DEFAULTS: dict[str, dict[str, Any]] = {
     "trial_end": {"display_duration_ms": math.nan, "overrun": None, "frame_timing": "unknown"},
     "session_end": {"frame_timing": "unknown", "refresh_period_ms": math.nan, "dropped_frames": 0, "overruns": 0},
     "heartbeat": {"waiting": None},
@@ -175,6 +191,7 @@ def test_an_older_journal_is_still_readable(tmp_path):
         topic, payload = protocol.encode(record)
         assert set(msgpack.unpackb(payload)) == set(record_map(record.kind, 1))
         assert protocol.encode(protocol.decode(topic, payload)) == (topic, payload)
+    assert isinstance(records[1], protocol.TrialEnd)
     assert records[1].dropped_frames == 0 and records[1].overrun is None
 
 

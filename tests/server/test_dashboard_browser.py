@@ -212,7 +212,7 @@ def test_live_session_on_the_dashboard(browser, osie_stimuli, untrained_store, t
 
         # Sorting: kl_div is lower-is-better, so the first click puts the smallest value on top.
         kl = {name: summary["scores"][name]["kl_div"] for name in summary["scores"]}
-        ranked = sorted((name for name in kl if kl[name] is not None), key=kl.get)
+        ranked = sorted((name for name in kl if kl[name] is not None), key=lambda name: kl[name])
         testid("score-table").locator('th[data-metric="kl_div"]').click()
         expect(testid("score-table").locator("tbody tr").first).to_have_attribute("data-map", ranked[0])
         testid("score-table").locator('th[data-metric="kl_div"]').click()

@@ -48,6 +48,7 @@ def _start_receiver(data_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+    assert process.stdout is not None  # piped
     endpoint = process.stdout.readline().strip()
     assert endpoint.startswith("tcp://127.0.0.1:"), f"receiver did not start: {endpoint!r}"
     return process, endpoint

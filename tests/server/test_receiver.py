@@ -39,7 +39,7 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def test_every_kind_travels_persists_and_is_acknowledged(tmp_path):
-    accepted = []
+    accepted: list[protocol.Record] = []
     with (
         Receiver(tmp_path / "server") as receiver,
         Sender(receiver.endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None) as sender,
@@ -86,7 +86,7 @@ def test_restarted_receiver_reloads_and_a_replay_fills_exactly_the_gap(tmp_path)
     assert sender.pending == 30
     with _rebind(tmp_path / "server", port) as receiver:
         assert receiver.sessions()[sender.session].last_seq == 50  # reloaded from disk
-        accepted = []
+        accepted: list[protocol.Record] = []
         pump(receiver, [sender], lambda: sender.acked_seq == 80, sink=accepted)
         assert [r.seq for r in accepted] == list(range(51, 81))
         assert receiver.counters["accepted"] == 30
@@ -216,7 +216,7 @@ def test_fuzz_ten_thousand_malformed_messages(tmp_path):
         fuzzer = make_socket(zmq.Context.instance(), "sender")
         fuzzer.connect(receiver.endpoint)
         expected: dict[str, int] = {}
-        leaked = []
+        leaked: list[protocol.Record] = []
         try:
             pump(receiver, [], lambda: fuzzer.poll(0, zmq.POLLOUT) != 0, timeout_s=5)
             messages = _malformed_messages(rng, sender.session, 20)

@@ -224,6 +224,7 @@ def test_a_loopback_server_refuses_foreign_host_names(served, tmp_path):
     ``Host`` (and as ``Origin``); a loopback server answers only to loopback names."""
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
+    from websockets.typing import Origin
 
     with serve_process(served["stimuli"], tmp_path / "data") as server:
         url = server["url"]
@@ -237,5 +238,5 @@ def test_a_loopback_server_refuses_foreign_host_names(served, tmp_path):
             connect(
                 f"ws://127.0.0.1:{port}/ws",
                 additional_headers={"Host": f"evil.example:{port}"},
-                origin=f"http://evil.example:{port}",
+                origin=Origin(f"http://evil.example:{port}"),
             ).close()

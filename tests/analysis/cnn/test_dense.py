@@ -8,6 +8,8 @@ VGG16, ``torch.autograd.grad`` per image, NumPy for eq. 8–14).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -26,6 +28,11 @@ from analysis.cnn.store import resize_bilinear
 from tests.analysis.cnn._helpers import assert_no_hooks, double_copy
 
 
+def _prefixed(name: str) -> Callable[[str], str]:
+    """An ``assert_close`` message naming the map."""
+    return lambda message: f"{name}: {message}"
+
+
 def _sensitivities(model, x, gt):
     with torch.enable_grad():
         _, blocks = model.forward_with_blocks(x.clone().requires_grad_())
@@ -42,6 +49,7 @@ def test_sensitivities_match_finite_differences_float64(vgg, gt):
     with torch.no_grad():
         for layer in model.vgg.features:
             if isinstance(layer, torch.nn.Conv2d):
+                assert layer.bias is not None  # VGG16's convolutions have biases
                 layer.bias.copy_(0.05 * torch.randn(layer.bias.shape, generator=generator, dtype=torch.float64))
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     blocks, sensitivities = _sensitivities(model, x, gt)
@@ -111,7 +119,7 @@ def test_batched_maps_equal_a_loop_over_images(vgg, cam_weights):
             expected = single.maps[name][0]
             scale = float(expected.abs().max())
             torch.testing.assert_close(
-                batched.maps[name][row], expected, rtol=1e-4, atol=1e-5 * scale, msg=lambda m, name=name: f"{name}: {m}"
+                batched.maps[name][row], expected, rtol=1e-4, atol=1e-5 * scale, msg=_prefixed(name)
             )
 
 
@@ -141,8 +149,8 @@ def _reference_dense_maps(stock_vgg, image: torch.Tensor, gt: str) -> dict[str, 
     total = last.mean() if gt == "mean" else last.sum()
     gradients = torch.autograd.grad(total, captured)
     layer_maps = []
-    for f, g in zip(captured, gradients):
-        f, g = f[0].detach().double().numpy(), g[0].double().numpy()  # (C, h, w)
+    for feature, gradient in zip(captured, gradients):
+        f, g = feature[0].detach().double().numpy(), gradient[0].double().numpy()  # (C, h, w)
         w_spatial = _softmax(g.sum(axis=0).ravel()).reshape(g.shape[1:])
         w_channel = _softmax(g.sum(axis=(1, 2)))
         f_sca = np.empty_like(f)
