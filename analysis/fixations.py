@@ -121,11 +121,15 @@ class ImagePlacement:
             raise ValueError(f"the image position must be finite; got {self}")
 
     @classmethod
-    def from_geometry(cls, geometry: DisplayGeometry) -> "ImagePlacement":
+    def from_geometry(cls, geometry: DisplayGeometry) -> ImagePlacement:
         """The placement of a centred :class:`~stimuli.geometry.DisplayGeometry`."""
         return cls(
-            geometry.image_width_px, geometry.image_height_px, geometry.left_px, geometry.top_px,
-            geometry.display_width_px, geometry.display_height_px,
+            geometry.image_width_px,
+            geometry.image_height_px,
+            geometry.left_px,
+            geometry.top_px,
+            geometry.display_width_px,
+            geometry.display_height_px,
         )
 
     def display_to_image(self, x_display_px, y_display_px):

@@ -37,17 +37,18 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 from tqdm.auto import tqdm
 
 import lookwhere
 from analysis.engine import ImageEngine
 from analysis.fixations import StudyFixations
 from analysis.heatmap import HeatmapParams, select_fixations
-from analysis.metrics import METRICS
 from analysis.naming import NamingParams
 from analysis.outputs import StagedOutput, package_versions, sha256_of
 from analysis.readers.eyelink import TrialRules
+from analysis.registry import map_kind
+from analysis.scoring_config import ScoringConfig
 from analysis.timecourse import TimecourseParams
 from stimuli.sets import StimulusSet
 
@@ -64,8 +65,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class AnalysisConfig(BaseModel):
-    """Everything an offline analysis depends on; written to ``params.json`` beside the results."""
+class AnalysisConfig(ScoringConfig):
+    """Everything an offline analysis depends on; written to ``params.json`` beside the results.
+
+    The scoring choices are :class:`~analysis.scoring_config.ScoringConfig`'s fields (the live
+    server's too); ``seed`` also seeds the bootstrap.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -80,13 +85,6 @@ class AnalysisConfig(BaseModel):
     out: Path = Field(description="output folder (created)")
     images: tuple[str, ...] | None = Field(None, description="image ids to analyse (default: all with fixations)")
     maps: Path | None = Field(None, description="CNN map store to score beside the baselines")
-    heatmap: HeatmapParams = HeatmapParams()
-    metrics: tuple[str, ...] = METRICS
-    metric_variant: Literal["mit", "pysaliency"] = "mit"
-    mae_normalize: Literal["minmax", "none"] = Field(
-        "minmax", description="min-max both maps to [0, 1] before MAE (SPEC §2); 'none' is paper-literal"
-    )
-    center_bias_sigma_fraction: float = Field(0.25, gt=0)
     scale: float | None = Field(
         None, gt=0, description="drawn size / image size (eyelink); default ×2 fitted to the screen, or "
         "the recording's !V IMGLOAD size"
@@ -104,18 +102,9 @@ class AnalysisConfig(BaseModel):
     )
     bootstrap_resamples: int = Field(10_000, ge=100)
     confidence: float = Field(0.95, gt=0, lt=1)
-    seed: int = 0
     n_overlays: int = Field(6, ge=0, description="images shown as overlays in the report")
     naming: NamingParams = Field(NamingParams(), description="session: utterances and naming-aligned fixations")
     timecourse: TimecourseParams = Field(TimecourseParams(), description="scores per viewing-time bin and fixation index")
-
-    @field_validator("metrics")
-    @classmethod
-    def _known_metrics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - set(METRICS))
-        if unknown:
-            raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
-        return value
 
 
 @dataclass
@@ -246,8 +235,7 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
 
     selected = select_fixations(fixations, config.heatmap)
     logger.info("%d of %d fixations on %d images count towards the heatmaps", len(selected), len(fixations), len(images))
-    scoring = dict(metrics=config.metrics, seed=config.seed, variant=config.metric_variant,
-                   mae_normalize=config.mae_normalize)
+    scoring = config.engine_options()
 
     score_rows: list[dict] = []
     loso_rows: list[dict] = []
@@ -271,8 +259,7 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
 
     loso = pd.DataFrame(loso_rows, columns=["image", "participant", "metric", "value"])
     scores = pd.DataFrame(score_rows, columns=["image", "map", "metric", "value"])
-    kinds = {"center_bias": "baseline", "dataset_prior": "baseline", "human_loso": "human"}
-    scores["kind"] = scores["map"].map(lambda name: kinds.get(name, "cnn"))
+    scores["kind"] = scores["map"].map(map_kind)
     untrained = bool(store is not None and store.is_untrained)
     scores["untrained"] = (scores["kind"] == "cnn") & untrained
 

@@ -22,8 +22,18 @@ logger = logging.getLogger(__name__)
 RESULT_MARKER = "params.json"
 """The file every analysis writes: a folder holding it is an earlier analysis, safe to replace."""
 
-_PACKAGES = ("lookwhere", "numpy", "scipy", "pandas", "pydantic", "matplotlib", "pillow", "eyelinkio", "torch",
-             "torchvision")
+_PACKAGES = (
+    "lookwhere",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pydantic",
+    "matplotlib",
+    "pillow",
+    "eyelinkio",
+    "torch",
+    "torchvision",
+)
 
 
 class StagedOutput:
@@ -93,7 +103,7 @@ def sha256_of(paths) -> dict[str, str]:
 
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages the results depend on (None when not installed)."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in _PACKAGES:
         try:
             versions[name] = metadata.version(name)

@@ -30,20 +30,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.registry import METRIC_REGISTRY, is_dense_layer, map_kind  # noqa: E402
+
 __all__ = ["map_label", "plot_metric_bars", "plot_timecourse", "plot_first_fixation_latency",
            "plot_first_fixation_landing", "plot_naming_latency", "write_report", "METRIC_TITLES"]
 
-METRIC_TITLES = {
-    "mae": "MAE (eq. 15) ↓",
-    "nss": "NSS ↑",
-    "cc": "CC ↑",
-    "sim": "SIM ↑",
-    "kl_div": "KL divergence ↓",
-    "auc_judd": "AUC-Judd ↑",
-    "auc_borji": "AUC-Borji ↑",
-    "auc_shuffled": "shuffled AUC ↑",
-    "info_gain": "information gain (bits/fix) ↑",
-}
+METRIC_TITLES = {name: f"{info.title} {info.arrow}" for name, info in METRIC_REGISTRY.items()}
 _KIND_COLOURS = {"baseline": "#9e9e9e", "human": "#2e7d32", "cnn": "#1565c0", "dense": "#ef6c00"}
 
 
@@ -53,11 +45,8 @@ def map_label(name: str, *, untrained: bool) -> str:
 
 
 def _kind(name: str) -> str:
-    if name in ("center_bias", "dataset_prior"):
-        return "baseline"
-    if name == "human_loso":
-        return "human"
-    return "dense" if name.startswith("dense_") else "cnn"
+    """The map's kind (:func:`analysis.registry.map_kind`), the dense model's layers apart."""
+    return "dense" if is_dense_layer(name) else map_kind(name)
 
 
 def plot_metric_bars(summary: pd.DataFrame, *, metric: str, ax=None):

@@ -87,12 +87,15 @@ def _captum_one_by_one(torch, stock, images, targets):
         warnings.simplefilter("ignore")  # captum warns each time it hooks the ReLUs
         LayerGradCam(stock, layer).attribute(images, target=target_list, relu_attributions=True)
         GuidedBackprop(stock).attribute(images.clone().requires_grad_(), target=target_list)
-        GuidedGradCam(stock, layer).attribute(images.clone().requires_grad_(), target=target_list,
-                                              interpolate_mode="bilinear")
+        GuidedGradCam(stock, layer).attribute(
+            images.clone().requires_grad_(), target=target_list, interpolate_mode="bilinear"
+        )
     # Dense sensitivities: a plain forward with hooks, one backward of the Gestalt Total.
     captured = []
-    handles = [stock.features[i].register_forward_hook(lambda _m, _i, out: captured.append(out))
-               for i in BLOCK_OUTPUTS.values()]
+    handles = [
+        stock.features[i].register_forward_hook(lambda _m, _i, out: captured.append(out))
+        for i in BLOCK_OUTPUTS.values()
+    ]
     try:
         with torch.enable_grad():
             stock(images.clone().requires_grad_())
@@ -138,8 +141,18 @@ def worker(args) -> None:
 
 
 def _peak_memory(side: str, args) -> dict:
-    command = [sys.executable, __file__, "--worker", side, "--device", args.device, "--images", str(args.images),
-               "--size", str(args.size)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        side,
+        "--device",
+        args.device,
+        "--images",
+        str(args.images),
+        "--size",
+        str(args.size),
+    ]
     output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -160,26 +173,34 @@ def compare(args) -> None:
     memory = {side: _peak_memory(side, args) for side in ("shared", "captum")}
     torch, model, images, cam_weights, targets = _setup(args.device, "shared", args.size, args.images)
     stock = _setup(args.device, "captum", args.size, 1)[1]
-    times = _interleaved_times(torch, {
-        "shared": lambda: _shared(torch, model, images, cam_weights, targets),
-        "captum": lambda: _captum_one_by_one(torch, stock, images, targets),
-    }, repeats=args.repeats, device=images.device)
+    times = _interleaved_times(
+        torch,
+        {
+            "shared": lambda: _shared(torch, model, images, cam_weights, targets),
+            "captum": lambda: _captum_one_by_one(torch, stock, images, targets),
+        },
+        repeats=args.repeats,
+        device=images.device,
+    )
 
-    print(f"# CNN attention maps: {args.images} images at {args.size}x{args.size}, one batch, device {args.device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; times: min (median) of {args.repeats} "
-          "interleaved runs after a warm-up; memory: separate process per side")
+    print(
+        f"# CNN attention maps: {args.images} images at {args.size}x{args.size}, one batch, device {args.device}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; times: min (median) of {args.repeats} "
+        "interleaved runs after a warm-up; memory: separate process per side"
+    )
     header = f"{'method':<50} {'s/batch':>15} {'images/s':>9} {'peak RSS MiB':>13} {'over load MiB':>14}"
     cuda = "cuda_peak_mb" in memory["shared"]
     if cuda:
         header += f" {'CUDA peak MiB':>14}"
     print(header)
-    labels = {"shared": "shared passes (all 13 maps)",
-              "captum": "captum one by one (GradCAM+GB+GGC+dense fwd/bwd)"}
+    labels = {"shared": "shared passes (all 13 maps)", "captum": "captum one by one (GradCAM+GB+GGC+dense fwd/bwd)"}
     for side, label in labels.items():
         best, median = min(times[side]), sorted(times[side])[len(times[side]) // 2]
         row = memory[side]
-        line = (f"{label:<50} {best:>6.3f} ({median:>6.3f}) {args.images / best:>9.2f} {row['peak_rss_mb']:>13.0f} "
-                f"{row['peak_rss_mb'] - row['rss_after_load_mb']:>14.0f}")
+        line = (
+            f"{label:<50} {best:>6.3f} ({median:>6.3f}) {args.images / best:>9.2f} {row['peak_rss_mb']:>13.0f} "
+            f"{row['peak_rss_mb'] - row['rss_after_load_mb']:>14.0f}"
+        )
         if cuda:
             line += f" {row['cuda_peak_mb']:>14.0f}"
         print(line)
@@ -192,8 +213,10 @@ def gpu_sweep(args) -> None:
     device = torch.device(args.device)
     sizes = [int(s) for s in args.sweep_batches.split(",")]
     device_label = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    print(f"# shared passes, {args.size}x{args.size}, device {device_label}, torch {torch.__version__}, "
-          f"median of {args.repeats} after warm-up")
+    print(
+        f"# shared passes, {args.size}x{args.size}, device {device_label}, torch {torch.__version__}, "
+        f"median of {args.repeats} after warm-up"
+    )
     print(f"{'TF32':<5} {'batch':>5} {'s/batch':>9} {'images/s':>9} {'CUDA peak MiB':>14}")
     for tf32 in (False, True):
         torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -206,26 +229,40 @@ def gpu_sweep(args) -> None:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
             try:
-                seconds = _time(torch, lambda: _shared(torch, model, images, cam_weights, targets),
-                                repeats=args.repeats, device=device)
+                seconds = _time(
+                    torch,
+                    lambda: _shared(torch, model, images, cam_weights, targets),  # noqa: B023 — timed now
+                    repeats=args.repeats,
+                    device=device,
+                )
             except torch.OutOfMemoryError:
                 print(f"{'on' if tf32 else 'off':<5} {batch:>5} {'out of memory':>9}")
                 break
             peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else float("nan")
-            print(f"{'on' if tf32 else 'off':<5} {batch:>5} {seconds:>9.4f} {batch / seconds:>9.1f} {peak:>14.0f}",
-                  flush=True)
+            print(
+                f"{'on' if tf32 else 'off':<5} {batch:>5} {seconds:>9.4f} {batch / seconds:>9.1f} {peak:>14.0f}",
+                flush=True,
+            )
         # The captum reference at one batch size, for the ratio on this device.
         batch = args.reference_batch
         images = torch.randn(batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)).to(device)
         with torch.no_grad():
             targets = model(images).argmax(dim=1)
-        times = _interleaved_times(torch, {
-            "shared": lambda: _shared(torch, model, images, cam_weights, targets),
-            "captum": lambda: _captum_one_by_one(torch, stock, images, targets),
-        }, repeats=args.repeats, device=device)
+        times = _interleaved_times(
+            torch,
+            {
+                "shared": lambda: _shared(torch, model, images, cam_weights, targets),  # noqa: B023 — timed now
+                "captum": lambda: _captum_one_by_one(torch, stock, images, targets),  # noqa: B023
+            },
+            repeats=args.repeats,
+            device=device,
+        )
         shared, captum = min(times["shared"]), min(times["captum"])
-        print(f"TF32 {'on' if tf32 else 'off'}, batch {batch}: shared {batch / shared:.1f} images/s, captum one by one "
-              f"{batch / captum:.1f} images/s, speed-up {captum / shared:.2f}x", flush=True)
+        print(
+            f"TF32 {'on' if tf32 else 'off'}, batch {batch}: shared {batch / shared:.1f} images/s, captum one by one "
+            f"{batch / captum:.1f} images/s, speed-up {captum / shared:.2f}x",
+            flush=True,
+        )
 
 
 def main() -> None:

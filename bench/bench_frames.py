@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -61,19 +62,39 @@ def start_receiver(folder: Path) -> tuple[subprocess.Popen, str]:
         "    print(r.endpoint, flush=True)\n"
         "    while True: r.poll(100)\n"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None  # piped
     return process, process.stdout.readline().strip()
+
+
+def _print_table(rows: list[tuple[str, dict]], refresh, *, duration_ms: float, repeat: int) -> None:
+    print(
+        f"frame loop, {duration_ms:.0f} ms trials, {repeat} per variant; "
+        f"blank flip measured at start-up {refresh.period_ms:.2f} ms "
+        f"({'vsync' if refresh.vsync else f'no vsync: {refresh.reason}'})"
+    )
+    header = (
+        f"{'variant':<16}{'fix':>5}{'overhead p50 µs':>17}{'p99 µs':>9}{'frames':>8}"
+        f"{'interval p50 ms':>17}{'p99 ms':>8}{'max ms':>8}{'dropped':>9}{'shown ms':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for variant, row in rows:
+        print(
+            f"{variant:<16}{row['fixations']:>5}"
+            f"{row['loop_overhead_p50_us']:>17.1f}{row['loop_overhead_p99_us']:>9.1f}"
+            f"{row['frames']:>8}{row['interval_p50_ms']:>17.2f}{row['interval_p99_ms']:>8.2f}"
+            f"{row['interval_max_ms']:>8.2f}"
+            f"{'—' if row['dropped_frames'] is None else row['dropped_frames']:>9}"
+            f"{row['stimulus_duration_ms']:>10.1f}"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration-ms", type=float, default=5000.0)
     parser.add_argument("--repeat", type=int, default=1, help="trials per variant (alternating)")
-    parser.add_argument(
-        "--use-display", action="store_true", help="use $DISPLAY instead of a private Xvfb"
-    )
+    parser.add_argument("--use-display", action="store_true", help="use $DISPLAY instead of a private Xvfb")
     args = parser.parse_args()
     if not STIMULI.is_dir():
         print(f"needs the OSIE stimuli at {STIMULI}", file=sys.stderr)
@@ -85,9 +106,10 @@ def main() -> int:
         xvfb = start_xvfb(first_display=150)
         os.environ["DISPLAY"] = xvfb.display
     from experiment.config import SessionConfig
-    from experiment.task import NullSink, Session
-
+    from experiment.services import NullSink
     from experiment.stream import open_stream
+    from experiment.task import Session
+    from experiment.trackers import Tracker
 
     variants = ["reference", "simulated", "simulated+stream"]
     trials = len(variants) * args.repeat
@@ -114,40 +136,23 @@ def main() -> int:
         stream = open_stream(endpoint, workdir / "stream", session=config.session_id)
         with Session(config) as session:
             session.start()
-            simulated = session.tracker
+            simulated = session.devices.tracker
             for index in range(trials):
                 variant = variants[index % len(variants)]
-                session.tracker = SilentTracker(simulated) if variant == "reference" else simulated
-                session.sink = stream if variant == "simulated+stream" else NullSink()
-                rows.append((variant, session.run_trial(index)))
-            session.tracker = simulated
-            session.sink = stream  # closed with the session
-            refresh = session.refresh
+                # the reference is a duck-typed stand-in for the simulated tracker
+                silent = cast(Tracker, SilentTracker(simulated))
+                session.devices.tracker = silent if variant == "reference" else simulated
+                session.services.sink = stream if variant == "simulated+stream" else NullSink()
+                rows.append((variant, session.run_trial(index).to_dict()))
+            session.devices.tracker = simulated
+            session.services.sink = stream  # closed with the session
+            refresh = session.devices.refresh
     finally:
         receiver.kill()
         shutil.rmtree(workdir, ignore_errors=True)
         if xvfb is not None:
             xvfb.close()
-    print(
-        f"frame loop, {args.duration_ms:.0f} ms trials, {args.repeat} per variant; "
-        f"blank flip measured at start-up {refresh.period_ms:.2f} ms "
-        f"({'vsync' if refresh.vsync else 'no vsync: ' + refresh.reason})"
-    )
-    header = (
-        f"{'variant':<16}{'fix':>5}{'overhead p50 µs':>17}{'p99 µs':>9}{'frames':>8}"
-        f"{'interval p50 ms':>17}{'p99 ms':>8}{'max ms':>8}{'dropped':>9}{'shown ms':>10}"
-    )
-    print(header)
-    print("-" * len(header))
-    for variant, row in rows:
-        print(
-            f"{variant:<16}{row['fixations']:>5}"
-            f"{row['loop_overhead_p50_us']:>17.1f}{row['loop_overhead_p99_us']:>9.1f}"
-            f"{row['frames']:>8}{row['interval_p50_ms']:>17.2f}{row['interval_p99_ms']:>8.2f}"
-            f"{row['interval_max_ms']:>8.2f}"
-            f"{'—' if row['dropped_frames'] is None else row['dropped_frames']:>9}"
-            f"{row['stimulus_duration_ms']:>10.1f}"
-        )
+    _print_table(rows, refresh, duration_ms=args.duration_ms, repeat=args.repeat)
     return 0
 
 

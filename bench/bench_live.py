@@ -48,6 +48,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -85,13 +86,21 @@ def _stimuli(folder: Path, n_images: int) -> StimulusSet:
 def _store(path: Path, stimuli: StimulusSet, n_maps: int) -> None:
     rng = np.random.default_rng(1)
     names = [f"map{index:02d}" for index in range(n_maps)]
-    writer = MapStoreWriter(path, {"map_names": names, "model": {"architecture": "bench"},
-                                   "weights": {"label": "untrained (random maps)", "untrained": True, "seed": 1},
-                                   "input": {"size": [600, 800]}, "parameters": {}})
+    writer = MapStoreWriter(
+        path,
+        {
+            "map_names": names,
+            "model": {"architecture": "bench"},
+            "weights": {"label": "untrained (random maps)", "untrained": True, "seed": 1},
+            "input": {"size": [600, 800]},
+            "parameters": {},
+        },
+    )
     for image in stimuli.image_ids:
         shape = stimuli.shape(image)
-        writer.write_image(image, {name: rng.random(shape, dtype=np.float32) for name in names},
-                           record={"original_shape": list(shape)})
+        writer.write_image(
+            image, {name: rng.random(shape, dtype=np.float32) for name in names}, record={"original_shape": list(shape)}
+        )
 
 
 class _Client(threading.Thread):
@@ -136,46 +145,112 @@ class _Client(threading.Thread):
         self.pings_ms.append((time.perf_counter() - started) * 1000.0)
 
 
-def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: float) -> dict[str, dict[int, float]]:
+def _random_point(rng: np.random.Generator, geometry: DisplayGeometry) -> tuple[float, float, float, float]:
+    """A uniform random point of the image: ``(x_image_px, y_image_px, x_display_px, y_display_px)``."""
+    x, y = rng.uniform(0, geometry.image_width_px), rng.uniform(0, geometry.image_height_px)
+    xd, yd = geometry.image_to_display(x, y)
+    return float(x), float(y), float(xd), float(yd)
+
+
+def _fixation(trial: int, image: str, point: tuple[float, float, float, float], *, end_ms: float) -> FixationRecord:
+    """A 200 ms fixation at ``point`` (:func:`_random_point`) ending at ``end_ms`` (every clock)."""
+    x, y, xd, yd = point
+    start_ms = end_ms - 200
+    return FixationRecord(
+        participant="bench",
+        trial=trial,
+        image=image,
+        eye="R",
+        start_ms=start_ms,
+        end_ms=end_ms,
+        duration_ms=200.0,
+        x_display_px=xd,
+        y_display_px=yd,
+        x_image_px=x,
+        y_image_px=y,
+        stimulus_duration_ms=5000.0,
+        pupil=1000.0,
+        start_tracker_ms=start_ms,
+        end_tracker_ms=end_ms,
+        start_session_ms=start_ms,
+        end_session_ms=end_ms,
+    )
+
+
+def _end_trial(sender: Sender, trial: int, image: str, *, now_ms: float) -> None:
+    sender.send(
+        TrialEnd(
+            trial=trial,
+            image=image,
+            offset_tracker_ms=now_ms,
+            offset_session_ms=now_ms,
+            n_fixations=FIXATIONS_PER_TRIAL,
+            dropped_frames=0,
+            aborted=False,
+        )
+    )
+    sender.flush(fsync=False)
+
+
+def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: float) -> dict[str, dict[int, Any]]:
     """Stream a session in real time; the send time of each gaze and fixation seq."""
-    sent: dict[str, dict[int, float]] = {"gaze": {}, "fixation": {}, "trial": {}}
+    # gaze and fixation: seq → send time; trial: trial → (start time, image)
+    sent: dict[str, dict[int, Any]] = {"gaze": {}, "fixation": {}, "trial": {}}
     images = stimuli.image_ids
-    sender.send(SessionStart, participant="bench", tracker="simulated", n_trials=len(images),
-                screen_width_px=1920, screen_height_px=1080, wall_time_s=time.time(), first_image=images[0])
+    sender.send(
+        SessionStart(
+            participant="bench",
+            tracker="simulated",
+            n_trials=len(images),
+            screen_width_px=1920,
+            screen_height_px=1080,
+            wall_time_s=time.time(),
+            first_image=images[0],
+        )
+    )
     time.sleep(2.0)  # the calibration, during which the server prepares the first image
     rng = np.random.default_rng(2)
     start = time.perf_counter()
     next_gaze = next_fixation = next_ping = 0.0
-    n_fixations, trial, geometry, image = 0, -1, None, None
+    n_fixations, trial = 0, -1
+    image = images[0]
+    geometry = DisplayGeometry.fit(*stimuli.size(image))
     while (now := time.perf_counter() - start) < seconds:
         if n_fixations % FIXATIONS_PER_TRIAL == 0 and trial < n_fixations // FIXATIONS_PER_TRIAL:
             if trial >= 0:
-                sender.send(TrialEnd, trial=trial, image=image, offset_tracker_ms=now * 1000, offset_session_ms=now * 1000,
-                            n_fixations=FIXATIONS_PER_TRIAL, dropped_frames=0, aborted=False)
-                sender.flush(fsync=False)
+                _end_trial(sender, trial, image, now_ms=now * 1000)
             trial += 1
             image = images[trial % len(images)]
             geometry = DisplayGeometry.fit(*stimuli.size(image))
-            sender.send(TrialStart, trial=trial, image=image, onset_tracker_ms=now * 1000, onset_session_ms=now * 1000,
-                        stimulus_duration_ms=5000.0, next_image=images[(trial + 1) % len(images)],
-                        **geometry.to_dict())
+            sender.send(
+                TrialStart(
+                    trial=trial,
+                    image=image,
+                    onset_tracker_ms=now * 1000,
+                    onset_session_ms=now * 1000,
+                    stimulus_duration_ms=5000.0,
+                    next_image=images[(trial + 1) % len(images)],
+                    **geometry.to_dict(),
+                )
+            )
             sent["trial"][trial] = (time.perf_counter(), image)
         if now >= next_gaze:
-            x, y = rng.uniform(0, geometry.image_width_px), rng.uniform(0, geometry.image_height_px)
-            xd, yd = geometry.image_to_display(x, y)
-            record = sender.send(GazeSample, trial=trial, t_tracker_ms=now * 1000, t_session_ms=now * 1000, eye="R",
-                                 x_display_px=float(xd), y_display_px=float(yd), pupil=1000.0)
-            sent["gaze"][record.seq] = time.perf_counter()
+            x, y, xd, yd = _random_point(rng, geometry)
+            gaze = sender.send(
+                GazeSample(
+                    trial=trial,
+                    t_tracker_ms=now * 1000,
+                    t_session_ms=now * 1000,
+                    eye="R",
+                    x_display_px=xd,
+                    y_display_px=yd,
+                    pupil=1000.0,
+                )
+            )
+            sent["gaze"][gaze.seq] = time.perf_counter()
             next_gaze += 1.0 / GAZE_HZ
         if now >= next_fixation:
-            x, y = rng.uniform(0, geometry.image_width_px), rng.uniform(0, geometry.image_height_px)
-            xd, yd = geometry.image_to_display(x, y)
-            t_ms = now * 1000
-            record = sender.send(
-                FixationRecord, participant="bench", trial=trial, image=image, eye="R",
-                start_ms=t_ms - 200, end_ms=t_ms, duration_ms=200.0, x_display_px=float(xd), y_display_px=float(yd),
-                x_image_px=float(x), y_image_px=float(y), stimulus_duration_ms=5000.0, pupil=1000.0,
-                start_tracker_ms=t_ms - 200, end_tracker_ms=t_ms, start_session_ms=t_ms - 200, end_session_ms=t_ms)
+            record = sender.send(_fixation(trial, image, _random_point(rng, geometry), end_ms=now * 1000))
             sent["fixation"][record.seq] = time.perf_counter()
             n_fixations += 1
             next_fixation += 1.0 / FIXATIONS_PER_S
@@ -185,7 +260,7 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
         sender.service()
         # sleep until the next record is due: the bench's own CPU use must not delay the server
         time.sleep(max(0.0, min(next_gaze, next_fixation, next_ping) - (time.perf_counter() - start)))
-    sender.send(SessionEnd, reason="completed", n_trials=trial, t_session_ms=seconds * 1000)
+    sender.send(SessionEnd(reason="completed", n_trials=trial, t_session_ms=seconds * 1000))
     deadline = time.monotonic() + 30
     while sender.pending and time.monotonic() < deadline:
         sender.service()
@@ -198,8 +273,10 @@ def _row(name: str, values_ms: list[float], missing: int = 0) -> str:
     if not values_ms:
         return f"| {name} | – | – | – | 0 | {missing} |"
     array = np.asarray(values_ms)
-    return (f"| {name} | {np.percentile(array, 50):.2f} | {np.percentile(array, 99):.2f} | {array.max():.2f} "
-            f"| {array.size} | {missing} |")
+    return (
+        f"| {name} | {np.percentile(array, 50):.2f} | {np.percentile(array, 99):.2f} | {array.max():.2f} "
+        f"| {array.size} | {missing} |"
+    )
 
 
 def _serve_reference(arguments: list[str]) -> int:
@@ -224,37 +301,69 @@ def _serve_reference(arguments: list[str]) -> int:
             options = self._engine_options
             scoring = {key: options[key] for key in ("metrics", "seed", "variant", "mae_normalize")}
             result = reference_score_image(
-                item.image, selected, shapes, params=without_selection(self.params), scoring=scoring,
+                item.image,
+                selected,
+                shapes,
+                params=without_selection(self.params),
+                scoring=scoring,
                 maps=self.maps.load(item.image, shape=item.shape) if self.maps is not None else None,
-                center_bias_sigma_fraction=options["center_bias_sigma_fraction"])
+                center_bias_sigma_fraction=options["center_bias_sigma_fraction"],
+            )
             scores = {**result.scores, **({"human_loso": result.human_loso} if result.loso else {})}
             own = selected[selected["image"] == item.image]
             table = fixation_table(item.rows)
-            summary = {"image": item.image, "shape": list(item.shape), "heatmap_params": self.params.model_dump(),
-                       "n_fixations": len(table), "n_fixations_used": len(own),
-                       "n_participants": int(own["participant"].nunique()), "participant": item.participant,
-                       "n_fixations_participant": int((table["participant"] == item.participant).sum()),
-                       "scores": scores, "participant_scores": None, "complete": True}
+            summary = {
+                "image": item.image,
+                "shape": list(item.shape),
+                "heatmap_params": self.params.model_dump(),
+                "n_fixations": len(table),
+                "n_fixations_used": len(own),
+                "n_participants": int(own["participant"].nunique()),
+                "participant": item.participant,
+                "n_fixations_participant": int((table["participant"] == item.participant).sum()),
+                "scores": scores,
+                "participant_scores": None,
+                "complete": True,
+            }
             self.last = (item, summary)
             return summary
 
-    server.state.LiveScorer = FullRecomputation
+    server.state.LiveScorer = FullRecomputation  # type: ignore[misc]  # monkeypatched: what LiveState scores with
     return lookwhere_main(["serve", *arguments])
+
+
+def _read(stream: IO[str] | None) -> str:
+    return "" if stream is None else stream.read()
 
 
 def _run_route(route: str, tmp: Path, stimuli: StimulusSet, args) -> dict:
     """Stream one session to a fresh server of ``route``; what the client saw and what was sent."""
     data = tmp / f"data-{route}"
-    serve = ["--stimuli", str(stimuli.folder), "--maps", str(tmp / "maps"), "--data", str(data),
-             "--http-port", "0", "--zmq-port", "0", "--device", args.device]
-    command = ([sys.executable, __file__, "--serve-reference", *serve] if route == "reference"
-               else [sys.executable, "-m", "lookwhere", "serve", *serve])
+    serve = [
+        "--stimuli",
+        str(stimuli.folder),
+        "--maps",
+        str(tmp / "maps"),
+        "--data",
+        str(data),
+        "--http-port",
+        "0",
+        "--zmq-port",
+        "0",
+        "--device",
+        args.device,
+    ]
+    command = (
+        [sys.executable, __file__, "--serve-reference", *serve]
+        if route == "reference"
+        else [sys.executable, "-m", "lookwhere", "serve", *serve]
+    )
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while not (data / SERVER_INFO_FILE).exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"lookwhere serve ({route}) did not start: {process.stderr.read()}")
+                raise SystemExit(f"lookwhere serve ({route}) did not start: {_read(process.stderr)}")
             time.sleep(0.05)
         info = json.loads((data / SERVER_INFO_FILE).read_text())
         client = _Client(info["url"])
@@ -268,7 +377,7 @@ def _run_route(route: str, tmp: Path, stimuli: StimulusSet, args) -> dict:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
-        errors = process.stderr.read()
+        errors = _read(process.stderr)
         if "Traceback" in errors:
             print(f"server ({route}) stderr:\n{errors}", file=sys.stderr)
     return {"client": client, "sent": sent, "health": health}
@@ -279,7 +388,9 @@ def _latencies(run: dict) -> dict[str, tuple[list[float], int]]:
     client, sent = run["client"], run["sent"]
     out = {}
     for kind in ("gaze", "fixation"):
-        latencies = [(client.seen[(kind, seq)] - t) * 1000 for seq, t in sent[kind].items() if (kind, seq) in client.seen]
+        latencies = [
+            (client.seen[(kind, seq)] - t) * 1000 for seq, t in sent[kind].items() if (kind, seq) in client.seen
+        ]
         out[kind] = (latencies, len(sent[kind]) - len(latencies))
     # a scoring through seq S covers every fixation sent at or before S
     for stage in ("scores", "complete"):
@@ -295,8 +406,10 @@ def _latencies(run: dict) -> dict[str, tuple[list[float], int]]:
     for label, scored_only in (("shown", False), ("scored", True)):
         latencies, missing = [], 0
         for t_sent, image in sent["trial"].values():
-            first = next((t for t, shown, now in client.scores if t >= t_sent and shown == image
-                          and (now or not scored_only)), None)
+            first = next(
+                (t for t, shown, now in client.scores if t >= t_sent and shown == image and (now or not scored_only)),
+                None,
+            )
             if first is None:
                 missing += 1
             else:
@@ -318,8 +431,8 @@ def main() -> int:
     args = parser.parse_args()
 
     runs = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
         stimuli = _stimuli(tmp / "stimuli", args.images)
         print(f"map store: {args.maps} random maps × {len(stimuli.image_ids)} images …", flush=True)
         _store(tmp / "maps", stimuli, args.maps)
@@ -327,12 +440,18 @@ def main() -> int:
             print(f"route {route}: streaming {args.seconds:.0f} s …", flush=True)
             runs[route] = _run_route(route, tmp, stimuli, args)
 
-    labels = {"fixation": "fixation → fixations section (state updated)", "gaze": "gaze → gaze section",
-              "scores": "fixation → scores of the 20 maps + 2 baselines × 9 metrics",
-              "complete": "fixation → with the human ceiling and the participant's own",
-              "trial_shown": "trial start → scores shown", "trial_scored": "trial start → scored for this trial"}
-    print(f"\n{args.seconds:.0f} s stream per route: gaze {GAZE_HZ:.0f} Hz, {FIXATIONS_PER_S:.0f} fixations/s, "
-          f"{args.maps} maps × 800×600, {args.images} images in turn; CPU threads: {os.cpu_count()}")
+    labels = {
+        "fixation": "fixation → fixations section (state updated)",
+        "gaze": "gaze → gaze section",
+        "scores": "fixation → scores of the 20 maps + 2 baselines × 9 metrics",
+        "complete": "fixation → with the human ceiling and the participant's own",
+        "trial_shown": "trial start → scores shown",
+        "trial_scored": "trial start → scored for this trial",
+    }
+    print(
+        f"\n{args.seconds:.0f} s stream per route: gaze {GAZE_HZ:.0f} Hz, {FIXATIONS_PER_S:.0f} fixations/s, "
+        f"{args.maps} maps × 800×600, {args.images} images in turn; CPU threads: {os.cpu_count()}"
+    )
     print("\n| path | route | p50 ms | p99 ms | max ms | n | not seen |\n|---|---|---|---|---|---|---|")
     latencies = {route: _latencies(run) for route, run in runs.items()}
     for key, label in labels.items():
@@ -344,22 +463,30 @@ def main() -> int:
     if {"engine", "reference"} <= set(runs):
         engine, reference = (np.asarray(latencies[r]["scores"][0]) for r in ("engine", "reference"))
         if engine.size and reference.size:
-            print(f"\nfixation → scores, reference / engine: p50 ×{np.percentile(reference, 50) / np.percentile(engine, 50):.1f}, "
-                  f"p99 ×{np.percentile(reference, 99) / np.percentile(engine, 99):.1f}")
+            print(
+                "\nfixation → scores, reference / engine: "
+                f"p50 ×{np.percentile(reference, 50) / np.percentile(engine, 50):.1f}, "
+                f"p99 ×{np.percentile(reference, 99) / np.percentile(engine, 99):.1f}"
+            )
     for route, run in runs.items():
         health = run["health"]
         scoring = health["score_ms"]
-        print(f"server ({route}, scoring on {health.get('scoring_device')}): scoring p50 {scoring['p50']:.0f} ms, "
-              f"p99 {scoring['p99']:.0f} ms over {scoring['n']} scorings; apply p50 {health['apply_ms']['p50']:.3f} ms, "
-              f"p99 {health['apply_ms']['p99']:.3f} ms")
-    print("targets: fixation → scores p99 ≤ 100 ms on the 2-core CPU machine, ≤ 15 ms on a GPU; "
-          "fixation → state → WebSocket p50 ≤ 10 ms, p99 ≤ 30 ms")
+        print(
+            f"server ({route}, scoring on {health.get('scoring_device')}): scoring p50 {scoring['p50']:.0f} ms, "
+            f"p99 {scoring['p99']:.0f} ms over {scoring['n']} scorings; apply p50 {health['apply_ms']['p50']:.3f} ms, "
+            f"p99 {health['apply_ms']['p99']:.3f} ms"
+        )
+    print(
+        "targets: fixation → scores p99 ≤ 100 ms on the 2-core CPU machine, ≤ 15 ms on a GPU; "
+        "fixation → state → WebSocket p50 ≤ 10 ms, p99 ≤ 30 ms"
+    )
     if not args.skip_engine_bench:
         print("\n200 fixations on one image, in process (bench_engine.py):", flush=True)
         from bench_engine import main as engine_bench
 
-        engine_bench(["--fixations", "200", "--maps", str(args.maps), "--reference-every", "25",
-                      "--device", args.device])
+        engine_bench(
+            ["--fixations", "200", "--maps", str(args.maps), "--reference-every", "25", "--device", args.device]
+        )
     return 0
 
 

@@ -45,9 +45,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=200, help="at most the 200 OSIE images")
     parser.add_argument("--duration-ms", type=float, default=200.0)
     parser.add_argument("--no-stream", action="store_true", help="no live stream (null sink)")
-    parser.add_argument(
-        "--use-display", action="store_true", help="use $DISPLAY instead of a private Xvfb"
-    )
+    parser.add_argument("--use-display", action="store_true", help="use $DISPLAY instead of a private Xvfb")
     args = parser.parse_args()
     if not STIMULI.is_dir():
         print(f"needs the OSIE stimuli at {STIMULI}", file=sys.stderr)
@@ -89,7 +87,7 @@ def main() -> int:
                 session.run_trial(index)
                 if index + 1 in checkpoints:
                     table.append((index + 1, rss_mb(), len(gc.get_objects())))
-            refresh = session.refresh
+            refresh = session.devices.refresh
     finally:
         if receiver is not None:
             receiver.kill()

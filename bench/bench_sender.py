@@ -63,8 +63,10 @@ RECORDS_PER_TRIAL = 1350  # 5 s of 250 Hz gaze plus fixations and mic levels
 
 
 def start_receiver(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-c", _RECEIVER_SCRIPT, str(data_dir)], cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", _RECEIVER_SCRIPT, str(data_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None  # piped
     return process, process.stdout.readline().strip()
 
 
@@ -79,18 +81,20 @@ def stats_us(times_ns: np.ndarray) -> tuple[float, float, float]:
 
 
 def time_sender(endpoint: str, journal: Path, n: int, *, process: subprocess.Popen | None, stall: bool):
-    kinds = [protocol.GazeSample] * n
+    kinds: list[type[protocol.Record]] = [protocol.GazeSample] * n
     kinds[::25] = [protocol.MicLevel] * len(kinds[::25])
     kinds[::60] = [protocol.FixationRecord] * len(kinds[::60])
     with Sender(endpoint, journal, heartbeat_interval_s=None) as sender:
         if stall:
-            sender.send(protocol.SessionStart, **FIELDS["session_start"])
+            sender.send(protocol.SessionStart(**FIELDS["session_start"]))
             deadline = time.monotonic() + 10
             while sender.acked_seq < 1:  # connected and served, then frozen
                 if time.monotonic() > deadline:
                     raise RuntimeError("the receiver did not acknowledge the first record within 10 s")
                 sender.service()
                 time.sleep(0.005)
+            if process is None:
+                raise ValueError("stall=True needs the receiver's process")
             process.send_signal(signal.SIGSTOP)
         send_ns = np.empty(n, dtype=np.int64)
         service_ns = np.empty(n // RECORDS_PER_FRAME, dtype=np.int64)
@@ -101,7 +105,7 @@ def time_sender(endpoint: str, journal: Path, n: int, *, process: subprocess.Pop
                 fields = FIELDS[record_type.kind]
                 switches = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
                 start = time.perf_counter_ns()
-                sender.send(record_type, **fields)
+                sender.send(record_type(**fields))
                 send_ns[i] = time.perf_counter_ns() - start
                 slept[i] = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw != switches
                 if (i + 1) % RECORDS_PER_FRAME == 0:
@@ -113,8 +117,13 @@ def time_sender(endpoint: str, journal: Path, n: int, *, process: subprocess.Pop
         finally:
             gc.enable()
         longest_sleep_us = send_ns[slept].max() / 1e3 if slept.any() else 0.0
-        return send_ns, service_ns, sender.stats["would_block"], sender.pending, \
-            f"{slept.sum()} (≤{longest_sleep_us:.0f} µs)"
+        return (
+            send_ns,
+            service_ns,
+            sender.stats["would_block"],
+            sender.pending,
+            f"{slept.sum()} (≤{longest_sleep_us:.0f} µs)",
+        )
 
 
 def time_raw(endpoint: str, n: int) -> tuple[np.ndarray, int]:
@@ -166,14 +175,15 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the sender warns about the backlog it is left with
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
         for condition in ("up", "absent", "stalled"):
             n = args.records * (3 if condition == "stalled" else 1)
             process, endpoint = (None, free_endpoint()) if condition == "absent" else start_receiver(tmp / condition)
             try:
                 send_ns, service_ns, refused, pending, slept = time_sender(
-                    endpoint, tmp / f"{condition}.msgpack", n, process=process, stall=condition == "stalled")
+                    endpoint, tmp / f"{condition}.msgpack", n, process=process, stall=condition == "stalled"
+                )
                 raw_ns, raw_refused = time_raw(endpoint, n)
             finally:
                 if process is not None:
@@ -185,15 +195,21 @@ def main() -> int:
         unbuffered_ns, buffered_ns = time_journal(tmp, args.records)
         rows.append(("-", "journal os.write", args.records, *stats_us(unbuffered_ns), "", "", ""))
         rows.append(("-", "1 MiB buffer (former)", args.records, *stats_us(buffered_ns), "", "", ""))
-    print(f"{'server':8} {'operation':22} {'calls':>7} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9} "
-          f"{'refused':>8} {'unacked':>8} {'slept':>14}")
+    print(
+        f"{'server':8} {'operation':22} {'calls':>7} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9} "
+        f"{'refused':>8} {'unacked':>8} {'slept':>14}"
+    )
     for condition, operation, calls, p50, p99, worst, refused, pending, slept in rows:
-        print(f"{condition:8} {operation:22} {calls:7d} {p50:8.1f} {p99:8.1f} {worst:9.0f} "
-              f"{refused!s:>8} {pending!s:>8} {slept!s:>14}")
-    print("refused: sends that met zmq.Again (kept for replay); unacked: records awaiting an ack at the end;\n"
-          "slept: sends during which the thread slept (voluntary context switch; a blocking send would),\n"
-          "with the longest such send: brief lock waits inside libzmq/the kernel, not network waits;\n"
-          "a max in ms without a sleep is preemption on this shared 2-core machine (see the raw reference)")
+        print(
+            f"{condition:8} {operation:22} {calls:7d} {p50:8.1f} {p99:8.1f} {worst:9.0f} "
+            f"{refused!s:>8} {pending!s:>8} {slept!s:>14}"
+        )
+    print(
+        "refused: sends that met zmq.Again (kept for replay); unacked: records awaiting an ack at the end;\n"
+        "slept: sends during which the thread slept (voluntary context switch; a blocking send would),\n"
+        "with the longest such send: brief lock waits inside libzmq/the kernel, not network waits;\n"
+        "a max in ms without a sleep is preemption on this shared 2-core machine (see the raw reference)"
+    )
     return 0
 
 

@@ -13,11 +13,14 @@ window uses PsychoPy ``pix`` units, origin at the centre, y up.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-
 import pylink
+
+if TYPE_CHECKING:
+    from PIL import ImageDraw
 
 __all__ = ["CalibrationGraphics", "KEY_CODES"]
 
@@ -88,9 +91,7 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         self._width_px, self._height_px = (int(v) for v in window.size)
         self._keys = keys
         self._idle = idle
-        self.target = visual.Circle(
-            window, radius=target_radius_px, fillColor="white", lineColor="white", units="pix"
-        )
+        self.target = visual.Circle(window, radius=target_radius_px, fillColor="white", lineColor="white", units="pix")
         self._target_centre = visual.Circle(
             window, radius=target_radius_px / 4, fillColor="black", lineColor="black", units="pix"
         )
@@ -98,10 +99,11 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         # One stimulus refilled per camera frame: a new one per frame would leave its texture to
         # the garbage collector (tens of MB per minute of camera setup).
         self._camera_stim = visual.ImageStim(window, image=None, units="pix")
-        self._palette: np.ndarray | None = None  # (256, 3) uint8 RGB
+        # (256, 3) uint8 RGB, pylink's palette once set_image_palette ran (a grey ramp before)
+        self._palette = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
         self._rows: list[np.ndarray] = []
-        self._camera = None  # PIL image of the last complete camera frame
-        self._draw = None
+        self._camera_size = (192, 160)  # of the last complete camera frame, px
+        self._draw: ImageDraw.ImageDraw | None = None  # on the last complete camera frame
 
     # -- display
     def setup_cal_display(self) -> None:
@@ -155,9 +157,7 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
             else:
                 code = pylink.JUNK_KEY
             modifier = (
-                256
-                if modifiers.get("alt")
-                else 64 if modifiers.get("ctrl") else 1 if modifiers.get("shift") else 0
+                256 if modifiers.get("alt") else 64 if modifiers.get("ctrl") else 1 if modifiers.get("shift") else 0
             )
             inputs.append(pylink.KeyInput(code, modifier))
         return inputs
@@ -177,9 +177,7 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         self._title.text = text
 
     def set_image_palette(self, r, g, b) -> None:
-        self._palette = np.stack([np.asarray(r), np.asarray(g), np.asarray(b)], axis=1).astype(
-            np.uint8
-        )
+        self._palette = np.stack([np.asarray(r), np.asarray(g), np.asarray(b)], axis=1).astype(np.uint8)
         self._rows = []
 
     def draw_image_line(self, width: int, line: int, totlines: int, buff) -> None:
@@ -191,10 +189,11 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
             return
         indices = np.stack(self._rows)
         self._rows = []
-        self._camera = Image.fromarray(self._palette[indices], mode="RGB")
-        self._draw = ImageDraw.Draw(self._camera)
+        camera = Image.fromarray(self._palette[indices], mode="RGB")
+        self._camera_size = camera.size
+        self._draw = ImageDraw.Draw(camera)
         self.draw_cross_hair()
-        shown = self._camera.resize((width * 2, totlines * 2))
+        shown = camera.resize((width * 2, totlines * 2))
         self._camera_stim.image = shown
         self._camera_stim.size = shown.size
         self._camera_stim.draw()
@@ -204,10 +203,12 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
 
     def _scaled(self, x: float, y: float) -> tuple[float, float]:
         # pylink draws cross hairs on a 192×160 grid whatever the camera image's size.
-        width, height = self._camera.size
+        width, height = self._camera_size
         return x / 192 * width, y / 160 * height
 
     def draw_line(self, x1, y1, x2, y2, colorindex) -> None:
+        if self._draw is None:  # no camera frame yet: nothing to draw on
+            return
         self._draw.line(
             [self._scaled(x1, y1), self._scaled(x2, y2)],
             fill=_CROSSHAIR_RGB.get(colorindex, (128, 128, 128)),
@@ -217,6 +218,8 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         left, top = self._scaled(x, y)
         right, bottom = self._scaled(x + width, y + height)
         radius = min(right - left, bottom - top) / 2
+        if self._draw is None:
+            return
         self._draw.rounded_rectangle(
             [left, top, right, bottom],
             radius=radius,

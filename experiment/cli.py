@@ -16,9 +16,7 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``lookwhere run`` to ``parser``."""
-    parser.add_argument(
-        "--participant", required=True, help="participant id, e.g. P07 (names the session folder)"
-    )
+    parser.add_argument("--participant", required=True, help="participant id, e.g. P07 (names the session folder)")
     parser.add_argument("--stimuli", type=Path, required=True, help="folder of stimulus images")
     parser.add_argument(
         "--tracker",
@@ -26,21 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="eyelink",
         help="tracker backend (default: eyelink)",
     )
-    parser.add_argument(
-        "--host", default="100.1.1.1", help="EyeLink host PC address (default: 100.1.1.1)"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=Path("sessions"), help="parent folder of session folders"
-    )
-    parser.add_argument(
-        "--trials", type=int, default=None, help="number of trials (default: every image once)"
-    )
-    parser.add_argument(
-        "--duration-ms", type=float, default=5000.0, help="image display time (default: 5000)"
-    )
-    parser.add_argument(
-        "--scale", type=float, default=2.0, help="display scale of the images (default: 2)"
-    )
+    parser.add_argument("--host", default="100.1.1.1", help="EyeLink host PC address (default: 100.1.1.1)")
+    parser.add_argument("--out", type=Path, default=Path("sessions"), help="parent folder of session folders")
+    parser.add_argument("--trials", type=int, default=None, help="number of trials (default: every image once)")
+    parser.add_argument("--duration-ms", type=float, default=5000.0, help="image display time (default: 5000)")
+    parser.add_argument("--scale", type=float, default=2.0, help="display scale of the images (default: 2)")
     parser.add_argument(
         "--screen",
         type=int,
@@ -55,18 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=False,
         help="full-screen window (--windowed is the same as --no-fullscreen)",
     )
-    parser.add_argument(
-        "--windowed", dest="fullscreen", action="store_false", help=argparse.SUPPRESS
-    )
-    parser.add_argument(
-        "--seed", type=int, default=None, help="seed of the image order (default: random, recorded)"
-    )
-    parser.add_argument(
-        "--edf-name", default="", help="EDF name on the host, ≤ 8 chars [A-Za-z0-9_]"
-    )
-    parser.add_argument(
-        "--no-mic", dest="microphone", action="store_false", help="do not record the microphone"
-    )
+    parser.add_argument("--windowed", dest="fullscreen", action="store_false", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=None, help="seed of the image order (default: random, recorded)")
+    parser.add_argument("--edf-name", default="", help="EDF name on the host, ≤ 8 chars [A-Za-z0-9_]")
+    parser.add_argument("--no-mic", dest="microphone", action="store_false", help="do not record the microphone")
     parser.add_argument("--mic-device", default=None, help="sounddevice input device name or index")
     parser.add_argument(
         "--scanpaths",
@@ -120,9 +100,7 @@ def build_config(args: argparse.Namespace):
     if args.resume:
         path = Path(args.out) / args.participant / "config.json"
         if not path.exists():
-            raise FileNotFoundError(
-                f"--resume: no session to resume at {path.parent} (no config.json)"
-            )
+            raise FileNotFoundError(f"--resume: no session to resume at {path.parent} (no config.json)")
         return SessionConfig.load(path)
     values = dict(
         participant=args.participant,
@@ -154,8 +132,10 @@ def main(args: argparse.Namespace) -> int:
     """Run the session; 0 when every trial ran, 1 when it ended early (records are saved)."""
     from pydantic import ValidationError
 
+    from experiment.lifecycle import SessionInterrupted
+    from experiment.operator_screens import QuitRequested
     from experiment.preflight import PreflightError
-    from experiment.task import QuitRequested, Session, SessionInterrupted
+    from experiment.task import Session
 
     try:
         config = build_config(args)
@@ -171,7 +151,8 @@ def main(args: argparse.Namespace) -> int:
                 logger.warning(
                     "preflight: no analysis server answered at %s within 2 s; the session runs and "
                     "its records wait in %s until the server comes up",
-                    args.server, sink.sender.journal_path,
+                    args.server,
+                    sink.sender.journal_path,
                 )
         with Session(config, sink=sink, resume=args.resume) as session:
             session.run()

@@ -128,7 +128,7 @@ class SessionConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _derive_edf_name(self) -> "SessionConfig":
+    def _derive_edf_name(self) -> SessionConfig:
         if not self.edf_name:
             derived = re.sub(r"[^A-Za-z0-9_]", "_", self.participant)[:8]
             object.__setattr__(self, "edf_name", derived)
@@ -165,7 +165,7 @@ class SessionConfig(BaseModel):
         Path(path).write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path) -> "SessionConfig":
+    def load(cls, path: Path) -> SessionConfig:
         """Read a configuration written by :meth:`save`."""
         return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
 

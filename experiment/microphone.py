@@ -48,9 +48,7 @@ class Microphone:
     input latency. That is the same clock as the task's onset times.
     """
 
-    def __init__(
-        self, device: str | int | None = None, *, samplerate_hz: int = 44100, buffer_s: float = 30.0
-    ) -> None:
+    def __init__(self, device: str | int | None = None, *, samplerate_hz: int = 44100, buffer_s: float = 30.0) -> None:
         import sounddevice as sd
 
         try:
@@ -68,9 +66,7 @@ class Microphone:
         self._ring = np.zeros(int(buffer_s * samplerate_hz), dtype=np.float32)
         self._lock = threading.Lock()
         self._frames = 0  # frames captured since the stream started
-        self._anchor: tuple[int, float] | None = (
-            None  # (frame count, perf_counter s) of last block end
-        )
+        self._anchor: tuple[int, float] | None = None  # (frame count, perf_counter s) of last block end
         self.overruns = 0
         self.level_dbfs = -np.inf  # RMS of the last callback block
         self.peak_dbfs = -np.inf
@@ -118,9 +114,7 @@ class Microphone:
         """Stream frame index captured at ``time.perf_counter()`` time ``t_s`` (fractional)."""
         with self._lock:
             if self._anchor is None:
-                raise MicrophoneError(
-                    "the microphone has delivered no audio yet; is the stream started?"
-                )
+                raise MicrophoneError("the microphone has delivered no audio yet; is the stream started?")
             frames, at = self._anchor
         return frames + (t_s - at) * self.samplerate_hz
 

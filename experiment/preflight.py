@@ -62,8 +62,7 @@ def _check_images(stimuli: StimulusSet, image_ids: list[str], config) -> list[st
             reduced[image_id] = geometry.scale_x
     if reduced:
         logger.warning(
-            "%d of %d images do not fit the screen at scale %g and are shown smaller "
-            "(scale %.3f–%.3f)",
+            "%d of %d images do not fit the screen at scale %g and are shown smaller (scale %.3f–%.3f)",
             len(reduced),
             len(image_ids),
             config.scale,

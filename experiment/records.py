@@ -119,13 +119,9 @@ class SessionRecords:
             with open(self.fixations_path, encoding="utf-8", newline="") as handle:
                 table = list(csv.reader(handle))
             trial_col = FIXATION_COLUMNS.index("trial")
-            kept = [table[0]] + [
-                r for r in table[1:] if len(r) == len(FIXATION_COLUMNS) and r[trial_col] in done
-            ]
+            kept = [table[0]] + [r for r in table[1:] if len(r) == len(FIXATION_COLUMNS) and r[trial_col] in done]
             if len(kept) != len(table):
-                logger.info(
-                    "dropping %d fixation rows of unfinished trials", len(table) - len(kept)
-                )
+                logger.info("dropping %d fixation rows of unfinished trials", len(table) - len(kept))
             _atomic_write(self.fixations_path, "".join(_csv_line(r) for r in kept))
         return rows
 
@@ -164,7 +160,5 @@ class SessionRecords:
 
 def _csv_line(values) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(
-        ["nan" if isinstance(v, float) and v != v else v for v in values]
-    )
+    csv.writer(buffer, lineterminator="\n").writerow(["nan" if isinstance(v, float) and v != v else v for v in values])
     return buffer.getvalue()

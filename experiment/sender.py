@@ -14,8 +14,9 @@ import os
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import TypeVar
 
 import zmq
 
@@ -26,6 +27,8 @@ from lookwhere.transport import CurveKeys, make_socket
 __all__ = ["Sender"]
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Record)
 
 
 class Sender:
@@ -147,8 +150,9 @@ class Sender:
         #: kept for later), ``resent`` (transmissions made by :meth:`service`: records refused
         #: earlier or replayed), ``hellos``, ``acks``, ``replay_requests``, ``bad_replies``,
         #: ``server_ahead`` (the server held seqs beyond this sender's last: numbering jumped)
-        self.stats = dict.fromkeys(("sent", "would_block", "resent", "hellos", "acks", "replay_requests",
-                                    "bad_replies", "server_ahead"), 0)
+        self.stats = dict.fromkeys(
+            ("sent", "would_block", "resent", "hellos", "acks", "replay_requests", "bad_replies", "server_ahead"), 0
+        )
         self._closed = False
         try:
             self._reload_journal()
@@ -166,28 +170,31 @@ class Sender:
         """How many records the server has not acknowledged yet."""
         return len(self._pending)
 
-    def send(self, record_type: type[Record], /, **fields: Any) -> Record:
+    def send(self, record: R, /) -> R:
         """Stamp, validate, journal and send one record; never blocks.
 
         Parameters
         ----------
-        record_type : type of Record
-            One of :data:`lookwhere.protocol.RECORD_TYPES`' values.
-        **fields
-            The record's own fields (not ``session``, ``seq`` or ``v``, which the sender sets).
+        record : Record
+            One of :data:`lookwhere.protocol.RECORD_TYPES`' classes, built without ``session``
+            and ``seq`` (the sender stamps them).
 
         Returns
         -------
         Record
-            The record as sent, with its ``seq``.
+            The record as sent, with this sender's session and its ``seq``.
 
         Raises
         ------
+        ValueError
+            When ``record`` already carries a ``seq`` (a record is sent once; a resend is the
+            sender's own business).
         lookwhere.protocol.ProtocolError
             When a field breaks the schema (e.g. NaN gaze); no seq is used up then.
         """
-        record = record_type(session=self.session, seq=self.last_seq + 1, **fields)
-        topic, payload = protocol.encode(record)
+        if record.seq:
+            raise ValueError(f"{record.kind} record already has seq {record.seq}; send records built without one")
+        record, (topic, payload) = protocol.stamp(record, session=self.session, seq=self.last_seq + 1)
         self._write_journal(payload)  # in the kernel before it can reach the server
         self.last_seq = record.seq
         self._pending_topics.append(topic)
@@ -205,7 +212,7 @@ class Sender:
         self._deliver(now)
         if self._heartbeat_interval_s is not None and now - self._last_heartbeat >= self._heartbeat_interval_s:
             self._last_heartbeat = now
-            self.send(Heartbeat, t_session_ms=self._session_clock_ms(), wall_time_s=time.time(), pending=self.pending)
+            self.send(Heartbeat(t_session_ms=self._session_clock_ms(), wall_time_s=time.time(), pending=self.pending))
 
     def handshake(self, timeout_s: float = 2.0) -> bool:
         """Ask the server whether it is there and what it holds of this session; at session start
@@ -281,10 +288,14 @@ class Sender:
         if self._pending:
             logger.warning(
                 "session %s closed with %d records unacknowledged (seq %d..%d); they are in %s",
-                self.session, len(self._pending), self.acked_seq + 1, self.last_seq, self.journal_path,
+                self.session,
+                len(self._pending),
+                self.acked_seq + 1,
+                self.last_seq,
+                self.journal_path,
             )
 
-    def __enter__(self) -> "Sender":
+    def __enter__(self) -> Sender:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -329,7 +340,7 @@ class Sender:
     def _write_journal(self, payload: bytes) -> None:
         view = memoryview(payload)
         while view:  # os.write may write less than asked (e.g. interrupted by a signal)
-            view = view[os.write(self._journal_fd, view):]
+            view = view[os.write(self._journal_fd, view) :]
 
     def _deliver(self, now: float) -> None:
         """Take in replies, (re)transmit what is due (bounded), say hello when acks stall."""
@@ -394,7 +405,12 @@ class Sender:
         logger.warning(
             "session %s: the server holds seq 1..%d, the journal %s only up to seq %d (records were lost from "
             "it, e.g. by a power cut before its fsync, or an older lookwhere wrote it); numbering continues at "
-            "seq %d", self.session, held, self.journal_path, self.last_seq, held + 1,
+            "seq %d",
+            self.session,
+            held,
+            self.journal_path,
+            self.last_seq,
+            held + 1,
         )
         own = max(self._next_send, self._first_own_seq)
         if own <= self.last_seq:
@@ -406,8 +422,13 @@ class Sender:
                 if not self._transmit(self._pending_topics[index], self._pending[index]):
                     break
         if self._first_own_seq <= self.last_seq:
-            logger.warning("session %s: seq %d..%d of this sender differ from the server's: it counts them as "
-                           "conflicts and keeps them aside", self.session, self._first_own_seq, self.last_seq)
+            logger.warning(
+                "session %s: seq %d..%d of this sender differ from the server's: it counts them as "
+                "conflicts and keeps them aside",
+                self.session,
+                self._first_own_seq,
+                self.last_seq,
+            )
         self._jump_to(held, now)
 
     def _jump_to(self, held: int, now: float) -> None:
@@ -425,7 +446,11 @@ class Sender:
         logger.warning(
             "session %s: the server asks for seq %d onwards, but it acknowledged seq 1..%d, which this sender "
             "dropped from memory (did its data folder change?). They are in %s: run the session with --resume "
-            "to offer them again", self.session, from_seq, self.acked_seq, self.journal_path,
+            "to offer them again",
+            self.session,
+            from_seq,
+            self.acked_seq,
+            self.journal_path,
         )
 
     def _acknowledge(self, seq: int, now: float) -> None:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from experiment.sender import Sender
-from lookwhere.protocol import RECORD_TYPES, ProtocolError
+from lookwhere.protocol import Heartbeat, ProtocolError, Record
 
 __all__ = ["StreamSink", "open_stream", "JOURNAL_NAME"]
 
@@ -47,14 +47,12 @@ class StreamSink:
         self._next_heartbeat = self._t0
         self._waiting: str | None = None
 
-    def send(self, record: dict) -> None:
-        fields = dict(record)
-        kind = fields.pop("kind")
+    def send(self, record: Record) -> None:
         try:
-            self.sender.send(RECORD_TYPES[kind], **fields)
-        except (ProtocolError, KeyError, TypeError) as error:
+            self.sender.send(record)
+        except ProtocolError as error:
             self.rejected += 1
-            logger.warning("%s record not streamed (%s); the session records keep it", kind, error)
+            logger.warning("%s record not streamed (%s); the session records keep it", record.kind, error)
 
     def service(self, *, waiting: str | None = None) -> None:
         now = time.monotonic()
@@ -62,13 +60,12 @@ class StreamSink:
             self._next_heartbeat = now + self._heartbeat_interval_s
             self._waiting = waiting
             self.send(
-                {
-                    "kind": "heartbeat",
-                    "t_session_ms": (now - self._t0) * 1000.0,
-                    "wall_time_s": time.time(),
-                    "pending": self.sender.pending,
-                    "waiting": waiting,
-                }
+                Heartbeat(
+                    t_session_ms=(now - self._t0) * 1000.0,
+                    wall_time_s=time.time(),
+                    pending=self.sender.pending,
+                    waiting=waiting,
+                )
             )
         self.sender.service()
 
@@ -85,7 +82,5 @@ def open_stream(endpoint: str, session_dir: Path, *, session: str) -> StreamSink
     with the records the journal already holds (the server keeps only what it lacks)."""
     session_dir.mkdir(parents=True, exist_ok=True)
     # The sink sends the heartbeats: only the task knows what it waits for.
-    sender = Sender(
-        endpoint, session_dir / JOURNAL_NAME, session=session, heartbeat_interval_s=None
-    )
+    sender = Sender(endpoint, session_dir / JOURNAL_NAME, session=session, heartbeat_interval_s=None)
     return StreamSink(sender)

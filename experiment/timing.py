@@ -12,8 +12,9 @@ All times are in ms; ``intervals_ms`` are flip-to-flip intervals, shape ``(N,)``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,7 @@ __all__ = [
     "is_overrun",
     "frame_summary",
     "session_frame_timing",
+    "streamed_frame_timing",
 ]
 
 #: Shortest plausible refresh period (250 Hz). Lab displays run at 60–240 Hz; Xvfb's software
@@ -225,11 +227,23 @@ def session_frame_timing(rows: Iterable[dict], *, refresh: Refresh | None) -> di
         ``overrun``).
     """
     shown = [row for row in rows if not row.get("skipped")]
-    counts = [row.get("dropped_frames") for row in shown]
+    counts: list[int | None] = [row.get("dropped_frames") for row in shown]
     measurable = refresh is not None and refresh.vsync and None not in counts
     return {
         "frame_timing": "vsync" if measurable else "no_vsync",
-        "dropped_frames": int(sum(counts)) if measurable else None,
+        "dropped_frames": sum(count for count in counts if count is not None) if measurable else None,
         "dropped_frames_note": None if measurable else NO_VSYNC,
         "overruns": sum(bool(row.get("overrun")) for row in shown),
     }
+
+
+def streamed_frame_timing(dropped_frames: int | None) -> dict[str, Any]:
+    """``dropped_frames`` and ``frame_timing`` of a ``trial_end`` or ``session_end`` record.
+
+    The files say "not measurable" with None; the stream says it with ``frame_timing`` =
+    ``"no_vsync"`` and a placeholder 0 (see :data:`lookwhere.protocol.FRAME_TIMINGS`), since
+    servers that predate the field add the counts up.
+    """
+    if dropped_frames is None:
+        return {"dropped_frames": 0, "frame_timing": "no_vsync"}
+    return {"dropped_frames": dropped_frames, "frame_timing": "vsync"}

@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from stimuli.sets import StimulusSet
 
 __all__ = [
     "TrackerFixation",
+    "CalibrationResult",
+    "DriftResult",
+    "EdfTransfer",
     "Tracker",
     "SimulatedTracker",
     "EyeLinkTracker",
@@ -79,6 +83,66 @@ class TrackerFixation:
     pupil: float
 
 
+def _without_none(result: Any) -> dict[str, Any]:
+    """A result's JSON-ready fields; those that do not apply (None) are left out."""
+    return {name: value for name, value in asdict(result).items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationResult:
+    """What :meth:`Tracker.calibrate` did, for the manifest.
+
+    Attributes
+    ----------
+    skipped : bool
+        No calibration ran (a backend without one, or pylink's dummy connection); ``reason`` says why.
+    result : int or None
+        pylink's ``getCalibrationResult()`` (0: accepted).
+    message : str or None
+        pylink's ``getCalibrationMessage()``: the validation's summary.
+    """
+
+    skipped: bool = False
+    reason: str | None = None
+    result: int | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (those that do not apply left out)."""
+        return _without_none(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftResult:
+    """What :meth:`Tracker.drift_correct` did, for the trial row: ``performed`` (False where the
+    backend has none), pylink's ``error`` code (27, ``ESC_KEY``: the operator pressed Esc) and
+    calibration ``message``."""
+
+    performed: bool
+    error: int | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (those that do not apply left out)."""
+        return _without_none(self)
+
+
+@dataclass(frozen=True, slots=True)
+class EdfTransfer:
+    """The outcome of :meth:`Tracker.receive_edf`, for the manifest: whether the EDF reached
+    ``path`` (``bytes`` long), the file's name on the host, and otherwise why not."""
+
+    transferred: bool
+    host_file: str | None = None
+    path: str | None = None
+    bytes: int | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (those that do not apply left out)."""
+        return _without_none(self)
+
+
 class Tracker(ABC):
     """The interface the task drives, in SPEC §4 order.
 
@@ -101,18 +165,16 @@ class Tracker(ABC):
     def open_edf(self, name: str) -> None:
         """Open the host-side data file ``name`` (≤ 8 characters, no extension)."""
 
-    def configure(
-        self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int
-    ) -> None:
+    def configure(self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int) -> None:
         """Send the configuration (sampling rate, calibration type, coordinates, filters)."""
 
-    def calibrate(self) -> dict:
+    def calibrate(self) -> CalibrationResult:
         """Calibrate and validate; return the results for the manifest."""
-        return {"skipped": True, "reason": f"{type(self).__name__} has no calibration"}
+        return CalibrationResult(skipped=True, reason=f"{type(self).__name__} has no calibration")
 
-    def drift_correct(self, x_display_px: float, y_display_px: float) -> dict:
+    def drift_correct(self, x_display_px: float, y_display_px: float) -> DriftResult:
         """Drift-correct at a screen position; return the result for the trial row."""
-        return {"performed": False}
+        return DriftResult(performed=False)
 
     @abstractmethod
     def tracker_time_ms(self) -> float:
@@ -145,9 +207,9 @@ class Tracker(ABC):
         """
         return None
 
-    def receive_edf(self, destination: Path) -> dict:
+    def receive_edf(self, destination: Path) -> EdfTransfer:
         """Close the data file and copy it to ``destination``; return the transfer's outcome."""
-        return {"transferred": False, "reason": f"{type(self).__name__} writes no EDF"}
+        return EdfTransfer(transferred=False, reason=f"{type(self).__name__} writes no EDF")
 
     def close(self) -> None:
         """Disconnect (idempotent)."""
@@ -178,10 +240,7 @@ def read_scanpaths(path: Path) -> dict[str, list[np.ndarray]]:
         table = table.rename(columns={"participant": "observer"})
     missing = {"observer", "image", "x_image_px", "y_image_px", "duration_ms"} - set(table.columns)
     if missing:
-        raise ValueError(
-            f"scanpath table {path} lacks the columns {sorted(missing)}; "
-            f"it has {list(table.columns)}"
-        )
+        raise ValueError(f"scanpath table {path} lacks the columns {sorted(missing)}; it has {list(table.columns)}")
     scanpaths: dict[str, list[np.ndarray]] = {}
     for (image, _), rows in table.groupby(["image", "observer"], sort=False):
         values = rows[["x_image_px", "y_image_px", "duration_ms"]].to_numpy(dtype=float)
@@ -194,9 +253,10 @@ class SimulatedTracker(Tracker):
 
     At each ``TRIALID`` message the drift-correction dot appears and the participant moves from
     where they were looking to it after a latency drawn from :data:`DOT_LATENCY_MS`; they look
-    at the screen centre until ``IMAGE_ONSET`` is sent, then explore the image announced by the last ``!V TRIAL_VAR image <id>`` message. Fixation durations follow a
-    gamma distribution (shape 4, mean 250 ms) and saccades take a gamma-distributed 20–60 ms; the
-    fixation positions come from a replayed observer's scanpath when ``scanpaths`` holds the image,
+    at the screen centre until ``IMAGE_ONSET`` is sent, then explore the image announced by the
+    last ``!V TRIAL_VAR image <id>`` message. Fixation durations follow a gamma distribution
+    (shape 4, mean 250 ms) and saccades take a gamma-distributed 20–60 ms; the fixation positions
+    come from a replayed observer's scanpath when ``scanpaths`` holds the image,
     otherwise from a density proportional to the image's local contrast times a centre-bias
     Gaussian (σ = ¼ of the displayed image size), as viewers of natural images do.
     :meth:`gaze_position` reports the current fixation's position plus Gaussian jitter of
@@ -259,16 +319,11 @@ class SimulatedTracker(Tracker):
         return self._origin_ms + (time.perf_counter() - self._t0) * 1000.0
 
     def _quantise(self, t_ms: float) -> float:
-        return (
-            self._origin_ms
-            + float(np.floor((t_ms - self._origin_ms) / self._sample_ms)) * self._sample_ms
-        )
+        return self._origin_ms + float(np.floor((t_ms - self._origin_ms) / self._sample_ms)) * self._sample_ms
 
     def send_message(self, text: str) -> None:
         if text.startswith("TRIALID"):
-            self._on_dot_from_ms = self.tracker_time_ms() + float(
-                self._rng.uniform(*DOT_LATENCY_MS)
-            )
+            self._on_dot_from_ms = self.tracker_time_ms() + float(self._rng.uniform(*DOT_LATENCY_MS))
         elif text.startswith("!V TRIAL_VAR image "):
             self._prepare_image(text.split(" ", 3)[3])
         elif text == "IMAGE_ONSET":
@@ -299,11 +354,7 @@ class SimulatedTracker(Tracker):
         gy, gx = np.gradient(grey)
         rows, cols = np.mgrid[0 : small[1], 0 : small[0]]
         centre = np.exp(
-            -(
-                ((cols - small[0] / 2) / (small[0] / 4)) ** 2
-                + ((rows - small[1] / 2) / (small[1] / 4)) ** 2
-            )
-            / 2
+            -(((cols - small[0] / 2) / (small[0] / 4)) ** 2 + ((rows - small[1] / 2) / (small[1] / 4)) ** 2) / 2
         )
         density = ((np.hypot(gx, gy) + 1e-3) * centre).ravel()
         # The cumulative density, so that drawing a position in the frame loop is one bisection.
@@ -426,16 +477,14 @@ class EyeLinkTracker(Tracker):
         correction waits for the operator (the task services its stream there).
     """
 
-    def __init__(
-        self, host: str | None, *, window=None, idle: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, host: str | None, *, window=None, idle: Callable[[], None] | None = None) -> None:
         import pylink
 
         self._pylink = pylink
         self._host = host
         self._window = window
         self._idle = idle
-        self._el = None
+        self._el: Any = None  # the pylink.EyeLink connection, from connect() to close()
         self._edf_name: str | None = None
         self._sample_ms = 4.0
         self._eye_used: int | None = None  # eyeAvailable() of the current recording
@@ -444,6 +493,13 @@ class EyeLinkTracker(Tracker):
     @property
     def dummy(self) -> bool:
         return self._host is None
+
+    @property
+    def _link(self) -> Any:
+        """The connection; an error that says so when :meth:`connect` has not run."""
+        if self._el is None:
+            raise RuntimeError("the EyeLink is not connected: call connect() first (or it was closed)")
+        return self._el
 
     def connect(self) -> str:
         try:
@@ -456,17 +512,15 @@ class EyeLinkTracker(Tracker):
             ) from error
         if self.dummy:
             return "pylink dummy connection"
-        return f"EyeLink {self._el.getTrackerVersion()} ({self._el.getTrackerVersionString()})"
+        return f"EyeLink {self._link.getTrackerVersion()} ({self._link.getTrackerVersionString()})"
 
     def open_edf(self, name: str) -> None:
         self._edf_name = name
-        self._el.openDataFile(f"{name}.EDF")
-        self._el.sendCommand("add_file_preamble_text 'lookwhere session'")
+        self._link.openDataFile(f"{name}.EDF")
+        self._link.sendCommand("add_file_preamble_text 'lookwhere session'")
 
-    def configure(
-        self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int
-    ) -> None:
-        el = self._el
+    def configure(self, *, screen_width_px: int, screen_height_px: int, sample_rate_hz: int) -> None:
+        el = self._link
         self._sample_ms = 1000.0 / sample_rate_hz
         el.setOfflineMode()
         el.sendCommand(f"sample_rate {sample_rate_hz}")
@@ -474,57 +528,48 @@ class EyeLinkTracker(Tracker):
         el.sendCommand(f"screen_pixel_coords = 0 0 {screen_width_px - 1} {screen_height_px - 1}")
         el.sendMessage(f"DISPLAY_COORDS 0 0 {screen_width_px - 1} {screen_height_px - 1}")
         el.sendCommand("file_event_filter = LEFT,RIGHT,FIXATION,SACCADE,BLINK,MESSAGE,BUTTON,INPUT")
-        el.sendCommand(
-            "file_sample_data = LEFT,RIGHT,GAZE,HREF,RAW,AREA,HTARGET,GAZERES,BUTTON,STATUS,INPUT"
-        )
-        el.sendCommand(
-            "link_event_filter = LEFT,RIGHT,FIXATION,FIXUPDATE,SACCADE,BLINK,BUTTON,INPUT"
-        )
+        el.sendCommand("file_sample_data = LEFT,RIGHT,GAZE,HREF,RAW,AREA,HTARGET,GAZERES,BUTTON,STATUS,INPUT")
+        el.sendCommand("link_event_filter = LEFT,RIGHT,FIXATION,FIXUPDATE,SACCADE,BLINK,BUTTON,INPUT")
         el.sendCommand("link_sample_data = LEFT,RIGHT,GAZE,GAZERES,AREA,HTARGET,STATUS,INPUT")
         if not self.dummy and self._window is not None:
             from experiment.calibration import CalibrationGraphics
 
-            self._pylink.openGraphicsEx(
-                CalibrationGraphics(self._el, self._window, idle=self._idle)
-            )
+            self._pylink.openGraphicsEx(CalibrationGraphics(self._link, self._window, idle=self._idle))
 
-    def calibrate(self) -> dict:
+    def calibrate(self) -> CalibrationResult:
         if self.dummy:
             # doTrackerSetup never returns in dummy mode (SPEC §10); SR Research's examples
             # skip it.
-            return {"skipped": True, "reason": "dummy connection"}
-        self._el.doTrackerSetup()
-        return {
-            "result": self._el.getCalibrationResult(),
-            "message": self._el.getCalibrationMessage(),
-        }
+            return CalibrationResult(skipped=True, reason="dummy connection")
+        self._link.doTrackerSetup()
+        return CalibrationResult(result=self._link.getCalibrationResult(), message=self._link.getCalibrationMessage())
 
-    def drift_correct(self, x_display_px: float, y_display_px: float) -> dict:
+    def drift_correct(self, x_display_px: float, y_display_px: float) -> DriftResult:
         if self.dummy:
-            return {"performed": False}
+            return DriftResult(performed=False)
         # draw=1: the calibration graphics draw the target; allow_setup=1: Esc enters setup.
-        error = self._el.doDriftCorrect(int(x_display_px), int(y_display_px), 1, 1)
-        return {"performed": True, "error": int(error), "message": self._el.getCalibrationMessage()}
+        error = self._link.doDriftCorrect(int(x_display_px), int(y_display_px), 1, 1)
+        return DriftResult(performed=True, error=int(error), message=self._link.getCalibrationMessage())
 
     def tracker_time_ms(self) -> float:
         # The dummy connection's trackerTime() is meaningless (2**32 - 1): use the local clock.
-        return float(self._pylink.currentTime() if self.dummy else self._el.trackerTime())
+        return float(self._pylink.currentTime() if self.dummy else self._link.trackerTime())
 
     def start_recording(self) -> None:
-        self._el.setOfflineMode()
-        error = self._el.startRecording(1, 1, 1, 1)
+        self._link.setOfflineMode()
+        error = self._link.startRecording(1, 1, 1, 1)
         if error:
             raise RuntimeError(f"EyeLink startRecording failed with error {error}")
-        self._eye_used = self._el.eyeAvailable()
+        self._eye_used = self._link.eyeAvailable()
 
     def stop_recording(self) -> None:
-        self._el.stopRecording()
+        self._link.stopRecording()
         self._eye_used = None
 
     def gaze_position(self) -> tuple[float, float] | None:
         if self._eye_used is None:
             return None
-        sample = self._el.getNewestSample()  # None on the dummy connection
+        sample = self._link.getNewestSample()  # None on the dummy connection
         if sample is None:
             return None
         # Binocular recordings use the left eye, as SR Research's gaze-contingent examples do.
@@ -540,21 +585,21 @@ class EyeLinkTracker(Tracker):
         return float(x), float(y)
 
     def send_message(self, text: str) -> None:
-        self._el.sendMessage(text)
+        self._link.sendMessage(text)
 
     def status_message(self, text: str) -> None:
-        self._el.sendCommand(f"record_status_message '{text}'")
+        self._link.sendCommand(f"record_status_message '{text}'")
 
     def drain(self) -> list[TrackerFixation]:
-        pylink = self._pylink
-        fixations = []
+        pylink, link = self._pylink, self._link
+        fixations: list[TrackerFixation] = []
         while True:
-            kind = self._el.getNextData()
+            kind = link.getNextData()
             if not kind:
                 return fixations
             if kind != pylink.ENDFIX:
                 continue
-            event = self._el.getFloatData()
+            event = link.getFloatData()
             x, y = event.getAverageGaze()
             start, end = float(event.getStartTime()), float(event.getEndTime())
             fixations.append(
@@ -569,28 +614,23 @@ class EyeLinkTracker(Tracker):
                 )
             )
 
-    def receive_edf(self, destination: Path, *, retries: int = 3) -> dict:
+    def receive_edf(self, destination: Path, *, retries: int = 3) -> EdfTransfer:
         if self._el is None or self._edf_name is None:
-            return {"transferred": False, "reason": "no EDF was opened"}
+            return EdfTransfer(transferred=False, reason="no EDF was opened")
         host_name = f"{self._edf_name}.EDF"
-        self._el.setOfflineMode()
-        self._el.closeDataFile()
+        self._link.setOfflineMode()
+        self._link.closeDataFile()
         if self.dummy:
-            return {"transferred": False, "host_file": host_name, "reason": "dummy connection"}
+            return EdfTransfer(transferred=False, host_file=host_name, reason="dummy connection")
         for attempt in range(1, retries + 1):
             try:
-                size = self._el.receiveDataFile(host_name, str(destination))
+                size = self._link.receiveDataFile(host_name, str(destination))
             except RuntimeError as error:
                 logger.warning("EDF transfer attempt %d/%d failed: %s", attempt, retries, error)
                 continue
             on_disk = Path(destination).stat().st_size if Path(destination).exists() else -1
             if size > 0 and on_disk == size:
-                return {
-                    "transferred": True,
-                    "host_file": host_name,
-                    "path": str(destination),
-                    "bytes": size,
-                }
+                return EdfTransfer(transferred=True, host_file=host_name, path=str(destination), bytes=size)
             logger.warning(
                 "EDF transfer attempt %d/%d: %d bytes sent, %d on disk",
                 attempt,
@@ -598,11 +638,7 @@ class EyeLinkTracker(Tracker):
                 size,
                 on_disk,
             )
-        return {
-            "transferred": False,
-            "host_file": host_name,
-            "reason": f"{retries} attempts failed",
-        }
+        return EdfTransfer(transferred=False, host_file=host_name, reason=f"{retries} attempts failed")
 
     def close(self) -> None:
         if self._el is not None:
@@ -610,9 +646,7 @@ class EyeLinkTracker(Tracker):
             self._el = None
 
 
-def make_tracker(
-    config, stimuli: StimulusSet, *, window=None, idle: Callable[[], None] | None = None
-) -> Tracker:
+def make_tracker(config, stimuli: StimulusSet, *, window=None, idle: Callable[[], None] | None = None) -> Tracker:
     """The backend named by ``config.tracker`` (a :class:`experiment.config.SessionConfig`);
     ``window`` and ``idle`` go to :class:`EyeLinkTracker`'s calibration graphics."""
     if config.tracker == "simulated":
@@ -625,6 +659,4 @@ def make_tracker(
             seed=config.seed,
             scanpaths=read_scanpaths(config.scanpaths) if config.scanpaths else None,
         )
-    return EyeLinkTracker(
-        None if config.tracker == "eyelink-dummy" else config.host, window=window, idle=idle
-    )
+    return EyeLinkTracker(None if config.tracker == "eyelink-dummy" else config.host, window=window, idle=idle)

@@ -40,7 +40,8 @@ def start_xvfb(
     if shutil.which("Xvfb") is None:
         raise FileNotFoundError("Xvfb is not installed; apt-get install xvfb (or run on a real display)")
     number = next(
-        n for n in range(first_display, first_display + 100)
+        n
+        for n in range(first_display, first_display + 100)
         if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists()
     )
     process = subprocess.Popen(

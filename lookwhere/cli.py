@@ -2,8 +2,9 @@
 
 Each subcommand lives in its package's ``cli`` module, which must be cheap to import: it defines
 ``add_arguments(parser)`` and ``main(args) -> int`` and imports heavy libraries (torch, PsychoPy)
-only inside ``main``. So ``lookwhere run`` never imports torch, and ``--help`` is instant.
-Only this entry point configures logging.
+only inside ``main``. Only the named subcommand's module is imported (``lookwhere run`` imports
+nothing of the analysis), and ``--help`` is instant. This is the one entry point (also as
+``python -m lookwhere``); only it configures logging and turns input errors into one line.
 """
 
 from __future__ import annotations
@@ -32,22 +33,30 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 _OWN_PACKAGES = ("lookwhere", "analysis", "experiment", "server", "stimuli")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lookwhere", description=__doc__.splitlines()[0])
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``lookwhere`` parser; with ``command``, only that subcommand's options are added (its
+    module alone is imported), otherwise every subcommand's."""
+    parser = argparse.ArgumentParser(prog="lookwhere", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(sub)
+        if command is None or command == name:
+            importlib.import_module(module_name).add_arguments(sub)
         sub.set_defaults(_module=module_name)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option), if any."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lookwhere`` console script."""
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # the words typed, for provenance records
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(_command(words)).parse_args(words)
+    args.argv = words  # the words typed, for provenance records
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     # -v/-vv raise the project's own loggers only; third-party chatter stays at WARNING.
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]

@@ -21,6 +21,7 @@ until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -35,18 +36,36 @@ SHARED_OSIE = Path(__file__).resolve().parents[2] / "shared" / "data" / "osie"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["demo", "osie"], default="demo",
-                        help="demo: bundled photographs, simulated viewers (default); osie: OSIE's images, its observers replayed")
-    parser.add_argument("--stimuli", type=Path, default=SHARED_OSIE / "stimuli", help="OSIE stimuli folder (--dataset osie)")
-    parser.add_argument("--fixations", type=Path, default=SHARED_OSIE / "eye" / "fixations.mat",
-                        help="OSIE fixations.mat (--dataset osie)")
+    parser.add_argument(
+        "--dataset",
+        choices=["demo", "osie"],
+        default="demo",
+        help="demo: bundled photographs, simulated viewers (default); osie: OSIE's images, its observers replayed",
+    )
+    parser.add_argument(
+        "--stimuli", type=Path, default=SHARED_OSIE / "stimuli", help="OSIE stimuli folder (--dataset osie)"
+    )
+    parser.add_argument(
+        "--fixations",
+        type=Path,
+        default=SHARED_OSIE / "eye" / "fixations.mat",
+        help="OSIE fixations.mat (--dataset osie)",
+    )
     parser.add_argument("--participants", type=int, default=3, help="simulated participants (default 3)")
     parser.add_argument("--trials", type=int, default=4, help="images per participant (default 4)")
-    parser.add_argument("--duration-ms", type=float, default=3000.0, help="image display time (default 3000; the study: 5000)")
-    parser.add_argument("--headless", action="store_true", help="run the experiment under a virtual display even when a screen is present")
+    parser.add_argument(
+        "--duration-ms", type=float, default=3000.0, help="image display time (default 3000; the study: 5000)"
+    )
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="run the experiment under a virtual display even when a screen is present",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     parser.add_argument("--http-port", type=int, default=8765, help="dashboard port (0: any free one)")
-    parser.add_argument("--keep-serving", action="store_true", help="keep the dashboard up after the report, until Ctrl-C")
+    parser.add_argument(
+        "--keep-serving", action="store_true", help="keep the dashboard up after the report, until Ctrl-C"
+    )
     parser.add_argument("--no-cnn", action="store_true", help="score the baselines only (no map store)")
 
 
@@ -64,12 +83,16 @@ def _demo_stimuli(args: argparse.Namespace, out: Path) -> Path:
         source = StimulusSet(prepare_demo_set())
     else:
         if not args.fixations.is_file():
-            raise FileNotFoundError(f"OSIE fixations not found at {args.fixations}; pass --fixations "
-                                    "(e.g. ../shared/data/osie/eye/fixations.mat)")
+            raise FileNotFoundError(
+                f"OSIE fixations not found at {args.fixations}; pass --fixations "
+                "(e.g. ../shared/data/osie/eye/fixations.mat)"
+            )
         source = StimulusSet(args.stimuli)
     paths = list(source.paths.values())
     if not 1 <= args.trials <= len(paths):
-        raise ValueError(f"--trials must be between 1 and the {len(paths)} images of {source.folder}; got {args.trials}")
+        raise ValueError(
+            f"--trials must be between 1 and the {len(paths)} images of {source.folder}; got {args.trials}"
+        )
     folder = out / "stimuli"
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.iterdir():
@@ -89,8 +112,11 @@ def _map_store(stimuli: Path, out: Path) -> Path:
         model = load_vgg16("imagenet")
     except FileNotFoundError as error:
         logger.warning("%s", error)
-        print("maps:      pretrained VGG16 weights are not available here: UNTRAINED weights "
-              "(seed 0) — the maps are labelled untrained everywhere", flush=True)
+        print(
+            "maps:      pretrained VGG16 weights are not available here: UNTRAINED weights "
+            "(seed 0) — the maps are labelled untrained everywhere",
+            flush=True,
+        )
         model = load_vgg16("untrained", seed=0)
     precompute_store(model, StimulusSet(stimuli), out, progress=False)
     return out
@@ -130,16 +156,36 @@ def _run_participants(args, stimuli: Path, endpoint: str, sessions: Path, scanpa
         for index in range(args.participants):
             participant = f"P{index + 1:02d}"
             command = _lookwhere(
-                "run", "--participant", participant, "--stimuli", str(stimuli), "--tracker", "simulated",
-                "--out", str(sessions), "--trials", str(args.trials), "--duration-ms", str(args.duration_ms),
-                "--seed", str(index + 1), "--auto-accept-drift-ms", "300", "--windowed", "--no-mic",
-                "--server", endpoint, *(("--scanpaths", str(scanpaths[index])) if scanpaths else ()))
+                "run",
+                "--participant",
+                participant,
+                "--stimuli",
+                str(stimuli),
+                "--tracker",
+                "simulated",
+                "--out",
+                str(sessions),
+                "--trials",
+                str(args.trials),
+                "--duration-ms",
+                str(args.duration_ms),
+                "--seed",
+                str(index + 1),
+                "--auto-accept-drift-ms",
+                "300",
+                "--windowed",
+                "--no-mic",
+                "--server",
+                endpoint,
+                *(("--scanpaths", str(scanpaths[index])) if scanpaths else ()),
+            )
             started = time.perf_counter()
             print(f"session:   {participant} ({args.trials} images × {args.duration_ms:.0f} ms) …", flush=True)
             result = subprocess.run(command, env=env, capture_output=True, text=True)
             if result.returncode != 0:
-                raise RuntimeError(f"participant {participant}'s session failed (exit {result.returncode}):\n"
-                                   f"{result.stderr[-3000:]}")
+                raise RuntimeError(
+                    f"participant {participant}'s session failed (exit {result.returncode}):\n{result.stderr[-3000:]}"
+                )
             print(f"           done in {time.perf_counter() - started:.1f} s", flush=True)
     finally:
         if display is not None:
@@ -164,6 +210,7 @@ def live_scores(url: str, image_ids: list[str], *, last_seqs: dict[str, int], ti
             return json.loads(response.read())
 
     deadline = time.monotonic() + timeout_s
+
     def done() -> bool:
         progress = get("api/images")
         applied = progress["applied_seq"]
@@ -176,7 +223,9 @@ def live_scores(url: str, image_ids: list[str], *, last_seqs: dict[str, int], ti
     rows = []
     for image in image_ids:
         for name, values in get(f"api/images/{image}")["scores"].items():
-            rows += [{"image": image, "map": name, "metric": metric, "value": value} for metric, value in values.items()]
+            rows += [
+                {"image": image, "map": name, "metric": metric, "value": value} for metric, value in values.items()
+            ]
     return pd.DataFrame(rows, columns=["image", "map", "metric", "value"]).astype({"value": float})
 
 
@@ -219,15 +268,29 @@ def main(args: argparse.Namespace) -> int:
     data.mkdir()
     from server.process import start_server, stop_server
 
-    server, info = start_server(stimuli, data, "--http-port", str(args.http_port), "--zmq-port", "0",
-                                *(("--maps", str(maps)) if maps else ()), log_file=out / "server.log",
-                                start_new_session=True)
+    server, info = start_server(
+        stimuli,
+        data,
+        "--http-port",
+        str(args.http_port),
+        "--zmq-port",
+        "0",
+        *(("--maps", str(maps)) if maps else ()),
+        log_file=out / "server.log",
+        start_new_session=True,
+    )
     try:
         print(f"dashboard: {info['url']}", flush=True)
         _run_participants(args, stimuli, info["zmq_endpoint"], sessions, scanpaths)
         live = live_scores(info["url"], image_ids, last_seqs=_last_seqs(sessions))
-        config = AnalysisConfig(dataset="session", fixations=sessions, stimuli=stimuli, out=out / "report",
-                                maps=maps, bootstrap_resamples=2000)
+        config = AnalysisConfig(
+            dataset="session",
+            fixations=sessions,
+            stimuli=stimuli,
+            out=out / "report",
+            maps=maps,
+            bootstrap_resamples=2000,
+        )
         result = run_analysis(config, progress=False)
         live.to_csv(out / "report" / "live_scores.csv", index=False)
         merged = result.scores.merge(live, on=["image", "map", "metric"], suffixes=("_offline", "_live"))
@@ -237,10 +300,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"demo finished in {time.perf_counter() - started:.0f} s", flush=True)
         if args.keep_serving:
             print(f"the dashboard stays at {info['url']}; Ctrl-C to stop", flush=True)
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 server.wait()
-            except KeyboardInterrupt:
-                pass
     finally:
         stop_server(server)
     return 0

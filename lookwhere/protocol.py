@@ -48,9 +48,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, ClassVar, TypeVar, cast
 
 import msgpack
 
@@ -81,6 +82,7 @@ __all__ = [
     "RECORD_TYPES",
     "record_map",
     "encode",
+    "stamp",
     "decode",
     "validate_map",
     "encode_control",
@@ -271,18 +273,22 @@ class Record:
     Attributes
     ----------
     session : str
-        Session UUID (lower-case, hyphenated).
+        Session UUID (lower-case, hyphenated); ``""`` until a sender stamps it.
     seq : int
-        Position in the session's stream: 1, 2, 3, ... with no gap.
+        Position in the session's stream: 1, 2, 3, ... with no gap; 0 until a sender stamps it.
     v : int
         Schema version, :data:`SCHEMA_VERSION`.
+
+    The task builds records without ``session`` and ``seq``
+    (:meth:`experiment.sender.Sender.send` stamps both); :func:`encode` refuses a record that
+    lacks them, and a map on the wire must carry them.
     """
 
     kind: ClassVar[str] = ""
     #: Fields added after the record's first release; a map may lack them (they take defaults).
     added: ClassVar[tuple[str, ...]] = ()
-    session: str
-    seq: int
+    session: str = ""
+    seq: int = 0
     v: int = SCHEMA_VERSION
 
 
@@ -386,35 +392,60 @@ class TrialEnd(Record):
     frame_timing: str = "unknown"  # one of FRAME_TIMINGS
 
 
-_FIXATION_TIMES = ("start_tracker_ms", "end_tracker_ms", "start_session_ms", "end_session_ms")
+_FIXATION_FIELDS = tuple(f.name for f in dataclasses.fields(Fixation))
 
 
-def _to_fixation(self) -> Fixation:
-    """The :class:`lookwhere.records.Fixation` this record carries (times relative to onset)."""
-    return Fixation(**{name: getattr(self, name) for name in Fixation.__dataclass_fields__})
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FixationRecord(Record):
+    """One fixation: every field of :class:`lookwhere.records.Fixation` (start/end relative to
+    image onset, average gaze in display and image pixels, eye, duration, pupil) plus its start and
+    end on the tracker clock (``start_tracker_ms``, ``end_tracker_ms``) and since the session
+    started (``start_session_ms``, ``end_session_ms``); ``session`` is the record's own.
 
+    The fields are written out (type checkers see them); ``tests/protocol`` checks that they are
+    exactly :class:`~lookwhere.records.Fixation`'s plus the four clock fields, with the same types,
+    so the two can never drift apart. :meth:`to_fixation` returns the analysis record,
+    :meth:`of` builds the wire record from it.
+    """
 
-# The wire fixation is the one fixation record (lookwhere.records.Fixation, same field names and
-# meaning) plus the same start and end on the tracker and session clocks.  It is generated from
-# Fixation's fields, so the two can never drift apart; ``session`` is the record's own.
-FixationRecord = dataclasses.make_dataclass(
-    "FixationRecord",
-    [
-        (f.name, f.type)
-        for f in dataclasses.fields(Fixation)
-        if f.name not in Record.__dataclass_fields__
-    ]
-    + [(name, "float") for name in _FIXATION_TIMES],
-    bases=(Record,),
-    namespace={"kind": "fixation", "to_fixation": _to_fixation, "__module__": __name__},
-    frozen=True,
-    slots=True,
-    kw_only=True,
-)
-FixationRecord.__doc__ = """One fixation: every field of :class:`lookwhere.records.Fixation` (start/end
-relative to image onset, average gaze in display and image pixels, eye, duration, pupil) plus
-``start_tracker_ms``, ``end_tracker_ms`` (tracker clock) and ``start_session_ms``,
-``end_session_ms`` (since session start).  :meth:`to_fixation` returns the analysis record."""
+    kind: ClassVar[str] = "fixation"
+    participant: str
+    trial: int
+    image: str
+    eye: str
+    start_ms: float
+    end_ms: float
+    duration_ms: float
+    x_display_px: float
+    y_display_px: float
+    x_image_px: float
+    y_image_px: float
+    stimulus_duration_ms: float
+    pupil: float
+    start_tracker_ms: float
+    end_tracker_ms: float
+    start_session_ms: float
+    end_session_ms: float
+
+    def to_fixation(self) -> Fixation:
+        """The :class:`lookwhere.records.Fixation` this record carries (times relative to onset)."""
+        return Fixation(**{name: getattr(self, name) for name in _FIXATION_FIELDS})
+
+    @classmethod
+    def of(
+        cls, fixation: Fixation, *, start_tracker_ms: float, end_tracker_ms: float, onset_session_ms: float
+    ) -> FixationRecord:
+        """The wire record of ``fixation`` (its ``session`` is left to the sender), with its start
+        and end on the tracker clock and, from the image onset ``onset_session_ms``, on the session
+        clock."""
+        fields = {name: getattr(fixation, name) for name in _FIXATION_FIELDS if name != "session"}
+        return cls(
+            **fields,
+            start_tracker_ms=start_tracker_ms,
+            end_tracker_ms=end_tracker_ms,
+            start_session_ms=onset_session_ms + fixation.start_ms,
+            end_session_ms=onset_session_ms + fixation.end_ms,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -509,9 +540,9 @@ def validate_map(data: Any) -> Record:
     if type(data) is not dict:
         raise ProtocolError("not_a_map", f"payload must be a map; got {type(data).__name__}")
     kind = data.get("kind")
-    checks = _CHECKS.get(kind) if type(kind) is str else None
-    if checks is None:
+    if type(kind) is not str or kind not in _CHECKS:
         raise ProtocolError("unknown_kind", f"kind {kind!r} is not one of {sorted(RECORD_TYPES)}")
+    checks = _CHECKS[kind]
     # The version is checked first so that a newer sender is reported as such, not as field errors.
     _version("v", data.get("v"))
     if len(data) != len(_KEYS[kind]) or data.keys() != _KEYS[kind]:
@@ -539,14 +570,38 @@ def encode(record: Record) -> tuple[bytes, bytes]:
     return record.kind.encode("ascii"), msgpack.packb(data, use_bin_type=True)
 
 
+R = TypeVar("R", bound=Record)
+
+
+def stamp(record: R, *, session: str, seq: int) -> tuple[R, tuple[bytes, bytes]]:
+    """``record`` numbered for the stream (``session`` and ``seq`` set) and validated, with its two
+    frames: :func:`encode` of the stamped record, without building the record twice (the sender's
+    hot path).
+
+    Raises
+    ------
+    ProtocolError
+        When a field breaks its rule.
+    """
+    data = record_map(record)
+    data["session"], data["seq"] = session, seq
+    stamped = cast(R, validate_map(data))
+    return stamped, (record.kind.encode("ascii"), msgpack.packb(data, use_bin_type=True))
+
+
 def _unpack(payload: bytes) -> Any:
     if len(payload) > MAX_MESSAGE_BYTES:
         raise ProtocolError("oversize", f"payload is {len(payload)} bytes; at most {MAX_MESSAGE_BYTES}")
     try:
         return msgpack.unpackb(
-            payload, raw=False, strict_map_key=True, use_list=True,
-            max_str_len=MAX_MESSAGE_BYTES, max_bin_len=MAX_MESSAGE_BYTES,
-            max_array_len=4096, max_map_len=256,
+            payload,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            max_str_len=MAX_MESSAGE_BYTES,
+            max_bin_len=MAX_MESSAGE_BYTES,
+            max_array_len=4096,
+            max_map_len=256,
         )
     # msgpack signals malformed input with several ValueError subclasses (ExtraData, FormatError,
     # StackError, UnicodeDecodeError) and TypeError/OverflowError for unusable keys or numbers.
@@ -582,8 +637,9 @@ _CONTROL_FIELDS = {TOPIC_HELLO: "last_seq", TOPIC_ACK: "seq", TOPIC_REPLAY: "fro
 
 def encode_control(topic: bytes, session: str, seq: int) -> tuple[bytes, bytes]:
     """Frames of a control message: hello ``{last_seq}`` (the last seq the sender transmitted: the
-    server asks for a replay when it holds less), ack ``{seq}`` (the server's last held seq: 1..seq are persisted) or replay
-    ``{from_seq}`` (the server holds 1..from_seq-1 and wants the rest)."""
+    server asks for a replay when it holds less), ack ``{seq}`` (the server's last held seq:
+    1..seq are persisted) or replay ``{from_seq}`` (the server holds 1..from_seq-1 and wants the
+    rest)."""
     return topic, msgpack.packb({"v": SCHEMA_VERSION, "session": session, _CONTROL_FIELDS[topic]: seq})
 
 

@@ -75,9 +75,7 @@ class Fixation:
 FIXATION_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Fixation))
 
 _DTYPE_OF = {"str": "string", "int": "int64", "float": "float64"}
-FIXATION_DTYPES: dict[str, str] = {
-    f.name: _DTYPE_OF[f.type] for f in dataclasses.fields(Fixation)  # type: ignore[index]
-}
+FIXATION_DTYPES: dict[str, str] = {f.name: _DTYPE_OF[str(f.type)] for f in dataclasses.fields(Fixation)}
 
 #: The fixation table of a recorded session, in its folder (written by :mod:`experiment.records`).
 SESSION_FIXATIONS_FILE = "fixations.csv"

@@ -30,12 +30,29 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from lookwhere.protocol import MAX_MESSAGE_BYTES
 
-__all__ = ["ROLES", "DEFAULT_HOST", "CurveKeys", "make_socket", "create_keys", "start_authenticator"]
+__all__ = [
+    "ROLES",
+    "DEFAULT_HOST",
+    "LOOPBACK_HOSTS",
+    "is_loopback",
+    "CurveKeys",
+    "make_socket",
+    "create_keys",
+    "start_authenticator",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Loopback by default; binding elsewhere is an explicit choice (and should use CURVE).
 DEFAULT_HOST = "127.0.0.1"
+#: The names of the loopback interface: the only hosts served without a token or CURVE.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an interface or a ``Host`` header's name, IPv6 with or without brackets)
+    names the loopback interface."""
+    return host.removeprefix("[").removesuffix("]") in LOOPBACK_HOSTS
 
 
 @dataclass(frozen=True)
@@ -70,7 +87,7 @@ class CurveKeys:
     server_public: bytes | None = None
 
     @classmethod
-    def load(cls, secret_file: str | Path, *, server_public_file: str | Path | None = None) -> "CurveKeys":
+    def load(cls, secret_file: str | Path, *, server_public_file: str | Path | None = None) -> CurveKeys:
         """Read a ``.key_secret`` file written by :func:`create_keys` (and the server's ``.key``)."""
         public, secret = zmq.auth.load_certificate(str(secret_file))
         if secret is None:
@@ -140,7 +157,8 @@ def make_socket(context: zmq.Context, role: str, *, curve: CurveKeys | None = No
         raise ValueError(f"role must be one of {sorted(ROLES)}; got {role!r}")
     if curve is not None and (role == "receiver") != (curve.server_public is None):
         raise ValueError(
-            "the receiver's CurveKeys must have server_public=None (it is the server)" if role == "receiver"
+            "the receiver's CurveKeys must have server_public=None (it is the server)"
+            if role == "receiver"
             else "the sender's CurveKeys need server_public, the server's public key"
         )
     spec = ROLES[role]

@@ -47,8 +47,10 @@ def open_resources(config: ServeConfig):
         store = MapStore.open(config.maps)
         missing = sorted(set(stimuli.image_ids) - set(store.image_ids))
         if missing:
-            raise ValueError(f"map store {config.maps} lacks the maps of {len(missing)} stimuli "
-                             f"(e.g. {missing[:3]}); run `lookwhere precompute --stimuli {config.stimuli} --out {config.maps}`")
+            raise ValueError(
+                f"map store {config.maps} lacks the maps of {len(missing)} stimuli "
+                f"(e.g. {missing[:3]}); run `lookwhere precompute --stimuli {config.stimuli} --out {config.maps}`"
+            )
     from analysis._engine_backend import backend
 
     backend(config.device)  # "cuda" without a GPU: say so before anything starts
@@ -67,14 +69,28 @@ async def lifespan(app: FastAPI):
     config: ServeConfig = app.state.config
     stimuli, store, curve = open_resources(config)
     config.write(config.data_dir)
-    hub = LiveHub(stimuli, config.data_dir, maps=store, host=config.bind, zmq_port=config.zmq_port,
-                  curve=curve, allowed_keys_dir=config.curve_allowed, state_options=config.state_options())
+    hub = LiveHub(
+        stimuli,
+        config.data_dir,
+        maps=store,
+        host=config.bind,
+        zmq_port=config.zmq_port,
+        curve=curve,
+        allowed_keys_dir=config.curve_allowed,
+        state_options=dict(scoring=config.scoring, device=config.device),
+    )
     app.state.hub = hub.start()
     ready = write_server_info(config, hub.endpoint)
     announce = getattr(app.state, "announce", None)
     if announce is not None:
-        announce([f"dashboard: {ready['url']}", f"stream:    {hub.endpoint}  (lookwhere run --server {hub.endpoint})",
-                  f"data:      {config.data_dir}", "stop with Ctrl-C"])
+        announce(
+            [
+                f"dashboard: {ready['url']}",
+                f"stream:    {hub.endpoint}  (lookwhere run --server {hub.endpoint})",
+                f"data:      {config.data_dir}",
+                "stop with Ctrl-C",
+            ]
+        )
     try:
         yield
     finally:

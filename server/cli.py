@@ -8,23 +8,35 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from analysis.cli import add_scoring_arguments, heatmap_params_from_args
+from analysis.cli import add_scoring_arguments, scoring_from_args
+from lookwhere.transport import DEFAULT_HOST
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stimuli", type=Path, required=True, help="folder of the stimulus images")
     parser.add_argument("--maps", type=Path, help="CNN map store (lookwhere precompute); without it: baselines only")
-    parser.add_argument("--data", type=Path, default=Path("lookwhere-data"),
-                        help="where records are persisted and the pooled state is reloaded from (default: ./lookwhere-data)")
-    parser.add_argument("--bind", default="127.0.0.1",
-                        help="interface for HTTP and ZeroMQ (default loopback; elsewhere a token is required)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path("lookwhere-data"),
+        help="where records are persisted and the pooled state is reloaded from (default: ./lookwhere-data)",
+    )
+    parser.add_argument(
+        "--bind",
+        default=DEFAULT_HOST,
+        help="interface for HTTP and ZeroMQ (default loopback; elsewhere a token is required)",
+    )
     parser.add_argument("--http-port", type=int, default=8765, help="dashboard port (0: any free one)")
     parser.add_argument("--zmq-port", type=int, default=5555, help="fixation stream port (0: any free one)")
     parser.add_argument("--token", help="dashboard token when not on loopback (default: a random one, printed)")
     parser.add_argument("--curve-secret", type=Path, help="server secret key file (lookwhere keys) for CURVE")
     parser.add_argument("--curve-allowed", type=Path, help="folder of the allowed clients' public keys")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="where live scores are computed (default auto: CUDA when present); same numbers")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where live scores are computed (default auto: CUDA when present); same numbers",
+    )
     add_scoring_arguments(parser)
 
 
@@ -47,14 +59,22 @@ def main(args: argparse.Namespace) -> int:
         listener.listen(128)  # clients that come before the app is up wait in the backlog
     except OSError as error:
         listener.close()
-        raise OSError(f"cannot listen on {args.bind}:{args.http_port} ({error.strerror}); "
-                      "choose another --http-port (0: any free one)") from None
+        raise OSError(
+            f"cannot listen on {args.bind}:{args.http_port} ({error.strerror}); "
+            "choose another --http-port (0: any free one)"
+        ) from None
     config = ServeConfig(
-        stimuli=args.stimuli, maps=args.maps, data_dir=args.data, bind=args.bind,
-        http_port=listener.getsockname()[1], zmq_port=args.zmq_port, token=args.token,
-        curve_secret=args.curve_secret, curve_allowed=args.curve_allowed,
-        heatmap=heatmap_params_from_args(args), metric_variant=args.metric_variant,
-        mae_normalize=args.mae_normalize, seed=args.seed, device=args.device,
+        **dict(scoring_from_args(args)),
+        stimuli=args.stimuli,
+        maps=args.maps,
+        data_dir=args.data,
+        bind=args.bind,
+        http_port=listener.getsockname()[1],
+        zmq_port=args.zmq_port,
+        token=args.token,
+        curve_secret=args.curve_secret,
+        curve_allowed=args.curve_allowed,
+        device=args.device,
     )
     open_resources(config)  # bad input: one clear line now, not a traceback from the web server
     app = create_app(config)

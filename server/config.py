@@ -7,19 +7,20 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from analysis.heatmap import HeatmapParams
+from analysis.scoring_config import ScoringConfig
+from lookwhere.transport import DEFAULT_HOST, is_loopback
 
-__all__ = ["ServeConfig", "LOOPBACK_HOSTS", "CONFIG_FILE"]
+__all__ = ["ServeConfig", "CONFIG_FILE"]
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: Written in ``data_dir`` at every start (the previous one is kept as ``serve_config.prev.json``).
 CONFIG_FILE = "serve_config.json"
 
 
-class ServeConfig(BaseModel):
-    """What the analysis server serves and how it scores.
+class ServeConfig(ScoringConfig):
+    """What the analysis server serves and how it scores: the scoring choices are
+    :class:`~analysis.scoring_config.ScoringConfig`'s fields, exactly as ``lookwhere analyze``'s.
 
     Attributes
     ----------
@@ -37,8 +38,6 @@ class ServeConfig(BaseModel):
         Required from clients when not on loopback (generated when not given).
     curve_secret, curve_allowed : Path or None
         Server secret key file and the folder of allowed client public keys (``lookwhere keys``).
-    heatmap, metric_variant, mae_normalize, seed
-        Scoring, exactly as ``lookwhere analyze``.
     device : {"auto", "cpu", "cuda"}
         Where the live scores are computed (``auto``: CUDA when torch sees a GPU); same numbers.
     """
@@ -48,35 +47,33 @@ class ServeConfig(BaseModel):
     stimuli: Path
     maps: Path | None = None
     data_dir: Path = Path("lookwhere-data")
-    bind: str = "127.0.0.1"
+    bind: str = DEFAULT_HOST
     http_port: int = Field(8765, ge=0, le=65535)
     zmq_port: int = Field(5555, ge=0, le=65535)
     token: str | None = None
     curve_secret: Path | None = None
     curve_allowed: Path | None = None
-    heatmap: HeatmapParams = HeatmapParams()
-    metric_variant: Literal["mit", "pysaliency"] = "mit"
-    mae_normalize: Literal["minmax", "none"] = "minmax"
-    seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
-    def _check(self) -> "ServeConfig":
+    def _check(self) -> ServeConfig:
         if (self.curve_secret is None) != (self.curve_allowed is None):
-            raise ValueError("--curve-secret and --curve-allowed go together (the server key and the "
-                             "folder of allowed client keys; make them with `lookwhere keys`)")
+            raise ValueError(
+                "--curve-secret and --curve-allowed go together (the server key and the "
+                "folder of allowed client keys; make them with `lookwhere keys`)"
+            )
         if self.token is None and not self.is_loopback:
             object.__setattr__(self, "token", secrets.token_urlsafe(18))
         return self
 
     @property
     def is_loopback(self) -> bool:
-        return self.bind in LOOPBACK_HOSTS
+        return is_loopback(self.bind)
 
-    def state_options(self) -> dict:
-        """Keyword arguments of :class:`server.state.LiveState`."""
-        return dict(params=self.heatmap, seed=self.seed, metric_variant=self.metric_variant,
-                    mae_normalize=self.mae_normalize, device=self.device)
+    @property
+    def scoring(self) -> ScoringConfig:
+        """The scoring choices alone (what :class:`server.state.LiveState` takes)."""
+        return ScoringConfig(**{name: getattr(self, name) for name in ScoringConfig.model_fields})
 
     def write(self, folder: Path) -> Path:
         """Write the configuration (without the token) to ``folder/serve_config.json``."""

@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 import os
 from array import array
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from lookwhere import protocol
 from lookwhere.protocol import Record
@@ -62,8 +62,9 @@ class SessionJournal:
                 self._ends.append(offset)
             size = path.stat().st_size
             if size > good_offset:
-                logger.warning("%s: cutting a truncated record (%d bytes) after seq %d",
-                               path, size - good_offset, self.last_seq)
+                logger.warning(
+                    "%s: cutting a truncated record (%d bytes) after seq %d", path, size - good_offset, self.last_seq
+                )
                 os.truncate(path, good_offset)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
 
@@ -85,7 +86,7 @@ class SessionJournal:
             raise ValueError(f"seq must be {self.last_seq + 1} (journals hold 1..n in order); got {seq}")
         view = memoryview(payload)
         while view:  # os.write may write less than asked (e.g. on a signal)
-            view = view[os.write(self._fd, view):]
+            view = view[os.write(self._fd, view) :]
         self.last_seq = seq
         self._ends.append(self._ends[-1] + len(payload))
 
@@ -126,8 +127,12 @@ class JournalStore:
             journal = SessionJournal(path)
             self.journals[journal.session] = journal
         if self.journals:
-            logger.info("reloaded %d session journals from %s (%d records)", len(self.journals), self.folder,
-                        sum(j.last_seq for j in self.journals.values()))
+            logger.info(
+                "reloaded %d session journals from %s (%d records)",
+                len(self.journals),
+                self.folder,
+                sum(j.last_seq for j in self.journals.values()),
+            )
 
     def open(self, session: str) -> SessionJournal:
         """The journal of ``session`` (a validated UUID), created if new."""

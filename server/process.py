@@ -9,13 +9,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
 from server.app import SERVER_INFO_FILE
 
 __all__ = ["start_server", "stop_server"]
 
 
-def start_server(stimuli: Path, data_dir: Path, *arguments: str, log_file: Path | None = None,
-                 timeout_s: float = 60.0, **popen) -> tuple[subprocess.Popen, dict]:
+def start_server(
+    stimuli: Path, data_dir: Path, *arguments: str, log_file: Path | None = None, timeout_s: float = 60.0, **popen
+) -> tuple[subprocess.Popen, dict]:
     """Start ``python -m lookwhere serve --stimuli STIMULI --data DATA_DIR ARGUMENTS``.
 
     Returns once the server has written ``<data_dir>/server.json``: the process and that file's
@@ -41,8 +43,17 @@ def start_server(stimuli: Path, data_dir: Path, *arguments: str, log_file: Path 
     log_file = Path(log_file) if log_file is not None else data_dir / "serve.log"
     info_file = data_dir / SERVER_INFO_FILE
     info_file.unlink(missing_ok=True)  # a server killed with SIGKILL leaves its own behind
-    command = [sys.executable, "-m", "lookwhere", "serve", "--stimuli", str(stimuli), "--data", str(data_dir),
-               *arguments]
+    command = [
+        sys.executable,
+        "-m",
+        "lookwhere",
+        "serve",
+        "--stimuli",
+        str(stimuli),
+        "--data",
+        str(data_dir),
+        *arguments,
+    ]
     with open(log_file, "a") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **popen)
     deadline = time.monotonic() + timeout_s
@@ -50,8 +61,10 @@ def start_server(stimuli: Path, data_dir: Path, *arguments: str, log_file: Path 
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             process.wait()
-            raise RuntimeError(f"lookwhere serve did not start (exit {process.returncode}); {log_file}:\n"
-                               f"{log_file.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"lookwhere serve did not start (exit {process.returncode}); {log_file}:\n"
+                f"{log_file.read_text()[-3000:]}"
+            )
         time.sleep(0.05)
     return process, json.loads(info_file.read_text())
 

@@ -46,9 +46,10 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TypedDict
 
 import msgpack
 import zmq
@@ -56,7 +57,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from lookwhere import protocol
 from lookwhere.protocol import TOPIC_ACK, TOPIC_HELLO, TOPIC_REPLAY, ProtocolError, Record
-from lookwhere.transport import DEFAULT_HOST, CurveKeys, make_socket, start_authenticator
+from lookwhere.transport import DEFAULT_HOST, CurveKeys, is_loopback, make_socket, start_authenticator
 from server.journal import JournalStore
 
 __all__ = ["Receiver", "SessionStatus", "CONFLICTS_FOLDER"]
@@ -74,6 +75,20 @@ def _same_record(held: bytes, payload: bytes, record: Record) -> bool:
     if held == payload:
         return True
     return protocol.encode(protocol.validate_map(msgpack.unpackb(held)))[1] == protocol.encode(record)[1]
+
+
+class Counters(TypedDict):
+    """:attr:`Receiver.counters`."""
+
+    accepted: int
+    duplicates: int
+    gaps: int
+    replays: int
+    hellos: int
+    acks: int
+    reply_failures: int
+    conflicts: int
+    malformed: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -165,8 +180,10 @@ class Receiver:
         max_batch: int = 1000,
     ) -> None:
         if (curve is None) != (allowed_keys_dir is None):
-            raise ValueError("CURVE needs both curve (the server keys) and allowed_keys_dir (client keys); "
-                             f"got curve={'set' if curve else None}, allowed_keys_dir={allowed_keys_dir!r}")
+            raise ValueError(
+                "CURVE needs both curve (the server keys) and allowed_keys_dir (client keys); "
+                f"got curve={'set' if curve else None}, allowed_keys_dir={allowed_keys_dir!r}"
+            )
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be in 0..65535 (0: any free port); got {port!r}")
         self._fsync = fsync
@@ -179,13 +196,17 @@ class Receiver:
             for name, journal in self.store.journals.items()
         }
         context = context or zmq.Context.instance()
-        self._auth = start_authenticator(context, allowed_keys_dir) if curve is not None else None
+        self._auth = (
+            start_authenticator(context, allowed_keys_dir)
+            if curve is not None and allowed_keys_dir is not None  # both or neither, checked above
+            else None
+        )
         self._socket = make_socket(context, "receiver", curve=curve)
         # Connection events tell at once that a sender's connection closed (the experiment exited
         # or crashed, the network went down), where silence would take the liveness timeout.
         self._monitor = self._socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self._n_connections = 0
-        if curve is None and host not in ("127.0.0.1", "localhost", "::1"):
+        if curve is None and not is_loopback(host):
             logger.warning("receiver bound to %s without CURVE: anyone on the network can stream to it", host)
         try:
             self._socket.bind(f"tcp://{host}:{port if port else '*'}")
@@ -201,33 +222,43 @@ class Receiver:
         self._malformed: Counter[str] = Counter()
         self._conflicts_dir = self.store.folder / CONFLICTS_FOLDER
         self._reload_conflicts()
-        logger.info("receiver bound to %s%s, data in %s", self.endpoint, " (CURVE)" if curve else "",
-                    self.store.folder)
+        logger.info("receiver bound to %s%s, data in %s", self.endpoint, " (CURVE)" if curve else "", self.store.folder)
 
     # -- consumer API ----------------------------------------------------------------------------
 
     @property
-    def counters(self) -> dict[str, object]:
+    def counters(self) -> Counters:
         """A snapshot: ``accepted``, ``duplicates``, ``conflicts`` (distinct records whose seq was
         held with other content, every session, persisted ones included; per session in
         :meth:`sessions`), ``gaps`` (records arriving past a hole), ``replays`` (replay requests
         sent), ``hellos``, ``acks``, ``reply_failures`` and ``malformed`` (reason → count, reasons
         from :data:`lookwhere.protocol.REJECT_REASONS`)."""
-        out: dict[str, object] = {
-            name: self._counters[name]
-            for name in ("accepted", "duplicates", "gaps", "replays", "hellos", "acks", "reply_failures")
-        }
-        out["conflicts"] = sum(len(s.conflicts) for s in self._sessions.values())
-        out["malformed"] = dict(self._malformed)
-        return out
+        counts = self._counters
+        return Counters(
+            accepted=counts["accepted"],
+            duplicates=counts["duplicates"],
+            gaps=counts["gaps"],
+            replays=counts["replays"],
+            hellos=counts["hellos"],
+            acks=counts["acks"],
+            reply_failures=counts["reply_failures"],
+            conflicts=sum(len(s.conflicts) for s in self._sessions.values()),
+            malformed=dict(self._malformed),
+        )
 
     def sessions(self) -> dict[str, SessionStatus]:
         """Stream health of every known session (persisted ones included)."""
         now = time.monotonic()
         return {
-            name: SessionStatus(name, s.last_seq, now - s.last_seen,
-                                now - s.last_seen <= self._liveness_timeout_s, s.ended, len(s.conflicts),
-                                max(0, s.highest_seen - s.last_seq))
+            name: SessionStatus(
+                name,
+                s.last_seq,
+                now - s.last_seen,
+                now - s.last_seen <= self._liveness_timeout_s,
+                s.ended,
+                len(s.conflicts),
+                max(0, s.highest_seen - s.last_seq),
+            )
             for name, s in self._sessions.items()
         }
 
@@ -267,8 +298,9 @@ class Receiver:
         self._update_liveness()
         return accepted
 
-    def serve(self, on_records: Callable[[list[Record]], None], *, stop: threading.Event,
-              timeout_ms: int = 100) -> None:
+    def serve(
+        self, on_records: Callable[[list[Record]], None], *, stop: threading.Event, timeout_ms: int = 100
+    ) -> None:
         """Call :meth:`poll` until ``stop`` is set, passing each non-empty batch to ``on_records``.
 
         Run it in one thread (e.g. a server's background thread): the receiver, like its socket,
@@ -288,7 +320,7 @@ class Receiver:
         if self._auth is not None:
             self._auth.stop()
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -370,15 +402,22 @@ class Receiver:
         try:
             view = memoryview(payload)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)  # before the ack that tells the sender its record is taken care of
         finally:
             os.close(fd)
         n = len(state.conflicts)
         log = logger.warning if n <= 10 or n % 100 == 0 else logger.debug
-        log("session %s seq %d: CONFLICT, a %s record differing from the %s held at this seq (%d in this "
+        log(
+            "session %s seq %d: CONFLICT, a %s record differing from the %s held at this seq (%d in this "
             "session); the held one stays, the received one is kept aside in %s",
-            record.session, record.seq, record.kind, msgpack.unpackb(held)["kind"], n, path)
+            record.session,
+            record.seq,
+            record.kind,
+            msgpack.unpackb(held)["kind"],
+            n,
+            path,
+        )
 
     def _reload_conflicts(self) -> None:
         for path in sorted(self._conflicts_dir.glob("*.msgpack")):
@@ -390,8 +429,9 @@ class Receiver:
                 start = end
         total = sum(len(s.conflicts) for s in self._sessions.values())
         if total:
-            logger.warning("%d conflicting records kept aside in %s (see the receiver's notes)", total,
-                           self._conflicts_dir)
+            logger.warning(
+                "%d conflicting records kept aside in %s (see the receiver's notes)", total, self._conflicts_dir
+            )
 
     def _request_replay(self, session: str, state: _Session, *, force: bool) -> None:
         wanted = state.last_seq + 1
@@ -415,6 +455,9 @@ class Receiver:
             self._reply(state.peer, protocol.encode_control(TOPIC_ACK, session, state.last_seq))
 
     def _reply(self, peer: bytes | None, frames: tuple[bytes, bytes]) -> None:
+        if peer is None:  # never heard from this session's sender since the start: it will say hello
+            self._counters["reply_failures"] += 1
+            return
         try:
             self._socket.send_multipart((peer, *frames), flags=zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # peer gone (EHOSTUNREACH) or stalled (EAGAIN): it will say hello
@@ -430,5 +473,9 @@ class Receiver:
                 if alive:
                     logger.info("session %s: sender is streaming (last seq %d)", name, state.last_seq)
                 elif not state.ended:
-                    logger.warning("session %s: no message for %.1f s (last seq %d)",
-                                   name, self._liveness_timeout_s, state.last_seq)
+                    logger.warning(
+                        "session %s: no message for %.1f s (last seq %d)",
+                        name,
+                        self._liveness_timeout_s,
+                        state.last_seq,
+                    )

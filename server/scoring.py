@@ -37,8 +37,9 @@ import pandas as pd
 
 from analysis._engine_backend import backend
 from analysis.engine import ImageEngine
-from analysis.heatmap import HeatmapParams, select_fixations
+from analysis.heatmap import select_fixations
 from analysis.offline import without_selection
+from analysis.scoring_config import ScoringConfig
 from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES
 
 __all__ = ["ImageInput", "LiveScorer", "fixation_table"]
@@ -89,30 +90,32 @@ class LiveScorer:
     ----------
     maps : MapStore or RecentMaps, optional
         Model maps scored beside the baselines (loaded at each image's size).
-    params : HeatmapParams
-        With the selection switches as configured (selection runs here).
-    scoring : dict
-        ``metrics``, ``seed``, ``variant``, ``mae_normalize`` (:class:`analysis.engine.ImageEngine`).
-    center_bias_sigma_fraction : float
+    scoring : ScoringConfig
+        How to score; its heatmap parameters with the selection switches as configured (selection
+        runs here).
     device : {"auto", "cpu", "cuda"}
         Where the engines compute (same results).
     max_images : int
         Engines kept; the least recently scored image's engine is dropped beyond.
     """
 
-    def __init__(self, *, maps=None, params: HeatmapParams, scoring: dict, center_bias_sigma_fraction: float,
-                 device: str = "cpu", max_images: int = 3) -> None:
+    def __init__(self, *, maps=None, scoring: ScoringConfig, device: str = "cpu", max_images: int = 3) -> None:
         if max_images < 1:
             raise ValueError(f"max_images must be >= 1; got {max_images!r}")
         self.maps = maps
-        self.params = params
+        self.scoring = scoring
+        self.params = scoring.heatmap
         # resolved once, here: a device that is not there fails at start, and "auto" imports
         # torch now rather than in the first scoring
         resolved = backend(device)
         #: where the engines compute: "cpu" (numpy) or a torch device such as "cuda:0"
         self.device = "cpu" if resolved.name == "numpy" else str(resolved.device)
-        self._engine_options = dict(params=without_selection(params), center_bias_sigma_fraction=center_bias_sigma_fraction,
-                                    device=self.device, **scoring)
+        self._engine_options = dict(
+            params=without_selection(scoring.heatmap),
+            device=self.device,
+            center_bias_sigma_fraction=scoring.center_bias_sigma_fraction,
+            **scoring.engine_options(),
+        )
         self.max_images = max_images
         self._engines: OrderedDict[str, ImageEngine] = OrderedDict()
         self._keys: dict[str, list[tuple]] = {}  # image → the engine's fixations, in order added
@@ -166,8 +169,9 @@ class LiveScorer:
         with self._lock:
             if item.image in self._engines or item.image in self._preparing:
                 return
-            thread = threading.Thread(target=self._prepare_quietly, args=(item, context), daemon=True,
-                                      name=f"lookwhere-prepare-{item.image}")
+            thread = threading.Thread(
+                target=self._prepare_quietly, args=(item, context), daemon=True, name=f"lookwhere-prepare-{item.image}"
+            )
             self._preparing[item.image] = thread
         thread.start()
 
@@ -183,8 +187,9 @@ class LiveScorer:
             _, selected = self._tables(item)
             engine.add_fixations(selected)
             rows, shapes = context()
-            engine.set_context(select_fixations(fixation_table(rows), self.params), shapes,
-                               version=item.context_version)
+            engine.set_context(
+                select_fixations(fixation_table(rows), self.params), shapes, version=item.context_version
+            )
             with self._lock:
                 self._insert(item.image, engine, list(selected[_KEY_COLUMNS].itertuples(index=False, name=None)))
         except Exception:  # the image is then prepared when its trial starts
@@ -210,8 +215,8 @@ class LiveScorer:
     def _update(self, item: ImageInput, selected: pd.DataFrame, context: ContextSource) -> ImageEngine:
         engine, held = self._engine(item)
         keys = list(selected[_KEY_COLUMNS].itertuples(index=False, name=None))
-        if keys[:len(held)] == held:
-            engine.add_fixations(selected.iloc[len(held):])
+        if keys[: len(held)] == held:
+            engine.add_fixations(selected.iloc[len(held) :])
         else:  # a retracted run or a changed selection: exactness first
             logger.debug("image %s: rebuilding its engine from %d fixations", item.image, len(keys))
             engine.replace_fixations(selected)
@@ -220,8 +225,9 @@ class LiveScorer:
                 self._keys[item.image] = keys
         if engine.context_version != item.context_version:
             rows, shapes = context()
-            engine.set_context(select_fixations(fixation_table(rows), self.params), shapes,
-                               version=item.context_version)
+            engine.set_context(
+                select_fixations(fixation_table(rows), self.params), shapes, version=item.context_version
+            )
         return engine
 
     def _engine(self, item: ImageInput) -> tuple[ImageEngine, list[tuple]]:

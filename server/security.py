@@ -12,6 +12,8 @@ import hmac
 
 from fastapi import HTTPException, Request, WebSocket, status
 
+from lookwhere.transport import is_loopback
+
 __all__ = ["TOKEN_COOKIE", "require_access", "websocket_allowed"]
 
 TOKEN_COOKIE = "lookwhere_token"
@@ -24,15 +26,12 @@ def _offered_token(connection: Request | WebSocket) -> str | None:
     return connection.query_params.get("token") or connection.cookies.get(TOKEN_COOKIE)
 
 
-_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-
-
 def _host_ok(connection: Request | WebSocket) -> bool:
     if not connection.app.state.config.is_loopback:
         return True  # the token guards a server bound elsewhere
     host = connection.headers.get("host", "")
     name = host[: host.find("]") + 1] if host.startswith("[") else host.rsplit(":", 1)[0]
-    return name in _LOOPBACK_NAMES
+    return is_loopback(name)
 
 
 def _token_ok(connection: Request | WebSocket) -> bool:
@@ -47,14 +46,16 @@ async def require_access(request: Request) -> None:
     """FastAPI dependency: 400 for a non-loopback ``Host`` on a loopback server; 401 unless the
     request carries the server's token (when it has one)."""
     if not _host_ok(request):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                            detail=f"host {request.headers.get('host')!r} is not this loopback server; "
-                                   "open the dashboard at http://127.0.0.1:PORT/")
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            detail=f"host {request.headers.get('host')!r} is not this loopback server; "
+            "open the dashboard at http://127.0.0.1:PORT/",
+        )
     if not _token_ok(request):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="this server is not on loopback and needs its token: open the URL that "
-                   "`lookwhere serve` printed (…?token=…) or send 'Authorization: Bearer TOKEN'",
+            "`lookwhere serve` printed (…?token=…) or send 'Authorization: Bearer TOKEN'",
         )
 
 

@@ -27,19 +27,23 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import astuple
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from analysis.heatmap import HeatmapParams, select_fixations
-from analysis.metrics import METRICS
+from analysis.scoring_config import ScoringConfig
 from lookwhere.protocol import (
     FixationRecord,
+    GazeSample,
+    Heartbeat,
+    MicLevel,
     ProtocolError,
     Record,
     SessionEnd,
@@ -51,12 +55,14 @@ from lookwhere.protocol import (
 )
 from lookwhere.records import FIXATION_COLUMNS
 from server.scoring import ImageInput, LiveScorer, fixation_table
+from server.sections import GazePoint, MicReading, TrialFixation, TrialInfo
+from stimuli.geometry import DisplayGeometry
 from stimuli.sets import StimulusSet
 
 if TYPE_CHECKING:
-    from analysis.cnn.store import MapStore
+    from analysis.cnn.store import MapStore, RecentMaps
 
-__all__ = ["LiveState", "IGNORED_REASONS"]
+__all__ = ["LiveState", "LiveView", "Change", "IGNORED_REASONS"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +72,76 @@ _PARTICIPANT = FIXATION_COLUMNS.index("participant")
 
 #: Why a record can be counted and ignored by :meth:`LiveState.apply`.
 IGNORED_REASONS = (
-    "unknown_image",       # a trial whose image is not in the stimulus set
-    "bad_geometry",        # a trial whose display geometry is invalid or not the image's size
-    "no_trial",            # a fixation of a trial the state never saw start (or that was ignored)
-    "image_mismatch",      # a fixation naming another image than its trial's
-    "unknown_session",     # a trial or fixation before its session's start
-    "malformed_journal",   # an entry of a persisted journal failing validation (restart only)
+    "unknown_image",  # a trial whose image is not in the stimulus set
+    "bad_geometry",  # a trial whose display geometry is invalid or not the image's size
+    "no_trial",  # a fixation of a trial the state never saw start (or that was ignored)
+    "image_mismatch",  # a fixation naming another image than its trial's
+    "unknown_session",  # a trial or fixation before its session's start
+    "malformed_journal",  # an entry of a persisted journal failing validation (restart only)
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What applying one record changed (:meth:`LiveState.apply`); the hub turns it into sections.
+
+    Attributes
+    ----------
+    session : bool
+        The current session, trial number, image or what the task waits for.
+    trial : bool
+        The live trial (:attr:`LiveView.trial`) started, ended or was aborted.
+    trial_fixations : bool
+        The live trial's fixations (:attr:`LiveView.fixations`).
+    gaze, mic : bool
+        The latest gaze sample, the latest microphone level.
+    images : frozenset of str
+        Images whose pooled fixations changed; every analysed image's scores may change with them
+        (dataset prior, shuffled AUC).
+    started : str or None
+        The image of a trial that started (and was accepted): the one the dashboard now shows.
+    upcoming : str or None
+        The image a trial will show soon (``session_start.first_image``, ``trial_start.next_image``),
+        whose maps the scorer prepares meanwhile.
+    sent_wall_time_s : float or None
+        A heartbeat's send time (the sender's wall clock), for the stream's latency.
+    """
+
+    session: bool = False
+    trial: bool = False
+    trial_fixations: bool = False
+    gaze: bool = False
+    mic: bool = False
+    images: frozenset[str] = frozenset()
+    started: str | None = None
+    upcoming: str | None = None
+    sent_wall_time_s: float | None = None
+
+
+@dataclass
+class LiveView:
+    """What arrived live: the trial shown now, its fixations, the latest gaze and microphone level,
+    what each session's task waits for, the last record applied per session. A state rebuilt from
+    the journals starts with an empty view (nothing is live before a record arrives)."""
+
+    trial: TrialInfo | None = None
+    geometry: DisplayGeometry | None = None  # the live trial's, to map gaze to image pixels
+    fixations: list[TrialFixation] = field(default_factory=list)
+    gaze: GazePoint | None = None
+    mic: MicReading | None = None
+    waiting: dict[str, str | None] = field(default_factory=dict)  # session → heartbeats' "waiting"
+    applied_seq: dict[str, int] = field(default_factory=dict)  # session → last record applied
+
+    def copy(self) -> LiveView:
+        return LiveView(
+            self.trial,
+            self.geometry,
+            list(self.fixations),
+            self.gaze,
+            self.mic,
+            dict(self.waiting),
+            dict(self.applied_seq),
+        )
 
 
 class LiveState:
@@ -85,16 +154,9 @@ class LiveState:
     maps : analysis.cnn.store.MapStore, optional
         Model maps scored beside the baselines (``None``: baselines only). Maps are loaded at the
         image's size, as offline.
-    params : HeatmapParams
-        How fixations are selected and become heatmaps (as ``lookwhere analyze --heatmap``).
-    metrics : tuple of str
-        Metric names from :data:`analysis.metrics.METRICS`.
-    seed : int
-        Seed of the random metrics (the same seed gives the offline values exactly).
-    metric_variant : {"mit", "pysaliency"}
-    mae_normalize : {"minmax", "none"}
-    center_bias_sigma_fraction : float
-        As :class:`analysis.offline.AnalysisConfig`.
+    scoring : ScoringConfig
+        How fixations are selected, become heatmaps and are scored: as ``lookwhere analyze``'s (the
+        same seed gives the offline values exactly).
     device : {"auto", "cpu", "cuda"}
         Where scores are computed (:class:`analysis.engine.ImageEngine`); the same numbers.
 
@@ -111,29 +173,14 @@ class LiveState:
         self,
         stimuli: StimulusSet,
         *,
-        maps: MapStore | None = None,
-        params: HeatmapParams = HeatmapParams(),
-        metrics: tuple[str, ...] = METRICS,
-        seed: int = 0,
-        metric_variant: Literal["mit", "pysaliency"] = "mit",
-        mae_normalize: Literal["minmax", "none"] = "minmax",
-        center_bias_sigma_fraction: float = 0.25,
+        maps: MapStore | RecentMaps | None = None,
+        scoring: ScoringConfig = ScoringConfig(),
         device: str = "cpu",
     ) -> None:
-        unknown = sorted(set(metrics) - set(METRICS))
-        if unknown:
-            raise ValueError(f"metrics holds unknown names {unknown}; choose from {list(METRICS)}")
-        if not center_bias_sigma_fraction > 0:
-            raise ValueError(f"center_bias_sigma_fraction must be > 0; got {center_bias_sigma_fraction!r}")
         self.stimuli = stimuli
         self.maps = maps
-        self.params = params
-        self.metrics = tuple(metrics)
-        self.seed = seed
-        self.center_bias_sigma_fraction = center_bias_sigma_fraction
-        self._scorer_options = dict(
-            maps=maps, params=params, center_bias_sigma_fraction=center_bias_sigma_fraction, device=device,
-            scoring=dict(metrics=self.metrics, seed=seed, variant=metric_variant, mae_normalize=mae_normalize))
+        self.scoring = scoring
+        self._device = device
         self._scorer: LiveScorer | None = None
         self._image_ids = set(stimuli.image_ids)
         self._shapes: dict[str, tuple[int, int]] = {}
@@ -157,47 +204,44 @@ class LiveState:
         self.image: str | None = None
         self.n_trials_planned: int | None = None
         self.session_ended: str | None = None
+        self.live = LiveView()
         self._invalidate()
 
     # -- feeding -----------------------------------------------------------------------------------
 
-    def apply(self, record: Record) -> set[str]:
-        """Take one accepted record (in ``seq`` order within its session).
+    def apply(self, record: Record) -> Change:
+        """Take one accepted record (in ``seq`` order within its session); return what changed.
 
-        Returns
-        -------
-        set of str
-            The images whose fixations changed (empty for every record but a counted fixation).
-            Every analysed image's scores may change with them (dataset prior, shuffled AUC).
+        The one dispatch on record kinds of the server: the pooled fixations, the current session
+        and trial, and the live view (the trial shown, its fixations, gaze, microphone, what the
+        task waits for) all follow from here.
         """
         self._n_records += 1
-        if isinstance(record, SessionStart):
-            self._participants[record.session] = record.participant
-            self._trackers[record.session] = record.tracker
-            self.session, self.participant = record.session, record.participant
-            self.n_trials_planned, self.session_ended = record.n_trials, None
-            self.trial = self.image = None
-        elif isinstance(record, TrialStart):
-            self._start_trial(record)
-        elif isinstance(record, TrialEnd):
-            self._time_trial(record)
-            if record.session == self.session and record.trial == self.trial:
-                self.image = None
-            if record.aborted:
-                return self._retract_run(record)
-            return self._measured_duration(record)
-        elif isinstance(record, SessionEnd):
-            if record.session == self.session:
-                self.session_ended, self.trial, self.image = record.reason, None, None
-        elif isinstance(record, FixationRecord):
-            return self._add_fixation(record)
-        return set()
+        self.live.applied_seq[record.session] = record.seq
+        match record:
+            case SessionStart():
+                return self._start_session(record)
+            case TrialStart():
+                return self._start_trial(record)
+            case TrialEnd():
+                return self._end_trial(record)
+            case SessionEnd():
+                return self._end_session(record)
+            case FixationRecord():
+                return self._add_fixation(record)
+            case GazeSample():
+                return self._gaze_sample(record)
+            case MicLevel():
+                return self._mic_level(record)
+            case Heartbeat():
+                return self._heartbeat(record)
+        return Change()
 
     def apply_all(self, records: Iterable[Record]) -> set[str]:
-        """:meth:`apply` each record; the union of the images changed."""
+        """:meth:`apply` each record; the union of the images whose fixations changed."""
         changed: set[str] = set()
         for record in records:
-            changed |= self.apply(record)
+            changed |= self.apply(record).images
         return changed
 
     def _ignore(self, reason: str, detail: str) -> None:
@@ -207,47 +251,139 @@ class LiveState:
         log = logger.warning if n == 1 or n % 1000 == 0 else logger.debug
         log("record ignored (%s, %d so far): %s", reason, n, detail)
 
-    def _start_trial(self, record: TrialStart) -> None:
+    def _start_session(self, record: SessionStart) -> Change:
+        self._participants[record.session] = record.participant
+        self._trackers[record.session] = record.tracker
+        self.session, self.participant = record.session, record.participant
+        self.n_trials_planned, self.session_ended = record.n_trials, None
+        self.trial = self.image = None
+        self.live.trial, self.live.geometry, self.live.gaze = None, None, None
+        self.live.fixations = []
+        return Change(session=True, trial=True, trial_fixations=True, gaze=True, upcoming=record.first_image)
+
+    def _start_trial(self, record: TrialStart) -> Change:
         key = (record.session, record.trial)
+        dropped: frozenset[str] = frozenset()
         if self._runs.get(key):  # a run that never ended (the experiment crashed, then resumed):
-            self._drop_run(key)  # its data is not in the session's files, so not here either
+            dropped = self._drop_run(key)  # its data is not in the session's files, so not here either
         self._trials[key] = None
         self._runs[key] = []
         self._onsets[key] = record.onset_session_ms
         self._requested_ms[key] = record.stimulus_duration_ms
         if record.session not in self._participants:
             self._ignore("unknown_session", f"trial {record.trial} of session {record.session} before its start")
-            return
+            return Change(session=True, images=dropped)
         self.session, self.participant = record.session, self._participants[record.session]
         self.trial, self.image = record.trial, None
+        geometry = self._trial_geometry(record)
+        if geometry is None:
+            return Change(session=True, images=dropped)
+        self._trials[key] = self.image = record.image
+        self.live.geometry = geometry
+        self.live.trial = TrialInfo(
+            trial=record.trial,
+            image=record.image,
+            stimulus_duration_ms=record.stimulus_duration_ms,
+            onset_server_time_s=time.time(),
+            image_width_px=record.image_width_px,
+            image_height_px=record.image_height_px,
+        )
+        self.live.fixations, self.live.gaze = [], None
+        return Change(
+            session=True,
+            trial=True,
+            trial_fixations=True,
+            gaze=True,
+            images=dropped,
+            started=record.image,
+            upcoming=record.next_image,
+        )
+
+    def _trial_geometry(self, record: TrialStart) -> DisplayGeometry | None:
+        """The trial's display geometry; None (counted, ignored) for an unknown image or a geometry
+        that is invalid or not the image's size."""
         if record.image not in self._image_ids:
             self._ignore("unknown_image", f"trial {record.trial} shows {record.image!r}, not in {self.stimuli.folder}")
-            return
+            return None
         try:
             geometry = record.geometry()
         except (ValueError, TypeError) as exc:
             self._ignore("bad_geometry", f"trial {record.trial} ({record.image}): {exc}")
-            return
+            return None
         size = self.stimuli.size(record.image)
         if (geometry.image_width_px, geometry.image_height_px) != size:
-            self._ignore("bad_geometry", f"trial {record.trial} declares {record.image} as "
-                         f"{geometry.image_width_px}x{geometry.image_height_px} px; the file is {size[0]}x{size[1]}")
-            return
-        self._trials[key] = self.image = record.image
+            self._ignore(
+                "bad_geometry",
+                f"trial {record.trial} declares {record.image} as "
+                f"{geometry.image_width_px}x{geometry.image_height_px} px; the file is {size[0]}x{size[1]}",
+            )
+            return None
+        return geometry
+
+    def _end_trial(self, record: TrialEnd) -> Change:
+        self._time_trial(record)
+        if record.session == self.session and record.trial == self.trial:
+            self.image = None
+        live = self.live.trial
+        if live is not None and record.trial == live.trial:
+            self.live.trial = live.model_copy(update={"ended": True, "aborted": record.aborted})
+            if record.aborted:
+                self.live.fixations = []
+        images = self._retract_run(record) if record.aborted else self._measured_duration(record)
+        return Change(session=True, trial=True, trial_fixations=True, images=images)
+
+    def _end_session(self, record: SessionEnd) -> Change:
+        if record.session == self.session:
+            self.session_ended, self.trial, self.image = record.reason, None, None
+        return Change(session=True, trial=True)
+
+    def _gaze_sample(self, record: GazeSample) -> Change:
+        geometry = self.live.geometry
+        if geometry is None or record.session != self.session:
+            return Change()
+        x, y = geometry.display_to_image(record.x_display_px, record.y_display_px)
+        self.live.gaze = GazePoint(
+            seq=record.seq,
+            x_image_px=float(x),
+            y_image_px=float(y),
+            t_session_ms=record.t_session_ms,
+            server_time_s=time.time(),
+        )
+        return Change(gaze=True)
+
+    def _mic_level(self, record: MicLevel) -> Change:
+        self.live.mic = MicReading(
+            rms_dbfs=record.rms_dbfs,
+            peak_dbfs=record.peak_dbfs,
+            xruns=record.xruns,
+            trial=record.trial,
+            server_time_s=time.time(),
+        )
+        return Change(mic=True)
+
+    def _heartbeat(self, record: Heartbeat) -> Change:
+        waiting_changed = self.live.waiting.get(record.session) != record.waiting
+        self.live.waiting[record.session] = record.waiting
+        return Change(session=waiting_changed, sent_wall_time_s=record.wall_time_s)
 
     def _time_trial(self, record: TrialEnd) -> None:
         """Add one trial's display timing to its session's (:meth:`timing`)."""
-        timing = self._timing.setdefault(record.session, {
-            "frame_timing": "unknown", "dropped_frames": 0, "trials": 0, "overruns": 0, "last_overrun": None})
+        timing = self._timing.setdefault(
+            record.session,
+            {"frame_timing": "unknown", "dropped_frames": 0, "trials": 0, "overruns": 0, "last_overrun": None},
+        )
         timing["frame_timing"] = record.frame_timing
         timing["trials"] += 1
         if record.frame_timing == "vsync":  # elsewhere the count is a placeholder (not measurable)
             timing["dropped_frames"] += record.dropped_frames
         if record.overrun:
             timing["overruns"] += 1
-            timing["last_overrun"] = {"trial": record.trial, "image": record.image,
-                                      "display_duration_ms": record.display_duration_ms,
-                                      "requested_ms": self._requested_ms.get((record.session, record.trial))}
+            timing["last_overrun"] = {
+                "trial": record.trial,
+                "image": record.image,
+                "display_duration_ms": record.display_duration_ms,
+                "requested_ms": self._requested_ms.get((record.session, record.trial)),
+            }
 
     def timing(self, session: str | None = None) -> dict | None:
         """Display timing of a session's trials (the current one by default), from its
@@ -255,36 +391,39 @@ class LiveState:
         measurable, ``"unknown"``: an older experiment), ``dropped_frames`` (with vsync only),
         ``trials``, ``overruns`` (shown longer than requested by more than a frame) and
         ``last_overrun`` (trial, image, measured and requested ms); None before its first trial end."""
-        timing = self._timing.get(self.session if session is None else session)
+        key = self.session if session is None else session
+        timing = None if key is None else self._timing.get(key)
         return None if timing is None else {**timing}
 
-    def _retract_run(self, record: TrialEnd) -> set[str]:
+    def _retract_run(self, record: TrialEnd) -> frozenset[str]:
         """Drop the fixations of an aborted run of a trial (the experiment keeps none of its data
         and runs the trial again), so the pooled state stays equal to the session's records."""
+        run = self._runs.get((record.session, record.trial), [])
         dropped = self._drop_run((record.session, record.trial))
         if dropped:
-            logger.info("trial %d of session %s aborted: %d fixations dropped", record.trial, record.session, dropped)
-            return {record.image}
-        return set()
+            logger.info("trial %d of session %s aborted: %d fixations dropped", record.trial, record.session, len(run))
+        return dropped
 
-    def _drop_run(self, key: tuple[str, int]) -> int:
-        """Remove the fixations of the latest run of trial ``key``; how many there were."""
+    def _drop_run(self, key: tuple[str, int]) -> frozenset[str]:
+        """Remove the fixations of the latest run of trial ``key``; the image they were on (none
+        when the run had no fixation)."""
         run = self._runs.pop(key, [])
         if not run:
-            return 0
+            return frozenset()
         doomed = set(run)
-        self._changed(self._rows[run[0]][_IMAGE])
+        image = self._rows[run[0]][_IMAGE]
+        self._changed(image)
         self._rows = [row for index, row in enumerate(self._rows) if index not in doomed]
         self._runs = {k: [i - sum(j < i for j in run) for i in rows] for k, rows in self._runs.items()}
         self._image_rows = defaultdict(list)
         for index, row in enumerate(self._rows):
             self._image_rows[row[_IMAGE]].append(index)
         # an image left without fixations is no longer analysed (offline would not see it)
-        self._shapes = {image: shape for image, shape in self._shapes.items() if image in self._image_rows}
+        self._shapes = {name: shape for name, shape in self._shapes.items() if name in self._image_rows}
         self._invalidate()
-        return len(run)
+        return frozenset({image})
 
-    def _measured_duration(self, record: TrialEnd) -> set[str]:
+    def _measured_duration(self, record: TrialEnd) -> frozenset[str]:
         """Give the trial's fixations the display time measured by the experiment (offset − onset
         on the session clock), as its ``fixations.csv`` holds; until the trial ends they carry the
         nominal one, so a fixation ending in the last milliseconds of a late offset is selected
@@ -293,7 +432,7 @@ class LiveState:
         onset = self._onsets.get(key)
         run = self._runs.get(key)
         if onset is None or not run:
-            return set()
+            return frozenset()
         measured = record.offset_session_ms - onset
         for index in run:
             row = list(self._rows[index])
@@ -301,20 +440,24 @@ class LiveState:
             self._rows[index] = tuple(row)
         self._changed(self._rows[run[0]][_IMAGE])
         self._invalidate()
-        return {record.image}
+        return frozenset({record.image})
 
-    def _add_fixation(self, record: FixationRecord) -> set[str]:
+    def _add_fixation(self, record: FixationRecord) -> Change:
         if record.session not in self._participants:
             self._ignore("unknown_session", f"fixation seq {record.seq} of session {record.session} before its start")
-            return set()
+            return Change()
         image = self._trials.get((record.session, record.trial))
         if image is None:
-            self._ignore("no_trial", f"fixation seq {record.seq} of session {record.session}: trial "
-                         f"{record.trial} unknown or ignored")
-            return set()
+            self._ignore(
+                "no_trial",
+                f"fixation seq {record.seq} of session {record.session}: trial {record.trial} unknown or ignored",
+            )
+            return Change()
         if record.image != image:
-            self._ignore("image_mismatch", f"fixation seq {record.seq} names {record.image!r}; its trial showed {image!r}")
-            return set()
+            self._ignore(
+                "image_mismatch", f"fixation seq {record.seq} names {record.image!r}; its trial showed {image!r}"
+            )
+            return Change()
         self._runs.setdefault((record.session, record.trial), []).append(len(self._rows))
         self._image_rows[image].append(len(self._rows))
         self._rows.append(astuple(record.to_fixation()))
@@ -322,7 +465,18 @@ class LiveState:
             self._shapes[image] = self.stimuli.shape(image)
         self._changed(image)
         self._invalidate()
-        return {image}
+        live = self.live.trial
+        if live is None or record.trial != live.trial or record.session != self.session:
+            return Change(images=frozenset({image}))
+        self.live.fixations.append(
+            TrialFixation(
+                seq=record.seq,
+                x_image_px=record.x_image_px,
+                y_image_px=record.y_image_px,
+                duration_ms=record.duration_ms,
+            )
+        )
+        return Change(session=True, trial_fixations=True, images=frozenset({image}))
 
     def _changed(self, image: str) -> None:
         self._version += 1
@@ -331,7 +485,7 @@ class LiveState:
     def _invalidate(self) -> None:
         self._table: pd.DataFrame | None = None
 
-    def copy(self) -> "LiveState":
+    def copy(self) -> LiveState:
         """An independent copy of the pooled state (caches empty, a scorer of its own), e.g. to
         read it in another thread while this one keeps taking records; the stimuli and the map
         store are shared."""
@@ -348,6 +502,7 @@ class LiveState:
         clone._image_rows = defaultdict(list, {image: list(rows) for image, rows in self._image_rows.items()})
         clone._image_versions = Counter(self._image_versions)
         clone._ignored = Counter(self._ignored)
+        clone.live = self.live.copy()
         clone._scorer = None
         clone._invalidate()
         return clone
@@ -355,7 +510,7 @@ class LiveState:
     # -- restart -----------------------------------------------------------------------------------
 
     @classmethod
-    def from_receiver_data(cls, data_dir, stimuli: StimulusSet, **options) -> "LiveState":
+    def from_receiver_data(cls, data_dir, stimuli: StimulusSet, **options) -> LiveState:
         """Rebuild the pooled state from the receiver's persisted journals (``<data_dir>/stream``).
 
         Sessions are replayed one after the other, ordered by their ``session_start`` wall time
@@ -387,7 +542,10 @@ class LiveState:
             sessions.append((start, path.name, records))
         for _, _, records in sorted(sessions, key=lambda item: item[:2]):
             state.apply_all(records)
-        logger.info("rebuilt the live state from %d journals in %s: %d fixations", len(sessions), folder, len(state._rows))
+        state.live = LiveView()  # nothing is live before a record arrives
+        logger.info(
+            "rebuilt the live state from %d journals in %s: %d fixations", len(sessions), folder, len(state._rows)
+        )
         return state
 
     # -- tables and maps ---------------------------------------------------------------------------
@@ -400,7 +558,7 @@ class LiveState:
     @property
     def tracker(self) -> str | None:
         """The tracker backend of the current session (from its ``session_start``)."""
-        return self._trackers.get(self.session)
+        return None if self.session is None else self._trackers.get(self.session)
 
     @property
     def n_records(self) -> int:
@@ -441,10 +599,13 @@ class LiveState:
         if image_id not in self._image_ids:
             raise KeyError(f"image {image_id!r} is not in the stimulus set {self.stimuli.folder}")
         shape = self._shapes[image_id] if image_id in self._shapes else self.stimuli.shape(image_id)
-        return ImageInput(image=image_id, shape=shape,
-                          rows=tuple(self._rows[index] for index in self._image_rows[image_id]),
-                          context_version=self._version - self._image_versions[image_id],
-                          participant=self.participant)
+        return ImageInput(
+            image=image_id,
+            shape=shape,
+            rows=tuple(self._rows[index] for index in self._image_rows[image_id]),
+            context_version=self._version - self._image_versions[image_id],
+            participant=self.participant,
+        )
 
     def context_rows(self) -> tuple[list[tuple], dict[str, tuple[int, int]]]:
         """Every pooled fixation row and the shape of every image with fixations (the other images'
@@ -453,15 +614,30 @@ class LiveState:
 
     def image_counts(self) -> dict[str, dict]:
         """Per image with fixations: pooled fixation and participant counts (all received)."""
-        return {image: {"image": image, "n_fixations": len(indices),
-                        "n_participants": len({self._rows[i][_PARTICIPANT] for i in indices})}
-                for image, indices in sorted(self._image_rows.items())}
+        return {
+            image: {
+                "image": image,
+                "n_fixations": len(indices),
+                "n_participants": len({self._rows[i][_PARTICIPANT] for i in indices}),
+            }
+            for image, indices in sorted(self._image_rows.items())
+        }
+
+    @property
+    def params(self) -> HeatmapParams:
+        """How fixations are selected and become heatmaps (``scoring.heatmap``)."""
+        return self.scoring.heatmap
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics scored (``scoring.metrics``)."""
+        return self.scoring.metrics
 
     @property
     def scorer(self) -> LiveScorer:
         """This state's :class:`~server.scoring.LiveScorer` (made on first use)."""
         if self._scorer is None:
-            self._scorer = LiveScorer(**self._scorer_options)
+            self._scorer = LiveScorer(maps=self.maps, scoring=self.scoring, device=self._device)
         return self._scorer
 
     def heatmap(self, image_id: str, *, participant: str | None = None) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from server.render import map_thumbnail_png
 
 if TYPE_CHECKING:
-    from analysis.cnn.store import MapStore
+    from analysis.cnn.store import MapStore, RecentMaps
     from stimuli.sets import StimulusSet
 
 __all__ = ["ThumbnailCache", "THUMBNAIL_WIDTH_PX"]
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 THUMBNAIL_WIDTH_PX = 240
 
 
-def store_key(store: MapStore) -> str:
+def store_key(store: MapStore | RecentMaps) -> str:
     """A short hash of everything in the store's metadata (weights, parameters, images)."""
     text = json.dumps(store.metadata, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -46,13 +46,13 @@ class ThumbnailCache:
     ----------
     folder : str or Path
         Parent folder (``<data_dir>/thumbnails``); one sub-folder per store.
-    store : MapStore
+    store : MapStore or RecentMaps
         The maps (a :class:`~analysis.cnn.store.RecentMaps` shares the scoring's upsampled maps).
     stimuli : StimulusSet
         Gives each image's size (maps are shown as scored: upsampled to the image).
     """
 
-    def __init__(self, folder: str | Path, store: MapStore, stimuli: StimulusSet) -> None:
+    def __init__(self, folder: str | Path, store: MapStore | RecentMaps, stimuli: StimulusSet) -> None:
         self.store = store
         self.stimuli = stimuli
         self.key = store_key(store)

@@ -110,8 +110,12 @@ def check_folder(
         by_id[path.stem].append(path)
 
     images = tuple(
-        _check_image(path, duplicates=[other.name for other in by_id[path.stem] if other != path],
-                     screen_px=screen_px, scale=scale)
+        _check_image(
+            path,
+            duplicates=[other.name for other in by_id[path.stem] if other != path],
+            screen_px=screen_px,
+            scale=scale,
+        )
         for path in sorted(files, key=lambda path: (path.stem, path.name))
     )
     problems = []
@@ -119,7 +123,7 @@ def check_folder(
         problems.append(Problem("error", f"no images in {folder} (looked for {', '.join(IMAGE_SUFFIXES)})"))
     if (folder / MANIFEST_NAME).is_file():
         problems += _check_manifest(folder / MANIFEST_NAME, by_id)
-    return FolderReport(folder, tuple(screen_px), scale, images, tuple(problems))
+    return FolderReport(folder, (screen_px[0], screen_px[1]), scale, images, tuple(problems))
 
 
 def _check_image(path: Path, *, duplicates: list[str], screen_px: tuple[int, int], scale: float) -> ImageReport:
@@ -137,14 +141,17 @@ def _check_image(path: Path, *, duplicates: list[str], screen_px: tuple[int, int
         return ImageReport(path.stem, path.name, None, None, None, None, tuple(problems))
     if mode != "RGB":
         problems.append(Problem("warning", f"mode {mode}, not RGB (converted to RGB when shown)"))
-    geometry = DisplayGeometry.fit(width, height, screen_width_px=screen_px[0], screen_height_px=screen_px[1],
-                                   scale=scale)
+    geometry = DisplayGeometry.fit(
+        width, height, screen_width_px=screen_px[0], screen_height_px=screen_px[1], scale=scale
+    )
     if width > screen_px[0] or height > screen_px[1]:
-        problems.append(Problem(
-            "error",
-            f"larger than the {screen_px[0]}×{screen_px[1]} screen at ×1: it would be shown shrunk "
-            f"(×{geometry.scale_x:.2f}); resize it",
-        ))
+        problems.append(
+            Problem(
+                "error",
+                f"larger than the {screen_px[0]}×{screen_px[1]} screen at ×1: it would be shown shrunk "
+                f"(×{geometry.scale_x:.2f}); resize it",
+            )
+        )
     return ImageReport(path.stem, path.name, width, height, mode, geometry, tuple(problems))
 
 

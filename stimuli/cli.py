@@ -28,23 +28,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_vocdevkit(voc)
     voc.add_argument("--out", type=Path, required=True, help="stimulus folder to create (must not exist)")
     voc.add_argument("--manifest", type=Path, help="selection manifest (default: the committed study manifest)")
-    voc.add_argument("--record-checksums", action="store_true",
-                     help="the manifest lacks SHA-256s: record them from this copy into OUT/manifest.csv")
-    demo = _command(sets, "demo", "real photographs from scikit-image's bundled samples (no network)",
-                    "; written once, then verified and reused")
+    voc.add_argument(
+        "--record-checksums",
+        action="store_true",
+        help="the manifest lacks SHA-256s: record them from this copy into OUT/manifest.csv",
+    )
+    demo = _command(
+        sets,
+        "demo",
+        "real photographs from scikit-image's bundled samples (no network)",
+        "; written once, then verified and reused",
+    )
     demo.add_argument("--out", type=Path, help="folder (default: ~/.cache/lookwhere/demo-stimuli)")
 
-    check = _command(actions, "check", "report sizes, display scale and problems of a stimulus folder",
-                     "; exit status 1 when there are errors")
+    check = _command(
+        actions,
+        "check",
+        "report sizes, display scale and problems of a stimulus folder",
+        "; exit status 1 when there are errors",
+    )
     check.add_argument("folder", type=Path, help="the stimulus folder")
-    check.add_argument("--screen", type=int, nargs=2, metavar=("W", "H"), default=[1920, 1080],
-                       help="screen size in pixels (default: 1920 1080)")
+    check.add_argument(
+        "--screen",
+        type=int,
+        nargs=2,
+        metavar=("W", "H"),
+        default=[1920, 1080],
+        help="screen size in pixels (default: 1920 1080)",
+    )
     check.add_argument("--scale", type=float, default=2.0, help="requested display scale (default: 2)")
 
     manifest = _command(actions, "manifest", "apply a set's selection rule to a local copy and write its manifest")
     manifest_sets = manifest.add_subparsers(dest="set_name", metavar="SET", required=True)
-    voc_manifest = _command(manifest_sets, "voc2007", "select VOC 2007 images by the study's rule, with checksums",
-                            " (the rule: stimuli/voc2007.py)")
+    voc_manifest = _command(
+        manifest_sets,
+        "voc2007",
+        "select VOC 2007 images by the study's rule, with checksums",
+        " (the rule: stimuli/voc2007.py)",
+    )
     _add_vocdevkit(voc_manifest)
     voc_manifest.add_argument("--out", type=Path, required=True, help="manifest CSV file to write")
     voc_manifest.add_argument("-n", "--count", type=int, default=200, help="how many images (default: 200)")
@@ -64,8 +85,12 @@ def main(args: argparse.Namespace) -> int:
     if args.set_name == "voc2007":
         from stimuli.voc2007 import COMMITTED_MANIFEST, prepare_voc2007
 
-        out = prepare_voc2007(args.vocdevkit, args.out, manifest=args.manifest or COMMITTED_MANIFEST,
-                              record_checksums=args.record_checksums)
+        out = prepare_voc2007(
+            args.vocdevkit,
+            args.out,
+            manifest=args.manifest or COMMITTED_MANIFEST,
+            record_checksums=args.record_checksums,
+        )
     else:
         from stimuli.demo_set import prepare_demo_set
 
@@ -84,21 +109,25 @@ def _check(args: argparse.Namespace) -> int:
     rows = [("image_id", "file", "size_px", "mode", "display_px", "scale", "problems")]
     for image in report.images:
         geometry = image.geometry
-        rows.append((
-            image.image_id,
-            image.file_name,
-            f"{image.width_px}×{image.height_px}" if image.width_px else "-",
-            image.mode or "-",
-            f"{geometry.display_width_px}×{geometry.display_height_px}" if geometry else "-",
-            f"{geometry.scale_x:.2f}" if geometry else "-",
-            "; ".join(f"{problem.severity}: {problem.message}" for problem in image.problems),
-        ))
+        rows.append(
+            (
+                image.image_id,
+                image.file_name,
+                f"{image.width_px}×{image.height_px}" if image.width_px else "-",
+                image.mode or "-",
+                f"{geometry.display_width_px}×{geometry.display_height_px}" if geometry else "-",
+                f"{geometry.scale_x:.2f}" if geometry else "-",
+                "; ".join(f"{problem.severity}: {problem.message}" for problem in image.problems),
+            )
+        )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
         print(("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]).rstrip())
     for problem in report.problems:
         print(f"{problem.severity}: {problem.message}")
     screen_w, screen_h = report.screen_px
-    print(f"{report.folder}: {len(report.images)} images on a {screen_w}×{screen_h} screen at ×{report.scale:g}; "
-          f"{report.n_errors} error(s), {report.n_warnings} warning(s)")
+    print(
+        f"{report.folder}: {len(report.images)} images on a {screen_w}×{screen_h} screen at ×{report.scale:g}; "
+        f"{report.n_errors} error(s), {report.n_warnings} warning(s)"
+    )
     return 1 if report.n_errors else 0

@@ -91,9 +91,7 @@ def prepare_demo_set(out_dir: str | os.PathLike | None = None) -> Path:
         return folder
     occupied = folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
     if occupied and not _is_demo_folder(folder):
-        raise FileExistsError(
-            f"{folder} exists and is not a demo stimulus set; choose another folder or remove it"
-        )
+        raise FileExistsError(f"{folder} exists and is not a demo stimulus set; choose another folder or remove it")
     if occupied:
         logger.warning("demo set %s is incomplete or altered; rebuilding it", folder)
     try:
@@ -120,13 +118,15 @@ def _write_demo_images(folder: Path) -> None:
         path = folder / f"{demo.image_id}.png"
         # Fixed PNG settings and no metadata: the same pixels always give the same bytes.
         Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(path, format="PNG", compress_level=6)
-        entries.append(ManifestEntry(
-            image_id=demo.image_id,
-            width_px=pixels.shape[1],
-            height_px=pixels.shape[0],
-            sha256=sha256_of(path),
-            extra={"source": f"skimage.data.{demo.loader}", "description": demo.description},
-        ))
+        entries.append(
+            ManifestEntry(
+                image_id=demo.image_id,
+                width_px=pixels.shape[1],
+                height_px=pixels.shape[0],
+                sha256=sha256_of(path),
+                extra={"source": f"skimage.data.{demo.loader}", "description": demo.description},
+            )
+        )
     write_manifest(entries, folder / MANIFEST_NAME)
 
 
@@ -140,7 +140,9 @@ def _read_entries(folder: Path) -> list[ManifestEntry] | None:
 def _is_demo_folder(folder: Path) -> bool:
     """Whether the folder was written by :func:`prepare_demo_set` (its manifest names skimage sources)."""
     entries = _read_entries(folder)
-    return bool(entries) and all(entry.extra.get("source", "").startswith("skimage.data.") for entry in entries)
+    if not entries:
+        return False
+    return all(entry.extra.get("source", "").startswith("skimage.data.") for entry in entries)
 
 
 def _is_complete(folder: Path) -> bool:

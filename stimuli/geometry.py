@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class DisplayGeometry:
         screen_width_px: int = DEFAULT_SCREEN_PX[0],
         screen_height_px: int = DEFAULT_SCREEN_PX[1],
         scale: float = DEFAULT_SCALE,
-    ) -> "DisplayGeometry":
+    ) -> DisplayGeometry:
         """Scale an image by ``scale``, or by the largest factor that fits the screen.
 
         Parameters
@@ -105,13 +106,22 @@ class DisplayGeometry:
         if fitting < scale:
             logger.info(
                 "image %d×%d px does not fit %d×%d px at scale %g; using scale %.4f",
-                image_width_px, image_height_px, screen_width_px, screen_height_px, scale, fitting,
+                image_width_px,
+                image_height_px,
+                screen_width_px,
+                screen_height_px,
+                scale,
+                fitting,
             )
         display_w = min(int(round(image_width_px * fitting)), screen_width_px)
         display_h = min(int(round(image_height_px * fitting)), screen_height_px)
         return cls(
-            int(image_width_px), int(image_height_px), display_w, display_h,
-            int(screen_width_px), int(screen_height_px),
+            int(image_width_px),
+            int(image_height_px),
+            display_w,
+            display_h,
+            int(screen_width_px),
+            int(screen_height_px),
         )
 
     @property
@@ -164,8 +174,8 @@ class DisplayGeometry:
         y = np.asarray(y_image_px, dtype=float)
         return (x >= 0) & (x < self.image_width_px) & (y >= 0) & (y < self.image_height_px)
 
-    def to_dict(self) -> dict[str, int]:
-        """Plain-data form, for records and the wire protocol."""
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (every value an int, in pixels), for records and the wire protocol."""
         return {
             "image_width_px": self.image_width_px,
             "image_height_px": self.image_height_px,

@@ -177,13 +177,15 @@ def write_manifest(entries: Iterable[ManifestEntry], path: str | os.PathLike) ->
         writer = csv.DictWriter(file, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for entry in entries:
-            writer.writerow({
-                "image_id": entry.image_id,
-                "width_px": entry.width_px,
-                "height_px": entry.height_px,
-                "sha256": entry.sha256,
-                **entry.extra,
-            })
+            writer.writerow(
+                {
+                    "image_id": entry.image_id,
+                    "width_px": entry.width_px,
+                    "height_px": entry.height_px,
+                    "sha256": entry.sha256,
+                    **entry.extra,
+                }
+            )
     return path
 
 

@@ -65,8 +65,25 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
     "tvmonitor",
 )
 STUDY_IMAGE_COUNT = 200
@@ -234,7 +251,8 @@ def apply_selection_rule(
     screen_w, screen_h = screen_px
     ordered = sorted(annotations, key=lambda annotation: annotation.image_id)
     qualifying = [
-        annotation for annotation in ordered
+        annotation
+        for annotation in ordered
         if len(annotation.classes) >= min_classes
         and annotation.width_px * scale <= screen_w
         and annotation.height_px * scale <= screen_h
@@ -322,6 +340,19 @@ def build_manifest(
     ]
 
 
+def _unpinned(entries: list[ManifestEntry], manifest: Path, *, record_checksums: bool) -> list[str]:
+    """The images the manifest has no SHA-256 for; an error unless they are to be recorded."""
+    unpinned = [entry.image_id for entry in entries if not entry.sha256]
+    if unpinned and not record_checksums:
+        raise ValueError(
+            f"the manifest {manifest} has no SHA-256 for {len(unpinned)} of its {len(entries)} images "
+            f"(e.g. {', '.join(unpinned[:3])}), so those files cannot be verified. Pass --record-checksums "
+            "to record them from this copy (sizes are still checked) in the manifest.csv written with the "
+            "folder, or --manifest with a manifest that has them"
+        )
+    return unpinned
+
+
 def prepare_voc2007(
     vocdevkit: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -366,14 +397,7 @@ def prepare_voc2007(
     entries = read_manifest(manifest)
     if not entries:
         raise ValueError(f"the manifest {manifest} lists no images")
-    unpinned = [entry.image_id for entry in entries if not entry.sha256]
-    if unpinned and not record_checksums:
-        raise ValueError(
-            f"the manifest {manifest} has no SHA-256 for {len(unpinned)} of its {len(entries)} images "
-            f"(e.g. {', '.join(unpinned[:3])}), so those files cannot be verified. Pass --record-checksums "
-            "to record them from this copy (sizes are still checked) in the manifest.csv written with the "
-            "folder, or --manifest with a manifest that has them"
-        )
+    unpinned = _unpinned(entries, manifest, record_checksums=record_checksums)
     jpeg_folder = voc2007_root(vocdevkit) / "JPEGImages"
 
     def fill(staging: Path) -> None:
@@ -390,14 +414,16 @@ def prepare_voc2007(
                 f"cannot prepare VOC 2007 from {jpeg_folder}: {len(problems)} problem(s) with the "
                 f"{len(entries)} images of {manifest.name}:\n  " + "\n  ".join(problems)
             )
-        completed = [entry if entry.sha256 else replace(entry, sha256=sha256_of(files[entry.image_id]))
-                     for entry in entries]
+        completed = [
+            entry if entry.sha256 else replace(entry, sha256=sha256_of(files[entry.image_id])) for entry in entries
+        ]
         write_manifest(completed, staging / MANIFEST_NAME)
 
     publish_folder(out_dir, fill)
     if unpinned:
         logger.warning(
             "recorded the SHA-256 of %d image(s) from this copy in %s; commit it as the manifest to pin them",
-            len(unpinned), Path(out_dir) / MANIFEST_NAME,
+            len(unpinned),
+            Path(out_dir) / MANIFEST_NAME,
         )
     return Path(out_dir)

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["CamWeights", "fit_cam_weights", "class_activation_map", "global_average_pool",
-           "DEFAULT_RIDGE_ALPHA"]
+__all__ = ["CamWeights", "fit_cam_weights", "class_activation_map", "global_average_pool", "DEFAULT_RIDGE_ALPHA"]
 
 DEFAULT_RIDGE_ALPHA = 1e-2
 
@@ -56,8 +55,9 @@ def global_average_pool(activations: torch.Tensor) -> torch.Tensor:
     return activations.mean(dim=(2, 3))
 
 
-def fit_cam_weights(features: np.ndarray, scores: np.ndarray, *,
-                    ridge_alpha: float = DEFAULT_RIDGE_ALPHA) -> CamWeights:
+def fit_cam_weights(
+    features: np.ndarray, scores: np.ndarray, *, ridge_alpha: float = DEFAULT_RIDGE_ALPHA
+) -> CamWeights:
     """Ridge regression of class scores on GAP features (see the module docstring).
 
     Parameters
@@ -90,16 +90,15 @@ def fit_cam_weights(features: np.ndarray, scores: np.ndarray, *,
     ridge_lambda = ridge_alpha * np.trace(scatter) / scatter.shape[0]
     # lstsq instead of solve: with ridge_alpha = 0 and collinear (e.g. dead) channels the
     # scatter is singular, and lstsq then returns the minimum-norm solution.
-    weights_t = np.linalg.lstsq(scatter + ridge_lambda * np.eye(scatter.shape[0]),
-                                centred.T @ (scores - score_mean), rcond=None)[0]
+    weights_t = np.linalg.lstsq(
+        scatter + ridge_lambda * np.eye(scatter.shape[0]), centred.T @ (scores - score_mean), rcond=None
+    )[0]
     weights = weights_t.T
     bias = score_mean - weights @ feature_mean
-    return CamWeights(weights=weights, bias=bias, ridge_alpha=float(ridge_alpha),
-                      ridge_lambda=float(ridge_lambda))
+    return CamWeights(weights=weights, bias=bias, ridge_alpha=float(ridge_alpha), ridge_lambda=float(ridge_lambda))
 
 
-def class_activation_map(activations: torch.Tensor, class_weights: torch.Tensor,
-                         targets: torch.Tensor) -> torch.Tensor:
+def class_activation_map(activations: torch.Tensor, class_weights: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """CAM of each image for its target class, eq. 1: ``M_c(x, y) = Σ_k w_k^c f_k(x, y)``.
 
     Parameters

@@ -35,27 +35,58 @@ def _positive_int(value: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stimuli", required=True, metavar="DIR", help="folder of stimulus images")
     parser.add_argument("--out", required=True, metavar="STORE", help="map store folder (created or resumed)")
-    parser.add_argument("--weights", default="imagenet", metavar="imagenet|PATH|untrained",
-                        help="VGG16 weights: torchvision's IMAGENET1K_V1 (default), a local state dict, "
-                             "or 'untrained' (seeded random init, labelled untrained everywhere)")
+    parser.add_argument(
+        "--weights",
+        default="imagenet",
+        metavar="imagenet|PATH|untrained",
+        help="VGG16 weights: torchvision's IMAGENET1K_V1 (default), a local state dict, "
+        "or 'untrained' (seeded random init, labelled untrained everywhere)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of --weights untrained (default 0)")
-    parser.add_argument("--input-size", type=_input_size, default=224, metavar="224|native",
-                        help="network input: whole image resized to N×N (default 224) or native size")
+    parser.add_argument(
+        "--input-size",
+        type=_input_size,
+        default=224,
+        metavar="224|native",
+        help="network input: whole image resized to N×N (default 224) or native size",
+    )
     parser.add_argument("--batch-size", type=_positive_int, default=8, help="images per pass (default 8)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="default: CUDA when available")
-    parser.add_argument("--gt", choices=("mean", "sum"), default="mean",
-                        help="Gestalt Total of the dense model, eq. 6 (default mean, as printed)")
-    parser.add_argument("--layer-norm", choices=("minmax", "raw"), default="minmax",
-                        help="dense per-layer maps min-max normalised before summing (default) or raw")
-    parser.add_argument("--guided-reduction", choices=("max_abs", "sum_abs"), default="max_abs",
-                        help="channel reduction of the guided maps (default max |g|)")
-    parser.add_argument("--cam-ridge-alpha", type=float, default=None,
-                        help="relative ridge strength of the CAM regression (default 1e-2)")
-    parser.add_argument("--images", default=None, metavar="ID,ID",
-                        help="comma-separated image ids (default: the whole set)")
-    parser.add_argument("--export-npz", default=None, metavar="DIR",
-                        help="also write DIR/<image id>.npz with every map at the original image size")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: CUDA when available"
+    )
+    parser.add_argument(
+        "--gt",
+        choices=("mean", "sum"),
+        default="mean",
+        help="Gestalt Total of the dense model, eq. 6 (default mean, as printed)",
+    )
+    parser.add_argument(
+        "--layer-norm",
+        choices=("minmax", "raw"),
+        default="minmax",
+        help="dense per-layer maps min-max normalised before summing (default) or raw",
+    )
+    parser.add_argument(
+        "--guided-reduction",
+        choices=("max_abs", "sum_abs"),
+        default="max_abs",
+        help="channel reduction of the guided maps (default max |g|)",
+    )
+    parser.add_argument(
+        "--cam-ridge-alpha",
+        type=float,
+        default=None,
+        help="relative ridge strength of the CAM regression (default 1e-2)",
+    )
+    parser.add_argument(
+        "--images", default=None, metavar="ID,ID", help="comma-separated image ids (default: the whole set)"
+    )
+    parser.add_argument(
+        "--export-npz",
+        default=None,
+        metavar="DIR",
+        help="also write DIR/<image id>.npz with every map at the original image size",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -71,14 +102,24 @@ def main(args: argparse.Namespace) -> int:
     image_ids = None if args.images is None else [i.strip() for i in args.images.split(",") if i.strip()]
     model = load_vgg16(args.weights, seed=args.seed)
     store = precompute_store(
-        model, stimuli, args.out,
-        input_size=args.input_size, batch_size=args.batch_size, device=args.device,
-        parameters=parameters, image_ids=image_ids,
+        model,
+        stimuli,
+        args.out,
+        input_size=args.input_size,
+        batch_size=args.batch_size,
+        device=args.device,
+        parameters=parameters,
+        image_ids=image_ids,
         ridge_alpha=DEFAULT_RIDGE_ALPHA if args.cam_ridge_alpha is None else args.cam_ridge_alpha,
         progress=not args.no_progress,
     )
-    logger.info("map store %s: %d images, %d maps each%s", store.path, len(store.image_ids),
-                len(store.map_names), " (UNTRAINED weights)" if store.is_untrained else "")
+    logger.info(
+        "map store %s: %d images, %d maps each%s",
+        store.path,
+        len(store.image_ids),
+        len(store.map_names),
+        " (UNTRAINED weights)" if store.is_untrained else "",
+    )
     if args.export_npz is not None:
         written = store.export_npz(args.export_npz, image_ids=image_ids)
         logger.info("exported %d npz files to %s", len(written), args.export_npz)

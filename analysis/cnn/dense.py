@@ -24,6 +24,8 @@ Notation: ``f_n`` is the output of conv block n (post-ReLU: relu1_2 … relu5_3,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch.nn import functional as F
 
@@ -156,8 +158,19 @@ def minmax_per_image(maps: torch.Tensor) -> torch.Tensor:
     return scaled.reshape(maps.shape)
 
 
-def dense_attention_maps(features: dict[str, torch.Tensor], sensitivities: dict[str, torch.Tensor], *,
-                         layer_norm: str = "minmax") -> dict[str, torch.Tensor]:
+def _sum(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
+    """``sum(tensors)`` in the same order, typed: the first tensor plus the others, left to right."""
+    total: torch.Tensor | None = None
+    for tensor in tensors:
+        total = tensor if total is None else total + tensor
+    if total is None:
+        raise ValueError("nothing to sum")
+    return total
+
+
+def dense_attention_maps(
+    features: dict[str, torch.Tensor], sensitivities: dict[str, torch.Tensor], *, layer_norm: str = "minmax"
+) -> dict[str, torch.Tensor]:
     """Per-layer maps and dense combinations (eq. 5–14) from block outputs and their sensitivities.
 
     Parameters
@@ -189,7 +202,7 @@ def dense_attention_maps(features: dict[str, torch.Tensor], sensitivities: dict[
     for combination in COMBINATION_NAMES:
         lowest = int(combination[-1]) - 1  # "dense_conv543" sums layers 5..3 at layer 3's size
         size = prepared[layer_names[lowest]].shape[1:]
-        maps[combination] = sum(
+        maps[combination] = _sum(
             F.interpolate(prepared[name][:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
             for name in layer_names[lowest:]
         )

@@ -25,8 +25,14 @@ import torch
 
 from analysis._checks import check_choice
 from analysis.cnn.cam import class_activation_map, global_average_pool
-from analysis.cnn.dense import (COMBINATION_NAMES, GT_REDUCTIONS, LAYER_MAP_NAMES, LAYER_NORMS,
-                                dense_attention_maps, gestalt_sensitivities)
+from analysis.cnn.dense import (
+    COMBINATION_NAMES,
+    GT_REDUCTIONS,
+    LAYER_MAP_NAMES,
+    LAYER_NORMS,
+    dense_attention_maps,
+    gestalt_sensitivities,
+)
 from analysis.cnn.gradcam import grad_cam
 from analysis.cnn.guided_backprop import REDUCTIONS, guided_relu_backward, reduce_channels
 from analysis.cnn.guided_gradcam import guided_grad_cam
@@ -36,8 +42,12 @@ __all__ = ["MAP_NAMES", "MapParameters", "BatchMaps", "compute_maps", "fitting_f
 
 #: Names of the stored maps, in a fixed order (used by the store, the analysis and the dashboard).
 MAP_NAMES: tuple[str, ...] = (
-    "cam", "gradcam", "guided_backprop", "guided_gradcam",
-    *LAYER_MAP_NAMES.values(), *COMBINATION_NAMES,
+    "cam",
+    "gradcam",
+    "guided_backprop",
+    "guided_gradcam",
+    *LAYER_MAP_NAMES.values(),
+    *COMBINATION_NAMES,
 )
 
 
@@ -88,9 +98,14 @@ class BatchMaps:
     target_scores: torch.Tensor
 
 
-def compute_maps(model: AttentionVGG16, images: torch.Tensor, *, cam_weights: torch.Tensor,
-                 parameters: MapParameters = MapParameters(),
-                 targets: torch.Tensor | None = None) -> BatchMaps:
+def compute_maps(
+    model: AttentionVGG16,
+    images: torch.Tensor,
+    *,
+    cam_weights: torch.Tensor,
+    parameters: MapParameters = MapParameters(),
+    targets: torch.Tensor | None = None,
+) -> BatchMaps:
     """Compute every map of :data:`MAP_NAMES` for a batch, from one forward pass.
 
     Parameters
@@ -139,14 +154,15 @@ def compute_maps(model: AttentionVGG16, images: torch.Tensor, *, cam_weights: to
             "cam": class_activation_map(activations, cam_weights, targets),
             "gradcam": gradcam,
             "guided_backprop": reduce_channels(guided_gradient, reduction=parameters.guided_reduction),
-            "guided_gradcam": guided_grad_cam(guided_gradient, gradcam,
-                                              reduction=parameters.guided_reduction),
+            "guided_gradcam": guided_grad_cam(guided_gradient, gradcam, reduction=parameters.guided_reduction),
         }
-        maps.update(dense_attention_maps(
-            {name: f.detach() for name, f in blocks.items()},
-            sensitivities,
-            layer_norm=parameters.layer_norm,
-        ))
+        maps.update(
+            dense_attention_maps(
+                {name: f.detach() for name, f in blocks.items()},
+                sensitivities,
+                layer_norm=parameters.layer_norm,
+            )
+        )
         target_scores = scores.detach().gather(1, targets[:, None])[:, 0]
     return BatchMaps(
         maps={name: maps[name].float().cpu() for name in MAP_NAMES},
@@ -172,4 +188,3 @@ def fitting_features(model: AttentionVGG16, images: torch.Tensor) -> tuple[torch
     with torch.no_grad():
         scores, blocks = model.forward_with_blocks(images)
         return global_average_pool(blocks[TARGET_LAYER]).float().cpu(), scores.float().cpu()
-

@@ -32,7 +32,7 @@ class _SwitchableReLUFunction(torch.autograd.Function):
     """``relu(x)`` whose backward is the ordinary one or the guided one, chosen at backward time."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, module: "SwitchableReLU") -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, module: SwitchableReLU) -> torch.Tensor:
         out = x.clamp_min(0)
         ctx.save_for_backward(out)
         # The module (not its current flag) is kept, so the flag is read when backward runs.

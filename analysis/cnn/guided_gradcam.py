@@ -10,8 +10,9 @@ from analysis.cnn.guided_backprop import reduce_channels
 __all__ = ["guided_grad_cam"]
 
 
-def guided_grad_cam(guided_gradient: torch.Tensor, gradcam: torch.Tensor, *,
-                    reduction: str = "max_abs") -> torch.Tensor:
+def guided_grad_cam(
+    guided_gradient: torch.Tensor, gradcam: torch.Tensor, *, reduction: str = "max_abs"
+) -> torch.Tensor:
     """Element-wise product of Guided Backprop and Grad-CAM, then the channel reduction.
 
     The Grad-CAM map (eq. 4, not normalised) is upsampled to the input size with bilinear,
@@ -37,6 +38,5 @@ def guided_grad_cam(guided_gradient: torch.Tensor, gradcam: torch.Tensor, *,
             "guided_gradient must be (B, 3, H, W) and gradcam (B, h, w) with the same B; got "
             f"{tuple(guided_gradient.shape)} and {tuple(gradcam.shape)}"
         )
-    upsampled = F.interpolate(gradcam[:, None], size=guided_gradient.shape[2:], mode="bilinear",
-                              align_corners=False)
+    upsampled = F.interpolate(gradcam[:, None], size=guided_gradient.shape[2:], mode="bilinear", align_corners=False)
     return reduce_channels(guided_gradient * upsampled, reduction=reduction)

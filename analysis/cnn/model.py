@@ -164,8 +164,10 @@ def load_vgg16(weights: str | Path = "imagenet", *, seed: int = 0) -> AttentionV
         logger.warning("VGG16 with UNTRAINED weights (seed %d): its maps are not the paper's", seed)
         return AttentionVGG16(vgg, weights=WeightsInfo(label="untrained", untrained=True, seed=seed))
     if str(weights) == "imagenet":
-        return AttentionVGG16(_imagenet_vgg16(), weights=WeightsInfo(
-            label="imagenet:VGG16_Weights.IMAGENET1K_V1", untrained=False, seed=None))
+        return AttentionVGG16(
+            _imagenet_vgg16(),
+            weights=WeightsInfo(label="imagenet:VGG16_Weights.IMAGENET1K_V1", untrained=False, seed=None),
+        )
     return _vgg16_from_file(Path(weights))
 
 
@@ -229,8 +231,9 @@ def preprocess(image: np.ndarray, *, input_size: int | None = 224) -> torch.Tens
         raise ValueError(f"input_size must be an integer >= 32 (VGG16 pools 5 times) or None; got {input_size!r}")
     x = torch.tensor(image).permute(2, 0, 1).float().div_(255.0)
     if input_size is not None:
-        x = F.interpolate(x[None], size=(input_size, input_size), mode="bilinear",
-                          align_corners=False, antialias=True)[0]
+        x = F.interpolate(x[None], size=(input_size, input_size), mode="bilinear", align_corners=False, antialias=True)[
+            0
+        ]
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (x - mean) / std

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import platform
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import torch
@@ -20,8 +21,7 @@ from tqdm.auto import tqdm
 
 from analysis.cnn.cam import DEFAULT_RIDGE_ALPHA, fit_cam_weights
 from analysis.cnn.engine import MAP_NAMES, MapParameters, compute_maps, fitting_features
-from analysis.cnn.model import (BLOCK_OUTPUTS, IMAGENET_MEAN, IMAGENET_STD, TARGET_LAYER,
-                                AttentionVGG16, preprocess)
+from analysis.cnn.model import BLOCK_OUTPUTS, IMAGENET_MEAN, IMAGENET_STD, TARGET_LAYER, AttentionVGG16, preprocess
 from analysis.cnn.store import MapStore, MapStoreWriter
 from stimuli.sets import StimulusSet
 
@@ -41,8 +41,15 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _store_metadata(model: AttentionVGG16, stimuli: StimulusSet, *, input_size: int | None,
-                    parameters: MapParameters, ridge_alpha: float, device: torch.device) -> dict:
+def _store_metadata(
+    model: AttentionVGG16,
+    stimuli: StimulusSet,
+    *,
+    input_size: int | None,
+    parameters: MapParameters,
+    ridge_alpha: float,
+    device: torch.device,
+) -> dict:
     return {
         "map_names": list(MAP_NAMES),
         "model": {
@@ -86,7 +93,7 @@ def _store_metadata(model: AttentionVGG16, stimuli: StimulusSet, *, input_size: 
             "torchvision": torchvision.__version__,
             "numpy": np.__version__,
         },
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -102,16 +109,25 @@ def _batches(image_ids: list[str], shapes: dict[str, tuple[int, int]], batch_siz
         yield batch
 
 
-def _load_batch(stimuli: StimulusSet, image_ids: list[str], input_size: int | None,
-                device: torch.device) -> torch.Tensor:
+def _load_batch(
+    stimuli: StimulusSet, image_ids: list[str], input_size: int | None, device: torch.device
+) -> torch.Tensor:
     return torch.stack([preprocess(stimuli.load_rgb(i), input_size=input_size) for i in image_ids]).to(device)
 
 
-def precompute_store(model: AttentionVGG16, stimuli: StimulusSet, out, *, input_size: int | None = 224,
-                     batch_size: int = 8, device: str = "auto",
-                     parameters: MapParameters = MapParameters(),
-                     image_ids: list[str] | None = None, ridge_alpha: float = DEFAULT_RIDGE_ALPHA,
-                     progress: bool = True) -> MapStore:
+def precompute_store(
+    model: AttentionVGG16,
+    stimuli: StimulusSet,
+    out,
+    *,
+    input_size: int | None = 224,
+    batch_size: int = 8,
+    device: str = "auto",
+    parameters: MapParameters = MapParameters(),
+    image_ids: list[str] | None = None,
+    ridge_alpha: float = DEFAULT_RIDGE_ALPHA,
+    progress: bool = True,
+) -> MapStore:
     """Compute every map of every image of ``stimuli`` into the store at ``out``; resumable.
 
     Parameters
@@ -143,12 +159,42 @@ def precompute_store(model: AttentionVGG16, stimuli: StimulusSet, out, *, input_
     """
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    ids, shapes = _checked_images(stimuli, image_ids, input_size)
+    torch_device = resolve_device(device)
+    model = model.to(torch_device)
+    writer = MapStoreWriter(
+        out,
+        _store_metadata(
+            model, stimuli, input_size=input_size, parameters=parameters, ridge_alpha=ridge_alpha, device=torch_device
+        ),
+    )
+    network_shapes = shapes if input_size is None else {i: (input_size, input_size) for i in shapes}
+    inputs = _Inputs(stimuli, shapes, network_shapes, input_size, batch_size, torch_device)
+    if not writer.has_cam_weights():
+        _fit_cam(model, writer, inputs, ridge_alpha=ridge_alpha, progress=progress)
+    cam_weights = torch.from_numpy(MapStore.open(out).cam_weights()[0]).to(torch_device)
+    finished = writer.finished_ids
+    todo = [i for i in ids if i not in finished]
+    if len(todo) < len(ids):
+        logger.info(
+            "%d of %d images already in %s; computing the other %d", len(ids) - len(todo), len(ids), out, len(todo)
+        )
+    _write_maps(model, writer, inputs, todo, cam_weights=cam_weights, parameters=parameters, progress=progress)
+    return MapStore.open(out)
+
+
+def _checked_images(
+    stimuli: StimulusSet, image_ids: list[str] | None, input_size: int | None
+) -> tuple[list[str], dict[str, tuple[int, int]]]:
+    """The images to compute (checked) and the shape ``(H, W)`` of every image of the set."""
     all_ids = stimuli.image_ids
     ids = all_ids if image_ids is None else list(image_ids)
     unknown = sorted(set(ids) - set(all_ids))
     if unknown:
-        raise KeyError(f"images {unknown} are not in the stimulus set {stimuli.folder} "
-                       f"(ids are file names without extension, e.g. {all_ids[:3]})")
+        raise KeyError(
+            f"images {unknown} are not in the stimulus set {stimuli.folder} "
+            f"(ids are file names without extension, e.g. {all_ids[:3]})"
+        )
     if not ids:
         raise ValueError(f"no images to compute: the stimulus set {stimuli.folder} is empty or --images is empty")
     shapes = {i: stimuli.shape(i) for i in all_ids}
@@ -156,37 +202,62 @@ def precompute_store(model: AttentionVGG16, stimuli: StimulusSet, out, *, input_
         # Five 2×2 poolings need >= 32 px per side, else pool5 fails deep inside torch.
         too_small = {i: shape for i, shape in shapes.items() if min(shape) < 32}
         if too_small:
-            raise ValueError(f"images {too_small} ((H, W) in px) are smaller than 32 px, too small for VGG16 "
-                             "at native size; use --input-size 224")
-    torch_device = resolve_device(device)
-    model = model.to(torch_device)
-    writer = MapStoreWriter(out, _store_metadata(model, stimuli, input_size=input_size, parameters=parameters,
-                                                 ridge_alpha=ridge_alpha, device=torch_device))
-    network_shapes = shapes if input_size is None else {i: (input_size, input_size) for i in all_ids}
+            raise ValueError(
+                f"images {too_small} ((H, W) in px) are smaller than 32 px, too small for VGG16 "
+                "at native size; use --input-size 224"
+            )
+    return ids, shapes
 
-    if not writer.has_cam_weights():
-        features, scores = [], []
-        for batch in tqdm(list(_batches(all_ids, network_shapes, batch_size)), desc="CAM fit (forward)",
-                          unit="batch", disable=not progress):
-            gap, batch_scores = fitting_features(model, _load_batch(stimuli, batch, input_size, torch_device))
-            features.append(gap.numpy())
-            scores.append(batch_scores.numpy())
-        fit = fit_cam_weights(np.concatenate(features), np.concatenate(scores), ridge_alpha=ridge_alpha)
-        writer.write_cam_weights(fit.weights, fit.bias, info={
-            "fitting_image_ids": all_ids, "ridge_alpha": fit.ridge_alpha, "ridge_lambda": fit.ridge_lambda,
-        })
-        logger.info("CAM regression fitted on %d images (ridge lambda %.3g)", len(all_ids), fit.ridge_lambda)
-    cam_weights = torch.from_numpy(MapStore.open(out).cam_weights()[0]).to(torch_device)
 
-    finished = writer.finished_ids
-    todo = [i for i in ids if i not in finished]
-    if len(todo) < len(ids):
-        logger.info("%d of %d images already in %s; computing the other %d", len(ids) - len(todo),
-                    len(ids), out, len(todo))
+@dataclass(frozen=True)
+class _Inputs:
+    """How the stimuli become network input batches: every image's ``(H, W)``, its size at the
+    network's input, the input side (None: native), the batch size and the device."""
+
+    stimuli: StimulusSet
+    shapes: dict[str, tuple[int, int]]
+    network_shapes: dict[str, tuple[int, int]]
+    input_size: int | None
+    batch_size: int
+    device: torch.device
+
+    def batches(self, image_ids: list[str]) -> list[list[str]]:
+        return list(_batches(image_ids, self.network_shapes, self.batch_size))
+
+    def load(self, batch: list[str]) -> torch.Tensor:
+        return _load_batch(self.stimuli, batch, self.input_size, self.device)
+
+
+def _fit_cam(
+    model: AttentionVGG16, writer: MapStoreWriter, inputs: _Inputs, *, ridge_alpha: float, progress: bool
+) -> None:
+    """Fit the CAM regression on every image of the set (SPEC §2) and store its weights."""
+    all_ids = list(inputs.shapes)
+    features, scores = [], []
+    for batch in tqdm(inputs.batches(all_ids), desc="CAM fit (forward)", unit="batch", disable=not progress):
+        gap, batch_scores = fitting_features(model, inputs.load(batch))
+        features.append(gap.numpy())
+        scores.append(batch_scores.numpy())
+    fit = fit_cam_weights(np.concatenate(features), np.concatenate(scores), ridge_alpha=ridge_alpha)
+    info = {"fitting_image_ids": all_ids, "ridge_alpha": fit.ridge_alpha, "ridge_lambda": fit.ridge_lambda}
+    writer.write_cam_weights(fit.weights, fit.bias, info=info)
+    logger.info("CAM regression fitted on %d images (ridge lambda %.3g)", len(all_ids), fit.ridge_lambda)
+
+
+def _write_maps(
+    model: AttentionVGG16,
+    writer: MapStoreWriter,
+    inputs: _Inputs,
+    todo: list[str],
+    *,
+    cam_weights: torch.Tensor,
+    parameters: MapParameters,
+    progress: bool,
+) -> None:
+    """Compute and store the maps of the images ``todo``, batch by batch."""
     with tqdm(total=len(todo), desc="attention maps", unit="image", disable=not progress) as bar:
-        for batch in _batches(todo, network_shapes, batch_size):
-            result = compute_maps(model, _load_batch(stimuli, batch, input_size, torch_device),
-                                  cam_weights=cam_weights, parameters=parameters)
+        for batch in inputs.batches(todo):
+            result = compute_maps(model, inputs.load(batch), cam_weights=cam_weights, parameters=parameters)
             for row, image_id in enumerate(batch):
                 writer.write_image(
                     image_id,
@@ -194,9 +265,8 @@ def precompute_store(model: AttentionVGG16, stimuli: StimulusSet, out, *, input_
                     record={
                         "target_class": int(result.targets[row]),
                         "target_score": float(result.target_scores[row]),
-                        "original_shape": list(shapes[image_id]),
-                        "network_shape": list(network_shapes[image_id]),
+                        "original_shape": list(inputs.shapes[image_id]),
+                        "network_shape": list(inputs.network_shapes[image_id]),
                     },
                 )
                 bar.update(1)
-    return MapStore.open(out)

@@ -30,8 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MapStore", "RecentMaps", "MapStoreWriter", "resize_bilinear", "STORE_FORMAT", "STORE_FORMAT_VERSION",
-           "RESUME_KEYS"]
+__all__ = [
+    "MapStore",
+    "RecentMaps",
+    "MapStoreWriter",
+    "resize_bilinear",
+    "STORE_FORMAT",
+    "STORE_FORMAT_VERSION",
+    "RESUME_KEYS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +104,7 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write a compressed npz under a temporary name (not ``*.npz``), then rename it into place."""
     temporary = path.with_name(f".{path.name}.tmp")
     with open(temporary, "wb") as handle:  # a file object stops numpy from appending ".npz"
-        np.savez_compressed(handle, **arrays)
+        np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     os.replace(temporary, path)
 
 
@@ -125,7 +132,7 @@ class MapStore:
         self.is_untrained = bool(metadata["weights"]["untrained"])
 
     @classmethod
-    def open(cls, path) -> "MapStore":
+    def open(cls, path) -> MapStore:
         """Open the store at ``path``.
 
         Raises
@@ -195,9 +202,10 @@ class MapStore:
         written = []
         for image_id in self.image_ids if image_ids is None else image_ids:
             self._file(image_id)  # a clear KeyError for an image without maps
-            shape = tuple(self.metadata["images"][image_id]["original_shape"])
+            height, width = self.metadata["images"][image_id]["original_shape"]
+            shape = (int(height), int(width))
             target = folder / f"{image_id}.npz"
-            np.savez_compressed(target, **self.load(image_id, shape=shape))
+            np.savez_compressed(target, **self.load(image_id, shape=shape))  # type: ignore[arg-type]  # numpy's stub
             written.append(target)
         return written
 
@@ -229,7 +237,7 @@ class RecentMaps:
 
     def load(self, image_id: str, *, shape: tuple[int, int]) -> dict[str, np.ndarray]:
         """As :meth:`MapStore.load`; the arrays are read-only."""
-        key = (image_id, tuple(shape))
+        key = (image_id, (int(shape[0]), int(shape[1])))
         with self._lock:
             if key in self._recent:
                 self._recent.move_to_end(key)
@@ -259,8 +267,9 @@ def _read_metadata(path: Path) -> dict:
     if not isinstance(metadata, dict) or metadata.get("format") != STORE_FORMAT:
         raise _store_error(path, f"{file.name} does not describe a {STORE_FORMAT}")
     if metadata.get("format_version") != STORE_FORMAT_VERSION:
-        raise _store_error(path, f"format version {metadata.get('format_version')!r} is not the supported "
-                                 f"{STORE_FORMAT_VERSION}")
+        raise _store_error(
+            path, f"format version {metadata.get('format_version')!r} is not the supported {STORE_FORMAT_VERSION}"
+        )
     missing = [key for key in RESUME_KEYS if key not in metadata]
     if missing:
         raise _store_error(path, f"{file.name} lacks the sections {missing}")
@@ -282,8 +291,11 @@ def _differences(stored: dict, requested: dict, keys) -> list[tuple[str, object,
     for key in keys:
         old, new = stored.get(key), requested.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
-            found += [(f"{key}.{sub}", old.get(sub), new.get(sub))
-                      for sub in sorted(set(old) | set(new)) if old.get(sub) != new.get(sub)]
+            found += [
+                (f"{key}.{sub}", old.get(sub), new.get(sub))
+                for sub in sorted(set(old) | set(new))
+                if old.get(sub) != new.get(sub)
+            ]
         elif old != new:
             found.append((key, old, new))
     return found
@@ -338,8 +350,9 @@ class MapStoreWriter:
 
     def write_cam_weights(self, weights: np.ndarray, bias: np.ndarray, *, info: dict) -> None:
         """Store the CAM regression (``weights (C, K)``, ``bias (C,)``) and ``info`` in metadata ``cam``."""
-        _atomic_savez(self.path / _CAM_FILE, {"weights": np.asarray(weights, np.float32),
-                                              "bias": np.asarray(bias, np.float32)})
+        _atomic_savez(
+            self.path / _CAM_FILE, {"weights": np.asarray(weights, np.float32), "bias": np.asarray(bias, np.float32)}
+        )
         self.metadata["cam"] = info
         _atomic_write_json(self.path / _METADATA_FILE, self.metadata)
 

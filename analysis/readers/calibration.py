@@ -29,7 +29,12 @@ _EYE_WORDS = {"LEFT": "L", "RIGHT": "R"}
 
 _CALIBRATION_COLUMNS = ["time_tracker_ms", "eye", "points", "result", "aborted", "line"]
 _VALIDATION_COLUMNS = _CALIBRATION_COLUMNS[:5] + [
-    "avg_deg", "max_deg", "offset_deg", "offset_x_px", "offset_y_px", "line",
+    "avg_deg",
+    "max_deg",
+    "offset_deg",
+    "offset_x_px",
+    "offset_y_px",
+    "line",
 ]
 
 
@@ -51,7 +56,7 @@ def calibration_tables(messages: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
         The same columns, plus ``avg_deg``, ``max_deg``, ``offset_deg`` (degrees of visual angle)
         and ``offset_x_px``, ``offset_y_px``; NaN for an aborted validation.
     """
-    rows = {"CALIBRATION": [], "VALIDATION": []}
+    rows: dict[str, list[list]] = {"CALIBRATION": [], "VALIDATION": []}
     for time, text, line in zip(messages["time_tracker_ms"], messages["text"], messages["line"]):
         found = _SUMMARY.match(text)
         if found is None:
@@ -71,8 +76,14 @@ def calibration_tables(messages: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
         rows[kind].append(row + [int(line)])
     calibrations = pd.DataFrame(rows["CALIBRATION"], columns=_CALIBRATION_COLUMNS)
     validations = pd.DataFrame(rows["VALIDATION"], columns=_VALIDATION_COLUMNS)
-    kinds = {"time_tracker_ms": "float64", "eye": "string", "points": "string", "result": "string",
-             "aborted": "bool", "line": "int64"}
+    kinds = {
+        "time_tracker_ms": "float64",
+        "eye": "string",
+        "points": "string",
+        "result": "string",
+        "aborted": "bool",
+        "line": "int64",
+    }
     floats = {name: "float64" for name in _VALIDATION_COLUMNS[5:10]}
     return calibrations.astype(kinds), validations.astype(kinds | floats)
 

@@ -18,9 +18,12 @@ from analysis.cli import add_trial_rule_arguments, trial_rules_from_args
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    info = actions.add_parser("info", help="what an ASC or EDF file holds and what stands in the way of analysing it",
-                              description="What an EyeLink ASC or EDF file holds and what stands in the way of "
-                                          "analysing it (each problem names the option that fixes it).")
+    info = actions.add_parser(
+        "info",
+        help="what an ASC or EDF file holds and what stands in the way of analysing it",
+        description="What an EyeLink ASC or EDF file holds and what stands in the way of "
+        "analysing it (each problem names the option that fixes it).",
+    )
     info.add_argument("file", type=Path, help="an EyeLink .asc or .edf file")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_trial_rule_arguments(info.add_argument_group("trial messages to try (as in lookwhere analyze)"))

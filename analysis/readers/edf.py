@@ -47,17 +47,18 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analysis.readers.eyelink import (
+    _EDF_MAGIC,
     EyeLinkFormatError,
     EyeLinkRecording,
     TrialRules,
     _check_rules,
     _check_text,
-    _EDF_MAGIC,
     _Parsed,
     add_header_line,
     add_message,
@@ -167,8 +168,18 @@ def _scan(path: str, samples: bool) -> dict:
 
     from eyelinkio.edf import _edf2py as api
 
-    raw = {"error": "", "header": [], "messages": [], "fixations": [], "saccades": [], "blinks": [],
-           "blocks": [], "samples": [], "pupil_type": None, "n_elements": 0}
+    raw: dict[str, Any] = {
+        "error": "",
+        "header": [],
+        "messages": [],
+        "fixations": [],
+        "saccades": [],
+        "blinks": [],
+        "blocks": [],
+        "samples": [],
+        "pupil_type": None,
+        "n_elements": 0,
+    }
     # The library prints to the C stdout/stderr ("loadEvents = 1", its errors): capture them.
     with tempfile.TemporaryFile() as captured:
         saved = [os.dup(1), os.dup(2)]
@@ -206,8 +217,9 @@ def _walk(api, edf, raw: dict, ctypes) -> None:
         data = api.edf_get_float_data(edf).contents
         if kind == _RECORDING_INFO:
             rec = data.rec
-            raw["blocks"].append((element, rec.time, rec.state, rec.sample_rate, rec.eye, rec.pos_type,
-                                  rec.recording_mode))
+            raw["blocks"].append(
+                (element, rec.time, rec.state, rec.sample_rate, rec.eye, rec.pos_type, rec.recording_mode)
+            )
             if rec.state == 1:  # the end record's other fields are not the recording's
                 raw["pupil_type"] = rec.pupil_type
         elif kind == _MESSAGE:
@@ -222,11 +234,24 @@ def _walk(api, edf, raw: dict, ctypes) -> None:
             common = (element, eye, float(event.sttime), float(event.entime))
             if kind == _ENDFIX:
                 x, y = (event.gavx, event.gavy) if gaze else (event.havx, event.havy)
-                raw["fixations"].append(common + (x, y, event.ava, event.supd_x, event.eupd_x, event.supd_y,
-                                                  event.eupd_y, gaze, href))
+                raw["fixations"].append(
+                    common + (x, y, event.ava, event.supd_x, event.eupd_x, event.supd_y, event.eupd_y, gaze, href)
+                )
             elif kind == _ENDSACC:
-                raw["saccades"].append(common + (event.gstx, event.gsty, event.genx, event.geny, event.pvel,
-                                                 event.supd_x, event.eupd_x, event.supd_y, event.eupd_y))
+                raw["saccades"].append(
+                    common
+                    + (
+                        event.gstx,
+                        event.gsty,
+                        event.genx,
+                        event.geny,
+                        event.pvel,
+                        event.supd_x,
+                        event.eupd_x,
+                        event.supd_y,
+                        event.eupd_y,
+                    )
+                )
             else:
                 raw["blinks"].append(common)
         elif kind == _SAMPLE and raw["blocks"]:

@@ -77,6 +77,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 import pandas as pd
@@ -134,10 +135,7 @@ resolution)."""
 
 _EXPECTED = {
     "EFIX": "EFIX <eye> <start> <end> <duration> <x> <y> <pupil> [<xres> <yres>]",
-    "ESACC": (
-        "ESACC <eye> <start> <end> <duration> <sx> <sy> <ex> <ey> <amplitude> <peak velocity> "
-        "[<xres> <yres>]"
-    ),
+    "ESACC": ("ESACC <eye> <start> <end> <duration> <sx> <sy> <ex> <ey> <amplitude> <peak velocity> [<xres> <yres>]"),
     "EBLINK": "EBLINK <eye> <start> <end> <duration>",
     "MSG": "MSG <time> [<offset>] <text>",
     "START": "START <time> <eyes...> SAMPLES|EVENTS ...",
@@ -207,20 +205,30 @@ class TrialRules:
     offset: str = DEFAULT_OFFSET_PATTERN
 
     OPTIONS = {
-        "trial_start": "--trial-start", "trial_end": "--trial-end", "image": "--image-message",
-        "onset": "--onset-message", "offset": "--offset-message",
+        "trial_start": "--trial-start",
+        "trial_end": "--trial-end",
+        "image": "--image-message",
+        "onset": "--onset-message",
+        "offset": "--offset-message",
     }
 
     def __post_init__(self) -> None:
         for name in ("trial_start", "trial_end", "image", "onset", "offset"):
             self.compiled(name)
-        if self.image is not None and "image" not in self.compiled("image").groupindex:
+        if self.image is not None and "image" not in self.required("image").groupindex:
             raise ValueError(
                 f"{self.OPTIONS['image']} needs a named group 'image' that captures the image file or id, "
                 f"e.g. 'scene=(?P<image>\\S+)'; got {self.image!r}"
             )
         if self.trial_end is not None and self.trial_start is None:
             raise ValueError("a trial end pattern needs its trial start pattern (--trial-start)")
+
+    def required(self, name: str) -> re.Pattern:
+        """The compiled pattern of attribute ``name``, which must be set."""
+        pattern = self.compiled(name)
+        if pattern is None:
+            raise ValueError(f"{self.OPTIONS[name]} ({name}) is not set")
+        return pattern
 
     def compiled(self, name: str) -> re.Pattern | None:
         """The compiled pattern of attribute ``name`` (None when unset)."""
@@ -506,10 +514,7 @@ def _parse_lines(lines: list[str], path: Path, ends_with_newline: bool, *, sampl
         # space-indented continuation lines) carry nothing we use.
         if not first or first.isdigit() or first in " \t>":
             if first.isdigit():
-                if number == last and not ends_with_newline:
-                    parsed.last_line_cut = True  # a sample line cut short: the file was truncated
-                elif samples and block is not None:
-                    parsed.samples.append((len(parsed.blocks) - 1, line))
+                _sample_line(parsed, line, cut=number == last and not ends_with_newline, in_block=block is not None)
             continue
         if first == "*":
             if line.startswith("**"):
@@ -517,48 +522,61 @@ def _parse_lines(lines: list[str], path: Path, ends_with_newline: bool, *, sampl
                 parsed.asc_lines += 1
             continue
         keyword = line.split(None, 1)[0]
-        rest = line[len(keyword):]
         try:
-            if keyword in _NUMBER_FIELDS:
-                _parse_event(keyword, rest, number, parsed)
-            elif keyword == "MSG":
-                _parse_message(rest, number, parsed, path)
-            elif keyword == "START":
-                block = _parse_start(rest, number)
-                parsed.blocks.append(block)
-            elif keyword == "END":
-                if block is None:
-                    _warn(f"{path}, line {number}: END without a preceding START; ignored")
-                else:
-                    _parse_end(rest, block)
-                    block = None
-            elif keyword in ("SAMPLES", "EVENTS"):
-                if block is not None:
-                    _parse_data_line(keyword, rest, block)
-            elif keyword == "PUPIL":
-                parsed.pupil_measure = rest.strip()
-            elif keyword not in _IGNORED_KEYWORDS:
-                parsed.unknown[keyword] += 1
-                continue
+            block, known = _parse_keyword(keyword, line[len(keyword) :], number, parsed, path, block)
         except (ValueError, IndexError) as error:
             cut = number == last and not ends_with_newline
             raise _format_error(path, number, keyword, line, cut, error) from None
-        parsed.asc_lines += 1
+        if known:
+            parsed.asc_lines += 1
     return parsed
 
 
-def _format_error(
-    path: Path, number: int, keyword: str, line: str, cut: bool, error: Exception
-) -> EyeLinkFormatError:
+def _sample_line(parsed: _Parsed, line: str, *, cut: bool, in_block: bool) -> None:
+    """Keep a sample line of a recording block (when samples are read); note a line cut short."""
+    if cut:
+        parsed.last_line_cut = True  # a sample line cut short: the file was truncated
+    elif parsed.samples is not None and in_block:
+        parsed.samples.append((len(parsed.blocks) - 1, line))
+
+
+def _parse_keyword(
+    keyword: str, rest: str, number: int, parsed: _Parsed, path: Path, block: dict | None
+) -> tuple[dict | None, bool]:
+    """Parse one non-sample line (``rest`` follows ``keyword``); return the recording block open
+    after it and whether the keyword is one the reader knows."""
+    if keyword in _NUMBER_FIELDS:
+        _parse_event(keyword, rest, number, parsed)
+    elif keyword == "MSG":
+        _parse_message(rest, number, parsed, path)
+    elif keyword == "START":
+        block = _parse_start(rest, number)
+        parsed.blocks.append(block)
+    elif keyword == "END":
+        if block is None:
+            _warn(f"{path}, line {number}: END without a preceding START; ignored")
+        else:
+            _parse_end(rest, block)
+            block = None
+    elif keyword in ("SAMPLES", "EVENTS"):
+        if block is not None:
+            _parse_data_line(keyword, rest, block)
+    elif keyword == "PUPIL":
+        parsed.pupil_measure = rest.strip()
+    elif keyword not in _IGNORED_KEYWORDS:
+        parsed.unknown[keyword] += 1
+        return block, False
+    return block, True
+
+
+def _format_error(path: Path, number: int, keyword: str, line: str, cut: bool, error: Exception) -> EyeLinkFormatError:
     expected = _EXPECTED.get(keyword, f"a valid {keyword} line")
     where = (
         "the file ends in the middle of this line: it looks truncated (copy it again or re-run edf2asc)"
         if cut
         else "fix or remove the line, or convert the EDF again with edf2asc"
     )
-    return EyeLinkFormatError(
-        f"{path}, line {number}: expected {expected}; found {line.strip()!r} ({error}). {where}"
-    )
+    return EyeLinkFormatError(f"{path}, line {number}: expected {expected}; found {line.strip()!r} ({error}). {where}")
 
 
 def add_header_line(line: str, parsed: _Parsed) -> None:
@@ -592,7 +610,7 @@ def _parse_message(rest: str, number: int, parsed: _Parsed, path: Path) -> None:
     rest = rest.strip()
     time_text = rest.split(None, 1)[0]
     time = float(time_text)
-    add_message(parsed, number, time, rest[len(time_text):].strip(), path)
+    add_message(parsed, number, time, rest[len(time_text) :].strip(), path)
 
 
 def add_message(parsed: _Parsed, number: int, time: float, text: str, path: Path) -> None:
@@ -672,7 +690,7 @@ def _parse_end(rest: str, block: dict) -> None:
 def _sample_table(parsed: _Parsed) -> pd.DataFrame:
     """Samples in long form, one row per eye: ``time x y pupil`` or ``time xl yl pl xr yr pr``."""
     rows = []
-    for block_index, line in parsed.samples:
+    for block_index, line in parsed.samples or ():
         fields = line.split()
         eyes = parsed.blocks[block_index]["eyes"] or "L"
         time = float(fields[0])
@@ -680,8 +698,9 @@ def _sample_table(parsed: _Parsed) -> pd.DataFrame:
             values = fields[1 + 3 * k : 4 + 3 * k]
             rows.append((time, eye, *(_number(v) if v != "..." else math.nan for v in values)))
     table = pd.DataFrame(rows, columns=["time_tracker_ms", "eye", "x_px", "y_px", "pupil"])
-    return table.astype({"time_tracker_ms": "float64", "eye": "string", "x_px": "float64",
-                         "y_px": "float64", "pupil": "float64"})
+    return table.astype(
+        {"time_tracker_ms": "float64", "eye": "string", "x_px": "float64", "y_px": "float64", "pupil": "float64"}
+    )
 
 
 # --- 3. trials and validation ----------------------------------------------------------------
@@ -694,21 +713,33 @@ def build_recording(parsed: _Parsed, path: Path, *, participant: str | None, rul
     _validate(parsed, path)
     tables = _build_tables(parsed, trials, rules, path)
     fixations = fixation_table_from_events(
-        tables["fixation_events"], tables["trials"],
-        participant=participant if participant is not None else path.stem, session=path.name,
+        tables["fixation_events"],
+        tables["trials"],
+        participant=participant if participant is not None else path.stem,
+        session=path.name,
     )
     used = {
         "trial_start": markers[0].pattern if markers else None,
         "trial_end": markers[1].pattern if markers and markers[1] is not None else None,
-        "image": rules.image, "onset": rules.onset, "offset": rules.offset,
+        "image": rules.image,
+        "onset": rules.onset,
+        "offset": rules.offset,
     }
     recording = _with_metadata(path, parsed, tables, fixations, format, used)
     logger.info(
         "%s: %d fixations, %d saccades, %d blinks, %d messages, %d trials, %d recording blocks; "
         "eyes %s, %s Hz, display %s (%s), units %s",
-        path.name, len(fixations), len(tables["saccades"]), len(tables["blinks"]),
-        len(tables["messages"]), len(tables["trials"]), len(tables["blocks"]),
-        recording.eyes or "?", recording.sample_rate_hz, recording.display_px, recording.display_source,
+        path.name,
+        len(fixations),
+        len(tables["saccades"]),
+        len(tables["blinks"]),
+        len(tables["messages"]),
+        len(tables["trials"]),
+        len(tables["blocks"]),
+        recording.eyes or "?",
+        recording.sample_rate_hz,
+        recording.display_px,
+        recording.display_source,
         recording.units or "?",
     )
     return recording
@@ -717,7 +748,7 @@ def build_recording(parsed: _Parsed, path: Path, *, participant: str | None, rul
 def _choose_trial_markers(messages: list, rules: TrialRules, path: Path):
     """(start, end or None) compiled patterns, or None when no trial start message occurs."""
     if rules.trial_start is not None:
-        start_re = rules.compiled("trial_start")
+        start_re = rules.required("trial_start")
         if not any(start_re.search(text) for _, _, _, text in messages):
             logger.info("%s: no message matches the trial start %r", path.name, rules.trial_start)
             return None
@@ -727,9 +758,7 @@ def _choose_trial_markers(messages: list, rules: TrialRules, path: Path):
         if any(start_re.search(text) for _, _, _, text in messages):
             logger.info("%s: trials marked by %s messages", path.name, name)
             return start_re, re.compile(end)
-    logger.info(
-        "%s: no trial start messages (%s); all events are outside trials", path.name, ", ".join(TRIAL_MARKERS)
-    )
+    logger.info("%s: no trial start messages (%s); all events are outside trials", path.name, ", ".join(TRIAL_MARKERS))
     return None
 
 
@@ -777,7 +806,10 @@ def _segment_trials(messages: list, markers, n_lines: int, path: Path) -> list[d
 
 def _close_unended(trial: dict, end_line: int, why: str) -> str:
     trial["end_line"] = end_line
-    return f"trial {trial['trial']} (start message at line {trial['start_line']}) has no end message before {why} (line {end_line})"
+    return (
+        f"trial {trial['trial']} (start message at line {trial['start_line']}) has no end message "
+        f"before {why} (line {end_line})"
+    )
 
 
 def _validate(parsed: _Parsed, path: Path) -> None:
@@ -815,7 +847,8 @@ def _validate(parsed: _Parsed, path: Path) -> None:
 def _warn(message: str) -> None:
     logger.warning(message)
     # Attribute the warning to the reader's caller, however deep in the pipeline it arose.
-    frame, level = sys._getframe(1), 2
+    frame: FrameType | None = sys._getframe(1)
+    level = 2
     while frame is not None and frame.f_globals.get("__name__", "").startswith("analysis.readers."):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, EyeLinkDataWarning, stacklevel=level)
@@ -837,9 +870,7 @@ def _trial_of_lines(event_lines: np.ndarray, trials: pd.DataFrame) -> np.ndarray
 
 def _build_tables(parsed: _Parsed, trials: list[dict], rules: TrialRules, path: Path) -> dict:
     messages = pd.DataFrame(parsed.messages, columns=["line", "time_tracker_ms", "offset_ms", "text"])
-    messages = messages.astype(
-        {"line": "int64", "time_tracker_ms": "float64", "offset_ms": "int64", "text": "string"}
-    )
+    messages = messages.astype({"line": "int64", "time_tracker_ms": "float64", "offset_ms": "int64", "text": "string"})
     trial_table = _trial_table(trials, messages, rules, path)
     messages.insert(2, "trial", _trial_of_lines(messages["line"].to_numpy(), trial_table))
     messages = messages[["time_tracker_ms", "offset_ms", "trial", "text", "line"]]
@@ -847,13 +878,20 @@ def _build_tables(parsed: _Parsed, trials: list[dict], rules: TrialRules, path: 
     saccades = pd.DataFrame(
         parsed.saccades,
         columns=[
-            "line", "eye", "start_tracker_ms", "end_tracker_ms", "duration_ms",
-            "x_start_px", "y_start_px", "x_end_px", "y_end_px", "amplitude_deg", "peak_velocity_deg_s",
+            "line",
+            "eye",
+            "start_tracker_ms",
+            "end_tracker_ms",
+            "duration_ms",
+            "x_start_px",
+            "y_start_px",
+            "x_end_px",
+            "y_end_px",
+            "amplitude_deg",
+            "peak_velocity_deg_s",
         ],
     )
-    blinks = pd.DataFrame(
-        parsed.blinks, columns=["line", "eye", "start_tracker_ms", "end_tracker_ms", "duration_ms"]
-    )
+    blinks = pd.DataFrame(parsed.blinks, columns=["line", "eye", "start_tracker_ms", "end_tracker_ms", "duration_ms"])
     fixation_events = pd.DataFrame(
         parsed.fixations,
         columns=["line", "eye", "start_tracker_ms", "end_tracker_ms", "duration_ms", "x_px", "y_px", "pupil"],
@@ -866,8 +904,16 @@ def _build_tables(parsed: _Parsed, trials: list[dict], rules: TrialRules, path: 
     blocks = pd.DataFrame(
         parsed.blocks,
         columns=[
-            "start_tracker_ms", "end_tracker_ms", "eyes", "sample_rate_hz", "x_res_ppd", "y_res_ppd",
-            "tracking", "remote", "units", "start_line",
+            "start_tracker_ms",
+            "end_tracker_ms",
+            "eyes",
+            "sample_rate_hz",
+            "x_res_ppd",
+            "y_res_ppd",
+            "tracking",
+            "remote",
+            "units",
+            "start_line",
         ],
     )
     calibrations, validations = calibration_tables(messages)
@@ -875,9 +921,29 @@ def _build_tables(parsed: _Parsed, trials: list[dict], rules: TrialRules, path: 
     if samples is None and parsed.samples is not None:
         samples = _sample_table(parsed)
     return {
-        "messages": messages, "trials": trial_table, "blocks": blocks,
-        "calibrations": calibrations, "validations": validations, "samples": samples,
+        "messages": messages,
+        "trials": trial_table,
+        "blocks": blocks,
+        "calibrations": calibrations,
+        "validations": validations,
+        "samples": samples,
     } | events
+
+
+_TRIAL_COLUMNS = [
+    "trial",
+    "trial_id",
+    "start_tracker_ms",
+    "end_tracker_ms",
+    "onset_tracker_ms",
+    "offset_tracker_ms",
+    "stimulus_duration_ms",
+    "image",
+    "imgload",
+    "variables",
+    "start_line",
+    "end_line",
+]
 
 
 def _trial_table(trials: list[dict], messages: pd.DataFrame, rules: TrialRules, path: Path) -> pd.DataFrame:
@@ -885,62 +951,71 @@ def _trial_table(trials: list[dict], messages: pd.DataFrame, rules: TrialRules, 
     lines = messages["line"].to_numpy()
     texts = messages["text"].tolist()
     times = messages["time_tracker_ms"].to_numpy()
-    onset_re, offset_re, image_re = rules.compiled("onset"), rules.compiled("offset"), rules.compiled("image")
     labels = next((found.group(1).split() for text in texts if (found := _TRIAL_VAR_LABELS.match(text))), [])
     rows = []
     for trial in trials:
         first = np.searchsorted(lines, trial["start_line"], side="left")
         stop = np.searchsorted(lines, trial["end_line"], side="right")
-        onset = offset = math.nan
-        image = imgload = named = ""
-        variables: dict[str, str] = {}
-        for text, time in zip(texts[first:stop], times[first:stop]):
-            if math.isnan(onset) and onset_re.search(text):
-                onset = time
-            elif not math.isnan(onset) and math.isnan(offset) and offset_re.search(text):
-                offset = time
-            if image_re is not None and not named and (found := image_re.search(text)):
-                named = (found.group("image") or "").strip()
-            if found := _TRIAL_VARIABLE.match(text):
-                variables[found.group(1)] = found.group(2).strip()
-            elif found := _TRIAL_VAR_DATA.match(text):
-                # Experiment Builder's older form: values in the order of !V TRIAL_VAR_LABELS.
-                variables.update(zip(labels, found.group(1).split()))
-            if (found := _IMGLOAD.match(text)) and not imgload:
-                imgload = f"{found.group(1)} {found.group(3).strip()}".strip()
-                image = image_id_from_name(found.group(2))
-        image_variable = next((value for name, value in variables.items() if name.lower() == "image"), "")
-        if named:
-            image = image_id_from_name(named)
-        elif image_variable:
-            image = image_id_from_name(image_variable)
-        rows.append(
-            trial
-            | {
-                "onset_tracker_ms": onset,
-                "offset_tracker_ms": offset,
-                "stimulus_duration_ms": offset - onset,
-                "image": image,
-                "imgload": imgload,
-                "variables": variables,
-            }
-        )
-    columns = [
-        "trial", "trial_id", "start_tracker_ms", "end_tracker_ms", "onset_tracker_ms", "offset_tracker_ms",
-        "stimulus_duration_ms", "image", "imgload", "variables", "start_line", "end_line",
-    ]
-    table = pd.DataFrame(rows, columns=columns)
+        rows.append(trial | _trial_messages(texts[first:stop], times[first:stop], rules, labels))
+    table = pd.DataFrame(rows, columns=_TRIAL_COLUMNS)
     no_onset = table.loc[table["onset_tracker_ms"].isna(), "trial"].tolist()
     if no_onset:
         # Logged, not warned: whoever maps the trials to images may give the onsets another way.
         logger.info(
-            "%s: %d of %d trials have no image onset message matching %r (trials %s); their fixation "
-            "times are NaN", path.name, len(no_onset), len(table), rules.onset, no_onset[:10],
+            "%s: %d of %d trials have no image onset message matching %r (trials %s); their fixation times are NaN",
+            path.name,
+            len(no_onset),
+            len(table),
+            rules.onset,
+            no_onset[:10],
         )
     return table.astype(
-        {"trial": "int64", "trial_id": "string", "image": "string", "imgload": "string",
-         "start_line": "int64", "end_line": "int64"}
+        {
+            "trial": "int64",
+            "trial_id": "string",
+            "image": "string",
+            "imgload": "string",
+            "start_line": "int64",
+            "end_line": "int64",
+        }
     )
+
+
+def _trial_messages(texts: list[str], times: np.ndarray, rules: TrialRules, labels: list[str]) -> dict:
+    """Onset and offset (tracker ms), image, ``!V IMGLOAD`` and trial variables of one trial, from
+    its messages ``texts`` at ``times``; ``labels``: the recording's ``!V TRIAL_VAR_LABELS``."""
+    onset_re, offset_re, image_re = rules.required("onset"), rules.required("offset"), rules.compiled("image")
+    onset = offset = math.nan
+    image = imgload = named = ""
+    variables: dict[str, str] = {}
+    for text, time in zip(texts, times):
+        if math.isnan(onset) and onset_re.search(text):
+            onset = time
+        elif not math.isnan(onset) and math.isnan(offset) and offset_re.search(text):
+            offset = time
+        if image_re is not None and not named and (found := image_re.search(text)):
+            named = (found.group("image") or "").strip()
+        if found := _TRIAL_VARIABLE.match(text):
+            variables[found.group(1)] = found.group(2).strip()
+        elif found := _TRIAL_VAR_DATA.match(text):
+            # Experiment Builder's older form: values in the order of !V TRIAL_VAR_LABELS.
+            variables.update(zip(labels, found.group(1).split()))
+        if (found := _IMGLOAD.match(text)) and not imgload:
+            imgload = f"{found.group(1)} {found.group(3).strip()}".strip()
+            image = image_id_from_name(found.group(2))
+    image_variable = next((value for name, value in variables.items() if name.lower() == "image"), "")
+    if named:
+        image = image_id_from_name(named)
+    elif image_variable:
+        image = image_id_from_name(image_variable)
+    return {
+        "onset_tracker_ms": onset,
+        "offset_tracker_ms": offset,
+        "stimulus_duration_ms": offset - onset,
+        "image": image,
+        "imgload": imgload,
+        "variables": variables,
+    }
 
 
 def image_id_from_name(name: str) -> str:
@@ -1020,8 +1095,11 @@ def _display(parsed: _Parsed, path: Path) -> tuple[tuple[int, int] | None, str |
     if parsed.gaze_coords is not None:
         left, top, right, bottom = parsed.gaze_coords
         # SR Research writes the last pixel (1919), PyGaze the size (1920): screen sizes are even.
-        size = tuple(int(round(b - a)) + (int(round(b - a)) % 2) for a, b in ((left, right), (top, bottom)))
-        logger.info("%s: no DISPLAY_COORDS message; display size %s from GAZE_COORDS %s", path.name, size, parsed.gaze_coords)
+        width, height = (int(round(b - a)) + (int(round(b - a)) % 2) for a, b in ((left, right), (top, bottom)))
+        size = (width, height)
+        logger.info(
+            "%s: no DISPLAY_COORDS message; display size %s from GAZE_COORDS %s", path.name, size, parsed.gaze_coords
+        )
         return size, "GAZE_COORDS"
     logger.info("%s: neither DISPLAY_COORDS nor GAZE_COORDS; display size unknown", path.name)
     return None, None

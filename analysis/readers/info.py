@@ -91,6 +91,7 @@ def format_candidates_rows(rows: list[dict]) -> list[str]:
         for row in rows
     ]
 
+
 def recording_info(path, *, rules: TrialRules | None = None) -> dict:
     """Everything a user asks first about an EyeLink recording, as plain data (JSON-ready).
 
@@ -122,7 +123,6 @@ def recording_info(path, *, rules: TrialRules | None = None) -> dict:
         warnings.simplefilter("always", EyeLinkDataWarning)
         recording = read_recording(path, rules=rules)
     problems = [str(w.message) for w in caught if issubclass(w.category, EyeLinkDataWarning)]
-    trials = recording.trials
     blocks = recording.blocks
     eye_choice = None
     if recording.eyes or len(recording.fixation_events):
@@ -135,10 +135,7 @@ def recording_info(path, *, rules: TrialRules | None = None) -> dict:
         "header": recording.header,
         "eyes": [_EYE_NAMES[e] for e in recording.eyes],
         "sample_rate_hz": recording.sample_rate_hz,
-        "display": None if recording.display_px is None else {
-            "width_px": recording.display_px[0], "height_px": recording.display_px[1],
-            "source": recording.display_source,
-        },
+        "display": _display(recording),
         "units": recording.units or None,
         "resolution_ppd": None if recording.resolution_ppd is None else [round(v, 3) for v in recording.resolution_ppd],
         "tracking": recording.tracking or None,
@@ -146,19 +143,8 @@ def recording_info(path, *, rules: TrialRules | None = None) -> dict:
         "pupil": recording.pupil_measure or None,
         "recording_blocks": len(blocks),
         "recorded_s": round(float((blocks["end_tracker_ms"] - blocks["start_tracker_ms"]).sum()) / 1000, 3),
-        "counts": {
-            name: {_EYE_NAMES.get(e, e): int(n) for e, n in sorted(Counter(table["eye"]).items())}
-            for name, table in (("fixations", recording.fixation_events), ("saccades", recording.saccades),
-                                ("blinks", recording.blinks))
-        } | {"messages": len(recording.messages)},
-        "trials": {
-            "count": len(trials),
-            "rule": {key: recording.rules[key] for key in ("trial_start", "trial_end", "image", "onset", "offset")},
-            "with_image": int((trials["image"] != "").sum()),
-            "with_onset": int(trials["onset_tracker_ms"].notna().sum()),
-            "with_offset": int(trials["offset_tracker_ms"].notna().sum()),
-            "images": list(dict.fromkeys(image for image in trials["image"] if image))[:10],
-        },
+        "counts": _counts(recording),
+        "trials": _trials(recording),
         "calibrations": _records(recording.calibrations, ["time_tracker_ms", "eye", "points", "result", "aborted"]),
         "validations": _records(
             recording.validations,
@@ -170,6 +156,35 @@ def recording_info(path, *, rules: TrialRules | None = None) -> dict:
     }
     problems.extend(_problems(recording, info))
     return info
+
+
+def _display(recording: EyeLinkRecording) -> dict | None:
+    if recording.display_px is None:
+        return None
+    width_px, height_px = recording.display_px
+    return {"width_px": width_px, "height_px": height_px, "source": recording.display_source}
+
+
+def _counts(recording: EyeLinkRecording) -> dict:
+    """Events per kind and eye, and the number of messages."""
+    events = (("fixations", recording.fixation_events), ("saccades", recording.saccades), ("blinks", recording.blinks))
+    counts: dict = {
+        name: {_EYE_NAMES.get(e, e): int(n) for e, n in sorted(Counter(table["eye"]).items())} for name, table in events
+    }
+    return counts | {"messages": len(recording.messages)}
+
+
+def _trials(recording: EyeLinkRecording) -> dict:
+    """How many trials, by which rule, how many name an image and have an onset and offset."""
+    trials = recording.trials
+    return {
+        "count": len(trials),
+        "rule": {key: recording.rules[key] for key in ("trial_start", "trial_end", "image", "onset", "offset")},
+        "with_image": int((trials["image"] != "").sum()),
+        "with_onset": int(trials["onset_tracker_ms"].notna().sum()),
+        "with_offset": int(trials["offset_tracker_ms"].notna().sum()),
+        "images": list(dict.fromkeys(image for image in trials["image"] if image))[:10],
+    }
 
 
 def _records(table, columns: list[str]) -> list[dict]:
@@ -226,10 +241,13 @@ def format_info(info: dict) -> str:
         f"{info['recorded_s']:.1f} s in {info['recording_blocks']} blocks; tracking {info['tracking'] or '?'}"
         f"{', remote' if info['remote'] else ''}; pupil {info['pupil'] or '?'}",
         f"  display      {shown}; units {info['units'] or '?'}; resolution {info['resolution_ppd'] or '?'} px/deg",
-        "  counts       " + "; ".join(
+        "  counts       "
+        + "; ".join(
             f"{name} " + (", ".join(f"{eye} {n}" for eye, n in per_eye.items()) or "0")
-            for name, per_eye in info["counts"].items() if name != "messages"
-        ) + f"; messages {info['counts']['messages']}",
+            for name, per_eye in info["counts"].items()
+            if name != "messages"
+        )
+        + f"; messages {info['counts']['messages']}",
         f"  trials       {trials['count']} (start /{trials['rule']['trial_start'] or ''}/); with an image "
         f"{trials['with_image']}, with an onset {trials['with_onset']}, with an offset {trials['with_offset']}"
         + (f"; images {', '.join(trials['images'])}" if trials["images"] else ""),

@@ -34,24 +34,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.fixations import ImagePlacement, StudyFixations, add_image_coordinates, empty_fixation_table, fixation_table
+from analysis.fixations import (
+    ImagePlacement,
+    StudyFixations,
+    add_image_coordinates,
+    empty_fixation_table,
+    fixation_table,
+)
+from analysis.readers.calibration import last_validation
 from analysis.readers.eyelink import (
     RECORDING_SUFFIXES,
     EyeLinkDataWarning,
     EyeLinkFormatError,
     EyeLinkRecording,
     TrialRules,
-    image_id_from_name,
     fixation_table_from_events,
+    image_id_from_name,
     read_recording,
 )
 from analysis.readers.info import format_candidates
-from analysis.readers.calibration import last_validation
 from stimuli.geometry import DEFAULT_SCALE, DisplayGeometry
 
 __all__ = [
-    "MappingOptions", "MappingError", "EYE_CHOICES", "recording_paths", "read_recordings", "map_recording",
-    "choose_eye", "imgload_placement", "read_trials_table",
+    "MappingOptions",
+    "MappingError",
+    "EYE_CHOICES",
+    "recording_paths",
+    "read_recordings",
+    "map_recording",
+    "choose_eye",
+    "imgload_placement",
+    "read_trials_table",
 ]
 
 EYE_CHOICES = ("best", "left", "right", "both")
@@ -210,7 +223,8 @@ def map_recording(recording: EyeLinkRecording, image_sizes, options: MappingOpti
     if options.trials_table is not None:
         trials = _trials_from_table(recording, options.trials_table)
         fixations = fixation_table_from_events(
-            recording.fixation_events, trials,
+            recording.fixation_events,
+            trials,
             participant=recording.fixations["participant"].iloc[0] if len(fixations) else path.stem,
             session=path.name,
         )
@@ -304,11 +318,12 @@ def choose_eye(recording: EyeLinkRecording, choice: str = "best") -> tuple[str, 
         return recorded, "both: asked for" if choice == "both" else "the only eye recorded"
     last = {eye: last_validation(recording.validations, eye) for eye in "LR"}
     if last["L"] is None or last["R"] is None:
-        validated = [eye for eye, row in last.items() if row is not None]
+        validated = [(eye, row) for eye, row in last.items() if row is not None]
         if validated:
-            return validated[0], f"best: the only eye with a validation ({last[validated[0]]['avg_deg']:.2f}° mean error)"
+            eye, row = validated[0]
+            return eye, f"best: the only eye with a validation ({row['avg_deg']:.2f}° mean error)"
         return "R", "best: no validation to compare, so the right eye"
-    quality = {eye: (row["avg_deg"], row["max_deg"]) for eye, row in last.items()}
+    quality = {eye: (row["avg_deg"], row["max_deg"]) for eye, row in last.items() if row is not None}
     eye = "L" if quality["L"] < quality["R"] else "R"
     return eye, (
         f"best: last validation {quality[eye][0]:.2f}° mean / {quality[eye][1]:.2f}° max error against "
@@ -344,7 +359,8 @@ def _no_image_message(recording: EyeLinkRecording, trials: pd.DataFrame) -> str:
         )
     else:
         looked = (
-            f"no message matches {recording.rules['image']!r}" if recording.rules["image"]
+            f"no message matches {recording.rules['image']!r}"
+            if recording.rules["image"]
             else "no !V TRIAL_VAR image or !V IMGLOAD message"
         )
         what = (
@@ -358,7 +374,13 @@ def _no_image_message(recording: EyeLinkRecording, trials: pd.DataFrame) -> str:
     )
 
 
-_TABLE_COLUMNS = {"recording": "string", "trial": "string", "image": "string", "onset_ms": "float64", "offset_ms": "float64"}
+_TABLE_COLUMNS = {
+    "recording": "string",
+    "trial": "string",
+    "image": "string",
+    "onset_ms": "float64",
+    "offset_ms": "float64",
+}
 
 
 def read_trials_table(path) -> pd.DataFrame:
@@ -534,7 +556,9 @@ def _placements(recording: EyeLinkRecording, trials: pd.DataFrame, table: pd.Dat
                 "and trials without '!V IMGLOAD' are centred on it; pass it with --screen W H"
             )
         geometry = DisplayGeometry.fit(
-            *size, screen_width_px=screen[0], screen_height_px=screen[1],
+            *size,
+            screen_width_px=screen[0],
+            screen_height_px=screen[1],
             scale=options.scale if options.scale is not None else DEFAULT_SCALE,
         )
         placements[trial] = ImagePlacement.from_geometry(geometry)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -111,9 +112,7 @@ def _check_images(images: Sequence[str] | None) -> list[str] | None:
     if images is None:
         return None
     if isinstance(images, str):
-        raise TypeError(
-            f"images must be a sequence of image ids, e.g. [{images!r}]; got the string {images!r}"
-        )
+        raise TypeError(f"images must be a sequence of image ids, e.g. [{images!r}]; got the string {images!r}")
     wanted = list(images)
     bad = [image for image in wanted if not isinstance(image, str)]
     if bad:
@@ -136,21 +135,17 @@ def _load_struct(path: Path) -> np.ndarray:
         ) from error
     if "fixations" not in contents:
         found = sorted(key for key in contents if not key.startswith("__"))
-        raise ValueError(
-            f"{path} has no variable 'fixations' (found {found}); is it OSIE's eye/fixations.mat?"
-        )
+        raise ValueError(f"{path} has no variable 'fixations' (found {found}); is it OSIE's eye/fixations.mat?")
     return np.atleast_1d(contents["fixations"])
 
 
 def _image_id(entry, index: int, path: Path) -> str:
     if not hasattr(entry, "img") or not hasattr(entry, "subjects"):
-        raise ValueError(
-            f"{path}: fixations[{index}] lacks the fields 'img' and 'subjects' of the OSIE struct"
-        )
+        raise ValueError(f"{path}: fixations[{index}] lacks the fields 'img' and 'subjects' of the OSIE struct")
     return Path(str(entry.img)).stem
 
 
-def _build_table(selected: list[tuple[str, object]], path: Path) -> pd.DataFrame:
+def _build_table(selected: list[tuple[str, Any]], path: Path) -> pd.DataFrame:
     """Flatten (image, struct) pairs into the fixation table, converting coordinates once."""
     images, participants, xs, ys, durations = [], [], [], [], []
     for image, entry in selected:

@@ -62,8 +62,10 @@ def session_files(path) -> list[Path]:
         When there is none.
     """
     path = Path(path)
-    files = [path / SESSION_FIXATIONS_FILE] if (path / SESSION_FIXATIONS_FILE).is_file() else sorted(
-        path.glob(f"*/{SESSION_FIXATIONS_FILE}")
+    files = (
+        [path / SESSION_FIXATIONS_FILE]
+        if (path / SESSION_FIXATIONS_FILE).is_file()
+        else sorted(path.glob(f"*/{SESSION_FIXATIONS_FILE}"))
     )
     if not files:
         raise FileNotFoundError(

@@ -102,7 +102,11 @@ def read_session_fixations(path, image_sizes, *, source: str | None = None, opti
                 f"session {folder} has no transferred EDF (manifest.json segments and their <edf_name>.edf); "
                 "analyse its link record with --source link"
             )
-        logger.info("session %s: fixations from the %s", folder, "EDF " + ", ".join(p.name for p in edfs) if use == "edf" else "link record")
+        logger.info(
+            "session %s: fixations from the %s",
+            folder,
+            "EDF " + ", ".join(p.name for p in edfs) if use == "edf" else "link record",
+        )
         if use == "link":
             tables.append(link)
             study.files.append(fixations_csv)
@@ -137,7 +141,8 @@ def _session_edf_table(folder: Path, edfs: list[Path], link: pd.DataFrame, image
         summary["counts"]["dropped"]["aborted, skipped or repeated run"] += int((~keep).sum())
         summary["counts"]["mapped"] = int(keep.sum())
         index_of = dict(zip(trials["trial"], pd.to_numeric(trials["trial_id"], errors="coerce")))
-        table = fixation_table(table[keep].assign(session=session, trial=lambda t: t["trial"].map(index_of)))
+        # assign() calls the function at once, in this iteration
+        table = fixation_table(table[keep].assign(session=session, trial=lambda t: t["trial"].map(index_of)))  # noqa: B023
         tables.append(table)
         study.recordings.append(summary | {"source": "edf", "session": str(folder)})
         study.counts["read"] += summary["counts"]["read"]
@@ -148,9 +153,10 @@ def _session_edf_table(folder: Path, edfs: list[Path], link: pd.DataFrame, image
 
 def _counted_runs(trials: pd.DataFrame) -> np.ndarray:
     """Mask of the trial runs that count: not aborted or skipped, and the last run of each index."""
-    flagged = np.array([
-        variables.get("aborted") == "1" or variables.get("skipped") == "1" for variables in trials["variables"]
-    ], dtype=bool)
+    flagged = np.array(
+        [variables.get("aborted") == "1" or variables.get("skipped") == "1" for variables in trials["variables"]],
+        dtype=bool,
+    )
     return ~flagged & ~trials["trial_id"].duplicated(keep="last").to_numpy()
 
 
@@ -185,23 +191,40 @@ def source_agreement(link: pd.DataFrame, edf: pd.DataFrame, *, tolerance_ms: flo
         pairs = []
         for eye, edf_eye in edf_rows.groupby("eye"):
             candidates = link_rows[link_rows["eye"] == eye]
-            used = set()
+            used: set[int] = set()
             for fixation in edf_eye.itertuples():
                 gaps = (candidates["start_ms"] - fixation.start_ms).abs()
                 gaps = gaps[~gaps.index.isin(used) & (gaps <= tolerance_ms)]
                 if len(gaps):
                     match = candidates.loc[gaps.idxmin()]
                     used.add(gaps.idxmin())
-                    pairs.append((
-                        abs(match["start_ms"] - fixation.start_ms), abs(match["duration_ms"] - fixation.duration_ms),
-                        float(np.hypot(match["x_display_px"] - fixation.x_display_px,
-                                       match["y_display_px"] - fixation.y_display_px)),
-                    ))
+                    pairs.append(
+                        (
+                            abs(match["start_ms"] - fixation.start_ms),
+                            abs(match["duration_ms"] - fixation.duration_ms),
+                            float(
+                                np.hypot(
+                                    match["x_display_px"] - fixation.x_display_px,
+                                    match["y_display_px"] - fixation.y_display_px,
+                                )
+                            ),
+                        )
+                    )
         diffs = np.array(pairs, dtype=np.float64).reshape(-1, 3)
         worst = diffs.max(axis=0) if len(diffs) else np.full(3, np.nan)
-        rows.append(dict(zip(keys, key)) | {
-            "n_link": len(link_rows), "n_edf": len(edf_rows), "n_matched": len(pairs),
-            "max_start_diff_ms": worst[0], "max_duration_diff_ms": worst[1], "max_position_diff_px": worst[2],
-        })
-    return pd.DataFrame(rows, columns=keys + ["n_link", "n_edf", "n_matched", "max_start_diff_ms",
-                                              "max_duration_diff_ms", "max_position_diff_px"])
+        rows.append(
+            dict(zip(keys, key))
+            | {
+                "n_link": len(link_rows),
+                "n_edf": len(edf_rows),
+                "n_matched": len(pairs),
+                "max_start_diff_ms": worst[0],
+                "max_duration_diff_ms": worst[1],
+                "max_position_diff_px": worst[2],
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=keys
+        + ["n_link", "n_edf", "n_matched", "max_start_diff_ms", "max_duration_diff_ms", "max_position_diff_px"],
+    )

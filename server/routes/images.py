@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from server.render import map_png
+from server.sections import HistoryEntry, ImageList, ImageSummary
 
 router = APIRouter(prefix="/api/images", tags=["images"])
 
@@ -21,19 +22,22 @@ def _not_found(error: KeyError) -> HTTPException:
     return HTTPException(404, detail=str(error.args[0]) if error.args else "not found")
 
 
-@router.get("")
-def list_images(request: Request) -> dict:
+@router.get("", response_model=ImageList)
+def list_images(request: Request) -> ImageList:
     """Every stimulus with its pooled fixation and participant counts (the history browser), plus
     ``applied_seq`` and ``settled`` (:meth:`server.hub.LiveHub.progress`)."""
     hub = request.app.state.hub
     progress = hub.progress()  # first: "settled" then holds for the counts read after it
     counts = {row["image"]: row for row in hub.sections_since({})[0]["history"]["images"]}
-    return {"images": [counts.get(image, {"image": image, "n_fixations": 0, "n_participants": 0})
-                       for image in hub.stimuli.image_ids], **progress}
+    images = [
+        HistoryEntry.model_validate(counts.get(image, {"image": image, "n_fixations": 0, "n_participants": 0}))
+        for image in hub.stimuli.image_ids
+    ]
+    return ImageList(images=images, **progress)
 
 
-@router.get("/{image_id}")
-async def get_image(request: Request, image_id: str) -> dict:
+@router.get("/{image_id}", response_model=ImageSummary)
+async def get_image(request: Request, image_id: str) -> ImageSummary:
     """Heatmap parameters, fixation counts and every map's score under every metric."""
     try:
         return await run_in_threadpool(request.app.state.hub.image_summary, image_id)

@@ -2,18 +2,22 @@
 
 On connect the client gets a snapshot of every section; afterwards, whenever the hub changes,
 the sections newer than what this client was last sent — latest only, so a slow client skips
-intermediate states instead of queueing them.
+intermediate states instead of queueing them. Each message is a
+:class:`server.sections.LiveMessage`: its ``v`` is :data:`server.sections.SCHEMA_VERSION`, which
+the page checks before it reads anything.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
+from server.sections import SCHEMA_VERSION
 from server.security import websocket_allowed
 
 router = APIRouter(tags=["live"])
@@ -33,10 +37,8 @@ async def live_feed(websocket: WebSocket) -> None:
     wake = asyncio.Event()
 
     def notify() -> None:  # called from the hub's threads
-        try:
+        with contextlib.suppress(RuntimeError):  # the event loop may be closing
             loop.call_soon_threadsafe(wake.set)
-        except RuntimeError:  # the event loop is closing
-            pass
 
     unsubscribe = hub.subscribe(notify)
     hub.n_clients += 1
@@ -46,8 +48,14 @@ async def live_feed(websocket: WebSocket) -> None:
         while not closed.done():
             sections, versions = hub.sections_since(sent)
             if sections:
-                message = {"type": "update" if sent else "snapshot", "server_time_s": time.time(),
-                           "sections": sections}
+                # the sections are already JSON-ready: built here, not through LiveMessage, so
+                # they are not validated again for every client
+                message = {
+                    "type": "update" if sent else "snapshot",
+                    "v": SCHEMA_VERSION,
+                    "server_time_s": time.time(),
+                    "sections": sections,
+                }
                 await websocket.send_text(json.dumps(message, allow_nan=False))
                 sent = versions
             waiter = asyncio.ensure_future(wake.wait())

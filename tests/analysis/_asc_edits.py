@@ -16,6 +16,7 @@ def variant(source: Path, target: Path, edit) -> Path:
 def replace_lines(pattern: str, replacement):
     """An edit replacing every line that matches ``pattern`` (``replacement(line)`` or a string;
     an empty string deletes the line)."""
+
     def edit(lines):
         out = []
         for line in lines:
@@ -23,11 +24,13 @@ def replace_lines(pattern: str, replacement):
                 line = replacement(line) if callable(replacement) else replacement
             out.append(line)
         return out
+
     return edit
 
 
 def after_trialid(make_lines):
     """An edit inserting ``make_lines(trial_number, time)`` after each ``TRIALID`` message."""
+
     def edit(lines):
         out, n = [], 0
         for line in lines:
@@ -36,6 +39,7 @@ def after_trialid(make_lines):
                 out.extend(make_lines(n, line.split()[1]))
                 n += 1
         return out
+
     return edit
 
 
@@ -56,6 +60,8 @@ def custom_messages(lines):
 
 
 CUSTOM_RULES = dict(
-    trial_start=r"^BEGIN_SCENE (?P<trial>\d+)", image=r"scene=(?P<image>\S+)",
-    onset="Initial_display", offset="End_trial_display",
+    trial_start=r"^BEGIN_SCENE (?P<trial>\d+)",
+    image=r"scene=(?P<image>\S+)",
+    onset="Initial_display",
+    offset="End_trial_display",
 )

@@ -48,15 +48,39 @@ SPEECH_PEAK = 0.3
 CONDITIONS = ("quiet", "hum", "noise20", "noise10", "pink10", "clicks", "breath")
 #: (espeak-ng voice, words per minute, pitch 0–99): male, female and accented English voices
 VOICES = (
-    ("en-us", 160, 45), ("en-us+f3", 170, 60), ("en-gb", 150, 40), ("en-gb-scotland+m3", 165, 50),
-    ("en-029+f2", 155, 55), ("en-us+m7", 175, 35),
+    ("en-us", 160, 45),
+    ("en-us+f3", 170, 60),
+    ("en-gb", 150, 40),
+    ("en-gb-scotland+m3", 165, 50),
+    ("en-029+f2", 155, 55),
+    ("en-us+m7", 175, 35),
 )
 #: Words a participant says when naming VOC objects.
-WORDS = ("dog", "person", "chair", "sofa", "horse", "car", "bottle", "cat", "table", "train", "bird",
-         "sheep", "boat", "plant", "bus", "bicycle", "cow", "monitor", "plane", "motorbike")
+WORDS = (
+    "dog",
+    "person",
+    "chair",
+    "sofa",
+    "horse",
+    "car",
+    "bottle",
+    "cat",
+    "table",
+    "train",
+    "bird",
+    "sheep",
+    "boat",
+    "plant",
+    "bus",
+    "bicycle",
+    "cow",
+    "monitor",
+    "plane",
+    "motorbike",
+)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def synthesize(word: str, *, voice: str = "en-us", speed_wpm: int = 160, pitch: int = 50) -> np.ndarray:
     """One word spoken by espeak-ng, cut to its first and last non-zero sample.
 
@@ -68,11 +92,14 @@ def synthesize(word: str, *, voice: str = "en-us", speed_wpm: int = 160, pitch: 
     if ESPEAK is None:
         raise FileNotFoundError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
     with tempfile.NamedTemporaryFile(suffix=".wav") as handle:
-        subprocess.run([ESPEAK, "-v", voice, "-s", str(speed_wpm), "-p", str(pitch), "-w", handle.name, word],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [ESPEAK, "-v", voice, "-s", str(speed_wpm), "-p", str(pitch), "-w", handle.name, word],
+            check=True,
+            capture_output=True,
+        )
         samples, rate_hz = sf.read(handle.name, dtype="float64")
     voiced = np.flatnonzero(samples)
-    samples = samples[voiced[0]: voiced[-1] + 1]
+    samples = samples[voiced[0] : voiced[-1] + 1]
     if rate_hz != RATE_HZ:  # espeak-ng writes 22,050 Hz; its first sample stays sample 0
         samples = resample_poly(samples, RATE_HZ, rate_hz)
     return SPEECH_PEAK * samples / np.abs(samples).max()
@@ -91,8 +118,9 @@ class SpeechTrial:
     rate_hz: int = RATE_HZ
 
 
-def speech_trial(words, onsets_ms, *, condition: str = "quiet", voice=VOICES[0], duration_s: float = 5.0,
-                 seed: int = 0) -> SpeechTrial:
+def speech_trial(
+    words, onsets_ms, *, condition: str = "quiet", voice=VOICES[0], duration_s: float = 5.0, seed: int = 0
+) -> SpeechTrial:
     """``words`` starting at ``onsets_ms`` in ``condition`` (see the module docstring)."""
     rng = np.random.default_rng(seed)
     n = int(round(duration_s * RATE_HZ))
@@ -103,14 +131,15 @@ def speech_trial(words, onsets_ms, *, condition: str = "quiet", voice=VOICES[0],
         start = int(round(onset_ms * RATE_HZ / 1000))
         if start + spoken.size > n:
             raise ValueError(f"{word!r} at {onset_ms} ms does not fit a {duration_s} s trial")
-        speech[start: start + spoken.size] += spoken
-        busy[max(0, start - RATE_HZ // 4): start + spoken.size + RATE_HZ // 4] = True
+        speech[start : start + spoken.size] += spoken
+        busy[max(0, start - RATE_HZ // 4) : start + spoken.size + RATE_HZ // 4] = True
         offsets_ms.append((start + spoken.size) * 1000 / RATE_HZ)
         powers.append(np.mean(spoken[np.abs(spoken) > 1e-3 * SPEECH_PEAK] ** 2))
     speech_power = float(np.mean(powers)) if powers else np.mean(synthesize("dog") ** 2)
     mix = speech + _noise(condition, n, speech_power, busy, rng)
-    return SpeechTrial(mix.astype(np.float32), condition, list(words), list(map(float, onsets_ms)), offsets_ms,
-                       voice=voice[0])
+    return SpeechTrial(
+        mix.astype(np.float32), condition, list(words), list(map(float, onsets_ms)), offsets_ms, voice=voice[0]
+    )
 
 
 def _noise(condition: str, n: int, speech_power: float, busy: np.ndarray, rng) -> np.ndarray:
@@ -133,7 +162,7 @@ def _noise(condition: str, n: int, speech_power: float, busy: np.ndarray, rng) -
         out = dither.copy()
         width = RATE_HZ // 500
         for start in _free_starts(busy, width, 6, rng):
-            out[start: start + width] += 0.5 * rng.choice([-1, 1]) * np.hanning(width)
+            out[start : start + width] += 0.5 * rng.choice([-1, 1]) * np.hanning(width)
         return out
     if condition == "breath":
         out = dither.copy()
@@ -141,7 +170,7 @@ def _noise(condition: str, n: int, speech_power: float, busy: np.ndarray, rng) -
         for start in _free_starts(busy, RATE_HZ // 2, 3, rng):
             length = int(rng.uniform(0.3, 0.5) * RATE_HZ)
             burst = sosfilt(sos, rng.standard_normal(length)) * np.hanning(length)
-            out[start: start + length] += _at_snr(burst, speech_power, 12)
+            out[start : start + length] += _at_snr(burst, speech_power, 12)
         return out
     raise ValueError(f"condition must be one of {CONDITIONS}; got {condition!r}")
 
@@ -155,9 +184,9 @@ def _free_starts(busy: np.ndarray, length: int, count: int, rng) -> list[int]:
     starts, taken = [], busy.copy()
     for _ in range(200):
         start = int(rng.integers(0, busy.size - length))
-        if not taken[start: start + length].any():
+        if not taken[start : start + length].any():
             starts.append(start)
-            taken[max(0, start - length): start + 2 * length] = True
+            taken[max(0, start - length) : start + 2 * length] = True
             if len(starts) == count:
                 break
     return starts
@@ -181,12 +210,22 @@ def naming_trials(n_trials: int = 21, *, seed: int = 0, duration_s: float = 5.0)
             words.append(str(word))
             onsets.append(round(t_ms, 1))
             t_ms += length_ms + rng.uniform(350, 900)
-        trials.append(speech_trial(words, onsets, condition=CONDITIONS[index % len(CONDITIONS)], voice=voice,
-                                   duration_s=duration_s, seed=seed * 1000 + index))
+        trials.append(
+            speech_trial(
+                words,
+                onsets,
+                condition=CONDITIONS[index % len(CONDITIONS)],
+                voice=voice,
+                duration_s=duration_s,
+                seed=seed * 1000 + index,
+            )
+        )
     return trials
 
 
 def noise_only_trials(*, seed: int = 0, duration_s: float = 5.0) -> list[SpeechTrial]:
     """One trial of every condition without speech (``quiet`` is the silent trial)."""
-    return [speech_trial([], [], condition=condition, duration_s=duration_s, seed=seed * 1000 + 500 + i)
-            for i, condition in enumerate(CONDITIONS)]
+    return [
+        speech_trial([], [], condition=condition, duration_s=duration_s, seed=seed * 1000 + 500 + i)
+        for i, condition in enumerate(CONDITIONS)
+    ]

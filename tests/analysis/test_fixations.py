@@ -1,5 +1,7 @@
 """The tidy fixation table. Oracle: the schema of lookwhere.records and hand-computed coordinates."""
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,11 +11,22 @@ from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES, Fixation
 from stimuli.geometry import DisplayGeometry
 
 
-def _fixation(**overrides):
-    values = dict(
-        participant="P01", session="s", trial=0, image="img", eye="R", start_ms=10.0, end_ms=210.0,
-        duration_ms=200.0, x_display_px=960.0, y_display_px=540.0, x_image_px=np.nan,
-        y_image_px=np.nan, stimulus_duration_ms=5000.0, pupil=np.nan,
+def _fixation(**overrides: Any) -> Fixation:
+    values: dict[str, Any] = dict(
+        participant="P01",
+        session="s",
+        trial=0,
+        image="img",
+        eye="R",
+        start_ms=10.0,
+        end_ms=210.0,
+        duration_ms=200.0,
+        x_display_px=960.0,
+        y_display_px=540.0,
+        x_image_px=np.nan,
+        y_image_px=np.nan,
+        stimulus_duration_ms=5000.0,
+        pupil=np.nan,
     )
     values.update(overrides)
     return Fixation(**values)

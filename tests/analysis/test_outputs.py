@@ -26,8 +26,11 @@ def _snapshot(folder):
 def study(eyelink_dir, osie_stimuli, tmp_path):
     """A tagged real recording (trials show 1001, 1002, 1001, 1002; onset Target_display), its
     stimuli, and an earlier analysis in --out."""
-    recording = variant(eyelink_dir / "cili/mono500.asc", tmp_path / "mono500.asc", after_trialid(
-        lambda n, t: [f"MSG\t{t} !V TRIAL_VAR image {1001 + n % 2}\n"]))
+    recording = variant(
+        eyelink_dir / "cili/mono500.asc",
+        tmp_path / "mono500.asc",
+        after_trialid(lambda n, t: [f"MSG\t{t} !V TRIAL_VAR image {1001 + n % 2}\n"]),
+    )
     stimuli = tmp_path / "stimuli"
     stimuli.mkdir()
     for image_id in ("1001", "1002"):
@@ -36,8 +39,22 @@ def study(eyelink_dir, osie_stimuli, tmp_path):
     (out / "overlays").mkdir(parents=True)
     (out / "params.json").write_text('{"earlier": true}')
     (out / "overlays" / "0999.png").write_bytes(b"an overlay of an earlier run")
-    args = ["analyze", "--dataset", "eyelink", "--fixations", str(recording), "--stimuli", str(stimuli),
-            "--out", str(out), "--onset-message", "Target_display", "--bootstrap", "200", "--no-progress"]
+    args = [
+        "analyze",
+        "--dataset",
+        "eyelink",
+        "--fixations",
+        str(recording),
+        "--stimuli",
+        str(stimuli),
+        "--out",
+        str(out),
+        "--onset-message",
+        "Target_display",
+        "--bootstrap",
+        "200",
+        "--no-progress",
+    ]
     return {"recording": recording, "stimuli": stimuli, "out": out, "args": args, "before": _snapshot(out)}
 
 

@@ -16,15 +16,33 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.readers import EyeLinkDataWarning, EyeLinkFormatError, TrialRules, read_eyelink, read_eyelink_asc, read_osie
+from analysis.readers import (
+    EyeLinkDataWarning,
+    EyeLinkFormatError,
+    TrialRules,
+    read_eyelink,
+    read_eyelink_asc,
+    read_osie,
+)
 from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES
 
 ASC_FILES = [
-    "cili/bino1000.asc", "cili/bino250.asc", "cili/bino500.asc", "cili/binoRemote250.asc",
-    "cili/binoRemote500.asc", "cili/mono1000.asc", "cili/mono2000.asc", "cili/mono250.asc",
-    "cili/mono500.asc", "cili/monoRemote250.asc", "cili/monoRemote500.asc", "eyelinkparser/data1.asc",
-    "pymovements/eyelink_binocular_example.asc", "pymovements/eyelink_monocular_2khz_example.asc",
-    "pymovements/eyelink_monocular_example.asc", "pymovements/eyelink_monocular_no_dummy_example.asc",
+    "cili/bino1000.asc",
+    "cili/bino250.asc",
+    "cili/bino500.asc",
+    "cili/binoRemote250.asc",
+    "cili/binoRemote500.asc",
+    "cili/mono1000.asc",
+    "cili/mono2000.asc",
+    "cili/mono250.asc",
+    "cili/mono500.asc",
+    "cili/monoRemote250.asc",
+    "cili/monoRemote500.asc",
+    "eyelinkparser/data1.asc",
+    "pymovements/eyelink_binocular_example.asc",
+    "pymovements/eyelink_monocular_2khz_example.asc",
+    "pymovements/eyelink_monocular_example.asc",
+    "pymovements/eyelink_monocular_no_dummy_example.asc",
 ]
 
 
@@ -79,16 +97,31 @@ def test_every_file_gives_one_row_per_efix_line(recordings, eyelink_dir, name):
     ("name", "first", "last"),
     [
         # Hand-copied from the files: (eye, start, end, duration, x, y, pupil).
-        ("cili/mono1000.asc", ("R", 7709686, 7710087, 402, 505.0, 398.0, 1102),
-         ("R", 7719218, 7719282, 65, 806.1, 392.3, 982)),
-        ("cili/bino500.asc", ("L", 6185403, 6185567, 166, 503.3, 370.6, 937),
-         ("R", 6195701, 6195769, 70, 754.1, 392.6, 859)),
-        ("cili/binoRemote500.asc", ("L", 11961962, 11962226, 266, 133.0, 166.7, 293),
-         ("R", 12064740, 12064872, 134, 826.4, 531.8, 187)),
-        ("eyelinkparser/data1.asc", ("R", 1030731, 1031368, 638, 236.1, 381.9, 1531),
-         ("R", 1153176, 1155935, 2760, 491.4, 668.8, 831)),
-        ("pymovements/eyelink_monocular_2khz_example.asc", ("L", 2154563.0, 2154695.0, 132.5, 141.0, 132.2, 791),
-         ("L", 2339246.0, 2339290.0, 44.5, 638.5, 531.8, 618)),
+        (
+            "cili/mono1000.asc",
+            ("R", 7709686, 7710087, 402, 505.0, 398.0, 1102),
+            ("R", 7719218, 7719282, 65, 806.1, 392.3, 982),
+        ),
+        (
+            "cili/bino500.asc",
+            ("L", 6185403, 6185567, 166, 503.3, 370.6, 937),
+            ("R", 6195701, 6195769, 70, 754.1, 392.6, 859),
+        ),
+        (
+            "cili/binoRemote500.asc",
+            ("L", 11961962, 11962226, 266, 133.0, 166.7, 293),
+            ("R", 12064740, 12064872, 134, 826.4, 531.8, 187),
+        ),
+        (
+            "eyelinkparser/data1.asc",
+            ("R", 1030731, 1031368, 638, 236.1, 381.9, 1531),
+            ("R", 1153176, 1155935, 2760, 491.4, 668.8, 831),
+        ),
+        (
+            "pymovements/eyelink_monocular_2khz_example.asc",
+            ("L", 2154563.0, 2154695.0, 132.5, 141.0, 132.2, 791),
+            ("L", 2339246.0, 2339290.0, 44.5, 638.5, 531.8, 618),
+        ),
     ],
 )
 def test_first_and_last_fixation_values(recordings, name, first, last):
@@ -429,13 +462,24 @@ def test_read_session_finds_sessions_and_says_when_there_is_none(tmp_path):
     from analysis.readers import read_session
     from lookwhere.records import FIXATION_COLUMNS, SESSION_FIXATIONS_FILE
 
-    table = fixation_table({
-        "participant": ["P1", "P1"], "session": ["s", "s"], "trial": [0, 1], "image": ["a", "b"],
-        "eye": ["", "R"], "start_ms": [10.0, float("nan")], "end_ms": [200.0, float("nan")],
-        "duration_ms": [190.0, 50.0], "x_display_px": [1.0, 2.0], "y_display_px": [3.0, 4.0],
-        "x_image_px": [0.5, 1.0], "y_image_px": [1.5, 2.0], "stimulus_duration_ms": [5000.0, 5000.0],
-        "pupil": [float("nan"), 800.0],
-    })
+    table = fixation_table(
+        {
+            "participant": ["P1", "P1"],
+            "session": ["s", "s"],
+            "trial": [0, 1],
+            "image": ["a", "b"],
+            "eye": ["", "R"],
+            "start_ms": [10.0, float("nan")],
+            "end_ms": [200.0, float("nan")],
+            "duration_ms": [190.0, 50.0],
+            "x_display_px": [1.0, 2.0],
+            "y_display_px": [3.0, 4.0],
+            "x_image_px": [0.5, 1.0],
+            "y_image_px": [1.5, 2.0],
+            "stimulus_duration_ms": [5000.0, 5000.0],
+            "pupil": [float("nan"), 800.0],
+        }
+    )
     for participant in ("P1", "P2"):
         (tmp_path / participant).mkdir()
         table.to_csv(tmp_path / participant / SESSION_FIXATIONS_FILE, index=False, na_rep="nan")

@@ -58,7 +58,12 @@ def test_counts_and_metadata_equal_eyelinkio(pair):
     ours, edf = pair
     # The data README: 121 fixations, 120 saccades, 19 blinks, 48 messages.
     assert (len(ours.fixations), len(ours.saccades), len(ours.blinks), len(ours.messages)) == (121, 120, 19, 48)
-    assert [len(edf["discrete"][name]) for name in ("fixations", "saccades", "blinks", "messages")] == [121, 120, 19, 48]
+    assert [len(edf["discrete"][name]) for name in ("fixations", "saccades", "blinks", "messages")] == [
+        121,
+        120,
+        19,
+        48,
+    ]
     assert ours.format == "edf" and ours.eyes == "L" and edf["info"]["eye"] == "LEFT_EYE"
     assert ours.sample_rate_hz == edf["info"]["sfreq"] == 1000.0
     assert ours.display_px == tuple(edf["info"]["screen_coords"]) == (1920, 1080)
@@ -73,17 +78,23 @@ def test_fixations_saccades_and_blinks_equal_eyelinkio(pair):
     fixations = edf["discrete"]["fixations"]
     np.testing.assert_array_equal(ours.fixation_events["x_px"], fixations["axp"].astype(np.float32))
     np.testing.assert_array_equal(ours.fixation_events["y_px"], fixations["ayp"].astype(np.float32))
-    np.testing.assert_allclose(_events_ms(ours.fixation_events, first),
-                               np.column_stack([fixations["stime"], fixations["etime"]]) * 1000, atol=1e-6)
+    np.testing.assert_allclose(
+        _events_ms(ours.fixation_events, first),
+        np.column_stack([fixations["stime"], fixations["etime"]]) * 1000,
+        atol=1e-6,
+    )
     # edf2asc's duration: end - start + one sample (1 ms at 1000 Hz).
-    np.testing.assert_array_equal(ours.fixations["duration_ms"],
-                                  ours.fixation_events["end_tracker_ms"] - ours.fixation_events["start_tracker_ms"] + 1)
+    np.testing.assert_array_equal(
+        ours.fixations["duration_ms"],
+        ours.fixation_events["end_tracker_ms"] - ours.fixation_events["start_tracker_ms"] + 1,
+    )
     saccades = edf["discrete"]["saccades"]
     np.testing.assert_array_equal(ours.saccades["x_end_px"], saccades["exp"].astype(np.float32))
     np.testing.assert_array_equal(ours.saccades["peak_velocity_deg_s"], saccades["pv"].astype(np.float32))
     blinks = edf["discrete"]["blinks"]
-    np.testing.assert_allclose(_events_ms(ours.blinks, first),
-                               np.column_stack([blinks["stime"], blinks["etime"]]) * 1000, atol=1e-6)
+    np.testing.assert_allclose(
+        _events_ms(ours.blinks, first), np.column_stack([blinks["stime"], blinks["etime"]]) * 1000, atol=1e-6
+    )
     assert ours.fixation_events["pupil"].notna().all()  # eyelinkio drops the fixation pupil
 
 
@@ -103,7 +114,9 @@ def test_samples_on_request_equal_eyelinkio(pair, edf_path):
     assert ours.fixations.equals(pair[0].fixations)
 
 
-@pytest.mark.skipif(not (PACKAGED / "test_raw_binocular.edf").is_file(), reason="eyelinkio's packaged test data is absent")
+@pytest.mark.skipif(
+    not (PACKAGED / "test_raw_binocular.edf").is_file(), reason="eyelinkio's packaged test data is absent"
+)
 def test_a_binocular_edf_equals_eyelinkio_per_eye():
     path = PACKAGED / "test_raw_binocular.edf"
     ours, edf = _read(path), _oracle(path)
@@ -123,14 +136,17 @@ def test_suffix_in_any_letter_case_is_read_as_edf(edf_path, tmp_path, pair):
         recording = read_recording(copy)
     assert recording.format == "edf"
     assert recording.fixations.drop(columns=["participant", "session"]).equals(
-        pair[0].fixations.drop(columns=["participant", "session"]))
+        pair[0].fixations.drop(columns=["participant", "session"])
+    )
     assert set(recording.fixations["participant"]) == {"SUBJ01"}
 
 
 def test_damaged_edf_files_are_errors_naming_the_file(edf_path, tmp_path):
     cut = tmp_path / "cut.edf"
     cut.write_bytes(edf_path.read_bytes()[:100_000])
-    with pytest.raises(EyeLinkFormatError, match=r"cut\.edf: SR Research's EDF API cannot open it .*copy it from the tracker again"):
+    with pytest.raises(
+        EyeLinkFormatError, match=r"cut\.edf: SR Research's EDF API cannot open it .*copy it from the tracker again"
+    ):
         read_eyelink_edf(cut)
     # A forged header makes the EDF API crash (segmentation fault): only its child process dies.
     forged = tmp_path / "forged.edf"
@@ -152,8 +168,11 @@ def test_a_folder_of_edf_files_from_the_command_line(edf_path, eyelink_dir, osie
     for name in ("p01.edf", "P02.EDF"):
         shutil.copy(edf_path, folder / name)
     (folder / "forged.edf").write_bytes(b"SR_RESEARCH_1000FILE\n" + b"x" * 100)
-    variant(eyelink_dir / "cili/mono500.asc", folder / "broken.asc",
-            replace_lines(r"^EFIX L   7196724", "EFIX L   7196724\t3x\t400\n"))
+    variant(
+        eyelink_dir / "cili/mono500.asc",
+        folder / "broken.asc",
+        replace_lines(r"^EFIX L   7196724", "EFIX L   7196724\t3x\t400\n"),
+    )
     recording = _read(edf_path)
     rows = ["recording,trial,image,onset_ms,offset_ms"]
     for participant in ("p01", "P02"):
@@ -163,8 +182,24 @@ def test_a_folder_of_edf_files_from_the_command_line(edf_path, eyelink_dir, osie
     table = tmp_path / "trials.csv"
     table.write_text("\n".join(rows) + "\n")
     out = tmp_path / "out"
-    code = cli_main(["analyze", "--dataset", "eyelink", "--fixations", str(folder), "--stimuli", str(osie_stimuli),
-                     "--out", str(out), "--trials-table", str(table), "--bootstrap", "200", "--no-progress"])
+    code = cli_main(
+        [
+            "analyze",
+            "--dataset",
+            "eyelink",
+            "--fixations",
+            str(folder),
+            "--stimuli",
+            str(osie_stimuli),
+            "--out",
+            str(out),
+            "--trials-table",
+            str(table),
+            "--bootstrap",
+            "200",
+            "--no-progress",
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "left out: " in err and "forged.edf: SR Research's EDF API crashed" in err

@@ -30,9 +30,10 @@ def test_binocular_asc(eyelink_dir, capsys):
     assert info["counts"]["fixations"] == _count(path, "EFIX") == {"left": 12, "right": 12}
     assert info["counts"]["saccades"] == _count(path, "ESACC") and info["counts"]["blinks"] == {}
     # "!CAL VALIDATION HV13 LR LEFT  GOOD ERROR 0.35 avg. 0.48 max  OFFSET 0.18 deg. -6.4,-0.9 pix."
-    assert [(v["eye"], v["points"], v["result"], v["avg_deg"], v["max_deg"], v["offset_deg"], v["aborted"])
-            for v in info["validations"]] == [("left", "HV13", "GOOD", 0.35, 0.48, 0.18, False),
-                                              ("right", "HV13", "GOOD", 0.30, 0.91, 0.17, False)]
+    assert [
+        (v["eye"], v["points"], v["result"], v["avg_deg"], v["max_deg"], v["offset_deg"], v["aborted"])
+        for v in info["validations"]
+    ] == [("left", "HV13", "GOOD", 0.35, 0.48, 0.18, False), ("right", "HV13", "GOOD", 0.30, 0.91, 0.17, False)]
     assert [c["eye"] for c in info["calibrations"]] == ["left", "right"]
     assert info["eye_choice"]["best"] == ["right"]
     candidates = {c["message"]: c["count"] for c in info["trial_message_candidates"]}
@@ -44,8 +45,12 @@ def test_binocular_asc(eyelink_dir, capsys):
 def test_edf(eyelink_dir):
     info = recording_info(eyelink_dir / "eyelinkio/test_2_raw.edf")
     assert info["format"] == "edf" and info["eyes"] == ["left"]
-    assert info["counts"] == {"fixations": {"left": 121}, "saccades": {"left": 120}, "blinks": {"left": 19},
-                              "messages": 48}
+    assert info["counts"] == {
+        "fixations": {"left": 121},
+        "saccades": {"left": 120},
+        "blinks": {"left": 19},
+        "messages": 48,
+    }
     assert info["trials"]["count"] == 40 and info["validations"] == []
     assert "no validation result in the file: the data quality is unknown" in info["problems"]
     assert any("40 of 40 trials have no end message" in p for p in info["problems"])
@@ -56,13 +61,27 @@ def test_trial_options_can_be_tried(eyelink_dir, tmp_path, capsys):
     untried = recording_info(path)
     assert untried["trials"]["count"] == 0
     assert any("no trial start message was found: name it with --trial-start" in p for p in untried["problems"])
-    assert {"message": "BEGIN_SCENE", "count": 4, "example": "BEGIN_SCENE 0 scene=images/1001.jpg",
-            "first_line": 74} in untried["trial_message_candidates"]
-    options = [f"--{name}={CUSTOM_RULES[key]}" for name, key in (
-        ("trial-start", "trial_start"), ("image-message", "image"), ("onset-message", "onset"), ("offset-message", "offset"))]
+    assert {
+        "message": "BEGIN_SCENE",
+        "count": 4,
+        "example": "BEGIN_SCENE 0 scene=images/1001.jpg",
+        "first_line": 74,
+    } in untried["trial_message_candidates"]
+    options = [
+        f"--{name}={CUSTOM_RULES[key]}"
+        for name, key in (
+            ("trial-start", "trial_start"),
+            ("image-message", "image"),
+            ("onset-message", "onset"),
+            ("offset-message", "offset"),
+        )
+    ]
     assert cli_main(["recording", "info", str(path), *options]) == 0
     text = capsys.readouterr().out
-    assert "trials       4 (start /^BEGIN_SCENE (?P<trial>\\d+)/); with an image 4, with an onset 4, with an offset 4" in text
+    assert (
+        "trials       4 (start /^BEGIN_SCENE (?P<trial>\\d+)/); with an image 4, with an onset 4, with an offset 4"
+        in text
+    )
     assert "images 1001, 1002" in text
     assert recording_info(path, rules=TrialRules(**CUSTOM_RULES))["problems"] == []
 
@@ -76,8 +95,14 @@ def test_problems_name_what_to_do(eyelink_dir, tmp_path):
     info = recording_info(variant(eyelink_dir / "cili/mono500.asc", tmp_path / "poor.asc", edit))
     assert info["display"] is None and info["units"] == "HREF"
     assert info["validations"][-1] | {} == {
-        "time_tracker_ms": 7199247.0, "eye": "left", "points": "HV9", "result": "ABORTED", "avg_deg": None,
-        "max_deg": None, "offset_deg": None, "aborted": True,
+        "time_tracker_ms": 7199247.0,
+        "eye": "left",
+        "points": "HV9",
+        "result": "ABORTED",
+        "avg_deg": None,
+        "max_deg": None,
+        "offset_deg": None,
+        "aborted": True,
     }
     problems = " | ".join(info["problems"])
     assert "the screen size is unknown (no DISPLAY_COORDS or GAZE_COORDS message): pass --screen W H" in problems

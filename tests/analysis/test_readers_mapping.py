@@ -145,14 +145,34 @@ def test_custom_messages_from_the_command_line(eyelink_dir, osie_stimuli, tmp_pa
     for name in ("mono500", "mono1000"):
         variant(eyelink_dir / f"cili/{name}.asc", folder / f"{name}.asc", custom_messages)
     out = tmp_path / "out"
-    base = ["analyze", "--dataset", "eyelink", "--fixations", str(folder), "--stimuli", str(osie_stimuli),
-            "--out", str(out), "--bootstrap", "200", "--no-progress"]
+    base = [
+        "analyze",
+        "--dataset",
+        "eyelink",
+        "--fixations",
+        str(folder),
+        "--stimuli",
+        str(osie_stimuli),
+        "--out",
+        str(out),
+        "--bootstrap",
+        "200",
+        "--no-progress",
+    ]
     assert cli_main(base) == 2
     err = capsys.readouterr().err
     assert "no recording could be analysed" in err and "--trial-start REGEX" in err and "BEGIN_SCENE" in err
     assert not out.exists()
-    options = ["--trial-start", CUSTOM_RULES["trial_start"], "--image-message", CUSTOM_RULES["image"],
-               "--onset-message", CUSTOM_RULES["onset"], "--offset-message", CUSTOM_RULES["offset"]]
+    options = [
+        "--trial-start",
+        CUSTOM_RULES["trial_start"],
+        "--image-message",
+        CUSTOM_RULES["image"],
+        "--onset-message",
+        CUSTOM_RULES["onset"],
+        "--offset-message",
+        CUSTOM_RULES["offset"],
+    ]
     assert cli_main(base + options) == 0
     params = json.loads((out / "params.json").read_text())
     assert params["n_images"] == 2 and params["n_participants"] == 2
@@ -161,8 +181,21 @@ def test_custom_messages_from_the_command_line(eyelink_dir, osie_stimuli, tmp_pa
 
 
 def test_an_invalid_pattern_names_the_option(osie_stimuli, eyelink_dir, tmp_path, capsys):
-    code = cli_main(["analyze", "--dataset", "eyelink", "--fixations", str(eyelink_dir / "cili/mono500.asc"),
-                     "--stimuli", str(osie_stimuli), "--out", str(tmp_path / "o"), "--image-message", "scene=(\\S+)"])
+    code = cli_main(
+        [
+            "analyze",
+            "--dataset",
+            "eyelink",
+            "--fixations",
+            str(eyelink_dir / "cili/mono500.asc"),
+            "--stimuli",
+            str(osie_stimuli),
+            "--out",
+            str(tmp_path / "o"),
+            "--image-message",
+            "scene=(\\S+)",
+        ]
+    )
     assert code == 2
     assert "--image-message needs a named group 'image'" in capsys.readouterr().err
 
@@ -178,9 +211,12 @@ def _table(tmp_path, text: str):
 
 def test_trials_table_names_the_images_and_onsets(tagged, tmp_path):
     # mono500's trials are "TRIALID 0" … "TRIALID 3"; trial 0's onset is given (Target_display, 7197314).
-    table = _table(tmp_path, "recording,trial,image,onset_ms,offset_ms\n"
-                             "mono500.asc,0,stimuli/1002.jpg,7197314,\nmono500,1,1001,,\nmono500,2,1001,,\n"
-                             "other.asc,0,1001,,\n")
+    table = _table(
+        tmp_path,
+        "recording,trial,image,onset_ms,offset_ms\n"
+        "mono500.asc,0,stimuli/1002.jpg,7197314,\nmono500,1,1001,,\nmono500,2,1001,,\n"
+        "other.asc,0,1001,,\n",
+    )
     recording = _read(tagged["mono500"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -211,7 +247,9 @@ def test_trials_table_format_errors(tmp_path, text, message):
 def test_trials_table_mapping_errors_name_the_fix(tagged, custom, tmp_path):
     recording = _read(tagged["mono500"])
     options = MappingOptions(trials_table=_table(tmp_path, "recording,trial,image\nmono500,7,1001\n"))
-    with pytest.raises(MappingError, match=r"names trials \['7'\] that the recording does not have .*ids: \['0', '1', '2', '3'\]"):
+    with pytest.raises(
+        MappingError, match=r"names trials \['7'\] that the recording does not have .*ids: \['0', '1', '2', '3'\]"
+    ):
         map_recording(recording, SIZES, options)
     options = MappingOptions(trials_table=_table(tmp_path, "recording,trial,image\nbino500,0,1001\n"))
     with pytest.raises(MappingError, match=r"mono500\.asc: not in --trials-table .*\['bino500'\]"):

@@ -21,14 +21,27 @@ mne = pytest.importorskip("mne")
 # data, but got 7") and the no-dummy fixture ("couldn't find any samples"); on the excerpted
 # pymovements monocular fixtures it drops the fixation after the cut.
 MNE_READS = [
-    "cili/bino1000.asc", "cili/bino250.asc", "cili/bino500.asc", "cili/mono1000.asc", "cili/mono2000.asc",
-    "cili/mono250.asc", "cili/mono500.asc", "cili/monoRemote250.asc", "cili/monoRemote500.asc",
-    "eyelinkparser/data1.asc", "pymovements/eyelink_binocular_example.asc",
+    "cili/bino1000.asc",
+    "cili/bino250.asc",
+    "cili/bino500.asc",
+    "cili/mono1000.asc",
+    "cili/mono2000.asc",
+    "cili/mono250.asc",
+    "cili/mono500.asc",
+    "cili/monoRemote250.asc",
+    "cili/monoRemote500.asc",
+    "eyelinkparser/data1.asc",
+    "pymovements/eyelink_binocular_example.asc",
 ]
 # read_eyelink_calibration fails on the binocular cili files (it reads "MSG" as a number).
 MNE_CALIBRATIONS = [
-    "cili/mono1000.asc", "cili/mono2000.asc", "cili/mono250.asc", "cili/mono500.asc",
-    "cili/monoRemote250.asc", "cili/monoRemote500.asc", "eyelinkparser/data1.asc",
+    "cili/mono1000.asc",
+    "cili/mono2000.asc",
+    "cili/mono250.asc",
+    "cili/mono500.asc",
+    "cili/monoRemote250.asc",
+    "cili/monoRemote500.asc",
+    "eyelinkparser/data1.asc",
 ]
 
 

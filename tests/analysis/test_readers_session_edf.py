@@ -72,10 +72,24 @@ def link_record(asc_path) -> pd.DataFrame:
         trial, onset = TRIAL_IDS[block], run["onset"]
         for start, duration, x, y, pupil in run["events"]:
             x_image, y_image = geometry.display_to_image(x, y)
-            rows.append({"participant": "P01", "session": "uuid-1", "trial": int(trial), "image": IMAGES[trial],
-                         "eye": "L", "start_ms": start - onset, "end_ms": start - onset + duration,
-                         "duration_ms": duration, "x_display_px": x, "y_display_px": y, "x_image_px": float(x_image),
-                         "y_image_px": float(y_image), "stimulus_duration_ms": run["offset"] - onset, "pupil": pupil})
+            rows.append(
+                {
+                    "participant": "P01",
+                    "session": "uuid-1",
+                    "trial": int(trial),
+                    "image": IMAGES[trial],
+                    "eye": "L",
+                    "start_ms": start - onset,
+                    "end_ms": start - onset + duration,
+                    "duration_ms": duration,
+                    "x_display_px": x,
+                    "y_display_px": y,
+                    "x_image_px": float(x_image),
+                    "y_image_px": float(y_image),
+                    "stimulus_duration_ms": run["offset"] - onset,
+                    "pupil": pupil,
+                }
+            )
     return fixation_table(pd.DataFrame(rows))
 
 
@@ -99,12 +113,14 @@ def test_the_tracker_file_equals_the_link_record(sessions):
     assert study.recordings[0]["source"] == "edf"
     # The aborted run's 4 fixations are dropped; the EDF still has the one the link lost.
     assert study.counts["dropped"]["aborted, skipped or repeated run"] == 4
-    pd.testing.assert_frame_equal(edf.drop(columns=["x_image_px", "y_image_px"]),
-                                  link.drop(columns=["x_image_px", "y_image_px"]))
+    pd.testing.assert_frame_equal(
+        edf.drop(columns=["x_image_px", "y_image_px"]), link.drop(columns=["x_image_px", "y_image_px"])
+    )
     np.testing.assert_allclose(edf[["x_image_px", "y_image_px"]], link[["x_image_px", "y_image_px"]], atol=1e-9)
     agreement = study.agreement.set_index("trial")
     assert agreement[["n_link", "n_edf", "n_matched"]].to_dict("index") == {
-        0: {"n_link": 3, "n_edf": 4, "n_matched": 3}, 1: {"n_link": 2, "n_edf": 2, "n_matched": 2},
+        0: {"n_link": 3, "n_edf": 4, "n_matched": 3},
+        1: {"n_link": 2, "n_edf": 2, "n_matched": 2},
         2: {"n_link": 2, "n_edf": 2, "n_matched": 2},
     }
     assert (agreement[["max_start_diff_ms", "max_position_diff_px"]] == 0).all().all()
@@ -133,8 +149,25 @@ def test_a_session_edf_is_found_through_the_manifest(eyelink_dir, tmp_path):
 def test_analyze_a_session_from_its_edf(sessions, osie_stimuli, tmp_path):
     folder, _ = sessions
     out = tmp_path / "out"
-    assert cli_main(["analyze", "--dataset", "session", "--fixations", str(folder), "--stimuli", str(osie_stimuli),
-                     "--out", str(out), "--bootstrap", "200", "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "analyze",
+                "--dataset",
+                "session",
+                "--fixations",
+                str(folder),
+                "--stimuli",
+                str(osie_stimuli),
+                "--out",
+                str(out),
+                "--bootstrap",
+                "200",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     agreement = pd.read_csv(out / "source_agreement.csv")
     assert agreement["n_matched"].tolist() == [3, 2, 2]
     params = json.loads((out / "params.json").read_text())

@@ -46,8 +46,11 @@ def mono500(eyelink_dir):
 
 
 def test_display_coords_with_an_equals_sign(eyelink_dir, tmp_path, mono500):
-    path = variant(eyelink_dir / MONO500, tmp_path / "equals.asc", replace_lines(
-        r"DISPLAY_COORDS", "MSG\t4818632 DISPLAY_COORDS = 0 0 1919 1079\n"))
+    path = variant(
+        eyelink_dir / MONO500,
+        tmp_path / "equals.asc",
+        replace_lines(r"DISPLAY_COORDS", "MSG\t4818632 DISPLAY_COORDS = 0 0 1919 1079\n"),
+    )
     recording, caught = read_quietly(path)
     assert (recording.display_px, recording.display_source) == ((1920, 1080), "DISPLAY_COORDS")
     assert_same_fixations(recording.fixations, mono500.fixations)
@@ -55,8 +58,11 @@ def test_display_coords_with_an_equals_sign(eyelink_dir, tmp_path, mono500):
 
 
 def test_malformed_display_coords_is_a_warning_naming_the_line(eyelink_dir, tmp_path):
-    path = variant(eyelink_dir / MONO500, tmp_path / "bad_coords.asc", replace_lines(
-        r"DISPLAY_COORDS", "MSG\t6382611 DISPLAY_COORDS left top right bottom\n"))
+    path = variant(
+        eyelink_dir / MONO500,
+        tmp_path / "bad_coords.asc",
+        replace_lines(r"DISPLAY_COORDS", "MSG\t6382611 DISPLAY_COORDS left top right bottom\n"),
+    )
     recording, caught = read_quietly(path)
     assert any(re.search(r"bad_coords\.asc, line 14: DISPLAY_COORDS needs four numbers", m) for m in caught)
     # GAZE_COORDS 0.00 0.00 1023.00 767.00 (line 77) is the fallback.
@@ -65,9 +71,11 @@ def test_malformed_display_coords_is_a_warning_naming_the_line(eyelink_dir, tmp_
 
 @pytest.mark.parametrize(
     ("gaze_coords", "display_px"),
-    [("0.00 0.00 1023.00 767.00", (1024, 768)),  # SR Research: the last pixel
-     ("0.00 0.00 1024.00 768.00", (1024, 768)),  # PyGaze: the size (eyelinkparser/data1.asc)
-     ("= 0 0 1919 1079", (1920, 1080))],
+    [
+        ("0.00 0.00 1023.00 767.00", (1024, 768)),  # SR Research: the last pixel
+        ("0.00 0.00 1024.00 768.00", (1024, 768)),  # PyGaze: the size (eyelinkparser/data1.asc)
+        ("= 0 0 1919 1079", (1920, 1080)),
+    ],
 )
 def test_gaze_coords_is_the_display_fallback(eyelink_dir, tmp_path, gaze_coords, display_px):
     def edit(lines):
@@ -108,8 +116,11 @@ def test_experiment_builder_trial_variables(eyelink_dir, tmp_path):
 
 
 def test_trial_var_with_an_equals_sign_and_a_windows_path(eyelink_dir, tmp_path):
-    path = variant(eyelink_dir / MONO500, tmp_path / "var.asc", after_trialid(
-        lambda n, t: [f"MSG\t{t} !V TRIAL_VAR image = stimuli\\{1001 + n}.jpg\n"]))
+    path = variant(
+        eyelink_dir / MONO500,
+        tmp_path / "var.asc",
+        after_trialid(lambda n, t: [f"MSG\t{t} !V TRIAL_VAR image = stimuli\\{1001 + n}.jpg\n"]),
+    )
     assert read_quietly(path)[0].trials["image"].tolist() == ["1001", "1002", "1003", "1004"]
 
 
@@ -129,7 +140,9 @@ def test_href_units_are_recorded_per_block_and_refused_for_heatmaps(eyelink_dir,
     # RES of the GAZE blocks only (END lines 654, 1613, 2080): x 35.24, 35.19, 35.19.
     assert recording.resolution_ppd == pytest.approx(((35.24 + 35.19 + 35.19) / 3, (35.17 + 35.15 + 35.14) / 3))
     assert mono500.units == "GAZE"
-    with pytest.raises(MappingError, match=r"href\.asc: events recorded in HREF units .*lines \[675\].*not screen pixels"):
+    with pytest.raises(
+        MappingError, match=r"href\.asc: events recorded in HREF units .*lines \[675\].*not screen pixels"
+    ):
         map_recording(recording, {"1001": (800, 600)})
 
 
@@ -137,8 +150,11 @@ def test_href_units_are_recorded_per_block_and_refused_for_heatmaps(eyelink_dir,
 
 
 def _tagged(eyelink_dir, tmp_path, imgload: str, name="placed.asc"):
-    return variant(eyelink_dir / MONO500, tmp_path / name, after_trialid(
-        lambda n, t: [f"MSG\t{t} !V IMGLOAD {imgload.format(file='images/1001.jpg')}\n"]))
+    return variant(
+        eyelink_dir / MONO500,
+        tmp_path / name,
+        after_trialid(lambda n, t: [f"MSG\t{t} !V IMGLOAD {imgload.format(file='images/1001.jpg')}\n"]),
+    )
 
 
 def test_imgload_top_left_is_honoured(eyelink_dir, tmp_path):
@@ -167,8 +183,12 @@ def test_imgload_center_with_and_without_size(eyelink_dir, tmp_path):
 
 def test_imgload_placement_forms():
     assert imgload_placement("FILL", (800, 600), screen_px=(1600, 1200), scale=None).to_dict() == {
-        "image_width_px": 800, "image_height_px": 600, "left_px": 0.0, "top_px": 0.0,
-        "display_width_px": 1600.0, "display_height_px": 1200.0,
+        "image_width_px": 800,
+        "image_height_px": 600,
+        "left_px": 0.0,
+        "top_px": 0.0,
+        "display_width_px": 1600.0,
+        "display_height_px": 1200.0,
     }
     with pytest.raises(ValueError, match="FILL.*screen, whose size is unknown"):
         imgload_placement("FILL", (800, 600), screen_px=None, scale=None)
@@ -177,8 +197,11 @@ def test_imgload_placement_forms():
 
 
 def test_without_imgload_the_image_is_centred_at_the_fitted_scale(eyelink_dir, tmp_path):
-    path = variant(eyelink_dir / MONO500, tmp_path / "var.asc", after_trialid(
-        lambda n, t: [f"MSG\t{t} !V TRIAL_VAR image 1001.jpg\n"]))
+    path = variant(
+        eyelink_dir / MONO500,
+        tmp_path / "var.asc",
+        after_trialid(lambda n, t: [f"MSG\t{t} !V TRIAL_VAR image 1001.jpg\n"]),
+    )
     table, summary = map_recording(read_quietly(path)[0], {"1001": (800, 600)})
     # 800×600 ×2 does not fit 1024×768: ×1.28, filling the screen (the x 218.8 → 170.9).
     np.testing.assert_allclose(table["x_image_px"], table["x_display_px"] / 1.28)
@@ -198,6 +221,9 @@ def test_unknown_screen_names_the_option(eyelink_dir, tmp_path):
 
 
 def test_no_image_names_the_options(mono500):
-    with pytest.raises(MappingError, match=r"mono500\.asc: no fixation can be tied to an image: none of its 4 "
-                                           r"trials names an image.*--image-message.*--trials-table"):
+    with pytest.raises(
+        MappingError,
+        match=r"mono500\.asc: no fixation can be tied to an image: none of its 4 "
+        r"trials names an image.*--image-message.*--trials-table",
+    ):
         map_recording(mono500, {"1001": (800, 600)})

@@ -17,17 +17,15 @@ from psychopy import visual
 from experiment.calibration import CalibrationGraphics
 
 window = visual.Window(size=(1920, 1080), units="pix", color="black", fullscr=False, allowGUI=False)
-pressed = [
-    [("space", {}), ("escape", {}), ("c", {"shift": True}), ("f1", {"alt": True}), ("kp_9", {})]
-]
-idle_calls = []
+pressed = [[("space", {}), ("escape", {}), ("c", {"shift": True}), ("f1", {"alt": True}), ("kp_9", {})]]
+idle_calls: list[int] = []
 graphics = CalibrationGraphics(
     pylink.EyeLink(None),
     window,
     keys=lambda: pressed.pop() if pressed else [],
     idle=lambda: idle_calls.append(len(pressed)),
 )
-observed = {}
+observed: dict[str, object] = {}
 graphics.setup_cal_display()
 graphics.draw_cal_target(100, 200)
 observed["target_pos"] = [float(v) for v in graphics.target.pos]

@@ -14,10 +14,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from experiment.config import SessionConfig
+from experiment.operator_screens import QuitRequested
 from experiment.records import SessionRecords
-from experiment.task import QuitRequested, Session
+from experiment.task import Session
+from lookwhere.protocol import Record
 
 
 class Scripted:
@@ -34,6 +37,7 @@ class Scripted:
         self.session: Session | None = None
 
     def __call__(self) -> list[str]:
+        assert self.session is not None  # set before the session runs
         if self.steps and self.steps[0][0] == self.session.screen:
             return list(self.steps.pop(0)[1])
         return []
@@ -48,10 +52,11 @@ class WaitingLog:
         self.session: Session | None = None
         self.seen: set[tuple] = set()
 
-    def send(self, record: dict) -> None:
+    def send(self, record: Record) -> None:
         pass
 
     def service(self, *, waiting: str | None = None) -> None:
+        assert self.session is not None  # set before the session runs
         self.seen.add((self.session.screen, waiting))
 
     def flush(self) -> None:
@@ -70,10 +75,10 @@ def run(config: SessionConfig, keys: Scripted, *, resume: bool = False) -> None:
         session.run()
 
 
-DISCARD = ("drift", [])
+DISCARD: tuple[str, list[str]] = ("drift", [])
 SPACE = ("drift", ["space"])
-observed = {}
-base = dict(
+observed: dict[str, object] = {}
+base: dict[str, Any] = dict(
     stimuli=Path(sys.argv[1]),
     out=Path(sys.argv[2]),
     tracker="simulated",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from experiment.config import SessionConfig
@@ -16,7 +17,7 @@ from lookwhere import protocol
 
 
 class CheckingSink:
-    """Builds and encodes (validates) the protocol record of every dict it receives."""
+    """Stamps and encodes (validates) every record it receives, as the stream's sender does."""
 
     wants_gaze = True  # every frame's gaze record is validated too
 
@@ -25,13 +26,9 @@ class CheckingSink:
         self.kinds: list[str] = []
         self.calls = {"service": 0, "flush": 0, "close": 0}
 
-    def send(self, record: dict) -> None:
-        fields = dict(record)
-        kind = fields.pop("kind")
-        protocol.encode(
-            protocol.RECORD_TYPES[kind](session=self.session, seq=len(self.kinds) + 1, **fields)
-        )
-        self.kinds.append(kind)
+    def send(self, record: protocol.Record) -> None:
+        protocol.encode(replace(record, session=self.session, seq=len(self.kinds) + 1))
+        self.kinds.append(record.kind)
 
     def service(self, *, waiting: str | None = None) -> None:
         self.calls["service"] += 1

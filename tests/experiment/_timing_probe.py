@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from experiment.config import SessionConfig
@@ -28,18 +29,16 @@ class StallingSink:
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         self.session: Session | None = None
-        self.records: list[dict] = []
+        self.records: list[dict] = []  # the wire maps sent
         self.image_frames = 0
 
-    def send(self, record: dict) -> None:
-        fields = dict(record)
-        kind = fields.pop("kind")
-        protocol.encode(
-            protocol.RECORD_TYPES[kind](session=self.session_id, seq=len(self.records) + 1, **fields)
-        )
-        self.records.append(record)
+    def send(self, record: protocol.Record) -> None:
+        stamped = replace(record, session=self.session_id, seq=len(self.records) + 1)
+        protocol.encode(stamped)
+        self.records.append(protocol.record_map(stamped))
 
     def service(self, *, waiting: str | None = None) -> None:
+        assert self.session is not None  # set before the session runs
         if self.session.screen == "image" and waiting is None:
             self.image_frames += 1
             if self.image_frames == 3:
@@ -79,8 +78,7 @@ print(
             "session_end": next(r for r in sink.records if r["kind"] == "session_end"),
             "refresh": manifest["segments"][0]["refresh"],
             "manifest_frame_timing": {
-                key: manifest[key]
-                for key in ("frame_timing", "dropped_frames", "dropped_frames_note", "overruns")
+                key: manifest[key] for key in ("frame_timing", "dropped_frames", "dropped_frames_note", "overruns")
             },
         }
     )

@@ -123,9 +123,9 @@ def four_images(tmp_path_factory) -> Path:
 
 
 def run_session(env: dict, *arguments: str, timeout_s: float = 90) -> subprocess.CompletedProcess:
-    """Run ``python -m experiment`` with ``arguments``; return the finished process."""
+    """Run ``lookwhere run`` with ``arguments``; return the finished process."""
     return subprocess.run(
-        [sys.executable, "-m", "experiment", "-v", *arguments],
+        [sys.executable, "-m", "lookwhere", "-v", "run", *arguments],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -135,9 +135,9 @@ def run_session(env: dict, *arguments: str, timeout_s: float = 90) -> subprocess
 
 
 def start_session(env: dict, *arguments: str) -> subprocess.Popen:
-    """Start ``python -m experiment`` with ``arguments`` in the background."""
+    """Start ``lookwhere run`` with ``arguments`` in the background."""
     return subprocess.Popen(
-        [sys.executable, "-m", "experiment", "-v", *arguments],
+        [sys.executable, "-m", "lookwhere", "-v", "run", *arguments],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pylink
 
 from tests.experiment.conftest import run_probe

@@ -42,8 +42,21 @@ REPO = Path(__file__).resolve().parents[2]
 N_IMAGES = 16
 DURATION_MS = 800
 DRIFT_MS = 200
-RUN = ("--tracker", "simulated", "--duration-ms", str(DURATION_MS), "--auto-accept-drift-ms", str(DRIFT_MS),
-       "--windowed", "--no-mic", "--screen", "1024", "768", "--seed", "3")
+RUN = (
+    "--tracker",
+    "simulated",
+    "--duration-ms",
+    str(DURATION_MS),
+    "--auto-accept-drift-ms",
+    str(DRIFT_MS),
+    "--windowed",
+    "--no-mic",
+    "--screen",
+    "1024",
+    "768",
+    "--seed",
+    "3",
+)
 SERVE = ("--http-port", "0", "--seed", "7")
 RANDOM_METRICS = {"auc_judd", "auc_borji", "auc_shuffled"}
 # 20 kills: 7 during the image and 7 during drift correction (the interrupted trial runs again,
@@ -62,15 +75,27 @@ def lab(osie_stimuli, tmp_path_factory) -> dict:
         (stimuli / path.name).symlink_to(path)
     rng = np.random.default_rng(17)
     rows, columns = np.mgrid[0:16, 0:16]
-    writer = MapStoreWriter(folder / "maps", {"map_names": ["cam_a", "cam_b"], "model": {"architecture": "test"},
-                                              "weights": {"label": "untrained", "untrained": True, "seed": 17},
-                                              "input": {"size": [16, 16]}, "parameters": {}})
+    writer = MapStoreWriter(
+        folder / "maps",
+        {
+            "map_names": ["cam_a", "cam_b"],
+            "model": {"architecture": "test"},
+            "weights": {"label": "untrained", "untrained": True, "seed": 17},
+            "input": {"size": [16, 16]},
+            "parameters": {},
+        },
+    )
     stimulus_set = StimulusSet(stimuli)
     for image in stimulus_set.image_ids:
         centres = rng.uniform(3, 13, size=(2, 2))
-        writer.write_image(image, {name: np.exp(-((rows - r) ** 2 + (columns - c) ** 2) / 18.0)
-                                   for name, (r, c) in zip(("cam_a", "cam_b"), centres)},
-                           record={"original_shape": list(stimulus_set.shape(image))})
+        writer.write_image(
+            image,
+            {
+                name: np.exp(-((rows - r) ** 2 + (columns - c) ** 2) / 18.0)
+                for name, (r, c) in zip(("cam_a", "cam_b"), centres)
+            },
+            record={"original_shape": list(stimulus_set.shape(image))},
+        )
     return {"stimuli": stimuli, "maps": folder / "maps"}
 
 
@@ -101,9 +126,28 @@ def _start_run(lab: dict, out: Path, participant: str, endpoint: str, log: Path,
     """``lookwhere run`` in the background; its output to ``log`` (a pipe nobody reads would fill)."""
     with open(log, "a") as file:
         return subprocess.Popen(
-            [sys.executable, "-m", "lookwhere", "-v", "run", "--participant", participant, "--stimuli",
-             str(lab["stimuli"]), "--out", str(out), "--server", endpoint, *RUN, *extra],
-            cwd=REPO, env=lab["env"], stdout=file, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "lookwhere",
+                "-v",
+                "run",
+                "--participant",
+                participant,
+                "--stimuli",
+                str(lab["stimuli"]),
+                "--out",
+                str(out),
+                "--server",
+                endpoint,
+                *RUN,
+                *extra,
+            ],
+            cwd=REPO,
+            env=lab["env"],
+            stdout=file,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _wait_for(tail: _Tail, kind: str, process: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
@@ -136,8 +180,11 @@ def _live_scores(url: str, images: list[str]) -> pd.DataFrame:
     rows = []
     for image in images:
         summary = httpx.get(f"{url}api/images/{image}", timeout=30).raise_for_status().json()
-        rows += [{"image": image, "map": name, "metric": metric, "value": np.nan if value is None else value}
-                 for name, values in summary["scores"].items() for metric, value in values.items()]
+        rows += [
+            {"image": image, "map": name, "metric": metric, "value": np.nan if value is None else value}
+            for name, values in summary["scores"].items()
+            for metric, value in values.items()
+        ]
     return pd.DataFrame(rows)
 
 
@@ -154,19 +201,34 @@ def _check(folder: Path, data: Path, live: pd.DataFrame, health: dict, lab: dict
     assert health["receiver"]["conflicts"] == 0 and not (data / "stream" / CONFLICTS_FOLDER).exists()
     assert health["ignored"] == {}  # every fixation had its trial, none came before its session
     for log in folder.parent.parent.glob("run*.log"):  # no false alarm from the stream
-        warnings = [line for line in log.read_text().splitlines()
-                    if "WARNING experiment.sender" in line or "no analysis server answered" in line]
+        warnings = [
+            line
+            for line in log.read_text().splitlines()
+            if "WARNING experiment.sender" in line or "no analysis server answered" in line
+        ]
         assert warnings == [], log
 
-    offline = run_analysis(AnalysisConfig(dataset="session", fixations=folder.parent, stimuli=lab["stimuli"],
-                                          maps=lab["maps"], out=out, seed=7, bootstrap_resamples=100, n_overlays=0),
-                           progress=False).scores
-    merged = offline.merge(live, on=["image", "map", "metric"], how="outer", suffixes=("_offline", "_live"),
-                           indicator=True)
+    offline = run_analysis(
+        AnalysisConfig(
+            dataset="session",
+            fixations=folder.parent,
+            stimuli=lab["stimuli"],
+            maps=lab["maps"],
+            out=out,
+            seed=7,
+            bootstrap_resamples=100,
+            n_overlays=0,
+        ),
+        progress=False,
+    ).scores
+    merged = offline.merge(
+        live, on=["image", "map", "metric"], how="outer", suffixes=("_offline", "_live"), indicator=True
+    )
     assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"]
     deterministic = ~merged["metric"].isin(RANDOM_METRICS) | (merged["map"] == "human_loso")
-    np.testing.assert_allclose(merged.loc[deterministic, "value_live"], merged.loc[deterministic, "value_offline"],
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        merged.loc[deterministic, "value_live"], merged.loc[deterministic, "value_offline"], rtol=0, atol=1e-9
+    )
     random_rows = merged[~deterministic]
     np.testing.assert_array_equal(random_rows["value_live"], random_rows["value_offline"])
 
@@ -219,8 +281,10 @@ def test_run_killed_twenty_times_and_resumed(lab, xvfb_display, tmp_path):
     finally:
         stop_server(server)
     segments = records.read_manifest()["segments"]
-    print(f"lookwhere run SIGKILLed 20 times ({len(segments)} segments), at: {', '.join(moments)}; "
-          f"receiver {health['receiver']}")
+    print(
+        f"lookwhere run SIGKILLed 20 times ({len(segments)} segments), at: {', '.join(moments)}; "
+        f"receiver {health['receiver']}"
+    )
     assert len(segments) == 21
     _check(folder, data, live, health, lab, tmp_path / "offline")
 
@@ -239,7 +303,8 @@ def test_serve_killed_at_random_moments_and_restarted(lab, xvfb_display, tmp_pat
     server, info = start_server(lab["stimuli"], data, *options)
     log = tmp_path / "run.log"
     process = _start_run(lab, out, "S01", f"tcp://127.0.0.1:{port}", log, "--duration-ms", "3000")
-    tail, trial, kills = _Tail(folder / JOURNAL_NAME), -1, []
+    tail, trial = _Tail(folder / JOURNAL_NAME), -1
+    kills: list[str] = []
     try:
         _wait_for(tail, "session_start", process, log)
         while True:

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from experiment.task import GazeHold
+from experiment.operator_screens import GazeHold
 from experiment.trackers import (
     DOT_LATENCY_MS,
     FIXATIONAL_NOISE_PX,
@@ -64,7 +64,9 @@ def test_simulated_participant_looks_at_the_dot_after_a_latency(four_images):
         tracker.start_recording()
         samples = []
         while time.perf_counter() - shown < 0.6:
-            x, y = tracker.gaze_position()
+            gaze = tracker.gaze_position()
+            assert gaze is not None  # the simulated participant always has a sample while recording
+            x, y = gaze
             samples.append((time.perf_counter() - shown, np.hypot(x - 960, y - 540)))
             tracker.drain()
             time.sleep(0.002)
@@ -82,9 +84,7 @@ def test_simulated_participant_looks_at_the_dot_after_a_latency(four_images):
 
 
 def test_simulated_gaze_jitter_has_the_stated_spread(four_images):
-    tracker = SimulatedTracker(
-        StimulusSet(four_images), screen_width_px=1920, screen_height_px=1080, scale=2.0, seed=4
-    )
+    tracker = SimulatedTracker(StimulusSet(four_images), screen_width_px=1920, screen_height_px=1080, scale=2.0, seed=4)
     tracker.start_recording()  # no TRIALID: the current position is held (no fixation yet)
     gaze = np.array([tracker.gaze_position() for _ in range(2000)])
     # Sample standard deviation of 2000 draws: within ±10 % of σ (its s.e. is σ/√4000 ≈ 1.6 %).

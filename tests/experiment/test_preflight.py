@@ -29,9 +29,7 @@ def test_unwritable_output_folder(four_images, tmp_path):
     blocker.write_text("not a folder")
     # A folder inside a regular file cannot be created, whatever the user's permissions (root too).
     config = _config(four_images, blocker / "sessions")
-    with pytest.raises(
-        PreflightError, match="output folder .* is not writable.*pass a writable --out"
-    ):
+    with pytest.raises(PreflightError, match="output folder .* is not writable.*pass a writable --out"):
         preflight(config, StimulusSet(four_images), ["1001"])
 
 
@@ -50,9 +48,7 @@ def test_unreadable_and_missing_images_are_all_listed(four_images, tmp_path):
     with pytest.raises(PreflightError) as error:
         preflight(config, StimulusSet(stimuli), ["1001", "1002", "9999"])
     assert len(error.value.problems) == 2
-    assert "image '1002' cannot be read" in str(
-        error.value
-    ) and "image '9999' cannot be read" in str(error.value)
+    assert "image '1002' cannot be read" in str(error.value) and "image '9999' cannot be read" in str(error.value)
 
 
 def test_no_microphone(four_images, tmp_path):

@@ -45,8 +45,10 @@ time.sleep(60)
 
 def _payloads(kinds: list[str], first_seq: int) -> list[bytes]:
     """The payloads of the sample records of ``kinds`` numbered from ``first_seq``."""
-    return [protocol.encode(protocol.RECORD_TYPES[kind](session=SESSION, seq=first_seq + i, **FIELDS[kind]))[1]
-            for i, kind in enumerate(kinds)]
+    return [
+        protocol.encode(protocol.RECORD_TYPES[kind](session=SESSION, seq=first_seq + i, **FIELDS[kind]))[1]
+        for i, kind in enumerate(kinds)
+    ]
 
 
 def _journal_payloads(path: Path) -> list[bytes]:
@@ -61,8 +63,9 @@ def _journal_payloads(path: Path) -> list[bytes]:
 def _serving(receiver: Receiver):
     """The receiver answering from its own thread, as in the server (for the blocking handshake)."""
     stop = threading.Event()
-    thread = threading.Thread(target=receiver.serve, args=(lambda records: None,),
-                              kwargs={"stop": stop, "timeout_ms": 10})
+    thread = threading.Thread(
+        target=receiver.serve, args=(lambda records: None,), kwargs={"stop": stop, "timeout_ms": 10}
+    )
     thread.start()
     try:
         yield
@@ -78,11 +81,16 @@ def test_a_killed_sender_has_journalled_every_record_it_sent(tmp_path):
     n_records = 500
     journal = tmp_path / "rig.journal"
     with Receiver(tmp_path / "server") as receiver:
-        process = subprocess.Popen([sys.executable, "-c", _SENDER_SCRIPT, receiver.endpoint, str(journal), SESSION,
-                                    str(n_records)], cwd=REPO, stdout=subprocess.PIPE, text=True,
-                                   env={**os.environ, "PYTHONPATH": str(REPO)})
+        process = subprocess.Popen(
+            [sys.executable, "-c", _SENDER_SCRIPT, receiver.endpoint, str(journal), SESSION, str(n_records)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         try:
             with _serving(receiver):
+                assert process.stdout is not None  # piped
                 assert int(process.stdout.readline()) == n_records
                 process.kill()  # right after the sends
                 process.wait()
@@ -187,8 +195,9 @@ def test_drain_at_the_end_of_a_session_waits_for_a_restarting_server(tmp_path):
     until the restarted server has them; a server never heard from costs no wait."""
     with Receiver(tmp_path / "server") as receiver:
         port = int(receiver.endpoint.rsplit(":", 1)[1])
-        sender = Sender(receiver.endpoint, tmp_path / "rig.journal", session=SESSION, heartbeat_interval_s=None,
-                        resend_after_s=0.1)
+        sender = Sender(
+            receiver.endpoint, tmp_path / "rig.journal", session=SESSION, heartbeat_interval_s=None, resend_after_s=0.1
+        )
         for _ in range(10):
             send_sample(sender, "gaze")
         pump(receiver, [sender], lambda: sender.acked_seq == 10)

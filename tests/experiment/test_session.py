@@ -1,6 +1,6 @@
 """Whole sessions in a real PsychoPy window under Xvfb, with the virtual microphone.
 
-Each session runs as ``python -m experiment`` in a subprocess (as the lab runs it), with short
+Each session runs as ``lookwhere run`` in a subprocess (as the lab runs it), with short
 trials (400 ms) to keep the file fast.
 """
 
@@ -44,9 +44,7 @@ def _check_complete_session(folder, stimuli, *, seed: int, trials: int) -> Sessi
         # Flip-to-flip intervals tile the display period (onset flip to offset flip).
         intervals = np.array(row["frame_intervals_ms"])
         assert intervals.size == row["frames"] - 1
-        assert intervals.sum() == pytest.approx(
-            row["stimulus_duration_ms"], abs=0.01 * intervals.size
-        )
+        assert intervals.sum() == pytest.approx(row["stimulus_duration_ms"], abs=0.01 * intervals.size)
     manifest = records.read_manifest()
     assert manifest["status"] == "completed"
     assert manifest["seed"] == seed and manifest["order"] == expected
@@ -79,17 +77,12 @@ def test_simulated_session_complete(session_env, four_images, tmp_path):
     # ~250 ms fixations over 400 ms: at least one per trial; all on the 800×600 image, which the
     # simulated participant looks at (pre-onset fixations are on the central dot, also on it).
     assert (fixations.groupby("trial").size() >= 1).all()
-    assert (
-        fixations["x_image_px"].between(0, 800).all()
-        and fixations["y_image_px"].between(0, 600).all()
-    )
+    assert fixations["x_image_px"].between(0, 800).all() and fixations["y_image_px"].between(0, 600).all()
     # Display → image mapping: 800×600 at scale 1.8 (×2 does not fit 1080 px), centred.
     np.testing.assert_allclose(fixations["x_image_px"], (fixations["x_display_px"] - 240) / 1.8)
     np.testing.assert_allclose(fixations["y_image_px"], fixations["y_display_px"] / 1.8)
     # EyeLink-like events: 250 Hz sample grid, duration = end - start + one sample.
-    np.testing.assert_allclose(
-        fixations["duration_ms"], fixations["end_ms"] - fixations["start_ms"] + 4
-    )
+    np.testing.assert_allclose(fixations["duration_ms"], fixations["end_ms"] - fixations["start_ms"] + 4)
     assert (fixations["start_ms"] < fixations["stimulus_duration_ms"]).all()
     assert (fixations["participant"] == "P01").all()
     # The analysis reads the session's table as it is: one paper heatmap per image shown, built
@@ -97,12 +90,8 @@ def test_simulated_session_complete(session_env, four_images, tmp_path):
     from analysis.heatmap import heatmaps  # the test may use analysis; the experiment may not
 
     maps = heatmaps(fixations, {image: (600, 800) for image in fixations["image"].unique()})
-    inside = fixations[
-        (fixations["start_ms"] >= 0) & (fixations["end_ms"] <= fixations["stimulus_duration_ms"])
-    ]
-    assert sorted(key[0] for key, m in maps.items() if m.max() > 0) == sorted(
-        inside["image"].unique()
-    )
+    inside = fixations[(fixations["start_ms"] >= 0) & (fixations["end_ms"] <= fixations["stimulus_duration_ms"])]
+    assert sorted(key[0] for key, m in maps.items() if m.max() > 0) == sorted(inside["image"].unique())
 
 
 def test_eyelink_dummy_session_complete(session_env, four_images, tmp_path):
@@ -177,9 +166,7 @@ def test_sigkill_then_resume_has_every_trial_once(session_env, four_images, tmp_
     after = (folder / "trials.jsonl").read_text().splitlines()
     # Completed trials are kept byte for byte; the rest were run by the resumed segment.
     assert after[: len(done_before)] == before[: len(done_before)]
-    assert [json.loads(line)["segment"] for line in after] == [0] * len(done_before) + [1] * (
-        4 - len(done_before)
-    )
+    assert [json.loads(line)["segment"] for line in after] == [0] * len(done_before) + [1] * (4 - len(done_before))
     fixations = records.read_fixations()
     assert not fixations.duplicated(["trial", "start_ms"]).any()
     assert sorted(fixations["trial"].unique()) == [0, 1, 2, 3]
@@ -194,9 +181,7 @@ def test_sigkill_then_resume_has_every_trial_once(session_env, four_images, tmp_
     ("signum", "cause"),
     [(signal.SIGTERM, "SessionInterrupted"), (signal.SIGINT, "KeyboardInterrupt")],
 )
-def test_sigterm_and_ctrl_c_save_and_mark_interrupted(
-    session_env, four_images, tmp_path, signum, cause
-):
+def test_sigterm_and_ctrl_c_save_and_mark_interrupted(session_env, four_images, tmp_path, signum, cause):
     folder = tmp_path / "P04"
     process = start_session(
         session_env,
@@ -255,11 +240,7 @@ def test_operator_keys_on_the_drift_correction_screen(keys_observed):
     assert drift["performed"] is False  # the simulated tracker has no drift correction of its own
     assert (second["drift_correction"]["accepted_by"], second["skipped"]) == ("space", False)
     assert third["skipped"] is True and third["fixations"] == 0 and "mic_file" not in third
-    assert (
-        observed["b_quit"]
-        and observed["b_status"] == "quit by operator"
-        and observed["b_trials"] == 0
-    )
+    assert observed["b_quit"] and observed["b_status"] == "quit by operator" and observed["b_trials"] == 0
     # Every scripted key was read on the screen it was meant for.
     assert observed["a_left"] == observed["b_left"] == observed["c_left"] == 0
 

@@ -17,7 +17,7 @@ from experiment.records import SessionRecords
 from experiment.sender import Sender
 from experiment.stream import JOURNAL_NAME
 from lookwhere.cli import main as cli_main
-from lookwhere.protocol import FixationRecord, Heartbeat, SessionEnd, TrialStart, read_journal
+from lookwhere.protocol import FixationRecord, Heartbeat, Record, SessionEnd, TrialStart, read_journal
 from server.receiver import Receiver
 from tests.experiment.conftest import start_session
 from tests.server._stream import pump
@@ -26,11 +26,28 @@ from tests.server._stream import pump
 def test_session_streams_every_record_to_a_real_receiver(session_env, four_images, tmp_path):
     with Receiver(tmp_path / "server") as receiver:
         process = start_session(
-            session_env, "--participant", "S01", "--stimuli", str(four_images), "--tracker", "simulated",
-            "--out", str(tmp_path / "sessions"), "--trials", "2", "--seed", "3", "--duration-ms", "500",
-            "--auto-accept-drift-ms", "150", "--windowed", "--server", receiver.endpoint,
+            session_env,
+            "--participant",
+            "S01",
+            "--stimuli",
+            str(four_images),
+            "--tracker",
+            "simulated",
+            "--out",
+            str(tmp_path / "sessions"),
+            "--trials",
+            "2",
+            "--seed",
+            "3",
+            "--duration-ms",
+            "500",
+            "--auto-accept-drift-ms",
+            "150",
+            "--windowed",
+            "--server",
+            receiver.endpoint,
         )
-        received = []
+        received: list[Record] = []
         deadline = time.monotonic() + 90
         while not any(isinstance(r, SessionEnd) for r in received):
             assert time.monotonic() < deadline, "no session_end within 90 s"
@@ -54,8 +71,25 @@ def test_session_streams_every_record_to_a_real_receiver(session_env, four_image
 
     # Offline, the session's folder is a dataset: `lookwhere analyze --dataset session`.
     out = tmp_path / "analysis"
-    assert cli_main(["analyze", "--dataset", "session", "--fixations", str(tmp_path / "sessions"),
-                     "--stimuli", str(four_images), "--out", str(out), "--bootstrap", "200", "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "analyze",
+                "--dataset",
+                "session",
+                "--fixations",
+                str(tmp_path / "sessions"),
+                "--stimuli",
+                str(four_images),
+                "--out",
+                str(out),
+                "--bootstrap",
+                "200",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     heatmaps = np.load(out / "heatmaps.npz")
     for image_id in on_disk["image"].unique():
         rows = on_disk[on_disk["image"] == image_id]
@@ -68,11 +102,29 @@ def test_heartbeats_flow_while_the_task_waits_at_drift_correction(session_env, f
     before the image's trial_start; the image's heartbeats say it waits for nothing."""
     with Receiver(tmp_path / "server") as receiver:
         process = start_session(
-            session_env, "--participant", "S03", "--stimuli", str(four_images), "--tracker", "simulated",
-            "--out", str(tmp_path / "sessions"), "--trials", "2", "--seed", "4", "--duration-ms", "1200",
-            "--auto-accept-drift-ms", "2500", "--windowed", "--no-mic", "--server", receiver.endpoint,
+            session_env,
+            "--participant",
+            "S03",
+            "--stimuli",
+            str(four_images),
+            "--tracker",
+            "simulated",
+            "--out",
+            str(tmp_path / "sessions"),
+            "--trials",
+            "2",
+            "--seed",
+            "4",
+            "--duration-ms",
+            "1200",
+            "--auto-accept-drift-ms",
+            "2500",
+            "--windowed",
+            "--no-mic",
+            "--server",
+            receiver.endpoint,
         )
-        received = []
+        received: list[Record] = []
         deadline = time.monotonic() + 90
         while not any(isinstance(r, SessionEnd) for r in received):
             assert time.monotonic() < deadline, "no session_end within 90 s"
@@ -103,7 +155,7 @@ def test_a_resumed_sender_continues_its_session(tmp_path):
     journal = tmp_path / JOURNAL_NAME
     first = Sender("tcp://127.0.0.1:1", journal, session=session, heartbeat_interval_s=None)
     for i in range(5):
-        first.send(SessionEnd, reason=f"part-{i}", n_trials=i, t_session_ms=1.0 + i)
+        first.send(SessionEnd(reason=f"part-{i}", n_trials=i, t_session_ms=1.0 + i))
     first.close()
     with open(journal, "ab") as file:
         file.write(b"\x8a\xa4kind")  # a record torn by SIGKILL mid-write
@@ -111,13 +163,13 @@ def test_a_resumed_sender_continues_its_session(tmp_path):
     with Receiver(tmp_path / "server") as receiver:
         second = Sender(receiver.endpoint, journal, session=session, heartbeat_interval_s=None)
         assert second.last_seq == 5 and second.pending == 5
-        record = second.send(SessionEnd, reason="resumed", n_trials=6, t_session_ms=9.0)
+        record = second.send(SessionEnd(reason="resumed", n_trials=6, t_session_ms=9.0))
         assert record.seq == 6
         pump(receiver, [second], until=lambda: second.acked_seq == 6)
         second.close()
         persisted = list(receiver.persisted(session))
     assert [r.seq for r in persisted] == [1, 2, 3, 4, 5, 6]
-    assert persisted[-1].reason == "resumed"
+    assert isinstance(persisted[-1], SessionEnd) and persisted[-1].reason == "resumed"
     assert [data["seq"] for _, data in read_journal(journal)] == [1, 2, 3, 4, 5, 6]
 
 
@@ -125,7 +177,7 @@ def test_a_foreign_journal_is_refused(tmp_path):
     session = "0b7c8d2e-1f3a-4c5b-9d6e-7f8a9b0c1d2e"
     journal = tmp_path / JOURNAL_NAME
     sender = Sender("tcp://127.0.0.1:1", journal, session=session, heartbeat_interval_s=None)
-    sender.send(SessionEnd, reason="a", n_trials=0, t_session_ms=1.0)
+    sender.send(SessionEnd(reason="a", n_trials=0, t_session_ms=1.0))
     sender.close()
     # Duplicate the journal's content: seq 1 twice can only come from an edited or mixed file.
     journal.write_bytes(journal.read_bytes() * 2)
@@ -139,9 +191,26 @@ def test_server_absent_the_session_completes_and_the_journal_holds_everything(se
     with Receiver(tmp_path / "probe") as probe:
         endpoint = probe.endpoint  # a free port, closed again before the session starts
     process = start_session(
-        session_env, "--participant", "S02", "--stimuli", str(four_images), "--tracker", "simulated",
-        "--out", str(tmp_path), "--trials", "2", "--seed", "5", "--duration-ms", "500",
-        "--auto-accept-drift-ms", "150", "--windowed", "--server", endpoint,
+        session_env,
+        "--participant",
+        "S02",
+        "--stimuli",
+        str(four_images),
+        "--tracker",
+        "simulated",
+        "--out",
+        str(tmp_path),
+        "--trials",
+        "2",
+        "--seed",
+        "5",
+        "--duration-ms",
+        "500",
+        "--auto-accept-drift-ms",
+        "150",
+        "--windowed",
+        "--server",
+        endpoint,
     )
     output = process.communicate(timeout=90)[0]
     assert process.returncode == 0, output[-3000:]

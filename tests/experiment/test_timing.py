@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -44,7 +45,7 @@ def test_xvfb_like_fast_flips_are_not_vsync():
     # Xvfb flips a blank screen in ~2 ms: faster than any lab display (< 4 ms).
     refresh = estimate_refresh(np.full(60, 2.0))
     assert not refresh.vsync
-    assert "2.00 ms is outside [4, 50] ms" in refresh.reason
+    assert refresh.reason is not None and "2.00 ms is outside [4, 50] ms" in refresh.reason
 
 
 def test_scattered_intervals_are_not_vsync():
@@ -53,7 +54,7 @@ def test_scattered_intervals_are_not_vsync():
     refresh = estimate_refresh(intervals)
     assert not refresh.vsync and refresh.period_ms == 10.0
     assert refresh.stable_fraction == pytest.approx(1 / 3)
-    assert "only 33% of flip intervals" in refresh.reason
+    assert refresh.reason is not None and "only 33% of flip intervals" in refresh.reason
 
 
 def test_no_intervals_is_not_vsync_and_serialises_without_nan():
@@ -119,7 +120,7 @@ def test_frame_summary_counts_only_with_vsync():
 
 def test_session_totals_over_the_rows():
     vsync = Refresh(P60, 1.0, 60, True, None)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"dropped_frames": 2, "overrun": False},
         {"skipped": True},  # a skipped trial: no frames
         {"dropped_frames": 221, "overrun": True},

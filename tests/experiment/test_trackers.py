@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -57,9 +58,7 @@ def test_simulated_fixations_have_eyelink_timing_and_lie_on_the_image(tracker):
     assert start[0] > 1e6  # an arbitrary clock origin, like the EyeLink host's
     geometry = DisplayGeometry.fit(800, 600, scale=2.0)
     on_image = [e for e in events if e.start_tracker_ms >= onset]
-    x, y = geometry.display_to_image(
-        [e.x_display_px for e in on_image], [e.y_display_px for e in on_image]
-    )
+    x, y = geometry.display_to_image([e.x_display_px for e in on_image], [e.y_display_px for e in on_image])
     assert geometry.on_image(x, y).all()
 
 
@@ -84,9 +83,7 @@ def test_simulated_replays_recorded_scanpaths(four_images, tmp_path):
     )
     _, events = _record(tracker, "1002", 0.6)
     geometry = DisplayGeometry.fit(800, 600, scale=2.0)
-    x, y = geometry.display_to_image(
-        [e.x_display_px for e in events], [e.y_display_px for e in events]
-    )
+    x, y = geometry.display_to_image([e.x_display_px for e in events], [e.y_display_px for e in events])
     # The recorded positions, in order (oracle: the table); the last is cut by the offset.
     np.testing.assert_allclose(x[:3], [100, 400, 700])
     np.testing.assert_allclose(y[:3], [50, 300, 550])
@@ -108,9 +105,7 @@ def test_eyelink_dummy_connection_runs_the_call_sequence():
     assert tracker.connect() == "pylink dummy connection"
     tracker.open_edf("TEST")
     tracker.configure(screen_width_px=1920, screen_height_px=1080, sample_rate_hz=250)
-    assert tracker.calibrate()["skipped"] and tracker.drift_correct(960, 540) == {
-        "performed": False
-    }
+    assert tracker.calibrate().skipped and tracker.drift_correct(960, 540).to_dict() == {"performed": False}
     tracker.start_recording()
     tracker.send_message("IMAGE_ONSET")
     first = tracker.tracker_time_ms()
@@ -118,16 +113,14 @@ def test_eyelink_dummy_connection_runs_the_call_sequence():
     assert tracker.tracker_time_ms() - first >= 15  # a real ms clock, not the dummy's 2**32 - 1
     assert tracker.drain() == []
     tracker.stop_recording()
-    assert tracker.receive_edf("unused.edf")["transferred"] is False
+    assert tracker.receive_edf(Path("unused.edf")).transferred is False
     tracker.close()
     tracker.close()
 
 
 def test_unreachable_eyelink_host_fails_with_a_clear_message():
     # Nothing listens for EyeLink's protocol on the loopback address: pylink gives up in ~3 s.
-    with pytest.raises(
-        ConnectionError, match=r"EyeLink host at 127\.0\.0\.1.*--tracker eyelink-dummy"
-    ):
+    with pytest.raises(ConnectionError, match=r"EyeLink host at 127\.0\.0\.1.*--tracker eyelink-dummy"):
         EyeLinkTracker("127.0.0.1").connect()
 
 
@@ -141,9 +134,7 @@ def test_replays_osie_observers_from_a_tidy_table(four_images, osie_fixations_pa
     # Oracle: the reader's own table, observer by observer, in viewing order.
     assert len(scanpaths["1003"]) == osie["participant"].nunique()
     first = osie[osie["participant"] == osie["participant"].iloc[0]]
-    np.testing.assert_allclose(
-        scanpaths["1003"][0], first[["x_image_px", "y_image_px", "duration_ms"]].to_numpy()
-    )
+    np.testing.assert_allclose(scanpaths["1003"][0], first[["x_image_px", "y_image_px", "duration_ms"]].to_numpy())
 
 
 class _FakeEyeLink:
@@ -166,6 +157,7 @@ class _FakeEyeLink:
         return self._current[0]
 
     def getFloatData(self):
+        assert self._current is not None  # getNextData ran
         return self._current[1]
 
     def setOfflineMode(self):
@@ -239,7 +231,7 @@ def test_eyelink_drain_keeps_only_end_of_fixation_events():
 
 def test_eyelink_edf_transfer_retries_and_checks_the_size(tmp_path):
     fake = _FakeEyeLink(transfers=[RuntimeError("link busy"), (2048, 2048)])
-    outcome = _connected(fake).receive_edf(tmp_path / "P07.edf")
+    outcome = _connected(fake).receive_edf(tmp_path / "P07.edf").to_dict()
     assert outcome == {
         "transferred": True,
         "host_file": "P07.EDF",
@@ -252,5 +244,5 @@ def test_eyelink_edf_transfer_retries_and_checks_the_size(tmp_path):
 
 def test_eyelink_edf_transfer_that_keeps_failing_names_the_host_file(tmp_path):
     fake = _FakeEyeLink(transfers=[(2048, 1000)] * 3)  # truncated every time
-    outcome = _connected(fake).receive_edf(tmp_path / "P07.edf", retries=3)
+    outcome = _connected(fake).receive_edf(tmp_path / "P07.edf", retries=3).to_dict()
     assert outcome == {"transferred": False, "host_file": "P07.EDF", "reason": "3 attempts failed"}

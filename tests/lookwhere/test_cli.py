@@ -26,7 +26,15 @@ def test_building_the_parser_imports_neither_torch_nor_matplotlib():
 
 
 def test_demo_without_osie_data_says_where_it_looked(tmp_path, capsys):
-    arguments = ["demo", "--dataset", "osie", "--fixations", str(tmp_path / "nowhere.mat"), "--out", str(tmp_path / "o")]
+    arguments = [
+        "demo",
+        "--dataset",
+        "osie",
+        "--fixations",
+        str(tmp_path / "nowhere.mat"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
     assert main(arguments) == 2
     assert "nowhere.mat" in capsys.readouterr().err
 
@@ -36,6 +44,7 @@ def test_keys_creates_a_curve_pair_zmq_can_load(tmp_path, capsys):
 
     assert main(["keys", "--out", str(tmp_path), "--name", "rig1"]) == 0
     public, secret = zmq.auth.load_certificate(str(tmp_path / "rig1.key_secret"))
+    assert public is not None and secret is not None
     assert len(public) == 40 and len(secret) == 40  # Z85-encoded 32-byte keys
     assert zmq.auth.load_certificate(str(tmp_path / "rig1.key"))[0] == public
     assert "rig1.key_secret" in capsys.readouterr().out

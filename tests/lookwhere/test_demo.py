@@ -29,13 +29,20 @@ class _Demo:
     """``python -m lookwhere demo …`` in the background, its output read line by line."""
 
     def __init__(self, *arguments: str, env: dict) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "lookwhere", "demo", *arguments], cwd=REPO, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lookwhere", "demo", *arguments],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
+        assert self.process.stdout is not None  # piped
         for line in self.process.stdout:
             self.output.append(line)
             self.lines.put(line)
@@ -59,8 +66,21 @@ def test_demo_live_dashboard_equals_offline_report(browser, artifacts, tmp_path)
     env = {**os.environ, "LOOKWHERE_CACHE_DIR": str(tmp_path / "cache")}  # the demo set is prepared here
     env.pop("DISPLAY", None)
     started = time.monotonic()
-    demo = _Demo("--participants", "2", "--trials", "3", "--duration-ms", "1000", "--headless", "--out", str(out),
-                 "--http-port", "0", "--keep-serving", env=env)
+    demo = _Demo(
+        "--participants",
+        "2",
+        "--trials",
+        "3",
+        "--duration-ms",
+        "1000",
+        "--headless",
+        "--out",
+        str(out),
+        "--http-port",
+        "0",
+        "--keep-serving",
+        env=env,
+    )
     try:
         url = demo.wait_for("dashboard:").split()[-1]
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
@@ -69,11 +89,13 @@ def test_demo_live_dashboard_equals_offline_report(browser, artifacts, tmp_path)
         # mid-session: the first participant's trials stream in
         demo.wait_for("session:   P01")
         expect(testid("participant")).to_have_text("P01", timeout=60_000)
-        page.wait_for_function("() => Number(document.querySelector('[data-testid=n-fixations]').textContent) > 0",
-                               timeout=60_000)
+        page.wait_for_function(
+            "() => Number(document.querySelector('[data-testid=n-fixations]').textContent) > 0", timeout=60_000
+        )
         expect(testid("untrained-banner")).to_be_visible()
-        page.wait_for_function("() => document.querySelectorAll('[data-testid=score-table] td[data-map]').length > 0",
-                               timeout=60_000)
+        page.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=score-table] td[data-map]').length > 0", timeout=60_000
+        )
         page.screenshot(path=artifacts / "demo-mid-session.png", full_page=True)
         print(f"screenshot: {artifacts / 'demo-mid-session.png'}")
 
@@ -90,10 +112,13 @@ def test_demo_live_dashboard_equals_offline_report(browser, artifacts, tmp_path)
             # the table fills from the image's summary: wait until it holds this image's rows
             page.wait_for_function(
                 "n => document.querySelectorAll('[data-testid=score-table] td[data-map]').length === n",
-                arg=len(expected), timeout=30_000)
+                arg=len(expected),
+                timeout=30_000,
+            )
             cells = page.eval_on_selector_all(
                 '[data-testid="score-table"] td[data-map]',
-                "cells => cells.map(c => [c.dataset.map, c.dataset.metric, c.dataset.value])")
+                "cells => cells.map(c => [c.dataset.map, c.dataset.metric, c.dataset.value])",
+            )
             shown = pd.DataFrame(cells, columns=["map", "metric", "shown"])
             shown["shown"] = pd.to_numeric(shown["shown"], errors="coerce")
             merged = expected.merge(shown, on=["map", "metric"], how="outer", indicator=True)

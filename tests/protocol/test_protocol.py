@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from typing import Any
 
 import msgpack
 import pytest
@@ -36,15 +37,41 @@ def test_every_kind_round_trips(kind):
     assert protocol.encode(back) == (topic, payload)  # byte-identical re-encoding
 
 
+@pytest.mark.parametrize("kind", sorted(protocol.RECORD_TYPES))
+def test_stamp_numbers_a_record_as_encode_would(kind):
+    """The sender's path (a record built without session and seq, stamped) gives the frames that
+    :func:`protocol.encode` gives for the numbered record (oracle)."""
+    bare = protocol.RECORD_TYPES[kind](**FIELDS[kind])
+    assert (bare.session, bare.seq) == ("", 0)
+    stamped, frames = protocol.stamp(bare, session=SESSION, seq=7)
+    assert type(stamped) is type(bare) and (stamped.session, stamped.seq) == (SESSION, 7)
+    assert frames == protocol.encode(dataclasses.replace(bare, session=SESSION, seq=7))
+    with pytest.raises(protocol.ProtocolError, match="session"):
+        protocol.encode(bare)  # unnumbered: refused on the wire
+
+
 def test_fixation_record_is_the_fixation_plus_clock_times():
-    fixation_fields = [f.name for f in dataclasses.fields(Fixation)]
-    wire_fields = {f.name for f in dataclasses.fields(protocol.FixationRecord)}
-    assert wire_fields == set(fixation_fields) | {"seq", "v", "start_tracker_ms", "end_tracker_ms",
-                                                  "start_session_ms", "end_session_ms"}
+    """FixationRecord is written out by hand: its fields must stay Fixation's (same names, same
+    types, same order after the record's own ``session``) plus the four clock times."""
+    clock = {name: "float" for name in ("start_tracker_ms", "end_tracker_ms", "start_session_ms", "end_session_ms")}
+    fixation_types = {f.name: f.type for f in dataclasses.fields(Fixation)}
+    wire_types = {f.name: f.type for f in dataclasses.fields(protocol.FixationRecord)}
+    assert wire_types == {**fixation_types, "seq": "int", "v": "int", **clock}
+    order = [name for name in wire_types if name in fixation_types]
+    assert order == ["session", *(name for name in fixation_types if name != "session")]
     record = protocol.FixationRecord(session=SESSION, seq=1, **FIELDS["fixation"])
     fixation = record.to_fixation()
     assert isinstance(fixation, Fixation)
     assert fixation.session == SESSION and fixation.x_display_px == 960.5 and fixation.duration_ms == 269.0
+    # and back: the wire record of a fixation, its session left to the sender
+    rebuilt = protocol.FixationRecord.of(
+        fixation,
+        start_tracker_ms=record.start_tracker_ms,
+        end_tracker_ms=record.end_tracker_ms,
+        onset_session_ms=record.start_session_ms - record.start_ms,
+    )
+    assert (rebuilt.session, rebuilt.seq) == ("", 0)
+    assert protocol.encode(dataclasses.replace(rebuilt, session=SESSION, seq=1)) == protocol.encode(record)
 
 
 def test_trial_start_carries_the_display_geometry():
@@ -55,13 +82,17 @@ def test_trial_start_carries_the_display_geometry():
 
 def test_integers_are_accepted_for_float_fields():
     back = protocol.decode(b"mic_level", _pack(record_map("mic_level", 1, rms_dbfs=-30)))
+    assert isinstance(back, protocol.MicLevel)
     assert back.rms_dbfs == -30.0 and type(back.rms_dbfs) is float
 
 
 CASES = [
     # (topic, payload maker, expected reason)
-    (b"fixation", lambda: _pack({k: v for k, v in record_map("fixation", 1).items() if k != "x_display_px"}),
-     "missing_field"),
+    (
+        b"fixation",
+        lambda: _pack({k: v for k, v in record_map("fixation", 1).items() if k != "x_display_px"}),
+        "missing_field",
+    ),
     (b"fixation", lambda: _pack(record_map("fixation", 1, extra=1)), "unknown_field"),
     (b"fixation", lambda: _pack(record_map("fixation", 1, x_display_px="960")), "wrong_type"),
     (b"fixation", lambda: _pack(record_map("fixation", 1, trial=3.0)), "wrong_type"),
@@ -86,15 +117,21 @@ CASES = [
     (b"trial_end", lambda: _pack(record_map("trial_end", 1, dropped_frames=-1)), "out_of_range"),
     (b"trial_end", lambda: _pack(record_map("trial_end", 1, dropped_frames=None)), "wrong_type"),  # servers sum it
     (b"trial_end", lambda: _pack(record_map("trial_end", 1, frame_timing="gsync")), "out_of_range"),
-    (b"trial_end", lambda: _pack({k: v for k, v in record_map("trial_end", 1).items() if k != "dropped_frames"}),
-     "missing_field"),  # dropped_frames was there from the start: still required
+    (
+        b"trial_end",
+        lambda: _pack({k: v for k, v in record_map("trial_end", 1).items() if k != "dropped_frames"}),
+        "missing_field",
+    ),  # dropped_frames was there from the start: still required
     (b"session_end", lambda: _pack(record_map("session_end", 1, frame_timing="maybe")), "out_of_range"),
     (b"session_end", lambda: _pack(record_map("session_end", 1, overruns=None)), "wrong_type"),
     (b"fixation", lambda: b"\xc1garbage", "not_msgpack"),
     (b"fixation", lambda: _pack(record_map("fixation", 1)) + b"\x00", "not_msgpack"),  # trailing data
     (b"fixation", lambda: _pack([1, 2, 3]), "not_a_map"),
-    (b"fixation", lambda: _pack({**record_map("fixation", 1), "image": "x" * (protocol.MAX_MESSAGE_BYTES + 1)}),
-     "oversize"),
+    (
+        b"fixation",
+        lambda: _pack({**record_map("fixation", 1), "image": "x" * (protocol.MAX_MESSAGE_BYTES + 1)}),
+        "oversize",
+    ),
 ]
 
 
@@ -109,16 +146,16 @@ def test_schema_errors_name_their_reason(topic, make_payload, reason):
 def test_not_measurable_and_not_waiting():
     for kind in ("trial_end", "session_end"):
         back = protocol.decode(kind.encode(), _pack(record_map(kind, 1, frame_timing="no_vsync", dropped_frames=0)))
+        assert isinstance(back, protocol.TrialEnd | protocol.SessionEnd)
         assert (back.frame_timing, back.dropped_frames) == ("no_vsync", 0)
     back = protocol.decode(b"heartbeat", _pack(record_map("heartbeat", 1, waiting=None)))
-    assert back.waiting is None
+    assert isinstance(back, protocol.Heartbeat) and back.waiting is None
 
 
 #: What a map written before the fields were added reads as (oracle: the documented defaults).
-OLD_DEFAULTS = {
+OLD_DEFAULTS: dict[str, dict[str, Any]] = {
     "trial_end": {"display_duration_ms": math.nan, "overrun": None, "frame_timing": "unknown"},
-    "session_end": {"frame_timing": "unknown", "refresh_period_ms": math.nan, "dropped_frames": 0,
-                    "overruns": 0},
+    "session_end": {"frame_timing": "unknown", "refresh_period_ms": math.nan, "dropped_frames": 0, "overruns": 0},
     "heartbeat": {"waiting": None},
     "trial_start": {"next_image": None},
     "session_start": {"first_image": None},
@@ -144,8 +181,10 @@ def test_an_older_senders_map_reads_with_the_added_fields_unknown(kind):
 def test_an_older_journal_is_still_readable(tmp_path):
     """A journal of the first release (maps without the added fields), as a resumed sender or a
     restarted server reads it: every record validates and re-encodes with the new fields."""
-    old_maps = [{k: v for k, v in record_map(kind, seq).items() if k not in OLD_DEFAULTS[kind]}
-                for seq, kind in enumerate(("heartbeat", "trial_end", "session_end"), 1)]
+    old_maps = [
+        {k: v for k, v in record_map(kind, seq).items() if k not in OLD_DEFAULTS[kind]}
+        for seq, kind in enumerate(("heartbeat", "trial_end", "session_end"), 1)
+    ]
     path = tmp_path / "old.journal"
     path.write_bytes(b"".join(_pack(data) for data in old_maps))
     records = [protocol.validate_map(data) for _, data in protocol.read_journal(path)]
@@ -154,6 +193,7 @@ def test_an_older_journal_is_still_readable(tmp_path):
         topic, payload = protocol.encode(record)
         assert set(msgpack.unpackb(payload)) == set(record_map(record.kind, 1))
         assert protocol.encode(protocol.decode(topic, payload)) == (topic, payload)
+    assert isinstance(records[1], protocol.TrialEnd)
     assert records[1].dropped_frames == 0 and records[1].overrun is None
 
 
@@ -175,8 +215,9 @@ def test_control_messages_round_trip_and_are_checked():
 
 
 def test_read_journal_stops_at_a_truncated_tail(tmp_path):
-    payloads = [protocol.encode(protocol.Heartbeat(session=SESSION, seq=i, **FIELDS["heartbeat"]))[1]
-                for i in (1, 2, 3)]
+    payloads = [
+        protocol.encode(protocol.Heartbeat(session=SESSION, seq=i, **FIELDS["heartbeat"]))[1] for i in (1, 2, 3)
+    ]
     path = tmp_path / "j.msgpack"
     path.write_bytes(b"".join(payloads)[:-5])
     entries = list(protocol.read_journal(path))

@@ -27,12 +27,20 @@ MAPS = {"center_bias", "dataset_prior", "human_loso", *STORE_MAPS}
 def small_store(path) -> MapStore:
     """A small map store of random native-size maps (16×16, upsampled by the store on load)."""
     rng = np.random.default_rng(5)
-    writer = MapStoreWriter(path, {"map_names": list(STORE_MAPS), "model": {"architecture": "test"},
-                                   "weights": {"label": "untrained", "untrained": True, "seed": 0},
-                                   "input": {"size": [16, 16]}, "parameters": {}})
+    writer = MapStoreWriter(
+        path,
+        {
+            "map_names": list(STORE_MAPS),
+            "model": {"architecture": "test"},
+            "weights": {"label": "untrained", "untrained": True, "seed": 0},
+            "input": {"size": [16, 16]},
+            "parameters": {},
+        },
+    )
     for image in IMAGES:
-        writer.write_image(image, {name: rng.random((16, 16)) for name in STORE_MAPS},
-                           record={"original_shape": [600, 800]})
+        writer.write_image(
+            image, {name: rng.random((16, 16)) for name in STORE_MAPS}, record={"original_shape": [600, 800]}
+        )
     return MapStore.open(path)
 
 
@@ -46,8 +54,15 @@ def timed(osie: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def stream(table: pd.DataFrame, stimuli: StimulusSet, endpoint: str, tmp_path, *,
-           receiver: Receiver | None = None, after_trial=None) -> tuple[list, pd.DataFrame]:
+def stream(
+    table: pd.DataFrame,
+    stimuli: StimulusSet,
+    endpoint: str,
+    tmp_path,
+    *,
+    receiver: Receiver | None = None,
+    after_trial=None,
+) -> tuple[list, pd.DataFrame]:
     """Send one session per participant to ``endpoint``, each until acknowledged; return the
     records ``receiver`` accepted (when it runs in this process) and the table as sent.
     ``after_trial(participant, trial, sender)`` is called after each trial's last record is sent."""
@@ -55,33 +70,70 @@ def stream(table: pd.DataFrame, stimuli: StimulusSet, endpoint: str, tmp_path, *
     sent_rows = []
     for number, (participant, rows) in enumerate(table.groupby("participant", sort=True)):
         session = str(uuid.UUID(int=number + 1))
-        sender = Sender(endpoint, tmp_path / f"{participant}.msgpack", session=session,
-                        heartbeat_interval_s=None)
-        sender.send(SessionStart, participant=participant, tracker="simulated", n_trials=len(IMAGES),
-                    screen_width_px=1920, screen_height_px=1080, wall_time_s=1_790_000_000.0 + number)
+        sender = Sender(endpoint, tmp_path / f"{participant}.msgpack", session=session, heartbeat_interval_s=None)
+        sender.send(
+            SessionStart(
+                participant=participant,
+                tracker="simulated",
+                n_trials=len(IMAGES),
+                screen_width_px=1920,
+                screen_height_px=1080,
+                wall_time_s=1_790_000_000.0 + number,
+            )
+        )
         for trial, (image, trial_rows) in enumerate(rows.groupby("image", sort=False)):
             geometry = DisplayGeometry.fit(*stimuli.size(image))
-            sender.send(TrialStart, trial=trial, image=image, onset_tracker_ms=1000.0 * trial,
-                        onset_session_ms=1000.0 * trial, stimulus_duration_ms=STIMULUS_MS, **geometry.to_dict())
-            x_display, y_display = geometry.image_to_display(trial_rows["x_image_px"].to_numpy(),
-                                                             trial_rows["y_image_px"].to_numpy())
+            sender.send(
+                TrialStart(
+                    trial=trial,
+                    image=image,
+                    onset_tracker_ms=1000.0 * trial,
+                    onset_session_ms=1000.0 * trial,
+                    stimulus_duration_ms=STIMULUS_MS,
+                    **geometry.to_dict(),
+                )
+            )
+            x_display, y_display = geometry.image_to_display(
+                trial_rows["x_image_px"].to_numpy(), trial_rows["y_image_px"].to_numpy()
+            )
             for row, x_d, y_d in zip(trial_rows.itertuples(), x_display, y_display):
                 record = sender.send(
-                    FixationRecord, participant=participant, trial=trial, image=image, eye="",
-                    start_ms=row.start_ms, end_ms=row.end_ms, duration_ms=row.duration_ms,
-                    x_display_px=float(x_d), y_display_px=float(y_d), x_image_px=row.x_image_px,
-                    y_image_px=row.y_image_px, stimulus_duration_ms=STIMULUS_MS, pupil=float("nan"),
-                    start_tracker_ms=row.start_ms, end_tracker_ms=row.end_ms,
-                    start_session_ms=row.start_ms, end_session_ms=row.end_ms,
+                    FixationRecord(
+                        participant=participant,
+                        trial=trial,
+                        image=image,
+                        eye="",
+                        start_ms=row.start_ms,
+                        end_ms=row.end_ms,
+                        duration_ms=row.duration_ms,
+                        x_display_px=float(x_d),
+                        y_display_px=float(y_d),
+                        x_image_px=row.x_image_px,
+                        y_image_px=row.y_image_px,
+                        stimulus_duration_ms=STIMULUS_MS,
+                        pupil=float("nan"),
+                        start_tracker_ms=row.start_ms,
+                        end_tracker_ms=row.end_ms,
+                        start_session_ms=row.start_ms,
+                        end_session_ms=row.end_ms,
+                    )
                 )
                 sent_rows.append(record.to_fixation())
-            sender.send(TrialEnd, trial=trial, image=image, offset_tracker_ms=1000.0 * trial + STIMULUS_MS,
-                        offset_session_ms=1000.0 * trial + STIMULUS_MS, n_fixations=len(trial_rows), dropped_frames=0,
-                        aborted=False)
+            sender.send(
+                TrialEnd(
+                    trial=trial,
+                    image=image,
+                    offset_tracker_ms=1000.0 * trial + STIMULUS_MS,
+                    offset_session_ms=1000.0 * trial + STIMULUS_MS,
+                    n_fixations=len(trial_rows),
+                    dropped_frames=0,
+                    aborted=False,
+                )
+            )
             if after_trial is not None:
                 after_trial(participant, trial, sender)
-        last = sender.send(SessionEnd, reason="completed", n_trials=len(IMAGES), t_session_ms=9000.0)
-        pump(receiver, [sender], until=lambda: sender.acked_seq == last.seq, sink=accepted)
+        last = sender.send(SessionEnd(reason="completed", n_trials=len(IMAGES), t_session_ms=9000.0))
+        pump(receiver, [sender], until=lambda: sender.acked_seq == last.seq, sink=accepted)  # noqa: B023 — called now
         sender.close()
     return accepted, pd.DataFrame(sent_rows)
 
@@ -101,6 +153,14 @@ def offline_analysis(sent: pd.DataFrame, stimuli, store_path, folder):
     session_dir = folder / "sessions" / "all"
     session_dir.mkdir(parents=True)
     sent.to_csv(session_dir / "fixations.csv", index=False, na_rep="nan")
-    config = AnalysisConfig(dataset="session", fixations=folder / "sessions", stimuli=stimuli,
-                            out=folder / "offline", maps=store_path, seed=7, bootstrap_resamples=100, n_overlays=0)
+    config = AnalysisConfig(
+        dataset="session",
+        fixations=folder / "sessions",
+        stimuli=stimuli,
+        out=folder / "offline",
+        maps=store_path,
+        seed=7,
+        bootstrap_resamples=100,
+        n_overlays=0,
+    )
     return run_analysis(config, progress=False)

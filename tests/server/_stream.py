@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from experiment.sender import Sender
 from lookwhere import protocol
@@ -15,11 +15,17 @@ KINDS = sorted(protocol.RECORD_TYPES)
 
 def send_sample(sender: Sender, kind: str) -> protocol.Record:
     """Send the sample record of ``kind``."""
-    return sender.send(protocol.RECORD_TYPES[kind], **FIELDS[kind])
+    return sender.send(protocol.RECORD_TYPES[kind](**FIELDS[kind]))
 
 
-def pump(receiver: Receiver | None, senders: list[Sender], until: Callable[[], bool], *,
-         timeout_s: float = 10.0, sink: list | None = None) -> None:
+def pump(
+    receiver: Receiver | None,
+    senders: list[Sender],
+    until: Callable[[], bool],
+    *,
+    timeout_s: float = 10.0,
+    sink: list | None = None,
+) -> None:
     """Alternate receiver polls and sender services until ``until()``; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while not until():

@@ -20,9 +20,16 @@ def untrained_store(osie_stimuli: Path, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("untrained") / "maps"
     rng = np.random.default_rng(11)
     rows, columns = np.mgrid[0:16, 0:16]
-    writer = MapStoreWriter(path, {"map_names": list(UNTRAINED_MAPS), "model": {"architecture": "test"},
-                                   "weights": {"label": "untrained", "untrained": True, "seed": 11},
-                                   "input": {"size": [16, 16]}, "parameters": {}})
+    writer = MapStoreWriter(
+        path,
+        {
+            "map_names": list(UNTRAINED_MAPS),
+            "model": {"architecture": "test"},
+            "weights": {"label": "untrained", "untrained": True, "seed": 11},
+            "input": {"size": [16, 16]},
+            "parameters": {},
+        },
+    )
     stimuli = StimulusSet(osie_stimuli)
     for image in stimuli.image_ids:
         maps = {}

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,7 +35,7 @@ WAIT_MS = 10_000
 
 def _deliver(sender: Sender, record_type, **fields):
     """Send a record and service the sender until the server acknowledged it."""
-    record = sender.send(record_type, **fields)
+    record = sender.send(record_type(**fields))
     deadline = time.monotonic() + 10.0
     while sender.acked_seq < record.seq:
         assert time.monotonic() < deadline, f"the server did not acknowledge {record.kind} seq {record.seq}"
@@ -51,20 +49,46 @@ def _fixation(sender: Sender, geometry: DisplayGeometry, number: int) -> None:
     x, y, duration_ms = FIXATIONS[number]
     x_display, y_display = (float(v[0]) for v in geometry.image_to_display([x], [y]))
     start_ms = 200.0 + 600.0 * number
-    _deliver(sender, GazeSample, trial=0, t_tracker_ms=start_ms, t_session_ms=start_ms, eye="R",
-             x_display_px=x_display, y_display_px=y_display, pupil=1500.0)
-    _deliver(sender, FixationRecord, participant=PARTICIPANT, trial=0, image=IMAGE, eye="R", start_ms=start_ms,
-             end_ms=start_ms + duration_ms, duration_ms=duration_ms, x_display_px=x_display, y_display_px=y_display,
-             x_image_px=x, y_image_px=y, stimulus_duration_ms=STIMULUS_MS, pupil=float("nan"),
-             start_tracker_ms=start_ms, end_tracker_ms=start_ms + duration_ms,
-             start_session_ms=start_ms, end_session_ms=start_ms + duration_ms)
+    _deliver(
+        sender,
+        GazeSample,
+        trial=0,
+        t_tracker_ms=start_ms,
+        t_session_ms=start_ms,
+        eye="R",
+        x_display_px=x_display,
+        y_display_px=y_display,
+        pupil=1500.0,
+    )
+    _deliver(
+        sender,
+        FixationRecord,
+        participant=PARTICIPANT,
+        trial=0,
+        image=IMAGE,
+        eye="R",
+        start_ms=start_ms,
+        end_ms=start_ms + duration_ms,
+        duration_ms=duration_ms,
+        x_display_px=x_display,
+        y_display_px=y_display,
+        x_image_px=x,
+        y_image_px=y,
+        stimulus_duration_ms=STIMULUS_MS,
+        pupil=float("nan"),
+        start_tracker_ms=start_ms,
+        end_tracker_ms=start_ms + duration_ms,
+        start_session_ms=start_ms,
+        end_session_ms=start_ms + duration_ms,
+    )
 
 
 def _score_cells(page) -> dict[tuple[str, str], tuple[str, str]]:
     """(map, metric) → (displayed text, data-value) of every cell of the score table."""
     cells = page.eval_on_selector_all(
         '[data-testid="score-table"] td[data-map]',
-        "cells => cells.map(c => [c.dataset.map, c.dataset.metric, c.textContent, c.dataset.value])")
+        "cells => cells.map(c => [c.dataset.map, c.dataset.metric, c.textContent, c.dataset.value])",
+    )
     return {(name, metric): (text, value) for name, metric, text, value in cells}
 
 
@@ -87,7 +111,8 @@ def _wait_cells_equal(page, scores: dict) -> None:
         "(expected) => Object.entries(expected).every(([key, value]) => document.querySelector("
         "`[data-testid=score-table] td[data-map=${key.split('|')[0]}][data-metric=${key.split('|')[1]}]`)"
         "?.dataset.value === (value === null ? '' : String(value)))",
-        arg={f"{name}|{metric}": value for name, values in scores.items() for metric, value in values.items()})
+        arg={f"{name}|{metric}": value for name, values in scores.items() for metric, value in values.items()},
+    )
     _assert_cells_equal_api(_score_cells(page), scores)
 
 
@@ -111,10 +136,26 @@ def test_live_session_on_the_dashboard(browser, osie_stimuli, untrained_store, t
         expect(testid("untrained-banner")).to_contain_text("UNTRAINED weights — not the paper's maps")
 
         sender = Sender(server["zmq_endpoint"], tmp_path / "rig.msgpack", heartbeat_interval_s=0.2)
-        _deliver(sender, SessionStart, participant=PARTICIPANT, tracker="simulated", n_trials=3,
-                 screen_width_px=1920, screen_height_px=1080, wall_time_s=time.time())
-        _deliver(sender, TrialStart, trial=0, image=IMAGE, onset_tracker_ms=0.0, onset_session_ms=0.0,
-                 stimulus_duration_ms=STIMULUS_MS, **geometry.to_dict())
+        _deliver(
+            sender,
+            SessionStart,
+            participant=PARTICIPANT,
+            tracker="simulated",
+            n_trials=3,
+            screen_width_px=1920,
+            screen_height_px=1080,
+            wall_time_s=time.time(),
+        )
+        _deliver(
+            sender,
+            TrialStart,
+            trial=0,
+            image=IMAGE,
+            onset_tracker_ms=0.0,
+            onset_session_ms=0.0,
+            stimulus_duration_ms=STIMULUS_MS,
+            **geometry.to_dict(),
+        )
         expect(testid("participant")).to_have_text(PARTICIPANT)
         expect(testid("tracker")).to_have_text("simulated")
         expect(testid("trial")).to_have_text("1 / 3")  # trial 0 of the data
@@ -149,14 +190,17 @@ def test_live_session_on_the_dashboard(browser, osie_stimuli, untrained_store, t
         expect(testid("heatmap-participant")).to_be_visible()
 
         # The overlay draws each fixation at its image position scaled to the stage.
-        painted = page.evaluate("""(fixations) => {
+        painted = page.evaluate(
+            """(fixations) => {
             const canvas = document.querySelector('[data-testid=overlay]');
             const stage = document.querySelector('[data-testid=stage]');
             const ratio = canvas.width / stage.clientWidth, scale = stage.clientWidth / 800;
             const context = canvas.getContext('2d');
             return fixations.map(([x, y]) => context.getImageData(
                 Math.round(x * scale * ratio), Math.round(y * scale * ratio), 1, 1).data[3]);
-        }""", [list(f[:2]) for f in FIXATIONS])
+        }""",
+            [list(f[:2]) for f in FIXATIONS],
+        )
         assert all(alpha > 0 for alpha in painted), painted
 
         _deliver(sender, MicLevel, trial=0, t_session_ms=1500.0, rms_dbfs=-32.5, peak_dbfs=-11.0, xruns=0)
@@ -179,7 +223,7 @@ def test_live_session_on_the_dashboard(browser, osie_stimuli, untrained_store, t
 
         # Sorting: kl_div is lower-is-better, so the first click puts the smallest value on top.
         kl = {name: summary["scores"][name]["kl_div"] for name in summary["scores"]}
-        ranked = sorted((name for name in kl if kl[name] is not None), key=kl.get)
+        ranked = sorted((name for name in kl if kl[name] is not None), key=lambda name: kl[name])
         testid("score-table").locator('th[data-metric="kl_div"]').click()
         expect(testid("score-table").locator("tbody tr").first).to_have_attribute("data-map", ranked[0])
         testid("score-table").locator('th[data-metric="kl_div"]').click()
@@ -188,8 +232,10 @@ def test_live_session_on_the_dashboard(browser, osie_stimuli, untrained_store, t
         bars = testid("bar-chart").locator('[data-testid="bar"]')
         cc = {name: values["cc"] for name, values in summary["scores"].items() if values["cc"] is not None}
         expect(bars).to_have_count(len(cc))
-        assert {bars.nth(i).get_attribute("data-map"): float(bars.nth(i).get_attribute("data-value"))
-                for i in range(len(cc))} == cc
+        assert {
+            bars.nth(i).get_attribute("data-map"): float(bars.nth(i).get_attribute("data-value"))
+            for i in range(len(cc))
+        } == cc
 
         # The history browser: the image, its pooled scores, and the way back.
         item = testid("history-list").locator(f'[data-image="{IMAGE}"]')
@@ -243,16 +289,40 @@ _RECORD_VIEWS = """() => {
 
 
 def _trial(sender: Sender, geometry: DisplayGeometry, trial: int, image: str, fixations) -> None:
-    _deliver(sender, TrialStart, trial=trial, image=image, onset_tracker_ms=10_000.0 * trial,
-             onset_session_ms=10_000.0 * trial, stimulus_duration_ms=2000.0, **geometry.to_dict())
+    _deliver(
+        sender,
+        TrialStart,
+        trial=trial,
+        image=image,
+        onset_tracker_ms=10_000.0 * trial,
+        onset_session_ms=10_000.0 * trial,
+        stimulus_duration_ms=2000.0,
+        **geometry.to_dict(),
+    )
     for number, (x, y, duration_ms) in enumerate(fixations):
         start_ms = 10_000.0 * trial + 300.0 + 400.0 * number
         x_display, y_display = (float(v[0]) for v in geometry.image_to_display([x], [y]))
-        _deliver(sender, FixationRecord, participant=PARTICIPANT, trial=trial, image=image, eye="R",
-                 start_ms=start_ms, end_ms=start_ms + duration_ms, duration_ms=duration_ms, x_display_px=x_display,
-                 y_display_px=y_display, x_image_px=x, y_image_px=y, stimulus_duration_ms=2000.0,
-                 pupil=float("nan"), start_tracker_ms=start_ms, end_tracker_ms=start_ms + duration_ms,
-                 start_session_ms=start_ms, end_session_ms=start_ms + duration_ms)
+        _deliver(
+            sender,
+            FixationRecord,
+            participant=PARTICIPANT,
+            trial=trial,
+            image=image,
+            eye="R",
+            start_ms=start_ms,
+            end_ms=start_ms + duration_ms,
+            duration_ms=duration_ms,
+            x_display_px=x_display,
+            y_display_px=y_display,
+            x_image_px=x,
+            y_image_px=y,
+            stimulus_duration_ms=2000.0,
+            pupil=float("nan"),
+            start_tracker_ms=start_ms,
+            end_tracker_ms=start_ms + duration_ms,
+            start_session_ms=start_ms,
+            end_session_ms=start_ms + duration_ms,
+        )
 
 
 @pytest.mark.timeout(120)
@@ -271,8 +341,16 @@ def test_trial_start_shows_the_pooled_state_at_once(browser, osie_stimuli, untra
         page.goto(server["url"])
         expect(testid("connection")).to_have_attribute("data-state", "live")
         sender = Sender(server["zmq_endpoint"], tmp_path / "rig.msgpack", heartbeat_interval_s=None)
-        _deliver(sender, SessionStart, participant=PARTICIPANT, tracker="simulated", n_trials=3,
-                 screen_width_px=1920, screen_height_px=1080, wall_time_s=time.time())
+        _deliver(
+            sender,
+            SessionStart,
+            participant=PARTICIPANT,
+            tracker="simulated",
+            n_trials=3,
+            screen_width_px=1920,
+            screen_height_px=1080,
+            wall_time_s=time.time(),
+        )
         _trial(sender, geometry, 0, IMAGE, FIXATIONS)
         expect(testid("n-fixations-pooled")).to_have_text(str(len(FIXATIONS)))
         _trial(sender, geometry, 1, other, FIXATIONS[:1])
@@ -312,8 +390,10 @@ def test_trial_start_shows_the_pooled_state_at_once(browser, osie_stimuli, untra
 
         # thumbnails: from the disk cache, small, cached by the browser for good
         expect(testid("model-map")).to_have_count(len(UNTRAINED_MAPS))
-        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=model-map] img')]"
-                               ".every(image => image.complete && image.naturalWidth > 0)")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=model-map] img')]"
+            ".every(image => image.complete && image.naturalWidth > 0)"
+        )
         source = testid("model-map").first.locator("img").get_attribute("src")
         assert source.startswith(f"/api/images/{IMAGE}/thumbnails/") and "?store=" in source
         first = api.get(source)
@@ -326,11 +406,23 @@ def test_trial_start_shows_the_pooled_state_at_once(browser, osie_stimuli, untra
         assert api.get(source, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
 
         # the trial ends late on a display without vsync; the task then waits at drift correction
-        _deliver(sender, TrialEnd, trial=2, image=IMAGE, offset_tracker_ms=22_350.0, offset_session_ms=22_350.0,
-                 n_fixations=0, dropped_frames=0, aborted=False, display_duration_ms=2350.0, overrun=True,
-                 frame_timing="no_vsync")
-        _deliver(sender, Heartbeat, t_session_ms=22_400.0, wall_time_s=time.time(), pending=0,
-                 waiting="drift_correction")
+        _deliver(
+            sender,
+            TrialEnd,
+            trial=2,
+            image=IMAGE,
+            offset_tracker_ms=22_350.0,
+            offset_session_ms=22_350.0,
+            n_fixations=0,
+            dropped_frames=0,
+            aborted=False,
+            display_duration_ms=2350.0,
+            overrun=True,
+            frame_timing="no_vsync",
+        )
+        _deliver(
+            sender, Heartbeat, t_session_ms=22_400.0, wall_time_s=time.time(), pending=0, waiting="drift_correction"
+        )
         expect(testid("time-left")).to_have_text("waiting: drift correction")
         expect(testid("health-dropped")).to_have_text("not measurable (no vsync)")
         expect(testid("health-overruns")).to_have_text("1 of 1 trials (last: trial 3, 2350 ms for 2000)")
@@ -354,8 +446,18 @@ def guarded(osie_stimuli, tmp_path_factory):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("path", ["/", "/api/health", "/api/session", "/api/images", f"/api/images/{IMAGE}",
-                                  f"/api/images/{IMAGE}/stimulus", f"/api/images/{IMAGE}/heatmap.png"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/api/health",
+        "/api/session",
+        "/api/images",
+        f"/api/images/{IMAGE}",
+        f"/api/images/{IMAGE}/stimulus",
+        f"/api/images/{IMAGE}/heatmap.png",
+    ],
+)
 def test_every_route_needs_the_token(guarded, path):
     with httpx.Client(base_url=guarded["base"], timeout=10.0) as client:
         assert client.get(path).status_code == 401
@@ -383,8 +485,16 @@ def test_websocket_checks_origin_and_token(guarded):
     with connect(f"{url}?token={TOKEN}", origin=own_origin, open_timeout=10) as socket:
         message = json.loads(socket.recv(timeout=10))
         assert message["type"] == "snapshot"
-        assert list(message["sections"]) == ["session", "trial", "gaze", "fixations", "mic", "health", "scores",
-                                             "history"]
+        assert list(message["sections"]) == [
+            "session",
+            "trial",
+            "gaze",
+            "fixations",
+            "mic",
+            "health",
+            "scores",
+            "history",
+        ]
     with connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"}, open_timeout=10) as socket:
         assert socket.recv(timeout=10)  # a tool without Origin needs the token only
     refusals = {
@@ -394,9 +504,8 @@ def test_websocket_checks_origin_and_token(guarded):
         "no origin, wrong token": dict(uri=f"{url}?token=wrong"),
     }
     for case, options in refusals.items():
-        with pytest.raises(InvalidStatus) as refused:
-            with connect(**options, open_timeout=10) as socket:
-                socket.recv(timeout=5)
+        with pytest.raises(InvalidStatus) as refused, connect(**options, open_timeout=10) as socket:
+            socket.recv(timeout=5)
         assert refused.value.response.status_code == 403, case
 
 
@@ -412,18 +521,21 @@ def _raw_get(server: dict, path: str) -> tuple[int, bytes]:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("path", [
-    "/api/images/..%2F..%2Fetc%2Fpasswd/stimulus",
-    "/api/images/..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd/heatmap.png",
-    "/api/images/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-    "/api/images/%2E%2E/stimulus",
-    "/api/images/1001.jpg/stimulus",
-    "/api/images/1001/maps/..%2F..%2F..%2Fetc%2Fpasswd.png",
-    "/api/images/../../../../etc/passwd",
-    "/static/../../../../etc/passwd",
-    "/static/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
-    "/static/%2e%2e/app.py",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/images/..%2F..%2Fetc%2Fpasswd/stimulus",
+        "/api/images/..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd/heatmap.png",
+        "/api/images/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/api/images/%2E%2E/stimulus",
+        "/api/images/1001.jpg/stimulus",
+        "/api/images/1001/maps/..%2F..%2F..%2Fetc%2Fpasswd.png",
+        "/api/images/../../../../etc/passwd",
+        "/static/../../../../etc/passwd",
+        "/static/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "/static/%2e%2e/app.py",
+    ],
+)
 def test_no_path_traversal(guarded, osie_stimuli, path):
     status, body = _raw_get(guarded, path)
     assert status == 404, (path, status, body[:200])

@@ -43,9 +43,12 @@ while True:
 def _start_receiver(data_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [sys.executable, "-c", _RECEIVER_SCRIPT, str(data_dir), str(port)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+    assert process.stdout is not None  # piped
     endpoint = process.stdout.readline().strip()
     assert endpoint.startswith("tcp://127.0.0.1:"), f"receiver did not start: {endpoint!r}"
     return process, endpoint
@@ -57,8 +60,13 @@ def _stream(folder: Path, n_records: int, *, kill_at: int | None = None, restart
     ``restart_at``. Returns the persisted journal's bytes, the ack count at the kill, the sender."""
     process, endpoint = _start_receiver(folder, 0)
     port = int(endpoint.rsplit(":", 1)[1])
-    sender = Sender(endpoint, folder.parent / f"{folder.name}-rig.msgpack", session=SESSION,
-                    heartbeat_interval_s=None, resend_after_s=0.1)
+    sender = Sender(
+        endpoint,
+        folder.parent / f"{folder.name}-rig.msgpack",
+        session=SESSION,
+        heartbeat_interval_s=None,
+        resend_after_s=0.1,
+    )
     acked_when_killed = None
     try:
         for i in range(1, n_records + 1):
@@ -84,11 +92,14 @@ def _stream(folder: Path, n_records: int, *, kill_at: int | None = None, restart
 def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path):
     n_records, kill_at, restart_at = 3000, 1000, 1600
     reference, _, _ = _stream(tmp_path / "uninterrupted", n_records)
-    persisted, acked_when_killed, sender = _stream(tmp_path / "killed", n_records,
-                                                   kill_at=kill_at, restart_at=restart_at)
+    persisted, acked_when_killed, sender = _stream(
+        tmp_path / "killed", n_records, kill_at=kill_at, restart_at=restart_at
+    )
     seqs = [data["seq"] for _, data in protocol.read_journal(tmp_path / "killed" / "stream" / f"{SESSION}.msgpack")]
-    print(f"SIGKILL test: {n_records} records, {acked_when_killed} acknowledged when the receiver was killed "
-          f"after record {kill_at}, restarted after {restart_at}; sender stats {sender.stats}")
+    print(
+        f"SIGKILL test: {n_records} records, {acked_when_killed} acknowledged when the receiver was killed "
+        f"after record {kill_at}, restarted after {restart_at}; sender stats {sender.stats}"
+    )
     assert 0 < acked_when_killed < kill_at  # the kill really happened mid-stream
     assert sender.stats["replay_requests"] + sender.stats["hellos"] >= 1  # and recovery was needed
     assert seqs == list(range(1, n_records + 1))  # none lost, none twice
@@ -152,9 +163,11 @@ def test_sender_never_blocks(tmp_path, server):
             process.wait(timeout=10)
     p50, p99, worst = np.percentile(times_us, 50), np.percentile(times_us, 99), times_us.max()
     slow = times_us > 1000
-    print(f"server {server}: send p50 {p50:.1f} µs, p99 {p99:.1f} µs, max {worst:.0f} µs, "
-          f"refused {would_block} times for {n} records; {slow.sum()} sends over 1 ms, "
-          f"{(sleeps[slow] > 0).sum()} of them slept; {(sleeps > 0).sum()} sends slept in all")
+    print(
+        f"server {server}: send p50 {p50:.1f} µs, p99 {p99:.1f} µs, max {worst:.0f} µs, "
+        f"refused {would_block} times for {n} records; {slow.sum()} sends over 1 ms, "
+        f"{(sleeps[slow] > 0).sum()} of them slept; {(sleeps > 0).sum()} sends slept in all"
+    )
     assert would_block > 0  # the sends really hit a wall
     # Measured on the shared 2-core VM: p50 ~8-11 µs, p99 ~15-50 µs; the max (0.4-44 ms) depends
     # on how busy the machine is: those sends were preempted (involuntary switches; the raw zmq
@@ -174,14 +187,25 @@ def test_curve_admits_only_allowed_clients(tmp_path):
     _, intruder_secret = create_keys(tmp_path / "intruder", name="intruder")
     (allowed_dir / "rig1.key_secret").rename(tmp_path / "rig1.key_secret")  # the list holds public keys only
     context = zmq.Context()
-    receiver = Receiver(tmp_path / "server", context=context, curve=CurveKeys.load(server_secret),
-                        allowed_keys_dir=allowed_dir)
+    receiver = Receiver(
+        tmp_path / "server", context=context, curve=CurveKeys.load(server_secret), allowed_keys_dir=allowed_dir
+    )
     try:
-        intruder = Sender(receiver.endpoint, tmp_path / "intruder.msgpack", context=context,
-                          heartbeat_interval_s=None, resend_after_s=0.05,
-                          curve=CurveKeys.load(intruder_secret, server_public_file=server_public))
-        allowed = Sender(receiver.endpoint, tmp_path / "rig1.msgpack", context=context, heartbeat_interval_s=None,
-                         curve=CurveKeys.load(tmp_path / "rig1.key_secret", server_public_file=server_public))
+        intruder = Sender(
+            receiver.endpoint,
+            tmp_path / "intruder.msgpack",
+            context=context,
+            heartbeat_interval_s=None,
+            resend_after_s=0.05,
+            curve=CurveKeys.load(intruder_secret, server_public_file=server_public),
+        )
+        allowed = Sender(
+            receiver.endpoint,
+            tmp_path / "rig1.msgpack",
+            context=context,
+            heartbeat_interval_s=None,
+            curve=CurveKeys.load(tmp_path / "rig1.key_secret", server_public_file=server_public),
+        )
         for kind in KINDS:
             send_sample(intruder, kind)
             send_sample(allowed, kind)
@@ -201,8 +225,10 @@ def test_curve_admits_only_allowed_clients(tmp_path):
 
 @pytest.mark.timeout(30)
 def test_a_message_over_maxmsgsize_drops_only_its_connection(tmp_path):
-    with Receiver(tmp_path / "server") as receiver, \
-            Sender(receiver.endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None) as sender:
+    with (
+        Receiver(tmp_path / "server") as receiver,
+        Sender(receiver.endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None) as sender,
+    ):
         rogue = make_socket(zmq.Context.instance(), "sender")
         rogue.connect(receiver.endpoint)
         try:

@@ -34,13 +34,16 @@ def _journal_maps(path):
 
 def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(
-        a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+        a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k])) for k in a
+    )
 
 
 def test_every_kind_travels_persists_and_is_acknowledged(tmp_path):
-    accepted = []
-    with Receiver(tmp_path / "server") as receiver, \
-            Sender(receiver.endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None) as sender:
+    accepted: list[protocol.Record] = []
+    with (
+        Receiver(tmp_path / "server") as receiver,
+        Sender(receiver.endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None) as sender,
+    ):
         sent = [send_sample(sender, kind) for kind in KINDS]
         pump(receiver, [sender], lambda: sender.acked_seq == len(KINDS), sink=accepted)
         assert [r.seq for r in accepted] == list(range(1, len(KINDS) + 1))
@@ -54,7 +57,8 @@ def test_every_kind_travels_persists_and_is_acknowledged(tmp_path):
     assert all(_same(p, protocol.record_map(s)) for p, s in zip(persisted, sent, strict=True))
     # The sender's local journal holds the same maps, byte for byte.
     assert (tmp_path / "rig.msgpack").read_bytes() == (
-        tmp_path / "server" / "stream" / f"{sender.session}.msgpack").read_bytes()
+        tmp_path / "server" / "stream" / f"{sender.session}.msgpack"
+    ).read_bytes()
 
 
 def _rebind(data_dir, port: int, timeout_s: float = 5.0) -> Receiver:
@@ -82,7 +86,7 @@ def test_restarted_receiver_reloads_and_a_replay_fills_exactly_the_gap(tmp_path)
     assert sender.pending == 30
     with _rebind(tmp_path / "server", port) as receiver:
         assert receiver.sessions()[sender.session].last_seq == 50  # reloaded from disk
-        accepted = []
+        accepted: list[protocol.Record] = []
         pump(receiver, [sender], lambda: sender.acked_seq == 80, sink=accepted)
         assert [r.seq for r in accepted] == list(range(51, 81))
         assert receiver.counters["accepted"] == 30
@@ -92,8 +96,10 @@ def test_restarted_receiver_reloads_and_a_replay_fills_exactly_the_gap(tmp_path)
 
 def test_gap_triggers_a_replay_and_duplicates_are_dropped(tmp_path):
     """Records 2..5 are sent straight to the socket, skipping 1: the receiver must ask for 1."""
-    with Receiver(tmp_path / "server", replay_interval_s=0.05) as receiver, \
-            Sender(receiver.endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None) as sender:
+    with (
+        Receiver(tmp_path / "server", replay_interval_s=0.05) as receiver,
+        Sender(receiver.endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None) as sender,
+    ):
         raw = make_socket(zmq.Context.instance(), "sender")
         raw.connect(receiver.endpoint)
         try:
@@ -155,18 +161,39 @@ def _malformed_messages(rng: random.Random, session: str, accepted_seq: int):
         lambda: ([b"fixation"], "bad_frames"),
         lambda: ([b"fixation", msgpack.packb(good), b"x"], "bad_frames"),
         lambda: ([b"fixation", msgpack.packb(_without(good, rng.choice(droppable)))], "missing_field"),
-        lambda: ([b"fixation", msgpack.packb({**good, "x_display_px": rng.choice(
-            [float("nan"), float("inf"), -float("inf"), 1e9, -3e4])})], "out_of_range"),
-        lambda: ([b"fixation", msgpack.packb({**good, rng.choice(["trial", "seq", "x_display_px", "image"]):
-                                               rng.choice([None, [1], {"a": 1}, b"\x01", True])})], "wrong_type"),
+        lambda: (
+            [
+                b"fixation",
+                msgpack.packb(
+                    {**good, "x_display_px": rng.choice([float("nan"), float("inf"), -float("inf"), 1e9, -3e4])}
+                ),
+            ],
+            "out_of_range",
+        ),
+        lambda: (
+            [
+                b"fixation",
+                msgpack.packb(
+                    {
+                        **good,
+                        rng.choice(["trial", "seq", "x_display_px", "image"]): rng.choice(
+                            [None, [1], {"a": 1}, b"\x01", True]
+                        ),
+                    }
+                ),
+            ],
+            "wrong_type",
+        ),
         lambda: ([b"fixation", msgpack.packb({**good, "v": rng.choice([0, 2, 99, "1", None])})], "wrong_version"),
         lambda: ([b"fixation", msgpack.packb({**good, "colour": "red"})], "unknown_field"),
         lambda: ([b"gaze", msgpack.packb(good)], "kind_mismatch"),
         lambda: ([protocol.TOPIC_HELLO, msgpack.packb({"v": 1, "session": session})], "missing_field"),
         lambda: ([protocol.TOPIC_ACK, msgpack.packb({"v": 1, "session": session, "seq": 1})], "unknown_kind"),
         lambda: ([b"fixation", msgpack.packb({**good, "image": oversize_image})], "oversize"),
-        lambda: ([b"fixation", msgpack.packb(record_map(
-            "fixation", rng.randint(1, accepted_seq), session=session))], "duplicates"),
+        lambda: (
+            [b"fixation", msgpack.packb(record_map("fixation", rng.randint(1, accepted_seq), session=session))],
+            "duplicates",
+        ),
     ]
     while True:
         yield rng.choice(families)()
@@ -176,8 +203,10 @@ def test_fuzz_ten_thousand_malformed_messages(tmp_path):
     """The receiver stays up, counts every rejection, and its accepted state does not change."""
     rng = random.Random(20261126)
     n_messages = 12_000
-    with Receiver(tmp_path / "server") as receiver, \
-            Sender(receiver.endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None) as sender:
+    with (
+        Receiver(tmp_path / "server") as receiver,
+        Sender(receiver.endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None) as sender,
+    ):
         for _ in range(20):
             send_sample(sender, "fixation")
         pump(receiver, [sender], lambda: sender.acked_seq == 20)
@@ -187,7 +216,7 @@ def test_fuzz_ten_thousand_malformed_messages(tmp_path):
         fuzzer = make_socket(zmq.Context.instance(), "sender")
         fuzzer.connect(receiver.endpoint)
         expected: dict[str, int] = {}
-        leaked = []
+        leaked: list[protocol.Record] = []
         try:
             pump(receiver, [], lambda: fuzzer.poll(0, zmq.POLLOUT) != 0, timeout_s=5)
             messages = _malformed_messages(rng, sender.session, 20)
@@ -196,9 +225,11 @@ def test_fuzz_ten_thousand_malformed_messages(tmp_path):
                     frames, reason = next(messages)
                     fuzzer.send_multipart(frames)
                     expected[reason or "any"] = expected.get(reason or "any", 0) + 1
+
                 def handled():
                     c = receiver.counters
-                    return sum(c["malformed"].values()) + c["duplicates"] == start + 500
+                    return sum(c["malformed"].values()) + c["duplicates"] == start + 500  # noqa: B023 — called now
+
                 pump(receiver, [], handled, sink=leaked)
         finally:
             fuzzer.close()
@@ -222,9 +253,11 @@ def test_fuzz_ten_thousand_malformed_messages(tmp_path):
 
 def test_the_sender_imports_neither_torch_nor_the_analysis(tmp_path):
     """The experiment process must stay light: checked in a fresh interpreter."""
-    code = ("import sys, experiment.sender; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'analysis', 'server')); "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, experiment.sender; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'analysis', 'server')); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -244,8 +277,10 @@ def test_a_held_seq_with_other_content_is_a_conflict_and_the_same_record_a_dupli
     """Seq 3 arrives again: with another gaze position (twice), it is one conflict, counted, kept
     aside on disk and never applied; with the same content (even encoded differently: an int for a
     float field) it is a silent duplicate."""
-    with Receiver(tmp_path / "server") as receiver, \
-            Sender(receiver.endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None) as sender:
+    with (
+        Receiver(tmp_path / "server") as receiver,
+        Sender(receiver.endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None) as sender,
+    ):
         for _ in range(5):
             send_sample(sender, "gaze")
         pump(receiver, [sender], lambda: sender.acked_seq == 5)

@@ -12,6 +12,7 @@ import pytest
 
 from analysis.heatmap import HeatmapParams
 from analysis.readers import read_osie
+from analysis.scoring_config import ScoringConfig
 from lookwhere.records import FIXATION_COLUMNS
 from server.scoring import ImageInput, LiveScorer
 
@@ -36,13 +37,18 @@ def _scorer(**options) -> LiveScorer:
         def load(self, image, *, shape):
             return maps[image]
 
-    return LiveScorer(maps=Maps(), params=HeatmapParams(), scoring=dict(seed=3), center_bias_sigma_fraction=0.25,
-                      **options)
+    return LiveScorer(maps=Maps(), scoring=ScoringConfig(heatmap=HeatmapParams(), seed=3), **options)
 
 
 def _input(rows, image: str, version: int) -> ImageInput:
     own = tuple(row for row in rows if row[FIXATION_COLUMNS.index("image")] == image)
-    return ImageInput(image=image, shape=SHAPE, rows=own, context_version=version, participant=own[-1][FIXATION_COLUMNS.index("participant")] if own else None)
+    return ImageInput(
+        image=image,
+        shape=SHAPE,
+        rows=own,
+        context_version=version,
+        participant=own[-1][FIXATION_COLUMNS.index("participant")] if own else None,
+    )
 
 
 def _context(rows):

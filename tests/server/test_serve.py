@@ -21,7 +21,15 @@ from server.config import CONFIG_FILE
 from stimuli.sets import StimulusSet
 from tests.server._serve import serve_process
 from tests.server._sessions import (
-    IMAGES, MAPS, OBSERVERS, RANDOM_METRICS, offline_analysis, small_store, stimulus_subset, stream, timed,
+    IMAGES,
+    MAPS,
+    OBSERVERS,
+    RANDOM_METRICS,
+    offline_analysis,
+    small_store,
+    stimulus_subset,
+    stream,
+    timed,
 )
 
 pytestmark = pytest.mark.slow
@@ -31,8 +39,11 @@ def _api_scores(url: str) -> pd.DataFrame:
     rows = []
     for image in IMAGES:
         summary = httpx.get(f"{url}api/images/{image}", timeout=30).raise_for_status().json()
-        rows += [{"image": image, "map": name, "metric": metric, "value": np.nan if value is None else value}
-                 for name, values in summary["scores"].items() for metric, value in values.items()]
+        rows += [
+            {"image": image, "map": name, "metric": metric, "value": np.nan if value is None else value}
+            for name, values in summary["scores"].items()
+            for metric, value in values.items()
+        ]
     return pd.DataFrame(rows)
 
 
@@ -70,18 +81,30 @@ def served(osie_fixations_path, osie_stimuli, tmp_path_factory):
         restarted = _api_scores(server["url"])
 
     offline = offline_analysis(sent, osie_stimuli, store.path, tmp_path)
-    return dict(live=live, restarted=restarted, offline=offline.scores, session=session, health=health,
-                sent=sent, data=data, stimuli=stimuli, table=table, options=options)
+    return dict(
+        live=live,
+        restarted=restarted,
+        offline=offline.scores,
+        session=session,
+        health=health,
+        sent=sent,
+        data=data,
+        stimuli=stimuli,
+        table=table,
+        options=options,
+    )
 
 
 def test_api_scores_equal_the_offline_analysis(served):
-    merged = served["offline"].merge(served["live"], on=["image", "map", "metric"], how="outer",
-                                     suffixes=("_offline", "_live"), indicator=True)
+    merged = served["offline"].merge(
+        served["live"], on=["image", "map", "metric"], how="outer", suffixes=("_offline", "_live"), indicator=True
+    )
     assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"]
     assert set(merged["map"]) == MAPS
     deterministic = ~merged["metric"].isin(RANDOM_METRICS) | (merged["map"] == "human_loso")
-    np.testing.assert_allclose(merged.loc[deterministic, "value_live"], merged.loc[deterministic, "value_offline"],
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        merged.loc[deterministic, "value_live"], merged.loc[deterministic, "value_offline"], rtol=0, atol=1e-9
+    )
     # the seeded random AUCs: same seed, same functions, so equal (JSON keeps every digit of a float)
     random_rows = merged[~deterministic]
     np.testing.assert_array_equal(random_rows["value_live"], random_rows["value_offline"])
@@ -100,7 +123,10 @@ def test_session_and_health_report_the_stream(served):
     assert receiver["accepted"] == session["n_records"]
     assert receiver["gaps"] == 0 and receiver["duplicates"] == 0 and health["malformed_total"] == 0
     assert {key: health["maps"][key] for key in ("names", "label", "untrained")} == {
-        "names": ["cam_a", "cam_b"], "label": "untrained", "untrained": True}
+        "names": ["cam_a", "cam_b"],
+        "label": "untrained",
+        "untrained": True,
+    }
 
 
 def test_the_configuration_is_written_next_to_the_data(served):
@@ -116,13 +142,31 @@ def test_bad_input_is_one_line_and_exit_2(osie_stimuli, tmp_path):
 
     store = small_store(tmp_path / "maps")  # maps for 3 images, the folder has 200
     result = subprocess.run(
-        [sys.executable, "-m", "lookwhere", "serve", "--stimuli", str(osie_stimuli), "--maps", str(store.path),
-         "--data", str(tmp_path / "data"), "--http-port", "0", "--zmq-port", "0"],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "lookwhere",
+            "serve",
+            "--stimuli",
+            str(osie_stimuli),
+            "--maps",
+            str(store.path),
+            "--data",
+            str(tmp_path / "data"),
+            "--http-port",
+            "0",
+            "--zmq-port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"lookwhere serve: error: map store {store.path} lacks the maps of 197 stimuli (e.g. ['1004', '1005', "
-        f"'1006']); run `lookwhere precompute --stimuli {osie_stimuli} --out {store.path}`"]
+        f"'1006']); run `lookwhere precompute --stimuli {osie_stimuli} --out {store.path}`"
+    ]
 
 
 def test_sigkill_mid_session_then_restart_equals_the_uninterrupted_run(served, tmp_path):
@@ -156,15 +200,22 @@ def test_sigkill_mid_session_then_restart_equals_the_uninterrupted_run(served, t
                 killed.update(acked=sender.acked_seq, pending=sender.pending)
                 killed["server"] = stack.enter_context(serve_process(served["stimuli"], data, *options))
 
-        _, sent = stream(served["table"], StimulusSet(served["stimuli"]), f"tcp://127.0.0.1:{port}", tmp_path,
-                         after_trial=kill_mid_session)
+        _, sent = stream(
+            served["table"],
+            StimulusSet(served["stimuli"]),
+            f"tcp://127.0.0.1:{port}",
+            tmp_path,
+            after_trial=kill_mid_session,
+        )
         url = killed["server"]["url"]
         _settled(url, len(sent))
         after = _api_scores(url)
         health = httpx.get(f"{url}api/health", timeout=10).json()
     assert killed["acked"] > 0 and killed["pending"] > 0  # killed mid-session, records in flight
-    print(f"SIGKILL of lookwhere serve: {killed['acked']} records acknowledged, {killed['pending']} in flight; "
-          f"restarted server's receiver: {health['receiver']}")
+    print(
+        f"SIGKILL of lookwhere serve: {killed['acked']} records acknowledged, {killed['pending']} in flight; "
+        f"restarted server's receiver: {health['receiver']}"
+    )
     pd.testing.assert_frame_equal(after, served["live"])
 
 
@@ -173,6 +224,7 @@ def test_a_loopback_server_refuses_foreign_host_names(served, tmp_path):
     ``Host`` (and as ``Origin``); a loopback server answers only to loopback names."""
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
+    from websockets.typing import Origin
 
     with serve_process(served["stimuli"], tmp_path / "data") as server:
         url = server["url"]
@@ -183,6 +235,8 @@ def test_a_loopback_server_refuses_foreign_host_names(served, tmp_path):
             response = httpx.get(url + path, headers={"Host": f"evil.example:{port}"}, timeout=10)
             assert response.status_code == 400, (path, response.status_code)
         with pytest.raises(InvalidStatus):
-            connect(f"ws://127.0.0.1:{port}/ws", additional_headers={"Host": f"evil.example:{port}"},
-                    origin=f"http://evil.example:{port}").close()
-
+            connect(
+                f"ws://127.0.0.1:{port}/ws",
+                additional_headers={"Host": f"evil.example:{port}"},
+                origin=Origin(f"http://evil.example:{port}"),
+            ).close()

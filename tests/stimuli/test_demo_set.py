@@ -6,7 +6,6 @@ Oracle: the pixels returned by ``skimage.data`` (the reference the files are mad
 
 import hashlib
 import shutil
-
 from pathlib import Path
 
 import numpy as np

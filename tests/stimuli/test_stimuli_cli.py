@@ -22,8 +22,9 @@ def voc_selection(tmp_path, capsys):
     """A synthetic VOCdevkit and the manifest of its first 3 images, made by ``stimuli manifest``."""
     vocdevkit = make_vocdevkit(tmp_path / "data")
     manifest = tmp_path / "selection.csv"
-    assert main(["stimuli", "manifest", "voc2007", "--vocdevkit", str(vocdevkit), "--out", str(manifest),
-                 "-n", "3"]) == 0
+    assert (
+        main(["stimuli", "manifest", "voc2007", "--vocdevkit", str(vocdevkit), "--out", str(manifest), "-n", "3"]) == 0
+    )
     assert "(3 images)" in capsys.readouterr().out
     return vocdevkit, manifest
 
@@ -50,10 +51,10 @@ def test_check_reports_every_kind_of_problem(tmp_path, capsys):
     folder = tmp_path / "lab"
     folder.mkdir()
     Image.fromarray(np.zeros((300, 400, 3), np.uint8)).save(folder / "ok.png")
-    Image.fromarray(np.zeros((300, 400), np.uint8)).save(folder / "gray.png")       # mode L: warning
-    Image.fromarray(np.zeros((100, 2000, 3), np.uint8)).save(folder / "wide.png")   # > 1920 at ×1: error
-    (folder / "broken.jpg").write_bytes(b"this is not a JPEG")                      # unreadable: error
-    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(folder / "twin.png")      # same id twice: error
+    Image.fromarray(np.zeros((300, 400), np.uint8)).save(folder / "gray.png")  # mode L: warning
+    Image.fromarray(np.zeros((100, 2000, 3), np.uint8)).save(folder / "wide.png")  # > 1920 at ×1: error
+    (folder / "broken.jpg").write_bytes(b"this is not a JPEG")  # unreadable: error
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(folder / "twin.png")  # same id twice: error
     Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(folder / "twin.jpg")
     (folder / "notes.txt").write_text("not an image, ignored")
 
@@ -82,8 +83,22 @@ def test_voc2007_manifest_prepare_and_check(voc_selection, tmp_path, capsys):
     assert [e.image_id for e in read_manifest(manifest)] == SELECTED_3
 
     out = tmp_path / "voc"
-    assert main(["stimuli", "prepare", "voc2007", "--vocdevkit", str(vocdevkit), "--out", str(out),
-                 "--manifest", str(manifest)]) == 0
+    assert (
+        main(
+            [
+                "stimuli",
+                "prepare",
+                "voc2007",
+                "--vocdevkit",
+                str(vocdevkit),
+                "--out",
+                str(out),
+                "--manifest",
+                str(manifest),
+            ]
+        )
+        == 0
+    )
     assert f"manifest: {out / 'manifest.csv'}" in capsys.readouterr().out
 
     assert main(["stimuli", "check", str(out)]) == 0
@@ -100,8 +115,22 @@ def test_prepare_voc2007_failure_is_one_clear_error(voc_selection, tmp_path, cap
     vocdevkit, manifest = voc_selection
     (vocdevkit / "VOC2007" / "JPEGImages" / "000008.jpg").unlink()
     out = tmp_path / "voc"
-    assert main(["stimuli", "prepare", "voc2007", "--vocdevkit", str(vocdevkit), "--out", str(out),
-                 "--manifest", str(manifest)]) == 2
+    assert (
+        main(
+            [
+                "stimuli",
+                "prepare",
+                "voc2007",
+                "--vocdevkit",
+                str(vocdevkit),
+                "--out",
+                str(out),
+                "--manifest",
+                str(manifest),
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     assert error.startswith("lookwhere stimuli: error: cannot prepare VOC 2007")
     assert "000008: missing" in error
@@ -113,16 +142,32 @@ def test_committed_manifest_needs_record_checksums(tmp_path, capsys):
     assert main(["stimuli", "prepare", "voc2007", "--vocdevkit", str(vocdevkit), "--out", str(tmp_path / "voc")]) == 2
     assert "--record-checksums" in capsys.readouterr().err
     # With the flag, the synthetic devkit lacks the study's images: all 200 are reported missing.
-    assert main(["stimuli", "prepare", "voc2007", "--vocdevkit", str(vocdevkit), "--out", str(tmp_path / "voc"),
-                 "--record-checksums"]) == 2
+    assert (
+        main(
+            [
+                "stimuli",
+                "prepare",
+                "voc2007",
+                "--vocdevkit",
+                str(vocdevkit),
+                "--out",
+                str(tmp_path / "voc"),
+                "--record-checksums",
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     assert "200 problem(s)" in error and "001086: missing" in error
 
 
-@pytest.mark.parametrize("argv", [
-    ["stimuli", "prepare"],
-    ["stimuli", "manifest", "voc2007", "--out", "x.csv"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["stimuli", "prepare"],
+        ["stimuli", "manifest", "voc2007", "--out", "x.csv"],
+    ],
+)
 def test_incomplete_commands_are_usage_errors(argv):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)

@@ -92,7 +92,9 @@ def test_reads_a_real_voc_annotation(tmp_path):
     assert (annotation.image_id, annotation.filename) == ("000001", "000001.jpg")
     assert (annotation.width_px, annotation.height_px, annotation.depth) == (353, 500, 3)
     assert [(obj.name, obj.difficult, obj.truncated) for obj in annotation.objects] == [
-        ("dog", False, True), ("person", False, True)]
+        ("dog", False, True),
+        ("person", False, True),
+    ]
     assert annotation.classes == ("dog", "person")
 
 
@@ -103,12 +105,21 @@ def test_difficult_objects_do_not_count(vocdevkit):
     assert annotation.classes == ("horse", "person")
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda xml: xml.replace("<width>353</width>", ""), r"000001.xml: <size><width> is missing"),
-    (lambda xml: xml.replace("<height>500</height>", "<height>tall</height>"), r"<height> must be an integer; got 'tall'"),
-    (lambda xml: xml.replace("<difficult>0</difficult>", "<difficult>yes</difficult>", 1), r"<difficult> must be 0 or 1"),
-    (lambda xml: xml.replace("</annotation>\n", ""), r"000001.xml is not a VOC annotation"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda xml: xml.replace("<width>353</width>", ""), r"000001.xml: <size><width> is missing"),
+        (
+            lambda xml: xml.replace("<height>500</height>", "<height>tall</height>"),
+            r"<height> must be an integer; got 'tall'",
+        ),
+        (
+            lambda xml: xml.replace("<difficult>0</difficult>", "<difficult>yes</difficult>", 1),
+            r"<difficult> must be 0 or 1",
+        ),
+        (lambda xml: xml.replace("</annotation>\n", ""), r"000001.xml is not a VOC annotation"),
+    ],
+)
 def test_malformed_annotations_name_the_file_and_element(tmp_path, edit, message):
     path = tmp_path / "000001.xml"
     path.write_text(edit(VOC_000001))
@@ -159,8 +170,8 @@ def test_prepare_copies_and_verifies(vocdevkit, tmp_path):
 
 def test_prepare_lists_every_problem_and_leaves_nothing_behind(vocdevkit, tmp_path):
     manifest = _selection(vocdevkit, tmp_path / "selection.csv", n=4)
-    _jpeg(vocdevkit, "000001").unlink()                                  # missing
-    with open(_jpeg(vocdevkit, "000003"), "ab") as file:                 # altered (same size)
+    _jpeg(vocdevkit, "000001").unlink()  # missing
+    with open(_jpeg(vocdevkit, "000003"), "ab") as file:  # altered (same size)
         file.write(b"\0")
     shutil.copyfile(_jpeg(vocdevkit, "000002"), _jpeg(vocdevkit, "000008"))  # another image: wrong size
     with pytest.raises(ValueError) as error:
@@ -183,7 +194,8 @@ def test_prepare_needs_checksums_or_records_them(vocdevkit, tmp_path):
     out = prepare_voc2007(vocdevkit, tmp_path / "stimuli", manifest=manifest, record_checksums=True)
     recorded = read_manifest(out / "manifest.csv")
     assert [e.sha256 for e in recorded] == [
-        hashlib.sha256(_jpeg(vocdevkit, image_id).read_bytes()).hexdigest() for image_id in SELECTED_3]
+        hashlib.sha256(_jpeg(vocdevkit, image_id).read_bytes()).hexdigest() for image_id in SELECTED_3
+    ]
     # The completed manifest now pins the copy: a second preparation verifies against it.
     assert prepare_voc2007(vocdevkit, tmp_path / "again", manifest=out / "manifest.csv") == tmp_path / "again"
 

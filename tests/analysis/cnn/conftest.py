@@ -5,8 +5,13 @@ Inputs are 32–64 px so that a VGG16 forward + backward takes well under a seco
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    import torch
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")

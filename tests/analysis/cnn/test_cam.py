@@ -22,8 +22,9 @@ class GapNet(nn.Module):
 
     def __init__(self, channels: int = 6, classes: int = 5) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, channels, 3, padding=1),
-                                  nn.ReLU())
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, channels, 3, padding=1), nn.ReLU()
+        )
         self.head = nn.Linear(channels, classes)
 
     def forward(self, x):
@@ -97,11 +98,14 @@ def test_ridge_matches_closed_form_when_underdetermined():
     assert fit.ridge_lambda == pytest.approx(lam)
 
 
-@pytest.mark.parametrize(("features", "scores", "alpha", "message"), [
-    (np.ones((3, 4)), np.ones((2, 5)), 0.1, "same N"),
-    (np.ones((1, 4)), np.ones((1, 5)), 0.1, "at least 2"),
-    (np.ones((3, 4)), np.ones((3, 5)), -1.0, "ridge_alpha"),
-])
+@pytest.mark.parametrize(
+    ("features", "scores", "alpha", "message"),
+    [
+        (np.ones((3, 4)), np.ones((2, 5)), 0.1, "same N"),
+        (np.ones((1, 4)), np.ones((1, 5)), 0.1, "at least 2"),
+        (np.ones((3, 4)), np.ones((3, 5)), -1.0, "ridge_alpha"),
+    ],
+)
 def test_fit_rejects_bad_input(features, scores, alpha, message):
     with pytest.raises(ValueError, match=message):
         fit_cam_weights(features, scores, ridge_alpha=alpha)

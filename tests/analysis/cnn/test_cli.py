@@ -27,9 +27,24 @@ def test_precompute_command_builds_resumes_and_exports(tmp_path, caplog):
     rng = np.random.default_rng(0)
     for name, (height, width) in {"a": (40, 60), "b": (36, 36)}.items():
         Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / f"{name}.jpg")
-    arguments = ["precompute", "--stimuli", str(folder), "--out", str(tmp_path / "store"), "--weights",
-                 "untrained", "--seed", "1", "--input-size", "32", "--device", "cpu", "--no-progress",
-                 "--images", "a"]
+    arguments = [
+        "precompute",
+        "--stimuli",
+        str(folder),
+        "--out",
+        str(tmp_path / "store"),
+        "--weights",
+        "untrained",
+        "--seed",
+        "1",
+        "--input-size",
+        "32",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--images",
+        "a",
+    ]
     assert main(arguments) == 0
     assert MapStore.open(tmp_path / "store").image_ids == ["a"]
     # Second run over the whole set resumes: "a" is kept, "b" added, then everything exported.
@@ -45,17 +60,44 @@ def test_precompute_command_builds_resumes_and_exports(tmp_path, caplog):
 
 
 def test_precompute_command_reports_input_errors(tmp_path, capsys):
-    assert main(["precompute", "--stimuli", str(tmp_path / "absent"), "--out", str(tmp_path / "s"),
-                 "--weights", "untrained"]) == 2
+    assert (
+        main(
+            [
+                "precompute",
+                "--stimuli",
+                str(tmp_path / "absent"),
+                "--out",
+                str(tmp_path / "s"),
+                "--weights",
+                "untrained",
+            ]
+        )
+        == 2
+    )
     assert "stimulus folder" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_precompute_on_real_osie_images(osie_stimuli, tmp_path):
     """Two real OSIE photographs (800×600 JPEG) at a 64 px input; the CAM fit reads all 200."""
-    arguments = ["precompute", "--stimuli", str(osie_stimuli), "--out", str(tmp_path / "store"), "--weights",
-                 "untrained", "--input-size", "64", "--batch-size", "16", "--device", "cpu", "--no-progress",
-                 "--images", "1001,1002"]
+    arguments = [
+        "precompute",
+        "--stimuli",
+        str(osie_stimuli),
+        "--out",
+        str(tmp_path / "store"),
+        "--weights",
+        "untrained",
+        "--input-size",
+        "64",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--images",
+        "1001,1002",
+    ]
     assert main(arguments) == 0
     store = MapStore.open(tmp_path / "store")
     assert store.image_ids == ["1001", "1002"]

@@ -8,16 +8,29 @@ VGG16, ``torch.autograd.grad`` per image, NumPy for eq. 8–14).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
 
-from analysis.cnn.dense import (LAYER_MAP_NAMES, channel_weights, dense_attention_maps, gestalt_sensitivities,
-                                gestalt_total, spatial_weights)
+from analysis.cnn.dense import (
+    LAYER_MAP_NAMES,
+    channel_weights,
+    dense_attention_maps,
+    gestalt_sensitivities,
+    gestalt_total,
+    spatial_weights,
+)
 from analysis.cnn.engine import MAP_NAMES, MapParameters, compute_maps
 from analysis.cnn.model import BLOCK_OUTPUTS
 from analysis.cnn.store import resize_bilinear
 from tests.analysis.cnn._helpers import assert_no_hooks, double_copy
+
+
+def _prefixed(name: str) -> Callable[[str], str]:
+    """An ``assert_close`` message naming the map."""
+    return lambda message: f"{name}: {message}"
 
 
 def _sensitivities(model, x, gt):
@@ -36,6 +49,7 @@ def test_sensitivities_match_finite_differences_float64(vgg, gt):
     with torch.no_grad():
         for layer in model.vgg.features:
             if isinstance(layer, torch.nn.Conv2d):
+                assert layer.bias is not None  # VGG16's convolutions have biases
                 layer.bias.copy_(0.05 * torch.randn(layer.bias.shape, generator=generator, dtype=torch.float64))
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     blocks, sensitivities = _sensitivities(model, x, gt)
@@ -43,7 +57,7 @@ def test_sensitivities_match_finite_differences_float64(vgg, gt):
     step = 1e-6
     for name, index in BLOCK_OUTPUTS.items():
         f = blocks[name].detach()
-        rest = model.vgg.features[index + 1:BLOCK_OUTPUTS["relu5_3"] + 1]  # f_n → relu5_3
+        rest = model.vgg.features[index + 1 : BLOCK_OUTPUTS["relu5_3"] + 1]  # f_n → relu5_3
         # Probe random active units and the most sensitive active ones. A unit at exactly 0 is on a
         # kink: a max-pool window of zeros ties, and autograd routes its gradient to the first one.
         flat_g = sensitivities[name].flatten()
@@ -62,13 +76,14 @@ def test_sensitivities_match_finite_differences_float64(vgg, gt):
             assert numeric == pytest.approx(float(flat_g[probe]), rel=1e-6, abs=1e-12), (name, int(probe))
     # G_5 of the mean is 1 / (h·w·C) everywhere.
     if gt == "mean":
-        torch.testing.assert_close(sensitivities["relu5_3"],
-                                   torch.full_like(sensitivities["relu5_3"], 1 / blocks["relu5_3"].numel()))
+        torch.testing.assert_close(
+            sensitivities["relu5_3"], torch.full_like(sensitivities["relu5_3"], 1 / blocks["relu5_3"].numel())
+        )
 
 
 def test_softmax_weights_sum_to_one(vgg, images):
     _, sensitivities = _sensitivities(vgg, images, "sum")
-    for name, g in sensitivities.items():
+    for g in sensitivities.values():
         spatial, channel = spatial_weights(g), channel_weights(g)
         assert spatial.shape == (2, *g.shape[2:]) and channel.shape == (2, g.shape[1])
         torch.testing.assert_close(spatial.sum(dim=(1, 2)), torch.ones(2), rtol=0, atol=1e-5)
@@ -98,13 +113,14 @@ def test_batched_maps_equal_a_loop_over_images(vgg, cam_weights):
     x = torch.randn(3, 3, 48, 48, generator=torch.Generator().manual_seed(4))
     batched = compute_maps(vgg, x, cam_weights=cam_weights, parameters=MapParameters(gt="sum"))
     for row in range(3):
-        single = compute_maps(vgg, x[row:row + 1], cam_weights=cam_weights, parameters=MapParameters(gt="sum"))
+        single = compute_maps(vgg, x[row : row + 1], cam_weights=cam_weights, parameters=MapParameters(gt="sum"))
         assert int(single.targets[0]) == int(batched.targets[row])
         for name in MAP_NAMES:
             expected = single.maps[name][0]
             scale = float(expected.abs().max())
-            torch.testing.assert_close(batched.maps[name][row], expected, rtol=1e-4, atol=1e-5 * scale,
-                                       msg=lambda m, name=name: f"{name}: {m}")
+            torch.testing.assert_close(
+                batched.maps[name][row], expected, rtol=1e-4, atol=1e-5 * scale, msg=_prefixed(name)
+            )
 
 
 def _softmax(values: np.ndarray) -> np.ndarray:
@@ -119,8 +135,10 @@ def _minmax(m: np.ndarray) -> np.ndarray:
 def _reference_dense_maps(stock_vgg, image: torch.Tensor, gt: str) -> dict[str, np.ndarray]:
     """Straightforward per-image dense model: hooks + autograd.grad, then NumPy loops over eq. 8–14."""
     captured: list[torch.Tensor] = []
-    handles = [stock_vgg.features[index].register_forward_hook(lambda _m, _i, out: captured.append(out))
-               for index in BLOCK_OUTPUTS.values()]
+    handles = [
+        stock_vgg.features[index].register_forward_hook(lambda _m, _i, out: captured.append(out))
+        for index in BLOCK_OUTPUTS.values()
+    ]
     try:
         x = image[None].clone().requires_grad_()
         stock_vgg(x)
@@ -131,8 +149,8 @@ def _reference_dense_maps(stock_vgg, image: torch.Tensor, gt: str) -> dict[str, 
     total = last.mean() if gt == "mean" else last.sum()
     gradients = torch.autograd.grad(total, captured)
     layer_maps = []
-    for f, g in zip(captured, gradients):
-        f, g = f[0].detach().double().numpy(), g[0].double().numpy()  # (C, h, w)
+    for feature, gradient in zip(captured, gradients):
+        f, g = feature[0].detach().double().numpy(), gradient[0].double().numpy()  # (C, h, w)
         w_spatial = _softmax(g.sum(axis=0).ravel()).reshape(g.shape[1:])
         w_channel = _softmax(g.sum(axis=(1, 2)))
         f_sca = np.empty_like(f)
@@ -154,8 +172,9 @@ def test_engine_agrees_with_independent_hook_implementation(vgg, stock_vgg, imag
         reference = _reference_dense_maps(stock_vgg, images[row], gt)
         assert set(reference) == {n for n in MAP_NAMES if n.startswith("dense_")}
         for name, expected in reference.items():
-            np.testing.assert_allclose(ours.maps[name][row].numpy(), expected, rtol=1e-4,
-                                       atol=1e-5 * np.abs(expected).max(), err_msg=name)
+            np.testing.assert_allclose(
+                ours.maps[name][row].numpy(), expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max(), err_msg=name
+            )
     assert_no_hooks(stock_vgg)
 
 
@@ -163,10 +182,18 @@ def test_raw_layer_norm_sums_unnormalised_maps(vgg, images):
     blocks, sensitivities = _sensitivities(vgg, images, "mean")
     features = {k: v.detach() for k, v in blocks.items()}
     raw = dense_attention_maps(features, sensitivities, layer_norm="raw")
-    expected = raw["dense_conv4"] + torch.nn.functional.interpolate(
-        raw["dense_conv5"][:, None], size=raw["dense_conv4"].shape[1:], mode="bilinear", align_corners=False)[:, 0]
+    expected = (
+        raw["dense_conv4"]
+        + torch.nn.functional.interpolate(
+            raw["dense_conv5"][:, None], size=raw["dense_conv4"].shape[1:], mode="bilinear", align_corners=False
+        )[:, 0]
+    )
     torch.testing.assert_close(raw["dense_conv54"], expected)
-    assert set(raw) == set(LAYER_MAP_NAMES.values()) | {"dense_conv54", "dense_conv543", "dense_conv5432",
-                                                         "dense_conv54321"}
+    assert set(raw) == set(LAYER_MAP_NAMES.values()) | {
+        "dense_conv54",
+        "dense_conv543",
+        "dense_conv5432",
+        "dense_conv54321",
+    }
     with pytest.raises(ValueError, match="layer_norm"):
         dense_attention_maps(features, sensitivities, layer_norm="zscore")

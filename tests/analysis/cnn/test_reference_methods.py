@@ -33,8 +33,7 @@ def _captum(method, images, **options):
 
 
 def test_gradcam_equals_captum_layer_gradcam(ours, stock_vgg, images):
-    reference = _captum(captum_attr.LayerGradCam(stock_vgg, stock_vgg.features[29]), images,
-                        relu_attributions=True)
+    reference = _captum(captum_attr.LayerGradCam(stock_vgg, stock_vgg.features[29]), images, relu_attributions=True)
     assert reference.shape == (2, 1, 4, 4)
     torch.testing.assert_close(ours.maps["gradcam"], reference[:, 0], rtol=1e-5, atol=1e-9)
     # The two images really have different targets, and the targets matter.
@@ -49,8 +48,9 @@ def test_guided_backprop_equals_captum(ours, stock_vgg, images):
 
 
 def test_guided_gradcam_equals_captum(ours, stock_vgg, images):
-    reference = _captum(captum_attr.GuidedGradCam(stock_vgg, stock_vgg.features[29]), images,
-                        interpolate_mode="bilinear")
+    reference = _captum(
+        captum_attr.GuidedGradCam(stock_vgg, stock_vgg.features[29]), images, interpolate_mode="bilinear"
+    )
     torch.testing.assert_close(ours.maps["guided_gradcam"], reduce_channels(reference), rtol=1e-5, atol=1e-12)
 
 

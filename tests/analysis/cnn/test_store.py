@@ -26,21 +26,25 @@ from stimuli.sets import StimulusSet
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.parametrize(("source", "target"), [
-    ((14, 14), (600, 800)),   # Grad-CAM at 224 input → an OSIE image
-    ((224, 224), (375, 500)),  # guided map → a VOC image
-    ((7, 5), (7, 5)),          # identity
-    ((13, 9), (20, 31)),       # non-integer factors
-    ((224, 224), (100, 150)),  # downsampling (no antialiasing, as torch)
-    ((1, 4), (3, 9)),          # a single row
-])
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        ((14, 14), (600, 800)),  # Grad-CAM at 224 input → an OSIE image
+        ((224, 224), (375, 500)),  # guided map → a VOC image
+        ((7, 5), (7, 5)),  # identity
+        ((13, 9), (20, 31)),  # non-integer factors
+        ((224, 224), (100, 150)),  # downsampling (no antialiasing, as torch)
+        ((1, 4), (3, 9)),  # a single row
+    ],
+)
 def test_resize_bilinear_equals_torch(source, target):
     """Against torch in float64: torch's float32 CPU kernel itself is up to ~1e-4 off its float64
     result (and OpenCV's) on N(0, 1) data, while ours is computed in float64 and rounded once."""
     array = np.random.default_rng(0).normal(size=source).astype(np.float32)
     reference = torch.from_numpy(array.astype(np.float64))[None, None]
-    expected = torch.nn.functional.interpolate(reference, size=target, mode="bilinear",
-                                               align_corners=False)[0, 0].numpy()
+    expected = torch.nn.functional.interpolate(reference, size=target, mode="bilinear", align_corners=False)[
+        0, 0
+    ].numpy()
     result = resize_bilinear(array, target)
     assert result.dtype == np.float32 and result.shape == target
     np.testing.assert_allclose(result, expected, rtol=0, atol=1e-6)
@@ -61,17 +65,23 @@ def test_resize_bilinear_rejects_bad_input():
 
 
 def _metadata(**changes) -> dict:
-    metadata = {"map_names": ["a", "b"], "model": {"architecture": "test"},
-                "weights": {"label": "untrained", "untrained": True, "seed": 0},
-                "input": {"size": [32, 32]}, "parameters": {"gt": "mean"}}
+    metadata = {
+        "map_names": ["a", "b"],
+        "model": {"architecture": "test"},
+        "weights": {"label": "untrained", "untrained": True, "seed": 0},
+        "input": {"size": [32, 32]},
+        "parameters": {"gt": "mean"},
+    }
     metadata.update(changes)
     return metadata
 
 
 def test_round_trip(tmp_path):
     rng = np.random.default_rng(2)
-    written = {"x1": {"a": rng.random((4, 4)), "b": rng.random((32, 32))},
-               "x2": {"a": rng.random((4, 4)), "b": rng.random((32, 32))}}
+    written = {
+        "x1": {"a": rng.random((4, 4)), "b": rng.random((32, 32))},
+        "x2": {"a": rng.random((4, 4)), "b": rng.random((32, 32))},
+    }
     writer = MapStoreWriter(tmp_path / "store", _metadata())
     for image_id, maps in written.items():
         writer.write_image(image_id, maps, record={"target_class": 7, "original_shape": [50, 60]})
@@ -103,9 +113,11 @@ def test_round_trip(tmp_path):
 def test_store_reading_does_not_import_torch(tmp_path):
     writer = MapStoreWriter(tmp_path / "store", _metadata())
     writer.write_image("x1", {"a": np.ones((2, 2)), "b": np.ones((3, 3))}, record={})
-    code = ("import sys; from analysis.cnn.store import MapStore; "
-            f"s = MapStore.open({str(tmp_path / 'store')!r}); s.load('x1', shape=(9, 9)); "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import sys; from analysis.cnn.store import MapStore; "
+        f"s = MapStore.open({str(tmp_path / 'store')!r}); s.load('x1', shape=(9, 9)); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
@@ -147,8 +159,16 @@ def stimuli(tmp_path) -> StimulusSet:
 
 
 def test_precompute_builds_a_complete_store(vgg, stimuli, tmp_path):
-    store = precompute_store(vgg, stimuli, tmp_path / "store", input_size=32, batch_size=3, device="cpu",
-                             parameters=MapParameters(gt="sum"), progress=False)
+    store = precompute_store(
+        vgg,
+        stimuli,
+        tmp_path / "store",
+        input_size=32,
+        batch_size=3,
+        device="cpu",
+        parameters=MapParameters(gt="sum"),
+        progress=False,
+    )
     assert store.image_ids == ["im0", "im1", "im2", "im3"] and store.map_names == MAP_NAMES
     metadata = store.metadata
     assert store.is_untrained and metadata["weights"]["label"] == "untrained" and metadata["weights"]["seed"] == 0
@@ -179,8 +199,7 @@ def test_precompute_resumes_after_an_interruption(vgg, stimuli, tmp_path, monkey
 
     monkeypatch.setattr(MapStoreWriter, "write_image", write_then_fail)
     with pytest.raises(KeyboardInterrupt):
-        precompute_store(vgg, stimuli, tmp_path / "store", input_size=32, batch_size=1, device="cpu",
-                         progress=False)
+        precompute_store(vgg, stimuli, tmp_path / "store", input_size=32, batch_size=1, device="cpu", progress=False)
     monkeypatch.undo()
     partial = MapStore.open(tmp_path / "store")
     assert partial.image_ids == ["im0", "im1"]
@@ -197,8 +216,9 @@ def test_precompute_resumes_after_an_interruption(vgg, stimuli, tmp_path, monkey
 
     monkeypatch.setattr(precompute_module, "compute_maps", counting_compute)
     monkeypatch.setattr(precompute_module, "fit_cam_weights", lambda *a, **k: pytest.fail("CAM refitted"))
-    store = precompute_store(vgg, stimuli, tmp_path / "store", input_size=32, batch_size=1, device="cpu",
-                             progress=False)
+    store = precompute_store(
+        vgg, stimuli, tmp_path / "store", input_size=32, batch_size=1, device="cpu", progress=False
+    )
     assert sum(computed) == 2  # only im2 and im3
     assert store.image_ids == ["im0", "im1", "im2", "im3"]
     assert finished_file.read_bytes() == first_bytes and finished_file.stat().st_mtime_ns == first_mtime
@@ -207,8 +227,16 @@ def test_precompute_resumes_after_an_interruption(vgg, stimuli, tmp_path, monkey
 
 
 def test_native_input_size_batches_equal_shapes_only(vgg, stimuli, tmp_path):
-    store = precompute_store(vgg, stimuli, tmp_path / "store", input_size=None, batch_size=4, device="cpu",
-                             image_ids=["im0", "im3"], progress=False)
+    store = precompute_store(
+        vgg,
+        stimuli,
+        tmp_path / "store",
+        input_size=None,
+        batch_size=4,
+        device="cpu",
+        image_ids=["im0", "im3"],
+        progress=False,
+    )
     assert store.metadata["input"]["size"] == "native"
     assert store.metadata["images"]["im3"]["network_shape"] == [50, 70]
     assert store.load_native("im3")["guided_backprop"].shape == (50, 70)
