@@ -281,11 +281,14 @@ def test_apply_says_what_changed_and_keeps_the_live_view(osie_stimuli):
     its fixations, gaze, what the task waits for) follows. Oracle: the records, by hand."""
     state = LiveState(StimulusSet(osie_stimuli), scoring=ScoringConfig(metrics=("cc",)))
     geometry = DisplayGeometry.fit(800, 600)
-    assert state.apply(_record("session_start", 1)) == Change(session=True, trial=True, trial_fixations=True, gaze=True)
+    assert state.apply(_record("session_start", 1)) == Change(
+        session=True, trial=True, trial_fixations=True, gaze=True, upcoming=FIELDS["session_start"]["first_image"]
+    )
     ignored = state.apply(_record("trial_start", 2, trial=0, image="no_such_image", **geometry.to_dict()))
     assert ignored == Change(session=True) and state.live.trial is None
     started = state.apply(_record("trial_start", 3, trial=1, image="1001", **geometry.to_dict()))
     assert started.started == "1001" and state.live.trial is not None and state.live.trial.image == "1001"
+    assert started.upcoming == FIELDS["trial_start"]["next_image"]  # its maps are prepared meanwhile
     fixation = state.apply(_record("fixation", 4, trial=1, image="1001", x_image_px=400.0, y_image_px=300.0))
     assert fixation == Change(session=True, trial_fixations=True, images=frozenset({"1001"}))
     assert [f.x_image_px for f in state.live.fixations] == [400.0]
