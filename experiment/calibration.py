@@ -20,7 +20,7 @@ import numpy as np
 import pylink
 
 if TYPE_CHECKING:
-    from PIL import ImageDraw
+    from PIL import Image, ImageDraw
 
 __all__ = ["CalibrationGraphics", "KEY_CODES"]
 
@@ -102,8 +102,9 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
         # (256, 3) uint8 RGB, pylink's palette once set_image_palette ran (a grey ramp before)
         self._palette = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
         self._rows: list[np.ndarray] = []
-        self._camera_size = (192, 160)  # of the last complete camera frame, px
-        self._draw: ImageDraw.ImageDraw | None = None  # on the last complete camera frame
+        self._camera: Image.Image | None = None  # PIL image of the last complete camera frame
+        self._camera_size = (192, 160)  # its size, px
+        self._draw: ImageDraw.ImageDraw | None = None  # drawing on it
 
     # -- display
     def setup_cal_display(self) -> None:
@@ -189,7 +190,7 @@ class CalibrationGraphics(pylink.EyeLinkCustomDisplay):
             return
         indices = np.stack(self._rows)
         self._rows = []
-        camera = Image.fromarray(self._palette[indices], mode="RGB")
+        camera = self._camera = Image.fromarray(self._palette[indices], mode="RGB")
         self._camera_size = camera.size
         self._draw = ImageDraw.Draw(camera)
         self.draw_cross_hair()
