@@ -19,6 +19,9 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     that live and offline numbers are asked for the same way."""
     parser.add_argument("--sigma-px", type=float, default=20.0, help="Gaussian σ in image pixels (paper: 20)")
     parser.add_argument("--kernel-size-px", type=int, default=80, help="kernel side in pixels (paper: 80); 0 = untruncated")
+    parser.add_argument("--kernel-centre", choices=["matlab", "scipy"], default="matlab",
+                        help="anchor of an even kernel: MATLAB conv2 'same' (default, the paper's) or SciPy "
+                             "convolve2d 'same' (half a pixel down and right)")
     parser.add_argument("--no-duration-weighting", action="store_true", help="count fixations instead of adding durations")
     parser.add_argument("--exclude-first-fixation", action="store_true", help="drop each trial's first fixation")
     parser.add_argument("--metric-variant", choices=["mit", "pysaliency"], default="mit",
@@ -35,6 +38,7 @@ def heatmap_params_from_args(args: argparse.Namespace):
     return HeatmapParams(
         sigma_px=args.sigma_px,
         kernel_size_px=args.kernel_size_px or None,
+        even_kernel_centre=args.kernel_centre,
         duration_weighted=not args.no_duration_weighting,
         exclude_first_fixation=args.exclude_first_fixation,
     )

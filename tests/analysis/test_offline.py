@@ -88,6 +88,22 @@ def test_cli_errors_are_clear(osie_fixations_path, osie_stimuli, tmp_path, capsy
     assert "9999" in capsys.readouterr().err
 
 
+def test_kernel_centre_option_on_analyze_and_serve():
+    from analysis.cli import config_from_args
+    from lookwhere.cli import build_parser
+    from server.config import ServeConfig
+
+    parser = build_parser()
+    common = ["--stimuli", "s"]
+    analyze = ["analyze", "--dataset", "osie", "--fixations", "f.mat", "--out", "o", *common]
+    assert config_from_args(parser.parse_args(analyze)).heatmap.even_kernel_centre == "matlab"
+    args = parser.parse_args([*analyze, "--kernel-centre", "scipy"])
+    assert config_from_args(args).heatmap.even_kernel_centre == "scipy"
+    serve = parser.parse_args(["serve", *common, "--kernel-centre", "scipy"])
+    assert serve.kernel_centre == "scipy"
+    assert ServeConfig(stimuli="s").heatmap.even_kernel_centre == "matlab"
+
+
 def _tag_trials_with_images(source, target, images):
     """Copy a real ASC file, adding a Data Viewer `!V TRIAL_VAR image` message to each trial."""
     lines, n = [], 0
