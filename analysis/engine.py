@@ -88,6 +88,7 @@ from analysis.metrics import (
     _PYSALIENCY_KL_MINIMUM,
     MATLAB_EPS,
     METRICS,
+    SAMPLED_METRICS,
     _Affine,
     _borji_negatives,
     _cc_from,
@@ -101,7 +102,8 @@ from analysis.metrics import (
     _judd_noise,
     _minmax_values,
     _nss_from,
-    _sampled_area,
+    monte_carlo_se,
+    _split_areas,
     _shuffled_draws,
     _shuffled_negatives,
     _sim_density,
@@ -130,15 +132,16 @@ class _Maps:
     """
 
     def __init__(self, be, layout: Layout, names: list[str], arrays: list[np.ndarray], *, seed: int,
-                 variant: str, mae_normalize: str) -> None:
+                 variant: str, mae_normalize: str, image_id: str) -> None:
         self.be, self.layout, self.names = be, layout, names
         self.seed, self.variant, self.mae_normalize = seed, variant, mae_normalize
-        self.noise = _judd_noise(seed, layout.n_pixels)
+        self.image_stream = (image_id,)  # the AUC-Judd jitter: one field per image
+        self.noise = _judd_noise(seed, layout.n_pixels, self.image_stream)
         n_maps, (height, width) = len(arrays), layout.shape
         self.raw = be.zeros((n_maps, height, width))
         self.scaled_tiles = be.zeros((layout.n_tiles, n_maps, layout.tile_px**2))
         self.codes = be.zeros((n_maps, layout.n_pixels), dtype=np.int8)
-        self.sorted_jittered = np.empty((n_maps, layout.n_pixels)) if be.sorted_counts else None
+        self.sorted_jittered = np.empty((n_maps, layout.n_pixels)) if be.sorted_counts else None  # min-max + noise
         # per-map scalars, (M,) each
         self.lo, self.hi, self.total, self.centered_sum_sq = (np.zeros(n_maps) for _ in range(4))
         self.abs_total = np.zeros(n_maps)  # sum |s| (MAE without min-max)
@@ -182,7 +185,7 @@ class _Maps:
         self.scaled_tiles[:, index] = be.array(tiles)
         self.codes[index] = be.array(_threshold_codes(scaled, STEP), dtype=np.int8)
         if self.sorted_jittered is not None:
-            self.sorted_jittered[index] = np.sort(flat + self.noise)
+            self.sorted_jittered[index] = np.sort(scaled + self.noise)
         if self.abs_tile_sums is not None:
             self.abs_tile_sums[:, index] = np.append(np.abs(flat), 0.0)[layout.tile_pixels].sum(axis=1)
             self.abs_total[index] = float(np.abs(flat).sum())
@@ -232,9 +235,19 @@ class _Maps:
             self._kl_log_totals[index] = float(self.be.numpy(self.kl_log(self.raw[index], index).sum()))
         return float(self._kl_log_totals[index])
 
+    def scaled_at(self, pixels: np.ndarray, maps: list[int] | None = None) -> np.ndarray:
+        """The maps' min-max scaled values at flat ``pixels``: numpy ``(M, len(pixels))``, computed
+        as :func:`analysis.metrics._minmax_values` (0 for a constant map)."""
+        maps = list(range(len(self.names))) if maps is None else maps
+        values = self.at(pixels)[maps]
+        lo, value_range = self.lo[maps, None], (self.hi - self.lo)[maps, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(value_range == 0.0, 0.0, _minmax_values(values, lo, value_range))
+
     def judd_counts(self, pixels: np.ndarray) -> np.ndarray:
         """``(M, len(pixels))``: how many pixels of each map are ``>=`` its jittered value at each
-        of ``pixels`` (MATLAB's ``sum(S >= thresh)``), kept per pixel."""
+        of ``pixels`` (MATLAB's ``sum(S >= thresh)`` on the min-max scaled, jittered map), kept per
+        pixel."""
         missing = np.array([p for p in pixels.tolist() if p not in self._judd_counts], dtype=np.int64)
         if missing.size:
             for pixel, counts in zip(missing.tolist(), self._count_jittered(missing).T):
@@ -247,11 +260,11 @@ class _Maps:
         """``(maps, len(pixels))`` counts of jittered values ``>=`` the jittered value at each pixel:
         by bisection of the sorted jittered maps (CPU) or comparing every pixel (torch)."""
         maps = list(range(len(self.names))) if maps is None else maps
-        thresholds = self.at(pixels)[maps] + self.noise[pixels]  # as metrics: values + noise, at the pixel
+        thresholds = self.scaled_at(pixels, maps) + self.noise[pixels]  # as metrics: scaled + noise, at the pixel
         if self.sorted_jittered is not None:
             return np.stack([self.sorted_jittered[m].size - np.searchsorted(self.sorted_jittered[m], row, side="left")
                              for m, row in zip(maps, thresholds)])
-        jittered = self.raw.reshape(len(self.names), -1)[maps] + self._device_noise
+        jittered = self._device_scaled(maps) + self._device_noise
         t = self.be.array(thresholds)
         counts = [(jittered >= t[:, k : k + 1]).sum(axis=1) for k in range(t.shape[1])]
         return self.be.numpy(self.be.xp.stack(counts, 1)).astype(np.int64)
@@ -259,6 +272,14 @@ class _Maps:
     @functools.cached_property
     def _device_noise(self):
         return self.be.array(self.noise)
+
+    def _device_scaled(self, maps: list[int]):
+        """The maps' min-max scaled values on the device ``(len(maps), N)`` (GPU AUC-Judd counts)."""
+        raw = self.raw.reshape(len(self.names), -1)[maps]
+        value_range = self.hi[maps] - self.lo[maps]
+        lo = self.be.array(self.lo[maps]).reshape(-1, 1)
+        scale = self.be.array(np.where(value_range == 0.0, 1.0, value_range)).reshape(-1, 1)
+        return _minmax_values(raw, lo, scale)  # a constant map: (x - x) / 1 = 0
 
     def noise_at(self, index=None):
         """The AUC-Judd noise on the device, ``(1, N)`` or at backend ``index`` ``(1, L)``."""
@@ -356,9 +377,9 @@ class ImageEngine:
         centre = center_bias(shape, sigma_fraction=center_bias_sigma_fraction)
         self._maps = _Maps(self._be, self._layout, [*BASELINE_MAPS, *model_maps],
                            [centre, np.zeros(shape), *model_maps.values()],
-                           seed=seed, variant=variant, mae_normalize=mae_normalize)
+                           seed=seed, variant=variant, mae_normalize=mae_normalize, image_id=image_id)
         self._other_index = np.empty(0, dtype=np.int64)
-        self._borji_stream = _BorjiStream(self._maps, seed)
+        self._borji_streams: dict[tuple[str, ...], _BorjiStream] = {}  # per target (pooled, participants)
         self._workspaces = (Workspace(self._be), Workspace(self._be))  # scratch of the human ceiling (two threads)
         self._buffers = [None, None]  # scratch of the stacked tile pass (two threads)
         self.context_version = None
@@ -454,7 +475,8 @@ class ImageEngine:
         self._other_index = np.flatnonzero(counts.ravel() > 0)
         index = self._maps.names.index("dataset_prior")
         self._maps.set(index, prior)
-        self._borji_stream.refresh(index)
+        for stream in self._borji_streams.values():
+            stream.refresh(index)
         for target in (self._pooled, *self._own.values()):
             self._refresh_dots(target, index)
         self.context_version = version
@@ -484,28 +506,42 @@ class ImageEngine:
     def heatmap(self, participant: str | None = None) -> np.ndarray:
         """The pooled human heatmap (or ``participant``'s own): numpy ``(H, W)`` float64, equal to
         :func:`analysis.heatmap.heatmap` of the same fixations."""
-        target = self._target(self._pooled if participant is None else self._participant(participant))
+        target = self._target(self._pooled if participant is None else self._participant(participant), participant)
         return self._be.numpy(target.heatmap.raw * target.a + target.b).copy()
 
     def scores(self) -> dict[str, dict[str, float]]:
         """Every map scored against the pooled human data: map name → metric → value."""
-        key = ("pooled", self.version, self._maps.version, self.context_version)
-        if key not in self._cache:
-            self._cache[key] = self._score_maps(self._target(self._pooled))
-        return self._cache[key]
+        return self._scored(None)[0]
 
     def participant_scores(self, participant: str) -> dict[str, dict[str, float]]:
         """Every map scored against one participant's own heatmap and fixations on the image."""
-        own = self._participant(participant)
-        key = ("participant", str(participant), own.version, self._maps.version, self.context_version)
+        return self._scored(str(participant))[0]
+
+    def mc_se(self, participant: str | None = None) -> dict[str, dict[str, float]]:
+        """Monte-Carlo standard errors of the sampled AUCs of :meth:`scores` (or of
+        :meth:`participant_scores` of ``participant``): map name → metric → error
+        (:func:`analysis.metrics.monte_carlo_se`)."""
+        return self._scored(None if participant is None else str(participant))[1]
+
+    def _scored(self, participant: str | None):
+        heat = self._pooled if participant is None else self._participant(participant)
+        key = ("scores", participant, heat.version, self._maps.version, self.context_version)
         if key not in self._cache:
-            self._cache[key] = self._score_maps(self._target(own))
+            self._cache[key] = self._score_maps(self._target(heat, participant))
         return self._cache[key]
 
     def loso(self) -> dict[str, dict[str, float]]:
         """The human ceiling per participant: each participant's heatmap and fixations as the
         target, the other participants' heatmap as the map (sorted participants; empty with fewer
         than two)."""
+        return self._scored_loso()[0]
+
+    def loso_mc_se(self) -> dict[str, dict[str, float]]:
+        """Monte-Carlo standard errors of the sampled AUCs of :meth:`loso`: participant → metric →
+        error."""
+        return self._scored_loso()[1]
+
+    def _scored_loso(self):
         key = ("loso", self.version, self.context_version)
         if key not in self._cache:
             self._cache[key] = self._score_loso()
@@ -526,16 +562,20 @@ class ImageEngine:
                            f"participants: {self.participants}")
         return own
 
-    def _target(self, heat: Heatmap) -> Target:
+    def _target(self, heat: Heatmap, participant: str | None) -> Target:
+        """The pooled target (``participant`` None) or one participant's, with its random stream."""
         stats = heat.stats()
         a, b = heatmap_transform(heat.top(), float(stats.lo), float(stats.hi), float(stats.total), self.params,
                                   what=f"image {self.image_id}")
         pixels, _, counts = heat.fixated()
-        return Target(heatmap=heat, a=a, b=b, stats=stats.transformed(a, b), pixels=pixels, counts=counts)
+        stream = (self.image_id,) if participant is None else (self.image_id, participant)
+        return Target(heatmap=heat, a=a, b=b, stats=stats.transformed(a, b), pixels=pixels, counts=counts,
+                      stream=stream)
 
     # -- the fixed maps against a target -------------------------------------------------------------
 
-    def _score_maps(self, target: Target) -> dict[str, dict[str, float]]:
+    def _score_maps(self, target: Target) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+        """Every fixed map against ``target``: the scores and the sampled AUCs' Monte-Carlo errors."""
         maps, n = self._maps, self._layout.n_pixels
         wanted = set(self.metrics)
         sums = self._tile_sums(target, wanted)
@@ -555,15 +595,17 @@ class ImageEngine:
         if "kl_div" in wanted:
             values["kl_div"] = self._kl_maps(target, sums["q_log_q"])
         if "auc_judd" in wanted:
-            values["auc_judd"] = self._judd_maps(target, raw_at)
-        if "auc_borji" in wanted:
-            values["auc_borji"] = self._borji_maps(target, "auc_borji")
-        if "auc_shuffled" in wanted:
-            values["auc_shuffled"] = self._borji_maps(target, "auc_shuffled")
+            values["auc_judd"] = self._judd_maps(target)
+        errors = {}
+        for metric in SAMPLED_METRICS:
+            if metric in wanted:
+                values[metric], errors[metric] = self._borji_maps(target, metric)
         if "info_gain" in wanted:
             values["info_gain"] = self._info_gain(raw_at, maps.stats, target)
-        return {name: {metric: float(values[metric][m]) for metric in self.metrics}
-                for m, name in enumerate(maps.names)}
+        scores = {name: {metric: float(values[metric][m]) for metric in self.metrics}
+                  for m, name in enumerate(maps.names)}
+        return scores, {name: {metric: float(errors[metric][m]) for metric in errors}
+                        for m, name in enumerate(maps.names)}
 
     def _tile_sums(self, target: Target, wanted: set) -> dict:
         """One pass over the tiles of the target's support for the metrics that compare every pixel:
@@ -684,14 +726,14 @@ class ImageEngine:
                       else np.zeros(len(maps.names)))
         return q_log_q - q.scale * (target.a * dots + extra * log_totals)
 
-    def _judd_maps(self, target: Target, raw_at: np.ndarray) -> list[float]:
+    def _judd_maps(self, target: Target) -> list[float]:
         maps, n = self._maps, self._layout.n_pixels
         n_fix = target.pixels.size
         if not n_fix:
             return [_undefined("auc_judd", "the fixation map is empty")] * len(maps.names)
         if n_fix == n:
             return [_undefined("auc_judd", "every pixel is fixated (no negatives)")] * len(maps.names)
-        thresholds = raw_at + maps.noise[target.pixels]
+        thresholds = maps.scaled_at(target.pixels) + maps.noise[target.pixels]
         counts = maps.judd_counts(target.pixels)
         areas = []
         for m in range(len(maps.names)):
@@ -699,35 +741,46 @@ class ImageEngine:
             areas.append(_judd_area(thresholds[m][order], counts[m][order], target.counts[order], n, self.variant))
         return areas
 
-    def _negatives(self, metric: str, n_fix: int) -> np.ndarray:
-        """The Borji AUCs' random negative pixels for ``n_fix`` fixated pixels (kept per count)."""
-        key = (metric, n_fix, self.context_version)
+    def _negatives(self, metric: str, n_fix: int, stream: tuple[str, ...]) -> np.ndarray:
+        """The Borji AUCs' random negative pixels for ``n_fix`` fixated pixels of the target named
+        ``stream`` (kept per count and stream)."""
+        key = (metric, n_fix, stream, self.context_version)
         if key not in self._cache:
             if metric == "auc_borji":
-                self._cache[key] = _borji_negatives(self.seed, self._layout.n_pixels, n_fix, N_SPLITS)
+                self._cache[key] = _borji_negatives(self.seed, self._layout.n_pixels, n_fix, N_SPLITS, stream)
             else:
-                self._cache[key] = _shuffled_negatives(self.seed, self._other_index, n_fix, N_SPLITS)
+                self._cache[key] = _shuffled_negatives(self.seed, self._other_index, n_fix, N_SPLITS, stream)
         return self._cache[key]
 
-    def _borji_maps(self, target: Target, metric: str) -> list[float]:
+    def _borji_maps(self, target: Target, metric: str) -> tuple[list[float], list[float]]:
+        """Every map's sampled AUC against ``target`` and its Monte-Carlo standard error."""
         maps = self._maps
         n_fix = target.pixels.size
         undefined = self._borji_undefined(metric, n_fix)
         if undefined:
-            return [_undefined(metric, undefined)] * len(maps.names)
-        key = (metric, "fp", n_fix, maps.version, self.context_version)
+            _undefined(metric, undefined)
+            return [math.nan] * len(maps.names), [math.nan] * len(maps.names)
+        key = (metric, "fp", n_fix, target.stream, maps.version, self.context_version)
         if key not in self._cache:
             if metric == "auc_borji":
-                self._cache[key] = self._borji_stream.fractions(n_fix)
+                self._cache[key] = self._borji_stream(target.stream).fractions(n_fix)
             else:
-                draws = _shuffled_draws(self.seed, self._other_index.size, n_fix, N_SPLITS)
+                draws = _shuffled_draws(self.seed, self._other_index.size, n_fix, N_SPLITS, target.stream)
                 codes = self._other_codes()[:, draws]
                 n_maps, n_splits, n_neg = codes.shape
                 self._cache[key] = _fraction_at_least(codes.reshape(-1, n_neg), N_THRESHOLDS).reshape(n_maps, n_splits, -1)
         tp = _fraction_at_least(maps.codes_at(target.pixels), N_THRESHOLDS)
-        areas = _sampled_area(tp, self._cache[key])
-        return [_undefined(metric, "the saliency map is constant (MIT min-max gives 0/0)") if constant else area
-                for area, constant in zip(areas, maps.stats.constant)]
+        areas = _split_areas(tp, self._cache[key])
+        means, errors = areas.mean(axis=-1), monte_carlo_se(areas)
+        for m in np.flatnonzero(maps.stats.constant):
+            means[m] = errors[m] = _undefined(metric, "the saliency map is constant (MIT min-max gives 0/0)")
+        return list(means), list(errors)
+
+    def _borji_stream(self, stream: tuple[str, ...]) -> _BorjiStream:
+        """The fixed maps' running AUC-Borji counts over the random stream of one target."""
+        if stream not in self._borji_streams:
+            self._borji_streams[stream] = _BorjiStream(self._maps, self.seed, stream)
+        return self._borji_streams[stream]
 
     def _other_codes(self) -> np.ndarray:
         """The fixed maps' Borji codes at the other images' pixels ``(M, n_other)``."""
@@ -771,10 +824,9 @@ class ImageEngine:
 
     # -- the human ceiling ---------------------------------------------------------------------------
 
-    def _score_loso(self) -> dict[str, dict[str, float]]:
-        participants = self.participants
-        if len(participants) < 2:
-            return {}
+    def _score_loso(self) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+        if len(self.participants) < 2:
+            return {}, {}
         return HumanCeiling(self).scores()
 
 
@@ -789,10 +841,11 @@ def _runs(tiles: np.ndarray, step: int):
 
 
 class _BorjiStream:
-    """The fixed maps' AUC-Borji negatives, counted once for every number of fixated pixels.
+    """The fixed maps' AUC-Borji negatives of one target, counted once for every number of fixated
+    pixels.
 
-    For ``n`` fixated pixels the negatives are the first ``100 n`` draws of one random stream
-    (split ``i`` takes draws ``i n .. (i + 1) n - 1``; :func:`analysis.metrics._borji_negatives`).
+    For ``n`` fixated pixels the negatives are the first ``100 n`` draws of the target's random
+    stream (split ``i`` takes draws ``i n .. (i + 1) n - 1``; :func:`analysis.metrics._borji_negatives`).
     Each map's threshold codes at the stream's pixels are kept as running counts ``(M, draws + 1, K)``,
     so a split's counts are the difference of two rows; uint16 that wraps around, since a split's
     count (below 65536 fixated pixels) is exact modulo 2^16 (``2 x 100 x K`` bytes per map and
@@ -801,8 +854,8 @@ class _BorjiStream:
     prefix of them, rebuilding if it is not.
     """
 
-    def __init__(self, maps: _Maps, seed: int) -> None:
-        self.maps, self.seed = maps, seed
+    def __init__(self, maps: _Maps, seed: int, stream: tuple[str, ...]) -> None:
+        self.maps, self.seed, self.name = maps, seed, stream
         self.stream = np.empty(0, dtype=np.int64)
         self._running = np.zeros((len(maps.names), 1, N_THRESHOLDS), dtype=np.uint16)  # capacity grows x2
 
@@ -810,7 +863,7 @@ class _BorjiStream:
         """``(M, 100, K)``: per map, split and threshold, the fraction of negatives ``>=`` it."""
         length = N_SPLITS * n_fix
         if length > self.stream.size:
-            draws = _borji_negatives(self.seed, self.maps.layout.n_pixels, n_fix, N_SPLITS).ravel()
+            draws = _borji_negatives(self.seed, self.maps.layout.n_pixels, n_fix, N_SPLITS, self.name).ravel()
             kept = self.stream.size if np.array_equal(draws[: self.stream.size], self.stream) else 0
             if self._running.shape[1] < length + 1:
                 grown = np.zeros((self._running.shape[0], 2 * length + 1, N_THRESHOLDS), dtype=np.uint16)

@@ -46,6 +46,7 @@ from analysis.fixations import StudyFixations
 from analysis.heatmap import HeatmapParams, select_fixations
 from analysis.metrics import METRICS
 from analysis.outputs import StagedOutput, package_versions, sha256_of
+from analysis.stats import combined_mc_se
 from analysis.readers.eyelink import TrialRules
 from stimuli.sets import StimulusSet
 
@@ -254,16 +255,19 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
             store=store, center_bias_sigma_fraction=config.center_bias_sigma_fraction,
         )
         human_maps[image_id] = result.human_map
-        maps = dict(result.scores)
+        maps, errors = dict(result.scores), dict(result.mc_se)
         if result.human_loso is not None:
-            maps["human_loso"] = result.human_loso
+            maps["human_loso"], errors["human_loso"] = result.human_loso, result.human_loso_mc_se
         for map_name, values in maps.items():
-            score_rows.extend({"image": image_id, "map": map_name, "metric": m, "value": v} for m, v in values.items())
+            score_rows.extend({"image": image_id, "map": map_name, "metric": m, "value": v,
+                               "mc_se": errors.get(map_name, {}).get(m, np.nan)} for m, v in values.items())
         for participant, values in result.loso.items():
-            loso_rows.extend({"image": image_id, "participant": participant, "metric": m, "value": v} for m, v in values.items())
+            loso_rows.extend({"image": image_id, "participant": participant, "metric": m, "value": v,
+                              "mc_se": result.loso_mc_se.get(participant, {}).get(m, np.nan)}
+                             for m, v in values.items())
 
-    loso = pd.DataFrame(loso_rows, columns=["image", "participant", "metric", "value"])
-    scores = pd.DataFrame(score_rows, columns=["image", "map", "metric", "value"])
+    loso = pd.DataFrame(loso_rows, columns=["image", "participant", "metric", "value", "mc_se"])
+    scores = pd.DataFrame(score_rows, columns=["image", "map", "metric", "value", "mc_se"])
     kinds = {"center_bias": "baseline", "dataset_prior": "baseline", "human_loso": "human"}
     scores["kind"] = scores["map"].map(lambda name: kinds.get(name, "cnn"))
     untrained = bool(store is not None and store.is_untrained)
@@ -294,6 +298,10 @@ class ImageScores:
     scores: dict[str, dict[str, float]]
     #: participant → metric → value: that participant against the others' heatmap
     loso: dict[str, dict[str, float]]
+    #: map name → sampled metric → Monte-Carlo standard error of :attr:`scores`
+    mc_se: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: participant → sampled metric → Monte-Carlo standard error of :attr:`loso`
+    loso_mc_se: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def human_loso(self) -> dict[str, float] | None:
@@ -303,6 +311,16 @@ class ImageScores:
             return None
         table = pd.DataFrame(self.loso.values())
         return {metric: float(table[metric].mean()) for metric in table.columns}
+
+    @property
+    def human_loso_mc_se(self) -> dict[str, float]:
+        """Monte-Carlo standard error of :attr:`human_loso`'s sampled AUCs: participants draw
+        independently, so ``sqrt(sum se²) / n`` over those with a value."""
+        table = pd.DataFrame(self.loso_mc_se.values())
+        values = pd.DataFrame(self.loso.values())
+        return {metric: combined_mc_se(table[metric].where(values[metric].notna()).to_numpy())
+                for metric in table.columns}
+
 
 
 def score_image(
@@ -348,7 +366,8 @@ def score_image(
                          device=device, **scoring)
     engine.set_context(selected, shapes)
     engine.add_fixations(selected[selected["image"] == image_id])
-    return ImageScores(human_map=engine.heatmap(), scores=engine.scores(), loso=engine.loso())
+    return ImageScores(human_map=engine.heatmap(), scores=engine.scores(), loso=engine.loso(), mc_se=engine.mc_se(),
+                       loso_mc_se=engine.loso_mc_se())
 
 
 def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,

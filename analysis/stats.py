@@ -14,7 +14,18 @@ from scipy import stats as scipy_stats
 
 from analysis._checks import check_positive
 
-__all__ = ["bootstrap_mean_ci", "summarize_scores", "paired_comparisons"]
+__all__ = ["bootstrap_mean_ci", "combined_mc_se", "summarize_scores", "paired_comparisons"]
+
+
+def combined_mc_se(errors) -> float:
+    """Monte-Carlo standard error of a mean of independently drawn values with standard errors
+    ``errors`` (one per value; NaN for values left out of the mean): ``sqrt(sum se²) / n``.
+
+    Returns NaN when no error is left.
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    errors = errors[~np.isnan(errors)]
+    return float(np.sqrt(np.sum(errors * errors)) / errors.size) if errors.size else float("nan")
 
 
 def bootstrap_mean_ci(
@@ -79,15 +90,19 @@ def summarize_scores(
     Returns
     -------
     DataFrame
-        Columns ``map, metric, n_images, mean, sd, ci_low, ci_high, confidence``.
+        Columns ``map, metric, n_images, mean, sd, ci_low, ci_high, confidence, mc_se``; ``mc_se``
+        is the Monte-Carlo standard error of the mean of a sampled AUC (:func:`combined_mc_se` of
+        the ``mc_se`` column of ``scores``, NaN without one).
     """
     rows = []
     for (map_name, metric), group in scores.groupby(["map", "metric"], sort=False):
         values = group["value"].to_numpy(dtype=float)
-        finite = values[~np.isnan(values)]
+        kept = ~np.isnan(values)
+        finite = values[kept]
         mean, low, high = bootstrap_mean_ci(
             finite, n_resamples=n_resamples, confidence=confidence, seed=seed
         )
+        errors = group["mc_se"].to_numpy(dtype=float)[kept] if "mc_se" in group else np.empty(0)
         rows.append({
             "map": map_name,
             "metric": metric,
@@ -97,6 +112,7 @@ def summarize_scores(
             "ci_low": low,
             "ci_high": high,
             "confidence": confidence,
+            "mc_se": combined_mc_se(errors),
         })
     return pd.DataFrame(rows)
 

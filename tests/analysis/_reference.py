@@ -39,15 +39,24 @@ def reference_score_image(
     human = heatmap(rows, shape=shape, params=params)
     target = HumanTarget(human_map=human, fixation_map=_counts(rows, shape), other_fixation_map=shuffled,
                          baseline_map=centre)
-    scores = {name: score_map(saliency, target, **scoring) for name, saliency in all_maps.items()}
-    loso = {}
+    scores, mc_se = _score_all(all_maps, target, scoring, (image_id,))
+    loso, loso_mc_se = {}, {}
     for participant, own, others in leave_one_out_groups(rows):
         own_target = HumanTarget(
             human_map=heatmap(own, shape=shape, params=params),
             fixation_map=_counts(own, shape), other_fixation_map=shuffled, baseline_map=centre,
         )
-        loso[participant] = score_map(heatmap(others, shape=shape, params=params), own_target, **scoring)
-    return ImageScores(human_map=human, scores=scores, loso=loso)
+        loso[participant], loso_mc_se[participant] = score_map(
+            heatmap(others, shape=shape, params=params), own_target, stream=(image_id, participant),
+            return_mc_se=True, **scoring)
+    return ImageScores(human_map=human, scores=scores, loso=loso, mc_se=mc_se, loso_mc_se=loso_mc_se)
+
+
+def _score_all(maps, target, scoring, stream):
+    """Every map against ``target``: ``(scores, Monte-Carlo errors)``, map → metric → value."""
+    both = {name: score_map(saliency, target, stream=stream, return_mc_se=True, **scoring)
+            for name, saliency in maps.items()}
+    return {name: pair[0] for name, pair in both.items()}, {name: pair[1] for name, pair in both.items()}
 
 
 def reference_participant_scores(
@@ -60,16 +69,16 @@ def reference_participant_scores(
     scoring: dict,
     maps: dict[str, np.ndarray] | None = None,
     center_bias_sigma_fraction: float = 0.25,
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """Every map of :func:`reference_score_image` scored against one participant's own heatmap and
-    fixations on the image (the dashboard's "participant" target)."""
+    fixations on the image (the dashboard's "participant" target): ``(scores, Monte-Carlo errors)``."""
     shape = shapes[image_id]
     rows = selected[selected["image"] == image_id]
     own = rows[rows["participant"] == participant]
     all_maps, centre, shuffled = _maps(image_id, selected, shapes, params, maps, center_bias_sigma_fraction)
     target = HumanTarget(human_map=heatmap(own, shape=shape, params=params), fixation_map=_counts(own, shape),
                          other_fixation_map=shuffled, baseline_map=centre)
-    return {name: score_map(saliency, target, **scoring) for name, saliency in all_maps.items()}
+    return _score_all(all_maps, target, scoring, (image_id, str(participant)))
 
 
 def _maps(image_id, selected, shapes, params, maps, center_bias_sigma_fraction):

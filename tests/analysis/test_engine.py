@@ -77,17 +77,19 @@ def _check(engine: ImageEngine, table: pd.DataFrame, shapes, *, params, scoring,
     image = engine.image_id
     expected = reference_score_image(image, table, shapes, params=params, scoring=scoring, maps=maps)
     _assert_same(engine.scores(), expected.scores, f"{what}: pooled")
+    _assert_same(engine.mc_se(), expected.mc_se, f"{what}: pooled Monte-Carlo errors")
     _assert_same(engine.loso(), expected.loso, f"{what}: human ceiling")
+    _assert_same(engine.loso_mc_se(), expected.loso_mc_se, f"{what}: human ceiling Monte-Carlo errors")
     np.testing.assert_allclose(engine.heatmap(), expected.human_map, rtol=0, atol=1e-12)
     assert engine.human_loso() == (pytest.approx(expected.human_loso, abs=1e-9, nan_ok=True)
                                    if expected.human_loso else None)
     rows = table[table["image"] == image]
     if len(rows):
         participant = str(rows["participant"].iloc[-1])
-        _assert_same(engine.participant_scores(participant),
-                     reference_participant_scores(image, table, shapes, participant, params=params,
-                                                  scoring=scoring, maps=maps),
-                     f"{what}: participant {participant}")
+        scores, errors = reference_participant_scores(image, table, shapes, participant, params=params,
+                                                      scoring=scoring, maps=maps)
+        _assert_same(engine.participant_scores(participant), scores, f"{what}: participant {participant}")
+        _assert_same(engine.mc_se(participant), errors, f"{what}: participant {participant} errors")
 
 
 def _replay(table, *, image, params, scoring, maps, device="cpu", every=1, shape=SHAPE):
