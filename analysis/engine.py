@@ -81,13 +81,26 @@ import pandas as pd
 from analysis._checks import as_2d_float, check_choice, check_positive
 from analysis._engine_backend import backend as _backend
 from analysis._engine_loso import HumanCeiling, Workspace
-from analysis._engine_state import N_SPLITS, N_THRESHOLDS, STEP, Heatmap, Layout, MapStats, Target, heatmap_transform
-from analysis.baselines import center_bias, other_images_on_grid
+from analysis._engine_state import (
+    N_SPLITS,
+    N_THRESHOLDS,
+    STEP,
+    Heatmap,
+    Layout,
+    MapStats,
+    Target,
+    heatmap_transform,
+    lookup,
+)
+from analysis.baselines import CONTROLS, blank_map, center_bias, other_images_on_grid, uniform_map
+from analysis.ceilings import gold_density
+from analysis.density import DensityParams, to_density
 from analysis.heatmap import HeatmapParams, _check_shape, _kernel, _window, fixation_map, heatmap
 from analysis.metrics import (
     _PYSALIENCY_KL_MINIMUM,
     MATLAB_EPS,
     METRICS,
+    HumanTarget,
     SAMPLED_METRICS,
     _Affine,
     _borji_negatives,
@@ -109,14 +122,16 @@ from analysis.metrics import (
     _sim_density,
     _threshold_codes,
     _undefined,
+    score_map,
 )
 
 __all__ = ["ImageEngine", "BASELINE_MAPS"]
 
 logger = logging.getLogger(__name__)
 
-#: The maps every image is scored with before its model maps, in this order.
-BASELINE_MAPS = ("center_bias", "dataset_prior")
+#: The maps every image is scored with before its model maps, in this order: the baselines, then
+#: the controls (:data:`analysis.baselines.CONTROLS`).
+BASELINE_MAPS = ("center_bias", "dataset_prior", *CONTROLS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,13 +147,18 @@ class _Maps:
     """
 
     def __init__(self, be, layout: Layout, names: list[str], arrays: list[np.ndarray], *, seed: int,
-                 variant: str, mae_normalize: str, image_id: str) -> None:
+                 variant: str, mae_normalize: str, image_id: str, densities: list[DensityParams | None] | None,
+                 centre_density: np.ndarray) -> None:
         self.be, self.layout, self.names = be, layout, names
         self.seed, self.variant, self.mae_normalize = seed, variant, mae_normalize
+        self.densities, self.centre_density = densities, centre_density
         self.image_stream = (image_id,)  # the AUC-Judd jitter: one field per image
         self.noise = _judd_noise(seed, layout.n_pixels, self.image_stream)
         n_maps, (height, width) = len(arrays), layout.shape
         self.raw = be.zeros((n_maps, height, width))
+        # what KL and information gain compare: the maps as densities (analysis.density), or as given
+        self.kl_source = self.raw if densities is None else be.zeros((n_maps, height, width))
+        self.kl_total = np.zeros(n_maps)  # sum of each map's kl_source
         self.scaled_tiles = be.zeros((layout.n_tiles, n_maps, layout.tile_px**2))
         self.codes = be.zeros((n_maps, layout.n_pixels), dtype=np.int8)
         self.sorted_jittered = np.empty((n_maps, layout.n_pixels)) if be.sorted_counts else None  # min-max + noise
@@ -189,7 +209,12 @@ class _Maps:
         if self.abs_tile_sums is not None:
             self.abs_tile_sums[:, index] = np.append(np.abs(flat), 0.0)[layout.tile_pixels].sum(axis=1)
             self.abs_total[index] = float(np.abs(flat).sum())
-        kl = self._kl_density(lo, total, n)
+        kl_flat = flat
+        if self.densities is not None:
+            kl_flat = to_density(values, self.densities[index], centre_density=self.centre_density).ravel()
+            self.kl_source[index] = be.array(kl_flat.reshape(values.shape))
+        self.kl_total[index] = float(kl_flat.sum())
+        kl = self._kl_density(float(kl_flat.min()), self.kl_total[index], n)
         # KL's density is never a non-zero constant (pysaliency adds 1e-20 before dividing), so
         # the MIT all-zero case is (values + 0) * 0
         assert kl.constant in (None, 0.0)
@@ -197,7 +222,7 @@ class _Maps:
         self._kl_log_totals[index] = np.nan
         if self.variant == "pysaliency":
             with np.errstate(divide="ignore"):  # a 0 in the density: -inf, as metrics' KL gives inf
-                self._kl_log_totals[index] = float(np.log(kl(flat)).sum())
+                self._kl_log_totals[index] = float(np.log(kl(kl_flat)).sum())
         sim = (_sim_density(lo, hi - lo, total, n) if self.variant == "mit"
                else _density(lo, total, n, minimum_value=0.0, zero_to_uniform=True))
         self.sim_undefined[index] = sim is None
@@ -218,7 +243,8 @@ class _Maps:
 
     def kl_log(self, values, index: int | None = None):
         """KL's per-pixel log term of the maps' distributions: MIT ``log(eps + p)``, pysaliency
-        ``log(p)``. ``values`` are raw values of every map ``(M, ...)``, or of map ``index``."""
+        ``log(p)``. ``values`` are values of :attr:`kl_source` of every map ``(M, ...)``, or of map
+        ``index``."""
         xp, be = self.be.xp, self.be
         if index is None:
             shape = (-1,) + (1,) * (values.ndim - 1)
@@ -232,7 +258,7 @@ class _Maps:
         """``sum(kl_log)`` over all pixels of map ``index`` (needed only when a heatmap has no
         zero background: min-max normalisation of a map covering the image)."""
         if np.isnan(self._kl_log_totals[index]):
-            self._kl_log_totals[index] = float(self.be.numpy(self.kl_log(self.raw[index], index).sum()))
+            self._kl_log_totals[index] = float(self.be.numpy(self.kl_log(self.kl_source[index], index).sum()))
         return float(self._kl_log_totals[index])
 
     def scaled_at(self, pixels: np.ndarray, maps: list[int] | None = None) -> np.ndarray:
@@ -290,6 +316,10 @@ class _Maps:
         """The maps' raw values at flat ``pixels``: numpy ``(M, len(pixels))``."""
         return self.be.numpy(self.raw.reshape(len(self.names), -1)[:, self.be.index(pixels)])
 
+    def kl_at(self, pixels: np.ndarray) -> np.ndarray:
+        """:attr:`kl_source` at flat ``pixels``: numpy ``(M, len(pixels))``."""
+        return self.be.numpy(self.kl_source.reshape(len(self.names), -1)[:, self.be.index(pixels)])
+
     def codes_at(self, pixels: np.ndarray) -> np.ndarray:
         """Borji threshold codes at flat ``pixels`` (any shape): numpy ``(M, *pixels.shape)``."""
         return self.be.numpy(self.codes[:, self.be.index(pixels)])
@@ -310,7 +340,8 @@ class ImageEngine:
         ``(H, W)`` of the image in pixels.
     maps : mapping of str → array_like (H, W), optional
         Model maps at the image's size (any scale, finite), scored after the baselines
-        ``center_bias`` and ``dataset_prior``.
+        ``center_bias`` and ``dataset_prior`` and the controls ``blank`` and ``uniform``
+        (:data:`BASELINE_MAPS`).
     params : HeatmapParams
         How fixations become heatmaps. Fixations arrive already selected
         (:func:`analysis.heatmap.select_fixations`), so the selection switches must be off
@@ -319,6 +350,14 @@ class ImageEngine:
         As :func:`analysis.metrics.score_map`.
     center_bias_sigma_fraction : float
         Of the ``center_bias`` baseline, also the information-gain baseline.
+    kl_ig_maps : {"density", "raw"}
+        What KL divergence and information gain compare: each map turned into a density
+        (:func:`analysis.density.to_density`, default; the baseline of information gain is the
+        centre bias's density), or the maps as given (MIT's definitions on the raw maps). The human
+        ceiling ``human_loso`` always uses its raw others' heatmap.
+    density_params : mapping of str → DensityParams, optional
+        Per map name, how it becomes a density (missing names: ``DensityParams()``); the uniform
+        control is a density already and is used as is.
     device : {"cpu", "cuda", "cuda:N", "auto", "torch-cpu"}
         Where the arrays live: ``"cpu"`` numpy; ``"cuda"`` torch (float64) on a GPU; ``"auto"`` CUDA
         when present, else numpy; ``"torch-cpu"`` torch on the CPU (tests). Results are the same.
@@ -342,9 +381,12 @@ class ImageEngine:
         variant: str = "mit",
         mae_normalize: str = "minmax",
         center_bias_sigma_fraction: float = 0.25,
+        kl_ig_maps: str = "density",
+        density_params: Mapping[str, DensityParams] | None = None,
         device: str = "cpu",
     ) -> None:
         shape = _check_shape(shape)
+        check_choice("kl_ig_maps", kl_ig_maps, ("density", "raw"))
         self.metrics = tuple(metrics)
         unknown = [name for name in self.metrics if name not in METRICS]
         if unknown:
@@ -375,9 +417,14 @@ class ImageEngine:
         kernel = _kernel(params.sigma_px, params.resolved_kernel_size_px, params.even_kernel_centre)
         self._kernel, self._kernel_device = kernel, self._be.array(kernel.full)
         centre = center_bias(shape, sigma_fraction=center_bias_sigma_fraction)
-        self._maps = _Maps(self._be, self._layout, [*BASELINE_MAPS, *model_maps],
-                           [centre, np.zeros(shape), *model_maps.values()],
-                           seed=seed, variant=variant, mae_normalize=mae_normalize, image_id=image_id)
+        names = [*BASELINE_MAPS, *model_maps]
+        self.kl_ig_maps = kl_ig_maps
+        self.density_params = _density_params(names, density_params)
+        densities = None if kl_ig_maps == "raw" else [self.density_params[name] for name in names]
+        self._maps = _Maps(self._be, self._layout, names,
+                           [centre, np.zeros(shape), blank_map(shape), uniform_map(shape), *model_maps.values()],
+                           seed=seed, variant=variant, mae_normalize=mae_normalize, image_id=image_id,
+                           densities=densities, centre_density=centre / centre.sum())
         self._other_index = np.empty(0, dtype=np.int64)
         self._borji_streams: dict[tuple[str, ...], _BorjiStream] = {}  # per target (pooled, participants)
         self._workspaces = (Workspace(self._be), Workspace(self._be))  # scratch of the human ceiling (two threads)
@@ -491,7 +538,7 @@ class ImageEngine:
         values = maps.raw[:, window[0], window[1]]
         mean = self._be.array(maps.stats.mean)
         centered = xp.einsum("mij,ij->m", values, delta) - mean * delta.sum()
-        return centered, xp.einsum("mij,ij->m", maps.kl_log(values), delta)
+        return centered, xp.einsum("mij,ij->m", maps.kl_log(maps.kl_source[:, window[0], window[1]]), delta)
 
     def _refresh_dots(self, target: Heatmap, index: int) -> None:
         pixels = target.support_pixels()
@@ -499,7 +546,8 @@ class ImageEngine:
         raw = target.raw_ext[be.index(pixels)]
         values = maps.raw[index].reshape(-1)[be.index(pixels)]
         target.dot_centered[index] = ((values - float(maps.stats.mean[index])) * raw).sum()
-        target.dot_log[index] = (maps.kl_log(values, index) * raw).sum()
+        kl_values = maps.kl_source[index].reshape(-1)[be.index(pixels)]
+        target.dot_log[index] = (maps.kl_log(kl_values, index) * raw).sum()
 
     # -- results -------------------------------------------------------------------------------------
 
@@ -540,6 +588,45 @@ class ImageEngine:
         """Monte-Carlo standard errors of the sampled AUCs of :meth:`loso`: participant → metric →
         error."""
         return self._scored_loso()[1]
+
+    def human_gold(self, params: DensityParams) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+        """The gold standard (:mod:`analysis.ceilings`) per participant: the others' fixation
+        density, blurred and mixed with the centre bias by ``params``, scored against the
+        participant's own heatmap and fixations like every map (:meth:`participant_scores`; in
+        density mode KL and information gain take it as the density it is). Returns
+        ``(scores, Monte-Carlo errors)``, participant → metric → value; empty with fewer than two
+        participants.
+
+        Computed on request from full maps (:func:`analysis.metrics.score_map`), not incrementally:
+        about 50 ms per participant on 800x600, for the offline analysis.
+        """
+        key = ("gold", params, self.version, self._maps.version, self.context_version)
+        if key in self._cache:
+            return self._cache[key]
+        scores, errors = {}, {}
+        if len(self.participants) >= 2:
+            maps, shape, n = self._maps, self.shape, self._layout.n_pixels
+            pooled_pixels, _, pooled_counts = self._pooled.fixated()
+            other = np.zeros(n)
+            other[self._other_index] = 1.0
+            centre = maps.names.index("center_bias")
+            baseline = maps.raw[centre] if maps.densities is None else maps.kl_source[centre]
+            scoring = dict(metrics=self.metrics, seed=self.seed, variant=self.variant, mae_normalize=self.mae_normalize)
+            for participant in self.participants:
+                pixels, _, counts = self._own[participant].fixated()
+                others = pooled_counts - lookup(pixels, counts, pooled_pixels)
+                kept = others > 0
+                gold = gold_density(pooled_pixels[kept], others[kept], shape, sigma_px=params.sigma_px,
+                                    centre_weight=params.centre_weight, centre_density=maps.centre_density)
+                own = np.zeros(n)
+                own[pixels] = counts
+                target = HumanTarget(human_map=self.heatmap(participant), fixation_map=own.reshape(shape),
+                                     other_fixation_map=other.reshape(shape), baseline_map=self._be.numpy(baseline))
+                scores[participant], errors[participant] = score_map(
+                    gold, target, stream=(self.image_id, participant), return_mc_se=True,
+                    density=None if maps.densities is None else gold, **scoring)
+        self._cache[key] = scores, errors
+        return scores, errors
 
     def _scored_loso(self):
         key = ("loso", self.version, self.context_version)
@@ -601,7 +688,8 @@ class ImageEngine:
             if metric in wanted:
                 values[metric], errors[metric] = self._borji_maps(target, metric)
         if "info_gain" in wanted:
-            values["info_gain"] = self._info_gain(raw_at, maps.stats, target)
+            values["info_gain"] = (self._info_gain(raw_at, maps.stats, target) if maps.densities is None
+                                   else self._info_gain_of_densities(target))
         scores = {name: {metric: float(values[metric][m]) for metric in self.metrics}
                   for m, name in enumerate(maps.names)}
         return scores, {name: {metric: float(errors[metric][m]) for metric in errors}
@@ -796,9 +884,22 @@ class ImageEngine:
             return "the fixation map is empty"
         return None if self._other_index.size else "other_fixation_map is empty"
 
+    def _info_gain_of_densities(self, target: Target) -> list[float]:
+        """Information gain of the maps' densities over the centre bias's density, as
+        :func:`analysis.metrics.info_gain` with ``densities``."""
+        maps = self._maps
+        if not target.pixels.size:
+            return [_undefined("info_gain", "the fixation map is empty")] * len(maps.names)
+        at = maps.kl_at(target.pixels)
+        centre = maps.names.index("center_bias")
+        q = at[centre] / maps.kl_total[centre]
+        return [_info_gain_from(at[m] / maps.kl_total[m], q, target.counts, self.variant)
+                for m in range(len(maps.names))]
+
     def _info_gain(self, raw_at: np.ndarray, stats: MapStats, target: Target, *, baseline=None) -> list[float]:
         """Information gain of maps with values ``raw_at`` ``(K, n_fix)`` at the fixated pixels and
-        scalars ``stats`` over the centre-bias baseline (whose values there are ``baseline``)."""
+        scalars ``stats`` over the raw centre-bias baseline (whose values there are ``baseline``):
+        MIT's definition on the maps as given."""
         if not target.pixels.size:
             return [_undefined("info_gain", "the fixation map is empty")] * len(raw_at)
         maps, n = self._maps, self._layout.n_pixels
@@ -828,6 +929,16 @@ class ImageEngine:
         if len(self.participants) < 2:
             return {}, {}
         return HumanCeiling(self).scores()
+
+
+def _density_params(names: list[str], given: Mapping[str, DensityParams] | None) -> dict[str, DensityParams | None]:
+    """Each map's density conversion: as given, else the default; None (used as is) for the uniform
+    control, which is a density."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ValueError(f"density_params names maps this image does not have: {unknown}; maps: {names}")
+    return {name: None if name == "uniform" else given.get(name, DensityParams()) for name in names}
 
 
 def _runs(tiles: np.ndarray, step: int):

@@ -171,7 +171,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 
 # Each random metric draws from its own stream (seed, stream id, *stream key), so its value does not
 # depend on which other metrics were computed in the same call.
-_STREAM = {"auc_judd": 1, "auc_borji": 2, "auc_shuffled": 3}
+_STREAM = {"auc_judd": 1, "auc_borji": 2, "auc_shuffled": 3, "split_half": 4}
 #: The metrics whose value is a mean over random splits, reported with a Monte-Carlo standard error.
 SAMPLED_METRICS = ("auc_borji", "auc_shuffled")
 
@@ -462,6 +462,16 @@ def _info_gain(s: _Map, fix: _Fixations, b: _Map, variant: str) -> float:
         return _info_gain_from(s.minmax_at(fix.index) / s.minmax_sum, b.minmax_at(fix.index) / b.minmax_sum,
                                fix.counts, variant)
     return _info_gain_from(_density_at(s, fix.index), _density_at(b, fix.index), fix.counts, variant)
+
+
+def _info_gain_of_densities(s: _Map, fix: _Fixations, b: _Map, variant: str) -> float:
+    """Information gain of two maps that are densities (non-negative): each divided by its sum, no
+    min-max (which would shift a density), then as :func:`_info_gain_from`."""
+    if not len(fix):
+        return _undefined("info_gain", "the fixation map is empty")
+    if not (s.sum > 0 and b.sum > 0):
+        return _undefined("info_gain", "a density has no mass")
+    return _info_gain_from(s.flat[fix.index] / s.sum, b.flat[fix.index] / b.sum, fix.counts, variant)
 
 
 def _info_gain_from(p, q, counts, variant: str) -> float:
@@ -961,13 +971,15 @@ def auc_shuffled(
     return _mean_of(_auc_shuffled(_Map(s), _Fixations(f), other_index, n_splits, step, seed, stream))
 
 
-def info_gain(saliency_map, fixation_map, baseline_map, *, variant: Variant = "mit") -> float:
+def info_gain(saliency_map, fixation_map, baseline_map, *, variant: Variant = "mit", densities: bool = False) -> float:
     """Information gain of the map over a baseline at the fixations, in bits (MIT ``InfoGain.m``).
 
     ``"mit"``: both maps min-max scaled, divided by their sums into P and B, then
     ``IG = mean over fixated pixels of log2(eps + P) - log2(eps + B)``. ``"pysaliency"``: maps
     divided by their sums (negative maps shifted), mean over fixations (repeats weigh more) without
-    epsilon, as ``information_gain`` of a ``SaliencyMapNormalizingModel``.
+    epsilon, as ``information_gain`` of a ``SaliencyMapNormalizingModel``. With ``densities`` both
+    maps are probability densities (:func:`analysis.density.to_density`): they are only divided by
+    their sums, since min-max would shift them (Kümmerer et al., PNAS 2015).
 
     Parameters
     ----------
@@ -987,7 +999,17 @@ def info_gain(saliency_map, fixation_map, baseline_map, *, variant: Variant = "m
     s, f = as_2d_float(saliency_map, "saliency_map"), _as_counts(fixation_map, "fixation_map")
     b = as_2d_float(baseline_map, "baseline_map")
     check_same_shape(saliency_map=s, fixation_map=f, baseline_map=b)
+    if densities:
+        _check_density(s, "saliency_map")
+        _check_density(b, "baseline_map")
+        return _info_gain_of_densities(_Map(s), _Fixations(f), _Map(b), variant)
     return _info_gain(_Map(s), _Fixations(f), _Map(b), variant)
+
+
+def _check_density(values: np.ndarray, name: str) -> None:
+    if values.min() < 0:
+        raise ValueError(f"{name} must be a density (>= 0); got minimum {values.min()!r}: convert it with "
+                         "analysis.density.to_density")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1070,6 +1092,7 @@ def score_map(
     mae_normalize: Literal["minmax", "none"] = "minmax",
     stream: tuple[str, ...] = (),
     return_mc_se: bool = False,
+    density=None,
 ) -> dict[str, float] | tuple[dict[str, float], dict[str, float]]:
     """Score one map against one image's human data with several metrics, sharing the work.
 
@@ -1100,6 +1123,10 @@ def score_map(
     return_mc_se : bool
         Also return the Monte-Carlo standard error of each sampled AUC asked for
         (:data:`SAMPLED_METRICS`, :func:`monte_carlo_se`).
+    density : array_like, shape (H, W), optional
+        The map as a probability density (:func:`analysis.density.to_density`). When given, KL
+        divergence and information gain use it instead of the map, and the target's
+        ``baseline_map`` must be a density too (:func:`info_gain` with ``densities``).
 
     Returns
     -------
@@ -1121,6 +1148,21 @@ def score_map(
     s_array = as_2d_float(saliency_map, "saliency_map")
     check_same_shape(saliency_map=s_array, target=target.human_map)
     s = _Map(s_array)
+    p = s
+    if density is not None:
+        p_array = as_2d_float(density, "density")
+        check_same_shape(density=p_array, target=target.human_map)
+        _check_density(p_array, "density")
+        if target.baseline_map is not None:
+            _check_density(target.baseline_map, "target.baseline_map")
+        p = _Map(p_array)
+
+    def gain() -> float:
+        if target._baseline is None:
+            return _undefined("info_gain", "the target has no baseline_map")
+        if density is not None:
+            return _info_gain_of_densities(p, fix, target._baseline, variant)
+        return _info_gain(s, fix, target._baseline, variant)
 
     human, fix = target._human, target._fixations
     compute = {
@@ -1128,7 +1170,7 @@ def score_map(
         "nss": lambda: _nss(s, fix, variant),
         "cc": lambda: _cc(s, human, variant),
         "sim": lambda: _sim(s, human, variant),
-        "kl_div": lambda: _kl_div(s, human, variant),
+        "kl_div": lambda: _kl_div(p, human, variant),
         "auc_judd": lambda: _auc_judd(s, fix, True, seed, variant, stream[:1]),
         "auc_borji": lambda: _auc_borji(s, fix, 100, 0.1, seed, stream),
         "auc_shuffled": lambda: (
@@ -1136,11 +1178,7 @@ def score_map(
             if target._other_index is None
             else _auc_shuffled(s, fix, target._other_index, 100, 0.1, seed, stream)
         ),
-        "info_gain": lambda: (
-            _undefined("info_gain", "the target has no baseline_map")
-            if target._baseline is None
-            else _info_gain(s, fix, target._baseline, variant)
-        ),
+        "info_gain": gain,
     }
     results = {name: compute[name]() for name in metrics}
     scores = {name: _mean_of(value) if name in SAMPLED_METRICS else value for name, value in results.items()}

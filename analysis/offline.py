@@ -136,7 +136,7 @@ def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> StudyFi
     if config.dataset == "osie":
         from analysis.readers import read_osie
 
-        table = read_osie(config.fixations, images=config.images)
+        table = read_osie(config.fixations)  # every image: the baselines' pool, whatever --images says
         return StudyFixations(table, files=[config.fixations], counts=_counts_read(table))
     from analysis.readers.mapping import MappingOptions, read_recordings, read_trials_table, recording_paths
 
@@ -227,10 +227,14 @@ def run_analysis(config: AnalysisConfig, *, progress: bool = True, command_line:
 def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line) -> AnalysisResult:
     stimulus_set = StimulusSet(config.stimuli)
     study = load_fixations(config, stimulus_set)
-    fixations = study.table
-    images = _images_to_analyse(config, fixations, stimulus_set)
-    fixations = fixations[fixations["image"].isin(images)]
-    shapes = {image_id: stimulus_set.shape(image_id) for image_id in images}
+    images = _images_to_analyse(config, study.table, stimulus_set)
+    # The dataset prior and the shuffled-AUC negatives of every image come from one fixed pool, every
+    # image of the input with fixations (and a stimulus file, which gives its size), so an image's
+    # scores are the same in any subset run.
+    pool = sorted(set(study.table["image"]) & set(stimulus_set.image_ids))
+    pool_fixations = study.table[study.table["image"].isin(pool)]
+    fixations = pool_fixations[pool_fixations["image"].isin(images)]
+    shapes = {image_id: stimulus_set.shape(image_id) for image_id in pool}
     store = _open_store(config)
     store_maps = [] if store is None else list(store.map_names)
     if store is not None:
@@ -241,8 +245,10 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
                 "run `lookwhere precompute` for them or pass --images"
             )
 
-    selected = select_fixations(fixations, config.heatmap)
-    logger.info("%d of %d fixations on %d images count towards the heatmaps", len(selected), len(fixations), len(images))
+    selected_pool = select_fixations(pool_fixations, config.heatmap)
+    selected = selected_pool[selected_pool["image"].isin(images)]
+    logger.info("%d of %d fixations on %d images count towards the heatmaps (the baselines draw on %d images)",
+                len(selected), len(fixations), len(images), len(pool))
     scoring = dict(metrics=config.metrics, seed=config.seed, variant=config.metric_variant,
                    mae_normalize=config.mae_normalize)
 
@@ -251,7 +257,7 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
     human_maps: dict[str, np.ndarray] = {}
     for image_id in tqdm(images, desc="scoring images", unit="image", disable=not progress):
         result = score_image(
-            image_id, selected, shapes, params=without_selection(config.heatmap), scoring=scoring,
+            image_id, selected_pool, shapes, params=without_selection(config.heatmap), scoring=scoring,
             store=store, center_bias_sigma_fraction=config.center_bias_sigma_fraction,
         )
         human_maps[image_id] = result.human_map
@@ -268,13 +274,14 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
 
     loso = pd.DataFrame(loso_rows, columns=["image", "participant", "metric", "value", "mc_se"])
     scores = pd.DataFrame(score_rows, columns=["image", "map", "metric", "value", "mc_se"])
-    kinds = {"center_bias": "baseline", "dataset_prior": "baseline", "human_loso": "human"}
+    kinds = {"center_bias": "baseline", "dataset_prior": "baseline", "blank": "control", "uniform": "control",
+             "human_loso": "human"}
     scores["kind"] = scores["map"].map(lambda name: kinds.get(name, "cnn"))
     untrained = bool(store is not None and store.is_untrained)
     scores["untrained"] = (scores["kind"] == "cnn") & untrained
 
     result = _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
-                            out=out, study=study, command_line=command_line)
+                            out=out, study=study, command_line=command_line, pool=pool)
     result.failed, result.warnings = dict(study.failed), list(study.warnings)
     return result
 
@@ -371,7 +378,7 @@ def score_image(
 
 
 def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
-                   *, out: Path, study: StudyFixations, command_line) -> AnalysisResult:
+                   *, out: Path, study: StudyFixations, command_line, pool: list[str]) -> AnalysisResult:
     from analysis import report
     from analysis.stats import paired_comparisons, summarize_scores
 
@@ -430,10 +437,18 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         "warnings": study.warnings,
         "maps": sorted(scores["map"].unique()),
         "map_store": None if store is None else {"path": str(config.maps), "maps": store_maps, "metadata": store.metadata},
+        "baseline_pool": {
+            "n_images": len(pool),
+            "n_images_with_fixations_without_stimulus": int(study.table["image"].nunique()) - len(pool),
+            "rule": "the dataset prior and the shuffled-AUC negatives of an image come from every other image of "
+                    "the input with fixations and a stimulus file, whatever --images selects",
+        },
         "notes": {
             "human_loso": "mean over participants of each participant's fixations/heatmap scored against the other participants' heatmap",
             "information_gain_baseline": "center_bias",
-            "shuffled_auc_negatives": "fixations of all other images, in normalised coordinates",
+            "shuffled_auc_negatives": "fixations of all other images of the baseline pool, in normalised coordinates",
+            "random_streams": "seeded by (seed, metric, image) for the pooled target and (seed, metric, image, "
+                              "participant) for one participant's; the AUC-Judd jitter by (seed, image)",
         },
     }
     files["params"].write_text(json.dumps(params, indent=2, default=str))

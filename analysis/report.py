@@ -35,7 +35,8 @@ METRIC_TITLES = {
     "auc_shuffled": "shuffled AUC ↑",
     "info_gain": "information gain (bits/fix) ↑",
 }
-_KIND_COLOURS = {"baseline": "#9e9e9e", "human": "#2e7d32", "cnn": "#1565c0", "dense": "#ef6c00"}
+_KIND_COLOURS = {"baseline": "#9e9e9e", "control": "#d7d7d7", "human": "#2e7d32", "cnn": "#1565c0",
+                 "dense": "#ef6c00"}
 
 
 def map_label(name: str, *, untrained: bool) -> str:
@@ -46,6 +47,8 @@ def map_label(name: str, *, untrained: bool) -> str:
 def _kind(name: str) -> str:
     if name in ("center_bias", "dataset_prior"):
         return "baseline"
+    if name in ("blank", "uniform"):
+        return "control"
     if name == "human_loso":
         return "human"
     return "dense" if name.startswith("dense_") else "cnn"

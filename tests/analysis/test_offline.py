@@ -39,10 +39,13 @@ def test_every_output_file_is_written(result):
 def test_scores_cover_every_image_map_and_metric(result):
     scores = pd.read_csv(result.out / "scores.csv", dtype={"image": str})
     assert {"image", "map", "metric", "value"} <= set(scores.columns)
-    assert set(scores["map"]) == {"center_bias", "dataset_prior", "human_loso"}
-    assert len(scores) == len(IMAGES) * 3 * len(METRICS)
+    assert set(scores["map"]) == {"center_bias", "dataset_prior", "blank", "uniform", "human_loso"}
+    assert len(scores) == len(IMAGES) * 5 * len(METRICS)
     assert scores.groupby(["image", "map", "metric"]).size().eq(1).all()
-    assert np.isfinite(scores["value"]).all()
+    # only the constant controls have undefined scores (MIT: a constant map has no z-score, ...)
+    assert np.isfinite(scores.loc[~scores["map"].isin(["blank", "uniform"]), "value"]).all()
+    blank = scores[scores["map"] == "blank"].set_index(["image", "metric"])["value"]
+    assert blank.xs("nss", level="metric").isna().all() and np.isfinite(blank.xs("mae", level="metric")).all()
     # The human ceiling beats the centre bias on NSS for real observers.
     nss = scores[scores.metric == "nss"].pivot(index="image", columns="map", values="value")
     assert (nss["human_loso"] > nss["center_bias"]).all()
@@ -181,3 +184,23 @@ def test_map_store_maps_are_scored_and_labelled_untrained(osie_fixations_path, o
     assert "gradcam (untrained)" in report and "<b>untrained</b>" in report
     params = json.loads((result.out / "params.json").read_text())
     assert params["map_store"]["metadata"]
+
+
+def test_an_images_scores_do_not_depend_on_the_images_analysed(result, osie_fixations_path, osie_stimuli,
+                                                                 tmp_path):
+    """Oracle: the 3-image run of the module. Its images' scores (the dataset prior and shuffled
+    AUC, which draw on other images, included) equal those of a 20-image run: both draw on the
+    input's 200 images. (Before, a 3-image run's prior came from the 2 other images of the run.)"""
+    images = tuple(sorted(np.unique(read_osie(osie_fixations_path)["image"]))[:20])
+    assert set(IMAGES) < set(images)
+    metrics = ("nss", "cc", "kl_div", "auc_shuffled")
+    config = AnalysisConfig(dataset="osie", fixations=osie_fixations_path, stimuli=osie_stimuli,
+                            out=tmp_path / "twenty", images=images, metrics=metrics, bootstrap_resamples=100,
+                            n_overlays=0)
+    twenty = run_analysis(config, progress=False).scores
+    three = result.scores[result.scores["metric"].isin(metrics)]
+    merged = three.merge(twenty, on=["image", "map", "metric"], suffixes=("_3", "_20"))
+    assert len(merged) == len(three) and {"dataset_prior", "center_bias"} <= set(merged["map"])
+    np.testing.assert_array_equal(merged["value_20"], merged["value_3"])
+    params = json.loads((tmp_path / "twenty" / "params.json").read_text())
+    assert params["baseline_pool"]["n_images"] == 200

@@ -21,7 +21,7 @@ OBSERVERS = ("s01", "s02", "s03")
 STIMULUS_MS = 2000.0
 RANDOM_METRICS = {"auc_judd", "auc_borji", "auc_shuffled"}
 STORE_MAPS = ("cam_a", "cam_b")
-MAPS = {"center_bias", "dataset_prior", "human_loso", *STORE_MAPS}
+MAPS = {"center_bias", "dataset_prior", "blank", "uniform", "human_loso", *STORE_MAPS}
 
 
 def small_store(path) -> MapStore:
