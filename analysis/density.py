@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import ndimage
 
 from analysis._checks import as_2d_float
 
@@ -78,11 +77,21 @@ def grid(width_px: int) -> list[DensityParams]:
 
 @functools.lru_cache(maxsize=32)
 def _blur_matrix(n: int, sigma_px: float) -> np.ndarray:
-    """``(n, n)`` matrix ``M`` with ``M @ x`` the 1-D Gaussian blur of ``x`` (reflected borders)."""
+    """``(n, n)`` matrix ``M`` with ``M @ x`` the 1-D Gaussian blur of ``x``, as
+    ``scipy.ndimage.gaussian_filter1d(x, sigma_px, mode="reflect", truncate=4)``: taps
+    ``exp(-t² / 2σ²)`` for ``|t| <= int(4σ + 0.5)``, normalised, the signal reflected about its edges
+    (``d c b a | a b c d | d c b a``)."""
     if sigma_px == 0:
         matrix = np.eye(n)
     else:
-        matrix = ndimage.gaussian_filter1d(np.eye(n), sigma_px, axis=0, mode="reflect", truncate=_TRUNCATE)
+        radius = int(_TRUNCATE * sigma_px + 0.5)
+        taps = np.arange(-radius, radius + 1)
+        kernel = np.exp(-0.5 * (taps / sigma_px) ** 2)
+        kernel /= kernel.sum()
+        source = (np.arange(n)[:, None] + taps[None, :]) % (2 * n)  # reflection has period 2n
+        source = np.where(source < n, source, 2 * n - 1 - source)
+        rows = np.repeat(np.arange(n), taps.size)
+        matrix = np.bincount(rows * n + source.ravel(), weights=np.tile(kernel, n), minlength=n * n).reshape(n, n)
     matrix.setflags(write=False)
     return matrix
 
@@ -138,7 +147,9 @@ def to_density(saliency_map, params: DensityParams | None, *, centre_density: np
             raise ValueError("a map used as a density must be >= 0 with a positive sum; "
                              f"got minimum {values.min()!r}, sum {values.sum()!r}")
         return values / values.sum()
-    blurred = blur(_unit_scaled(values), sigma_px=params.sigma_px)
+    lo, hi = float(values.min()), float(values.max())
+    # a constant map stays constant under the reflected blur: uniform, without the blur's rounding
+    blurred = np.ones_like(values) if hi == lo else blur(_unit_scaled(values), sigma_px=params.sigma_px)
     w = params.centre_weight
     return (1.0 - w) * (blurred / blurred.sum()) + w * centre_density
 
@@ -162,8 +173,8 @@ def log_likelihood_table(saliency_map, pixels: np.ndarray, counts: np.ndarray, *
     -------
     numpy.ndarray, shape (len(sigmas_px), len(weights))
         ``sum(counts * log2 p)`` in bits, with ``p`` :func:`to_density` at the fixated pixels, computed
-        there only: ``p(r, c) = M_r[r] @ S @ M_c[c]`` with the blur matrices, whose rows are zero
-        beyond 4 sigma (no full blur); the normaliser ``sum(M_r @ S @ M_c.T)`` from their column sums.
+        there only: ``p(r, c) = M_r[r] @ S @ M_c[c]`` with the blur matrices (no full blur); the
+        normaliser ``sum(M_r @ S @ M_c.T)`` from their column sums.
     """
     values = _unit_scaled(as_2d_float(saliency_map, "saliency_map"))
     height, width = values.shape
@@ -173,14 +184,12 @@ def log_likelihood_table(saliency_map, pixels: np.ndarray, counts: np.ndarray, *
     weights = np.asarray(weights, dtype=np.float64)
     table = np.empty((len(sigmas_px), weights.size))
     for i, sigma_px in enumerate(sigmas_px):
-        m_rows, m_cols = _blur_matrix(height, float(sigma_px)), _blur_matrix(width, float(sigma_px))
-        reach = int(np.ceil(_TRUNCATE * sigma_px)) + 1
-        at = np.empty(rows.size)
-        for f, (r, c) in enumerate(zip(rows, cols)):
-            top, left = max(0, r - reach), max(0, c - reach)
-            bottom, right = min(height, r + reach + 1), min(width, c + reach + 1)
-            at[f] = m_rows[r, top:bottom] @ values[top:bottom, left:right] @ m_cols[c, left:right]
-        total = m_rows.sum(axis=0) @ values @ m_cols.sum(axis=0)
+        if sigma_px == 0:
+            at, total = values.ravel()[pixels], values.sum()
+        else:  # p(r, c) = M_r[r] @ S @ M_c[c]: one (H, W) @ (W, F) product, then F dot products
+            m_rows, m_cols = _blur_matrix(height, float(sigma_px)), _blur_matrix(width, float(sigma_px))
+            at = np.einsum("hf,fh->f", values @ m_cols[cols].T, m_rows[rows])
+            total = m_rows.sum(axis=0) @ values @ m_cols.sum(axis=0)
         p = (1.0 - weights[None, :]) * (at / total)[:, None] + weights[None, :] * centre[:, None]
         table[i] = counts @ np.log2(p)
     return table

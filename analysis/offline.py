@@ -41,6 +41,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
 import lookwhere
+from analysis.ceilings import split_half_ceilings
+from analysis.density import DensityParams
+from analysis.density_fit import GOLD, DensityFit, fit_densities
 from analysis.engine import ImageEngine
 from analysis.fixations import StudyFixations
 from analysis.heatmap import HeatmapParams, select_fixations
@@ -105,6 +108,13 @@ class AnalysisConfig(BaseModel):
     confidence: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
     n_overlays: int = Field(6, ge=0, description="images shown as overlays in the report")
+    kl_ig_maps: Literal["density", "raw"] = Field(
+        "density", description="KL and information gain on each map turned into a density (default) or on the raw maps"
+    )
+    density_fit: Literal["cv", "default"] = Field(
+        "cv", description="density parameters fitted leave one image out (default), or the defaults the live server uses"
+    )
+    split_half_splits: int = Field(10, ge=1, description="random splits of the split-half noise ceilings")
 
     @field_validator("metrics")
     @classmethod
@@ -250,40 +260,61 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
     logger.info("%d of %d fixations on %d images count towards the heatmaps (the baselines draw on %d images)",
                 len(selected), len(fixations), len(images), len(pool))
     scoring = dict(metrics=config.metrics, seed=config.seed, variant=config.metric_variant,
-                   mae_normalize=config.mae_normalize)
+                   mae_normalize=config.mae_normalize, kl_ig_maps=config.kl_ig_maps)
+    params = without_selection(config.heatmap)
+    fit = fit_densities(selected_pool, shapes, params=params, store=store,
+                        center_bias_sigma_fraction=config.center_bias_sigma_fraction, progress=progress)
 
     score_rows: list[dict] = []
+    participant_rows: list[dict] = []
     loso_rows: list[dict] = []
+    ceiling_rows: list[dict] = []
     human_maps: dict[str, np.ndarray] = {}
     for image_id in tqdm(images, desc="scoring images", unit="image", disable=not progress):
         result = score_image(
-            image_id, selected_pool, shapes, params=without_selection(config.heatmap), scoring=scoring,
-            store=store, center_bias_sigma_fraction=config.center_bias_sigma_fraction,
+            image_id, selected_pool, shapes, params=params, scoring=scoring, store=store,
+            center_bias_sigma_fraction=config.center_bias_sigma_fraction,
+            density_params=fit.for_image(image_id) if config.density_fit == "cv" else None,
+            gold=fit.params(GOLD, image_id), per_participant=True,
         )
         human_maps[image_id] = result.human_map
-        maps, errors = dict(result.scores), dict(result.mc_se)
-        if result.human_loso is not None:
-            maps["human_loso"], errors["human_loso"] = result.human_loso, result.human_loso_mc_se
+        maps, errors = result.pooled_rows()
         for map_name, values in maps.items():
             score_rows.extend({"image": image_id, "map": map_name, "metric": m, "value": v,
                                "mc_se": errors.get(map_name, {}).get(m, np.nan)} for m, v in values.items())
+        participant_rows.extend({"image": image_id, **row} for row in result.participant_rows())
         for participant, values in result.loso.items():
             loso_rows.extend({"image": image_id, "participant": participant, "metric": m, "value": v,
                               "mc_se": result.loso_mc_se.get(participant, {}).get(m, np.nan)}
                              for m, v in values.items())
+        ceilings = split_half_ceilings(selected[selected["image"] == image_id], shapes[image_id], params=params,
+                                       seed=config.seed, image=image_id, n_splits=config.split_half_splits,
+                                       variant=config.metric_variant, mae_normalize=config.mae_normalize)
+        ceiling_rows.extend({"image": image_id, "metric": m, "value": v} for m, v in ceilings.items())
 
     loso = pd.DataFrame(loso_rows, columns=["image", "participant", "metric", "value", "mc_se"])
-    scores = pd.DataFrame(score_rows, columns=["image", "map", "metric", "value", "mc_se"])
-    kinds = {"center_bias": "baseline", "dataset_prior": "baseline", "blank": "control", "uniform": "control",
-             "human_loso": "human"}
-    scores["kind"] = scores["map"].map(lambda name: kinds.get(name, "cnn"))
-    untrained = bool(store is not None and store.is_untrained)
-    scores["untrained"] = (scores["kind"] == "cnn") & untrained
+    scores = _with_kinds(pd.DataFrame(score_rows, columns=["image", "map", "metric", "value", "mc_se"]), store)
+    per_participant = _with_kinds(pd.DataFrame(participant_rows, columns=["image", "participant", "map", "metric",
+                                                                          "value", "mc_se"]), store)
+    tables = {"participant_scores": per_participant, "ceilings": pd.DataFrame(ceiling_rows, columns=["image", "metric", "value"]),
+              "density_params": fit.table(images)}
 
     result = _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
-                            out=out, study=study, command_line=command_line, pool=pool)
+                            out=out, study=study, command_line=command_line, pool=pool, tables=tables, fit=fit)
     result.failed, result.warnings = dict(study.failed), list(study.warnings)
     return result
+
+
+#: The kind of each map that is not a model's.
+MAP_KINDS = {"center_bias": "baseline", "dataset_prior": "baseline", "blank": "control", "uniform": "control",
+             "human_loso": "human", "human_gold": "human"}
+
+
+def _with_kinds(table: pd.DataFrame, store) -> pd.DataFrame:
+    """``table`` with each map's ``kind`` and whether it comes from untrained weights."""
+    table["kind"] = table["map"].map(lambda name: MAP_KINDS.get(name, "cnn"))
+    table["untrained"] = (table["kind"] == "cnn") & bool(store is not None and store.is_untrained)
+    return table
 
 
 def without_selection(params: HeatmapParams) -> HeatmapParams:
@@ -301,7 +332,7 @@ class ImageScores:
     """Everything scored for one image (see :func:`score_image`)."""
 
     human_map: np.ndarray
-    #: map name → metric → value, for the baselines and the store's maps
+    #: map name → metric → value, for the baselines, the controls and the store's maps
     scores: dict[str, dict[str, float]]
     #: participant → metric → value: that participant against the others' heatmap
     loso: dict[str, dict[str, float]]
@@ -309,25 +340,71 @@ class ImageScores:
     mc_se: dict[str, dict[str, float]] = field(default_factory=dict)
     #: participant → sampled metric → Monte-Carlo standard error of :attr:`loso`
     loso_mc_se: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: participant → metric → value: the gold standard against that participant (when asked for)
+    gold: dict[str, dict[str, float]] = field(default_factory=dict)
+    gold_mc_se: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: participant → map name → metric → value: every map against each participant (when asked for)
+    participants: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    participants_mc_se: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     @property
     def human_loso(self) -> dict[str, float] | None:
-        """The human ceiling: the mean over participants of :attr:`loso` (NaNs skipped); None
-        with fewer than two participants."""
-        if not self.loso:
-            return None
-        table = pd.DataFrame(self.loso.values())
-        return {metric: float(table[metric].mean()) for metric in table.columns}
+        """The others' heatmap against each participant: the mean over participants of :attr:`loso`
+        (NaNs skipped); None with fewer than two participants."""
+        return _participant_mean(self.loso)
 
     @property
     def human_loso_mc_se(self) -> dict[str, float]:
-        """Monte-Carlo standard error of :attr:`human_loso`'s sampled AUCs: participants draw
-        independently, so ``sqrt(sum se²) / n`` over those with a value."""
-        table = pd.DataFrame(self.loso_mc_se.values())
-        values = pd.DataFrame(self.loso.values())
-        return {metric: combined_mc_se(table[metric].where(values[metric].notna()).to_numpy())
-                for metric in table.columns}
+        """Monte-Carlo standard error of :attr:`human_loso`'s sampled AUCs."""
+        return _participant_mc_se(self.loso, self.loso_mc_se)
 
+    @property
+    def human_gold(self) -> dict[str, float] | None:
+        """The gold standard: the mean over participants of :attr:`gold`; None without it."""
+        return _participant_mean(self.gold)
+
+    @property
+    def human_gold_mc_se(self) -> dict[str, float]:
+        return _participant_mc_se(self.gold, self.gold_mc_se)
+
+    def pooled_rows(self) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+        """Every row of the image's table: the maps, then ``human_loso`` and ``human_gold``
+        (participant means), with their Monte-Carlo errors."""
+        scores, errors = dict(self.scores), dict(self.mc_se)
+        for name, values, mc_se in (("human_loso", self.human_loso, self.human_loso_mc_se),
+                                    ("human_gold", self.human_gold, self.human_gold_mc_se)):
+            if values is not None:
+                scores[name], errors[name] = values, mc_se
+        return scores, errors
+
+    def participant_rows(self) -> list[dict]:
+        """Every map, ``human_loso`` and ``human_gold`` against each participant, as table rows
+        ``participant, map, metric, value, mc_se``."""
+        rows = []
+        for participant, per_map in self.participants.items():
+            per_map = {**per_map, "human_loso": self.loso.get(participant), "human_gold": self.gold.get(participant)}
+            errors = {**self.participants_mc_se.get(participant, {}), "human_loso": self.loso_mc_se.get(participant, {}),
+                      "human_gold": self.gold_mc_se.get(participant, {})}
+            for name, values in per_map.items():
+                for metric, value in (values or {}).items():
+                    rows.append({"participant": participant, "map": name, "metric": metric, "value": value,
+                                 "mc_se": errors.get(name, {}).get(metric, np.nan)})
+        return rows
+
+
+def _participant_mean(values: dict[str, dict[str, float]]) -> dict[str, float] | None:
+    if not values:
+        return None
+    table = pd.DataFrame(values.values())
+    return {metric: float(table[metric].mean()) for metric in table.columns}
+
+
+def _participant_mc_se(values: dict[str, dict[str, float]], errors: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Participants draw independently: ``sqrt(sum se²) / n`` over those with a value."""
+    if not errors:
+        return {}
+    table, scores = pd.DataFrame(errors.values()), pd.DataFrame(values.values())
+    return {metric: combined_mc_se(table[metric].where(scores[metric].notna()).to_numpy()) for metric in table.columns}
 
 
 def score_image(
@@ -339,6 +416,9 @@ def score_image(
     scoring: dict,
     store=None,
     center_bias_sigma_fraction: float = 0.25,
+    density_params: dict[str, DensityParams] | None = None,
+    gold: DensityParams | None = None,
+    per_participant: bool = False,
     device: str = "cpu",
 ) -> ImageScores:
     """Score every map of one image against the pooled human data, and the human ceiling.
@@ -351,34 +431,47 @@ def score_image(
     image_id : str
         The image scored.
     selected : DataFrame
-        The selected fixations of every image (:func:`analysis.heatmap.select_fixations`); the
-        other images give the dataset prior and the shuffled-AUC negatives.
+        The selected fixations of every image of the pool (:func:`analysis.heatmap.select_fixations`);
+        the other images give the dataset prior and the shuffled-AUC negatives.
     shapes : mapping of image id → (H, W)
         Size of every image in ``selected``.
     params : HeatmapParams
         Heatmap parameters with selection off (:func:`without_selection`).
     scoring : dict
         Keyword arguments of :func:`analysis.metrics.score_map` (metrics, seed, variant,
-        mae_normalize).
+        mae_normalize) and ``kl_ig_maps`` (:class:`~analysis.engine.ImageEngine`).
     store : MapStore, optional
         CNN maps scored beside the baselines.
     center_bias_sigma_fraction : float
         Of the centre-bias baseline, which is also the information-gain baseline.
+    density_params : mapping of map name → DensityParams, optional
+        How each map becomes a density for KL and information gain (default parameters otherwise).
+    gold : DensityParams, optional
+        The gold standard's parameters: score it (:meth:`~analysis.engine.ImageEngine.human_gold`).
+    per_participant : bool
+        Also score every map against each participant's own heatmap and fixations.
     device : str
         Where the engine computes (:class:`analysis.engine.ImageEngine`); same results.
     """
     shape = shapes[image_id]
     maps = store.load(image_id, shape=shape) if store is not None else {}
     engine = ImageEngine(image_id, shape, maps, params=params, center_bias_sigma_fraction=center_bias_sigma_fraction,
-                         device=device, **scoring)
+                         density_params=density_params, device=device, **scoring)
     engine.set_context(selected, shapes)
     engine.add_fixations(selected[selected["image"] == image_id])
-    return ImageScores(human_map=engine.heatmap(), scores=engine.scores(), loso=engine.loso(), mc_se=engine.mc_se(),
-                       loso_mc_se=engine.loso_mc_se())
+    result = ImageScores(human_map=engine.heatmap(), scores=engine.scores(), loso=engine.loso(), mc_se=engine.mc_se(),
+                         loso_mc_se=engine.loso_mc_se())
+    if gold is not None:
+        result.gold, result.gold_mc_se = engine.human_gold(gold)
+    if per_participant:
+        result.participants = {p: engine.participant_scores(p) for p in engine.participants}
+        result.participants_mc_se = {p: engine.mc_se(p) for p in engine.participants}
+    return result
 
 
 def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
-                   *, out: Path, study: StudyFixations, command_line, pool: list[str]) -> AnalysisResult:
+                   *, out: Path, study: StudyFixations, command_line, pool: list[str], tables: dict[str, pd.DataFrame],
+                   fit: DensityFit) -> AnalysisResult:
     from analysis import report
     from analysis.stats import paired_comparisons, summarize_scores
 
@@ -393,6 +486,9 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
     if study.agreement is not None:
         files["source_agreement"] = out / "source_agreement.csv"
         study.agreement.to_csv(files["source_agreement"], index=False)
+    for name, table in tables.items():
+        files[name] = out / f"{name}.csv"
+        table.to_csv(files[name], index=False)
     scores.to_csv(files["scores"], index=False)
     loso.to_csv(files["loso_scores"], index=False)
     np.savez_compressed(files["heatmaps"], **human_maps)
@@ -443,7 +539,20 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
             "rule": "the dataset prior and the shuffled-AUC negatives of an image come from every other image of "
                     "the input with fixations and a stimulus file, whatever --images selects",
         },
+        "densities": {
+            "kl_ig_maps": config.kl_ig_maps,
+            "density_fit": config.density_fit,
+            "rule": "KL divergence and information gain compare each map turned into a density: min-max, Gaussian "
+                    "blur (reflected borders), divided by the sum, mixed with the centre-bias density (1 - w) P + w C; "
+                    "sigma and w fitted per map by the log-likelihood of the fixations on the other images of the "
+                    "pool (leave one image out; per image in density_params.csv); information gain over the "
+                    "centre bias's density. The uniform control is a density as it is.",
+            **fit.summary(),
+        },
         "notes": {
+            "human_gold": "mean over participants of the gold standard (Kümmerer et al. 2015): the other participants' "
+                          "fixation density, blur and centre-bias mixture fitted leave one image out, scored against "
+                          "the participant's own heatmap and fixations",
             "human_loso": "mean over participants of each participant's fixations/heatmap scored against the other participants' heatmap",
             "information_gain_baseline": "center_bias",
             "shuffled_auc_negatives": "fixations of all other images of the baseline pool, in normalised coordinates",

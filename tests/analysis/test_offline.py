@@ -17,30 +17,42 @@ from analysis.readers import read_osie
 from lookwhere.cli import main as cli_main
 
 IMAGES = ("1001", "1002", "1003")
+POOL = 20  # stimulus files, hence images in the baselines' pool (OSIE's 200 make each run slow)
 
 
 @pytest.fixture(scope="module")
-def result(osie_fixations_path, osie_stimuli, tmp_path_factory):
+def stimuli(osie_stimuli, tmp_path_factory):
+    """The first 20 OSIE stimuli (links): the input's images with fixations and a stimulus file."""
+    folder = tmp_path_factory.mktemp("stimuli")
+    for path in sorted(osie_stimuli.glob("*.jpg"))[:POOL]:
+        (folder / path.name).symlink_to(path)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def result(osie_fixations_path, stimuli, tmp_path_factory):
     out = tmp_path_factory.mktemp("osie")
     config = AnalysisConfig(
-        dataset="osie", fixations=osie_fixations_path, stimuli=osie_stimuli, out=out,
-        images=IMAGES, bootstrap_resamples=200, n_overlays=2,
+        dataset="osie", fixations=osie_fixations_path, stimuli=stimuli, out=out,
+        images=IMAGES, bootstrap_resamples=200, n_overlays=2, split_half_splits=2,
     )
     return run_analysis(config, progress=False)
 
 
 def test_every_output_file_is_written(result):
-    for name in ("scores.csv", "loso_scores.csv", "heatmaps.npz", "params.json", "summary.csv",
-                 "comparisons.csv", "fig9_mae.png", "metrics.png", "report.html"):
+    for name in ("scores.csv", "loso_scores.csv", "participant_scores.csv", "ceilings.csv", "density_params.csv",
+                 "heatmaps.npz", "params.json", "summary.csv", "comparisons.csv", "fig9_mae.png", "metrics.png",
+                 "report.html"):
         assert (result.out / name).stat().st_size > 0, name
     assert len(list((result.out / "overlays").glob("*.png"))) == 2
 
 
 def test_scores_cover_every_image_map_and_metric(result):
     scores = pd.read_csv(result.out / "scores.csv", dtype={"image": str})
-    assert {"image", "map", "metric", "value"} <= set(scores.columns)
-    assert set(scores["map"]) == {"center_bias", "dataset_prior", "blank", "uniform", "human_loso"}
-    assert len(scores) == len(IMAGES) * 5 * len(METRICS)
+    assert {"image", "map", "metric", "value", "mc_se"} <= set(scores.columns)
+    maps = {"center_bias", "dataset_prior", "blank", "uniform", "human_loso", "human_gold"}
+    assert set(scores["map"]) == maps
+    assert len(scores) == len(IMAGES) * len(maps) * len(METRICS)
     assert scores.groupby(["image", "map", "metric"]).size().eq(1).all()
     # only the constant controls have undefined scores (MIT: a constant map has no z-score, ...)
     assert np.isfinite(scores.loc[~scores["map"].isin(["blank", "uniform"]), "value"]).all()
@@ -186,21 +198,22 @@ def test_map_store_maps_are_scored_and_labelled_untrained(osie_fixations_path, o
     assert params["map_store"]["metadata"]
 
 
-def test_an_images_scores_do_not_depend_on_the_images_analysed(result, osie_fixations_path, osie_stimuli,
-                                                                 tmp_path):
+def test_an_images_scores_do_not_depend_on_the_images_analysed(result, osie_fixations_path, stimuli, tmp_path):
     """Oracle: the 3-image run of the module. Its images' scores (the dataset prior and shuffled
-    AUC, which draw on other images, included) equal those of a 20-image run: both draw on the
-    input's 200 images. (Before, a 3-image run's prior came from the 2 other images of the run.)"""
-    images = tuple(sorted(np.unique(read_osie(osie_fixations_path)["image"]))[:20])
+    AUC, which draw on other images, and KL and information gain, whose densities are fitted on
+    other images, included) equal those of an 8-image run: both draw on the input's images with
+    fixations and a stimulus file, the pool of 20. (Before, a 3-image run's prior came from the 2
+    other images of the run: image 1201's prior NSS was 0.205 in an 8-image run, -0.023 in a 4-image
+    one.)"""
+    images = tuple(sorted(path.stem for path in stimuli.glob("*.jpg"))[:8])
     assert set(IMAGES) < set(images)
-    metrics = ("nss", "cc", "kl_div", "auc_shuffled")
-    config = AnalysisConfig(dataset="osie", fixations=osie_fixations_path, stimuli=osie_stimuli,
-                            out=tmp_path / "twenty", images=images, metrics=metrics, bootstrap_resamples=100,
-                            n_overlays=0)
-    twenty = run_analysis(config, progress=False).scores
-    three = result.scores[result.scores["metric"].isin(metrics)]
-    merged = three.merge(twenty, on=["image", "map", "metric"], suffixes=("_3", "_20"))
-    assert len(merged) == len(three) and {"dataset_prior", "center_bias"} <= set(merged["map"])
-    np.testing.assert_array_equal(merged["value_20"], merged["value_3"])
-    params = json.loads((tmp_path / "twenty" / "params.json").read_text())
-    assert params["baseline_pool"]["n_images"] == 200
+    config = AnalysisConfig(dataset="osie", fixations=osie_fixations_path, stimuli=stimuli,
+                            out=tmp_path / "eight", images=images, bootstrap_resamples=100, n_overlays=0,
+                            split_half_splits=2)
+    eight = run_analysis(config, progress=False).scores
+    merged = result.scores.merge(eight, on=["image", "map", "metric"], suffixes=("_3", "_8"))
+    assert len(merged) == len(result.scores) and {"dataset_prior", "human_gold"} <= set(merged["map"])
+    np.testing.assert_array_equal(merged["value_8"], merged["value_3"])
+    params = json.loads((tmp_path / "eight" / "params.json").read_text())
+    assert params["baseline_pool"]["n_images"] == POOL
+    assert params["densities"]["maps"]["dataset_prior"]["n_images"] == POOL
