@@ -14,6 +14,13 @@ def _image_list(text: str) -> tuple[str, ...]:
     return ids
 
 
+def _overlays(text: str) -> int | tuple[str, ...]:
+    """``--overlays``: a number of images, or comma-separated image ids."""
+    if text.strip().isdigit():
+        return int(text)
+    return _image_list(text)
+
+
 def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     """The heatmap and metric options, shared by ``lookwhere analyze`` and ``lookwhere serve`` so
     that live and offline numbers are asked for the same way."""
@@ -102,6 +109,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mapping.add_argument("--eye", choices=["best", "left", "right", "both"], default="best",
                         help="eye whose fixations count in binocular recordings: best (default) = the better "
                              "last validation, else the right; both = each eye separately, both in the heatmaps")
+    parser.add_argument("--kl-ig-maps", choices=["density", "raw"], default="density",
+                        help="KL divergence and information gain on each map turned into a density, blur and "
+                             "centre-bias mixture fitted on the other images (default), or on the raw maps")
+    parser.add_argument("--density-fit", choices=["cv", "default"], default="cv",
+                        help="the densities' parameters fitted leave one image out (default), or the defaults the "
+                             "live server uses")
+    parser.add_argument("--overlays", type=_overlays, default=6, metavar="N|IDS",
+                        help="overlays in the report: the first N images (default 6) or comma-separated image ids")
+    parser.add_argument("--float64", action="store_true", help="heatmaps.npz in float64 (default float32)")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -114,7 +130,9 @@ def config_from_args(args: argparse.Namespace):
         images=args.images, maps=args.maps, heatmap=heatmap_params_from_args(args), metric_variant=args.metric_variant,
         mae_normalize=args.mae_normalize, trial_rules=trial_rules_from_args(args), source=args.source, trials_table=args.trials_table,
         screen_px=tuple(args.screen) if args.screen else None, scale=args.scale, eye=args.eye,
-        bootstrap_resamples=args.bootstrap, seed=args.seed,
+        bootstrap_resamples=args.bootstrap, seed=args.seed, kl_ig_maps=args.kl_ig_maps, density_fit=args.density_fit,
+        n_overlays=args.overlays if isinstance(args.overlays, int) else len(args.overlays),
+        overlay_images=None if isinstance(args.overlays, int) else args.overlays, heatmaps_float64=args.float64,
     )
 
 

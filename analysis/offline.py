@@ -47,7 +47,7 @@ from analysis.density_fit import GOLD, DensityFit, fit_densities
 from analysis.engine import ImageEngine
 from analysis.fixations import StudyFixations
 from analysis.heatmap import HeatmapParams, select_fixations
-from analysis.metrics import METRICS
+from analysis.metrics import HIGHER_IS_BETTER, METRICS
 from analysis.outputs import StagedOutput, package_versions, sha256_of
 from analysis.stats import combined_mc_se
 from analysis.readers.eyelink import TrialRules
@@ -115,6 +115,8 @@ class AnalysisConfig(BaseModel):
         "cv", description="density parameters fitted leave one image out (default), or the defaults the live server uses"
     )
     split_half_splits: int = Field(10, ge=1, description="random splits of the split-half noise ceilings")
+    overlay_images: tuple[str, ...] | None = Field(None, description="images shown as overlays (default: the first n_overlays)")
+    heatmaps_float64: bool = Field(False, description="heatmaps.npz in float64 (default float32)")
 
     @field_validator("metrics")
     @classmethod
@@ -473,7 +475,7 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
                    *, out: Path, study: StudyFixations, command_line, pool: list[str], tables: dict[str, pd.DataFrame],
                    fit: DensityFit) -> AnalysisResult:
     from analysis import report
-    from analysis.stats import paired_comparisons, summarize_scores
+    from analysis.stats import study_statistics
 
     files = {
         "scores": out / "scores.csv",
@@ -491,21 +493,21 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         table.to_csv(files[name], index=False)
     scores.to_csv(files["scores"], index=False)
     loso.to_csv(files["loso_scores"], index=False)
-    np.savez_compressed(files["heatmaps"], **human_maps)
+    dtype = np.float64 if config.heatmaps_float64 else np.float32  # float32: 7 digits, half the size
+    np.savez_compressed(files["heatmaps"], **{image: values.astype(dtype) for image, values in human_maps.items()})
 
-    stat_options = dict(n_resamples=config.bootstrap_resamples, confidence=config.confidence, seed=config.seed)
-    summary = summarize_scores(scores, **stat_options)
+    statistics = study_statistics(
+        scores, tables["participant_scores"], higher_is_better=HIGHER_IS_BETTER,
+        kinds=dict(zip(scores["map"], scores["kind"])), n_resamples=config.bootstrap_resamples,
+        confidence=config.confidence, seed=config.seed)
+    summary = statistics["summary"]
     summary["untrained"] = summary["map"].isin(scores.loc[scores["untrained"], "map"].unique())
     summary.to_csv(files["summary"], index=False)
-    # A metric compares maps only where two of them have scores (shuffled AUC needs two images).
-    scored = scores[scores["value"].notna()]
-    comparisons = [
-        paired_comparisons(scores, metric=metric, **stat_options)
-        for metric in config.metrics
-        if scored.loc[scored["metric"] == metric, "map"].nunique() > 1
-    ]
-    comparison_table = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
+    comparison_table = statistics["comparisons"]
     comparison_table.to_csv(files["comparisons"], index=False)
+    if not statistics["mixed_model"].empty:
+        files["mixed_model"] = out / "mixed_model.csv"
+        statistics["mixed_model"].to_csv(files["mixed_model"], index=False)
 
     params = {
         "lookwhere_version": lookwhere.__version__,
@@ -525,6 +527,8 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         ),
         "fixations": _fixation_counts(config, study, fixations, selected),
         "display_period": _display_period(config, fixations, study),
+        "viewing_time_ms": _viewing_time(fixations),
+        "images": {"analysed": len(human_maps), "not_analysed": _images_not_analysed(study, pool, human_maps)},
         "recordings": study.recordings,
         "left_out": study.failed,
         "source_agreement": None if study.agreement is None else {
@@ -538,6 +542,13 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
             "n_images_with_fixations_without_stimulus": int(study.table["image"].nunique()) - len(pool),
             "rule": "the dataset prior and the shuffled-AUC negatives of an image come from every other image of "
                     "the input with fixations and a stimulus file, whatever --images selects",
+        },
+        "statistics": {
+            "headline": "target 'participant': every map against each participant's own heatmap and fixations; "
+                        "CIs from a two-way bootstrap over images and participants",
+            "kendalls_w": statistics["kendalls_w"],
+            "mixed_model": "value ~ map + (1|image) + (1|participant), statsmodels MixedLM (REML), mixed_model.csv"
+                           if not statistics["mixed_model"].empty else "not fitted (fewer than 3 participants)",
         },
         "densities": {
             "kl_ig_maps": config.kl_ig_maps,
@@ -565,6 +576,7 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
     files.update(report.write_report(
         out, config=config, scores=scores, summary=summary, comparisons=comparison_table,
         human_maps=human_maps, stimulus_set=stimulus_set, store=store, params=params,
+        ceilings=tables["ceilings"], mixed=statistics["mixed_model"],
     ))
     logger.info("wrote %s", ", ".join(str(p.name) for p in files.values()))
     return AnalysisResult(out=out, scores=scores, summary=summary, files=files)
@@ -589,6 +601,26 @@ def _fixation_counts(config: AnalysisConfig, study: StudyFixations, fixations: p
 
 def _per_eye(counts: Counter) -> dict[str, int]:
     return {eye or "unknown": int(n) for eye, n in counts.items()}
+
+
+def _viewing_time(fixations: pd.DataFrame) -> dict:
+    """How long the images were shown (per trial, ms): median and range; None where unknown."""
+    shown = fixations.groupby(["participant", "session", "trial", "image"], dropna=False, observed=True)[
+        "stimulus_duration_ms"].first().dropna()
+    if shown.empty:
+        return {"median": None, "min": None, "max": None, "n_trials": 0}
+    return {"median": float(shown.median()), "min": float(shown.min()), "max": float(shown.max()),
+            "n_trials": int(shown.size)}
+
+
+def _images_not_analysed(study: StudyFixations, pool: list[str], analysed) -> dict[str, int]:
+    """Images with fixations that were not analysed, by reason."""
+    with_fixations = set(study.table["image"].unique())
+    reasons = {
+        "without a stimulus file": len(with_fixations - set(pool)),
+        "not selected by --images (in the baselines' pool)": len(set(pool) - set(analysed)),
+    }
+    return {reason: n for reason, n in reasons.items() if n}
 
 
 def _display_period(config: AnalysisConfig, fixations: pd.DataFrame, study: StudyFixations) -> dict:

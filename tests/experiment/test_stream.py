@@ -55,7 +55,7 @@ def test_session_streams_every_record_to_a_real_receiver(session_env, four_image
     # Offline, the session's folder is a dataset: `lookwhere analyze --dataset session`.
     out = tmp_path / "analysis"
     assert cli_main(["analyze", "--dataset", "session", "--fixations", str(tmp_path / "sessions"),
-                     "--stimuli", str(four_images), "--out", str(out), "--bootstrap", "200", "--no-progress"]) == 0
+                     "--stimuli", str(four_images), "--out", str(out), "--bootstrap", "200", "--no-progress", "--float64"]) == 0
     heatmaps = np.load(out / "heatmaps.npz")
     for image_id in on_disk["image"].unique():
         rows = on_disk[on_disk["image"] == image_id]

@@ -105,7 +105,7 @@ def offline_analysis(sent: pd.DataFrame, stimuli, store_path, folder):
     sent.to_csv(session_dir / "fixations.csv", index=False, na_rep="nan")
     config = AnalysisConfig(dataset="session", fixations=folder / "sessions", stimuli=stimuli,
                             out=folder / "offline", maps=store_path, seed=7, bootstrap_resamples=100, n_overlays=0,
-                            density_fit="default", split_half_splits=1)
+                            density_fit="default", split_half_splits=1, heatmaps_float64=True)
     result = run_analysis(config, progress=False)
     assert (result.scores["map"] == "human_gold").any()
     result.scores = result.scores[result.scores["map"] != "human_gold"]
