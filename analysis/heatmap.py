@@ -116,8 +116,9 @@ class HeatmapParams(BaseModel):
         Drop each trial's first fixation, the one in progress at image onset (commonly still on the
         drift-correction dot). See :func:`select_fixations`.
     within_display_only : bool
-        Keep only fixations entirely within ``[0, stimulus_duration_ms]`` (paper). Rows whose times
-        are unknown (NaN, e.g. OSIE) cannot be judged and are kept.
+        Keep only fixations entirely within ``[0, stimulus_duration_ms]`` (paper) and not cut short
+        by a recording stop (``truncated``). Rows whose times are unknown (NaN, e.g. OSIE) cannot be
+        judged and are kept.
     prenormalize : {"max", "none"}
         ``"max"``: divide the fixation map by its maximum *before* blurring (paper).
     final_normalization : {"none", "max", "minmax", "sum"}
@@ -527,8 +528,9 @@ def select_fixations(
        the display filter.
     2. ``within_display_only``: drop fixations known to violate ``0 <= start_ms`` and
        ``end_ms <= stimulus_duration_ms``, so one straddling onset or offset goes (paper: "entirely
-       within the period of display"). Rows with a NaN among these times cannot be judged and are
-       kept; their number is logged once per call.
+       within the period of display"), and those flagged ``truncated`` (cut short by a recording
+       stop, so their end is not known to be within the period). Rows with a NaN among these times
+       cannot be judged and are kept; their number is logged once per call.
     """
     return fixations[_selection_mask(fixations, params)]
 
@@ -553,6 +555,8 @@ def _selection_mask(fixations: pd.DataFrame, params: HeatmapParams) -> np.ndarra
             )
         with np.errstate(invalid="ignore"):
             keep &= ~((start < 0) | (end > shown))
+        if "truncated" in fixations.columns:  # cut short by a recording stop: not a whole fixation
+            keep &= ~fixations["truncated"].to_numpy(dtype=bool)
     return keep
 
 

@@ -627,7 +627,8 @@ def _display_period(config: AnalysisConfig, fixations: pd.DataFrame, study: Stud
     """The display-period rule actually applied, and to how many fixations it could not be."""
     unknown = fixations[["start_ms", "end_ms", "stimulus_duration_ms"]].isna().any(axis=1)
     return {
-        "rule": "0 <= start_ms and end_ms <= stimulus_duration_ms (ms from image onset)"
+        "rule": "0 <= start_ms and end_ms <= stimulus_duration_ms (ms from image onset), not cut short by a "
+                "recording stop (truncated)"
         if config.heatmap.within_display_only else "not applied (within_display_only is off)",
         "fixations_without_times_kept": int(unknown.sum()) if config.heatmap.within_display_only else None,
         "per_recording": {r["file"]: r["display_period"] for r in study.recordings if "display_period" in r},

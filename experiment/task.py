@@ -82,6 +82,9 @@ REFRESH_WARMUP_FLIPS = 10
 REFRESH_MEASURED_FLIPS = 60
 #: EyeLink examples wait this long after startRecording so the first samples reach the link.
 RECORDING_LEAD_S = 0.1
+#: Recording goes on this long past the image offset, so that the fixation under way at the offset
+#: ends after it (and the within-display rule leaves it out) instead of being cut short by the stop.
+POST_OFFSET_RECORDING_S = 0.3
 #: Microphone level below which preflight calls the input silent.
 SILENT_DBFS = -80.0
 #: How often the frame loop streams the microphone level.
@@ -194,6 +197,14 @@ class GazeHold:
             self._since_ms = t_ms
         self.held_ms = t_ms - self._since_ms
         return self.held_ms >= self.hold_ms
+
+
+def _ends_at_stop(event, stop_tracker_ms: float) -> bool:
+    """Whether a fixation ended with the recording: its last sample is the last one before the
+    stop (the tracker closes the fixation under way when recording stops). One sample interval is
+    ``duration - (end - start)`` (EyeLink's ``EFIX`` convention)."""
+    sample_ms = event.duration_ms - (event.end_tracker_ms - event.start_tracker_ms)
+    return event.end_tracker_ms + sample_ms >= stop_tracker_ms
 
 
 def _streamed_dropped_frames(count: int | None) -> dict:
@@ -899,13 +910,17 @@ class Session:
         window.callOnFlip(mark, offset, "IMAGE_OFFSET")
         window.flip()
         flips.append(offset["perf_s"])
+        time.sleep(max(0.0, offset["perf_s"] + POST_OFFSET_RECORDING_S - time.perf_counter()))
+        stop_tracker_ms = tracker.tracker_time_ms()
         self._stop_recording()
-        # The fixation under way at the offset ends with the recording: it is streamed too.
+        # The fixation under way at the stop ends with the recording, cut short (flagged truncated);
+        # it and those after the offset are streamed too, and the within-display rule drops them.
         for event in tracker.drain():
             pending.append(event)
             self.sink.send(
                 self._live_record(
-                    event, index, image_id, geometry, onset["tracker_ms"], onset_session_ms
+                    event, index, image_id, geometry, onset["tracker_ms"], onset_session_ms,
+                    truncated=_ends_at_stop(event, stop_tracker_ms),
                 )
             )
 
@@ -922,6 +937,7 @@ class Session:
             replace(
                 self._fixation(e, index, image_id, geometry, onset["tracker_ms"]),
                 stimulus_duration_ms=stimulus_duration_ms,
+                truncated=_ends_at_stop(e, stop_tracker_ms),
             )
             for e in pending
         ]
@@ -1045,11 +1061,13 @@ class Session:
         geometry: DisplayGeometry,
         onset_tracker_ms: float,
         onset_session_ms: float,
+        truncated: bool = False,
     ) -> dict:
         """The streamed form of a fixation: the fixation record (with the nominal stimulus duration;
         the file holds the measured one) plus its start and end on the tracker and session clocks.
         """
-        record = asdict(self._fixation(event, trial, image_id, geometry, onset_tracker_ms))
+        record = asdict(replace(self._fixation(event, trial, image_id, geometry, onset_tracker_ms),
+                                truncated=truncated))
         del record["session"]  # the stream stamps its own
         record.update(
             kind="fixation",

@@ -54,7 +54,7 @@ from typing import Any, Callable, ClassVar, Iterator
 
 import msgpack
 
-from lookwhere.records import Fixation
+from lookwhere.records import OPTIONAL_COLUMNS, Fixation
 from stimuli.geometry import DisplayGeometry
 
 __all__ = [
@@ -234,6 +234,7 @@ FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "xruns": _COUNT,
     "pending": _COUNT,
     "aborted": _boolean,
+    "truncated": _boolean,  # the fixation ended with the recording
     "overrun": _or_none(_boolean),  # None: unknown (an older sender)
     "overruns": _COUNT,
     "frame_timing": _string(choices=frozenset(FRAME_TIMINGS)),
@@ -392,11 +393,15 @@ FixationRecord = dataclasses.make_dataclass(
     [
         (f.name, f.type)
         for f in dataclasses.fields(Fixation)
-        if f.name not in Record.__dataclass_fields__
+        if f.name not in Record.__dataclass_fields__ and f.name not in OPTIONAL_COLUMNS
     ]
-    + [(name, "float") for name in _FIXATION_TIMES],
+    + [(name, "float") for name in _FIXATION_TIMES]
+    # columns added to the fixation table later: optional on the wire too, with their defaults
+    + [(name, Fixation.__dataclass_fields__[name].type, dataclasses.field(default=default))
+       for name, default in OPTIONAL_COLUMNS.items()],
     bases=(Record,),
-    namespace={"kind": "fixation", "to_fixation": _to_fixation, "__module__": __name__},
+    namespace={"kind": "fixation", "to_fixation": _to_fixation, "__module__": __name__,
+               "added": tuple(OPTIONAL_COLUMNS)},
     frozen=True,
     slots=True,
     kw_only=True,

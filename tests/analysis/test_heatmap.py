@@ -65,6 +65,7 @@ def table(rows: list[dict]) -> pd.DataFrame:
         y_image_px=10.5,
         stimulus_duration_ms=np.nan,
         pupil=np.nan,
+        truncated=False,
     )
     frame = pd.DataFrame([{**defaults, **row} for row in rows], columns=list(FIXATION_COLUMNS))
     return frame.astype(FIXATION_DTYPES)
@@ -418,13 +419,15 @@ def test_display_period_filter(caplog):
             dict(start_ms=4900.0, end_ms=5100.0, stimulus_duration_ms=5000.0),  # straddles offset
             dict(start_ms=300.0, end_ms=500.0, stimulus_duration_ms=5000.0),
             dict(start_ms=np.nan, end_ms=np.nan, stimulus_duration_ms=np.nan),  # no times: kept
+            # ended with the recording, inside the period (a stop right after the offset): cut short
+            dict(start_ms=4800.0, end_ms=4999.0, stimulus_duration_ms=5000.0, truncated=True),
         ]
     )
     with caplog.at_level(logging.INFO, logger="analysis.heatmap"):
         kept = select_fixations(fixations, HeatmapParams())
     assert kept.index.tolist() == [1, 3, 4]
-    assert "1 of 5 fixations have no start/end/stimulus duration (NaN); kept" in caplog.text
-    assert len(select_fixations(fixations, HeatmapParams(within_display_only=False))) == 5
+    assert "1 of 6 fixations have no start/end/stimulus duration (NaN); kept" in caplog.text
+    assert len(select_fixations(fixations, HeatmapParams(within_display_only=False))) == 6
 
 
 def test_first_fixation_exclusion():
