@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from analysis.heatmap import HeatmapParams, heatmap
-from analysis.metrics import METRICS
+from analysis.metrics import HIGHER_IS_BETTER, METRICS
 from analysis.offline import AnalysisConfig, run_analysis
 from analysis.readers import read_osie
 from lookwhere.cli import main as cli_main
@@ -86,10 +86,31 @@ def test_params_and_report(result):
     assert params["config"]["heatmap"]["sigma_px"] == 20.0
     assert params["config"]["heatmap"]["kernel_size_px"] == 80
     assert params["n_images"] == 3 and params["n_participants"] == 15
+    assert params["densities"]["maps"]["human_gold"]["n_images"] == POOL
+    assert params["statistics"]["kendalls_w"]["participant"]["n_metrics"] == len(METRICS)
+    ceilings = pd.read_csv(result.out / "ceilings.csv", dtype={"image": str})
+    assert set(ceilings["metric"]) == {"cc", "cc_spearman_brown", "nss", "mae"} and len(ceilings) == 4 * len(IMAGES)
     report = (result.out / "report.html").read_text()
     for metric in METRICS:
         assert metric in report
     assert "human_loso" in report and "data:image/png;base64," in report
+    # an analyst reads it alone: CIs and directions in the headline table, which map is better, what
+    # to do without CNN maps, the dataset's facts, the controls and what MAE rewards
+    assert "MAE (eq. 15) ↓" in report and "NSS ↑" in report and "<th>better</th>" in report
+    assert 'id="no-cnn-maps"' in report and "lookwhere precompute" in report
+    assert "Viewing time per image: median 3000 ms" in report and "What MAE rewards" in report
+    assert "Kendall's W" in report and "var(participant)" in report  # 15 participants: the mixed model
+    summary = pd.read_csv(result.out / "summary.csv")
+    headline = summary[(summary["target"] == "participant") & (summary["metric"] == "nss")].set_index("map")
+    assert headline.loc["human_gold", "n_participants"] == 15 and headline.loc["human_gold", "ci_low"] > 0
+    assert np.isfinite(summary.loc[(summary["map"] == "blank") & (summary["metric"] == "mae"), "mean"]).all()
+    # the gold standard is above every baseline on every metric (the criterion, here on 3 images)
+    means = summary[summary["target"] == "participant"].pivot(index="map", columns="metric", values="mean")
+    sign = pd.Series({m: 1.0 if HIGHER_IS_BETTER[m] else -1.0 for m in METRICS})
+    assert ((means.loc["human_gold"] - means.loc[["center_bias", "dataset_prior"]]) * sign > 0).all().all()
+    comparisons = pd.read_csv(result.out / "comparisons.csv")
+    assert {"metric", "map", "versus", "better", "p_holm", "target"} <= set(comparisons.columns)
+    assert set(comparisons["metric"]) == set(METRICS)
 
 
 def test_cli_errors_are_clear(osie_fixations_path, osie_stimuli, tmp_path, capsys):
