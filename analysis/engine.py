@@ -2,9 +2,10 @@
 
 :class:`ImageEngine` holds, for one image, everything :func:`analysis.offline.score_image` computes
 from scratch, and keeps it current fixation by fixation: the pooled human heatmap, each
-participant's own heatmap, the scores of every map (baselines and model maps) against the pooled
-target and against one participant's target, and the human ceiling (``human_loso``: each
-participant scored against the others' heatmap). The offline analysis builds its results through
+participant's own heatmap, the scores of every map (baselines, the blank and uniform controls and
+model maps) against the pooled target and against one participant's target, and the human rows
+(``human_loso``: each participant scored against the others' heatmap; ``human_gold``, on request:
+the gold standard of :mod:`analysis.ceilings`). The offline analysis builds its results through
 this engine too, so live and offline numbers come from one implementation.
 
 What a fixation updates, and what is left for the query
@@ -19,11 +20,14 @@ What a fixation updates, and what is left for the query
 - **Sufficient statistics of each map** (the image's maps are one stacked array, prepared once):
   CC's ``sum((s - mean s) * raw)`` and KL's ``sum(raw * log(eps + p_s))`` are linear in ``raw`` and
   grow by one window dot product per fixation; NSS, information gain, the AUC-Judd thresholds and
-  the Borji AUCs' positives are values at the fixated pixels. AUC-Judd's count of pixels above a
-  threshold is a bisection of the map's jittered values, sorted once (the jitter is a fixed noise
-  field, :func:`analysis.metrics._judd_noise`), and is kept per fixated pixel. The Borji AUCs'
-  random negatives depend only on the number of fixated pixels (and, for shuffled AUC, the other
-  images' fixations), so their per-map counts are kept per count.
+  the Borji AUCs' positives are values at the fixated pixels. KL and information gain read each
+  map's density (:mod:`analysis.density`, made once with the map) or, with ``kl_ig_maps="raw"``,
+  the map itself. AUC-Judd's count of pixels above a threshold is a bisection of the map's min-max
+  scaled, jittered values, sorted once (the jitter is a fixed noise field per image,
+  :func:`analysis.metrics._judd_noise`), and is kept per fixated pixel. The Borji AUCs' random
+  negatives depend only on the number of fixated pixels and on the target's stream (``(image,)``
+  for the pooled target, ``(image, participant)`` for one participant's: every target draws its
+  own), so their per-map counts are kept per count and stream.
 - **Full passes** remain where the definition needs them: MAE and SIM compare every pixel with a
   normalisation that changes with each fixation, but outside the human map's support the human
   map is zero and both reduce to per-map sums known in advance, so they run over the tiles the
@@ -52,13 +56,15 @@ jittered value to change a count.
 Memory (per image, float64 state)
 ---------------------------------
 Per map and pixel: 8 bytes (the map) + 8 (min-max scaled, in tiles) + 1 (Borji threshold code) + 8
-(sorted jittered values, CPU backend only) = **25 bytes** (17 on a torch device): 20 maps of 800x600
-take 240 MB (163 MB on a GPU). Per participant and pixel: 9 bytes (own heatmap, support mask). Per
+(sorted jittered values, CPU backend only) + 8 (the density for KL and information gain; not with
+``kl_ig_maps="raw"``) = **33 bytes** (25 on a torch device): 20 maps of 800x600 take 317 MB (240 MB
+on a GPU). Per participant and pixel: 9 bytes (own heatmap, support mask). Per
 pixel: 8 (the AUC-Judd noise field, shared by the engines of one size and seed) + 9 (pooled
 heatmap, support) + up to 24 (the pooled heatmap sorted, CPU) + scratch of the human ceiling
 (~40 bytes per pixel of the largest participant support on the CPU; ``7 x participants`` per pixel
 on a GPU). The Borji stream table grows with the fixated pixels: ``2200 x maps`` bytes per pixel
-fixated. A server keeps a few engines (e.g. the current image's and the next one's), not one per image.
+fixated, per target that draws. A server keeps a few engines (e.g. the current image's and the
+next one's), not one per image.
 
 Threads and devices
 -------------------
