@@ -33,8 +33,8 @@ from analysis._checks import as_2d_float
 
 __all__ = [
     "CENTRE_WEIGHTS",
-    "DensityParams",
     "SIGMA_FRACTIONS",
+    "DensityParams",
     "blur",
     "fit_all",
     "fit_leave_one_out",

@@ -34,7 +34,7 @@ from analysis.density import (
 from analysis.heatmap import HeatmapParams, _pixels, fixation_map
 from analysis.heatmap import blur as heatmap_blur
 
-__all__ = ["DensityFit", "GOLD", "fit_densities"]
+__all__ = ["GOLD", "DensityFit", "fit_densities"]
 
 logger = logging.getLogger(__name__)
 

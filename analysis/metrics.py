@@ -678,8 +678,8 @@ def _auc_shuffled(s: _Map, fix: _Fixations, other_index: np.ndarray, n_splits: i
 
 
 def _undefined_splits(metric: str, why: str) -> None:
+    """A sampled AUC that is undefined: logged, no splits."""
     _undefined(metric, why)
-    return None
 
 
 def _mean_of(areas: np.ndarray | None) -> float:

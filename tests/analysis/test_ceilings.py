@@ -13,7 +13,11 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from analysis.ceilings import gold_density, gold_log_likelihood_table, split_half_ceilings
+from analysis.ceilings import (
+    gold_density,
+    gold_log_likelihood_table,
+    split_half_ceilings,
+)
 from analysis.heatmap import HeatmapParams, fixation_map, heatmap
 from analysis.metrics import cc, mae, nss
 from analysis.offline import without_selection
