@@ -124,7 +124,7 @@ def test_cli_errors_are_clear(osie_fixations_path, osie_stimuli, tmp_path, capsy
     assert "9999" in capsys.readouterr().err
 
 
-def test_kernel_centre_option_on_analyze_and_serve():
+def test_command_line_options_on_analyze_and_serve():
     from analysis.cli import config_from_args
     from lookwhere.cli import build_parser
     from server.config import ServeConfig
@@ -135,6 +135,12 @@ def test_kernel_centre_option_on_analyze_and_serve():
     assert config_from_args(parser.parse_args(analyze)).heatmap.even_kernel_centre == "matlab"
     args = parser.parse_args([*analyze, "--kernel-centre", "scipy"])
     assert config_from_args(args).heatmap.even_kernel_centre == "scipy"
+    config = config_from_args(parser.parse_args([*analyze, "--overlays", "1002,1001", "--kl-ig-maps", "raw",
+                                                 "--density-fit", "default", "--float64"]))
+    assert config.overlay_images == ("1002", "1001") and config.n_overlays == 2
+    assert (config.kl_ig_maps, config.density_fit, config.heatmaps_float64) == ("raw", "default", True)
+    config = config_from_args(parser.parse_args([*analyze, "--overlays", "3"]))
+    assert config.n_overlays == 3 and config.overlay_images is None and config.kl_ig_maps == "density"
     serve = parser.parse_args(["serve", *common, "--kernel-centre", "scipy"])
     assert serve.kernel_centre == "scipy"
     assert ServeConfig(stimuli="s").heatmap.even_kernel_centre == "matlab"
