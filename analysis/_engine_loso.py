@@ -33,10 +33,11 @@ from analysis.metrics import (
     _judd_area,
     _minmax_values,
     _nss_from,
-    _sampled_area,
     _sim_density,
+    _split_areas,
     _threshold_codes,
     _undefined,
+    monte_carlo_se,
 )
 
 __all__ = ["HumanCeiling", "Workspace"]
@@ -70,17 +71,18 @@ class HumanCeiling:
         self.noise = engine._maps.noise
         self.sorted = self._sorted_pooled() if self.be.sorted_counts else None
 
-    def scores(self) -> dict[str, dict[str, float]]:
+    def scores(self) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+        """Participant → metric → score, and participant → sampled metric → Monte-Carlo error."""
         engine = self.engine
         names = engine.participants
         if len(names) < 2:
-            return {}
+            return {}, {}
         owns = [engine._own[name] for name in names]
-        targets = [engine._target(own) for own in owns]
+        targets = [engine._target(own, name) for name, own in zip(names, owns)]
         for target in targets:  # fill the caches the batches share before any thread runs
             for metric in ("auc_borji", "auc_shuffled"):
                 if metric in engine.metrics and not engine._borji_undefined(metric, target.pixels.size):
-                    engine._negatives(metric, target.pixels.size)
+                    engine._negatives(metric, target.pixels.size, target.stream)
         batches = self._batches(names, owns, targets)
         workspaces = engine._workspaces
         if self.be.sorted_counts and len(batches) > 1:  # the CPU: two threads (numpy releases the GIL)
@@ -93,10 +95,13 @@ class HumanCeiling:
         by_name = {r.name: r for rows in results for r in rows}
         rows = [by_name[name] for name in names]
         # the small per-participant steps, for everyone at once
-        borji = {metric: self._borji(rows, metric) for metric in ("auc_borji", "auc_shuffled")
-                 if metric in engine.metrics}
+        sampled = {metric: self._borji(rows, metric) for metric in ("auc_borji", "auc_shuffled")
+                   if metric in engine.metrics}
+        borji = {metric: values for metric, (values, _) in sampled.items()}
         baselines = self._centre_at(rows) if "info_gain" in engine.metrics else None
-        return {r.name: self._finish(r, borji, baselines, k) for k, r in enumerate(rows)}
+        scores = {r.name: self._finish(r, borji, baselines, k) for k, r in enumerate(rows)}
+        errors = {r.name: {metric: float(se[k]) for metric, (_, se) in sampled.items()} for k, r in enumerate(rows)}
+        return scores, errors
 
     def _centre_at(self, rows) -> list[np.ndarray]:
         """The centre-bias map (the information-gain baseline) at each participant's fixated pixels."""
@@ -154,9 +159,11 @@ class HumanCeiling:
         def column(values):  # per-participant scalars as a (P, 1) column
             return be.array(np.asarray(values, dtype=np.float64)).reshape(-1, 1)
 
+        sums = {}
+        if "auc_judd" in wanted:  # from the others' raw map, before it becomes X
+            sums["auc_judd"] = self._judd_counts(batch, rows, x, pooled, column, ws)
         _affine_into(xp, x, [(0.0, r.a, r.b) for r in rows], column, out=x)  # X = raw * a + b
         h = _affine_into(xp, own, [(0.0, r.target.a, r.target.b) for r in rows], column, out=own)
-        sums = {}
         if "mae" in wanted:
             sums["mae"] = self._mae_sums(rows, x, h, column, ws)
         for metric in ("sim", "kl_div"):
@@ -164,8 +171,6 @@ class HumanCeiling:
                 sums[metric] = self._density_sums(rows, x, h, column, metric, ws)
         for r in rows:
             r.x_fixated = self._x_at(r, r.target.pixels)
-        if "auc_judd" in wanted:
-            sums["auc_judd"] = self._judd_counts(batch, rows, x, pooled, column, ws)
         if "auc_borji" in wanted or "auc_shuffled" in wanted:
             self._negative_values(rows, wanted)
         for k, r in enumerate(rows):
@@ -254,13 +259,18 @@ class HumanCeiling:
             options = dict(minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
         return _density(float(s.lo), float(s.total), n, **options), _density(float(t.lo), float(t.total), n, **options)
 
-    def _judd_counts(self, batch: _Batch, rows, x, pooled, column, ws: Workspace) -> np.ndarray:
-        """Per participant, how many pixels of the others' map, jittered, are ``>=`` each of its
-        thresholds (its fixated values, jittered, descending)."""
+    def _judd_counts(self, batch: _Batch, rows, raw, pooled, column, ws: Workspace) -> np.ndarray:
+        """Per participant, how many pixels of the others' map, min-max scaled and jittered, are
+        ``>=`` each of its thresholds (its fixated values, scaled and jittered, descending).
+
+        ``raw`` holds the others' raw map over the rows; the scaled map is ``raw * a' + b'``
+        (:func:`_judd_scaling`), computed the same way everywhere, so that the pixels of the rows
+        subtracted from the whole-image counts are the ones counted there."""
         be, xp, n = self.be, self.be.xp, self.n
+        scalings = [_judd_scaling(r) for r in rows]
         thresholds, orders = [], []
-        for r in rows:
-            values = r.x_fixated + self.noise[r.target.pixels]
+        for r, (scale, offset) in zip(rows, scalings):
+            values = (self._others_raw_at(r, r.target.pixels) * scale + offset) + self.noise[r.target.pixels]
             order = np.argsort(values)[::-1]
             thresholds.append(values[order])
             orders.append(order)
@@ -270,14 +280,14 @@ class HumanCeiling:
             padded[k, : t.size] = t
         noise = self.engine._maps.noise_at()
         if batch.pixels is not None:
-            noise = be.take(noise.reshape(-1), be.index(batch.pixels), ws("noise", x.shape))
-        jittered = ws("terms", x.shape)
-        counts = _count_rows(be, xp.add(x, noise, out=jittered), padded, ws)
+            noise = be.take(noise.reshape(-1), be.index(batch.pixels), ws("noise", raw.shape))
+        jittered = _affine_into(xp, raw, [(0.0, *scaling) for scaling in scalings], column, out=ws("terms", raw.shape))
+        counts = _count_rows(be, xp.add(jittered, noise, out=jittered), padded, ws)
         if batch.pixels is not None and batch.pixels.size < n:
-            # the rest of the image, where X = pooled raw * a + b: every pixel, minus the row's
-            _affine_into(xp, pooled, [(0.0, r.a, r.b) for r in rows], column, out=jittered)
+            # the rest of the image, where the others' raw is the pooled raw: every pixel, minus the row's
+            _affine_into(xp, pooled, [(0.0, *scaling) for scaling in scalings], column, out=jittered)
             counts -= _count_rows(be, xp.add(jittered, noise, out=jittered), padded, ws)
-            counts[0] += self._pooled_counts(rows[0].a, rows[0].b, padded[0])
+            counts[0] += self._pooled_counts(*scalings[0], padded[0])
         for k, r in enumerate(rows):
             r.judd = (thresholds[k], counts[k, : thresholds[k].size], orders[k])
         return counts
@@ -295,7 +305,8 @@ class HumanCeiling:
         could[finite] = value + NOISE_MAX >= t
         if self.n_outside and could.any():
             ones = np.ones(int(could.sum()))
-            everywhere = SortedValues.of_sorted(sorted_noise(self.engine.seed, self.n)).count_at_least(
+            noise = sorted_noise(self.engine.seed, self.n, self.engine._maps.image_stream)
+            everywhere = SortedValues.of_sorted(noise).count_at_least(
                 ones, ones * value, thresholds[could], np.zeros(1), 0.0)
             in_support = self.engine._sorted_support_noise.count_at_least(
                 ones, ones * value, thresholds[could], np.zeros(1), 0.0)
@@ -304,8 +315,12 @@ class HumanCeiling:
 
     def _x_at(self, r: _Row, pixels: np.ndarray) -> np.ndarray:
         """The others' map ``X`` of row ``r`` at flat ``pixels`` (numpy, any shape)."""
+        return self._others_raw_at(r, pixels) * r.a + r.b
+
+    def _others_raw_at(self, r: _Row, pixels: np.ndarray) -> np.ndarray:
+        """The others' raw map (pooled raw - own raw) of row ``r`` at flat ``pixels`` (numpy)."""
         index = self.be.index(pixels)
-        return self.be.numpy(self.pooled.raw_ext[index] - r.own.raw_ext[index]) * r.a + r.b
+        return self.be.numpy(self.pooled.raw_ext[index] - r.own.raw_ext[index])
 
     def _negative_values(self, rows, wanted) -> None:
         engine = self.engine
@@ -314,7 +329,7 @@ class HumanCeiling:
             for metric in ("auc_borji", "auc_shuffled"):
                 n_fix = r.target.pixels.size
                 if metric in wanted and not engine._borji_undefined(metric, n_fix) and not r.stats.constant:
-                    r.negatives[metric] = self._x_at(r, engine._negatives(metric, n_fix))
+                    r.negatives[metric] = self._x_at(r, engine._negatives(metric, n_fix, r.target.stream))
 
     # -- one participant's scores --------------------------------------------------------------------
 
@@ -355,10 +370,11 @@ class HumanCeiling:
         positives, counts, order = r.judd
         return _judd_area(positives, counts, r.target.counts[order], self.n, self.engine.variant)
 
-    def _borji(self, rows, metric: str) -> np.ndarray:
-        """AUC-Borji or shuffled AUC of every participant: the ragged positives and negatives of all
-        participants as padded code arrays (padding coded past the thresholds, ignored)."""
-        values = np.full(len(rows), np.nan)
+    def _borji(self, rows, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """AUC-Borji or shuffled AUC of every participant and its Monte-Carlo error: the ragged
+        positives and negatives of all participants as padded code arrays (padding coded past the
+        thresholds, ignored)."""
+        values, errors = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
         defined = []
         for k, r in enumerate(rows):
             undefined = self.engine._borji_undefined(metric, r.target.pixels.size)
@@ -369,7 +385,7 @@ class HumanCeiling:
             else:
                 defined.append(k)
         if not defined:
-            return values
+            return values, errors
         positives = [self._codes(rows[k], rows[k].x_fixated) for k in defined]
         negatives = [self._codes(rows[k], rows[k].negatives[metric]) for k in defined]
         tp = _fraction_at_least(_padded_codes(positives), N_THRESHOLDS, np.array([c.size for c in positives]))
@@ -378,8 +394,9 @@ class HumanCeiling:
         for row, codes in enumerate(negatives):
             padded[row, :, : codes.shape[1]] = codes
         fp = _fraction_at_least(padded.reshape(-1, widths.max()), N_THRESHOLDS, np.repeat(widths, padded.shape[1]))
-        values[defined] = _sampled_area(tp, fp.reshape(len(defined), padded.shape[1], -1))
-        return values
+        areas = _split_areas(tp, fp.reshape(len(defined), padded.shape[1], -1))
+        values[defined], errors[defined] = areas.mean(axis=-1), monte_carlo_se(areas)
+        return values, errors
 
     @staticmethod
     def _codes(r: _Row, values: np.ndarray) -> np.ndarray:
@@ -446,6 +463,15 @@ def _padded_codes(rows: list[np.ndarray]) -> np.ndarray:
     for k, codes in enumerate(rows):
         padded[k, : codes.size] = codes
     return padded
+
+
+def _judd_scaling(r: _Row) -> tuple[float, float]:
+    """``(a', b')`` with ``raw * a' + b'`` the others' map ``X = raw * a + b`` min-max scaled, as
+    AUC-Judd scales a map before its jitter (0 for a constant ``X``)."""
+    if r.stats.constant:
+        return 0.0, 0.0
+    value_range, lo = float(r.stats.range), float(r.stats.lo)
+    return r.a / value_range, (r.b - lo) / value_range
 
 
 def _scaled_map(stats: MapStats) -> tuple[float, float]:

@@ -200,6 +200,7 @@ class Target:
     stats: MapStats
     pixels: np.ndarray
     counts: np.ndarray
+    stream: tuple[str, ...]  # names the target's random streams: (image,) pooled, (image, participant)
 
     @property
     def empty_map(self) -> bool:
@@ -207,9 +208,9 @@ class Target:
 
 
 @functools.lru_cache(maxsize=4)
-def sorted_noise(seed: int, n_pixels: int) -> np.ndarray:
-    """The AUC-Judd noise field sorted (shared by every engine of that size and seed)."""
-    values = np.sort(_judd_noise(seed, n_pixels))
+def sorted_noise(seed: int, n_pixels: int, stream: tuple[str, ...]) -> np.ndarray:
+    """The AUC-Judd noise field of an image sorted (shared by the engines of that image)."""
+    values = np.sort(_judd_noise(seed, n_pixels, stream))
     values.setflags(write=False)
     return values
 

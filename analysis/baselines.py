@@ -3,8 +3,16 @@
 * ``center_bias`` — a centred Gaussian, the classic observer centre bias.
 * ``dataset_prior`` — the fixation density of every *other* image of the set (leave the current
   image out), so it carries the set's layout bias but nothing of the image itself.
-* ``human_loso`` — the human ceiling: each participant scored against the heatmap of the other
-  participants (leave one subject out), see :func:`leave_one_out_groups`.
+* ``human_loso`` — each participant scored against the heatmap of the other participants (leave
+  one subject out), see :func:`leave_one_out_groups`; its target is the participant's own heatmap.
+
+Two controls show what a metric rewards when a map says nothing:
+
+* ``blank`` — a constant (all-zero) map (:func:`blank_map`). With the default min-max scaling MAE
+  gives it the mean of the scaled human map, which is small because most of a heatmap is near
+  zero: MAE rewards maps that are dark where people did not look, however uninformative.
+* ``uniform`` — the uniform density ``1 / (H W)`` (:func:`uniform_map`), the chance model of KL
+  divergence and information gain.
 
 Fixations from images of other sizes are carried over in normalised coordinates
 (``x / width``, ``y / height``), the usual choice for sets of mixed sizes (e.g. VOC).
@@ -22,14 +30,29 @@ from analysis.heatmap import HeatmapParams, fixation_map, heatmap
 
 __all__ = [
     "BASELINES",
+    "CONTROLS",
+    "blank_map",
     "center_bias",
     "other_images_on_grid",
     "dataset_prior",
     "shuffled_fixation_counts",
     "leave_one_out_groups",
+    "uniform_map",
 ]
 
 BASELINES = ("center_bias", "dataset_prior", "human_loso")
+CONTROLS = ("blank", "uniform")
+
+
+def blank_map(shape: tuple[int, int]) -> np.ndarray:
+    """The blank control: ``(H, W)`` float64 zeros (a map that predicts nothing)."""
+    return np.zeros(shape)
+
+
+def uniform_map(shape: tuple[int, int]) -> np.ndarray:
+    """The uniform density: ``(H, W)`` float64, ``1 / (H W)`` everywhere (sums to 1)."""
+    height, width = shape
+    return np.full(shape, 1.0 / (height * width))
 
 
 def center_bias(shape: tuple[int, int], *, sigma_fraction: float = 0.25) -> np.ndarray:

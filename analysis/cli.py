@@ -25,6 +25,13 @@ def _image_list(text: str) -> tuple[str, ...]:
     return ids
 
 
+def _overlays(text: str) -> int | tuple[str, ...]:
+    """``--overlays``: a number of images, or comma-separated image ids."""
+    if text.strip().isdigit():
+        return int(text)
+    return _image_list(text)
+
+
 def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     """The scoring options (one per :class:`~analysis.scoring_config.ScoringConfig` choice, generated
     from it), shared by ``lookwhere analyze`` and ``lookwhere serve`` so that live and offline numbers
@@ -184,6 +191,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: Annotations/ or boxes.csv in the stimulus folder)",
     )
     add_detector_arguments(naming)
+    parser.add_argument(
+        "--kl-ig-maps",
+        choices=["density", "raw"],
+        default="density",
+        help="KL divergence and information gain on each map turned into a density, blur and "
+        "centre-bias mixture fitted on the other images (default), or on the raw maps",
+    )
+    parser.add_argument(
+        "--density-fit",
+        choices=["cv", "default"],
+        default="cv",
+        help="the densities' parameters fitted leave one image out (default), or the defaults the live server uses",
+    )
+    parser.add_argument(
+        "--overlays",
+        type=_overlays,
+        default=6,
+        metavar="N|IDS",
+        help="overlays in the report: the first N images (default 6) or comma-separated image ids",
+    )
+    parser.add_argument("--float64", action="store_true", help="heatmaps.npz in float64 (default float32)")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -221,6 +249,11 @@ def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
             window_ms=args.naming_window_ms,
             boxes=args.boxes,
         ),
+        kl_ig_maps=args.kl_ig_maps,
+        density_fit=args.density_fit,
+        n_overlays=args.overlays if isinstance(args.overlays, int) else len(args.overlays),
+        overlay_images=None if isinstance(args.overlays, int) else args.overlays,
+        heatmaps_float64=args.float64,
     )
 
 

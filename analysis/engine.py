@@ -2,9 +2,10 @@
 
 :class:`ImageEngine` holds, for one image, everything :func:`analysis.offline.score_image` computes
 from scratch, and keeps it current fixation by fixation: the pooled human heatmap, each
-participant's own heatmap, the scores of every map (baselines and model maps) against the pooled
-target and against one participant's target, and the human ceiling (``human_loso``: each
-participant scored against the others' heatmap). The offline analysis builds its results through
+participant's own heatmap, the scores of every map (baselines, the blank and uniform controls and
+model maps) against the pooled target and against one participant's target, and the human rows
+(``human_loso``: each participant scored against the others' heatmap; ``human_gold``, on request:
+the gold standard of :mod:`analysis.ceilings`). The offline analysis builds its results through
 this engine too, so live and offline numbers come from one implementation.
 
 What a fixation updates, and what is left for the query
@@ -19,11 +20,14 @@ What a fixation updates, and what is left for the query
 - **Sufficient statistics of each map** (the image's maps are one stacked array, prepared once):
   CC's ``sum((s - mean s) * raw)`` and KL's ``sum(raw * log(eps + p_s))`` are linear in ``raw`` and
   grow by one window dot product per fixation; NSS, information gain, the AUC-Judd thresholds and
-  the Borji AUCs' positives are values at the fixated pixels. AUC-Judd's count of pixels above a
-  threshold is a bisection of the map's jittered values, sorted once (the jitter is a fixed noise
-  field, :func:`analysis.metrics._judd_noise`), and is kept per fixated pixel. The Borji AUCs'
-  random negatives depend only on the number of fixated pixels (and, for shuffled AUC, the other
-  images' fixations), so their per-map counts are kept per count.
+  the Borji AUCs' positives are values at the fixated pixels. KL and information gain read each
+  map's density (:mod:`analysis.density`, made once with the map) or, with ``kl_ig_maps="raw"``,
+  the map itself. AUC-Judd's count of pixels above a threshold is a bisection of the map's min-max
+  scaled, jittered values, sorted once (the jitter is a fixed noise field per image,
+  :func:`analysis.metrics._judd_noise`), and is kept per fixated pixel. The Borji AUCs' random
+  negatives depend only on the number of fixated pixels and on the target's stream (``(image,)``
+  for the pooled target, ``(image, participant)`` for one participant's: every target draws its
+  own), so their per-map counts are kept per count and stream.
 - **Full passes** remain where the definition needs them: MAE and SIM compare every pixel with a
   normalisation that changes with each fixation, but outside the human map's support the human
   map is zero and both reduce to per-map sums known in advance, so they run over the tiles the
@@ -52,13 +56,15 @@ jittered value to change a count.
 Memory (per image, float64 state)
 ---------------------------------
 Per map and pixel: 8 bytes (the map) + 8 (min-max scaled, in tiles) + 1 (Borji threshold code) + 8
-(sorted jittered values, CPU backend only) = **25 bytes** (17 on a torch device): 20 maps of 800x600
-take 240 MB (163 MB on a GPU). Per participant and pixel: 9 bytes (own heatmap, support mask). Per
+(sorted jittered values, CPU backend only) + 8 (the density for KL and information gain; not with
+``kl_ig_maps="raw"``) = **33 bytes** (25 on a torch device): 20 maps of 800x600 take 317 MB (240 MB
+on a GPU). Per participant and pixel: 9 bytes (own heatmap, support mask). Per
 pixel: 8 (the AUC-Judd noise field, shared by the engines of one size and seed) + 9 (pooled
 heatmap, support) + up to 24 (the pooled heatmap sorted, CPU) + scratch of the human ceiling
 (~40 bytes per pixel of the largest participant support on the CPU; ``7 x participants`` per pixel
 on a GPU). The Borji stream table grows with the fixated pixels: ``2200 x maps`` bytes per pixel
-fixated. A server keeps a few engines (e.g. the current image's and the next one's), not one per image.
+fixated, per target that draws. A server keeps a few engines (e.g. the current image's and the
+next one's), not one per image.
 
 Threads and devices
 -------------------
@@ -81,13 +87,27 @@ import pandas as pd
 from analysis._checks import as_2d_float, check_choice, check_positive
 from analysis._engine_backend import backend as _backend
 from analysis._engine_loso import HumanCeiling, Workspace
-from analysis._engine_state import N_SPLITS, N_THRESHOLDS, STEP, Heatmap, Layout, MapStats, Target, heatmap_transform
-from analysis.baselines import center_bias, other_images_on_grid
+from analysis._engine_state import (
+    N_SPLITS,
+    N_THRESHOLDS,
+    STEP,
+    Heatmap,
+    Layout,
+    MapStats,
+    Target,
+    heatmap_transform,
+    lookup,
+)
+from analysis.baselines import CONTROLS, blank_map, center_bias, other_images_on_grid, uniform_map
+from analysis.ceilings import gold_density
+from analysis.density import DensityParams, to_density
 from analysis.heatmap import HeatmapParams, _check_shape, _kernel, _window, fixation_map, heatmap
 from analysis.metrics import (
     _PYSALIENCY_KL_MINIMUM,
     MATLAB_EPS,
     METRICS,
+    HumanTarget,
+    SAMPLED_METRICS,
     _Affine,
     _borji_negatives,
     _cc_from,
@@ -101,20 +121,23 @@ from analysis.metrics import (
     _judd_noise,
     _minmax_values,
     _nss_from,
-    _sampled_area,
+    monte_carlo_se,
+    _split_areas,
     _shuffled_draws,
     _shuffled_negatives,
     _sim_density,
     _threshold_codes,
     _undefined,
+    score_map,
 )
 
 __all__ = ["ImageEngine", "BASELINE_MAPS"]
 
 logger = logging.getLogger(__name__)
 
-#: The maps every image is scored with before its model maps, in this order.
-BASELINE_MAPS = ("center_bias", "dataset_prior")
+#: The maps every image is scored with before its model maps, in this order: the baselines, then
+#: the controls (:data:`analysis.baselines.CONTROLS`).
+BASELINE_MAPS = ("center_bias", "dataset_prior", *CONTROLS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -130,15 +153,21 @@ class _Maps:
     """
 
     def __init__(self, be, layout: Layout, names: list[str], arrays: list[np.ndarray], *, seed: int,
-                 variant: str, mae_normalize: str) -> None:
+                 variant: str, mae_normalize: str, image_id: str, densities: list[DensityParams | None] | None,
+                 centre_density: np.ndarray) -> None:
         self.be, self.layout, self.names = be, layout, names
         self.seed, self.variant, self.mae_normalize = seed, variant, mae_normalize
-        self.noise = _judd_noise(seed, layout.n_pixels)
+        self.densities, self.centre_density = densities, centre_density
+        self.image_stream = (image_id,)  # the AUC-Judd jitter: one field per image
+        self.noise = _judd_noise(seed, layout.n_pixels, self.image_stream)
         n_maps, (height, width) = len(arrays), layout.shape
         self.raw = be.zeros((n_maps, height, width))
+        # what KL and information gain compare: the maps as densities (analysis.density), or as given
+        self.kl_source = self.raw if densities is None else be.zeros((n_maps, height, width))
+        self.kl_total = np.zeros(n_maps)  # sum of each map's kl_source
         self.scaled_tiles = be.zeros((layout.n_tiles, n_maps, layout.tile_px**2))
         self.codes = be.zeros((n_maps, layout.n_pixels), dtype=np.int8)
-        self.sorted_jittered = np.empty((n_maps, layout.n_pixels)) if be.sorted_counts else None
+        self.sorted_jittered = np.empty((n_maps, layout.n_pixels)) if be.sorted_counts else None  # min-max + noise
         # per-map scalars, (M,) each
         self.lo, self.hi, self.total, self.centered_sum_sq = (np.zeros(n_maps) for _ in range(4))
         self.abs_total = np.zeros(n_maps)  # sum |s| (MAE without min-max)
@@ -182,11 +211,16 @@ class _Maps:
         self.scaled_tiles[:, index] = be.array(tiles)
         self.codes[index] = be.array(_threshold_codes(scaled, STEP), dtype=np.int8)
         if self.sorted_jittered is not None:
-            self.sorted_jittered[index] = np.sort(flat + self.noise)
+            self.sorted_jittered[index] = np.sort(scaled + self.noise)
         if self.abs_tile_sums is not None:
             self.abs_tile_sums[:, index] = np.append(np.abs(flat), 0.0)[layout.tile_pixels].sum(axis=1)
             self.abs_total[index] = float(np.abs(flat).sum())
-        kl = self._kl_density(lo, total, n)
+        kl_flat = flat
+        if self.densities is not None:
+            kl_flat = to_density(values, self.densities[index], centre_density=self.centre_density).ravel()
+            self.kl_source[index] = be.array(kl_flat.reshape(values.shape))
+        self.kl_total[index] = float(kl_flat.sum())
+        kl = self._kl_density(float(kl_flat.min()), self.kl_total[index], n)
         # KL's density is never a non-zero constant (pysaliency adds 1e-20 before dividing), so
         # the MIT all-zero case is (values + 0) * 0
         assert kl.constant in (None, 0.0)
@@ -194,7 +228,7 @@ class _Maps:
         self._kl_log_totals[index] = np.nan
         if self.variant == "pysaliency":
             with np.errstate(divide="ignore"):  # a 0 in the density: -inf, as metrics' KL gives inf
-                self._kl_log_totals[index] = float(np.log(kl(flat)).sum())
+                self._kl_log_totals[index] = float(np.log(kl(kl_flat)).sum())
         sim = (_sim_density(lo, hi - lo, total, n) if self.variant == "mit"
                else _density(lo, total, n, minimum_value=0.0, zero_to_uniform=True))
         self.sim_undefined[index] = sim is None
@@ -215,7 +249,8 @@ class _Maps:
 
     def kl_log(self, values, index: int | None = None):
         """KL's per-pixel log term of the maps' distributions: MIT ``log(eps + p)``, pysaliency
-        ``log(p)``. ``values`` are raw values of every map ``(M, ...)``, or of map ``index``."""
+        ``log(p)``. ``values`` are values of :attr:`kl_source` of every map ``(M, ...)``, or of map
+        ``index``."""
         xp, be = self.be.xp, self.be
         if index is None:
             shape = (-1,) + (1,) * (values.ndim - 1)
@@ -229,12 +264,22 @@ class _Maps:
         """``sum(kl_log)`` over all pixels of map ``index`` (needed only when a heatmap has no
         zero background: min-max normalisation of a map covering the image)."""
         if np.isnan(self._kl_log_totals[index]):
-            self._kl_log_totals[index] = float(self.be.numpy(self.kl_log(self.raw[index], index).sum()))
+            self._kl_log_totals[index] = float(self.be.numpy(self.kl_log(self.kl_source[index], index).sum()))
         return float(self._kl_log_totals[index])
+
+    def scaled_at(self, pixels: np.ndarray, maps: list[int] | None = None) -> np.ndarray:
+        """The maps' min-max scaled values at flat ``pixels``: numpy ``(M, len(pixels))``, computed
+        as :func:`analysis.metrics._minmax_values` (0 for a constant map)."""
+        maps = list(range(len(self.names))) if maps is None else maps
+        values = self.at(pixels)[maps]
+        lo, value_range = self.lo[maps, None], (self.hi - self.lo)[maps, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(value_range == 0.0, 0.0, _minmax_values(values, lo, value_range))
 
     def judd_counts(self, pixels: np.ndarray) -> np.ndarray:
         """``(M, len(pixels))``: how many pixels of each map are ``>=`` its jittered value at each
-        of ``pixels`` (MATLAB's ``sum(S >= thresh)``), kept per pixel."""
+        of ``pixels`` (MATLAB's ``sum(S >= thresh)`` on the min-max scaled, jittered map), kept per
+        pixel."""
         missing = np.array([p for p in pixels.tolist() if p not in self._judd_counts], dtype=np.int64)
         if missing.size:
             for pixel, counts in zip(missing.tolist(), self._count_jittered(missing).T):
@@ -247,11 +292,11 @@ class _Maps:
         """``(maps, len(pixels))`` counts of jittered values ``>=`` the jittered value at each pixel:
         by bisection of the sorted jittered maps (CPU) or comparing every pixel (torch)."""
         maps = list(range(len(self.names))) if maps is None else maps
-        thresholds = self.at(pixels)[maps] + self.noise[pixels]  # as metrics: values + noise, at the pixel
+        thresholds = self.scaled_at(pixels, maps) + self.noise[pixels]  # as metrics: scaled + noise, at the pixel
         if self.sorted_jittered is not None:
             return np.stack([self.sorted_jittered[m].size - np.searchsorted(self.sorted_jittered[m], row, side="left")
                              for m, row in zip(maps, thresholds)])
-        jittered = self.raw.reshape(len(self.names), -1)[maps] + self._device_noise
+        jittered = self._device_scaled(maps) + self._device_noise
         t = self.be.array(thresholds)
         counts = [(jittered >= t[:, k : k + 1]).sum(axis=1) for k in range(t.shape[1])]
         return self.be.numpy(self.be.xp.stack(counts, 1)).astype(np.int64)
@@ -259,6 +304,14 @@ class _Maps:
     @functools.cached_property
     def _device_noise(self):
         return self.be.array(self.noise)
+
+    def _device_scaled(self, maps: list[int]):
+        """The maps' min-max scaled values on the device ``(len(maps), N)`` (GPU AUC-Judd counts)."""
+        raw = self.raw.reshape(len(self.names), -1)[maps]
+        value_range = self.hi[maps] - self.lo[maps]
+        lo = self.be.array(self.lo[maps]).reshape(-1, 1)
+        scale = self.be.array(np.where(value_range == 0.0, 1.0, value_range)).reshape(-1, 1)
+        return _minmax_values(raw, lo, scale)  # a constant map: (x - x) / 1 = 0
 
     def noise_at(self, index=None):
         """The AUC-Judd noise on the device, ``(1, N)`` or at backend ``index`` ``(1, L)``."""
@@ -268,6 +321,10 @@ class _Maps:
     def at(self, pixels: np.ndarray) -> np.ndarray:
         """The maps' raw values at flat ``pixels``: numpy ``(M, len(pixels))``."""
         return self.be.numpy(self.raw.reshape(len(self.names), -1)[:, self.be.index(pixels)])
+
+    def kl_at(self, pixels: np.ndarray) -> np.ndarray:
+        """:attr:`kl_source` at flat ``pixels``: numpy ``(M, len(pixels))``."""
+        return self.be.numpy(self.kl_source.reshape(len(self.names), -1)[:, self.be.index(pixels)])
 
     def codes_at(self, pixels: np.ndarray) -> np.ndarray:
         """Borji threshold codes at flat ``pixels`` (any shape): numpy ``(M, *pixels.shape)``."""
@@ -289,7 +346,8 @@ class ImageEngine:
         ``(H, W)`` of the image in pixels.
     maps : mapping of str → array_like (H, W), optional
         Model maps at the image's size (any scale, finite), scored after the baselines
-        ``center_bias`` and ``dataset_prior``.
+        ``center_bias`` and ``dataset_prior`` and the controls ``blank`` and ``uniform``
+        (:data:`BASELINE_MAPS`).
     params : HeatmapParams
         How fixations become heatmaps. Fixations arrive already selected
         (:func:`analysis.heatmap.select_fixations`), so the selection switches must be off
@@ -298,6 +356,14 @@ class ImageEngine:
         As :func:`analysis.metrics.score_map`.
     center_bias_sigma_fraction : float
         Of the ``center_bias`` baseline, also the information-gain baseline.
+    kl_ig_maps : {"density", "raw"}
+        What KL divergence and information gain compare: each map turned into a density
+        (:func:`analysis.density.to_density`, default; the baseline of information gain is the
+        centre bias's density), or the maps as given (MIT's definitions on the raw maps). The human
+        ceiling ``human_loso`` always uses its raw others' heatmap.
+    density_params : mapping of str → DensityParams, optional
+        Per map name, how it becomes a density (missing names: ``DensityParams()``); the uniform
+        control is a density already and is used as is.
     device : {"cpu", "cuda", "cuda:N", "auto", "torch-cpu"}
         Where the arrays live: ``"cpu"`` numpy; ``"cuda"`` torch (float64) on a GPU; ``"auto"`` CUDA
         when present, else numpy; ``"torch-cpu"`` torch on the CPU (tests). Results are the same.
@@ -321,9 +387,12 @@ class ImageEngine:
         variant: str = "mit",
         mae_normalize: str = "minmax",
         center_bias_sigma_fraction: float = 0.25,
+        kl_ig_maps: str = "density",
+        density_params: Mapping[str, DensityParams] | None = None,
         device: str = "cpu",
     ) -> None:
         shape = _check_shape(shape)
+        check_choice("kl_ig_maps", kl_ig_maps, ("density", "raw"))
         self.metrics = tuple(metrics)
         unknown = [name for name in self.metrics if name not in METRICS]
         if unknown:
@@ -354,11 +423,16 @@ class ImageEngine:
         kernel = _kernel(params.sigma_px, params.resolved_kernel_size_px, params.even_kernel_centre)
         self._kernel, self._kernel_device = kernel, self._be.array(kernel.full)
         centre = center_bias(shape, sigma_fraction=center_bias_sigma_fraction)
-        self._maps = _Maps(self._be, self._layout, [*BASELINE_MAPS, *model_maps],
-                           [centre, np.zeros(shape), *model_maps.values()],
-                           seed=seed, variant=variant, mae_normalize=mae_normalize)
+        names = [*BASELINE_MAPS, *model_maps]
+        self.kl_ig_maps = kl_ig_maps
+        self.density_params = _density_params(names, density_params)
+        densities = None if kl_ig_maps == "raw" else [self.density_params[name] for name in names]
+        self._maps = _Maps(self._be, self._layout, names,
+                           [centre, np.zeros(shape), blank_map(shape), uniform_map(shape), *model_maps.values()],
+                           seed=seed, variant=variant, mae_normalize=mae_normalize, image_id=image_id,
+                           densities=densities, centre_density=centre / centre.sum())
         self._other_index = np.empty(0, dtype=np.int64)
-        self._borji_stream = _BorjiStream(self._maps, seed)
+        self._borji_streams: dict[tuple[str, ...], _BorjiStream] = {}  # per target (pooled, participants)
         self._workspaces = (Workspace(self._be), Workspace(self._be))  # scratch of the human ceiling (two threads)
         self._buffers = [None, None]  # scratch of the stacked tile pass (two threads)
         self.context_version = None
@@ -454,7 +528,8 @@ class ImageEngine:
         self._other_index = np.flatnonzero(counts.ravel() > 0)
         index = self._maps.names.index("dataset_prior")
         self._maps.set(index, prior)
-        self._borji_stream.refresh(index)
+        for stream in self._borji_streams.values():
+            stream.refresh(index)
         for target in (self._pooled, *self._own.values()):
             self._refresh_dots(target, index)
         self.context_version = version
@@ -469,7 +544,7 @@ class ImageEngine:
         values = maps.raw[:, window[0], window[1]]
         mean = self._be.array(maps.stats.mean)
         centered = xp.einsum("mij,ij->m", values, delta) - mean * delta.sum()
-        return centered, xp.einsum("mij,ij->m", maps.kl_log(values), delta)
+        return centered, xp.einsum("mij,ij->m", maps.kl_log(maps.kl_source[:, window[0], window[1]]), delta)
 
     def _refresh_dots(self, target: Heatmap, index: int) -> None:
         pixels = target.support_pixels()
@@ -477,35 +552,89 @@ class ImageEngine:
         raw = target.raw_ext[be.index(pixels)]
         values = maps.raw[index].reshape(-1)[be.index(pixels)]
         target.dot_centered[index] = ((values - float(maps.stats.mean[index])) * raw).sum()
-        target.dot_log[index] = (maps.kl_log(values, index) * raw).sum()
+        kl_values = maps.kl_source[index].reshape(-1)[be.index(pixels)]
+        target.dot_log[index] = (maps.kl_log(kl_values, index) * raw).sum()
 
     # -- results -------------------------------------------------------------------------------------
 
     def heatmap(self, participant: str | None = None) -> np.ndarray:
         """The pooled human heatmap (or ``participant``'s own): numpy ``(H, W)`` float64, equal to
         :func:`analysis.heatmap.heatmap` of the same fixations."""
-        target = self._target(self._pooled if participant is None else self._participant(participant))
+        target = self._target(self._pooled if participant is None else self._participant(participant), participant)
         return self._be.numpy(target.heatmap.raw * target.a + target.b).copy()
 
     def scores(self) -> dict[str, dict[str, float]]:
         """Every map scored against the pooled human data: map name → metric → value."""
-        key = ("pooled", self.version, self._maps.version, self.context_version)
-        if key not in self._cache:
-            self._cache[key] = self._score_maps(self._target(self._pooled))
-        return self._cache[key]
+        return self._scored(None)[0]
 
     def participant_scores(self, participant: str) -> dict[str, dict[str, float]]:
         """Every map scored against one participant's own heatmap and fixations on the image."""
-        own = self._participant(participant)
-        key = ("participant", str(participant), own.version, self._maps.version, self.context_version)
+        return self._scored(str(participant))[0]
+
+    def mc_se(self, participant: str | None = None) -> dict[str, dict[str, float]]:
+        """Monte-Carlo standard errors of the sampled AUCs of :meth:`scores` (or of
+        :meth:`participant_scores` of ``participant``): map name → metric → error
+        (:func:`analysis.metrics.monte_carlo_se`)."""
+        return self._scored(None if participant is None else str(participant))[1]
+
+    def _scored(self, participant: str | None):
+        heat = self._pooled if participant is None else self._participant(participant)
+        key = ("scores", participant, heat.version, self._maps.version, self.context_version)
         if key not in self._cache:
-            self._cache[key] = self._score_maps(self._target(own))
+            self._cache[key] = self._score_maps(self._target(heat, participant))
         return self._cache[key]
 
     def loso(self) -> dict[str, dict[str, float]]:
         """The human ceiling per participant: each participant's heatmap and fixations as the
         target, the other participants' heatmap as the map (sorted participants; empty with fewer
         than two)."""
+        return self._scored_loso()[0]
+
+    def loso_mc_se(self) -> dict[str, dict[str, float]]:
+        """Monte-Carlo standard errors of the sampled AUCs of :meth:`loso`: participant → metric →
+        error."""
+        return self._scored_loso()[1]
+
+    def human_gold(self, params: DensityParams) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+        """The gold standard (:mod:`analysis.ceilings`) per participant: the others' fixation
+        density, blurred and mixed with the centre bias by ``params``, scored against the
+        participant's own heatmap and fixations like every map (:meth:`participant_scores`; in
+        density mode KL and information gain take it as the density it is). Returns
+        ``(scores, Monte-Carlo errors)``, participant → metric → value; empty with fewer than two
+        participants.
+
+        Computed on request from full maps (:func:`analysis.metrics.score_map`), not incrementally:
+        about 50 ms per participant on 800x600, for the offline analysis.
+        """
+        key = ("gold", params, self.version, self._maps.version, self.context_version)
+        if key in self._cache:
+            return self._cache[key]
+        scores, errors = {}, {}
+        if len(self.participants) >= 2:
+            maps, shape, n = self._maps, self.shape, self._layout.n_pixels
+            pooled_pixels, _, pooled_counts = self._pooled.fixated()
+            other = np.zeros(n)
+            other[self._other_index] = 1.0
+            centre = maps.names.index("center_bias")
+            baseline = maps.raw[centre] if maps.densities is None else maps.kl_source[centre]
+            scoring = dict(metrics=self.metrics, seed=self.seed, variant=self.variant, mae_normalize=self.mae_normalize)
+            for participant in self.participants:
+                pixels, _, counts = self._own[participant].fixated()
+                others = pooled_counts - lookup(pixels, counts, pooled_pixels)
+                kept = others > 0
+                gold = gold_density(pooled_pixels[kept], others[kept], shape, sigma_px=params.sigma_px,
+                                    centre_weight=params.centre_weight, centre_density=maps.centre_density)
+                own = np.zeros(n)
+                own[pixels] = counts
+                target = HumanTarget(human_map=self.heatmap(participant), fixation_map=own.reshape(shape),
+                                     other_fixation_map=other.reshape(shape), baseline_map=self._be.numpy(baseline))
+                scores[participant], errors[participant] = score_map(
+                    gold, target, stream=(self.image_id, participant), return_mc_se=True,
+                    density=None if maps.densities is None else gold, **scoring)
+        self._cache[key] = scores, errors
+        return scores, errors
+
+    def _scored_loso(self):
         key = ("loso", self.version, self.context_version)
         if key not in self._cache:
             self._cache[key] = self._score_loso()
@@ -526,16 +655,20 @@ class ImageEngine:
                            f"participants: {self.participants}")
         return own
 
-    def _target(self, heat: Heatmap) -> Target:
+    def _target(self, heat: Heatmap, participant: str | None) -> Target:
+        """The pooled target (``participant`` None) or one participant's, with its random stream."""
         stats = heat.stats()
         a, b = heatmap_transform(heat.top(), float(stats.lo), float(stats.hi), float(stats.total), self.params,
                                   what=f"image {self.image_id}")
         pixels, _, counts = heat.fixated()
-        return Target(heatmap=heat, a=a, b=b, stats=stats.transformed(a, b), pixels=pixels, counts=counts)
+        stream = (self.image_id,) if participant is None else (self.image_id, participant)
+        return Target(heatmap=heat, a=a, b=b, stats=stats.transformed(a, b), pixels=pixels, counts=counts,
+                      stream=stream)
 
     # -- the fixed maps against a target -------------------------------------------------------------
 
-    def _score_maps(self, target: Target) -> dict[str, dict[str, float]]:
+    def _score_maps(self, target: Target) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+        """Every fixed map against ``target``: the scores and the sampled AUCs' Monte-Carlo errors."""
         maps, n = self._maps, self._layout.n_pixels
         wanted = set(self.metrics)
         sums = self._tile_sums(target, wanted)
@@ -555,15 +688,18 @@ class ImageEngine:
         if "kl_div" in wanted:
             values["kl_div"] = self._kl_maps(target, sums["q_log_q"])
         if "auc_judd" in wanted:
-            values["auc_judd"] = self._judd_maps(target, raw_at)
-        if "auc_borji" in wanted:
-            values["auc_borji"] = self._borji_maps(target, "auc_borji")
-        if "auc_shuffled" in wanted:
-            values["auc_shuffled"] = self._borji_maps(target, "auc_shuffled")
+            values["auc_judd"] = self._judd_maps(target)
+        errors = {}
+        for metric in SAMPLED_METRICS:
+            if metric in wanted:
+                values[metric], errors[metric] = self._borji_maps(target, metric)
         if "info_gain" in wanted:
-            values["info_gain"] = self._info_gain(raw_at, maps.stats, target)
-        return {name: {metric: float(values[metric][m]) for metric in self.metrics}
-                for m, name in enumerate(maps.names)}
+            values["info_gain"] = (self._info_gain(raw_at, maps.stats, target) if maps.densities is None
+                                   else self._info_gain_of_densities(target))
+        scores = {name: {metric: float(values[metric][m]) for metric in self.metrics}
+                  for m, name in enumerate(maps.names)}
+        return scores, {name: {metric: float(errors[metric][m]) for metric in errors}
+                        for m, name in enumerate(maps.names)}
 
     def _tile_sums(self, target: Target, wanted: set) -> dict:
         """One pass over the tiles of the target's support for the metrics that compare every pixel:
@@ -684,14 +820,14 @@ class ImageEngine:
                       else np.zeros(len(maps.names)))
         return q_log_q - q.scale * (target.a * dots + extra * log_totals)
 
-    def _judd_maps(self, target: Target, raw_at: np.ndarray) -> list[float]:
+    def _judd_maps(self, target: Target) -> list[float]:
         maps, n = self._maps, self._layout.n_pixels
         n_fix = target.pixels.size
         if not n_fix:
             return [_undefined("auc_judd", "the fixation map is empty")] * len(maps.names)
         if n_fix == n:
             return [_undefined("auc_judd", "every pixel is fixated (no negatives)")] * len(maps.names)
-        thresholds = raw_at + maps.noise[target.pixels]
+        thresholds = maps.scaled_at(target.pixels) + maps.noise[target.pixels]
         counts = maps.judd_counts(target.pixels)
         areas = []
         for m in range(len(maps.names)):
@@ -699,35 +835,46 @@ class ImageEngine:
             areas.append(_judd_area(thresholds[m][order], counts[m][order], target.counts[order], n, self.variant))
         return areas
 
-    def _negatives(self, metric: str, n_fix: int) -> np.ndarray:
-        """The Borji AUCs' random negative pixels for ``n_fix`` fixated pixels (kept per count)."""
-        key = (metric, n_fix, self.context_version)
+    def _negatives(self, metric: str, n_fix: int, stream: tuple[str, ...]) -> np.ndarray:
+        """The Borji AUCs' random negative pixels for ``n_fix`` fixated pixels of the target named
+        ``stream`` (kept per count and stream)."""
+        key = (metric, n_fix, stream, self.context_version)
         if key not in self._cache:
             if metric == "auc_borji":
-                self._cache[key] = _borji_negatives(self.seed, self._layout.n_pixels, n_fix, N_SPLITS)
+                self._cache[key] = _borji_negatives(self.seed, self._layout.n_pixels, n_fix, N_SPLITS, stream)
             else:
-                self._cache[key] = _shuffled_negatives(self.seed, self._other_index, n_fix, N_SPLITS)
+                self._cache[key] = _shuffled_negatives(self.seed, self._other_index, n_fix, N_SPLITS, stream)
         return self._cache[key]
 
-    def _borji_maps(self, target: Target, metric: str) -> list[float]:
+    def _borji_maps(self, target: Target, metric: str) -> tuple[list[float], list[float]]:
+        """Every map's sampled AUC against ``target`` and its Monte-Carlo standard error."""
         maps = self._maps
         n_fix = target.pixels.size
         undefined = self._borji_undefined(metric, n_fix)
         if undefined:
-            return [_undefined(metric, undefined)] * len(maps.names)
-        key = (metric, "fp", n_fix, maps.version, self.context_version)
+            _undefined(metric, undefined)
+            return [math.nan] * len(maps.names), [math.nan] * len(maps.names)
+        key = (metric, "fp", n_fix, target.stream, maps.version, self.context_version)
         if key not in self._cache:
             if metric == "auc_borji":
-                self._cache[key] = self._borji_stream.fractions(n_fix)
+                self._cache[key] = self._borji_stream(target.stream).fractions(n_fix)
             else:
-                draws = _shuffled_draws(self.seed, self._other_index.size, n_fix, N_SPLITS)
+                draws = _shuffled_draws(self.seed, self._other_index.size, n_fix, N_SPLITS, target.stream)
                 codes = self._other_codes()[:, draws]
                 n_maps, n_splits, n_neg = codes.shape
                 self._cache[key] = _fraction_at_least(codes.reshape(-1, n_neg), N_THRESHOLDS).reshape(n_maps, n_splits, -1)
         tp = _fraction_at_least(maps.codes_at(target.pixels), N_THRESHOLDS)
-        areas = _sampled_area(tp, self._cache[key])
-        return [_undefined(metric, "the saliency map is constant (MIT min-max gives 0/0)") if constant else area
-                for area, constant in zip(areas, maps.stats.constant)]
+        areas = _split_areas(tp, self._cache[key])
+        means, errors = areas.mean(axis=-1), monte_carlo_se(areas)
+        for m in np.flatnonzero(maps.stats.constant):
+            means[m] = errors[m] = _undefined(metric, "the saliency map is constant (MIT min-max gives 0/0)")
+        return list(means), list(errors)
+
+    def _borji_stream(self, stream: tuple[str, ...]) -> _BorjiStream:
+        """The fixed maps' running AUC-Borji counts over the random stream of one target."""
+        if stream not in self._borji_streams:
+            self._borji_streams[stream] = _BorjiStream(self._maps, self.seed, stream)
+        return self._borji_streams[stream]
 
     def _other_codes(self) -> np.ndarray:
         """The fixed maps' Borji codes at the other images' pixels ``(M, n_other)``."""
@@ -743,9 +890,22 @@ class ImageEngine:
             return "the fixation map is empty"
         return None if self._other_index.size else "other_fixation_map is empty"
 
+    def _info_gain_of_densities(self, target: Target) -> list[float]:
+        """Information gain of the maps' densities over the centre bias's density, as
+        :func:`analysis.metrics.info_gain` with ``densities``."""
+        maps = self._maps
+        if not target.pixels.size:
+            return [_undefined("info_gain", "the fixation map is empty")] * len(maps.names)
+        at = maps.kl_at(target.pixels)
+        centre = maps.names.index("center_bias")
+        q = at[centre] / maps.kl_total[centre]
+        return [_info_gain_from(at[m] / maps.kl_total[m], q, target.counts, self.variant)
+                for m in range(len(maps.names))]
+
     def _info_gain(self, raw_at: np.ndarray, stats: MapStats, target: Target, *, baseline=None) -> list[float]:
         """Information gain of maps with values ``raw_at`` ``(K, n_fix)`` at the fixated pixels and
-        scalars ``stats`` over the centre-bias baseline (whose values there are ``baseline``)."""
+        scalars ``stats`` over the raw centre-bias baseline (whose values there are ``baseline``):
+        MIT's definition on the maps as given."""
         if not target.pixels.size:
             return [_undefined("info_gain", "the fixation map is empty")] * len(raw_at)
         maps, n = self._maps, self._layout.n_pixels
@@ -771,11 +931,20 @@ class ImageEngine:
 
     # -- the human ceiling ---------------------------------------------------------------------------
 
-    def _score_loso(self) -> dict[str, dict[str, float]]:
-        participants = self.participants
-        if len(participants) < 2:
-            return {}
+    def _score_loso(self) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+        if len(self.participants) < 2:
+            return {}, {}
         return HumanCeiling(self).scores()
+
+
+def _density_params(names: list[str], given: Mapping[str, DensityParams] | None) -> dict[str, DensityParams | None]:
+    """Each map's density conversion: as given, else the default; None (used as is) for the uniform
+    control, which is a density."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ValueError(f"density_params names maps this image does not have: {unknown}; maps: {names}")
+    return {name: None if name == "uniform" else given.get(name, DensityParams()) for name in names}
 
 
 def _runs(tiles: np.ndarray, step: int):
@@ -789,10 +958,11 @@ def _runs(tiles: np.ndarray, step: int):
 
 
 class _BorjiStream:
-    """The fixed maps' AUC-Borji negatives, counted once for every number of fixated pixels.
+    """The fixed maps' AUC-Borji negatives of one target, counted once for every number of fixated
+    pixels.
 
-    For ``n`` fixated pixels the negatives are the first ``100 n`` draws of one random stream
-    (split ``i`` takes draws ``i n .. (i + 1) n - 1``; :func:`analysis.metrics._borji_negatives`).
+    For ``n`` fixated pixels the negatives are the first ``100 n`` draws of the target's random
+    stream (split ``i`` takes draws ``i n .. (i + 1) n - 1``; :func:`analysis.metrics._borji_negatives`).
     Each map's threshold codes at the stream's pixels are kept as running counts ``(M, draws + 1, K)``,
     so a split's counts are the difference of two rows; uint16 that wraps around, since a split's
     count (below 65536 fixated pixels) is exact modulo 2^16 (``2 x 100 x K`` bytes per map and
@@ -801,8 +971,8 @@ class _BorjiStream:
     prefix of them, rebuilding if it is not.
     """
 
-    def __init__(self, maps: _Maps, seed: int) -> None:
-        self.maps, self.seed = maps, seed
+    def __init__(self, maps: _Maps, seed: int, stream: tuple[str, ...]) -> None:
+        self.maps, self.seed, self.name = maps, seed, stream
         self.stream = np.empty(0, dtype=np.int64)
         self._running = np.zeros((len(maps.names), 1, N_THRESHOLDS), dtype=np.uint16)  # capacity grows x2
 
@@ -810,7 +980,7 @@ class _BorjiStream:
         """``(M, 100, K)``: per map, split and threshold, the fraction of negatives ``>=`` it."""
         length = N_SPLITS * n_fix
         if length > self.stream.size:
-            draws = _borji_negatives(self.seed, self.maps.layout.n_pixels, n_fix, N_SPLITS).ravel()
+            draws = _borji_negatives(self.seed, self.maps.layout.n_pixels, n_fix, N_SPLITS, self.name).ravel()
             kept = self.stream.size if np.array_equal(draws[: self.stream.size], self.stream) else 0
             if self._running.shape[1] < length + 1:
                 grown = np.zeros((self._running.shape[0], 2 * length + 1, N_THRESHOLDS), dtype=np.uint16)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES, Fixation
+from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES, OPTIONAL_COLUMNS, Fixation
 from stimuli.geometry import DisplayGeometry
 
 __all__ = [
@@ -38,7 +38,8 @@ def fixation_table(data: Mapping[str, Iterable] | Iterable[Fixation] | pd.DataFr
     Parameters
     ----------
     data : mapping of column → values, iterable of :class:`~lookwhere.records.Fixation`, or DataFrame
-        Must provide every column of :data:`~lookwhere.records.FIXATION_COLUMNS`.
+        Must provide every column of :data:`~lookwhere.records.FIXATION_COLUMNS` but those of
+        :data:`~lookwhere.records.OPTIONAL_COLUMNS`, which take their default.
 
     Returns
     -------
@@ -67,6 +68,9 @@ def validate_fixation_table(frame: pd.DataFrame, *, source: str = "fixation tabl
         negative or non-finite duration, all in one message.
     """
     problems = []
+    absent = [name for name in OPTIONAL_COLUMNS if name not in frame.columns]
+    if absent:  # a table from a source that cannot tell (e.g. OSIE): the column's default
+        frame = frame.assign(**{name: OPTIONAL_COLUMNS[name] for name in absent})
     missing = [name for name in FIXATION_COLUMNS if name not in frame.columns]
     if missing:
         problems.append(f"missing columns {missing}")

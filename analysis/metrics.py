@@ -64,21 +64,32 @@ Documented differences between MIT and pysaliency
 
 Implementation (same definitions, less work)
 --------------------------------------------
-- AUC-Judd jitters every pixel as MATLAB does (``rand(size(map)) / 1e7``, one draw per pixel in
-  flat order from the stream ``(seed, auc_judd)``), so a pixel's noise depends on its position only,
-  never on the fixations; the same noise field serves every map of that size. ``sum(S >= threshold)``
-  is then an exact count over the sorted jittered map. This is what lets the incremental engine
-  (:mod:`analysis.engine`) sort a map's jittered values once and count each new threshold by
-  bisection. The tests check it against a line-by-line transcription of the MATLAB loop given the
-  same noise.
+- AUC-Judd min-max scales the map to [0, 1] and then jitters every pixel as MATLAB does
+  (``rand(size(map)) / 1e7``, one draw per pixel in flat order from the stream
+  ``(seed, auc_judd, *stream)``), so a pixel's noise depends on its position (and the image), never
+  on the fixations; the same noise field serves every map and target of the image. The MIT
+  benchmark scores maps saved as 8-bit images, read back in [0, 1], so its jitter is 1e-7 of the
+  map's range; scaling first keeps it so whatever the map's scale (``AUC_Judd.m`` itself jitters
+  the map as given: a map with a range of 1e-6 would be reordered by its jitter). Min-max scaling
+  keeps the order, so the MATLAB loop's own scaling after the jitter changes nothing.
+  ``sum(S >= threshold)`` is then an exact count over the sorted jittered map. This is what lets
+  the incremental engine (:mod:`analysis.engine`) sort a map's jittered values once and count each
+  new threshold by bisection. The tests check it against a line-by-line transcription of the
+  MATLAB loop given the same noise.
 - Min-max scaling divides by the range (rather than multiplying by its reciprocal), so a map's
   maximum scales to exactly 1 and the Borji AUCs' top threshold counts it, however the range was
   computed.
 - AUC-Borji and shuffled AUC use one threshold grid ``0:step:1`` for all splits (MATLAB stops at the
   split's largest value; the extra thresholds add only repeated (0, 0) points, no area) and count
   all splits at once. Shuffled-AUC draws are uniform random subsets, as MATLAB's ``randperm``.
-- Random numbers come from numpy's PCG64, seeded with ``(seed, metric)``; MATLAB's own streams
-  cannot be reproduced, so random metrics agree with MATLAB in distribution, not digit for digit.
+- Random numbers come from numpy's PCG64, seeded with ``(seed, metric, *stream)``; ``stream`` names
+  what is scored (the pipeline passes ``(image,)`` for the pooled target and ``(image,
+  participant)`` for one participant's), so every image and participant draws independently and
+  the Monte-Carlo error of a mean over images falls as ``1 / sqrt(n)``. MATLAB's own streams cannot
+  be reproduced, so random metrics agree with MATLAB in distribution, not digit for digit.
+- The Monte-Carlo standard error of a sampled AUC (AUC-Borji, shuffled AUC) is the standard
+  deviation of its splits' areas over ``sqrt(n_splits)`` (:func:`score_map` with
+  ``return_mc_se=True``).
 - Long-lived inputs (:class:`HumanTarget`) cache scalars only; no metric keeps a map-sized array.
 
 Undefined results
@@ -93,6 +104,7 @@ shape or dimensionality, NaN or inf values, negative fixation counts, unknown op
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from dataclasses import dataclass
 from functools import cached_property
@@ -104,6 +116,7 @@ from analysis._checks import as_2d_float, check_choice, check_positive, check_sa
 
 __all__ = [
     "HIGHER_IS_BETTER",
+    "SAMPLED_METRICS",
     "HumanTarget",
     "METRICS",
     "MATLAB_EPS",
@@ -115,6 +128,7 @@ __all__ = [
     "info_gain",
     "kl_div",
     "mae",
+    "monte_carlo_se",
     "nss",
     "score_map",
     "sim",
@@ -155,9 +169,28 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "info_gain": True,
 }
 
-# Each random metric draws from its own stream (seed, stream id), so its value does not depend on
-# which other metrics were computed in the same call.
-_STREAM = {"auc_judd": 1, "auc_borji": 2, "auc_shuffled": 3}
+# Each random metric draws from its own stream (seed, stream id, *stream key), so its value does not
+# depend on which other metrics were computed in the same call.
+_STREAM = {"auc_judd": 1, "auc_borji": 2, "auc_shuffled": 3, "split_half": 4}
+#: The metrics whose value is a mean over random splits, reported with a Monte-Carlo standard error.
+SAMPLED_METRICS = ("auc_borji", "auc_shuffled")
+
+
+def _stream_words(stream: tuple[str, ...]) -> list[int]:
+    """64 bits of SHA-256 per part of a stream key (image id, participant): stable across runs and
+    Python versions, unlike ``hash``; one word per part, so ``("ab",)`` and ``("a", "b")`` differ."""
+    return [int.from_bytes(hashlib.sha256(str(part).encode("utf-8")).digest()[:8], "little") for part in stream]
+
+
+def _rng(seed: int, metric: str, stream: tuple[str, ...]) -> np.random.Generator:
+    """The random stream of ``metric`` for the target named ``stream`` (``()``: one for all)."""
+    return np.random.default_rng([seed, _STREAM[metric], *_stream_words(stream)])
+
+
+def _check_stream(stream) -> tuple[str, ...]:
+    if isinstance(stream, str) or not isinstance(stream, (tuple, list)):
+        raise ValueError(f"stream must be a tuple of names (e.g. (image, participant)); got {stream!r}")
+    return tuple(str(part) for part in stream)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -431,6 +464,16 @@ def _info_gain(s: _Map, fix: _Fixations, b: _Map, variant: str) -> float:
     return _info_gain_from(_density_at(s, fix.index), _density_at(b, fix.index), fix.counts, variant)
 
 
+def _info_gain_of_densities(s: _Map, fix: _Fixations, b: _Map, variant: str) -> float:
+    """Information gain of two maps that are densities (non-negative): each divided by its sum, no
+    min-max (which would shift a density), then as :func:`_info_gain_from`."""
+    if not len(fix):
+        return _undefined("info_gain", "the fixation map is empty")
+    if not (s.sum > 0 and b.sum > 0):
+        return _undefined("info_gain", "a density has no mass")
+    return _info_gain_from(s.flat[fix.index] / s.sum, b.flat[fix.index] / b.sum, fix.counts, variant)
+
+
 def _info_gain_from(p, q, counts, variant: str) -> float:
     """Information gain from the map's (``p``) and the baseline's (``q``) probability at each
     fixated pixel (MIT: min-max scaled, divided by the sum; pysaliency: :func:`_density_values`)."""
@@ -455,12 +498,12 @@ def _density_values(values, lo: float, total: float, n_pixels: int):
     return (values + offset) / shifted_total
 
 
-@functools.lru_cache(maxsize=4)
-def _judd_noise(seed: int, n_pixels: int) -> np.ndarray:
+@functools.lru_cache(maxsize=8)
+def _judd_noise(seed: int, n_pixels: int, stream: tuple[str, ...] = ()) -> np.ndarray:
     """MATLAB's AUC-Judd jitter ``rand(size(map)) / 1e7``: one uniform draw per pixel, in flat
-    (row-major) order, from the stream ``(seed, auc_judd)``. Read-only and shared: every map of that
-    size gets the same noise, whatever its fixations."""
-    noise = np.random.default_rng([seed, _STREAM["auc_judd"]]).random(n_pixels)
+    (row-major) order, from the stream ``(seed, auc_judd, *stream)``. Read-only and shared: every map
+    and target of the image gets the same noise, whatever its fixations."""
+    noise = _rng(seed, "auc_judd", stream).random(n_pixels)
     noise /= _JITTER_DIVISOR
     noise.setflags(write=False)
     return noise
@@ -472,7 +515,7 @@ def _count_at_least(sorted_values: np.ndarray, thresholds: np.ndarray) -> np.nda
     return sorted_values.size - np.searchsorted(sorted_values, thresholds, side="left")
 
 
-def _auc_judd(s: _Map, fix: _Fixations, jitter: bool, seed: int, variant: str) -> float:
+def _auc_judd(s: _Map, fix: _Fixations, jitter: bool, seed: int, variant: str, stream: tuple[str, ...] = ()) -> float:
     n_fix = len(fix)
     if not n_fix:
         return _undefined("auc_judd", "the fixation map is empty")
@@ -480,8 +523,11 @@ def _auc_judd(s: _Map, fix: _Fixations, jitter: bool, seed: int, variant: str) -
         return _undefined("auc_judd", "every pixel is fixated (no negatives)")
     if not jitter and s.is_constant:
         return _undefined("auc_judd", "the saliency map is constant and jitter is off")
-    # Min-max scaling (MATLAB) preserves the order, so the ROC is computed on the raw values.
-    values = s.flat + _judd_noise(seed, s.flat.size) if jitter else s.flat
+    if jitter:  # min-max first, so the jitter is 1e-7 of the map's range (a constant map: all zeros)
+        values = s.minmax()
+        values += _judd_noise(seed, s.flat.size, stream)
+    else:  # min-max keeps the order (and rounding it could merge distinct values): the raw values
+        values = s.flat
     fixated = values[fix.index]
     order = np.argsort(fixated)[::-1]
     positives = fixated[order]
@@ -545,65 +591,103 @@ def _fraction_at_least(codes: np.ndarray, n_thresholds: int, n_values: np.ndarra
     return at_least / (width if n_values is None else n_values[:, None])
 
 
-def _sampled_area(tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
-    """Mean ROC area over splits of the Borji AUCs, for any leading axes (e.g. one per map).
+def _split_areas(tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """ROC area of every split of the Borji AUCs, for any leading axes (e.g. one per map).
 
     ``tp`` ``(..., K)``: fraction of positives ``>=`` each threshold; ``fp`` ``(..., n_splits, K)``:
-    the same for each split's negatives. Returns ``(...)``.
+    the same for each split's negatives. Returns ``(..., n_splits)``; the AUC is their mean.
     """
-    n_splits, n_thresholds = fp.shape[-2:]
     # ROC points from the highest threshold down, framed by (0, 0) and (1, 1) as in MATLAB
     zeros, ones = np.zeros((*fp.shape[:-1], 1)), np.ones((*fp.shape[:-1], 1))
     x = np.concatenate((zeros, fp[..., ::-1], ones), axis=-1)
     y = np.concatenate((zeros, np.broadcast_to(tp[..., None, ::-1], fp.shape), ones), axis=-1)
-    return _trapezoid(y, x).mean(axis=-1)
+    return _trapezoid(y, x)
 
 
-def _auc_sampled(s: _Map, fix: _Fixations, negative_index: np.ndarray, step: float) -> float:
-    """Mean AUC over splits; ``negative_index`` is ``(n_splits, n_negatives)`` flat pixel indices."""
+def monte_carlo_se(split_areas) -> np.ndarray:
+    """Monte-Carlo standard error of a sampled AUC: ``std(areas, ddof=1) / sqrt(n_splits)``.
+
+    Parameters
+    ----------
+    split_areas : array_like, shape (..., n_splits)
+        The ROC area of each random split (the AUC is their mean).
+
+    Returns
+    -------
+    numpy.ndarray, shape (...)
+        NaN with fewer than two splits. The error of a mean of ``n`` independently drawn AUCs is
+        ``sqrt(sum(se_i ** 2)) / n``.
+    """
+    areas = np.asarray(split_areas, dtype=np.float64)
+    n_splits = areas.shape[-1]
+    if n_splits < 2:
+        return np.full(areas.shape[:-1], np.nan)
+    return areas.std(axis=-1, ddof=1) / np.sqrt(n_splits)
+
+
+def _auc_sampled(s: _Map, fix: _Fixations, negative_index: np.ndarray, step: float) -> np.ndarray:
+    """Each split's AUC ``(n_splits,)``; ``negative_index`` is ``(n_splits, n_negatives)`` flat
+    pixel indices."""
     n_thresholds = _thresholds(step).size
     tp = _fraction_at_least(_threshold_codes(s.minmax_at(fix.index)[None, :], step), n_thresholds)[0]
     fp = _fraction_at_least(_threshold_codes(s.minmax_at(negative_index), step), n_thresholds)
-    return float(_sampled_area(tp, fp))
+    return _split_areas(tp, fp)
 
 
-def _borji_negatives(seed: int, n_pixels: int, n_fixated: int, n_splits: int) -> np.ndarray:
+def _borji_negatives(seed: int, n_pixels: int, n_fixated: int, n_splits: int,
+                     stream: tuple[str, ...] = ()) -> np.ndarray:
     """AUC-Borji's negatives ``(n_splits, n_fixated)``: MATLAB ``randi``, as many uniform pixel draws
-    (with replacement) as fixated pixels per split. They depend only on these numbers, not on the map."""
-    rng = np.random.default_rng([seed, _STREAM["auc_borji"]])
-    return rng.integers(0, n_pixels, size=(n_splits, n_fixated))
+    (with replacement) as fixated pixels per split. They depend only on these numbers and the stream,
+    not on the map: the first ``n_splits * n_fixated`` draws of the stream."""
+    return _rng(seed, "auc_borji", stream).integers(0, n_pixels, size=(n_splits, n_fixated))
 
 
-def _shuffled_negatives(seed: int, other_index: np.ndarray, n_fixated: int, n_splits: int) -> np.ndarray:
+def _shuffled_negatives(seed: int, other_index: np.ndarray, n_fixated: int, n_splits: int,
+                        stream: tuple[str, ...] = ()) -> np.ndarray:
     """Shuffled AUC's negatives ``(n_splits, min(n_fixated, n_other))``: per split MATLAB's
     ``randperm``, the first ``min(N_fix, N_other)`` of the other-image fixated pixels."""
-    return other_index[_shuffled_draws(seed, other_index.size, n_fixated, n_splits)]
+    return other_index[_shuffled_draws(seed, other_index.size, n_fixated, n_splits, stream)]
 
 
-def _shuffled_draws(seed: int, n_other: int, n_fixated: int, n_splits: int) -> np.ndarray:
+def _shuffled_draws(seed: int, n_other: int, n_fixated: int, n_splits: int,
+                    stream: tuple[str, ...] = ()) -> np.ndarray:
     """Which of the ``n_other`` other-image pixels each split of shuffled AUC draws (positions)."""
-    rng = np.random.default_rng([seed, _STREAM["auc_shuffled"]])
-    return _distinct_draws(rng, n_other, min(n_fixated, n_other), n_splits)
+    return _distinct_draws(_rng(seed, "auc_shuffled", stream), n_other, min(n_fixated, n_other), n_splits)
 
 
-def _auc_borji(s: _Map, fix: _Fixations, n_splits: int, step: float, seed: int) -> float:
+def _auc_borji(s: _Map, fix: _Fixations, n_splits: int, step: float, seed: int,
+               stream: tuple[str, ...] = ()) -> np.ndarray | None:
+    """The splits' areas, or None (logged) where AUC-Borji is undefined."""
     if len(fix) <= 1:
-        return _undefined("auc_borji", f"{len(fix)} fixated pixel(s); MIT needs at least 2")
+        return _undefined_splits("auc_borji", f"{len(fix)} fixated pixel(s); MIT needs at least 2")
     if s.is_constant:
-        return _undefined("auc_borji", "the saliency map is constant (MIT min-max gives 0/0)")
-    return _auc_sampled(s, fix, _borji_negatives(seed, s.flat.size, len(fix), n_splits), step)
+        return _undefined_splits("auc_borji", "the saliency map is constant (MIT min-max gives 0/0)")
+    return _auc_sampled(s, fix, _borji_negatives(seed, s.flat.size, len(fix), n_splits, stream), step)
 
 
-def _auc_shuffled(
-    s: _Map, fix: _Fixations, other_index: np.ndarray, n_splits: int, step: float, seed: int
-) -> float:
+def _auc_shuffled(s: _Map, fix: _Fixations, other_index: np.ndarray, n_splits: int, step: float, seed: int,
+                  stream: tuple[str, ...] = ()) -> np.ndarray | None:
+    """The splits' areas, or None (logged) where shuffled AUC is undefined."""
     if not len(fix):
-        return _undefined("auc_shuffled", "the fixation map is empty")
+        return _undefined_splits("auc_shuffled", "the fixation map is empty")
     if not other_index.size:
-        return _undefined("auc_shuffled", "other_fixation_map is empty")
+        return _undefined_splits("auc_shuffled", "other_fixation_map is empty")
     if s.is_constant:
-        return _undefined("auc_shuffled", "the saliency map is constant (MIT min-max gives 0/0)")
-    return _auc_sampled(s, fix, _shuffled_negatives(seed, other_index, len(fix), n_splits), step)
+        return _undefined_splits("auc_shuffled", "the saliency map is constant (MIT min-max gives 0/0)")
+    return _auc_sampled(s, fix, _shuffled_negatives(seed, other_index, len(fix), n_splits, stream), step)
+
+
+def _undefined_splits(metric: str, why: str) -> None:
+    """A sampled AUC that is undefined: logged, no splits."""
+    _undefined(metric, why)
+
+
+def _mean_of(areas: np.ndarray | None) -> float:
+    return float("nan") if areas is None else float(areas.mean())
+
+
+def _se_of(areas: np.ndarray | None) -> float:
+    return float("nan") if areas is None else float(monte_carlo_se(areas))
 
 
 def _distinct_draws(
@@ -769,7 +853,8 @@ def kl_div(saliency_map, human_map, *, variant: Variant = "mit") -> float:
 
 
 def auc_judd(
-    saliency_map, fixation_map, *, jitter: bool = True, seed: int = 0, variant: Variant = "mit"
+    saliency_map, fixation_map, *, jitter: bool = True, seed: int = 0, variant: Variant = "mit",
+    stream: tuple[str, ...] = (),
 ) -> float:
     """Area under the ROC curve, thresholds at the fixated values (MIT ``AUC_Judd.m``).
 
@@ -780,8 +865,9 @@ def auc_judd(
     Parameters
     ----------
     saliency_map : array_like, shape (H, W)
-        Finite. The jitter is absolute (``U[0, 1) / 1e7`` added to the raw map, as in MATLAB), so
-        give maps a range near 1.
+        Finite, any scale: it is min-max scaled to [0, 1] before the jitter (``U[0, 1) / 1e7`` per
+        pixel, MATLAB's), as the MIT benchmark's maps, saved as 8-bit images, are; so the result
+        does not depend on the map's scale.
     fixation_map : array_like, shape (H, W)
         Fixation counts per pixel (>= 0).
     jitter : bool
@@ -789,6 +875,8 @@ def auc_judd(
     seed : int
         Seed of the jitter.
     variant : {"mit", "pysaliency"}
+    stream : tuple of str
+        Names the jitter's random stream with the seed (the pipeline passes ``(image,)``).
 
     Returns
     -------
@@ -797,13 +885,15 @@ def auc_judd(
     """
     _check_variant(variant)
     _check_seed(seed)
+    stream = _check_stream(stream)
     s, f = as_2d_float(saliency_map, "saliency_map"), _as_counts(fixation_map, "fixation_map")
     check_same_shape(saliency_map=s, fixation_map=f)
-    return _auc_judd(_Map(s), _Fixations(f), jitter, seed, variant)
+    return _auc_judd(_Map(s), _Fixations(f), jitter, seed, variant, stream)
 
 
 def auc_borji(
-    saliency_map, fixation_map, *, n_splits: int = 100, step: float = 0.1, seed: int = 0
+    saliency_map, fixation_map, *, n_splits: int = 100, step: float = 0.1, seed: int = 0,
+    stream: tuple[str, ...] = (),
 ) -> float:
     """AUC against uniformly sampled pixels, averaged over random splits (MIT ``AUC_Borji.m``).
 
@@ -822,6 +912,9 @@ def auc_borji(
         Threshold step on the [0, 1] scaled map, in (0, 1].
     seed : int
         Seed of the sampling.
+    stream : tuple of str
+        Names the random stream with the seed (the pipeline passes ``(image,)`` or
+        ``(image, participant)``), so that every target draws its own negatives.
 
     Returns
     -------
@@ -830,9 +923,10 @@ def auc_borji(
     """
     _check_splits(n_splits, step)
     _check_seed(seed)
+    stream = _check_stream(stream)
     s, f = as_2d_float(saliency_map, "saliency_map"), _as_counts(fixation_map, "fixation_map")
     check_same_shape(saliency_map=s, fixation_map=f)
-    return _auc_borji(_Map(s), _Fixations(f), n_splits, step, seed)
+    return _mean_of(_auc_borji(_Map(s), _Fixations(f), n_splits, step, seed, stream))
 
 
 def auc_shuffled(
@@ -843,6 +937,7 @@ def auc_shuffled(
     n_splits: int = 100,
     step: float = 0.1,
     seed: int = 0,
+    stream: tuple[str, ...] = (),
 ) -> float:
     """Shuffled AUC: negatives are fixated pixels of other images (MIT ``AUC_shuffled.m``).
 
@@ -858,7 +953,7 @@ def auc_shuffled(
     other_fixation_map : array_like, shape (H, W)
         Counts of fixations made on other images, already mapped onto this image's pixel grid
         (binarised, as MIT's ``otherMap``).
-    n_splits, step, seed
+    n_splits, step, seed, stream
         As :func:`auc_borji`.
 
     Returns
@@ -868,20 +963,23 @@ def auc_shuffled(
     """
     _check_splits(n_splits, step)
     _check_seed(seed)
+    stream = _check_stream(stream)
     s, f = as_2d_float(saliency_map, "saliency_map"), _as_counts(fixation_map, "fixation_map")
     other = _as_counts(other_fixation_map, "other_fixation_map")
     check_same_shape(saliency_map=s, fixation_map=f, other_fixation_map=other)
     other_index = np.flatnonzero(other.ravel() > 0)
-    return _auc_shuffled(_Map(s), _Fixations(f), other_index, n_splits, step, seed)
+    return _mean_of(_auc_shuffled(_Map(s), _Fixations(f), other_index, n_splits, step, seed, stream))
 
 
-def info_gain(saliency_map, fixation_map, baseline_map, *, variant: Variant = "mit") -> float:
+def info_gain(saliency_map, fixation_map, baseline_map, *, variant: Variant = "mit", densities: bool = False) -> float:
     """Information gain of the map over a baseline at the fixations, in bits (MIT ``InfoGain.m``).
 
     ``"mit"``: both maps min-max scaled, divided by their sums into P and B, then
     ``IG = mean over fixated pixels of log2(eps + P) - log2(eps + B)``. ``"pysaliency"``: maps
     divided by their sums (negative maps shifted), mean over fixations (repeats weigh more) without
-    epsilon, as ``information_gain`` of a ``SaliencyMapNormalizingModel``.
+    epsilon, as ``information_gain`` of a ``SaliencyMapNormalizingModel``. With ``densities`` both
+    maps are probability densities (:func:`analysis.density.to_density`): they are only divided by
+    their sums, since min-max would shift them (Kümmerer et al., PNAS 2015).
 
     Parameters
     ----------
@@ -901,7 +999,17 @@ def info_gain(saliency_map, fixation_map, baseline_map, *, variant: Variant = "m
     s, f = as_2d_float(saliency_map, "saliency_map"), _as_counts(fixation_map, "fixation_map")
     b = as_2d_float(baseline_map, "baseline_map")
     check_same_shape(saliency_map=s, fixation_map=f, baseline_map=b)
+    if densities:
+        _check_density(s, "saliency_map")
+        _check_density(b, "baseline_map")
+        return _info_gain_of_densities(_Map(s), _Fixations(f), _Map(b), variant)
     return _info_gain(_Map(s), _Fixations(f), _Map(b), variant)
+
+
+def _check_density(values: np.ndarray, name: str) -> None:
+    if values.min() < 0:
+        raise ValueError(f"{name} must be a density (>= 0); got minimum {values.min()!r}: convert it with "
+                         "analysis.density.to_density")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -982,7 +1090,10 @@ def score_map(
     seed: int = 0,
     variant: Variant = "mit",
     mae_normalize: Literal["minmax", "none"] = "minmax",
-) -> dict[str, float]:
+    stream: tuple[str, ...] = (),
+    return_mc_se: bool = False,
+    density=None,
+) -> dict[str, float] | tuple[dict[str, float], dict[str, float]]:
     """Score one map against one image's human data with several metrics, sharing the work.
 
     The map is validated and flattened once; its range, mean-centred copy and scaled versions are
@@ -1005,16 +1116,29 @@ def score_map(
         Passed to the metrics that have one.
     mae_normalize : {"minmax", "none"}
         Passed to :func:`mae` as ``normalize`` (``"none"`` is the paper-literal MAE).
+    stream : tuple of str
+        Names the random streams with the seed: ``(image,)`` for the pooled target,
+        ``(image, participant)`` for one participant's (the AUC-Judd jitter takes the image alone:
+        ``stream[:1]``), so that every image and participant draws independently.
+    return_mc_se : bool
+        Also return the Monte-Carlo standard error of each sampled AUC asked for
+        (:data:`SAMPLED_METRICS`, :func:`monte_carlo_se`).
+    density : array_like, shape (H, W), optional
+        The map as a probability density (:func:`analysis.density.to_density`). When given, KL
+        divergence and information gain use it instead of the map, and the target's
+        ``baseline_map`` must be a density too (:func:`info_gain` with ``densities``).
 
     Returns
     -------
-    dict
+    dict, or (dict, dict) with ``return_mc_se``
         ``{metric: value}`` in the order of ``metrics``. A metric that is undefined for these inputs
         (constant map, empty fixations) or whose input the target lacks (``other_fixation_map`` for
-        ``auc_shuffled``, ``baseline_map`` for ``info_gain``) is NaN, with an INFO log line.
+        ``auc_shuffled``, ``baseline_map`` for ``info_gain``) is NaN, with an INFO log line. The
+        second dict holds ``{metric: standard error}`` of the sampled AUCs (NaN where undefined).
     """
     _check_variant(variant)
     _check_seed(seed)
+    stream = _check_stream(stream)
     check_choice("mae_normalize", mae_normalize, ("minmax", "none"))
     unknown = [name for name in metrics if name not in METRICS]
     if unknown:
@@ -1024,6 +1148,21 @@ def score_map(
     s_array = as_2d_float(saliency_map, "saliency_map")
     check_same_shape(saliency_map=s_array, target=target.human_map)
     s = _Map(s_array)
+    p = s
+    if density is not None:
+        p_array = as_2d_float(density, "density")
+        check_same_shape(density=p_array, target=target.human_map)
+        _check_density(p_array, "density")
+        if target.baseline_map is not None:
+            _check_density(target.baseline_map, "target.baseline_map")
+        p = _Map(p_array)
+
+    def gain() -> float:
+        if target._baseline is None:
+            return _undefined("info_gain", "the target has no baseline_map")
+        if density is not None:
+            return _info_gain_of_densities(p, fix, target._baseline, variant)
+        return _info_gain(s, fix, target._baseline, variant)
 
     human, fix = target._human, target._fixations
     compute = {
@@ -1031,18 +1170,18 @@ def score_map(
         "nss": lambda: _nss(s, fix, variant),
         "cc": lambda: _cc(s, human, variant),
         "sim": lambda: _sim(s, human, variant),
-        "kl_div": lambda: _kl_div(s, human, variant),
-        "auc_judd": lambda: _auc_judd(s, fix, True, seed, variant),
-        "auc_borji": lambda: _auc_borji(s, fix, 100, 0.1, seed),
+        "kl_div": lambda: _kl_div(p, human, variant),
+        "auc_judd": lambda: _auc_judd(s, fix, True, seed, variant, stream[:1]),
+        "auc_borji": lambda: _auc_borji(s, fix, 100, 0.1, seed, stream),
         "auc_shuffled": lambda: (
-            _undefined("auc_shuffled", "the target has no other_fixation_map")
+            _undefined_splits("auc_shuffled", "the target has no other_fixation_map")
             if target._other_index is None
-            else _auc_shuffled(s, fix, target._other_index, 100, 0.1, seed)
+            else _auc_shuffled(s, fix, target._other_index, 100, 0.1, seed, stream)
         ),
-        "info_gain": lambda: (
-            _undefined("info_gain", "the target has no baseline_map")
-            if target._baseline is None
-            else _info_gain(s, fix, target._baseline, variant)
-        ),
+        "info_gain": gain,
     }
-    return {name: compute[name]() for name in metrics}
+    results = {name: compute[name]() for name in metrics}
+    scores = {name: _mean_of(value) if name in SAMPLED_METRICS else value for name, value in results.items()}
+    if not return_mc_se:
+        return scores
+    return scores, {name: _se_of(results[name]) for name in metrics if name in SAMPLED_METRICS}

@@ -41,11 +41,16 @@ from pydantic import ConfigDict, Field
 from tqdm.auto import tqdm
 
 import lookwhere
+from analysis.ceilings import split_half_ceilings
+from analysis.density import DensityParams
+from analysis.density_fit import GOLD, DensityFit, fit_densities
 from analysis.engine import ImageEngine
 from analysis.fixations import StudyFixations
 from analysis.heatmap import HeatmapParams, select_fixations
 from analysis.naming import NamingParams
+from analysis.metrics import HIGHER_IS_BETTER
 from analysis.outputs import StagedOutput, package_versions, sha256_of
+from analysis.stats import combined_mc_se
 from analysis.readers.eyelink import TrialRules
 from analysis.registry import map_kind
 from analysis.scoring_config import ScoringConfig
@@ -105,6 +110,15 @@ class AnalysisConfig(ScoringConfig):
     n_overlays: int = Field(6, ge=0, description="images shown as overlays in the report")
     naming: NamingParams = Field(NamingParams(), description="session: utterances and naming-aligned fixations")
     timecourse: TimecourseParams = Field(TimecourseParams(), description="scores per viewing-time bin and fixation index")
+    kl_ig_maps: Literal["density", "raw"] = Field(
+        "density", description="KL and information gain on each map turned into a density (default) or on the raw maps"
+    )
+    density_fit: Literal["cv", "default"] = Field(
+        "cv", description="density parameters fitted leave one image out (default), or the defaults the live server uses"
+    )
+    split_half_splits: int = Field(10, ge=1, description="random splits of the split-half noise ceilings")
+    overlay_images: tuple[str, ...] | None = Field(None, description="images shown as overlays (default: the first n_overlays)")
+    heatmaps_float64: bool = Field(False, description="heatmaps.npz in float64 (default float32)")
 
 
 @dataclass
@@ -128,7 +142,7 @@ def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> StudyFi
     if config.dataset == "osie":
         from analysis.readers import read_osie
 
-        table = read_osie(config.fixations, images=config.images)
+        table = read_osie(config.fixations)  # every image: the baselines' pool, whatever --images says
         return StudyFixations(table, files=[config.fixations], counts=_counts_read(table))
     from analysis.readers.mapping import MappingOptions, read_recordings, read_trials_table, recording_paths
 
@@ -219,10 +233,14 @@ def run_analysis(config: AnalysisConfig, *, progress: bool = True, command_line:
 def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line) -> AnalysisResult:
     stimulus_set = StimulusSet(config.stimuli)
     study = load_fixations(config, stimulus_set)
-    fixations = study.table
-    images = _images_to_analyse(config, fixations, stimulus_set)
-    fixations = fixations[fixations["image"].isin(images)]
-    shapes = {image_id: stimulus_set.shape(image_id) for image_id in images}
+    images = _images_to_analyse(config, study.table, stimulus_set)
+    # The dataset prior and the shuffled-AUC negatives of every image come from one fixed pool, every
+    # image of the input with fixations (and a stimulus file, which gives its size), so an image's
+    # scores are the same in any subset run.
+    pool = sorted(set(study.table["image"]) & set(stimulus_set.image_ids))
+    pool_fixations = study.table[study.table["image"].isin(pool)]
+    fixations = pool_fixations[pool_fixations["image"].isin(images)]
+    shapes = {image_id: stimulus_set.shape(image_id) for image_id in pool}
     store = _open_store(config)
     store_maps = [] if store is None else list(store.map_names)
     if store is not None:
@@ -233,38 +251,55 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
                 "run `lookwhere precompute` for them or pass --images"
             )
 
-    selected = select_fixations(fixations, config.heatmap)
-    logger.info("%d of %d fixations on %d images count towards the heatmaps", len(selected), len(fixations), len(images))
-    scoring = config.engine_options()
+    selected_pool = select_fixations(pool_fixations, config.heatmap)
+    selected = selected_pool[selected_pool["image"].isin(images)]
+    logger.info("%d of %d fixations on %d images count towards the heatmaps (the baselines draw on %d images)",
+                len(selected), len(fixations), len(images), len(pool))
+    scoring = {**config.engine_options(), "kl_ig_maps": config.kl_ig_maps}
+    params = without_selection(config.heatmap)
+    fit = fit_densities(selected_pool, shapes, params=params, store=store,
+                        center_bias_sigma_fraction=config.center_bias_sigma_fraction, progress=progress)
 
     score_rows: list[dict] = []
+    participant_rows: list[dict] = []
     loso_rows: list[dict] = []
+    ceiling_rows: list[dict] = []
     human_maps: dict[str, np.ndarray] = {}
     extras = _extra_analyses(config, fixations, selected, shapes, progress=progress)
     for image_id in tqdm(images, desc="scoring images", unit="image", disable=not progress):
         result = score_image(
-            image_id, selected, shapes, params=without_selection(config.heatmap), scoring=scoring,
-            store=store, center_bias_sigma_fraction=config.center_bias_sigma_fraction,
+            image_id, selected_pool, shapes, params=params, scoring=scoring, store=store,
+            center_bias_sigma_fraction=config.center_bias_sigma_fraction,
+            density_params=fit.for_image(image_id) if config.density_fit == "cv" else None,
+            gold=fit.params(GOLD, image_id), per_participant=True,
         )
         human_maps[image_id] = result.human_map
         for extra in extras:  # after the whole-image results: they reuse the image's engine
             extra.score_image(image_id, result.engine)
-        maps = dict(result.scores)
-        if result.human_loso is not None:
-            maps["human_loso"] = result.human_loso
+        maps, errors = result.pooled_rows()
         for map_name, values in maps.items():
-            score_rows.extend({"image": image_id, "map": map_name, "metric": m, "value": v} for m, v in values.items())
+            score_rows.extend({"image": image_id, "map": map_name, "metric": m, "value": v,
+                               "mc_se": errors.get(map_name, {}).get(m, np.nan)} for m, v in values.items())
+        participant_rows.extend({"image": image_id, **row} for row in result.participant_rows())
         for participant, values in result.loso.items():
-            loso_rows.extend({"image": image_id, "participant": participant, "metric": m, "value": v} for m, v in values.items())
+            loso_rows.extend({"image": image_id, "participant": participant, "metric": m, "value": v,
+                              "mc_se": result.loso_mc_se.get(participant, {}).get(m, np.nan)}
+                             for m, v in values.items())
+        ceilings = split_half_ceilings(selected[selected["image"] == image_id], shapes[image_id], params=params,
+                                       seed=config.seed, image=image_id, n_splits=config.split_half_splits,
+                                       variant=config.metric_variant, mae_normalize=config.mae_normalize)
+        ceiling_rows.extend({"image": image_id, "metric": m, "value": v} for m, v in ceilings.items())
 
-    loso = pd.DataFrame(loso_rows, columns=["image", "participant", "metric", "value"])
-    scores = pd.DataFrame(score_rows, columns=["image", "map", "metric", "value"])
-    scores["kind"] = scores["map"].map(map_kind)
-    untrained = bool(store is not None and store.is_untrained)
-    scores["untrained"] = (scores["kind"] == "cnn") & untrained
+    loso = pd.DataFrame(loso_rows, columns=["image", "participant", "metric", "value", "mc_se"])
+    scores = _with_kinds(pd.DataFrame(score_rows, columns=["image", "map", "metric", "value", "mc_se"]), store)
+    per_participant = _with_kinds(pd.DataFrame(participant_rows, columns=["image", "participant", "map", "metric",
+                                                                          "value", "mc_se"]), store)
+    tables = {"participant_scores": per_participant, "ceilings": pd.DataFrame(ceiling_rows, columns=["image", "metric", "value"]),
+              "density_params": fit.table(images)}
 
     result = _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
-                            out=out, study=study, command_line=command_line, extras=extras)
+                            out=out, study=study, command_line=command_line, pool=pool, tables=tables, fit=fit,
+                            extras=extras)
     result.failed, result.warnings = dict(study.failed), list(study.warnings)
     return result
 
@@ -288,6 +323,14 @@ def _extra_analyses(config: AnalysisConfig, fixations, selected, shapes, *, prog
     return extras
 
 
+def _with_kinds(table: pd.DataFrame, store) -> pd.DataFrame:
+    """``table`` with each map's ``kind`` (:func:`analysis.registry.map_kind`) and whether it
+    comes from untrained weights."""
+    table["kind"] = table["map"].map(map_kind)
+    table["untrained"] = (table["kind"] == "cnn") & bool(store is not None and store.is_untrained)
+    return table
+
+
 def without_selection(params: HeatmapParams) -> HeatmapParams:
     """``params`` with the fixation selection switched off.
 
@@ -303,21 +346,81 @@ class ImageScores:
     """Everything scored for one image (see :func:`score_image`)."""
 
     human_map: np.ndarray
-    #: map name → metric → value, for the baselines and the store's maps
+    #: map name → metric → value, for the baselines, the controls and the store's maps
     scores: dict[str, dict[str, float]]
     #: participant → metric → value: that participant against the others' heatmap
     loso: dict[str, dict[str, float]]
     #: the image's engine, for scoring other sets of its fixations afterwards
     engine: ImageEngine | None = field(default=None, repr=False, compare=False)
+    #: map name → sampled metric → Monte-Carlo standard error of :attr:`scores`
+    mc_se: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: participant → sampled metric → Monte-Carlo standard error of :attr:`loso`
+    loso_mc_se: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: participant → metric → value: the gold standard against that participant (when asked for)
+    gold: dict[str, dict[str, float]] = field(default_factory=dict)
+    gold_mc_se: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: participant → map name → metric → value: every map against each participant (when asked for)
+    participants: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    participants_mc_se: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     @property
     def human_loso(self) -> dict[str, float] | None:
-        """The human ceiling: the mean over participants of :attr:`loso` (NaNs skipped); None
-        with fewer than two participants."""
-        if not self.loso:
-            return None
-        table = pd.DataFrame(self.loso.values())
-        return {metric: float(table[metric].mean()) for metric in table.columns}
+        """The others' heatmap against each participant: the mean over participants of :attr:`loso`
+        (NaNs skipped); None with fewer than two participants."""
+        return _participant_mean(self.loso)
+
+    @property
+    def human_loso_mc_se(self) -> dict[str, float]:
+        """Monte-Carlo standard error of :attr:`human_loso`'s sampled AUCs."""
+        return _participant_mc_se(self.loso, self.loso_mc_se)
+
+    @property
+    def human_gold(self) -> dict[str, float] | None:
+        """The gold standard: the mean over participants of :attr:`gold`; None without it."""
+        return _participant_mean(self.gold)
+
+    @property
+    def human_gold_mc_se(self) -> dict[str, float]:
+        return _participant_mc_se(self.gold, self.gold_mc_se)
+
+    def pooled_rows(self) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+        """Every row of the image's table: the maps, then ``human_loso`` and ``human_gold``
+        (participant means), with their Monte-Carlo errors."""
+        scores, errors = dict(self.scores), dict(self.mc_se)
+        for name, values, mc_se in (("human_loso", self.human_loso, self.human_loso_mc_se),
+                                    ("human_gold", self.human_gold, self.human_gold_mc_se)):
+            if values is not None:
+                scores[name], errors[name] = values, mc_se
+        return scores, errors
+
+    def participant_rows(self) -> list[dict]:
+        """Every map, ``human_loso`` and ``human_gold`` against each participant, as table rows
+        ``participant, map, metric, value, mc_se``."""
+        rows = []
+        for participant, per_map in self.participants.items():
+            per_map = {**per_map, "human_loso": self.loso.get(participant), "human_gold": self.gold.get(participant)}
+            errors = {**self.participants_mc_se.get(participant, {}), "human_loso": self.loso_mc_se.get(participant, {}),
+                      "human_gold": self.gold_mc_se.get(participant, {})}
+            for name, values in per_map.items():
+                for metric, value in (values or {}).items():
+                    rows.append({"participant": participant, "map": name, "metric": metric, "value": value,
+                                 "mc_se": errors.get(name, {}).get(metric, np.nan)})
+        return rows
+
+
+def _participant_mean(values: dict[str, dict[str, float]]) -> dict[str, float] | None:
+    if not values:
+        return None
+    table = pd.DataFrame(values.values())
+    return {metric: float(table[metric].mean()) for metric in table.columns}
+
+
+def _participant_mc_se(values: dict[str, dict[str, float]], errors: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Participants draw independently: ``sqrt(sum se²) / n`` over those with a value."""
+    if not errors:
+        return {}
+    table, scores = pd.DataFrame(errors.values()), pd.DataFrame(values.values())
+    return {metric: combined_mc_se(table[metric].where(scores[metric].notna()).to_numpy()) for metric in table.columns}
 
 
 def score_image(
@@ -329,6 +432,9 @@ def score_image(
     scoring: dict,
     store=None,
     center_bias_sigma_fraction: float = 0.25,
+    density_params: dict[str, DensityParams] | None = None,
+    gold: DensityParams | None = None,
+    per_participant: bool = False,
     device: str = "cpu",
 ) -> ImageScores:
     """Score every map of one image against the pooled human data, and the human ceiling.
@@ -341,35 +447,49 @@ def score_image(
     image_id : str
         The image scored.
     selected : DataFrame
-        The selected fixations of every image (:func:`analysis.heatmap.select_fixations`); the
-        other images give the dataset prior and the shuffled-AUC negatives.
+        The selected fixations of every image of the pool (:func:`analysis.heatmap.select_fixations`);
+        the other images give the dataset prior and the shuffled-AUC negatives.
     shapes : mapping of image id → (H, W)
         Size of every image in ``selected``.
     params : HeatmapParams
         Heatmap parameters with selection off (:func:`without_selection`).
     scoring : dict
         Keyword arguments of :func:`analysis.metrics.score_map` (metrics, seed, variant,
-        mae_normalize).
+        mae_normalize) and ``kl_ig_maps`` (:class:`~analysis.engine.ImageEngine`).
     store : MapStore, optional
         CNN maps scored beside the baselines.
     center_bias_sigma_fraction : float
         Of the centre-bias baseline, which is also the information-gain baseline.
+    density_params : mapping of map name → DensityParams, optional
+        How each map becomes a density for KL and information gain (default parameters otherwise).
+    gold : DensityParams, optional
+        The gold standard's parameters: score it (:meth:`~analysis.engine.ImageEngine.human_gold`).
+    per_participant : bool
+        Also score every map against each participant's own heatmap and fixations.
     device : str
         Where the engine computes (:class:`analysis.engine.ImageEngine`); same results.
     """
     shape = shapes[image_id]
     maps = store.load(image_id, shape=shape) if store is not None else {}
     engine = ImageEngine(image_id, shape, maps, params=params, center_bias_sigma_fraction=center_bias_sigma_fraction,
-                         device=device, **scoring)
+                         density_params=density_params, device=device, **scoring)
     engine.set_context(selected, shapes)
     engine.add_fixations(selected[selected["image"] == image_id])
-    return ImageScores(human_map=engine.heatmap(), scores=engine.scores(), loso=engine.loso(), engine=engine)
+    result = ImageScores(human_map=engine.heatmap(), scores=engine.scores(), loso=engine.loso(), mc_se=engine.mc_se(),
+                         loso_mc_se=engine.loso_mc_se(), engine=engine)
+    if gold is not None:
+        result.gold, result.gold_mc_se = engine.human_gold(gold)
+    if per_participant:
+        result.participants = {p: engine.participant_scores(p) for p in engine.participants}
+        result.participants_mc_se = {p: engine.mc_se(p) for p in engine.participants}
+    return result
 
 
 def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
-                   *, out: Path, study: StudyFixations, command_line, extras=()) -> AnalysisResult:
+                   *, out: Path, study: StudyFixations, command_line, pool: list[str], tables: dict[str, pd.DataFrame],
+                   fit: DensityFit, extras=()) -> AnalysisResult:
     from analysis import report
-    from analysis.stats import paired_comparisons, summarize_scores
+    from analysis.stats import study_statistics
 
     files = {
         "scores": out / "scores.csv",
@@ -382,23 +502,26 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
     if study.agreement is not None:
         files["source_agreement"] = out / "source_agreement.csv"
         study.agreement.to_csv(files["source_agreement"], index=False)
+    for name, table in tables.items():
+        files[name] = out / f"{name}.csv"
+        table.to_csv(files[name], index=False)
     scores.to_csv(files["scores"], index=False)
     loso.to_csv(files["loso_scores"], index=False)
-    np.savez_compressed(files["heatmaps"], **human_maps)
+    dtype = np.float64 if config.heatmaps_float64 else np.float32  # float32: 7 digits, half the size
+    np.savez_compressed(files["heatmaps"], **{image: values.astype(dtype) for image, values in human_maps.items()})
 
-    stat_options = dict(n_resamples=config.bootstrap_resamples, confidence=config.confidence, seed=config.seed)
-    summary = summarize_scores(scores, **stat_options)
+    statistics = study_statistics(
+        scores, tables["participant_scores"], higher_is_better=HIGHER_IS_BETTER,
+        kinds=dict(zip(scores["map"], scores["kind"])), n_resamples=config.bootstrap_resamples,
+        confidence=config.confidence, seed=config.seed)
+    summary = statistics["summary"]
     summary["untrained"] = summary["map"].isin(scores.loc[scores["untrained"], "map"].unique())
     summary.to_csv(files["summary"], index=False)
-    # A metric compares maps only where two of them have scores (shuffled AUC needs two images).
-    scored = scores[scores["value"].notna()]
-    comparisons = [
-        paired_comparisons(scores, metric=metric, **stat_options)
-        for metric in config.metrics
-        if scored.loc[scored["metric"] == metric, "map"].nunique() > 1
-    ]
-    comparison_table = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
+    comparison_table = statistics["comparisons"]
     comparison_table.to_csv(files["comparisons"], index=False)
+    if not statistics["mixed_model"].empty:
+        files["mixed_model"] = out / "mixed_model.csv"
+        statistics["mixed_model"].to_csv(files["mixed_model"], index=False)
 
     params = {
         "lookwhere_version": lookwhere.__version__,
@@ -418,6 +541,8 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         ),
         "fixations": _fixation_counts(config, study, fixations, selected),
         "display_period": _display_period(config, fixations, study),
+        "viewing_time_ms": _viewing_time(fixations),
+        "images": {"analysed": len(human_maps), "not_analysed": _images_not_analysed(study, pool, human_maps)},
         "recordings": study.recordings,
         "left_out": study.failed,
         "source_agreement": None if study.agreement is None else {
@@ -426,12 +551,41 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         "warnings": study.warnings,
         "maps": sorted(scores["map"].unique()),
         "map_store": None if store is None else {"path": str(config.maps), "maps": store_maps, "metadata": store.metadata},
+        "baseline_pool": {
+            "n_images": len(pool),
+            "n_images_with_fixations_without_stimulus": int(study.table["image"].nunique()) - len(pool),
+            "rule": "the dataset prior and the shuffled-AUC negatives of an image come from every other image of "
+                    "the input with fixations and a stimulus file, whatever --images selects",
+        },
+        "statistics": {
+            "headline": "target 'participant': every map against each participant's own heatmap and fixations; "
+                        "CIs from a two-way bootstrap over images and participants",
+            "kendalls_w": statistics["kendalls_w"],
+            "mixed_model": "value ~ map + (1|image) + (1|participant), statsmodels MixedLM (REML), mixed_model.csv"
+                           if not statistics["mixed_model"].empty else "not fitted (fewer than 3 participants)",
+        },
+        "densities": {
+            "kl_ig_maps": config.kl_ig_maps,
+            "density_fit": config.density_fit,
+            "rule": "KL divergence and information gain compare each map turned into a density: min-max, Gaussian "
+                    "blur (reflected borders), divided by the sum, mixed with the centre-bias density (1 - w) P + w C; "
+                    "sigma and w fitted per map by the log-likelihood of the fixations on the other images of the "
+                    "pool (leave one image out; per image in density_params.csv); information gain over the "
+                    "centre bias's density. The uniform control is a density as it is.",
+            **fit.summary(),
+        },
         "notes": {
+            "human_gold": "mean over participants of the gold standard (Kümmerer et al. 2015): the other participants' "
+                          "fixation density, blur and centre-bias mixture fitted leave one image out, scored against "
+                          "the participant's own heatmap and fixations",
             "human_loso": "mean over participants of each participant's fixations/heatmap scored against the other participants' heatmap",
             "information_gain_baseline": "center_bias",
-            "shuffled_auc_negatives": "fixations of all other images, in normalised coordinates",
+            "shuffled_auc_negatives": "fixations of all other images of the baseline pool, in normalised coordinates",
+            "random_streams": "seeded by (seed, metric, image) for the pooled target and (seed, metric, image, "
+                              "participant) for one participant's; the AUC-Judd jitter by (seed, image)",
         },
     }
+    stat_options = dict(n_resamples=config.bootstrap_resamples, confidence=config.confidence, seed=config.seed)
     for extra in extras:
         files.update(extra.write(out, stat_options=stat_options))
         params.update(extra.record())
@@ -441,6 +595,7 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         out, config=config, scores=scores, summary=summary, comparisons=comparison_table,
         human_maps=human_maps, stimulus_set=stimulus_set, store=store, params=params,
         tables={name: table for extra in extras for name, table in extra.tables.items()},
+        ceilings=tables["ceilings"], mixed=statistics["mixed_model"],
     ))
     logger.info("wrote %s", ", ".join(str(p.name) for p in files.values()))
     return AnalysisResult(out=out, scores=scores, summary=summary, files=files)
@@ -467,11 +622,32 @@ def _per_eye(counts: Counter) -> dict[str, int]:
     return {eye or "unknown": int(n) for eye, n in counts.items()}
 
 
+def _viewing_time(fixations: pd.DataFrame) -> dict:
+    """How long the images were shown (per trial, ms): median and range; None where unknown."""
+    shown = fixations.groupby(["participant", "session", "trial", "image"], dropna=False, observed=True)[
+        "stimulus_duration_ms"].first().dropna()
+    if shown.empty:
+        return {"median": None, "min": None, "max": None, "n_trials": 0}
+    return {"median": float(shown.median()), "min": float(shown.min()), "max": float(shown.max()),
+            "n_trials": int(shown.size)}
+
+
+def _images_not_analysed(study: StudyFixations, pool: list[str], analysed) -> dict[str, int]:
+    """Images with fixations that were not analysed, by reason."""
+    with_fixations = set(study.table["image"].unique())
+    reasons = {
+        "without a stimulus file": len(with_fixations - set(pool)),
+        "not selected by --images (in the baselines' pool)": len(set(pool) - set(analysed)),
+    }
+    return {reason: n for reason, n in reasons.items() if n}
+
+
 def _display_period(config: AnalysisConfig, fixations: pd.DataFrame, study: StudyFixations) -> dict:
     """The display-period rule actually applied, and to how many fixations it could not be."""
     unknown = fixations[["start_ms", "end_ms", "stimulus_duration_ms"]].isna().any(axis=1)
     return {
-        "rule": "0 <= start_ms and end_ms <= stimulus_duration_ms (ms from image onset)"
+        "rule": "0 <= start_ms and end_ms <= stimulus_duration_ms (ms from image onset), not cut short by a "
+                "recording stop (truncated)"
         if config.heatmap.within_display_only else "not applied (within_display_only is off)",
         "fixations_without_times_kept": int(unknown.sum()) if config.heatmap.within_display_only else None,
         "per_recording": {r["file"]: r["display_period"] for r in study.recordings if "display_period" in r},

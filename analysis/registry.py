@@ -7,8 +7,11 @@ Map kinds
 ---------
 ``baseline``
     ``center_bias`` (also the information-gain baseline) and ``dataset_prior``.
+``control``
+    ``blank`` (a constant map) and ``uniform`` (a uniform density): what a map without information scores.
 ``human``
-    ``human_loso``: each participant scored against the other participants' heatmap (the ceiling).
+    ``human_gold``: the gold standard (each participant predicted by the others' density, Kümmerer et
+    al. 2015), the ceiling; ``human_loso``: each participant scored against the others' raw heatmap.
 ``cnn``
     Every map of a map store (``lookwhere precompute``): the CNN attention methods and the dense
     model's layers (``dense_*``, drawn in their own colour by the report, :func:`is_dense_layer`).
@@ -28,6 +31,7 @@ __all__ = [
     "MapKind",
     "MAP_KINDS",
     "BASELINE_MAPS",
+    "CONTROL_MAPS",
     "HUMAN_MAPS",
     "map_kind",
     "is_dense_layer",
@@ -91,19 +95,23 @@ def metric_info(name: str) -> MetricInfo:
         raise KeyError(f"unknown metric {name!r}; the metrics are {list(METRIC_REGISTRY)}") from None
 
 
-MapKind = Literal["baseline", "human", "cnn"]
+MapKind = Literal["baseline", "control", "human", "cnn"]
 #: The map kinds, in the order tables list them.
-MAP_KINDS: tuple[MapKind, ...] = ("baseline", "human", "cnn")
+MAP_KINDS: tuple[MapKind, ...] = ("baseline", "control", "human", "cnn")
 #: The baseline maps, scored on every image.
 BASELINE_MAPS: tuple[str, ...] = ("center_bias", "dataset_prior")
-#: The human ceiling, scored where an image has at least two participants.
-HUMAN_MAPS: tuple[str, ...] = ("human_loso",)
+#: The controls: a blank (constant) map and a uniform density (:data:`analysis.baselines.CONTROLS`).
+CONTROL_MAPS: tuple[str, ...] = ("blank", "uniform")
+#: The human references: the gold standard (Kümmerer et al. 2015) and each participant against the others.
+HUMAN_MAPS: tuple[str, ...] = ("human_gold", "human_loso")
 
 
 def map_kind(name: str) -> MapKind:
-    """The kind of map ``name``: a baseline, the human ceiling, or a map store's (CNN) map."""
+    """The kind of map ``name``: a baseline, a control, a human reference, or a map store's (CNN) map."""
     if name in BASELINE_MAPS:
         return "baseline"
+    if name in CONTROL_MAPS:
+        return "control"
     if name in HUMAN_MAPS:
         return "human"
     return "cnn"

@@ -129,6 +129,12 @@ _HEATMAP_OPTIONS = (
         negate=True,
     ),
     _Option(("heatmap", "exclude_first_fixation"), "--exclude-first-fixation", "drop each trial's first fixation"),
+    _Option(
+        ("heatmap", "even_kernel_centre"),
+        "--kernel-centre",
+        "anchor of an even kernel: MATLAB conv2 'same' (default, the paper's) or SciPy convolve2d 'same' "
+        "(half a pixel down and right)",
+    ),
 )
 _OPTIONS = (
     *_HEATMAP_OPTIONS,

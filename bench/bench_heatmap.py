@@ -81,6 +81,7 @@ def load_osie(path: Path, n_images: int) -> pd.DataFrame:
         y_display_px=np.nan,
         stimulus_duration_ms=np.nan,
         pupil=np.nan,
+        truncated=False,
     )
     for name, value in neutral.items():
         frame[name] = [value] * n

@@ -166,6 +166,19 @@ class SkippedRow:
         return asdict(self)
 
 
+#: Recording goes on this long past the image offset, so that the fixation under way at the offset
+#: ends after it (and the within-display rule leaves it out) instead of being cut short by the stop.
+POST_OFFSET_RECORDING_S = 0.3
+
+
+def _ends_at_stop(event: TrackerFixation, stop_tracker_ms: float) -> bool:
+    """Whether a fixation ended with the recording: its last sample is the last one before the
+    stop (the tracker closes the fixation under way when recording stops). One sample interval is
+    ``duration - (end - start)`` (EyeLink's ``EFIX`` convention)."""
+    sample_ms = event.duration_ms - (event.end_tracker_ms - event.start_tracker_ms)
+    return event.end_tracker_ms + sample_ms >= stop_tracker_ms
+
+
 def to_fixation(
     event: TrackerFixation,
     *,
@@ -244,6 +257,7 @@ class ImagePeriod:
         self.next_image = next_image
         self.segment, self.audio_dir = segment, audio_dir
         self._events: list[TrackerFixation] = []  # this run's tracker fixations, converted at the end
+        self._stop_tracker_ms = float("inf")  # when recording stopped (tracker clock)
         self._flips: list[float] = []  # perf_counter times of the image's flips, onset first
         self._overhead_s: list[float] = []  # per-frame work of the loop
 
@@ -329,10 +343,13 @@ class ImagePeriod:
             self._flips.append(time.perf_counter())
 
     def _take_off(self, onset: FlipTimes) -> FlipTimes:
-        """The offset flip (a blank screen); recording stops and the fixation under way at the
-        offset, which ends with it, is streamed too."""
+        """The offset flip (a blank screen); recording goes on for ``POST_OFFSET_RECORDING_S``,
+        so that the fixation under way at the offset ends after it (the within-display rule leaves
+        it out) rather than cut short by the stop; the one the stop cuts is flagged ``truncated``."""
         offset = flip_marked(self.devices, "IMAGE_OFFSET")
         self._flips.append(offset.perf_s)
+        time.sleep(max(0.0, offset.perf_s + POST_OFFSET_RECORDING_S - time.perf_counter()))
+        self._stop_tracker_ms = self.devices.tracker.tracker_time_ms()
         self.devices.stop_recording()
         self._stream_events(self.devices.tracker.drain(), onset)
         return offset
@@ -372,7 +389,7 @@ class ImagePeriod:
             )
 
     def _fixation(self, event: TrackerFixation, onset: FlipTimes) -> Fixation:
-        return to_fixation(
+        fixation = to_fixation(
             event,
             config=self.config,
             trial=self.trial,
@@ -381,6 +398,7 @@ class ImagePeriod:
             onset_tracker_ms=onset.tracker_ms,
             stimulus_duration_ms=self.config.duration_ms,
         )
+        return replace(fixation, truncated=_ends_at_stop(event, self._stop_tracker_ms))
 
     def _send_gaze(self, now_s: float) -> None:
         tracker = self.devices.tracker

@@ -254,9 +254,10 @@ class SimulatedTracker(Tracker):
     At each ``TRIALID`` message the drift-correction dot appears and the participant moves from
     where they were looking to it after a latency drawn from :data:`DOT_LATENCY_MS`; they look
     at the screen centre until ``IMAGE_ONSET`` is sent, then explore the image announced by the
-    last ``!V TRIAL_VAR image <id>`` message. Fixation durations follow a gamma distribution
-    (shape 4, mean 250 ms) and saccades take a gamma-distributed 20–60 ms; the fixation positions
-    come from a replayed observer's scanpath when ``scanpaths`` holds the image,
+    last ``!V TRIAL_VAR image <id>`` message; at ``IMAGE_OFFSET`` the fixation under way runs its
+    course, the next ones go to the blank screen's centre. Fixation durations follow a
+    gamma distribution (shape 4, mean 250 ms) and saccades take a gamma-distributed 20–60 ms; the
+    fixation positions come from a replayed observer's scanpath when ``scanpaths`` holds the image,
     otherwise from a density proportional to the image's local contrast times a centre-bias
     Gaussian (σ = ¼ of the displayed image size), as viewers of natural images do.
     :meth:`gaze_position` reports the current fixation's position plus Gaussian jitter of
@@ -328,8 +329,8 @@ class SimulatedTracker(Tracker):
             self._prepare_image(text.split(" ", 3)[3])
         elif text == "IMAGE_ONSET":
             self._replan(looking_at_image=True)
-        elif text == "IMAGE_OFFSET":
-            self._replan(looking_at_image=False)
+        elif text == "IMAGE_OFFSET":  # the fixation under way runs its course (no instant saccade)
+            self._replan(looking_at_image=False, keep_current=True)
 
     def _prepare_image(self, image_id: str) -> None:
         """Load the content density of the next image (between trials, never in a frame)."""
@@ -379,12 +380,17 @@ class SimulatedTracker(Tracker):
         x, y = geometry.image_to_display(x_img, y_img)
         return float(x), float(y), duration
 
-    def _replan(self, *, looking_at_image: bool) -> None:
-        """Cut the current fixation at now and plan the next ones for the new screen content."""
+    def _replan(self, *, looking_at_image: bool, keep_current: bool = False) -> None:
+        """Cut the current fixation at now (or, with ``keep_current``, let it end as planned) and
+        plan the next ones for the new screen content."""
         now = self.tracker_time_ms()
         current = [f for f in self._pending if f.start_tracker_ms <= now]
-        self._pending = [self._end_at(f, min(f.end_tracker_ms, now)) for f in current]
-        self._plan_until_ms = now
+        if keep_current:
+            self._pending = current
+            self._plan_until_ms = max([now, *(f.end_tracker_ms for f in current)])
+        else:
+            self._pending = [self._end_at(f, min(f.end_tracker_ms, now)) for f in current]
+            self._plan_until_ms = now
         self._looking = looking_at_image
 
     def _end_at(self, fixation: TrackerFixation, end_ms: float) -> TrackerFixation:
@@ -431,6 +437,7 @@ class SimulatedTracker(Tracker):
 
     def stop_recording(self) -> None:
         # EyeLink ends the current fixation when recording stops: its ENDFIX is the last event.
+        self._plan(self.tracker_time_ms())  # the fixations since the last drain were recorded too
         self._replan(looking_at_image=False)
         self._recording = False
 

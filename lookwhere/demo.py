@@ -283,6 +283,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"dashboard: {info['url']}", flush=True)
         _run_participants(args, stimuli, info["zmq_endpoint"], sessions, scanpaths)
         live = live_scores(info["url"], image_ids, last_seqs=_last_seqs(sessions))
+        # the live server's density parameters (the defaults), so that live and offline compare
         config = AnalysisConfig(
             dataset="session",
             fixations=sessions,
@@ -290,6 +291,7 @@ def main(args: argparse.Namespace) -> int:
             out=out / "report",
             maps=maps,
             bootstrap_resamples=2000,
+            density_fit="default",
         )
         result = run_analysis(config, progress=False)
         live.to_csv(out / "report" / "live_scores.csv", index=False)

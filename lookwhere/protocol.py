@@ -55,7 +55,7 @@ from typing import Any, ClassVar, TypeVar, cast
 
 import msgpack
 
-from lookwhere.records import Fixation
+from lookwhere.records import OPTIONAL_COLUMNS, Fixation
 from stimuli.geometry import DisplayGeometry
 
 __all__ = [
@@ -238,6 +238,7 @@ FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "xruns": _COUNT,
     "pending": _COUNT,
     "aborted": _boolean,
+    "truncated": _boolean,  # the fixation ended with the recording
     "overrun": _or_none(_boolean),  # None: unknown (an older sender)
     "overruns": _COUNT,
     "frame_timing": _string(choices=frozenset(FRAME_TIMINGS)),
@@ -409,6 +410,7 @@ class FixationRecord(Record):
     """
 
     kind: ClassVar[str] = "fixation"
+    added: ClassVar[tuple[str, ...]] = tuple(OPTIONAL_COLUMNS)
     participant: str
     trial: int
     image: str
@@ -426,6 +428,7 @@ class FixationRecord(Record):
     end_tracker_ms: float
     start_session_ms: float
     end_session_ms: float
+    truncated: bool = False  # added: cut short by the recording's stop (lookwhere.records.Fixation)
 
     def to_fixation(self) -> Fixation:
         """The :class:`lookwhere.records.Fixation` this record carries (times relative to onset)."""

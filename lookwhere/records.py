@@ -23,7 +23,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["Fixation", "FIXATION_COLUMNS", "FIXATION_DTYPES", "SESSION_FIXATIONS_FILE", "read_fixation_csv"]
+__all__ = [
+    "Fixation",
+    "FIXATION_COLUMNS",
+    "FIXATION_DTYPES",
+    "OPTIONAL_COLUMNS",
+    "SESSION_FIXATIONS_FILE",
+    "read_fixation_csv",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,10 @@ class Fixation:
         How long the image was displayed in this trial, in ms (NaN when unknown).
     pupil : float
         Average pupil size in tracker units (NaN when unknown).
+    truncated : bool
+        The fixation was cut short by the end of a recording (its end is the recording's stop, not
+        a saccade): its position and duration are not the whole fixation's. The within-display rule
+        (:func:`analysis.heatmap.select_fixations`) leaves it out. False where the source cannot tell.
     """
 
     participant: str
@@ -70,11 +81,14 @@ class Fixation:
     y_image_px: float
     stimulus_duration_ms: float
     pupil: float
+    truncated: bool = False
 
 
 FIXATION_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Fixation))
 
-_DTYPE_OF = {"str": "string", "int": "int64", "float": "float64"}
+_DTYPE_OF = {"str": "string", "int": "int64", "float": "float64", "bool": "bool"}
+#: Columns added after the table's first release, with the value rows from older files take.
+OPTIONAL_COLUMNS: dict[str, object] = {"truncated": False}
 FIXATION_DTYPES: dict[str, str] = {f.name: _DTYPE_OF[str(f.type)] for f in dataclasses.fields(Fixation)}
 
 #: The fixation table of a recorded session, in its folder (written by :mod:`experiment.records`).
@@ -91,4 +105,10 @@ def read_fixation_csv(path):
     """
     import pandas as pd
 
-    return pd.read_csv(path, dtype=FIXATION_DTYPES, keep_default_na=False, na_values=["nan"])
+    header = pd.read_csv(path, nrows=0).columns
+    dtypes = {name: dtype for name, dtype in FIXATION_DTYPES.items() if name in header}
+    table = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=["nan"])
+    for name, default in OPTIONAL_COLUMNS.items():  # a file written before the column existed
+        if name not in table.columns:
+            table[name] = pd.Series(default, index=table.index, dtype=FIXATION_DTYPES[name])
+    return table[list(FIXATION_COLUMNS)]

@@ -20,12 +20,13 @@ import pandas as pd
 import pytest
 from scipy.ndimage import gaussian_filter
 
+from analysis.density import DensityParams
 from analysis.engine import ImageEngine
 from analysis.heatmap import HeatmapParams
 from analysis.metrics import METRICS
 from analysis.offline import score_image, without_selection
 from analysis.readers import read_osie
-from tests.analysis._reference import reference_participant_scores, reference_score_image
+from tests.analysis._reference import reference_human_gold, reference_participant_scores, reference_score_image
 
 SCALE = 4
 IMAGES = ("1001", "1002", "1003")
@@ -71,38 +72,42 @@ def _assert_same(got: dict, expected: dict, what: str) -> None:
                 assert abs(ours - value) <= 1e-9, (what, name, metric, ours, value)
 
 
-def _check(engine: ImageEngine, table: pd.DataFrame, shapes, *, params, scoring, maps, what: str) -> None:
+def _check(engine: ImageEngine, table: pd.DataFrame, shapes, *, params, scoring, maps, what: str,
+           density_params=None) -> None:
     """Engine == reference for the pooled scores, the human ceiling, the last participant's scores
     and the heatmaps, on the fixations of ``table`` (this image's and the others')."""
     image = engine.image_id
-    expected = reference_score_image(image, table, shapes, params=params, scoring=scoring, maps=maps)
+    expected = reference_score_image(image, table, shapes, params=params, scoring=scoring, maps=maps,
+                                     density_params=density_params)
     _assert_same(engine.scores(), expected.scores, f"{what}: pooled")
+    _assert_same(engine.mc_se(), expected.mc_se, f"{what}: pooled Monte-Carlo errors")
     _assert_same(engine.loso(), expected.loso, f"{what}: human ceiling")
+    _assert_same(engine.loso_mc_se(), expected.loso_mc_se, f"{what}: human ceiling Monte-Carlo errors")
     np.testing.assert_allclose(engine.heatmap(), expected.human_map, rtol=0, atol=1e-12)
     assert engine.human_loso() == (pytest.approx(expected.human_loso, abs=1e-9, nan_ok=True)
                                    if expected.human_loso else None)
     rows = table[table["image"] == image]
     if len(rows):
         participant = str(rows["participant"].iloc[-1])
-        _assert_same(engine.participant_scores(participant),
-                     reference_participant_scores(image, table, shapes, participant, params=params,
-                                                  scoring=scoring, maps=maps),
-                     f"{what}: participant {participant}")
+        scores, errors = reference_participant_scores(image, table, shapes, participant, params=params,
+                                                      scoring=scoring, maps=maps, density_params=density_params)
+        _assert_same(engine.participant_scores(participant), scores, f"{what}: participant {participant}")
+        _assert_same(engine.mc_se(participant), errors, f"{what}: participant {participant} errors")
 
 
-def _replay(table, *, image, params, scoring, maps, device="cpu", every=1, shape=SHAPE):
+def _replay(table, *, image, params, scoring, maps, device="cpu", every=1, shape=SHAPE, density_params=None):
     """Add ``image``'s fixations one by one, comparing with the reference every ``every`` and at
     the end."""
     shapes = {i: shape for i in table["image"].unique()} | {image: shape}
     others = table[table["image"] != image]
     rows = table[table["image"] == image]
-    engine = ImageEngine(image, shape, maps, params=params, device=device, **scoring)
+    engine = ImageEngine(image, shape, maps, params=params, device=device, density_params=density_params, **scoring)
     engine.set_context(table, shapes)
     for k, row in enumerate(rows[COLUMNS].itertuples(index=False), start=1):
         engine.add_fixation(*row)
         if k % every == 0 or k == len(rows):
             _check(engine, pd.concat([others, rows.iloc[:k]]), shapes, params=params, scoring=scoring, maps=maps,
-                   what=f"{image} after {k} fixations")
+                   what=f"{image} after {k} fixations", density_params=density_params)
     return engine
 
 
@@ -122,13 +127,38 @@ OPTIONS = [
     ({}, {"prenormalize": "none", "duration_weighted": False}),
     ({"mae_normalize": "none"}, {"even_kernel_centre": "matlab", "kernel_size_px": None}),
     ({"variant": "pysaliency", "seed": 11}, {"sigma_px": 3.0, "kernel_size_px": 9}),
+    ({"kl_ig_maps": "raw"}, {"even_kernel_centre": "scipy"}),
+    ({"kl_ig_maps": "raw", "variant": "pysaliency"}, {}),
 ]
+# fitted conversions of some maps into densities (the others keep the default)
+DENSITY_PARAMS = {"noise": DensityParams(sigma_px=3.0, centre_weight=0.3),
+                  "dataset_prior": DensityParams(sigma_px=1.5, centre_weight=0.05),
+                  "blank": DensityParams(sigma_px=2.0, centre_weight=0.5)}
 
 
 @pytest.mark.parametrize(("scoring", "heatmap_options"), OPTIONS)
 def test_equals_the_full_recomputation_for_every_option(osie, maps, scoring, heatmap_options):
     params = PARAMS.model_copy(update=heatmap_options)
     _replay(osie, image="1002", params=params, scoring=scoring, maps=maps, every=9)
+
+
+@pytest.mark.parametrize("variant", ["mit", "pysaliency"])
+def test_fitted_densities_for_kl_and_information_gain(osie, maps, variant):
+    engine = _replay(osie, image="1003", params=PARAMS, scoring={"variant": variant}, maps=maps, every=10,
+                     density_params=DENSITY_PARAMS)
+    # the gold standard, on request
+    shapes = {image: SHAPE for image in IMAGES}
+    for scoring, gold in (({"variant": variant}, DensityParams(sigma_px=2.0, centre_weight=0.2)),
+                          ({"variant": variant, "kl_ig_maps": "raw"}, DensityParams(sigma_px=4.0, centre_weight=0.05))):
+        engine = ImageEngine("1003", SHAPE, maps, params=PARAMS, density_params=DENSITY_PARAMS, **scoring)
+        engine.set_context(osie, shapes)
+        engine.add_fixations(osie[osie["image"] == "1003"])
+        expected = reference_human_gold("1003", osie, shapes, gold, params=PARAMS, scoring=scoring,
+                                        density_params=DENSITY_PARAMS)
+        got = engine.human_gold(gold)
+        assert len(got[0]) == 4
+        _assert_same(got[0], expected[0], f"gold {scoring}")
+        _assert_same(got[1], expected[1], f"gold errors {scoring}")
 
 
 @pytest.mark.parametrize(("scoring", "heatmap_options"), [OPTIONS[0], OPTIONS[3]])

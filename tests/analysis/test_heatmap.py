@@ -65,6 +65,7 @@ def table(rows: list[dict]) -> pd.DataFrame:
         y_image_px=10.5,
         stimulus_duration_ms=np.nan,
         pupil=np.nan,
+        truncated=False,
     )
     frame = pd.DataFrame([{**defaults, **row} for row in rows], columns=list(FIXATION_COLUMNS))
     return frame.astype(FIXATION_DTYPES)
@@ -173,7 +174,7 @@ def test_blur_equals_convolve2d_same(shape, kind, method):
     rng = np.random.default_rng(sum(shape))
     fixmap = sparse_map(shape, 12, rng) if kind == "sparse" else rng.random(shape)
     reference = scipy.signal.convolve2d(fixmap, K80, mode="same", boundary="fill")
-    out = blur(fixmap, method=method)
+    out = blur(fixmap, method=method, even_kernel_centre="scipy")
     assert out.shape == shape and out.dtype == np.float64
     assert np.abs(out - reference).max() < 1e-9
 
@@ -188,15 +189,20 @@ def test_blur_odd_and_untruncated_kernels_equal_convolve2d():
             assert np.abs(blur(fixmap, kernel_size_px=size, method=method) - reference).max() < 1e-9
 
 
-def test_blur_of_an_impulse_is_the_kernel_half_a_pixel_down_right():
+def test_blur_of_an_impulse_is_the_kernel_half_a_pixel_up_left_or_down_right():
     impulse = np.zeros((200, 300))
     impulse[100, 150] = 1.0
-    out = blur(impulse)
-    np.testing.assert_allclose(out, placed(K80, impulse.shape, 100, 150, origin=39), atol=1e-17)
-    # The kernel's symmetry centre lies between output rows/cols 100 and 101: the bottom-right
-    # corner of the fixation's pixel.
-    assert out[100, 150] == out[101, 151] == out[100, 151] == K80.max()
-    assert out[99, 150] < out[100, 150]
+    out = blur(impulse)  # MATLAB's anchor, the default
+    np.testing.assert_allclose(out, placed(K80, impulse.shape, 100, 150, origin=40), atol=1e-17)
+    # The kernel's symmetry centre lies between output rows/cols 99 and 100: the top-left corner of
+    # the fixation's pixel.
+    assert out[100, 150] == out[99, 149] == out[99, 150] == K80.max()
+    assert out[101, 150] < out[100, 150]
+    scipy_out = blur(impulse, even_kernel_centre="scipy")
+    np.testing.assert_allclose(scipy_out, placed(K80, impulse.shape, 100, 150, origin=39), atol=1e-17)
+    # SciPy's: between rows/cols 100 and 101, the bottom-right corner.
+    assert scipy_out[100, 150] == scipy_out[101, 151] == scipy_out[100, 151] == K80.max()
+    assert scipy_out[99, 150] < scipy_out[100, 150]
 
 
 def test_matlab_anchor_follows_matlab_conv_same():
@@ -218,13 +224,45 @@ def test_matlab_anchor_follows_matlab_conv_same():
         out = blur(fixmap, even_kernel_centre="matlab", method=method)
         assert np.abs(out - matlab).max() < 1e-9
     # ... which is the SciPy result moved one pixel up and left.
-    scipy_same = blur(fixmap)
+    scipy_same = blur(fixmap, even_kernel_centre="scipy")
     assert np.abs(matlab[:-1, :-1] - scipy_same[1:, 1:]).max() < 1e-15
     # Odd kernels have one centre: both anchors agree.
     np.testing.assert_array_equal(
         blur(fixmap, kernel_size_px=81, even_kernel_centre="matlab"),
-        blur(fixmap, kernel_size_px=81),
+        blur(fixmap, kernel_size_px=81, even_kernel_centre="scipy"),
     )
+
+
+def matlab_conv2_same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Transcription of MATLAB/Octave ``conv2(A, B, 'same')`` from its definition: the full
+    convolution ``C(j, k) = sum_p sum_q A(p, q) B(j - p + 1, k - q + 1)`` (1-based), of which
+    ``'same'`` keeps the central part the size of A, rows ``ceil((mb - 1) / 2) + (1:ma)``."""
+    (ma, na), (mb, nb) = a.shape, b.shape
+    full = np.zeros((ma + mb - 1, na + nb - 1))
+    for p in range(ma):
+        for q in range(na):
+            if a[p, q]:  # A(p, q) B(j - p + 1, k - q + 1): B's top-left tap lands at C(p, q)
+                full[p : p + mb, q : q + nb] += a[p, q] * b
+    top, left = math.ceil((mb - 1) / 2), math.ceil((nb - 1) / 2)
+    return full[top : top + ma, left : left + na]
+
+
+def test_the_default_heatmap_is_matlabs_conv2_same_of_fspecial():
+    # The paper's pipeline in MATLAB: F / max(F), conv2(F, fspecial('gaussian', 80, 20), 'same').
+    rows, shape = [], (70, 95)
+    for x, y, d in [(0.2, 0.4, 200.0), (94.9, 69.9, 350.0), (40.5, 30.5, 120.0), (41.2, 30.9, 80.0),
+                    (3.0, 66.0, 500.0), (90.0, 2.0, 60.0)]:
+        rows.append(dict(x_image_px=x, y_image_px=y, duration_ms=d))
+    fixations = table(rows)
+    f = duration_map(fixations, shape)
+    expected = matlab_conv2_same(f / f.max(), fspecial_gaussian(80, 20.0))
+    assert np.abs(heatmap(fixations, shape=shape) - expected).max() < 1e-15
+    # The transcription reproduces MATLAB's documented 1-D example as a 1 x n image.
+    u, v = np.array([[-1.0, 2, 3, -2, 0, 1, 2]]), np.array([[2.0, 4, -1, 1]])
+    np.testing.assert_array_equal(matlab_conv2_same(u, v), [[15, 5, -9, 7, 6, 7, -1]])
+    # SciPy's anchor is one pixel down and right; pointwise it differs by several % of the maximum.
+    scipy_map = heatmap(fixations, shape=shape, params=HeatmapParams(even_kernel_centre="scipy"))
+    assert np.abs(scipy_map - expected).max() / expected.max() > 0.03
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (7, 200), (200, 7), (81, 161)])
@@ -290,7 +328,7 @@ def test_blur_torch_backend_equals_convolve2d():
     rng = np.random.default_rng(6)
     fixmap = sparse_map((120, 90), 12, rng)
     reference = scipy.signal.convolve2d(fixmap, K80, mode="same")
-    assert np.abs(blur(fixmap, backend="torch") - reference).max() < 1e-9
+    assert np.abs(blur(fixmap, backend="torch", even_kernel_centre="scipy") - reference).max() < 1e-9
 
 
 @pytest.mark.gpu
@@ -301,7 +339,7 @@ def test_blur_torch_backend_on_cuda():
     rng = np.random.default_rng(7)
     fixmap = rng.random((600, 800))
     reference = scipy.signal.fftconvolve(fixmap, K80, mode="same")
-    assert np.abs(blur(fixmap, backend="torch", device="cuda") - reference).max() < 1e-9
+    assert np.abs(blur(fixmap, backend="torch", device="cuda", even_kernel_centre="scipy") - reference).max() < 1e-9
 
 
 # ------------------------------------------------------------------------------ fixation map
@@ -346,7 +384,7 @@ def test_fixation_map_validation():
 def test_heatmap_of_one_fixation_is_the_kernel():
     fixations = table([dict(x_image_px=50.3, y_image_px=60.7, duration_ms=300.0)])
     out = heatmap(fixations, shape=(150, 200))
-    np.testing.assert_allclose(out, placed(K80, (150, 200), 60, 50, origin=39), atol=1e-17)
+    np.testing.assert_allclose(out, placed(K80, (150, 200), 60, 50, origin=40), atol=1e-17)
     raw = heatmap(fixations, shape=(150, 200), params=HeatmapParams(prenormalize="none"))
     np.testing.assert_allclose(raw, 300.0 * out, rtol=1e-14)
 
@@ -362,8 +400,8 @@ def test_duration_weighting():
         ]
     )
     shape = (150, 200)
-    at_first = placed(K80, shape, 50, 50, origin=39)
-    at_second = placed(K80, shape, 80, 120, origin=39)
+    at_first = placed(K80, shape, 50, 50, origin=40)
+    at_second = placed(K80, shape, 80, 120, origin=40)
     np.testing.assert_allclose(
         heatmap(fixations, shape=shape), 0.25 * at_first + at_second, atol=1e-16
     )
@@ -381,13 +419,15 @@ def test_display_period_filter(caplog):
             dict(start_ms=4900.0, end_ms=5100.0, stimulus_duration_ms=5000.0),  # straddles offset
             dict(start_ms=300.0, end_ms=500.0, stimulus_duration_ms=5000.0),
             dict(start_ms=np.nan, end_ms=np.nan, stimulus_duration_ms=np.nan),  # no times: kept
+            # ended with the recording, inside the period (a stop right after the offset): cut short
+            dict(start_ms=4800.0, end_ms=4999.0, stimulus_duration_ms=5000.0, truncated=True),
         ]
     )
     with caplog.at_level(logging.INFO, logger="analysis.heatmap"):
         kept = select_fixations(fixations, HeatmapParams())
     assert kept.index.tolist() == [1, 3, 4]
-    assert "1 of 5 fixations have no start/end/stimulus duration (NaN); kept" in caplog.text
-    assert len(select_fixations(fixations, HeatmapParams(within_display_only=False))) == 5
+    assert "1 of 6 fixations have no start/end/stimulus duration (NaN); kept" in caplog.text
+    assert len(select_fixations(fixations, HeatmapParams(within_display_only=False))) == 6
 
 
 def test_first_fixation_exclusion():
@@ -584,13 +624,14 @@ def test_osie_heatmaps_equal_convolve2d_route(osie_fixations_path):
     one = fixations[fixations["image"] == "1001"]
     reference_map = duration_map(one, (600, 800))
     reference_map /= reference_map.max()
-    reference = scipy.signal.convolve2d(reference_map, K80, mode="same")  # the ~7 s direct route
+    # the ~7 s direct route; MATLAB's 'same' part of the full convolution (the default anchor)
+    reference = scipy.signal.convolve2d(reference_map, K80, mode="full")[40:640, 40:840]
     assert np.abs(pooled[("1001",)] - reference).max() < 1e-9
 
     for (image, participant), out in list(per_observer.items())[:15]:
         rows = fixations[(fixations["image"] == image) & (fixations["participant"] == participant)]
         single = duration_map(rows, (600, 800))
-        expected = scipy.signal.fftconvolve(single / single.max(), K80, mode="same")
+        expected = scipy.signal.fftconvolve(single / single.max(), K80, mode="full")[40:640, 40:840]
         assert np.abs(out - expected).max() < 1e-9
 
     # SPEC §2: ndimage's 81-tap truncate=2 filter is measurably not the paper's kernel.

@@ -169,7 +169,8 @@ def test_info_gain_hand_computed_and_baseline_against_itself(smooth):
 
 
 def _matlab_auc_judd(saliency_map, fixation_map, noise=None):
-    """AUC_Judd.m line by line (min-max omitted: it does not change the order)."""
+    """AUC_Judd.m line by line (its min-max after the jitter omitted: it does not change the order).
+    The benchmark gives it maps read from 8-bit images, in [0, 1]: pass a min-max scaled map."""
     s = saliency_map.ravel() + (0.0 if noise is None else noise.ravel())
     thresholds = np.sort(s[fixation_map.ravel() > 0])[::-1]
     n_fix, n_pixels = thresholds.size, s.size
@@ -211,18 +212,27 @@ def test_auc_judd_without_jitter_equals_matlab_loop(kind):
     )
 
 
-def test_auc_judd_jitter_is_matlabs_whole_map_jitter():
-    # MATLAB adds rand(size(map)) / 1e7 to every pixel; ours is the seeded noise field of the same
-    # shape, so the result equals the MATLAB loop given that noise (ties, zero background and all).
+def _minmax(values: np.ndarray) -> np.ndarray:
+    return (values - values.min()) / (values.max() - values.min())
+
+
+def test_auc_judd_jitter_is_matlabs_whole_map_jitter_on_the_scaled_map():
+    # MATLAB adds rand(size(map)) / 1e7 to every pixel of the benchmark's map, an 8-bit image read
+    # into [0, 1]; ours min-max scales and adds the seeded noise field of the same shape, so the
+    # result equals the MATLAB loop given that noise (ties, zero background and all), at any scale.
     rng = np.random.default_rng(5)
-    saliency_map = np.round(rng.random((40, 50)), 1) * (rng.random((40, 50)) < 0.5)
+    saliency_map = (np.round(rng.random((40, 50)), 1) * (rng.random((40, 50)) < 0.5) + 2.0) * 1e-8
     fixation_map = _fixation_counts(rng, 60, shape=(40, 50))
     for seed in range(5):
-        noise = metrics._judd_noise(seed, saliency_map.size).reshape(saliency_map.shape)
-        assert auc_judd(saliency_map, fixation_map, seed=seed) == pytest.approx(
-            _matlab_auc_judd(saliency_map, fixation_map, noise), abs=1e-12
+        noise = metrics._judd_noise(seed, saliency_map.size, ("img",)).reshape(saliency_map.shape)
+        assert auc_judd(saliency_map, fixation_map, seed=seed, stream=("img",)) == pytest.approx(
+            _matlab_auc_judd(_minmax(saliency_map), fixation_map, noise), abs=1e-12
         )
     assert len({auc_judd(saliency_map, fixation_map, seed=seed) for seed in range(5)}) == 5
+    # A jitter added to the raw map (AUC_Judd.m given a map of range 1e-8) reorders it: not ours.
+    noise = metrics._judd_noise(0, saliency_map.size).reshape(saliency_map.shape)
+    raw = _matlab_auc_judd(saliency_map, fixation_map, noise)
+    assert abs(raw - auc_judd(saliency_map, fixation_map, seed=0)) > 0.01
 
 
 def test_sampled_auc_equals_matlab_loop_for_the_same_draws(smooth):
@@ -231,7 +241,7 @@ def test_sampled_auc_equals_matlab_loop_for_the_same_draws(smooth):
     negative_index = np.random.default_rng(2).integers(0, saliency_map.size, size=(7, n_fix))
     ours = metrics._auc_sampled(
         metrics._Map(saliency_map), metrics._Fixations(fixation_map), negative_index, 0.1
-    )
+    ).mean()
     assert ours == pytest.approx(
         _matlab_auc_borji(saliency_map, fixation_map, negative_index, 0.1), abs=1e-12
     )
@@ -280,6 +290,12 @@ def test_affine_invariance(smooth):
     assert auc_judd(scaled, fixation_map, jitter=False) == pytest.approx(
         auc_judd(s, fixation_map, jitter=False), abs=1e-12
     )
+    # with the jitter too: it is added to the min-max scaled map (a map's scale does not matter)
+    tied = np.round(s * 20) * (s > np.median(s))
+    for factor, offset in ((1e-6, 0.0), (3.7, 12.0)):
+        assert auc_judd(tied * factor + offset, fixation_map) == pytest.approx(
+            auc_judd(tied, fixation_map), abs=1e-12
+        )
 
 
 def test_sum_normalisation_invariance(smooth):
@@ -405,6 +421,58 @@ def test_random_metrics_are_seeded(smooth):
     assert auc_borji(s, fixation_map, seed=1) != auc_borji(s, fixation_map, seed=2)
     tied = np.round(s, 2)
     assert auc_judd(tied, fixation_map, seed=1) == auc_judd(tied, fixation_map, seed=1)
+
+
+def test_every_target_draws_from_its_own_stream(smooth):
+    s, _, fixation_map = smooth
+    other = _fixation_counts(np.random.default_rng(9), 200)
+    for metric, args in ((auc_borji, (fixation_map,)), (auc_shuffled, (fixation_map, other))):
+        values = {metric(s, *args, stream=stream) for stream in [(), ("a",), ("b",), ("a", "p1"), ("a", "p2")]}
+        assert len(values) == 5, metric.__name__
+        assert metric(s, *args, stream=("a", "p1")) == metric(s, *args, stream=["a", "p1"])
+    tied = np.round(s, 1)
+    assert auc_judd(tied, fixation_map, stream=("a",)) != auc_judd(tied, fixation_map, stream=("b",))
+    # score_map: the sampled AUCs draw per (image, participant), the AUC-Judd jitter per image
+    target = HumanTarget(s, fixation_map, other_fixation_map=other)
+    scores, errors = score_map(tied, target, stream=("a", "p1"), return_mc_se=True)
+    assert scores["auc_borji"] == auc_borji(tied, fixation_map, stream=("a", "p1"))
+    assert scores["auc_judd"] == auc_judd(tied, fixation_map, stream=("a",))
+    assert set(errors) == {"auc_borji", "auc_shuffled"} and all(0 < e < 0.02 for e in errors.values())
+    with pytest.raises(ValueError, match="stream must be a tuple of names"):
+        auc_borji(s, fixation_map, stream="a")
+
+
+def test_monte_carlo_error_of_a_mean_over_images_falls_as_one_over_sqrt_n():
+    # Oracle: the spread over seeds. One map (as the centre bias, the same on every image) scored on
+    # eight images with the same number of fixated pixels: with one stream for all (stream=()) every
+    # image gets the same negative pixels and their errors add up; with a stream per image the error
+    # of the 8-image mean is the single image's over sqrt(8).
+    rng = np.random.default_rng(31)
+    shared_map = _smooth_map(rng, sigma_px=6.0)
+    images = []
+    for _ in range(8):
+        counts = np.zeros(SHAPE)
+        counts.flat[rng.choice(counts.size, 40, replace=False)] = 1.0
+        images.append((shared_map, counts))
+    seeds = range(60)
+
+    def spread(per_image_stream: bool) -> tuple[float, float, float]:
+        values = np.array([[auc_borji(m, f, seed=seed, stream=(str(k),) if per_image_stream else ())
+                            for k, (m, f) in enumerate(images)] for seed in seeds])
+        return values.std(axis=0, ddof=1).mean(), values.mean(axis=1).std(ddof=1), values.std(axis=0, ddof=1)
+
+    single, of_mean, _ = spread(True)
+    assert of_mean / single == pytest.approx(1 / np.sqrt(8), rel=0.3)
+    shared_single, shared_mean, _ = spread(False)
+    assert shared_mean / shared_single > 0.9  # one stream: no averaging out
+    # monte_carlo_se predicts the spread over seeds of one image's AUC
+    m, f = images[0]
+    target = HumanTarget(m, f)
+    errors = [score_map(m, target, seed=seed, stream=("0",), metrics=("auc_borji",), return_mc_se=True)[1]["auc_borji"]
+              for seed in seeds]
+    assert np.mean(errors) == pytest.approx(spread(True)[2][0], rel=0.3)
+    # hand-computed: std([0.5, 0.7], ddof=1) = 0.1414, over sqrt(2)
+    np.testing.assert_allclose(metrics.monte_carlo_se(np.array([[0.5, 0.7], [0.1, 0.1]])), [0.1, 0.0], atol=1e-15)
 
 
 def test_human_target_keeps_its_inputs_and_only_scalars(smooth):

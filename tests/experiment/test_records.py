@@ -39,6 +39,25 @@ def test_append_then_read_back_the_tidy_table(tmp_path):
     assert [row["trial"] for row in records.completed_trials()] == [0, 1]
 
 
+def test_the_truncated_flag_round_trips_and_older_tables_read_without_it(tmp_path):
+    from dataclasses import replace
+
+    from lookwhere.records import read_fixation_csv
+
+    records = SessionRecords(tmp_path / "P07")
+    records.create()
+    records.append_trial(
+        {"trial": 0, "image": "img0"}, [_fixation(0, 10.0), replace(_fixation(0, 200.0), truncated=True)]
+    )
+    table = records.read_fixations()
+    assert table["truncated"].tolist() == [False, True]
+    # a table written before the column existed: every fixation reads as not truncated
+    old = tmp_path / "old.csv"
+    table.drop(columns="truncated").to_csv(old, index=False, na_rep="nan")
+    back = read_fixation_csv(old)
+    assert tuple(back.columns) == FIXATION_COLUMNS and not back["truncated"].any()
+
+
 def test_repair_drops_a_torn_row_and_orphan_fixations(tmp_path):
     records = SessionRecords(tmp_path / "P07")
     records.create()

@@ -86,6 +86,7 @@ def test_session_streams_every_record_to_a_real_receiver(session_env, four_image
                 "--bootstrap",
                 "200",
                 "--no-progress",
+                "--float64",
             ]
         )
         == 0

@@ -29,7 +29,7 @@ PARTICIPANT = "P07"
 STIMULUS_MS = 20_000.0  # long enough that the countdown is still running at the end of the test
 #: (x, y) in image pixels, duration in ms: three fixations of the first trial
 FIXATIONS = ((400.0, 300.0, 320.0), (210.0, 140.0, 180.0), (620.0, 420.0, 450.0))
-BASELINES = {"center_bias", "dataset_prior"}  # one participant: no leave-one-out human map
+BASELINES = {"center_bias", "dataset_prior", "blank", "uniform"}  # one participant: no leave-one-out human map
 WAIT_MS = 10_000
 
 
