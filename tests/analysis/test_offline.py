@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis import scoring_config
+
 from analysis.heatmap import HeatmapParams, heatmap
 from analysis.metrics import HIGHER_IS_BETTER, METRICS
 from analysis.offline import AnalysisConfig, run_analysis
@@ -142,7 +144,7 @@ def test_command_line_options_on_analyze_and_serve():
     config = config_from_args(parser.parse_args([*analyze, "--overlays", "3"]))
     assert config.n_overlays == 3 and config.overlay_images is None and config.kl_ig_maps == "density"
     serve = parser.parse_args(["serve", *common, "--kernel-centre", "scipy"])
-    assert serve.kernel_centre == "scipy"
+    assert scoring_config.from_args(serve).heatmap.even_kernel_centre == "scipy"
     assert ServeConfig(stimuli="s").heatmap.even_kernel_centre == "matlab"
 
 

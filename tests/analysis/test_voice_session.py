@@ -1,6 +1,6 @@
 """The per-trial WAVs of a real simulated session whose virtual microphone hears spoken names.
 
-``python -m experiment`` runs in a PsychoPy window under Xvfb with the simulated tracker; ALSA's
+``lookwhere run`` runs in a PsychoPy window under Xvfb with the simulated tracker; ALSA's
 default capture device reads a named pipe (as ``tests/experiment/conftest.py`` sets it up) into
 which a thread plays, in real time, a looped tape of espeak-ng words in digital silence.
 
@@ -110,7 +110,7 @@ pcm.lookwhere_mic_file {{ type file; slave.pcm "null"; file "/dev/null"; infile 
            "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{tmp_path / 'asound.conf'}"}
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "experiment", "--participant", "P01", "--stimuli", str(images), "--tracker",
+            [sys.executable, "-m", "lookwhere", "run", "--participant", "P01", "--stimuli", str(images), "--tracker",
              "simulated", "--out", str(tmp_path / "sessions"), "--trials", "4", "--seed", "2", "--duration-ms",
              str(DURATION_MS), "--auto-accept-drift-ms", "150", "--windowed"],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)

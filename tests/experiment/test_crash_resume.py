@@ -218,9 +218,14 @@ def _check(folder: Path, data: Path, live: pd.DataFrame, health: dict, lab: dict
             seed=7,
             bootstrap_resamples=100,
             n_overlays=0,
+            # the live server's density parameters (the defaults), so that live and offline compare
+            density_fit="default",
+            split_half_splits=1,
+            heatmaps_float64=True,
         ),
         progress=False,
     ).scores
+    offline = offline[offline["map"] != "human_gold"]  # offline only: fitted across images
     merged = offline.merge(
         live, on=["image", "map", "metric"], how="outer", suffixes=("_offline", "_live"), indicator=True
     )
