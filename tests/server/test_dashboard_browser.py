@@ -44,6 +44,43 @@ def _deliver(sender: Sender, record_type, **fields):
     return record
 
 
+def _deliver_fixation(
+    sender: Sender,
+    geometry: DisplayGeometry,
+    *,
+    trial: int,
+    image: str,
+    x: float,
+    y: float,
+    start_ms: float,
+    duration_ms: float,
+    shown_ms: float,
+) -> None:
+    """Deliver one fixation at image pixel (x, y), the same times on every clock."""
+    x_display, y_display = (float(v[0]) for v in geometry.image_to_display([x], [y]))
+    _deliver(
+        sender,
+        FixationRecord,
+        participant=PARTICIPANT,
+        trial=trial,
+        image=image,
+        eye="R",
+        start_ms=start_ms,
+        end_ms=start_ms + duration_ms,
+        duration_ms=duration_ms,
+        x_display_px=x_display,
+        y_display_px=y_display,
+        x_image_px=x,
+        y_image_px=y,
+        stimulus_duration_ms=shown_ms,
+        pupil=float("nan"),
+        start_tracker_ms=start_ms,
+        end_tracker_ms=start_ms + duration_ms,
+        start_session_ms=start_ms,
+        end_session_ms=start_ms + duration_ms,
+    )
+
+
 def _fixation(sender: Sender, geometry: DisplayGeometry, number: int) -> None:
     """Fixation ``number`` of FIXATIONS, preceded by a gaze sample on it (the live cursor)."""
     x, y, duration_ms = FIXATIONS[number]
@@ -60,26 +97,16 @@ def _fixation(sender: Sender, geometry: DisplayGeometry, number: int) -> None:
         y_display_px=y_display,
         pupil=1500.0,
     )
-    _deliver(
+    _deliver_fixation(
         sender,
-        FixationRecord,
-        participant=PARTICIPANT,
+        geometry,
         trial=0,
         image=IMAGE,
-        eye="R",
+        x=x,
+        y=y,
         start_ms=start_ms,
-        end_ms=start_ms + duration_ms,
         duration_ms=duration_ms,
-        x_display_px=x_display,
-        y_display_px=y_display,
-        x_image_px=x,
-        y_image_px=y,
-        stimulus_duration_ms=STIMULUS_MS,
-        pupil=float("nan"),
-        start_tracker_ms=start_ms,
-        end_tracker_ms=start_ms + duration_ms,
-        start_session_ms=start_ms,
-        end_session_ms=start_ms + duration_ms,
+        shown_ms=STIMULUS_MS,
     )
 
 
@@ -302,26 +329,16 @@ def _trial(sender: Sender, geometry: DisplayGeometry, trial: int, image: str, fi
     for number, (x, y, duration_ms) in enumerate(fixations):
         start_ms = 10_000.0 * trial + 300.0 + 400.0 * number
         x_display, y_display = (float(v[0]) for v in geometry.image_to_display([x], [y]))
-        _deliver(
+        _deliver_fixation(
             sender,
-            FixationRecord,
-            participant=PARTICIPANT,
+            geometry,
             trial=trial,
             image=image,
-            eye="R",
+            x=x,
+            y=y,
             start_ms=start_ms,
-            end_ms=start_ms + duration_ms,
             duration_ms=duration_ms,
-            x_display_px=x_display,
-            y_display_px=y_display,
-            x_image_px=x,
-            y_image_px=y,
-            stimulus_duration_ms=2000.0,
-            pupil=float("nan"),
-            start_tracker_ms=start_ms,
-            end_tracker_ms=start_ms + duration_ms,
-            start_session_ms=start_ms,
-            end_session_ms=start_ms + duration_ms,
+            shown_ms=2000.0,
         )
 
 
