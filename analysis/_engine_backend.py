@@ -13,12 +13,33 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from scipy.special import xlogy
 
-__all__ = ["NumpyBackend", "TorchBackend", "backend"]
+__all__ = ["NumpyBackend", "TorchBackend", "backend", "in_two_threads"]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+_helpers: ThreadPoolExecutor | None = None
+_helpers_lock = threading.Lock()
+
+
+def in_two_threads(function: Callable[[_T], _R], halves: Sequence[_T]) -> list[_R]:
+    """``[function(halves[0]), function(halves[1])]``, the second in a helper thread while the
+    caller runs the first (numpy releases the GIL). The helpers persist: a new thread per call cost
+    the live scoring a few ms each time under load."""
+    global _helpers
+    with _helpers_lock:
+        if _helpers is None:
+            _helpers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lookwhere-engine")
+    second = _helpers.submit(function, halves[1])
+    return [function(halves[0]), second.result()]
 
 #: Devices :func:`backend` accepts besides torch device strings such as ``"cuda:1"``.
 DEVICES = ("cpu", "cuda", "auto", "torch-cpu")

@@ -16,11 +16,11 @@ kernel launches, few transfers).
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from analysis._engine_backend import in_two_threads
 from analysis._engine_sorted import SortedValues
 from analysis._engine_state import N_THRESHOLDS, NOISE_MAX, STEP, MapStats, heatmap_transform, lookup, sorted_noise
 from analysis.metrics import (
@@ -87,9 +87,8 @@ class HumanCeiling:
         workspaces = engine._workspaces
         if self.be.sorted_counts and len(batches) > 1:  # the CPU: two threads (numpy releases the GIL)
             halves = [(batches[::2], workspaces[0]), (batches[1::2], workspaces[1])]
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                results = [r for part in pool.map(lambda half: [self._score_batch(b, half[1]) for b in half[0]],
-                                                  halves) for r in part]
+            parts = in_two_threads(lambda half: [self._score_batch(b, half[1]) for b in half[0]], halves)
+            results = [r for part in parts for r in part]
         else:
             results = [self._score_batch(batch, workspaces[0]) for batch in batches]
         by_name = {r.name: r for rows in results for r in rows}

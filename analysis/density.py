@@ -49,6 +49,7 @@ SIGMA_FRACTIONS = (0.0, 0.01, 0.02, 0.04, 0.08)
 CENTRE_WEIGHTS = (0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 #: Gaussian truncation of the blur, in standard deviations (``scipy.ndimage`` default).
 _TRUNCATE = 4.0
+_BLOCK_ROWS = 128  # rows per block of the banded blur (analysis.density._blur_blocks)
 
 
 class DensityParams(BaseModel):
@@ -112,12 +113,40 @@ def blur(values: np.ndarray, *, sigma_px: float) -> np.ndarray:
     Returns
     -------
     numpy.ndarray, shape (H, W), float64
-        Computed as ``M_rows @ values @ M_cols.T`` with the 1-D blur matrices (BLAS; the same
-        matrices give :func:`log_likelihood_table` its values at single pixels).
+        Computed as ``M_rows @ values @ M_cols.T`` with the 1-D blur matrices, in bands (BLAS; the
+        same matrices give :func:`log_likelihood_table` its values at single pixels).
     """
     values = as_2d_float(values, "values")
     height, width = values.shape
-    return _blur_matrix(height, float(sigma_px)) @ values @ _blur_matrix(width, float(sigma_px)).T
+    sigma_px = float(sigma_px)
+    rows = np.empty_like(values)
+    matrix = _blur_matrix(height, sigma_px)
+    for start, stop, first, last in _blur_blocks(height, sigma_px):
+        np.matmul(matrix[start:stop, first:last], values[first:last], out=rows[start:stop])
+    out = np.empty_like(values)
+    matrix = _blur_matrix(width, sigma_px)
+    for start, stop, first, last in _blur_blocks(width, sigma_px):
+        np.matmul(rows[:, first:last], matrix[start:stop, first:last].T, out=out[:, start:stop])
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _blur_blocks(n: int, sigma_px: float) -> tuple[tuple[int, int, int, int], ...]:
+    """``(start, stop, first, last)``: blocks of rows of :func:`_blur_matrix` and the columns outside
+    which they are zero. The kernel reaches 4σ, a fraction of the image for the usual σ: multiplying
+    block by block skips most of the matrix's zeros (2.5× fewer operations at σ = 2% of 800 px)."""
+    nonzero = _blur_matrix(n, sigma_px) != 0
+    first = nonzero.argmax(axis=1)
+    last = n - nonzero[:, ::-1].argmax(axis=1)
+    return tuple(
+        (
+            start,
+            min(n, start + _BLOCK_ROWS),
+            int(first[start : start + _BLOCK_ROWS].min()),
+            int(last[start : start + _BLOCK_ROWS].max()),
+        )
+        for start in range(0, n, _BLOCK_ROWS)
+    )
 
 
 def _unit_scaled(values: np.ndarray) -> np.ndarray:

@@ -79,13 +79,13 @@ import functools
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
 from analysis._checks import as_2d_float, check_choice, check_positive
 from analysis._engine_backend import backend as _backend
+from analysis._engine_backend import in_two_threads
 from analysis._engine_loso import HumanCeiling, Workspace
 from analysis._engine_state import (
     N_SPLITS,
@@ -152,9 +152,20 @@ class _Maps:
     codes; numpy ``sorted_jittered`` ``(M, N)`` (CPU backend). Scalars are numpy ``(M,)`` arrays.
     """
 
-    def __init__(self, be, layout: Layout, names: list[str], arrays: list[np.ndarray], *, seed: int,
-                 variant: str, mae_normalize: str, image_id: str, densities: list[DensityParams | None] | None,
-                 centre_density: np.ndarray) -> None:
+    def __init__(
+        self,
+        be,
+        layout: Layout,
+        names: list[str],
+        arrays: list[np.ndarray],
+        *,
+        seed: int,
+        variant: str,
+        mae_normalize: str,
+        image_id: str,
+        densities: list[DensityParams | None] | None,
+        centre_density: np.ndarray,
+    ) -> None:
         self.be, self.layout, self.names = be, layout, names
         self.seed, self.variant, self.mae_normalize = seed, variant, mae_normalize
         self.densities, self.centre_density = densities, centre_density
@@ -185,8 +196,13 @@ class _Maps:
     @property
     def stats(self) -> MapStats:
         if self._stats is None:
-            self._stats = MapStats(lo=self.lo.copy(), hi=self.hi.copy(), total=self.total.copy(),
-                                    centered_sum_sq=self.centered_sum_sq.copy(), n_pixels=self.layout.n_pixels)
+            self._stats = MapStats(
+                lo=self.lo.copy(),
+                hi=self.hi.copy(),
+                total=self.total.copy(),
+                centered_sum_sq=self.centered_sum_sq.copy(),
+                n_pixels=self.layout.n_pixels,
+            )
         return self._stats
 
     def set(self, index: int, values: np.ndarray) -> None:
@@ -207,8 +223,7 @@ class _Maps:
         self.centered_sum_sq[index] = float(np.multiply(centered, centered).sum())  # as metrics._Map
         scaled = np.zeros(n) if hi == lo else _minmax_values(flat, lo, hi - lo)
         self.raw[index] = be.array(values)
-        tiles = np.append(scaled, 0.0)[layout.tile_pixels]
-        self.scaled_tiles[:, index] = be.array(tiles)
+        self.scaled_tiles[:, index] = be.array(np.append(scaled, 0.0)[layout.tile_pixels])
         self.codes[index] = be.array(_threshold_codes(scaled, STEP), dtype=np.int8)
         if self.sorted_jittered is not None:
             self.sorted_jittered[index] = np.sort(scaled + self.noise)
@@ -229,8 +244,11 @@ class _Maps:
         if self.variant == "pysaliency":
             with np.errstate(divide="ignore"):  # a 0 in the density: -inf, as metrics' KL gives inf
                 self._kl_log_totals[index] = float(np.log(kl(kl_flat)).sum())
-        sim = (_sim_density(lo, hi - lo, total, n) if self.variant == "mit"
-               else _density(lo, total, n, minimum_value=0.0, zero_to_uniform=True))
+        sim = (
+            _sim_density(lo, hi - lo, total, n)
+            if self.variant == "mit"
+            else _density(lo, total, n, minimum_value=0.0, zero_to_uniform=True)
+        )
         self.sim_undefined[index] = sim is None
         if sim is not None:
             # the SIM density as a function of the min-max scaled map: scaled * sim_scale + sim_offset
@@ -294,8 +312,12 @@ class _Maps:
         maps = list(range(len(self.names))) if maps is None else maps
         thresholds = self.scaled_at(pixels, maps) + self.noise[pixels]  # as metrics: scaled + noise, at the pixel
         if self.sorted_jittered is not None:
-            return np.stack([self.sorted_jittered[m].size - np.searchsorted(self.sorted_jittered[m], row, side="left")
-                             for m, row in zip(maps, thresholds)])
+            return np.stack(
+                [
+                    self.sorted_jittered[m].size - np.searchsorted(self.sorted_jittered[m], row, side="left")
+                    for m, row in zip(maps, thresholds)
+                ]
+            )
         jittered = self._device_scaled(maps) + self._device_noise
         t = self.be.array(thresholds)
         counts = [(jittered >= t[:, k : k + 1]).sum(axis=1) for k in range(t.shape[1])]
@@ -427,10 +449,18 @@ class ImageEngine:
         self.kl_ig_maps = kl_ig_maps
         self.density_params = _density_params(names, density_params)
         densities = None if kl_ig_maps == "raw" else [self.density_params[name] for name in names]
-        self._maps = _Maps(self._be, self._layout, names,
-                           [centre, np.zeros(shape), blank_map(shape), uniform_map(shape), *model_maps.values()],
-                           seed=seed, variant=variant, mae_normalize=mae_normalize, image_id=image_id,
-                           densities=densities, centre_density=centre / centre.sum())
+        self._maps = _Maps(
+            self._be,
+            self._layout,
+            names,
+            [centre, np.zeros(shape), blank_map(shape), uniform_map(shape), *model_maps.values()],
+            seed=seed,
+            variant=variant,
+            mae_normalize=mae_normalize,
+            image_id=image_id,
+            densities=densities,
+            centre_density=centre / centre.sum(),
+        )
         self._other_index = np.empty(0, dtype=np.int64)
         self._borji_streams: dict[tuple[str, ...], _BorjiStream] = {}  # per target (pooled, participants)
         self._workspaces = (Workspace(self._be), Workspace(self._be))  # scratch of the human ceiling (two threads)
@@ -485,8 +515,14 @@ class ImageEngine:
         height, width = self.shape
         x, y = float(x_image_px), float(y_image_px)
         if not (0 <= x < width and 0 <= y < height):  # NaN compares False: dropped too
-            logger.info("image %s: fixation at (%s, %s) is outside the %dx%d image; it adds nothing",
-                        self.image_id, x_image_px, y_image_px, width, height)
+            logger.info(
+                "image %s: fixation at (%s, %s) is outside the %dx%d image; it adds nothing",
+                self.image_id,
+                x_image_px,
+                y_image_px,
+                width,
+                height,
+            )
             return
         row, col = int(math.floor(y)), int(math.floor(x))
         window, taps = _window(row, col, self._kernel, self.shape)
@@ -502,8 +538,12 @@ class ImageEngine:
         missing = [c for c in ("x_image_px", "y_image_px", "duration_ms", "participant") if c not in table.columns]
         if missing:
             raise ValueError(f"the fixation table lacks columns {missing}; present: {list(table.columns)}")
-        columns = (table["x_image_px"].to_numpy(np.float64), table["y_image_px"].to_numpy(np.float64),
-                   table["duration_ms"].to_numpy(np.float64), table["participant"].astype(str).to_numpy())
+        columns = (
+            table["x_image_px"].to_numpy(np.float64),
+            table["y_image_px"].to_numpy(np.float64),
+            table["duration_ms"].to_numpy(np.float64),
+            table["participant"].astype(str).to_numpy(),
+        )
         for x, y, duration, participant in zip(*columns):
             self.add_fixation(x, y, duration, participant)
 
@@ -622,15 +662,30 @@ class ImageEngine:
                 pixels, _, counts = self._own[participant].fixated()
                 others = pooled_counts - lookup(pixels, counts, pooled_pixels)
                 kept = others > 0
-                gold = gold_density(pooled_pixels[kept], others[kept], shape, sigma_px=params.sigma_px,
-                                    centre_weight=params.centre_weight, centre_density=maps.centre_density)
+                gold = gold_density(
+                    pooled_pixels[kept],
+                    others[kept],
+                    shape,
+                    sigma_px=params.sigma_px,
+                    centre_weight=params.centre_weight,
+                    centre_density=maps.centre_density,
+                )
                 own = np.zeros(n)
                 own[pixels] = counts
-                target = HumanTarget(human_map=self.heatmap(participant), fixation_map=own.reshape(shape),
-                                     other_fixation_map=other.reshape(shape), baseline_map=self._be.numpy(baseline))
+                target = HumanTarget(
+                    human_map=self.heatmap(participant),
+                    fixation_map=own.reshape(shape),
+                    other_fixation_map=other.reshape(shape),
+                    baseline_map=self._be.numpy(baseline),
+                )
                 scores[participant], errors[participant] = score_map(
-                    gold, target, stream=(self.image_id, participant), return_mc_se=True,
-                    density=None if maps.densities is None else gold, **scoring)
+                    gold,
+                    target,
+                    stream=(self.image_id, participant),
+                    return_mc_se=True,
+                    density=None if maps.densities is None else gold,
+                    **scoring,
+                )
         self._cache[key] = scores, errors
         return scores, errors
 
@@ -651,19 +706,23 @@ class ImageEngine:
     def _participant(self, participant: str) -> Heatmap:
         own = self._own.get(str(participant))
         if own is None:
-            raise KeyError(f"participant {participant!r} has no fixation on image {self.image_id!r}; "
-                           f"participants: {self.participants}")
+            raise KeyError(
+                f"participant {participant!r} has no fixation on image {self.image_id!r}; "
+                f"participants: {self.participants}"
+            )
         return own
 
     def _target(self, heat: Heatmap, participant: str | None) -> Target:
         """The pooled target (``participant`` None) or one participant's, with its random stream."""
         stats = heat.stats()
-        a, b = heatmap_transform(heat.top(), float(stats.lo), float(stats.hi), float(stats.total), self.params,
-                                  what=f"image {self.image_id}")
+        a, b = heatmap_transform(
+            heat.top(), float(stats.lo), float(stats.hi), float(stats.total), self.params, what=f"image {self.image_id}"
+        )
         pixels, _, counts = heat.fixated()
         stream = (self.image_id,) if participant is None else (self.image_id, participant)
-        return Target(heatmap=heat, a=a, b=b, stats=stats.transformed(a, b), pixels=pixels, counts=counts,
-                      stream=stream)
+        return Target(
+            heatmap=heat, a=a, b=b, stats=stats.transformed(a, b), pixels=pixels, counts=counts, stream=stream
+        )
 
     # -- the fixed maps against a target -------------------------------------------------------------
 
@@ -679,8 +738,17 @@ class ImageEngine:
             raw_at = maps.at(target.pixels)
         if "nss" in wanted:
             centered = raw_at - maps.stats.mean[:, None]
-            values["nss"] = [_nss_from(centered[m], target.counts, maps.stats.centered_sum_sq[m], n,
-                                       bool(maps.stats.constant[m]), self.variant) for m in range(len(maps.names))]
+            values["nss"] = [
+                _nss_from(
+                    centered[m],
+                    target.counts,
+                    maps.stats.centered_sum_sq[m],
+                    n,
+                    bool(maps.stats.constant[m]),
+                    self.variant,
+                )
+                for m in range(len(maps.names))
+            ]
         if "cc" in wanted:
             values["cc"] = self._cc_maps(target)
         if "sim" in wanted:
@@ -694,12 +762,17 @@ class ImageEngine:
             if metric in wanted:
                 values[metric], errors[metric] = self._borji_maps(target, metric)
         if "info_gain" in wanted:
-            values["info_gain"] = (self._info_gain(raw_at, maps.stats, target) if maps.densities is None
-                                   else self._info_gain_of_densities(target))
-        scores = {name: {metric: float(values[metric][m]) for metric in self.metrics}
-                  for m, name in enumerate(maps.names)}
-        return scores, {name: {metric: float(errors[metric][m]) for metric in errors}
-                        for m, name in enumerate(maps.names)}
+            values["info_gain"] = (
+                self._info_gain(raw_at, maps.stats, target)
+                if maps.densities is None
+                else self._info_gain_of_densities(target)
+            )
+        scores = {
+            name: {metric: float(values[metric][m]) for metric in self.metrics} for m, name in enumerate(maps.names)
+        }
+        return scores, {
+            name: {metric: float(errors[metric][m]) for metric in errors} for m, name in enumerate(maps.names)
+        }
 
     def _tile_sums(self, target: Target, wanted: set) -> dict:
         """One pass over the tiles of the target's support for the metrics that compare every pixel:
@@ -723,8 +796,11 @@ class ImageEngine:
             result["mae"] = maps.stats.minmax_sum + float(be.numpy(h_scaled.sum()))
         elif "mae" in wanted:
             per_map["mae"] = (h, None)
-        sim_q = (_sim_density(float(stats.lo), float(stats.range), float(stats.total), n) if self.variant == "mit"
-                 else _density(float(stats.lo), float(stats.total), n, minimum_value=0.0, zero_to_uniform=True))
+        sim_q = (
+            _sim_density(float(stats.lo), float(stats.range), float(stats.total), n)
+            if self.variant == "mit"
+            else _density(float(stats.lo), float(stats.total), n, minimum_value=0.0, zero_to_uniform=True)
+        )
         if "sim" in wanted and sim_q is not None:
             per_map["sim"] = (sim_q(h) * valid, be.array(maps.sim_scale).reshape(1, -1, 1))
         if "kl_div" in wanted:
@@ -742,15 +818,15 @@ class ImageEngine:
         else:  # the CPU: runs of consecutive tiles (views, cache-sized), in two threads
             runs = list(_runs(tiles, be.tiles_per_step))
             halves = (runs[::2], runs[1::2])
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                parts = list(pool.map(lambda slot: self._stacked_sums(halves[slot], per_map, slot), (0, 1)))
+            parts = in_two_threads(lambda slot: self._stacked_sums(halves[slot], per_map, slot), (0, 1))
             sums = {metric: parts[0][metric] + parts[1][metric] for metric in per_map}
         if "mae" in wanted and self.mae_normalize == "minmax":
             result["mae"] = result["mae"] - 2.0 * sums["mae"]
         elif "mae" in wanted:
             n_padding = tiles.size * layout.tile_px**2 - n_valid  # padding holds |lo - 0| each
-            result["mae"] = (sums["mae"] - n_padding * np.abs(maps.lo)
-                             + maps.abs_total - maps.abs_tile_sums[tiles].sum(axis=0))
+            result["mae"] = (
+                sums["mae"] - n_padding * np.abs(maps.lo) + maps.abs_total - maps.abs_tile_sums[tiles].sum(axis=0)
+            )
         if "sim" in wanted:
             result["sim"] = sums.get("sim", np.zeros(len(maps.names)))
             undefined = maps.sim_undefined.astype(bool) | (sim_q is None)
@@ -771,11 +847,10 @@ class ImageEngine:
         if buffer is None or buffer.shape[0] < largest:
             buffer = self._buffers[slot] = be.zeros((largest, len(maps.names), layout.tile_px**2))
         for at, first, count in runs:
-            scaled = (maps.scaled_tiles[first:first + count] if isinstance(first, int)
-                      else maps.scaled_tiles[first])
+            scaled = maps.scaled_tiles[first : first + count] if isinstance(first, int) else maps.scaled_tiles[first]
             out = buffer[:count]
             for metric, (human, scale) in per_map.items():
-                human = human[at:at + count, None, :]
+                human = human[at : at + count, None, :]
                 if metric == "mae" and self.mae_normalize == "none":  # |lo + range * scaled - h|
                     xp.multiply(scaled, range_maps, out=out)
                     out += lo_maps
@@ -795,17 +870,26 @@ class ImageEngine:
         n = self._layout.n_pixels
         if self.variant == "mit":
             return _density(float(stats.lo), float(stats.total), n, minimum_value=0.0, zero_to_uniform=False)
-        return _density(float(stats.lo), float(stats.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM,
-                        zero_to_uniform=True)
+        return _density(
+            float(stats.lo), float(stats.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True
+        )
 
     def _cc_maps(self, target: Target) -> list[float]:
         maps, n = self._maps, self._layout.n_pixels
         dots = self._be.numpy(target.heatmap.dot_centered)
         centered_total = maps.stats.total - n * maps.stats.mean
         covariance = target.a * dots + target.b * centered_total
-        return [_cc_from(covariance[m], maps.stats.centered_sum_sq[m], float(target.stats.centered_sum_sq),
-                         bool(maps.stats.constant[m]), bool(target.stats.constant), self.variant)
-                for m in range(len(maps.names))]
+        return [
+            _cc_from(
+                covariance[m],
+                maps.stats.centered_sum_sq[m],
+                float(target.stats.centered_sum_sq),
+                bool(maps.stats.constant[m]),
+                bool(target.stats.constant),
+                self.variant,
+            )
+            for m in range(len(maps.names))
+        ]
 
     def _kl_maps(self, target: Target, q_log_q: float) -> np.ndarray:
         """KL = sum(q log q) - sum(q * kl_log(p)); the second sum from the running dot product."""
@@ -816,8 +900,9 @@ class ImageEngine:
         dots = self._be.numpy(target.heatmap.dot_log)
         # sum over all pixels of h * kl_log = a * dot + b * sum(kl_log); q = (h + offset) * scale
         extra = target.b + q.offset
-        log_totals = (np.array([maps.kl_log_total(m) for m in range(len(maps.names))]) if extra
-                      else np.zeros(len(maps.names)))
+        log_totals = (
+            np.array([maps.kl_log_total(m) for m in range(len(maps.names))]) if extra else np.zeros(len(maps.names))
+        )
         return q_log_q - q.scale * (target.a * dots + extra * log_totals)
 
     def _judd_maps(self, target: Target) -> list[float]:
@@ -862,7 +947,9 @@ class ImageEngine:
                 draws = _shuffled_draws(self.seed, self._other_index.size, n_fix, N_SPLITS, target.stream)
                 codes = self._other_codes()[:, draws]
                 n_maps, n_splits, n_neg = codes.shape
-                self._cache[key] = _fraction_at_least(codes.reshape(-1, n_neg), N_THRESHOLDS).reshape(n_maps, n_splits, -1)
+                self._cache[key] = _fraction_at_least(codes.reshape(-1, n_neg), N_THRESHOLDS).reshape(
+                    n_maps, n_splits, -1
+                )
         tp = _fraction_at_least(maps.codes_at(target.pixels), N_THRESHOLDS)
         areas = _split_areas(tp, self._cache[key])
         means, errors = areas.mean(axis=-1), monte_carlo_se(areas)
@@ -899,8 +986,9 @@ class ImageEngine:
         at = maps.kl_at(target.pixels)
         centre = maps.names.index("center_bias")
         q = at[centre] / maps.kl_total[centre]
-        return [_info_gain_from(at[m] / maps.kl_total[m], q, target.counts, self.variant)
-                for m in range(len(maps.names))]
+        return [
+            _info_gain_from(at[m] / maps.kl_total[m], q, target.counts, self.variant) for m in range(len(maps.names))
+        ]
 
     def _info_gain(self, raw_at: np.ndarray, stats: MapStats, target: Target, *, baseline=None) -> list[float]:
         """Information gain of maps with values ``raw_at`` ``(K, n_fix)`` at the fixated pixels and

@@ -6,8 +6,9 @@ incremental engine and for the full recomputation it replaced, in one run.
 For each route, a real ``lookwhere serve`` process (stimuli: OSIE's 800×600 photographs from
 ../shared/data, or generated 800×600 images when it is absent; a map store of N random 800×600
 maps per image), an experiment-side :class:`experiment.sender.Sender` streaming a session at
-250 Hz gaze plus 4 fixations/s (a new 5 s trial every 20 fixations, the images in turn, so each is
-seen again), and a WebSocket client in the same process (one clock). Routes:
+250 Hz gaze plus 4 fixations/s during 5 s trials (20 fixations, the first ending 230 ms after the
+onset; 1 s of drift correction between trials; 5 s of calibration before the first; the images in
+turn, so each is seen again), and a WebSocket client in the same process (one clock). Routes:
 
 ``engine``      the product: :class:`server.scoring.LiveScorer` updates the image's
                 :class:`analysis.engine.ImageEngine` by each new fixation;
@@ -65,7 +66,9 @@ from stimuli.sets import StimulusSet  # noqa: E402
 OSIE = ROOT.parent / "shared" / "data" / "osie" / "stimuli"
 GAZE_HZ = 250.0
 FIXATIONS_PER_S = 4.0
-FIXATIONS_PER_TRIAL = 20
+FIXATIONS_PER_TRIAL = 20  # the 5 s display
+CALIBRATION_S = 5.0  # session start → first trial (a real calibration and validation take longer)
+DRIFT_CHECK_S = 1.0  # trial end → next trial (the participant-initiated drift correction)
 
 
 def _stimuli(folder: Path, n_images: int) -> StimulusSet:
@@ -152,8 +155,11 @@ def _random_point(rng: np.random.Generator, geometry: DisplayGeometry) -> tuple[
     return float(x), float(y), float(xd), float(yd)
 
 
-def _fixation(trial: int, image: str, point: tuple[float, float, float, float], *, end_ms: float) -> FixationRecord:
-    """A 200 ms fixation at ``point`` (:func:`_random_point`) ending at ``end_ms`` (every clock)."""
+def _fixation(
+    trial: int, image: str, point: tuple[float, float, float, float], *, end_ms: float, onset_ms: float
+) -> FixationRecord:
+    """A 200 ms fixation at ``point`` (:func:`_random_point`) ending at ``end_ms`` (session and
+    tracker clock) in a trial whose image appeared at ``onset_ms``."""
     x, y, xd, yd = point
     start_ms = end_ms - 200
     return FixationRecord(
@@ -161,8 +167,8 @@ def _fixation(trial: int, image: str, point: tuple[float, float, float, float], 
         trial=trial,
         image=image,
         eye="R",
-        start_ms=start_ms,
-        end_ms=end_ms,
+        start_ms=start_ms - onset_ms,
+        end_ms=end_ms - onset_ms,
         duration_ms=200.0,
         x_display_px=xd,
         y_display_px=yd,
@@ -208,17 +214,17 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
             first_image=images[0],
         )
     )
-    time.sleep(2.0)  # the calibration, during which the server prepares the first image
+    time.sleep(CALIBRATION_S)  # during which the server prepares the first image
     rng = np.random.default_rng(2)
     start = time.perf_counter()
-    next_gaze = next_fixation = next_ping = 0.0
-    n_fixations, trial = 0, -1
+    trial_s = FIXATIONS_PER_TRIAL / FIXATIONS_PER_S
+    next_gaze = next_ping = 0.0
+    next_trial, next_fixation = 0.0, float("inf")
+    trial, n_in_trial, onset_s = -1, 0, 0.0
     image = images[0]
     geometry = DisplayGeometry.fit(*stimuli.size(image))
     while (now := time.perf_counter() - start) < seconds:
-        if n_fixations % FIXATIONS_PER_TRIAL == 0 and trial < n_fixations // FIXATIONS_PER_TRIAL:
-            if trial >= 0:
-                _end_trial(sender, trial, image, now_ms=now * 1000)
+        if now >= next_trial:
             trial += 1
             image = images[trial % len(images)]
             geometry = DisplayGeometry.fit(*stimuli.size(image))
@@ -228,12 +234,16 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
                     image=image,
                     onset_tracker_ms=now * 1000,
                     onset_session_ms=now * 1000,
-                    stimulus_duration_ms=5000.0,
+                    stimulus_duration_ms=trial_s * 1000,
                     next_image=images[(trial + 1) % len(images)],
                     **geometry.to_dict(),
                 )
             )
             sent["trial"][trial] = (time.perf_counter(), image)
+            onset_s = now
+            next_fixation = next_trial + 1.0 / FIXATIONS_PER_S - 0.02  # the last ends 20 ms before the offset
+            next_trial += trial_s + DRIFT_CHECK_S
+            n_in_trial = 0
         if now >= next_gaze:
             x, y, xd, yd = _random_point(rng, geometry)
             gaze = sender.send(
@@ -250,16 +260,21 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
             sent["gaze"][gaze.seq] = time.perf_counter()
             next_gaze += 1.0 / GAZE_HZ
         if now >= next_fixation:
-            record = sender.send(_fixation(trial, image, _random_point(rng, geometry), end_ms=now * 1000))
+            point = _random_point(rng, geometry)
+            record = sender.send(_fixation(trial, image, point, end_ms=now * 1000, onset_ms=onset_s * 1000))
             sent["fixation"][record.seq] = time.perf_counter()
-            n_fixations += 1
+            n_in_trial += 1
             next_fixation += 1.0 / FIXATIONS_PER_S
+            if n_in_trial == FIXATIONS_PER_TRIAL:  # the display ends with its last fixation
+                _end_trial(sender, trial, image, now_ms=now * 1000)
+                next_fixation = float("inf")
         if now >= next_ping:
             threading.Thread(target=client.ping, daemon=True).start()
             next_ping += 0.5
         sender.service()
         # sleep until the next record is due: the bench's own CPU use must not delay the server
-        time.sleep(max(0.0, min(next_gaze, next_fixation, next_ping) - (time.perf_counter() - start)))
+        due = min(next_gaze, next_fixation, next_ping, next_trial)
+        time.sleep(max(0.0, due - (time.perf_counter() - start)))
     sender.send(SessionEnd(reason="completed", n_trials=trial, t_session_ms=seconds * 1000))
     deadline = time.monotonic() + 30
     while sender.pending and time.monotonic() < deadline:

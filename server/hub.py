@@ -71,7 +71,7 @@ __all__ = ["LiveHub"]
 logger = logging.getLogger(__name__)
 
 _RATE_WINDOW_S = 5.0
-_SCORE_DELAY_S = 0.02
+_SCORE_DELAY_S = 0.005
 
 
 def _percentiles(values: deque[float]) -> dict[str, Any]:
@@ -434,6 +434,11 @@ class LiveHub:
                         score_ms=(time.perf_counter() - started) * 1000.0,
                     )
                 self._publish()
+                if self._dirty.is_set():  # newer fixations: their scores first, the ceiling at a pause
+                    with self._lock:
+                        self._history = history
+                        self._set_history()
+                    return
                 summary = jsonable(self.state.scorer.summary(item, self._context))
             else:  # a trial's image without fixations yet: ready its engine for the first one
                 self.state.scorer.prepare(item, self._context)

@@ -12,15 +12,14 @@ kernel stamp and the metrics' running statistics (:mod:`analysis.engine`), not a
 * the dataset prior and shuffled-AUC negatives come from the other images' selected fixations:
   recomputed only when those changed (``context_version``), i.e. about once per trial.
 
-Preparing an image's maps takes about a second (20 maps of 800×600 on 2 CPU cores), more than a
-fixation's update by far; so the image of the *next* trial (``trial_start.next_image``) is
-prepared in a background thread (below the receiver's priority) while the current trial runs
-(:meth:`LiveScorer.prepare_in_background`), and is ready when its trial starts.
+Preparing an image's maps takes about two seconds (20 maps of 800×600 on 2 CPU cores), more than
+a fixation's update by far; so the image of the *next* trial (``trial_start.next_image``) is
+prepared by a background worker (below the receiver's priority, one image at a time) while the
+current trial runs (:meth:`LiveScorer.prepare_in_background`), and is ready when its trial starts.
 
 Engines are kept for the last ``max_images`` images (each holds about 25 bytes per map and pixel:
 240 MB for 20 maps of 800×600, see :mod:`analysis.engine`), so memory is bounded whatever the
-number of stimuli. Not thread-safe apart from :meth:`LiveScorer.prepare_in_background`: one
-thread (or one lock) at a time.
+number of stimuli. Thread-safe: the engines are used by one thread at a time.
 """
 
 from __future__ import annotations
@@ -49,9 +48,19 @@ logger = logging.getLogger(__name__)
 _KEY_COLUMNS = ["x_image_px", "y_image_px", "duration_ms", "participant"]
 
 
+#: resolved once: pandas' lookup of dtypes by name was most of a table's cost (6 ms for 40 rows)
+_DTYPES = {name: pd.api.types.pandas_dtype(dtype) for name, dtype in FIXATION_DTYPES.items()}
+
+
 def fixation_table(rows) -> pd.DataFrame:
     """Rows of :data:`lookwhere.records.FIXATION_COLUMNS` tuples as the tidy fixation table."""
-    return pd.DataFrame(list(rows), columns=list(FIXATION_COLUMNS)).astype(FIXATION_DTYPES)
+    columns = list(zip(*rows)) or [()] * len(FIXATION_COLUMNS)
+    return pd.DataFrame(
+        {
+            name: np.array(values, dtype=dtype) if isinstance(dtype, np.dtype) else pd.array(values, dtype=dtype)
+            for name, values, dtype in zip(FIXATION_COLUMNS, columns, _DTYPES.values())
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -119,8 +128,15 @@ class LiveScorer:
         self.max_images = max_images
         self._engines: OrderedDict[str, ImageEngine] = OrderedDict()
         self._keys: dict[str, list[tuple]] = {}  # image → the engine's fixations, in order added
-        self._lock = threading.Lock()  # the two above, against the background preparation
-        self._preparing: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()  # the two above and the four below, against the background worker
+        self._prepared = threading.Condition(self._lock)  # notified when a preparation ends
+        self._queue: OrderedDict[str, tuple[ImageInput, ContextSource]] = OrderedDict()  # oldest first
+        self._preparing: str | None = None  # the image the worker prepares now
+        self._worker: threading.Thread | None = None  # alive while the queue is not empty
+        # image → held while its engine is in use: by each public method, and by the worker for an
+        # engine that exists already (taken before waiting for a preparation, never the other way)
+        self._busy: dict[str, threading.Lock] = {}
+        self._last_tables: tuple[ImageInput, pd.DataFrame, pd.DataFrame] | None = None  # see _tables
 
     def summary(self, item: ImageInput, context: ContextSource, *, complete: bool = True) -> dict:
         """The image's fixation counts, pooled scores (with ``human_loso`` when two participants
@@ -133,15 +149,16 @@ class LiveScorer:
         ``complete`` in the result says which it is.
         """
         table, selected = self._tables(item)
-        engine = self._update(item, selected, context)
-        scores = dict(engine.scores())
-        own = None
-        if complete:
-            ceiling = engine.human_loso()
-            if ceiling is not None:
-                scores["human_loso"] = ceiling
-            if item.participant is not None and item.participant in engine.participants:
-                own = engine.participant_scores(item.participant)
+        with self._using(item.image):
+            engine = self._update(item, selected, context)
+            scores = dict(engine.scores())
+            own = None
+            if complete:
+                ceiling = engine.human_loso()
+                if ceiling is not None:
+                    scores["human_loso"] = ceiling
+                if item.participant is not None and item.participant in engine.participants:
+                    own = engine.participant_scores(item.participant)
         return {
             "image": item.image,
             "shape": list(item.shape),
@@ -160,82 +177,128 @@ class LiveScorer:
         """Bring the image's engine up to date without scoring: at a trial's start, so the maps are
         prepared (about a second for 20 maps of 800×600 on 2 CPU cores) before its first fixation
         (the first one of a trial is not used by default, so there is more time still)."""
-        self._update(item, self._tables(item)[1], context)
+        selected = self._tables(item)[1]
+        with self._using(item.image):
+            self._update(item, selected, context)
 
     def prepare_in_background(self, item: ImageInput, context: ContextSource) -> None:
-        """Prepare the image's engine (maps, fixations so far, other images) in a background thread
-        at the scoring thread's priority, unless it is prepared or being prepared; a later call for the image waits
-        for it instead of preparing it twice. Returns at once; thread-safe."""
-        with self._lock:
-            if item.image in self._engines or item.image in self._preparing:
-                return
-            thread = threading.Thread(
-                target=self._prepare_quietly, args=(item, context), daemon=True, name=f"lookwhere-prepare-{item.image}"
-            )
-            self._preparing[item.image] = thread
-        thread.start()
+        """Queue the image's engine (maps, fixations so far, other images) for preparation in the
+        background, unless it is queued or prepared with this context already (an engine whose
+        context is older catches up). Returns at once; thread-safe.
 
-    def _prepare_quietly(self, item: ImageInput, context: ContextSource) -> None:
+        One worker prepares the queued images in turn, at the scoring thread's priority: two
+        preparations at once would each take twice as long (2 CPU cores, the GIL), and the image
+        of a trial that has started would wait behind the next trial's. A scoring that needs a
+        queued image takes it off the queue and prepares it itself; one that needs the image being
+        prepared waits for it.
+        """
+        with self._lock:
+            engine = self._engines.get(item.image)
+            if (engine is not None and engine.context_version == item.context_version) or item.image == self._preparing:
+                return
+            self._queue.pop(item.image, None)
+            self._queue[item.image] = (item, context)  # the latest request, with its context
+            while len(self._queue) > self.max_images:  # only the most recent requests can be kept
+                self._queue.popitem(last=False)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._prepare_queued, daemon=True, name="lookwhere-prepare")
+                self._worker.start()
+
+    def _prepare_queued(self) -> None:
         # The scoring thread's priority, not lower: it may come to wait for this preparation, and
         # under load a lower one would starve (Linux schedules threads by their own nice value).
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         except (AttributeError, OSError):
             logger.debug("could not lower the preparing thread's priority", exc_info=True)
-        try:
-            engine = self._new_engine(item)
-            _, selected = self._tables(item)
-            engine.add_fixations(selected)
-            rows, shapes = context()
-            engine.set_context(
-                select_fixations(fixation_table(rows), self.params), shapes, version=item.context_version
-            )
-            with self._lock:
-                self._insert(item.image, engine, list(selected[_KEY_COLUMNS].itertuples(index=False, name=None)))
-        except Exception:  # the image is then prepared when its trial starts
-            logger.exception("preparing image %s in the background failed", item.image)
-        finally:
-            with self._lock:
-                del self._preparing[item.image]
+        while True:
+            with self._prepared:
+                if not self._queue:
+                    self._worker = None
+                    self._prepared.notify_all()
+                    return
+                image, (item, context) = self._queue.popitem(last=False)
+                if image not in self._engines:
+                    self._preparing = image
+            try:
+                if self._preparing == image:  # a new engine: no other thread has it yet
+                    engine = self._new_engine(item)
+                    keys = self._catch_up(engine, [], item, self._tables(item)[1], context)
+                    with self._lock:
+                        self._insert(image, engine, keys)
+                else:  # an engine the scoring thread may be using: in turn with it
+                    with self._using(image):
+                        self._update(item, self._tables(item)[1], context)
+            except Exception:  # the image is then prepared when it is scored
+                logger.exception("preparing image %s in the background failed", image)
+            finally:
+                with self._prepared:
+                    self._preparing = None
+                    self._prepared.notify_all()
+
+    def wait_prepared(self, timeout_s: float | None = None) -> bool:
+        """Wait until nothing is queued or being prepared; False when ``timeout_s`` passed first."""
+        with self._prepared:
+            return self._prepared.wait_for(lambda: self._worker is None, timeout=timeout_s)
 
     def heatmap(self, item: ImageInput, context: ContextSource, *, participant: str | None = None) -> np.ndarray | None:
         """The pooled heatmap (or ``participant``'s), ``(H, W)`` float64; None without fixations."""
         _, selected = self._tables(item)
         if selected.empty:
             return None
-        engine = self._update(item, selected, context)
-        if participant is not None and participant not in engine.participants:
-            return None
-        return engine.heatmap(participant)
+        with self._using(item.image):
+            engine = self._update(item, selected, context)
+            if participant is not None and participant not in engine.participants:
+                return None
+            return engine.heatmap(participant)
+
+    def _using(self, image: str) -> threading.Lock:
+        """The lock held while ``image``'s engine is in use."""
+        with self._lock:
+            return self._busy.setdefault(image, threading.Lock())
 
     def _tables(self, item: ImageInput) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The image's fixation table and its selection (the last item's kept: a scoring's two
+        steps ask for the same)."""
+        last = self._last_tables
+        if last is not None and last[0] is item:
+            return last[1], last[2]
         table = fixation_table(item.rows)
-        return table, select_fixations(table, self.params)
+        selected = select_fixations(table, self.params)
+        self._last_tables = (item, table, selected)
+        return table, selected
 
     def _update(self, item: ImageInput, selected: pd.DataFrame, context: ContextSource) -> ImageEngine:
         engine, held = self._engine(item)
+        keys = self._catch_up(engine, held, item, selected, context)
+        with self._lock:
+            if self._engines.get(item.image) is engine:
+                self._keys[item.image] = keys
+        return engine
+
+    def _catch_up(
+        self, engine: ImageEngine, held: list[tuple], item: ImageInput, selected: pd.DataFrame, context: ContextSource
+    ) -> list[tuple]:
+        """Bring ``engine`` (holding the fixations ``held``) to ``selected`` and ``item``'s context;
+        the fixations it holds then."""
         keys = list(selected[_KEY_COLUMNS].itertuples(index=False, name=None))
         if keys[: len(held)] == held:
             engine.add_fixations(selected.iloc[len(held) :])
         else:  # a retracted run or a changed selection: exactness first
             logger.debug("image %s: rebuilding its engine from %d fixations", item.image, len(keys))
             engine.replace_fixations(selected)
-        with self._lock:
-            if self._engines.get(item.image) is engine:
-                self._keys[item.image] = keys
         if engine.context_version != item.context_version:
             rows, shapes = context()
             engine.set_context(
                 select_fixations(fixation_table(rows), self.params), shapes, version=item.context_version
             )
-        return engine
+        return keys
 
     def _engine(self, item: ImageInput) -> tuple[ImageEngine, list[tuple]]:
         """The image's engine and the fixations it holds (a new engine: none)."""
-        preparing = self._preparing.get(item.image)
-        if preparing is not None:
-            preparing.join()  # being prepared: wait for it rather than prepare it twice
-        with self._lock:
+        with self._prepared:
+            self._queue.pop(item.image, None)  # queued, not started: prepared here and now instead
+            self._prepared.wait_for(lambda: self._preparing != item.image)  # being prepared: its result
             engine = self._engines.get(item.image)
             if engine is not None:
                 self._engines.move_to_end(item.image)

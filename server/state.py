@@ -101,8 +101,8 @@ class Change:
     started : str or None
         The image of a trial that started (and was accepted): the one the dashboard now shows.
     upcoming : str or None
-        The image a trial will show soon (``session_start.first_image``, ``trial_start.next_image``),
-        whose maps the scorer prepares meanwhile.
+        The image a trial will show soon (``session_start.first_image``, ``trial_start.next_image``;
+        again at ``trial_end``), whose maps the scorer prepares meanwhile.
     sent_wall_time_s : float or None
         A heartbeat's send time (the sender's wall clock), for the stream's latency.
     """
@@ -204,6 +204,7 @@ class LiveState:
         self.image: str | None = None
         self.n_trials_planned: int | None = None
         self.session_ended: str | None = None
+        self.upcoming: str | None = None  # the image the session shows next (Change.upcoming)
         self.live = LiveView()
         self._invalidate()
 
@@ -259,6 +260,7 @@ class LiveState:
         self.trial = self.image = None
         self.live.trial, self.live.geometry, self.live.gaze = None, None, None
         self.live.fixations = []
+        self.upcoming = record.first_image
         return Change(session=True, trial=True, trial_fixations=True, gaze=True, upcoming=record.first_image)
 
     def _start_trial(self, record: TrialStart) -> Change:
@@ -289,6 +291,7 @@ class LiveState:
             image_height_px=record.image_height_px,
         )
         self.live.fixations, self.live.gaze = [], None
+        self.upcoming = record.next_image
         return Change(
             session=True,
             trial=True,
@@ -330,7 +333,9 @@ class LiveState:
             if record.aborted:
                 self.live.fixations = []
         images = self._retract_run(record) if record.aborted else self._measured_duration(record)
-        return Change(session=True, trial=True, trial_fixations=True, images=images)
+        # the trial's fixations are in the next image's context now: its engine catches up on them
+        # during the drift correction rather than at its trial's first fixation
+        return Change(session=True, trial=True, trial_fixations=True, images=images, upcoming=self.upcoming)
 
     def _end_session(self, record: SessionEnd) -> Change:
         if record.session == self.session:

@@ -87,6 +87,8 @@ def resize_bilinear(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     height, width = (int(s) for s in shape)
     if height < 1 or width < 1:
         raise ValueError(f"shape must be (H, W) with H, W >= 1; got {shape!r}")
+    if array.shape == (height, width):  # the interpolation's weights are all 0: the map itself
+        return array.astype(np.float32)
     # Separable: interpolate along rows, then along columns (two taps each).
     low, high, weight = _interpolation_taps(array.shape[0], height)
     rows = array[low] * (1.0 - weight)[:, None] + array[high] * weight[:, None]

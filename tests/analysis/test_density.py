@@ -33,7 +33,7 @@ def centre():
     return c / c.sum()
 
 
-@pytest.mark.parametrize("shape", [(40, 56), (7, 90), (1, 5), (3, 3)])
+@pytest.mark.parametrize("shape", [(40, 56), (7, 90), (1, 5), (3, 3), (300, 270)])  # the last: several bands
 @pytest.mark.parametrize("sigma_px", [0.6, 2.0, 9.0, 40.0])
 def test_blur_is_ndimage_with_reflected_borders(shape, sigma_px):
     values = np.random.default_rng(sum(shape)).random(shape)

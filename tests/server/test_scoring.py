@@ -61,9 +61,7 @@ def test_updates_and_background_preparation_equal_a_fresh_scorer(rows):
     others = [row for row in rows if row[FIXATION_COLUMNS.index("image")] != image]
     scorer = _scorer()
     scorer.prepare_in_background(_input(others, image, 1), _context(others))  # before its trial
-    preparing = scorer._preparing.get(image)
-    if preparing is not None:
-        preparing.join()
+    assert scorer.wait_prepared(timeout_s=60)
     prepared = scorer._engines[image]
     for k in range(1, len(mine) + 1, 7):  # the trial: fixations arrive, scored as they come
         seen = others + mine[:k]
@@ -72,14 +70,12 @@ def test_updates_and_background_preparation_equal_a_fresh_scorer(rows):
     assert scorer._engines[image] is prepared  # updated, never rebuilt
     expected = _scorer().summary(_input(rows, image, 1), _context(rows))
     assert summary.keys() == expected.keys()
-    for name, values in expected["scores"].items():
-        for metric, value in values.items():
-            assert summary["scores"][name][metric] == pytest.approx(value, abs=1e-9, nan_ok=True), (name, metric)
+    _assert_same_scores(summary, expected)
     assert summary["participant_scores"] is not None
     # another image asked for while it is being prepared waits for that preparation
     scorer.prepare_in_background(_input(rows, other, 2), _context(rows))
     assert scorer.summary(_input(rows, other, 2), _context(rows))["n_fixations"] > 0
-    assert not scorer._preparing
+    assert scorer.wait_prepared(timeout_s=0) and not scorer._queue
 
 
 def test_engines_are_kept_for_the_last_images_only(rows):
@@ -87,3 +83,47 @@ def test_engines_are_kept_for_the_last_images_only(rows):
     for image in IMAGES:
         scorer.summary(_input(rows, image, 1), _context(rows))
     assert list(scorer._engines) == list(IMAGES[1:])
+
+
+def _assert_same_scores(summary, expected):
+    assert summary["scores"].keys() == expected["scores"].keys()
+    for name, values in expected["scores"].items():
+        for metric, value in values.items():
+            assert summary["scores"][name][metric] == pytest.approx(value, abs=1e-9, nan_ok=True), (name, metric)
+
+
+def test_an_engine_catches_up_with_its_context_in_the_background_while_scored(rows):
+    """At a trial's end the next image's engine takes the trial's fixations into its context (the
+    worker), while the scoring thread keeps scoring: one at a time, the same numbers."""
+    import threading
+
+    image = IMAGES[0]
+    is_image = [row[FIXATION_COLUMNS.index("image")] == image for row in rows]
+    mine = [row for row, own in zip(rows, is_image) if own]
+    others = [row for row, own in zip(rows, is_image) if not own]
+    scorer = _scorer()
+    scorer.summary(_input(others[:10], image, 1), _context(others[:10]))
+    engine = scorer._engines[image]
+    errors: list[BaseException] = []
+
+    def score_meanwhile():
+        try:
+            for k in range(1, 6):
+                scorer.summary(_input(mine[:k] + others[:10], image, 1), _context(others[:10]))
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    thread = threading.Thread(target=score_meanwhile)
+    thread.start()
+    for version, n in enumerate(range(20, len(others), 40), start=2):
+        scorer.prepare_in_background(_input(mine[:5] + others[:n], image, version), _context(others[:n]))
+    thread.join()
+    assert scorer.wait_prepared(timeout_s=60) and not errors
+    final = mine[:5] + others
+    scorer.prepare_in_background(_input(final, image, 99), _context(final))
+    assert scorer.wait_prepared(timeout_s=60)
+    assert scorer._engines[image] is engine and engine.context_version == 99  # caught up, not rebuilt
+    _assert_same_scores(
+        scorer.summary(_input(final, image, 99), _context(final)),
+        _scorer().summary(_input(final, image, 99), _context(final)),
+    )
