@@ -94,8 +94,9 @@ class HumanCeiling:
         by_name = {r.name: r for rows in results for r in rows}
         rows = [by_name[name] for name in names]
         # the small per-participant steps, for everyone at once
-        sampled = {metric: self._borji(rows, metric) for metric in ("auc_borji", "auc_shuffled")
-                   if metric in engine.metrics}
+        sampled = {
+            metric: self._borji(rows, metric) for metric in ("auc_borji", "auc_shuffled") if metric in engine.metrics
+        }
         borji = {metric: values for metric, (values, _) in sampled.items()}
         baselines = self._centre_at(rows) if "info_gain" in engine.metrics else None
         scores = {r.name: self._finish(r, borji, baselines, k) for k, r in enumerate(rows)}
@@ -114,8 +115,10 @@ class HumanCeiling:
         if not self.be.sorted_counts:  # a GPU: everyone, every pixel
             return [_Batch(names, owns, targets, None)]
         # pysaliency makes an all-zero target uniform: then the participant's row is the whole image
-        return [_Batch([name], [own], [target], np.arange(self.n) if target.empty_map else own.support_pixels())
-                for name, own, target in zip(names, owns, targets)]
+        return [
+            _Batch([name], [own], [target], np.arange(self.n) if target.empty_map else own.support_pixels())
+            for name, own, target in zip(names, owns, targets)
+        ]
 
     def _sorted_pooled(self) -> SortedValues:
         """The pooled raw over its support, sorted (brought up to date with the pending stamps)."""
@@ -151,8 +154,9 @@ class HumanCeiling:
         x, scratch = ws("x", shape), ws("scratch", shape)
         xp.subtract(pooled, own, out=x)  # the others' raw, until it becomes X below
         # per participant: extremes, sum and cross product of the others' raw over the row
-        row_sums = be.numpy(xp.stack([be.amin(x, 1), be.amax(x, 1), x.sum(axis=1),
-                                      xp.multiply(x, own, out=scratch).sum(axis=1)]))
+        row_sums = be.numpy(
+            xp.stack([be.amin(x, 1), be.amax(x, 1), x.sum(axis=1), xp.multiply(x, own, out=scratch).sum(axis=1)])
+        )
         rows = [self._row(batch, k, *row_sums[:, k]) for k in range(len(batch.names))]
 
         def column(values):  # per-participant scalars as a (P, 1) column
@@ -196,10 +200,21 @@ class HumanCeiling:
         # sum of squares of pooled - own (the own raw is zero outside the participant's support)
         total_sq = self.pooled_total_sq - 2.0 * cross - own_total_sq
         a, b = heatmap_transform(top, low, high, total, engine.params, what=f"image {engine.image_id}")
-        stats = MapStats.from_moments(np.float64(low), np.float64(high), np.float64(total), np.float64(total_sq),
-                                      self.n).transformed(a, b)
-        return _Row(name=batch.names[k], own=own, target=target, a=a, b=b, stats=stats, length=length,
-                    x_sum_inside=a * others_sum + length * b, others_cross=cross, own_total=own_total)
+        stats = MapStats.from_moments(
+            np.float64(low), np.float64(high), np.float64(total), np.float64(total_sq), self.n
+        ).transformed(a, b)
+        return _Row(
+            name=batch.names[k],
+            own=own,
+            target=target,
+            a=a,
+            b=b,
+            stats=stats,
+            length=length,
+            x_sum_inside=a * others_sum + length * b,
+            others_cross=cross,
+            own_total=own_total,
+        )
 
     # -- metrics over the rows -------------------------------------------------------------------------
 
@@ -212,8 +227,11 @@ class HumanCeiling:
             x_maps = [_scaled_map(r.stats) for r in rows]
             h_maps = [_scaled_map(r.target.stats) for r in rows]
             _affine_into(xp, x, [(0.0, *m) for m in x_maps], column, out=difference)
-            xp.subtract(difference, _affine_into(xp, h, [(0.0, *m) for m in h_maps], column, out=ws("scratch", x.shape)),
-                        out=difference)
+            xp.subtract(
+                difference,
+                _affine_into(xp, h, [(0.0, *m) for m in h_maps], column, out=ws("scratch", x.shape)),
+                out=difference,
+            )
             inside_x = [m[0] * r.x_sum_inside + r.length * m[1] for m, r in zip(x_maps, rows)]
             whole_x = [float(r.stats.minmax_sum) for r in rows]
         else:
@@ -248,8 +266,10 @@ class HumanCeiling:
     def _densities(self, r: _Row, metric: str) -> tuple[_Affine | None, _Affine | None]:
         n, s, t = self.n, r.stats, r.target.stats
         if metric == "sim" and self.engine.variant == "mit":
-            return (_sim_density(float(s.lo), float(s.range), float(s.total), n),
-                    _sim_density(float(t.lo), float(t.range), float(t.total), n))
+            return (
+                _sim_density(float(s.lo), float(s.range), float(s.total), n),
+                _sim_density(float(t.lo), float(t.range), float(t.total), n),
+            )
         if metric == "sim":
             options = dict(minimum_value=0.0, zero_to_uniform=True)
         elif self.engine.variant == "mit":
@@ -306,9 +326,11 @@ class HumanCeiling:
             ones = np.ones(int(could.sum()))
             noise = sorted_noise(self.engine.seed, self.n, self.engine._maps.image_stream)
             everywhere = SortedValues.of_sorted(noise).count_at_least(
-                ones, ones * value, thresholds[could], np.zeros(1), 0.0)
+                ones, ones * value, thresholds[could], np.zeros(1), 0.0
+            )
             in_support = self.engine._sorted_support_noise.count_at_least(
-                ones, ones * value, thresholds[could], np.zeros(1), 0.0)
+                ones, ones * value, thresholds[could], np.zeros(1), 0.0
+            )
             counts[could] += everywhere - in_support
         return counts
 
@@ -340,23 +362,44 @@ class HumanCeiling:
             values["mae"] = r.sums["mae"] / n
         if "cc" in engine.metrics:
             mean = float(s.mean)
-            covariance = (r.target.a * (r.a * r.others_cross + (r.b - mean) * r.own_total)
-                          + r.target.b * (r.x_sum_inside - r.length * mean))
-            values["cc"] = _cc_from(covariance, float(s.centered_sum_sq), float(t.centered_sum_sq),
-                                    bool(s.constant), bool(t.constant), engine.variant)
+            covariance = r.target.a * (r.a * r.others_cross + (r.b - mean) * r.own_total) + r.target.b * (
+                r.x_sum_inside - r.length * mean
+            )
+            values["cc"] = _cc_from(
+                covariance,
+                float(s.centered_sum_sq),
+                float(t.centered_sum_sq),
+                bool(s.constant),
+                bool(t.constant),
+                engine.variant,
+            )
         if "sim" in r.sums:
-            values["sim"] = (r.sums["sim"] if np.isfinite(r.sums["sim"])
-                             else _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)"))
+            values["sim"] = (
+                r.sums["sim"]
+                if np.isfinite(r.sums["sim"])
+                else _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
+            )
         if "kl_div" in r.sums:
             values["kl_div"] = r.sums["kl_div"] + self._kl_outside(r)
         if "nss" in engine.metrics:
-            values["nss"] = _nss_from(r.x_fixated - float(s.mean), r.target.counts, float(s.centered_sum_sq), n,
-                                      bool(s.constant), engine.variant)
+            values["nss"] = _nss_from(
+                r.x_fixated - float(s.mean),
+                r.target.counts,
+                float(s.centered_sum_sq),
+                n,
+                bool(s.constant),
+                engine.variant,
+            )
         if "auc_judd" in r.sums:
             values["auc_judd"] = self._judd(r)
         if "info_gain" in engine.metrics:
-            stats = MapStats(lo=np.array([s.lo]), hi=np.array([s.hi]), total=np.array([s.total]),
-                             centered_sum_sq=np.array([s.centered_sum_sq]), n_pixels=n)
+            stats = MapStats(
+                lo=np.array([s.lo]),
+                hi=np.array([s.hi]),
+                total=np.array([s.total]),
+                centered_sum_sq=np.array([s.centered_sum_sq]),
+                n_pixels=n,
+            )
             values["info_gain"] = engine._info_gain(r.x_fixated[None, :], stats, r.target, baseline=baselines[k])[0]
         return {metric: float(values[metric]) for metric in engine.metrics}
 
@@ -423,8 +466,11 @@ class HumanCeiling:
             n_positive_outside = n_positive - positive_inside.size
             log_raw_outside = log_total - float(np.log(positive_inside).sum())
             # log((raw * a + 1e-20) * scale) = log(a) + log(raw) + log(scale) where raw * a >> 1e-20
-            log_p = (n_positive_outside * (math.log(r.a) + math.log(p_density.scale)) + log_raw_outside
-                     + (n_outside - n_positive_outside) * math.log(p_density(np.zeros(1))[0]))
+            log_p = (
+                n_positive_outside * (math.log(r.a) + math.log(p_density.scale))
+                + log_raw_outside
+                + (n_outside - n_positive_outside) * math.log(p_density(np.zeros(1))[0])
+            )
         return q0 * (n_outside * math.log(q0) - log_p)
 
     def _pooled_log_stats(self) -> tuple[int, float]:
@@ -497,13 +543,15 @@ def _count_rows(be, values, thresholds: np.ndarray, ws: Workspace) -> np.ndarray
     t = be.array(thresholds)
     n_rows, length = values.shape
     if n_rows * length * t.shape[1] <= _MAX_COMPARISONS:
-        above = be.xp.greater_equal(values[:, None, :], t[:, :, None], out=ws("above", (n_rows, t.shape[1], length),
-                                                                            dtype=bool))
+        above = be.xp.greater_equal(
+            values[:, None, :], t[:, :, None], out=ws("above", (n_rows, t.shape[1], length), dtype=bool)
+        )
         counts = be.count_nonzero(above, 2)
     else:
         above = ws("above", (n_rows, length), dtype=bool)
-        counts = be.xp.stack([be.count_nonzero(be.xp.greater_equal(values, t[:, k : k + 1], out=above), 1)
-                              for k in range(t.shape[1])], 1)
+        counts = be.xp.stack(
+            [be.count_nonzero(be.xp.greater_equal(values, t[:, k : k + 1], out=above), 1) for k in range(t.shape[1])], 1
+        )
     return be.numpy(counts).astype(np.int64)
 
 

@@ -293,9 +293,7 @@ def _as_counts(array, name: str) -> np.ndarray:
     """Validate a fixation-count map: finite float64 ``(H, W)``, no negative counts."""
     counts = as_2d_float(array, name)
     if (counts < 0).any():
-        raise ValueError(
-            f"{name} holds fixation counts and must be >= 0; got minimum {counts.min()!r}"
-        )
+        raise ValueError(f"{name} holds fixation counts and must be >= 0; got minimum {counts.min()!r}")
     return counts
 
 
@@ -391,7 +389,9 @@ def _nss(s: _Map, fix: _Fixations, variant: str) -> float:
     return _nss_from(centered, fix.counts, s.centered_sum_sq, s.flat.size, s.is_constant, variant)
 
 
-def _nss_from(centered_at_fixations, counts, centered_sum_sq: float, n_pixels: int, constant: bool, variant: str) -> float:
+def _nss_from(
+    centered_at_fixations, counts, centered_sum_sq: float, n_pixels: int, constant: bool, variant: str
+) -> float:
     """NSS from the mean-centred map at the fixated pixels and the centred sum of squares."""
     if not len(counts):
         return _undefined("nss", "the fixation map is empty")
@@ -415,8 +415,14 @@ def _cc(s: _Map, h: _Map, variant: str) -> float:
     return _cc_from(_inner(s.centered, h.flat), s.centered_sum_sq, h.centered_sum_sq, False, False, variant)
 
 
-def _cc_from(covariance_sum: float, s_centered_sum_sq: float, h_centered_sum_sq: float,
-             s_constant: bool, h_constant: bool, variant: str) -> float:
+def _cc_from(
+    covariance_sum: float,
+    s_centered_sum_sq: float,
+    h_centered_sum_sq: float,
+    s_constant: bool,
+    h_constant: bool,
+    variant: str,
+) -> float:
     """CC from ``sum((s - mean s) h)`` and both centred sums of squares."""
     if s_constant or h_constant:
         if variant == "pysaliency" and s_constant and not h_constant:
@@ -459,8 +465,9 @@ def _info_gain(s: _Map, fix: _Fixations, b: _Map, variant: str) -> float:
     if variant == "mit":
         if s.is_constant or b.is_constant:
             return _undefined("info_gain", "a map is constant (MIT min-max gives 0/0)")
-        return _info_gain_from(s.minmax_at(fix.index) / s.minmax_sum, b.minmax_at(fix.index) / b.minmax_sum,
-                               fix.counts, variant)
+        return _info_gain_from(
+            s.minmax_at(fix.index) / s.minmax_sum, b.minmax_at(fix.index) / b.minmax_sum, fix.counts, variant
+        )
     return _info_gain_from(_density_at(s, fix.index), _density_at(b, fix.index), fix.counts, variant)
 
 
@@ -531,12 +538,10 @@ def _auc_judd(s: _Map, fix: _Fixations, jitter: bool, seed: int, variant: str, s
     fixated = values[fix.index]
     order = np.argsort(fixated)[::-1]
     positives = fixated[order]
-    return _judd_area(positives, _count_at_least(np.sort(values), positives), fix.counts[order],
-                      s.flat.size, variant)
+    return _judd_area(positives, _count_at_least(np.sort(values), positives), fix.counts[order], s.flat.size, variant)
 
 
-def _judd_area(positives: np.ndarray, at_least: np.ndarray, weights: np.ndarray, n_pixels: int,
-               variant: str) -> float:
+def _judd_area(positives: np.ndarray, at_least: np.ndarray, weights: np.ndarray, n_pixels: int, variant: str) -> float:
     """AUC-Judd's ROC area from its thresholds.
 
     ``positives`` ``(N_fix,)`` are the (jittered) values at the fixated pixels sorted descending,
@@ -634,29 +639,31 @@ def _auc_sampled(s: _Map, fix: _Fixations, negative_index: np.ndarray, step: flo
     return _split_areas(tp, fp)
 
 
-def _borji_negatives(seed: int, n_pixels: int, n_fixated: int, n_splits: int,
-                     stream: tuple[str, ...] = ()) -> np.ndarray:
+def _borji_negatives(
+    seed: int, n_pixels: int, n_fixated: int, n_splits: int, stream: tuple[str, ...] = ()
+) -> np.ndarray:
     """AUC-Borji's negatives ``(n_splits, n_fixated)``: MATLAB ``randi``, as many uniform pixel draws
     (with replacement) as fixated pixels per split. They depend only on these numbers and the stream,
     not on the map: the first ``n_splits * n_fixated`` draws of the stream."""
     return _rng(seed, "auc_borji", stream).integers(0, n_pixels, size=(n_splits, n_fixated))
 
 
-def _shuffled_negatives(seed: int, other_index: np.ndarray, n_fixated: int, n_splits: int,
-                        stream: tuple[str, ...] = ()) -> np.ndarray:
+def _shuffled_negatives(
+    seed: int, other_index: np.ndarray, n_fixated: int, n_splits: int, stream: tuple[str, ...] = ()
+) -> np.ndarray:
     """Shuffled AUC's negatives ``(n_splits, min(n_fixated, n_other))``: per split MATLAB's
     ``randperm``, the first ``min(N_fix, N_other)`` of the other-image fixated pixels."""
     return other_index[_shuffled_draws(seed, other_index.size, n_fixated, n_splits, stream)]
 
 
-def _shuffled_draws(seed: int, n_other: int, n_fixated: int, n_splits: int,
-                    stream: tuple[str, ...] = ()) -> np.ndarray:
+def _shuffled_draws(seed: int, n_other: int, n_fixated: int, n_splits: int, stream: tuple[str, ...] = ()) -> np.ndarray:
     """Which of the ``n_other`` other-image pixels each split of shuffled AUC draws (positions)."""
     return _distinct_draws(_rng(seed, "auc_shuffled", stream), n_other, min(n_fixated, n_other), n_splits)
 
 
-def _auc_borji(s: _Map, fix: _Fixations, n_splits: int, step: float, seed: int,
-               stream: tuple[str, ...] = ()) -> np.ndarray | None:
+def _auc_borji(
+    s: _Map, fix: _Fixations, n_splits: int, step: float, seed: int, stream: tuple[str, ...] = ()
+) -> np.ndarray | None:
     """The splits' areas, or None (logged) where AUC-Borji is undefined."""
     if len(fix) <= 1:
         return _undefined_splits("auc_borji", f"{len(fix)} fixated pixel(s); MIT needs at least 2")
@@ -665,8 +672,15 @@ def _auc_borji(s: _Map, fix: _Fixations, n_splits: int, step: float, seed: int,
     return _auc_sampled(s, fix, _borji_negatives(seed, s.flat.size, len(fix), n_splits, stream), step)
 
 
-def _auc_shuffled(s: _Map, fix: _Fixations, other_index: np.ndarray, n_splits: int, step: float, seed: int,
-                  stream: tuple[str, ...] = ()) -> np.ndarray | None:
+def _auc_shuffled(
+    s: _Map,
+    fix: _Fixations,
+    other_index: np.ndarray,
+    n_splits: int,
+    step: float,
+    seed: int,
+    stream: tuple[str, ...] = (),
+) -> np.ndarray | None:
     """The splits' areas, or None (logged) where shuffled AUC is undefined."""
     if not len(fix):
         return _undefined_splits("auc_shuffled", "the fixation map is empty")
@@ -690,9 +704,7 @@ def _se_of(areas: np.ndarray | None) -> float:
     return float("nan") if areas is None else float(monte_carlo_se(areas))
 
 
-def _distinct_draws(
-    rng: np.random.Generator, population: int, size: int, n_rows: int
-) -> np.ndarray:
+def _distinct_draws(rng: np.random.Generator, population: int, size: int, n_rows: int) -> np.ndarray:
     """``(n_rows, size)`` indices into ``range(population)``, distinct within a row; each row is a
     uniformly random ``size``-subset (as the first ``size`` entries of MATLAB's ``randperm``).
 
@@ -853,7 +865,12 @@ def kl_div(saliency_map, human_map, *, variant: Variant = "mit") -> float:
 
 
 def auc_judd(
-    saliency_map, fixation_map, *, jitter: bool = True, seed: int = 0, variant: Variant = "mit",
+    saliency_map,
+    fixation_map,
+    *,
+    jitter: bool = True,
+    seed: int = 0,
+    variant: Variant = "mit",
     stream: tuple[str, ...] = (),
 ) -> float:
     """Area under the ROC curve, thresholds at the fixated values (MIT ``AUC_Judd.m``).
@@ -892,7 +909,12 @@ def auc_judd(
 
 
 def auc_borji(
-    saliency_map, fixation_map, *, n_splits: int = 100, step: float = 0.1, seed: int = 0,
+    saliency_map,
+    fixation_map,
+    *,
+    n_splits: int = 100,
+    step: float = 0.1,
+    seed: int = 0,
     stream: tuple[str, ...] = (),
 ) -> float:
     """AUC against uniformly sampled pixels, averaged over random splits (MIT ``AUC_Borji.m``).
@@ -1008,8 +1030,10 @@ def info_gain(saliency_map, fixation_map, baseline_map, *, variant: Variant = "m
 
 def _check_density(values: np.ndarray, name: str) -> None:
     if values.min() < 0:
-        raise ValueError(f"{name} must be a density (>= 0); got minimum {values.min()!r}: convert it with "
-                         "analysis.density.to_density")
+        raise ValueError(
+            f"{name} must be a density (>= 0); got minimum {values.min()!r}: convert it with "
+            "analysis.density.to_density"
+        )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -82,10 +82,7 @@ def counts(shape, xs, ys) -> np.ndarray:
 def centre_gaussian(shape) -> np.ndarray:
     height, width = shape
     y, x = np.mgrid[:height, :width]
-    return np.exp(
-        -(((y + 0.5 - height / 2) / (height / 4)) ** 2 + ((x + 0.5 - width / 2) / (width / 4)) ** 2)
-        / 2
-    )
+    return np.exp(-(((y + 0.5 - height / 2) / (height / 4)) ** 2 + ((x + 0.5 - width / 2) / (width / 4)) ** 2) / 2)
 
 
 def build_inputs(n_images: int):
@@ -105,9 +102,7 @@ def build_inputs(n_images: int):
         for fixation_map in fixation_maps
     ]
     maps = {
-        "other observers": [
-            gaussian_filter(counts(shape, *train), SIGMA_PX) for shape, train, _ in images
-        ],
+        "other observers": [gaussian_filter(counts(shape, *train), SIGMA_PX) for shape, train, _ in images],
         "centre Gaussian": [centre] * len(images),
     }
     return maps, targets, images
@@ -164,12 +159,8 @@ def pysaliency_scores(pysaliency, saliency_maps, targets, images):
                 stimuli, fixations, nonfixations="unfixated", thresholds="fixations"
             )
         ),
-        "auc_borji": lambda: np.asarray(
-            model.AUC_per_image(stimuli, fixations, nonfixations="uniform")
-        ),
-        "auc_shuffled": lambda: np.asarray(
-            model.AUC_per_image(stimuli, fixations, nonfixations="shuffled")
-        ),
+        "auc_borji": lambda: np.asarray(model.AUC_per_image(stimuli, fixations, nonfixations="uniform")),
+        "auc_shuffled": lambda: np.asarray(model.AUC_per_image(stimuli, fixations, nonfixations="shuffled")),
         "info_gain": lambda: per_image(
             SaliencyMapNormalizingModel(model).information_gains(
                 stimuli, fixations, SaliencyMapNormalizingModel(baseline)
@@ -201,9 +192,7 @@ def our_scores(saliency_maps, targets):
     for saliency_map, target in zip(saliency_maps, targets):
         metrics.score_map(saliency_map, target)
     seconds["all"] = time.perf_counter() - start
-    comparable = [
-        metrics.score_map(m, t, variant="pysaliency") for m, t in zip(saliency_maps, targets)
-    ]
+    comparable = [metrics.score_map(m, t, variant="pysaliency") for m, t in zip(saliency_maps, targets)]
     values = {name: np.array([scores[name] for scores in comparable]) for name in metrics.METRICS}
     values["auc_judd"] = np.array(
         [
@@ -221,9 +210,7 @@ def numpy_mae(saliency_maps, targets):
         return (a - a.min()) / (a.max() - a.min())
 
     start = time.perf_counter()
-    values = np.array(
-        [np.mean(np.abs(scaled(m) - scaled(t.human_map))) for m, t in zip(saliency_maps, targets)]
-    )
+    values = np.array([np.mean(np.abs(scaled(m) - scaled(t.human_map))) for m, t in zip(saliency_maps, targets)])
     return values, time.perf_counter() - start
 
 
@@ -295,9 +282,7 @@ def main() -> None:
         print()
         total_ours += our_seconds["all"]
         total_theirs += theirs_all
-    print(
-        f"overall: ours {total_ours:.2f} s, pysaliency {total_theirs:.2f} s, ratio {total_theirs / total_ours:.1f}x"
-    )
+    print(f"overall: ours {total_ours:.2f} s, pysaliency {total_theirs:.2f} s, ratio {total_theirs / total_ours:.1f}x")
 
 
 if __name__ == "__main__":
