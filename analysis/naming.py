@@ -344,7 +344,8 @@ class NamingAnalysis:
                 "boxes": None
                 if self.boxes is None
                 else {"n_boxes": len(self.boxes), "n_images": int(self.boxes["image"].nunique())},
-                "names": "automatic (pocketsphinx, grammar of the image's classes); corrected where source is 'corrected'",
+                "names": "automatic (pocketsphinx, grammar of the image's classes); "
+                "corrected where source is 'corrected'",
             }
         }
 

@@ -47,13 +47,13 @@ from analysis.density_fit import GOLD, DensityFit, fit_densities
 from analysis.engine import ImageEngine
 from analysis.fixations import StudyFixations
 from analysis.heatmap import HeatmapParams, select_fixations
-from analysis.naming import NamingParams
 from analysis.metrics import HIGHER_IS_BETTER
+from analysis.naming import NamingParams
 from analysis.outputs import StagedOutput, package_versions, sha256_of
-from analysis.stats import combined_mc_se
 from analysis.readers.eyelink import TrialRules
 from analysis.registry import map_kind
 from analysis.scoring_config import ScoringConfig
+from analysis.stats import combined_mc_se
 from analysis.timecourse import TimecourseParams
 from stimuli.sets import StimulusSet
 
@@ -702,7 +702,8 @@ def _write_outputs(
             "human_gold": "mean over participants of the gold standard (Kümmerer et al. 2015): the other participants' "
             "fixation density, blur and centre-bias mixture fitted leave one image out, scored against "
             "the participant's own heatmap and fixations",
-            "human_loso": "mean over participants of each participant's fixations/heatmap scored against the other participants' heatmap",
+            "human_loso": "mean over participants of each participant's fixations/heatmap scored against the "
+            "other participants' heatmap",
             "information_gain_baseline": "center_bias",
             "shuffled_auc_negatives": "fixations of all other images of the baseline pool, in normalised coordinates",
             "random_streams": "seeded by (seed, metric, image) for the pooled target and (seed, metric, image, "

@@ -26,11 +26,11 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")  # library code: never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from analysis.registry import METRIC_REGISTRY, is_dense_layer, map_kind  # noqa: E402
+from analysis.registry import METRIC_REGISTRY, is_dense_layer, map_kind
 
 __all__ = [
     "headline_target",
@@ -564,6 +564,7 @@ def _html(config, sections: _Sections, files, overlay_paths, params, extra: str 
         if name == "metrics" or name.startswith("fig9_")
     )
     overlays = "".join(_embed(path) for path in overlay_paths) or "<p>—</p>"
+    confidence = sections.headline["confidence"].iloc[0] if len(sections.headline) else 0.95
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lookwhere analysis — {html.escape(config.dataset)}</title>
 <style>
@@ -578,7 +579,7 @@ code {{ background: #f4f4f4; padding: 0 3px; }}
 {sections.facts()}
 {_warnings_box(params)}
 {sections.maps_note()}
-<h2>Mean score per map and metric, with {sections.headline["confidence"].iloc[0] if len(sections.headline) else 0.95:.0%} CIs</h2>
+<h2>Mean score per map and metric, with {confidence:.0%} CIs</h2>
 {sections.headline_table()}
 {sections.rows_note()}
 <h2>Noise ceilings</h2>{sections.ceilings_table()}

@@ -32,11 +32,11 @@ from pathlib import Path
 # busy 2-core machine does not stall BLAS's thread pool). Must be set before NumPy is imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import scipy.io  # noqa: E402
-import scipy.ndimage  # noqa: E402
-import scipy.signal  # noqa: E402
+import numpy as np
+import pandas as pd
+import scipy.io
+import scipy.ndimage
+import scipy.signal
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -138,7 +138,7 @@ def run(fixations: pd.DataFrame, by: tuple[str, ...], chunk: int, kernel: np.nda
 def ndimage_gap(fixations: pd.DataFrame) -> np.ndarray:
     """Per pooled image map: max |gaussian_filter(σ=20, truncate=2) - paper| / max(paper)."""
     gaps = []
-    for image, group in fixations.groupby("image"):
+    for _image, group in fixations.groupby("image"):
         fixmap = fixation_matrix(group)
         fixmap /= fixmap.max()
         paper = blur(fixmap)

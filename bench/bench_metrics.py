@@ -26,16 +26,16 @@ import os
 # busy 2-core machine and would inflate its time unfairly. Must precede the numpy import.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from importlib.metadata import version  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import sys
+import time
+import warnings
+from importlib.metadata import version
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import scipy.io  # noqa: E402
-from scipy.ndimage import gaussian_filter  # noqa: E402
+import numpy as np
+import scipy.io
+from scipy.ndimage import gaussian_filter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from analysis import scoring_config
-
 from analysis.heatmap import HeatmapParams, heatmap
 from analysis.metrics import HIGHER_IS_BETTER, METRICS
 from analysis.offline import AnalysisConfig, run_analysis
