@@ -16,13 +16,24 @@ kernel launches, few transfers).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from analysis._engine_backend import in_two_threads
 from analysis._engine_sorted import SortedValues
-from analysis._engine_state import N_THRESHOLDS, NOISE_MAX, STEP, MapStats, heatmap_transform, lookup, sorted_noise
+from analysis._engine_state import (
+    N_THRESHOLDS,
+    NOISE_MAX,
+    STEP,
+    Heatmap,
+    MapStats,
+    Target,
+    heatmap_transform,
+    lookup,
+    sorted_noise,
+)
 from analysis.metrics import (
     _PYSALIENCY_KL_MINIMUM,
     MATLAB_EPS,
@@ -40,6 +51,9 @@ from analysis.metrics import (
     monte_carlo_se,
 )
 
+if TYPE_CHECKING:  # the engine imports this module
+    from analysis.engine import ImageEngine
+
 __all__ = ["HumanCeiling", "Workspace"]
 
 #: Above this many comparisons, AUC-Judd counts compare one threshold at a time.
@@ -52,15 +66,15 @@ class _Batch:
     support pixels (``pixels``, CPU), or every participant over every pixel (``pixels`` None)."""
 
     names: list[str]
-    owns: list
-    targets: list
+    owns: list[Heatmap]
+    targets: list[Target]
     pixels: np.ndarray | None
 
 
 class HumanCeiling:
     """Scores of every participant against the others' heatmap; see the module docstring."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine: ImageEngine) -> None:
         self.engine, self.be = engine, engine._be
         self.n = engine._layout.n_pixels
         self.pooled = engine._pooled
@@ -94,7 +108,7 @@ class HumanCeiling:
         by_name = {r.name: r for rows in results for r in rows}
         rows = [by_name[name] for name in names]
         # the small per-participant steps, for everyone at once
-        sampled = {
+        sampled: dict[str, tuple[np.ndarray, np.ndarray]] = {
             metric: self._borji(rows, metric) for metric in ("auc_borji", "auc_shuffled") if metric in engine.metrics
         }
         borji = {metric: values for metric, (values, _) in sampled.items()}
@@ -123,16 +137,17 @@ class HumanCeiling:
     def _sorted_pooled(self) -> SortedValues:
         """The pooled raw over its support, sorted (brought up to date with the pending stamps)."""
         engine = self.engine
-        if engine._sorted is None:
-            engine._sorted = SortedValues(self.n)
-            engine._sorted_support_noise = SortedValues(self.n)  # the noise over the pooled support
+        pooled, support_noise = engine._sorted, engine._sorted_support_noise
+        if pooled is None or support_noise is None:  # made together
+            pooled = engine._sorted = SortedValues(self.n)
+            support_noise = engine._sorted_support_noise = SortedValues(self.n)  # the noise over the pooled support
         if engine._pending:
             pixels = np.unique(np.concatenate([engine._layout.pixels_of(w) for w in engine._pending]))
-            engine._sorted.replace(pixels, self.pooled.raw_ext[pixels])
-            new = pixels[~engine._sorted_support_noise.contains(pixels)]
-            engine._sorted_support_noise.replace(new, self.noise[new])
+            pooled.replace(pixels, self.pooled.raw_ext[pixels])
+            new = pixels[~support_noise.contains(pixels)]
+            support_noise.replace(new, self.noise[new])
             engine._pending = []
-        return engine._sorted
+        return pooled
 
     # -- one batch -----------------------------------------------------------------------------------
 
@@ -189,6 +204,7 @@ class HumanCeiling:
         top = float((weights - lookup(own_pixels, own_weights, pixels)).max(initial=0.0))
         length = self.n if batch.pixels is None else batch.pixels.size
         if length < self.n:  # the rest of the image: the pooled raw outside the participant's support
+            assert self.sorted is not None  # kept on the CPU, whose rows are one participant's support
             if self.n_outside:
                 low, high = min(low, 0.0), max(high, 0.0)
             for largest in (False, True):
@@ -271,12 +287,14 @@ class HumanCeiling:
                 _sim_density(float(t.lo), float(t.range), float(t.total), n),
             )
         if metric == "sim":
-            options = dict(minimum_value=0.0, zero_to_uniform=True)
+            minimum_value, zero_to_uniform = 0.0, True
         elif self.engine.variant == "mit":
-            options = dict(minimum_value=0.0, zero_to_uniform=False)
+            minimum_value, zero_to_uniform = 0.0, False
         else:
-            options = dict(minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
-        return _density(float(s.lo), float(s.total), n, **options), _density(float(t.lo), float(t.total), n, **options)
+            minimum_value, zero_to_uniform = _PYSALIENCY_KL_MINIMUM, True
+        p = _density(float(s.lo), float(s.total), n, minimum_value=minimum_value, zero_to_uniform=zero_to_uniform)
+        q = _density(float(t.lo), float(t.total), n, minimum_value=minimum_value, zero_to_uniform=zero_to_uniform)
+        return p, q
 
     def _judd_counts(self, batch: _Batch, rows, raw, pooled, column, ws: Workspace) -> np.ndarray:
         """Per participant, how many pixels of the others' map, min-max scaled and jittered, are
@@ -313,12 +331,14 @@ class HumanCeiling:
 
     def _pooled_counts(self, a: float, b: float, thresholds: np.ndarray) -> np.ndarray:
         """Over every pixel: how many ``(pooled raw * a + b) + noise`` are ``>=`` each threshold
-        (sorted pooled raw over its support; outside it the raw is 0)."""
+        (sorted pooled raw over its support; outside it the raw is 0). On the CPU only."""
+        pooled, support_noise = self.sorted, self.engine._sorted_support_noise
+        assert pooled is not None and support_noise is not None  # kept on the CPU (_sorted_pooled)
         finite = np.isfinite(thresholds)
         t = thresholds[finite]
         k = t.size
         counts = np.zeros(thresholds.size, dtype=np.int64)
-        counts[finite] = self.sorted.count_at_least(np.full(k, a), np.full(k, b), t, self.noise, NOISE_MAX)
+        counts[finite] = pooled.count_at_least(np.full(k, a), np.full(k, b), t, self.noise, NOISE_MAX)
         value = 0.0 * a + b  # outside the pooled support
         could = np.zeros(thresholds.size, dtype=bool)
         could[finite] = value + NOISE_MAX >= t
@@ -328,9 +348,7 @@ class HumanCeiling:
             everywhere = SortedValues.of_sorted(noise).count_at_least(
                 ones, ones * value, thresholds[could], np.zeros(1), 0.0
             )
-            in_support = self.engine._sorted_support_noise.count_at_least(
-                ones, ones * value, thresholds[could], np.zeros(1), 0.0
-            )
+            in_support = support_noise.count_at_least(ones, ones * value, thresholds[could], np.zeros(1), 0.0)
             counts[could] += everywhere - in_support
         return counts
 
@@ -452,9 +470,9 @@ class HumanCeiling:
         n_outside = n - r.length
         if self.engine.variant == "mit" or not n_outside:
             return 0.0
-        options = dict(minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
-        p_density = _density(float(s.lo), float(s.total), n, **options)
-        q0 = float(_density(float(t.lo), float(t.total), n, **options)(np.zeros(1))[0])
+        p_density = _density(float(s.lo), float(s.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
+        q_density = _density(float(t.lo), float(t.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
+        q0 = float(q_density(np.zeros(1))[0])
         outside = np.setdiff1d(np.arange(n), r.own.support_pixels()) if r.b != 0.0 else None
         if outside is not None:
             raw = self.be.numpy(self.pooled.raw_ext[self.be.index(outside)])
@@ -487,8 +505,8 @@ class _Row:
     """One participant of a batch: the others' normalisation ``X = raw * a + b`` and its scalars."""
 
     name: str
-    own: object
-    target: object
+    own: Heatmap
+    target: Target
     a: float
     b: float
     stats: MapStats
@@ -496,10 +514,13 @@ class _Row:
     x_sum_inside: float  # sum of X over the row
     others_cross: float  # sum((pooled - own) * own)
     own_total: float
-    judd: tuple | None = None
-    x_fixated: np.ndarray | None = None
-    negatives: dict | None = None
-    sums: dict | None = None
+    # set by HumanCeiling._score_batch: the others' map at the fixated pixels, the sums over the
+    # row per metric, AUC-Borji's negatives per sampled metric, AUC-Judd's (thresholds, counts,
+    # order) when asked for
+    x_fixated: np.ndarray = field(init=False)
+    sums: dict[str, float] = field(init=False)
+    negatives: dict[str, np.ndarray] = field(init=False)
+    judd: tuple[np.ndarray, np.ndarray, np.ndarray] = field(init=False)
 
 
 def _padded_codes(rows: list[np.ndarray]) -> np.ndarray:

@@ -153,7 +153,7 @@ class Heatmap:
         self._weights: list[float] = []
         self._counts: list[int] = []
         self.version = 0
-        self._support_pixels = (None, None)
+        self._support_pixels = (-1, np.empty(0, dtype=np.int64))  # (version, pixels); -1: none yet
 
     def add(self, pixel: int, weight: float, window, delta, dots) -> None:
         """Add a fixation at flat ``pixel``: its kernel stamp ``delta`` (already times ``weight``)

@@ -314,7 +314,7 @@ def fixation_map(x_image_px, y_image_px, *, shape: tuple[int, int], weights=None
     return flat.reshape(height, width)
 
 
-def _choose_method(nnz: int, shape: tuple[int, int], kernel: _Kernel) -> str:
+def _choose_method(nnz: int, shape: tuple[int, int], kernel: _Kernel) -> Literal["splat", "separable"]:
     height, width = shape
     splat_cost = nnz * (_SPLAT_OVERHEAD_MACS + _SPLAT_MACS_PER_TAP * kernel.size**2)
     separable_cost = 2 * height * width * (min(2 * kernel.size, height) + min(2 * kernel.size, width))
@@ -441,7 +441,7 @@ def blur(
     if backend == "torch":
         return _blur_torch(f, kernel, device)
     if method == "auto":
-        method = _choose_method(np.count_nonzero(f), f.shape, kernel)
+        method = _choose_method(int(np.count_nonzero(f)), f.shape, kernel)
     if method == "separable":
         return _separable(f, kernel)
     rows, cols = np.nonzero(f)
@@ -579,7 +579,7 @@ def _render(rows, cols, weights, params: HeatmapParams, *, out: np.ndarray, what
     """
     width = out.shape[1]
     flat, inverse = np.unique(rows * width + cols, return_inverse=True)
-    values = np.bincount(inverse, weights=weights, minlength=flat.size)
+    values: np.ndarray = np.bincount(inverse, weights=weights, minlength=flat.size)  # float64 (weighted)
     top = values.max(initial=0.0)
     if top == 0:
         logger.info("%s: no fixations left; the heatmap is all zero", what)

@@ -106,9 +106,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 
@@ -324,7 +325,7 @@ def _trapezoid(y: np.ndarray, x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def _minmax_values(values, lo: float, value_range: float):
+def _minmax_values(values, lo: float | np.ndarray, value_range: float | np.ndarray):
     """``(values - lo) / range``: a true division, so the map's maximum becomes exactly 1 whatever
     its range (``x * (1 / x)`` is not always 1); random AUCs compare these values with the
     thresholds ``0, 0.1, ..., 1``."""
@@ -666,34 +667,38 @@ def _auc_borji(
 ) -> np.ndarray | None:
     """The splits' areas, or None (logged) where AUC-Borji is undefined."""
     if len(fix) <= 1:
-        return _undefined_splits("auc_borji", f"{len(fix)} fixated pixel(s); MIT needs at least 2")
-    if s.is_constant:
-        return _undefined_splits("auc_borji", "the saliency map is constant (MIT min-max gives 0/0)")
-    return _auc_sampled(s, fix, _borji_negatives(seed, s.flat.size, len(fix), n_splits, stream), step)
+        why = f"{len(fix)} fixated pixel(s); MIT needs at least 2"
+    elif s.is_constant:
+        why = "the saliency map is constant (MIT min-max gives 0/0)"
+    else:
+        return _auc_sampled(s, fix, _borji_negatives(seed, s.flat.size, len(fix), n_splits, stream), step)
+    _undefined("auc_borji", why)
+    return None
 
 
 def _auc_shuffled(
     s: _Map,
     fix: _Fixations,
-    other_index: np.ndarray,
+    other_index: np.ndarray | None,
     n_splits: int,
     step: float,
     seed: int,
     stream: tuple[str, ...] = (),
 ) -> np.ndarray | None:
-    """The splits' areas, or None (logged) where shuffled AUC is undefined."""
-    if not len(fix):
-        return _undefined_splits("auc_shuffled", "the fixation map is empty")
-    if not other_index.size:
-        return _undefined_splits("auc_shuffled", "other_fixation_map is empty")
-    if s.is_constant:
-        return _undefined_splits("auc_shuffled", "the saliency map is constant (MIT min-max gives 0/0)")
-    return _auc_sampled(s, fix, _shuffled_negatives(seed, other_index, len(fix), n_splits, stream), step)
-
-
-def _undefined_splits(metric: str, why: str) -> None:
-    """A sampled AUC that is undefined: logged, no splits."""
-    _undefined(metric, why)
+    """The splits' areas, or None (logged) where shuffled AUC is undefined (``other_index`` None:
+    the target has no other-image fixations)."""
+    if other_index is None:
+        why = "the target has no other_fixation_map"
+    elif not len(fix):
+        why = "the fixation map is empty"
+    elif not other_index.size:
+        why = "other_fixation_map is empty"
+    elif s.is_constant:
+        why = "the saliency map is constant (MIT min-max gives 0/0)"
+    else:
+        return _auc_sampled(s, fix, _shuffled_negatives(seed, other_index, len(fix), n_splits, stream), step)
+    _undefined("auc_shuffled", why)
+    return None
 
 
 def _mean_of(areas: np.ndarray | None) -> float:
@@ -871,7 +876,7 @@ def auc_judd(
     jitter: bool = True,
     seed: int = 0,
     variant: Variant = "mit",
-    stream: tuple[str, ...] = (),
+    stream: tuple[str, ...] | list[str] = (),
 ) -> float:
     """Area under the ROC curve, thresholds at the fixated values (MIT ``AUC_Judd.m``).
 
@@ -915,7 +920,7 @@ def auc_borji(
     n_splits: int = 100,
     step: float = 0.1,
     seed: int = 0,
-    stream: tuple[str, ...] = (),
+    stream: tuple[str, ...] | list[str] = (),
 ) -> float:
     """AUC against uniformly sampled pixels, averaged over random splits (MIT ``AUC_Borji.m``).
 
@@ -959,7 +964,7 @@ def auc_shuffled(
     n_splits: int = 100,
     step: float = 0.1,
     seed: int = 0,
-    stream: tuple[str, ...] = (),
+    stream: tuple[str, ...] | list[str] = (),
 ) -> float:
     """Shuffled AUC: negatives are fixated pixels of other images (MIT ``AUC_shuffled.m``).
 
@@ -1106,6 +1111,36 @@ class HumanTarget:
         return None if self.baseline_map is None else _Map(self.baseline_map)
 
 
+@overload
+def score_map(
+    saliency_map,
+    target: HumanTarget,
+    *,
+    metrics: tuple[str, ...] | list[str] = ...,
+    seed: int = ...,
+    variant: Variant = ...,
+    mae_normalize: Literal["minmax", "none"] = ...,
+    stream: tuple[str, ...] | list[str] = ...,
+    return_mc_se: Literal[False] = ...,
+    density=...,
+) -> dict[str, float]: ...
+
+
+@overload
+def score_map(
+    saliency_map,
+    target: HumanTarget,
+    *,
+    metrics: tuple[str, ...] | list[str] = ...,
+    seed: int = ...,
+    variant: Variant = ...,
+    mae_normalize: Literal["minmax", "none"] = ...,
+    stream: tuple[str, ...] | list[str] = ...,
+    return_mc_se: Literal[True],
+    density=...,
+) -> tuple[dict[str, float], dict[str, float]]: ...
+
+
 def score_map(
     saliency_map,
     target: HumanTarget,
@@ -1114,7 +1149,7 @@ def score_map(
     seed: int = 0,
     variant: Variant = "mit",
     mae_normalize: Literal["minmax", "none"] = "minmax",
-    stream: tuple[str, ...] = (),
+    stream: tuple[str, ...] | list[str] = (),
     return_mc_se: bool = False,
     density=None,
 ) -> dict[str, float] | tuple[dict[str, float], dict[str, float]]:
@@ -1189,23 +1224,28 @@ def score_map(
         return _info_gain(s, fix, target._baseline, variant)
 
     human, fix = target._human, target._fixations
-    compute = {
+    compute: dict[str, Callable[[], float]] = {
         "mae": lambda: _mae(s, human, mae_normalize),
         "nss": lambda: _nss(s, fix, variant),
         "cc": lambda: _cc(s, human, variant),
         "sim": lambda: _sim(s, human, variant),
         "kl_div": lambda: _kl_div(p, human, variant),
         "auc_judd": lambda: _auc_judd(s, fix, True, seed, variant, stream[:1]),
-        "auc_borji": lambda: _auc_borji(s, fix, 100, 0.1, seed, stream),
-        "auc_shuffled": lambda: (
-            _undefined_splits("auc_shuffled", "the target has no other_fixation_map")
-            if target._other_index is None
-            else _auc_shuffled(s, fix, target._other_index, 100, 0.1, seed, stream)
-        ),
         "info_gain": gain,
     }
-    results = {name: compute[name]() for name in metrics}
-    scores = {name: _mean_of(value) if name in SAMPLED_METRICS else value for name, value in results.items()}
+    # the sampled AUCs (SAMPLED_METRICS): their splits' areas, None where undefined
+    sample: dict[str, Callable[[], np.ndarray | None]] = {
+        "auc_borji": lambda: _auc_borji(s, fix, 100, 0.1, seed, stream),
+        "auc_shuffled": lambda: _auc_shuffled(s, fix, target._other_index, 100, 0.1, seed, stream),
+    }
+    scores: dict[str, float] = {}
+    areas: dict[str, np.ndarray | None] = {}
+    for name in metrics:  # in the order asked for (the order of the INFO lines)
+        if name in sample:
+            areas[name] = sample[name]()
+            scores[name] = _mean_of(areas[name])
+        else:
+            scores[name] = compute[name]()
     if not return_mc_se:
         return scores
-    return scores, {name: _se_of(results[name]) for name in metrics if name in SAMPLED_METRICS}
+    return scores, {name: _se_of(split_areas) for name, split_areas in areas.items()}

@@ -108,9 +108,10 @@ def _voc_boxes(path: Path) -> list[dict]:
     rows = []
     for number, obj in enumerate(root.iter("object"), 1):
         box = obj.find("bndbox")
-        try:
-            xmin, ymin, xmax, ymax = (float(box.findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax"))
-        except (AttributeError, TypeError, ValueError):
+        texts = [] if box is None else [box.findtext(tag) for tag in ("xmin", "ymin", "xmax", "ymax")]
+        try:  # a missing box or coordinate leaves fewer than four numbers
+            xmin, ymin, xmax, ymax = (float(text) for text in texts if text is not None)
+        except ValueError:
             raise ValueError(f"{path}: object {number} lacks a numeric <bndbox> (xmin, ymin, xmax, ymax)") from None
         rows.append(
             {
@@ -329,7 +330,7 @@ class NamingAnalysis:
         for name, table in self.tables.items():
             table.to_csv(files[name], index=False)
         files["naming_heatmaps"] = out / "naming_heatmaps.npz"
-        np.savez_compressed(files["naming_heatmaps"], **self._heatmaps)
+        np.savez_compressed(files["naming_heatmaps"], **self._heatmaps)  # type: ignore[arg-type]  # numpy's stub
         return files
 
     def record(self) -> dict:

@@ -48,13 +48,13 @@ from analysis.engine import ImageEngine
 from analysis.fixations import StudyFixations
 from analysis.heatmap import HeatmapParams, select_fixations
 from analysis.metrics import HIGHER_IS_BETTER
-from analysis.naming import NamingParams
+from analysis.naming import NamingAnalysis, NamingParams, naming_analysis
 from analysis.outputs import StagedOutput, package_versions, sha256_of
 from analysis.readers.eyelink import TrialRules
 from analysis.registry import map_kind
 from analysis.scoring_config import ScoringConfig
 from analysis.stats import combined_mc_se
-from analysis.timecourse import TimecourseParams
+from analysis.timecourse import TimecourseAnalysis, TimecourseParams
 from stimuli.sets import StimulusSet
 
 __all__ = [
@@ -353,7 +353,7 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
         "density_params": fit.table(images),
     }
 
-    result = _write_outputs(
+    outcome = _write_outputs(
         config,
         scores,
         loso,
@@ -371,24 +371,22 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
         fit=fit,
         extras=extras,
     )
-    result.failed, result.warnings = dict(study.failed), list(study.warnings)
-    return result
+    outcome.failed, outcome.warnings = dict(study.failed), list(study.warnings)
+    return outcome
 
 
-def _extra_analyses(config: AnalysisConfig, fixations, selected, shapes, *, progress: bool) -> list:
+def _extra_analyses(
+    config: AnalysisConfig, fixations, selected, shapes, *, progress: bool
+) -> list[TimecourseAnalysis | NamingAnalysis]:
     """The time course (every dataset) and, for sessions with audio, the naming-aligned fixations.
 
     Each has ``score_image(image_id, engine)``, ``write(out, *, stat_options)``, ``record()`` and
     ``tables`` (:class:`analysis.timecourse.TimecourseAnalysis`, :class:`analysis.naming.NamingAnalysis`).
     """
-    extras = []
+    extras: list[TimecourseAnalysis | NamingAnalysis] = []
     if config.timecourse.enabled:
-        from analysis.timecourse import TimecourseAnalysis
-
         extras.append(TimecourseAnalysis(config.timecourse, selected, fixations, shapes))
     if config.dataset == "session" and config.naming.enabled:
-        from analysis.naming import naming_analysis
-
         naming = naming_analysis(config.naming, config.fixations, selected, stimuli=config.stimuli, progress=progress)
         extras += [naming] if naming is not None else []
     return extras
@@ -470,8 +468,8 @@ class ImageScores:
         """Every map, ``human_loso`` and ``human_gold`` against each participant, as table rows
         ``participant, map, metric, value, mc_se``."""
         rows = []
-        for participant, per_map in self.participants.items():
-            per_map = {**per_map, "human_loso": self.loso.get(participant), "human_gold": self.gold.get(participant)}
+        for participant, maps in self.participants.items():
+            per_map = {**maps, "human_loso": self.loso.get(participant), "human_gold": self.gold.get(participant)}
             errors = {
                 **self.participants_mc_se.get(participant, {}),
                 "human_loso": self.loso_mc_se.get(participant, {}),

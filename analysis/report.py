@@ -455,7 +455,7 @@ Every parameter is in <code>params.json</code>.</li>
 
     def headline_table(self) -> str:
         """Mean [CI] of every map and metric, with the direction of each metric."""
-        table = {}
+        table: dict[str, dict[str, str]] = {}  # map → metric → text
         for row in self.headline.itertuples():
             text = "—" if not np.isfinite(row.mean) else f"{row.mean:.3g} [{row.ci_low:.3g}, {row.ci_high:.3g}]"
             if np.isfinite(row.mean) and np.isfinite(getattr(row, "mc_se", np.nan)):

@@ -13,6 +13,7 @@ Two levels:
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -395,9 +396,11 @@ def planned_contrasts(
         best = max(models, key=lambda name: sign * means[maps.index(name)]) if models else None
         pairs = [(name, reference) for name in maps if name != reference]
         pairs += [(name, best) for name in models if best is not None and name != best]
+        if not pairs:  # the reference alone
+            continue
         images, participants = two_way_resamples(cube.shape[1], cube.shape[2], n_resamples=n_resamples, seed=seed)
-        differences = np.stack([cube[maps.index(a)] - cube[maps.index(b)] for a, b in pairs]) if pairs else None
-        boot = _resampled_means(differences, images, participants) if pairs else None
+        differences = np.stack([cube[maps.index(a)] - cube[maps.index(b)] for a, b in pairs])
+        boot = _resampled_means(differences, images, participants)
         metric_rows = []
         for k, (a, b) in enumerate(pairs):
             d = differences[k]
@@ -564,7 +567,7 @@ def study_statistics(
         (:func:`mixed_model` of every metric with at least ``min_participants_mixed`` participants,
         else empty) and ``kendalls_w`` (per target: ``w``, ``n_maps``, ``n_metrics``).
     """
-    options = dict(
+    options: dict[str, Any] = dict(
         higher_is_better=higher_is_better, kinds=kinds, n_resamples=n_resamples, confidence=confidence, seed=seed
     )
     pooled = scores.assign(participant="pooled")

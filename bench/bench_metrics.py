@@ -32,6 +32,7 @@ import time
 import warnings
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.io
@@ -50,7 +51,7 @@ N_SPLIT_OBSERVERS = 7
 def import_pysaliency():
     """Import pysaliency 0.2.22, which calls ``np.trapz`` (removed in numpy 2.4): alias it here."""
     if not hasattr(np, "trapz"):
-        np.trapz = np.trapezoid
+        np.trapz = np.trapezoid  # type: ignore[assignment]  # numpy's stubs type trapz and trapezoid apart
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # its own pkg_resources deprecation notice
         import pysaliency
@@ -115,7 +116,9 @@ class _ArrayModel:
         self.pysaliency, self.stimuli = pysaliency, stimuli
 
     def __call__(self, arrays):
-        class ArrayModel(self.pysaliency.SaliencyMapModel):
+        base: Any = self.pysaliency.SaliencyMapModel  # a module imported at run time: untyped
+
+        class ArrayModel(base):
             def _saliency_map(self, stimulus):
                 raise KeyError("every map is pre-filled in the cache")
 

@@ -194,7 +194,9 @@ def apply_corrections(
     table = utterances.assign(source="automatic")
     key = list(zip(table["participant"], table["session"], table["trial"]))
     recorded = dict(zip(key, zip(table["file"], table["image"])))
-    record, replaced, corrected = [], set(), []
+    record: list[dict] = []
+    replaced: set[tuple[str, str, int]] = set()  # (participant, session, trial)
+    corrected: list[dict] = []
     for (participant, session), folder in sessions.items():
         reviews = read_corrections(folder)
         if not reviews:

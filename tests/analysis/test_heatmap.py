@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -127,25 +128,26 @@ def test_params_untruncated_size_and_validation():
     assert HeatmapParams().resolved_kernel_size_px == 80
     assert HeatmapParams(kernel_size_px=None).resolved_kernel_size_px == 161  # 2 * ceil(4 * 20) + 1
     assert HeatmapParams(sigma_px=2.3, kernel_size_px=None).resolved_kernel_size_px == 21
-    for bad in [
+    bad_options: list[dict[str, Any]] = [
         dict(sigma_px=0),
         dict(sigma_px=float("nan")),
         dict(kernel_size_px=0),
         dict(sigma=20),
-    ]:
+    ]
+    for bad in bad_options:
         with pytest.raises(ValidationError):
             HeatmapParams(**bad)
     params = HeatmapParams(final_normalization="minmax")
     assert HeatmapParams.model_validate_json(params.model_dump_json()) == params
     with pytest.raises(ValidationError):
-        params.sigma_px = 3.0  # frozen
+        cast(Any, params).sigma_px = 3.0  # frozen (cast: the types forbid it too)
 
 
 def test_gaussian_kernel_validation():
     with pytest.raises(ValueError, match="sigma_px must be a finite number > 0; got -1"):
         gaussian_kernel(sigma_px=-1, size_px=80)
     with pytest.raises(ValueError, match="size_px must be an integer >= 1.*got 80.5"):
-        gaussian_kernel(sigma_px=20, size_px=80.5)
+        gaussian_kernel(sigma_px=20, size_px=cast(Any, 80.5))  # cast: a value the types forbid
 
 
 # ------------------------------------------------------------------------------------ blur
@@ -308,7 +310,7 @@ def test_blur_validation():
     with pytest.raises(ValueError, match="fixmap holds 1 non-finite"):
         blur(np.array([[0.0, np.nan]]))
     with pytest.raises(ValueError, match="method must be one of"):
-        blur(np.zeros((2, 2)), method="fft")
+        blur(np.zeros((2, 2)), method=cast(Any, "fft"))  # cast: a value the types forbid
     with pytest.raises(ValueError, match="kernel_size_px must be an integer >= 1"):
         blur(np.zeros((2, 2)), kernel_size_px=0)
 
@@ -533,7 +535,7 @@ def test_heatmaps_validation():
     with pytest.raises(ValueError, match=r"shapes has no \(H, W\) for 1 image\(s\).*\['b'\]"):
         heatmaps(fixations, {"a": (70, 100)})
     with pytest.raises(ValueError, match=r"shapes\['b'\] must be \(height_px, width_px\)"):
-        heatmaps(fixations, {"a": (70, 100), "b": (60.0, 110)})
+        heatmaps(fixations, {"a": (70, 100), "b": cast(Any, (60.0, 110))})  # cast: a value the types forbid
 
 
 # ---------------------------------------------------------------------------- real data

@@ -75,7 +75,7 @@ def test_refinement_moves_a_late_detector_edge_to_the_rise():
 def test_voicing_separates_a_vowel_from_breath():
     rate = 16_000
     t = np.arange(int(0.3 * rate)) / rate
-    vowel = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 10))
+    vowel = sum((np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 10)), np.zeros_like(t))
     breath = np.random.default_rng(0).standard_normal(t.size)
     # Oracle: 300 ms hold (300 - 40) / 10 + 1 = 27 whole 40 ms frames every 10 ms, all periodic.
     assert voiced_ms(vowel) == 270
