@@ -705,9 +705,7 @@ class EyeLinkTracker(Tracker):
         validations = tuple(parse_validation(message or ""))
         if not validations:
             logger.warning("the tracker's calibration message holds no validation result: %r", message)
-        return CalibrationResult(
-            result=self._link.getCalibrationResult(), message=message, validations=validations
-        )
+        return CalibrationResult(result=self._link.getCalibrationResult(), message=message, validations=validations)
 
     def drift_correct(self, x_display_px: float, y_display_px: float) -> DriftResult:
         if self.dummy:
@@ -768,7 +766,9 @@ class EyeLinkTracker(Tracker):
         samples, blinks = self._samples, self._blinks
         self._samples, self._blinks = [], []
         table = np.asarray(samples, dtype=float).reshape(-1, 2)
-        return SampleBlock(t_ms=table[:, 0], pupil=table[:, 1], blinks_ms=np.asarray(blinks, dtype=float).reshape(-1, 2))
+        return SampleBlock(
+            t_ms=table[:, 0], pupil=table[:, 1], blinks_ms=np.asarray(blinks, dtype=float).reshape(-1, 2)
+        )
 
     def _used_eye(self, sample: Any) -> Any:
         """The sample's data of the recorded eye (None when it has none)."""

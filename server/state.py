@@ -40,9 +40,9 @@ import pandas as pd
 from analysis.heatmap import HeatmapParams, select_fixations
 from analysis.scoring_config import ScoringConfig
 from lookwhere.protocol import (
+    DriftCheck,
     FixationRecord,
     GazeSample,
-    DriftCheck,
     Heartbeat,
     MicLevel,
     ProtocolError,
