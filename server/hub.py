@@ -424,7 +424,7 @@ class LiveHub:
             if item is None or focus is None:
                 summary = None
             elif item.rows:
-                # in two steps: the baselines' and model maps' scores first (the ceiling and the
+                # in steps: the baselines' and model maps' scores first (the ceiling and the
                 # participant's own scores, every participant against the others, take longer)
                 first = jsonable(self.state.scorer.summary(item, self._context, complete=False))
                 with self._lock:
@@ -437,7 +437,11 @@ class LiveHub:
                         score_ms=(time.perf_counter() - started) * 1000.0,
                     )
                 self._publish()
-                if self._dirty.is_set():  # newer fixations: their scores first, the ceiling at a pause
+                # then the ceiling, then the participant's scores, unless newer fixations wait:
+                # their scores first, the rest when the stream pauses
+                if not self._dirty.is_set():
+                    self.state.scorer.ceiling(item, self._context)
+                if self._dirty.is_set():
                     with self._lock:
                         self._history = history
                         self._set_history()
