@@ -93,5 +93,6 @@ def test_server_state_shows_the_poor_validation_and_the_drift_alarm(session):
     assert [entry.above for entry in section.drift] == [False, True, True, True]  # 0.6, 1.2, 1.8, 2.4°
     assert [entry.alarm for entry in section.drift] == [False, False, True, True]
     assert section.alarm
-    assert section.track_loss[2].track_loss >= 0.35
-    assert section.viewing.default is True
+    lost = section.track_loss[2].track_loss
+    assert lost is not None and lost >= 0.35
+    assert section.viewing is not None and section.viewing.default is True

@@ -32,7 +32,8 @@ def test_levels_alarm_and_latest_per_trial_follow_the_records():
     ]
     assert not section.alarm
     assert section.track_loss[0].track_loss is None
-    assert section.viewing.default is True and section.thresholds["drift_alarm_deg"] == 0.5
+    assert section.viewing is not None and section.viewing.default is True
+    assert section.thresholds["drift_alarm_deg"] == 0.5
     assert log.section(None).validations == [] and log.section(None).viewing is None
 
 
