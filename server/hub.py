@@ -94,6 +94,7 @@ def _sections_of(change: Change) -> set[str]:
         ("fixations", change.trial_fixations),
         ("gaze", change.gaze),
         ("mic", change.mic),
+        ("quality", change.quality),
     )
     return {name for name, changed in parts if changed}
 
@@ -172,7 +173,7 @@ class LiveHub:
         #: the stream's bound endpoint, e.g. ``"tcp://127.0.0.1:43517"``
         self.endpoint = self.receiver.endpoint
         with self._lock:
-            for name in ("session", "trial", "fixations", "gaze", "mic"):
+            for name in ("session", "trial", "fixations", "gaze", "mic", "quality"):
                 self._refresh(name)
             self._refresh_health()
             self._set_scores(self._focus, None, through={}, participant=self.state.participant, trial_fixations=None)
@@ -295,7 +296,7 @@ class LiveHub:
         )
 
     def _refresh(self, name: str) -> None:
-        """Publish section ``name`` from the state (session, trial, fixations, gaze, mic)."""
+        """Publish section ``name`` from the state (session, trial, fixations, gaze, mic, quality)."""
         state, live = self.state, self.state.live
         section: BaseModel
         if name == "session":
@@ -327,6 +328,8 @@ class LiveHub:
             section = GazeSection(gaze=live.gaze)
         elif name == "mic":
             section = MicSection(mic=live.mic)
+        elif name == "quality":
+            section = state.quality_log.section(state.session)
         else:
             raise ValueError(f"no state section {name!r}")
         self._set(name, section)
