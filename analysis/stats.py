@@ -450,12 +450,16 @@ def mixed_model(table: pd.DataFrame, *, metric: str, reference: str = "center_bi
     DataFrame
         One row per term: ``metric, term`` (a map, or ``var(image)``, ``var(participant)``,
         ``var(residual)``), ``estimate`` (difference from ``reference``, or a variance),
-        ``std_error, p_value, ci_low, ci_high`` (95 % Wald) and ``converged``.
+        ``std_error, p_value, ci_low, ci_high`` (95 % Wald), ``converged`` and ``note`` (the
+        optimiser's warnings, e.g. a variance on the boundary of its range).
+
+    Notes
+    -----
+    About 40 s per metric for 200 images × 15 participants × 4 maps on one core (L-BFGS).
     """
     import warnings
 
     import statsmodels.formula.api as smf
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
     data = table[(table["metric"] == metric) & table["value"].notna()][["image", "participant", "map", "value"]].copy()
     data["group"] = 0
@@ -465,8 +469,8 @@ def mixed_model(table: pd.DataFrame, *, metric: str, reference: str = "center_bi
                         vc_formula={"image": "0 + C(image)", "participant": "0 + C(participant)"})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = model.fit(reml=True)
-    converged = bool(fit.converged) and not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        fit = model.fit(reml=True, method=["lbfgs"])
+    common = {"converged": bool(fit.converged), "note": "; ".join(sorted({str(w.message) for w in caught}))}
     intervals = fit.conf_int()
     rows = []
     for term in fit.fe_params.index:
@@ -475,10 +479,10 @@ def mixed_model(table: pd.DataFrame, *, metric: str, reference: str = "center_bi
         rows.append({"metric": metric, "term": term.split("[T.")[-1].rstrip("]"),
                      "estimate": float(fit.fe_params[term]), "std_error": float(fit.bse_fe[term]),
                      "p_value": float(fit.pvalues[term]), "ci_low": float(intervals.loc[term, 0]),
-                     "ci_high": float(intervals.loc[term, 1]), "converged": converged})
+                     "ci_high": float(intervals.loc[term, 1]), **common})
     for name, variance in zip(model.exog_vc.names, fit.vcomp):
-        rows.append({"metric": metric, "term": f"var({name})", "estimate": float(variance), "converged": converged})
-    rows.append({"metric": metric, "term": "var(residual)", "estimate": float(fit.scale), "converged": converged})
+        rows.append({"metric": metric, "term": f"var({name})", "estimate": float(variance), **common})
+    rows.append({"metric": metric, "term": "var(residual)", "estimate": float(fit.scale), **common})
     return pd.DataFrame(rows)
 
 

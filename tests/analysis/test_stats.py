@@ -157,6 +157,7 @@ def test_mixed_model_recovers_the_effects_it_was_drawn_from():
     table = _crossed(rng, effects={"center_bias": 0.2, "model": 0.45}, n_images=25, n_participants=6,
                      image_sd=0.4, participant_sd=0.25, noise_sd=0.05)
     fit = mixed_model(table, metric="cc").set_index("term")
+    assert fit["converged"].all()
     assert fit.loc["model", "estimate"] == pytest.approx(0.25, abs=0.02)
     assert fit.loc["model", "ci_low"] < 0.25 < fit.loc["model", "ci_high"]
     assert fit.loc["var(image)", "estimate"] == pytest.approx(0.4**2, rel=0.6)
