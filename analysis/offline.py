@@ -119,6 +119,7 @@ class AnalysisConfig(ScoringConfig):
     split_half_splits: int = Field(10, ge=1, description="random splits of the split-half noise ceilings")
     overlay_images: tuple[str, ...] | None = Field(None, description="images shown as overlays (default: the first n_overlays)")
     heatmaps_float64: bool = Field(False, description="heatmaps.npz in float64 (default float32)")
+    mixed_model: bool = Field(True, description="fit the mixed model (~40 s per metric on 200 images x 15 participants)")
 
 
 @dataclass
@@ -513,7 +514,7 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
     statistics = study_statistics(
         scores, tables["participant_scores"], higher_is_better=HIGHER_IS_BETTER,
         kinds=dict(zip(scores["map"], scores["kind"])), n_resamples=config.bootstrap_resamples,
-        confidence=config.confidence, seed=config.seed)
+        confidence=config.confidence, seed=config.seed, mixed=config.mixed_model)
     summary = statistics["summary"]
     summary["untrained"] = summary["map"].isin(scores.loc[scores["untrained"], "map"].unique())
     summary.to_csv(files["summary"], index=False)
@@ -562,7 +563,8 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
                         "CIs from a two-way bootstrap over images and participants",
             "kendalls_w": statistics["kendalls_w"],
             "mixed_model": "value ~ map + (1|image) + (1|participant), statsmodels MixedLM (REML), mixed_model.csv"
-                           if not statistics["mixed_model"].empty else "not fitted (fewer than 3 participants)",
+                           if not statistics["mixed_model"].empty
+                           else "not fitted (fewer than 3 participants, or --no-mixed-model)",
         },
         "densities": {
             "kl_ig_maps": config.kl_ig_maps,

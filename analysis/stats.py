@@ -495,6 +495,7 @@ def study_statistics(
     n_resamples: int = 10_000,
     confidence: float = 0.95,
     seed: int = 0,
+    mixed: bool = True,
     min_participants_mixed: int = 3,
 ) -> dict:
     """Every statistic of an offline analysis, for both targets.
@@ -507,8 +508,9 @@ def study_statistics(
     -------
     dict
         ``summary`` and ``comparisons`` (DataFrames with a ``target`` column), ``mixed_model``
-        (:func:`mixed_model` of every metric with at least ``min_participants_mixed`` participants,
-        else empty) and ``kendalls_w`` (per target: ``w``, ``n_maps``, ``n_metrics``).
+        (:func:`mixed_model` of every metric when ``mixed`` and there are at least
+        ``min_participants_mixed`` participants, else empty) and ``kendalls_w`` (per target: ``w``,
+        ``n_maps``, ``n_metrics``).
     """
     options = dict(higher_is_better=higher_is_better, kinds=kinds, n_resamples=n_resamples, confidence=confidence,
                    seed=seed)
@@ -523,18 +525,18 @@ def study_statistics(
         candidates = [name for name in table["map"].unique() if kinds.get(name) not in _NOT_CANDIDATES]
         w, n_maps, n_metrics = kendalls_w(summary, higher_is_better=higher_is_better, maps=candidates)
         concordance[target] = {"w": w, "n_maps": n_maps, "n_metrics": n_metrics}
-    mixed = []
-    if per_participant["participant"].nunique() >= min_participants_mixed:
+    fits = []
+    if mixed and per_participant["participant"].nunique() >= min_participants_mixed:
         modelled = per_participant[per_participant["map"].map(lambda name: kinds.get(name) != "control")]
         for metric in modelled["metric"].unique():
             try:
-                mixed.append(mixed_model(modelled, metric=metric))
+                fits.append(mixed_model(modelled, metric=metric))
             except (ValueError, np.linalg.LinAlgError) as error:  # e.g. a singular design: say so, go on
-                mixed.append(pd.DataFrame([{"metric": metric, "term": "not fitted", "converged": False,
-                                            "error": str(error)}]))
+                fits.append(pd.DataFrame([{"metric": metric, "term": "not fitted", "converged": False,
+                                          "error": str(error)}]))
     return {
         "summary": pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(),
         "comparisons": pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame(),
-        "mixed_model": pd.concat(mixed, ignore_index=True) if mixed else pd.DataFrame(),
+        "mixed_model": pd.concat(fits, ignore_index=True) if fits else pd.DataFrame(),
         "kendalls_w": concordance,
     }

@@ -138,7 +138,8 @@ def test_command_line_options_on_analyze_and_serve():
     args = parser.parse_args([*analyze, "--kernel-centre", "scipy"])
     assert config_from_args(args).heatmap.even_kernel_centre == "scipy"
     config = config_from_args(parser.parse_args([*analyze, "--overlays", "1002,1001", "--kl-ig-maps", "raw",
-                                                 "--density-fit", "default", "--float64"]))
+                                                 "--density-fit", "default", "--float64", "--no-mixed-model"]))
+    assert not config.mixed_model
     assert config.overlay_images == ("1002", "1001") and config.n_overlays == 2
     assert (config.kl_ig_maps, config.density_fit, config.heatmaps_float64) == ("raw", "default", True)
     config = config_from_args(parser.parse_args([*analyze, "--overlays", "3"]))

@@ -15,6 +15,7 @@ from analysis.stats import (
     mixed_model,
     paired_comparisons,
     planned_contrasts,
+    study_statistics,
     summarize_participant_scores,
     summarize_scores,
     two_way_resamples,
@@ -163,3 +164,13 @@ def test_mixed_model_recovers_the_effects_it_was_drawn_from():
     assert fit.loc["var(image)", "estimate"] == pytest.approx(0.4**2, rel=0.6)
     assert fit.loc["var(participant)", "estimate"] == pytest.approx(0.25**2, rel=0.8)
     assert fit.loc["var(residual)", "estimate"] == pytest.approx(0.05**2, rel=0.3)
+
+
+def test_study_statistics_fits_the_mixed_model_unless_told_not_to():
+    table = _crossed(np.random.default_rng(6), effects={"center_bias": 0.2, "model": 0.45}, n_images=8,
+                     n_participants=4)
+    options = dict(higher_is_better={"cc": True}, kinds={"center_bias": "baseline", "model": "model"},
+                   n_resamples=50)
+    fitted = study_statistics(table, table, **options)["mixed_model"]
+    assert "model" in set(fitted["term"])
+    assert study_statistics(table, table, mixed=False, **options)["mixed_model"].empty
