@@ -2,8 +2,8 @@
 
 Two levels:
 
-* per image (:func:`summarize_scores`, :func:`paired_comparisons`): each map against the pooled
-  human data of an image, images the unit of resampling (the paper's analysis);
+* per image (:func:`summarize_scores`): each map against the pooled human data of an image, images
+  the unit of resampling (the paper's analysis);
 * per image and participant (:func:`summarize_participant_scores`, :func:`planned_contrasts`,
   :func:`kendalls_w`, :func:`mixed_model`): every map against each participant's own heatmap and
   fixations, resampled over images *and* participants (a two-way bootstrap), so that the intervals
@@ -12,11 +12,8 @@ Two levels:
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from analysis._checks import check_positive
 
@@ -25,7 +22,6 @@ __all__ = [
     "combined_mc_se",
     "kendalls_w",
     "mixed_model",
-    "paired_comparisons",
     "planned_contrasts",
     "summarize_participant_scores",
     "summarize_scores",
@@ -131,59 +127,6 @@ def summarize_scores(
             "mc_se": combined_mc_se(errors),
         })
     return pd.DataFrame(rows)
-
-
-def paired_comparisons(
-    scores: pd.DataFrame,
-    *,
-    metric: str,
-    maps: list[str] | None = None,
-    n_resamples: int = 10_000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Compare every pair of maps on one metric, paired by image.
-
-    Parameters
-    ----------
-    scores : DataFrame
-        Tidy scores with columns ``image, map, metric, value``.
-    metric : str
-        The metric to compare on.
-    maps : list of str, optional
-        Maps to compare (default: every map scored on ``metric``).
-
-    Returns
-    -------
-    DataFrame
-        One row per pair: ``map_a, map_b, metric, n_images, mean_difference`` (a − b) with its
-        bootstrap CI (``ci_low, ci_high``), the Wilcoxon signed-rank ``p_value`` (two-sided) and
-        ``p_holm``, Holm's step-down correction over all pairs of the table.
-    """
-    table = scores[scores["metric"] == metric].pivot_table(
-        index="image", columns="map", values="value", aggfunc="first"
-    )
-    if table.empty:
-        raise ValueError(f"no scores for metric {metric!r}; metrics present: {sorted(scores['metric'].unique())}")
-    maps = list(table.columns) if maps is None else maps
-    unknown = sorted(set(maps) - set(table.columns))
-    if unknown:
-        raise ValueError(f"maps {unknown} have no {metric!r} scores; present: {sorted(table.columns)}")
-    rows = []
-    for a, b in itertools.combinations(maps, 2):
-        diff = (table[a] - table[b]).dropna().to_numpy()
-        mean, low, high = bootstrap_mean_ci(diff, n_resamples=n_resamples, confidence=confidence, seed=seed)
-        if diff.size > 1 and np.any(diff != 0):
-            p_value = float(scipy_stats.wilcoxon(diff).pvalue)
-        else:
-            p_value = np.nan if diff.size <= 1 else 1.0
-        rows.append({
-            "map_a": a, "map_b": b, "metric": metric, "n_images": int(diff.size),
-            "mean_difference": mean, "ci_low": low, "ci_high": high, "p_value": p_value,
-        })
-    result = pd.DataFrame(rows)
-    result["p_holm"] = _holm(result["p_value"].to_numpy()) if len(result) else []
-    return result
 
 
 def _holm(p_values: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Statistics. Oracles: scipy.stats.bootstrap (percentile), scipy.stats.wilcoxon, hand-computed Holm;
+"""Statistics. Oracles: scipy.stats.bootstrap (percentile), hand-computed Holm;
 for the participant level, the resampled data set built explicitly, scores drawn from a known
 crossed model (image and participant effects), Kendall's W by hand."""
 
@@ -13,7 +13,6 @@ from analysis.stats import (
     bootstrap_mean_ci,
     kendalls_w,
     mixed_model,
-    paired_comparisons,
     planned_contrasts,
     study_statistics,
     summarize_participant_scores,
@@ -56,19 +55,6 @@ def test_summary_has_one_row_per_map_and_metric():
     assert list(summary["map"]) == ["a", "b", "c"]
     assert (summary["n_images"] == 40).all()
     assert ((summary["ci_low"] <= summary["mean"]) & (summary["mean"] <= summary["ci_high"])).all()
-
-
-def test_paired_comparisons_use_wilcoxon_and_holm():
-    scores = _scores()
-    table = paired_comparisons(scores, metric="nss", n_resamples=1000)
-    wide = scores.pivot(index="image", columns="map", values="value")
-    ab = table[(table.map_a == "a") & (table.map_b == "b")].iloc[0]
-    assert ab.p_value == pytest.approx(stats.wilcoxon(wide["a"] - wide["b"]).pvalue)
-    assert ab.mean_difference == pytest.approx((wide["a"] - wide["b"]).mean())
-    assert ab.ci_high < 0  # b is clearly higher
-    np.testing.assert_allclose(table["p_holm"], _holm(table["p_value"].to_numpy()))
-    with pytest.raises(ValueError, match="no scores for metric"):
-        paired_comparisons(scores, metric="cc")
 
 
 def test_holm_by_hand():
