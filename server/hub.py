@@ -94,6 +94,7 @@ def _sections_of(change: Change) -> set[str]:
         ("fixations", change.trial_fixations),
         ("gaze", change.gaze),
         ("mic", change.mic),
+        ("quality", change.quality),
     )
     return {name for name, changed in parts if changed}
 
@@ -172,7 +173,7 @@ class LiveHub:
         #: the stream's bound endpoint, e.g. ``"tcp://127.0.0.1:43517"``
         self.endpoint = self.receiver.endpoint
         with self._lock:
-            for name in ("session", "trial", "fixations", "gaze", "mic"):
+            for name in ("session", "trial", "fixations", "gaze", "mic", "quality"):
                 self._refresh(name)
             self._refresh_health()
             self._set_scores(self._focus, None, through={}, participant=self.state.participant, trial_fixations=None)
@@ -295,7 +296,7 @@ class LiveHub:
         )
 
     def _refresh(self, name: str) -> None:
-        """Publish section ``name`` from the state (session, trial, fixations, gaze, mic)."""
+        """Publish section ``name`` from the state (session, trial, fixations, gaze, mic, quality)."""
         state, live = self.state, self.state.live
         section: BaseModel
         if name == "session":
@@ -327,6 +328,8 @@ class LiveHub:
             section = GazeSection(gaze=live.gaze)
         elif name == "mic":
             section = MicSection(mic=live.mic)
+        elif name == "quality":
+            section = state.quality_log.section(state.session)
         else:
             raise ValueError(f"no state section {name!r}")
         self._set(name, section)
@@ -421,7 +424,7 @@ class LiveHub:
             if item is None or focus is None:
                 summary = None
             elif item.rows:
-                # in two steps: the baselines' and model maps' scores first (the ceiling and the
+                # in steps: the baselines' and model maps' scores first (the ceiling and the
                 # participant's own scores, every participant against the others, take longer)
                 first = jsonable(self.state.scorer.summary(item, self._context, complete=False))
                 with self._lock:
@@ -434,7 +437,11 @@ class LiveHub:
                         score_ms=(time.perf_counter() - started) * 1000.0,
                     )
                 self._publish()
-                if self._dirty.is_set():  # newer fixations: their scores first, the ceiling at a pause
+                # then the ceiling, then the participant's scores, unless newer fixations wait:
+                # their scores first, the rest when the stream pauses
+                if not self._dirty.is_set():
+                    self.state.scorer.ceiling(item, self._context)
+                if self._dirty.is_set():
                     with self._lock:
                         self._history = history
                         self._set_history()

@@ -19,7 +19,8 @@ current trial runs (:meth:`LiveScorer.prepare_in_background`), and is ready when
 
 Engines are kept for the last ``max_images`` images (each holds about 33 bytes per map and pixel
 plus ~80 per pixel with the numpy backend; measured with tracemalloc: 356 MB for 20 maps of
-800×600, see :mod:`analysis.engine`), so memory is bounded whatever the number of stimuli. Thread-safe: the engines are used by one thread at a time.
+800×600, see :mod:`analysis.engine`), so memory is bounded whatever the number of stimuli.
+Thread-safe: the engines are used by one thread at a time.
 """
 
 from __future__ import annotations
@@ -172,6 +173,13 @@ class LiveScorer:
             "participant_scores": own,
             "complete": complete,
         }
+
+    def ceiling(self, item: ImageInput, context: ContextSource) -> None:
+        """Compute the image's human ceiling, kept for :meth:`summary` (which adds the participant's
+        scores to it): the live scoring's third step can then wait for newer fixations' scores."""
+        selected = self._tables(item)[1]
+        with self._using(item.image):
+            self._update(item, selected, context).human_loso()
 
     def prepare(self, item: ImageInput, context: ContextSource) -> None:
         """Bring the image's engine up to date without scoring: at a trial's start, so the maps are

@@ -96,7 +96,8 @@ def test_every_file_gives_one_row_per_efix_line(recordings, eyelink_dir, name):
 def _efix_ended_by_the_stop(path: Path) -> list[bool]:
     """Oracle: per EFIX line, whether no other event line of its eye (fixation, saccade, blink
     start or end) follows it before its recording block's END line, by plain string handling."""
-    flags, open_fixations = [], {}  # eye -> index in flags of the last EFIX with nothing after it yet
+    flags: list[bool] = []
+    open_fixations: dict[str, int] = {}  # eye -> index in flags of the last EFIX with nothing after it yet
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             fields = line.split()
