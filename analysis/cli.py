@@ -121,6 +121,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=_image_list, help="comma-separated image ids (default: all)")
     parser.add_argument("--maps", type=Path, help="CNN map store (lookwhere precompute) to score too")
     add_scoring_arguments(parser)
+    _add_eyelink_arguments(parser)
+    _add_timecourse_and_naming_arguments(parser)
+    parser.add_argument(
+        "--kl-ig-maps",
+        choices=["density", "raw"],
+        default="density",
+        help="KL divergence and information gain on each map turned into a density, blur and "
+        "centre-bias mixture fitted on the other images (default), or on the raw maps",
+    )
+    parser.add_argument(
+        "--density-fit",
+        choices=["cv", "default"],
+        default="cv",
+        help="the densities' parameters fitted leave one image out (default), or the defaults the live server uses",
+    )
+    parser.add_argument(
+        "--overlays",
+        type=_overlays,
+        default=6,
+        metavar="N|IDS",
+        help="overlays in the report: the first N images (default 6) or comma-separated image ids",
+    )
+    parser.add_argument("--float64", action="store_true", help="heatmaps.npz in float64 (default float32)")
+    parser.add_argument(
+        "--no-mixed-model",
+        action="store_true",
+        help="skip the mixed model (about 40 s per metric on 200 images x 15 participants)",
+    )
+    parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_eyelink_arguments(parser: argparse.ArgumentParser) -> None:
     mapping = parser.add_argument_group(
         "EyeLink recordings (--dataset eyelink)",
         "Which trial showed which image, and where; patterns are Python regular expressions searched in the "
@@ -152,6 +185,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="eye whose fixations count in binocular recordings: best (default) = the better "
         "last validation, else the right; both = each eye separately, both in the heatmaps",
     )
+
+
+def _add_timecourse_and_naming_arguments(parser: argparse.ArgumentParser) -> None:
     timecourse = parser.add_argument_group("Time course", "Scores per viewing-time bin and per fixation index")
     timecourse.add_argument("--time-bin-ms", type=float, default=1000.0, help="width of the time bins (default 1000)")
     timecourse.add_argument(
@@ -191,34 +227,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: Annotations/ or boxes.csv in the stimulus folder)",
     )
     add_detector_arguments(naming)
-    parser.add_argument(
-        "--kl-ig-maps",
-        choices=["density", "raw"],
-        default="density",
-        help="KL divergence and information gain on each map turned into a density, blur and "
-        "centre-bias mixture fitted on the other images (default), or on the raw maps",
-    )
-    parser.add_argument(
-        "--density-fit",
-        choices=["cv", "default"],
-        default="cv",
-        help="the densities' parameters fitted leave one image out (default), or the defaults the live server uses",
-    )
-    parser.add_argument(
-        "--overlays",
-        type=_overlays,
-        default=6,
-        metavar="N|IDS",
-        help="overlays in the report: the first N images (default 6) or comma-separated image ids",
-    )
-    parser.add_argument("--float64", action="store_true", help="heatmaps.npz in float64 (default float32)")
-    parser.add_argument(
-        "--no-mixed-model",
-        action="store_true",
-        help="skip the mixed model (about 40 s per metric on 200 images x 15 participants)",
-    )
-    parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def config_from_args(args: argparse.Namespace) -> AnalysisConfig:

@@ -32,7 +32,7 @@ import platform
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,9 @@ from analysis.scoring_config import ScoringConfig
 from analysis.stats import combined_mc_se
 from analysis.timecourse import TimecourseAnalysis, TimecourseParams
 from stimuli.sets import StimulusSet
+
+if TYPE_CHECKING:  # imported when a store is opened (analysis.cnn is optional here)
+    from analysis.cnn.store import MapStore
 
 __all__ = [
     "AnalysisConfig",
@@ -218,7 +221,7 @@ def _image_ids(config: AnalysisConfig, fixations: pd.DataFrame, stimulus_set: St
     return images
 
 
-def _open_store(config: AnalysisConfig):
+def _open_store(config: AnalysisConfig) -> MapStore | None:
     if config.maps is None:
         return None
     from analysis.cnn.store import MapStore
@@ -257,15 +260,8 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
     pool_fixations = study.table[study.table["image"].isin(pool)]
     fixations = pool_fixations[pool_fixations["image"].isin(images)]
     shapes = {image_id: stimulus_set.shape(image_id) for image_id in pool}
-    store = _open_store(config)
+    store = _store_for(config, images)
     store_maps = [] if store is None else list(store.map_names)
-    if store is not None:
-        missing = sorted(set(images) - set(store.image_ids))
-        if missing:
-            raise ValueError(
-                f"map store {config.maps} has no maps for {len(missing)} images (e.g. {missing[:5]}); "
-                "run `lookwhere precompute` for them or pass --images"
-            )
 
     selected_pool = select_fixations(pool_fixations, config.heatmap)
     selected = selected_pool[selected_pool["image"].isin(images)]
@@ -287,10 +283,7 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
         progress=progress,
     )
 
-    score_rows: list[dict] = []
-    participant_rows: list[dict] = []
-    loso_rows: list[dict] = []
-    ceiling_rows: list[dict] = []
+    rows = _ScoreRows()
     human_maps: dict[str, np.ndarray] = {}
     extras = _extra_analyses(config, fixations, selected, shapes, progress=progress)
     for image_id in tqdm(images, desc="scoring images", unit="image", disable=not progress):
@@ -309,53 +302,10 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
         human_maps[image_id] = result.human_map
         for extra in extras:  # after the whole-image results: they reuse the image's engine
             extra.score_image(image_id, result.engine)
-        maps, errors = result.pooled_rows()
-        for map_name, values in maps.items():
-            score_rows.extend(
-                {
-                    "image": image_id,
-                    "map": map_name,
-                    "metric": m,
-                    "value": v,
-                    "mc_se": errors.get(map_name, {}).get(m, np.nan),
-                }
-                for m, v in values.items()
-            )
-        participant_rows.extend({"image": image_id, **row} for row in result.participant_rows())
-        for participant, values in result.loso.items():
-            loso_rows.extend(
-                {
-                    "image": image_id,
-                    "participant": participant,
-                    "metric": m,
-                    "value": v,
-                    "mc_se": result.loso_mc_se.get(participant, {}).get(m, np.nan),
-                }
-                for m, v in values.items()
-            )
-        ceilings = split_half_ceilings(
-            selected[selected["image"] == image_id],
-            shapes[image_id],
-            params=params,
-            seed=config.seed,
-            image=image_id,
-            n_splits=config.split_half_splits,
-            variant=config.metric_variant,
-            mae_normalize=config.mae_normalize,
-        )
-        ceiling_rows.extend({"image": image_id, "metric": m, "value": v} for m, v in ceilings.items())
+        rows.add(image_id, result, _split_half(config, selected, shapes, image_id, params=params))
 
-    loso = pd.DataFrame(loso_rows, columns=["image", "participant", "metric", "value", "mc_se"])
-    scores = _with_kinds(pd.DataFrame(score_rows, columns=["image", "map", "metric", "value", "mc_se"]), store)
-    per_participant = _with_kinds(
-        pd.DataFrame(participant_rows, columns=["image", "participant", "map", "metric", "value", "mc_se"]), store
-    )
-    tables = {
-        "participant_scores": per_participant,
-        "ceilings": pd.DataFrame(ceiling_rows, columns=["image", "metric", "value"]),
-        "density_params": fit.table(images),
-    }
-
+    scores, loso, tables = rows.tables(store)
+    tables["density_params"] = fit.table(images)
     outcome = _write_outputs(
         config,
         scores,
@@ -376,6 +326,84 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
     )
     outcome.failed, outcome.warnings = dict(study.failed), list(study.warnings)
     return outcome
+
+
+def _split_half(config: AnalysisConfig, selected: pd.DataFrame, shapes, image_id: str, *, params) -> dict:
+    """The image's split-half ceilings (:func:`analysis.ceilings.split_half_ceilings`)."""
+    return split_half_ceilings(
+        selected[selected["image"] == image_id],
+        shapes[image_id],
+        params=params,
+        seed=config.seed,
+        image=image_id,
+        n_splits=config.split_half_splits,
+        variant=config.metric_variant,
+        mae_normalize=config.mae_normalize,
+    )
+
+
+def _store_for(config: AnalysisConfig, images: list[str]) -> MapStore | None:
+    """The map store of ``config`` (None without one), checked to hold every image analysed."""
+    store = _open_store(config)
+    if store is not None:
+        missing = sorted(set(images) - set(store.image_ids))
+        if missing:
+            raise ValueError(
+                f"map store {config.maps} has no maps for {len(missing)} images (e.g. {missing[:5]}); "
+                "run `lookwhere precompute` for them or pass --images"
+            )
+    return store
+
+
+@dataclass
+class _ScoreRows:
+    """The long-format rows of every image's results, collected image by image."""
+
+    scores: list[dict] = field(default_factory=list)
+    participants: list[dict] = field(default_factory=list)
+    loso: list[dict] = field(default_factory=list)
+    ceilings: list[dict] = field(default_factory=list)
+
+    def add(self, image_id: str, result: ImageScores, ceilings: dict[str, float]) -> None:
+        maps, errors = result.pooled_rows()
+        for map_name, values in maps.items():
+            self.scores.extend(
+                {
+                    "image": image_id,
+                    "map": map_name,
+                    "metric": m,
+                    "value": v,
+                    "mc_se": errors.get(map_name, {}).get(m, np.nan),
+                }
+                for m, v in values.items()
+            )
+        self.participants.extend({"image": image_id, **row} for row in result.participant_rows())
+        for participant, values in result.loso.items():
+            self.loso.extend(
+                {
+                    "image": image_id,
+                    "participant": participant,
+                    "metric": m,
+                    "value": v,
+                    "mc_se": result.loso_mc_se.get(participant, {}).get(m, np.nan),
+                }
+                for m, v in values.items()
+            )
+        self.ceilings.extend({"image": image_id, "metric": m, "value": v} for m, v in ceilings.items())
+
+    def tables(self, store: MapStore | None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+        """``(scores, loso, {"participant_scores", "ceilings"})``, with map kinds."""
+        scores = _with_kinds(pd.DataFrame(self.scores, columns=["image", "map", "metric", "value", "mc_se"]), store)
+        loso = pd.DataFrame(self.loso, columns=["image", "participant", "metric", "value", "mc_se"])
+        columns = ["image", "participant", "map", "metric", "value", "mc_se"]
+        return (
+            scores,
+            loso,
+            {
+                "participant_scores": _with_kinds(pd.DataFrame(self.participants, columns=columns), store),
+                "ceilings": pd.DataFrame(self.ceilings, columns=["image", "metric", "value"]),
+            },
+        )
 
 
 def _extra_analyses(
@@ -583,50 +611,34 @@ def score_image(
     return result
 
 
-def _write_outputs(
-    config,
-    scores,
-    loso,
-    human_maps,
-    stimulus_set,
-    store,
-    store_maps,
-    fixations,
-    selected,
-    *,
-    out: Path,
-    study: StudyFixations,
-    command_line,
-    pool: list[str],
-    tables: dict[str, pd.DataFrame],
-    fit: DensityFit,
-    extras=(),
-) -> AnalysisResult:
-    from analysis import report
-    from analysis.stats import study_statistics
+#: What the derived rows of the score tables mean (params.json).
+_NOTES = {
+    "human_gold": "mean over participants of the gold standard (Kümmerer et al. 2015): the other participants' "
+    "fixation density, blur and centre-bias mixture fitted leave one image out, scored against "
+    "the participant's own heatmap and fixations",
+    "human_loso": "mean over participants of each participant's fixations/heatmap scored against the "
+    "other participants' heatmap",
+    "information_gain_baseline": "center_bias",
+    "shuffled_auc_negatives": "fixations of all other images of the baseline pool, in normalised coordinates",
+    "random_streams": "seeded by (seed, metric, image) for the pooled target and (seed, metric, image, "
+    "participant) for one participant's; the AUC-Judd jitter by (seed, image)",
+}
 
-    files = {
-        "scores": out / "scores.csv",
-        "loso_scores": out / "loso_scores.csv",
-        "heatmaps": out / "heatmaps.npz",
-        "params": out / "params.json",
-        "summary": out / "summary.csv",
-        "comparisons": out / "comparisons.csv",
-    }
-    if study.agreement is not None:
-        files["source_agreement"] = out / "source_agreement.csv"
-        study.agreement.to_csv(files["source_agreement"], index=False)
-    for name, table in tables.items():
-        files[name] = out / f"{name}.csv"
-        table.to_csv(files[name], index=False)
-    scores.to_csv(files["scores"], index=False)
-    loso.to_csv(files["loso_scores"], index=False)
-    dtype = np.float64 if config.heatmaps_float64 else np.float32  # float32: 7 digits, half the size
-    np.savez_compressed(files["heatmaps"], **{image: values.astype(dtype) for image, values in human_maps.items()})
+
+def _write_statistics(
+    config: AnalysisConfig,
+    scores: pd.DataFrame,
+    participant_scores: pd.DataFrame,
+    files: dict[str, Path],
+    out: Path,
+) -> dict:
+    """The study's statistics (:func:`analysis.stats.study_statistics`), written to ``summary.csv``,
+    ``comparisons.csv`` and (when fitted) ``mixed_model.csv``, added to ``files``."""
+    from analysis.stats import study_statistics
 
     statistics = study_statistics(
         scores,
-        tables["participant_scores"],
+        participant_scores,
         higher_is_better=HIGHER_IS_BETTER,
         kinds=dict(zip(scores["map"], scores["kind"])),
         n_resamples=config.bootstrap_resamples,
@@ -636,13 +648,31 @@ def _write_outputs(
     summary = statistics["summary"]
     summary["untrained"] = summary["map"].isin(scores.loc[scores["untrained"], "map"].unique())
     summary.to_csv(files["summary"], index=False)
-    comparison_table = statistics["comparisons"]
-    comparison_table.to_csv(files["comparisons"], index=False)
+    statistics["comparisons"].to_csv(files["comparisons"], index=False)
     if not statistics["mixed_model"].empty:
         files["mixed_model"] = out / "mixed_model.csv"
         statistics["mixed_model"].to_csv(files["mixed_model"], index=False)
+    return statistics
 
-    params = {
+
+def _params(
+    config: AnalysisConfig,
+    scores: pd.DataFrame,
+    human_maps: dict[str, np.ndarray],
+    stimulus_set: StimulusSet,
+    store: MapStore | None,
+    store_maps: list[str],
+    fixations: pd.DataFrame,
+    selected: pd.DataFrame,
+    *,
+    study: StudyFixations,
+    command_line: list[str] | None,
+    pool: list[str],
+    fit: DensityFit,
+    statistics: dict,
+) -> dict:
+    """params.json: the configuration, versions, inputs and counts, and what the numbers mean."""
+    return {
         "lookwhere_version": lookwhere.__version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -699,18 +729,68 @@ def _write_outputs(
             "centre bias's density. The uniform control is a density as it is.",
             **fit.summary(),
         },
-        "notes": {
-            "human_gold": "mean over participants of the gold standard (Kümmerer et al. 2015): the other participants' "
-            "fixation density, blur and centre-bias mixture fitted leave one image out, scored against "
-            "the participant's own heatmap and fixations",
-            "human_loso": "mean over participants of each participant's fixations/heatmap scored against the "
-            "other participants' heatmap",
-            "information_gain_baseline": "center_bias",
-            "shuffled_auc_negatives": "fixations of all other images of the baseline pool, in normalised coordinates",
-            "random_streams": "seeded by (seed, metric, image) for the pooled target and (seed, metric, image, "
-            "participant) for one participant's; the AUC-Judd jitter by (seed, image)",
-        },
+        "notes": _NOTES,
     }
+
+
+def _write_outputs(
+    config,
+    scores,
+    loso,
+    human_maps,
+    stimulus_set,
+    store,
+    store_maps,
+    fixations,
+    selected,
+    *,
+    out: Path,
+    study: StudyFixations,
+    command_line,
+    pool: list[str],
+    tables: dict[str, pd.DataFrame],
+    fit: DensityFit,
+    extras=(),
+) -> AnalysisResult:
+    from analysis import report
+
+    files = {
+        "scores": out / "scores.csv",
+        "loso_scores": out / "loso_scores.csv",
+        "heatmaps": out / "heatmaps.npz",
+        "params": out / "params.json",
+        "summary": out / "summary.csv",
+        "comparisons": out / "comparisons.csv",
+    }
+    if study.agreement is not None:
+        files["source_agreement"] = out / "source_agreement.csv"
+        study.agreement.to_csv(files["source_agreement"], index=False)
+    for name, table in tables.items():
+        files[name] = out / f"{name}.csv"
+        table.to_csv(files[name], index=False)
+    scores.to_csv(files["scores"], index=False)
+    loso.to_csv(files["loso_scores"], index=False)
+    dtype = np.float64 if config.heatmaps_float64 else np.float32  # float32: 7 digits, half the size
+    np.savez_compressed(files["heatmaps"], **{image: values.astype(dtype) for image, values in human_maps.items()})
+
+    statistics = _write_statistics(config, scores, tables["participant_scores"], files, out)
+    summary, comparison_table = statistics["summary"], statistics["comparisons"]
+
+    params = _params(
+        config,
+        scores,
+        human_maps,
+        stimulus_set,
+        store,
+        store_maps,
+        fixations,
+        selected,
+        study=study,
+        command_line=command_line,
+        pool=pool,
+        fit=fit,
+        statistics=statistics,
+    )
     stat_options = dict(n_resamples=config.bootstrap_resamples, confidence=config.confidence, seed=config.seed)
     for extra in extras:
         files.update(extra.write(out, stat_options=stat_options))

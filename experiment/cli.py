@@ -48,71 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--edf-name", default="", help="EDF name on the host, ≤ 8 chars [A-Za-z0-9_]")
     parser.add_argument("--no-mic", dest="microphone", action="store_false", help="do not record the microphone")
     parser.add_argument("--mic-device", default=None, help="sounddevice input device name or index")
-    parser.add_argument(
-        "--scanpaths",
-        type=Path,
-        default=None,
-        help="simulated tracker: CSV of recorded scanpaths to replay",
-    )
-    parser.add_argument(
-        "--auto-accept-drift-ms",
-        type=float,
-        default=None,
-        help="simulated participant: accept drift correction after this many ms",
-    )
-    parser.add_argument(
-        "--drift-start",
-        choices=["key", "gaze"],
-        default="key",
-        help="start each image on the space bar (key) or also once the gaze has held the "
-        "central dot (gaze) (default: key)",
-    )
-    parser.add_argument(
-        "--gaze-hold-ms",
-        type=float,
-        default=500.0,
-        help="gaze start: how long the gaze must stay on the dot (default: 500)",
-    )
-    parser.add_argument(
-        "--gaze-radius-px",
-        type=float,
-        default=60.0,
-        help="gaze start: distance from the dot that counts as on it (default: 60)",
-    )
-    parser.add_argument(
-        "--screen-width-cm",
-        type=float,
-        default=None,
-        help="visible width of the screen in cm (default: the lab's 53.1, flagged as a default)",
-    )
-    parser.add_argument(
-        "--viewing-distance-cm",
-        type=float,
-        default=None,
-        help="eye-to-screen distance in cm (default: the lab's 70, flagged as a default)",
-    )
-    parser.add_argument(
-        "--sim-validation-deg",
-        type=float,
-        nargs="+",
-        default=None,
-        metavar="DEG",
-        help="simulated tracker: average error of successive validations (the last repeats; default: 0.3)",
-    )
-    parser.add_argument(
-        "--sim-drift-deg-per-trial",
-        type=float,
-        default=0.0,
-        help="simulated tracker: drift growth per trial since the last calibration, degrees (default: 0)",
-    )
-    parser.add_argument(
-        "--sim-track-loss-trials",
-        type=int,
-        nargs="+",
-        default=(),
-        metavar="TRIAL",
-        help="simulated tracker: trials (0-based) during which the eye is lost for a stretch",
-    )
+    _add_drift_and_viewing_arguments(parser)
+    _add_simulation_arguments(parser)
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -124,6 +61,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="tcp://HOST:PORT",
         help="stream every record live to this analysis server (never blocks; an absent server "
         "gets the records when it comes up, from the journal in the session folder)",
+    )
+
+
+def _add_drift_and_viewing_arguments(parser: argparse.ArgumentParser) -> None:
+    drift = parser.add_argument_group("drift correction", "how each image is started")
+    drift.add_argument(
+        "--drift-start",
+        choices=["key", "gaze"],
+        default="key",
+        help="start each image on the space bar (key) or also once the gaze has held the "
+        "central dot (gaze) (default: key)",
+    )
+    drift.add_argument(
+        "--gaze-hold-ms",
+        type=float,
+        default=500.0,
+        help="gaze start: how long the gaze must stay on the dot (default: 500)",
+    )
+    drift.add_argument(
+        "--gaze-radius-px",
+        type=float,
+        default=60.0,
+        help="gaze start: distance from the dot that counts as on it (default: 60)",
+    )
+    viewing = parser.add_argument_group("viewing geometry", "for the data quality in degrees")
+    viewing.add_argument(
+        "--screen-width-cm",
+        type=float,
+        default=None,
+        help="visible width of the screen in cm (default: the lab's 53.1, flagged as a default)",
+    )
+    viewing.add_argument(
+        "--viewing-distance-cm",
+        type=float,
+        default=None,
+        help="eye-to-screen distance in cm (default: the lab's 70, flagged as a default)",
+    )
+
+
+def _add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
+    simulation = parser.add_argument_group("simulated tracker and participant (--tracker simulated)")
+    simulation.add_argument(
+        "--scanpaths",
+        type=Path,
+        default=None,
+        help="simulated tracker: CSV of recorded scanpaths to replay",
+    )
+    simulation.add_argument(
+        "--auto-accept-drift-ms",
+        type=float,
+        default=None,
+        help="simulated participant: accept drift correction after this many ms",
+    )
+    simulation.add_argument(
+        "--sim-validation-deg",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="DEG",
+        help="simulated tracker: average error of successive validations (the last repeats; default: 0.3)",
+    )
+    simulation.add_argument(
+        "--sim-drift-deg-per-trial",
+        type=float,
+        default=0.0,
+        help="simulated tracker: drift growth per trial since the last calibration, degrees (default: 0)",
+    )
+    simulation.add_argument(
+        "--sim-track-loss-trials",
+        type=int,
+        nargs="+",
+        default=(),
+        metavar="TRIAL",
+        help="simulated tracker: trials (0-based) during which the eye is lost for a stretch",
     )
 
 
