@@ -26,7 +26,7 @@ import pandas as pd
 from analysis.voice.detect import VoiceParams, detect_utterances
 
 __all__ = ["AudioTrial", "UTTERANCE_COLUMNS", "audio_trials", "read_wav", "detect_trials", "empty_utterance_table",
-           "find_utterances"]
+           "find_utterances", "session_classes"]
 
 logger = logging.getLogger(__name__)
 
@@ -251,12 +251,12 @@ def find_utterances(paths: Iterable, *, params: VoiceParams = VoiceParams(), nam
         return table
     from analysis.voice.names import image_classes, read_synonyms, recognise_names
 
-    classes_of = image_classes(stimuli) if stimuli is not None else _session_classes(trials)
+    classes_of = image_classes(stimuli) if stimuli is not None else session_classes(trials)
     return recognise_names(table, trials, classes_of=classes_of,
                            synonyms=read_synonyms() if synonyms is None else read_synonyms(synonyms), progress=progress)
 
 
-def _session_classes(trials: list[AudioTrial]) -> dict[str, tuple[str, ...]]:
+def session_classes(trials: Iterable[AudioTrial]) -> dict[str, tuple[str, ...]]:
     """Image classes from the manifest of each session's stimulus folder (``config.json``)."""
     from analysis.voice.names import image_classes
 
