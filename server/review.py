@@ -23,7 +23,7 @@ import math
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,13 +46,16 @@ __all__ = [
     "TrialDetail",
     "ReviewIn",
     "ENVELOPE_BIN_MS",
+    "OVERVIEW_COLUMNS",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Width of one column of the waveform's envelope (min and max of the samples in it).
 ENVELOPE_BIN_MS = 2.5
-_CACHED_TRIALS = 256  # automatic results kept in memory (a trial's detection takes ~0.5 s)
+#: Columns of the small waveform shown beside each trial in the list.
+OVERVIEW_COLUMNS = 96
+_CACHED_ITEMS = 1024  # automatic results and overviews kept in memory (a trial's detection takes ~0.5 s)
 
 
 # -- what the API answers ------------------------------------------------------------------------
@@ -83,12 +86,14 @@ class SessionList(_Model):
 
 
 class TrialEntry(_Model):
-    """One trial with audio; ``n_utterances`` is the reviewed count (None: not reviewed)."""
+    """One trial with audio; ``n_utterances`` is the reviewed count (None: not reviewed);
+    ``overview`` the waveform's peak level in :data:`OVERVIEW_COLUMNS` columns (full scale 1)."""
 
     trial: int
     image: str
     reviewed: bool
     n_utterances: int | None
+    overview: list[float]
 
 
 class TrialList(_Model):
@@ -220,8 +225,9 @@ class ReviewLibrary:
         self.roots = tuple(Path(root) for root in roots)
         self.params, self.names, self.synonyms = params, names, synonyms
         self._detect_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
         self._save_lock = threading.Lock()
-        self._automatic: OrderedDict[tuple, list[Utterance]] = OrderedDict()
+        self._cache: OrderedDict[tuple, list] = OrderedDict()  # automatic utterances and overviews
         self._names: dict[str, str] | None = None
 
     # -- sessions and trials ------------------------------------------------------------------------
@@ -278,6 +284,7 @@ class ReviewLibrary:
                 image=t.image,
                 reviewed=t.trial in reviews,
                 n_utterances=len(reviews[t.trial].utterances) if t.trial in reviews else None,
+                overview=self.overview(t.file),
             )
             for t in _audio_trials(session.folder)
         ]
@@ -328,16 +335,12 @@ class ReviewLibrary:
         """The automatic utterances of one recording (cached by file, size and modification time)."""
         from analysis.voice.recordings import find_utterances
 
-        stat = audio.file.stat()
-        key = (str(audio.file.resolve()), stat.st_size, stat.st_mtime_ns)
-        with self._detect_lock:
-            if key in self._automatic:
-                self._automatic.move_to_end(key)
-                return self._automatic[key]
-            table = find_utterances(
-                [audio.file], params=self.params, names=self.names, synonyms=self.synonyms, progress=False
-            )
-            utterances = [
+        def detect() -> list[Utterance]:
+            with self._detect_lock:  # the Silero model keeps state: one recording at a time
+                table = find_utterances(
+                    [audio.file], params=self.params, names=self.names, synonyms=self.synonyms, progress=False
+                )
+            return [
                 Utterance(
                     onset_ms=row["onset_ms"],
                     offset_ms=row["offset_ms"],
@@ -348,10 +351,34 @@ class ReviewLibrary:
                 )
                 for row in table.to_dict("records")
             ]
-            self._automatic[key] = utterances
-            while len(self._automatic) > _CACHED_TRIALS:
-                self._automatic.popitem(last=False)
-            return utterances
+
+        return self._cached("automatic", audio.file, detect)
+
+    def overview(self, file: Path) -> list[float]:
+        """The peak level of :data:`OVERVIEW_COLUMNS` columns of a recording (cached like :meth:`automatic`)."""
+        from analysis.voice.recordings import read_wav
+
+        def peaks() -> list[float]:
+            samples, _ = read_wav(file)
+            columns = np.array_split(np.abs(samples), OVERVIEW_COLUMNS) if samples.size else []
+            return [round(float(c.max()), 3) if c.size else 0.0 for c in columns]
+
+        return self._cached("overview", file, peaks)
+
+    def _cached(self, kind: str, file: Path, compute: Callable[[], list]) -> list:
+        """``compute()``'s result for ``file``, kept while the file's size and modification time stay."""
+        stat = file.stat()
+        key = (kind, str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        value = compute()  # two threads may compute the same value once each: harmless
+        with self._cache_lock:
+            self._cache[key] = value
+            while len(self._cache) > _CACHED_ITEMS:
+                self._cache.popitem(last=False)
+        return value
 
     def name_classes(self) -> dict[str, str]:
         """Every name of the synonyms file → its class (the page's choices)."""

@@ -71,11 +71,25 @@ function renderTrialList() {
       type: "button", "data-testid": "trial-item", "data-trial": entry.trial, "data-status": status,
       class: index === state.index ? "current" : "",
     }, el("span", { class: "name" }, `${entry.trial + 1} · ${entry.image}`),
-    el("span", { class: `badge ${status}` }, `${status}${count === undefined ? "" : ` (${count})`}`));
+    el("span", { class: `badge ${status}` }, `${status}${count === undefined ? "" : ` (${count})`}`),
+    overview(entry.overview));
     button.addEventListener("click", () => openTrial(index));
     return el("li", {}, button);
   });
   $("trial-list").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, "No trial with audio.")]));
+}
+
+/** A trial's small waveform: its peak level per column, mirrored about the middle. */
+function overview(peaks) {
+  const canvas = el("canvas", { class: "overview", width: String(peaks.length), height: "18", "aria-hidden": "true" });
+  const context = canvas.getContext("2d");
+  const top = Math.max(1e-4, ...peaks);
+  context.fillStyle = "#4a6fa5";
+  peaks.forEach((peak, x) => {
+    const half = Math.max(0.5, (peak / top) * 9);
+    context.fillRect(x, 9 - half, 1, 2 * half);
+  });
+  return canvas;
 }
 
 async function fetchDetail(trial) {
@@ -117,7 +131,7 @@ async function openTrial(index) {
 function renderNames(detail) {
   const own = new Set(detail.classes);
   const names = Object.keys(detail.names).sort((a, b) => (own.has(detail.names[b]) - own.has(detail.names[a])) || a.localeCompare(b));
-  $("names").replaceChildren(...names.map((name) => el("option", { value: name }, detail.names[name])));
+  document.getElementById("names").replaceChildren(...names.map((name) => el("option", { value: name }, detail.names[name])));
 }
 
 function classOptions(detail, chosen) {
