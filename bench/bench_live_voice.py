@@ -103,8 +103,16 @@ def stream_session(endpoint: str, journal: Path, stimuli: StimulusSet, trials) -
     """Stream the trials in real time; return each trial's start (unix s: its sample 0 captured)
     and the per-record cost of the experiment's side (µs)."""
     sender = Sender(endpoint, journal, session=str(uuid.uuid4()), heartbeat_interval_s=1.0)
-    sender.send(SessionStart(participant="bench", tracker="simulated", n_trials=len(trials), screen_width_px=1920,
-                             screen_height_px=1080, wall_time_s=time.time()))
+    sender.send(
+        SessionStart(
+            participant="bench",
+            tracker="simulated",
+            n_trials=len(trials),
+            screen_width_px=1920,
+            screen_height_px=1080,
+            wall_time_s=time.time(),
+        )
+    )
     starts, costs_us = [], []
     chunk = int(RATE_HZ * CHUNK_S)
     for number, trial in enumerate(trials):
@@ -112,18 +120,41 @@ def stream_session(endpoint: str, journal: Path, stimuli: StimulusSet, trials) -
         geometry = DisplayGeometry.fit(*stimuli.size(image))
         _service_until(sender, time.time() + BETWEEN_TRIALS_S)
         start_s = time.time()
-        sender.send(TrialStart(trial=number, image=image, onset_tracker_ms=start_s * 1000, onset_session_ms=0.0,
-                               stimulus_duration_ms=5000.0, **geometry.to_dict()))
+        sender.send(
+            TrialStart(
+                trial=number,
+                image=image,
+                onset_tracker_ms=start_s * 1000,
+                onset_session_ms=0.0,
+                stimulus_duration_ms=5000.0,
+                **geometry.to_dict(),
+            )
+        )
         starts.append(start_s)
         for index, first in enumerate(range(0, trial.samples.size, chunk)):
             _service_until(sender, start_s + (index + 1) * CHUNK_S)
             began = time.perf_counter()
-            sender.send(MicAudio(trial=number, mic_offset_ms=0.0, first_sample=first, rate_hz=RATE_HZ,
-                                 pcm=pcm16(trial.samples[first : first + chunk])))
+            sender.send(
+                MicAudio(
+                    trial=number,
+                    mic_offset_ms=0.0,
+                    first_sample=first,
+                    rate_hz=RATE_HZ,
+                    pcm=pcm16(trial.samples[first : first + chunk]),
+                )
+            )
             costs_us.append((time.perf_counter() - began) * 1e6)
-        sender.send(TrialEnd(trial=number, image=image, offset_tracker_ms=time.time() * 1000,
-                             offset_session_ms=(time.time() - start_s) * 1000, n_fixations=0, dropped_frames=0,
-                             aborted=False))
+        sender.send(
+            TrialEnd(
+                trial=number,
+                image=image,
+                offset_tracker_ms=time.time() * 1000,
+                offset_session_ms=(time.time() - start_s) * 1000,
+                n_fixations=0,
+                dropped_frames=0,
+                aborted=False,
+            )
+        )
     sender.send(SessionEnd(reason="completed", n_trials=len(trials), t_session_ms=0.0))
     sender.drain(10.0)
     sender.close()
@@ -138,8 +169,9 @@ def record_cost_us(trial, journal: Path, n: int = 1000) -> np.ndarray:
     costs = []
     for number in range(n):
         began = time.thread_time()
-        sender.send(MicAudio(trial=0, mic_offset_ms=0.0, first_sample=number * chunk.size, rate_hz=RATE_HZ,
-                             pcm=pcm16(chunk)))
+        sender.send(
+            MicAudio(trial=0, mic_offset_ms=0.0, first_sample=number * chunk.size, rate_hz=RATE_HZ, pcm=pcm16(chunk))
+        )
         costs.append((time.thread_time() - began) * 1e6)
     sender.close()
     return np.array(costs)
@@ -147,8 +179,10 @@ def record_cost_us(trial, journal: Path, n: int = 1000) -> np.ndarray:
 
 def _row(name: str, values, unit: str = "ms") -> str:
     values = np.asarray(values, float)
-    return (f"{name:<28} {np.median(values):>8.1f} {np.percentile(values, 95):>8.1f} {values.max():>8.1f}  {unit}"
-            f"  (n = {values.size})")
+    return (
+        f"{name:<28} {np.median(values):>8.1f} {np.percentile(values, 95):>8.1f} {values.max():>8.1f}  {unit}"
+        f"  (n = {values.size})"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -234,8 +234,16 @@ def noise_only_trials(*, seed: int = 0, duration_s: float = 5.0) -> list[SpeechT
     ]
 
 
-def write_session(folder: Path, spoken: dict, *, offset_ms: float = 8.0, duration_s: float = 3.0,
-                  condition: str = "noise20", participant: str = "P01", session: str = "s-1") -> Path:
+def write_session(
+    folder: Path,
+    spoken: dict,
+    *,
+    offset_ms: float = 8.0,
+    duration_s: float = 3.0,
+    condition: str = "noise20",
+    participant: str = "P01",
+    session: str = "s-1",
+) -> Path:
     """A session folder as ``lookwhere run`` writes it, with spoken names in its WAVs.
 
     Trial ``t`` shows image ``str(1001 + t)`` (OSIE's ids); its WAV (``audio/``, 16-bit at

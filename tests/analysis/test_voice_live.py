@@ -50,19 +50,19 @@ def trials():
 
 
 def test_live_onsets_meet_the_offline_targets_within_half_a_second(trials):
-    errors_ms, delays_ms, to_offline_ms = [], [], []
+    errors, delays, to_offline = [], [], []
     for trial in trials:
         detector = LiveDetector(RATE_HZ)
         _stream(trial.samples, detector)
         found = np.array([u.onset_ms for u in detector.utterances])
         offline = np.array([u.onset_ms for u in detect_utterances(trial.samples, RATE_HZ)])
         assert found.size == len(trial.onsets_ms), (trial.condition, trial.onsets_ms, found)
-        errors_ms += list(np.abs(found - trial.onsets_ms))
-        delays_ms += [u.detected_ms - u.onset_ms for u in detector.utterances]
-        to_offline_ms += [np.min(np.abs(offline - onset)) for onset in found]
+        errors += list(np.abs(found - trial.onsets_ms))
+        delays += [u.detected_ms - u.onset_ms for u in detector.utterances]
+        to_offline += [np.min(np.abs(offline - onset)) for onset in found]
         # every utterance ends, with its offset after its onset
         assert all(u.offset_ms is not None and u.offset_ms > u.onset_ms for u in detector.utterances[:-1])
-    errors_ms, delays_ms, to_offline_ms = map(np.array, (errors_ms, delays_ms, to_offline_ms))
+    errors_ms, delays_ms, to_offline_ms = np.array(errors), np.array(delays), np.array(to_offline)
     print(f"live: median |error| {np.median(errors_ms):.1f} ms, within 50 ms {np.mean(errors_ms <= 50):.0%}; "
           f"audio delay median {np.median(delays_ms):.0f} ms, max {delays_ms.max():.0f} ms; "
           f"equal to offline {np.mean(to_offline_ms < 1):.0%}")

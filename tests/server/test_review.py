@@ -144,3 +144,30 @@ def test_a_server_bound_elsewhere_needs_its_token(sessions):
     assert client.get("/api/review/sessions", headers={"Authorization": "Bearer secret"}).status_code == 200
     page = client.get("/review?token=secret")
     assert page.status_code == 200 and page.cookies.get("lookwhere_token") == "secret"
+
+
+def test_lookwhere_review_serves_the_page_on_session_folders(sessions, tmp_path, capsys):
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from lookwhere.cli import main
+
+    (tmp_path / "empty").mkdir()
+    assert main(["review", str(tmp_path / "empty")]) == 2
+    assert "no session with audio" in capsys.readouterr().err
+    command = [sys.executable, "-m", "lookwhere", "review", str(sessions), "--http-port", "0", "--reviewer", "AB"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("review: http://127.0.0.1:") and line.rstrip().endswith("/review?reviewer=AB"), line
+        base = line.split()[1].split("/review")[0]
+        listing = httpx.get(f"{base}/api/review/sessions", timeout=30).raise_for_status().json()
+        assert [s["participant"] for s in listing["sessions"]] == ["P01"]
+        assert httpx.get(f"{base}/review", timeout=10).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)

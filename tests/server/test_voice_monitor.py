@@ -63,7 +63,9 @@ def test_the_strip_holds_the_level_and_the_onsets(pcm):
     assert (section.session, section.trial, section.start_ms, section.bin_ms) == (SESSION, 2, OFFSET_MS, 50.0)
     samples = pcm.astype(np.float64) / 32768
     whole = samples[: samples.size // 2205 * 2205].reshape(-1, 2205)
-    np.testing.assert_allclose(section.level_dbfs, 10 * np.log10(np.mean(whole**2, axis=1)), atol=0.051)
+    np.testing.assert_allclose(
+        np.array(section.level_dbfs, float), 10 * np.log10(np.mean(whole**2, axis=1)), atol=0.051
+    )
     detector = LiveDetector(RATE_HZ)
     for start in range(0, pcm.size, RATE_HZ // 10):
         detector.push(samples[start : start + RATE_HZ // 10].astype(np.float32))
