@@ -93,6 +93,13 @@ def test_a_dragged_onset_is_saved_and_analysed(browser, osie_stimuli, session, t
         expect(testid("trial-item").first).to_have_attribute("data-status", "reviewed")
         page.screenshot(path=artifacts / "review-saved.png", full_page=True)
 
+        # The recording plays in the browser: decoded at its length; an utterance plays from just before it.
+        page.wait_for_function("() => document.querySelector('[data-testid=audio]').duration > 2.9")
+        testid("play-utterance").first.click()
+        position_s = page.evaluate("() => document.querySelector('[data-testid=audio]').currentTime")
+        assert (dragged_ms - 150 - start_ms) / 1000 - 0.01 <= position_s <= (dragged_ms - start_ms) / 1000
+        testid("stop").click()
+
         # Reloaded, the page shows the saved review.
         page.reload()
         expect(testid("trial-state")).to_have_attribute("data-state", "reviewed")
