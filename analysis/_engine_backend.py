@@ -41,6 +41,7 @@ def in_two_threads(function: Callable[[_T], _R], halves: Sequence[_T]) -> list[_
     second = _helpers.submit(function, halves[1])
     return [function(halves[0]), second.result()]
 
+
 #: Devices :func:`backend` accepts besides torch device strings such as ``"cuda:1"``.
 DEVICES = ("cpu", "cuda", "auto", "torch-cpu")
 
@@ -143,8 +144,13 @@ class TorchBackend:
 
 
 def _torch_dtype(torch, dtype):
-    return {np.float64: torch.float64, np.int8: torch.int8, np.int64: torch.int64, bool: torch.bool,
-            np.bool_: torch.bool}[dtype]
+    return {
+        np.float64: torch.float64,
+        np.int8: torch.int8,
+        np.int64: torch.int64,
+        bool: torch.bool,
+        np.bool_: torch.bool,
+    }[dtype]
 
 
 def _gpu_may_be_present() -> bool:

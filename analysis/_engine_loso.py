@@ -16,13 +16,24 @@ kernel launches, few transfers).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from analysis._engine_backend import in_two_threads
 from analysis._engine_sorted import SortedValues
-from analysis._engine_state import N_THRESHOLDS, NOISE_MAX, STEP, MapStats, heatmap_transform, lookup, sorted_noise
+from analysis._engine_state import (
+    N_THRESHOLDS,
+    NOISE_MAX,
+    STEP,
+    Heatmap,
+    MapStats,
+    Target,
+    heatmap_transform,
+    lookup,
+    sorted_noise,
+)
 from analysis.metrics import (
     _PYSALIENCY_KL_MINIMUM,
     MATLAB_EPS,
@@ -40,6 +51,9 @@ from analysis.metrics import (
     monte_carlo_se,
 )
 
+if TYPE_CHECKING:  # the engine imports this module
+    from analysis.engine import ImageEngine
+
 __all__ = ["HumanCeiling", "Workspace"]
 
 #: Above this many comparisons, AUC-Judd counts compare one threshold at a time.
@@ -52,15 +66,15 @@ class _Batch:
     support pixels (``pixels``, CPU), or every participant over every pixel (``pixels`` None)."""
 
     names: list[str]
-    owns: list
-    targets: list
+    owns: list[Heatmap]
+    targets: list[Target]
     pixels: np.ndarray | None
 
 
 class HumanCeiling:
     """Scores of every participant against the others' heatmap; see the module docstring."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine: ImageEngine) -> None:
         self.engine, self.be = engine, engine._be
         self.n = engine._layout.n_pixels
         self.pooled = engine._pooled
@@ -94,8 +108,9 @@ class HumanCeiling:
         by_name = {r.name: r for rows in results for r in rows}
         rows = [by_name[name] for name in names]
         # the small per-participant steps, for everyone at once
-        sampled = {metric: self._borji(rows, metric) for metric in ("auc_borji", "auc_shuffled")
-                   if metric in engine.metrics}
+        sampled: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            metric: self._borji(rows, metric) for metric in ("auc_borji", "auc_shuffled") if metric in engine.metrics
+        }
         borji = {metric: values for metric, (values, _) in sampled.items()}
         baselines = self._centre_at(rows) if "info_gain" in engine.metrics else None
         scores = {r.name: self._finish(r, borji, baselines, k) for k, r in enumerate(rows)}
@@ -114,22 +129,25 @@ class HumanCeiling:
         if not self.be.sorted_counts:  # a GPU: everyone, every pixel
             return [_Batch(names, owns, targets, None)]
         # pysaliency makes an all-zero target uniform: then the participant's row is the whole image
-        return [_Batch([name], [own], [target], np.arange(self.n) if target.empty_map else own.support_pixels())
-                for name, own, target in zip(names, owns, targets)]
+        return [
+            _Batch([name], [own], [target], np.arange(self.n) if target.empty_map else own.support_pixels())
+            for name, own, target in zip(names, owns, targets)
+        ]
 
     def _sorted_pooled(self) -> SortedValues:
         """The pooled raw over its support, sorted (brought up to date with the pending stamps)."""
         engine = self.engine
-        if engine._sorted is None:
-            engine._sorted = SortedValues(self.n)
-            engine._sorted_support_noise = SortedValues(self.n)  # the noise over the pooled support
+        pooled, support_noise = engine._sorted, engine._sorted_support_noise
+        if pooled is None or support_noise is None:  # made together
+            pooled = engine._sorted = SortedValues(self.n)
+            support_noise = engine._sorted_support_noise = SortedValues(self.n)  # the noise over the pooled support
         if engine._pending:
             pixels = np.unique(np.concatenate([engine._layout.pixels_of(w) for w in engine._pending]))
-            engine._sorted.replace(pixels, self.pooled.raw_ext[pixels])
-            new = pixels[~engine._sorted_support_noise.contains(pixels)]
-            engine._sorted_support_noise.replace(new, self.noise[new])
+            pooled.replace(pixels, self.pooled.raw_ext[pixels])
+            new = pixels[~support_noise.contains(pixels)]
+            support_noise.replace(new, self.noise[new])
             engine._pending = []
-        return engine._sorted
+        return pooled
 
     # -- one batch -----------------------------------------------------------------------------------
 
@@ -151,8 +169,9 @@ class HumanCeiling:
         x, scratch = ws("x", shape), ws("scratch", shape)
         xp.subtract(pooled, own, out=x)  # the others' raw, until it becomes X below
         # per participant: extremes, sum and cross product of the others' raw over the row
-        row_sums = be.numpy(xp.stack([be.amin(x, 1), be.amax(x, 1), x.sum(axis=1),
-                                      xp.multiply(x, own, out=scratch).sum(axis=1)]))
+        row_sums = be.numpy(
+            xp.stack([be.amin(x, 1), be.amax(x, 1), x.sum(axis=1), xp.multiply(x, own, out=scratch).sum(axis=1)])
+        )
         rows = [self._row(batch, k, *row_sums[:, k]) for k in range(len(batch.names))]
 
         def column(values):  # per-participant scalars as a (P, 1) column
@@ -185,6 +204,7 @@ class HumanCeiling:
         top = float((weights - lookup(own_pixels, own_weights, pixels)).max(initial=0.0))
         length = self.n if batch.pixels is None else batch.pixels.size
         if length < self.n:  # the rest of the image: the pooled raw outside the participant's support
+            assert self.sorted is not None  # kept on the CPU, whose rows are one participant's support
             if self.n_outside:
                 low, high = min(low, 0.0), max(high, 0.0)
             for largest in (False, True):
@@ -196,10 +216,21 @@ class HumanCeiling:
         # sum of squares of pooled - own (the own raw is zero outside the participant's support)
         total_sq = self.pooled_total_sq - 2.0 * cross - own_total_sq
         a, b = heatmap_transform(top, low, high, total, engine.params, what=f"image {engine.image_id}")
-        stats = MapStats.from_moments(np.float64(low), np.float64(high), np.float64(total), np.float64(total_sq),
-                                      self.n).transformed(a, b)
-        return _Row(name=batch.names[k], own=own, target=target, a=a, b=b, stats=stats, length=length,
-                    x_sum_inside=a * others_sum + length * b, others_cross=cross, own_total=own_total)
+        stats = MapStats.from_moments(
+            np.float64(low), np.float64(high), np.float64(total), np.float64(total_sq), self.n
+        ).transformed(a, b)
+        return _Row(
+            name=batch.names[k],
+            own=own,
+            target=target,
+            a=a,
+            b=b,
+            stats=stats,
+            length=length,
+            x_sum_inside=a * others_sum + length * b,
+            others_cross=cross,
+            own_total=own_total,
+        )
 
     # -- metrics over the rows -------------------------------------------------------------------------
 
@@ -212,8 +243,11 @@ class HumanCeiling:
             x_maps = [_scaled_map(r.stats) for r in rows]
             h_maps = [_scaled_map(r.target.stats) for r in rows]
             _affine_into(xp, x, [(0.0, *m) for m in x_maps], column, out=difference)
-            xp.subtract(difference, _affine_into(xp, h, [(0.0, *m) for m in h_maps], column, out=ws("scratch", x.shape)),
-                        out=difference)
+            xp.subtract(
+                difference,
+                _affine_into(xp, h, [(0.0, *m) for m in h_maps], column, out=ws("scratch", x.shape)),
+                out=difference,
+            )
             inside_x = [m[0] * r.x_sum_inside + r.length * m[1] for m, r in zip(x_maps, rows)]
             whole_x = [float(r.stats.minmax_sum) for r in rows]
         else:
@@ -248,15 +282,19 @@ class HumanCeiling:
     def _densities(self, r: _Row, metric: str) -> tuple[_Affine | None, _Affine | None]:
         n, s, t = self.n, r.stats, r.target.stats
         if metric == "sim" and self.engine.variant == "mit":
-            return (_sim_density(float(s.lo), float(s.range), float(s.total), n),
-                    _sim_density(float(t.lo), float(t.range), float(t.total), n))
+            return (
+                _sim_density(float(s.lo), float(s.range), float(s.total), n),
+                _sim_density(float(t.lo), float(t.range), float(t.total), n),
+            )
         if metric == "sim":
-            options = dict(minimum_value=0.0, zero_to_uniform=True)
+            minimum_value, zero_to_uniform = 0.0, True
         elif self.engine.variant == "mit":
-            options = dict(minimum_value=0.0, zero_to_uniform=False)
+            minimum_value, zero_to_uniform = 0.0, False
         else:
-            options = dict(minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
-        return _density(float(s.lo), float(s.total), n, **options), _density(float(t.lo), float(t.total), n, **options)
+            minimum_value, zero_to_uniform = _PYSALIENCY_KL_MINIMUM, True
+        p = _density(float(s.lo), float(s.total), n, minimum_value=minimum_value, zero_to_uniform=zero_to_uniform)
+        q = _density(float(t.lo), float(t.total), n, minimum_value=minimum_value, zero_to_uniform=zero_to_uniform)
+        return p, q
 
     def _judd_counts(self, batch: _Batch, rows, raw, pooled, column, ws: Workspace) -> np.ndarray:
         """Per participant, how many pixels of the others' map, min-max scaled and jittered, are
@@ -293,12 +331,14 @@ class HumanCeiling:
 
     def _pooled_counts(self, a: float, b: float, thresholds: np.ndarray) -> np.ndarray:
         """Over every pixel: how many ``(pooled raw * a + b) + noise`` are ``>=`` each threshold
-        (sorted pooled raw over its support; outside it the raw is 0)."""
+        (sorted pooled raw over its support; outside it the raw is 0). On the CPU only."""
+        pooled, support_noise = self.sorted, self.engine._sorted_support_noise
+        assert pooled is not None and support_noise is not None  # kept on the CPU (_sorted_pooled)
         finite = np.isfinite(thresholds)
         t = thresholds[finite]
         k = t.size
         counts = np.zeros(thresholds.size, dtype=np.int64)
-        counts[finite] = self.sorted.count_at_least(np.full(k, a), np.full(k, b), t, self.noise, NOISE_MAX)
+        counts[finite] = pooled.count_at_least(np.full(k, a), np.full(k, b), t, self.noise, NOISE_MAX)
         value = 0.0 * a + b  # outside the pooled support
         could = np.zeros(thresholds.size, dtype=bool)
         could[finite] = value + NOISE_MAX >= t
@@ -306,9 +346,9 @@ class HumanCeiling:
             ones = np.ones(int(could.sum()))
             noise = sorted_noise(self.engine.seed, self.n, self.engine._maps.image_stream)
             everywhere = SortedValues.of_sorted(noise).count_at_least(
-                ones, ones * value, thresholds[could], np.zeros(1), 0.0)
-            in_support = self.engine._sorted_support_noise.count_at_least(
-                ones, ones * value, thresholds[could], np.zeros(1), 0.0)
+                ones, ones * value, thresholds[could], np.zeros(1), 0.0
+            )
+            in_support = support_noise.count_at_least(ones, ones * value, thresholds[could], np.zeros(1), 0.0)
             counts[could] += everywhere - in_support
         return counts
 
@@ -340,23 +380,44 @@ class HumanCeiling:
             values["mae"] = r.sums["mae"] / n
         if "cc" in engine.metrics:
             mean = float(s.mean)
-            covariance = (r.target.a * (r.a * r.others_cross + (r.b - mean) * r.own_total)
-                          + r.target.b * (r.x_sum_inside - r.length * mean))
-            values["cc"] = _cc_from(covariance, float(s.centered_sum_sq), float(t.centered_sum_sq),
-                                    bool(s.constant), bool(t.constant), engine.variant)
+            covariance = r.target.a * (r.a * r.others_cross + (r.b - mean) * r.own_total) + r.target.b * (
+                r.x_sum_inside - r.length * mean
+            )
+            values["cc"] = _cc_from(
+                covariance,
+                float(s.centered_sum_sq),
+                float(t.centered_sum_sq),
+                bool(s.constant),
+                bool(t.constant),
+                engine.variant,
+            )
         if "sim" in r.sums:
-            values["sim"] = (r.sums["sim"] if np.isfinite(r.sums["sim"])
-                             else _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)"))
+            values["sim"] = (
+                r.sums["sim"]
+                if np.isfinite(r.sums["sim"])
+                else _undefined("sim", "a map is constant and non-zero (MIT min-max gives 0/0)")
+            )
         if "kl_div" in r.sums:
             values["kl_div"] = r.sums["kl_div"] + self._kl_outside(r)
         if "nss" in engine.metrics:
-            values["nss"] = _nss_from(r.x_fixated - float(s.mean), r.target.counts, float(s.centered_sum_sq), n,
-                                      bool(s.constant), engine.variant)
+            values["nss"] = _nss_from(
+                r.x_fixated - float(s.mean),
+                r.target.counts,
+                float(s.centered_sum_sq),
+                n,
+                bool(s.constant),
+                engine.variant,
+            )
         if "auc_judd" in r.sums:
             values["auc_judd"] = self._judd(r)
         if "info_gain" in engine.metrics:
-            stats = MapStats(lo=np.array([s.lo]), hi=np.array([s.hi]), total=np.array([s.total]),
-                             centered_sum_sq=np.array([s.centered_sum_sq]), n_pixels=n)
+            stats = MapStats(
+                lo=np.array([s.lo]),
+                hi=np.array([s.hi]),
+                total=np.array([s.total]),
+                centered_sum_sq=np.array([s.centered_sum_sq]),
+                n_pixels=n,
+            )
             values["info_gain"] = engine._info_gain(r.x_fixated[None, :], stats, r.target, baseline=baselines[k])[0]
         return {metric: float(values[metric]) for metric in engine.metrics}
 
@@ -409,9 +470,9 @@ class HumanCeiling:
         n_outside = n - r.length
         if self.engine.variant == "mit" or not n_outside:
             return 0.0
-        options = dict(minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
-        p_density = _density(float(s.lo), float(s.total), n, **options)
-        q0 = float(_density(float(t.lo), float(t.total), n, **options)(np.zeros(1))[0])
+        p_density = _density(float(s.lo), float(s.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
+        q_density = _density(float(t.lo), float(t.total), n, minimum_value=_PYSALIENCY_KL_MINIMUM, zero_to_uniform=True)
+        q0 = float(q_density(np.zeros(1))[0])
         outside = np.setdiff1d(np.arange(n), r.own.support_pixels()) if r.b != 0.0 else None
         if outside is not None:
             raw = self.be.numpy(self.pooled.raw_ext[self.be.index(outside)])
@@ -423,8 +484,11 @@ class HumanCeiling:
             n_positive_outside = n_positive - positive_inside.size
             log_raw_outside = log_total - float(np.log(positive_inside).sum())
             # log((raw * a + 1e-20) * scale) = log(a) + log(raw) + log(scale) where raw * a >> 1e-20
-            log_p = (n_positive_outside * (math.log(r.a) + math.log(p_density.scale)) + log_raw_outside
-                     + (n_outside - n_positive_outside) * math.log(p_density(np.zeros(1))[0]))
+            log_p = (
+                n_positive_outside * (math.log(r.a) + math.log(p_density.scale))
+                + log_raw_outside
+                + (n_outside - n_positive_outside) * math.log(p_density(np.zeros(1))[0])
+            )
         return q0 * (n_outside * math.log(q0) - log_p)
 
     def _pooled_log_stats(self) -> tuple[int, float]:
@@ -441,8 +505,8 @@ class _Row:
     """One participant of a batch: the others' normalisation ``X = raw * a + b`` and its scalars."""
 
     name: str
-    own: object
-    target: object
+    own: Heatmap
+    target: Target
     a: float
     b: float
     stats: MapStats
@@ -450,10 +514,13 @@ class _Row:
     x_sum_inside: float  # sum of X over the row
     others_cross: float  # sum((pooled - own) * own)
     own_total: float
-    judd: tuple | None = None
-    x_fixated: np.ndarray | None = None
-    negatives: dict | None = None
-    sums: dict | None = None
+    # set by HumanCeiling._score_batch: the others' map at the fixated pixels, the sums over the
+    # row per metric, AUC-Borji's negatives per sampled metric, AUC-Judd's (thresholds, counts,
+    # order) when asked for
+    x_fixated: np.ndarray = field(init=False)
+    sums: dict[str, float] = field(init=False)
+    negatives: dict[str, np.ndarray] = field(init=False)
+    judd: tuple[np.ndarray, np.ndarray, np.ndarray] = field(init=False)
 
 
 def _padded_codes(rows: list[np.ndarray]) -> np.ndarray:
@@ -497,13 +564,15 @@ def _count_rows(be, values, thresholds: np.ndarray, ws: Workspace) -> np.ndarray
     t = be.array(thresholds)
     n_rows, length = values.shape
     if n_rows * length * t.shape[1] <= _MAX_COMPARISONS:
-        above = be.xp.greater_equal(values[:, None, :], t[:, :, None], out=ws("above", (n_rows, t.shape[1], length),
-                                                                            dtype=bool))
+        above = be.xp.greater_equal(
+            values[:, None, :], t[:, :, None], out=ws("above", (n_rows, t.shape[1], length), dtype=bool)
+        )
         counts = be.count_nonzero(above, 2)
     else:
         above = ws("above", (n_rows, length), dtype=bool)
-        counts = be.xp.stack([be.count_nonzero(be.xp.greater_equal(values, t[:, k : k + 1], out=above), 1)
-                              for k in range(t.shape[1])], 1)
+        counts = be.xp.stack(
+            [be.count_nonzero(be.xp.greater_equal(values, t[:, k : k + 1], out=above), 1) for k in range(t.shape[1])], 1
+        )
     return be.numpy(counts).astype(np.int64)
 
 

@@ -78,8 +78,7 @@ class SortedValues:
         if not n or not thresholds.size:
             return np.zeros(thresholds.size, dtype=np.int64)
         surely = self._first(lambda v, k: v * a[k] + b[k] >= thresholds[k], a, b, thresholds, 0.0)
-        maybe = self._first(lambda v, k: (v * a[k] + b[k]) + noise_max >= thresholds[k], a, b, thresholds,
-                            noise_max)
+        maybe = self._first(lambda v, k: (v * a[k] + b[k]) + noise_max >= thresholds[k], a, b, thresholds, noise_max)
         counts = n - surely
         band = surely - maybe
         if band.any():
@@ -87,7 +86,9 @@ class SortedValues:
             starts = np.repeat(maybe - np.cumsum(band) + band, band)
             at = np.arange(which.size) + starts
             jittered = (self.values[at] * a[which] + b[which]) + noise[self.pixels[at]]
-            counts += np.bincount(which, weights=jittered >= thresholds[which], minlength=thresholds.size).astype(np.int64)
+            counts += np.bincount(which, weights=jittered >= thresholds[which], minlength=thresholds.size).astype(
+                np.int64
+            )
         return counts
 
     def _first(self, holds, a, b, thresholds, shift: float) -> np.ndarray:

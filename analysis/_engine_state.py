@@ -32,8 +32,9 @@ class Layout:
         self.n_tile_rows, self.n_tile_cols = -(-height // tile_px), -(-width // tile_px)
         rows = np.arange(self.n_tile_rows * tile_px)
         cols = np.arange(self.n_tile_cols * tile_px)
-        flat = np.where((rows[:, None] < height) & (cols[None, :] < width), rows[:, None] * width + cols[None, :],
-                        self.n_pixels)
+        flat = np.where(
+            (rows[:, None] < height) & (cols[None, :] < width), rows[:, None] * width + cols[None, :], self.n_pixels
+        )
         grid = flat.reshape(self.n_tile_rows, tile_px, self.n_tile_cols, tile_px).transpose(0, 2, 1, 3)
         #: (n_tiles, tile_px²) flat pixel indices of each tile, N for padding
         self.tile_pixels = grid.reshape(-1, tile_px * tile_px)
@@ -56,8 +57,9 @@ class Layout:
         return (rows[:, None] * width + cols[None, :]).ravel()
 
 
-def heatmap_transform(top: float, lo: float, hi: float, total: float, params: HeatmapParams,
-                       *, what: str) -> tuple[float, float]:
+def heatmap_transform(
+    top: float, lo: float, hi: float, total: float, params: HeatmapParams, *, what: str
+) -> tuple[float, float]:
     """``(a, b)`` such that the heatmap equals ``raw * a + b``.
 
     ``raw`` is the blurred un-normalised fixation map (min ``lo``, max ``hi``, sum ``total``) and
@@ -94,8 +96,13 @@ class MapStats:
     @classmethod
     def from_moments(cls, lo, hi, total, total_sq, n_pixels: int) -> MapStats:
         """From the sum of squares: ``sum((x - mean)^2) = sum(x^2) - sum(x)^2 / N`` (>= 0)."""
-        return cls(lo=lo, hi=hi, total=total, n_pixels=n_pixels,
-                   centered_sum_sq=np.maximum(total_sq - total * total / n_pixels, 0.0))
+        return cls(
+            lo=lo,
+            hi=hi,
+            total=total,
+            n_pixels=n_pixels,
+            centered_sum_sq=np.maximum(total_sq - total * total / n_pixels, 0.0),
+        )
 
     @property
     def range(self):
@@ -117,8 +124,13 @@ class MapStats:
     def transformed(self, a: float, b: float) -> MapStats:
         """The scalars of ``x * a + b`` (``a >= 0``)."""
         n = self.n_pixels
-        return MapStats(lo=self.lo * a + b, hi=self.hi * a + b, total=a * self.total + n * b,
-                         centered_sum_sq=a * a * self.centered_sum_sq, n_pixels=n)
+        return MapStats(
+            lo=self.lo * a + b,
+            hi=self.hi * a + b,
+            total=a * self.total + n * b,
+            centered_sum_sq=a * a * self.centered_sum_sq,
+            n_pixels=n,
+        )
 
 
 class Heatmap:
@@ -141,7 +153,7 @@ class Heatmap:
         self._weights: list[float] = []
         self._counts: list[int] = []
         self.version = 0
-        self._support_pixels = (None, None)
+        self._support_pixels = (-1, np.empty(0, dtype=np.int64))  # (version, pixels); -1: none yet
 
     def add(self, pixel: int, weight: float, window, delta, dots) -> None:
         """Add a fixation at flat ``pixel``: its kernel stamp ``delta`` (already times ``weight``)
@@ -186,8 +198,13 @@ class Heatmap:
         """Scalars of ``raw``."""
         be = self.be
         lo = float(be.numpy(self.raw.min())) if self.support.all() else 0.0
-        return MapStats.from_moments(np.float64(lo), np.float64(be.numpy(self.peak)), np.float64(be.numpy(self.total)),
-                                      np.float64(be.numpy(self.total_sq)), self.layout.n_pixels)
+        return MapStats.from_moments(
+            np.float64(lo),
+            np.float64(be.numpy(self.peak)),
+            np.float64(be.numpy(self.total)),
+            np.float64(be.numpy(self.total_sq)),
+            self.layout.n_pixels,
+        )
 
 
 @dataclass

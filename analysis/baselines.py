@@ -80,9 +80,7 @@ def center_bias(shape: tuple[int, int], *, sigma_fraction: float = 0.25) -> np.n
     return bias / bias.max()
 
 
-def other_images_on_grid(
-    fixations: pd.DataFrame, shapes: Mapping[str, tuple[int, int]], *, image: str
-) -> pd.DataFrame:
+def other_images_on_grid(fixations: pd.DataFrame, shapes: Mapping[str, tuple[int, int]], *, image: str) -> pd.DataFrame:
     """The fixations of every image except ``image``, moved onto ``image``'s pixel grid.
 
     Parameters
@@ -142,9 +140,7 @@ def shuffled_fixation_counts(
     ndarray, shape (H, W), float64
     """
     others = other_images_on_grid(fixations, shapes, image=image)
-    return fixation_map(
-        others["x_image_px"].to_numpy(), others["y_image_px"].to_numpy(), shape=shapes[image]
-    )
+    return fixation_map(others["x_image_px"].to_numpy(), others["y_image_px"].to_numpy(), shape=shapes[image])
 
 
 def leave_one_out_groups(fixations: pd.DataFrame) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:

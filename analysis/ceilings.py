@@ -21,13 +21,14 @@ Arrays are ``(H, W)`` float64 in image pixels; fixations are flat pixel indices 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from analysis.density import CENTRE_WEIGHTS, _blur_matrix
 from analysis.heatmap import HeatmapParams, fixation_map, heatmap
-from analysis.metrics import _rng, cc, mae, nss
+from analysis.metrics import Variant, _rng, cc, mae, nss
 
 __all__ = [
     "GOLD_SIGMA_FRACTIONS",
@@ -121,15 +122,15 @@ def gold_log_likelihood_table(
     others = own.sum(axis=0)[None, :] - own  # (P, U)
     rows, cols = np.divmod(pixels, width)
     centre = centre_density.ravel()[pixels]
-    weights = np.asarray(weights, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
     scored = others.sum(axis=1) > 0
-    table = np.zeros((len(sigmas_px), weights.size))
+    table = np.zeros((len(sigmas_px), w.size))
     for i, sigma_px in enumerate(sigmas_px):
         m_rows, m_cols = _blur_matrix(height, float(sigma_px)), _blur_matrix(width, float(sigma_px))
         kernel = m_rows[np.ix_(rows, rows)] * m_cols[np.ix_(cols, cols)]  # value at x of a unit fixation at y
         mass = m_rows.sum(axis=0)[rows] * m_cols.sum(axis=0)[cols]  # of a fixation's blur inside the image
         kde = (others @ kernel.T)[scored] / (others @ mass)[scored, None]  # (P, U), each row sums to 1 over the image
-        p = (1.0 - weights[:, None, None]) * kde[None] + weights[:, None, None] * centre[None, None, :]
+        p = (1.0 - w[:, None, None]) * kde[None] + w[:, None, None] * centre[None, None, :]
         with np.errstate(divide="ignore"):  # log 0 where a participant has no fixation: weight 0
             logs = np.where(own[scored][None] > 0, np.log2(p), 0.0)
         table[i] = (own[scored][None] * logs).sum(axis=(1, 2))
@@ -144,8 +145,8 @@ def split_half_ceilings(
     seed: int,
     image: str,
     n_splits: int = 10,
-    variant: str = "mit",
-    mae_normalize: str = "minmax",
+    variant: Variant = "mit",
+    mae_normalize: Literal["minmax", "none"] = "minmax",
 ) -> dict[str, float]:
     """Split-half noise ceilings of one image's heatmap (module docstring).
 
@@ -176,7 +177,7 @@ def split_half_ceilings(
         return dict.fromkeys(keys, float("nan"))
     rng = _rng(seed, "split_half", (image,))
     who = rows["participant"].astype(str).to_numpy()
-    values = {key: [] for key in ("cc", "nss", "mae")}
+    values: dict[str, list[float]] = {key: [] for key in ("cc", "nss", "mae")}
     for _ in range(n_splits):
         order = rng.permutation(participants)
         halves = [rows[np.isin(who, half)] for half in (order[: order.size // 2], order[order.size // 2 :])]

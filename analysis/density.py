@@ -85,6 +85,7 @@ def _blur_matrix(n: int, sigma_px: float) -> np.ndarray:
     ``scipy.ndimage.gaussian_filter1d(x, sigma_px, mode="reflect", truncate=4)``: taps
     ``exp(-t² / 2σ²)`` for ``|t| <= int(4σ + 0.5)``, normalised, the signal reflected about its edges
     (``d c b a | a b c d | d c b a``)."""
+    matrix: np.ndarray  # float64 (bincount with weights, which numpy's stubs type as intp)
     if sigma_px == 0:
         matrix = np.eye(n)
     else:
@@ -222,8 +223,8 @@ def log_likelihood_table(
     rows, cols = np.divmod(np.asarray(pixels, dtype=np.int64), width)
     counts = np.asarray(counts, dtype=np.float64)
     centre = centre_density.ravel()[pixels]
-    weights = np.asarray(weights, dtype=np.float64)
-    table = np.empty((len(sigmas_px), weights.size))
+    w = np.asarray(weights, dtype=np.float64)
+    table = np.empty((len(sigmas_px), w.size))
     for i, sigma_px in enumerate(sigmas_px):
         if sigma_px == 0:
             at, total = values.ravel()[pixels], values.sum()
@@ -231,7 +232,7 @@ def log_likelihood_table(
             m_rows, m_cols = _blur_matrix(height, float(sigma_px)), _blur_matrix(width, float(sigma_px))
             at = np.einsum("hf,fh->f", values @ m_cols[cols].T, m_rows[rows])
             total = m_rows.sum(axis=0) @ values @ m_cols.sum(axis=0)
-        p = (1.0 - weights[None, :]) * (at / total)[:, None] + weights[None, :] * centre[:, None]
+        p = (1.0 - w[None, :]) * (at / total)[:, None] + w[None, :] * centre[:, None]
         table[i] = counts @ np.log2(p)
     return table
 

@@ -79,6 +79,7 @@ import functools
 import logging
 import math
 from collections.abc import Iterable, Mapping
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,7 @@ from analysis._checks import as_2d_float, check_choice, check_positive
 from analysis._engine_backend import backend as _backend
 from analysis._engine_backend import in_two_threads
 from analysis._engine_loso import HumanCeiling, Workspace
+from analysis._engine_sorted import SortedValues
 from analysis._engine_state import (
     N_SPLITS,
     N_THRESHOLDS,
@@ -106,8 +108,9 @@ from analysis.metrics import (
     _PYSALIENCY_KL_MINIMUM,
     MATLAB_EPS,
     METRICS,
-    HumanTarget,
     SAMPLED_METRICS,
+    HumanTarget,
+    Variant,
     _Affine,
     _borji_negatives,
     _cc_from,
@@ -121,13 +124,13 @@ from analysis.metrics import (
     _judd_noise,
     _minmax_values,
     _nss_from,
-    monte_carlo_se,
-    _split_areas,
     _shuffled_draws,
     _shuffled_negatives,
     _sim_density,
+    _split_areas,
     _threshold_codes,
     _undefined,
+    monte_carlo_se,
     score_map,
 )
 
@@ -188,7 +191,7 @@ class _Maps:
         self.sim_undefined = np.zeros(n_maps, dtype=bool)
         self.abs_tile_sums = np.zeros((layout.n_tiles, n_maps)) if mae_normalize == "none" else None
         self.version = 0
-        self._stats = None
+        self._stats: MapStats | None = None
         self._judd_counts: dict[int, np.ndarray] = {}  # fixated pixel → (M,) pixels >= its jittered value
         for index, values in enumerate(arrays):
             self._prepare(index, values)
@@ -406,8 +409,8 @@ class ImageEngine:
         params: HeatmapParams = HeatmapParams(within_display_only=False),
         metrics: Iterable[str] = METRICS,
         seed: int = 0,
-        variant: str = "mit",
-        mae_normalize: str = "minmax",
+        variant: Variant = "mit",
+        mae_normalize: Literal["minmax", "none"] = "minmax",
         center_bias_sigma_fraction: float = 0.25,
         kl_ig_maps: str = "density",
         density_params: Mapping[str, DensityParams] | None = None,
@@ -476,8 +479,9 @@ class ImageEngine:
         self._own: dict[str, Heatmap] = {}
         self._rows: list[tuple[float, float, float, str]] = []
         self._pending: list[tuple[slice, slice]] = []  # stamp windows not yet in the sorted values
-        self._sorted = None  # the pooled raw over its support, sorted (CPU)
-        self._sorted_support_noise = None  # the AUC-Judd noise over the pooled support, sorted (CPU)
+        self._sorted: SortedValues | None = None  # the pooled raw over its support, sorted (CPU)
+        # the AUC-Judd noise over the pooled support, sorted (CPU)
+        self._sorted_support_noise: SortedValues | None = None
         self._cache: dict = {}
         self.version = 0
 
@@ -649,7 +653,8 @@ class ImageEngine:
         key = ("gold", params, self.version, self._maps.version, self.context_version)
         if key in self._cache:
             return self._cache[key]
-        scores, errors = {}, {}
+        scores: dict[str, dict[str, float]] = {}
+        errors: dict[str, dict[str, float]] = {}
         if len(self.participants) >= 2:
             maps, shape, n = self._maps, self.shape, self._layout.n_pixels
             pooled_pixels, _, pooled_counts = self._pooled.fixated()
@@ -657,7 +662,6 @@ class ImageEngine:
             other[self._other_index] = 1.0
             centre = maps.names.index("center_bias")
             baseline = maps.raw[centre] if maps.densities is None else maps.kl_source[centre]
-            scoring = dict(metrics=self.metrics, seed=self.seed, variant=self.variant, mae_normalize=self.mae_normalize)
             for participant in self.participants:
                 pixels, _, counts = self._own[participant].fixated()
                 others = pooled_counts - lookup(pixels, counts, pooled_pixels)
@@ -681,10 +685,13 @@ class ImageEngine:
                 scores[participant], errors[participant] = score_map(
                     gold,
                     target,
+                    metrics=self.metrics,
+                    seed=self.seed,
+                    variant=self.variant,
+                    mae_normalize=self.mae_normalize,
                     stream=(self.image_id, participant),
                     return_mc_se=True,
                     density=None if maps.densities is None else gold,
-                    **scoring,
                 )
         self._cache[key] = scores, errors
         return scores, errors
@@ -731,7 +738,7 @@ class ImageEngine:
         maps, n = self._maps, self._layout.n_pixels
         wanted = set(self.metrics)
         sums = self._tile_sums(target, wanted)
-        values = {}
+        values: dict[str, list[float] | np.ndarray] = {}
         if "mae" in wanted:
             values["mae"] = list(sums["mae"] / n)
         if "nss" in wanted or "info_gain" in wanted or "auc_judd" in wanted:
@@ -757,7 +764,7 @@ class ImageEngine:
             values["kl_div"] = self._kl_maps(target, sums["q_log_q"])
         if "auc_judd" in wanted:
             values["auc_judd"] = self._judd_maps(target)
-        errors = {}
+        errors: dict[str, list[float]] = {}
         for metric in SAMPLED_METRICS:
             if metric in wanted:
                 values[metric], errors[metric] = self._borji_maps(target, metric)
@@ -823,6 +830,7 @@ class ImageEngine:
         if "mae" in wanted and self.mae_normalize == "minmax":
             result["mae"] = result["mae"] - 2.0 * sums["mae"]
         elif "mae" in wanted:
+            assert maps.abs_tile_sums is not None  # kept when mae_normalize is "none"
             n_padding = tiles.size * layout.tile_px**2 - n_valid  # padding holds |lo - 0| each
             result["mae"] = (
                 sums["mae"] - n_padding * np.abs(maps.lo) + maps.abs_total - maps.abs_tile_sums[tiles].sum(axis=0)

@@ -156,16 +156,10 @@ def _resolve_kernel_size(sigma_px: float, kernel_size_px: int | None) -> int:
     return 2 * math.ceil(4 * sigma_px) + 1 if kernel_size_px is None else kernel_size_px
 
 
-def _check_kernel_args(
-    sigma_px: float, size_px: int | None, *, size_name: str = "kernel_size_px"
-) -> None:
+def _check_kernel_args(sigma_px: float, size_px: int | None, *, size_name: str = "kernel_size_px") -> None:
     check_positive("sigma_px", sigma_px)
-    if size_px is not None and (
-        isinstance(size_px, bool) or not isinstance(size_px, (int, np.integer)) or size_px < 1
-    ):
-        raise ValueError(
-            f"{size_name} must be an integer >= 1 or None (untruncated); got {size_px!r}"
-        )
+    if size_px is not None and (isinstance(size_px, bool) or not isinstance(size_px, (int, np.integer)) or size_px < 1):
+        raise ValueError(f"{size_name} must be an integer >= 1 or None (untruncated); got {size_px!r}")
 
 
 def _gaussian_1d(sigma_px: float, size_px: int) -> np.ndarray:
@@ -201,8 +195,7 @@ def gaussian_kernel(*, sigma_px: float, size_px: int) -> np.ndarray:
     """
     if size_px is None:
         raise ValueError(
-            "size_px must be an integer >= 1; got None "
-            "(for the untruncated size use blur or HeatmapParams)"
+            "size_px must be an integer >= 1; got None (for the untruncated size use blur or HeatmapParams)"
         )
     _check_kernel_args(sigma_px, size_px, size_name="size_px")
     offsets = np.arange(size_px) - (size_px - 1) / 2
@@ -219,9 +212,7 @@ class _Kernel:
     full: np.ndarray  # (k, k), the fspecial kernel
     factor: np.ndarray  # (k,), with outer(factor, factor) == full to ~1e-19
     origin: int  # output pixel i receives input pixel j with weight full[i - j + origin]
-    band: (
-        np.ndarray
-    )  # (k, 2k - 1), factor[a - b + k - 1] at [a, b]: a block of the 1-D convolution matrix
+    band: np.ndarray  # (k, 2k - 1), factor[a - b + k - 1] at [a, b]: a block of the 1-D convolution matrix
 
     @property
     def size(self) -> int:
@@ -280,9 +271,7 @@ def _check_shape(shape, name: str = "shape") -> tuple[int, int]:
     ok = (
         isinstance(shape, (tuple, list))
         and len(shape) == 2
-        and all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape
-        )
+        and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape)
     )
     if not ok:
         raise ValueError(f"{name} must be (height_px, width_px), two integers >= 1; got {shape!r}")
@@ -313,27 +302,22 @@ def fixation_map(x_image_px, y_image_px, *, shape: tuple[int, int], weights=None
     y = np.asarray(y_image_px, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape:
         raise ValueError(
-            "x_image_px and y_image_px must be 1-D arrays of equal length; "
-            f"got shapes {x.shape} and {y.shape}"
+            f"x_image_px and y_image_px must be 1-D arrays of equal length; got shapes {x.shape} and {y.shape}"
         )
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != x.shape:
         raise ValueError(f"weights must have the shape of x_image_px {x.shape}; got {w.shape}")
     if not np.isfinite(w).all():
-        raise ValueError(
-            f"weights hold {int((~np.isfinite(w)).sum())} non-finite values; clean them first"
-        )
+        raise ValueError(f"weights hold {int((~np.isfinite(w)).sum())} non-finite values; clean them first")
     rows, cols, keep = _pixels(x, y, height, width, what="fixation_map")
     flat = np.bincount(rows * width + cols, weights=w[keep], minlength=height * width)
     return flat.reshape(height, width)
 
 
-def _choose_method(nnz: int, shape: tuple[int, int], kernel: _Kernel) -> str:
+def _choose_method(nnz: int, shape: tuple[int, int], kernel: _Kernel) -> Literal["splat", "separable"]:
     height, width = shape
     splat_cost = nnz * (_SPLAT_OVERHEAD_MACS + _SPLAT_MACS_PER_TAP * kernel.size**2)
-    separable_cost = (
-        2 * height * width * (min(2 * kernel.size, height) + min(2 * kernel.size, width))
-    )
+    separable_cost = 2 * height * width * (min(2 * kernel.size, height) + min(2 * kernel.size, width))
     return "splat" if splat_cost < separable_cost else "separable"
 
 
@@ -350,7 +334,9 @@ def _splat(rows, cols, values, kernel: _Kernel, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def _window(row: int, col: int, kernel: _Kernel, shape: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+def _window(
+    row: int, col: int, kernel: _Kernel, shape: tuple[int, int]
+) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
     """Where the kernel of a fixation at pixel ``(row, col)`` lands, clipped to an image of ``shape``:
     ``(window, taps)``, slices of the image and of ``kernel.full`` of the same size."""
     height, width = shape
@@ -398,9 +384,7 @@ def _blur_torch(fixmap: np.ndarray, kernel: _Kernel, device) -> np.ndarray:
     height, width = fixmap.shape
     # Whole (n, n) convolution matrices: on a GPU two dense products beat the blockwise loop.
     t_h, t_w = (
-        torch.as_tensor(
-            _toeplitz(kernel.factor, n, n, shift=kernel.origin), dtype=torch.float64
-        ).to(device)
+        torch.as_tensor(_toeplitz(kernel.factor, n, n, shift=kernel.origin), dtype=torch.float64).to(device)
         for n in (height, width)
     )
     f = torch.as_tensor(fixmap, dtype=torch.float64, device=device)
@@ -453,13 +437,11 @@ def blur(
     check_choice("even_kernel_centre", even_kernel_centre, _CENTRES)
     check_choice("method", method, _METHODS)
     check_choice("backend", backend, _BACKENDS)
-    kernel = _kernel(
-        float(sigma_px), _resolve_kernel_size(sigma_px, kernel_size_px), even_kernel_centre
-    )
+    kernel = _kernel(float(sigma_px), _resolve_kernel_size(sigma_px, kernel_size_px), even_kernel_centre)
     if backend == "torch":
         return _blur_torch(f, kernel, device)
     if method == "auto":
-        method = _choose_method(np.count_nonzero(f), f.shape, kernel)
+        method = _choose_method(int(np.count_nonzero(f)), f.shape, kernel)
     if method == "separable":
         return _separable(f, kernel)
     rows, cols = np.nonzero(f)
@@ -473,8 +455,7 @@ def blur(
 def _check_columns(fixations: pd.DataFrame, needed: Sequence[str], what: str) -> None:
     if not isinstance(fixations, pd.DataFrame):
         raise TypeError(
-            "fixations must be a pandas DataFrame (lookwhere.records columns); "
-            f"got {type(fixations).__name__}"
+            f"fixations must be a pandas DataFrame (lookwhere.records columns); got {type(fixations).__name__}"
         )
     missing = [c for c in needed if c not in fixations.columns]
     if missing:
@@ -499,9 +480,7 @@ def _first_fixation_mask(fixations: pd.DataFrame) -> np.ndarray:
     return mask
 
 
-def select_fixations(
-    fixations: pd.DataFrame, params: HeatmapParams = HeatmapParams()
-) -> pd.DataFrame:
+def select_fixations(fixations: pd.DataFrame, params: HeatmapParams = HeatmapParams()) -> pd.DataFrame:
     """The fixations that enter the heatmap (paper §2), in table order.
 
     Parameters
@@ -587,16 +566,12 @@ def _normalize(m: np.ndarray, how: str, *, what: str) -> np.ndarray:
             m -= bottom
             m /= top - bottom
         else:  # e.g. a 1-pixel image: no range to stretch
-            logger.warning(
-                "%s: the map is constant (%g); min-max normalisation gives all zeros", what, top
-            )
+            logger.warning("%s: the map is constant (%g); min-max normalisation gives all zeros", what, top)
             m[...] = 0.0
     return m
 
 
-def _render(
-    rows, cols, weights, params: HeatmapParams, *, out: np.ndarray, what: str
-) -> np.ndarray:
+def _render(rows, cols, weights, params: HeatmapParams, *, out: np.ndarray, what: str) -> np.ndarray:
     """Prenormalise, blur and normalise one fixation map given as (possibly repeated) pixels.
 
     Writes into ``out``, a zeroed ``(H, W)`` array, and returns it. ``weights`` are >= 0 (checked
@@ -604,7 +579,7 @@ def _render(
     """
     width = out.shape[1]
     flat, inverse = np.unique(rows * width + cols, return_inverse=True)
-    values = np.bincount(inverse, weights=weights, minlength=flat.size)
+    values: np.ndarray = np.bincount(inverse, weights=weights, minlength=flat.size)  # float64 (weighted)
     top = values.max(initial=0.0)
     if top == 0:
         logger.info("%s: no fixations left; the heatmap is all zero", what)
@@ -622,9 +597,7 @@ def _render(
     return _normalize(out, params.final_normalization, what=what)
 
 
-def heatmap(
-    fixations: pd.DataFrame, *, shape: tuple[int, int], params: HeatmapParams = HeatmapParams()
-) -> np.ndarray:
+def heatmap(fixations: pd.DataFrame, *, shape: tuple[int, int], params: HeatmapParams = HeatmapParams()) -> np.ndarray:
     """The human fixation heatmap of the given rows, pooled over their participants (paper §2).
 
     Parameters
@@ -657,14 +630,10 @@ def heatmap(
     chosen = _selection_mask(fixations, params)
     x, y, duration = _columns(fixations, chosen)
     rows, cols, keep = _pixels(x, y, *shape, what="heatmap")
-    return _render(
-        rows, cols, _weights(duration, params)[keep], params, out=np.zeros(shape), what="heatmap"
-    )
+    return _render(rows, cols, _weights(duration, params)[keep], params, out=np.zeros(shape), what="heatmap")
 
 
-def _columns(
-    fixations: pd.DataFrame, chosen: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _columns(fixations: pd.DataFrame, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``x_image_px``, ``y_image_px`` and ``duration_ms`` of the chosen rows, as float64 arrays."""
     names = ("x_image_px", "y_image_px", "duration_ms")
     return tuple(fixations[name].to_numpy(dtype=np.float64)[chosen] for name in names)
@@ -725,9 +694,7 @@ def heatmaps(
     keys = [_as_tuple(key) for key in grouped.size().index]
     group_of_row = grouped.ngroup().to_numpy()
     image_code, image_ids = pd.factorize(fixations["image"])
-    heights, widths = (
-        np.array([checked[str(i)] for i in image_ids], dtype=np.int64).reshape(-1, 2).T
-    )
+    heights, widths = np.array([checked[str(i)] for i in image_ids], dtype=np.int64).reshape(-1, 2).T
 
     chosen = _selection_mask(fixations, params)
     x, y, duration = _columns(fixations, chosen)

@@ -106,9 +106,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 
@@ -293,9 +294,7 @@ def _as_counts(array, name: str) -> np.ndarray:
     """Validate a fixation-count map: finite float64 ``(H, W)``, no negative counts."""
     counts = as_2d_float(array, name)
     if (counts < 0).any():
-        raise ValueError(
-            f"{name} holds fixation counts and must be >= 0; got minimum {counts.min()!r}"
-        )
+        raise ValueError(f"{name} holds fixation counts and must be >= 0; got minimum {counts.min()!r}")
     return counts
 
 
@@ -326,7 +325,7 @@ def _trapezoid(y: np.ndarray, x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def _minmax_values(values, lo: float, value_range: float):
+def _minmax_values(values, lo: float | np.ndarray, value_range: float | np.ndarray):
     """``(values - lo) / range``: a true division, so the map's maximum becomes exactly 1 whatever
     its range (``x * (1 / x)`` is not always 1); random AUCs compare these values with the
     thresholds ``0, 0.1, ..., 1``."""
@@ -391,7 +390,9 @@ def _nss(s: _Map, fix: _Fixations, variant: str) -> float:
     return _nss_from(centered, fix.counts, s.centered_sum_sq, s.flat.size, s.is_constant, variant)
 
 
-def _nss_from(centered_at_fixations, counts, centered_sum_sq: float, n_pixels: int, constant: bool, variant: str) -> float:
+def _nss_from(
+    centered_at_fixations, counts, centered_sum_sq: float, n_pixels: int, constant: bool, variant: str
+) -> float:
     """NSS from the mean-centred map at the fixated pixels and the centred sum of squares."""
     if not len(counts):
         return _undefined("nss", "the fixation map is empty")
@@ -415,8 +416,14 @@ def _cc(s: _Map, h: _Map, variant: str) -> float:
     return _cc_from(_inner(s.centered, h.flat), s.centered_sum_sq, h.centered_sum_sq, False, False, variant)
 
 
-def _cc_from(covariance_sum: float, s_centered_sum_sq: float, h_centered_sum_sq: float,
-             s_constant: bool, h_constant: bool, variant: str) -> float:
+def _cc_from(
+    covariance_sum: float,
+    s_centered_sum_sq: float,
+    h_centered_sum_sq: float,
+    s_constant: bool,
+    h_constant: bool,
+    variant: str,
+) -> float:
     """CC from ``sum((s - mean s) h)`` and both centred sums of squares."""
     if s_constant or h_constant:
         if variant == "pysaliency" and s_constant and not h_constant:
@@ -459,8 +466,9 @@ def _info_gain(s: _Map, fix: _Fixations, b: _Map, variant: str) -> float:
     if variant == "mit":
         if s.is_constant or b.is_constant:
             return _undefined("info_gain", "a map is constant (MIT min-max gives 0/0)")
-        return _info_gain_from(s.minmax_at(fix.index) / s.minmax_sum, b.minmax_at(fix.index) / b.minmax_sum,
-                               fix.counts, variant)
+        return _info_gain_from(
+            s.minmax_at(fix.index) / s.minmax_sum, b.minmax_at(fix.index) / b.minmax_sum, fix.counts, variant
+        )
     return _info_gain_from(_density_at(s, fix.index), _density_at(b, fix.index), fix.counts, variant)
 
 
@@ -531,12 +539,10 @@ def _auc_judd(s: _Map, fix: _Fixations, jitter: bool, seed: int, variant: str, s
     fixated = values[fix.index]
     order = np.argsort(fixated)[::-1]
     positives = fixated[order]
-    return _judd_area(positives, _count_at_least(np.sort(values), positives), fix.counts[order],
-                      s.flat.size, variant)
+    return _judd_area(positives, _count_at_least(np.sort(values), positives), fix.counts[order], s.flat.size, variant)
 
 
-def _judd_area(positives: np.ndarray, at_least: np.ndarray, weights: np.ndarray, n_pixels: int,
-               variant: str) -> float:
+def _judd_area(positives: np.ndarray, at_least: np.ndarray, weights: np.ndarray, n_pixels: int, variant: str) -> float:
     """AUC-Judd's ROC area from its thresholds.
 
     ``positives`` ``(N_fix,)`` are the (jittered) values at the fixated pixels sorted descending,
@@ -634,52 +640,65 @@ def _auc_sampled(s: _Map, fix: _Fixations, negative_index: np.ndarray, step: flo
     return _split_areas(tp, fp)
 
 
-def _borji_negatives(seed: int, n_pixels: int, n_fixated: int, n_splits: int,
-                     stream: tuple[str, ...] = ()) -> np.ndarray:
+def _borji_negatives(
+    seed: int, n_pixels: int, n_fixated: int, n_splits: int, stream: tuple[str, ...] = ()
+) -> np.ndarray:
     """AUC-Borji's negatives ``(n_splits, n_fixated)``: MATLAB ``randi``, as many uniform pixel draws
     (with replacement) as fixated pixels per split. They depend only on these numbers and the stream,
     not on the map: the first ``n_splits * n_fixated`` draws of the stream."""
     return _rng(seed, "auc_borji", stream).integers(0, n_pixels, size=(n_splits, n_fixated))
 
 
-def _shuffled_negatives(seed: int, other_index: np.ndarray, n_fixated: int, n_splits: int,
-                        stream: tuple[str, ...] = ()) -> np.ndarray:
+def _shuffled_negatives(
+    seed: int, other_index: np.ndarray, n_fixated: int, n_splits: int, stream: tuple[str, ...] = ()
+) -> np.ndarray:
     """Shuffled AUC's negatives ``(n_splits, min(n_fixated, n_other))``: per split MATLAB's
     ``randperm``, the first ``min(N_fix, N_other)`` of the other-image fixated pixels."""
     return other_index[_shuffled_draws(seed, other_index.size, n_fixated, n_splits, stream)]
 
 
-def _shuffled_draws(seed: int, n_other: int, n_fixated: int, n_splits: int,
-                    stream: tuple[str, ...] = ()) -> np.ndarray:
+def _shuffled_draws(seed: int, n_other: int, n_fixated: int, n_splits: int, stream: tuple[str, ...] = ()) -> np.ndarray:
     """Which of the ``n_other`` other-image pixels each split of shuffled AUC draws (positions)."""
     return _distinct_draws(_rng(seed, "auc_shuffled", stream), n_other, min(n_fixated, n_other), n_splits)
 
 
-def _auc_borji(s: _Map, fix: _Fixations, n_splits: int, step: float, seed: int,
-               stream: tuple[str, ...] = ()) -> np.ndarray | None:
+def _auc_borji(
+    s: _Map, fix: _Fixations, n_splits: int, step: float, seed: int, stream: tuple[str, ...] = ()
+) -> np.ndarray | None:
     """The splits' areas, or None (logged) where AUC-Borji is undefined."""
     if len(fix) <= 1:
-        return _undefined_splits("auc_borji", f"{len(fix)} fixated pixel(s); MIT needs at least 2")
-    if s.is_constant:
-        return _undefined_splits("auc_borji", "the saliency map is constant (MIT min-max gives 0/0)")
-    return _auc_sampled(s, fix, _borji_negatives(seed, s.flat.size, len(fix), n_splits, stream), step)
+        why = f"{len(fix)} fixated pixel(s); MIT needs at least 2"
+    elif s.is_constant:
+        why = "the saliency map is constant (MIT min-max gives 0/0)"
+    else:
+        return _auc_sampled(s, fix, _borji_negatives(seed, s.flat.size, len(fix), n_splits, stream), step)
+    _undefined("auc_borji", why)
+    return None
 
 
-def _auc_shuffled(s: _Map, fix: _Fixations, other_index: np.ndarray, n_splits: int, step: float, seed: int,
-                  stream: tuple[str, ...] = ()) -> np.ndarray | None:
-    """The splits' areas, or None (logged) where shuffled AUC is undefined."""
-    if not len(fix):
-        return _undefined_splits("auc_shuffled", "the fixation map is empty")
-    if not other_index.size:
-        return _undefined_splits("auc_shuffled", "other_fixation_map is empty")
-    if s.is_constant:
-        return _undefined_splits("auc_shuffled", "the saliency map is constant (MIT min-max gives 0/0)")
-    return _auc_sampled(s, fix, _shuffled_negatives(seed, other_index, len(fix), n_splits, stream), step)
-
-
-def _undefined_splits(metric: str, why: str) -> None:
-    """A sampled AUC that is undefined: logged, no splits."""
-    _undefined(metric, why)
+def _auc_shuffled(
+    s: _Map,
+    fix: _Fixations,
+    other_index: np.ndarray | None,
+    n_splits: int,
+    step: float,
+    seed: int,
+    stream: tuple[str, ...] = (),
+) -> np.ndarray | None:
+    """The splits' areas, or None (logged) where shuffled AUC is undefined (``other_index`` None:
+    the target has no other-image fixations)."""
+    if other_index is None:
+        why = "the target has no other_fixation_map"
+    elif not len(fix):
+        why = "the fixation map is empty"
+    elif not other_index.size:
+        why = "other_fixation_map is empty"
+    elif s.is_constant:
+        why = "the saliency map is constant (MIT min-max gives 0/0)"
+    else:
+        return _auc_sampled(s, fix, _shuffled_negatives(seed, other_index, len(fix), n_splits, stream), step)
+    _undefined("auc_shuffled", why)
+    return None
 
 
 def _mean_of(areas: np.ndarray | None) -> float:
@@ -690,9 +709,7 @@ def _se_of(areas: np.ndarray | None) -> float:
     return float("nan") if areas is None else float(monte_carlo_se(areas))
 
 
-def _distinct_draws(
-    rng: np.random.Generator, population: int, size: int, n_rows: int
-) -> np.ndarray:
+def _distinct_draws(rng: np.random.Generator, population: int, size: int, n_rows: int) -> np.ndarray:
     """``(n_rows, size)`` indices into ``range(population)``, distinct within a row; each row is a
     uniformly random ``size``-subset (as the first ``size`` entries of MATLAB's ``randperm``).
 
@@ -853,8 +870,13 @@ def kl_div(saliency_map, human_map, *, variant: Variant = "mit") -> float:
 
 
 def auc_judd(
-    saliency_map, fixation_map, *, jitter: bool = True, seed: int = 0, variant: Variant = "mit",
-    stream: tuple[str, ...] = (),
+    saliency_map,
+    fixation_map,
+    *,
+    jitter: bool = True,
+    seed: int = 0,
+    variant: Variant = "mit",
+    stream: tuple[str, ...] | list[str] = (),
 ) -> float:
     """Area under the ROC curve, thresholds at the fixated values (MIT ``AUC_Judd.m``).
 
@@ -892,8 +914,13 @@ def auc_judd(
 
 
 def auc_borji(
-    saliency_map, fixation_map, *, n_splits: int = 100, step: float = 0.1, seed: int = 0,
-    stream: tuple[str, ...] = (),
+    saliency_map,
+    fixation_map,
+    *,
+    n_splits: int = 100,
+    step: float = 0.1,
+    seed: int = 0,
+    stream: tuple[str, ...] | list[str] = (),
 ) -> float:
     """AUC against uniformly sampled pixels, averaged over random splits (MIT ``AUC_Borji.m``).
 
@@ -937,7 +964,7 @@ def auc_shuffled(
     n_splits: int = 100,
     step: float = 0.1,
     seed: int = 0,
-    stream: tuple[str, ...] = (),
+    stream: tuple[str, ...] | list[str] = (),
 ) -> float:
     """Shuffled AUC: negatives are fixated pixels of other images (MIT ``AUC_shuffled.m``).
 
@@ -1008,8 +1035,10 @@ def info_gain(saliency_map, fixation_map, baseline_map, *, variant: Variant = "m
 
 def _check_density(values: np.ndarray, name: str) -> None:
     if values.min() < 0:
-        raise ValueError(f"{name} must be a density (>= 0); got minimum {values.min()!r}: convert it with "
-                         "analysis.density.to_density")
+        raise ValueError(
+            f"{name} must be a density (>= 0); got minimum {values.min()!r}: convert it with "
+            "analysis.density.to_density"
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1082,6 +1111,36 @@ class HumanTarget:
         return None if self.baseline_map is None else _Map(self.baseline_map)
 
 
+@overload
+def score_map(
+    saliency_map,
+    target: HumanTarget,
+    *,
+    metrics: tuple[str, ...] | list[str] = ...,
+    seed: int = ...,
+    variant: Variant = ...,
+    mae_normalize: Literal["minmax", "none"] = ...,
+    stream: tuple[str, ...] | list[str] = ...,
+    return_mc_se: Literal[False] = ...,
+    density=...,
+) -> dict[str, float]: ...
+
+
+@overload
+def score_map(
+    saliency_map,
+    target: HumanTarget,
+    *,
+    metrics: tuple[str, ...] | list[str] = ...,
+    seed: int = ...,
+    variant: Variant = ...,
+    mae_normalize: Literal["minmax", "none"] = ...,
+    stream: tuple[str, ...] | list[str] = ...,
+    return_mc_se: Literal[True],
+    density=...,
+) -> tuple[dict[str, float], dict[str, float]]: ...
+
+
 def score_map(
     saliency_map,
     target: HumanTarget,
@@ -1090,7 +1149,7 @@ def score_map(
     seed: int = 0,
     variant: Variant = "mit",
     mae_normalize: Literal["minmax", "none"] = "minmax",
-    stream: tuple[str, ...] = (),
+    stream: tuple[str, ...] | list[str] = (),
     return_mc_se: bool = False,
     density=None,
 ) -> dict[str, float] | tuple[dict[str, float], dict[str, float]]:
@@ -1165,23 +1224,28 @@ def score_map(
         return _info_gain(s, fix, target._baseline, variant)
 
     human, fix = target._human, target._fixations
-    compute = {
+    compute: dict[str, Callable[[], float]] = {
         "mae": lambda: _mae(s, human, mae_normalize),
         "nss": lambda: _nss(s, fix, variant),
         "cc": lambda: _cc(s, human, variant),
         "sim": lambda: _sim(s, human, variant),
         "kl_div": lambda: _kl_div(p, human, variant),
         "auc_judd": lambda: _auc_judd(s, fix, True, seed, variant, stream[:1]),
-        "auc_borji": lambda: _auc_borji(s, fix, 100, 0.1, seed, stream),
-        "auc_shuffled": lambda: (
-            _undefined_splits("auc_shuffled", "the target has no other_fixation_map")
-            if target._other_index is None
-            else _auc_shuffled(s, fix, target._other_index, 100, 0.1, seed, stream)
-        ),
         "info_gain": gain,
     }
-    results = {name: compute[name]() for name in metrics}
-    scores = {name: _mean_of(value) if name in SAMPLED_METRICS else value for name, value in results.items()}
+    # the sampled AUCs (SAMPLED_METRICS): their splits' areas, None where undefined
+    sample: dict[str, Callable[[], np.ndarray | None]] = {
+        "auc_borji": lambda: _auc_borji(s, fix, 100, 0.1, seed, stream),
+        "auc_shuffled": lambda: _auc_shuffled(s, fix, target._other_index, 100, 0.1, seed, stream),
+    }
+    scores: dict[str, float] = {}
+    areas: dict[str, np.ndarray | None] = {}
+    for name in metrics:  # in the order asked for (the order of the INFO lines)
+        if name in sample:
+            areas[name] = sample[name]()
+            scores[name] = _mean_of(areas[name])
+        else:
+            scores[name] = compute[name]()
     if not return_mc_se:
         return scores
-    return scores, {name: _se_of(results[name]) for name in metrics if name in SAMPLED_METRICS}
+    return scores, {name: _se_of(split_areas) for name, split_areas in areas.items()}

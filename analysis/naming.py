@@ -36,8 +36,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from analysis.timecourse import TRIAL_KEYS, fixations_in_window, on_image, score_fixation_sets
 from analysis.voice.detect import VoiceParams
 
-__all__ = ["NamingParams", "NamingAnalysis", "naming_analysis", "read_boxes", "default_boxes", "session_utterances",
-           "BOX_COLUMNS"]
+__all__ = [
+    "NamingParams",
+    "NamingAnalysis",
+    "naming_analysis",
+    "read_boxes",
+    "default_boxes",
+    "session_utterances",
+    "BOX_COLUMNS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +65,9 @@ class NamingParams(BaseModel):
         "use", description="use reviewed utterances (voice_corrections.jsonl in the session folder) where present"
     )
     window_ms: float = Field(1000.0, gt=0, description="fixations this long before each utterance's onset")
-    boxes: Path | None = Field(None, description="VOC Annotations folder or boxes CSV (default: in the stimulus folder)")
+    boxes: Path | None = Field(
+        None, description="VOC Annotations folder or boxes CSV (default: in the stimulus folder)"
+    )
 
 
 def read_boxes(path) -> pd.DataFrame:
@@ -99,12 +108,21 @@ def _voc_boxes(path: Path) -> list[dict]:
     rows = []
     for number, obj in enumerate(root.iter("object"), 1):
         box = obj.find("bndbox")
-        try:
-            xmin, ymin, xmax, ymax = (float(box.findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax"))
-        except (AttributeError, TypeError, ValueError):
+        texts = [] if box is None else [box.findtext(tag) for tag in ("xmin", "ymin", "xmax", "ymax")]
+        try:  # a missing box or coordinate leaves fewer than four numbers
+            xmin, ymin, xmax, ymax = (float(text) for text in texts if text is not None)
+        except ValueError:
             raise ValueError(f"{path}: object {number} lacks a numeric <bndbox> (xmin, ymin, xmax, ymax)") from None
-        rows.append({"image": path.stem, "class": (obj.findtext("name") or "").strip(),
-                     "xmin_px": xmin - 1, "ymin_px": ymin - 1, "xmax_px": xmax, "ymax_px": ymax})
+        rows.append(
+            {
+                "image": path.stem,
+                "class": (obj.findtext("name") or "").strip(),
+                "xmin_px": xmin - 1,
+                "ymin_px": ymin - 1,
+                "xmax_px": xmax,
+                "ymax_px": ymax,
+            }
+        )
     return rows
 
 
@@ -153,9 +171,13 @@ def session_utterances(params: NamingParams, sessions, *, stimuli, progress: boo
         table, corrections = apply_corrections(table, folders)
     else:
         table, corrections = table.assign(source="automatic"), []
-    record = {"recordings": len(trials), "utterances": len(table), "corrections": corrections,
-              "utterances_by_source": {str(k): int(v) for k, v in table["source"].value_counts().items()},
-              "unaligned_recordings": sum(not t.aligned for t in trials)}
+    record = {
+        "recordings": len(trials),
+        "utterances": len(table),
+        "corrections": corrections,
+        "utterances_by_source": {str(k): int(v) for k, v in table["source"].value_counts().items()},
+        "unaligned_recordings": sum(not t.aligned for t in trials),
+    }
     return table, record
 
 
@@ -175,8 +197,15 @@ class NamingAnalysis:
         :func:`session_utterances`' record, for ``params.json``.
     """
 
-    def __init__(self, params: NamingParams, utterances: pd.DataFrame, selected: pd.DataFrame,
-                 boxes: pd.DataFrame | None = None, *, voice_record: dict | None = None) -> None:
+    def __init__(
+        self,
+        params: NamingParams,
+        utterances: pd.DataFrame,
+        selected: pd.DataFrame,
+        boxes: pd.DataFrame | None = None,
+        *,
+        voice_record: dict | None = None,
+    ) -> None:
         self.params, self.utterances, self.boxes = params, utterances, boxes
         self._voice_record = voice_record or {}
         self.tables: dict[str, pd.DataFrame] = {}
@@ -185,11 +214,17 @@ class NamingAnalysis:
         trials = {key: rows for key, rows in selected.groupby(TRIAL_KEYS, sort=False)}
         no_rows = selected.iloc[:0]
         #: (participant, session, trial, image, utterance) → its window's fixations
-        self._windows = {
-            key: fixations_in_window(trials.get(key[:4], no_rows), onset - params.window_ms, onset)
-            for key, onset in zip(utterances[_UTTERANCE_KEYS].itertuples(index=False, name=None),
-                                  utterances["onset_ms"].to_numpy(np.float64))
-        } if len(utterances) else {}
+        self._windows = (
+            {
+                key: fixations_in_window(trials.get(key[:4], no_rows), onset - params.window_ms, onset)
+                for key, onset in zip(
+                    utterances[_UTTERANCE_KEYS].itertuples(index=False, name=None),
+                    utterances["onset_ms"].to_numpy(np.float64),
+                )
+            }
+            if len(utterances)
+            else {}
+        )
 
     def score_image(self, image_id: str, engine) -> None:
         """Score every utterance of one image, and keep the image's pooled naming-aligned heatmap."""
@@ -197,9 +232,19 @@ class NamingAnalysis:
         for key, results in score_fixation_sets(engine, windows).items():
             participant, session, trial, image, utterance = key
             self._score_rows += [
-                {"participant": participant, "session": session, "trial": trial, "image": image, "utterance": utterance,
-                 "map": name, "metric": metric, "value": value}
-                for name, values in results.items() for metric, value in values.items()]
+                {
+                    "participant": participant,
+                    "session": session,
+                    "trial": trial,
+                    "image": image,
+                    "utterance": utterance,
+                    "map": name,
+                    "metric": metric,
+                    "value": value,
+                }
+                for name, values in results.items()
+                for metric, value in values.items()
+            ]
         pooled = pd.concat(windows.values()) if windows else None
         if pooled is not None and on_image(pooled, engine.shape).any():
             engine.replace_fixations(pooled)
@@ -213,19 +258,35 @@ class NamingAnalysis:
         """Per utterance: the fixations of its window and the objects they fell on (module docstring)."""
         rows = []
         for key, window in self._windows.items():
-            rows.append(dict(zip(_UTTERANCE_KEYS, key)) | self._objects(key[3], window) | {
-                "n_fixations": len(window), "dwell_ms": float(window["duration_ms"].sum())})
-        table = pd.DataFrame(rows, columns=[*_UTTERANCE_KEYS, "n_fixations", "dwell_ms", "fixated_class",
-                                            "last_fixated_class", "fixated_classes"])
-        names = self.utterances[_UTTERANCE_KEYS + [c for c in ("onset_ms", "word", "name_class", "source")
-                                                   if c in self.utterances.columns]]
+            rows.append(
+                dict(zip(_UTTERANCE_KEYS, key))
+                | self._objects(key[3], window)
+                | {"n_fixations": len(window), "dwell_ms": float(window["duration_ms"].sum())}
+            )
+        table = pd.DataFrame(
+            rows,
+            columns=[
+                *_UTTERANCE_KEYS,
+                "n_fixations",
+                "dwell_ms",
+                "fixated_class",
+                "last_fixated_class",
+                "fixated_classes",
+            ],
+        )
+        names = self.utterances[
+            _UTTERANCE_KEYS + [c for c in ("onset_ms", "word", "name_class", "source") if c in self.utterances.columns]
+        ]
         table = names.merge(table, on=_UTTERANCE_KEYS, how="left")
         if "name_class" in table.columns:
             has_boxes = table["fixated_classes"].notna() & table["name_class"].fillna("").ne("")
-            table["named_fixated"] = pd.array([
-                (name in classes.split(";")) if ok else pd.NA
-                for name, classes, ok in zip(table["name_class"], table["fixated_classes"].fillna(""), has_boxes)
-            ], dtype="boolean")
+            table["named_fixated"] = pd.array(
+                [
+                    (name in classes.split(";")) if ok else pd.NA
+                    for name, classes, ok in zip(table["name_class"], table["fixated_classes"].fillna(""), has_boxes)
+                ],
+                dtype="boolean",
+            )
         return table
 
     def _objects(self, image_id: str, window: pd.DataFrame) -> dict:
@@ -233,17 +294,23 @@ class NamingAnalysis:
             return {"fixated_class": None, "last_fixated_class": None, "fixated_classes": None}
         boxes = self.boxes[self.boxes["image"] == image_id]
         x, y = window["x_image_px"].to_numpy()[:, None], window["y_image_px"].to_numpy()[:, None]
-        inside = ((x >= boxes["xmin_px"].to_numpy()) & (x < boxes["xmax_px"].to_numpy())
-                  & (y >= boxes["ymin_px"].to_numpy()) & (y < boxes["ymax_px"].to_numpy()))
+        inside = (
+            (x >= boxes["xmin_px"].to_numpy())
+            & (x < boxes["xmax_px"].to_numpy())
+            & (y >= boxes["ymin_px"].to_numpy())
+            & (y < boxes["ymax_px"].to_numpy())
+        )
         area = ((boxes["xmax_px"] - boxes["xmin_px"]) * (boxes["ymax_px"] - boxes["ymin_px"])).to_numpy()
         # Each fixation belongs to the smallest box around it (a face within a person, a cup on a table).
         chosen = np.where(inside, area[None, :], np.inf).argmin(axis=1)
         classes = np.where(inside.any(axis=1), boxes["class"].to_numpy()[chosen], "")
         dwell = pd.Series(window["duration_ms"].to_numpy()).groupby(classes).sum().drop("", errors="ignore")
         order = np.argsort(window["start_ms"].to_numpy(), kind="stable")
-        return {"fixated_class": dwell.idxmax() if len(dwell) else "",
-                "last_fixated_class": classes[order[-1]] if len(order) else "",
-                "fixated_classes": ";".join(sorted(dwell.index))}
+        return {
+            "fixated_class": dwell.idxmax() if len(dwell) else "",
+            "last_fixated_class": classes[order[-1]] if len(order) else "",
+            "fixated_classes": ";".join(sorted(dwell.index)),
+        }
 
     def write(self, out: Path, *, stat_options: dict) -> dict[str, Path]:
         """Write ``utterances.csv``, ``naming.csv`` (:meth:`fixation_table`), ``naming_scores.csv``,
@@ -253,36 +320,50 @@ class NamingAnalysis:
 
         scores = self.scores()
         per_image = scores.groupby(["image", "map", "metric"], as_index=False, sort=False)["value"].mean()
-        self.tables = {"utterances": self.utterances, "naming": self.fixation_table(), "naming_scores": scores,
-                       "naming_summary": summarize_scores(per_image, **stat_options)}
+        self.tables = {
+            "utterances": self.utterances,
+            "naming": self.fixation_table(),
+            "naming_scores": scores,
+            "naming_summary": summarize_scores(per_image, **stat_options),
+        }
         files = {name: out / f"{name}.csv" for name in self.tables}
         for name, table in self.tables.items():
             table.to_csv(files[name], index=False)
         files["naming_heatmaps"] = out / "naming_heatmaps.npz"
-        np.savez_compressed(files["naming_heatmaps"], **self._heatmaps)
+        np.savez_compressed(files["naming_heatmaps"], **self._heatmaps)  # type: ignore[arg-type]  # numpy's stub
         return files
 
     def record(self) -> dict:
         """For ``params.json``: the parameters, the recordings, the corrections used, the window rule."""
         table = self.tables.get("naming", self.fixation_table())
-        return {"naming": {
-            "params": json.loads(self.params.model_dump_json()),
-            **self._voice_record,
-            "window": f"fixations overlapping [onset - {self.params.window_ms:g} ms, onset), cut to it",
-            "utterances_with_fixations": int((table["n_fixations"] > 0).sum()),
-            "boxes": None if self.boxes is None else {"n_boxes": len(self.boxes),
-                                                      "n_images": int(self.boxes["image"].nunique())},
-            "names": "automatic (pocketsphinx, grammar of the image's classes); corrected where source is 'corrected'",
-        }}
+        return {
+            "naming": {
+                "params": json.loads(self.params.model_dump_json()),
+                **self._voice_record,
+                "window": f"fixations overlapping [onset - {self.params.window_ms:g} ms, onset), cut to it",
+                "utterances_with_fixations": int((table["n_fixations"] > 0).sum()),
+                "boxes": None
+                if self.boxes is None
+                else {"n_boxes": len(self.boxes), "n_images": int(self.boxes["image"].nunique())},
+                "names": "automatic (pocketsphinx, grammar of the image's classes); "
+                "corrected where source is 'corrected'",
+            }
+        }
 
 
-def naming_analysis(params: NamingParams, sessions, selected: pd.DataFrame, *, stimuli,
-                    progress: bool = False) -> NamingAnalysis | None:
+def naming_analysis(
+    params: NamingParams, sessions, selected: pd.DataFrame, *, stimuli, progress: bool = False
+) -> NamingAnalysis | None:
     """The naming analysis of recorded sessions (None when they hold no audio)."""
     utterances, record = session_utterances(params, sessions, stimuli=stimuli, progress=progress)
     if not record["recordings"]:
         return None
     boxes_path = params.boxes or default_boxes(stimuli)
     boxes = None if boxes_path is None else read_boxes(boxes_path)
-    return NamingAnalysis(params, utterances, selected, boxes,
-                          voice_record={**record, "boxes_file": None if boxes_path is None else str(boxes_path)})
+    return NamingAnalysis(
+        params,
+        utterances,
+        selected,
+        boxes,
+        voice_record={**record, "boxes_file": None if boxes_path is None else str(boxes_path)},
+    )

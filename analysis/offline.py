@@ -47,14 +47,14 @@ from analysis.density_fit import GOLD, DensityFit, fit_densities
 from analysis.engine import ImageEngine
 from analysis.fixations import StudyFixations
 from analysis.heatmap import HeatmapParams, select_fixations
-from analysis.naming import NamingParams
 from analysis.metrics import HIGHER_IS_BETTER
+from analysis.naming import NamingAnalysis, NamingParams, naming_analysis
 from analysis.outputs import StagedOutput, package_versions, sha256_of
-from analysis.stats import combined_mc_se
 from analysis.readers.eyelink import TrialRules
 from analysis.registry import map_kind
 from analysis.scoring_config import ScoringConfig
-from analysis.timecourse import TimecourseParams
+from analysis.stats import combined_mc_se
+from analysis.timecourse import TimecourseAnalysis, TimecourseParams
 from stimuli.sets import StimulusSet
 
 __all__ = [
@@ -91,12 +91,15 @@ class AnalysisConfig(ScoringConfig):
     images: tuple[str, ...] | None = Field(None, description="image ids to analyse (default: all with fixations)")
     maps: Path | None = Field(None, description="CNN map store to score beside the baselines")
     scale: float | None = Field(
-        None, gt=0, description="drawn size / image size (eyelink); default ×2 fitted to the screen, or "
-        "the recording's !V IMGLOAD size"
+        None,
+        gt=0,
+        description="drawn size / image size (eyelink); default ×2 fitted to the screen, or "
+        "the recording's !V IMGLOAD size",
     )
     screen_px: tuple[int, int] | None = Field(None, description="screen size overriding the recordings' (eyelink)")
     source: Literal["edf", "link"] | None = Field(
-        None, description="session: fixations from the transferred EDF or the link record (default: the EDF when present)"
+        None,
+        description="session: fixations from the transferred EDF or the link record (default: the EDF when present)",
     )
     eye: Literal["best", "left", "right", "both"] = Field(
         "best", description="eye whose fixations count (eyelink): best = better last validation, else right"
@@ -109,15 +112,20 @@ class AnalysisConfig(ScoringConfig):
     confidence: float = Field(0.95, gt=0, lt=1)
     n_overlays: int = Field(6, ge=0, description="images shown as overlays in the report")
     naming: NamingParams = Field(NamingParams(), description="session: utterances and naming-aligned fixations")
-    timecourse: TimecourseParams = Field(TimecourseParams(), description="scores per viewing-time bin and fixation index")
+    timecourse: TimecourseParams = Field(
+        TimecourseParams(), description="scores per viewing-time bin and fixation index"
+    )
     kl_ig_maps: Literal["density", "raw"] = Field(
         "density", description="KL and information gain on each map turned into a density (default) or on the raw maps"
     )
     density_fit: Literal["cv", "default"] = Field(
-        "cv", description="density parameters fitted leave one image out (default), or the defaults the live server uses"
+        "cv",
+        description="density parameters fitted leave one image out (default), or the defaults the live server uses",
     )
     split_half_splits: int = Field(10, ge=1, description="random splits of the split-half noise ceilings")
-    overlay_images: tuple[str, ...] | None = Field(None, description="images shown as overlays (default: the first n_overlays)")
+    overlay_images: tuple[str, ...] | None = Field(
+        None, description="images shown as overlays (default: the first n_overlays)"
+    )
     heatmaps_float64: bool = Field(False, description="heatmaps.npz in float64 (default float32)")
 
 
@@ -153,7 +161,10 @@ def load_fixations(config: AnalysisConfig, stimulus_set: StimulusSet) -> StudyFi
         return read_session_fixations(config.fixations, stimulus_set.size, source=config.source, options=options)
 
     options = MappingOptions(
-        rules=config.trial_rules, eye=config.eye, screen_px=config.screen_px, scale=config.scale,
+        rules=config.trial_rules,
+        eye=config.eye,
+        screen_px=config.screen_px,
+        scale=config.scale,
         trials_table=None if config.trials_table is None else read_trials_table(config.trials_table),
     )
     return read_recordings(recording_paths(config.fixations), stimulus_set.size, options)
@@ -212,7 +223,9 @@ def _open_store(config: AnalysisConfig):
     return MapStore.open(config.maps)
 
 
-def run_analysis(config: AnalysisConfig, *, progress: bool = True, command_line: list[str] | None = None) -> AnalysisResult:
+def run_analysis(
+    config: AnalysisConfig, *, progress: bool = True, command_line: list[str] | None = None
+) -> AnalysisResult:
     """Run the whole offline analysis described by ``config``; see the module docstring.
 
     ``command_line`` (the words typed) is recorded in ``params.json``. The outputs appear in
@@ -253,12 +266,23 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
 
     selected_pool = select_fixations(pool_fixations, config.heatmap)
     selected = selected_pool[selected_pool["image"].isin(images)]
-    logger.info("%d of %d fixations on %d images count towards the heatmaps (the baselines draw on %d images)",
-                len(selected), len(fixations), len(images), len(pool))
+    logger.info(
+        "%d of %d fixations on %d images count towards the heatmaps (the baselines draw on %d images)",
+        len(selected),
+        len(fixations),
+        len(images),
+        len(pool),
+    )
     scoring = {**config.engine_options(), "kl_ig_maps": config.kl_ig_maps}
     params = without_selection(config.heatmap)
-    fit = fit_densities(selected_pool, shapes, params=params, store=store,
-                        center_bias_sigma_fraction=config.center_bias_sigma_fraction, progress=progress)
+    fit = fit_densities(
+        selected_pool,
+        shapes,
+        params=params,
+        store=store,
+        center_bias_sigma_fraction=config.center_bias_sigma_fraction,
+        progress=progress,
+    )
 
     score_rows: list[dict] = []
     participant_rows: list[dict] = []
@@ -268,56 +292,101 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
     extras = _extra_analyses(config, fixations, selected, shapes, progress=progress)
     for image_id in tqdm(images, desc="scoring images", unit="image", disable=not progress):
         result = score_image(
-            image_id, selected_pool, shapes, params=params, scoring=scoring, store=store,
+            image_id,
+            selected_pool,
+            shapes,
+            params=params,
+            scoring=scoring,
+            store=store,
             center_bias_sigma_fraction=config.center_bias_sigma_fraction,
             density_params=fit.for_image(image_id) if config.density_fit == "cv" else None,
-            gold=fit.params(GOLD, image_id), per_participant=True,
+            gold=fit.params(GOLD, image_id),
+            per_participant=True,
         )
         human_maps[image_id] = result.human_map
         for extra in extras:  # after the whole-image results: they reuse the image's engine
             extra.score_image(image_id, result.engine)
         maps, errors = result.pooled_rows()
         for map_name, values in maps.items():
-            score_rows.extend({"image": image_id, "map": map_name, "metric": m, "value": v,
-                               "mc_se": errors.get(map_name, {}).get(m, np.nan)} for m, v in values.items())
+            score_rows.extend(
+                {
+                    "image": image_id,
+                    "map": map_name,
+                    "metric": m,
+                    "value": v,
+                    "mc_se": errors.get(map_name, {}).get(m, np.nan),
+                }
+                for m, v in values.items()
+            )
         participant_rows.extend({"image": image_id, **row} for row in result.participant_rows())
         for participant, values in result.loso.items():
-            loso_rows.extend({"image": image_id, "participant": participant, "metric": m, "value": v,
-                              "mc_se": result.loso_mc_se.get(participant, {}).get(m, np.nan)}
-                             for m, v in values.items())
-        ceilings = split_half_ceilings(selected[selected["image"] == image_id], shapes[image_id], params=params,
-                                       seed=config.seed, image=image_id, n_splits=config.split_half_splits,
-                                       variant=config.metric_variant, mae_normalize=config.mae_normalize)
+            loso_rows.extend(
+                {
+                    "image": image_id,
+                    "participant": participant,
+                    "metric": m,
+                    "value": v,
+                    "mc_se": result.loso_mc_se.get(participant, {}).get(m, np.nan),
+                }
+                for m, v in values.items()
+            )
+        ceilings = split_half_ceilings(
+            selected[selected["image"] == image_id],
+            shapes[image_id],
+            params=params,
+            seed=config.seed,
+            image=image_id,
+            n_splits=config.split_half_splits,
+            variant=config.metric_variant,
+            mae_normalize=config.mae_normalize,
+        )
         ceiling_rows.extend({"image": image_id, "metric": m, "value": v} for m, v in ceilings.items())
 
     loso = pd.DataFrame(loso_rows, columns=["image", "participant", "metric", "value", "mc_se"])
     scores = _with_kinds(pd.DataFrame(score_rows, columns=["image", "map", "metric", "value", "mc_se"]), store)
-    per_participant = _with_kinds(pd.DataFrame(participant_rows, columns=["image", "participant", "map", "metric",
-                                                                          "value", "mc_se"]), store)
-    tables = {"participant_scores": per_participant, "ceilings": pd.DataFrame(ceiling_rows, columns=["image", "metric", "value"]),
-              "density_params": fit.table(images)}
+    per_participant = _with_kinds(
+        pd.DataFrame(participant_rows, columns=["image", "participant", "map", "metric", "value", "mc_se"]), store
+    )
+    tables = {
+        "participant_scores": per_participant,
+        "ceilings": pd.DataFrame(ceiling_rows, columns=["image", "metric", "value"]),
+        "density_params": fit.table(images),
+    }
 
-    result = _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
-                            out=out, study=study, command_line=command_line, pool=pool, tables=tables, fit=fit,
-                            extras=extras)
-    result.failed, result.warnings = dict(study.failed), list(study.warnings)
-    return result
+    outcome = _write_outputs(
+        config,
+        scores,
+        loso,
+        human_maps,
+        stimulus_set,
+        store,
+        store_maps,
+        fixations,
+        selected,
+        out=out,
+        study=study,
+        command_line=command_line,
+        pool=pool,
+        tables=tables,
+        fit=fit,
+        extras=extras,
+    )
+    outcome.failed, outcome.warnings = dict(study.failed), list(study.warnings)
+    return outcome
 
 
-def _extra_analyses(config: AnalysisConfig, fixations, selected, shapes, *, progress: bool) -> list:
+def _extra_analyses(
+    config: AnalysisConfig, fixations, selected, shapes, *, progress: bool
+) -> list[TimecourseAnalysis | NamingAnalysis]:
     """The time course (every dataset) and, for sessions with audio, the naming-aligned fixations.
 
     Each has ``score_image(image_id, engine)``, ``write(out, *, stat_options)``, ``record()`` and
     ``tables`` (:class:`analysis.timecourse.TimecourseAnalysis`, :class:`analysis.naming.NamingAnalysis`).
     """
-    extras = []
+    extras: list[TimecourseAnalysis | NamingAnalysis] = []
     if config.timecourse.enabled:
-        from analysis.timecourse import TimecourseAnalysis
-
         extras.append(TimecourseAnalysis(config.timecourse, selected, fixations, shapes))
     if config.dataset == "session" and config.naming.enabled:
-        from analysis.naming import naming_analysis
-
         naming = naming_analysis(config.naming, config.fixations, selected, stimuli=config.stimuli, progress=progress)
         extras += [naming] if naming is not None else []
     return extras
@@ -387,8 +456,10 @@ class ImageScores:
         """Every row of the image's table: the maps, then ``human_loso`` and ``human_gold``
         (participant means), with their Monte-Carlo errors."""
         scores, errors = dict(self.scores), dict(self.mc_se)
-        for name, values, mc_se in (("human_loso", self.human_loso, self.human_loso_mc_se),
-                                    ("human_gold", self.human_gold, self.human_gold_mc_se)):
+        for name, values, mc_se in (
+            ("human_loso", self.human_loso, self.human_loso_mc_se),
+            ("human_gold", self.human_gold, self.human_gold_mc_se),
+        ):
             if values is not None:
                 scores[name], errors[name] = values, mc_se
         return scores, errors
@@ -397,14 +468,24 @@ class ImageScores:
         """Every map, ``human_loso`` and ``human_gold`` against each participant, as table rows
         ``participant, map, metric, value, mc_se``."""
         rows = []
-        for participant, per_map in self.participants.items():
-            per_map = {**per_map, "human_loso": self.loso.get(participant), "human_gold": self.gold.get(participant)}
-            errors = {**self.participants_mc_se.get(participant, {}), "human_loso": self.loso_mc_se.get(participant, {}),
-                      "human_gold": self.gold_mc_se.get(participant, {})}
+        for participant, maps in self.participants.items():
+            per_map = {**maps, "human_loso": self.loso.get(participant), "human_gold": self.gold.get(participant)}
+            errors = {
+                **self.participants_mc_se.get(participant, {}),
+                "human_loso": self.loso_mc_se.get(participant, {}),
+                "human_gold": self.gold_mc_se.get(participant, {}),
+            }
             for name, values in per_map.items():
                 for metric, value in (values or {}).items():
-                    rows.append({"participant": participant, "map": name, "metric": metric, "value": value,
-                                 "mc_se": errors.get(name, {}).get(metric, np.nan)})
+                    rows.append(
+                        {
+                            "participant": participant,
+                            "map": name,
+                            "metric": metric,
+                            "value": value,
+                            "mc_se": errors.get(name, {}).get(metric, np.nan),
+                        }
+                    )
         return rows
 
 
@@ -471,12 +552,26 @@ def score_image(
     """
     shape = shapes[image_id]
     maps = store.load(image_id, shape=shape) if store is not None else {}
-    engine = ImageEngine(image_id, shape, maps, params=params, center_bias_sigma_fraction=center_bias_sigma_fraction,
-                         density_params=density_params, device=device, **scoring)
+    engine = ImageEngine(
+        image_id,
+        shape,
+        maps,
+        params=params,
+        center_bias_sigma_fraction=center_bias_sigma_fraction,
+        density_params=density_params,
+        device=device,
+        **scoring,
+    )
     engine.set_context(selected, shapes)
     engine.add_fixations(selected[selected["image"] == image_id])
-    result = ImageScores(human_map=engine.heatmap(), scores=engine.scores(), loso=engine.loso(), mc_se=engine.mc_se(),
-                         loso_mc_se=engine.loso_mc_se(), engine=engine)
+    result = ImageScores(
+        human_map=engine.heatmap(),
+        scores=engine.scores(),
+        loso=engine.loso(),
+        mc_se=engine.mc_se(),
+        loso_mc_se=engine.loso_mc_se(),
+        engine=engine,
+    )
     if gold is not None:
         result.gold, result.gold_mc_se = engine.human_gold(gold)
     if per_participant:
@@ -485,9 +580,25 @@ def score_image(
     return result
 
 
-def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_maps, fixations, selected,
-                   *, out: Path, study: StudyFixations, command_line, pool: list[str], tables: dict[str, pd.DataFrame],
-                   fit: DensityFit, extras=()) -> AnalysisResult:
+def _write_outputs(
+    config,
+    scores,
+    loso,
+    human_maps,
+    stimulus_set,
+    store,
+    store_maps,
+    fixations,
+    selected,
+    *,
+    out: Path,
+    study: StudyFixations,
+    command_line,
+    pool: list[str],
+    tables: dict[str, pd.DataFrame],
+    fit: DensityFit,
+    extras=(),
+) -> AnalysisResult:
     from analysis import report
     from analysis.stats import study_statistics
 
@@ -511,9 +622,14 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
     np.savez_compressed(files["heatmaps"], **{image: values.astype(dtype) for image, values in human_maps.items()})
 
     statistics = study_statistics(
-        scores, tables["participant_scores"], higher_is_better=HIGHER_IS_BETTER,
-        kinds=dict(zip(scores["map"], scores["kind"])), n_resamples=config.bootstrap_resamples,
-        confidence=config.confidence, seed=config.seed)
+        scores,
+        tables["participant_scores"],
+        higher_is_better=HIGHER_IS_BETTER,
+        kinds=dict(zip(scores["map"], scores["kind"])),
+        n_resamples=config.bootstrap_resamples,
+        confidence=config.confidence,
+        seed=config.seed,
+    )
     summary = statistics["summary"]
     summary["untrained"] = summary["map"].isin(scores.loc[scores["untrained"], "map"].unique())
     summary.to_csv(files["summary"], index=False)
@@ -536,8 +652,11 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         "command_line": command_line,
         "packages": package_versions(),
         "inputs_sha256": sha256_of(
-            [*study.files, *([config.trials_table] if config.trials_table else []),
-             *(stimulus_set.path(image_id) for image_id in human_maps)]
+            [
+                *study.files,
+                *([config.trials_table] if config.trials_table else []),
+                *(stimulus_set.path(image_id) for image_id in human_maps),
+            ]
         ),
         "fixations": _fixation_counts(config, study, fixations, selected),
         "display_period": _display_period(config, fixations, study),
@@ -545,44 +664,48 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         "images": {"analysed": len(human_maps), "not_analysed": _images_not_analysed(study, pool, human_maps)},
         "recordings": study.recordings,
         "left_out": study.failed,
-        "source_agreement": None if study.agreement is None else {
-            name: int(study.agreement[name].sum()) for name in ("n_link", "n_edf", "n_matched")
-        },
+        "source_agreement": None
+        if study.agreement is None
+        else {name: int(study.agreement[name].sum()) for name in ("n_link", "n_edf", "n_matched")},
         "warnings": study.warnings,
         "maps": sorted(scores["map"].unique()),
-        "map_store": None if store is None else {"path": str(config.maps), "maps": store_maps, "metadata": store.metadata},
+        "map_store": None
+        if store is None
+        else {"path": str(config.maps), "maps": store_maps, "metadata": store.metadata},
         "baseline_pool": {
             "n_images": len(pool),
             "n_images_with_fixations_without_stimulus": int(study.table["image"].nunique()) - len(pool),
             "rule": "the dataset prior and the shuffled-AUC negatives of an image come from every other image of "
-                    "the input with fixations and a stimulus file, whatever --images selects",
+            "the input with fixations and a stimulus file, whatever --images selects",
         },
         "statistics": {
             "headline": "target 'participant': every map against each participant's own heatmap and fixations; "
-                        "CIs from a two-way bootstrap over images and participants",
+            "CIs from a two-way bootstrap over images and participants",
             "kendalls_w": statistics["kendalls_w"],
             "mixed_model": "value ~ map + (1|image) + (1|participant), statsmodels MixedLM (REML), mixed_model.csv"
-                           if not statistics["mixed_model"].empty else "not fitted (fewer than 3 participants)",
+            if not statistics["mixed_model"].empty
+            else "not fitted (fewer than 3 participants)",
         },
         "densities": {
             "kl_ig_maps": config.kl_ig_maps,
             "density_fit": config.density_fit,
             "rule": "KL divergence and information gain compare each map turned into a density: min-max, Gaussian "
-                    "blur (reflected borders), divided by the sum, mixed with the centre-bias density (1 - w) P + w C; "
-                    "sigma and w fitted per map by the log-likelihood of the fixations on the other images of the "
-                    "pool (leave one image out; per image in density_params.csv); information gain over the "
-                    "centre bias's density. The uniform control is a density as it is.",
+            "blur (reflected borders), divided by the sum, mixed with the centre-bias density (1 - w) P + w C; "
+            "sigma and w fitted per map by the log-likelihood of the fixations on the other images of the "
+            "pool (leave one image out; per image in density_params.csv); information gain over the "
+            "centre bias's density. The uniform control is a density as it is.",
             **fit.summary(),
         },
         "notes": {
             "human_gold": "mean over participants of the gold standard (Kümmerer et al. 2015): the other participants' "
-                          "fixation density, blur and centre-bias mixture fitted leave one image out, scored against "
-                          "the participant's own heatmap and fixations",
-            "human_loso": "mean over participants of each participant's fixations/heatmap scored against the other participants' heatmap",
+            "fixation density, blur and centre-bias mixture fitted leave one image out, scored against "
+            "the participant's own heatmap and fixations",
+            "human_loso": "mean over participants of each participant's fixations/heatmap scored against the "
+            "other participants' heatmap",
             "information_gain_baseline": "center_bias",
             "shuffled_auc_negatives": "fixations of all other images of the baseline pool, in normalised coordinates",
             "random_streams": "seeded by (seed, metric, image) for the pooled target and (seed, metric, image, "
-                              "participant) for one participant's; the AUC-Judd jitter by (seed, image)",
+            "participant) for one participant's; the AUC-Judd jitter by (seed, image)",
         },
     }
     stat_options = dict(n_resamples=config.bootstrap_resamples, confidence=config.confidence, seed=config.seed)
@@ -591,17 +714,29 @@ def _write_outputs(config, scores, loso, human_maps, stimulus_set, store, store_
         params.update(extra.record())
     files["params"].write_text(json.dumps(params, indent=2, default=str))
 
-    files.update(report.write_report(
-        out, config=config, scores=scores, summary=summary, comparisons=comparison_table,
-        human_maps=human_maps, stimulus_set=stimulus_set, store=store, params=params,
-        tables={name: table for extra in extras for name, table in extra.tables.items()},
-        ceilings=tables["ceilings"], mixed=statistics["mixed_model"],
-    ))
+    files.update(
+        report.write_report(
+            out,
+            config=config,
+            scores=scores,
+            summary=summary,
+            comparisons=comparison_table,
+            human_maps=human_maps,
+            stimulus_set=stimulus_set,
+            store=store,
+            params=params,
+            tables={name: table for extra in extras for name, table in extra.tables.items()},
+            ceilings=tables["ceilings"],
+            mixed=statistics["mixed_model"],
+        )
+    )
     logger.info("wrote %s", ", ".join(str(p.name) for p in files.values()))
     return AnalysisResult(out=out, scores=scores, summary=summary, files=files)
 
 
-def _fixation_counts(config: AnalysisConfig, study: StudyFixations, fixations: pd.DataFrame, selected: pd.DataFrame) -> dict:
+def _fixation_counts(
+    config: AnalysisConfig, study: StudyFixations, fixations: pd.DataFrame, selected: pd.DataFrame
+) -> dict:
     """Fixations read, dropped by reason (in the order the steps run) and used, in all and per eye."""
     dropped = Counter(study.counts["dropped"])
     dropped["image not analysed"] = len(study.table) - len(fixations)
@@ -624,12 +759,21 @@ def _per_eye(counts: Counter) -> dict[str, int]:
 
 def _viewing_time(fixations: pd.DataFrame) -> dict:
     """How long the images were shown (per trial, ms): median and range; None where unknown."""
-    shown = fixations.groupby(["participant", "session", "trial", "image"], dropna=False, observed=True)[
-        "stimulus_duration_ms"].first().dropna()
+    shown = (
+        fixations.groupby(["participant", "session", "trial", "image"], dropna=False, observed=True)[
+            "stimulus_duration_ms"
+        ]
+        .first()
+        .dropna()
+    )
     if shown.empty:
         return {"median": None, "min": None, "max": None, "n_trials": 0}
-    return {"median": float(shown.median()), "min": float(shown.min()), "max": float(shown.max()),
-            "n_trials": int(shown.size)}
+    return {
+        "median": float(shown.median()),
+        "min": float(shown.min()),
+        "max": float(shown.max()),
+        "n_trials": int(shown.size),
+    }
 
 
 def _images_not_analysed(study: StudyFixations, pool: list[str], analysed) -> dict[str, int]:
@@ -647,8 +791,9 @@ def _display_period(config: AnalysisConfig, fixations: pd.DataFrame, study: Stud
     unknown = fixations[["start_ms", "end_ms", "stimulus_duration_ms"]].isna().any(axis=1)
     return {
         "rule": "0 <= start_ms and end_ms <= stimulus_duration_ms (ms from image onset), not cut short by a "
-                "recording stop (truncated)"
-        if config.heatmap.within_display_only else "not applied (within_display_only is off)",
+        "recording stop (truncated)"
+        if config.heatmap.within_display_only
+        else "not applied (within_display_only is off)",
         "fixations_without_times_kept": int(unknown.sum()) if config.heatmap.within_display_only else None,
         "per_recording": {r["file"]: r["display_period"] for r in study.recordings if "display_period" in r},
     }

@@ -26,18 +26,26 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")  # library code: never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from analysis.registry import METRIC_REGISTRY, is_dense_layer, map_kind  # noqa: E402
+from analysis.registry import METRIC_REGISTRY, is_dense_layer, map_kind
 
-__all__ = ["headline_target", "map_label", "plot_metric_bars", "plot_timecourse", "plot_first_fixation_latency",
-           "plot_first_fixation_landing", "plot_naming_latency", "write_report", "METRIC_TITLES"]
+__all__ = [
+    "headline_target",
+    "map_label",
+    "plot_metric_bars",
+    "plot_timecourse",
+    "plot_first_fixation_latency",
+    "plot_first_fixation_landing",
+    "plot_naming_latency",
+    "write_report",
+    "METRIC_TITLES",
+]
 
 METRIC_TITLES = {name: f"{info.title} {info.arrow}" for name, info in METRIC_REGISTRY.items()}
-_KIND_COLOURS = {"baseline": "#9e9e9e", "control": "#d7d7d7", "human": "#2e7d32", "cnn": "#1565c0",
-                 "dense": "#ef6c00"}
+_KIND_COLOURS = {"baseline": "#9e9e9e", "control": "#d7d7d7", "human": "#2e7d32", "cnn": "#1565c0", "dense": "#ef6c00"}
 
 
 def map_label(name: str, *, untrained: bool) -> str:
@@ -106,7 +114,7 @@ def plot_timecourse(summary: pd.DataFrame, *, axis: str, metrics, untrained=froz
     n_rows = int(np.ceil(max(len(metrics), 1) / cols))
     height_in = 3.2 * n_rows + 1.2  # panels, plus the title above and the legend below
     fig, axes = plt.subplots(n_rows, cols, figsize=(5.5 * cols, height_in), squeeze=False)
-    for ax in axes.ravel()[len(metrics):]:
+    for ax in axes.ravel()[len(metrics) :]:
         ax.axis("off")
     colours = plt.get_cmap("tab20")
     for ax, metric in zip(axes.ravel(), metrics):
@@ -125,8 +133,9 @@ def plot_timecourse(summary: pd.DataFrame, *, axis: str, metrics, untrained=froz
         fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7, frameon=False)
     what = "viewing-time bin" if axis == "time" else "fixation index"
     fig.suptitle(f"Score per {what}: mean over images, bootstrap CI", fontsize=10, y=1 - 0.12 / height_in)
-    fig.subplots_adjust(left=0.06, right=0.98, top=1 - 0.6 / height_in, bottom=0.95 / height_in, hspace=0.5,
-                        wspace=0.22)
+    fig.subplots_adjust(
+        left=0.06, right=0.98, top=1 - 0.6 / height_in, bottom=0.95 / height_in, hspace=0.5, wspace=0.22
+    )
     return fig
 
 
@@ -221,15 +230,27 @@ def headline_target(summary: pd.DataFrame) -> str:
 
 _TARGET_NOTES = {
     "participant": "every map scored against each participant's own heatmap and fixations; mean over images and "
-                   "participants, CI from a two-way bootstrap (images × participants)",
+    "participants, CI from a two-way bootstrap (images × participants)",
     "pooled": "every map scored against the pooled heatmap and fixations of an image (the paper's analysis); "
-              "mean over images, CI from a bootstrap over images",
+    "mean over images, CI from a bootstrap over images",
 }
 
 
-def write_report(out: Path, *, config, scores, summary, comparisons, human_maps, stimulus_set, store, params,
-                 ceilings: pd.DataFrame | None = None, mixed: pd.DataFrame | None = None,
-                 tables: dict[str, pd.DataFrame] | None = None) -> dict[str, Path]:
+def write_report(
+    out: Path,
+    *,
+    config,
+    scores,
+    summary,
+    comparisons,
+    human_maps,
+    stimulus_set,
+    store,
+    params,
+    ceilings: pd.DataFrame | None = None,
+    mixed: pd.DataFrame | None = None,
+    tables: dict[str, pd.DataFrame] | None = None,
+) -> dict[str, Path]:
     """Write the figures and ``report.html`` into ``out``; return their paths by name.
 
     ``summary`` and ``comparisons`` hold both targets (column ``target``); Fig. 9 is the paper's
@@ -249,7 +270,7 @@ def write_report(out: Path, *, config, scores, summary, comparisons, human_maps,
     cols = 3
     rows = int(np.ceil(len(metrics) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4.2 * rows), squeeze=False)
-    for ax in axes.ravel()[len(metrics):]:
+    for ax in axes.ravel()[len(metrics) :]:
         ax.axis("off")
     for ax, metric in zip(axes.ravel(), metrics):
         plot_metric_bars(headline, metric=metric, ax=ax)
@@ -289,17 +310,24 @@ def _timecourse_section(out: Path, tables: dict, config, untrained: set, files: 
     if "timecourse_summary" not in tables:
         return ""
     summary, first = tables["timecourse_summary"], tables["first_fixations"]
-    parts = ["<h2>Time course</h2><p>Every map scored on the fixations of each viewing-time bin and of each "
-             "fixation index (all participants pooled per image), mean over images with bootstrap CIs; "
-             "<code>human_loso</code> is the human ceiling within the bin. Tables: <code>timecourse_summary.csv</code>, "
-             "<code>timecourse_scores.csv</code>, <code>first_fixations.csv</code>.</p>"]
+    parts = [
+        "<h2>Time course</h2><p>Every map scored on the fixations of each viewing-time bin and of each "
+        "fixation index (all participants pooled per image), mean over images with bootstrap CIs; "
+        "<code>human_loso</code> is the human ceiling within the bin. Tables: <code>timecourse_summary.csv</code>, "
+        "<code>timecourse_scores.csv</code>, <code>first_fixations.csv</code>.</p>"
+    ]
     for axis, name in (("time", "timecourse_time"), ("fixation_index", "timecourse_index")):
         if (summary["axis"] == axis).any():
-            files[name] = _save(plot_timecourse(summary, axis=axis, metrics=config.metrics, untrained=untrained),
-                                out / f"{name}.png", tight=False)
+            files[name] = _save(
+                plot_timecourse(summary, axis=axis, metrics=config.metrics, untrained=untrained),
+                out / f"{name}.png",
+                tight=False,
+            )
             parts.append(_embed(files[name]))
-    for name, plot in (("first_fixation_latency", plot_first_fixation_latency),
-                       ("first_fixation_landing", plot_first_fixation_landing)):
+    for name, plot in (
+        ("first_fixation_latency", plot_first_fixation_latency),
+        ("first_fixation_landing", plot_first_fixation_landing),
+    ):
         if len(first):
             files[name] = _save(plot(first), out / f"{name}.png")
             parts.append(_embed(files[name]))
@@ -312,10 +340,12 @@ def _naming_section(out: Path, tables: dict, config, untrained: set, files: dict
         return ""
     utterances, naming, summary = tables["utterances"], tables["naming"], tables["naming_summary"]
     counts = utterances["source"].value_counts().to_dict() if len(utterances) else {}
-    parts = [f"<h2>Naming</h2><p>{len(utterances)} utterances ({counts.get('automatic', 0)} automatic, "
-             f"{counts.get('corrected', 0)} corrected by review) in <code>utterances.csv</code>; names are automatic "
-             "(pocketsphinx) unless corrected. Fixations in the window before each onset: <code>naming.csv</code>, "
-             "their scores <code>naming_scores.csv</code> and <code>naming_summary.csv</code>.</p>"]
+    parts = [
+        f"<h2>Naming</h2><p>{len(utterances)} utterances ({counts.get('automatic', 0)} automatic, "
+        f"{counts.get('corrected', 0)} corrected by review) in <code>utterances.csv</code>; names are automatic "
+        "(pocketsphinx) unless corrected. Fixations in the window before each onset: <code>naming.csv</code>, "
+        "their scores <code>naming_scores.csv</code> and <code>naming_summary.csv</code>.</p>"
+    ]
     if len(utterances):
         files["naming_latency"] = _save(plot_naming_latency(utterances), out / "naming_latency.png")
         parts.append(_embed(files["naming_latency"]))
@@ -329,8 +359,10 @@ def _naming_section(out: Path, tables: dict, config, untrained: set, files: dict
         parts.append(_embed(files["naming_scores"]))
     if "named_fixated" in naming.columns and naming["named_fixated"].notna().any():
         share = naming["named_fixated"].dropna().astype(bool)
-        parts.append(f"<p>The named object was fixated in the window before {share.sum()} of {share.size} named "
-                     f"utterances ({share.mean():.0%}) where the image has object boxes.</p>")
+        parts.append(
+            f"<p>The named object was fixated in the window before {share.sum()} of {share.size} named "
+            f"utterances ({share.mean():.0%}) where the image has object boxes.</p>"
+        )
     return "".join(parts)
 
 
@@ -344,7 +376,10 @@ def _warnings_box(params: dict) -> str:
     warnings = params.get("warnings") or []
     if not left_out and not warnings:
         return ""
-    items = [f"<li><b>left out</b> <code>{html.escape(file)}</code>: {html.escape(why)}</li>" for file, why in left_out.items()]
+    items = [
+        f"<li><b>left out</b> <code>{html.escape(file)}</code>: {html.escape(why)}</li>"
+        for file, why in left_out.items()
+    ]
     items += [f"<li>{html.escape(message)}</li>" for message in warnings]
     return (
         f'<div class="warn" id="data-warnings"><b>{len(left_out)} files left out, {len(warnings)} data warnings</b> '
@@ -366,8 +401,11 @@ class _Sections:
         """Dataset facts: size, viewing time, the display-period rule, what was dropped and why."""
         p, heat = self.params, self.config.heatmap
         viewing = p.get("viewing_time_ms") or {}
-        viewing_text = (f"median {viewing['median']:.0f} ms (range {viewing['min']:.0f}–{viewing['max']:.0f} ms)"
-                        if viewing.get("median") is not None else "unknown (the data hold no display times)")
+        viewing_text = (
+            f"median {viewing['median']:.0f} ms (range {viewing['min']:.0f}–{viewing['max']:.0f} ms)"
+            if viewing.get("median") is not None
+            else "unknown (the data hold no display times)"
+        )
         period = p.get("display_period", {})
         unjudged = period.get("fixations_without_times_kept")
         rule = html.escape(period.get("rule", ""))
@@ -376,18 +414,20 @@ class _Sections:
         dropped = p.get("fixations", {}).get("dropped", {})
         dropped_text = ", ".join(f"{n} {html.escape(reason)}" for reason, n in dropped.items()) or "none"
         images = p.get("images", {})
-        images_text = ", ".join(f"{n} {html.escape(why)}" for why, n in images.get("not_analysed", {}).items()) or "none"
+        images_text = (
+            ", ".join(f"{n} {html.escape(why)}" for why, n in images.get("not_analysed", {}).items()) or "none"
+        )
         return f"""<ul class="facts">
 <li><b>{html.escape(self.config.dataset)}</b> (<code>{html.escape(str(self.config.fixations))}</code>):
-{p['n_images']} images analysed, {p['n_participants']} participants, {p['n_fixations_used']} of
-{p['n_fixations_read']} fixations used.</li>
+{p["n_images"]} images analysed, {p["n_participants"]} participants, {p["n_fixations_used"]} of
+{p["n_fixations_read"]} fixations used.</li>
 <li>Viewing time per image: {viewing_text}.</li>
 <li>Display-period rule: {rule}.</li>
 <li>Fixations dropped: {dropped_text}.</li>
 <li>Images with fixations not analysed: {images_text}. The dataset prior and the shuffled-AUC negatives of every
-image come from all {p.get('baseline_pool', {}).get('n_images', '?')} images of the input with fixations and a
+image come from all {p.get("baseline_pool", {}).get("n_images", "?")} images of the input with fixations and a
 stimulus file, so an image's scores do not depend on <code>--images</code>.</li>
-<li>Heatmap: σ = {heat.sigma_px:g} px, kernel {heat.kernel_size_px or 'untruncated'} ({heat.even_kernel_centre}
+<li>Heatmap: σ = {heat.sigma_px:g} px, kernel {heat.kernel_size_px or "untruncated"} ({heat.even_kernel_centre}
 anchor), duration-weighted: {heat.duration_weighted}. Metric definitions: {self.config.metric_variant.upper()}.
 Every parameter is in <code>params.json</code>.</li>
 </ul>"""
@@ -396,20 +436,26 @@ Every parameter is in <code>params.json</code>.</li>
         if self.params.get("map_store"):
             weights = self.params["map_store"]["metadata"]["weights"]
             label = weights["label"] + (f" (seed {weights['seed']})" if weights.get("seed") is not None else "")
-            note = (f"<p>CNN maps from <code>{html.escape(str(self.config.maps))}</code>, VGG16 weights: "
-                    f"<b>{html.escape(label)}</b>.</p>")
+            note = (
+                f"<p>CNN maps from <code>{html.escape(str(self.config.maps))}</code>, VGG16 weights: "
+                f"<b>{html.escape(label)}</b>.</p>"
+            )
             if self.untrained:
-                note += ('<p class="warn">These CNN maps come from <b>untrained</b> (random) weights: they test the '
-                         "pipeline, they are not the paper's maps.</p>")
+                note += (
+                    '<p class="warn">These CNN maps come from <b>untrained</b> (random) weights: they test the '
+                    "pipeline, they are not the paper's maps.</p>"
+                )
             return note
-        return ("<p class=\"warn\" id=\"no-cnn-maps\">No CNN maps were scored: the tables hold the baselines, the "
-                "controls and the human references only. To add the paper's maps, compute them once with "
-                f"<code>lookwhere precompute --stimuli {html.escape(str(self.config.stimuli))} --out MAPS</code> "
-                "and rerun this analysis with <code>--maps MAPS</code>.</p>")
+        return (
+            '<p class="warn" id="no-cnn-maps">No CNN maps were scored: the tables hold the baselines, the '
+            "controls and the human references only. To add the paper's maps, compute them once with "
+            f"<code>lookwhere precompute --stimuli {html.escape(str(self.config.stimuli))} --out MAPS</code> "
+            "and rerun this analysis with <code>--maps MAPS</code>.</p>"
+        )
 
     def headline_table(self) -> str:
         """Mean [CI] of every map and metric, with the direction of each metric."""
-        table = {}
+        table: dict[str, dict[str, str]] = {}  # map → metric → text
         for row in self.headline.itertuples():
             text = "—" if not np.isfinite(row.mean) else f"{row.mean:.3g} [{row.ci_low:.3g}, {row.ci_high:.3g}]"
             if np.isfinite(row.mean) and np.isfinite(getattr(row, "mc_se", np.nan)):
@@ -418,32 +464,37 @@ Every parameter is in <code>params.json</code>.</li>
         frame = pd.DataFrame.from_dict(table, orient="index").reindex(columns=self.metrics)
         frame.columns = [METRIC_TITLES.get(m, m) for m in frame.columns]
         frame.index = [map_label(name, untrained=name in self.untrained) for name in frame.index]
-        return (frame.fillna("—").rename_axis("map").reset_index()
-                .to_html(index=False, border=0, classes="t", escape=True))
+        return (
+            frame.fillna("—").rename_axis("map").reset_index().to_html(index=False, border=0, classes="t", escape=True)
+        )
 
     def rows_note(self) -> str:
         blank = self._pooled_mean("blank", "mae")
         human = self._pooled_mean("human_loso", "mae")
         mae_note = ""
         if blank is not None:
-            mae_note = (f"<p><b>What MAE rewards.</b> With both maps min-max scaled (the default), a blank map "
-                        f"scores MAE {blank:.3f} against the pooled map"
-                        + (f", against {human:.3f} for one participant's map against the others'" if human is not None else "")
-                        + ": most of a human heatmap is near zero, so MAE rewards maps that are dark where people "
-                          "did not look, however uninformative. Read MAE beside the blank control and with "
-                          "CC, NSS and information gain.</p>")
+            mae_note = (
+                f"<p><b>What MAE rewards.</b> With both maps min-max scaled (the default), a blank map "
+                f"scores MAE {blank:.3f} against the pooled map"
+                + (f", against {human:.3f} for one participant's map against the others'" if human is not None else "")
+                + ": most of a human heatmap is near zero, so MAE rewards maps that are dark where people "
+                "did not look, however uninformative. Read MAE beside the blank control and with "
+                "CC, NSS and information gain.</p>"
+            )
         fit = self.params.get("densities", {})
         mode = fit.get("kl_ig_maps", "density")
-        density_note = ("<p><b>KL divergence and information gain</b> compare every map turned into a probability "
-                        "density the same way: min-max, Gaussian blur, divided by the sum, mixed with the centre-bias "
-                        "density, blur and weight fitted per map on the <i>other</i> images (leave one image out, "
-                        "<code>density_params.csv</code>); information gain is over the centre bias's density. "
-                        "Raw maps (with exact zeros) lose tens of bits per fixation on the metrics' epsilons alone. "
-                        "<code>--kl-ig-maps raw</code> gives MIT's definitions on the maps as given.</p>"
-                        if mode == "density" else
-                        "<p><b>KL divergence and information gain</b> are MIT's definitions on the raw maps "
-                        "(<code>--kl-ig-maps raw</code>): maps with exact zeros lose tens of bits per fixation to the "
-                        "epsilons.</p>")
+        density_note = (
+            "<p><b>KL divergence and information gain</b> compare every map turned into a probability "
+            "density the same way: min-max, Gaussian blur, divided by the sum, mixed with the centre-bias "
+            "density, blur and weight fitted per map on the <i>other</i> images (leave one image out, "
+            "<code>density_params.csv</code>); information gain is over the centre bias's density. "
+            "Raw maps (with exact zeros) lose tens of bits per fixation on the metrics' epsilons alone. "
+            "<code>--kl-ig-maps raw</code> gives MIT's definitions on the maps as given.</p>"
+            if mode == "density"
+            else "<p><b>KL divergence and information gain</b> are MIT's definitions on the raw maps "
+            "(<code>--kl-ig-maps raw</code>): maps with exact zeros lose tens of bits per fixation to the "
+            "epsilons.</p>"
+        )
         return f"""<p>Target: {_TARGET_NOTES[self.target]}. ↑: higher is better, ↓: lower is better. "±… MC" is the
 Monte-Carlo standard error of a sampled AUC's mean (every image and participant draws its own random negatives).</p>
 <p>Rows: <code>center_bias</code> (centred Gaussian) and <code>dataset_prior</code> (fixation density of all other
@@ -455,8 +506,9 @@ heatmap of the others (its exact zeros cost KL and information gain). Then the C
 {mae_note}{density_note}"""
 
     def _pooled_mean(self, name: str, metric: str) -> float | None:
-        rows = self.summary[(self.summary["target"] == "pooled") & (self.summary["map"] == name)
-                            & (self.summary["metric"] == metric)]
+        rows = self.summary[
+            (self.summary["target"] == "pooled") & (self.summary["map"] == name) & (self.summary["metric"] == metric)
+        ]
         value = float(rows["mean"].iloc[0]) if len(rows) else np.nan
         return value if np.isfinite(value) else None
 
@@ -465,13 +517,17 @@ heatmap of the others (its exact zeros cost KL and information gain). Then the C
             return "<p>—</p>"
         table = self.ceilings.groupby("metric", sort=False)["value"].agg(["mean", "count"]).reset_index()
         table.columns = ["metric", "mean over images", "images"]
-        return (_table(table) + "<p>Split-half: the participants split at random into halves, one half's heatmap "
-                "against the other's heatmap (CC, MAE) and fixations (NSS), both ways, averaged over splits; "
-                "<code>cc_spearman_brown</code> = 2r / (1 + r), the full pool's expected correlation with another "
-                "pool of the same size.</p>")
+        return (
+            _table(table) + "<p>Split-half: the participants split at random into halves, one half's heatmap "
+            "against the other's heatmap (CC, MAE) and fixations (NSS), both ways, averaged over splits; "
+            "<code>cc_spearman_brown</code> = 2r / (1 + r), the full pool's expected correlation with another "
+            "pool of the same size.</p>"
+        )
 
     def comparisons_table(self) -> str:
-        rows = self.comparisons[self.comparisons["target"] == self.target] if len(self.comparisons) else self.comparisons
+        rows = (
+            self.comparisons[self.comparisons["target"] == self.target] if len(self.comparisons) else self.comparisons
+        )
         if not len(rows):
             return "<p>—</p>"
         shown = rows[["metric", "map", "versus", "mean_difference", "ci_low", "ci_high", "p_holm", "better"]]
@@ -483,24 +539,32 @@ heatmap of the others (its exact zeros cost KL and information gain). Then the C
         table = ranked.pivot_table(index="map", columns="metric", values="p_rank_first", aggfunc="first")
         table = table.reindex(columns=[m for m in self.metrics if m in table.columns]).reset_index()
         table.columns.name = None
-        w_text = ("—" if w.get("w") is None or not np.isfinite(w["w"]) else f"{w['w']:.3f}")
-        return (f"<p>Kendall's W (agreement of the maps' ranks across metrics, 1 = all metrics rank them alike): "
-                f"<b>{w_text}</b> over {w.get('n_maps', 0)} maps and {w.get('n_metrics', 0)} metrics. Probability "
-                "that each map ranks first (fraction of bootstrap resamples), baselines and models only:</p>"
-                + _table(table))
+        w_text = "—" if w.get("w") is None or not np.isfinite(w["w"]) else f"{w['w']:.3f}"
+        return (
+            f"<p>Kendall's W (agreement of the maps' ranks across metrics, 1 = all metrics rank them alike): "
+            f"<b>{w_text}</b> over {w.get('n_maps', 0)} maps and {w.get('n_metrics', 0)} metrics. Probability "
+            "that each map ranks first (fraction of bootstrap resamples), baselines and models only:</p>"
+            + _table(table)
+        )
 
     def mixed_table(self) -> str:
         if self.mixed is None or self.mixed.empty:
             return "<p>Not fitted: it needs at least 3 participants.</p>"
-        return ("<p><code>value ~ map + (1|image) + (1|participant)</code> (statsmodels MixedLM, REML): each map's "
-                "difference from the centre bias, and the variance components.</p>" + _table(self.mixed))
+        return (
+            "<p><code>value ~ map + (1|image) + (1|participant)</code> (statsmodels MixedLM, REML): each map's "
+            "difference from the centre bias, and the variance components.</p>" + _table(self.mixed)
+        )
 
 
 def _html(config, sections: _Sections, files, overlay_paths, params, extra: str = "") -> str:
     # the time-course and naming figures sit in their own sections (``extra``)
-    figures = "".join(f"<h3>{html.escape(name)}</h3>{_embed(path)}" for name, path in files.items()
-                      if name == "metrics" or name.startswith("fig9_"))
+    figures = "".join(
+        f"<h3>{html.escape(name)}</h3>{_embed(path)}"
+        for name, path in files.items()
+        if name == "metrics" or name.startswith("fig9_")
+    )
     overlays = "".join(_embed(path) for path in overlay_paths) or "<p>—</p>"
+    confidence = sections.headline["confidence"].iloc[0] if len(sections.headline) else 0.95
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lookwhere analysis — {html.escape(config.dataset)}</title>
 <style>
@@ -515,7 +579,7 @@ code {{ background: #f4f4f4; padding: 0 3px; }}
 {sections.facts()}
 {_warnings_box(params)}
 {sections.maps_note()}
-<h2>Mean score per map and metric, with {sections.headline['confidence'].iloc[0] if len(sections.headline) else 0.95:.0%} CIs</h2>
+<h2>Mean score per map and metric, with {confidence:.0%} CIs</h2>
 {sections.headline_table()}
 {sections.rows_note()}
 <h2>Noise ceilings</h2>{sections.ceilings_table()}

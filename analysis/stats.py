@@ -13,6 +13,7 @@ Two levels:
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,10 +85,12 @@ def bootstrap_mean_ci(
     rng = np.random.default_rng(seed)
     # Resample in chunks so 10,000 × N never needs more than ~8 MB at once.
     chunk = max(1, 1_000_000 // x.size)
-    means = np.concatenate([
-        x[rng.integers(0, x.size, size=(min(chunk, n_resamples - start), x.size))].mean(axis=1)
-        for start in range(0, n_resamples, chunk)
-    ])
+    means = np.concatenate(
+        [
+            x[rng.integers(0, x.size, size=(min(chunk, n_resamples - start), x.size))].mean(axis=1)
+            for start in range(0, n_resamples, chunk)
+        ]
+    )
     alpha = (1 - confidence) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return (mean, float(low), float(high))
@@ -115,21 +118,21 @@ def summarize_scores(
         values = group["value"].to_numpy(dtype=float)
         kept = ~np.isnan(values)
         finite = values[kept]
-        mean, low, high = bootstrap_mean_ci(
-            finite, n_resamples=n_resamples, confidence=confidence, seed=seed
-        )
+        mean, low, high = bootstrap_mean_ci(finite, n_resamples=n_resamples, confidence=confidence, seed=seed)
         errors = group["mc_se"].to_numpy(dtype=float)[kept] if "mc_se" in group else np.empty(0)
-        rows.append({
-            "map": map_name,
-            "metric": metric,
-            "n_images": int(finite.size),
-            "mean": mean,
-            "sd": float(finite.std(ddof=1)) if finite.size > 1 else np.nan,
-            "ci_low": low,
-            "ci_high": high,
-            "confidence": confidence,
-            "mc_se": combined_mc_se(errors),
-        })
+        rows.append(
+            {
+                "map": map_name,
+                "metric": metric,
+                "n_images": int(finite.size),
+                "mean": mean,
+                "sd": float(finite.std(ddof=1)) if finite.size > 1 else np.nan,
+                "ci_low": low,
+                "ci_high": high,
+                "confidence": confidence,
+                "mc_se": combined_mc_se(errors),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -177,10 +180,18 @@ def paired_comparisons(
             p_value = float(scipy_stats.wilcoxon(diff).pvalue)
         else:
             p_value = np.nan if diff.size <= 1 else 1.0
-        rows.append({
-            "map_a": a, "map_b": b, "metric": metric, "n_images": int(diff.size),
-            "mean_difference": mean, "ci_low": low, "ci_high": high, "p_value": p_value,
-        })
+        rows.append(
+            {
+                "map_a": a,
+                "map_b": b,
+                "metric": metric,
+                "n_images": int(diff.size),
+                "mean_difference": mean,
+                "ci_low": low,
+                "ci_high": high,
+                "p_value": p_value,
+            }
+        )
     result = pd.DataFrame(rows)
     result["p_holm"] = _holm(result["p_value"].to_numpy()) if len(result) else []
     return result
@@ -221,7 +232,9 @@ def _cube(table: pd.DataFrame, maps: list[str]) -> np.ndarray:
     return cube
 
 
-def two_way_resamples(n_images: int, n_participants: int, *, n_resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def two_way_resamples(
+    n_images: int, n_participants: int, *, n_resamples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """How often each image and each participant is drawn in each resample of a two-way bootstrap.
 
     Images and participants are resampled independently, with replacement (a crossed design: the
@@ -234,8 +247,10 @@ def two_way_resamples(n_images: int, n_participants: int, *, n_resamples: int, s
         Multiplicities (each row sums to the number of units).
     """
     rng = np.random.default_rng([seed, 2])
-    return (rng.multinomial(n_images, np.full(n_images, 1 / n_images), size=n_resamples).astype(float),
-            rng.multinomial(n_participants, np.full(n_participants, 1 / n_participants), size=n_resamples).astype(float))
+    return (
+        rng.multinomial(n_images, np.full(n_images, 1 / n_images), size=n_resamples).astype(float),
+        rng.multinomial(n_participants, np.full(n_participants, 1 / n_participants), size=n_resamples).astype(float),
+    )
 
 
 def _resampled_means(cube: np.ndarray, images: np.ndarray, participants: np.ndarray) -> np.ndarray:
@@ -305,8 +320,9 @@ def summarize_participant_scores(
         boot = _resampled_means(cube, images, participants)
         means = _cell_means(cube)
         sign = 1.0 if higher_is_better.get(metric, True) else -1.0
-        candidates = [k for k, name in enumerate(maps)
-                      if kinds.get(name) not in _NOT_CANDIDATES and np.isfinite(means[k])]
+        candidates = [
+            k for k, name in enumerate(maps) if kinds.get(name) not in _NOT_CANDIDATES and np.isfinite(means[k])
+        ]
         ranks = {k: r + 1 for r, k in enumerate(sorted(candidates, key=lambda k: -sign * means[k]))}
         first = {}
         if candidates:
@@ -318,14 +334,21 @@ def summarize_participant_scores(
             low, high = _interval(boot[k], confidence)
             values = mine["value"].to_numpy(dtype=float)
             kept = ~np.isnan(values)
-            rows.append({
-                "map": name, "metric": metric,
-                "n_images": int(mine.loc[kept, "image"].nunique()),
-                "n_participants": int(mine.loc[kept, "participant"].nunique()),
-                "mean": float(means[k]), "ci_low": low, "ci_high": high, "confidence": confidence,
-                "mc_se": combined_mc_se(mine["mc_se"].to_numpy(dtype=float)[kept]) if "mc_se" in mine else np.nan,
-                "rank": ranks.get(k, np.nan), "p_rank_first": first.get(k, np.nan),
-            })
+            rows.append(
+                {
+                    "map": name,
+                    "metric": metric,
+                    "n_images": int(mine.loc[kept, "image"].nunique()),
+                    "n_participants": int(mine.loc[kept, "participant"].nunique()),
+                    "mean": float(means[k]),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "confidence": confidence,
+                    "mc_se": combined_mc_se(mine["mc_se"].to_numpy(dtype=float)[kept]) if "mc_se" in mine else np.nan,
+                    "rank": ranks.get(k, np.nan),
+                    "p_rank_first": first.get(k, np.nan),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -364,15 +387,20 @@ def planned_contrasts(
         cube = _cube(group, maps)
         means = _cell_means(cube)
         sign = 1.0 if higher_is_better.get(metric, True) else -1.0
-        candidates = [name for k, name in enumerate(maps)
-                      if kinds.get(name) not in _NOT_CANDIDATES and name != reference and np.isfinite(means[k])]
+        candidates = [
+            name
+            for k, name in enumerate(maps)
+            if kinds.get(name) not in _NOT_CANDIDATES and name != reference and np.isfinite(means[k])
+        ]
         models = [name for name in candidates if kinds.get(name) in ("cnn", "dense")] or candidates
         best = max(models, key=lambda name: sign * means[maps.index(name)]) if models else None
         pairs = [(name, reference) for name in maps if name != reference]
         pairs += [(name, best) for name in models if best is not None and name != best]
+        if not pairs:  # the reference alone
+            continue
         images, participants = two_way_resamples(cube.shape[1], cube.shape[2], n_resamples=n_resamples, seed=seed)
-        differences = np.stack([cube[maps.index(a)] - cube[maps.index(b)] for a, b in pairs]) if pairs else None
-        boot = _resampled_means(differences, images, participants) if pairs else None
+        differences = np.stack([cube[maps.index(a)] - cube[maps.index(b)] for a, b in pairs])
+        boot = _resampled_means(differences, images, participants)
         metric_rows = []
         for k, (a, b) in enumerate(pairs):
             d = differences[k]
@@ -387,17 +415,37 @@ def planned_contrasts(
             better = "neither (CI includes 0)" if np.isfinite(low) else "undefined (no scores)"
             if np.isfinite(low) and (low > 0 or high < 0):
                 better = a if (mean > 0) == (sign > 0) else b
-            metric_rows.append({
-                "metric": metric, "map": a, "versus": b,
-                "n_images": int(kept.any(axis=1).sum()), "n_participants": int(kept.any(axis=0).sum()),
-                "mean_difference": mean, "ci_low": low, "ci_high": high, "p_value": p_value, "better": better,
-            })
+            metric_rows.append(
+                {
+                    "metric": metric,
+                    "map": a,
+                    "versus": b,
+                    "n_images": int(kept.any(axis=1).sum()),
+                    "n_participants": int(kept.any(axis=0).sum()),
+                    "mean_difference": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "p_value": p_value,
+                    "better": better,
+                }
+            )
         adjusted = _holm(np.array([r["p_value"] for r in metric_rows], dtype=float))
         for row, p_holm in zip(metric_rows, adjusted):
             row["p_holm"] = float(p_holm)
         rows.extend(metric_rows)
-    columns = ["metric", "map", "versus", "n_images", "n_participants", "mean_difference", "ci_low", "ci_high",
-               "p_value", "p_holm", "better"]
+    columns = [
+        "metric",
+        "map",
+        "versus",
+        "n_images",
+        "n_participants",
+        "mean_difference",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "p_holm",
+        "better",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -461,8 +509,13 @@ def mixed_model(table: pd.DataFrame, *, metric: str, reference: str = "center_bi
     data["group"] = 0
     maps = [reference, *sorted(set(data["map"]) - {reference})]
     data["map"] = pd.Categorical(data["map"], categories=maps)
-    model = smf.mixedlm("value ~ C(map)", data, groups="group", re_formula="0",
-                        vc_formula={"image": "0 + C(image)", "participant": "0 + C(participant)"})
+    model = smf.mixedlm(
+        "value ~ C(map)",
+        data,
+        groups="group",
+        re_formula="0",
+        vc_formula={"image": "0 + C(image)", "participant": "0 + C(participant)"},
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit = model.fit(reml=True)
@@ -472,10 +525,18 @@ def mixed_model(table: pd.DataFrame, *, metric: str, reference: str = "center_bi
     for term in fit.fe_params.index:
         if term == "Intercept":
             continue
-        rows.append({"metric": metric, "term": term.split("[T.")[-1].rstrip("]"),
-                     "estimate": float(fit.fe_params[term]), "std_error": float(fit.bse_fe[term]),
-                     "p_value": float(fit.pvalues[term]), "ci_low": float(intervals.loc[term, 0]),
-                     "ci_high": float(intervals.loc[term, 1]), "converged": converged})
+        rows.append(
+            {
+                "metric": metric,
+                "term": term.split("[T.")[-1].rstrip("]"),
+                "estimate": float(fit.fe_params[term]),
+                "std_error": float(fit.bse_fe[term]),
+                "p_value": float(fit.pvalues[term]),
+                "ci_low": float(intervals.loc[term, 0]),
+                "ci_high": float(intervals.loc[term, 1]),
+                "converged": converged,
+            }
+        )
     for name, variance in zip(model.exog_vc.names, fit.vcomp):
         rows.append({"metric": metric, "term": f"var({name})", "estimate": float(variance), "converged": converged})
     rows.append({"metric": metric, "term": "var(residual)", "estimate": float(fit.scale), "converged": converged})
@@ -506,8 +567,9 @@ def study_statistics(
         (:func:`mixed_model` of every metric with at least ``min_participants_mixed`` participants,
         else empty) and ``kendalls_w`` (per target: ``w``, ``n_maps``, ``n_metrics``).
     """
-    options = dict(higher_is_better=higher_is_better, kinds=kinds, n_resamples=n_resamples, confidence=confidence,
-                   seed=seed)
+    options: dict[str, Any] = dict(
+        higher_is_better=higher_is_better, kinds=kinds, n_resamples=n_resamples, confidence=confidence, seed=seed
+    )
     pooled = scores.assign(participant="pooled")
     summaries, comparisons, concordance = [], [], {}
     for target, table in (("participant", per_participant), ("pooled", pooled)):
@@ -526,8 +588,9 @@ def study_statistics(
             try:
                 mixed.append(mixed_model(modelled, metric=metric))
             except (ValueError, np.linalg.LinAlgError) as error:  # e.g. a singular design: say so, go on
-                mixed.append(pd.DataFrame([{"metric": metric, "term": "not fitted", "converged": False,
-                                            "error": str(error)}]))
+                mixed.append(
+                    pd.DataFrame([{"metric": metric, "term": "not fitted", "converged": False, "error": str(error)}])
+                )
     return {
         "summary": pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(),
         "comparisons": pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame(),

@@ -30,8 +30,15 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["TimecourseParams", "TimecourseAnalysis", "fixations_in_window", "score_fixation_sets", "first_fixations",
-           "TRIAL_KEYS", "on_image"]
+__all__ = [
+    "TimecourseParams",
+    "TimecourseAnalysis",
+    "fixations_in_window",
+    "score_fixation_sets",
+    "first_fixations",
+    "TRIAL_KEYS",
+    "on_image",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +120,11 @@ def on_image(fixations: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _tidy(image_id: str, results: dict, **columns) -> list[dict]:
-    return [{"image": image_id, **columns, "map": name, "metric": metric, "value": value}
-            for name, values in results.items() for metric, value in values.items()]
+    return [
+        {"image": image_id, **columns, "map": name, "metric": metric, "value": value}
+        for name, values in results.items()
+        for metric, value in values.items()
+    ]
 
 
 def first_fixations(fixations: pd.DataFrame, shapes: Mapping[str, tuple[int, int]]) -> pd.DataFrame:
@@ -135,8 +145,16 @@ def first_fixations(fixations: pd.DataFrame, shapes: Mapping[str, tuple[int, int
         ``y_fraction`` (of the image's width and height, 0–1 on the image) and
         ``distance_from_centre_px``.
     """
-    columns = [*TRIAL_KEYS, "latency_ms", "duration_ms", "x_image_px", "y_image_px", "x_fraction", "y_fraction",
-               "distance_from_centre_px"]
+    columns = [
+        *TRIAL_KEYS,
+        "latency_ms",
+        "duration_ms",
+        "x_image_px",
+        "y_image_px",
+        "x_fraction",
+        "y_fraction",
+        "distance_from_centre_px",
+    ]
     if fixations.empty:
         return pd.DataFrame(columns=columns)
     table = fixations.reset_index(drop=True)
@@ -166,11 +184,17 @@ class TimecourseAnalysis:
     shapes : mapping image id → (H, W)
     """
 
-    def __init__(self, params: TimecourseParams, selected: pd.DataFrame, fixations: pd.DataFrame,
-                 shapes: Mapping[str, tuple[int, int]]) -> None:
+    def __init__(
+        self,
+        params: TimecourseParams,
+        selected: pd.DataFrame,
+        fixations: pd.DataFrame,
+        shapes: Mapping[str, tuple[int, int]],
+    ) -> None:
         self.params, self._fixations, self._shapes = params, fixations, shapes
         order = selected.assign(_row=np.arange(len(selected))).sort_values(
-            [*TRIAL_KEYS, "start_ms", "_row"], kind="stable", na_position="last")
+            [*TRIAL_KEYS, "start_ms", "_row"], kind="stable", na_position="last"
+        )
         self._selected = order.assign(fixation_index=order.groupby(TRIAL_KEYS, dropna=False).cumcount() + 1)
         display = selected["stimulus_duration_ms"].median() if len(selected) else np.nan
         self.n_bins = int(np.ceil(display / params.bin_ms - 1e-9)) if np.isfinite(display) else 0
@@ -194,9 +218,14 @@ class TimecourseAnalysis:
         """Write ``timecourse_scores.csv`` (``image, axis, bin, start_ms, end_ms, map, metric, value``;
         ``axis`` is ``"time"`` or ``"fixation_index"``, ``bin`` 1, 2, …), ``timecourse_summary.csv``
         (:func:`summarize`) and ``first_fixations.csv`` (:func:`first_fixations`)."""
-        scores = pd.DataFrame(self._rows, columns=["image", "axis", "bin", "start_ms", "end_ms", "map", "metric", "value"])
-        self.tables = {"timecourse_scores": scores, "timecourse_summary": summarize(scores, **stat_options),
-                       "first_fixations": first_fixations(self._fixations, self._shapes)}
+        scores = pd.DataFrame(
+            self._rows, columns=["image", "axis", "bin", "start_ms", "end_ms", "map", "metric", "value"]
+        )
+        self.tables = {
+            "timecourse_scores": scores,
+            "timecourse_summary": summarize(scores, **stat_options),
+            "first_fixations": first_fixations(self._fixations, self._shapes),
+        }
         files = {name: out / f"{name}.csv" for name in self.tables}
         for name, table in self.tables.items():
             table.to_csv(files[name], index=False)
@@ -204,13 +233,17 @@ class TimecourseAnalysis:
 
     def record(self) -> dict:
         """For ``params.json``."""
-        return {"timecourse": {
-            "params": self.params.model_dump(),
-            "time_bins": self.n_bins,
-            "rules": {"time": "a fixation counts in every bin it overlaps, with the overlap as its duration",
-                      "fixation_index": "order of the selected fixations within the trial (start time, else file order)",
-                      "first_fixation": "the first fixation read that starts at or after image onset"},
-        }}
+        return {
+            "timecourse": {
+                "params": self.params.model_dump(),
+                "time_bins": self.n_bins,
+                "rules": {
+                    "time": "a fixation counts in every bin it overlaps, with the overlap as its duration",
+                    "fixation_index": "order of the selected fixations within the trial (start time, else file order)",
+                    "first_fixation": "the first fixation read that starts at or after image onset",
+                },
+            }
+        }
 
 
 def summarize(scores: pd.DataFrame, **stat_options) -> pd.DataFrame:
@@ -231,6 +264,18 @@ def summarize(scores: pd.DataFrame, **stat_options) -> pd.DataFrame:
         summary.insert(2, "start_ms", group["start_ms"].iloc[0])
         summary.insert(3, "end_ms", group["end_ms"].iloc[0])
         parts.append(summary)
-    columns = ["axis", "bin", "start_ms", "end_ms", "map", "metric", "n_images", "mean", "sd", "ci_low", "ci_high",
-               "confidence"]
+    columns = [
+        "axis",
+        "bin",
+        "start_ms",
+        "end_ms",
+        "map",
+        "metric",
+        "n_images",
+        "mean",
+        "sd",
+        "ci_low",
+        "ci_high",
+        "confidence",
+    ]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)

@@ -52,7 +52,10 @@ def _fixations(n_fixations: int) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     counts = table.groupby("image").size()
     image = str(counts.idxmax())
     rows = table[table["image"] == image]
-    repeats = [rows.assign(participant=rows["participant"] + (f"-{k}" if k else "")) for k in range(-(-n_fixations // len(rows)))]
+    repeats = [
+        rows.assign(participant=rows["participant"] + (f"-{k}" if k else ""))
+        for k in range(-(-n_fixations // len(rows)))
+    ]
     rows = pd.concat(repeats, ignore_index=True).iloc[:n_fixations]
     others = table[table["image"].isin([i for i in counts.index[:21] if i != image][:20])]
     return image, rows, others
@@ -93,33 +96,45 @@ def main(argv: list[str] | None = None) -> None:
         engine_cpu.append(time.process_time() - start_cpu)
         if args.reference_every and (k % args.reference_every == 0 or k == 1):
             start, start_cpu = time.perf_counter(), time.process_time()
-            expected = reference_score_image(image, pd.concat([others, rows.iloc[:k]]), shapes, params=params,
-                                             scoring={}, maps=maps)
+            expected = reference_score_image(
+                image, pd.concat([others, rows.iloc[:k]]), shapes, params=params, scoring={}, maps=maps
+            )
             reference_s.append(time.perf_counter() - start)
             reference_cpu.append(time.process_time() - start_cpu)
             if checked < 3:  # the benchmark is also a check
                 for name, values in expected.scores.items():
                     for metric, value in values.items():
-                        assert np.isclose(scores[name][metric], value, rtol=0, atol=1e-9, equal_nan=True), (name, metric)
+                        assert np.isclose(scores[name][metric], value, rtol=0, atol=1e-9, equal_nan=True), (
+                            name,
+                            metric,
+                        )
                 checked += 1
 
-    print(f"OSIE image {image}, {SHAPE[1]}x{SHAPE[0]}, {len(rows)} fixations from {rows['participant'].nunique()} "
-          f"participants, {args.maps} model maps + 2 baselines + human ceiling, 9 metrics; device {args.device}")
+    print(
+        f"OSIE image {image}, {SHAPE[1]}x{SHAPE[0]}, {len(rows)} fixations from {rows['participant'].nunique()} "
+        f"participants, {args.maps} model maps + 2 baselines + human ceiling, 9 metrics; device {args.device}"
+    )
     print(f"engine set-up (maps prepared, context): {build_s * 1000:.0f} ms")
     print()
     print(f"{'route (ms per fixation)':<44} {'n':>5} {'p50':>9} {'p99':>9} {'max':>9} {'CPU p50':>9} {'CPU p99':>9}")
     p50, p99, top = _percentiles(engine_s)
     c50, c99, _ = _percentiles(engine_cpu)
-    print(f"{'engine: update + pooled + ceiling + own':<44} {len(engine_s):>5} {p50:>9.1f} {p99:>9.1f} {top:>9.1f} "
-          f"{c50:>9.1f} {c99:>9.1f}")
+    print(
+        f"{'engine: update + pooled + ceiling + own':<44} {len(engine_s):>5} {p50:>9.1f} {p99:>9.1f} {top:>9.1f} "
+        f"{c50:>9.1f} {c99:>9.1f}"
+    )
     if reference_s:
         r50, r99, rtop = _percentiles(reference_s)
         rc50, rc99, _ = _percentiles(reference_cpu)
-        print(f"{'reference: full recomputation (sampled)':<44} {len(reference_s):>5} {r50:>9.1f} {r99:>9.1f} "
-              f"{rtop:>9.1f} {rc50:>9.1f} {rc99:>9.1f}")
-        print(f"{'ratio reference / engine':<44} {'':>5} {r50 / p50:>9.1f} {r99 / p99:>9.1f} {rtop / top:>9.1f} "
-              f"{rc50 / c50:>9.1f} {rc99 / c99:>9.1f}")
-    last = engine_s[-len(engine_s) // 10:]
+        print(
+            f"{'reference: full recomputation (sampled)':<44} {len(reference_s):>5} {r50:>9.1f} {r99:>9.1f} "
+            f"{rtop:>9.1f} {rc50:>9.1f} {rc99:>9.1f}"
+        )
+        print(
+            f"{'ratio reference / engine':<44} {'':>5} {r50 / p50:>9.1f} {r99 / p99:>9.1f} {rtop / top:>9.1f} "
+            f"{rc50 / c50:>9.1f} {rc99 / c99:>9.1f}"
+        )
+    last = engine_s[-len(engine_s) // 10 :]
     print(f"engine over the last 10% of fixations: p50 {_percentiles(last)[0]:.1f} ms")
     print(f"machine load (1-minute average) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 

@@ -32,11 +32,11 @@ from pathlib import Path
 # busy 2-core machine does not stall BLAS's thread pool). Must be set before NumPy is imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import scipy.io  # noqa: E402
-import scipy.ndimage  # noqa: E402
-import scipy.signal  # noqa: E402
+import numpy as np
+import pandas as pd
+import scipy.io
+import scipy.ndimage
+import scipy.signal
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -63,12 +63,8 @@ def load_osie(path: Path, n_images: int) -> pd.DataFrame:
             columns["image"] += [image] * x.size
             columns["participant"] += [f"s{s + 1:02d}"] * x.size
             columns["x_image_px"] += (x - 0.5).tolist()
-            columns["y_image_px"] += (
-                np.atleast_1d(subject.fix_y).astype(np.float64) - 0.5
-            ).tolist()
-            columns["duration_ms"] += (
-                np.atleast_1d(subject.fix_duration).astype(np.float64).tolist()
-            )
+            columns["y_image_px"] += (np.atleast_1d(subject.fix_y).astype(np.float64) - 0.5).tolist()
+            columns["duration_ms"] += np.atleast_1d(subject.fix_duration).astype(np.float64).tolist()
     frame = pd.DataFrame(columns)
     n = len(frame)
     neutral = dict(
@@ -131,10 +127,7 @@ def run(fixations: pd.DataFrame, by: tuple[str, ...], chunk: int, kernel: np.nda
         if by == ("image",):  # the dense route on the same maps
             fixmaps = {key: fixation_matrix(group) for key, group in groups}
             t0 = time.perf_counter()
-            dense = {
-                key: blur(fixmap / fixmap.max(), method="separable")
-                for key, fixmap in fixmaps.items()
-            }
+            dense = {key: blur(fixmap / fixmap.max(), method="separable") for key, fixmap in fixmaps.items()}
             seconds["separable"] += time.perf_counter() - t0
             diffs["separable"] = max(diffs["separable"], largest_difference(dense, expected))
             del dense, fixmaps
@@ -145,35 +138,25 @@ def run(fixations: pd.DataFrame, by: tuple[str, ...], chunk: int, kernel: np.nda
 def ndimage_gap(fixations: pd.DataFrame) -> np.ndarray:
     """Per pooled image map: max |gaussian_filter(σ=20, truncate=2) - paper| / max(paper)."""
     gaps = []
-    for image, group in fixations.groupby("image"):
+    for _image, group in fixations.groupby("image"):
         fixmap = fixation_matrix(group)
         fixmap /= fixmap.max()
         paper = blur(fixmap)
-        ndimage_81 = scipy.ndimage.gaussian_filter(
-            fixmap, sigma=20.0, mode="constant", truncate=2.0
-        )
+        ndimage_81 = scipy.ndimage.gaussian_filter(fixmap, sigma=20.0, mode="constant", truncate=2.0)
         gaps.append(np.abs(ndimage_81 - paper).max() / paper.max())
     return np.array(gaps)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--images", type=int, default=200, help="number of OSIE images, 1..200 (default 200)"
-    )
-    parser.add_argument(
-        "--chunk", type=int, default=10, help="images per heatmaps() call (default 10)"
-    )
-    parser.add_argument(
-        "--fixations", type=Path, default=DEFAULT_FIXATIONS, help="OSIE fixations.mat"
-    )
+    parser.add_argument("--images", type=int, default=200, help="number of OSIE images, 1..200 (default 200)")
+    parser.add_argument("--chunk", type=int, default=10, help="images per heatmaps() call (default 10)")
+    parser.add_argument("--fixations", type=Path, default=DEFAULT_FIXATIONS, help="OSIE fixations.mat")
     args = parser.parse_args()
     if not 1 <= args.images <= 200:
         parser.error(f"--images must be in 1..200 (the stimuli in shared/data); got {args.images}")
     if not args.fixations.is_file():
-        parser.error(
-            f"--fixations {args.fixations} does not exist; pass the path of OSIE's fixations.mat"
-        )
+        parser.error(f"--fixations {args.fixations} does not exist; pass the path of OSIE's fixations.mat")
     logging.basicConfig(level=logging.WARNING)
 
     fixations = load_osie(args.fixations, args.images)
@@ -185,8 +168,7 @@ def main() -> int:
         "kernel 80×80, σ = 20 px; reference scipy.signal.fftconvolve"
     )
     header = (
-        f"{'maps':<13}{'route':<34}{'n maps':>7}{'total s':>10}{'per map ms':>12}{'speed-up':>10}"
-        f"{'max |diff|':>12}"
+        f"{'maps':<13}{'route':<34}{'n maps':>7}{'total s':>10}{'per map ms':>12}{'speed-up':>10}{'max |diff|':>12}"
     )
     print(header)
     print("-" * len(header))
@@ -200,10 +182,7 @@ def main() -> int:
             ratio = seconds["reference"] / seconds[name]
             shown = f"{diffs[name]:.1e}" if name in diffs else "—"
             total = seconds[name]
-            print(
-                f"{label:<13}{route:<34}{n:>7}{total:>10.2f}{1e3 * total / n:>12.2f}"
-                f"{ratio:>9.1f}×{shown:>12}"
-            )
+            print(f"{label:<13}{route:<34}{n:>7}{total:>10.2f}{1e3 * total / n:>12.2f}{ratio:>9.1f}×{shown:>12}")
     gaps = ndimage_gap(fixations)
     print("\nscipy.ndimage.gaussian_filter(sigma=20, truncate=2), 81 taps, vs the 80×80 kernel:")
     print(

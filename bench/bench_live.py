@@ -198,6 +198,27 @@ def _end_trial(sender: Sender, trial: int, image: str, *, now_ms: float) -> None
     sender.flush(fsync=False)
 
 
+def _start_trial(
+    sender: Sender, stimuli: StimulusSet, trial: int, *, now_s: float, duration_s: float
+) -> DisplayGeometry:
+    """Send trial ``trial``'s start (the images in turn); its display geometry."""
+    images = stimuli.image_ids
+    image = images[trial % len(images)]
+    geometry = DisplayGeometry.fit(*stimuli.size(image))
+    sender.send(
+        TrialStart(
+            trial=trial,
+            image=image,
+            onset_tracker_ms=now_s * 1000,
+            onset_session_ms=now_s * 1000,
+            stimulus_duration_ms=duration_s * 1000,
+            next_image=images[(trial + 1) % len(images)],
+            **geometry.to_dict(),
+        )
+    )
+    return geometry
+
+
 def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: float) -> dict[str, dict[int, Any]]:
     """Stream a session in real time; the send time of each gaze and fixation seq."""
     # gaze and fixation: seq → send time; trial: trial → (start time, image)
@@ -227,18 +248,7 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
         if now >= next_trial:
             trial += 1
             image = images[trial % len(images)]
-            geometry = DisplayGeometry.fit(*stimuli.size(image))
-            sender.send(
-                TrialStart(
-                    trial=trial,
-                    image=image,
-                    onset_tracker_ms=now * 1000,
-                    onset_session_ms=now * 1000,
-                    stimulus_duration_ms=trial_s * 1000,
-                    next_image=images[(trial + 1) % len(images)],
-                    **geometry.to_dict(),
-                )
-            )
+            geometry = _start_trial(sender, stimuli, trial, now_s=now, duration_s=trial_s)
             sent["trial"][trial] = (time.perf_counter(), image)
             onset_s = now
             next_fixation = next_trial + 1.0 / FIXATIONS_PER_S - 0.02  # the last ends 20 ms before the offset

@@ -26,16 +26,17 @@ import os
 # busy 2-core machine and would inflate its time unfairly. Must precede the numpy import.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from importlib.metadata import version  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import sys
+import time
+import warnings
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-import scipy.io  # noqa: E402
-from scipy.ndimage import gaussian_filter  # noqa: E402
+import numpy as np
+import scipy.io
+from scipy.ndimage import gaussian_filter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,7 +51,7 @@ N_SPLIT_OBSERVERS = 7
 def import_pysaliency():
     """Import pysaliency 0.2.22, which calls ``np.trapz`` (removed in numpy 2.4): alias it here."""
     if not hasattr(np, "trapz"):
-        np.trapz = np.trapezoid
+        np.trapz = np.trapezoid  # type: ignore[assignment]  # numpy's stubs type trapz and trapezoid apart
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # its own pkg_resources deprecation notice
         import pysaliency
@@ -82,10 +83,7 @@ def counts(shape, xs, ys) -> np.ndarray:
 def centre_gaussian(shape) -> np.ndarray:
     height, width = shape
     y, x = np.mgrid[:height, :width]
-    return np.exp(
-        -(((y + 0.5 - height / 2) / (height / 4)) ** 2 + ((x + 0.5 - width / 2) / (width / 4)) ** 2)
-        / 2
-    )
+    return np.exp(-(((y + 0.5 - height / 2) / (height / 4)) ** 2 + ((x + 0.5 - width / 2) / (width / 4)) ** 2) / 2)
 
 
 def build_inputs(n_images: int):
@@ -105,9 +103,7 @@ def build_inputs(n_images: int):
         for fixation_map in fixation_maps
     ]
     maps = {
-        "other observers": [
-            gaussian_filter(counts(shape, *train), SIGMA_PX) for shape, train, _ in images
-        ],
+        "other observers": [gaussian_filter(counts(shape, *train), SIGMA_PX) for shape, train, _ in images],
         "centre Gaussian": [centre] * len(images),
     }
     return maps, targets, images
@@ -120,7 +116,9 @@ class _ArrayModel:
         self.pysaliency, self.stimuli = pysaliency, stimuli
 
     def __call__(self, arrays):
-        class ArrayModel(self.pysaliency.SaliencyMapModel):
+        base: Any = self.pysaliency.SaliencyMapModel  # a module imported at run time: untyped
+
+        class ArrayModel(base):
             def _saliency_map(self, stimulus):
                 raise KeyError("every map is pre-filled in the cache")
 
@@ -164,12 +162,8 @@ def pysaliency_scores(pysaliency, saliency_maps, targets, images):
                 stimuli, fixations, nonfixations="unfixated", thresholds="fixations"
             )
         ),
-        "auc_borji": lambda: np.asarray(
-            model.AUC_per_image(stimuli, fixations, nonfixations="uniform")
-        ),
-        "auc_shuffled": lambda: np.asarray(
-            model.AUC_per_image(stimuli, fixations, nonfixations="shuffled")
-        ),
+        "auc_borji": lambda: np.asarray(model.AUC_per_image(stimuli, fixations, nonfixations="uniform")),
+        "auc_shuffled": lambda: np.asarray(model.AUC_per_image(stimuli, fixations, nonfixations="shuffled")),
         "info_gain": lambda: per_image(
             SaliencyMapNormalizingModel(model).information_gains(
                 stimuli, fixations, SaliencyMapNormalizingModel(baseline)
@@ -201,9 +195,7 @@ def our_scores(saliency_maps, targets):
     for saliency_map, target in zip(saliency_maps, targets):
         metrics.score_map(saliency_map, target)
     seconds["all"] = time.perf_counter() - start
-    comparable = [
-        metrics.score_map(m, t, variant="pysaliency") for m, t in zip(saliency_maps, targets)
-    ]
+    comparable = [metrics.score_map(m, t, variant="pysaliency") for m, t in zip(saliency_maps, targets)]
     values = {name: np.array([scores[name] for scores in comparable]) for name in metrics.METRICS}
     values["auc_judd"] = np.array(
         [
@@ -221,9 +213,7 @@ def numpy_mae(saliency_maps, targets):
         return (a - a.min()) / (a.max() - a.min())
 
     start = time.perf_counter()
-    values = np.array(
-        [np.mean(np.abs(scaled(m) - scaled(t.human_map))) for m, t in zip(saliency_maps, targets)]
-    )
+    values = np.array([np.mean(np.abs(scaled(m) - scaled(t.human_map))) for m, t in zip(saliency_maps, targets)])
     return values, time.perf_counter() - start
 
 
@@ -295,9 +285,7 @@ def main() -> None:
         print()
         total_ours += our_seconds["all"]
         total_theirs += theirs_all
-    print(
-        f"overall: ours {total_ours:.2f} s, pysaliency {total_theirs:.2f} s, ratio {total_theirs / total_ours:.1f}x"
-    )
+    print(f"overall: ours {total_ours:.2f} s, pysaliency {total_theirs:.2f} s, ratio {total_theirs / total_ours:.1f}x")
 
 
 if __name__ == "__main__":

@@ -79,8 +79,14 @@ def evaluate(trials, noise_trials, params: VoiceParams) -> dict:
         false_in_noise += len(detect_utterances(trial.samples, trial.rate_hz, params=params))
         cpu_s += time.process_time() - started
         audio_s += trial.samples.size / trial.rate_hz
-    return {"onset": np.array(onset_errors), "offset": np.array(offset_errors), "conditions": np.array(conditions),
-            "invented": invented, "false_in_noise": false_in_noise, "cpu_per_min": cpu_s / audio_s * 60}
+    return {
+        "onset": np.array(onset_errors),
+        "offset": np.array(offset_errors),
+        "conditions": np.array(conditions),
+        "invented": invented,
+        "false_in_noise": false_in_noise,
+        "cpu_per_min": cpu_s / audio_s * 60,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,21 +98,27 @@ def main(argv: list[str] | None = None) -> None:
     trials = naming_trials(args.trials, seed=args.seed)
     noise = noise_only_trials(seed=args.seed)
     n_words = sum(len(t.words) for t in trials)
-    print(f"{len(trials)} speech trials ({n_words} words), {len(noise)} trials without speech "
-          f"({', '.join(CONDITIONS)}); 5 s each, 44.1 kHz")
+    print(
+        f"{len(trials)} speech trials ({n_words} words), {len(noise)} trials without speech "
+        f"({', '.join(CONDITIONS)}); 5 s each, 44.1 kHz"
+    )
     print()
-    header = (f"{'route':<26} {'found':>7} {'med|on|':>8} {'≤50ms':>6} {'med|off|':>9} {'invented':>9} "
-              f"{'in noise':>9} {'CPU s/min':>10}")
+    header = (
+        f"{'route':<26} {'found':>7} {'med|on|':>8} {'≤50ms':>6} {'med|off|':>9} {'invented':>9} "
+        f"{'in noise':>9} {'CPU s/min':>10}"
+    )
     print(header)
     results = {}
     for name, params in ROUTES.items():
         r = results[name] = evaluate(trials, noise, params)
         hit = ~np.isnan(r["onset"])
         onset = np.abs(r["onset"][hit])
-        print(f"{name:<26} {hit.sum():>3}/{hit.size:<3} {np.median(onset):>8.1f} "
-              f"{np.mean(np.abs(np.nan_to_num(r['onset'], nan=np.inf)) <= 50):>6.0%} "
-              f"{np.median(np.abs(r['offset'][hit])):>9.1f} {r['invented']:>9} {r['false_in_noise']:>9} "
-              f"{r['cpu_per_min']:>10.2f}")
+        print(
+            f"{name:<26} {hit.sum():>3}/{hit.size:<3} {np.median(onset):>8.1f} "
+            f"{np.mean(np.abs(np.nan_to_num(r['onset'], nan=np.inf)) <= 50):>6.0%} "
+            f"{np.median(np.abs(r['offset'][hit])):>9.1f} {r['invented']:>9} {r['false_in_noise']:>9} "
+            f"{r['cpu_per_min']:>10.2f}"
+        )
     print("(found: words with an utterance within 300 ms; ≤50ms: share of all words; times in ms)")
     print()
     print("median |onset error| (ms) by condition; in brackets: words missed")
@@ -145,8 +157,10 @@ def bench_names(trials) -> None:
             _, said_class, _ = recognizer.recognise(audio[start:stop], [class_of[word], *others])
             cpu_s += time.process_time() - started
             right.append(said_class == class_of[word])
-    print(f"names (pocketsphinx, grammar of 3 classes): {np.mean(right):.0%} of {len(right)} utterances "
-          f"get the right class; {cpu_s / max(len(right), 1) * 1000:.0f} ms CPU per utterance")
+    print(
+        f"names (pocketsphinx, grammar of 3 classes): {np.mean(right):.0%} of {len(right)} utterances "
+        f"get the right class; {cpu_s / max(len(right), 1) * 1000:.0f} ms CPU per utterance"
+    )
 
 
 if __name__ == "__main__":

@@ -80,6 +80,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="gaze start: distance from the dot that counts as on it (default: 60)",
     )
     parser.add_argument(
+        "--screen-width-cm",
+        type=float,
+        default=None,
+        help="visible width of the screen in cm (default: the lab's 53.1, flagged as a default)",
+    )
+    parser.add_argument(
+        "--viewing-distance-cm",
+        type=float,
+        default=None,
+        help="eye-to-screen distance in cm (default: the lab's 70, flagged as a default)",
+    )
+    parser.add_argument(
+        "--sim-validation-deg",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="DEG",
+        help="simulated tracker: average error of successive validations (the last repeats; default: 0.3)",
+    )
+    parser.add_argument(
+        "--sim-drift-deg-per-trial",
+        type=float,
+        default=0.0,
+        help="simulated tracker: drift growth per trial since the last calibration, degrees (default: 0)",
+    )
+    parser.add_argument(
+        "--sim-track-loss-trials",
+        type=int,
+        nargs="+",
+        default=(),
+        metavar="TRIAL",
+        help="simulated tracker: trials (0-based) during which the eye is lost for a stretch",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="continue the interrupted session of this participant in --out",
@@ -122,7 +156,13 @@ def build_config(args: argparse.Namespace):
         drift_start=args.drift_start,
         gaze_hold_ms=args.gaze_hold_ms,
         gaze_radius_px=args.gaze_radius_px,
+        screen_width_cm=args.screen_width_cm,
+        viewing_distance_cm=args.viewing_distance_cm,
+        sim_drift_deg_per_trial=args.sim_drift_deg_per_trial,
+        sim_track_loss_trials=tuple(args.sim_track_loss_trials),
     )
+    if args.sim_validation_deg is not None:
+        values["sim_validation_deg"] = tuple(args.sim_validation_deg)
     if args.seed is not None:
         values["seed"] = args.seed
     return SessionConfig(**values)

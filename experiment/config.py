@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stimuli.geometry import DisplayGeometry
+from stimuli.viewing import LAB_SCREEN_WIDTH_CM, LAB_VIEWING_DISTANCE_CM, ViewingGeometry
 
 __all__ = ["SessionConfig", "TrackerKind", "EDF_NAME_PATTERN", "trial_order"]
 
@@ -83,6 +84,21 @@ class SessionConfig(BaseModel):
     gaze_radius_px : float
         ``gaze`` start: largest distance of the gaze from the dot's centre that counts as on it,
         display pixels.
+    screen_width_cm, viewing_distance_cm : float
+        Viewing geometry (:class:`stimuli.viewing.ViewingGeometry`): the screen's visible width and
+        the eye's distance from it, cm; every degree of the quality data depends on them. Not
+        given (None), they take the lab's defaults and are named in ``viewing_defaults``.
+    viewing_defaults : tuple of str
+        Which of the two took the lab's default (set by the model, kept in ``config.json``).
+    sim_validation_deg : tuple of float
+        Simulated tracker: average error of its successive validations, degrees (the last one
+        repeats); e.g. ``(1.4, 0.3)``: a poor first validation, a good one after recalibrating.
+    sim_drift_deg_per_trial : float
+        Simulated tracker: the gaze drifts this much further (degrees, to the right) every trial
+        after a calibration; drift checks measure it, a recalibration resets it.
+    sim_track_loss_trials : tuple of int
+        Simulated tracker: trials during which the eye is lost for a stretch of the display period
+        (:data:`experiment.trackers.SIM_TRACK_LOSS_SHARE` of it).
     min_free_mb : float
         Preflight: least free space in the output folder's file system.
     session_id : str
@@ -114,8 +130,32 @@ class SessionConfig(BaseModel):
     drift_start: Literal["key", "gaze"] = "key"
     gaze_hold_ms: float = Field(default=500.0, gt=0)
     gaze_radius_px: float = Field(default=60.0, gt=0)
+    screen_width_cm: float = Field(default=LAB_SCREEN_WIDTH_CM, gt=0)
+    viewing_distance_cm: float = Field(default=LAB_VIEWING_DISTANCE_CM, gt=0)
+    viewing_defaults: tuple[Literal["screen_width_cm", "viewing_distance_cm"], ...] = ()
+    sim_validation_deg: tuple[float, ...] = Field(default=(0.3,), min_length=1)
+    sim_drift_deg_per_trial: float = Field(default=0.0, ge=0)
+    sim_track_loss_trials: tuple[int, ...] = ()
     min_free_mb: float = Field(default=500.0, ge=0)
     session_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _viewing_defaults(cls, data):
+        """Fill an absent viewing geometry with the lab's defaults, flagged in ``viewing_defaults``
+        (a ``config.json`` holds the flag already, and keeps it)."""
+        if isinstance(data, dict) and "viewing_defaults" not in data:
+            names = tuple(name for name in ("screen_width_cm", "viewing_distance_cm") if data.get(name) is None)
+            data = {key: value for key, value in data.items() if key not in names}
+            data["viewing_defaults"] = names
+        return data
+
+    @field_validator("sim_validation_deg")
+    @classmethod
+    def _errors_positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not error > 0 for error in value):
+            raise ValueError(f"sim_validation_deg must all be > 0 degrees; got {list(value)}")
+        return value
 
     @field_validator("edf_name")
     @classmethod
@@ -147,6 +187,14 @@ class SessionConfig(BaseModel):
             screen_width_px=self.screen_width_px,
             screen_height_px=self.screen_height_px,
             scale=self.scale,
+        )
+
+    def viewing(self) -> ViewingGeometry:
+        """The session's viewing geometry (degrees of visual angle ↔ display pixels)."""
+        return ViewingGeometry(
+            screen_width_px=self.screen_width_px,
+            screen_width_cm=self.screen_width_cm,
+            viewing_distance_cm=self.viewing_distance_cm,
         )
 
     def edf_segment_name(self, segment: int) -> str:

@@ -32,6 +32,7 @@ import numpy as np
 from experiment.config import SessionConfig
 from experiment.microphone import Microphone
 from experiment.preflight import PreflightError, preflight
+from experiment.quality import setup_text, validation_records
 from experiment.records import SessionRecords
 from experiment.services import FrameServices
 from experiment.timing import Refresh, estimate_refresh, session_frame_timing, streamed_frame_timing
@@ -202,16 +203,21 @@ class Visuals:
     dot: Any  # the drift-correction dot
     dot_centre: Any
     message: Any  # TextStim of the pause and quit screens
+    hint: Any  # TextStim at the bottom: what a screen waits for and the operator's keys
 
     @classmethod
     def make(cls, window: Any) -> Visuals:
         from psychopy import visual
 
+        bottom = -window.size[1] / 2 + 40
         return cls(
             image=visual.ImageStim(window, image=None, units="pix", pos=(0, 0)),
             dot=visual.Circle(window, radius=8, fillColor="white", lineColor="white", units="pix"),
             dot_centre=visual.Circle(window, radius=2, fillColor="black", lineColor="black", units="pix"),
             message=visual.TextStim(window, text="", color="white", units="pix", height=32),
+            hint=visual.TextStim(
+                window, text="", color="grey", units="pix", height=20, pos=(0, bottom), wrapWidth=window.size[0] - 80
+            ),
         )
 
 
@@ -397,6 +403,9 @@ class Lifecycle:
                 screen_height_px=config.screen_height_px,
                 wall_time_s=time.time(),
                 first_image=self.order[len(done)] if len(done) < len(self.order) else None,
+                screen_width_cm=config.screen_width_cm,
+                viewing_distance_cm=config.viewing_distance_cm,
+                viewing_default=bool(config.viewing_defaults),
             )
         )
         self.calibrate()
@@ -513,10 +522,18 @@ class Lifecycle:
         return self.segment
 
     def calibrate(self) -> None:
-        """Run the tracker's setup (calibration, validation) and note its result in the manifest."""
+        """Run the tracker's setup (calibration, validation), note its result in the manifest and
+        stream its validations (one record per eye).
+
+        A tracker without setup graphics of its own (simulated, pylink's dummy) gets a screen that
+        says what happens (:func:`experiment.quality.setup_text`); the real EyeLink draws its own.
+        """
         devices, segment, manifest = self.devices, self.segment, self.manifest
         if devices is None or segment is None or manifest is None:
             raise RuntimeError("the session is not open: calibrate() runs after open()")
+        own_screen = self.config.tracker != "eyelink"
+        if own_screen:
+            self._show_setup(setup_text(self.config.tracker))
         # The tracker's setup runs in offline mode: a gaze-contingent screen's recording pauses.
         recording = devices.recording
         if recording:
@@ -526,8 +543,23 @@ class Lifecycle:
         if recording:
             devices.start_recording()
         logger.info("calibration: %s", result)
-        segment.calibrations.append({"unix_s": time.time(), **result.to_dict()})
+        number = sum(len(s.calibrations) for s in manifest.segments)  # the session's setups so far
+        segment.calibrations.append({"unix_s": time.time(), "calibration": number, **result.to_dict()})
         self.records.write_manifest(manifest.to_dict())
+        now_ms = self.clock.session_ms(time.perf_counter())
+        for record in validation_records(result, calibration=number, t_session_ms=now_ms):
+            self.services.send(record)
+        if own_screen:
+            self._show_setup(setup_text(self.config.tracker, result))
+
+    def _show_setup(self, text: str) -> None:
+        """One flip of the setup screen's text (it stays until the next screen draws)."""
+        devices = self.devices
+        if devices is None:
+            return
+        devices.visuals.message.text = text
+        devices.visuals.message.draw()
+        devices.window.flip()
 
     # -- closing -------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from experiment.config import SessionConfig
 from experiment.lifecycle import Devices
+from experiment.quality import drift_hint, drift_outcome
 from experiment.services import FrameServices
 
 __all__ = ["GazeHold", "DriftScreenOutcome", "OperatorScreens", "QuitRequested", "SkipTrial"]
@@ -119,8 +120,9 @@ class OperatorScreens:
         self._recalibrate = recalibrate
 
     def drift_correction(self) -> dict[str, Any]:
-        """The drift-correction step; return its result for the trial row (the tracker's own
-        result and :class:`DriftScreenOutcome`'s fields).
+        """The drift-correction step; return its result for the trial row: the tracker's own
+        result (with the measured offset where it has one), :class:`DriftScreenOutcome`'s fields,
+        ``attempts`` and ``outcome`` (:func:`experiment.quality.drift_outcome`).
 
         With ``drift_start="gaze"`` recording is on when this returns (it started before the dot
         screen, whose gaze samples it needs).
@@ -132,19 +134,29 @@ class OperatorScreens:
             if devices.tracker.has_drift_correction:
                 import pylink
 
+                attempts = setups = 0
                 while True:
+                    attempts += 1
                     result = devices.tracker.drift_correct(*centre)
                     if result.error != pylink.ESC_KEY:
                         break
+                    setups += 1  # Esc: pylink ran the tracker setup, then the check again
+                summary = {"attempts": attempts, "outcome": drift_outcome(attempts=attempts, recalibrations=setups)}
                 if not gaze_start:
-                    return result.to_dict()
+                    return {**result.to_dict(), **summary}
                 # doDriftCorrect needs offline mode: the gaze-contingent start follows it.
                 devices.start_recording()
-                return {**result.to_dict(), **self.drift_screen().to_dict()}
+                return {**result.to_dict(), **self.drift_screen().to_dict(), **summary}
             if gaze_start:
                 devices.start_recording()
             screen = self.drift_screen()
-            return {**devices.tracker.drift_correct(*centre).to_dict(), **screen.to_dict()}
+            outcome = drift_outcome(attempts=1, recalibrations=screen.recalibrations)
+            return {
+                **devices.tracker.drift_correct(*centre).to_dict(),
+                **screen.to_dict(),
+                "attempts": 1,
+                "outcome": outcome,
+            }
 
     def drift_screen(self) -> DriftScreenOutcome:
         """Central dot until space, the gaze's hold on it (``drift_start="gaze"``) or the simulated
@@ -162,9 +174,15 @@ class OperatorScreens:
         recalibrations = 0
         services.screen = "drift"
         services.read_keys()  # forget keys pressed during the previous trial
+        # The real EyeLink's operator reads the host PC; elsewhere the operator shares this screen.
+        hint = devices.visuals.hint if config.tracker != "eyelink" else None
+        if hint is not None:
+            hint.text = drift_hint(drift_start=config.drift_start)
         while True:
             devices.visuals.dot.draw()
             devices.visuals.dot_centre.draw()
+            if hint is not None:
+                hint.draw()
             devices.window.flip()
             services.service()
             if hold is not None and self._gaze_held(hold):

@@ -29,6 +29,7 @@ import numpy as np
 from experiment.config import SessionConfig
 from experiment.lifecycle import Devices, SessionClock
 from experiment.microphone import pcm16
+from experiment.quality import trial_quality_of
 from experiment.services import FrameServices
 from experiment.timing import frame_summary, is_overrun, offset_is_due, streamed_frame_timing
 from experiment.trackers import TrackerFixation
@@ -153,6 +154,7 @@ class TrialRow:
     skipped: bool
     geometry: dict[str, int]
     aborted_runs: int = 0
+    quality: dict[str, Any] | None = None  # lookwhere.quality.TrialQuality of the display period
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready row."""
@@ -289,6 +291,13 @@ class ImagePeriod:
         onset = self._show()
         self._frame_loop(onset)
         offset = self._take_off(onset)
+        quality, record = trial_quality_of(
+            devices.tracker.take_samples(),
+            self.trial,
+            onset_tracker_ms=onset.tracker_ms,
+            offset_tracker_ms=offset.tracker_ms,
+        )
+        self.services.send(record)
         audio = self._save_audio(offset)
         if audio is not None and self.services.sink.wants_audio:
             self._stream_audio(until_frame=math.ceil(self._onset_frame) + audio["frames"])
@@ -296,7 +305,7 @@ class ImagePeriod:
         shown_ms = (offset.perf_s - onset.perf_s) * 1000.0
         fixations = [replace(self._fixation(event, onset), stimulus_duration_ms=shown_ms) for event in self._events]
         row = self._row(onset, offset, drift_correction, audio, n_fixations=len(fixations))
-        return row, fixations, self._trial_end(onset, offset, aborted=False)
+        return replace(row, quality=quality.to_dict()), fixations, self._trial_end(onset, offset, aborted=False)
 
     # -- the stages --------------------------------------------------------------------------------
 
@@ -385,6 +394,7 @@ class ImagePeriod:
         self._flips.append(offset.perf_s)
         devices.stop_recording()
         devices.tracker.drain()  # the aborted run's last events: not kept
+        devices.tracker.take_samples()  # nor its samples
         devices.tracker.send_message("!V TRIAL_VAR aborted 1")
         devices.tracker.send_message(f"TRIAL_RESULT {TRIAL_ABORTED}")
         self.services.send(self._trial_end(onset, offset, aborted=True))

@@ -27,6 +27,7 @@ and asks the operator to confirm the quit: yes ends the session (:class:`QuitReq
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
@@ -35,6 +36,7 @@ from experiment.config import SessionConfig, trial_order
 from experiment.lifecycle import Devices, Lifecycle, SessionClock, exit_status
 from experiment.operator_screens import OperatorScreens, SkipTrial
 from experiment.presentation import TRIAL_SKIPPED, ImagePeriod, SkippedRow, TrialAborted, TrialRow
+from experiment.quality import drift_check_record
 from experiment.records import SessionRecords
 from experiment.services import FrameServices, NullSink, RecordSink
 from stimuli.sets import StimulusSet
@@ -149,6 +151,8 @@ class Session:
                 drift = screens.drift_correction()
             except SkipTrial:
                 return self._skip_trial(index, image_id)
+            now_ms = self.clock.session_ms(time.perf_counter())
+            self.services.send(drift_check_record(index, drift, t_session_ms=now_ms))
             try:
                 row, fixations, trial_end = period().run(drift)
             except TrialAborted:

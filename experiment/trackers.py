@@ -27,13 +27,16 @@ from typing import Any
 
 import numpy as np
 
+from lookwhere.quality import EyeValidation, eyelink_grade, parse_drift_check, parse_validation
 from stimuli.geometry import DisplayGeometry
 from stimuli.sets import StimulusSet
+from stimuli.viewing import LAB_SCREEN_WIDTH_CM, LAB_VIEWING_DISTANCE_CM, ViewingGeometry
 
 __all__ = [
     "TrackerFixation",
     "CalibrationResult",
     "DriftResult",
+    "SampleBlock",
     "EdfTransfer",
     "Tracker",
     "SimulatedTracker",
@@ -54,6 +57,13 @@ DOT_LATENCY_MS = (150.0, 400.0)
 #: Simulated participant: standard deviation of the sample-to-sample gaze jitter around the
 #: fixated position (fixational eye movements plus tracker noise), display px per axis.
 FIXATIONAL_NOISE_PX = 4.0
+#: Simulated tracker: share of a track-loss trial's display period during which the eye is lost.
+SIM_TRACK_LOSS_SHARE = 0.4
+#: Simulated participant: blinks per second, and their duration range in ms.
+SIM_BLINK_RATE_HZ = 0.25
+SIM_BLINK_MS = (80.0, 200.0)
+#: Simulated validation: the 9 targets of ``HV9`` as fractions of the screen (EyeLink's layout).
+_HV9 = tuple((x, y) for y in (0.1, 0.5, 0.9) for x in (0.1, 0.5, 0.9))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +110,15 @@ class CalibrationResult:
         pylink's ``getCalibrationResult()`` (0: accepted).
     message : str or None
         pylink's ``getCalibrationMessage()``: the validation's summary.
+    validations : tuple of EyeValidation
+        Per eye, the validation's result (empty when none ran or the message held none).
     """
 
     skipped: bool = False
     reason: str | None = None
     result: int | None = None
     message: str | None = None
+    validations: tuple[EyeValidation, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (those that do not apply left out)."""
@@ -115,16 +128,40 @@ class CalibrationResult:
 @dataclass(frozen=True, slots=True)
 class DriftResult:
     """What :meth:`Tracker.drift_correct` did, for the trial row: ``performed`` (False where the
-    backend has none), pylink's ``error`` code (27, ``ESC_KEY``: the operator pressed Esc) and
-    calibration ``message``."""
+    backend has no drift correction of its own), pylink's ``error`` code (27, ``ESC_KEY``: the
+    operator pressed Esc) and calibration ``message``; the measured gaze offset at the target
+    (``eye``, display px, degrees) where the backend measures one (None otherwise)."""
 
     performed: bool
     error: int | None = None
     message: str | None = None
+    eye: str | None = None
+    offset_x_px: float | None = None
+    offset_y_px: float | None = None
+    offset_deg: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (those that do not apply left out)."""
         return _without_none(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SampleBlock:
+    """The samples and blinks a tracker recorded since the last :meth:`Tracker.take_samples`.
+
+    Attributes
+    ----------
+    t_ms : ndarray, shape (N,), float
+        Sample times, tracker clock (ms).
+    pupil : ndarray, shape (N,), float
+        Pupil size of the recorded eye, tracker units; NaN or 0 where the eye was lost.
+    blinks_ms : ndarray, shape (B, 2), float
+        Blink start and end, tracker clock (ms).
+    """
+
+    t_ms: np.ndarray
+    pupil: np.ndarray
+    blinks_ms: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +233,11 @@ class Tracker(ABC):
     def drain(self) -> list[TrackerFixation]:
         """Every fixation that ended since the last call; never blocks."""
 
+    def take_samples(self) -> SampleBlock | None:
+        """The samples and blinks recorded since the last call (the task calls it once a trial,
+        after recording stopped); None where the backend delivers none."""
+        return None
+
     def gaze_position(self) -> tuple[float, float] | None:
         """The newest gaze sample while recording; never blocks.
 
@@ -263,6 +305,15 @@ class SimulatedTracker(Tracker):
     :meth:`gaze_position` reports the current fixation's position plus Gaussian jitter of
     :data:`FIXATIONAL_NOISE_PX`; during a saccade, the previous fixation's.
 
+    Data quality, drawn from a stream of its own (so it never changes the fixations): each
+    :meth:`calibrate` simulates an HV9 validation whose average error is the next of
+    ``validation_deg`` (the last repeats), graded as the EyeLink host grades; the gaze drifts
+    ``drift_deg_per_trial`` further to the right at every ``TRIALID`` since the last calibration
+    (fixations and gaze are reported shifted by it), which :meth:`drift_correct` measures (plus
+    0.05° noise per axis) and a calibration resets; :meth:`take_samples` gives 250 Hz-style samples
+    with blinks (:data:`SIM_BLINK_RATE_HZ`) and, in ``track_loss_trials``, the eye lost for
+    :data:`SIM_TRACK_LOSS_SHARE` of the display period.
+
     Parameters
     ----------
     stimuli : StimulusSet
@@ -277,6 +328,14 @@ class SimulatedTracker(Tracker):
         Seed of the simulated participant.
     scanpaths : dict or None
         From :func:`read_scanpaths`.
+    viewing : ViewingGeometry or None
+        Degrees ↔ pixels of the simulated validation and drift (None: the lab's defaults).
+    validation_deg : tuple of float
+        Average errors of the successive validations, degrees.
+    drift_deg_per_trial : float
+        Drift growth per trial since the last calibration, degrees.
+    track_loss_trials : tuple of int
+        Trials (``TRIALID`` numbers) with a track-loss episode.
     """
 
     def __init__(
@@ -289,6 +348,10 @@ class SimulatedTracker(Tracker):
         sample_rate_hz: int = 250,
         seed: int = 0,
         scanpaths: dict[str, list[np.ndarray]] | None = None,
+        viewing: ViewingGeometry | None = None,
+        validation_deg: tuple[float, ...] = (0.3,),
+        drift_deg_per_trial: float = 0.0,
+        track_loss_trials: tuple[int, ...] = (),
     ) -> None:
         self._stimuli = stimuli
         self._screen = (screen_width_px, screen_height_px)
@@ -304,6 +367,7 @@ class SimulatedTracker(Tracker):
         self._origin_ms = float(self._rng.integers(1_000_000, 9_000_000))
         self._t0 = time.perf_counter()
         self._recording = False
+        self._stop_ms = 0.0  # when recording last stopped (tracker clock)
         self._density: tuple[DisplayGeometry, np.ndarray, tuple[int, int]] | None = None
         self._replay: list[np.ndarray] = []
         self._pending: list[TrackerFixation] = []  # planned, not yet drained
@@ -315,6 +379,18 @@ class SimulatedTracker(Tracker):
             float(self._rng.uniform(0, screen_height_px)),
         )
         self._on_dot_from_ms = 0.0  # no fixation on the dot starts before this tracker time
+        # data quality: a stream of its own, so the participant's fixations stay those of the seed
+        self._quality_rng = np.random.default_rng([seed, 2])
+        self._viewing = viewing or ViewingGeometry(screen_width_px, LAB_SCREEN_WIDTH_CM, LAB_VIEWING_DISTANCE_CM)
+        self._validation_deg = tuple(validation_deg)
+        self._drift_deg_per_trial = drift_deg_per_trial
+        self._track_loss_trials = frozenset(track_loss_trials)
+        self._n_calibrations = 0
+        self._trial = -1
+        self._trials_since_calibration = 0
+        self._drift_px = 0.0  # the gaze's current drift to the right, display px
+        self._record_start_ms: float | None = None  # samples not yet taken start here
+        self._display_ms = (float("nan"), float("nan"))  # this recording's image onset and offset
 
     def tracker_time_ms(self) -> float:
         return self._origin_ms + (time.perf_counter() - self._t0) * 1000.0
@@ -325,12 +401,83 @@ class SimulatedTracker(Tracker):
     def send_message(self, text: str) -> None:
         if text.startswith("TRIALID"):
             self._on_dot_from_ms = self.tracker_time_ms() + float(self._rng.uniform(*DOT_LATENCY_MS))
+            self._trial = int(text.split()[1])
+            self._trials_since_calibration += 1
+            self._drift_px = self._viewing.deg_to_px(self._drift_deg_per_trial * self._trials_since_calibration)
         elif text.startswith("!V TRIAL_VAR image "):
             self._prepare_image(text.split(" ", 3)[3])
         elif text == "IMAGE_ONSET":
+            self._display_ms = (self.tracker_time_ms(), float("nan"))
             self._replan(looking_at_image=True)
         elif text == "IMAGE_OFFSET":  # the fixation under way runs its course (no instant saccade)
+            self._display_ms = (self._display_ms[0], self.tracker_time_ms())
             self._replan(looking_at_image=False, keep_current=True)
+
+    # -- data quality ----------------------------------------------------------------------------
+
+    def calibrate(self) -> CalibrationResult:
+        """A simulated HV9 validation of the right eye (see the class docstring); resets the drift."""
+        error_deg = self._validation_deg[min(self._n_calibrations, len(self._validation_deg) - 1)]
+        self._n_calibrations += 1
+        self._trials_since_calibration, self._drift_px = 0, 0.0
+        rng, viewing = self._quality_rng, self._viewing
+        errors_deg = rng.gamma(4.0, 0.25, len(_HV9))
+        errors_deg *= error_deg / errors_deg.mean()
+        angles = rng.uniform(0.0, 2 * np.pi, errors_deg.size)
+        errors_px = viewing.deg_to_px(errors_deg)
+        offset_x, offset_y = float(np.mean(errors_px * np.cos(angles))), float(np.mean(errors_px * np.sin(angles)))
+        validation = EyeValidation(
+            eye="R",
+            grade=eyelink_grade(float(errors_deg.mean()), float(errors_deg.max())),
+            points=len(_HV9),
+            avg_error_deg=float(errors_deg.mean()),
+            max_error_deg=float(errors_deg.max()),
+            offset_deg=viewing.px_to_deg(float(np.hypot(offset_x, offset_y))),
+            offset_x_px=offset_x,
+            offset_y_px=offset_y,
+            point_errors_deg=np.round(errors_deg, 3).tolist(),
+        )
+        message = (  # the host's wording (lookwhere.quality.parse_validation reads it)
+            f"!CAL VALIDATION HV9 R RIGHT {validation.grade} ERROR {validation.avg_error_deg:.2f} avg. "
+            f"{validation.max_error_deg:.2f} max  OFFSET {validation.offset_deg:.2f} deg. "
+            f"{offset_x:.1f},{offset_y:.1f} pix."
+        )
+        return CalibrationResult(result=int(validation.grade == "POOR"), message=message, validations=(validation,))
+
+    def drift_correct(self, x_display_px: float, y_display_px: float) -> DriftResult:
+        """The drift measured at the target: the simulated drift plus 0.05° noise per axis (no
+        correction is applied, as an EyeLink 1000's drift check)."""
+        noise_x, noise_y = self._quality_rng.normal(0.0, self._viewing.deg_to_px(0.05), 2)
+        offset_x, offset_y = float(self._drift_px + noise_x), float(noise_y)
+        return DriftResult(
+            performed=False,
+            eye="R",
+            offset_x_px=offset_x,
+            offset_y_px=offset_y,
+            offset_deg=self._viewing.px_to_deg(float(np.hypot(offset_x, offset_y))),
+        )
+
+    def take_samples(self) -> SampleBlock | None:
+        """Samples on the sample grid since recording started (or the last call), pupil ~900 ± 15
+        units, with blinks and, in a track-loss trial, the eye lost mid-display."""
+        if self._record_start_ms is None:
+            return None
+        now = self.tracker_time_ms()
+        start, stop = self._record_start_ms, (now if self._recording else self._stop_ms)
+        self._record_start_ms = now if self._recording else None
+        rng = self._quality_rng
+        t_ms = np.arange(self._quantise(start) + self._sample_ms, stop, self._sample_ms)
+        pupil = rng.normal(900.0, 15.0, t_ms.size)
+        n_blinks = int(rng.poisson(SIM_BLINK_RATE_HZ * (stop - start) / 1000.0))
+        blink_starts = np.sort(rng.uniform(start, stop, n_blinks))
+        blinks_ms = np.column_stack([blink_starts, blink_starts + rng.uniform(*SIM_BLINK_MS, n_blinks)])
+        for blink_start, blink_end in blinks_ms:
+            pupil[(t_ms >= blink_start) & (t_ms <= blink_end)] = np.nan
+        onset, offset = self._display_ms
+        if self._trial in self._track_loss_trials and np.isfinite(onset) and np.isfinite(offset):
+            lost_from = onset + (1.0 - SIM_TRACK_LOSS_SHARE) / 2.0 * (offset - onset)
+            pupil[(t_ms >= lost_from) & (t_ms < lost_from + SIM_TRACK_LOSS_SHARE * (offset - onset))] = np.nan
+        return SampleBlock(t_ms=t_ms, pupil=pupil, blinks_ms=blinks_ms)
 
     def _prepare_image(self, image_id: str) -> None:
         """Load the content density of the next image (between trials, never in a frame)."""
@@ -422,7 +569,7 @@ class SimulatedTracker(Tracker):
                     start,
                     end,
                     end - start + self._sample_ms,
-                    x,
+                    x + self._drift_px,  # the tracker reports the gaze drifted
                     y,
                     float(self._rng.normal(900, 40)),
                 )
@@ -432,7 +579,8 @@ class SimulatedTracker(Tracker):
     def start_recording(self) -> None:
         self._recording = True
         self._pending = []
-        self._plan_until_ms = self.tracker_time_ms()
+        self._plan_until_ms = self._record_start_ms = self.tracker_time_ms()
+        self._display_ms = (float("nan"), float("nan"))
         self._looking = False
 
     def stop_recording(self) -> None:
@@ -440,6 +588,7 @@ class SimulatedTracker(Tracker):
         self._plan(self.tracker_time_ms())  # the fixations since the last drain were recorded too
         self._replan(looking_at_image=False)
         self._recording = False
+        self._stop_ms = self.tracker_time_ms()
 
     def drain(self) -> list[TrackerFixation]:
         if not self._recording and not self._pending:
@@ -495,6 +644,9 @@ class EyeLinkTracker(Tracker):
         self._edf_name: str | None = None
         self._sample_ms = 4.0
         self._eye_used: int | None = None  # eyeAvailable() of the current recording
+        # samples (time, pupil of the eye used) and blinks (start, end) since take_samples
+        self._samples: list[tuple[float, float]] = []
+        self._blinks: list[tuple[float, float]] = []
         self.has_drift_correction = host is not None
 
     @property
@@ -549,14 +701,31 @@ class EyeLinkTracker(Tracker):
             # skip it.
             return CalibrationResult(skipped=True, reason="dummy connection")
         self._link.doTrackerSetup()
-        return CalibrationResult(result=self._link.getCalibrationResult(), message=self._link.getCalibrationMessage())
+        message = self._link.getCalibrationMessage()
+        validations = tuple(parse_validation(message or ""))
+        if not validations:
+            logger.warning("the tracker's calibration message holds no validation result: %r", message)
+        return CalibrationResult(result=self._link.getCalibrationResult(), message=message, validations=validations)
 
     def drift_correct(self, x_display_px: float, y_display_px: float) -> DriftResult:
         if self.dummy:
             return DriftResult(performed=False)
         # draw=1: the calibration graphics draw the target; allow_setup=1: Esc enters setup.
         error = self._link.doDriftCorrect(int(x_display_px), int(y_display_px), 1, 1)
-        return DriftResult(performed=True, error=int(error), message=self._link.getCalibrationMessage())
+        message = self._link.getCalibrationMessage()
+        offsets = parse_drift_check(message or "")
+        if not offsets:
+            return DriftResult(performed=True, error=int(error), message=message)
+        offset = offsets[-1]
+        return DriftResult(
+            performed=True,
+            error=int(error),
+            message=message,
+            eye=offset.eye,
+            offset_x_px=offset.offset_x_px,
+            offset_y_px=offset.offset_y_px,
+            offset_deg=offset.offset_deg,
+        )
 
     def tracker_time_ms(self) -> float:
         # The dummy connection's trackerTime() is meaningless (2**32 - 1): use the local clock.
@@ -579,11 +748,7 @@ class EyeLinkTracker(Tracker):
         sample = self._link.getNewestSample()  # None on the dummy connection
         if sample is None:
             return None
-        # Binocular recordings use the left eye, as SR Research's gaze-contingent examples do.
-        if self._eye_used == _PYLINK_LEFT_EYE or self._eye_used == _PYLINK_BINOCULAR:
-            eye = sample.getLeftEye() if sample.isLeftSample() else None
-        else:
-            eye = sample.getRightEye() if sample.isRightSample() else None
+        eye = self._used_eye(sample)
         if eye is None:
             return None
         x, y = eye.getGaze()
@@ -597,6 +762,28 @@ class EyeLinkTracker(Tracker):
     def status_message(self, text: str) -> None:
         self._link.sendCommand(f"record_status_message '{text}'")
 
+    def take_samples(self) -> SampleBlock | None:
+        samples, blinks = self._samples, self._blinks
+        self._samples, self._blinks = [], []
+        table = np.asarray(samples, dtype=float).reshape(-1, 2)
+        return SampleBlock(
+            t_ms=table[:, 0], pupil=table[:, 1], blinks_ms=np.asarray(blinks, dtype=float).reshape(-1, 2)
+        )
+
+    def _used_eye(self, sample: Any) -> Any:
+        """The sample's data of the recorded eye (None when it has none)."""
+        # Binocular recordings use the left eye, as SR Research's gaze-contingent examples do.
+        if self._eye_used == _PYLINK_LEFT_EYE or self._eye_used == _PYLINK_BINOCULAR:
+            return sample.getLeftEye() if sample.isLeftSample() else None
+        return sample.getRightEye() if sample.isRightSample() else None
+
+    def _keep_sample(self, sample: Any) -> None:
+        """Note a link sample's time and the pupil of the eye used (0: lost), for take_samples."""
+        if sample is None or self._eye_used is None:
+            return
+        eye = self._used_eye(sample)
+        self._samples.append((float(sample.getTime()), 0.0 if eye is None else float(eye.getPupilSize())))
+
     def drain(self) -> list[TrackerFixation]:
         pylink, link = self._pylink, self._link
         fixations: list[TrackerFixation] = []
@@ -604,6 +791,14 @@ class EyeLinkTracker(Tracker):
             kind = link.getNextData()
             if not kind:
                 return fixations
+            if kind == pylink.SAMPLE_TYPE:
+                self._keep_sample(link.getFloatData())
+                continue
+            if kind == pylink.ENDBLINK:
+                blink = link.getFloatData()
+                if blink is not None:
+                    self._blinks.append((float(blink.getStartTime()), float(blink.getEndTime())))
+                continue
             if kind != pylink.ENDFIX:
                 continue
             event = link.getFloatData()
@@ -665,5 +860,9 @@ def make_tracker(config, stimuli: StimulusSet, *, window=None, idle: Callable[[]
             sample_rate_hz=config.sample_rate_hz,
             seed=config.seed,
             scanpaths=read_scanpaths(config.scanpaths) if config.scanpaths else None,
+            viewing=config.viewing(),
+            validation_deg=config.sim_validation_deg,
+            drift_deg_per_trial=config.sim_drift_deg_per_trial,
+            track_loss_trials=config.sim_track_loss_trials,
         )
     return EyeLinkTracker(None if config.tracker == "eyelink-dummy" else config.host, window=window, idle=idle)

@@ -15,7 +15,8 @@ default ("unknown"). Senders always write every field, so an older server reject
 
 Record kinds (:data:`RECORD_TYPES`): :class:`SessionStart`, :class:`SessionEnd`,
 :class:`TrialStart`, :class:`TrialEnd`, :class:`FixationRecord`, :class:`GazeSample`,
-:class:`MicLevel`, :class:`MicAudio`, :class:`Heartbeat`.
+:class:`MicLevel`, :class:`MicAudio`, :class:`Heartbeat`, and the data-quality records
+:class:`Validation`, :class:`DriftCheck` and :class:`TrialQualityRecord` (:mod:`lookwhere.quality`).
 
 Delivery (zguide ch. 5 "Clone", turned around)
 ----------------------------------------------
@@ -55,6 +56,7 @@ from typing import Any, ClassVar, TypeVar, cast
 
 import msgpack
 
+from lookwhere.quality import DRIFT_OUTCOMES
 from lookwhere.records import OPTIONAL_COLUMNS, Fixation
 from stimuli.geometry import DisplayGeometry
 
@@ -78,6 +80,9 @@ __all__ = [
     "MicLevel",
     "MicAudio",
     "Heartbeat",
+    "Validation",
+    "DriftCheck",
+    "TrialQualityRecord",
     "WAITING_FOR",
     "FRAME_TIMINGS",
     "RECORD_TYPES",
@@ -266,12 +271,31 @@ FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "refresh_period_ms": _number(0.0, 1e6, nan_ok=True),  # NaN: not measured
     "pupil": _number(0.0, 1e9, nan_ok=True),  # tracker units; NaN when the tracker has none
     "wall_time_s": _number(0.0, 1e11),  # Unix time
+    # viewing geometry and data quality (lookwhere.quality, stimuli.viewing)
+    "screen_width_cm": _number(0.0, 1e4, nan_ok=True),  # NaN: unknown (an older sender)
+    "viewing_distance_cm": _number(0.0, 1e4, nan_ok=True),
+    "viewing_default": _or_none(_boolean),  # the lab's default geometry, not the session's own
+    "calibration": _integer(0, 1_000_000),
+    "grade": _string(),
+    "points": _integer(0, 1000),
+    "avg_error_deg": _number(0.0, 360.0, nan_ok=True),
+    "max_error_deg": _number(0.0, 360.0, nan_ok=True),
+    "offset_deg": _number(0.0, 360.0, nan_ok=True),  # NaN: not measured
+    "offset_x_px": _number(-COORD_LIMIT_PX, COORD_LIMIT_PX, nan_ok=True),
+    "offset_y_px": _number(-COORD_LIMIT_PX, COORD_LIMIT_PX, nan_ok=True),
+    "outcome": _string(choices=frozenset(DRIFT_OUTCOMES)),
+    "attempts": _integer(0, 1_000_000),
+    "samples": _COUNT,
+    "track_loss": _number(0.0, 1.0, nan_ok=True),  # NaN: no samples
+    "blinks": _COUNT,
+    "mean_pupil": _number(0.0, 1e9, nan_ok=True),
     "rms_dbfs": _number(-400.0, 0.0),
+    "peak_dbfs": _number(-400.0, 0.0),
+    # the trial's recording, streamed (MicAudio)
     "rate_hz": _integer(1000, 384_000),
     "first_sample": _COUNT,
     "mic_offset_ms": _number(-60_000.0, 60_000.0),
     "pcm": _pcm,
-    "peak_dbfs": _number(-400.0, 0.0),
     **{f"{edge}_{clock}_ms": _TIME for edge in ("start", "end") for clock in ("tracker", "session")},
     **{f"{t}_{clock}_ms": _TIME for t in ("onset", "offset", "t") for clock in ("tracker", "session")},
 }
@@ -311,10 +335,11 @@ class Record:
 class SessionStart(Record):
     """A session begins: who, on which tracker backend and screen, how many trials planned;
     ``first_image``: the image of the first trial to run (None: none left), so that the server
-    prepares its maps during the calibration."""
+    prepares its maps during the calibration; the viewing geometry (:mod:`stimuli.viewing`) and
+    whether it is the lab's default (``viewing_default``)."""
 
     kind: ClassVar[str] = "session_start"
-    added: ClassVar[tuple[str, ...]] = ("first_image",)
+    added: ClassVar[tuple[str, ...]] = ("first_image", "screen_width_cm", "viewing_distance_cm", "viewing_default")
     participant: str
     tracker: str
     n_trials: int
@@ -322,6 +347,9 @@ class SessionStart(Record):
     screen_height_px: int
     wall_time_s: float
     first_image: str | None = None
+    screen_width_cm: float = float("nan")  # the viewing geometry degrees are computed with
+    viewing_distance_cm: float = float("nan")
+    viewing_default: bool | None = None  # True: the lab's defaults (the session did not say)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -522,6 +550,53 @@ class Heartbeat(Record):
     waiting: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Validation(Record):
+    """One eye's result of a validation (:class:`lookwhere.quality.EyeValidation`), after setup
+    run ``calibration`` (0: the session's first; a resumed session numbers on)."""
+
+    kind: ClassVar[str] = "validation"
+    calibration: int
+    eye: str
+    grade: str
+    points: int
+    avg_error_deg: float
+    max_error_deg: float
+    offset_deg: float
+    offset_x_px: float
+    offset_y_px: float
+    t_session_ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriftCheck(Record):
+    """A trial's drift check: the gaze offset at the target (display px and degrees; NaN where the
+    tracker measures none, e.g. pylink's dummy), its ``outcome`` (one of
+    :data:`lookwhere.quality.DRIFT_OUTCOMES`) and how many ``attempts`` it took."""
+
+    kind: ClassVar[str] = "drift_check"
+    trial: int
+    eye: str
+    offset_x_px: float
+    offset_y_px: float
+    offset_deg: float
+    outcome: str
+    attempts: int
+    t_session_ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrialQualityRecord(Record):
+    """A trial's samples over its display period (:class:`lookwhere.quality.TrialQuality`)."""
+
+    kind: ClassVar[str] = "trial_quality"
+    trial: int
+    samples: int
+    track_loss: float
+    blinks: int
+    mean_pupil: float
+
+
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.kind: cls
     for cls in (
@@ -534,6 +609,9 @@ RECORD_TYPES: dict[str, type[Record]] = {
         MicLevel,
         MicAudio,
         Heartbeat,
+        Validation,
+        DriftCheck,
+        TrialQualityRecord,
     )
 }
 _TOPIC_TYPES: dict[bytes, type[Record]] = {kind.encode("ascii"): cls for kind, cls in RECORD_TYPES.items()}

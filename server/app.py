@@ -84,7 +84,7 @@ async def lifespan(app: FastAPI):
         zmq_port=config.zmq_port,
         curve=curve,
         allowed_keys_dir=config.curve_allowed,
-        state_options=dict(scoring=config.scoring, device=config.device),
+        state_options=dict(scoring=config.scoring, device=config.device, quality=config.quality),
     )
     app.state.hub = hub.start()
     ready = write_server_info(config, hub.endpoint)

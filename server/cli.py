@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="where live scores are computed (default auto: CUDA when present); same numbers",
     )
+    for name, default, what in (
+        ("validation-good-deg", 0.5, "a validation's average error up to which it shows green"),
+        ("validation-poor-deg", 1.0, "above which it shows red (amber in between)"),
+        ("drift-alarm-deg", 1.0, "drift-check offset that, two trials in a row, sounds the alarm"),
+    ):
+        parser.add_argument(f"--{name}", type=float, default=default, help=f"{what} (default: {default}°)")
     add_scoring_arguments(parser)
 
 
@@ -77,6 +83,9 @@ def main(args: argparse.Namespace) -> int:
         curve_secret=args.curve_secret,
         curve_allowed=args.curve_allowed,
         device=args.device,
+        validation_good_deg=args.validation_good_deg,
+        validation_poor_deg=args.validation_poor_deg,
+        drift_alarm_deg=args.drift_alarm_deg,
     )
     open_resources(config)  # bad input: one clear line now, not a traceback from the web server
     app = create_app(config)

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from analysis.scoring_config import ScoringConfig
+from lookwhere.quality import QualityThresholds
 from lookwhere.transport import DEFAULT_HOST, is_loopback
 
 __all__ = ["ServeConfig", "CONFIG_FILE"]
@@ -43,6 +44,8 @@ class ServeConfig(ScoringConfig):
         Server secret key file and the folder of allowed client public keys (``lookwhere keys``).
     device : {"auto", "cpu", "cuda"}
         Where the live scores are computed (``auto``: CUDA when torch sees a GPU); same numbers.
+    validation_good_deg, validation_poor_deg, drift_alarm_deg : float
+        The lab's data-quality limits on the dashboard (:class:`lookwhere.quality.QualityThresholds`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,6 +61,9 @@ class ServeConfig(ScoringConfig):
     curve_secret: Path | None = None
     curve_allowed: Path | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    validation_good_deg: float = Field(0.5, gt=0)
+    validation_poor_deg: float = Field(1.0, gt=0)
+    drift_alarm_deg: float = Field(1.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> ServeConfig:
@@ -66,6 +72,7 @@ class ServeConfig(ScoringConfig):
                 "--curve-secret and --curve-allowed go together (the server key and the "
                 "folder of allowed client keys; make them with `lookwhere keys`)"
             )
+        self.quality  # noqa: B018 — builds the thresholds, whose checks (good <= poor) run at start
         if self.token is None and not self.is_loopback:
             object.__setattr__(self, "token", secrets.token_urlsafe(18))
         return self
@@ -73,6 +80,15 @@ class ServeConfig(ScoringConfig):
     @property
     def is_loopback(self) -> bool:
         return is_loopback(self.bind)
+
+    @property
+    def quality(self) -> QualityThresholds:
+        """The data-quality limits (what :class:`server.state.LiveState` takes as ``quality``)."""
+        return QualityThresholds(
+            validation_good_deg=self.validation_good_deg,
+            validation_poor_deg=self.validation_poor_deg,
+            drift_alarm_deg=self.drift_alarm_deg,
+        )
 
     @property
     def scoring(self) -> ScoringConfig:

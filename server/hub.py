@@ -97,6 +97,7 @@ def _sections_of(change: Change) -> set[str]:
         ("fixations", change.trial_fixations),
         ("gaze", change.gaze),
         ("mic", change.mic),
+        ("quality", change.quality),
     )
     return {name for name, changed in parts if changed}
 
@@ -177,7 +178,7 @@ class LiveHub:
         self.voice = VoiceMonitor(self._publish_voice)
         with self._lock:
             self._set("voice", VoiceMonitor.empty())
-            for name in ("session", "trial", "fixations", "gaze", "mic"):
+            for name in ("session", "trial", "fixations", "gaze", "mic", "quality"):
                 self._refresh(name)
             self._refresh_health()
             self._set_scores(self._focus, None, through={}, participant=self.state.participant, trial_fixations=None)
@@ -304,7 +305,7 @@ class LiveHub:
         )
 
     def _refresh(self, name: str) -> None:
-        """Publish section ``name`` from the state (session, trial, fixations, gaze, mic)."""
+        """Publish section ``name`` from the state (session, trial, fixations, gaze, mic, quality)."""
         state, live = self.state, self.state.live
         section: BaseModel
         if name == "session":
@@ -336,6 +337,8 @@ class LiveHub:
             section = GazeSection(gaze=live.gaze)
         elif name == "mic":
             section = MicSection(mic=live.mic)
+        elif name == "quality":
+            section = state.quality_log.section(state.session)
         else:
             raise ValueError(f"no state section {name!r}")
         self._set(name, section)
@@ -436,7 +439,7 @@ class LiveHub:
             if item is None or focus is None:
                 summary = None
             elif item.rows:
-                # in two steps: the baselines' and model maps' scores first (the ceiling and the
+                # in steps: the baselines' and model maps' scores first (the ceiling and the
                 # participant's own scores, every participant against the others, take longer)
                 first = jsonable(self.state.scorer.summary(item, self._context, complete=False))
                 with self._lock:
@@ -449,7 +452,11 @@ class LiveHub:
                         score_ms=(time.perf_counter() - started) * 1000.0,
                     )
                 self._publish()
-                if self._dirty.is_set():  # newer fixations: their scores first, the ceiling at a pause
+                # then the ceiling, then the participant's scores, unless newer fixations wait:
+                # their scores first, the rest when the stream pauses
+                if not self._dirty.is_set():
+                    self.state.scorer.ceiling(item, self._context)
+                if self._dirty.is_set():
                     with self._lock:
                         self._history = history
                         self._set_history()

@@ -173,6 +173,13 @@ class LiveScorer:
             "complete": complete,
         }
 
+    def ceiling(self, item: ImageInput, context: ContextSource) -> None:
+        """Compute the image's human ceiling, kept for :meth:`summary` (which adds the participant's
+        scores to it): the live scoring's third step can then wait for newer fixations' scores."""
+        selected = self._tables(item)[1]
+        with self._using(item.image):
+            self._update(item, selected, context).human_loso()
+
     def prepare(self, item: ImageInput, context: ContextSource) -> None:
         """Bring the image's engine up to date without scoring: at a trial's start, so the maps are
         prepared (about a second for 20 maps of 800×600 on 2 CPU cores) before its first fixation

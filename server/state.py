@@ -40,6 +40,7 @@ import pandas as pd
 from analysis.heatmap import HeatmapParams, select_fixations
 from analysis.scoring_config import ScoringConfig
 from lookwhere.protocol import (
+    DriftCheck,
     FixationRecord,
     GazeSample,
     Heartbeat,
@@ -50,11 +51,15 @@ from lookwhere.protocol import (
     SessionEnd,
     SessionStart,
     TrialEnd,
+    TrialQualityRecord,
     TrialStart,
+    Validation,
     read_journal,
     validate_map,
 )
+from lookwhere.quality import QualityThresholds
 from lookwhere.records import FIXATION_COLUMNS
+from server.quality import QualityLog
 from server.scoring import ImageInput, LiveScorer, fixation_table
 from server.sections import GazePoint, MicReading, TrialFixation, TrialInfo
 from stimuli.geometry import DisplayGeometry
@@ -96,6 +101,8 @@ class Change:
         The live trial's fixations (:attr:`LiveView.fixations`).
     gaze, mic : bool
         The latest gaze sample, the latest microphone level.
+    quality : bool
+        A session's data quality (:class:`server.quality.QualityLog`).
     images : frozenset of str
         Images whose pooled fixations changed; every analysed image's scores may change with them
         (dataset prior, shuffled AUC).
@@ -115,6 +122,7 @@ class Change:
     trial_fixations: bool = False
     gaze: bool = False
     mic: bool = False
+    quality: bool = False
     images: frozenset[str] = frozenset()
     started: str | None = None
     upcoming: str | None = None
@@ -163,6 +171,8 @@ class LiveState:
         same seed gives the offline values exactly).
     device : {"auto", "cpu", "cuda"}
         Where scores are computed (:class:`analysis.engine.ImageEngine`); the same numbers.
+    quality : QualityThresholds
+        The lab's data-quality limits (:attr:`quality_log`).
 
     Notes
     -----
@@ -180,8 +190,11 @@ class LiveState:
         maps: MapStore | RecentMaps | None = None,
         scoring: ScoringConfig = ScoringConfig(),
         device: str = "cpu",
+        quality: QualityThresholds = QualityThresholds(),
     ) -> None:
         self.stimuli = stimuli
+        #: every session's validations, drift checks and track loss
+        self.quality_log = QualityLog(quality)
         self.maps = maps
         self.scoring = scoring
         self._device = device
@@ -225,7 +238,10 @@ class LiveState:
         self.live.applied_seq[record.session] = record.seq
         match record:
             case SessionStart():
+                self.quality_log.apply(record)
                 return self._start_session(record)
+            case Validation() | DriftCheck() | TrialQualityRecord():
+                return Change(quality=self.quality_log.apply(record))
             case TrialStart():
                 return self._start_trial(record)
             case TrialEnd():
@@ -267,7 +283,9 @@ class LiveState:
         self.live.trial, self.live.geometry, self.live.gaze = None, None, None
         self.live.fixations = []
         self.upcoming = record.first_image
-        return Change(session=True, trial=True, trial_fixations=True, gaze=True, upcoming=record.first_image)
+        return Change(
+            session=True, trial=True, trial_fixations=True, gaze=True, quality=True, upcoming=record.first_image
+        )
 
     def _start_trial(self, record: TrialStart) -> Change:
         key = (record.session, record.trial)
@@ -514,6 +532,7 @@ class LiveState:
         clone._image_versions = Counter(self._image_versions)
         clone._ignored = Counter(self._ignored)
         clone.live = self.live.copy()
+        clone.quality_log = self.quality_log.copy()
         clone._scorer = None
         clone._invalidate()
         return clone

@@ -9,4 +9,3 @@
 Nothing here imports torch; importing this package imports nothing (the ``lookwhere`` command
 builds its parser from :mod:`analysis.voice.cli` cheaply).
 """
-

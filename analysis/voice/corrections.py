@@ -30,8 +30,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from analysis.outputs import sha256_of
 
-__all__ = ["CORRECTIONS_FILE", "CorrectedUtterance", "TrialReview", "save_correction", "read_corrections",
-           "apply_corrections"]
+__all__ = [
+    "CORRECTIONS_FILE",
+    "CorrectedUtterance",
+    "TrialReview",
+    "save_correction",
+    "read_corrections",
+    "apply_corrections",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +83,15 @@ class TrialReview(BaseModel):
         return self
 
 
-def save_correction(session_folder, *, trial: int, image: str, utterances: Sequence[Mapping], reviewer: str = "",
-                    automatic: Mapping | None = None) -> TrialReview:
+def save_correction(
+    session_folder,
+    *,
+    trial: int,
+    image: str,
+    utterances: Sequence[Mapping],
+    reviewer: str = "",
+    automatic: Mapping | None = None,
+) -> TrialReview:
     """Append the review of one trial to the session's ``voice_corrections.jsonl``.
 
     Parameters
@@ -105,8 +118,14 @@ def save_correction(session_folder, *, trial: int, image: str, utterances: Seque
     folder = Path(session_folder)
     if not (folder / "trials.jsonl").is_file():
         raise FileNotFoundError(f"{folder} is not a session folder (no trials.jsonl)")
-    review = TrialReview(trial=trial, image=image, saved_unix_s=time.time(), reviewer=reviewer,
-                         utterances=tuple(CorrectedUtterance(**u) for u in utterances), automatic=dict(automatic or {}))
+    review = TrialReview(
+        trial=trial,
+        image=image,
+        saved_unix_s=time.time(),
+        reviewer=reviewer,
+        utterances=tuple(CorrectedUtterance(**u) for u in utterances),
+        automatic=dict(automatic or {}),
+    )
     with open(folder / CORRECTIONS_FILE, "a", encoding="utf-8") as handle:
         handle.write(review.model_dump_json(by_alias=True) + "\n")
     return review
@@ -146,7 +165,9 @@ def read_corrections(session_folder) -> dict[int, TrialReview]:
     return latest
 
 
-def apply_corrections(utterances: pd.DataFrame, sessions: Mapping[tuple[str, str], Path]) -> tuple[pd.DataFrame, list[dict]]:
+def apply_corrections(
+    utterances: pd.DataFrame, sessions: Mapping[tuple[str, str], Path]
+) -> tuple[pd.DataFrame, list[dict]]:
     """The utterances the analysis uses: each reviewed trial's list in place of the automatic one.
 
     Parameters
@@ -173,7 +194,9 @@ def apply_corrections(utterances: pd.DataFrame, sessions: Mapping[tuple[str, str
     table = utterances.assign(source="automatic")
     key = list(zip(table["participant"], table["session"], table["trial"]))
     recorded = dict(zip(key, zip(table["file"], table["image"])))
-    record, replaced, corrected = [], set(), []
+    record: list[dict] = []
+    replaced: set[tuple[str, str, int]] = set()  # (participant, session, trial)
+    corrected: list[dict] = []
     for (participant, session), folder in sessions.items():
         reviews = read_corrections(folder)
         if not reviews:
@@ -182,25 +205,52 @@ def apply_corrections(utterances: pd.DataFrame, sessions: Mapping[tuple[str, str
         for trial, review in sorted(reviews.items()):
             file, image = recorded.get((participant, session, trial), (str(folder), review.image))
             if image != review.image:
-                raise ValueError(f"{path}: the review of trial {trial} is for image {review.image}, but the trial "
-                                 f"showed {image}")
+                raise ValueError(
+                    f"{path}: the review of trial {trial} is for image {review.image}, but the trial showed {image}"
+                )
             replaced.add((participant, session, trial))
-            corrected.extend({
-                "file": file, "participant": participant, "session": session, "trial": trial, "image": image,
-                "utterance": number, "onset_ms": u.onset_ms, "offset_ms": u.offset_ms, "confidence": float("nan"),
-                "method": "review", "aligned": True, "word": u.word, "name_class": u.name_class,
-                "name_score": float("nan"), "source": "corrected",
-            } for number, u in enumerate(review.utterances, 1))
-        record.append({"file": str(path), "sha256": sha256_of([path])[str(path)], "trials_corrected": sorted(reviews),
-                       "reviewers": sorted({r.reviewer for r in reviews.values()})})
+            corrected.extend(
+                {
+                    "file": file,
+                    "participant": participant,
+                    "session": session,
+                    "trial": trial,
+                    "image": image,
+                    "utterance": number,
+                    "onset_ms": u.onset_ms,
+                    "offset_ms": u.offset_ms,
+                    "confidence": float("nan"),
+                    "method": "review",
+                    "aligned": True,
+                    "word": u.word,
+                    "name_class": u.name_class,
+                    "name_score": float("nan"),
+                    "source": "corrected",
+                }
+                for number, u in enumerate(review.utterances, 1)
+            )
+        record.append(
+            {
+                "file": str(path),
+                "sha256": sha256_of([path])[str(path)],
+                "trials_corrected": sorted(reviews),
+                "reviewers": sorted({r.reviewer for r in reviews.values()}),
+            }
+        )
     table = table.loc[[k not in replaced for k in key]]
     if corrected:
         # The reviewer's names are kept even when the automatic table has none (names off).
-        table = table.assign(**{c: pd.Series("", index=table.index, dtype="string")
-                                for c in ("word", "name_class") if c not in table.columns})
+        table = table.assign(
+            **{
+                c: pd.Series("", index=table.index, dtype="string")
+                for c in ("word", "name_class")
+                if c not in table.columns
+            }
+        )
         extra = pd.DataFrame(corrected)
         extra = extra[[c for c in table.columns if c in extra.columns]].astype(
-            {c: table[c].dtype for c in table.columns if c in extra.columns})
+            {c: table[c].dtype for c in table.columns if c in extra.columns}
+        )
         table = pd.concat([table, extra], ignore_index=True)
     table = table.sort_values(["participant", "session", "trial", "onset_ms"], kind="stable").reset_index(drop=True)
     return table, record

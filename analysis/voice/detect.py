@@ -29,8 +29,20 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.signal import butter, resample_poly, sosfiltfilt
 
-__all__ = ["VoiceParams", "Utterance", "detect_utterances", "speech_probability", "refine_bounds", "voiced_ms",
-           "silero_model", "hysteresis_step", "samples_of", "frames_of", "ANALYSIS_RATE_HZ", "SILERO_FRAME"]
+__all__ = [
+    "VoiceParams",
+    "Utterance",
+    "detect_utterances",
+    "speech_probability",
+    "refine_bounds",
+    "voiced_ms",
+    "silero_model",
+    "hysteresis_step",
+    "samples_of",
+    "frames_of",
+    "ANALYSIS_RATE_HZ",
+    "SILERO_FRAME",
+]
 
 ANALYSIS_RATE_HZ = 16_000
 SILERO_FRAME = 512  # samples at 16 kHz: 32 ms, fixed by the model
@@ -56,8 +68,10 @@ class VoiceParams(BaseModel):
     min_speech_ms: float = Field(100.0, ge=0, description="shorter runs of speech frames are dropped")
     min_silence_ms: float = Field(200.0, ge=0, description="shorter pauses do not end an utterance")
     min_voiced_ms: float = Field(
-        30.0, ge=0, description="less voicing (periodic sound, 70–400 Hz pitch) than this and it is not a name spoken "
-        "aloud: a breath, a click, a whisper; 0 keeps every utterance"
+        30.0,
+        ge=0,
+        description="less voicing (periodic sound, 70–400 Hz pitch) than this and it is not a name spoken "
+        "aloud: a breath, a click, a whisper; 0 keeps every utterance",
     )
     refine: bool = Field(True, description="move each end to the acoustic rise/fall (refine_bounds)")
     search_ms: float = Field(300.0, gt=0, description="how far before/after a detector's edge the refinement looks")
@@ -101,17 +115,22 @@ def detect_utterances(samples: np.ndarray, rate_hz: int, *, params: VoiceParams 
         level_db = _frame_level_db(audio, _ENERGY_FRAME)
         frames = level_db > np.percentile(level_db, 10) + params.energy_threshold_db
         frame_len = _ENERGY_FRAME
-    runs = _runs(frames, min_gap=frames_of(params.min_silence_ms, frame_len), min_len=frames_of(params.min_speech_ms, frame_len))
+    runs = _runs(
+        frames, min_gap=frames_of(params.min_silence_ms, frame_len), min_len=frames_of(params.min_speech_ms, frame_len)
+    )
     bounds = [(start * frame_len, stop * frame_len) for start, stop in runs]
     if params.refine and bounds:
-        bounds = refine_bounds(audio, bounds, search=samples_of(params.search_ms),
-                               min_gap=samples_of(params.min_silence_ms))
+        bounds = refine_bounds(
+            audio, bounds, search=samples_of(params.search_ms), min_gap=samples_of(params.min_silence_ms)
+        )
     utterances = []
     for start, stop in bounds:
         if params.min_voiced_ms and voiced_ms(audio[start:stop]) < params.min_voiced_ms:
             continue
         if params.method == "silero":
-            confidence = float(probability[start // SILERO_FRAME: max(stop // SILERO_FRAME, start // SILERO_FRAME + 1)].mean())
+            confidence = float(
+                probability[start // SILERO_FRAME : max(stop // SILERO_FRAME, start // SILERO_FRAME + 1)].mean()
+            )
         else:
             confidence = _power_share(audio, start, stop, level_db)
         utterances.append(Utterance(start * 1000 / ANALYSIS_RATE_HZ, stop * 1000 / ANALYSIS_RATE_HZ, confidence))
@@ -221,10 +240,12 @@ def _hysteresis(probability: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def samples_of(ms: float) -> int:
+    """Samples at 16 kHz in ``ms``, rounded."""
     return int(round(ms * ANALYSIS_RATE_HZ / 1000))
 
 
 def frames_of(ms: float, frame_len: int) -> int:
+    """Frames of ``frame_len`` samples at 16 kHz that ``ms`` needs (rounded up)."""
     return int(math.ceil(ms * ANALYSIS_RATE_HZ / 1000 / frame_len))
 
 
@@ -290,7 +311,7 @@ def refine_bounds(audio_16k: np.ndarray, bounds, *, search: int, min_gap: int) -
     """
     speech = np.zeros(audio_16k.size, bool)
     for start, stop in bounds:
-        speech[max(start - search, 0): stop + search] = True
+        speech[max(start - search, 0) : stop + search] = True
     excess = _spectral_excess(audio_16k, ~speech)
     centres = np.minimum(np.arange(excess.size) * _HOP + _WINDOW // 2, audio_16k.size - 1)
     noise = excess[~speech[centres]]
@@ -303,7 +324,7 @@ def refine_bounds(audio_16k: np.ndarray, bounds, *, search: int, min_gap: int) -
     refined: list[list[int]] = []
     for start, stop in bounds:
         first, last = min(start // _HOP, excess.size - 1), stop // _HOP
-        anchor = first + int(np.argmax(excess[first: first + 2 * SILERO_FRAME // _HOP]))
+        anchor = first + int(np.argmax(excess[first : first + 2 * SILERO_FRAME // _HOP]))
         onset = next((b for b in bursts if b[0] <= anchor < b[1]), None)
         if onset is None or onset[0] < (start - search) // _HOP:
             groups = [[start, stop]]  # nothing stands out of the noise here: keep the detector's edges

@@ -74,7 +74,8 @@ class StreamResampler:
         half_len = 10 * max(self.up, self.down)
         # resample_poly's own design (its default window), computed once instead of per call
         self._filter = (
-            None if self.up == self.down
+            None
+            if self.up == self.down
             else firwin(2 * half_len + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0)).astype(np.float32)
         )
         self.context = self.down * math.ceil((half_len / self.up + 1) / self.down)

@@ -89,8 +89,10 @@ class NameRecognizer:
         try:
             from pocketsphinx import Decoder
         except ImportError as error:
-            raise ImportError("recognising names needs pocketsphinx (pip install 'pocketsphinx==5.1.1', installed "
-                              "by scripts/setup.sh); or pass --names off") from error
+            raise ImportError(
+                "recognising names needs pocketsphinx (pip install 'pocketsphinx==5.1.1', installed "
+                "by scripts/setup.sh); or pass --names off"
+            ) from error
         # Dither keeps the features finite in digital silence; batch CMN suits whole utterances.
         self._decoder = Decoder(lm=None, samprate=ANALYSIS_RATE_HZ, dither=True, cmn="batch", loglevel="FATAL")
         self._decoder.add_allphone_file("_phones")
@@ -109,8 +111,10 @@ class NameRecognizer:
                 continue
             self._names.setdefault(cls, set()).add(" ".join(words))
         if unknown:
-            logger.warning("names left out of the grammar (not in the dictionary; give a pronunciation in the synonyms "
-                           "file): %s", "; ".join(unknown))
+            logger.warning(
+                "names left out of the grammar (not in the dictionary; give a pronunciation in the synonyms file): %s",
+                "; ".join(unknown),
+            )
         if not self._names:
             raise ValueError("no name of the synonyms file can be recognised")
         self._class_of = {name.replace("_", " "): cls for cls, names in self._names.items() for name in names}
@@ -166,9 +170,14 @@ class NameRecognizer:
         return word, self._class_of.get(word, ""), (name_score - phone_score) / frames
 
 
-def recognise_names(utterances: pd.DataFrame, trials: Sequence[AudioTrial], *,
-                    classes_of: Mapping[str, Sequence[str]] | None = None, synonyms: pd.DataFrame | None = None,
-                    progress: bool = False) -> pd.DataFrame:
+def recognise_names(
+    utterances: pd.DataFrame,
+    trials: Sequence[AudioTrial],
+    *,
+    classes_of: Mapping[str, Sequence[str]] | None = None,
+    synonyms: pd.DataFrame | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
     """``utterances`` with the columns :data:`NAME_COLUMNS` added (module docstring).
 
     Parameters
@@ -192,7 +201,9 @@ def recognise_names(utterances: pd.DataFrame, trials: Sequence[AudioTrial], *,
     by_file = {str(trial.file): trial for trial in trials}
     classes_of = classes_of or {}
     results = []
-    for file, rows in tqdm(out.groupby("file", sort=False), desc="recognising names", unit="trial", disable=not progress):
+    for file, rows in tqdm(
+        out.groupby("file", sort=False), desc="recognising names", unit="trial", disable=not progress
+    ):
         trial = by_file[file]
         samples, rate_hz = read_wav(trial.file)
         audio = _resample(samples, rate_hz)

@@ -25,17 +25,46 @@ import pandas as pd
 
 from analysis.voice.detect import VoiceParams, detect_utterances
 
-__all__ = ["AudioTrial", "UTTERANCE_COLUMNS", "audio_trials", "read_wav", "detect_trials", "empty_utterance_table",
-           "find_utterances", "session_classes"]
+__all__ = [
+    "AudioTrial",
+    "UTTERANCE_COLUMNS",
+    "audio_trials",
+    "read_wav",
+    "detect_trials",
+    "empty_utterance_table",
+    "find_utterances",
+    "session_classes",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Columns of the utterance table, in order (times in ms from image onset).
-UTTERANCE_COLUMNS = ("file", "participant", "session", "trial", "image", "utterance", "onset_ms", "offset_ms",
-                     "confidence", "method", "aligned")
-_DTYPES = {"file": "string", "participant": "string", "session": "string", "trial": "int64", "image": "string",
-           "utterance": "int64", "onset_ms": "float64", "offset_ms": "float64", "confidence": "float64",
-           "method": "string", "aligned": "bool"}
+UTTERANCE_COLUMNS = (
+    "file",
+    "participant",
+    "session",
+    "trial",
+    "image",
+    "utterance",
+    "onset_ms",
+    "offset_ms",
+    "confidence",
+    "method",
+    "aligned",
+)
+_DTYPES = {
+    "file": "string",
+    "participant": "string",
+    "session": "string",
+    "trial": "int64",
+    "image": "string",
+    "utterance": "int64",
+    "onset_ms": "float64",
+    "offset_ms": "float64",
+    "confidence": "float64",
+    "method": "string",
+    "aligned": "bool",
+}
 _TASK_WAV = re.compile(r"^trial(?P<trial>\d+)_(?P<image>.+)$")
 
 
@@ -88,8 +117,10 @@ def audio_trials(paths: Iterable) -> list[AudioTrial]:
             found.setdefault(trial.file.resolve(), trial)
     if not found:
         listed = ", ".join(str(p) for p in paths)
-        raise FileNotFoundError(f"no recordings in {listed}: expected .wav files, or session folders (trials.jsonl "
-                                "with mic_file rows, as lookwhere run writes)")
+        raise FileNotFoundError(
+            f"no recordings in {listed}: expected .wav files, or session folders (trials.jsonl "
+            "with mic_file rows, as lookwhere run writes)"
+        )
     return list(found.values())
 
 
@@ -131,8 +162,17 @@ def _session_trials(folder: Path) -> list[AudioTrial]:
             logger.warning("%s: trial %s lists %s, which is missing; left out", folder, row.get("trial"), file)
             continue
         offset = row.get("mic_offset_ms")
-        trials.append(AudioTrial(file, participant, session, int(row["trial"]), str(row["image"]),
-                                 float(offset or 0.0), offset is not None))
+        trials.append(
+            AudioTrial(
+                file,
+                participant,
+                session,
+                int(row["trial"]),
+                str(row["image"]),
+                float(offset or 0.0),
+                offset is not None,
+            )
+        )
     return trials
 
 
@@ -179,7 +219,9 @@ def empty_utterance_table() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in _DTYPES.items()})
 
 
-def detect_trials(trials: Iterable[AudioTrial], *, params: VoiceParams = VoiceParams(), progress: bool = False) -> pd.DataFrame:
+def detect_trials(
+    trials: Iterable[AudioTrial], *, params: VoiceParams = VoiceParams(), progress: bool = False
+) -> pd.DataFrame:
     """Every utterance of every recording, in image-relative time.
 
     Parameters
@@ -211,19 +253,35 @@ def detect_trials(trials: Iterable[AudioTrial], *, params: VoiceParams = VoicePa
     for trial in tqdm(trials, desc="finding utterances", unit="trial", disable=not progress):
         samples, rate_hz = read_wav(trial.file)
         for number, utterance in enumerate(detect_utterances(samples, rate_hz, params=params), 1):
-            rows.append({
-                "file": str(trial.file), "participant": trial.participant, "session": trial.session,
-                "trial": trial.trial, "image": trial.image, "utterance": number,
-                "onset_ms": utterance.onset_ms + trial.offset_ms, "offset_ms": utterance.offset_ms + trial.offset_ms,
-                "confidence": utterance.confidence, "method": params.method, "aligned": trial.aligned,
-            })
+            rows.append(
+                {
+                    "file": str(trial.file),
+                    "participant": trial.participant,
+                    "session": trial.session,
+                    "trial": trial.trial,
+                    "image": trial.image,
+                    "utterance": number,
+                    "onset_ms": utterance.onset_ms + trial.offset_ms,
+                    "offset_ms": utterance.offset_ms + trial.offset_ms,
+                    "confidence": utterance.confidence,
+                    "method": params.method,
+                    "aligned": trial.aligned,
+                }
+            )
     if not rows:
         return empty_utterance_table()
     return pd.DataFrame(rows, columns=list(UTTERANCE_COLUMNS)).astype(_DTYPES)
 
 
-def find_utterances(paths: Iterable, *, params: VoiceParams = VoiceParams(), names: bool = True,
-                    synonyms=None, stimuli=None, progress: bool = False) -> pd.DataFrame:
+def find_utterances(
+    paths: Iterable,
+    *,
+    params: VoiceParams = VoiceParams(),
+    names: bool = True,
+    synonyms=None,
+    stimuli=None,
+    progress: bool = False,
+) -> pd.DataFrame:
     """Every utterance in the recordings at ``paths``, with its name when ``names``.
 
     Parameters
@@ -252,8 +310,13 @@ def find_utterances(paths: Iterable, *, params: VoiceParams = VoiceParams(), nam
     from analysis.voice.names import image_classes, read_synonyms, recognise_names
 
     classes_of = image_classes(stimuli) if stimuli is not None else session_classes(trials)
-    return recognise_names(table, trials, classes_of=classes_of,
-                           synonyms=read_synonyms() if synonyms is None else read_synonyms(synonyms), progress=progress)
+    return recognise_names(
+        table,
+        trials,
+        classes_of=classes_of,
+        synonyms=read_synonyms() if synonyms is None else read_synonyms(synonyms),
+        progress=progress,
+    )
 
 
 def session_classes(trials: Iterable[AudioTrial]) -> dict[str, tuple[str, ...]]:

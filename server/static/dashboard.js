@@ -3,12 +3,14 @@
 //   transport.js  the live feed and the image API      store.js   the state the views read
 //   stage.js      stimulus, heatmaps, live overlay     scores.js  score table, bars, model maps
 //   panels.js     header, health, microphone, history  dom.js     DOM and formatting helpers
+//   quality.js    validations, drift strip and alarm, track loss
 //   mic.js        the live trial's microphone strip with the utterances found live
 // This module wires them: messages into the store, the store into the views, the controls.
 
 import { $, setText, showError } from "./dom.js";
 import { renderVoice, startVoiceStrip } from "./mic.js";
 import { renderBanner, renderCountdown, renderHealth, renderHistory, renderMic, renderSession } from "./panels.js";
+import { renderQuality } from "./quality.js";
 import { Scores } from "./scores.js";
 import { Stage } from "./stage.js";
 import { Store } from "./store.js";
@@ -67,6 +69,7 @@ function onMessage(message) {
   if (changed.has("trial")) renderCountdown(store);
   if (changed.has("health")) renderHealth(store);
   if (changed.has("mic")) renderMic(store);
+  if (changed.has("quality")) renderQuality(store);
   if (changed.has("scores") || changed.has("health")) renderBanner(store);
   setText("n-fixations", String(store.sections.fixations?.fixations?.length ?? 0));
   if (changed.has("trial") || changed.has("scores")) {

@@ -50,8 +50,9 @@ def reference_score_image(
     shape = shapes[image_id]
     rows = selected[selected["image"] == image_id]
     scoring, densities = _densities_from(scoring)
-    prepared = _Prepared(image_id, selected, shapes, params, maps, center_bias_sigma_fraction, density_params,
-                         densities)
+    prepared = _Prepared(
+        image_id, selected, shapes, params, maps, center_bias_sigma_fraction, density_params, densities
+    )
     human = heatmap(rows, shape=shape, params=params)
     scores, mc_se = prepared.score(rows, shape, params, scoring, (image_id,))
     loso, loso_mc_se = {}, {}
@@ -59,11 +60,17 @@ def reference_score_image(
         # the human ceiling: the others' heatmap as given (raw KL and information gain, raw centre bias)
         own_target = HumanTarget(
             human_map=heatmap(own, shape=shape, params=params),
-            fixation_map=_counts(own, shape), other_fixation_map=prepared.shuffled, baseline_map=prepared.centre,
+            fixation_map=_counts(own, shape),
+            other_fixation_map=prepared.shuffled,
+            baseline_map=prepared.centre,
         )
         loso[participant], loso_mc_se[participant] = score_map(
-            heatmap(others, shape=shape, params=params), own_target, stream=(image_id, participant),
-            return_mc_se=True, **scoring)
+            heatmap(others, shape=shape, params=params),
+            own_target,
+            stream=(image_id, participant),
+            return_mc_se=True,
+            **scoring,
+        )
     return ImageScores(human_map=human, scores=scores, loso=loso, mc_se=mc_se, loso_mc_se=loso_mc_se)
 
 
@@ -84,8 +91,9 @@ def reference_participant_scores(
     rows = selected[selected["image"] == image_id]
     own = rows[rows["participant"] == participant]
     scoring, densities = _densities_from(scoring)
-    prepared = _Prepared(image_id, selected, shapes, params, maps, center_bias_sigma_fraction, density_params,
-                         densities)
+    prepared = _Prepared(
+        image_id, selected, shapes, params, maps, center_bias_sigma_fraction, density_params, densities
+    )
     return prepared.score(own, shapes[image_id], params, scoring, (image_id, str(participant)))
 
 
@@ -106,19 +114,31 @@ def reference_human_gold(
     shape = shapes[image_id]
     rows = selected[selected["image"] == image_id]
     scoring, densities = _densities_from(scoring)
-    prepared = _Prepared(image_id, selected, shapes, params, None, center_bias_sigma_fraction, density_params,
-                         densities)
+    prepared = _Prepared(
+        image_id, selected, shapes, params, None, center_bias_sigma_fraction, density_params, densities
+    )
     centre_density = prepared.centre / prepared.centre.sum()
     scores, errors = {}, {}
     for participant, own, others in leave_one_out_groups(rows):
         counts = _counts(others, shape).ravel()
         pixels = np.flatnonzero(counts)
-        density = gold_density(pixels, counts[pixels], shape, sigma_px=gold.sigma_px,
-                               centre_weight=gold.centre_weight, centre_density=centre_density)
+        density = gold_density(
+            pixels,
+            counts[pixels],
+            shape,
+            sigma_px=gold.sigma_px,
+            centre_weight=gold.centre_weight,
+            centre_density=centre_density,
+        )
         target = prepared.target(own, shape, params)
         scores[participant], errors[participant] = score_map(
-            density, target, stream=(image_id, str(participant)), return_mc_se=True,
-            density=density if densities else None, **scoring)
+            density,
+            target,
+            stream=(image_id, str(participant)),
+            return_mc_se=True,
+            density=density if densities else None,
+            **scoring,
+        )
     return scores, errors
 
 
@@ -132,8 +152,9 @@ class _Prepared:
     """The maps scored (baselines, controls, then the model maps), their densities, the centre bias
     and the shuffled-AUC counts of one image."""
 
-    def __init__(self, image_id, selected, shapes, params, maps, center_bias_sigma_fraction, density_params,
-                 densities: bool) -> None:
+    def __init__(
+        self, image_id, selected, shapes, params, maps, center_bias_sigma_fraction, density_params, densities: bool
+    ) -> None:
         shape = shapes[image_id]
         self.centre = center_bias(shape, sigma_fraction=center_bias_sigma_fraction)
         self.maps = {
@@ -149,8 +170,11 @@ class _Prepared:
             chosen = density_params or {}
             centre_density = self.centre / self.centre.sum()
             self.densities = {
-                name: to_density(values, None if name == "uniform" else chosen.get(name, DensityParams()),
-                                 centre_density=centre_density)
+                name: to_density(
+                    values,
+                    None if name == "uniform" else chosen.get(name, DensityParams()),
+                    centre_density=centre_density,
+                )
                 for name, values in self.maps.items()
             }
 
@@ -158,15 +182,27 @@ class _Prepared:
         """The heatmap and fixations of ``rows`` with the shuffled-AUC counts and the information-gain
         baseline (the centre bias, or its density)."""
         baseline = self.centre if self.densities is None else self.densities["center_bias"]
-        return HumanTarget(human_map=heatmap(rows, shape=shape, params=params), fixation_map=_counts(rows, shape),
-                           other_fixation_map=self.shuffled, baseline_map=baseline)
+        return HumanTarget(
+            human_map=heatmap(rows, shape=shape, params=params),
+            fixation_map=_counts(rows, shape),
+            other_fixation_map=self.shuffled,
+            baseline_map=baseline,
+        )
 
     def score(self, rows, shape, params, scoring, stream):
         """Every map against the target of ``rows``: ``(scores, Monte-Carlo errors)``."""
         target = self.target(rows, shape, params)
-        both = {name: score_map(values, target, stream=stream, return_mc_se=True,
-                                density=None if self.densities is None else self.densities[name], **scoring)
-                for name, values in self.maps.items()}
+        both = {
+            name: score_map(
+                values,
+                target,
+                stream=stream,
+                return_mc_se=True,
+                density=None if self.densities is None else self.densities[name],
+                **scoring,
+            )
+            for name, values in self.maps.items()
+        }
         return {name: pair[0] for name, pair in both.items()}, {name: pair[1] for name, pair in both.items()}
 
 

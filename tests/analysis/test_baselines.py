@@ -38,12 +38,14 @@ def test_center_bias_is_the_stretched_gaussian():
         center_bias(shape, sigma_fraction=0)
 
 
-FIX = _table([
-    {"participant": "p1", "image": "a", "duration_ms": 100.0, "x_image_px": 5.5, "y_image_px": 2.5},
-    {"participant": "p2", "image": "a", "duration_ms": 300.0, "x_image_px": 1.5, "y_image_px": 1.5},
-    {"participant": "p1", "image": "b", "duration_ms": 200.0, "x_image_px": 10.0, "y_image_px": 4.0},
-    {"participant": "p1", "image": "c", "duration_ms": 50.0, "x_image_px": 3.0, "y_image_px": 3.0},
-])
+FIX = _table(
+    [
+        {"participant": "p1", "image": "a", "duration_ms": 100.0, "x_image_px": 5.5, "y_image_px": 2.5},
+        {"participant": "p2", "image": "a", "duration_ms": 300.0, "x_image_px": 1.5, "y_image_px": 1.5},
+        {"participant": "p1", "image": "b", "duration_ms": 200.0, "x_image_px": 10.0, "y_image_px": 4.0},
+        {"participant": "p1", "image": "c", "duration_ms": 50.0, "x_image_px": 3.0, "y_image_px": 3.0},
+    ]
+)
 SHAPES = {"a": (10, 20), "b": (8, 40), "c": (10, 20)}
 
 

@@ -72,25 +72,29 @@ def _assert_same(got: dict, expected: dict, what: str) -> None:
                 assert abs(ours - value) <= 1e-9, (what, name, metric, ours, value)
 
 
-def _check(engine: ImageEngine, table: pd.DataFrame, shapes, *, params, scoring, maps, what: str,
-           density_params=None) -> None:
+def _check(
+    engine: ImageEngine, table: pd.DataFrame, shapes, *, params, scoring, maps, what: str, density_params=None
+) -> None:
     """Engine == reference for the pooled scores, the human ceiling, the last participant's scores
     and the heatmaps, on the fixations of ``table`` (this image's and the others')."""
     image = engine.image_id
-    expected = reference_score_image(image, table, shapes, params=params, scoring=scoring, maps=maps,
-                                     density_params=density_params)
+    expected = reference_score_image(
+        image, table, shapes, params=params, scoring=scoring, maps=maps, density_params=density_params
+    )
     _assert_same(engine.scores(), expected.scores, f"{what}: pooled")
     _assert_same(engine.mc_se(), expected.mc_se, f"{what}: pooled Monte-Carlo errors")
     _assert_same(engine.loso(), expected.loso, f"{what}: human ceiling")
     _assert_same(engine.loso_mc_se(), expected.loso_mc_se, f"{what}: human ceiling Monte-Carlo errors")
     np.testing.assert_allclose(engine.heatmap(), expected.human_map, rtol=0, atol=1e-12)
-    assert engine.human_loso() == (pytest.approx(expected.human_loso, abs=1e-9, nan_ok=True)
-                                   if expected.human_loso else None)
+    assert engine.human_loso() == (
+        pytest.approx(expected.human_loso, abs=1e-9, nan_ok=True) if expected.human_loso else None
+    )
     rows = table[table["image"] == image]
     if len(rows):
         participant = str(rows["participant"].iloc[-1])
-        scores, errors = reference_participant_scores(image, table, shapes, participant, params=params,
-                                                      scoring=scoring, maps=maps, density_params=density_params)
+        scores, errors = reference_participant_scores(
+            image, table, shapes, participant, params=params, scoring=scoring, maps=maps, density_params=density_params
+        )
         _assert_same(engine.participant_scores(participant), scores, f"{what}: participant {participant}")
         _assert_same(engine.mc_se(participant), errors, f"{what}: participant {participant} errors")
 
@@ -106,8 +110,16 @@ def _replay(table, *, image, params, scoring, maps, device="cpu", every=1, shape
     for k, row in enumerate(rows[COLUMNS].itertuples(index=False), start=1):
         engine.add_fixation(*row)
         if k % every == 0 or k == len(rows):
-            _check(engine, pd.concat([others, rows.iloc[:k]]), shapes, params=params, scoring=scoring, maps=maps,
-                   what=f"{image} after {k} fixations", density_params=density_params)
+            _check(
+                engine,
+                pd.concat([others, rows.iloc[:k]]),
+                shapes,
+                params=params,
+                scoring=scoring,
+                maps=maps,
+                what=f"{image} after {k} fixations",
+                density_params=density_params,
+            )
     return engine
 
 
@@ -131,9 +143,11 @@ OPTIONS = [
     ({"kl_ig_maps": "raw", "variant": "pysaliency"}, {}),
 ]
 # fitted conversions of some maps into densities (the others keep the default)
-DENSITY_PARAMS = {"noise": DensityParams(sigma_px=3.0, centre_weight=0.3),
-                  "dataset_prior": DensityParams(sigma_px=1.5, centre_weight=0.05),
-                  "blank": DensityParams(sigma_px=2.0, centre_weight=0.5)}
+DENSITY_PARAMS = {
+    "noise": DensityParams(sigma_px=3.0, centre_weight=0.3),
+    "dataset_prior": DensityParams(sigma_px=1.5, centre_weight=0.05),
+    "blank": DensityParams(sigma_px=2.0, centre_weight=0.5),
+}
 
 
 @pytest.mark.parametrize(("scoring", "heatmap_options"), OPTIONS)
@@ -144,17 +158,27 @@ def test_equals_the_full_recomputation_for_every_option(osie, maps, scoring, hea
 
 @pytest.mark.parametrize("variant", ["mit", "pysaliency"])
 def test_fitted_densities_for_kl_and_information_gain(osie, maps, variant):
-    engine = _replay(osie, image="1003", params=PARAMS, scoring={"variant": variant}, maps=maps, every=10,
-                     density_params=DENSITY_PARAMS)
+    engine = _replay(
+        osie,
+        image="1003",
+        params=PARAMS,
+        scoring={"variant": variant},
+        maps=maps,
+        every=10,
+        density_params=DENSITY_PARAMS,
+    )
     # the gold standard, on request
     shapes = {image: SHAPE for image in IMAGES}
-    for scoring, gold in (({"variant": variant}, DensityParams(sigma_px=2.0, centre_weight=0.2)),
-                          ({"variant": variant, "kl_ig_maps": "raw"}, DensityParams(sigma_px=4.0, centre_weight=0.05))):
+    for scoring, gold in (
+        ({"variant": variant}, DensityParams(sigma_px=2.0, centre_weight=0.2)),
+        ({"variant": variant, "kl_ig_maps": "raw"}, DensityParams(sigma_px=4.0, centre_weight=0.05)),
+    ):
         engine = ImageEngine("1003", SHAPE, maps, params=PARAMS, density_params=DENSITY_PARAMS, **scoring)
         engine.set_context(osie, shapes)
         engine.add_fixations(osie[osie["image"] == "1003"])
-        expected = reference_human_gold("1003", osie, shapes, gold, params=PARAMS, scoring=scoring,
-                                        density_params=DENSITY_PARAMS)
+        expected = reference_human_gold(
+            "1003", osie, shapes, gold, params=PARAMS, scoring=scoring, density_params=DENSITY_PARAMS
+        )
         got = engine.human_gold(gold)
         assert len(got[0]) == 4
         _assert_same(got[0], expected[0], f"gold {scoring}")
@@ -177,16 +201,30 @@ def test_heatmaps_covering_the_whole_image(osie, variant):
     shape = (SHAPE[0] // 5, SHAPE[1] // 5)
     params = PARAMS.model_copy(update={"sigma_px": 8.0, "kernel_size_px": 41, "final_normalization": "minmax"})
     rng = np.random.default_rng(4)
-    _replay(table, image="1001", params=params, scoring={"variant": variant, "mae_normalize": "none"},
-            maps={"noise": rng.random(shape)}, every=5, shape=shape)
+    _replay(
+        table,
+        image="1001",
+        params=params,
+        scoring={"variant": variant, "mae_normalize": "none"},
+        maps={"noise": rng.random(shape)},
+        every=5,
+        shape=shape,
+    )
 
 
 def test_full_size_image(osie_fixations_path):
     table = read_osie(osie_fixations_path, images=IMAGES)
     table = table[table["participant"].isin(sorted(table["participant"].unique())[:5])]
     maps = {"noise": np.random.default_rng(1).random((600, 800))}
-    _replay(table, image="1003", params=without_selection(HeatmapParams()), scoring={}, maps=maps, every=20,
-            shape=(600, 800))
+    _replay(
+        table,
+        image="1003",
+        params=without_selection(HeatmapParams()),
+        scoring={},
+        maps=maps,
+        every=20,
+        shape=(600, 800),
+    )
 
 
 def test_retracted_fixations_rebuild_the_state(osie, maps):
@@ -229,15 +267,29 @@ def test_fixations_off_the_image_zero_durations_and_lone_participants(osie, maps
     _check(engine, osie[osie["image"] != "1001"], shapes, params=PARAMS, scoring={}, maps=maps, what="empty")
     engine.add_fixations(lone)
     assert engine.loso() == {} and engine.human_loso() is None  # one participant: no ceiling
-    _check(engine, pd.concat([osie[osie["image"] != "1001"], lone]), shapes, params=PARAMS, scoring={}, maps=maps,
-           what="one participant")
+    _check(
+        engine,
+        pd.concat([osie[osie["image"] != "1001"], lone]),
+        shapes,
+        params=PARAMS,
+        scoring={},
+        maps=maps,
+        what="one participant",
+    )
     odd = rows[rows["participant"] == second].iloc[:4].copy()
     odd["x_image_px"] = [-3.0, np.nan, SHAPE[1] + 1.0, 10.5]  # three off the image
     odd["duration_ms"] = [200.0, 150.0, 100.0, 0.0]  # the one on the image weighs nothing
     engine.add_fixations(odd)
     assert engine.participants == sorted([first, second])
-    _check(engine, pd.concat([osie[osie["image"] != "1001"], lone, odd]), shapes, params=PARAMS, scoring={},
-           maps=maps, what="off the image")
+    _check(
+        engine,
+        pd.concat([osie[osie["image"] != "1001"], lone, odd]),
+        shapes,
+        params=PARAMS,
+        scoring={},
+        maps=maps,
+        what="off the image",
+    )
 
 
 def test_score_image_goes_through_the_engine(osie, maps):
@@ -319,6 +371,13 @@ def test_cuda_equals_the_full_recomputation(osie, maps):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
     _replay(osie, image="1001", params=PARAMS, scoring={"seed": 3}, maps=maps, device="cuda", every=4)
-    _replay(osie, image="1002", params=PARAMS.model_copy(update={"final_normalization": "minmax"}),
-            scoring={"variant": "pysaliency", "mae_normalize": "none"}, maps=maps, device="cuda", every=9)
+    _replay(
+        osie,
+        image="1002",
+        params=PARAMS.model_copy(update={"final_normalization": "minmax"}),
+        scoring={"variant": "pysaliency", "mae_normalize": "none"},
+        maps=maps,
+        device="cuda",
+        every=9,
+    )
     assert set(METRICS) >= set(RANDOM_METRICS)

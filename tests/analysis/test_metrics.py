@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -75,9 +77,7 @@ def test_nss_of_a_single_spike():
     fixation_map = np.zeros(SHAPE)
     fixation_map[10, 20] = 3.0  # repeats change neither value: one fixated pixel
     assert nss(spike, fixation_map) == pytest.approx((n - 1) / np.sqrt(n), rel=1e-12)
-    assert nss(spike, fixation_map, variant="pysaliency") == pytest.approx(
-        np.sqrt(n - 1), rel=1e-12
-    )
+    assert nss(spike, fixation_map, variant="pysaliency") == pytest.approx(np.sqrt(n - 1), rel=1e-12)
 
 
 def test_nss_duplicates_count_once_in_mit_and_per_fixation_in_pysaliency():
@@ -86,9 +86,7 @@ def test_nss_duplicates_count_once_in_mit_and_per_fixation_in_pysaliency():
     z_mit = (np.array([1.0, 3.0]) - 1.5) / np.std([0, 1, 2, 3], ddof=1)
     assert nss(s, fixations) == pytest.approx(z_mit.mean(), rel=1e-12)
     z_pys = (np.array([1.0, 3.0]) - 1.5) / np.std([0, 1, 2, 3])
-    assert nss(s, fixations, variant="pysaliency") == pytest.approx(
-        (3 * z_pys[0] + z_pys[1]) / 4, rel=1e-12
-    )
+    assert nss(s, fixations, variant="pysaliency") == pytest.approx((3 * z_pys[0] + z_pys[1]) / 4, rel=1e-12)
 
 
 def test_cc_of_a_map_with_itself_and_its_negative(smooth):
@@ -133,9 +131,7 @@ def test_auc_judd_of_a_perfect_map_is_one_and_of_a_constant_map_one_half():
     i = np.arange(1, n_fix + 1)
     tp = np.r_[0.0, i / n_fix, 1.0]
     fp = np.r_[0.0, (n_fix - i) / (n - n_fix), 1.0]
-    assert auc_judd(perfect, fixation_map, jitter=False) == pytest.approx(
-        np.trapezoid(tp, fp), abs=1e-15
-    )
+    assert auc_judd(perfect, fixation_map, jitter=False) == pytest.approx(np.trapezoid(tp, fp), abs=1e-15)
     # constant map: the jitter orders pixels at random, AUC ~ 0.5 (sd ~ 1 / sqrt(12 N_fix) = 0.007)
     many = _fixation_counts(rng, 2000, shape=(100, 100))
     assert auc_judd(np.ones((100, 100)), many, seed=3) == pytest.approx(0.5, abs=0.03)
@@ -242,9 +238,7 @@ def test_sampled_auc_equals_matlab_loop_for_the_same_draws(smooth):
     ours = metrics._auc_sampled(
         metrics._Map(saliency_map), metrics._Fixations(fixation_map), negative_index, 0.1
     ).mean()
-    assert ours == pytest.approx(
-        _matlab_auc_borji(saliency_map, fixation_map, negative_index, 0.1), abs=1e-12
-    )
+    assert ours == pytest.approx(_matlab_auc_borji(saliency_map, fixation_map, negative_index, 0.1), abs=1e-12)
 
 
 def test_shuffled_draws_are_uniform_subsets():
@@ -266,9 +260,7 @@ def test_negative_zero_in_a_map_is_handled():
     signed = saliency_map.copy()
     signed[saliency_map == 0] = -0.0
     fixation_map = _fixation_counts(rng, 80)
-    assert auc_judd(signed, fixation_map, jitter=False) == auc_judd(
-        saliency_map, fixation_map, jitter=False
-    )
+    assert auc_judd(signed, fixation_map, jitter=False) == auc_judd(saliency_map, fixation_map, jitter=False)
     assert auc_judd(signed, fixation_map) == auc_judd(saliency_map, fixation_map)
 
 
@@ -279,13 +271,14 @@ def test_affine_invariance(smooth):
     s, g, fixation_map = smooth
     scaled = 3.7 * s + 12.0
     other = _fixation_counts(np.random.default_rng(9), 200)
-    for metric, args in [
+    cases: list[tuple[Callable[..., float], tuple[np.ndarray, ...]]] = [
         (nss, (fixation_map,)),
         (cc, (g,)),
         (sim, (g,)),  # MIT SIM min-maxes
         (auc_borji, (fixation_map,)),
         (auc_shuffled, (fixation_map, other)),
-    ]:
+    ]
+    for metric, args in cases:
         assert metric(scaled, *args) == pytest.approx(metric(s, *args), abs=1e-9), metric.__name__
     assert auc_judd(scaled, fixation_map, jitter=False) == pytest.approx(
         auc_judd(s, fixation_map, jitter=False), abs=1e-12
@@ -293,20 +286,14 @@ def test_affine_invariance(smooth):
     # with the jitter too: it is added to the min-max scaled map (a map's scale does not matter)
     tied = np.round(s * 20) * (s > np.median(s))
     for factor, offset in ((1e-6, 0.0), (3.7, 12.0)):
-        assert auc_judd(tied * factor + offset, fixation_map) == pytest.approx(
-            auc_judd(tied, fixation_map), abs=1e-12
-        )
+        assert auc_judd(tied * factor + offset, fixation_map) == pytest.approx(auc_judd(tied, fixation_map), abs=1e-12)
 
 
 def test_sum_normalisation_invariance(smooth):
     s, g, _ = smooth
     for variant in ("mit", "pysaliency"):
-        assert sim(5.0 * s, g, variant=variant) == pytest.approx(
-            sim(s, g, variant=variant), abs=1e-12
-        )
-        assert kl_div(5.0 * s, 0.1 * g, variant=variant) == pytest.approx(
-            kl_div(s, g, variant=variant), abs=1e-12
-        )
+        assert sim(5.0 * s, g, variant=variant) == pytest.approx(sim(s, g, variant=variant), abs=1e-12)
+        assert kl_div(5.0 * s, 0.1 * g, variant=variant) == pytest.approx(kl_div(s, g, variant=variant), abs=1e-12)
 
 
 def test_sim_offset_matters_only_for_pysaliency(smooth):
@@ -374,8 +361,9 @@ def test_score_map_never_raises_on_undefined_inputs(caplog, smooth):
             lambda s: cc(s[None], s),
             r"saliency_map must be a 2-D \(H, W\) array; got shape \(1, 60, 80\)",
         ),
-        (lambda s: sim(s, s, variant="matlab"), "variant must be one of"),
-        (lambda s: mae(s, s, normalize="max"), "normalize must be one of"),
+        # cast: a value the types forbid, refused at run time
+        (lambda s: sim(s, s, variant=cast(Any, "matlab")), "variant must be one of"),
+        (lambda s: mae(s, s, normalize=cast(Any, "max")), "normalize must be one of"),
         (lambda s: auc_borji(s, s, n_splits=0), "n_splits must be a positive integer; got 0"),
         (lambda s: auc_borji(s, s, step=2.0), "step must be <= 1"),
         (lambda s: auc_judd(s, s, seed=-1), "seed must be a non-negative integer; got -1"),
@@ -410,9 +398,7 @@ def test_score_map_equals_the_standalone_metrics(smooth, variant):
         "info_gain": info_gain(s, fixation_map, baseline, variant=variant),
     }
     assert scores == pytest.approx(expected, abs=1e-12)
-    assert score_map(s, target, seed=5, variant=variant, metrics=("auc_borji",)) == {
-        "auc_borji": expected["auc_borji"]
-    }
+    assert score_map(s, target, seed=5, variant=variant, metrics=("auc_borji",)) == {"auc_borji": expected["auc_borji"]}
 
 
 def test_random_metrics_are_seeded(smooth):
@@ -439,7 +425,7 @@ def test_every_target_draws_from_its_own_stream(smooth):
     assert scores["auc_judd"] == auc_judd(tied, fixation_map, stream=("a",))
     assert set(errors) == {"auc_borji", "auc_shuffled"} and all(0 < e < 0.02 for e in errors.values())
     with pytest.raises(ValueError, match="stream must be a tuple of names"):
-        auc_borji(s, fixation_map, stream="a")
+        auc_borji(s, fixation_map, stream=cast(Any, "a"))
 
 
 def test_monte_carlo_error_of_a_mean_over_images_falls_as_one_over_sqrt_n():
@@ -456,9 +442,16 @@ def test_monte_carlo_error_of_a_mean_over_images_falls_as_one_over_sqrt_n():
         images.append((shared_map, counts))
     seeds = range(60)
 
-    def spread(per_image_stream: bool) -> tuple[float, float, float]:
-        values = np.array([[auc_borji(m, f, seed=seed, stream=(str(k),) if per_image_stream else ())
-                            for k, (m, f) in enumerate(images)] for seed in seeds])
+    def spread(per_image_stream: bool) -> tuple[float, float, np.ndarray]:
+        values = np.array(
+            [
+                [
+                    auc_borji(m, f, seed=seed, stream=(str(k),) if per_image_stream else ())
+                    for k, (m, f) in enumerate(images)
+                ]
+                for seed in seeds
+            ]
+        )
         return values.std(axis=0, ddof=1).mean(), values.mean(axis=1).std(ddof=1), values.std(axis=0, ddof=1)
 
     single, of_mean, _ = spread(True)
@@ -468,8 +461,10 @@ def test_monte_carlo_error_of_a_mean_over_images_falls_as_one_over_sqrt_n():
     # monte_carlo_se predicts the spread over seeds of one image's AUC
     m, f = images[0]
     target = HumanTarget(m, f)
-    errors = [score_map(m, target, seed=seed, stream=("0",), metrics=("auc_borji",), return_mc_se=True)[1]["auc_borji"]
-              for seed in seeds]
+    errors = [
+        score_map(m, target, seed=seed, stream=("0",), metrics=("auc_borji",), return_mc_se=True)[1]["auc_borji"]
+        for seed in seeds
+    ]
     assert np.mean(errors) == pytest.approx(spread(True)[2][0], rel=0.3)
     # hand-computed: std([0.5, 0.7], ddof=1) = 0.1414, over sqrt(2)
     np.testing.assert_allclose(metrics.monte_carlo_se(np.array([[0.5, 0.7], [0.1, 0.1]])), [0.1, 0.0], atol=1e-15)
@@ -497,7 +492,7 @@ def test_every_metric_has_a_direction():
 def _import_pysaliency():
     """pysaliency 0.2.22 (a test dependency) calls np.trapz, removed in numpy 2.4: alias it here."""
     if not hasattr(np, "trapz"):
-        np.trapz = np.trapezoid
+        np.trapz = np.trapezoid  # type: ignore[assignment]  # numpy's stubs type trapz and trapezoid apart
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its own pkg_resources deprecation notice
         import pysaliency
@@ -549,7 +544,9 @@ def pys(osie):
         np.concatenate([np.full(im["xs"].size, i) for i, im in enumerate(images)]),
     )
 
-    class ArrayModel(pysaliency.SaliencyMapModel):
+    base: Any = pysaliency.SaliencyMapModel  # a module imported at run time: untyped
+
+    class ArrayModel(base):
         def __init__(self, arrays):
             super().__init__()
             for stimulus_id, array in zip(stimuli.stimulus_ids, arrays):
@@ -576,17 +573,11 @@ def test_nss_matches_pysaliency(osie, pys):
         n = centre.size
         for m, im in zip(maps, images):
             unique = pysaliency.metrics.NSS(m, *np.nonzero(im["fixation_map"].T)).mean()
-            assert nss(m, im["fixation_map"]) == pytest.approx(
-                unique * np.sqrt((n - 1) / n), rel=1e-12
-            )
-    assert any(
-        (im["fixation_map"] > 1).any() for im in images
-    ), "the MIT/pysaliency difference is exercised"
+            assert nss(m, im["fixation_map"]) == pytest.approx(unique * np.sqrt((n - 1) / n), rel=1e-12)
+    assert any((im["fixation_map"] > 1).any() for im in images), "the MIT/pysaliency difference is exercised"
 
 
-@pytest.mark.filterwarnings(
-    "ignore:divide by zero:RuntimeWarning"
-)  # pysaliency's log(0) where maps are 0
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # pysaliency's log(0) where maps are 0
 def test_cc_sim_kl_match_pysaliency(osie, pys):
     images, centre = osie
     pysaliency, stimuli, _, ArrayModel = pys
@@ -594,9 +585,7 @@ def test_cc_sim_kl_match_pysaliency(osie, pys):
     for maps in ([im["saliency"] for im in images], [centre] * len(images)):
         model = ArrayModel(maps)
         humans = [im["human"] for im in images]
-        np.testing.assert_allclose(
-            [cc(m, h) for m, h in zip(maps, humans)], model.CCs(stimuli, human), rtol=1e-12
-        )
+        np.testing.assert_allclose([cc(m, h) for m, h in zip(maps, humans)], model.CCs(stimuli, human), rtol=1e-12)
         np.testing.assert_allclose(
             [sim(m, h, variant="pysaliency") for m, h in zip(maps, humans)],
             model.SIMs(stimuli, human),
@@ -623,13 +612,8 @@ def test_auc_judd_matches_pysaliency_without_jitter(osie, pys):
     images, centre = osie
     pysaliency, stimuli, fixations, ArrayModel = pys
     for maps in ([im["saliency"] for im in images], [centre] * len(images)):
-        theirs = ArrayModel(maps).AUC_per_image(
-            stimuli, fixations, nonfixations="unfixated", thresholds="fixations"
-        )
-        ours = [
-            auc_judd(m, im["fixation_map"], jitter=False, variant="pysaliency")
-            for m, im in zip(maps, images)
-        ]
+        theirs = ArrayModel(maps).AUC_per_image(stimuli, fixations, nonfixations="unfixated", thresholds="fixations")
+        ours = [auc_judd(m, im["fixation_map"], jitter=False, variant="pysaliency") for m, im in zip(maps, images)]
         np.testing.assert_allclose(ours, theirs, rtol=1e-12)
         # MIT (binarised fixations) equals pysaliency given each fixated pixel once, on a map without
         # ties (a 1e-12 ramp breaks the exact zeros of the blurred map; MIT's tie rule differs)
@@ -637,13 +621,9 @@ def test_auc_judd_matches_pysaliency_without_jitter(osie, pys):
         for m, im in zip(maps, images):
             once = (im["fixation_map"] > 0).astype(float)
             mit = auc_judd(m + ramp, im["fixation_map"], jitter=False)
-            assert mit == pytest.approx(
-                auc_judd(m + ramp, once, jitter=False, variant="pysaliency"), abs=1e-12
-            )
+            assert mit == pytest.approx(auc_judd(m + ramp, once, jitter=False, variant="pysaliency"), abs=1e-12)
             if (im["fixation_map"] > 1).any():  # repeats weigh more in pysaliency
-                weighted = auc_judd(
-                    m + ramp, im["fixation_map"], jitter=False, variant="pysaliency"
-                )
+                weighted = auc_judd(m + ramp, im["fixation_map"], jitter=False, variant="pysaliency")
                 assert mit != pytest.approx(weighted, abs=1e-9)
     # With jitter the noise differs (uniform here, Gaussian there) and only breaks ties; on a map
     # with few ties (the centre Gaussian's mirror pairs) the value barely moves. (On the blurred
@@ -661,13 +641,8 @@ def test_info_gain_matches_pysaliency(osie, pys):
     maps = [im["saliency"] + 1e-3 for im in images]  # no zeros: pysaliency's log has no epsilon
     model = SaliencyMapNormalizingModel(ArrayModel(maps))
     baseline = SaliencyMapNormalizingModel(ArrayModel([centre] * len(images)))
-    theirs = _per_image(
-        model.information_gains(stimuli, fixations, baseline), fixations, len(images)
-    )
-    ours = [
-        info_gain(m, im["fixation_map"], centre, variant="pysaliency")
-        for m, im in zip(maps, images)
-    ]
+    theirs = _per_image(model.information_gains(stimuli, fixations, baseline), fixations, len(images))
+    ours = [info_gain(m, im["fixation_map"], centre, variant="pysaliency") for m, im in zip(maps, images)]
     np.testing.assert_allclose(ours, theirs, rtol=1e-10)
     # MIT min-max scales both maps first, which changes the value
     assert info_gain(maps[0], images[0]["fixation_map"], centre) != pytest.approx(ours[0], rel=1e-3)
@@ -688,4 +663,4 @@ def test_score_map_passes_the_mae_normalisation():
         np.abs(saliency - human).mean()
     )
     with pytest.raises(ValueError, match="mae_normalize"):
-        score_map(saliency, target, metrics=("mae",), mae_normalize="max")
+        score_map(saliency, target, metrics=("mae",), mae_normalize=cast(Any, "max"))

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from analysis import scoring_config
-
 from analysis.heatmap import HeatmapParams, heatmap
 from analysis.metrics import HIGHER_IS_BETTER, METRICS
 from analysis.offline import AnalysisConfig, run_analysis
@@ -35,16 +34,33 @@ def stimuli(osie_stimuli, tmp_path_factory):
 def result(osie_fixations_path, stimuli, tmp_path_factory):
     out = tmp_path_factory.mktemp("osie")
     config = AnalysisConfig(
-        dataset="osie", fixations=osie_fixations_path, stimuli=stimuli, out=out,
-        images=IMAGES, bootstrap_resamples=200, n_overlays=2, split_half_splits=2,
+        dataset="osie",
+        fixations=osie_fixations_path,
+        stimuli=stimuli,
+        out=out,
+        images=IMAGES,
+        bootstrap_resamples=200,
+        n_overlays=2,
+        split_half_splits=2,
     )
     return run_analysis(config, progress=False)
 
 
 def test_every_output_file_is_written(result):
-    for name in ("scores.csv", "loso_scores.csv", "participant_scores.csv", "ceilings.csv", "density_params.csv",
-                 "heatmaps.npz", "params.json", "summary.csv", "comparisons.csv", "fig9_mae.png", "metrics.png",
-                 "report.html"):
+    for name in (
+        "scores.csv",
+        "loso_scores.csv",
+        "participant_scores.csv",
+        "ceilings.csv",
+        "density_params.csv",
+        "heatmaps.npz",
+        "params.json",
+        "summary.csv",
+        "comparisons.csv",
+        "fig9_mae.png",
+        "metrics.png",
+        "report.html",
+    ):
         assert (result.out / name).stat().st_size > 0, name
     assert len(list((result.out / "overlays").glob("*.png"))) == 2
 
@@ -116,12 +132,36 @@ def test_params_and_report(result):
 
 
 def test_cli_errors_are_clear(osie_fixations_path, osie_stimuli, tmp_path, capsys):
-    code = cli_main(["analyze", "--dataset", "osie", "--fixations", str(tmp_path / "missing.mat"),
-                     "--stimuli", str(osie_stimuli), "--out", str(tmp_path / "o")])
+    code = cli_main(
+        [
+            "analyze",
+            "--dataset",
+            "osie",
+            "--fixations",
+            str(tmp_path / "missing.mat"),
+            "--stimuli",
+            str(osie_stimuli),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2
     assert "missing.mat" in capsys.readouterr().err
-    code = cli_main(["analyze", "--dataset", "osie", "--fixations", str(osie_fixations_path),
-                     "--stimuli", str(osie_stimuli), "--out", str(tmp_path / "o"), "--images", "1001,9999"])
+    code = cli_main(
+        [
+            "analyze",
+            "--dataset",
+            "osie",
+            "--fixations",
+            str(osie_fixations_path),
+            "--stimuli",
+            str(osie_stimuli),
+            "--out",
+            str(tmp_path / "o"),
+            "--images",
+            "1001,9999",
+        ]
+    )
     assert code == 2
     assert "9999" in capsys.readouterr().err
 
@@ -137,8 +177,11 @@ def test_command_line_options_on_analyze_and_serve():
     assert config_from_args(parser.parse_args(analyze)).heatmap.even_kernel_centre == "matlab"
     args = parser.parse_args([*analyze, "--kernel-centre", "scipy"])
     assert config_from_args(args).heatmap.even_kernel_centre == "scipy"
-    config = config_from_args(parser.parse_args([*analyze, "--overlays", "1002,1001", "--kl-ig-maps", "raw",
-                                                 "--density-fit", "default", "--float64"]))
+    config = config_from_args(
+        parser.parse_args(
+            [*analyze, "--overlays", "1002,1001", "--kl-ig-maps", "raw", "--density-fit", "default", "--float64"]
+        )
+    )
     assert config.overlay_images == ("1002", "1001") and config.n_overlays == 2
     assert (config.kl_ig_maps, config.density_fit, config.heatmaps_float64) == ("raw", "default", True)
     config = config_from_args(parser.parse_args([*analyze, "--overlays", "3"]))
@@ -171,10 +214,28 @@ def test_asc_recordings_are_mapped_to_images(eyelink_dir, osie_stimuli, tmp_path
     recordings = tmp_path / "asc"
     recordings.mkdir()
     for name in ("monoRemote500", "binoRemote500"):
-        assert _tag_trials_with_images(eyelink_dir / "cili" / f"{name}.asc", recordings / f"{name}.asc", ["1001", "1002"]) == 4
+        assert (
+            _tag_trials_with_images(eyelink_dir / "cili" / f"{name}.asc", recordings / f"{name}.asc", ["1001", "1002"])
+            == 4
+        )
     out = tmp_path / "out"
-    code = cli_main(["analyze", "--dataset", "asc", "--fixations", str(recordings), "--stimuli", str(osie_stimuli),
-                     "--out", str(out), "--bootstrap", "200", "--no-progress", "--float64"])
+    code = cli_main(
+        [
+            "analyze",
+            "--dataset",
+            "asc",
+            "--fixations",
+            str(recordings),
+            "--stimuli",
+            str(osie_stimuli),
+            "--out",
+            str(out),
+            "--bootstrap",
+            "200",
+            "--no-progress",
+            "--float64",
+        ]
+    )
     assert code == 0
     params = json.loads((out / "params.json").read_text())
     assert params["n_participants"] == 2 and params["n_images"] == 2
@@ -207,10 +268,23 @@ def test_map_store_maps_are_scored_and_labelled_untrained(osie_fixations_path, o
     stimuli.mkdir()
     for image_id in ("1001", "1002"):
         shutil.copy(osie_stimuli / f"{image_id}.jpg", stimuli)
-    store = precompute_store(load_vgg16("untrained", seed=0), StimulusSet(stimuli), tmp_path / "maps",
-                             input_size=64, batch_size=2, progress=False)
-    config = AnalysisConfig(dataset="osie", fixations=osie_fixations_path, stimuli=stimuli, out=tmp_path / "out",
-                            maps=store.path, bootstrap_resamples=200, n_overlays=1)
+    store = precompute_store(
+        load_vgg16("untrained", seed=0),
+        StimulusSet(stimuli),
+        tmp_path / "maps",
+        input_size=64,
+        batch_size=2,
+        progress=False,
+    )
+    config = AnalysisConfig(
+        dataset="osie",
+        fixations=osie_fixations_path,
+        stimuli=stimuli,
+        out=tmp_path / "out",
+        maps=store.path,
+        bootstrap_resamples=200,
+        n_overlays=1,
+    )
     result = run_analysis(config, progress=False)
     scores = result.scores
     assert set(MAP_NAMES) <= set(scores["map"])
@@ -236,9 +310,16 @@ def test_an_images_scores_do_not_depend_on_the_images_analysed(result, osie_fixa
     one.)"""
     images = tuple(sorted(path.stem for path in stimuli.glob("*.jpg"))[:8])
     assert set(IMAGES) < set(images)
-    config = AnalysisConfig(dataset="osie", fixations=osie_fixations_path, stimuli=stimuli,
-                            out=tmp_path / "eight", images=images, bootstrap_resamples=100, n_overlays=0,
-                            split_half_splits=2)
+    config = AnalysisConfig(
+        dataset="osie",
+        fixations=osie_fixations_path,
+        stimuli=stimuli,
+        out=tmp_path / "eight",
+        images=images,
+        bootstrap_resamples=100,
+        n_overlays=0,
+        split_half_splits=2,
+    )
     eight = run_analysis(config, progress=False).scores
     merged = result.scores.merge(eight, on=["image", "map", "metric"], suffixes=("_3", "_8"))
     assert len(merged) == len(result.scores) and {"dataset_prior", "human_gold"} <= set(merged["map"])

@@ -78,14 +78,32 @@ def test_holm_by_hand():
 # ------------------------------------------------------------------ participant-level statistics
 
 
-def _crossed(rng, *, effects: dict[str, float], n_images=30, n_participants=8, image_sd=0.5, participant_sd=0.2,
-             noise_sd=0.1, metric="cc") -> pd.DataFrame:
+def _crossed(
+    rng,
+    *,
+    effects: dict[str, float],
+    n_images=30,
+    n_participants=8,
+    image_sd=0.5,
+    participant_sd=0.2,
+    noise_sd=0.1,
+    metric="cc",
+) -> pd.DataFrame:
     """Scores drawn from value = effect[map] + image + participant + noise (crossed design)."""
     image_effect = rng.normal(0, image_sd, n_images)
     participant_effect = rng.normal(0, participant_sd, n_participants)
-    rows = [{"image": f"i{i}", "participant": f"p{p}", "map": name, "metric": metric,
-             "value": effect + image_effect[i] + participant_effect[p] + rng.normal(0, noise_sd)}
-            for name, effect in effects.items() for i in range(n_images) for p in range(n_participants)]
+    rows = [
+        {
+            "image": f"i{i}",
+            "participant": f"p{p}",
+            "map": name,
+            "metric": metric,
+            "value": effect + image_effect[i] + participant_effect[p] + rng.normal(0, noise_sd),
+        }
+        for name, effect in effects.items()
+        for i in range(n_images)
+        for p in range(n_participants)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -125,8 +143,9 @@ def test_planned_contrasts_name_the_better_map():
     cc_table = _crossed(rng, effects=effects)
     mae_table = _crossed(rng, effects=effects, metric="mae")  # lower is better: "strong" is worst here
     kinds = {"center_bias": "baseline", "strong": "cnn", "tied": "cnn", "weak": "cnn"}
-    table = planned_contrasts(pd.concat([cc_table, mae_table]), higher_is_better={"cc": True, "mae": False},
-                              kinds=kinds, n_resamples=2000)
+    table = planned_contrasts(
+        pd.concat([cc_table, mae_table]), higher_is_better={"cc": True, "mae": False}, kinds=kinds, n_resamples=2000
+    )
     cc_rows = table[table["metric"] == "cc"].set_index(["map", "versus"])
     assert cc_rows.loc[("strong", "center_bias"), "better"] == "strong"
     assert cc_rows.loc[("tied", "center_bias"), "better"] == "neither (CI includes 0)"
@@ -142,10 +161,16 @@ def test_kendalls_w_hand_computed():
     # Three metrics rank four maps (rank 1 = highest): a 1, 1, 2; b 2, 2, 1; c 4, 3, 4; d 3, 4, 3.
     # Rank sums 4, 5, 11, 10 around 7.5 → S = 37, W = 12 S / (m² (n³ - n)) = 444 / 540 = 0.8222.
     means = {"cc": [4, 3, 1, 2], "nss": [4, 3, 2, 1], "sim": [3, 4, 1, 2]}
-    summary = pd.DataFrame([{"map": m, "metric": metric, "mean": value}
-                            for metric, values in means.items() for m, value in zip("abcd", values)])
-    w, n_maps, n_metrics = kendalls_w(summary, higher_is_better={"cc": True, "nss": True, "sim": True},
-                                      maps=list("abcd"))
+    summary = pd.DataFrame(
+        [
+            {"map": m, "metric": metric, "mean": value}
+            for metric, values in means.items()
+            for m, value in zip("abcd", values)
+        ]
+    )
+    w, n_maps, n_metrics = kendalls_w(
+        summary, higher_is_better={"cc": True, "nss": True, "sim": True}, maps=list("abcd")
+    )
     assert (n_maps, n_metrics) == (4, 3) and w == pytest.approx(12 * 37 / (9 * 60))
     flipped = summary.assign(mean=lambda t: np.where(t["metric"] == "sim", -t["mean"], t["mean"]))
     w_lower, *_ = kendalls_w(flipped, higher_is_better={"cc": True, "nss": True, "sim": False}, maps=list("abcd"))
@@ -154,8 +179,15 @@ def test_kendalls_w_hand_computed():
 
 def test_mixed_model_recovers_the_effects_it_was_drawn_from():
     rng = np.random.default_rng(5)
-    table = _crossed(rng, effects={"center_bias": 0.2, "model": 0.45}, n_images=25, n_participants=6,
-                     image_sd=0.4, participant_sd=0.25, noise_sd=0.05)
+    table = _crossed(
+        rng,
+        effects={"center_bias": 0.2, "model": 0.45},
+        n_images=25,
+        n_participants=6,
+        image_sd=0.4,
+        participant_sd=0.25,
+        noise_sd=0.05,
+    )
     fit = mixed_model(table, metric="cc").set_index("term")
     assert fit.loc["model", "estimate"] == pytest.approx(0.25, abs=0.02)
     assert fit.loc["model", "ci_low"] < 0.25 < fit.loc["model", "ci_high"]

@@ -65,9 +65,9 @@ def test_refinement_moves_a_late_detector_edge_to_the_rise():
     rng = np.random.default_rng(1)
     audio = rng.standard_normal(3 * rate) * 0.01
     t = np.arange(int(0.4 * rate)) / rate
-    audio[rate: rate + t.size] += 0.2 * sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 6))
+    audio[rate : rate + t.size] += 0.2 * sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 6))
     refined = refine_bounds(audio.astype(np.float32), [(rate + 1024, rate + t.size - 1024)], search=4800, min_gap=3200)
-    (start, stop), = refined
+    ((start, stop),) = refined
     assert abs(start - rate) / 16 <= 5
     assert abs(stop - (rate + t.size)) / 16 <= 10
 
@@ -75,7 +75,7 @@ def test_refinement_moves_a_late_detector_edge_to_the_rise():
 def test_voicing_separates_a_vowel_from_breath():
     rate = 16_000
     t = np.arange(int(0.3 * rate)) / rate
-    vowel = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 10))
+    vowel = sum((np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 10)), np.zeros_like(t))
     breath = np.random.default_rng(0).standard_normal(t.size)
     # Oracle: 300 ms hold (300 - 40) / 10 + 1 = 27 whole 40 ms frames every 10 ms, all periodic.
     assert voiced_ms(vowel) == 270
@@ -118,7 +118,10 @@ def test_session_times_are_image_relative(tmp_path):
     spoken = [speech_trial(["dog"], [700.0]), speech_trial(["sofa", "cat"], [900.0, 2400.0])]
     folder = _session(tmp_path / "P01", spoken, offsets_ms=[12.5, -3.0])
     found = audio_trials([tmp_path])  # a folder of sessions
-    assert [(t.trial, t.image, t.offset_ms, t.aligned) for t in found] == [(0, "1001", 12.5, True), (1, "1002", -3.0, True)]
+    assert [(t.trial, t.image, t.offset_ms, t.aligned) for t in found] == [
+        (0, "1001", 12.5, True),
+        (1, "1002", -3.0, True),
+    ]
     table = detect_trials(found)
     assert tuple(table.columns) == UTTERANCE_COLUMNS
     assert table["utterance"].tolist() == [1, 1, 2]
@@ -136,7 +139,9 @@ def test_a_bare_wav_keeps_file_times_and_the_task_name(tmp_path):
     _write(tmp_path / "other.wav", speech_trial([], []).samples)
     found = audio_trials([tmp_path])
     assert [(t.file.name, t.trial, t.image, t.aligned) for t in found] == [
-        ("other.wav", -1, "", False), ("trial007_000123.wav", 7, "000123", False)]
+        ("other.wav", -1, "", False),
+        ("trial007_000123.wav", 7, "000123", False),
+    ]
 
 
 def test_read_wav_scales_every_sample_format(tmp_path):

@@ -63,9 +63,11 @@ def test_live_onsets_meet_the_offline_targets_within_half_a_second(trials):
         # every utterance ends, with its offset after its onset
         assert all(u.offset_ms is not None and u.offset_ms > u.onset_ms for u in detector.utterances[:-1])
     errors_ms, delays_ms, to_offline_ms = np.array(errors), np.array(delays), np.array(to_offline)
-    print(f"live: median |error| {np.median(errors_ms):.1f} ms, within 50 ms {np.mean(errors_ms <= 50):.0%}; "
-          f"audio delay median {np.median(delays_ms):.0f} ms, max {delays_ms.max():.0f} ms; "
-          f"equal to offline {np.mean(to_offline_ms < 1):.0%}")
+    print(
+        f"live: median |error| {np.median(errors_ms):.1f} ms, within 50 ms {np.mean(errors_ms <= 50):.0%}; "
+        f"audio delay median {np.median(delays_ms):.0f} ms, max {delays_ms.max():.0f} ms; "
+        f"equal to offline {np.mean(to_offline_ms < 1):.0%}"
+    )
     # The accuracy targets hold live too (the refinement sees only the past).
     assert np.median(errors_ms) <= 20 and np.mean(errors_ms <= 50) >= 0.9
     assert np.mean(to_offline_ms <= 5) >= 0.8

@@ -18,11 +18,18 @@ from tests.analysis._speech import ESPEAK, RATE_HZ, VOICES, speech_trial, synthe
 pytestmark = pytest.mark.skipif(ESPEAK is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
 
 #: (word said, its class, the classes of a VOC-like image that shows it)
-CASES = [("dog", "dog", ("dog", "person")), ("chair", "chair", ("chair", "sofa", "diningtable")),
-         ("sofa", "sofa", ("chair", "sofa")), ("horse", "horse", ("horse", "person")),
-         ("bottle", "bottle", ("bottle", "person", "diningtable")), ("train", "train", ("train", "person")),
-         ("sheep", "sheep", ("sheep", "person", "dog")), ("monitor", "tvmonitor", ("tvmonitor", "chair")),
-         ("bicycle", "bicycle", ("bicycle", "person", "car")), ("plane", "aeroplane", ("aeroplane", "person"))]
+CASES = [
+    ("dog", "dog", ("dog", "person")),
+    ("chair", "chair", ("chair", "sofa", "diningtable")),
+    ("sofa", "sofa", ("chair", "sofa")),
+    ("horse", "horse", ("horse", "person")),
+    ("bottle", "bottle", ("bottle", "person", "diningtable")),
+    ("train", "train", ("train", "person")),
+    ("sheep", "sheep", ("sheep", "person", "dog")),
+    ("monitor", "tvmonitor", ("tvmonitor", "chair")),
+    ("bicycle", "bicycle", ("bicycle", "person", "car")),
+    ("plane", "aeroplane", ("aeroplane", "person")),
+]
 
 
 def test_default_synonyms_cover_every_voc_class():
@@ -36,8 +43,9 @@ def test_words_said_are_recognised_within_the_image_grammar():
         for word, cls, classes in CASES:
             spoken = synthesize(word, voice=voice[0], speed_wpm=voice[1], pitch=voice[2]).astype(np.float32)
             silence = np.random.default_rng(0).standard_normal(RATE_HZ // 10).astype(np.float32) * 1e-3
-            said, said_class, score = recognizer.recognise(_resample(np.concatenate([silence, spoken, silence]), RATE_HZ),
-                                                          classes)
+            said, said_class, score = recognizer.recognise(
+                _resample(np.concatenate([silence, spoken, silence]), RATE_HZ), classes
+            )
             assert said_class in classes or said == ""
             assert said == "" or score <= 0.5
             right.append(said_class == cls)
@@ -57,8 +65,13 @@ def test_unknown_words_are_left_out_and_pronunciations_added(tmp_path, caplog):
 
 
 def test_image_classes_come_from_the_manifest(tmp_path):
-    write_manifest([ManifestEntry("000001", 353, 500, extra={"classes": "dog;person"}),
-                    ManifestEntry("000002", 300, 200, extra={"classes": ""})], tmp_path / "manifest.csv")
+    write_manifest(
+        [
+            ManifestEntry("000001", 353, 500, extra={"classes": "dog;person"}),
+            ManifestEntry("000002", 300, 200, extra={"classes": ""}),
+        ],
+        tmp_path / "manifest.csv",
+    )
     assert image_classes(tmp_path) == {"000001": ("dog", "person")}
     assert image_classes(tmp_path / "nowhere") == {}
 
@@ -72,8 +85,10 @@ def test_find_utterances_names_each_utterance_of_a_session(tmp_path):
     trial = speech_trial(["horse", "person"], [800.0, 2000.0], condition="noise20")
     wavfile.write(session / "audio" / "trial000_000010.wav", RATE_HZ, (trial.samples * 32767).astype(np.int16))
     (session / "config.json").write_text(json.dumps({"participant": "P01", "session_id": "s", "stimuli": str(stimuli)}))
-    (session / "trials.jsonl").write_text(json.dumps(
-        {"trial": 0, "image": "000010", "mic_file": "audio/trial000_000010.wav", "mic_offset_ms": 0.0}) + "\n")
+    (session / "trials.jsonl").write_text(
+        json.dumps({"trial": 0, "image": "000010", "mic_file": "audio/trial000_000010.wav", "mic_offset_ms": 0.0})
+        + "\n"
+    )
     table = find_utterances([session], synonyms=DEFAULT_SYNONYMS)
     assert table["name_class"].tolist() == ["horse", "person"]
     assert table["word"].str.len().min() > 0 and table["name_score"].notna().all()

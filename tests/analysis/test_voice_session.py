@@ -31,8 +31,10 @@ from lookwhere.cli import main
 from tests.analysis._speech import ESPEAK, RATE_HZ, synthesize
 from tests.conftest import SHARED_DATA
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(ESPEAK is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(ESPEAK is None, reason="espeak-ng is not installed (apt-get install espeak-ng)"),
+]
 
 REPO = Path(__file__).resolve().parents[2]
 TAPE_S = 4.0
@@ -59,7 +61,7 @@ class _TapePlayer(threading.Thread):
             try:
                 while not self.stopped.is_set():
                     offset = (written * chunk) % len(self.tape)
-                    os.write(fd, self.tape[offset: offset + chunk])
+                    os.write(fd, self.tape[offset : offset + chunk])
                     written += 1
                     time.sleep(max(0.0, started + written * 0.01 - time.monotonic()))
             except BrokenPipeError:
@@ -103,17 +105,45 @@ pcm.lookwhere_mic_file {{ type file; slave.pcm "null"; file "/dev/null"; infile 
     for word, onset_ms in zip(*TAPE_WORDS):
         spoken = synthesize(word)
         start = int(onset_ms * RATE_HZ / 1000)
-        tape[start: start + spoken.size] = spoken
+        tape[start : start + spoken.size] = spoken
     player = _TapePlayer(fifo, tape)
     player.start()
-    env = {**os.environ, "DISPLAY": display.display,
-           "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{tmp_path / 'asound.conf'}"}
+    env = {
+        **os.environ,
+        "DISPLAY": display.display,
+        "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{tmp_path / 'asound.conf'}",
+    }
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "lookwhere", "run", "--participant", "P01", "--stimuli", str(images), "--tracker",
-             "simulated", "--out", str(tmp_path / "sessions"), "--trials", "4", "--seed", "2", "--duration-ms",
-             str(DURATION_MS), "--auto-accept-drift-ms", "150", "--windowed"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                "-m",
+                "lookwhere",
+                "run",
+                "--participant",
+                "P01",
+                "--stimuli",
+                str(images),
+                "--tracker",
+                "simulated",
+                "--out",
+                str(tmp_path / "sessions"),
+                "--trials",
+                "4",
+                "--seed",
+                "2",
+                "--duration-ms",
+                str(DURATION_MS),
+                "--auto-accept-drift-ms",
+                "150",
+                "--windowed",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         yield tmp_path / "sessions" / "P01", images
     finally:
@@ -149,21 +179,43 @@ def test_utterances_are_found_at_their_image_relative_times(speaking_session):
                 errors_ms.append(np.min(np.abs(found - onset_ms)) if found.size else np.inf)
         # Nothing is invented in the silence: every utterance starts within a run of sound (where
         # the microphone's jumps glued two words together, the second one's onset is inside a run).
-        runs = [(start + row["mic_offset_ms"] - TOLERANCE_MS, end + row["mic_offset_ms"]) for start, end in zip(starts, ends)]
+        runs = [
+            (start + row["mic_offset_ms"] - TOLERANCE_MS, end + row["mic_offset_ms"])
+            for start, end in zip(starts, ends)
+        ]
         for onset_ms in found:
             assert any(lo <= onset_ms <= hi for lo, hi in runs), (trial, onset_ms, runs)
-    errors_ms = np.array(errors_ms)
-    print("onset errors (ms):", np.round(errors_ms, 1))
-    assert errors_ms.size >= 2
-    assert np.median(errors_ms) <= 10 and np.mean(errors_ms <= TOLERANCE_MS) >= 0.75, errors_ms
+    errors = np.array(errors_ms)
+    print("onset errors (ms):", np.round(errors, 1))
+    assert errors.size >= 2
+    assert np.median(errors) <= 10 and np.mean(errors <= TOLERANCE_MS) >= 0.75, errors
     assert table["aligned"].all() and (table["participant"] == "P01").all()
 
 
 def test_the_session_report_has_naming_and_time_course(speaking_session, tmp_path):
     folder, images = speaking_session
     out = tmp_path / "report"
-    assert main(["analyze", "--dataset", "session", "--fixations", str(folder.parent), "--stimuli", str(images),
-                 "--out", str(out), "--bootstrap", "100", "--max-fixation-index", "3", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "--dataset",
+                "session",
+                "--fixations",
+                str(folder.parent),
+                "--stimuli",
+                str(images),
+                "--out",
+                str(out),
+                "--bootstrap",
+                "100",
+                "--max-fixation-index",
+                "3",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     utterances = pd.read_csv(out / "utterances.csv")
     assert len(utterances) >= 3 and set(utterances["source"]) == {"automatic"}
     # Names come from the grammar of every class (OSIE has no classes); the decoder may find none.

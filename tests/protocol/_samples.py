@@ -17,6 +17,9 @@ FIELDS: dict[str, dict] = {
         screen_width_px=1920,
         screen_height_px=1080,
         wall_time_s=1_790_000_000.5,
+        screen_width_cm=53.1,
+        viewing_distance_cm=70.0,
+        viewing_default=True,
     ),
     "session_end": dict(
         reason="completed",
@@ -79,6 +82,31 @@ FIELDS: dict[str, dict] = {
     "mic_level": dict(trial=3, t_session_ms=61_250.0, rms_dbfs=-31.5, peak_dbfs=-12.0, xruns=0),
     "mic_audio": dict(trial=3, mic_offset_ms=0.37, first_sample=4410, rate_hz=44100, pcm=bytes(range(256)) * 4),
     "heartbeat": dict(t_session_ms=61_300.0, wall_time_s=1_790_000_061.3, pending=4, waiting="drift_correction"),
+    # the values of a real host message: "!CAL VALIDATION HV9 LR LEFT  GOOD ERROR 0.41 avg. 0.64 max
+    # OFFSET 0.35 deg. 12.5,9.6 pix." (cili/bino250.asc)
+    "validation": dict(
+        calibration=0,
+        eye="L",
+        grade="GOOD",
+        points=9,
+        avg_error_deg=0.41,
+        max_error_deg=0.64,
+        offset_deg=0.35,
+        offset_x_px=12.5,
+        offset_y_px=9.6,
+        t_session_ms=30_500.0,
+    ),
+    "drift_check": dict(
+        trial=3,
+        eye="L",
+        offset_x_px=12.5,
+        offset_y_px=7.9,
+        offset_deg=0.38,
+        outcome="accepted",
+        attempts=1,
+        t_session_ms=60_800.0,
+    ),
+    "trial_quality": dict(trial=3, samples=1250, track_loss=0.024, blinks=1, mean_pupil=905.5),
 }
 assert FIELDS.keys() == protocol.RECORD_TYPES.keys()
 

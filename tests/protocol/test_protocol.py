@@ -161,7 +161,12 @@ OLD_DEFAULTS: dict[str, dict[str, Any]] = {
     "session_end": {"frame_timing": "unknown", "refresh_period_ms": math.nan, "dropped_frames": 0, "overruns": 0},
     "heartbeat": {"waiting": None},
     "trial_start": {"next_image": None},
-    "session_start": {"first_image": None},
+    "session_start": {
+        "first_image": None,
+        "screen_width_cm": float("nan"),
+        "viewing_distance_cm": float("nan"),
+        "viewing_default": None,
+    },
     "fixation": {"truncated": False},
 }
 

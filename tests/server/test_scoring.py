@@ -123,6 +123,7 @@ def test_an_engine_catches_up_with_its_context_in_the_background_while_scored(ro
     scorer.prepare_in_background(_input(final, image, 99), _context(final))
     assert scorer.wait_prepared(timeout_s=60)
     assert scorer._engines[image] is engine and engine.context_version == 99  # caught up, not rebuilt
+    scorer.ceiling(_input(final, image, 99), _context(final))  # the live scoring's third step, kept
     _assert_same_scores(
         scorer.summary(_input(final, image, 99), _context(final)),
         _scorer().summary(_input(final, image, 99), _context(final)),

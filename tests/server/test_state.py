@@ -285,7 +285,12 @@ def test_apply_says_what_changed_and_keeps_the_live_view(osie_stimuli):
     state = LiveState(StimulusSet(osie_stimuli), scoring=ScoringConfig(metrics=("cc",)))
     geometry = DisplayGeometry.fit(800, 600)
     assert state.apply(_record("session_start", 1)) == Change(
-        session=True, trial=True, trial_fixations=True, gaze=True, upcoming=FIELDS["session_start"]["first_image"]
+        session=True,
+        trial=True,
+        trial_fixations=True,
+        gaze=True,
+        quality=True,  # the new session's quality panel, with its viewing geometry
+        upcoming=FIELDS["session_start"]["first_image"],
     )
     ignored = state.apply(_record("trial_start", 2, trial=0, image="no_such_image", **geometry.to_dict()))
     assert ignored == Change(session=True) and state.live.trial is None
