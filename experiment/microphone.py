@@ -150,12 +150,13 @@ class Microphone:
                 raise MicrophoneError(f"audio frames from {start} on were overwritten; enlarge buffer_s")
             return self._ring[np.arange(start, max(stop, start)) % self._ring.size]
 
-    def save(self, path: Path, *, start_frame: float, end_s: float, timeout_s: float = 2.0) -> dict:
-        """Write the audio from stream frame ``start_frame`` to ``perf_counter`` time ``end_s`` to a WAV.
+    def save(self, path: Path, *, start_frame: float, duration_s: float, timeout_s: float = 2.0) -> dict:
+        """Write ``duration_s`` of audio from stream frame ``start_frame`` on to a WAV.
 
         ``start_frame`` is :meth:`frame_at` of the period's start, read once by the caller (its
-        live stream sent the same samples). Waits (up to ``timeout_s``) until the stream has
-        delivered ``end_s``; call it between trials only.
+        live stream sent the same samples); the period's length in frames is ``duration_s`` at the
+        nominal rate. Waits (up to ``timeout_s``) until the stream has delivered its end; call it
+        between trials only.
 
         Returns
         -------
@@ -166,7 +167,7 @@ class Microphone:
         """
         import soundfile as sf
 
-        last = self.frame_at(end_s)
+        last = start_frame + duration_s * self.samplerate_hz
         deadline = time.perf_counter() + timeout_s
         while self._frames < last and time.perf_counter() < deadline:
             time.sleep(0.01)

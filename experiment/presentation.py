@@ -298,7 +298,7 @@ class ImagePeriod:
             offset_tracker_ms=offset.tracker_ms,
         )
         self.services.send(record)
-        audio = self._save_audio(offset)
+        audio = self._save_audio(onset, offset)
         if audio is not None and self.services.sink.wants_audio:
             self._stream_audio(until_frame=math.ceil(self._onset_frame) + audio["frames"])
         devices.tracker.send_message(f"TRIAL_RESULT {TRIAL_DONE}")
@@ -483,14 +483,14 @@ class ImagePeriod:
             )
             self._audio_sent += samples.size
 
-    def _save_audio(self, offset: FlipTimes) -> dict[str, Any] | None:
-        """The trial's WAV (from the onset flip's stream frame to the offset flip); None without a
-        microphone."""
+    def _save_audio(self, onset: FlipTimes, offset: FlipTimes) -> dict[str, Any] | None:
+        """The trial's WAV (from the onset flip's stream frame, for the display time); None without
+        a microphone."""
         microphone = self.devices.microphone
         if microphone is None:
             return None
         path = self.audio_dir / f"trial{self.trial:03d}_{self.image}.wav"
-        audio = microphone.save(path, start_frame=self._onset_frame, end_s=offset.perf_s)
+        audio = microphone.save(path, start_frame=self._onset_frame, duration_s=offset.perf_s - onset.perf_s)
         self.devices.tracker.send_message(f"!V TRIAL_VAR mic_file {path.name}")
         return audio
 
