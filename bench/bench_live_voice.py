@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import threading
@@ -164,6 +165,7 @@ def stream_session(endpoint: str, journal: Path, stimuli: StimulusSet, trials) -
 def record_cost_us(trial, journal: Path, n: int = 1000) -> np.ndarray:
     """The experiment's per-record work (``pcm16`` + ``Sender.send``) alone, to an absent server:
     its CPU time (``time.thread_time``; on a shared machine the wall time adds whatever else runs)."""
+    logging.getLogger("experiment.sender").setLevel(logging.ERROR)  # "closed with records unacknowledged": meant
     sender = Sender("tcp://127.0.0.1:9", journal, heartbeat_interval_s=None)  # nothing listens: sends pend
     chunk = trial.samples[: int(RATE_HZ * CHUNK_S)]
     costs = []
