@@ -1,20 +1,22 @@
 """Microphone capture: one input stream per session, one WAV per trial.
 
-The PortAudio callback copies each block into a ring buffer and notes when it arrived; the frame
-loop never touches audio. Between trials, :meth:`Microphone.save` cuts the image period out of
-the ring buffer (located through the arrival times) and writes it with ``soundfile``.
+The PortAudio callback copies each block into a ring buffer and notes when it arrived. While the
+image is shown, the frame loop copies what was captured since its last look (:meth:`Microphone.read`,
+never waiting) for the live stream; between trials, :meth:`Microphone.save` cuts the image period
+out of the ring buffer (located through the arrival times) and writes it with ``soundfile``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Microphone", "MicrophoneError", "rms_dbfs"]
+__all__ = ["Microphone", "MicrophoneError", "rms_dbfs", "pcm16"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,12 @@ def rms_dbfs(samples: np.ndarray) -> float:
     """RMS level of float samples in [-1, 1], in dB relative to full scale (-inf for silence)."""
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
     return float(20.0 * np.log10(rms)) if rms > 0 else -np.inf
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    """Float samples as 16-bit little-endian PCM, exactly as :meth:`Microphone.save` writes them
+    (``soundfile``'s PCM_16: ``floor(x · 32768)``, clipped to the int16 range)."""
+    return np.clip(np.floor(samples * np.float32(32768)), -32768, 32767).astype("<i2").tobytes()
 
 
 class Microphone:
@@ -118,36 +126,61 @@ class Microphone:
             frames, at = self._anchor
         return frames + (t_s - at) * self.samplerate_hz
 
-    def save(self, path: Path, *, start_s: float, end_s: float, timeout_s: float = 2.0) -> dict:
-        """Write the audio between two ``perf_counter`` times to a WAV.
+    @property
+    def captured(self) -> int:
+        """Frames captured since the stream started."""
+        return self._frames
 
-        Waits (up to ``timeout_s``) until the stream has delivered ``end_s``; call it between
-        trials only.
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Stream frames ``start … stop - 1``, as far as they are captured; never waits.
+
+        Returns
+        -------
+        ndarray, float32, shape (n,)
+            ``n = min(stop, captured) - start`` (0 when none is there yet).
+
+        Raises
+        ------
+        MicrophoneError
+            When the ring buffer has overwritten frame ``start``.
+        """
+        with self._lock:
+            stop = min(stop, self._frames)
+            if self._frames - start > self._ring.size:
+                raise MicrophoneError(f"audio frames from {start} on were overwritten; enlarge buffer_s")
+            return self._ring[np.arange(start, max(stop, start)) % self._ring.size]
+
+    def save(self, path: Path, *, start_frame: float, duration_s: float, timeout_s: float = 2.0) -> dict:
+        """Write ``duration_s`` of audio from stream frame ``start_frame`` on to a WAV.
+
+        ``start_frame`` is :meth:`frame_at` of the period's start, read once by the caller (its
+        live stream sent the same samples); the period's length in frames is ``duration_s`` at the
+        nominal rate. Waits (up to ``timeout_s``) until the stream has delivered its end; call it
+        between trials only.
 
         Returns
         -------
         dict
-            ``file``, ``frames``, ``offset_ms`` (time of the WAV's first sample minus
-            ``start_s``, ms), ``level_dbfs`` of the clip, and ``overruns`` so far.
+            ``file``, ``frames``, ``offset_ms`` (time of the WAV's first sample, frame
+            ``ceil(start_frame)``, after the start, ms), ``level_dbfs`` of the clip, and
+            ``overruns`` so far.
         """
         import soundfile as sf
 
-        first = self.frame_at(start_s)
-        last = self.frame_at(end_s)
+        last = start_frame + duration_s * self.samplerate_hz
         deadline = time.perf_counter() + timeout_s
         while self._frames < last and time.perf_counter() < deadline:
             time.sleep(0.01)
-        first_i, last_i = int(np.ceil(first)), int(min(np.floor(last), self._frames))
-        with self._lock:
-            if self._frames - first_i > self._ring.size:
-                raise MicrophoneError(f"the audio of {path.name} was overwritten; enlarge buffer_s")
-            index = np.arange(first_i, max(last_i, first_i)) % self._ring.size
-            clip = self._ring[index].copy()
+        first_i, last_i = math.ceil(start_frame), int(min(math.floor(last), self._frames))
+        try:
+            clip = self.read(first_i, last_i)
+        except MicrophoneError as error:
+            raise MicrophoneError(f"the audio of {path.name}: {error}") from None
         sf.write(path, clip, self.samplerate_hz, subtype="PCM_16")
         return {
             "file": path.name,
             "frames": int(clip.size),
-            "offset_ms": (first_i - first) / self.samplerate_hz * 1000.0,
+            "offset_ms": (first_i - start_frame) / self.samplerate_hz * 1000.0,
             "level_dbfs": rms_dbfs(clip),
             "overruns": self.overruns,
         }

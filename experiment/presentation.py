@@ -4,7 +4,8 @@
 :class:`stimuli.geometry.DisplayGeometry`, for the configured duration. ``IMAGE_ONSET`` and
 ``IMAGE_OFFSET`` are sent from ``win.callOnFlip``, so their times are those of the flips, and
 every clock is read back to back there (:class:`FlipTimes`). Each frame drains the tracker's
-events (streamed as they come), sends the live gaze and microphone level, services the stream and
+events (streamed as they come), sends the live gaze, the microphone level and the recording so far
+(``mic_audio``: the WAV's samples, for the server's live voice detection), services the stream and
 reads the operator's keys; the offset is the flip nearest the deadline
 (:func:`experiment.timing.offset_is_due`). Nothing is written to the records here: the caller
 appends the :class:`TrialRow` after the stream's ``trial_end``.
@@ -16,6 +17,7 @@ kept), after the stream got the run's ``trial_end`` with ``aborted=True``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -26,11 +28,12 @@ import numpy as np
 
 from experiment.config import SessionConfig
 from experiment.lifecycle import Devices, SessionClock
+from experiment.microphone import pcm16
 from experiment.quality import trial_quality_of
 from experiment.services import FrameServices
 from experiment.timing import frame_summary, is_overrun, offset_is_due, streamed_frame_timing
 from experiment.trackers import TrackerFixation
-from lookwhere.protocol import FixationRecord, GazeSample, MicLevel, TrialEnd, TrialStart
+from lookwhere.protocol import MAX_MESSAGE_BYTES, FixationRecord, GazeSample, MicAudio, MicLevel, TrialEnd, TrialStart
 from lookwhere.records import Fixation
 from stimuli.geometry import DisplayGeometry
 
@@ -52,6 +55,11 @@ TRIAL_DONE, TRIAL_SKIPPED, TRIAL_ABORTED = 0, 1, 2
 RECORDING_LEAD_S = 0.1
 #: How often the frame loop streams the microphone level.
 MIC_LEVEL_INTERVAL_S = 0.25
+#: How often the frame loop streams the recording captured since its last look (``mic_audio``):
+#: the live voice onsets come this much later at most. ~10 µs of the frame per record.
+MIC_AUDIO_INTERVAL_S = 0.1
+#: Most samples in one ``mic_audio`` record (16-bit): a record stays within the message limit.
+MIC_AUDIO_MAX_SAMPLES = (MAX_MESSAGE_BYTES - 1024) // 2
 
 
 class TrialAborted(Exception):
@@ -262,6 +270,8 @@ class ImagePeriod:
         self._stop_tracker_ms = float("inf")  # when recording stopped (tracker clock)
         self._flips: list[float] = []  # perf_counter times of the image's flips, onset first
         self._overhead_s: list[float] = []  # per-frame work of the loop
+        self._onset_frame = 0.0  # the microphone's stream frame at the onset flip (fractional)
+        self._audio_sent = 0  # next stream frame of the recording to stream
 
     def run(self, drift_correction: dict[str, Any]) -> tuple[TrialRow, list[Fixation], TrialEnd]:
         """Show the image and take it off; return the trial's row, its fixations (with the
@@ -289,6 +299,8 @@ class ImagePeriod:
         )
         self.services.send(record)
         audio = self._save_audio(onset, offset)
+        if audio is not None and self.services.sink.wants_audio:
+            self._stream_audio(until_frame=math.ceil(self._onset_frame) + audio["frames"])
         devices.tracker.send_message(f"TRIAL_RESULT {TRIAL_DONE}")
         shown_ms = (offset.perf_s - onset.perf_s) * 1000.0
         fixations = [replace(self._fixation(event, onset), stimulus_duration_ms=shown_ms) for event in self._events]
@@ -330,7 +342,11 @@ class ImagePeriod:
         devices, services = self.devices, self.services
         stimulus, window = devices.visuals.image, devices.window
         deadline_s = onset.perf_s + self.config.duration_ms / 1000.0
-        next_level_s = onset.perf_s
+        next_level_s = next_audio_s = onset.perf_s
+        if devices.microphone is not None:
+            self._onset_frame = devices.microphone.frame_at(onset.perf_s)
+            self._audio_sent = math.ceil(self._onset_frame)  # the WAV's first sample
+        stream_audio = devices.microphone is not None and services.sink.wants_audio
         services.screen = "image"
         while True:
             busy = time.perf_counter()
@@ -341,6 +357,9 @@ class ImagePeriod:
                 next_level_s = busy + MIC_LEVEL_INTERVAL_S
                 level = devices.microphone.level()
                 services.send(MicLevel(trial=self.trial, t_session_ms=self.clock.session_ms(busy), **level))
+            if stream_audio and busy >= next_audio_s:
+                next_audio_s = busy + MIC_AUDIO_INTERVAL_S
+                self._stream_audio()
             services.service()
             if {"q", "escape"} & set(services.read_keys()):
                 self._abort(onset)
@@ -442,13 +461,36 @@ class ImagePeriod:
             overrun=is_overrun(shown_ms, requested_ms=self.config.duration_ms, period_ms=self.devices.frame_period_ms),
         )
 
+    def _stream_audio(self, until_frame: int | None = None) -> None:
+        """Stream the recording captured since the last call (up to ``until_frame``: the WAV's
+        end, after the offset) as ``mic_audio`` records; never waits for the microphone."""
+        microphone = self.devices.microphone
+        assert microphone is not None  # the caller checked
+        first = math.ceil(self._onset_frame)
+        stop = microphone.captured if until_frame is None else until_frame
+        while self._audio_sent < stop:
+            samples = microphone.read(self._audio_sent, min(stop, self._audio_sent + MIC_AUDIO_MAX_SAMPLES))
+            if not samples.size:
+                return
+            self.services.send(
+                MicAudio(
+                    trial=self.trial,
+                    mic_offset_ms=(first - self._onset_frame) / microphone.samplerate_hz * 1000.0,
+                    first_sample=self._audio_sent - first,
+                    rate_hz=microphone.samplerate_hz,
+                    pcm=pcm16(samples),
+                )
+            )
+            self._audio_sent += samples.size
+
     def _save_audio(self, onset: FlipTimes, offset: FlipTimes) -> dict[str, Any] | None:
-        """The trial's WAV (between the onset and offset flips); None without a microphone."""
+        """The trial's WAV (from the onset flip's stream frame, for the display time); None without
+        a microphone."""
         microphone = self.devices.microphone
         if microphone is None:
             return None
         path = self.audio_dir / f"trial{self.trial:03d}_{self.image}.wav"
-        audio = microphone.save(path, start_s=onset.perf_s, end_s=offset.perf_s)
+        audio = microphone.save(path, start_frame=self._onset_frame, duration_s=offset.perf_s - onset.perf_s)
         self.devices.tracker.send_message(f"!V TRIAL_VAR mic_file {path.name}")
         return audio
 

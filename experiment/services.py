@@ -23,6 +23,7 @@ class RecordSink(Protocol):
     Each record is a :mod:`lookwhere.protocol` record (:class:`~lookwhere.protocol.SessionStart`,
     :class:`~lookwhere.protocol.TrialStart`, :class:`~lookwhere.protocol.FixationRecord`,
     :class:`~lookwhere.protocol.GazeSample`, :class:`~lookwhere.protocol.MicLevel`,
+    :class:`~lookwhere.protocol.MicAudio`,
     :class:`~lookwhere.protocol.TrialEnd`, :class:`~lookwhere.protocol.SessionEnd`) built without
     ``session`` and ``seq``, which the sender stamps (:meth:`experiment.sender.Sender.send`).
 
@@ -31,10 +32,12 @@ class RecordSink(Protocol):
     heartbeats: ``waiting`` names what the task waits for (one of
     :data:`lookwhere.protocol.WAITING_FOR`, None while it shows an image); ``flush`` between
     trials; ``close`` at shutdown. ``wants_gaze``: whether to send a ``gaze`` record every frame
-    of an image (a live cursor).
+    of an image (a live cursor); ``wants_audio``: whether to send the trial's recording as
+    ``mic_audio`` records (the server's live voice detection).
     """
 
     wants_gaze: bool
+    wants_audio: bool
 
     def send(self, record: Record) -> None: ...
 
@@ -49,6 +52,7 @@ class NullSink:
     """A :class:`RecordSink` that drops everything (no live stream)."""
 
     wants_gaze = False
+    wants_audio = False
 
     def send(self, record: Record) -> None:
         pass

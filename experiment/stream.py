@@ -36,6 +36,7 @@ class StreamSink:
     """
 
     wants_gaze = True
+    wants_audio = True
 
     def __init__(self, sender: Sender, *, heartbeat_interval_s: float = 1.0) -> None:
         if not heartbeat_interval_s > 0:

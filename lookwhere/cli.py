@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "stimuli": ("stimuli.cli", "prepare and check stimulus sets (VOC 2007, the demo set, any folder)"),
     "recording": ("analysis.readers.cli", "inspect an EyeLink recording (ASC or EDF) before analysing it"),
     "voice": ("analysis.voice.cli", "find the spoken names in the per-trial audio: onsets, offsets, words"),
+    "review": ("server.review_cli", "review and correct the spoken names' onsets on recorded sessions (a web page)"),
 }
 
 

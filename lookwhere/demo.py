@@ -275,6 +275,8 @@ def main(args: argparse.Namespace) -> int:
         str(args.http_port),
         "--zmq-port",
         "0",
+        "--sessions",  # the review page opens the demo's sessions
+        str(sessions),
         *(("--maps", str(maps)) if maps else ()),
         log_file=out / "server.log",
         start_new_session=True,

@@ -15,8 +15,8 @@ default ("unknown"). Senders always write every field, so an older server reject
 
 Record kinds (:data:`RECORD_TYPES`): :class:`SessionStart`, :class:`SessionEnd`,
 :class:`TrialStart`, :class:`TrialEnd`, :class:`FixationRecord`, :class:`GazeSample`,
-:class:`MicLevel`, :class:`Heartbeat`, and the data-quality records :class:`Validation`,
-:class:`DriftCheck` and :class:`TrialQualityRecord` (:mod:`lookwhere.quality`).
+:class:`MicLevel`, :class:`MicAudio`, :class:`Heartbeat`, and the data-quality records
+:class:`Validation`, :class:`DriftCheck` and :class:`TrialQualityRecord` (:mod:`lookwhere.quality`).
 
 Delivery (zguide ch. 5 "Clone", turned around)
 ----------------------------------------------
@@ -78,6 +78,7 @@ __all__ = [
     "FixationRecord",
     "GazeSample",
     "MicLevel",
+    "MicAudio",
     "Heartbeat",
     "Validation",
     "DriftCheck",
@@ -187,6 +188,15 @@ def _number(lo: float, hi: float, *, nan_ok: bool = False) -> Callable:
     return check
 
 
+def _pcm(name: str, value: Any) -> bytes:
+    """16-bit little-endian samples: bytes of even length (the message size bounds it)."""
+    if type(value) is not bytes:
+        raise _wrong_type(name, value, "bytes (msgpack bin)")
+    if len(value) % 2:
+        raise ProtocolError("out_of_range", f"{name} holds {len(value)} bytes; 16-bit samples take an even number")
+    return value
+
+
 def _boolean(name: str, value: Any) -> bool:
     if type(value) is not bool:
         raise _wrong_type(name, value, "true or false")
@@ -281,6 +291,11 @@ FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "mean_pupil": _number(0.0, 1e9, nan_ok=True),
     "rms_dbfs": _number(-400.0, 0.0),
     "peak_dbfs": _number(-400.0, 0.0),
+    # the trial's recording, streamed (MicAudio)
+    "rate_hz": _integer(1000, 384_000),
+    "first_sample": _COUNT,
+    "mic_offset_ms": _number(-60_000.0, 60_000.0),
+    "pcm": _pcm,
     **{f"{edge}_{clock}_ms": _TIME for edge in ("start", "end") for clock in ("tracker", "session")},
     **{f"{t}_{clock}_ms": _TIME for t in ("onset", "offset", "t") for clock in ("tracker", "session")},
 }
@@ -505,6 +520,24 @@ class MicLevel(Record):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MicAudio(Record):
+    """A stretch of the trial's recording, for live voice detection (the WAV stays the record).
+
+    The trial's recording is the one its WAV holds: sample 0 came ``mic_offset_ms`` after the image
+    onset (``trials.jsonl``'s ``mic_offset_ms``); this record carries samples ``first_sample …
+    first_sample + len(pcm) / 2 - 1`` of it, mono, 16-bit little-endian, at ``rate_hz``. Records of
+    one run of a trial follow each other without gap or overlap.
+    """
+
+    kind: ClassVar[str] = "mic_audio"
+    trial: int
+    mic_offset_ms: float
+    first_sample: int
+    rate_hz: int
+    pcm: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat(Record):
     """Sender liveness; ``pending`` is how many records the sender holds unacknowledged;
     ``waiting`` what the task waits for (one of :data:`WAITING_FOR`, or None)."""
@@ -574,6 +607,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
         FixationRecord,
         GazeSample,
         MicLevel,
+        MicAudio,
         Heartbeat,
         Validation,
         DriftCheck,

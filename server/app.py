@@ -11,15 +11,20 @@ import logging
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.config import ServeConfig
-from server.routes import dashboard, health, images, live, session
+from server.routes import dashboard, health, images, live, review, session
 from server.security import require_access
 
-__all__ = ["create_app", "open_resources", "write_server_info", "STATIC_DIR", "SERVER_INFO_FILE"]
+if TYPE_CHECKING:
+    from server.review import ReviewConfig, ReviewLibrary
+
+__all__ = ["create_app", "create_review_app", "open_resources", "write_server_info", "STATIC_DIR", "SERVER_INFO_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +70,11 @@ def open_resources(config: ServeConfig):
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     from server.hub import LiveHub
+    from server.review import ReviewLibrary
 
     config: ServeConfig = app.state.config
     stimuli, store, curve = open_resources(config)
+    app.state.review = ReviewLibrary([config.sessions or config.data_dir])
     config.write(config.data_dir)
     hub = LiveHub(
         stimuli,
@@ -86,6 +93,7 @@ async def lifespan(app: FastAPI):
         announce(
             [
                 f"dashboard: {ready['url']}",
+                f"review:    {_page_url(ready['url'], 'review')}",
                 f"stream:    {hub.endpoint}  (lookwhere run --server {hub.endpoint})",
                 f"data:      {config.data_dir}",
                 "stop with Ctrl-C",
@@ -96,6 +104,12 @@ async def lifespan(app: FastAPI):
     finally:
         hub.stop()
         (config.data_dir / SERVER_INFO_FILE).unlink(missing_ok=True)
+
+
+def _page_url(url: str, page: str) -> str:
+    """``url`` (the dashboard's, with its token if any) pointing at ``page`` instead."""
+    base, _, query = url.partition("?")
+    return base + page + (f"?{query}" if query else "")
 
 
 def write_server_info(config: ServeConfig, zmq_endpoint: str) -> dict:
@@ -121,6 +135,21 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.include_router(health.router, dependencies=protected)
     app.include_router(session.router, dependencies=protected)
     app.include_router(images.router, dependencies=protected)
+    app.include_router(review.router, dependencies=protected)
     app.include_router(live.router)  # checks origin and token itself (no HTTP dependency on a socket)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def create_review_app(config: ReviewConfig, library: ReviewLibrary) -> FastAPI:
+    """The review page and its API alone (``lookwhere review``), over ``library``'s sessions."""
+    app = FastAPI(title="lookwhere review", docs_url=None, redoc_url=None)
+    app.state.config, app.state.review = config, library
+    app.include_router(review.router, dependencies=[Depends(require_access)])
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/review")
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -24,6 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where records are persisted and the pooled state is reloaded from (default: ./lookwhere-data)",
     )
     parser.add_argument(
+        "--sessions",
+        type=Path,
+        help="session folders (lookwhere run --out) whose naming audio the review page /review opens "
+        "(default: those under --data)",
+    )
+    parser.add_argument(
         "--bind",
         default=DEFAULT_HOST,
         help="interface for HTTP and ZeroMQ (default loopback; elsewhere a token is required)",
@@ -49,9 +55,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import socket
-
-    import uvicorn
     from threadpoolctl import threadpool_limits
 
     from server.app import create_app, open_resources
@@ -66,26 +69,13 @@ def main(args: argparse.Namespace) -> int:
     # first scoring of a trial. Switching every 0.5 ms costs a little throughput, no latency.
     sys.setswitchinterval(0.0005)
 
-    family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit it: without it Nagle holds a WebSocket update back until the
-    # browser's delayed ACK (40 ms) whenever the previous one is still unacknowledged.
-    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        listener.bind((args.bind, args.http_port))
-        listener.listen(128)  # clients that come before the app is up wait in the backlog
-    except OSError as error:
-        listener.close()
-        raise OSError(
-            f"cannot listen on {args.bind}:{args.http_port} ({error.strerror}); "
-            "choose another --http-port (0: any free one)"
-        ) from None
+    listener = open_listener(args.bind, args.http_port)
     config = ServeConfig(
         **dict(scoring_from_args(args)),
         stimuli=args.stimuli,
         maps=args.maps,
         data_dir=args.data,
+        sessions=args.sessions,
         bind=args.bind,
         http_port=listener.getsockname()[1],
         zmq_port=args.zmq_port,
@@ -100,9 +90,43 @@ def main(args: argparse.Namespace) -> int:
     open_resources(config)  # bad input: one clear line now, not a traceback from the web server
     app = create_app(config)
     app.state.announce = lambda lines: print("\n".join(lines), flush=True)
+    run_app(app, listener)
+    return 0
+
+
+def open_listener(bind: str, port: int):
+    """A listening TCP socket on ``bind:port`` (0: any free port) for :func:`run_app`.
+
+    Raises
+    ------
+    OSError
+        When the port is taken (the message says what to do).
+    """
+    import socket
+
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: without it Nagle holds a WebSocket update back until the
+    # browser's delayed ACK (40 ms) whenever the previous one is still unacknowledged.
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        listener.bind((bind, port))
+        listener.listen(128)  # clients that come before the app is up wait in the backlog
+    except OSError as error:
+        listener.close()
+        raise OSError(
+            f"cannot listen on {bind}:{port} ({error.strerror}); choose another --http-port (0: any free one)"
+        ) from None
+    return listener
+
+
+def run_app(app, listener) -> None:
+    """Serve ``app`` on ``listener`` with uvicorn until Ctrl-C."""
+    import uvicorn
+
     # No per-message deflate: the feed is small JSON up to 250 times a second on the lab network,
     # and compressing it cost the event loop more CPU than sending it.
     config_uvicorn = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", ws_per_message_deflate=False)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl+C it has shut down on
         uvicorn.Server(config_uvicorn).run(sockets=[listener])
-    return 0

@@ -31,6 +31,9 @@ class ServeConfig(ScoringConfig):
         Map store (``lookwhere precompute``); ``None``: baselines only.
     data_dir : Path
         Where records are persisted and the pooled state is rebuilt from.
+    sessions : Path or None
+        Session folders (or a folder of them) whose naming audio the review page opens; ``None``:
+        those under ``data_dir``.
     bind : str
         Interface of both the HTTP and the ZeroMQ servers. Anything but loopback requires a token.
     http_port, zmq_port : int
@@ -50,6 +53,7 @@ class ServeConfig(ScoringConfig):
     stimuli: Path
     maps: Path | None = None
     data_dir: Path = Path("lookwhere-data")
+    sessions: Path | None = None
     bind: str = DEFAULT_HOST
     http_port: int = Field(8765, ge=0, le=65535)
     zmq_port: int = Field(5555, ge=0, le=65535)

@@ -1,10 +1,12 @@
 """The live hub: the receiver thread, the scoring thread, and the dashboard's view of both.
 
-Two threads share one :class:`server.state.LiveState` under one lock:
+Two threads share one :class:`server.state.LiveState` under one lock, a third its audio:
 
 * the **receiver thread** polls :class:`server.receiver.Receiver`, applies every accepted record
   to the state (microseconds) and refreshes the cheap sections of the view — session, trial,
   gaze, the current trial's fixations, microphone, stream health — then wakes the subscribers;
+* the **voice thread** (:class:`server.voice.VoiceMonitor`) takes the trial's streamed recording
+  from the receiver thread and publishes its level strip and live utterance onsets;
 * the **scoring thread** waits until fixations changed, takes the image in focus from the state
   under the lock (:meth:`LiveState.image_input`: its rows and versions) and, outside it, brings
   that image's engine up to date (:class:`server.scoring.LiveScorer`: one kernel stamp and the
@@ -60,6 +62,7 @@ from server.sections import (
 )
 from server.state import Change, LiveState
 from server.thumbnails import ThumbnailCache
+from server.voice import VoiceMonitor
 from stimuli.sets import StimulusSet
 
 if TYPE_CHECKING:
@@ -172,7 +175,9 @@ class LiveHub:
         )
         #: the stream's bound endpoint, e.g. ``"tcp://127.0.0.1:43517"``
         self.endpoint = self.receiver.endpoint
+        self.voice = VoiceMonitor(self._publish_voice)
         with self._lock:
+            self._set("voice", VoiceMonitor.empty())
             for name in ("session", "trial", "fixations", "gaze", "mic", "quality"):
                 self._refresh(name)
             self._refresh_health()
@@ -192,6 +197,7 @@ class LiveHub:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        self.voice.start()
         logger.info("live hub: stream at %s, %d pooled fixations reloaded", self.endpoint, len(self.state.fixations()))
         return self
 
@@ -202,6 +208,7 @@ class LiveHub:
         for thread in self._threads:
             thread.join(timeout=5.0)
         self._threads.clear()
+        self.voice.stop()
         self.receiver.close()
 
     # -- subscribers -------------------------------------------------------------------------------
@@ -273,6 +280,8 @@ class LiveHub:
             if change.upcoming is not None and change.upcoming in self.stimuli.image_ids:
                 # prepared in the background while this trial (or the calibration) runs
                 self.state.scorer.prepare_in_background(self.state.image_input(change.upcoming), self._context)
+            if change.audio is not None:
+                self.voice.feed(change.audio)
             if change.sent_wall_time_s is not None:
                 self._latency_ms.append((time.time() - change.sent_wall_time_s) * 1000.0)
         if fixations_changed:
@@ -333,6 +342,12 @@ class LiveHub:
         else:
             raise ValueError(f"no state section {name!r}")
         self._set(name, section)
+
+    def _publish_voice(self, section: BaseModel) -> None:
+        """Publish the ``voice`` section (from the voice thread)."""
+        with self._lock:
+            self._set("voice", section)
+        self._publish()
 
     def _refresh_health(self) -> None:
         self._set("health", HealthSection.model_validate(jsonable(self._health())))

@@ -32,6 +32,8 @@ __all__ = [
     "GazeSection",
     "FixationsSection",
     "MicSection",
+    "VoiceTick",
+    "VoiceSection",
     "HealthSection",
     "ImageSummary",
     "ScoresSection",
@@ -44,7 +46,7 @@ __all__ = [
 #: Version of the dashboard's message format (the WebSocket's ``v``); the page refuses another.
 SCHEMA_VERSION = 1
 #: The sections of the dashboard's view, in the order a snapshot lists them.
-SECTIONS = ("session", "trial", "gaze", "fixations", "mic", "health", "scores", "history", "quality")
+SECTIONS = ("session", "trial", "gaze", "fixations", "mic", "voice", "health", "scores", "history", "quality")
 
 
 def jsonable(value: Any) -> Any:
@@ -149,6 +151,36 @@ class FixationsSection(_Model):
 
 class MicSection(_Model):
     mic: MicReading | None
+
+
+class VoiceTick(_Model):
+    """An utterance found live in the trial's streamed recording (ms from the image onset).
+
+    ``detected_ms``: how far into the trial the audio that confirmed it reached; ``server_time_s``:
+    when the server found it; ``offset_ms``: None while it goes on."""
+
+    onset_ms: float
+    offset_ms: float | None
+    confidence: float
+    detected_ms: float
+    server_time_s: float
+
+
+class VoiceSection(_Model):
+    """The live trial's microphone level strip and its utterances (:mod:`server.voice`).
+
+    ``level_dbfs[i]`` is the RMS level of the recording from ``start_ms + i · bin_ms`` (None:
+    digital silence); ``audio_ms`` how much of the trial's recording has arrived; ``detector``
+    what finds the utterances (or why nothing does)."""
+
+    session: str | None
+    trial: int | None
+    start_ms: float
+    bin_ms: float
+    level_dbfs: list[float | None]
+    audio_ms: float
+    utterances: list[VoiceTick]
+    detector: str
 
 
 class Percentiles(_Model):

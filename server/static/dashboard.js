@@ -4,9 +4,11 @@
 //   stage.js      stimulus, heatmaps, live overlay     scores.js  score table, bars, model maps
 //   panels.js     header, health, microphone, history  dom.js     DOM and formatting helpers
 //   quality.js    validations, drift strip and alarm, track loss
+//   mic.js        the live trial's microphone strip with the utterances found live
 // This module wires them: messages into the store, the store into the views, the controls.
 
 import { $, setText, showError } from "./dom.js";
+import { renderVoice, startVoiceStrip } from "./mic.js";
 import { renderBanner, renderCountdown, renderHealth, renderHistory, renderMic, renderSession } from "./panels.js";
 import { renderQuality } from "./quality.js";
 import { Scores } from "./scores.js";
@@ -77,11 +79,13 @@ function onMessage(message) {
   }
   if (changed.has("history") || changed.has("trial")) renderHistoryList();
   if (changed.has("history") && store.browse !== null) refreshBrowsed();
+  if (changed.has("voice") || changed.has("trial") || changed.has("session")) renderVoice(store);
 }
 
 function start() {
   const feed = new LiveFeed(onMessage, showError);
   stage.start();
+  startVoiceStrip(store);
   scores.start(() => scores.render(store.currentView()));
   $("back-to-live").addEventListener("click", backToLive);
   document.addEventListener("keydown", (event) => { if (event.key === "Escape" && store.browse !== null) backToLive(); });

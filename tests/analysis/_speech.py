@@ -22,10 +22,12 @@ so the true onset stays the word's first sample.
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -40,6 +42,7 @@ __all__ = [
     "noise_only_trials",
     "speech_trial",
     "synthesize",
+    "write_session",
 ]
 
 ESPEAK = shutil.which("espeak-ng")
@@ -229,3 +232,39 @@ def noise_only_trials(*, seed: int = 0, duration_s: float = 5.0) -> list[SpeechT
         speech_trial([], [], condition=condition, duration_s=duration_s, seed=seed * 1000 + 500 + i)
         for i, condition in enumerate(CONDITIONS)
     ]
+
+
+def write_session(
+    folder: Path,
+    spoken: dict,
+    *,
+    offset_ms: float = 8.0,
+    duration_s: float = 3.0,
+    condition: str = "noise20",
+    participant: str = "P01",
+    session: str = "s-1",
+) -> Path:
+    """A session folder as ``lookwhere run`` writes it, with spoken names in its WAVs.
+
+    Trial ``t`` shows image ``str(1001 + t)`` (OSIE's ids); its WAV (``audio/``, 16-bit at
+    :data:`RATE_HZ`) holds ``spoken[t] = (words, onsets_ms)``, onsets from the WAV's first sample,
+    which came ``offset_ms`` after the image onset (``mic_offset_ms`` in ``trials.jsonl``). The
+    caller adds the fixations (``fixations.csv``) when the session is to be analysed.
+
+    Returns
+    -------
+    Path
+        ``folder``.
+    """
+    from scipy.io import wavfile
+
+    (folder / "audio").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for trial, (words, onsets) in spoken.items():
+        audio = speech_trial(words, onsets, condition=condition, duration_s=duration_s, seed=trial).samples
+        name = f"audio/trial{trial:03d}_{1001 + trial}.wav"
+        wavfile.write(folder / name, RATE_HZ, (audio * 32767).astype(np.int16))
+        rows.append({"trial": trial, "image": str(1001 + trial), "mic_file": name, "mic_offset_ms": offset_ms})
+    (folder / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "config.json").write_text(json.dumps({"participant": participant, "session_id": session}))
+    return folder

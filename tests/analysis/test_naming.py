@@ -12,7 +12,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.io import wavfile
 
 from analysis.fixations import fixation_table
 from analysis.heatmap import HeatmapParams
@@ -22,7 +21,7 @@ from analysis.readers import read_osie
 from analysis.timecourse import TimecourseAnalysis, TimecourseParams, first_fixations, fixations_in_window
 from analysis.voice.corrections import CORRECTIONS_FILE, apply_corrections, read_corrections, save_correction
 from lookwhere.records import SESSION_FIXATIONS_FILE
-from tests.analysis._speech import ESPEAK, RATE_HZ, speech_trial
+from tests.analysis._speech import ESPEAK, write_session
 
 SHAPE = (600, 800)
 SCORING = dict(metrics=("mae", "nss", "cc", "auc_shuffled"), seed=0, variant="mit", mae_normalize="minmax")
@@ -240,19 +239,12 @@ def test_corrections_replace_whole_trials_and_keep_history(tmp_path, caplog):
 def test_a_session_with_spoken_names_is_analysed_end_to_end(osie, osie_stimuli, tmp_path):
     # A session folder as lookwhere run writes it: OSIE observer s01's fixations on three images,
     # and per trial a WAV whose first sample came 8 ms after the image onset, with names spoken.
-    session = tmp_path / "sessions" / "P01"
-    (session / "audio").mkdir(parents=True)
+    session = write_session(
+        tmp_path / "sessions" / "P01",
+        {0: (["dog", "person"], [900.0, 2100.0]), 1: (["chair"], [1200.0]), 2: ([], [])},
+    )
     fixations = osie[osie["participant"] == "s01"].assign(participant="P01", session="s-1")
     fixations.to_csv(session / SESSION_FIXATIONS_FILE, index=False, na_rep="nan")
-    spoken = {0: (["dog", "person"], [900.0, 2100.0]), 1: (["chair"], [1200.0]), 2: ([], [])}
-    rows = []
-    for trial, (words, onsets) in spoken.items():
-        audio = speech_trial(words, onsets, condition="noise20", duration_s=3.0, seed=trial).samples
-        name = f"audio/trial{trial:03d}_{1001 + trial}.wav"
-        wavfile.write(session / name, RATE_HZ, (audio * 32767).astype(np.int16))
-        rows.append({"trial": trial, "image": str(1001 + trial), "mic_file": name, "mic_offset_ms": 8.0})
-    (session / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (session / "config.json").write_text(json.dumps({"participant": "P01", "session_id": "s-1"}))
     save_correction(
         session,
         trial=1,

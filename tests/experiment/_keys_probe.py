@@ -47,6 +47,7 @@ class WaitingLog:
     """A record sink noting each ``(screen, waiting)`` pair its ``service`` calls see."""
 
     wants_gaze = False
+    wants_audio = False
 
     def __init__(self) -> None:
         self.session: Session | None = None

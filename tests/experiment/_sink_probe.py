@@ -1,7 +1,9 @@
 """Run a short simulated session in-process with a sink that checks every record against the wire
 protocol (run by test_session.py with the private display and virtual microphone).
 
-Usage: ``python -m tests.experiment._sink_probe STIMULI OUT``; prints ``OBSERVED <json>``.
+Usage: ``python -m tests.experiment._sink_probe STIMULI OUT``; prints ``OBSERVED <json>``. The
+``mic_audio`` records of trial ``t`` are written, joined, to ``OUT/streamed_<t>.pcm``; their
+``mic_offset_ms`` and ``first_sample`` values go into the JSON.
 """
 
 from __future__ import annotations
@@ -20,15 +22,23 @@ class CheckingSink:
     """Stamps and encodes (validates) every record it receives, as the stream's sender does."""
 
     wants_gaze = True  # every frame's gaze record is validated too
+    wants_audio = True
 
     def __init__(self, session: str) -> None:
         self.session = session
         self.kinds: list[str] = []
         self.calls = {"service": 0, "flush": 0, "close": 0}
+        self.audio: dict[int, list] = {}  # trial → [mic_offset_ms, first_sample, n_samples] of its records
+        self.pcm: dict[int, bytes] = {}
 
     def send(self, record: protocol.Record) -> None:
         protocol.encode(replace(record, session=self.session, seq=len(self.kinds) + 1))
         self.kinds.append(record.kind)
+        if isinstance(record, protocol.MicAudio):
+            self.audio.setdefault(record.trial, []).append(
+                [record.mic_offset_ms, record.first_sample, len(record.pcm) // 2]
+            )
+            self.pcm[record.trial] = self.pcm.get(record.trial, b"") + record.pcm
 
     def service(self, *, waiting: str | None = None) -> None:
         self.calls["service"] += 1
@@ -54,4 +64,6 @@ config = SessionConfig(
 sink = CheckingSink(config.session_id)
 with Session(config, sink=sink) as session:
     session.run()
-print("OBSERVED " + json.dumps({"kinds": sink.kinds, "calls": sink.calls}))
+for trial, pcm in sink.pcm.items():
+    (config.out / f"streamed_{trial}.pcm").write_bytes(pcm)
+print("OBSERVED " + json.dumps({"kinds": sink.kinds, "calls": sink.calls, "audio": sink.audio}))

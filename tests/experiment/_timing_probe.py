@@ -25,6 +25,7 @@ STALL_S = 1.5
 
 class StallingSink:
     wants_gaze = False
+    wants_audio = False
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id

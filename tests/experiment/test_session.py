@@ -225,6 +225,16 @@ def test_stream_hook_receives_valid_protocol_records(session_env, four_images, t
     # the live cursor: one gaze record per frame of an image while the tracker records
     assert 0.9 * sum(row["frames"] for row in rows) <= kinds.count("gaze") <= sum(row["frames"] for row in rows)
     assert observed["calls"]["flush"] == 2 and observed["calls"]["close"] == 1
+    # The recording streamed while the image was shown (plus its end, after the offset) is the WAV.
+    for row in rows:
+        chunks = observed["audio"][str(row["trial"])]
+        assert len(chunks) >= 4  # every 100 ms over a 600 ms trial
+        assert {offset_ms for offset_ms, _, _ in chunks} == {row["mic_offset_ms"]}
+        starts = [first for _, first, _ in chunks]
+        assert starts == list(np.cumsum([0] + [n for _, _, n in chunks[:-1]]))  # no gap, no overlap
+        streamed = np.frombuffer((tmp_path / f"streamed_{row['trial']}.pcm").read_bytes(), "<i2")
+        recorded, _ = sf.read(tmp_path / "SINK" / row["mic_file"], dtype="int16")
+        np.testing.assert_array_equal(streamed, recorded)
     assert observed["calls"]["service"] >= sum(row["frames"] for row in rows) - 2
 
 

@@ -124,6 +124,9 @@ CASES = [
     ),  # dropped_frames was there from the start: still required
     (b"session_end", lambda: _pack(record_map("session_end", 1, frame_timing="maybe")), "out_of_range"),
     (b"session_end", lambda: _pack(record_map("session_end", 1, overruns=None)), "wrong_type"),
+    (b"mic_audio", lambda: _pack(record_map("mic_audio", 1, pcm=b"\x00\x01\x02")), "out_of_range"),  # half a sample
+    (b"mic_audio", lambda: _pack(record_map("mic_audio", 1, pcm="\x00\x01")), "wrong_type"),  # text, not bin
+    (b"mic_audio", lambda: _pack(record_map("mic_audio", 1, rate_hz=0)), "out_of_range"),
     (b"fixation", lambda: b"\xc1garbage", "not_msgpack"),
     (b"fixation", lambda: _pack(record_map("fixation", 1)) + b"\x00", "not_msgpack"),  # trailing data
     (b"fixation", lambda: _pack([1, 2, 3]), "not_a_map"),

@@ -508,6 +508,7 @@ def test_websocket_checks_origin_and_token(guarded):
             "gaze",
             "fixations",
             "mic",
+            "voice",
             "health",
             "scores",
             "history",
