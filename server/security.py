@@ -14,7 +14,7 @@ from fastapi import HTTPException, Request, WebSocket, status
 
 from lookwhere.transport import is_loopback
 
-__all__ = ["TOKEN_COOKIE", "require_access", "websocket_allowed"]
+__all__ = ["TOKEN_COOKIE", "require_access", "require_same_origin", "websocket_allowed"]
 
 TOKEN_COOKIE = "lookwhere_token"
 
@@ -32,6 +32,12 @@ def _host_ok(connection: Request | WebSocket) -> bool:
     host = connection.headers.get("host", "")
     name = host[: host.find("]") + 1] if host.startswith("[") else host.rsplit(":", 1)[0]
     return is_loopback(name)
+
+
+def _origin_ok(connection: Request | WebSocket) -> bool:
+    """A browser's ``Origin`` names this server (tools send none)."""
+    origin, host = connection.headers.get("origin"), connection.headers.get("host")
+    return origin is None or origin in (f"http://{host}", f"https://{host}")
 
 
 def _token_ok(connection: Request | WebSocket) -> bool:
@@ -59,6 +65,16 @@ async def require_access(request: Request) -> None:
         )
 
 
+async def require_same_origin(request: Request) -> None:
+    """FastAPI dependency of the routes that write: 403 for a browser request from another site.
+
+    A page elsewhere may send a form to a loopback server (the browser sends it without asking),
+    and its ``Host`` is the server's own; its ``Origin`` is not. Tools send no ``Origin``."""
+    if not _origin_ok(request):
+        origin, host = request.headers.get("origin"), request.headers.get("host")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"origin {origin!r} is not this server ({host!r})")
+
+
 def websocket_allowed(websocket: WebSocket) -> str | None:
     """Why a WebSocket must be refused (``None``: allowed).
 
@@ -69,7 +85,7 @@ def websocket_allowed(websocket: WebSocket) -> str | None:
     host = websocket.headers.get("host")
     if not _host_ok(websocket):
         return f"host {host!r} is not this loopback server"
-    if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+    if not _origin_ok(websocket):
         return f"origin {origin!r} is not this server ({host!r})"
     if not _token_ok(websocket):
         return "missing or wrong token"
