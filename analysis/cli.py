@@ -15,6 +15,7 @@ from analysis.scoring_config import ScoringConfig
 if TYPE_CHECKING:
     from analysis.offline import AnalysisConfig
 
+from analysis.quality import add_quality_arguments, quality_rules_from_args
 from analysis.voice.cli import add_detector_arguments, voice_params_from_args
 
 
@@ -191,6 +192,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: Annotations/ or boxes.csv in the stimulus folder)",
     )
     add_detector_arguments(naming)
+    add_quality_arguments(parser)
     parser.add_argument(
         "--kl-ig-maps",
         choices=["density", "raw"],
@@ -249,6 +251,7 @@ def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
             window_ms=args.naming_window_ms,
             boxes=args.boxes,
         ),
+        quality=quality_rules_from_args(args),
         kl_ig_maps=args.kl_ig_maps,
         density_fit=args.density_fit,
         n_overlays=args.overlays if isinstance(args.overlays, int) else len(args.overlays),
