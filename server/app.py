@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from server.config import ServeConfig
-from server.routes import dashboard, health, images, live, notes, session
+from server.routes import dashboard, health, images, live, notes, replay, session
 from server.security import require_access
 
 __all__ = ["create_app", "open_resources", "write_server_info", "STATIC_DIR", "SERVER_INFO_FILE"]
@@ -122,6 +122,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.include_router(session.router, dependencies=protected)
     app.include_router(images.router, dependencies=protected)
     app.include_router(notes.router, dependencies=protected)
+    app.include_router(replay.router, dependencies=protected)
     app.include_router(live.router)  # checks origin and token itself (no HTTP dependency on a socket)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -41,6 +41,7 @@ from lookwhere.protocol import Record
 from lookwhere.transport import DEFAULT_HOST
 from server.notes import NoteBook, NoteIn, NotesSection
 from server.receiver import Receiver
+from server.replay import ReplayLibrary
 from server.scoring import ImageInput
 from server.sections import (
     SECTIONS,
@@ -176,6 +177,8 @@ class LiveHub:
         self.endpoint = self.receiver.endpoint
         #: the experimenter's notes, per session (:mod:`server.notes`)
         self.notes = NoteBook(self.data_dir)
+        #: any trial of the sessions received, from their journals (:mod:`server.replay`)
+        self.replay = ReplayLibrary(self.data_dir)
         with self._lock:
             for name in ("session", "trial", "fixations", "gaze", "mic", "quality", "notes"):
                 self._refresh(name)

@@ -96,7 +96,10 @@ export function startNotes(store) {
   const panel = $("notes-panel");
   const trial = el("input", { type: "number", min: "1", step: "1", "data-testid": "note-trial",
     "aria-label": "trial the note is about", title: "the trial the note is about (follows the live trial until edited)" });
-  trial.addEventListener("input", () => { followLive = trial.value === ""; });
+  trial.addEventListener("input", () => {
+    followLive = trial.value === "";
+    linkReplay();
+  });
   const text = el("input", { type: "text", maxlength: "2000", "data-testid": "note-text",
     placeholder: "note: Enter saves (N puts the cursor here)", "aria-label": "note" });
   text.addEventListener("keydown", (event) => { if (event.key === "Escape") text.blur(); });
@@ -110,6 +113,8 @@ export function startNotes(store) {
     })),
     text,
     el("div", { class: "note-line" }, el("label", {}, "for trial ", trial),
+      el("a", { href: "/replay", target: "_blank", "data-testid": "note-replay",
+        title: "replay this trial: image, gaze and fixations on a timeline, traces (opens a tab)" }, "replay ▸"),
       el("button", { type: "submit", "data-testid": "note-save" }, "Save note")),
   );
   form.addEventListener("submit", (event) => {
@@ -143,12 +148,23 @@ function noteItem(note, kinds, excluded) {
   return item;
 }
 
+/** The replay link opens the trial of the trial field. */
+function linkReplay() {
+  const session = liveStore?.sections.session?.session;
+  const trial = formTrial();
+  $("note-replay").href = session ? `/replay?session=${encodeURIComponent(session)}` +
+    (trial === null ? "" : `&trial=${trial}`) : "/replay";
+}
+
 /** The trial field follows the live trial until the experimenter edits it (called on session changes). */
 export function followTrial(store) {
   const field = $("note-trial");
-  if (!field || !followLive || document.activeElement === field) return;
-  const trial = liveTrial(store);
-  field.value = trial === null ? "" : String(trial + 1);
+  if (!field) return;
+  if (followLive && document.activeElement !== field) {
+    const trial = liveTrial(store);
+    field.value = trial === null ? "" : String(trial + 1);
+  }
+  linkReplay();
 }
 
 /** The session's notes, newest first, and the trials excluded. */
