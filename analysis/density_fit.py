@@ -27,6 +27,7 @@ from analysis.density import (
     DensityParams,
     _unit_scaled,
     blur,
+    default_params,
     fit_all,
     fit_leave_one_out,
     log_likelihood_table,
@@ -56,7 +57,7 @@ class DensityFit:
         was not fitted (e.g. no image with fixations)."""
         cell = self.cells.get(name, {}).get(image)
         if cell is None:
-            return DensityParams()
+            return default_params((0, self.widths.get(image, 0)))
         return _params(name, cell, self.widths[image])
 
     def for_image(self, image: str) -> dict[str, DensityParams]:

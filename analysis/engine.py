@@ -102,7 +102,7 @@ from analysis._engine_state import (
 )
 from analysis.baselines import CONTROLS, blank_map, center_bias, other_images_on_grid, uniform_map
 from analysis.ceilings import gold_density
-from analysis.density import DensityParams, to_density
+from analysis.density import DensityParams, default_params, to_density
 from analysis.heatmap import HeatmapParams, _check_shape, _kernel, _window, fixation_map, heatmap
 from analysis.metrics import (
     _PYSALIENCY_KL_MINIMUM,
@@ -387,8 +387,9 @@ class ImageEngine:
         centre bias's density), or the maps as given (MIT's definitions on the raw maps). The human
         ceiling ``human_loso`` always uses its raw others' heatmap.
     density_params : mapping of str → DensityParams, optional
-        Per map name, how it becomes a density (missing names: ``DensityParams()``); the uniform
-        control is a density already and is used as is.
+        Per map name, how it becomes a density (missing names:
+        :func:`analysis.density.default_params`); the uniform control is a density already and is
+        used as is.
     device : {"cpu", "cuda", "cuda:N", "auto", "torch-cpu"}
         Where the arrays live: ``"cpu"`` numpy; ``"cuda"`` torch (float64) on a GPU; ``"auto"`` CUDA
         when present, else numpy; ``"torch-cpu"`` torch on the CPU (tests). Results are the same.
@@ -450,7 +451,7 @@ class ImageEngine:
         centre = center_bias(shape, sigma_fraction=center_bias_sigma_fraction)
         names = [*BASELINE_MAPS, *model_maps]
         self.kl_ig_maps = kl_ig_maps
-        self.density_params = _density_params(names, density_params)
+        self.density_params = _density_params(names, density_params, default_params(shape))
         densities = None if kl_ig_maps == "raw" else [self.density_params[name] for name in names]
         self._maps = _Maps(
             self._be,
@@ -1033,14 +1034,16 @@ class ImageEngine:
         return HumanCeiling(self).scores()
 
 
-def _density_params(names: list[str], given: Mapping[str, DensityParams] | None) -> dict[str, DensityParams | None]:
-    """Each map's density conversion: as given, else the default; None (used as is) for the uniform
+def _density_params(
+    names: list[str], given: Mapping[str, DensityParams] | None, default: DensityParams
+) -> dict[str, DensityParams | None]:
+    """Each map's density conversion: as given, else ``default``; None (used as is) for the uniform
     control, which is a density."""
     given = dict(given or {})
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise ValueError(f"density_params names maps this image does not have: {unknown}; maps: {names}")
-    return {name: None if name == "uniform" else given.get(name, DensityParams()) for name in names}
+    return {name: None if name == "uniform" else given.get(name, default) for name in names}
 
 
 def _runs(tiles: np.ndarray, step: int):

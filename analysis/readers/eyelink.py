@@ -261,8 +261,9 @@ class EyeLinkRecording:
     fixation_events : DataFrame
         The same fixations on the tracker clock, row for row: ``trial``, ``eye``,
         ``start_tracker_ms``, ``end_tracker_ms`` (last sample), ``duration_ms``, ``x_px``, ``y_px``
-        (display pixels, or HREF units where :attr:`units` says so), ``pupil``; for re-anchoring
-        times to another message.
+        (display pixels, or HREF units where :attr:`units` says so), ``pupil``, ``truncated`` (it
+        ended with its recording block: see :func:`ended_with_recording`); for re-anchoring times to
+        another message.
     saccades : DataFrame
         One row per ``ESACC``: ``trial`` (int), ``eye`` (``"L"``/``"R"``), ``start_tracker_ms``,
         ``end_tracker_ms``, ``duration_ms``, ``x_start_px``, ``y_start_px``, ``x_end_px``,
@@ -896,11 +897,13 @@ def _build_tables(parsed: _Parsed, trials: list[dict], rules: TrialRules, path: 
         parsed.fixations,
         columns=["line", "eye", "start_tracker_ms", "end_tracker_ms", "duration_ms", "x_px", "y_px", "pupil"],
     )
+    truncated = ended_with_recording(fixation_events, parsed.blocks)
     events = {"fixation_events": fixation_events, "saccades": saccades, "blinks": blinks}
     for name, table in events.items():
         table.insert(0, "trial", _trial_of_lines(table["line"].to_numpy(dtype=np.int64), trial_table))
         numeric = {column: "float64" for column in table.columns[3:]}
         events[name] = table.astype({"eye": "string"} | numeric).drop(columns="line")
+    events["fixation_events"]["truncated"] = truncated
     blocks = pd.DataFrame(
         parsed.blocks,
         columns=[
@@ -944,6 +947,42 @@ _TRIAL_COLUMNS = [
     "start_line",
     "end_line",
 ]
+
+
+def ended_with_recording(fixations: pd.DataFrame, blocks: list[dict]) -> np.ndarray:
+    """Whether each fixation ended with its recording block: the ``truncated`` flag the task sets
+    on the fixation the recording stop cuts short (``experiment.presentation._ends_at_stop``).
+
+    EyeLink closes the fixation under way at the stop on the sample before the last and writes
+    ``END`` 1 ms after the last sample: in every file of ``shared/data/eyelink`` (250 Hz to 2 kHz,
+    ASC and EDF) ``END`` comes one sample interval + 1 ms after that fixation's end (2 ms at 2 kHz,
+    whose stamps are whole ms), and ≥ 65 ms after any other fixation's. So a fixation counts as
+    cut when it ends within two sample intervals + 1 ms of ``END`` (or after it). A block without
+    ``END`` (a cut file) flags nothing.
+
+    Parameters
+    ----------
+    fixations : DataFrame
+        ``line`` (an EDF's element number), ``start_tracker_ms``, ``end_tracker_ms`` (last sample),
+        ``duration_ms``.
+    blocks : list of dict
+        The recording blocks (:func:`new_block`), in file order.
+
+    Returns
+    -------
+    ndarray of bool, one per fixation
+    """
+    if fixations.empty or not blocks:
+        return np.zeros(len(fixations), dtype=bool)
+    block = np.searchsorted([b["start_line"] for b in blocks], fixations["line"].to_numpy(np.int64), side="right") - 1
+    end_of_block = np.array([b["end_tracker_ms"] for b in blocks] + [math.nan])[block]  # -1: before any block
+    rate_hz = np.array([b["sample_rate_hz"] for b in blocks] + [math.nan])[block]
+    start, end = fixations["start_tracker_ms"].to_numpy(np.float64), fixations["end_tracker_ms"].to_numpy(np.float64)
+    period_ms = 1000.0 / np.where(rate_hz > 0, rate_hz, np.nan)
+    # Without a RATE, the interval the event's duration implies (duration = end - start + 1 sample).
+    implied_ms = fixations["duration_ms"].to_numpy(np.float64) - (end - start)
+    sample_ms = np.where(np.isnan(period_ms), implied_ms, period_ms)
+    return end + 2 * sample_ms + 1.0 >= end_of_block
 
 
 def _trial_table(trials: list[dict], messages: pd.DataFrame, rules: TrialRules, path: Path) -> pd.DataFrame:
@@ -1035,7 +1074,7 @@ def fixation_table_from_events(
     ----------
     events : DataFrame
         :attr:`EyeLinkRecording.fixation_events` (or a subset): ``trial`` (-1 outside trials),
-        ``eye``, ``start_tracker_ms``, ``duration_ms``, ``x_px``, ``y_px``, ``pupil``.
+        ``eye``, ``start_tracker_ms``, ``duration_ms``, ``x_px``, ``y_px``, ``pupil``, ``truncated``.
     trials : DataFrame
         :attr:`EyeLinkRecording.trials` (or a remapped copy): ``onset_tracker_ms``,
         ``stimulus_duration_ms`` and ``image`` per trial index.
@@ -1080,6 +1119,7 @@ def fixation_table_from_events(
             "y_image_px": np.full(n, np.nan),
             "stimulus_duration_ms": stimulus_duration,
             "pupil": events["pupil"].to_numpy(dtype=np.float64),
+            "truncated": events["truncated"].to_numpy(dtype=bool),
         }
     )
 

@@ -139,7 +139,7 @@ class NameRecognizer:
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
         hypothesis = decoder.hyp()
-        segments = list(decoder.seg())
+        segments = list(decoder.seg() or ())  # None when nothing was decoded (e.g. silence)
         log_score = sum(math.log(max(s.ascore, 1e-300)) for s in segments)
         frames = segments[-1].end_frame + 1 if segments else 0
         return ("" if hypothesis is None else hypothesis.hypstr), log_score, frames

@@ -25,7 +25,7 @@ from analysis.baselines import (
     uniform_map,
 )
 from analysis.ceilings import gold_density
-from analysis.density import DensityParams, to_density
+from analysis.density import DensityParams, default_params, to_density
 from analysis.heatmap import HeatmapParams, fixation_map, heatmap
 from analysis.metrics import HumanTarget, score_map
 from analysis.offline import ImageScores
@@ -172,7 +172,7 @@ class _Prepared:
             self.densities = {
                 name: to_density(
                     values,
-                    None if name == "uniform" else chosen.get(name, DensityParams()),
+                    None if name == "uniform" else chosen.get(name, default_params(shape)),
                     centre_density=centre_density,
                 )
                 for name, values in self.maps.items()

@@ -15,6 +15,7 @@ from analysis.heatmap import HeatmapParams, heatmap
 from analysis.metrics import HIGHER_IS_BETTER, METRICS
 from analysis.offline import AnalysisConfig, run_analysis
 from analysis.readers import read_osie
+from analysis.timecourse import TimecourseParams
 from lookwhere.cli import main as cli_main
 
 IMAGES = ("1001", "1002", "1003")
@@ -179,9 +180,20 @@ def test_command_line_options_on_analyze_and_serve():
     assert config_from_args(args).heatmap.even_kernel_centre == "scipy"
     config = config_from_args(
         parser.parse_args(
-            [*analyze, "--overlays", "1002,1001", "--kl-ig-maps", "raw", "--density-fit", "default", "--float64"]
+            [
+                *analyze,
+                "--overlays",
+                "1002,1001",
+                "--kl-ig-maps",
+                "raw",
+                "--density-fit",
+                "default",
+                "--float64",
+                "--no-mixed-model",
+            ]
         )
     )
+    assert not config.mixed_model
     assert config.overlay_images == ("1002", "1001") and config.n_overlays == 2
     assert (config.kl_ig_maps, config.density_fit, config.heatmaps_float64) == ("raw", "default", True)
     config = config_from_args(parser.parse_args([*analyze, "--overlays", "3"]))
@@ -302,28 +314,37 @@ def test_map_store_maps_are_scored_and_labelled_untrained(osie_fixations_path, o
 
 
 def test_an_images_scores_do_not_depend_on_the_images_analysed(result, osie_fixations_path, stimuli, tmp_path):
-    """Oracle: the 3-image run of the module. Its images' scores (the dataset prior and shuffled
-    AUC, which draw on other images, and KL and information gain, whose densities are fitted on
-    other images, included) equal those of an 8-image run: both draw on the input's images with
-    fixations and a stimulus file, the pool of 20. (Before, a 3-image run's prior came from the 2
-    other images of the run: image 1201's prior NSS was 0.205 in an 8-image run, -0.023 in a 4-image
-    one.)"""
+    """Oracle: the same image scored in a run of other images. 8 of the pool's 20 images, each scored
+    in an 8-image run and in a smaller one (the module's 3-image run, or a run of the other 5): their
+    scores (the dataset prior and shuffled AUC, which draw on other images, and KL and information
+    gain, whose densities are fitted on other images, included) are equal, since every run draws on
+    the input's images with fixations and a stimulus file, the pool of 20. (Before, a 3-image run's
+    prior came from the 2 other images of the run: image 1201's prior NSS was 0.205 in an 8-image
+    run, -0.023 in a 4-image one.)"""
     images = tuple(sorted(path.stem for path in stimuli.glob("*.jpg"))[:8])
     assert set(IMAGES) < set(images)
-    config = AnalysisConfig(
-        dataset="osie",
-        fixations=osie_fixations_path,
-        stimuli=stimuli,
-        out=tmp_path / "eight",
-        images=images,
-        bootstrap_resamples=100,
-        n_overlays=0,
-        split_half_splits=2,
-    )
-    eight = run_analysis(config, progress=False).scores
-    merged = result.scores.merge(eight, on=["image", "map", "metric"], suffixes=("_3", "_8"))
-    assert len(merged) == len(result.scores) and {"dataset_prior", "human_gold"} <= set(merged["map"])
-    np.testing.assert_array_equal(merged["value_8"], merged["value_3"])
+
+    def scores_of(subset, name):  # the scores only: no time course, mixed model or overlays
+        config = AnalysisConfig(
+            dataset="osie",
+            fixations=osie_fixations_path,
+            stimuli=stimuli,
+            out=tmp_path / name,
+            images=subset,
+            bootstrap_resamples=100,
+            n_overlays=0,
+            split_half_splits=2,
+            timecourse=TimecourseParams(enabled=False),
+            mixed_model=False,
+        )
+        return run_analysis(config, progress=False).scores
+
+    eight = scores_of(images, "eight")
+    smaller = pd.concat([result.scores, scores_of(tuple(sorted(set(images) - set(IMAGES))), "five")])
+    merged = smaller.merge(eight, on=["image", "map", "metric"], suffixes=("_smaller", "_8"))
+    assert len(merged) == len(eight) and set(merged["image"]) == set(images)
+    assert {"dataset_prior", "human_gold"} <= set(merged["map"])
+    np.testing.assert_array_equal(merged["value_8"], merged["value_smaller"])
     params = json.loads((tmp_path / "eight" / "params.json").read_text())
     assert params["baseline_pool"]["n_images"] == POOL
     assert params["densities"]["maps"]["dataset_prior"]["n_images"] == POOL

@@ -93,6 +93,52 @@ def test_every_file_gives_one_row_per_efix_line(recordings, eyelink_dir, name):
     assert table["x_image_px"].isna().all()
 
 
+def _efix_ended_by_the_stop(path: Path) -> list[bool]:
+    """Oracle: per EFIX line, whether no other event line of its eye (fixation, saccade, blink
+    start or end) follows it before its recording block's END line, by plain string handling."""
+    flags: list[bool] = []
+    open_fixations: dict[str, int] = {}  # eye -> index in flags of the last EFIX with nothing after it yet
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.split()
+            if not fields:
+                continue
+            if fields[0] in ("SFIX", "SSACC", "ESACC", "SBLINK", "EBLINK", "EFIX"):
+                open_fixations.pop(fields[1], None)
+                if fields[0] == "EFIX":
+                    open_fixations[fields[1]] = len(flags)
+                    flags.append(False)
+            elif fields[0] == "END":
+                for index in open_fixations.values():
+                    flags[index] = True
+                open_fixations = {}
+            elif fields[0] == "START":
+                open_fixations = {}
+    return flags
+
+
+# An edited excerpt: its END line (1408901) comes before the last 130 ms of events, so the order of
+# its lines says nothing about the stop. Both last fixations end after END, and are flagged as the
+# task flags a fixation ending at or after its stop; the left one is followed by "SSACC L 1409026".
+_END_BEFORE_ITS_EVENTS = "pymovements/eyelink_binocular_example.asc"
+
+
+@pytest.mark.parametrize("name", [name for name in ASC_FILES if name != _END_BEFORE_ITS_EVENTS])
+def test_the_fixation_the_recording_stop_cuts_is_truncated(recordings, eyelink_dir, name):
+    # As the task flags the fixation its recording stop cuts (experiment.presentation): EyeLink
+    # closes it at the stop, so no saccade or blink of its eye follows it in its block.
+    table = recordings[name].fixations
+    np.testing.assert_array_equal(table["truncated"], _efix_ended_by_the_stop(eyelink_dir / name))
+    if name == "cili/mono1000.asc":  # the last EFIX before each of the 4 END lines, e.g.
+        # "EFIX R 7710490 7710565 76 ..." then "END 7710567"
+        assert table["truncated"].sum() == 4 and table["truncated"].iloc[-1]
+
+
+def test_fixations_ending_after_end_are_truncated(recordings):
+    table = recordings[_END_BEFORE_ITS_EVENTS].fixations
+    assert table["truncated"].tolist() == [False, False, True, True]  # EFIX L/R ending 1409025/1409027
+
+
 @pytest.mark.parametrize(
     ("name", "first", "last"),
     [

@@ -98,6 +98,18 @@ def test_fixations_saccades_and_blinks_equal_eyelinkio(pair):
     assert ours.fixation_events["pupil"].notna().all()  # eyelinkio drops the fixation pupil
 
 
+def test_the_fixation_the_recording_stop_cuts_is_truncated(pair):
+    # Oracle: eyelinkio's events. One recording block, one eye: the stop cuts the last fixation
+    # when no saccade or blink starts after it.
+    ours, edf = pair
+    events = edf["discrete"]
+    ends = np.asarray(events["fixations"]["etime"])
+    last_other = max(np.max(events["saccades"]["stime"]), np.max(events["blinks"]["stime"]))
+    expected = (ends == ends.max()) & (ends > last_other)
+    assert expected.sum() == 1
+    np.testing.assert_array_equal(ours.fixations["truncated"], expected)
+
+
 def test_messages_equal_eyelinkio(pair):
     ours, edf = pair
     texts = [m.decode("ascii").split("\n", 1)[0].strip() for m in edf["discrete"]["messages"]["msg"]]

@@ -54,7 +54,8 @@ def task_messages(lines):
 
 
 def link_record(asc_path) -> pd.DataFrame:
-    """What the link streamed: each counted run's EFIX lines, times from IMAGE_ONSET, plain parsing."""
+    """What the link streamed: each counted run's EFIX lines, times from IMAGE_ONSET, plain parsing;
+    ``truncated`` for the fixation the recording stop cut (no saccade or blink after it)."""
     runs: list[dict] = []
     for line in asc_path.read_text().splitlines():
         fields = line.split()
@@ -63,14 +64,16 @@ def link_record(asc_path) -> pd.DataFrame:
         elif line.startswith("MSG") and fields[2:] in (["IMAGE_ONSET"], ["IMAGE_OFFSET"]):
             runs[-1]["onset" if fields[2] == "IMAGE_ONSET" else "offset"] = float(fields[1])
         elif line.startswith("EFIX") and runs:
-            runs[-1]["events"].append([float(fields[i]) for i in (2, 4, 5, 6, 7)])
+            runs[-1]["events"].append([float(fields[i]) for i in (2, 4, 5, 6, 7)] + [True])
+        elif line.startswith(("SSACC", "SBLINK")) and runs and runs[-1]["events"]:
+            runs[-1]["events"][-1][-1] = False  # the last fixation so far ended before the stop
     geometry = DisplayGeometry.fit(800, 600, screen_width_px=1024, screen_height_px=768)
     rows = []
     for block, run in enumerate(runs):
         if block == 1:  # the aborted run: the task drops its fixations
             continue
         trial, onset = TRIAL_IDS[block], run["onset"]
-        for start, duration, x, y, pupil in run["events"]:
+        for start, duration, x, y, pupil, truncated in run["events"]:
             x_image, y_image = geometry.display_to_image(x, y)
             rows.append(
                 {
@@ -88,6 +91,7 @@ def link_record(asc_path) -> pd.DataFrame:
                     "y_image_px": float(y_image),
                     "stimulus_duration_ms": run["offset"] - onset,
                     "pupil": pupil,
+                    "truncated": truncated,
                 }
             )
     return fixation_table(pd.DataFrame(rows))

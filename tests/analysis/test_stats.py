@@ -1,4 +1,4 @@
-"""Statistics. Oracles: scipy.stats.bootstrap (percentile), scipy.stats.wilcoxon, hand-computed Holm;
+"""Statistics. Oracles: scipy.stats.bootstrap (percentile), hand-computed Holm;
 for the participant level, the resampled data set built explicitly, scores drawn from a known
 crossed model (image and participant effects), Kendall's W by hand."""
 
@@ -13,8 +13,8 @@ from analysis.stats import (
     bootstrap_mean_ci,
     kendalls_w,
     mixed_model,
-    paired_comparisons,
     planned_contrasts,
+    study_statistics,
     summarize_participant_scores,
     summarize_scores,
     two_way_resamples,
@@ -55,19 +55,6 @@ def test_summary_has_one_row_per_map_and_metric():
     assert list(summary["map"]) == ["a", "b", "c"]
     assert (summary["n_images"] == 40).all()
     assert ((summary["ci_low"] <= summary["mean"]) & (summary["mean"] <= summary["ci_high"])).all()
-
-
-def test_paired_comparisons_use_wilcoxon_and_holm():
-    scores = _scores()
-    table = paired_comparisons(scores, metric="nss", n_resamples=1000)
-    wide = scores.pivot(index="image", columns="map", values="value")
-    ab = table[(table.map_a == "a") & (table.map_b == "b")].iloc[0]
-    assert ab.p_value == pytest.approx(stats.wilcoxon(wide["a"] - wide["b"]).pvalue)
-    assert ab.mean_difference == pytest.approx((wide["a"] - wide["b"]).mean())
-    assert ab.ci_high < 0  # b is clearly higher
-    np.testing.assert_allclose(table["p_holm"], _holm(table["p_value"].to_numpy()))
-    with pytest.raises(ValueError, match="no scores for metric"):
-        paired_comparisons(scores, metric="cc")
 
 
 def test_holm_by_hand():
@@ -189,8 +176,20 @@ def test_mixed_model_recovers_the_effects_it_was_drawn_from():
         noise_sd=0.05,
     )
     fit = mixed_model(table, metric="cc").set_index("term")
+    assert fit["converged"].all()
     assert fit.loc["model", "estimate"] == pytest.approx(0.25, abs=0.02)
     assert fit.loc["model", "ci_low"] < 0.25 < fit.loc["model", "ci_high"]
     assert fit.loc["var(image)", "estimate"] == pytest.approx(0.4**2, rel=0.6)
     assert fit.loc["var(participant)", "estimate"] == pytest.approx(0.25**2, rel=0.8)
     assert fit.loc["var(residual)", "estimate"] == pytest.approx(0.05**2, rel=0.3)
+
+
+def test_study_statistics_fits_the_mixed_model_unless_told_not_to():
+    table = _crossed(
+        np.random.default_rng(6), effects={"center_bias": 0.2, "model": 0.45}, n_images=8, n_participants=4
+    )
+    kinds = {"center_bias": "baseline", "model": "model"}
+    fitted = study_statistics(table, table, higher_is_better={"cc": True}, kinds=kinds, n_resamples=50)
+    assert "model" in set(fitted["mixed_model"]["term"])
+    skipped = study_statistics(table, table, higher_is_better={"cc": True}, kinds=kinds, n_resamples=50, mixed=False)
+    assert skipped["mixed_model"].empty

@@ -92,3 +92,9 @@ def test_find_utterances_names_each_utterance_of_a_session(tmp_path):
     table = find_utterances([session], synonyms=DEFAULT_SYNONYMS)
     assert table["name_class"].tolist() == ["horse", "person"]
     assert table["word"].str.len().min() > 0 and table["name_score"].notna().all()
+
+
+def test_silence_recognises_no_name():
+    """pocketsphinx decodes nothing from digital silence (no segments at all): no word, no class."""
+    said, said_class, _ = NameRecognizer(read_synonyms()).recognise(np.zeros(RATE_HZ // 2, np.float32), ("dog",))
+    assert (said, said_class) == ("", "")
