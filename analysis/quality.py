@@ -88,6 +88,20 @@ _VALIDATION_COLUMNS = [
     "offset_deg",
 ]
 _NOTE_COLUMNS = ["participant", "session", "trial", "image", "kind", "text", "unix_s", "file"]
+_SESSION_COLUMNS = [
+    "participant",
+    "session",
+    "trials",
+    "validations",
+    "drift_median_deg",
+    "drift_max_deg",
+    "drift_alarm_trials",
+    "track_loss_mean",
+    "track_loss_max",
+    "blinks",
+    "notes",
+    "excluded_trials",
+]
 _EXCLUDED_DROP = "trial excluded (notes, validation or track loss)"
 
 
@@ -424,7 +438,7 @@ def _session_table(trials: pd.DataFrame, validations: pd.DataFrame, notes: pd.Da
                 "excluded_trials": ", ".join(str(t + 1) for t in group.loc[group["excluded"], "trial"]),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=_SESSION_COLUMNS)
 
 
 # -- the command line ------------------------------------------------------------------------------
@@ -479,6 +493,11 @@ def report_section(tables: dict[str, pd.DataFrame]) -> str:
     if "quality_sessions" not in tables:
         return ""
     sessions, trials, notes = tables["quality_sessions"], tables["quality_trials"], tables["notes"]
+    if sessions.empty:
+        return (
+            '<h2 id="quality">Data quality</h2><p>The sessions hold no trial records (<code>trials.jsonl</code>): '
+            "no validation, drift or track-loss figures, and no trial excluded.</p>"
+        )
     shown = sessions.assign(session=sessions["session"].str.slice(0, 8))
     excluded = trials[trials["excluded"]][["participant", "trial", "image", "reasons"]]
     parts = [

@@ -19,7 +19,7 @@ import socket
 import pandas as pd
 import pytest
 
-from analysis.quality import QualityRules, session_quality
+from analysis.quality import QualityRules, report_section, session_quality
 from lookwhere.cli import main
 from lookwhere.notes import NoteKind, OperatorNote, append_note, server_notes_path
 from tests.conftest import SHARED_DATA
@@ -142,3 +142,12 @@ def test_validation_limit_and_its_scope(session):
     with pytest.raises(ValueError, match="apply to --dataset session"):
         session_quality("osie", session["folder"], rules=QualityRules(max_track_loss=0.2))
     assert session_quality("osie", session["folder"]) is None
+
+
+def test_sessions_without_trial_records_have_an_empty_quality_table(tmp_path):
+    folder = tmp_path / "sessions" / "all"  # a folder holding a fixation table only
+    folder.mkdir(parents=True)
+    (folder / "fixations.csv").write_text("")
+    quality = session_quality("session", tmp_path / "sessions", rules=QualityRules(max_track_loss=0.1))
+    assert quality is not None and quality.trials.empty and quality.sessions.empty
+    assert "hold no trial records" in report_section(quality.tables)
