@@ -15,6 +15,7 @@ from analysis.scoring_config import ScoringConfig
 if TYPE_CHECKING:
     from analysis.offline import AnalysisConfig
 
+from analysis.quality import add_quality_arguments, quality_rules_from_args
 from analysis.voice.cli import add_detector_arguments, voice_params_from_args
 
 
@@ -123,6 +124,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scoring_arguments(parser)
     _add_eyelink_arguments(parser)
     _add_timecourse_and_naming_arguments(parser)
+    add_quality_arguments(parser)
     parser.add_argument(
         "--kl-ig-maps",
         choices=["density", "raw"],
@@ -262,6 +264,7 @@ def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
             window_ms=args.naming_window_ms,
             boxes=args.boxes,
         ),
+        quality=quality_rules_from_args(args),
         kl_ig_maps=args.kl_ig_maps,
         density_fit=args.density_fit,
         n_overlays=args.overlays if isinstance(args.overlays, int) else len(args.overlays),

@@ -5,7 +5,8 @@ The pipeline, in the order it runs:
 1. read the fixations (OSIE ``fixations.mat``, EyeLink ASC and EDF recordings, the project's own
    session records) into the tidy table and put every fixation in original-image pixels
    (:mod:`analysis.readers.mapping`); a recording that cannot be read or mapped is reported and left
-   out;
+   out; of sessions, the trials the experimenter's notes or the quality limits exclude are left out
+   (:mod:`analysis.quality`);
 2. select the fixations that count (:func:`analysis.heatmap.select_fixations`), once;
 3. per image: the pooled human heatmap and fixation counts, the other images' fixations (for
    shuffled AUC and the dataset prior), the centre-bias map (also the information-gain baseline);
@@ -50,6 +51,7 @@ from analysis.heatmap import HeatmapParams, select_fixations
 from analysis.metrics import HIGHER_IS_BETTER
 from analysis.naming import NamingAnalysis, NamingParams, naming_analysis
 from analysis.outputs import StagedOutput, package_versions, sha256_of
+from analysis.quality import QualityRules, session_quality
 from analysis.readers.eyelink import TrialRules
 from analysis.registry import map_kind
 from analysis.scoring_config import ScoringConfig
@@ -117,6 +119,9 @@ class AnalysisConfig(ScoringConfig):
     naming: NamingParams = Field(NamingParams(), description="session: utterances and naming-aligned fixations")
     timecourse: TimecourseParams = Field(
         TimecourseParams(), description="scores per viewing-time bin and fixation index"
+    )
+    quality: QualityRules = Field(
+        QualityRules(), description="session: the trials left out by the experimenter's notes and quality limits"
     )
     kl_ig_maps: Literal["density", "raw"] = Field(
         "density", description="KL and information gain on each map turned into a density (default) or on the raw maps"
@@ -252,6 +257,9 @@ def run_analysis(
 def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line) -> AnalysisResult:
     stimulus_set = StimulusSet(config.stimuli)
     study = load_fixations(config, stimulus_set)
+    quality = session_quality(config.dataset, config.fixations, rules=config.quality)
+    if quality is not None:  # the excluded trials are left out of everything
+        study = quality.exclude(study)
     images = _images_to_analyse(config, study.table, stimulus_set)
     # The dataset prior and the shuffled-AUC negatives of every image come from one fixed pool, every
     # image of the input with fixations (and a stimulus file, which gives its size), so an image's
@@ -285,7 +293,7 @@ def _analyse(config: AnalysisConfig, out: Path, *, progress: bool, command_line)
 
     rows = _ScoreRows()
     human_maps: dict[str, np.ndarray] = {}
-    extras = _extra_analyses(config, fixations, selected, shapes, progress=progress)
+    extras = _extra_analyses(config, fixations, selected, shapes, progress=progress) + ([quality] if quality else [])
     for image_id in tqdm(images, desc="scoring images", unit="image", disable=not progress):
         result = score_image(
             image_id,

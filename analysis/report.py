@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from analysis.quality import report_section as quality_section
 from analysis.registry import METRIC_REGISTRY, is_dense_layer, map_kind
 
 __all__ = [
@@ -256,8 +257,8 @@ def write_report(
     ``summary`` and ``comparisons`` hold both targets (column ``target``); Fig. 9 is the paper's
     (pooled target, every map and control), the panel of every metric shows the headline target
     (:func:`headline_target`). ``tables`` holds the time-course and naming tables when those ran
-    (``timecourse_summary``, ``first_fixations``, ``utterances``, ``naming``, ``naming_summary``);
-    each gets its figures and section.
+    (``timecourse_summary``, ``first_fixations``, ``utterances``, ``naming``, ``naming_summary``)
+    and, for sessions, the quality tables (:mod:`analysis.quality`); each gets its figures and section.
     """
     files: dict[str, Path] = {}
     target = headline_target(summary)
@@ -290,6 +291,7 @@ def write_report(
 
     extra = _timecourse_section(out, tables or {}, config, untrained, files)
     extra += _naming_section(out, tables or {}, config, untrained, files)
+    extra += quality_section(tables or {})
     files["report"] = out / "report.html"
     sections = _Sections(config, summary, comparisons, params, untrained, target, scores, ceilings, mixed)
     files["report"].write_text(_html(config, sections, files, overlay_paths, params, extra))

@@ -243,6 +243,7 @@ def _last_seqs(sessions: Path) -> dict[str, int]:
 
 def main(args: argparse.Namespace) -> int:
     from analysis.offline import AnalysisConfig, run_analysis
+    from analysis.quality import QualityRules
     from stimuli.sets import StimulusSet
 
     if args.participants < 1:
@@ -294,6 +295,7 @@ def main(args: argparse.Namespace) -> int:
             maps=maps,
             bootstrap_resamples=2000,
             density_fit="default",
+            quality=QualityRules(notes_dir=data),  # the notes typed on the dashboard
         )
         result = run_analysis(config, progress=False)
         live.to_csv(out / "report" / "live_scores.csv", index=False)

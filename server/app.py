@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.config import ServeConfig
-from server.routes import dashboard, health, images, live, review, session
+from server.routes import dashboard, health, images, live, notes, replay, review, session
 from server.security import require_access
 
 if TYPE_CHECKING:
@@ -136,6 +136,8 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.include_router(session.router, dependencies=protected)
     app.include_router(images.router, dependencies=protected)
     app.include_router(review.router, dependencies=protected)
+    app.include_router(notes.router, dependencies=protected)
+    app.include_router(replay.router, dependencies=protected)
     app.include_router(live.router)  # checks origin and token itself (no HTTP dependency on a socket)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -38,9 +38,12 @@ from pydantic import BaseModel
 
 from analysis.cnn.store import RecentMaps
 from analysis.registry import BASELINE_MAPS, HUMAN_MAPS, METRIC_REGISTRY, map_kind
+from lookwhere.notes import OperatorNote
 from lookwhere.protocol import Record
 from lookwhere.transport import DEFAULT_HOST
+from server.notes import NoteBook, NoteIn, NotesSection
 from server.receiver import Receiver
+from server.replay import ReplayLibrary
 from server.scoring import ImageInput
 from server.sections import (
     SECTIONS,
@@ -176,9 +179,13 @@ class LiveHub:
         #: the stream's bound endpoint, e.g. ``"tcp://127.0.0.1:43517"``
         self.endpoint = self.receiver.endpoint
         self.voice = VoiceMonitor(self._publish_voice)
+        #: the experimenter's notes, per session (:mod:`server.notes`)
+        self.notes = NoteBook(self.data_dir)
+        #: any trial of the sessions received, from their journals (:mod:`server.replay`)
+        self.replay = ReplayLibrary(self.data_dir)
         with self._lock:
             self._set("voice", VoiceMonitor.empty())
-            for name in ("session", "trial", "fixations", "gaze", "mic", "quality"):
+            for name in ("session", "trial", "fixations", "gaze", "mic", "quality", "notes"):
                 self._refresh(name)
             self._refresh_health()
             self._set_scores(self._focus, None, through={}, participant=self.state.participant, trial_fixations=None)
@@ -288,6 +295,8 @@ class LiveHub:
             self._changes += 1
             self._dirty.set()
         self._apply_ms.append((time.perf_counter() - started) * 1000.0)
+        if self.state.session != self._sections["notes"]["session"]:
+            touched.add("notes")  # another session: its notes
         for name in touched:
             self._refresh(name)
 
@@ -305,7 +314,8 @@ class LiveHub:
         )
 
     def _refresh(self, name: str) -> None:
-        """Publish section ``name`` from the state (session, trial, fixations, gaze, mic, quality)."""
+        """Publish section ``name`` from the state (session, trial, fixations, gaze, mic, quality,
+        notes)."""
         state, live = self.state, self.state.live
         section: BaseModel
         if name == "session":
@@ -339,6 +349,8 @@ class LiveHub:
             section = MicSection(mic=live.mic)
         elif name == "quality":
             section = state.quality_log.section(state.session)
+        elif name == "notes":
+            section = self.notes.section(state.session)
         else:
             raise ValueError(f"no state section {name!r}")
         self._set(name, section)
@@ -653,3 +665,48 @@ class LiveHub:
                 }
             )
         )
+
+    def notes_section(self, session: str | None = None) -> NotesSection:
+        """The notes of ``session`` (default: the current one).
+
+        Raises
+        ------
+        ValueError
+            ``session`` is not a session id (a UUID).
+        """
+        if session is None:
+            with self._lock:
+                session = self.state.session
+        return self.notes.section(session)
+
+    def add_note(self, note: NoteIn) -> OperatorNote:
+        """Save the experimenter's note on the current session (its trial: ``note.trial``, else the
+        trial in progress or the last one started) and publish the ``notes`` section.
+
+        Raises
+        ------
+        LookupError
+            No session has started yet.
+        ValueError
+            The trial has not started in the session, or the note lacks what its kind needs.
+        """
+        with self._lock:
+            session, participant = self.state.session, self.state.participant
+            if session is None:
+                raise LookupError("no session has started: a note belongs to a session (start lookwhere run)")
+            trial = self.state.trial if note.trial is None else note.trial
+            image = None if trial is None else self.state.trial_image(session, trial)
+        saved = OperatorNote(
+            session=session,
+            participant=participant,
+            trial=trial,
+            image=image,
+            kind=note.kind,
+            text=note.text.strip(),
+            unix_s=time.time(),
+        )
+        self.notes.add(saved)  # outside the hub's lock: the disk never holds up the stream
+        with self._lock:
+            self._refresh("notes")
+        self._publish()
+        return saved

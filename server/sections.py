@@ -3,7 +3,7 @@
 The hub publishes its view as *sections* (:data:`SECTIONS`), each one of the models below; the
 WebSocket sends them as :class:`LiveMessage` (``v``: :data:`SCHEMA_VERSION`, which the page checks),
 and the ``/api/*`` routes declare their answers with these models as ``response_model``. The
-``quality`` section's models live in :mod:`server.quality`. Every
+``quality`` and ``notes`` sections' models live in :mod:`server.quality` and :mod:`server.notes`. Every
 number is JSON-ready: NaN and infinities become ``null`` before a model is built
 (:func:`jsonable`), since JSON has neither.
 
@@ -46,7 +46,7 @@ __all__ = [
 #: Version of the dashboard's message format (the WebSocket's ``v``); the page refuses another.
 SCHEMA_VERSION = 1
 #: The sections of the dashboard's view, in the order a snapshot lists them.
-SECTIONS = ("session", "trial", "gaze", "fixations", "mic", "voice", "health", "scores", "history", "quality")
+SECTIONS = ("session", "trial", "gaze", "fixations", "mic", "voice", "health", "scores", "history", "quality", "notes")
 
 
 def jsonable(value: Any) -> Any:

@@ -645,6 +645,19 @@ class LiveState:
         part of an image's scores: :data:`server.scoring.ContextSource`)."""
         return list(self._rows), dict(self._shapes)
 
+    def trial_image(self, session: str, trial: int) -> str | None:
+        """The image trial ``trial`` (0-based) of ``session`` showed; None for a trial ignored
+        (its image is not in the stimulus set, or its geometry was invalid).
+
+        Raises
+        ------
+        ValueError
+            The trial has not started in that session.
+        """
+        if (session, trial) not in self._trials:
+            raise ValueError(f"trial {trial + 1} (index {trial}) has not started in session {session}")
+        return self._trials[(session, trial)]
+
     def image_counts(self) -> dict[str, dict]:
         """Per image with fixations: pooled fixation and participant counts (all received)."""
         return {

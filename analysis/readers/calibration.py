@@ -9,7 +9,9 @@ in an ASC file and an EDF)::
 
 ``HV13`` is the point layout, ``LR`` the eyes tracked, ``LEFT`` the eye this line is about, then the
 tracker's verdict (GOOD, FAIR, POOR) or ``ABORTED``. A validation's errors are in degrees of visual
-angle: the mean and the largest over its points, and the mean offset with its x, y in pixels.
+angle: the mean and the largest over its points, and the mean offset with its x, y in pixels. Those
+numbers are read by :func:`lookwhere.quality.parse_validation`, the parser the experiment's EyeLink
+backend uses on the same messages, so a session and its recording agree on them.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ import re
 import numpy as np
 import pandas as pd
 
+from lookwhere.quality import parse_validation
+
 __all__ = ["calibration_tables", "last_validation"]
 
 _SUMMARY = re.compile(r"!CAL (CALIBRATION|VALIDATION)\b\s*(.*)")
 _POINTS = re.compile(r"(?:HV|H)\d+|[A-Z]+\d+")
-_ERRORS = re.compile(r"ERROR\s+([-\d.]+)\s+avg\.\s+([-\d.]+)\s+max")
-_OFFSET = re.compile(r"OFFSET\s+([-\d.]+)\s+deg\.\s+([-\d.]+),\s*([-\d.]+)\s+pix")
 _EYE_WORDS = {"LEFT": "L", "RIGHT": "R"}
 
 _CALIBRATION_COLUMNS = ["time_tracker_ms", "eye", "points", "result", "aborted", "line"]
@@ -70,9 +72,12 @@ def calibration_tables(messages: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
         result = "ABORTED" if aborted else (after_eye[0] if after_eye else "")
         row = [float(time), _EYE_WORDS.get(eye_word, ""), points, result, aborted]
         if kind == "VALIDATION":
-            errors, offset = _ERRORS.search(rest), _OFFSET.search(rest)
-            row += [float(v) for v in errors.groups()] if errors else [np.nan, np.nan]
-            row += [float(v) for v in offset.groups()] if offset else [np.nan] * 3
+            parsed = parse_validation(text)  # empty for an aborted validation
+            if parsed:
+                v = parsed[0]
+                row += [v.avg_error_deg, v.max_error_deg, v.offset_deg, v.offset_x_px, v.offset_y_px]
+            else:
+                row += [np.nan] * 5
         rows[kind].append(row + [int(line)])
     calibrations = pd.DataFrame(rows["CALIBRATION"], columns=_CALIBRATION_COLUMNS)
     validations = pd.DataFrame(rows["VALIDATION"], columns=_VALIDATION_COLUMNS)

@@ -5,10 +5,12 @@
 //   panels.js     header, health, microphone, history  dom.js     DOM and formatting helpers
 //   quality.js    validations, drift strip and alarm, track loss
 //   mic.js        the live trial's microphone strip with the utterances found live
+//   notes.js      the experimenter's notes: presets, hotkeys, note box, the session's notes
 // This module wires them: messages into the store, the store into the views, the controls.
 
 import { $, setText, showError } from "./dom.js";
 import { renderVoice, startVoiceStrip } from "./mic.js";
+import { followTrial, renderNotes, startNotes } from "./notes.js";
 import { renderBanner, renderCountdown, renderHealth, renderHistory, renderMic, renderSession } from "./panels.js";
 import { renderQuality } from "./quality.js";
 import { Scores } from "./scores.js";
@@ -70,6 +72,8 @@ function onMessage(message) {
   if (changed.has("health")) renderHealth(store);
   if (changed.has("mic")) renderMic(store);
   if (changed.has("quality")) renderQuality(store);
+  if (changed.has("notes")) renderNotes(store);
+  if (changed.has("session")) followTrial(store);
   if (changed.has("scores") || changed.has("health")) renderBanner(store);
   setText("n-fixations", String(store.sections.fixations?.fixations?.length ?? 0));
   if (changed.has("trial") || changed.has("scores")) {
@@ -86,6 +90,7 @@ function start() {
   const feed = new LiveFeed(onMessage, showError);
   stage.start();
   startVoiceStrip(store);
+  startNotes(store);
   scores.start(() => scores.render(store.currentView()));
   $("back-to-live").addEventListener("click", backToLive);
   document.addEventListener("keydown", (event) => { if (event.key === "Escape" && store.browse !== null) backToLive(); });

@@ -513,6 +513,7 @@ def test_websocket_checks_origin_and_token(guarded):
             "scores",
             "history",
             "quality",
+            "notes",
         ]
     with connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"}, open_timeout=10) as socket:
         assert socket.recv(timeout=10)  # a tool without Origin needs the token only
