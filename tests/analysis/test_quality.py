@@ -129,7 +129,8 @@ def test_the_report_shows_the_quality_table_and_what_was_excluded(session, tmp_p
     assert "Excluded trials (2)" in section and "note: looked away" in section
     assert "Notes (4)" in section and "sneezed" in section and "keep trial" in section
     sessions = pd.read_csv(tmp_path / "out" / "quality_sessions.csv")
-    assert sessions.loc[0, "track_loss_max"] >= 0.4 and sessions.loc[0, "notes"] == 4
+    # the simulated loss spans 40 % of the display period; sampled, its share is a sample short of it
+    assert sessions.loc[0, "track_loss_max"] >= 0.35 and sessions.loc[0, "notes"] == 4
 
 
 def test_validation_limit_and_its_scope(session):

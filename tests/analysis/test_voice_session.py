@@ -43,6 +43,7 @@ TAPE_S = 4.0
 TAPE_WORDS = (["motorbike", "chair", "horse", "dog"], [50.0, 1250.0, 2250.0, 3250.0])
 DURATION_MS = 2500
 TOLERANCE_MS = 20  # the target for the median error
+AHEAD_S = 0.2  # the tape player's lead over real time (the pipe holds 2 s)
 
 
 class _TapePlayer(threading.Thread):
@@ -63,7 +64,8 @@ class _TapePlayer(threading.Thread):
                     offset = (written * chunk) % len(self.tape)
                     os.write(fd, self.tape[offset : offset + chunk])
                     written += 1
-                    time.sleep(max(0.0, started + written * 0.01 - time.monotonic()))
+                    # kept AHEAD_S ahead of real time: a reader never finds the pipe empty under load
+                    time.sleep(max(0.0, started + written * 0.01 - AHEAD_S - time.monotonic()))
             except BrokenPipeError:
                 pass
             finally:
