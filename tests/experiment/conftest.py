@@ -4,11 +4,9 @@ Nothing here needs a display or a sound card on the machine:
 
 * ``xvfb_display`` starts ``Xvfb :N -screen 0 1920x1080x24`` on a free display number and kills
   it at the end.
-* ``virtual_mic`` is an ALSA configuration (``ALSA_CONFIG_PATH``) whose default capture PCM is a
-  ``type file`` plugin over ``null`` that reads a named pipe. ALSA's ``null`` PCM is not paced (it
-  delivers frames as fast as they are read), so a thread writes a 440 Hz sine of amplitude 0.25
-  into the pipe in real time, 10 ms at a time: the blocking pipe paces the capture like a real
-  sound card. Its RMS level is ``20·log10(0.25/√2) = -15.05 dBFS`` — the tests' oracle.
+* ``virtual_mic`` is an ALSA configuration (``ALSA_CONFIG_PATH``) whose default capture device
+  plays a looped 440 Hz sine of amplitude 0.25 in real time (``tests/_virtual_mic.py``). Its RMS level is
+  ``20·log10(0.25/√2) = -15.05 dBFS`` — the tests' oracle.
 """
 
 from __future__ import annotations
@@ -18,14 +16,13 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from experiment.xvfb import start_xvfb
+from tests._virtual_mic import VirtualMic
 from tests.conftest import SHARED_DATA
 
 MIC_RATE_HZ = 44100
@@ -45,63 +42,13 @@ def xvfb_display():
     server.close()
 
 
-class _PacedPipeWriter(threading.Thread):
-    """Writes a sine into a named pipe at real-time pace, reopening it for each new reader."""
-
-    def __init__(self, fifo: Path) -> None:
-        super().__init__(daemon=True)
-        self.fifo = fifo
-        self.stopped = threading.Event()
-        t = np.arange(MIC_RATE_HZ) / MIC_RATE_HZ  # one second: a whole number of 440 Hz periods
-        self.second = (MIC_AMPLITUDE * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2").tobytes()
-
-    def run(self) -> None:
-        chunk = MIC_RATE_HZ // 100 * 2  # 10 ms of S16 mono
-        loop = self.second * 2
-        while not self.stopped.is_set():
-            fd = os.open(self.fifo, os.O_WRONLY)  # blocks until a reader opens the pipe
-            started, written = time.monotonic(), 0
-            try:
-                while not self.stopped.is_set():
-                    offset = (written * chunk) % len(self.second)
-                    os.write(fd, loop[offset : offset + chunk])
-                    written += 1
-                    time.sleep(max(0.0, started + written * 0.01 - time.monotonic()))
-            except BrokenPipeError:
-                pass  # the reader closed the stream; wait for the next one
-            finally:
-                os.close(fd)
-
-    def stop(self) -> None:
-        self.stopped.set()
-        # Unblock a writer waiting in open() by opening the reading end once.
-        fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
-        time.sleep(0.05)
-        os.close(fd)
-        self.join(timeout=5)
-
-
 @pytest.fixture(scope="session")
 def virtual_mic(tmp_path_factory):
-    """Environment variables that make ALSA's default capture device the paced sine."""
-    folder = tmp_path_factory.mktemp("alsa")
-    fifo = folder / "mic.pipe"
-    os.mkfifo(fifo)
-    config = folder / "asound.conf"
-    config.write_text(f"""
-pcm.!default {{ type asym; playback.pcm "null"; capture.pcm "lookwhere_mic" }}
-pcm.lookwhere_mic {{
-  type plug
-  slave {{ pcm "lookwhere_mic_file"; format S16_LE; rate {MIC_RATE_HZ}; channels 1 }}
-}}
-pcm.lookwhere_mic_file {{
-  type file; slave.pcm "null"; file "/dev/null"; infile "{fifo}"; format "raw"
-}}
-""")
-    writer = _PacedPipeWriter(fifo)
-    writer.start()
-    yield {"ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{config}"}
-    writer.stop()
+    """Environment variables that make ALSA's default capture device the looped sine."""
+    t = np.arange(MIC_RATE_HZ) / MIC_RATE_HZ  # one second: a whole number of 440 Hz periods
+    sine = MIC_AMPLITUDE * np.sin(2 * np.pi * 440 * t)
+    with VirtualMic(tmp_path_factory.mktemp("alsa"), sine, MIC_RATE_HZ) as env:
+        yield env
 
 
 @pytest.fixture(scope="session")
