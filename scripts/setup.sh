@@ -37,6 +37,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # pysaliency builds from source and needs these at build time.
     "$VENV/bin/python" -m pip install -q "cython" "numpy" "setuptools<81"
-    "$VENV/bin/python" -m pip install -q -e ".[cnn,experiment,server,test]"
+    "$VENV/bin/python" -m pip install -q -e ".[cnn,experiment,server,distributed,bids,lsl,test]"
     echo "$want" > "$stamp"
 fi
