@@ -284,8 +284,8 @@ def refine_bounds(audio_16k: np.ndarray, bounds, *, search: int, min_gap: int) -
     those outside every utterance; with none, the quietest fifth of the frames). A frame's excess
     is the mean over bands of how many spreads it lies above the median (negative parts count
     zero), so a weak fricative in a few high bands and a voiced onset in the low bands both show,
-    while stationary noise (hum, broadband, pink) stays near its median. A frame is active when its excess exceeds the noise
-    frames' median by eight robust spreads (at least 0.5).
+    while stationary noise (hum, broadband, pink) stays near its median. A frame is active when
+    its excess exceeds the noise frames' median by eight robust spreads (at least 0.5).
 
     Active frames form bursts (gaps under 40 ms bridged: a stop closure, a fricative–vowel
     boundary). An utterance starts with the burst that holds the strongest frame of the detector's
@@ -311,14 +311,7 @@ def refine_bounds(audio_16k: np.ndarray, bounds, *, search: int, min_gap: int) -
     list of (start, stop)
         Refined bounds in samples at 16 kHz; overlapping utterances are joined.
     """
-    # Words close together leave no silence ``search`` away from them; a narrower margin still
-    # finds the noise between them (the quietest fifth alone makes noise frames look active).
-    for margin in (search, search // 3, 0):
-        speech = np.zeros(audio_16k.size, bool)
-        for start, stop in bounds:
-            speech[max(start - margin, 0) : stop + margin] = True
-        if np.count_nonzero(~speech) >= _MIN_NOISE_FRAMES * _HOP:
-            break
+    speech = _speech_mask(audio_16k.size, bounds, search=search)
     excess = _spectral_excess(audio_16k, ~speech)
     centres = np.minimum(np.arange(excess.size) * _HOP + _WINDOW // 2, audio_16k.size - 1)
     noise = excess[~speech[centres]]
@@ -358,6 +351,22 @@ def refine_bounds(audio_16k: np.ndarray, bounds, *, search: int, min_gap: int) -
             else:
                 refined.append([new_start, max(new_stop, new_start + _HOP)])
     return [(a, b) for a, b in refined]
+
+
+def _speech_mask(n_samples: int, bounds, *, search: int) -> np.ndarray:
+    """Samples within ``search`` of an utterance; where that leaves under 100 ms of noise,
+    within ``search / 3``, then within the utterances.
+
+    Words close together leave no silence ``search`` away from them; a narrower margin still finds
+    the noise between them (the quietest fifth alone makes ordinary noise frames look active).
+    """
+    for margin in (search, search // 3, 0):
+        speech = np.zeros(n_samples, bool)
+        for start, stop in bounds:
+            speech[max(start - margin, 0) : stop + margin] = True
+        if np.count_nonzero(~speech) >= _MIN_NOISE_FRAMES * _HOP:
+            break
+    return speech
 
 
 def _spectral_excess(audio_16k: np.ndarray, noise: np.ndarray) -> np.ndarray:
