@@ -127,6 +127,14 @@ def run_app(app, listener) -> None:
 
     # No per-message deflate: the feed is small JSON up to 250 times a second on the lab network,
     # and compressing it cost the event loop more CPU than sending it.
-    config_uvicorn = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", ws_per_message_deflate=False)
+    # A dashboard left open keeps connections that uvicorn would otherwise wait for, without end,
+    # after Ctrl-C.
+    config_uvicorn = uvicorn.Config(
+        app,
+        log_level="warning",
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=3,
+    )
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl+C it has shut down on
         uvicorn.Server(config_uvicorn).run(sockets=[listener])

@@ -127,8 +127,10 @@ def test_demo_live_dashboard_equals_offline_report(browser, artifacts, tmp_path)
         page.screenshot(path=artifacts / "demo-after-report.png", full_page=True)
         page.close()
     finally:
+        stopping = time.monotonic()
         demo.process.send_signal(signal.SIGINT)
-        demo.process.wait(timeout=30)
+        demo.process.wait(timeout=30)  # the server waits at most 3 s for open connections
+        print(f"demo stopped {time.monotonic() - stopping:.1f} s after Ctrl-C")
     assert demo.process.returncode == 0, "".join(demo.output)[-4000:]
     print(f"demo wall time (to the end of the test): {time.monotonic() - started:.1f} s")
     assert (out / "report" / "live_scores.csv").is_file() and (out / "report" / "fig9_mae.png").is_file()
