@@ -401,7 +401,8 @@ def _write_physioevents(prefix: Path, eye: EyeRecord, segment: Segment, *, task:
             "onset": events["onset_tracker_ms"] / 1000.0,
             "duration": events["duration_ms"] / 1000.0,
             "trial_type": events["trial_type"].replace("", np.nan),
-            "message": events["message"].replace("", np.nan),
+            # a TSV value holds no tab or line break (BIDS tables are not quoted)
+            "message": events["message"].str.replace(r"[\t\r\n]+", " ", regex=True).replace("", np.nan),
             "trial": events["trial"].astype("Int64"),
             "x_coordinate": events["x_px"].round(_PX_DECIMALS),
             "y_coordinate": events["y_px"].round(_PX_DECIMALS),
