@@ -416,7 +416,7 @@ def _link_segment(
         )
     )
     device = _link_device(config, manifest)
-    if samples.empty:
+    if len(samples) < 2:  # no rate to state (a session streamed without --server has none at all)
         return Segment(number, "none", trials, (), None, device)
     fixations = fixations.merge(trials[["trial", "onset_tracker_ms"]], on="trial")
     code = _link_eye(fixations, validations)
@@ -448,7 +448,7 @@ def _link_segment(
             "pupil": np.nan,  # the live cursor's samples carry no pupil
         }
     )
-    rate_hz = 1000.0 / float(np.median(np.diff(table["t_tracker_ms"]))) if len(table) > 1 else None
+    rate_hz = 1000.0 / float(np.median(np.diff(table["t_tracker_ms"])))
     eye = EyeRecord(_EYES[code], table, events, calibration_fields(validations, code))
     return Segment(number, "link", trials, (eye,), rate_hz, device)
 

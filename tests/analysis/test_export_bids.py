@@ -35,7 +35,7 @@ from tests.conftest import SHARED_DATA
 from tests.experiment.conftest import MIC_AMPLITUDE, MIC_RATE_HZ, run_session
 
 VALIDATOR = Path(sys.executable).parent / "bids-validator-deno"
-IMAGES = ("1001.jpg", "1002.jpg", "1003.jpg")
+IMAGES = ("1001", "1002", "1003")
 EDF = SHARED_DATA / "eyelink" / "eyelinkio" / "test_2_raw.edf"
 BEH = "sub-{0}/beh/sub-{0}_task-naming"
 
@@ -65,12 +65,13 @@ def read_tsv_gz(path: Path, sidecar: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def stimuli(tmp_path_factory) -> Path:
+    """Three real OSIE photographs (800×600), linked into a stimulus folder of their own."""
     source = SHARED_DATA / "osie" / "stimuli"
     if not source.is_dir():
         pytest.skip(f"real data folder {source} is absent")
     folder = tmp_path_factory.mktemp("stimuli")
-    for name in IMAGES:
-        shutil.copy(source / name, folder / name)
+    for image in IMAGES:
+        (folder / f"{image}.jpg").symlink_to(source / f"{image}.jpg")
     return folder
 
 
@@ -171,9 +172,10 @@ def test_simulated_screen_and_files(simulated, simulated_bids, stimuli):
     width_m = config["screen_width_cm"] / 100
     assert screen["ScreenSize"] == pytest.approx([width_m, width_m * 1080 / 1920])
     assert screen["ScreenOrigin"] == ["top", "left"]
-    for name in ("1002.jpg", "1003.jpg"):  # the two images the seed showed; 1001 was not shown
+    shown = {f"{row['image']}.jpg" for row in map(json.loads, (simulated / "P01" / "trials.jsonl").open())}
+    assert sorted(p.name for p in (simulated_bids / "stimuli").iterdir()) == sorted(shown)  # only those shown
+    for name in shown:
         assert (simulated_bids / "stimuli" / name).read_bytes() == (stimuli / name).read_bytes()
-    assert not (simulated_bids / "stimuli" / "1001.jpg").exists()
     assert not (simulated_bids / "sourcedata" / "sub-P01" / "stream.journal").exists()
     scores = simulated_bids / "derivatives" / "lookwhere"
     assert (scores / "scores.csv").is_file() and (scores / "params.json").is_file()
@@ -193,32 +195,36 @@ def test_simulated_screen_and_files(simulated, simulated_bids, stimuli):
 # --- the real EDF -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def edf_session(tmp_path_factory, stimuli) -> Path:
-    """A sessions folder whose session ``E01`` holds the real EDF as its one segment's file, and three
-    trials at the EDF's first three ``TRIALID`` messages (the recording names no images)."""
-    if not EDF.is_file():
-        pytest.skip(f"real data file {EDF} is absent")
-    folder = tmp_path_factory.mktemp("edf") / "sessions" / "E01"
-    folder.mkdir(parents=True)
-    shutil.copy(EDF, folder / "test_2_raw.edf")
+def session_around(edf: Path, folder: Path, participant: str) -> Path:
+    """A session folder ``folder`` whose one segment's file is ``edf``, with three trials at its first
+    three ``TRIALID`` messages (the recordings name no images); returns the sessions folder."""
     from analysis.readers.eyelink import read_recording
 
+    if not edf.is_file():
+        pytest.skip(f"real data file {edf} is absent")
+    folder.mkdir(parents=True)
+    shutil.copy(edf, folder / edf.name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        messages = read_recording(EDF).messages
+        messages = read_recording(edf).messages
     starts = messages[messages["text"].str.startswith("TRIALID")].head(3)
     rows = [
-        {"trial": int(text.split()[1]), "image": image[:-4], "segment": 0, "onset_tracker_ms": time}
+        {"trial": int(text.split()[1]), "image": image, "segment": 0, "onset_tracker_ms": time}
         | {"stimulus_duration_ms": 2000.0, "mic_file": None}
         for time, text, image in zip(starts["time_tracker_ms"], starts["text"], IMAGES)
     ]
     (folder / "trials.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    config = {"participant": "E_01", "session_id": str(uuid.uuid4()), "tracker": "eyelink"}
+    config = {"participant": participant, "session_id": str(uuid.uuid4()), "tracker": "eyelink"}
     config |= {"screen_width_px": 1920, "screen_height_px": 1080, "screen_width_cm": 53.1, "viewing_distance_cm": 65.0}
     (folder / "config.json").write_text(json.dumps(config))
-    (folder / "manifest.json").write_text(json.dumps({"segments": [{"segment": 0, "edf_name": "test_2_raw"}]}))
+    (folder / "manifest.json").write_text(json.dumps({"segments": [{"segment": 0, "edf_name": edf.stem}]}))
     return folder.parent
+
+
+@pytest.fixture(scope="module")
+def edf_session(tmp_path_factory) -> Path:
+    """The real EDF as session ``E_01`` (BIDS label ``E01``)."""
+    return session_around(EDF, tmp_path_factory.mktemp("edf") / "sessions" / "E01", "E_01")
 
 
 @pytest.fixture(scope="module")
@@ -289,6 +295,29 @@ def test_edf_events_equal_eyelinkio(edf_bids, oracle):
     trial_ids = {m.decode().strip(): t for t, m in zip(discrete["messages"]["stime"], discrete["messages"]["msg"])}
     np.testing.assert_allclose(table["onset"], [trial_ids[f"TRIALID {n}"] for n in table["trial"]], atol=1e-6)
     assert table["audio_file"].isna().all()
+
+
+def test_binocular_edf_gives_one_file_per_eye(tmp_path, stimuli):
+    eyelinkio = pytest.importorskip("eyelinkio")
+    # eyelinkio's wheel carries the only binocular EDF here (500 Hz)
+    edf = Path(eyelinkio.__file__).parent / "tests" / "data" / "test_raw_binocular.edf"
+    sessions = session_around(edf, tmp_path / "sessions" / "B01", "B01")
+    export_bids(sessions, stimuli=stimuli, out=tmp_path / "bids", scores=False)
+    assert errors_of(validate(tmp_path / "bids")) == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oracle = eyelinkio.read_edf(edf)
+    fields = oracle["info"]["sample_fields"]  # xpos_left, xpos_right, ypos_left, …
+    beh = tmp_path / "bids" / BEH.format("B01")
+    for number, (eye, code) in enumerate((("left", 0), ("right", 1)), 1):
+        prefix = f"{beh}_recording-eye{number}"
+        sidecar = json.loads(Path(f"{prefix}_physio.json").read_text())
+        assert sidecar["RecordedEye"] == eye and sidecar["SamplingFrequency"] == 500
+        physio = read_tsv_gz(Path(f"{prefix}_physio.tsv.gz"), Path(f"{prefix}_physio.json"))
+        np.testing.assert_allclose(physio["x_coordinate"], oracle["samples"][fields.index(f"xpos_{eye}")], atol=1e-4)
+        events = read_tsv_gz(Path(f"{prefix}_physioevents.tsv.gz"), Path(f"{prefix}_physioevents.json"))
+        fixations = oracle["discrete"]["fixations"]
+        assert (events["trial_type"] == "fixation").sum() == (fixations["eye"] == code).sum()  # 480 and 377
 
 
 # --- errors ---------------------------------------------------------------------------------------------
