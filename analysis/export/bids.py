@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.export.sessions import EyeRecord, Segment, SessionData, read_session_data, session_folders
+from analysis.export.sessions import EyeRecord, Screen, Segment, SessionData, read_session_data, session_folders
 from analysis.outputs import RESULT_MARKER, StagedOutput
 from lookwhere import __version__
 from stimuli.sets import StimulusSet
@@ -285,10 +285,9 @@ def _write_subject(
 ) -> None:
     beh = root / f"sub-{label}" / "beh"
     beh.mkdir(parents=True)
-    config = session.config
-    if config.get("viewing_defaults"):
+    if session.screen.defaults:
         result.warnings.append(
-            f"sub-{label}: {', '.join(config['viewing_defaults'])} are the lab's defaults (the session did not "
+            f"sub-{label}: {', '.join(session.screen.defaults)} are the lab's defaults (the session did not "
             "measure them): ScreenSize and ScreenDistance are those defaults"
         )
     sourcedata = root / "sourcedata" / f"sub-{label}"
@@ -307,7 +306,7 @@ def _write_subject(
                 "stream with --server): events only; its fixations are in sourcedata"
             )
         t0_ms = _time_zero_ms(segment)
-        _write_events(beh / f"{stem}_events.tsv", segment, t0_ms, images, label=label, task=task, config=config)
+        _write_events(beh / f"{stem}_events.tsv", segment, t0_ms, images, label=label, task=task, screen=session.screen)
         for number_eye, eye in enumerate(segment.eyes, 1):
             prefix = beh / f"{stem}_recording-eye{number_eye}"
             _write_physio(prefix, eye, segment, t0_ms, task=task)
@@ -321,7 +320,7 @@ def _time_zero_ms(segment: Segment) -> float:
 
 
 def _write_events(
-    path: Path, segment: Segment, t0_ms: float, images: dict[str, Path], *, label: str, task: str, config: dict
+    path: Path, segment: Segment, t0_ms: float, images: dict[str, Path], *, label: str, task: str, screen: Screen
 ) -> None:
     trials = segment.trials
     audio = [f"sourcedata/sub-{label}/{file}" if file else np.nan for file in trials["mic_file"]]
@@ -337,18 +336,16 @@ def _write_events(
         }
     )
     table.to_csv(path, sep="\t", index=False, na_rep="n/a", float_format="%.6f")
-    width_px, height_px = int(config["screen_width_px"]), int(config["screen_height_px"])
-    width_m = float(config["screen_width_cm"]) / 100.0
     presentation = {
-        "ScreenDistance": float(config["viewing_distance_cm"]) / 100.0,
+        "ScreenDistance": screen.distance_cm / 100.0,
         "ScreenOrigin": ["top", "left"],
-        "ScreenResolution": [width_px, height_px],
-        "ScreenSize": [width_m, width_m * height_px / width_px],
+        "ScreenResolution": [screen.width_px, screen.height_px],
+        "ScreenSize": [screen.width_cm / 100.0, screen.height_cm / 100.0],
         "SoftwareName": "lookwhere (PsychoPy)",
         "SoftwareVersion": __version__,
     }
-    if config.get("refresh_hz"):
-        presentation["ScreenRefreshRate"] = float(config["refresh_hz"])
+    if screen.refresh_hz:
+        presentation["ScreenRefreshRate"] = screen.refresh_hz
     sidecar = {"TaskName": task, "TaskDescription": TASK_DESCRIPTION, **_EVENTS_COLUMNS}
     _write_json(path.with_suffix(".json"), {**sidecar, "StimulusPresentation": presentation})
 

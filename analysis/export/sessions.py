@@ -37,8 +37,9 @@ from analysis.readers.eyelink import EyeLinkDataWarning, EyeLinkRecording, read_
 from analysis.readers.session_edf import session_edfs
 from lookwhere import protocol
 from lookwhere.records import SESSION_FIXATIONS_FILE, read_fixation_csv
+from stimuli.viewing import LAB_SCREEN_WIDTH_CM, LAB_VIEWING_DISTANCE_CM
 
-__all__ = ["EVENT_COLUMNS", "EyeRecord", "Segment", "SessionData", "read_session_data", "session_folders"]
+__all__ = ["EVENT_COLUMNS", "EyeRecord", "Screen", "Segment", "SessionData", "read_session_data", "session_folders"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,13 +124,45 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Screen:
+    """The screen a session showed its images on (``config.json``).
+
+    Attributes
+    ----------
+    width_px, height_px : int
+        Resolution.
+    width_cm : float
+        Visible width; the height follows from the resolution (square pixels).
+    distance_cm : float
+        Eye to screen.
+    defaults : tuple of str
+        Which of ``screen_width_cm``, ``viewing_distance_cm`` are the lab's defaults, not measured
+        (the session's ``viewing_defaults``, or absent from an older ``config.json``).
+    refresh_hz : float or None
+        The nominal refresh rate.
+    """
+
+    width_px: int
+    height_px: int
+    width_cm: float
+    distance_cm: float
+    defaults: tuple[str, ...] = ()
+    refresh_hz: float | None = None
+
+    @property
+    def height_cm(self) -> float:
+        return self.width_cm * self.height_px / self.width_px
+
+
+@dataclass(frozen=True)
 class SessionData:
-    """A session folder read for export: who, how it was shown (``config``), and its segments."""
+    """A session folder read for export: who, on which screen, and its segments (``config`` as written)."""
 
     folder: Path
     participant: str
     session_id: str
     config: dict
+    screen: Screen
     segments: tuple[Segment, ...]
 
     @property
@@ -182,6 +215,7 @@ def read_session_data(folder) -> SessionData:
     folder = Path(folder)
     config = _read_json(folder / "config.json")
     manifest = _read_json(folder / "manifest.json") if (folder / "manifest.json").is_file() else {}
+    screen = _screen(config, folder)
     trials = _trial_table(folder)
     participant = str(config.get("participant") or folder.name)
     session_id = str(config.get("session_id") or folder.name)
@@ -190,12 +224,37 @@ def read_session_data(folder) -> SessionData:
     edfs = session_edfs(folder)
     if edfs:
         by_number = dict(zip(manifest_segments, edfs))
-        segments = [_edf_segment(n, by_number[n], trials, participant) for n in numbers if n in by_number]
+        unknown = [str(n) for n in numbers if n not in by_number]
+        if unknown:
+            raise ValueError(
+                f"{folder / 'trials.jsonl'} has trials of segment {', '.join(unknown)}, which manifest.json does "
+                "not list: the files do not belong together; restore the session's own manifest"
+            )
+        segments = [_edf_segment(n, by_number[n], trials, participant) for n in numbers]
     else:
         gaze = _journal_gaze(folder, trials)
         fixations = _link_fixations(folder)
         segments = [_link_segment(n, manifest_segments.get(n, {}), trials, gaze, fixations, config) for n in numbers]
-    return SessionData(folder, participant, session_id, config, tuple(segments))
+    return SessionData(folder, participant, session_id, config, screen, tuple(segments))
+
+
+def _screen(config: dict, folder: Path) -> Screen:
+    missing = [name for name in ("screen_width_px", "screen_height_px") if not config.get(name)]
+    if missing:
+        raise ValueError(
+            f"{folder / 'config.json'} lacks {', '.join(missing)}: the screen's resolution is needed for gaze "
+            "on the screen; add it as the session ran (lookwhere run --screen)"
+        )
+    lab = {"screen_width_cm": LAB_SCREEN_WIDTH_CM, "viewing_distance_cm": LAB_VIEWING_DISTANCE_CM}
+    absent = tuple(name for name in lab if config.get(name) is None)
+    return Screen(
+        width_px=int(config["screen_width_px"]),
+        height_px=int(config["screen_height_px"]),
+        width_cm=float(config.get("screen_width_cm") or lab["screen_width_cm"]),
+        distance_cm=float(config.get("viewing_distance_cm") or lab["viewing_distance_cm"]),
+        defaults=tuple(dict.fromkeys([*config.get("viewing_defaults", ()), *absent])),
+        refresh_hz=float(config["refresh_hz"]) if config.get("refresh_hz") else None,
+    )
 
 
 def _read_json(path: Path) -> dict:

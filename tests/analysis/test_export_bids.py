@@ -214,7 +214,7 @@ def session_around(edf: Path, folder: Path, participant: str) -> Path:
         for time, text, image in zip(starts["time_tracker_ms"], starts["text"], IMAGES)
     ]
     (folder / "trials.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    config = {"participant": participant, "session_id": str(uuid.uuid4()), "tracker": "eyelink"}
+    config: dict[str, object] = {"participant": participant, "session_id": str(uuid.uuid4()), "tracker": "eyelink"}
     config |= {"screen_width_px": 1920, "screen_height_px": 1080, "screen_width_cm": 53.1, "viewing_distance_cm": 65.0}
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "manifest.json").write_text(json.dumps({"segments": [{"segment": 0, "edf_name": edf.stem}]}))
@@ -357,7 +357,8 @@ def test_a_bad_session_is_named_and_the_others_exported(
     analysis = simulated_bids / "derivatives" / "lookwhere"
     again = export_bids(sessions / "P01", stimuli=stimuli, out=out, scores_from=analysis)
     assert sorted(p.name for p in out.glob("sub-*")) == ["sub-P01"]
-    assert (again.scores / "scores.csv").read_bytes() == (analysis / "scores.csv").read_bytes()
+    assert again.scores == out / "derivatives" / "lookwhere"
+    assert (out / "derivatives" / "lookwhere" / "scores.csv").read_bytes() == (analysis / "scores.csv").read_bytes()
 
 
 def test_subject_labels_keep_letters_and_digits():
