@@ -172,7 +172,8 @@ def test_simulated_screen_and_files(simulated, simulated_bids, stimuli):
     width_m = config["screen_width_cm"] / 100
     assert screen["ScreenSize"] == pytest.approx([width_m, width_m * 1080 / 1920])
     assert screen["ScreenOrigin"] == ["top", "left"]
-    shown = {f"{row['image']}.jpg" for row in map(json.loads, (simulated / "P01" / "trials.jsonl").open())}
+    rows = (simulated / "P01" / "trials.jsonl").read_text().splitlines()
+    shown = {f"{json.loads(row)['image']}.jpg" for row in rows}
     assert sorted(p.name for p in (simulated_bids / "stimuli").iterdir()) == sorted(shown)  # only those shown
     for name in shown:
         assert (simulated_bids / "stimuli" / name).read_bytes() == (stimuli / name).read_bytes()
