@@ -43,7 +43,10 @@ class StagedOutput:
     ----------
     out : Path
         The output folder: it may be absent, empty, or hold an earlier analysis (it has
-        :data:`RESULT_MARKER`), which :meth:`commit` replaces whole.
+        ``marker``), which :meth:`commit` replaces whole.
+    marker : str
+        The file every output of this kind holds (default :data:`RESULT_MARKER`; a BIDS export's is
+        ``dataset_description.json``).
 
     Raises
     ------
@@ -53,13 +56,13 @@ class StagedOutput:
         When the folder beside ``out`` is not writable (the message names ``--out``).
     """
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, *, marker: str = RESULT_MARKER) -> None:
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise ValueError(f"--out {out} is a file; pass a folder (it is created, or an earlier analysis replaced)")
-        if out.is_dir() and any(out.iterdir()) and not (out / RESULT_MARKER).is_file():
+        if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
             raise ValueError(
-                f"--out {out} holds files that are not a lookwhere analysis (no {RESULT_MARKER}); pass a new or "
+                f"--out {out} holds files that are not a lookwhere analysis (no {marker}); pass a new or "
                 "empty folder, or an earlier analysis's folder to replace it"
             )
         parent = out.absolute().parent

@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "recording": ("analysis.readers.cli", "inspect an EyeLink recording (ASC or EDF) before analysing it"),
     "voice": ("analysis.voice.cli", "find the spoken names in the per-trial audio: onsets, offsets, words"),
     "review": ("server.review_cli", "review and correct the spoken names' onsets on recorded sessions (a web page)"),
+    "export": ("analysis.export.cli", "write recorded sessions in another layout (bids: BIDS 1.11 with eye tracking)"),
 }
 
 
