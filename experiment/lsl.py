@@ -115,6 +115,10 @@ MARKER_EVENTS = (
 )
 #: ``TRIAL_RESULT`` codes as the ``trial_end`` marker names them.
 _RESULTS = {TRIAL_DONE: "done", TRIAL_SKIPPED: "skipped", TRIAL_ABORTED: "aborted"}
+#: How long the outlets outlive the ``session_end`` marker. liblsl sends from its own threads and
+#: drops what is still queued when an outlet closes (measured: closed at once, a recorder on the
+#: same machine got none or a few of 51 markers pushed just before).
+CLOSE_GRACE_S = 0.5
 #: Back-to-back clock readings per offset measurement (the one with the smallest gap counts).
 _CLOCK_READINGS = 7
 _NAN = float("nan")
@@ -311,8 +315,7 @@ class LslOutlets:
             return
         self._closed = True
         self.marker("session_end", perf_s=time.perf_counter(), status=status)
-        # liblsl sends from its own threads: give them a moment before the outlets go.
-        time.sleep(0.1)
+        time.sleep(CLOSE_GRACE_S)
         del self.gaze_outlet, self.fixation_outlet, self.marker_outlet
 
 

@@ -37,26 +37,33 @@ def _inlet(kind: str):
     """An inlet on this test's ``lookwhere <kind>`` outlet (its participant: not another run's)."""
     predicate = f"name='lookwhere {kind}' and desc/participant='{PARTICIPANT}'"
     (info,) = pylsl.resolve_bypred(predicate, minimum=1, timeout=60)
-    # No clock post-processing: one machine, and the raw stamps are what the oracle is about.
-    inlet = pylsl.StreamInlet(info, max_buflen=60)
+    # No clock post-processing (one machine: the raw stamps are what the oracle is about); no
+    # recovery, whose reconnection attempts stall pulls once the session has closed its outlets.
+    inlet = pylsl.StreamInlet(info, max_buflen=60, recover=False)
     inlet.open_stream(timeout=10)
     return inlet
 
 
 def _pull_all(inlets: dict, process: subprocess.Popen) -> dict[str, tuple[list, list, list]]:
-    """Every stream's samples, timestamps and arrival times (``local_clock`` at the pull) until
-    the session has ended and the buffers are empty."""
+    """Every stream's samples, timestamps and arrival times (``local_clock`` at the pull), pulled
+    every 10 ms until the ``session_end`` marker, then once more (the outlets outlive that marker
+    by ``CLOSE_GRACE_S``; a closed outlet's inlet holds nothing more)."""
     received: dict[str, tuple[list, list, list]] = {kind: ([], [], []) for kind in inlets}
+    last_round = False
     while True:
-        running = process.poll() is None
+        ended = process.poll() is not None
         for kind, inlet in inlets.items():
-            samples, stamps = inlet.pull_chunk(timeout=0.0)
+            try:
+                samples, stamps = inlet.pull_chunk(timeout=0.0)
+            except pylsl.util.LostError:
+                continue
             arrived = pylsl.local_clock()
             received[kind][0].extend(samples)
             received[kind][1].extend(stamps)
             received[kind][2].extend([arrived] * len(stamps))
-        if not running and not any(inlet.samples_available() for inlet in inlets.values()):
+        if last_round or ended:
             return received
+        last_round = any(sample[0].startswith("session_end") for sample in received["Markers"][0][-1:])
         time.sleep(0.01)
 
 
