@@ -326,7 +326,10 @@ class LslTracker(Tracker):
     :meth:`drain` pushes the fixations it returns and the gaze samples recorded since the last
     call (:meth:`Tracker.drain_samples` of the wrapped tracker, so they are not left for anyone
     else), and the setup and drift check push theirs. The task drains the tracker every frame
-    while it records, so the gaze goes out as it comes.
+    while it records, so the gaze goes out as it comes. The streams carry every recording: also
+    the fixations of a gaze-contingent drift screen (before the onset: ``start_ms`` NaN) and of a
+    run the operator aborted (its ``trial_end`` marker says ``result=aborted``), which
+    ``fixations.csv`` leaves out.
 
     Parameters
     ----------

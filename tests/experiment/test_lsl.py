@@ -10,6 +10,7 @@ LSL's clock in this process (the same machine: ``local_clock`` needs no correcti
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from tests.experiment.conftest import REPO, start_session
 
 pylsl = pytest.importorskip("pylsl")
 
-PARTICIPANT = "LSL01"
+PARTICIPANT = f"LSL{os.getpid()}"  # the inlets find this run's outlets, not another's
 DURATION_MS = 500
 TRIALS = 3
 RATE_HZ = 250
@@ -215,15 +216,19 @@ def test_simulated_samples_tile_the_recording_on_the_sample_grid(four_images):
     assert tracker.drain_samples().t_ms.size == 0  # nothing recorded yet
     tracker.send_message("TRIALID 0")
     tracker.send_message("!V TRIAL_VAR image 1001")
+    before_start_ms = tracker.tracker_time_ms()
     tracker.start_recording()
-    start_ms = tracker.tracker_time_ms()
+    after_start_ms = tracker.tracker_time_ms()
     blocks, fixations = [], []
-    for _ in range(40):
+    for frame in range(40):
         time.sleep(0.01)
+        if frame == 10:
+            tracker.send_message("IMAGE_ONSET")
         fixations += tracker.drain()
         blocks.append(tracker.drain_samples())
+    before_stop_ms = tracker.tracker_time_ms()
     tracker.stop_recording()
-    stop_ms = tracker.tracker_time_ms()
+    after_stop_ms = tracker.tracker_time_ms()
     fixations += tracker.drain()
     blocks.append(tracker.drain_samples())
     assert tracker.drain_samples().t_ms.size == 0  # all delivered
@@ -231,10 +236,88 @@ def test_simulated_samples_tile_the_recording_on_the_sample_grid(four_images):
     x = np.concatenate([b.x_display_px for b in blocks])
     # Oracle: the 4 ms grid from the recording's start to its stop, each sample once.
     np.testing.assert_allclose(np.diff(t_ms), 4.0)
-    assert start_ms < t_ms[0] <= start_ms + 4 and stop_ms - 4 <= t_ms[-1] + 4 and t_ms[-1] <= stop_ms
+    assert before_start_ms < t_ms[0] <= after_start_ms + 4
+    assert before_stop_ms - 4 < t_ms[-1] <= after_stop_ms
+    assert len(fixations) >= 2
     for fixation in fixations:  # on its position from its first sample to its last
         inside = (t_ms >= fixation.start_tracker_ms) & (t_ms <= fixation.end_tracker_ms)
-        assert np.abs(x[inside] - fixation.x_display_px).max() < 6 * FIXATIONAL_NOISE_PX
+        assert inside.any() and np.abs(x[inside] - fixation.x_display_px).max() < 6 * FIXATIONAL_NOISE_PX
+
+
+class _LinkSample:
+    """What ``EyeLinkTracker.drain`` reads of a pylink sample: right eye only."""
+
+    def __init__(self, t_ms, gaze, pupil):
+        self._t, self._gaze, self._pupil = t_ms, gaze, pupil
+
+    def getTime(self):
+        return self._t
+
+    def isRightSample(self):
+        return self._gaze is not None
+
+    def getRightEye(self):
+        return self
+
+    def getGaze(self):
+        return self._gaze
+
+    def getPupilSize(self):
+        return self._pupil
+
+
+class _SampleLink:
+    """A link whose queue holds only samples (``getNextData`` / ``getFloatData``)."""
+
+    def __init__(self, samples):
+        self._queue = list(samples)
+        self._current = None
+
+    def setOfflineMode(self):
+        pass
+
+    def startRecording(self, *flags):
+        return 0
+
+    def eyeAvailable(self):
+        return 1  # the right eye
+
+    def getNextData(self):
+        import pylink
+
+        if not self._queue:
+            return 0
+        self._current = self._queue.pop(0)
+        return pylink.SAMPLE_TYPE
+
+    def getFloatData(self):
+        return self._current
+
+
+def test_eyelink_samples_reach_the_gaze_stream_with_nan_where_missing():
+    import pylink
+
+    from experiment.trackers import EyeLinkTracker
+
+    missing = pylink.MISSING_DATA
+    tracker = EyeLinkTracker("100.1.1.1")
+    tracker._el = _SampleLink(
+        [
+            _LinkSample(1000.0, (812.5, 400.25), 950.0),
+            _LinkSample(1004.0, (missing, missing), 0.0),  # a blink: no gaze, pupil 0
+            _LinkSample(1008.0, None, 0.0),  # the other eye's sample only
+        ]
+    )
+    tracker.start_recording()
+    assert tracker.drain() == []
+    block = tracker.drain_samples()
+    np.testing.assert_array_equal(block.t_ms, [1000.0, 1004.0, 1008.0])
+    np.testing.assert_array_equal(block.x_display_px, [812.5, np.nan, np.nan])
+    np.testing.assert_array_equal(block.y_display_px, [400.25, np.nan, np.nan])
+    np.testing.assert_array_equal(block.pupil, [950.0, np.nan, np.nan])
+    assert tracker.drain_samples().t_ms.size == 0
+    # the data-quality samples are unchanged: pupil 0 where the eye was lost
+    np.testing.assert_array_equal(tracker.take_samples().pupil, [950.0, 0.0, 0.0])
 
 
 def test_a_missing_pylsl_names_the_fix(monkeypatch):
