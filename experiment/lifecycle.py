@@ -466,19 +466,9 @@ class Lifecycle:
         """The LSL outlets (:mod:`experiment.lsl`), once a recorder is on them or the wait is over."""
         if self.lsl_wait_s is None:
             return
-        from experiment.lsl import LslOutlets, import_pylsl
+        from experiment.lsl import LslOutlets
 
-        config = self.config
-        self.lsl = LslOutlets(
-            import_pylsl(),
-            session=config.session_id,
-            participant=config.participant,
-            tracker=config.tracker,
-            sample_rate_hz=config.sample_rate_hz,
-            screen_width_px=config.screen_width_px,
-            screen_height_px=config.screen_height_px,
-            session_origin_perf_s=self.clock.t0_s,
-        )
+        self.lsl = LslOutlets.of_session(self.config, session_origin_perf_s=self.clock.t0_s)
         self.lsl.start(wait_s=self.lsl_wait_s, idle=self.services.service)
 
     def _start_microphone(self) -> None:
@@ -504,10 +494,8 @@ class Lifecycle:
             if self.lsl is not None:
                 from experiment.lsl import LslTracker
 
-                stimuli = self.stimuli
-                tracker = LslTracker(
-                    tracker, self.lsl, order=self.order, geometry_of=lambda image: config.geometry(*stimuli.size(image))
-                )
+                stimuli, order = self.stimuli, self.order
+                tracker = LslTracker.of_session(tracker, self.lsl, config=config, stimuli=stimuli, order=order)
             visuals = Visuals.make(window)
         except BaseException:
             window.close()

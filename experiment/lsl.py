@@ -74,6 +74,7 @@ import numpy as np
 from experiment.presentation import TRIAL_ABORTED, TRIAL_DONE, TRIAL_SKIPPED
 from experiment.trackers import CalibrationResult, DriftResult, EdfTransfer, SampleBlock, Tracker, TrackerFixation
 from stimuli.geometry import DisplayGeometry
+from stimuli.sets import StimulusSet
 
 __all__ = [
     "GAZE_CHANNELS",
@@ -230,6 +231,20 @@ class LslOutlets:
         )
         self._closed = False
 
+    @classmethod
+    def of_session(cls, config: Any, *, session_origin_perf_s: float) -> LslOutlets:
+        """The outlets of a session with ``config`` (:class:`experiment.config.SessionConfig`)."""
+        return cls(
+            import_pylsl(),
+            session=config.session_id,
+            participant=config.participant,
+            tracker=config.tracker,
+            sample_rate_hz=config.sample_rate_hz,
+            screen_width_px=config.screen_width_px,
+            screen_height_px=config.screen_height_px,
+            session_origin_perf_s=session_origin_perf_s,
+        )
+
     def _outlet(
         self, pylsl: ModuleType, kind: str, channels: Sequence[tuple[str, str]], *, rate_hz: float, channel_format: str
     ) -> Any:
@@ -303,7 +318,7 @@ class LslOutlets:
             time.sleep(0.02)
         connected = self.have_consumers()
         if not connected and wait_s > 0:
-            logger.warning("LSL: no recorder on every outlet after %g s; the session goes on", wait_s)
+            logger.warning("LSL: not every outlet has a recorder after %g s; the session goes on", wait_s)
         self.marker(
             "session_start", perf_s=self._session_origin_perf_s, session=self.session, participant=self.participant
         )
@@ -358,6 +373,14 @@ class LslTracker(Tracker):
         self._geometry: DisplayGeometry | None = None
         self._onset_tracker_ms = _NAN
         self._tracker_minus_perf_ms = _NAN
+
+    @classmethod
+    def of_session(
+        cls, tracker: Tracker, outlets: LslOutlets, *, config: Any, stimuli: StimulusSet, order: Sequence[str]
+    ) -> LslTracker:
+        """``tracker`` wrapped for a session with ``config`` (:class:`experiment.config.SessionConfig`),
+        ``stimuli`` and image ``order``."""
+        return cls(tracker, outlets, order=order, geometry_of=lambda image: config.geometry(*stimuli.size(image)))
 
     # -- markers -------------------------------------------------------------------------------
 

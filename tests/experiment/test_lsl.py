@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiment.lsl import FIXATION_CHANNELS, GAZE_CHANNELS, format_marker, import_pylsl, parse_marker
+from experiment.lsl import FIXATION_CHANNELS, GAZE_CHANNELS, MARKER_EVENTS, format_marker, import_pylsl, parse_marker
 from experiment.records import SessionRecords
 from experiment.trackers import FIXATIONAL_NOISE_PX, SimulatedTracker
 from stimuli.sets import StimulusSet
@@ -126,6 +126,7 @@ def test_markers_follow_the_trials_on_the_session_clock(lsl_session):
         events = ("trial_start", "drift_correction", "image_onset", "image_offset")
         expected += [(event, trial) for event in events] + [("trial_end", {**trial, "result": "done"})]
     expected.append(("session_end", {"status": "completed"}))
+    assert [event for event, _ in expected[:7]] + [expected[-1][0]] == list(MARKER_EVENTS)  # every kind
     assert [
         (event, {k: v for k, v in fields.items() if k in ("trial", "image", "result", "status")})
         for event, fields in markers
