@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from experiment.config import SessionConfig
 from experiment.lsl import FIXATION_CHANNELS, GAZE_CHANNELS, MARKER_EVENTS, format_marker, import_pylsl, parse_marker
+from experiment.preflight import PreflightError, preflight
 from experiment.records import SessionRecords
 from experiment.trackers import FIXATIONAL_NOISE_PX, SimulatedTracker
 from stimuli.sets import StimulusSet
@@ -321,10 +323,14 @@ def test_eyelink_samples_reach_the_gaze_stream_with_nan_where_missing():
     np.testing.assert_array_equal(tracker.take_samples().pupil, [950.0, 0.0, 0.0])
 
 
-def test_a_missing_pylsl_names_the_fix(monkeypatch):
+def test_a_missing_pylsl_names_the_fix_before_the_session_opens(monkeypatch, four_images, tmp_path):
     monkeypatch.setitem(sys.modules, "pylsl", None)  # what an environment without the extra sees
     with pytest.raises(ModuleNotFoundError, match=r"pip install '\.\[lsl\]'"):
         import_pylsl()
+    config = SessionConfig(participant="P09", stimuli=four_images, out=tmp_path, tracker="simulated", microphone=False)
+    preflight(config, StimulusSet(four_images), ["1001"])  # without --lsl pylsl is not needed
+    with pytest.raises(PreflightError, match=r"--lsl needs pylsl.*pip install '\.\[lsl\]'"):
+        preflight(config, StimulusSet(four_images), ["1001"], lsl=True)
 
 
 def test_the_experiment_imports_pylsl_only_for_lsl():
