@@ -203,6 +203,8 @@ def main(args: argparse.Namespace) -> int:
     from experiment.preflight import PreflightError
     from experiment.task import Session
 
+    if args.lsl_wait_s < 0 or (args.lsl_wait_s and not args.lsl):
+        raise ValueError(f"--lsl-wait-s {args.lsl_wait_s:g}: give a wait >= 0 s, together with --lsl")
     try:
         config = build_config(args)
     except ValidationError as error:
