@@ -10,7 +10,11 @@ of the per-frame work between flips:
     the simulated participant (fixation events with EyeLink timing) and the null stream;
 ``simulated+stream``
     the same, streaming every record through the real sender (:mod:`experiment.stream`) to a real
-    receiver running in another process (validation, msgpack, journal, ZeroMQ, acknowledgements).
+    receiver running in another process (validation, msgpack, journal, ZeroMQ, acknowledgements);
+``simulated+lsl``
+    the simulated participant and the null stream, the tracker wrapped by
+    :class:`experiment.lsl.LslTracker`: every 250 Hz gaze sample, fixation and marker pushed to
+    LSL outlets read by inlets in another process (skipped without pylsl).
 
 Per-frame overhead is the time from the flip's return to the end of drain + stream service (what
 the trial row records as ``loop_overhead_*``); frame intervals are flip-to-flip. Under Xvfb
@@ -33,7 +37,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from experiment.lsl import LslTracker
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,6 +72,37 @@ def start_receiver(folder: Path) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None  # piped
     return process, process.stdout.readline().strip()
+
+
+def start_lsl_recorder(participant: str) -> subprocess.Popen:
+    """Inlets on the session's three LSL outlets, pulling in their own process until killed."""
+    code = (
+        "import sys, time, pylsl\n"
+        "infos = [pylsl.resolve_bypred(f\"name='lookwhere {k}' and desc/participant='{sys.argv[1]}'\", 1, 30)[0]\n"
+        "         for k in ('Gaze', 'Fixations', 'Markers')]\n"
+        "inlets = [pylsl.StreamInlet(info, recover=False) for info in infos]\n"
+        "while True:\n"
+        "    for inlet in inlets: inlet.pull_chunk(timeout=0.0)\n"
+        "    time.sleep(0.01)\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", code, participant], cwd=ROOT, stderr=subprocess.DEVNULL)
+
+
+def lsl_tracker(session, simulated) -> tuple[LslTracker | None, subprocess.Popen | None]:
+    """The simulated tracker wrapped for LSL, with a recorder on its outlets (None without pylsl)."""
+    from experiment.lsl import LslOutlets, LslTracker
+
+    try:
+        outlets = LslOutlets.of_session(session.config, session_origin_perf_s=session.clock.t0_s)
+    except ModuleNotFoundError as error:
+        print(f"simulated+lsl skipped: {error}", file=sys.stderr)
+        return None, None
+    recorder = start_lsl_recorder(session.config.participant)
+    outlets.start(wait_s=30.0, idle=lambda: None)
+    tracker = LslTracker.of_session(
+        simulated, outlets, config=session.config, stimuli=session.stimuli, order=session.order
+    )
+    return tracker, recorder
 
 
 def _print_table(rows: list[tuple[str, dict]], refresh, *, duration_ms: float, repeat: int) -> None:
@@ -111,7 +149,7 @@ def main() -> int:
     from experiment.task import Session
     from experiment.trackers import Tracker
 
-    variants = ["reference", "simulated", "simulated+stream"]
+    variants = ["reference", "simulated", "simulated+stream", "simulated+lsl"]
     trials = len(variants) * args.repeat
     workdir = Path(tempfile.mkdtemp(prefix="bench_frames_"))
     receiver, endpoint = start_receiver(workdir / "server")
@@ -133,22 +171,31 @@ def main() -> int:
             min_free_mb=0,
         )
         rows = []
+        recorder = None
         stream = open_stream(endpoint, workdir / "stream", session=config.session_id)
         with Session(config) as session:
             session.start()
             simulated = session.devices.tracker
+            lsl, recorder = lsl_tracker(session, simulated)
+            # the reference is a duck-typed stand-in for the simulated tracker
+            trackers = {"reference": cast(Tracker, SilentTracker(simulated)), "simulated+lsl": lsl}
             for index in range(trials):
                 variant = variants[index % len(variants)]
-                # the reference is a duck-typed stand-in for the simulated tracker
-                silent = cast(Tracker, SilentTracker(simulated))
-                session.devices.tracker = silent if variant == "reference" else simulated
+                tracker = trackers.get(variant, simulated)
+                if tracker is None:  # no pylsl
+                    continue
+                session.devices.tracker = tracker
                 session.services.sink = stream if variant == "simulated+stream" else NullSink()
                 rows.append((variant, session.run_trial(index).to_dict()))
             session.devices.tracker = simulated
             session.services.sink = stream  # closed with the session
             refresh = session.devices.refresh
+            if lsl is not None:
+                lsl.outlets.close("completed")
     finally:
         receiver.kill()
+        if recorder is not None:
+            recorder.kill()
         shutil.rmtree(workdir, ignore_errors=True)
         if xvfb is not None:
             xvfb.close()

@@ -62,6 +62,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stream every record live to this analysis server (never blocks; an absent server "
         "gets the records when it comes up, from the journal in the session folder)",
     )
+    lsl = parser.add_argument_group("Lab Streaming Layer", "gaze, fixation and marker outlets for an EEG recorder")
+    lsl.add_argument(
+        "--lsl",
+        action="store_true",
+        help="open LSL outlets (lookwhere Gaze, Fixations, Markers; needs the lsl extra). LSL has no "
+        "authentication and listens on every network interface: use it on the lab's isolated network",
+    )
+    lsl.add_argument(
+        "--lsl-wait-s",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with --lsl: wait up to S s for a recorder (e.g. LabRecorder) on every outlet before the "
+        "session starts (default: 0, do not wait)",
+    )
 
 
 def _add_drift_and_viewing_arguments(parser: argparse.ArgumentParser) -> None:
@@ -188,6 +203,8 @@ def main(args: argparse.Namespace) -> int:
     from experiment.preflight import PreflightError
     from experiment.task import Session
 
+    if args.lsl_wait_s < 0 or (args.lsl_wait_s and not args.lsl):
+        raise ValueError(f"--lsl-wait-s {args.lsl_wait_s:g}: give a wait >= 0 s, together with --lsl")
     try:
         config = build_config(args)
     except ValidationError as error:
@@ -205,7 +222,8 @@ def main(args: argparse.Namespace) -> int:
                     args.server,
                     sink.sender.journal_path,
                 )
-        with Session(config, sink=sink, resume=args.resume) as session:
+        lsl_wait_s = args.lsl_wait_s if args.lsl else None
+        with Session(config, sink=sink, resume=args.resume, lsl_wait_s=lsl_wait_s) as session:
             session.run()
     except PreflightError as error:
         raise ValueError(str(error)) from None

@@ -8,6 +8,9 @@ segment in the manifest (before the tracker is touched, so the shutdown knows wh
 whatever fails next) → the tracker (connect, EDF, configuration) → ``session_start`` → calibration.
 It returns the open :class:`Devices`. :meth:`Lifecycle.close` saves and releases whatever was
 opened, each step even when an earlier one fails, so a broken device never costs the records.
+With Lab Streaming Layer outlets (``lookwhere run --lsl``, :mod:`experiment.lsl`) they open after
+the records (waiting for a recorder, when asked to) and the tracker is wrapped so that its data and
+messages also go to them.
 
 Clocks: ``*_session_s`` is ``time.perf_counter()`` relative to the start of this run
 (:class:`SessionClock`, the clock of the microphone alignment; a resumed session's new segment
@@ -25,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -39,6 +42,9 @@ from experiment.timing import Refresh, estimate_refresh, session_frame_timing, s
 from experiment.trackers import Tracker, make_tracker
 from lookwhere.protocol import SessionEnd, SessionStart
 from stimuli.sets import StimulusSet
+
+if TYPE_CHECKING:
+    from experiment.lsl import LslOutlets
 
 __all__ = [
     "SessionInterrupted",
@@ -345,10 +351,13 @@ class Lifecycle:
     clock : SessionClock
     resume : bool
         Continue the session in ``config.session_dir`` at its first unfinished trial.
+    lsl_wait_s : float or None
+        Open Lab Streaming Layer outlets and wait up to this long for a recorder on each before
+        the session starts (None: no outlets).
 
     Attributes
     ----------
-    manifest, segment, microphone, devices
+    manifest, segment, microphone, devices, lsl
         What has been opened so far (None before): the shutdown saves and closes exactly that.
     """
 
@@ -362,14 +371,17 @@ class Lifecycle:
         clock: SessionClock,
         *,
         resume: bool,
+        lsl_wait_s: float | None = None,
     ) -> None:
         self.config, self.stimuli, self.order, self.records = config, stimuli, order, records
         self.services, self.clock, self.resume = services, clock, resume
+        self.lsl_wait_s = lsl_wait_s
         self.signals = Signals()
         self.manifest: Manifest | None = None
         self.segment: Segment | None = None
         self.microphone: Microphone | None = None
         self.devices: Devices | None = None
+        self.lsl: LslOutlets | None = None
         self._closed = False
 
     # -- opening -------------------------------------------------------------------------------------
@@ -378,8 +390,9 @@ class Lifecycle:
         """Open everything (see the module docstring); return the rows of the trials already done
         (resume) and the devices."""
         n_done = self._check_resumable()
-        self.microphone = preflight(self.config, self.stimuli, self.order[n_done:])
+        self.microphone = preflight(self.config, self.stimuli, self.order[n_done:], lsl=self.lsl_wait_s is not None)
         manifest, done = self._open_records()
+        self._open_lsl()
         self._start_microphone()
         devices = self.devices = self._open_devices()
         segment = self.segment = self._new_segment(manifest, len(done), devices)
@@ -449,6 +462,15 @@ class Lifecycle:
         self.manifest = manifest
         return manifest, done
 
+    def _open_lsl(self) -> None:
+        """The LSL outlets (:mod:`experiment.lsl`), once a recorder is on them or the wait is over."""
+        if self.lsl_wait_s is None:
+            return
+        from experiment.lsl import LslOutlets
+
+        self.lsl = LslOutlets.of_session(self.config, session_origin_perf_s=self.clock.t0_s)
+        self.lsl.start(wait_s=self.lsl_wait_s, idle=self.services.service)
+
     def _start_microphone(self) -> None:
         microphone = self.microphone
         if microphone is None:
@@ -469,6 +491,11 @@ class Lifecycle:
         window, refresh = _open_window(config)
         try:
             tracker = make_tracker(config, self.stimuli, window=window, idle=self.services.service)
+            if self.lsl is not None:
+                from experiment.lsl import LslTracker
+
+                stimuli, order = self.stimuli, self.order
+                tracker = LslTracker.of_session(tracker, self.lsl, config=config, stimuli=stimuli, order=order)
             visuals = Visuals.make(window)
         except BaseException:
             window.close()
@@ -578,6 +605,9 @@ class Lifecycle:
         timing = session_frame_timing(rows, refresh=refresh)
         _attempt("send session end", lambda: self.services.send(self._session_end(status, len(rows), timing)))
         _attempt("close stream", self.services.sink.close)
+        lsl = self.lsl
+        if lsl is not None:
+            _attempt("close LSL outlets", lambda: lsl.close(status))
         if self.devices is not None:
             _attempt("close window", self.devices.window.close)
         if self.segment is not None:

@@ -85,7 +85,17 @@ def _check_pylink() -> list[str]:
     return []
 
 
-def preflight(config, stimuli: StimulusSet, image_ids: list[str]):
+def _check_pylsl() -> list[str]:
+    from experiment.lsl import import_pylsl  # not at the top: experiment.lsl imports the task
+
+    try:
+        import_pylsl()
+    except ModuleNotFoundError as error:
+        return [str(error)]
+    return []
+
+
+def preflight(config, stimuli: StimulusSet, image_ids: list[str], *, lsl: bool = False):
     """Run every check; return the open :class:`~experiment.microphone.Microphone` (or None).
 
     Parameters
@@ -96,6 +106,8 @@ def preflight(config, stimuli: StimulusSet, image_ids: list[str]):
         Its stimulus set.
     image_ids : list of str
         The images the session will show.
+    lsl : bool
+        The session opens Lab Streaming Layer outlets (pylsl must load).
 
     Raises
     ------
@@ -106,6 +118,8 @@ def preflight(config, stimuli: StimulusSet, image_ids: list[str]):
     problems += _check_images(stimuli, image_ids, config)
     if config.tracker != "simulated":
         problems += _check_pylink()
+    if lsl:
+        problems += _check_pylsl()
     microphone = None
     if config.microphone:
         from experiment.microphone import Microphone, MicrophoneError

@@ -61,6 +61,9 @@ class Session:
     keys : callable or None
         Returns the names of the keys pressed since the last call (PsychoPy names: ``"space"``,
         ``"escape"``); default ``psychopy.event.getKeys``. Tests inject scripted keys here.
+    lsl_wait_s : float or None
+        Open Lab Streaming Layer outlets (:mod:`experiment.lsl`) and wait up to this long for a
+        recorder on each before the session starts; None (default): no outlets.
 
     Attributes
     ----------
@@ -78,6 +81,7 @@ class Session:
         sink: RecordSink | None = None,
         resume: bool = False,
         keys: Callable[[], list[str]] | None = None,
+        lsl_wait_s: float | None = None,
     ) -> None:
         self.config = config
         self.stimuli = StimulusSet(config.stimuli)
@@ -86,7 +90,14 @@ class Session:
         self.services = FrameServices(sink if sink is not None else NullSink(), keys=keys)
         self.clock = SessionClock()
         self.lifecycle = Lifecycle(
-            config, self.stimuli, self.order, self.records, self.services, self.clock, resume=resume
+            config,
+            self.stimuli,
+            self.order,
+            self.records,
+            self.services,
+            self.clock,
+            resume=resume,
+            lsl_wait_s=lsl_wait_s,
         )
 
     # ------------------------------------------------------------------ lifecycle

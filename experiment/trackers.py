@@ -37,6 +37,7 @@ __all__ = [
     "CalibrationResult",
     "DriftResult",
     "SampleBlock",
+    "GazeBlock",
     "EdfTransfer",
     "Tracker",
     "SimulatedTracker",
@@ -165,6 +166,32 @@ class SampleBlock:
 
 
 @dataclass(frozen=True, slots=True)
+class GazeBlock:
+    """The gaze samples a tracker delivered since the last :meth:`Tracker.drain_samples`.
+
+    Attributes
+    ----------
+    t_ms : ndarray, shape (N,), float
+        Sample times, tracker clock (ms), ascending.
+    x_display_px, y_display_px : ndarray, shape (N,), float
+        Gaze of the recorded eye, display pixels, origin top-left; NaN where the eye was lost.
+    pupil : ndarray, shape (N,), float
+        Pupil size of the recorded eye, tracker units; NaN where the tracker gives none.
+    """
+
+    t_ms: np.ndarray
+    x_display_px: np.ndarray
+    y_display_px: np.ndarray
+    pupil: np.ndarray
+
+    @classmethod
+    def of_rows(cls, rows: list[tuple[float, float, float, float]]) -> GazeBlock:
+        """A block of ``(t_ms, x_display_px, y_display_px, pupil)`` rows."""
+        table = np.asarray(rows, dtype=float).reshape(-1, 4)
+        return cls(t_ms=table[:, 0], x_display_px=table[:, 1], y_display_px=table[:, 2], pupil=table[:, 3])
+
+
+@dataclass(frozen=True, slots=True)
 class EdfTransfer:
     """The outcome of :meth:`Tracker.receive_edf`, for the manifest: whether the EDF reached
     ``path`` (``bytes`` long), the file's name on the host, and otherwise why not."""
@@ -236,6 +263,12 @@ class Tracker(ABC):
     def take_samples(self) -> SampleBlock | None:
         """The samples and blinks recorded since the last call (the task calls it once a trial,
         after recording stopped); None where the backend delivers none."""
+        return None
+
+    def drain_samples(self) -> GazeBlock | None:
+        """Every gaze sample recorded since the last call (at most one recording's worth: a
+        backend forgets the samples nobody drained when the next recording starts); never blocks.
+        None where the backend delivers none."""
         return None
 
     def gaze_position(self) -> tuple[float, float] | None:
@@ -312,7 +345,11 @@ class SimulatedTracker(Tracker):
     (fixations and gaze are reported shifted by it), which :meth:`drift_correct` measures (plus
     0.05° noise per axis) and a calibration resets; :meth:`take_samples` gives 250 Hz-style samples
     with blinks (:data:`SIM_BLINK_RATE_HZ`) and, in ``track_loss_trials``, the eye lost for
-    :data:`SIM_TRACK_LOSS_SHARE` of the display period.
+    :data:`SIM_TRACK_LOSS_SHARE` of the display period. :meth:`drain_samples` gives the gaze on
+    the same sample grid as it is recorded: each sample at the fixation under way (during a
+    saccade, the previous one, as :meth:`gaze_position`) plus the jitter, and that fixation's pupil
+    ± 15 units; its blinks and track loss are those of :meth:`take_samples` only (the gaze stream
+    shows none).
 
     Parameters
     ----------
@@ -361,6 +398,8 @@ class SimulatedTracker(Tracker):
         # Gaze jitter draws from its own stream, so how often the gaze is read (every frame when
         # streamed live, never otherwise) does not change the participant's fixations.
         self._jitter_rng = np.random.default_rng([seed, 1])
+        # and the sampled gaze (drain_samples) from one more, drawn only when someone drains it
+        self._sample_rng = np.random.default_rng([seed, 3])
         self._scanpaths = scanpaths or {}
         # EyeLink's clock starts at the host's boot, not at 0: an arbitrary origin catches code
         # that forgets to subtract the onset.
@@ -391,9 +430,19 @@ class SimulatedTracker(Tracker):
         self._drift_px = 0.0  # the gaze's current drift to the right, display px
         self._record_start_ms: float | None = None  # samples not yet taken start here
         self._display_ms = (float("nan"), float("nan"))  # this recording's image onset and offset
+        # drain_samples: the next sample's index on the grid (None: no recording yet), the gaze
+        # before the recording's first fixation, and its fixations drained since (their samples
+        # may be due still)
+        self._next_sample: int | None = None
+        self._gaze_at_start_px = self._gaze_px
+        self._drained: list[TrackerFixation] = []
 
     def tracker_time_ms(self) -> float:
         return self._origin_ms + (time.perf_counter() - self._t0) * 1000.0
+
+    def _grid_index(self, t_ms: float) -> int:
+        """Index of the last sample at or before ``t_ms`` (tracker clock) on the sample grid."""
+        return int(np.floor((t_ms - self._origin_ms) / self._sample_ms))
 
     def _quantise(self, t_ms: float) -> float:
         return self._origin_ms + float(np.floor((t_ms - self._origin_ms) / self._sample_ms)) * self._sample_ms
@@ -582,6 +631,9 @@ class SimulatedTracker(Tracker):
         self._plan_until_ms = self._record_start_ms = self.tracker_time_ms()
         self._display_ms = (float("nan"), float("nan"))
         self._looking = False
+        self._next_sample = self._grid_index(self._record_start_ms) + 1
+        self._gaze_at_start_px = self._gaze_px
+        self._drained = []
 
     def stop_recording(self) -> None:
         # EyeLink ends the current fixation when recording stops: its ENDFIX is the last event.
@@ -600,7 +652,41 @@ class SimulatedTracker(Tracker):
         self._pending = [f for f in self._pending if f not in ended] if self._recording else []
         if ended:
             self._gaze_px = (ended[-1].x_display_px, ended[-1].y_display_px)
+            self._drained.extend(ended)
         return ended
+
+    def drain_samples(self) -> GazeBlock:
+        """The samples on the grid since the last call or the recording's start, up to now (or
+        the stop); see the class docstring for their values. Empty before any recording."""
+        if self._next_sample is None:
+            return GazeBlock.of_rows([])
+        if self._recording:
+            stop_ms = self.tracker_time_ms()
+            self._plan(stop_ms)
+        else:
+            stop_ms = self._stop_ms
+        index = np.arange(self._next_sample, self._grid_index(stop_ms) + 1)
+        if not index.size:
+            return GazeBlock.of_rows([])
+        self._next_sample = int(index[-1]) + 1
+        t_ms = self._origin_ms + index * self._sample_ms
+        # Fixations in time order (drained ones end before any pending one begins); each sample
+        # takes the last one begun by its time, before the first one the gaze at the start.
+        timeline = self._drained + self._pending
+        starts = np.array([f.start_tracker_ms for f in timeline])
+        at = np.searchsorted(starts, t_ms, side="right") - 1
+        x0, y0 = self._gaze_at_start_px
+        fixated = np.array([(x0, y0, np.nan)] + [(f.x_display_px, f.y_display_px, f.pupil) for f in timeline])
+        x, y, pupil = fixated[at + 1].T
+        noise = self._sample_rng.normal(0.0, FIXATIONAL_NOISE_PX, (2, t_ms.size))
+        pupil = pupil + self._sample_rng.normal(0.0, 15.0, t_ms.size)
+        # Samples to come never fall before the fixation of the last one.
+        keep_from = min(int(at[-1]), len(self._drained))
+        if keep_from > 0:
+            last_dropped = self._drained[keep_from - 1]
+            self._gaze_at_start_px = (last_dropped.x_display_px, last_dropped.y_display_px)
+            del self._drained[:keep_from]
+        return GazeBlock(t_ms=t_ms, x_display_px=x + noise[0], y_display_px=y + noise[1], pupil=pupil)
 
     def gaze_position(self) -> tuple[float, float] | None:
         if not self._recording:
@@ -647,6 +733,8 @@ class EyeLinkTracker(Tracker):
         # samples (time, pupil of the eye used) and blinks (start, end) since take_samples
         self._samples: list[tuple[float, float]] = []
         self._blinks: list[tuple[float, float]] = []
+        # the same samples' (time, gaze x, gaze y, pupil), NaN where missing, since drain_samples
+        self._gaze: list[tuple[float, float, float, float]] = []
         self.has_drift_correction = host is not None
 
     @property
@@ -737,6 +825,7 @@ class EyeLinkTracker(Tracker):
         if error:
             raise RuntimeError(f"EyeLink startRecording failed with error {error}")
         self._eye_used = self._link.eyeAvailable()
+        self._gaze = []  # what nobody drained of the last recording
 
     def stop_recording(self) -> None:
         self._link.stopRecording()
@@ -777,12 +866,26 @@ class EyeLinkTracker(Tracker):
             return sample.getLeftEye() if sample.isLeftSample() else None
         return sample.getRightEye() if sample.isRightSample() else None
 
+    def drain_samples(self) -> GazeBlock:
+        """The link samples :meth:`drain` took in since the last call (gaze and pupil of the eye
+        used; NaN where it was lost, or where the pupil is 0)."""
+        gaze, self._gaze = self._gaze, []
+        return GazeBlock.of_rows(gaze)
+
     def _keep_sample(self, sample: Any) -> None:
-        """Note a link sample's time and the pupil of the eye used (0: lost), for take_samples."""
+        """Note a link sample's time, gaze and pupil of the eye used (0: lost), for take_samples
+        and drain_samples."""
         if sample is None or self._eye_used is None:
             return
         eye = self._used_eye(sample)
-        self._samples.append((float(sample.getTime()), 0.0 if eye is None else float(eye.getPupilSize())))
+        t_ms, pupil = float(sample.getTime()), 0.0 if eye is None else float(eye.getPupilSize())
+        self._samples.append((t_ms, pupil))
+        x = y = float("nan")
+        if eye is not None:
+            x, y = eye.getGaze()
+            missing = self._pylink.MISSING_DATA
+            x, y = (float("nan"), float("nan")) if missing in (x, y) else (float(x), float(y))
+        self._gaze.append((t_ms, x, y, pupil if pupil > 0 else float("nan")))
 
     def drain(self) -> list[TrackerFixation]:
         pylink, link = self._pylink, self._link
