@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from analysis.scoring_config import ScoringConfig
 if TYPE_CHECKING:
     from analysis.offline import AnalysisConfig
 
+from analysis.distributed import add_scheduler_argument, open_client
 from analysis.quality import add_quality_arguments, quality_rules_from_args
 from analysis.voice.cli import add_detector_arguments, voice_params_from_args
 
@@ -152,6 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip the mixed model (about 40 s per metric on 200 images x 15 participants)",
     )
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for CIs")
+    add_scheduler_argument(parser, work="score the images")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -278,7 +281,10 @@ def main(args: argparse.Namespace) -> int:
     from analysis.offline import run_analysis
 
     command_line = ["lookwhere", *args.argv] if getattr(args, "argv", None) else None
-    result = run_analysis(config_from_args(args), progress=not args.no_progress, command_line=command_line)
+    config = config_from_args(args)
+    with ExitStack() as stack:
+        client = None if args.scheduler is None else stack.enter_context(open_client(args.scheduler))
+        result = run_analysis(config, progress=not args.no_progress, command_line=command_line, client=client)
     print(f"report: {result.files['report']}")
     print(f"scores: {result.files['scores']} ({len(result.scores)} rows)")
     for why in result.failed.values():

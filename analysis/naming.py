@@ -250,6 +250,17 @@ class NamingAnalysis:
             engine.replace_fixations(pooled)
             self._heatmaps[image_id] = engine.heatmap().astype(np.float32)
 
+    def image_results(self) -> tuple[list[dict], dict[str, np.ndarray]]:
+        """The score rows and heatmaps of the images scored so far, for :meth:`add_image_results`
+        of another copy (``lookwhere analyze --scheduler``: copies on the workers score the images)."""
+        return self._score_rows, self._heatmaps
+
+    def add_image_results(self, results: tuple[list[dict], dict[str, np.ndarray]]) -> None:
+        """Add what a copy scored (:meth:`image_results`); added in image order, the tables of a serial run."""
+        rows, heatmaps = results
+        self._score_rows += rows
+        self._heatmaps.update(heatmaps)
+
     def scores(self) -> pd.DataFrame:
         """Per utterance, map and metric: the naming-aligned score."""
         return pd.DataFrame(self._score_rows, columns=[*_UTTERANCE_KEYS, "map", "metric", "value"])

@@ -169,6 +169,12 @@ class SessionQuality:
     def score_image(self, image_id: str, engine) -> None:
         """Nothing per image: the tables are complete before the scoring."""
 
+    def image_results(self) -> None:
+        """Nothing per image (:meth:`analysis.timecourse.TimecourseAnalysis.image_results`)."""
+
+    def add_image_results(self, results: None) -> None:
+        """Nothing per image."""
+
     def write(self, out: Path, *, stat_options: dict) -> dict[str, Path]:
         files = {name: out / f"{name}.csv" for name in self.tables}
         for name, table in self.tables.items():

@@ -214,6 +214,16 @@ class TimecourseAnalysis:
         for k, results in score_fixation_sets(engine, indices).items():
             self._rows += _tidy(image_id, results, axis="fixation_index", bin=k, start_ms=np.nan, end_ms=np.nan)
 
+    def image_results(self) -> list[dict]:
+        """The rows of the images scored so far, for :meth:`add_image_results` of another copy
+        (``lookwhere analyze --scheduler``: copies on the workers score the images)."""
+        return self._rows
+
+    def add_image_results(self, rows: list[dict]) -> None:
+        """Add the rows a copy scored (:meth:`image_results`); copies' rows added in image order
+        make the tables of a serial run."""
+        self._rows += rows
+
     def write(self, out: Path, *, stat_options: dict) -> dict[str, Path]:
         """Write ``timecourse_scores.csv`` (``image, axis, bin, start_ms, end_ms, map, metric, value``;
         ``axis`` is ``"time"`` or ``"fixation_index"``, ``bin`` 1, 2, …), ``timecourse_summary.csv``

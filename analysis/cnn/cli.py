@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from analysis.distributed import add_scheduler_argument
+
 __all__ = ["add_arguments", "main"]
 
 logger = logging.getLogger(__name__)
@@ -87,24 +89,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="also write DIR/<image id>.npz with every map at the original image size",
     )
+    add_scheduler_argument(parser, work="compute the batches (one worker per GPU with dask-cuda)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch
+
     from analysis.cnn.cam import DEFAULT_RIDGE_ALPHA
     from analysis.cnn.engine import MapParameters
     from analysis.cnn.model import load_vgg16
-    from analysis.cnn.precompute import precompute_store
+    from analysis.cnn.precompute import precompute_store, precompute_store_distributed
+    from analysis.distributed import open_client
     from stimuli.sets import StimulusSet
 
     stimuli = StimulusSet(args.stimuli)
     parameters = MapParameters(gt=args.gt, layer_norm=args.layer_norm, guided_reduction=args.guided_reduction)
     image_ids = None if args.images is None else [i.strip() for i in args.images.split(",") if i.strip()]
-    model = load_vgg16(args.weights, seed=args.seed)
-    store = precompute_store(
-        model,
-        stimuli,
-        args.out,
+    options = dict(
         input_size=args.input_size,
         batch_size=args.batch_size,
         device=args.device,
@@ -113,6 +115,13 @@ def main(args: argparse.Namespace) -> int:
         ridge_alpha=DEFAULT_RIDGE_ALPHA if args.cam_ridge_alpha is None else args.cam_ridge_alpha,
         progress=not args.no_progress,
     )
+    if args.scheduler is None:
+        store = precompute_store(load_vgg16(args.weights, seed=args.seed), stimuli, args.out, **options)
+    else:
+        # A local cluster gets one worker per GPU of this machine (none with --device cpu).
+        gpus = 0 if args.device == "cpu" else torch.cuda.device_count()
+        with open_client(args.scheduler, gpus=gpus) as client:
+            store = precompute_store_distributed(client, args.weights, stimuli, args.out, seed=args.seed, **options)
     logger.info(
         "map store %s: %d images, %d maps each%s",
         store.path,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import zipfile
 from collections import OrderedDict
@@ -103,8 +104,12 @@ def _atomic_write_json(path: Path, content: dict) -> None:
 
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write a compressed npz under a temporary name (not ``*.npz``), then rename it into place."""
-    temporary = path.with_name(f".{path.name}.tmp")
+    """Write a compressed npz under a temporary name (not ``*.npz``), then rename it into place.
+
+    The temporary name is the writing process's own (host and process id), so that two processes
+    that write the same image (a Dask task run again after its worker was lost) never mix bytes.
+    """
+    temporary = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
     with open(temporary, "wb") as handle:  # a file object stops numpy from appending ".npz"
         np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     os.replace(temporary, path)
@@ -341,6 +346,21 @@ class MapStoreWriter:
         (self.path / _MAPS_DIR).mkdir(exist_ok=True)
         for leftover in (self.path / _MAPS_DIR).glob(".*.tmp"):
             leftover.unlink()  # a write interrupted before its rename
+
+    @classmethod
+    def attach(cls, path) -> MapStoreWriter:
+        """A writer of the existing store at ``path``, for one of several processes that write its
+        images at once (the workers of ``lookwhere precompute --scheduler``).
+
+        Unlike the constructor it creates, checks and removes nothing (a temporary file may be
+        another worker's write in progress): the process that made the writer with the run's
+        metadata has done that. Each image has its own temporary name, so writers of different
+        images never meet.
+        """
+        writer = cls.__new__(cls)
+        writer.path = Path(path)
+        writer.metadata = _read_metadata(writer.path)
+        return writer
 
     @property
     def finished_ids(self) -> set[str]:
