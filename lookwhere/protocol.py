@@ -786,27 +786,35 @@ def decode_control(topic: bytes, payload: bytes) -> tuple[str, int]:
     return FIELD_RULES["session"]("session", data["session"]), _integer(0, 2**53)(name, data[name])
 
 
-def read_journal(path: str | Path) -> Iterator[tuple[int, Any]]:
+def read_journal(path: str | Path, *, start: int = 0) -> Iterator[tuple[int, Any]]:
     """Iterate over a journal: a file of concatenated msgpack record maps.
 
     Both the sender's local journal and the server's per-session journals use this format.
 
+    Parameters
+    ----------
+    path : str or Path
+    start : int
+        Byte offset of the first object to read (an offset yielded earlier: a journal only grows).
+
     Yields
     ------
     offset : int
-        Byte offset just past the object.
+        Byte offset just past the object, from the file's start.
     data : Any
         The decoded object (validate it with :func:`validate_map`).
 
     Notes
     -----
-    Stops silently at a truncated last object (a write cut short by a crash): the caller can
-    truncate the file to the last yielded offset.
+    Stops silently at a truncated last object (a write cut short by a crash, or one being
+    appended): the caller can truncate the file to the last yielded offset, or read on from it later.
     """
     with open(path, "rb") as file:
+        file.seek(start)
         unpacker = msgpack.Unpacker(file, raw=False, strict_map_key=True, max_buffer_size=16 * MAX_MESSAGE_BYTES)
         try:
             for data in unpacker:
-                yield unpacker.tell(), data
+                yield start + unpacker.tell(), data
         except (ValueError, TypeError, OverflowError) as exc:
-            raise ProtocolError("not_msgpack", f"{path} is corrupt after byte {unpacker.tell()}: {exc}") from None
+            at = start + unpacker.tell()
+            raise ProtocolError("not_msgpack", f"{path} is corrupt after byte {at}: {exc}") from None
