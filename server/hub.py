@@ -39,7 +39,7 @@ from pydantic import BaseModel
 from analysis.cnn.store import RecentMaps
 from analysis.registry import BASELINE_MAPS, HUMAN_MAPS, METRIC_REGISTRY, map_kind
 from lookwhere.notes import OperatorNote
-from lookwhere.protocol import Record
+from lookwhere.protocol import Record, encode_note
 from lookwhere.transport import DEFAULT_HOST
 from server.notes import NoteBook, NoteIn, NotesSection
 from server.receiver import Receiver
@@ -293,6 +293,8 @@ class LiveHub:
                 self.voice.feed(change.audio)
             if change.sent_wall_time_s is not None:
                 self._latency_ms.append((time.time() - change.sent_wall_time_s) * 1000.0)
+            if change.notes_held is not None:
+                self._send_notes(*change.notes_held)
         if fixations_changed:
             self._changes += 1
             self._dirty.set()
@@ -301,6 +303,18 @@ class LiveHub:
             touched.add("notes")  # another session: its notes
         for name in touched:
             self._refresh(name)
+
+    def _send_notes(self, session: str, held: int) -> None:
+        """Send the experiment the notes on its session it does not hold yet, for its session
+        folder's ``notes.jsonl`` (from the receiver thread: the receiver's socket is its own)."""
+        try:
+            notes = self.notes.notes(session)
+        except ValueError as error:  # an unreadable notes file must not stop the stream
+            logger.warning("the notes of session %s are not sent to the experiment: %s", session, error)
+            return
+        for index in range(held, len(notes)):
+            if not self.receiver.reply(session, encode_note(notes[index], index)):
+                return  # asked again at the next heartbeat
 
     def _refocus(self, images: frozenset[str]) -> None:
         """Images' pooled fixations changed: the scores shown follow the trial on screen, else one of them."""

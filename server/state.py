@@ -119,6 +119,9 @@ class Change:
         again at ``trial_end``), whose maps the scorer prepares meanwhile.
     sent_wall_time_s : float or None
         A heartbeat's send time (the sender's wall clock), for the stream's latency.
+    notes_held : (str, int) or None
+        A heartbeat's session and how many of its notes the experiment holds (the hub sends it the
+        others); None: the sender takes no notes.
     audio : MicAudio or None
         A stretch of the trial's recording, for the live voice strip (:mod:`server.voice`).
     """
@@ -133,6 +136,7 @@ class Change:
     started: str | None = None
     upcoming: str | None = None
     sent_wall_time_s: float | None = None
+    notes_held: tuple[str, int] | None = None
     audio: MicAudio | None = None
 
 
@@ -400,7 +404,11 @@ class LiveState:
     def _heartbeat(self, record: Heartbeat) -> Change:
         waiting_changed = self.live.waiting.get(record.session) != record.waiting
         self.live.waiting[record.session] = record.waiting
-        return Change(session=waiting_changed, sent_wall_time_s=record.wall_time_s)
+        return Change(
+            session=waiting_changed,
+            sent_wall_time_s=record.wall_time_s,
+            notes_held=None if record.notes is None else (record.session, record.notes),
+        )
 
     def _time_trial(self, record: TrialEnd) -> None:
         """Add one trial's display timing to its session's (:meth:`timing`)."""
