@@ -19,8 +19,10 @@ length (cached).
 
 Memory: the records of the :data:`CACHED_SESSIONS` sessions replayed last are kept (the least
 recently used dropped beyond; the streamed audio's samples are not kept but read from the file when
-a trial's audio is asked for), and each journal is read on from where it was last read when it grew,
-so a live session costs only its new records. Every session's list of trials is kept (a few KB
+a trial's audio is asked for): about 32 MB for a 200-trial session of 85,000 records, whose journal
+holds 104 MB (measured with tracemalloc), so about 100 MB in all. Each journal is read on from where
+it was last read when it grew, so a live session costs only its new records (reading that session's
+whole journal once took 6 s on the 2-core machine). Every session's list of trials is kept (a few KB
 each), so listing the sessions reads a journal again only when it grew. Sessions are named by their
 id (a UUID, checked), so a path is never built from what a client sends.
 """
