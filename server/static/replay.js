@@ -104,6 +104,7 @@ function syncAudio() {
   if (Math.abs(player.currentTime - seconds) > SYNC_S) player.currentTime = seconds;
   if (player.paused) {
     player.play().catch((error) => { // the page's clock goes on without sound
+      if (error.name === "AbortError") return; // paused or another trial loaded meanwhile
       state.audioError = error.message;
       $("replay-audio").textContent = `${describeAudio(state.trial)} (cannot play here: ${error.message})`;
     });
@@ -214,7 +215,7 @@ function lanes(trial) {
 /** The waveform: each envelope column's min to max, scaled to the recording's peak. */
 function drawEnvelope(context, lane, xOf, top, laneHeight) {
   const { min, max, bin_ms: binMs } = lane.envelope;
-  const peak = Math.max(0.01, ...max.map(Math.abs), ...min.map(Math.abs));
+  const peak = min.reduce((most, low, i) => Math.max(most, -low, max[i]), 0.01);
   const middle = top + laneHeight / 2;
   const half = (laneHeight - 8) / 2;
   context.strokeStyle = lane.colour;

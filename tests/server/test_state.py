@@ -339,8 +339,10 @@ def test_apply_says_what_changed_and_keeps_the_live_view(osie_stimuli):
     assert state.live.gaze is not None
     assert (state.live.gaze.x_image_px, state.live.gaze.y_image_px) == pytest.approx((200.0, 100.0))
     beat = state.apply(_record("heartbeat", 6, waiting="drift_correction"))
-    assert beat == Change(session=True, sent_wall_time_s=FIELDS["heartbeat"]["wall_time_s"])
-    assert not state.apply(_record("heartbeat", 7, waiting="drift_correction")).session  # no change of waiting
+    # the notes the experiment holds: the hub sends it the others
+    assert beat == Change(session=True, sent_wall_time_s=FIELDS["heartbeat"]["wall_time_s"], notes_held=(SESSION, 2))
+    again = state.apply(_record("heartbeat", 7, waiting="drift_correction", notes=None))
+    assert not again.session and again.notes_held is None  # no change of waiting; a sender taking no notes
     aborted = state.apply(_record("trial_end", 8, trial=1, image="1001", aborted=True))
     assert aborted.images == {"1001"} and state.live.fixations == []
     assert state.live.trial is not None and state.live.trial.ended and state.live.trial.aborted
