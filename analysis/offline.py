@@ -271,7 +271,7 @@ def _analyse(
 ) -> AnalysisResult:
     stimulus_set = StimulusSet(config.stimuli)
     study = load_fixations(config, stimulus_set)
-    quality = session_quality(config.dataset, config.fixations, rules=config.quality)
+    quality = session_quality(config.dataset, config.fixations, rules=config.quality, fixations=study.table)
     if quality is not None:  # the excluded trials are left out of everything
         study = quality.exclude(study)
     images = _images_to_analyse(config, study.table, stimulus_set)

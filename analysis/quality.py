@@ -15,8 +15,11 @@ A trial is **excluded**, all its fixations left out of every table and score, wh
 
 * an ``exclude_trial`` note names it (unless ``--ignore-notes``; a later ``keep_trial`` note undoes it);
 * ``--max-validation-deg``: the validation in force at its onset (the session's last setup before
-  it) has a larger average error, for the worse eye; a trial after a setup without a validation is
-  kept (nothing to judge it by) and its value is empty;
+  it) has a larger average error for the eye analysed: the eye of the trial's fixations (the link
+  record's, or the one ``--eye`` chose from the EDF; both eyes analysed: the worse of the two). A
+  trial without fixations takes the eyes of its session's, and fixations that do not name a
+  validated eye the worse eye. A trial after a setup without a validation is kept (nothing to
+  judge it by) and its value is empty;
 * ``--max-track-loss``: more of its display period's samples were lost (missing or in a blink).
 
 :meth:`SessionQuality.exclude` removes them (counted in ``params.json``'s dropped fixations); the
@@ -63,6 +66,7 @@ TRIAL_COLUMNS = [
     "trial",
     "image",
     "calibration",
+    "validation_eye",
     "validation_avg_deg",
     "drift_offset_deg",
     "drift_outcome",
@@ -191,7 +195,7 @@ class SessionQuality:
                 "rules": json.loads(self.rules.model_dump_json()),
                 "rule": "a trial is excluded when an exclude_trial note names it (unless notes are ignored; a later "
                 "keep_trial note undoes it), when the validation in force at its onset (the session's last setup "
-                "before it, the worse eye) has a larger average error than max_validation_deg, or when it lost a "
+                "before it, the eye analysed) has a larger average error than max_validation_deg, or when it lost a "
                 "larger share of its display period's samples than max_track_loss",
                 "notes_files": sha256_of(self.files),
                 "n_notes": len(self.notes),
@@ -223,9 +227,14 @@ class SessionQuality:
         return replace(study, table=table[~out].reset_index(drop=True), counts=counts)
 
 
-def session_quality(dataset: str, path, *, rules: QualityRules | None = None) -> SessionQuality | None:
+def session_quality(
+    dataset: str, path, *, rules: QualityRules | None = None, fixations: pd.DataFrame | None = None
+) -> SessionQuality | None:
     """The quality of the sessions at ``path`` under ``rules`` (default: notes only); None for other
     datasets.
+
+    ``fixations``: the fixation table analysed (columns ``session``, ``trial``, ``eye``), whose
+    eyes say which eye's validation judges each trial; None: the worse eye's.
 
     Raises
     ------
@@ -241,7 +250,8 @@ def session_quality(dataset: str, path, *, rules: QualityRules | None = None) ->
             )
         return None
     folders = [file.parent for file in session_files(path)]
-    parts = [_one_session(folder, rules) for folder in folders]
+    eyes = _analysed_eyes(fixations)
+    parts = [_one_session(folder, rules, eyes) for folder in folders]
     trials = pd.concat([p[0] for p in parts], ignore_index=True)
     validations = pd.concat([p[1] for p in parts], ignore_index=True)
     notes = pd.concat([p[2] for p in parts], ignore_index=True)
@@ -256,8 +266,39 @@ def session_quality(dataset: str, path, *, rules: QualityRules | None = None) ->
     )
 
 
-def _one_session(folder: Path, rules: QualityRules):
-    """The trials, validations and notes tables of one session folder, and the notes files read."""
+def _analysed_eyes(fixations: pd.DataFrame | None) -> dict[tuple[str, int | None], frozenset[str]]:
+    """The eyes of the fixations analysed: ``(session, trial)`` → eyes, and ``(session, None)`` →
+    every eye of the session (for its trials without fixations)."""
+    if fixations is None or fixations.empty:
+        return {}
+    table = pd.DataFrame(
+        {"session": fixations["session"].astype(str), "trial": fixations["trial"], "eye": fixations["eye"].astype(str)}
+    )
+    by_trial = table.groupby(["session", "trial"])["eye"]
+    eyes: dict[tuple[str, int | None], frozenset[str]] = {
+        (session, int(trial)): frozenset(group) for (session, trial), group in by_trial
+    }
+    for session, group in table.groupby("session")["eye"]:
+        eyes[(session, None)] = frozenset(group)
+    return eyes
+
+
+def _validation_in_force(validations: list[dict], eyes: frozenset[str]) -> tuple[str, float]:
+    """The eye and average error (degrees) that judge a trial: of the validated eyes analysed
+    (``eyes``) the worse, or the worse of all when none of them was validated; ``("", NaN)``
+    without a validation."""
+    errors = {str(v.get("eye", "")): _number(v.get("avg_error_deg")) for v in validations}
+    errors = {eye: error for eye, error in errors.items() if np.isfinite(error)}
+    analysed = {eye: error for eye, error in errors.items() if eye in eyes} or errors
+    if not analysed:
+        return "", np.nan
+    eye = max(analysed, key=lambda name: analysed[name])
+    return eye, analysed[eye]
+
+
+def _one_session(folder: Path, rules: QualityRules, eyes: dict[tuple[str, int | None], frozenset[str]]):
+    """The trials, validations and notes tables of one session folder, and the notes files read
+    (``eyes``: :func:`_analysed_eyes`)."""
     manifest = _json(folder / "manifest.json")
     config = _json(folder / "config.json")
     session = str(manifest.get("session") or config.get("session_id") or folder.name)
@@ -297,15 +338,17 @@ def _one_session(folder: Path, rules: QualityRules):
     rows = []
     for row in _trial_rows(folder):
         setup = _setup_at(setups, row.get("onset_unix_s"))
-        errors = np.array([_number(v.get("avg_error_deg")) for v in (setup[3].get("validations", []) if setup else [])])
         drift, quality = row.get("drift_correction") or {}, row.get("quality") or {}
         trial = int(row["trial"])
+        analysed = eyes.get((session, trial)) or eyes.get((session, None), frozenset())
+        eye, error = _validation_in_force(setup[3].get("validations", []) if setup else [], analysed)
         values = {
             **ids,
             "trial": trial,
             "image": str(row.get("image", "")),
             "calibration": setup[1] if setup else None,
-            "validation_avg_deg": float(np.nanmax(errors)) if np.isfinite(errors).any() else np.nan,
+            "validation_eye": eye,
+            "validation_avg_deg": error,
             "drift_offset_deg": _number(drift.get("offset_deg")),
             "drift_outcome": drift.get("outcome", ""),
             "samples": quality.get("samples"),
@@ -461,8 +504,8 @@ def add_quality_arguments(parser) -> None:
         "--max-validation-deg",
         type=float,
         metavar="DEG",
-        help="exclude trials whose validation in force (the last setup before them, the worse eye) has a larger "
-        "average error, degrees",
+        help="exclude trials whose validation in force (the last setup before them) has a larger average error "
+        "for the eye analysed (the eye of the trial's fixations), degrees",
     )
     group.add_argument(
         "--max-track-loss",

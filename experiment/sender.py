@@ -21,7 +21,8 @@ from typing import TypeVar
 import zmq
 
 from lookwhere import protocol
-from lookwhere.protocol import TOPIC_ACK, TOPIC_HELLO, TOPIC_REPLAY, Heartbeat, ProtocolError, Record
+from lookwhere.notes import OperatorNote
+from lookwhere.protocol import TOPIC_ACK, TOPIC_HELLO, TOPIC_NOTE, TOPIC_REPLAY, Heartbeat, ProtocolError, Record
 from lookwhere.transport import CurveKeys, make_socket
 
 __all__ = ["Sender"]
@@ -77,6 +78,9 @@ class Sender:
 
     Unacknowledged records are kept in memory (and all records in the journal); when the server
     acknowledges ``seq`` (cumulatively) they are dropped.
+
+    The experimenter's notes the server sends back (``ctl.note``, see :mod:`lookwhere.protocol`) are
+    kept for :meth:`take_notes` (the task writes them to its session folder between trials).
 
     Journal: each record is handed to the kernel (``os.write`` on an ``O_APPEND`` descriptor, no
     buffer in this process) *before* it is transmitted, so a SIGKILL of the experiment never loses
@@ -149,10 +153,23 @@ class Sender:
         #: counts for health displays: ``sent`` (every transmission), ``would_block`` (refused,
         #: kept for later), ``resent`` (transmissions made by :meth:`service`: records refused
         #: earlier or replayed), ``hellos``, ``acks``, ``replay_requests``, ``bad_replies``,
-        #: ``server_ahead`` (the server held seqs beyond this sender's last: numbering jumped)
+        #: ``server_ahead`` (the server held seqs beyond this sender's last: numbering jumped),
+        #: ``notes`` (notes received, resends included)
         self.stats = dict.fromkeys(
-            ("sent", "would_block", "resent", "hellos", "acks", "replay_requests", "bad_replies", "server_ahead"), 0
+            (
+                "sent",
+                "would_block",
+                "resent",
+                "hellos",
+                "acks",
+                "replay_requests",
+                "bad_replies",
+                "server_ahead",
+                "notes",
+            ),
+            0,
         )
+        self._notes: list[tuple[int, OperatorNote]] = []  # received, not taken yet
         self._closed = False
         try:
             self._reload_journal()
@@ -213,6 +230,13 @@ class Sender:
         if self._heartbeat_interval_s is not None and now - self._last_heartbeat >= self._heartbeat_interval_s:
             self._last_heartbeat = now
             self.send(Heartbeat(t_session_ms=self._session_clock_ms(), wall_time_s=time.time(), pending=self.pending))
+
+    def take_notes(self) -> list[tuple[int, OperatorNote]]:
+        """The notes received since the last call: ``(index, note)``, ``index`` the note's 0-based
+        place among the session's notes (a note may come twice: the server sends what the last
+        heartbeat said was missing)."""
+        notes, self._notes = self._notes, []
+        return notes
 
     def handshake(self, timeout_s: float = 2.0) -> bool:
         """Ask the server whether it is there and what it holds of this session; at session start
@@ -375,9 +399,12 @@ class Sender:
             except zmq.Again:
                 return
             try:
-                if len(frames) != 2 or frames[0] not in (TOPIC_ACK, TOPIC_REPLAY):
+                if len(frames) != 2 or frames[0] not in (TOPIC_ACK, TOPIC_REPLAY, TOPIC_NOTE):
                     raise ProtocolError("bad_frames", f"{len(frames)} frames, topic {frames[0][:40]!r}")
-                session, seq = protocol.decode_control(frames[0], frames[1])
+                if frames[0] == TOPIC_NOTE:
+                    session, index, note = protocol.decode_note(frames[1])
+                else:
+                    session, seq = protocol.decode_control(frames[0], frames[1])
             except ProtocolError as exc:
                 self.stats["bad_replies"] += 1
                 logger.warning("dropped a malformed reply from the server: %s", exc)
@@ -385,6 +412,10 @@ class Sender:
             if session != self.session:
                 self.stats["bad_replies"] += 1
                 logger.warning("dropped a reply for session %s: this sender streams %s", session, self.session)
+                continue
+            if frames[0] == TOPIC_NOTE:
+                self.stats["notes"] += 1
+                self._notes.append((index, note))
                 continue
             replay = frames[0] == TOPIC_REPLAY
             self.stats["replay_requests" if replay else "acks"] += 1

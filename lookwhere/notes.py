@@ -1,9 +1,13 @@
 """The experimenter's notes on a session (issue 15): written by the server from the dashboard, read
 by the offline analysis, which drops the trials an ``exclude_trial`` note names.
 
-One JSON object per note, appended to ``notes.jsonl``; the analysis server keeps each session's in
-``<data_dir>/sessions/<session>/notes.jsonl`` (:func:`server_notes_path`), beside nothing else of
-the experiment's, because the experiment's own folder may sit on another machine::
+One JSON object per note, appended to ``notes.jsonl``. The analysis server keeps each session's in
+``<data_dir>/sessions/<session>/notes.jsonl`` (:func:`server_notes_path`), and streams each note
+back to the experiment (``ctl.note``, :mod:`lookwhere.protocol`), which appends it to its own
+session folder's ``notes.jsonl`` (:class:`experiment.stream.StreamSink`): the experiment's folder
+may sit on another machine, and it is the session's record. The two files hold the same notes
+(the experiment's lacks those made after the session ended, which ``lookwhere analyze --notes
+DATA_DIR`` finds on the server; a note in both counts once)::
 
     {"schema": 1, "session": "c4521e4f-…", "participant": "P07", "trial": 2, "image": "1003",
      "kind": "exclude_trial", "text": "looked away", "unix_s": 1767225600.0}
@@ -91,12 +95,12 @@ def server_notes_path(data_dir, session: str) -> Path:
     return Path(data_dir) / "sessions" / name / NOTES_FILE
 
 
-def append_note(path, note: OperatorNote) -> None:
-    """Append ``note`` to the file ``path`` (created with its folder), flushed to the disk."""
+def append_note(path, *notes: OperatorNote) -> None:
+    """Append ``notes`` to the file ``path`` (created with its folder), flushed to the disk."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(note.to_json() + "\n")
+        handle.write("".join(note.to_json() + "\n" for note in notes))
         handle.flush()
         os.fsync(handle.fileno())
 

@@ -33,6 +33,13 @@ numbers on after the larger of its own last ``seq`` and the server's. A record a
 ``seq`` the server holds is a duplicate when it is the same record, a *conflict* when its content
 differs (the server keeps its own and sets the other aside; see :mod:`server.receiver`).
 
+The experimenter's notes (:mod:`lookwhere.notes`) travel the other way, so that each lands in the
+experiment's session folder too: every :class:`Heartbeat` says how many of the session's notes the
+experiment holds (``notes``; None: it takes none), and the server answers with each note it lacks,
+``ctl.note {session, index, note}`` (``index``: the note's 0-based place among the session's notes,
+``note``: its ``notes.jsonl`` object, :class:`lookwhere.notes.OperatorNote`). A note that is lost
+is sent again after the next heartbeat; one that arrives twice is recognised by its index.
+
 Units and frames follow :mod:`lookwhere.records`: ``*_px`` are continuous display or image pixels
 (origin at the top-left corner), ``*_tracker_ms`` tracker clock time, ``*_session_ms`` time since
 the session started, ``*_ms`` without a clock name relative to the trial's image onset.
@@ -55,7 +62,9 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar, cast
 
 import msgpack
+from pydantic import ValidationError
 
+from lookwhere.notes import OperatorNote
 from lookwhere.quality import DRIFT_OUTCOMES
 from lookwhere.records import OPTIONAL_COLUMNS, Fixation
 from stimuli.geometry import DisplayGeometry
@@ -67,6 +76,7 @@ __all__ = [
     "TOPIC_HELLO",
     "TOPIC_ACK",
     "TOPIC_REPLAY",
+    "TOPIC_NOTE",
     "REJECT_REASONS",
     "FIELD_RULES",
     "ProtocolError",
@@ -93,6 +103,8 @@ __all__ = [
     "validate_map",
     "encode_control",
     "decode_control",
+    "encode_note",
+    "decode_note",
     "read_journal",
 ]
 
@@ -108,6 +120,7 @@ _MAX_TIME_MS = 1e13  # ~300 years: catches garbage, never a real clock
 TOPIC_HELLO = b"ctl.hello"
 TOPIC_ACK = b"ctl.ack"
 TOPIC_REPLAY = b"ctl.replay"
+TOPIC_NOTE = b"ctl.note"  # server → experiment: a note on the session (module notes)
 
 REJECT_REASONS = (
     "bad_frames",  # not exactly two frames
@@ -252,6 +265,7 @@ FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "dropped_frames": _COUNT,  # a count only where frame_timing is "vsync"
     "xruns": _COUNT,
     "pending": _COUNT,
+    "notes": _or_none(_COUNT),  # the session's notes the experiment holds; None: it takes none
     "aborted": _boolean,
     "truncated": _boolean,  # the fixation ended with the recording
     "overrun": _or_none(_boolean),  # None: unknown (an older sender)
@@ -540,14 +554,16 @@ class MicAudio(Record):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat(Record):
     """Sender liveness; ``pending`` is how many records the sender holds unacknowledged;
-    ``waiting`` what the task waits for (one of :data:`WAITING_FOR`, or None)."""
+    ``waiting`` what the task waits for (one of :data:`WAITING_FOR`, or None); ``notes`` how many
+    of the session's notes the experiment holds (the server sends it the others, ``ctl.note``)."""
 
     kind: ClassVar[str] = "heartbeat"
-    added: ClassVar[tuple[str, ...]] = ("waiting",)
+    added: ClassVar[tuple[str, ...]] = ("waiting", "notes")
     t_session_ms: float
     wall_time_s: float
     pending: int
     waiting: str | None = None
+    notes: int | None = None  # the session's notes it holds (None: it takes none); module notes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -786,27 +802,70 @@ def decode_control(topic: bytes, payload: bytes) -> tuple[str, int]:
     return FIELD_RULES["session"]("session", data["session"]), _integer(0, 2**53)(name, data[name])
 
 
-def read_journal(path: str | Path) -> Iterator[tuple[int, Any]]:
+def encode_note(note: OperatorNote, index: int) -> tuple[bytes, bytes]:
+    """Frames of ``ctl.note``: ``note``, the ``index``-th (0-based) note on its session, sent by the
+    server to the session's sender (module notes)."""
+    data = {"v": SCHEMA_VERSION, "session": note.session, "index": index, "note": dataclasses.asdict(note)}
+    return TOPIC_NOTE, msgpack.packb(data, use_bin_type=True)
+
+
+def decode_note(payload: bytes) -> tuple[str, int, OperatorNote]:
+    """``(session, index, note)`` of a ``ctl.note`` payload.
+
+    Raises
+    ------
+    ProtocolError
+        When the map is malformed or its note is not an :class:`~lookwhere.notes.OperatorNote` of
+        the session.
+    """
+    data = _unpack(payload)
+    if type(data) is not dict:
+        raise ProtocolError("not_a_map", f"payload must be a map; got {type(data).__name__}")
+    if data.keys() != {"v", "session", "index", "note"}:
+        raise ProtocolError("missing_field", "ctl.note needs exactly v, session, index, note")
+    _version("v", data["v"])
+    session = FIELD_RULES["session"]("session", data["session"])
+    index = _COUNT("index", data["index"])
+    if type(data["note"]) is not dict:
+        raise _wrong_type("note", data["note"], "a map")
+    try:
+        note = OperatorNote(**data["note"])
+    except (ValidationError, TypeError) as error:
+        raise ProtocolError("out_of_range", f"note is not an operator note: {error}") from None
+    if note.session != session:
+        raise ProtocolError("out_of_range", f"a note on session {note.session} sent as one on {session}")
+    return session, index, note
+
+
+def read_journal(path: str | Path, *, start: int = 0) -> Iterator[tuple[int, Any]]:
     """Iterate over a journal: a file of concatenated msgpack record maps.
 
     Both the sender's local journal and the server's per-session journals use this format.
 
+    Parameters
+    ----------
+    path : str or Path
+    start : int
+        Byte offset of the first object to read (an offset yielded earlier: a journal only grows).
+
     Yields
     ------
     offset : int
-        Byte offset just past the object.
+        Byte offset just past the object, from the file's start.
     data : Any
         The decoded object (validate it with :func:`validate_map`).
 
     Notes
     -----
-    Stops silently at a truncated last object (a write cut short by a crash): the caller can
-    truncate the file to the last yielded offset.
+    Stops silently at a truncated last object (a write cut short by a crash, or one being
+    appended): the caller can truncate the file to the last yielded offset, or read on from it later.
     """
     with open(path, "rb") as file:
+        file.seek(start)
         unpacker = msgpack.Unpacker(file, raw=False, strict_map_key=True, max_buffer_size=16 * MAX_MESSAGE_BYTES)
         try:
             for data in unpacker:
-                yield unpacker.tell(), data
+                yield start + unpacker.tell(), data
         except (ValueError, TypeError, OverflowError) as exc:
-            raise ProtocolError("not_msgpack", f"{path} is corrupt after byte {unpacker.tell()}: {exc}") from None
+            at = start + unpacker.tell()
+            raise ProtocolError("not_msgpack", f"{path} is corrupt after byte {at}: {exc}") from None

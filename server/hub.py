@@ -39,7 +39,7 @@ from pydantic import BaseModel
 from analysis.cnn.store import RecentMaps
 from analysis.registry import BASELINE_MAPS, HUMAN_MAPS, METRIC_REGISTRY, map_kind
 from lookwhere.notes import OperatorNote
-from lookwhere.protocol import Record
+from lookwhere.protocol import Record, encode_note
 from lookwhere.transport import DEFAULT_HOST
 from server.notes import NoteBook, NoteIn, NotesSection
 from server.receiver import Receiver
@@ -170,6 +170,10 @@ class LiveHub:
         self._apply_ms: deque[float] = deque(maxlen=1000)
         self._score_ms: deque[float] = deque(maxlen=100)
         self.state = LiveState.from_receiver_data(self.data_dir, stimuli, maps=self.maps, **(state_options or {}))
+        #: the experimenter's notes, per session (:mod:`server.notes`); their excluded trials are left out
+        self.notes = NoteBook(self.data_dir)
+        for session, trials in self.notes.excluded_everywhere().items():
+            self.state.exclude_trials(session, trials)
         self.scoring_device = self.state.scorer.device
         self._focus: str | None = self.state.image_ids[-1] if self.state.image_ids else None
         self._history = self.state.image_counts()  # image → pooled counts when last scored
@@ -179,8 +183,6 @@ class LiveHub:
         #: the stream's bound endpoint, e.g. ``"tcp://127.0.0.1:43517"``
         self.endpoint = self.receiver.endpoint
         self.voice = VoiceMonitor(self._publish_voice)
-        #: the experimenter's notes, per session (:mod:`server.notes`)
-        self.notes = NoteBook(self.data_dir)
         #: any trial of the sessions received, from their journals (:mod:`server.replay`)
         self.replay = ReplayLibrary(self.data_dir)
         with self._lock:
@@ -281,7 +283,7 @@ class LiveHub:
             touched |= _sections_of(change)
             if change.images:
                 fixations_changed = True
-                self._focus = next(iter(change.images)) if self.state.image is None else self.state.image
+                self._refocus(change.images)
             if change.started is not None:
                 self._trial_started(change.started)
             if change.upcoming is not None and change.upcoming in self.stimuli.image_ids:
@@ -291,6 +293,8 @@ class LiveHub:
                 self.voice.feed(change.audio)
             if change.sent_wall_time_s is not None:
                 self._latency_ms.append((time.time() - change.sent_wall_time_s) * 1000.0)
+            if change.notes_held is not None:
+                self._send_notes(*change.notes_held)
         if fixations_changed:
             self._changes += 1
             self._dirty.set()
@@ -299,6 +303,22 @@ class LiveHub:
             touched.add("notes")  # another session: its notes
         for name in touched:
             self._refresh(name)
+
+    def _send_notes(self, session: str, held: int) -> None:
+        """Send the experiment the notes on its session it does not hold yet, for its session
+        folder's ``notes.jsonl`` (from the receiver thread: the receiver's socket is its own)."""
+        try:
+            notes = self.notes.notes(session)
+        except ValueError as error:  # an unreadable notes file must not stop the stream
+            logger.warning("the notes of session %s are not sent to the experiment: %s", session, error)
+            return
+        for index in range(held, len(notes)):
+            if not self.receiver.reply(session, encode_note(notes[index], index)):
+                return  # asked again at the next heartbeat
+
+    def _refocus(self, images: frozenset[str]) -> None:
+        """Images' pooled fixations changed: the scores shown follow the trial on screen, else one of them."""
+        self._focus = next(iter(images)) if self.state.image is None else self.state.image
 
     def _trial_started(self, image: str) -> None:
         """The focus moves to a new trial's image: its latest scores show at once, and it is scored
@@ -706,7 +726,22 @@ class LiveHub:
             unix_s=time.time(),
         )
         self.notes.add(saved)  # outside the hub's lock: the disk never holds up the stream
+        excluded = self.notes.excluded(session) if saved.kind in ("exclude_trial", "keep_trial") else None
         with self._lock:
+            if excluded is not None:
+                self._exclude(session, excluded)
             self._refresh("notes")
         self._publish()
         return saved
+
+    def _exclude(self, session: str, trials: list[int]) -> None:
+        """Leave the trials out of the live scores, as the offline analysis leaves them out; the
+        images whose fixations changed are scored again (under the lock)."""
+        images = self.state.exclude_trials(session, trials)
+        if not images:
+            return
+        for image in images:  # their last scores included the trial
+            self._summaries.pop(image, None)
+        self._refocus(images)
+        self._changes += 1
+        self._dirty.set()

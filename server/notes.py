@@ -10,15 +10,18 @@ experiment keeps its session folder, which is often on another machine; ``lookwh
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lookwhere.notes import NOTE_KINDS, NoteKind, OperatorNote, append_note, excluded_trials, read_notes
+from lookwhere.notes import NOTE_KINDS, NOTES_FILE, NoteKind, OperatorNote, append_note, excluded_trials, read_notes
 from lookwhere.notes import server_notes_path as notes_path
 
 __all__ = ["NoteBook", "NoteIn", "NotesSection"]
+
+logger = logging.getLogger(__name__)
 
 
 class NoteIn(BaseModel):
@@ -79,6 +82,21 @@ class NoteBook:
     def notes(self, session: str) -> list[OperatorNote]:
         with self._lock:
             return list(self._held(session))
+
+    def excluded(self, session: str) -> list[int]:
+        """The trials (0-based, sorted) the notes on ``session`` exclude."""
+        return sorted(trial for _, trial in excluded_trials(self.notes(session)))
+
+    def excluded_everywhere(self) -> dict[str, list[int]]:
+        """Every session's excluded trials, for the sessions with notes in the data folder (read at
+        start; a notes file that cannot be read is logged and skipped: the server starts anyway)."""
+        found = {}
+        for path in sorted((self.data_dir / "sessions").glob(f"*/{NOTES_FILE}")):
+            try:
+                found[path.parent.name] = self.excluded(path.parent.name)
+            except ValueError as error:
+                logger.warning("the notes in %s are not used by the live scores: %s", path, error)
+        return found
 
     def section(self, session: str | None) -> NotesSection:
         """The ``notes`` section of ``session`` (no notes before the first session)."""

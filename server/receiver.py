@@ -32,7 +32,8 @@ nothing a sender sent is lost. The files are reloaded at start, so the counts su
 Liveness: a session is alive while it sent anything (records, heartbeats, hellos) within
 ``liveness_timeout_s``.
 
-Replies (acks, replay requests) go to the peer that last sent a valid message for the session.
+Replies (acks, replay requests, and the notes the hub sends with :meth:`Receiver.reply`) go to the
+peer that last sent a valid message for the session.
 A peer that sends records of someone else's session (possible on an open loopback port, or with
 an allowed CURVE key) diverts them until the real sender's next message; the real sender then
 recovers through its hello, and nothing is stored twice because of (session, seq) de-duplication.
@@ -311,6 +312,19 @@ class Receiver:
             if records:
                 on_records(records)
 
+    def reply(self, session: str, frames: tuple[bytes, bytes]) -> bool:
+        """Send a control message (e.g. :func:`lookwhere.protocol.encode_note`) to the sender of
+        ``session``, without waiting; from the receiver's thread (the socket is not thread-safe).
+
+        Returns
+        -------
+        bool
+            False when the session's sender was not heard since the start or the send failed
+            (counted in ``reply_failures``): send it again later.
+        """
+        state = self._sessions.get(session)
+        return self._reply(None if state is None else state.peer, frames)
+
     def close(self) -> None:
         """Close the socket, the journals and the authenticator."""
         self._socket.disable_monitor()
@@ -454,15 +468,17 @@ class Receiver:
             self._counters["acks"] += 1
             self._reply(state.peer, protocol.encode_control(TOPIC_ACK, session, state.last_seq))
 
-    def _reply(self, peer: bytes | None, frames: tuple[bytes, bytes]) -> None:
+    def _reply(self, peer: bytes | None, frames: tuple[bytes, bytes]) -> bool:
         if peer is None:  # never heard from this session's sender since the start: it will say hello
             self._counters["reply_failures"] += 1
-            return
+            return False
         try:
             self._socket.send_multipart((peer, *frames), flags=zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # peer gone (EHOSTUNREACH) or stalled (EAGAIN): it will say hello
             self._counters["reply_failures"] += 1
             logger.debug("reply to a sender failed: %s", exc)
+            return False
+        return True
 
     def _update_liveness(self) -> None:
         now = time.monotonic()

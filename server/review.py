@@ -300,6 +300,20 @@ class ReviewLibrary:
                 return candidate
         raise KeyError(f"session {session.folder} has no recorded trial {trial}")
 
+    def recording(self, session_id: str, trial: int):
+        """The :class:`~analysis.voice.recordings.AudioTrial` of trial ``trial`` of the session whose
+        id (``config.json``'s ``session_id``) is ``session_id``, in a folder under the roots; None
+        when no root holds it (the server knows the stream, not always the session folder)."""
+        for session in self.sessions():
+            for candidate in _audio_trials(session.folder):
+                if (
+                    candidate.session == session_id
+                    and candidate.trial == trial
+                    and candidate.file.resolve().is_relative_to(session.folder)
+                ):
+                    return candidate
+        return None
+
     # -- one trial ----------------------------------------------------------------------------------
 
     def trial_detail(self, key: str, trial: int) -> TrialDetail:

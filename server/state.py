@@ -17,7 +17,11 @@ engine the offline analysis scores with — so live numbers equal those of
 * ``human_loso`` (at least two participants on the image) is the mean over participants of each
   participant scored against the others' heatmap;
 * a fixation is streamed with the nominal display time; at its trial's end it takes the measured
-  one (``offset_session_ms − onset_session_ms``), which the session's ``fixations.csv`` holds.
+  one (``offset_session_ms − onset_session_ms``), which the session's ``fixations.csv`` holds;
+* the trials the experimenter's notes exclude (:meth:`LiveState.exclude_trials`) are left out of
+  everything, as ``lookwhere analyze`` leaves them out: their image's pooled fixations, the other
+  images' context, the counts. Their fixations are kept aside (a ``keep_trial`` note brings them
+  back) and the live trial's view still shows them.
 
 Coordinates are those of the fixation records: continuous original-image pixels
 (``x_image_px``, ``y_image_px``), origin at the top-left corner of the top-left pixel.
@@ -75,6 +79,8 @@ logger = logging.getLogger(__name__)
 _SHOWN = FIXATION_COLUMNS.index("stimulus_duration_ms")
 _IMAGE = FIXATION_COLUMNS.index("image")
 _PARTICIPANT = FIXATION_COLUMNS.index("participant")
+_SESSION = FIXATION_COLUMNS.index("session")
+_TRIAL = FIXATION_COLUMNS.index("trial")
 
 #: Why a record can be counted and ignored by :meth:`LiveState.apply`.
 IGNORED_REASONS = (
@@ -113,6 +119,9 @@ class Change:
         again at ``trial_end``), whose maps the scorer prepares meanwhile.
     sent_wall_time_s : float or None
         A heartbeat's send time (the sender's wall clock), for the stream's latency.
+    notes_held : (str, int) or None
+        A heartbeat's session and how many of its notes the experiment holds (the hub sends it the
+        others); None: the sender takes no notes.
     audio : MicAudio or None
         A stretch of the trial's recording, for the live voice strip (:mod:`server.voice`).
     """
@@ -127,6 +136,7 @@ class Change:
     started: str | None = None
     upcoming: str | None = None
     sent_wall_time_s: float | None = None
+    notes_held: tuple[str, int] | None = None
     audio: MicAudio | None = None
 
 
@@ -206,11 +216,12 @@ class LiveState:
         self._timing: dict[str, dict] = {}  # session → display timing over its trials (:meth:`timing`)
         self._requested_ms: dict[tuple[str, int], float] = {}  # (session, trial) → requested display time
         self._trials: dict[tuple[str, int], str | None] = {}  # (session, trial) → image, None: ignored
-        self._rows: list[tuple] = []  # pooled fixations in arrival order, FIXATION_COLUMNS
+        self._rows: list[tuple] = []  # pooled fixations in arrival order, FIXATION_COLUMNS (excluded ones too)
+        self._excluded: set[tuple[str, int]] = set()  # (session, trial) left out by the experimenter's notes
         # (session, trial) → indices in _rows of the fixations of the trial's latest run
         self._runs: dict[tuple[str, int], list[int]] = {}
         self._onsets: dict[tuple[str, int], float] = {}  # (session, trial) → onset_session_ms
-        self._image_rows: defaultdict[str, list[int]] = defaultdict(list)  # image → indices in _rows
+        self._image_rows: defaultdict[str, list[int]] = defaultdict(list)  # image → indices of its counted rows
         self._version = 0  # changes of the pooled fixations
         self._image_versions: Counter[str] = Counter()  # image → changes of its fixations
         self._ignored: Counter[str] = Counter()
@@ -393,7 +404,11 @@ class LiveState:
     def _heartbeat(self, record: Heartbeat) -> Change:
         waiting_changed = self.live.waiting.get(record.session) != record.waiting
         self.live.waiting[record.session] = record.waiting
-        return Change(session=waiting_changed, sent_wall_time_s=record.wall_time_s)
+        return Change(
+            session=waiting_changed,
+            sent_wall_time_s=record.wall_time_s,
+            notes_held=None if record.notes is None else (record.session, record.notes),
+        )
 
     def _time_trial(self, record: TrialEnd) -> None:
         """Add one trial's display timing to its session's (:meth:`timing`)."""
@@ -444,13 +459,45 @@ class LiveState:
         self._changed(image)
         self._rows = [row for index, row in enumerate(self._rows) if index not in doomed]
         self._runs = {k: [i - sum(j < i for j in run) for i in rows] for k, rows in self._runs.items()}
+        self._reindex()
+        return frozenset({image})
+
+    def _counted(self, row: tuple) -> bool:
+        """Whether a pooled row counts (its trial is not excluded)."""
+        return (row[_SESSION], row[_TRIAL]) not in self._excluded
+
+    def _reindex(self) -> None:
+        """Index the counted rows by image; an image left without any is no longer analysed
+        (offline would not see it)."""
         self._image_rows = defaultdict(list)
         for index, row in enumerate(self._rows):
-            self._image_rows[row[_IMAGE]].append(index)
-        # an image left without fixations is no longer analysed (offline would not see it)
-        self._shapes = {name: shape for name, shape in self._shapes.items() if name in self._image_rows}
+            if self._counted(row):
+                self._image_rows[row[_IMAGE]].append(index)
+        self._shapes = {name: self._shapes.get(name) or self.stimuli.shape(name) for name in self._image_rows}
         self._invalidate()
-        return frozenset({image})
+
+    def exclude_trials(self, session: str, trials: Iterable[int]) -> frozenset[str]:
+        """Leave out the fixations of ``trials`` (0-based) of ``session``, in place of the trials
+        of ``session`` excluded so far: the trials the session's notes exclude
+        (:func:`lookwhere.notes.excluded_trials`), as the offline analysis leaves them out. A trial
+        may be excluded before or while it runs: its fixations are then left out as they arrive.
+
+        Returns
+        -------
+        frozenset of str
+            The images whose counted fixations changed (each one's scores, and through the context
+            every analysed image's, change with them).
+        """
+        wanted = {(session, int(trial)) for trial in trials}
+        before = {key for key in self._excluded if key[0] == session}
+        self._excluded = (self._excluded - before) | wanted
+        images = {self._rows[index][_IMAGE] for key in wanted ^ before for index in self._runs.get(key, ())}
+        if images:
+            logger.info("session %s: trials %s excluded by the notes", session, sorted(t for _, t in wanted) or "none")
+            for image in images:
+                self._changed(image)
+            self._reindex()
+        return frozenset(images)
 
     def _measured_duration(self, record: TrialEnd) -> frozenset[str]:
         """Give the trial's fixations the display time measured by the experiment (offset − onset
@@ -467,6 +514,8 @@ class LiveState:
             row = list(self._rows[index])
             row[_SHOWN] = measured
             self._rows[index] = tuple(row)
+        if key in self._excluded:  # kept aside, counted nowhere
+            return frozenset()
         self._changed(self._rows[run[0]][_IMAGE])
         self._invalidate()
         return frozenset({record.image})
@@ -487,16 +536,20 @@ class LiveState:
                 "image_mismatch", f"fixation seq {record.seq} names {record.image!r}; its trial showed {image!r}"
             )
             return Change()
-        self._runs.setdefault((record.session, record.trial), []).append(len(self._rows))
-        self._image_rows[image].append(len(self._rows))
+        key = (record.session, record.trial)
+        counted = key not in self._excluded
+        self._runs.setdefault(key, []).append(len(self._rows))
+        if counted:
+            self._image_rows[image].append(len(self._rows))
+            if image not in self._shapes:
+                self._shapes[image] = self.stimuli.shape(image)
+            self._changed(image)
+            self._invalidate()
         self._rows.append(astuple(record.to_fixation()))
-        if image not in self._shapes:
-            self._shapes[image] = self.stimuli.shape(image)
-        self._changed(image)
-        self._invalidate()
+        images = frozenset({image}) if counted else frozenset()
         live = self.live.trial
         if live is None or record.trial != live.trial or record.session != self.session:
-            return Change(images=frozenset({image}))
+            return Change(images=images)
         self.live.fixations.append(
             TrialFixation(
                 seq=record.seq,
@@ -505,7 +558,7 @@ class LiveState:
                 duration_ms=record.duration_ms,
             )
         )
-        return Change(session=True, trial_fixations=True, images=frozenset({image}))
+        return Change(session=True, trial_fixations=True, images=images)
 
     def _changed(self, image: str) -> None:
         self._version += 1
@@ -526,6 +579,7 @@ class LiveState:
         clone._requested_ms = dict(self._requested_ms)
         clone._trials = dict(self._trials)
         clone._rows = list(self._rows)
+        clone._excluded = set(self._excluded)
         clone._runs = {key: list(rows) for key, rows in self._runs.items()}
         clone._onsets = dict(self._onsets)
         clone._image_rows = defaultdict(list, {image: list(rows) for image, rows in self._image_rows.items()})
@@ -611,8 +665,20 @@ class LiveState:
     def fixations(self) -> pd.DataFrame:
         """The pooled fixation table (every counted fixation, arrival order, tidy columns/dtypes)."""
         if self._table is None:
-            self._table = fixation_table(self._rows)
+            self._table = fixation_table(self._counted_rows())
         return self._table
+
+    def _counted_rows(self) -> list[tuple]:
+        """The pooled rows that count, in arrival order."""
+        return [row for row in self._rows if self._counted(row)] if self._excluded else list(self._rows)
+
+    @property
+    def excluded(self) -> dict[str, list[int]]:
+        """The trials left out, session → trials (0-based, sorted)."""
+        out: dict[str, list[int]] = {}
+        for session, trial in sorted(self._excluded):
+            out.setdefault(session, []).append(trial)
+        return out
 
     def image_fixations(self, image_id: str, *, participant: str | None = None) -> pd.DataFrame:
         """The selected pooled fixations of one image (of one participant when given)."""
@@ -643,7 +709,7 @@ class LiveState:
     def context_rows(self) -> tuple[list[tuple], dict[str, tuple[int, int]]]:
         """Every pooled fixation row and the shape of every image with fixations (the other images'
         part of an image's scores: :data:`server.scoring.ContextSource`)."""
-        return list(self._rows), dict(self._shapes)
+        return self._counted_rows(), dict(self._shapes)
 
     def trial_image(self, session: str, trial: int) -> str | None:
         """The image trial ``trial`` (0-based) of ``session`` showed; None for a trial ignored

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
@@ -203,6 +204,7 @@ def silero_model():
 
 
 _silero = functools.lru_cache(maxsize=1)(silero_model)  # the offline detector's, reset per recording
+_silero_lock = threading.Lock()  # it keeps state: one recording at a time, whichever thread asks
 
 
 def speech_probability(audio_16k: np.ndarray) -> np.ndarray:
@@ -218,11 +220,12 @@ def speech_probability(audio_16k: np.ndarray) -> np.ndarray:
     ndarray, float64, shape (N // 512,)
         Probability that frame ``i`` (samples ``512 i … 512 i + 511``) holds speech.
     """
-    model = _silero()
-    model.reset()  # each recording is an independent stream
     frames = np.ascontiguousarray(audio_16k[: audio_16k.size // SILERO_FRAME * SILERO_FRAME], dtype=np.float32)
     frames = frames.reshape(-1, SILERO_FRAME)
-    return np.array([model.process(memoryview(frame.data)) for frame in frames], dtype=np.float64)
+    with _silero_lock:
+        model = _silero()
+        model.reset()  # each recording is an independent stream
+        return np.array([model.process(memoryview(frame.data)) for frame in frames], dtype=np.float64)
 
 
 def hysteresis_step(probability: float, active: bool, *, threshold: float) -> bool:

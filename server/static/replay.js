@@ -1,17 +1,25 @@
 // The trial replay page (issue 15): any trial of a session the server received, from its journal
 // (GET /api/replay/…, server/replay.py). The image with the fixations made so far (numbered, the
 // current one filled) and the gaze with a short trail, on a timeline that plays at a chosen speed
-// or is scrubbed; under it the gaze x/y traces with the fixations shaded, the pupil and the
-// microphone level. Times are ms from the image onset. ?session=…&trial=… (trial from 0) opens a
-// trial; the URL follows the choice, so it can be shared.
+// or is scrubbed; under it the gaze x/y traces with the fixations shaded, the pupil, the
+// microphone level and the trial's audio waveform, with the voice onsets marked across them.
+// While the audio plays it is the timeline's clock (so sound and picture stay together at any
+// speed); outside the recording the page's own clock runs. Times are ms from the image onset.
+// ?session=…&trial=… (trial from 0) opens a trial; the URL follows the choice, so it can be shared.
 
 import { $, el, fmt, imagePath, isNumber, showError } from "./dom.js";
 
 const TRAIL_MS = 300; // the gaze trail drawn behind the current sample
 const STEP_MS = 100;
-const COLOURS = { x: "#2f6fde", y: "#c4320a", pupil: "#1a7f37", mic: "#7a5af8", fixation: "rgba(47,111,222,0.12)" };
+const SYNC_S = 0.05; // the audio is moved when it is this far from the timeline
+const COLOURS = {
+  x: "#2f6fde", y: "#c4320a", pupil: "#1a7f37", mic: "#7a5af8", audio: "#475467", onset: "#e8590c",
+  fixation: "rgba(47,111,222,0.12)",
+};
 
-const state = { sessions: [], trial: null, tMs: 0, startMs: 0, endMs: 0, playing: false, lastFrameMs: null };
+const state = {
+  sessions: [], trial: null, tMs: 0, startMs: 0, endMs: 0, playing: false, lastFrameMs: null, audioError: null,
+};
 
 async function getJson(url) {
   const response = await fetch(url, { cache: "no-store" });
@@ -40,25 +48,83 @@ function setTime(tMs) {
   draw();
 }
 
+/** A time chosen by the user (keys, slider, traces): the audio follows. */
+function seek(tMs) {
+  setTime(tMs);
+  syncAudio();
+}
+
 function setPlaying(playing) {
   state.playing = playing && state.trial !== null;
   state.lastFrameMs = null;
   $("replay-play").textContent = state.playing ? "❚❚ pause" : "▶ play";
-  if (state.playing) {
-    if (state.tMs >= state.endMs) setTime(state.startMs);
-    requestAnimationFrame(tick);
-  }
+  if (state.playing && state.tMs >= state.endMs) setTime(state.startMs);
+  syncAudio();
+  if (state.playing) requestAnimationFrame(tick);
 }
 
 function tick(nowMs) {
   if (!state.playing) return;
-  if (state.lastFrameMs !== null) {
-    const speed = Number($("replay-speed").value);
-    setTime(state.tMs + (nowMs - state.lastFrameMs) * speed);
+  const player = $("replay-player");
+  if (audioPlaying()) { // the audio is the clock
+    setTime(state.trial.audio.offset_ms + player.currentTime * 1000);
+  } else if (state.lastFrameMs !== null) {
+    setTime(state.tMs + (nowMs - state.lastFrameMs) * speed());
+    if (player.paused && inAudio(state.tMs)) syncAudio(); // the recording starts here
   }
   state.lastFrameMs = nowMs;
   if (state.tMs >= state.endMs) setPlaying(false);
   else requestAnimationFrame(tick);
+}
+
+// -- the audio -------------------------------------------------------------------------------------
+
+const speed = () => Number($("replay-speed").value);
+
+/** Whether the trial's recording covers time t (ms from the onset). */
+function inAudio(tMs) {
+  const audio = state.trial?.audio;
+  return Boolean(audio) && tMs >= audio.offset_ms && tMs < audio.offset_ms + audio.duration_ms;
+}
+
+function audioPlaying() {
+  const player = $("replay-player");
+  return !player.paused && !player.ended && player.readyState >= 2 && inAudio(state.tMs);
+}
+
+/** Play the recording from the timeline's time while the timeline plays over it; pause it otherwise. */
+function syncAudio() {
+  const player = $("replay-player");
+  if (!state.playing || !inAudio(state.tMs) || state.audioError !== null) {
+    if (!player.paused) player.pause();
+    return;
+  }
+  player.playbackRate = speed();
+  const seconds = (state.tMs - state.trial.audio.offset_ms) / 1000;
+  if (Math.abs(player.currentTime - seconds) > SYNC_S) player.currentTime = seconds;
+  if (player.paused) {
+    player.play().catch((error) => { // the page's clock goes on without sound
+      if (error.name === "AbortError") return; // paused or another trial loaded meanwhile
+      state.audioError = error.message;
+      $("replay-audio").textContent = `${describeAudio(state.trial)} (cannot play here: ${error.message})`;
+    });
+  }
+}
+
+function describeAudio(trial) {
+  const audio = trial.audio;
+  if (!audio) return trial.no_audio ?? "none";
+  const from = audio.source === "stream" ? "streamed" : "the session folder's WAV";
+  return `${from}, ${fmt(audio.duration_ms / 1000, 2)} s at ${fmt(audio.rate_hz / 1000, 1)} kHz, ` +
+    `from ${fmt(audio.offset_ms, 0)} ms`;
+}
+
+function describeVoice(trial) {
+  const audio = trial.audio;
+  if (!audio) return "—";
+  if (audio.detector.startsWith("none")) return `not detected: ${audio.detector}`;
+  const onsets = audio.utterances.map((utterance) => fmt(utterance.onset_ms, 0));
+  return onsets.length ? `${onsets.join(", ")} ms` : "none found";
 }
 
 // -- the image and its overlay ---------------------------------------------------------------------
@@ -141,7 +207,44 @@ function lanes(trial) {
       missing: "pupil: not streamed" },
     { name: "mic dBFS", colour: COLOURS.mic, t: trial.mic.t_ms, values: trial.mic.rms_dbfs, range: mic.length ? widen([Math.min(-80, ...mic), 0]) : null,
       missing: "microphone: no level" },
+    { name: "audio", colour: COLOURS.audio, envelope: trial.audio?.envelope ?? null, offsetMs: trial.audio?.offset_ms ?? 0,
+      range: trial.audio ? [-1, 1] : null, missing: "audio: none" },
   ];
+}
+
+/** The waveform: each envelope column's min to max, scaled to the recording's peak. */
+function drawEnvelope(context, lane, xOf, top, laneHeight) {
+  const { min, max, bin_ms: binMs } = lane.envelope;
+  const peak = min.reduce((most, low, i) => Math.max(most, -low, max[i]), 0.01);
+  const middle = top + laneHeight / 2;
+  const half = (laneHeight - 8) / 2;
+  context.strokeStyle = lane.colour;
+  context.lineWidth = 1;
+  context.beginPath();
+  min.forEach((low, i) => {
+    const x = xOf(lane.offsetMs + (i + 0.5) * binMs);
+    context.moveTo(x, middle - (max[i] / peak) * half);
+    context.lineTo(x, middle - (low / peak) * half + 0.5);
+  });
+  context.stroke();
+}
+
+/** The voice onsets: a line across every lane, numbered. */
+function drawOnsets(context, xOf, height) {
+  const utterances = state.trial.audio?.utterances ?? [];
+  context.strokeStyle = COLOURS.onset;
+  context.fillStyle = COLOURS.onset;
+  context.lineWidth = 1.5;
+  context.setLineDash([4, 3]);
+  utterances.forEach((utterance, index) => {
+    const x = xOf(utterance.onset_ms);
+    context.beginPath();
+    context.moveTo(x, 0);
+    context.lineTo(x, height);
+    context.stroke();
+    context.fillText(`▾${index + 1}`, x + 3, 8);
+  });
+  context.setLineDash([]);
 }
 
 function drawTraces() {
@@ -178,6 +281,10 @@ function drawTraces() {
       context.fillText(lane.missing, left + 8, top + laneHeight / 2);
       return;
     }
+    if (lane.envelope) {
+      drawEnvelope(context, lane, xOf, top, laneHeight);
+      return;
+    }
     const [low, high] = lane.range;
     const yOf = (value) => top + 4 + (1 - (value - low) / (high - low)) * (laneHeight - 8);
     context.strokeStyle = lane.colour;
@@ -193,6 +300,7 @@ function drawTraces() {
     });
     context.stroke();
   });
+  drawOnsets(context, xOf, height);
   context.strokeStyle = "#1b2330";
   context.lineWidth = 1;
   context.beginPath();
@@ -200,6 +308,7 @@ function drawTraces() {
   context.lineTo(xOf(state.tMs), height);
   context.stroke();
   canvas.dataset.lanes = all.filter((lane) => lane.range !== null).map((lane) => lane.name).join(",");
+  canvas.dataset.onsets = (trial.audio?.utterances ?? []).map((utterance) => Math.round(utterance.onset_ms)).join(",");
   canvas.onpointerdown = (event) => scrubFrom(event, xOf, left, width);
 }
 
@@ -210,9 +319,9 @@ function scrubFrom(event, xOf, left, width) {
     return state.startMs + ((x - left) / (width - left - 6)) * (state.endMs - state.startMs);
   };
   setPlaying(false);
-  setTime(timeAt(event.clientX));
+  seek(timeAt(event.clientX));
   canvas.setPointerCapture(event.pointerId);
-  canvas.onpointermove = (move) => setTime(timeAt(move.clientX));
+  canvas.onpointermove = (move) => seek(timeAt(move.clientX));
   canvas.onpointerup = () => { canvas.onpointermove = null; };
 }
 
@@ -241,7 +350,9 @@ function describe(trial) {
   $("replay-quality").textContent = quality && isNumber(quality.track_loss)
     ? `${fmt(quality.track_loss * 100, 0)} % of ${quality.samples} samples, ${quality.blinks} blink${quality.blinks === 1 ? "" : "s"}`
     : "—";
-  $("replay-audio").textContent = "the recording stays in the session folder (audio/); the level is traced below";
+  $("replay-audio").textContent = describeAudio(trial);
+  $("replay-voice").textContent = describeVoice(trial);
+  $("replay-voice").title = trial.audio?.detector ?? "";
   const notes = trial.notes.map((note) => el("li", { "data-testid": "replay-note" },
     [note.kind === "text" ? "" : note.kind.replaceAll("_", " "), note.text].filter(Boolean).join(": ")));
   $("replay-notes").replaceChildren(...(notes.length ? notes : [el("li", { class: "muted" }, "none")]));
@@ -255,7 +366,13 @@ async function openTrial(session, trial) {
     const last = (values) => (values.length ? values[values.length - 1] : 0);
     state.startMs = Math.min(0, data.gaze.t_ms[0] ?? 0);
     state.endMs = Math.max(data.shown_ms ?? data.stimulus_duration_ms, last(data.gaze.t_ms),
-      ...data.fixations.map((fixation) => fixation.end_ms));
+      ...data.fixations.map((fixation) => fixation.end_ms), data.audio ? data.audio.offset_ms + data.audio.duration_ms : 0);
+    state.audioError = null;
+    const player = $("replay-player");
+    const path = `/api/replay/sessions/${encodeURIComponent(session)}/trials/${trial}/audio.wav`;
+    if (data.audio) player.src = path;
+    else player.removeAttribute("src");
+    player.load();
     const slider = $("replay-time");
     slider.min = String(Math.floor(state.startMs));
     slider.max = String(Math.ceil(state.endMs));
@@ -290,10 +407,10 @@ function onKey(event) {
   const step = event.shiftKey ? 10 * STEP_MS : STEP_MS;
   const actions = {
     " ": () => setPlaying(!state.playing),
-    ArrowLeft: () => setTime(state.tMs - step),
-    ArrowRight: () => setTime(state.tMs + step),
-    Home: () => setTime(state.startMs),
-    End: () => setTime(state.endMs),
+    ArrowLeft: () => seek(state.tMs - step),
+    ArrowRight: () => seek(state.tMs + step),
+    Home: () => seek(state.startMs),
+    End: () => seek(state.endMs),
   };
   if (event.target instanceof HTMLInputElement && event.key !== " ") return; // the slider steps itself
   if (actions[event.key]) {
@@ -308,6 +425,7 @@ async function start() {
     setPlaying(false);
     setTime(Number(event.target.value));
   });
+  $("replay-speed").addEventListener("change", syncAudio);
   $("replay-session").addEventListener("change", (event) => fillTrials(event.target.value, null));
   $("replay-trial").addEventListener("change", (event) => openTrial($("replay-session").value, Number(event.target.value)));
   document.addEventListener("keydown", onKey);

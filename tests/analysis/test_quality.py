@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 
 import pandas as pd
 import pytest
 
 from analysis.quality import QualityRules, report_section, session_quality
+from analysis.readers.session import read_session
 from lookwhere.cli import main
 from lookwhere.notes import NoteKind, OperatorNote, append_note, server_notes_path
 from tests.conftest import SHARED_DATA
@@ -143,6 +145,39 @@ def test_validation_limit_and_its_scope(session):
     with pytest.raises(ValueError, match="apply to --dataset session"):
         session_quality("osie", session["folder"], rules=QualityRules(max_track_loss=0.2))
     assert session_quality("osie", session["folder"]) is None
+
+
+def test_the_validation_limit_judges_the_eye_analysed(session, tmp_path):
+    """Oracle: a copy of the session whose every setup validated the left eye too, at 2.5° (its
+    manifest edited): the right eye's fixations are judged by the right eye's 1.40°, left-eye
+    fixations by the left eye's 2.5°, fixations naming no eye by the worse."""
+    folder = tmp_path / "sessions" / "Q01"
+    shutil.copytree(session["folder"], folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for segment in manifest["segments"]:
+        for setup in segment["calibrations"]:
+            right = next(v for v in setup["validations"] if v["eye"] == "R")
+            setup["validations"].append({**right, "eye": "L", "avg_error_deg": 2.5, "max_error_deg": 3.1})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    fixations = read_session(folder)
+    assert set(fixations["eye"]) == {"R"}  # the simulated tracker records the right eye
+    rules = QualityRules(max_validation_deg=2.0)
+
+    right = session_quality("session", folder, rules=rules, fixations=fixations)
+    assert right is not None and not right.trials["excluded"].any()
+    assert right.trials["validation_eye"].tolist() == ["R"] * 4
+    assert right.trials["validation_avg_deg"].round(2).tolist() == [1.4] * 4
+    left = session_quality("session", folder, rules=rules, fixations=fixations.assign(eye="L"))
+    assert left is not None and left.trials["excluded"].all()
+    assert set(left.trials["reasons"]) == {"validation 2.50° > 2°"}
+    unnamed = session_quality("session", folder, rules=rules, fixations=fixations.assign(eye=""))
+    assert unnamed is not None and unnamed.trials["validation_eye"].tolist() == ["L"] * 4
+    # a trial without fixations takes its session's eye
+    others = session_quality("session", folder, rules=rules, fixations=fixations[fixations["trial"] != 0])
+    assert others is not None and others.trials.loc[0, "validation_eye"] == "R"
+
+    params = _analyze({**session, "folder": folder}, tmp_path / "out", "--max-validation-deg", "2")
+    assert params["quality"]["excluded_trials"] == []
 
 
 def test_sessions_without_trial_records_have_an_empty_quality_table(tmp_path):

@@ -81,7 +81,9 @@ FIELDS: dict[str, dict] = {
     ),
     "mic_level": dict(trial=3, t_session_ms=61_250.0, rms_dbfs=-31.5, peak_dbfs=-12.0, xruns=0),
     "mic_audio": dict(trial=3, mic_offset_ms=0.37, first_sample=4410, rate_hz=44100, pcm=bytes(range(256)) * 4),
-    "heartbeat": dict(t_session_ms=61_300.0, wall_time_s=1_790_000_061.3, pending=4, waiting="drift_correction"),
+    "heartbeat": dict(
+        t_session_ms=61_300.0, wall_time_s=1_790_000_061.3, pending=4, waiting="drift_correction", notes=2
+    ),
     # the values of a real host message: "!CAL VALIDATION HV9 LR LEFT  GOOD ERROR 0.41 avg. 0.64 max
     # OFFSET 0.35 deg. 12.5,9.6 pix." (cili/bino250.asc)
     "validation": dict(

@@ -7,14 +7,17 @@ them in one way whose expected rejection reason is written next to it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
+import uuid
 from typing import Any
 
 import msgpack
 import pytest
 
 from lookwhere import protocol
+from lookwhere.notes import OperatorNote
 from lookwhere.records import Fixation
 from tests.protocol._samples import FIELDS, GEOMETRY, SESSION, record_map
 
@@ -112,6 +115,8 @@ CASES = [
     # the fields added after the first release are checked like any other
     (b"heartbeat", lambda: _pack(record_map("heartbeat", 1, waiting="lunch")), "out_of_range"),
     (b"heartbeat", lambda: _pack(record_map("heartbeat", 1, waiting=1)), "wrong_type"),
+    (b"heartbeat", lambda: _pack(record_map("heartbeat", 1, notes=-1)), "out_of_range"),
+    (b"heartbeat", lambda: _pack(record_map("heartbeat", 1, notes=2.0)), "wrong_type"),
     (b"trial_end", lambda: _pack(record_map("trial_end", 1, overrun="yes")), "wrong_type"),
     (b"trial_end", lambda: _pack(record_map("trial_end", 1, display_duration_ms=-5.0)), "out_of_range"),
     (b"trial_end", lambda: _pack(record_map("trial_end", 1, dropped_frames=-1)), "out_of_range"),
@@ -159,7 +164,7 @@ def test_not_measurable_and_not_waiting():
 OLD_DEFAULTS: dict[str, dict[str, Any]] = {
     "trial_end": {"display_duration_ms": math.nan, "overrun": None, "frame_timing": "unknown"},
     "session_end": {"frame_timing": "unknown", "refresh_period_ms": math.nan, "dropped_frames": 0, "overruns": 0},
-    "heartbeat": {"waiting": None},
+    "heartbeat": {"waiting": None, "notes": None},
     "trial_start": {"next_image": None},
     "session_start": {
         "first_image": None,
@@ -224,6 +229,28 @@ def test_control_messages_round_trip_and_are_checked():
     assert info.value.reason == "unknown_kind"
 
 
+def test_notes_round_trip_and_are_checked():
+    """``ctl.note``: the note as ``notes.jsonl`` holds it, with its place among the session's notes."""
+    note = OperatorNote(session=SESSION, participant="P07", trial=2, image="1003", kind="exclude_trial",
+                        text="looked away", unix_s=1_790_000_000.25)  # fmt: skip
+    topic, payload = protocol.encode_note(note, 3)
+    assert topic == protocol.TOPIC_NOTE and protocol.decode_note(payload) == (SESSION, 3, note)
+    data = msgpack.unpackb(payload)
+    assert data["note"] == json.loads(note.to_json())  # the notes.jsonl object, nothing else
+    bad = [
+        ({**data, "index": -1}, "out_of_range"),
+        ({**data, "note": {**data["note"], "kind": "sneezed"}}, "out_of_range"),
+        ({**data, "note": {**data["note"], "session": str(uuid.UUID(int=7))}}, "out_of_range"),  # another's
+        ({**data, "note": "looked away"}, "wrong_type"),
+        ({k: v for k, v in data.items() if k != "index"}, "missing_field"),
+        ({**data, "v": 2}, "wrong_version"),
+    ]
+    for changed, reason in bad:
+        with pytest.raises(protocol.ProtocolError) as info:
+            protocol.decode_note(_pack(changed))
+        assert info.value.reason == reason, changed
+
+
 def test_read_journal_stops_at_a_truncated_tail(tmp_path):
     payloads = [
         protocol.encode(protocol.Heartbeat(session=SESSION, seq=i, **FIELDS["heartbeat"]))[1] for i in (1, 2, 3)
@@ -233,6 +260,9 @@ def test_read_journal_stops_at_a_truncated_tail(tmp_path):
     entries = list(protocol.read_journal(path))
     assert [data["seq"] for _, data in entries] == [1, 2]
     assert entries[-1][0] == len(payloads[0]) + len(payloads[1])
+    # read on from an offset: the offsets stay the file's
+    later = list(protocol.read_journal(path, start=entries[0][0]))
+    assert later == entries[1:]
 
 
 def test_validation_is_fast():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import numpy as np
@@ -146,20 +147,31 @@ def stimulus_subset(source, images, folder):
     return folder
 
 
-def offline_analysis(sent: pd.DataFrame, stimuli, store_path, folder):
+def offline_analysis(sent: pd.DataFrame, stimuli, store_path, folder, *, notes_dir=None):
     """The oracle: ``run_analysis`` (``--dataset session``, seed 7) on the very fixations sent, with
-    the density parameters the live server uses (the defaults: fitting them needs every image's maps).
-    Its ``scores`` leave out ``human_gold``, which only the offline analysis computes."""
+    the density parameters the live server uses (the defaults: fitting them needs every image's maps);
+    ``notes_dir``: the server's data folder, whose notes exclude trials (``analyze --notes``).
+    Each session is a folder as ``lookwhere run`` writes it (its id in ``config.json``, its trials in
+    ``trials.jsonl``), so the notes find their trials. Its ``scores`` leave out ``human_gold``, which
+    only the offline analysis computes."""
     from analysis.offline import AnalysisConfig, run_analysis
+    from analysis.quality import QualityRules
 
-    session_dir = folder / "sessions" / "all"
-    session_dir.mkdir(parents=True)
-    sent.to_csv(session_dir / "fixations.csv", index=False, na_rep="nan")
+    for session, rows in sent.groupby("session", sort=False):
+        participant = str(rows["participant"].iloc[0])
+        session_dir = folder / "sessions" / participant
+        session_dir.mkdir(parents=True, exist_ok=True)
+        rows.to_csv(session_dir / "fixations.csv", index=False, na_rep="nan")
+        (session_dir / "config.json").write_text(json.dumps({"session_id": session, "participant": participant}))
+        trials = rows.drop_duplicates("trial")
+        (session_dir / "trials.jsonl").write_text(
+            "".join(json.dumps({"trial": int(t.trial), "image": str(t.image)}) + "\n" for t in trials.itertuples())
+        )
     config = AnalysisConfig(
         dataset="session",
         fixations=folder / "sessions",
         stimuli=stimuli,
-        out=folder / "offline",
+        out=folder / ("offline" if notes_dir is None else "offline-notes"),
         maps=store_path,
         seed=7,
         bootstrap_resamples=100,
@@ -167,6 +179,7 @@ def offline_analysis(sent: pd.DataFrame, stimuli, store_path, folder):
         density_fit="default",
         split_half_splits=1,
         heatmaps_float64=True,
+        quality=QualityRules(notes_dir=notes_dir),
     )
     result = run_analysis(config, progress=False)
     assert (result.scores["map"] == "human_gold").any()

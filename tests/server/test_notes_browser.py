@@ -1,7 +1,8 @@
 """The experimenter's notes in a real headless browser against ``lookwhere serve`` (with a token, so
-the page's POSTs must carry its cookie), fed over ZeroMQ by a sender as the experiment's: a note
-typed in the box, a hotkey and a preset button each land as a line of the session's
-``notes.jsonl``, and the page lists them; "keep" undoes an exclusion.
+the page's POSTs must carry its cookie), fed over ZeroMQ by the experiment's stream: a note typed in
+the box, a hotkey and a preset button each land as a line of the session's ``notes.jsonl`` on the
+server and, sent back over the stream, in the experiment's session folder; the page lists them;
+"keep" undoes an exclusion.
 
 Oracles: the records the test sends (session id, trials and their images) and what it types.
 """
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import httpx
 import pytest
 
-from experiment.sender import Sender
-from lookwhere.notes import read_notes, server_notes_path
+from experiment.stream import StreamSink, open_stream
+from lookwhere.notes import NOTES_FILE, read_notes, server_notes_path
 from lookwhere.protocol import SessionStart, TrialEnd, TrialStart
 from stimuli.geometry import DisplayGeometry
 from tests.server._serve import serve_process
@@ -25,12 +27,12 @@ TOKEN = "notes-token"
 IMAGES = ("1001", "1002")
 
 
-def _deliver(sender: Sender, record):
-    record = sender.send(record)
+def _deliver(sink: StreamSink, record):
+    record = sink.sender.send(record)
     deadline = time.monotonic() + 10.0
-    while sender.acked_seq < record.seq:
+    while sink.sender.acked_seq < record.seq:
         assert time.monotonic() < deadline, f"the server did not acknowledge {record.kind} seq {record.seq}"
-        sender.service()
+        sink.service()
         time.sleep(0.005)
     return record
 
@@ -67,7 +69,8 @@ def test_notes_typed_and_hot_keyed_on_the_page_land_in_notes_jsonl(browser, osie
 
             page.goto(server["url"])
             expect(testid("connection")).to_have_attribute("data-state", "live")
-            sender = Sender(server["zmq_endpoint"], tmp_path / "rig.msgpack", heartbeat_interval_s=None)
+            folder = tmp_path / "sessions" / "P07"  # the experiment's session folder
+            sender = open_stream(server["zmq_endpoint"], folder, session=str(uuid.uuid4()))
             start = SessionStart(
                 participant="P07",
                 tracker="simulated",
@@ -143,5 +146,13 @@ def test_notes_typed_and_hot_keyed_on_the_page_land_in_notes_jsonl(browser, osie
             )
             assert foreign.status_code == 403
             assert len(read_notes(server_notes_path(data, session))) == 4
+            # the experiment's heartbeats asked for them: the same notes in its session folder
+            deadline = time.monotonic() + 10.0
+            while len(read_notes(folder / NOTES_FILE)) < 4:
+                assert time.monotonic() < deadline, "the notes did not reach the session folder"
+                sender.service()
+                sender.flush()  # between trials
+                time.sleep(0.01)
+            assert (folder / NOTES_FILE).read_text() == server_notes_path(data, session).read_text()
             sender.close()
     assert script_errors == []

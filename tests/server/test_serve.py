@@ -4,7 +4,9 @@ Real OSIE fixations of three images by three observers, one session each, stream
 experiment's :class:`experiment.sender.Sender` over ZeroMQ to a running server; the oracle is
 :func:`analysis.offline.run_analysis` on the same fixations (as in ``test_state``, which checks the
 state itself; this checks the path through the hub, its scored copy and the JSON API). The server is
-then restarted on its data folder and must report the same.
+then restarted on its data folder and must report the same. Then the experimenter excludes a trial
+on the dashboard's API: the live scores must equal ``analyze --notes DATA_DIR``'s, also after a
+restart.
 """
 
 from __future__ import annotations
@@ -79,11 +81,24 @@ def served(osie_fixations_path, osie_stimuli, tmp_path_factory):
     with serve_process(stimuli, data, *options) as server:
         _settled(server["url"], len(sent))
         restarted = _api_scores(server["url"])
+        # the current session (the last observer's): its second trial excluded on the dashboard
+        note = httpx.post(f"{server['url']}api/notes", json={"kind": "exclude_trial", "trial": 1}, timeout=10)
+        assert note.status_code == 201, note.text
+        dropped = sent[(sent["session"] == note.json()["session"]) & (sent["trial"] == 1)]
+        _settled(server["url"], len(sent) - len(dropped))
+        excluded = _api_scores(server["url"])
+    with serve_process(stimuli, data, *options) as server:  # the notes read again at start
+        _settled(server["url"], len(sent) - len(dropped))
+        excluded_restarted = _api_scores(server["url"])
 
     offline = offline_analysis(sent, osie_stimuli, store.path, tmp_path)
+    offline_notes = offline_analysis(sent, osie_stimuli, store.path, tmp_path, notes_dir=data)
     return dict(
         live=live,
         restarted=restarted,
+        excluded=excluded,
+        excluded_restarted=excluded_restarted,
+        offline_notes=offline_notes.scores,
         offline=offline.scores,
         session=session,
         health=health,
@@ -96,8 +111,19 @@ def served(osie_fixations_path, osie_stimuli, tmp_path_factory):
 
 
 def test_api_scores_equal_the_offline_analysis(served):
-    merged = served["offline"].merge(
-        served["live"], on=["image", "map", "metric"], how="outer", suffixes=("_offline", "_live"), indicator=True
+    _assert_equal(served["offline"], served["live"])
+
+
+def test_a_trial_excluded_by_a_note_scores_as_analyze_with_the_notes(served):
+    assert not served["excluded"].equals(served["live"])
+    _assert_equal(served["offline_notes"], served["excluded"])
+    pd.testing.assert_frame_equal(served["excluded_restarted"], served["excluded"])
+
+
+def _assert_equal(offline: pd.DataFrame, live: pd.DataFrame) -> None:
+    """Deterministic scores to 1e-9, the seeded random AUCs exactly."""
+    merged = offline.merge(
+        live, on=["image", "map", "metric"], how="outer", suffixes=("_offline", "_live"), indicator=True
     )
     assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"]
     assert set(merged["map"]) == MAPS

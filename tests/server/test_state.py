@@ -18,6 +18,8 @@ import pytest
 from analysis.readers import read_osie
 from analysis.scoring_config import ScoringConfig
 from lookwhere import protocol
+from lookwhere.notes import NoteKind, OperatorNote
+from server.notes import NoteBook
 from server.receiver import Receiver
 from server.state import Change, LiveState
 from stimuli.geometry import DisplayGeometry
@@ -68,7 +70,11 @@ def test_live_heatmaps_and_scores_equal_offline(streamed):
     assert state.image_ids == sorted(IMAGES)
     assert state.ignored == {}
     assert len(state.fixations()) == len(streamed["sent"])
+    _assert_equal_offline(state, offline)
 
+
+def _assert_equal_offline(state: LiveState, offline) -> None:
+    """Heatmaps and deterministic scores to 1e-9, the seeded random AUCs exactly."""
     with np.load(offline.files["heatmaps"]) as expected:
         assert sorted(expected.files) == sorted(IMAGES)
         for image in IMAGES:
@@ -97,6 +103,34 @@ def test_live_heatmaps_and_scores_equal_offline(streamed):
     assert len(random_rows) == len(IMAGES) * (len(MAPS) - 1) * len(RANDOM_METRICS)
     # equal, NaN included (the constant controls have no AUC-Borji)
     np.testing.assert_array_equal(random_rows["value_live"].to_numpy(), random_rows["value_offline"].to_numpy())
+
+
+def test_trials_excluded_by_notes_score_as_analyze_with_the_notes(streamed, osie_stimuli, tmp_path):
+    """Oracle: ``analyze --dataset session --notes DATA_DIR`` (run_analysis with the server's notes)
+    on the sessions sent; the excluded trial's fixations counted with pandas."""
+    sent = streamed["sent"]
+    session = sent["session"].unique()[1]  # the second observer's
+    book = NoteBook(tmp_path / "server")
+    notes: list[tuple[int, NoteKind]] = [(1, "exclude_trial"), (0, "exclude_trial"), (0, "keep_trial")]
+    for trial, kind in notes:  # trial 0's exclusion undone
+        book.add(OperatorNote(session=session, participant=OBSERVERS[1], trial=trial, kind=kind, unix_s=1e9 + trial))
+    assert book.excluded(session) == [1]
+    dropped = sent[(sent["session"] == session) & (sent["trial"] == 1)]
+    offline = offline_analysis(sent, osie_stimuli, streamed["store"].path, tmp_path, notes_dir=tmp_path / "server")
+
+    state = streamed["state"].copy()  # the notes come after the trial
+    assert state.exclude_trials(session, book.excluded(session)) == set(dropped["image"])
+    assert len(state.fixations()) == len(sent) - len(dropped) > 0
+    _assert_equal_offline(state, offline)
+    assert state.exclude_trials(session, book.excluded(session)) == set()  # nothing new
+    # the notes come first (X pressed while the trial runs): its fixations are left out as they arrive
+    early = LiveState(streamed["stimuli"], maps=streamed["store"], scoring=ScoringConfig(seed=7))
+    early.exclude_trials(session, [1])
+    early.apply_all(streamed["records"])
+    _assert_equal_offline(early, offline)
+    # a "keep trial" note brings it back
+    assert state.exclude_trials(session, []) == set(dropped["image"])
+    _assert_equal_offline(state, streamed["offline"])
 
 
 def test_participant_heatmap_is_the_current_participants_fixations(streamed):
@@ -305,8 +339,10 @@ def test_apply_says_what_changed_and_keeps_the_live_view(osie_stimuli):
     assert state.live.gaze is not None
     assert (state.live.gaze.x_image_px, state.live.gaze.y_image_px) == pytest.approx((200.0, 100.0))
     beat = state.apply(_record("heartbeat", 6, waiting="drift_correction"))
-    assert beat == Change(session=True, sent_wall_time_s=FIELDS["heartbeat"]["wall_time_s"])
-    assert not state.apply(_record("heartbeat", 7, waiting="drift_correction")).session  # no change of waiting
+    # the notes the experiment holds: the hub sends it the others
+    assert beat == Change(session=True, sent_wall_time_s=FIELDS["heartbeat"]["wall_time_s"], notes_held=(SESSION, 2))
+    again = state.apply(_record("heartbeat", 7, waiting="drift_correction", notes=None))
+    assert not again.session and again.notes_held is None  # no change of waiting; a sender taking no notes
     aborted = state.apply(_record("trial_end", 8, trial=1, image="1001", aborted=True))
     assert aborted.images == {"1001"} and state.live.fixations == []
     assert state.live.trial is not None and state.live.trial.ended and state.live.trial.aborted
