@@ -139,9 +139,9 @@ def test_markers_follow_the_trials_on_the_session_clock(lsl_session):
         assert float(info.desc().child("clock").child_value("session_origin_lsl_s")) == pytest.approx(origin, abs=1e-6)
     # Onsets and offsets: the flips' times in trials.jsonl (read in the flip's callback, as the
     # marker's stamp; a few µs apart).
-    events = [event for event, _ in markers]
-    onsets = stamps[[i for i, e in enumerate(events) if e == "image_onset"]] - origin
-    offsets = stamps[[i for i, e in enumerate(events) if e == "image_offset"]] - origin
+    kinds = [event for event, _ in markers]
+    onsets = stamps[[i for i, e in enumerate(kinds) if e == "image_onset"]] - origin
+    offsets = stamps[[i for i, e in enumerate(kinds) if e == "image_offset"]] - origin
     np.testing.assert_allclose(onsets, [row["onset_session_s"] for row in rows], atol=1e-3)
     np.testing.assert_allclose(offsets, [row["offset_session_s"] for row in rows], atol=1e-3)
     # Live: each marker reached this process within a second of its stamp, during the session
@@ -320,7 +320,9 @@ def test_eyelink_samples_reach_the_gaze_stream_with_nan_where_missing():
     np.testing.assert_array_equal(block.pupil, [950.0, np.nan, np.nan])
     assert tracker.drain_samples().t_ms.size == 0
     # the data-quality samples are unchanged: pupil 0 where the eye was lost
-    np.testing.assert_array_equal(tracker.take_samples().pupil, [950.0, 0.0, 0.0])
+    quality = tracker.take_samples()
+    assert quality is not None
+    np.testing.assert_array_equal(quality.pupil, [950.0, 0.0, 0.0])
 
 
 def test_a_missing_pylsl_names_the_fix_before_the_session_opens(monkeypatch, four_images, tmp_path):
