@@ -470,6 +470,7 @@ class Lifecycle:
 
         self.lsl = LslOutlets.of_session(self.config, session_origin_perf_s=self.clock.t0_s)
         self.lsl.start(wait_s=self.lsl_wait_s, idle=self.services.service)
+        self.services.sink.on_note = self.lsl.note
 
     def _start_microphone(self) -> None:
         microphone = self.microphone

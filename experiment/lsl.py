@@ -29,8 +29,11 @@ session opens three outlets; the session records (SPEC §4) stay as they are.
 
     They are the tracker's messages (the EDF's ``TRIALID``, ``IMAGE_ONSET``, ``IMAGE_OFFSET``,
     ``TRIAL_RESULT``) stamped when the task sends them: the onset and offset from the flip's
-    callback, as in the EDF. The operator's notes are made on the dashboard, in the server's
-    process, and are not in this stream.
+    callback, as in the EDF. With ``--server``, the experimenter's notes made on the dashboard come
+    back to the task (:class:`experiment.stream.StreamSink`) and are pushed as they arrive:
+
+    - ``note kind=… unix_s=… [trial=N] [image=ID] [text=…]`` (:meth:`LslOutlets.note`), stamped on
+      arrival (within a heartbeat, ~1 s, of the note; ``unix_s`` is when it was made).
 
 Clocks: the task's clock is ``time.perf_counter()``, the session clock (``*_session_s`` of
 ``trials.jsonl``) is it since the run started (:class:`experiment.lifecycle.SessionClock`), and LSL
@@ -73,6 +76,7 @@ import numpy as np
 
 from experiment.presentation import TRIAL_ABORTED, TRIAL_DONE, TRIAL_SKIPPED
 from experiment.trackers import CalibrationResult, DriftResult, EdfTransfer, SampleBlock, Tracker, TrackerFixation
+from lookwhere.notes import OperatorNote
 from stimuli.geometry import DisplayGeometry
 from stimuli.sets import StimulusSet
 
@@ -282,6 +286,11 @@ class LslOutlets:
     def marker(self, event: str, *, perf_s: float, **fields: Any) -> None:
         """Push one marker (:func:`format_marker`) stamped at ``perf_s``."""
         self.marker_outlet.push_sample([format_marker(event, **fields)], self.lsl_time(perf_s))
+
+    def note(self, note: OperatorNote) -> None:
+        """Push an experimenter's note as a ``note`` marker, stamped now (it has just arrived)."""
+        fields = {"kind": note.kind, "unix_s": note.unix_s, "trial": note.trial, "image": note.image, "text": note.text}
+        self.marker("note", perf_s=time.perf_counter(), **{k: v for k, v in fields.items() if v not in (None, "")})
 
     def gaze(self, samples: np.ndarray, t_lsl_s: np.ndarray) -> None:
         """Push gaze samples.

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
+from lookwhere.notes import OperatorNote
 from lookwhere.protocol import Record
 
 __all__ = ["RecordSink", "NullSink", "FrameServices"]
@@ -33,11 +34,14 @@ class RecordSink(Protocol):
     :data:`lookwhere.protocol.WAITING_FOR`, None while it shows an image); ``flush`` between
     trials; ``close`` at shutdown. ``wants_gaze``: whether to send a ``gaze`` record every frame
     of an image (a live cursor); ``wants_audio``: whether to send the trial's recording as
-    ``mic_audio`` records (the server's live voice detection).
+    ``mic_audio`` records (the server's live voice detection). ``on_note``, when set, is called
+    with each of the experimenter's notes that comes back from the server, as it arrives (in
+    ``service``; it must not block).
     """
 
     wants_gaze: bool
     wants_audio: bool
+    on_note: Callable[[OperatorNote], None] | None
 
     def send(self, record: Record) -> None: ...
 
@@ -53,6 +57,7 @@ class NullSink:
 
     wants_gaze = False
     wants_audio = False
+    on_note: Callable[[OperatorNote], None] | None = None  # no stream, no notes
 
     def send(self, record: Record) -> None:
         pass

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from experiment.sender import Sender
@@ -44,6 +45,7 @@ class StreamSink:
     received since); the notes the server sends back are kept in memory and appended to the file
     by :meth:`flush` (between trials: no frame waits on the disk) and :meth:`close`. A note
     received twice, or after one that was lost, is dropped: the next heartbeat asks for it again.
+    Each note kept is also handed to ``on_note`` when set (``lookwhere run --lsl``: a marker).
     """
 
     wants_gaze = True
@@ -61,6 +63,7 @@ class StreamSink:
         self.notes_path = notes_path
         self._notes_held = None if notes_path is None else _notes_in(notes_path, sender.session)
         self._unwritten: list[OperatorNote] = []
+        self.on_note: Callable[[OperatorNote], None] | None = None
 
     def send(self, record: Record) -> None:
         try:
@@ -92,6 +95,8 @@ class StreamSink:
             if self._notes_held is not None and index == self._notes_held:
                 self._unwritten.append(note)
                 self._notes_held += 1
+                if self.on_note is not None:
+                    self.on_note(note)
 
     def flush(self) -> None:
         self.sender.flush()

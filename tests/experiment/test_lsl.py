@@ -14,16 +14,26 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from experiment.config import SessionConfig
-from experiment.lsl import FIXATION_CHANNELS, GAZE_CHANNELS, MARKER_EVENTS, format_marker, import_pylsl, parse_marker
+from experiment.lsl import (
+    FIXATION_CHANNELS,
+    GAZE_CHANNELS,
+    MARKER_EVENTS,
+    LslOutlets,
+    format_marker,
+    import_pylsl,
+    parse_marker,
+)
 from experiment.preflight import PreflightError, preflight
 from experiment.records import SessionRecords
 from experiment.trackers import FIXATIONAL_NOISE_PX, SimulatedTracker
+from lookwhere.notes import OperatorNote
 from stimuli.sets import StimulusSet
 from tests.experiment.conftest import REPO, start_session
 
@@ -36,9 +46,9 @@ RATE_HZ = 250
 SAMPLE_S = 1 / RATE_HZ
 
 
-def _inlet(kind: str):
+def _inlet(kind: str, participant: str = PARTICIPANT):
     """An inlet on this test's ``lookwhere <kind>`` outlet (its participant: not another run's)."""
-    predicate = f"name='lookwhere {kind}' and desc/participant='{PARTICIPANT}'"
+    predicate = f"name='lookwhere {kind}' and desc/participant='{participant}'"
     (info,) = pylsl.resolve_bypred(predicate, minimum=1, timeout=60)
     # No clock post-processing (one machine: the raw stamps are what the oracle is about); no
     # recovery, whose reconnection attempts stall pulls once the session has closed its outlets.
@@ -212,6 +222,30 @@ def test_markers_round_trip_with_quoted_values():
     text = format_marker("session_end", status="quit by operator", offset_deg=float("nan"), trial=3)
     assert text == "session_end status='quit by operator' offset_deg=nan trial=3"
     assert parse_marker(text) == ("session_end", {"status": "quit by operator", "offset_deg": "nan", "trial": "3"})
+
+
+@pytest.mark.timeout(120)
+def test_an_experimenters_note_is_a_marker_stamped_on_arrival():
+    participant = f"{PARTICIPANT}-notes"
+    outlets = LslOutlets(
+        import_pylsl(), session=str(uuid.uuid4()), participant=participant, tracker="simulated", sample_rate_hz=RATE_HZ,
+        screen_width_px=1920, screen_height_px=1080, session_origin_perf_s=time.perf_counter(),
+    )  # fmt: skip
+    inlet = _inlet("Markers", participant)
+    note = OperatorNote(session=outlets.session, kind="exclude_trial", unix_s=1765000000.25, trial=2, image="1001")
+    before = pylsl.local_clock()
+    outlets.note(note)
+    outlets.note(OperatorNote(session=outlets.session, kind="text", unix_s=1765000001.0, text="sneezed — 'twice'"))
+    (first,), stamp = inlet.pull_sample(timeout=10)
+    (second,), _ = inlet.pull_sample(timeout=10)
+    inlet.close_stream()
+    outlets.close("completed")
+    assert parse_marker(first) == (
+        "note",
+        {"kind": "exclude_trial", "unix_s": "1765000000.250", "trial": "2", "image": "1001"},
+    )
+    assert parse_marker(second) == ("note", {"kind": "text", "unix_s": "1765000001.000", "text": "sneezed — 'twice'"})
+    assert before <= stamp <= pylsl.local_clock()
 
 
 def test_simulated_samples_tile_the_recording_on_the_sample_grid(four_images):

@@ -48,6 +48,8 @@ def test_notes_come_back_to_the_session_folder(hub, tmp_path):
     session = str(uuid.uuid4())
     folder = tmp_path / "sessions" / "P07"
     sink = open_stream(hub.endpoint, folder, session=session)
+    arrived: list = []
+    sink.on_note = arrived.append  # what lookwhere run --lsl pushes as markers
     start = SessionStart(
         participant="P07", tracker="simulated", n_trials=1, screen_width_px=1920, screen_height_px=1080,
         wall_time_s=time.time(),
@@ -71,6 +73,7 @@ def test_notes_come_back_to_the_session_folder(hub, tmp_path):
         time.sleep(0.01)
     assert sink.sender.stats["notes"] <= received + 2  # at most the resends of one heartbeat's answer
     assert ours.read_text() == theirs.read_text()
+    assert arrived == read_notes(ours)  # each once, in order
     sink.close()
 
     # a resumed session whose last note was torn by a crash: cut off, asked for again, written once
