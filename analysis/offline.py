@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from pydantic import ConfigDict, Field
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 import lookwhere
@@ -393,10 +394,16 @@ def _score_images(
 
 
 def _score_with_extras(job: _ImageScoring, image_id: str, extras: list) -> tuple[ImageScores, dict[str, float]]:
-    """:meth:`_ImageScoring.score`, then each extra analysis on the image's engine (which is dropped)."""
-    result, ceilings = job.score(image_id)
-    for extra in extras:  # after the whole-image results: they reuse the image's engine
-        extra.score_image(image_id, result.engine)
+    """:meth:`_ImageScoring.score`, then each extra analysis on the image's engine (which is dropped).
+
+    With one BLAS thread: OpenBLAS splits a product's sums by its thread count, which changed
+    scores in the 15th digit between this process and a Dask worker (one thread) or another
+    machine; the live server scores with one thread too.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        result, ceilings = job.score(image_id)
+        for extra in extras:  # after the whole-image results: they reuse the image's engine
+            extra.score_image(image_id, result.engine)
     return replace(result, engine=None), ceilings
 
 
