@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from experiment.config import SessionConfig
 from experiment.operator_screens import QuitRequested
 from experiment.records import SessionRecords
 from experiment.task import Session
+from lookwhere.notes import OperatorNote
 from lookwhere.protocol import Record
 
 
@@ -48,6 +50,7 @@ class WaitingLog:
 
     wants_gaze = False
     wants_audio = False
+    on_note: Callable[[OperatorNote], None] | None = None  # notes are not exercised here
 
     def __init__(self) -> None:
         self.session: Session | None = None

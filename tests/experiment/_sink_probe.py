@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from experiment.config import SessionConfig
 from experiment.task import Session
 from lookwhere import protocol
+from lookwhere.notes import OperatorNote
 
 
 class CheckingSink:
@@ -23,6 +25,7 @@ class CheckingSink:
 
     wants_gaze = True  # every frame's gaze record is validated too
     wants_audio = True
+    on_note: Callable[[OperatorNote], None] | None = None  # notes are not exercised here
 
     def __init__(self, session: str) -> None:
         self.session = session

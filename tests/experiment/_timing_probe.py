@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from experiment.config import SessionConfig
 from experiment.records import SessionRecords
 from experiment.task import Session
 from lookwhere import protocol
+from lookwhere.notes import OperatorNote
 
 STALL_S = 1.5
 
@@ -26,6 +28,7 @@ STALL_S = 1.5
 class StallingSink:
     wants_gaze = False
     wants_audio = False
+    on_note: Callable[[OperatorNote], None] | None = None  # notes are not exercised here
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
