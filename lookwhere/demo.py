@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -248,6 +249,11 @@ def main(args: argparse.Namespace) -> int:
 
     if args.participants < 1:
         raise ValueError(f"--participants must be >= 1; got {args.participants}")
+    # Ctrl-C and kill (SIGTERM) both reach the finally below, which stops the server (it runs in
+    # its own process group, so neither signal reaches it): a background job of a non-interactive
+    # shell inherits SIGINT ignored, and SIGTERM would otherwise leave the server running.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.perf_counter()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,8 @@ class _Demo:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # as a background job of a non-interactive shell (CI) starts it: Ctrl-C must still stop it
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
@@ -132,5 +134,6 @@ def test_demo_live_dashboard_equals_offline_report(browser, artifacts, tmp_path)
         demo.process.wait(timeout=30)  # the server waits at most 3 s for open connections
         print(f"demo stopped {time.monotonic() - stopping:.1f} s after Ctrl-C")
     assert demo.process.returncode == 0, "".join(demo.output)[-4000:]
+    assert not (out / "server" / "server.json").exists(), "the demo's server was not stopped"
     print(f"demo wall time (to the end of the test): {time.monotonic() - started:.1f} s")
     assert (out / "report" / "live_scores.csv").is_file() and (out / "report" / "fig9_mae.png").is_file()
