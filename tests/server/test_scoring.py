@@ -7,14 +7,23 @@ together), itself held equal to the full recomputation by tests/analysis/test_en
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 from analysis.heatmap import HeatmapParams
 from analysis.readers import read_osie
 from analysis.scoring_config import ScoringConfig
+from experiment.sender import Sender
+from lookwhere.protocol import SessionStart, TrialStart
 from lookwhere.records import FIXATION_COLUMNS
+from server.hub import LiveHub
 from server.scoring import ImageInput, LiveScorer
+from stimuli.geometry import DisplayGeometry
+from stimuli.sets import StimulusSet
+from tests.server._sessions import stream, timed
+from tests.server._stream import pump
 
 IMAGES = ("1001", "1002", "1003")
 SHAPE = (600, 800)
@@ -128,3 +137,45 @@ def test_an_engine_catches_up_with_its_context_in_the_background_while_scored(ro
         scorer.summary(_input(final, image, 99), _context(final)),
         _scorer().summary(_input(final, image, 99), _context(final)),
     )
+
+
+@pytest.mark.timeout(120)
+def test_health_times_scorings_of_fixations_only(osie_fixations_path, osie_stimuli, tmp_path):
+    """The health's scoring p50/p99 time scorings of fixations: readying the engine of a trial's
+    image without fixations counted as one too (~0 ms once ready: 0.0 ms shown mid-session)."""
+    stimuli = StimulusSet(osie_stimuli)
+    hub = LiveHub(stimuli, tmp_path / "server").start()
+    try:
+        sender = Sender(hub.endpoint, tmp_path / "rig.msgpack", heartbeat_interval_s=None)
+        start = SessionStart(
+            participant="P01", tracker="simulated", n_trials=3, screen_width_px=1920, screen_height_px=1080,
+            wall_time_s=time.time(),
+        )  # fmt: skip
+        sender.send(start)
+        geometry = DisplayGeometry.fit(*stimuli.size("1001"))
+        for trial in range(3):  # three trials of an image without fixations
+            onset_ms = 1000.0 * trial
+            last = sender.send(
+                TrialStart(
+                    trial=trial, image="1001", onset_tracker_ms=onset_ms, onset_session_ms=onset_ms,
+                    stimulus_duration_ms=500.0, **geometry.to_dict(),
+                )
+            )  # fmt: skip
+            pump(None, [sender], until=lambda: sender.acked_seq == last.seq)  # noqa: B023 — called now
+            _until(lambda: hub.progress()["settled"])
+        sender.close()
+        assert hub.health().score_ms.n == 0
+        osie = read_osie(osie_fixations_path, images=["1001"])
+        stream(timed(osie[osie["participant"] == "s01"]), stimuli, hub.endpoint, tmp_path)
+        _until(lambda: hub.progress()["settled"] and hub.health().score_ms.n > 0)
+        score_ms = hub.health().score_ms
+        assert score_ms.p50 is not None and score_ms.p50 > 0.0
+    finally:
+        hub.stop()
+
+
+def _until(condition, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -148,6 +148,8 @@ def test_session_and_health_report_the_stream(served):
     receiver = health["receiver"]
     assert receiver["accepted"] == session["n_records"]
     assert receiver["gaps"] == 0 and receiver["duplicates"] == 0 and health["malformed_total"] == 0
+    # scorings of fixations only (the wake-ups without any took ~0 ms and hid them)
+    assert health["score_ms"]["n"] > 0 and health["score_ms"]["p50"] > 1.0, health["score_ms"]
     assert {key: health["maps"][key] for key in ("names", "label", "untrained")} == {
         "names": ["cam_a", "cam_b"],
         "label": "untrained",
