@@ -224,6 +224,7 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
     # gaze and fixation: seq → send time; trial: trial → (start time, image)
     sent: dict[str, dict[int, Any]] = {"gaze": {}, "fixation": {}, "trial": {}}
     images = stimuli.image_ids
+    sender.handshake()  # as the task does at session start: the connection is up before the first send
     sender.send(
         SessionStart(
             participant="bench",
@@ -235,7 +236,10 @@ def _stream(sender: Sender, stimuli: StimulusSet, client: _Client, seconds: floa
             first_image=images[0],
         )
     )
-    time.sleep(CALIBRATION_S)  # during which the server prepares the first image
+    calibration_ends = time.perf_counter() + CALIBRATION_S  # the server prepares the first image meanwhile
+    while time.perf_counter() < calibration_ends:
+        sender.service()  # as the task does every frame, calibration included
+        time.sleep(0.01)
     rng = np.random.default_rng(2)
     start = time.perf_counter()
     trial_s = FIXATIONS_PER_TRIAL / FIXATIONS_PER_S
@@ -485,6 +489,9 @@ def main() -> int:
             print(_row(f"{label} | {route}", values, missing))
     for route, run in runs.items():
         print(_row(f"reference: WebSocket ping → pong | {route}", run["client"].pings_ms))
+    for route in runs:  # an outlier's trial says which preparation it waited for
+        per_trial = ", ".join(f"{value:.0f}" for value in latencies[route]["trial_scored"][0])
+        print(f"trial start → scored, trial by trial ({route}): {per_trial} ms")
     if {"engine", "reference"} <= set(runs):
         engine, reference = (np.asarray(latencies[r]["scores"][0]) for r in ("engine", "reference"))
         if engine.size and reference.size:
