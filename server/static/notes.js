@@ -101,7 +101,7 @@ export function startNotes(store) {
     linkReplay();
   });
   const text = el("input", { type: "text", maxlength: "2000", "data-testid": "note-text",
-    placeholder: "note: Enter saves (N puts the cursor here)", "aria-label": "note" });
+    placeholder: "N: note · Enter: save", "aria-label": "note" });
   text.addEventListener("keydown", (event) => { if (event.key === "Escape") text.blur(); });
   const form = el("form", { class: "note-form", "data-testid": "note-form" },
     el("div", { class: "presets" }, ...PRESETS.map(({ kind, label, key }) => {

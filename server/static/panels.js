@@ -77,7 +77,7 @@ export function renderHealth(store) {
   const stream = streamText(health);
   setText("health-stream", stream.text, { warn: stream.warn });
   const rates = Object.entries(health.rates_per_s).map(([kind, rate]) =>
-    el("span", { "data-kind": kind }, el("span", {}, kind), el("b", {}, `${rate.toFixed(1)}/s`)));
+    el("span", { "data-kind": kind }, el("span", {}, kind.replaceAll("_", " ")), el("b", {}, `${rate.toFixed(1)}/s`)));
   $("health-rates").replaceChildren(...(rates.length ? rates : ["—"]));
   renderReceiver(health);
   const ignored = counts(health.ignored);
