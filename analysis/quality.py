@@ -46,6 +46,7 @@ from analysis.outputs import sha256_of
 from analysis.readers.session import session_files
 from lookwhere.notes import NOTE_KINDS, NOTES_FILE, OperatorNote, excluded_trials, read_notes, server_notes_path
 from lookwhere.quality import QualityThresholds, drift_alarms
+from lookwhere.records import read_trial_rows
 
 __all__ = [
     "QualityRules",
@@ -336,7 +337,7 @@ def _one_session(folder: Path, rules: QualityRules, eyes: dict[tuple[str, int | 
             by_trial.setdefault(note.trial, []).append(note)
     excluded_by_notes = excluded_trials(notes) if rules.notes == "use" else {}
     rows = []
-    for row in _trial_rows(folder):
+    for row in read_trial_rows(folder):
         setup = _setup_at(setups, row.get("onset_unix_s"))
         drift, quality = row.get("drift_correction") or {}, row.get("quality") or {}
         trial = int(row["trial"])
@@ -385,24 +386,6 @@ def _json(path: Path) -> dict:
 
 def _number(value) -> float:
     return np.nan if value is None else float(value)
-
-
-def _trial_rows(folder: Path) -> list[dict]:
-    """The completed trials of ``trials.jsonl`` (a torn last line skipped, as the experiment does);
-    of a trial run again after a crash, the last row."""
-    path = folder / "trials.jsonl"
-    rows: dict[int, dict] = {}
-    if path.is_file():
-        lines = path.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines, 1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                logger.warning("%s line %d is incomplete; ignoring it", path, number)
-                continue
-            if not row.get("skipped"):
-                rows[int(row["trial"])] = row
-    return [rows[trial] for trial in sorted(rows)]
 
 
 def _setup_at(setups: list, onset_unix_s) -> tuple | None:

@@ -29,7 +29,14 @@ import logging
 import os
 from pathlib import Path
 
-from lookwhere.records import FIXATION_COLUMNS, SESSION_FIXATIONS_FILE, Fixation, read_fixation_csv
+from lookwhere.records import (
+    FIXATION_COLUMNS,
+    SESSION_FIXATIONS_FILE,
+    SESSION_TRIALS_FILE,
+    Fixation,
+    read_fixation_csv,
+    read_trial_rows,
+)
 
 __all__ = ["SessionRecords"]
 
@@ -78,7 +85,7 @@ class SessionRecords:
 
     @property
     def trials_path(self) -> Path:
-        return self.folder / "trials.jsonl"
+        return self.folder / SESSION_TRIALS_FILE
 
     @property
     def fixations_path(self) -> Path:
@@ -89,20 +96,8 @@ class SessionRecords:
         return self.folder / "audio"
 
     def completed_trials(self) -> list[dict]:
-        """Rows of ``trials.jsonl``, skipping a torn last line left by a killed process."""
-        if not self.trials_path.exists():
-            return []
-        rows = []
-        for number, line in enumerate(self.trials_path.read_text(encoding="utf-8").splitlines(), 1):
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                logger.warning(
-                    "%s line %d is incomplete (interrupted write); ignoring it",
-                    self.trials_path,
-                    number,
-                )
-        return rows
+        """Rows of ``trials.jsonl`` in file order, skipping a torn last line left by a killed process."""
+        return read_trial_rows(self.folder, shown_only=False)
 
     def repair(self) -> list[dict]:
         """Make the tables consistent after an interruption; return the completed trial rows.

@@ -21,7 +21,10 @@ record times (e.g. OSIE) carry NaN there.
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
     "Fixation",
@@ -29,7 +32,9 @@ __all__ = [
     "FIXATION_DTYPES",
     "OPTIONAL_COLUMNS",
     "SESSION_FIXATIONS_FILE",
+    "SESSION_TRIALS_FILE",
     "read_fixation_csv",
+    "read_trial_rows",
 ]
 
 
@@ -93,6 +98,10 @@ FIXATION_DTYPES: dict[str, str] = {f.name: _DTYPE_OF[str(f.type)] for f in datac
 
 #: The fixation table of a recorded session, in its folder (written by :mod:`experiment.records`).
 SESSION_FIXATIONS_FILE = "fixations.csv"
+#: The trial rows of a recorded session, one JSON object a line, in its folder (the same writer).
+SESSION_TRIALS_FILE = "trials.jsonl"
+
+logger = logging.getLogger(__name__)
 
 
 def read_fixation_csv(path):
@@ -112,3 +121,37 @@ def read_fixation_csv(path):
         if name not in table.columns:
             table[name] = pd.Series(default, index=table.index, dtype=FIXATION_DTYPES[name])
     return table[list(FIXATION_COLUMNS)]
+
+
+def read_trial_rows(folder: str | Path, *, shown_only: bool = True) -> list[dict]:
+    """The trial rows of a session folder's ``trials.jsonl``.
+
+    A torn line (a write a crash cut short) is skipped with a warning; no file gives no rows.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The session folder.
+    shown_only : bool
+        True: the shown trials in trial order, skipped trials left out and, of a trial with
+        several rows, the last (what the analysis reads). False: every complete row in file order
+        (what the experiment repairs and resumes from).
+
+    Returns
+    -------
+    list of dict
+        The rows as written (:class:`experiment.presentation.TrialRow` fields).
+    """
+    path = Path(folder) / SESSION_TRIALS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            logger.warning("%s line %d is incomplete (an interrupted write); ignoring it", path, number)
+    if not shown_only:
+        return rows
+    shown = {int(row["trial"]): row for row in rows if not row.get("skipped")}
+    return [shown[trial] for trial in sorted(shown)]

@@ -31,12 +31,11 @@ from typing import Literal, cast
 import numpy as np
 import pandas as pd
 
-from analysis.quality import _trial_rows
 from analysis.readers.calibration import calibration_tables, last_validation
 from analysis.readers.eyelink import EyeLinkDataWarning, EyeLinkRecording, read_recording
 from analysis.readers.session_edf import session_edfs
 from lookwhere import protocol
-from lookwhere.records import SESSION_FIXATIONS_FILE, read_fixation_csv
+from lookwhere.records import SESSION_FIXATIONS_FILE, read_fixation_csv, read_trial_rows
 from stimuli.viewing import LAB_SCREEN_WIDTH_CM, LAB_VIEWING_DISTANCE_CM
 
 __all__ = ["EVENT_COLUMNS", "EyeRecord", "Screen", "Segment", "SessionData", "read_session_data", "session_folders"]
@@ -268,7 +267,7 @@ def _read_json(path: Path) -> dict:
 
 def _trial_table(folder: Path) -> pd.DataFrame:
     """The shown trials of ``trials.jsonl`` (skipped ones left out), one row each."""
-    rows = _trial_rows(folder)
+    rows = read_trial_rows(folder)
     if not rows:
         raise ValueError(f"{folder / 'trials.jsonl'} holds no completed trial: nothing to export from {folder}")
     table = []

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.voice.detect import VoiceParams, detect_utterances
+from lookwhere.records import read_trial_rows
 
 __all__ = [
     "AudioTrial",
@@ -141,21 +142,11 @@ def _session_ids(folder: Path) -> tuple[str, str]:
     return str(config.get("participant") or folder.name), str(config.get("session_id") or folder.name)
 
 
-def _session_rows(folder: Path) -> list[dict]:
-    rows = []
-    for number, line in enumerate((folder / "trials.jsonl").read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            logger.warning("%s line %d is incomplete (interrupted write); ignoring it", folder / "trials.jsonl", number)
-    return rows
-
-
 def _session_trials(folder: Path) -> list[AudioTrial]:
     participant, session = _session_ids(folder)
     trials = []
-    for row in _session_rows(folder):
-        if not row.get("mic_file") or row.get("skipped"):
+    for row in read_trial_rows(folder):  # the last run of a trial run again
+        if not row.get("mic_file"):
             continue
         file = folder / row["mic_file"]
         if not file.is_file():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from experiment.records import SessionRecords
-from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES, Fixation
+from lookwhere.records import FIXATION_COLUMNS, FIXATION_DTYPES, Fixation, read_trial_rows
 
 
 def _fixation(trial: int, start_ms: float) -> Fixation:
@@ -84,3 +84,24 @@ def test_manifest_is_replaced_atomically(tmp_path):
     records.write_manifest({"status": "completed"})
     assert records.read_manifest() == {"status": "completed"}
     assert not list(records.folder.glob("*.tmp"))
+
+
+def test_the_analysis_reads_each_shown_trial_once(tmp_path, caplog):
+    """read_trial_rows (what the analysis, the BIDS export and voice detection read): skipped
+    trials out, the last row of a trial written twice, a torn line skipped with a warning; the
+    experiment's own view keeps every complete row in file order."""
+    records = SessionRecords(tmp_path / "P07")
+    records.create()
+    records.append_trial({"trial": 1, "image": "img1", "run": "first"}, [])
+    records.append_trial({"trial": 0, "image": "img0"}, [])
+    records.append_trial({"trial": 2, "image": "img2", "skipped": True}, [])
+    records.append_trial({"trial": 1, "image": "img1", "run": "again"}, [])
+    with records.trials_path.open("a") as handle:
+        handle.write('{"trial": 3, "ima')  # torn by a kill
+    assert read_trial_rows(records.folder) == [
+        {"trial": 0, "image": "img0"},
+        {"trial": 1, "image": "img1", "run": "again"},
+    ]
+    assert "line 5 is incomplete" in caplog.text
+    assert [row["trial"] for row in records.completed_trials()] == [1, 0, 2, 1]
+    assert read_trial_rows(tmp_path / "nowhere") == []
