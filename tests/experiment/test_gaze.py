@@ -83,8 +83,13 @@ def test_simulated_participant_looks_at_the_dot_after_a_latency(four_images):
     assert len(set(np.round(arrivals))) == 3  # drawn per participant
 
 
-def test_simulated_gaze_jitter_has_the_stated_spread(four_images):
+def test_simulated_gaze_jitter_has_the_stated_spread(four_images, monkeypatch):
     tracker = SimulatedTracker(StimulusSet(four_images), screen_width_px=1920, screen_height_px=1080, scale=2.0, seed=4)
+    # The tracker clock stands still: the simulated participant starts fixating shortly into the
+    # recording, and a pause of the process (load, the collector) let that happen mid-loop (one CI
+    # run: σ 11 and 253 px for 4 stated; a 0.5 s pause mid-loop gives 15 and 260).
+    now_ms = tracker.tracker_time_ms()
+    monkeypatch.setattr(tracker, "tracker_time_ms", lambda: now_ms)
     tracker.start_recording()  # no TRIALID: the current position is held (no fixation yet)
     gaze = np.array([tracker.gaze_position() for _ in range(2000)])
     # Sample standard deviation of 2000 draws: within ±10 % of σ (its s.e. is σ/√4000 ≈ 1.6 %).
