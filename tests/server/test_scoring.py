@@ -162,20 +162,13 @@ def test_health_times_scorings_of_fixations_only(osie_fixations_path, osie_stimu
                 )
             )  # fmt: skip
             pump(None, [sender], until=lambda: sender.acked_seq == last.seq)  # noqa: B023 — called now
-            _until(lambda: hub.progress()["settled"])
+            pump(None, [], until=lambda: hub.progress()["settled"], timeout_s=30)
         sender.close()
         assert hub.health().score_ms.n == 0
         osie = read_osie(osie_fixations_path, images=["1001"])
         stream(timed(osie[osie["participant"] == "s01"]), stimuli, hub.endpoint, tmp_path)
-        _until(lambda: hub.progress()["settled"] and hub.health().score_ms.n > 0)
+        pump(None, [], until=lambda: hub.progress()["settled"] and hub.health().score_ms.n > 0, timeout_s=30)
         score_ms = hub.health().score_ms
         assert score_ms.p50 is not None and score_ms.p50 > 0.0
     finally:
         hub.stop()
-
-
-def _until(condition, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
